@@ -1,0 +1,1 @@
+"""Wavepilot's Slack bot (slack-bolt). Built in the Slack bot issue."""

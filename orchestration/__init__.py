@@ -1,0 +1,1 @@
+"""Wavepilot orchestration: manifests, planning, publishing and the migration pipeline."""

@@ -1,0 +1,259 @@
+"""``wavepilot``: validate, plan and publish wave manifests; run the local demo.
+
+Exit status: 0 success, 1 invalid manifests or a failed publish, 2 usage errors
+(unknown option, missing path, unknown git revision).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from orchestration.manifests import disk
+from orchestration.manifests.findings import Finding, Severity
+from orchestration.manifests.validation import validate_files
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except UsageError as exc:
+        print(f"wavepilot {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+class UsageError(Exception):
+    """Bad arguments: exit status 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wavepilot",
+        description="Move VMs from Azure to AWS in waves, described in YAML manifests.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = commands.add_parser(
+        "validate", help="check wave manifests; every error as path:line:col"
+    )
+    validate.add_argument(
+        "paths", nargs="*", metavar="PATH", help="files or folders (default: manifests/waves)"
+    )
+    validate.set_defaults(handler=_validate)
+
+    plan = commands.add_parser("plan", help="what merging a change will do, per wave")
+    _add_range_arguments(plan, head_required=False)
+    plan.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    plan.add_argument("--output", type=Path, help="write the plan to this file instead of stdout")
+    plan.set_defaults(handler=_plan)
+
+    publish = commands.add_parser(
+        "publish", help="send one SQS message per added or changed VM in a revision range"
+    )
+    _add_range_arguments(publish, head_required=True)
+    publish.add_argument(
+        "--queue-url",
+        default=os.environ.get("SQS_QUEUE_URL"),
+        help="request queue (default: $SQS_QUEUE_URL)",
+    )
+    publish.add_argument("--dry-run", action="store_true", help="print the bodies, send nothing")
+    publish.add_argument(
+        "--cancel-removed",
+        action="store_true",
+        help="also send a cancel request for each VM removed from a manifest",
+    )
+    publish.set_defaults(handler=_publish)
+
+    schema = commands.add_parser("schema", help="print the wave manifest JSON Schema")
+    schema.add_argument("--output", type=Path, help="write it to this file")
+    schema.add_argument(
+        "--check", type=Path, metavar="FILE", help="exit 1 if FILE differs from the models"
+    )
+    schema.set_defaults(handler=_schema)
+
+    demo = commands.add_parser("demo", help="run the whole system locally on the embedded default")
+    demo.add_argument("--report", type=Path, help="write a JSON report of the run")
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def _add_range_arguments(parser: argparse.ArgumentParser, *, head_required: bool) -> None:
+    parser.add_argument(
+        "--base",
+        required=True,
+        help="revision already published (a ref, SHA, or 'empty' for nothing)",
+    )
+    parser.add_argument(
+        "--head", required=head_required, default="HEAD", help="revision to publish (default HEAD)"
+    )
+    parser.add_argument(
+        "--manifests", default="manifests/waves", help="folder of wave files in the repository"
+    )
+    parser.add_argument("--repo", type=Path, default=None, help="git repository (default: cwd)")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _print_findings(findings: Sequence[Finding]) -> None:
+    annotate = os.environ.get("GITHUB_ACTIONS") == "true"
+    for finding in findings:
+        print(finding)
+        if annotate:
+            print(finding.github_annotation())
+
+
+def _validate(args: argparse.Namespace) -> int:
+    try:
+        paths = disk.discover(args.paths or ["manifests/waves"])
+    except disk.PathNotFoundError as exc:
+        raise UsageError(f"no such file or folder: {exc}") from None
+    if not paths:
+        folders = " ".join(args.paths or ["manifests/waves"])
+        raise UsageError(f"no wave files (*.yaml, *.yml) in {folders}")
+    files, unreadable = disk.read(paths)
+    result = validate_files(files, now=_now())
+    findings = sorted([*unreadable, *result.findings])
+    _print_findings(findings)
+    errors = sum(1 for f in findings if f.severity is Severity.ERROR)
+    warnings = len(findings) - errors
+    if errors:
+        print(
+            f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning"
+            f"{'s' if warnings != 1 else ''} in {len(paths)} file{'s' if len(paths) != 1 else ''}"
+        )
+        return EXIT_INVALID
+    print(
+        f"ok: {len(paths)} file{'s' if len(paths) != 1 else ''}, {len(result.waves)} wave"
+        f"{'s' if len(result.waves) != 1 else ''}, {len(result.vms)} VM"
+        f"{'s' if len(result.vms) != 1 else ''} valid"
+        + (f" ({warnings} warning{'s' if warnings != 1 else ''})" if warnings else "")
+    )
+    return EXIT_OK
+
+
+def _build_plan(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from orchestration.gitops.git import GitError, GitRepository
+    from orchestration.gitops.plan import build_plan
+
+    try:
+        repo = GitRepository.discover(args.repo)
+        base, head = repo.resolve(args.base), repo.resolve(args.head)
+    except GitError as exc:
+        raise UsageError(str(exc)) from None
+    return build_plan(repo, base, head, now=_now(), manifest_dir=args.manifests)
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from orchestration.gitops.render import render_markdown
+
+    plan = _build_plan(args)
+    if args.format == "json":
+        text = json.dumps(plan.as_json(), indent=2, sort_keys=False) + "\n"
+    else:
+        text = render_markdown(plan)
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            _print_findings(plan.findings)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK if plan.valid else EXIT_INVALID
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from orchestration.gitops.publish import RequestPublisher, message_body, sqs_client
+    from orchestration.terminal import terminal
+
+    plan = _build_plan(args)
+    console = terminal()
+    if not plan.valid:
+        _print_findings(plan.findings)
+        console.print(
+            f"[bold red]refusing to publish:[/] {plan.head.short} has invalid manifests; "
+            "nothing was sent"
+        )
+        return EXIT_INVALID
+    requests = [*plan.requests, *(plan.cancellations if args.cancel_removed else [])]
+    if args.dry_run:
+        for request in requests:
+            print(message_body(request))
+        console.print(
+            f"dry run: would send {len(requests)} message{'s' if len(requests) != 1 else ''} "
+            f"for {plan.base.short}..{plan.head.short}"
+        )
+        return EXIT_OK
+    if not requests:
+        console.print(f"nothing to publish for {plan.base.short}..{plan.head.short}")
+        return EXIT_OK
+    if not args.queue_url:
+        raise UsageError("no queue: pass --queue-url or set SQS_QUEUE_URL")
+
+    report = RequestPublisher(sqs_client(args.queue_url), args.queue_url).publish(requests)
+    table = Table(title=f"Published {plan.base.short}..{plan.head.short}")
+    for column in ("Wave", "VM", "Migration", "Revision", "Action"):
+        table.add_column(column)
+    for request in report.sent:
+        table.add_row(
+            request.wave,
+            request.target_vm_name,
+            request.migration_id,
+            request.revision or "",
+            request.action,
+        )
+    console.print(table)
+    console.print(
+        f"sent {len(report.sent)} of {len(requests)} in {report.batches} "
+        f"batch{'es' if report.batches != 1 else ''} ({report.retried_entries} entries retried)"
+    )
+    for failure in report.failed:
+        console.print(
+            f"[red]failed:[/] {failure.request.migration_id} ({failure.request.target_vm_name}): "
+            f"{failure.code} {failure.reason}"
+        )
+    return EXIT_OK if report.ok else EXIT_INVALID
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from orchestration.manifests.schema import wave_json_schema_text
+
+    text = wave_json_schema_text()
+    if args.check:
+        if not args.check.is_file() or args.check.read_text(encoding="utf-8") != text:
+            print(
+                f"{args.check} differs from the models: "
+                f"run `wavepilot schema --output {args.check}`",
+                file=sys.stderr,
+            )
+            return EXIT_INVALID
+        print(f"{args.check} matches the models")
+        return EXIT_OK
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from orchestration.local.demo import run_demo
+
+    return run_demo(report_path=args.report)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The GitOps front: manifests read from git revisions, plans and publishing."""

@@ -1,0 +1,250 @@
+"""The wave manifest model: wave -> application -> VM, with inherited defaults.
+
+Every model is strict (no type coercion) and forbids unknown keys. YAML keys are
+camelCase (the seed's message uses ``targetVmName``, ``instanceType``...); Python
+attributes are snake_case. Field-level rules live in :mod:`orchestration.manifests.fields`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from orchestration.manifests.fields import (
+    AppName,
+    AwsAccountId,
+    AwsRegion,
+    AzureVmResourceId,
+    CallbackUrl,
+    EnvironmentName,
+    FreeText,
+    Hostname,
+    IamInstanceProfileName,
+    InstanceType,
+    SecurityGroupId,
+    SlackChannelId,
+    SlackPrincipalId,
+    SourceServerId,
+    SubnetId,
+    Tags,
+    TargetVmName,
+    UrlPath,
+    UserProvidedId,
+    WaveName,
+)
+
+
+class StrictModel(BaseModel):
+    """Base for every manifest model: strict types, no unknown keys, camelCase keys."""
+
+    model_config = ConfigDict(
+        strict=True,
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        validate_by_name=False,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
+
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+TimeoutSeconds = Annotated[int, Field(ge=1, le=60, description="How long to wait, in seconds.")]
+
+
+class TcpHealthCheck(StrictModel):
+    """The launched instance accepts TCP connections on a port."""
+
+    type: Literal["tcp"]
+    port: Port
+    timeout_seconds: TimeoutSeconds = 5
+
+
+class HttpHealthCheck(StrictModel):
+    """The launched instance answers an HTTP(S) request with the expected status."""
+
+    type: Literal["http"]
+    path: UrlPath
+    port: Port | None = Field(default=None, description="Defaults to 80 for http, 443 for https.")
+    scheme: Literal["http", "https"] = "http"
+    expected_status: Annotated[int, Field(ge=100, le=599)] = 200
+    timeout_seconds: TimeoutSeconds = 5
+
+
+HealthCheck = Annotated[TcpHealthCheck | HttpHealthCheck, Field(discriminator="type")]
+
+OsFamily = Literal["windows", "linux"]
+BootMode = Literal["LEGACY_BIOS", "UEFI", "USE_SOURCE"]
+
+
+class LaunchSettings(StrictModel):
+    """Settings a VM can inherit from its application's or wave's ``defaults``.
+
+    Lists and scalars set on a VM replace inherited ones; ``tags`` are merged key by key
+    (wave, then application, then VM).
+    """
+
+    os_family: OsFamily | None = None
+    instance_type: InstanceType | None = None
+    subnet_id: SubnetId | None = None
+    security_group_ids: (
+        Annotated[list[SecurityGroupId], Field(min_length=1, max_length=5)] | None
+    ) = None
+    test_subnet_id: SubnetId | None = Field(
+        default=None, description="Subnet for the test launch; defaults to subnetId."
+    )
+    test_security_group_ids: (
+        Annotated[list[SecurityGroupId], Field(min_length=1, max_length=5)] | None
+    ) = Field(
+        default=None, description="Security groups for the test launch; default securityGroupIds."
+    )
+    iam_instance_profile: IamInstanceProfileName | None = None
+    tags: Tags | None = None
+    boot_mode: BootMode | None = Field(
+        default=None, description="MGN bootMode; USE_SOURCE keeps the source VM's boot mode."
+    )
+    os_byol: bool | None = Field(
+        default=None, description="Bring your own OS licence (MGN licensing.osByol)."
+    )
+    health_checks: Annotated[list[HealthCheck], Field(max_length=10)] | None = Field(
+        default=None, description="Checks a launched test or cutover instance must pass."
+    )
+    callback_urls: Annotated[list[CallbackUrl], Field(max_length=5)] | None = Field(
+        default=None, description="https endpoints that receive signed status events."
+    )
+
+
+class Source(StrictModel):
+    """The Azure VM and how to find its MGN source server.
+
+    MGN resolution order: ``sourceServerId``, then ``userProvidedId``, then a unique
+    ``hostname`` match. At least one of the three is required.
+    """
+
+    azure_resource_id: AzureVmResourceId
+    source_server_id: SourceServerId | None = None
+    user_provided_id: UserProvidedId | None = None
+    hostname: Hostname | None = None
+
+    @model_validator(mode="after")
+    def _findable_in_mgn(self) -> Source:
+        if (
+            self.source_server_id is None
+            and self.user_provided_id is None
+            and self.hostname is None
+        ):
+            raise ValueError(
+                "say how to find this VM in MGN: set sourceServerId, userProvidedId or hostname"
+            )
+        return self
+
+
+class Vm(LaunchSettings):
+    """One VM to migrate, as written in the manifest (before defaults are applied)."""
+
+    source: Source
+    target_vm_name: TargetVmName
+
+
+class Application(StrictModel):
+    name: AppName
+    description: FreeText | None = None
+    defaults: LaunchSettings | None = None
+    vms: Annotated[list[Vm], Field(min_length=1)]
+
+
+class Target(StrictModel):
+    """Where the wave lands in AWS."""
+
+    account_id: AwsAccountId
+    region: AwsRegion
+
+
+class CutoverWindow(StrictModel):
+    """When cutovers may run. Timezone-aware ISO 8601 timestamps."""
+
+    start: Annotated[AwareDatetime, Field(strict=False)]
+    end: Annotated[AwareDatetime, Field(strict=False)]
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> CutoverWindow:
+        if self.end <= self.start:
+            raise ValueError(
+                f"the window must end after it starts (start {self.start.isoformat()}, "
+                f"end {self.end.isoformat()})"
+            )
+        return self
+
+
+class Wave(StrictModel):
+    """One wave manifest file: ``manifests/waves/<name>.yaml``."""
+
+    name: WaveName
+    description: FreeText | None = None
+    environment: EnvironmentName
+    target: Target
+    cutover_window: CutoverWindow
+    slack_channel: SlackChannelId
+    approvers: Annotated[list[SlackPrincipalId], Field(min_length=1)] = Field(
+        description="Slack user IDs (U..., W...) and user-group IDs (S...) who may approve."
+    )
+    operators: Annotated[list[SlackPrincipalId], Field(min_length=1)] = Field(
+        description="Slack user IDs and user-group IDs allowed to roll a migration back."
+    )
+    defaults: LaunchSettings | None = None
+    applications: Annotated[list[Application], Field(min_length=1)]
+
+
+class EffectiveVm(StrictModel):
+    """A VM with every default applied: what is validated, planned and published."""
+
+    wave: WaveName
+    app_name: AppName
+    environment: EnvironmentName
+    target_account_id: AwsAccountId
+    target_region: AwsRegion
+    cutover_window: CutoverWindow
+    slack_channel: SlackChannelId
+    approvers: list[SlackPrincipalId]
+    operators: list[SlackPrincipalId]
+    source: Source
+    target_vm_name: TargetVmName
+    os_family: OsFamily
+    instance_type: InstanceType
+    subnet_id: SubnetId
+    security_group_ids: list[SecurityGroupId]
+    test_subnet_id: SubnetId
+    test_security_group_ids: list[SecurityGroupId]
+    iam_instance_profile: IamInstanceProfileName | None
+    tags: Tags
+    boot_mode: BootMode
+    os_byol: bool
+    health_checks: list[HealthCheck]
+    callback_urls: list[CallbackUrl]
+
+
+# Settings a VM must end up with once defaults are applied, in the order they are reported.
+REQUIRED_EFFECTIVE_SETTINGS: tuple[str, ...] = (
+    "osFamily",
+    "instanceType",
+    "subnetId",
+    "securityGroupIds",
+)
+
+__all__ = [
+    "REQUIRED_EFFECTIVE_SETTINGS",
+    "Application",
+    "CutoverWindow",
+    "EffectiveVm",
+    "HealthCheck",
+    "HttpHealthCheck",
+    "LaunchSettings",
+    "Source",
+    "StrictModel",
+    "Target",
+    "TcpHealthCheck",
+    "Vm",
+    "Wave",
+]

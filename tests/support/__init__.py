@@ -1,0 +1,1 @@
+"""Helpers shared by tests: real git repositories and small wave manifests."""

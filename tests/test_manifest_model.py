@@ -1,0 +1,661 @@
+"""Wave manifest rules beyond single mistakes: defaults, identities, the examples and the CLI."""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from orchestration import cli
+from orchestration.manifests.model import EffectiveVm, HttpHealthCheck, TcpHealthCheck
+from orchestration.manifests.validation import (
+    LocatedVm,
+    ManifestFile,
+    ManifestSet,
+    migration_id,
+    validate_files,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "manifests" / "waves"
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+AZURE_ID = (
+    "/subscriptions/6f1c2a90-3b7e-4d5a-9c11-2f8e7a4b9d10/resourceGroups/rg-app"
+    "/providers/Microsoft.Compute/virtualMachines/{name}"
+)
+
+Manifest = dict[str, Any]
+
+
+def a_vm(name: str, **settings: Any) -> Manifest:
+    return {
+        "source": {"azureResourceId": AZURE_ID.format(name=name), "userProvidedId": name},
+        "targetVmName": name,
+        **settings,
+    }
+
+
+def a_wave(name: str = "wave-x", *vms: Manifest, account: str = "111122223333") -> Manifest:
+    """A valid wave with one application; defaults set only what every VM must have."""
+    return {
+        "name": name,
+        "environment": "test",
+        "target": {"accountId": account, "region": "us-east-1"},
+        "cutoverWindow": {"start": "2026-12-05T20:00:00+00:00", "end": "2026-12-06T02:00:00+00:00"},
+        "slackChannel": "C07WAVE0001",
+        "approvers": ["U07ALICE001"],
+        "operators": ["U07BOBOPS01"],
+        "defaults": {
+            "osFamily": "linux",
+            "instanceType": "t3.medium",
+            "subnetId": "subnet-0a11b22c",
+            "securityGroupIds": ["sg-0a11b22c"],
+        },
+        "applications": [{"name": "app", "vms": list(vms) or [a_vm("vm-01")]}],
+    }
+
+
+def validate(*waves: Manifest) -> ManifestSet:
+    files = [ManifestFile(f"{w['name']}.yaml", yaml.safe_dump(w, sort_keys=False)) for w in waves]
+    return validate_files(files, now=NOW)
+
+
+def effective(*waves: Manifest) -> list[EffectiveVm]:
+    result = validate(*waves)
+    assert result.findings == [], "\n".join(map(str, result.findings))
+    return [vm.spec for vm in result.vms]
+
+
+def only_vm(wave: Manifest) -> LocatedVm:
+    result = validate(wave)
+    assert result.findings == [], "\n".join(map(str, result.findings))
+    (vm,) = result.vms
+    return vm
+
+
+# --- defaults: wave -> application -> VM ---------------------------------------------------
+
+
+def test_a_vm_without_settings_of_its_own_gets_the_wave_defaults() -> None:
+    (vm,) = effective(a_wave())
+
+    assert (vm.os_family, vm.instance_type, vm.subnet_id, vm.security_group_ids) == (
+        "linux",
+        "t3.medium",
+        "subnet-0a11b22c",
+        ["sg-0a11b22c"],
+    )
+
+
+def test_the_nearest_layer_wins_for_scalars() -> None:
+    wave = a_wave("wave-x", a_vm("vm-01"), a_vm("vm-02", instanceType="m6i.large"))
+    wave["applications"][0]["defaults"] = {"instanceType": "t3.large", "osFamily": "windows"}
+
+    vm_01, vm_02 = effective(wave)
+
+    assert (vm_01.instance_type, vm_01.os_family) == ("t3.large", "windows")
+    assert (vm_02.instance_type, vm_02.os_family) == ("m6i.large", "windows")
+
+
+def test_an_application_default_applies_only_to_its_own_vms() -> None:
+    wave = a_wave()
+    wave["applications"].append(
+        {"name": "other", "defaults": {"instanceType": "r6i.large"}, "vms": [a_vm("vm-02")]}
+    )
+
+    vm_01, vm_02 = effective(wave)
+
+    assert (vm_01.app_name, vm_01.instance_type) == ("app", "t3.medium")
+    assert (vm_02.app_name, vm_02.instance_type) == ("other", "r6i.large")
+
+
+def test_lists_on_a_nearer_layer_replace_inherited_lists() -> None:
+    wave = a_wave(
+        "wave-x",
+        a_vm(
+            "vm-01", securityGroupIds=["sg-0c33d44e"], healthChecks=[{"type": "tcp", "port": 443}]
+        ),
+    )
+    wave["defaults"]["securityGroupIds"] = ["sg-0a11b22c", "sg-0b22c33d"]
+    wave["defaults"]["healthChecks"] = [{"type": "tcp", "port": 22}]
+    wave["defaults"]["callbackUrls"] = ["https://hooks.example.com/a"]
+    wave["applications"][0]["defaults"] = {"callbackUrls": ["https://hooks.example.com/b"]}
+
+    (vm,) = effective(wave)
+
+    assert vm.security_group_ids == ["sg-0c33d44e"]
+    assert vm.health_checks == [TcpHealthCheck.model_validate({"type": "tcp", "port": 443})]
+    assert vm.callback_urls == ["https://hooks.example.com/b"]
+
+
+def test_tags_merge_key_by_key_and_the_nearest_value_wins() -> None:
+    wave = a_wave("wave-x", a_vm("vm-01", tags={"Owner": "vm-team", "Tier": "web"}))
+    wave["defaults"]["tags"] = {"CostCenter": "4410", "Owner": "wave-team"}
+    wave["applications"][0]["defaults"] = {"tags": {"Owner": "app-team", "Application": "app"}}
+
+    (vm,) = effective(wave)
+
+    assert vm.tags == {
+        "CostCenter": "4410",
+        "Owner": "vm-team",
+        "Application": "app",
+        "Tier": "web",
+    }
+
+
+def test_test_launch_network_defaults_to_the_effective_cutover_network() -> None:
+    wave = a_wave(
+        "wave-x",
+        a_vm("vm-01"),
+        a_vm("vm-02", subnetId="subnet-0b22c33d", securityGroupIds=["sg-0b22c33d"]),
+    )
+
+    vm_01, vm_02 = effective(wave)
+
+    assert (vm_01.test_subnet_id, vm_01.test_security_group_ids) == (
+        "subnet-0a11b22c",
+        ["sg-0a11b22c"],
+    )
+    # The VM's own subnet, not the wave's: the default is taken after merging.
+    assert (vm_02.test_subnet_id, vm_02.test_security_group_ids) == (
+        "subnet-0b22c33d",
+        ["sg-0b22c33d"],
+    )
+
+
+def test_an_explicit_test_network_is_kept_when_the_vm_changes_its_subnet() -> None:
+    wave = a_wave("wave-x", a_vm("vm-01", subnetId="subnet-0b22c33d"))
+    wave["defaults"]["testSubnetId"] = "subnet-0a11b99f"
+    wave["defaults"]["testSecurityGroupIds"] = ["sg-0a11b99f"]
+
+    (vm,) = effective(wave)
+
+    assert (vm.subnet_id, vm.test_subnet_id) == ("subnet-0b22c33d", "subnet-0a11b99f")
+    assert (vm.security_group_ids, vm.test_security_group_ids) == (["sg-0a11b22c"], ["sg-0a11b99f"])
+
+
+def test_optional_settings_have_safe_defaults() -> None:
+    (vm,) = effective(a_wave())
+
+    assert vm.boot_mode == "USE_SOURCE"
+    assert vm.os_byol is False
+    assert vm.iam_instance_profile is None
+    assert vm.tags == {}
+    assert vm.health_checks == []
+    assert vm.callback_urls == []
+
+
+def test_wave_level_fields_are_copied_into_every_vm() -> None:
+    wave = a_wave("wave-x", a_vm("vm-01"), a_vm("vm-02"))
+
+    for vm in effective(wave):
+        assert vm.wave == "wave-x"
+        assert vm.app_name == "app"
+        assert vm.environment == "test"
+        assert (vm.target_account_id, vm.target_region) == ("111122223333", "us-east-1")
+        assert vm.cutover_window.start == datetime(2026, 12, 5, 20, tzinfo=UTC)
+        assert vm.slack_channel == "C07WAVE0001"
+        assert (vm.approvers, vm.operators) == (["U07ALICE001"], ["U07BOBOPS01"])
+
+
+def test_a_setting_missing_everywhere_is_reported_once_per_vm_with_all_names() -> None:
+    wave = a_wave("wave-x", a_vm("vm-01"), a_vm("vm-02", osFamily="linux"))
+    del wave["defaults"]
+
+    result = validate(wave)
+
+    assert [f.message for f in result.findings] == [
+        "applications[0].vms[0]: no value for osFamily, instanceType, subnetId, "
+        "securityGroupIds: set it on the VM, in its application's defaults or in the wave's "
+        "defaults",
+        "applications[0].vms[1]: no value for instanceType, subnetId, securityGroupIds: "
+        "set it on the VM, in its application's defaults or in the wave's defaults",
+    ]
+    assert result.vms == []
+
+
+def test_a_missing_setting_is_reported_together_with_other_mistakes() -> None:
+    wave = a_wave()
+    del wave["defaults"]["instanceType"]
+    wave["slackChannel"] = "migrations"
+
+    messages = [f.message for f in validate(wave).findings]
+
+    assert len(messages) == 2
+    assert messages[0].startswith("slackChannel: 'migrations' is not a Slack channel ID")
+    assert messages[1].startswith("applications[0].vms[0]: no value for instanceType:")
+
+
+def test_the_example_wave_1_vms_are_merged_as_documented() -> None:
+    result = _validate_examples()
+    specs = {vm.spec.target_vm_name: vm.spec for vm in result.vms if vm.spec.wave == "wave-1"}
+
+    web = specs["intranet-web-01"]
+    assert web.tags == {
+        "CostCenter": "4410",
+        "MigrationWave": "wave-1",
+        "Environment": "test",
+        "Application": "intranet",
+        "Tier": "web",
+    }
+    assert web.security_group_ids == ["sg-0a11b22c", "sg-0c33d44e"]
+    assert web.test_subnet_id == "subnet-0a11b99f"  # set on the wave, not derived
+    assert web.test_security_group_ids == ["sg-0a11b22c", "sg-0c33d44e"]  # derived from the VM
+    assert web.iam_instance_profile == "wavepilot-ssm-instance"
+    reporting = specs["rpt-ssrs-01"]
+    assert (reporting.os_family, reporting.boot_mode) == ("windows", "UEFI")
+    https_check = {"type": "http", "scheme": "https", "port": 443, "path": "/ReportServer"}
+    assert reporting.health_checks[1] == HttpHealthCheck.model_validate(
+        {**https_check, "expectedStatus": 401}
+    )
+
+
+# --- migration IDs -------------------------------------------------------------------------
+
+
+def test_migration_id_is_pinned_so_published_requests_stay_idempotent() -> None:
+    # A change here re-publishes every VM as new: only change it deliberately.
+    result = _validate_examples()
+    ids = {vm.spec.target_vm_name: vm.migration_id for vm in result.vms}
+
+    assert ids["intranet-web-01"] == "mig-5d50e40f81009ce3"
+
+
+def test_migration_id_ignores_the_case_of_the_azure_resource_id() -> None:
+    lower = a_wave()
+    upper = a_wave()
+    upper["applications"][0]["vms"][0]["source"]["azureResourceId"] = AZURE_ID.format(
+        name="vm-01"
+    ).upper()
+
+    assert only_vm(lower).migration_id == only_vm(upper).migration_id
+    assert migration_id("w", "/SUBSCRIPTIONS/X") == migration_id("w", "/subscriptions/x")
+
+
+def test_migration_id_differs_per_wave_for_the_same_vm() -> None:
+    assert only_vm(a_wave("wave-a")).migration_id != only_vm(a_wave("wave-b")).migration_id
+
+
+def test_migration_id_does_not_change_with_the_vm_settings() -> None:
+    changed = a_wave("wave-x", a_vm("vm-01", instanceType="m6i.large", targetVmName="renamed"))
+
+    assert only_vm(changed).migration_id == only_vm(a_wave()).migration_id
+
+
+def test_every_example_vm_has_its_own_migration_id() -> None:
+    result = _validate_examples()
+
+    assert len({vm.migration_id for vm in result.vms}) == len(result.vms) == 25
+
+
+# --- revisions -----------------------------------------------------------------------------
+
+Edit = Callable[[Manifest], None]
+
+
+def _vm0(wave: Manifest) -> Manifest:
+    vm: Manifest = wave["applications"][0]["vms"][0]
+    return vm
+
+
+def _set_vm(**settings: Any) -> Edit:
+    return lambda wave: _vm0(wave).update(settings)
+
+
+def _set_defaults(**settings: Any) -> Edit:
+    return lambda wave: wave["defaults"].update(settings)
+
+
+def _set_app_defaults(**settings: Any) -> Edit:
+    return lambda wave: wave["applications"][0].setdefault("defaults", {}).update(settings)
+
+
+def _set(*path: str | int, value: Any) -> Edit:
+    def edit(wave: Manifest) -> None:
+        node: Any = wave
+        for part in path[:-1]:
+            node = node[part]
+        node[path[-1]] = value
+
+    return edit
+
+
+CHANGES_EFFECTIVE_SPEC: dict[str, Edit] = {
+    "vm instanceType": _set_vm(instanceType="t3.large"),
+    "wave default subnet": _set_defaults(subnetId="subnet-0b22c33d"),
+    "application default tag": _set_app_defaults(tags={"Owner": "app-team"}),
+    "vm tag added": _set_vm(tags={"Owner": "someone-else"}),
+    "security group order": _set_defaults(securityGroupIds=["sg-0b22c33d", "sg-0a11b22c"]),
+    "health check": _set_vm(healthChecks=[{"type": "tcp", "port": 22}]),
+    "boot mode": _set_vm(bootMode="UEFI"),
+    "os byol": _set_vm(osByol=True),
+    "test subnet": _set_vm(testSubnetId="subnet-0a11b99f"),
+    "cutover window end": _set("cutoverWindow", "end", value="2026-12-06T03:00:00+00:00"),
+    "approvers": _set("approvers", value=["U07ALICE001", "U07CAROL001"]),
+    "target region": _set("target", "region", value="eu-west-1"),
+    "environment": _set("environment", value="prod"),
+    "application name": _set("applications", 0, "name", value="renamed-app"),
+    "source hostname": lambda wave: _vm0(wave)["source"].update(hostname="vm-01.contoso.local"),
+}
+
+KEEPS_EFFECTIVE_SPEC: dict[str, Edit] = {
+    "wave description": _set("description", value="now with a description"),
+    "application description": _set("applications", 0, "description", value="the app"),
+    "empty application defaults": _set_app_defaults(),
+    "default written explicitly": _set_vm(bootMode="USE_SOURCE", osByol=False),
+    "test network written explicitly": _set_vm(
+        testSubnetId="subnet-0a11b22c", testSecurityGroupIds=["sg-0a11b22c"]
+    ),
+    "setting moved from wave to vm": lambda wave: _vm0(wave).update(
+        instanceType=wave["defaults"].pop("instanceType")
+    ),
+    "setting moved from wave to application": lambda wave: _set_app_defaults(
+        osFamily=wave["defaults"].pop("osFamily")
+    )(wave),
+    "another vm added": lambda wave: wave["applications"][0]["vms"].append(a_vm("vm-02")),
+}
+
+
+def _revision_after(edit: Edit) -> str:
+    wave = copy.deepcopy(a_wave())
+    edit(wave)
+    result = validate(wave)
+    assert result.errors == [], "\n".join(map(str, result.findings))
+    (vm,) = [vm for vm in result.vms if vm.spec.target_vm_name == "vm-01"]
+    return vm.revision
+
+
+@pytest.mark.parametrize("edit", CHANGES_EFFECTIVE_SPEC.values(), ids=CHANGES_EFFECTIVE_SPEC)
+def test_revision_changes_when_an_effective_field_changes(edit: Edit) -> None:
+    assert _revision_after(edit) != _revision_after(lambda wave: None)
+
+
+@pytest.mark.parametrize("edit", KEEPS_EFFECTIVE_SPEC.values(), ids=KEEPS_EFFECTIVE_SPEC)
+def test_revision_stays_when_the_effective_spec_is_the_same(edit: Edit) -> None:
+    assert _revision_after(edit) == _revision_after(lambda wave: None)
+
+
+def test_revision_ignores_comments_layout_and_tag_order() -> None:
+    wave = a_wave()
+    wave["defaults"]["tags"] = {"A": "1", "B": "2"}
+    reordered = copy.deepcopy(wave)
+    reordered["defaults"]["tags"] = {"B": "2", "A": "1"}
+    block = yaml.safe_dump(wave, sort_keys=False)
+    flow = "# a comment\n" + yaml.safe_dump(reordered, sort_keys=True, default_flow_style=True)
+
+    revisions = {
+        vm.revision
+        for text in (block, flow)
+        for vm in validate_files([ManifestFile("wave-x.yaml", text)], now=NOW).vms
+    }
+
+    (revision,) = revisions
+    assert re.fullmatch(r"[0-9a-f]{16}", revision)
+
+
+# --- cross-file rules that must not over-fire ----------------------------------------------
+
+
+def test_the_same_target_name_in_two_accounts_is_fine() -> None:
+    first = a_wave("wave-a", account="111122223333")
+    second = a_wave("wave-b", a_vm("vm-02", targetVmName="vm-01"), account="444455556666")
+
+    result = validate(first, second)
+
+    assert result.findings == []
+
+
+def test_target_names_in_one_account_are_compared_case_insensitively() -> None:
+    first = a_wave("wave-a")
+    second = a_wave("wave-b", a_vm("vm-02", targetVmName="VM-01"))
+
+    (finding,) = validate(first, second).findings
+
+    assert finding.path == "wave-b.yaml"
+    assert finding.message.startswith(
+        "targetVmName in account 111122223333: 'VM-01' is already used by 'vm-01' in wave 'wave-a'"
+    )
+
+
+def test_vms_found_by_hostname_or_user_id_do_not_collide_on_source_server_id() -> None:
+    hostname_only = a_vm("vm-02")
+    hostname_only["source"] = {
+        "azureResourceId": AZURE_ID.format(name="vm-02"),
+        "hostname": "vm-02.contoso.local",
+    }
+
+    assert validate(a_wave("wave-x", a_vm("vm-01"), hostname_only)).findings == []
+
+
+# --- the example manifests -----------------------------------------------------------------
+
+
+def _validate_examples() -> ManifestSet:
+    files = [
+        ManifestFile(path.relative_to(REPO).as_posix(), path.read_text(encoding="utf-8"))
+        for path in sorted(EXAMPLES.glob("*.yaml"))
+    ]
+    return validate_files(files, now=NOW)
+
+
+def test_the_four_example_manifests_are_valid_with_25_vms() -> None:
+    result = _validate_examples()
+
+    assert result.findings == []
+    assert sorted(result.waves) == ["wave-1", "wave-2", "wave-3", "wave-4"]
+    assert len(result.vms) == 25
+    assert {vm.path for vm in result.vms} == {f"manifests/waves/wave-{n}.yaml" for n in range(1, 5)}
+
+
+def test_each_example_vm_knows_the_line_it_is_written_on() -> None:
+    result = _validate_examples()
+    web = next(vm for vm in result.vms if vm.spec.target_vm_name == "intranet-web-01")
+
+    lines = (EXAMPLES / "wave-1.yaml").read_text(encoding="utf-8").splitlines()
+    assert lines[web.line - 1].strip() == "- source:"
+    assert "targetVmName: intranet-web-01" in lines[web.position("targetVmName")[0] - 1]
+
+
+# --- wavepilot validate --------------------------------------------------------------------
+# Files are written from tests/corpus/valid/minimal.yaml, so line numbers can be read there:
+# line 2 is the name, line 5 the accountId, line 9 the end of the cutover window.
+
+MINIMAL = REPO / "tests" / "corpus" / "valid" / "minimal.yaml"
+PAST_WINDOW = (
+    ("start: 2026-12-05T20:00:00+00:00", "start: 2026-11-01T20:00:00Z"),
+    ("end: 2026-12-06T02:00:00+00:00", "end: 2026-11-02T02:00:00Z"),
+)
+
+
+def _write(
+    folder: Path, stem: str, *, name: str | None = None, edits: tuple[tuple[str, str], ...] = ()
+) -> Path:
+    """A copy of the minimal wave named ``name`` (default: the stem), its VM named after it."""
+    text = MINIMAL.read_text(encoding="utf-8").replace("name: minimal", f"name: {name or stem}")
+    text = text.replace("vm-01", f"vm-{stem}")
+    for old, new in edits:
+        assert old in text, old
+        text = text.replace(old, new)
+    path = folder / f"{stem}.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "_now", lambda: NOW)
+
+
+@pytest.fixture
+def no_github(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+
+
+@pytest.mark.usefixtures("fixed_clock", "no_github")
+def test_cli_validates_the_examples_by_default_and_exits_0(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(REPO)
+
+    status = cli.main(["validate"])
+
+    out, err = capsys.readouterr()
+    assert status == 0
+    assert out == "ok: 4 files, 4 waves, 25 VMs valid\n"
+    assert err == ""
+
+
+@pytest.mark.usefixtures("fixed_clock", "no_github")
+def test_cli_prints_each_finding_as_path_line_col_and_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path, "wave-a")
+    _write(tmp_path, "wave-b", edits=(('"111122223333"', '"1111"'),))
+
+    status = cli.main(["validate", "."])
+
+    out, err = capsys.readouterr()
+    assert status == 1
+    assert out.splitlines() == [
+        "wave-b.yaml:5:14: target.accountId: '1111' is not an AWS account ID of 12 digits "
+        "(for example '123456789012')",
+        "1 error, 0 warnings in 2 files",
+    ]
+    assert err == ""
+
+
+@pytest.mark.usefixtures("fixed_clock", "no_github")
+def test_cli_exits_0_with_warnings_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path, "wave-a", edits=PAST_WINDOW)
+
+    status = cli.main(["validate", "wave-a.yaml"])
+
+    out, _ = capsys.readouterr()
+    assert status == 0
+    assert out.splitlines() == [
+        "wave-a.yaml:9:8: warning: cutoverWindow.end: the window closed at "
+        "2026-11-02T02:00:00+00:00, it is already in the past",
+        "ok: 1 file, 1 wave, 1 VM valid (1 warning)",
+    ]
+
+
+@pytest.mark.usefixtures("no_github")
+def test_cli_exits_2_for_a_missing_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path, "wave-a")
+
+    status = cli.main(["validate", "wave-a.yaml", "no-such-folder"])
+
+    out, err = capsys.readouterr()
+    assert status == 2
+    assert out == ""
+    assert err == "wavepilot validate: no such file or folder: no-such-folder\n"
+
+
+@pytest.mark.usefixtures("no_github")
+def test_cli_exits_2_for_a_folder_without_wave_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "waves").mkdir()
+    (tmp_path / "waves" / "README.md").write_text("not a wave\n", encoding="utf-8")
+
+    status = cli.main(["validate", "waves"])
+
+    out, err = capsys.readouterr()
+    assert status == 2
+    assert out == ""
+    assert err == "wavepilot validate: no wave files (*.yaml, *.yml) in waves\n"
+
+
+@pytest.mark.usefixtures("fixed_clock", "no_github")
+def test_cli_reports_a_file_that_is_not_utf8_and_checks_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "latin1.yaml").write_bytes("name: caf\xe9\n".encode("latin-1"))
+    _write(tmp_path, "wave-a", name="wave-z")
+
+    status = cli.main(["validate", "."])
+
+    out, _ = capsys.readouterr()
+    assert status == 1
+    assert out.splitlines() == [
+        "latin1.yaml:1:1: not UTF-8 text (invalid continuation byte at byte 9)",
+        "wave-a.yaml:2:7: name: the wave is called 'wave-z' but its file is 'wave-a': "
+        "rename one so they match",
+        "2 errors, 0 warnings in 2 files",
+    ]
+
+
+@pytest.mark.usefixtures("fixed_clock")
+def test_cli_in_github_actions_adds_an_annotation_after_each_finding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path, "wave-a", edits=PAST_WINDOW)
+    _write(tmp_path, "wrong-name", name="wave-b")
+
+    status = cli.main(["validate", "."])
+
+    out, _ = capsys.readouterr()
+    assert status == 1
+    assert out.splitlines() == [
+        "wave-a.yaml:9:8: warning: cutoverWindow.end: the window closed at "
+        "2026-11-02T02:00:00+00:00, it is already in the past",
+        "::warning file=wave-a.yaml,line=9,col=8,title=wavepilot validate::cutoverWindow.end: "
+        "the window closed at 2026-11-02T02:00:00+00:00, it is already in the past",
+        "wrong-name.yaml:2:7: name: the wave is called 'wave-b' but its file is 'wrong-name': "
+        "rename one so they match",
+        "::error file=wrong-name.yaml,line=2,col=7,title=wavepilot validate::name: the wave is "
+        "called 'wave-b' but its file is 'wrong-name': rename one so they match",
+        "1 error, 1 warning in 2 files",
+    ]
+
+
+@pytest.mark.usefixtures("fixed_clock")
+def test_cli_annotations_escape_commas_and_colons_in_the_file_property(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "q1,eu:west"
+    folder.mkdir()
+    _write(folder, "wave-a", name="wave-b")
+
+    status = cli.main(["validate", "q1,eu:west"])
+
+    out, _ = capsys.readouterr()
+    assert status == 1
+    assert out.splitlines()[1] == (
+        "::error file=q1%2Ceu%3Awest/wave-a.yaml,line=2,col=7,title=wavepilot validate::name: "
+        "the wave is called 'wave-b' but its file is 'wave-a': rename one so they match"
+    )
+
+
+@pytest.mark.usefixtures("fixed_clock", "no_github")
+def test_cli_without_github_actions_prints_no_annotations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path, "wave-a", name="wave-b")
+
+    status = cli.main(["validate", "wave-a.yaml"])
+
+    out, _ = capsys.readouterr()
+    assert status == 1
+    assert not any(line.startswith("::") for line in out.splitlines())

@@ -1,0 +1,195 @@
+"""Plans between real git revisions."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from orchestration import cli
+from orchestration.gitops.git import EMPTY_TREE, GitError, GitRepository
+from orchestration.gitops.plan import build_plan
+from orchestration.gitops.render import render_markdown
+from orchestration.manifests.validation import migration_id
+from tests.conftest import NOW
+from tests.support.gitrepo import GitRepo
+from tests.support.waves import VmText, azure_id, wave_text
+
+WAVE = "manifests/waves/wave-1.yaml"
+
+
+def _plan(repo: GitRepo, base: str, head: str = "HEAD"):  # type: ignore[no-untyped-def]
+    git = GitRepository(repo.root)
+    return build_plan(git, git.resolve(base), git.resolve(head), now=NOW)
+
+
+def test_first_commit_plans_every_vm_as_added_against_the_empty_tree(git_repo: GitRepo) -> None:
+    git_repo.write(WAVE, wave_text("wave-1", [VmText("web-01"), VmText("web-02")]))
+    git_repo.commit("first wave")
+
+    plan = _plan(git_repo, EMPTY_TREE)
+
+    assert plan.valid
+    assert plan.base.is_empty
+    [wave] = plan.waves
+    assert [p.vm.spec.target_vm_name for p in wave.added] == ["web-01", "web-02"]
+    assert [r.migration_id for r in plan.requests] == [
+        migration_id("wave-1", azure_id("web-01")),
+        migration_id("wave-1", azure_id("web-02")),
+    ]
+
+
+def test_all_zero_sha_from_a_new_branch_push_means_empty(git_repo: GitRepo) -> None:
+    git_repo.write(WAVE, wave_text("wave-1", [VmText("web-01")]))
+    git_repo.commit("first wave")
+
+    plan = _plan(git_repo, "0" * 40)
+
+    assert plan.totals["added"] == 1
+
+
+def test_change_is_reported_field_by_field_and_unchanged_vms_are_counted(git_repo: GitRepo) -> None:
+    git_repo.write(WAVE, wave_text("wave-1", [VmText("web-01"), VmText("web-02"), VmText("db-01")]))
+    base = git_repo.commit("base")
+    git_repo.write(
+        WAVE,
+        wave_text(
+            "wave-1",
+            [
+                VmText("web-01", instance_type="m6i.large", extra=["tags: {Tier: web}"]),
+                VmText("web-02"),
+                VmText("app-01"),
+            ],
+        ),
+    )
+    git_repo.commit("resize web-01, replace db-01 with app-01")
+
+    plan = _plan(git_repo, base)
+
+    [wave] = plan.waves
+    assert [p.vm.spec.target_vm_name for p in wave.added] == ["app-01"]
+    assert [p.vm.spec.target_vm_name for p in wave.removed] == ["db-01"]
+    assert wave.unchanged_count == 1
+    [changed] = wave.changed
+    assert [(c.field, c.old, c.new) for c in changed.changes] == [
+        ("instanceType", "t3.large", "m6i.large"),
+        ("tags.Tier", None, "web"),
+    ]
+    # What publish would send: added and changed, not removed.
+    assert sorted(r.target_vm_name for r in plan.requests) == ["app-01", "web-01"]
+    assert [r.action for r in plan.cancellations] == ["cancel"]
+
+
+def test_nested_changes_use_dotted_fields(git_repo: GitRepo) -> None:
+    git_repo.write(WAVE, wave_text("wave-1", [VmText("web-01", extra=["tags: {Tier: web}"])]))
+    base = git_repo.commit("base")
+    git_repo.write(WAVE, wave_text("wave-1", [VmText("web-01", extra=["tags: {Tier: app}"])]))
+    git_repo.commit("retag")
+
+    [changed] = _plan(git_repo, base).waves[0].changed
+
+    assert [(c.field, c.old, c.new) for c in changed.changes] == [("tags.Tier", "web", "app")]
+
+
+def test_a_vm_moved_to_another_wave_is_removed_there_and_added_here(git_repo: GitRepo) -> None:
+    git_repo.write(WAVE, wave_text("wave-1", [VmText("web-01"), VmText("web-02")]))
+    git_repo.write("manifests/waves/wave-2.yaml", wave_text("wave-2", [VmText("db-01")]))
+    base = git_repo.commit("base")
+    git_repo.write(WAVE, wave_text("wave-1", [VmText("web-01")]))
+    git_repo.write(
+        "manifests/waves/wave-2.yaml", wave_text("wave-2", [VmText("db-01"), VmText("web-02")])
+    )
+    git_repo.commit("move web-02")
+
+    plan = _plan(git_repo, base)
+
+    by_name = {w.name: w for w in plan.waves}
+    assert [p.vm.spec.target_vm_name for p in by_name["wave-1"].removed] == ["web-02"]
+    assert [p.vm.spec.target_vm_name for p in by_name["wave-2"].added] == ["web-02"]
+    [request] = plan.requests
+    assert request.migration_id == migration_id("wave-2", azure_id("web-02"))
+
+
+def test_invalid_head_reports_findings_and_publishes_nothing(git_repo: GitRepo) -> None:
+    git_repo.write(WAVE, wave_text("wave-1", [VmText("web-01")]))
+    base = git_repo.commit("base")
+    git_repo.write(WAVE, wave_text("wave-1", [VmText("web-01", instance_type="t3.huge")]))
+    git_repo.commit("typo")
+
+    plan = _plan(git_repo, base)
+
+    assert not plan.valid
+    [finding] = plan.findings
+    assert (finding.path, finding.line) == (WAVE, 23)
+    assert plan.as_json()["publish"] == {"messages": [], "cancellations": []}
+    markdown = render_markdown(plan)
+    assert "❌ 1 error in the manifests" in markdown
+    assert f"`{WAVE}:23:23`" in markdown
+
+
+def test_files_outside_the_waves_folder_are_ignored(git_repo: GitRepo) -> None:
+    git_repo.write(WAVE, wave_text("wave-1", [VmText("web-01")]))
+    git_repo.write("manifests/wave.schema.json", "{}")
+    git_repo.write("docs/notes.yaml", "not: [a wave")
+    git_repo.commit("base")
+
+    assert _plan(git_repo, EMPTY_TREE).valid
+
+
+def test_plan_json_is_stable_and_documented_shape(
+    git_repo: GitRepo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    git_repo.write(WAVE, wave_text("wave-1", [VmText("web-01")]))
+    base = git_repo.commit("base")
+    git_repo.write(WAVE, wave_text("wave-1", [VmText("web-01", instance_type="t3.xlarge")]))
+    head = git_repo.commit("resize", author="Bo Reviewer <bo@contoso.com>")
+    monkeypatch.chdir(git_repo.root)
+
+    assert cli.main(["plan", "--base", base, "--format", "json"]) == cli.EXIT_OK
+    first = capsys.readouterr().out
+    assert cli.main(["plan", "--base", base, "--head", head, "--format", "json"]) == cli.EXIT_OK
+    assert capsys.readouterr().out == first
+
+    data = json.loads(first)
+    assert list(data) == [
+        "schemaVersion", "base", "head", "valid", "totals", "findings", "waves", "publish"
+    ]  # fmt: skip
+    assert data["totals"] == {"added": 0, "changed": 1, "removed": 0, "unchanged": 0}
+    [message] = data["publish"]["messages"]
+    assert message["provenance"] == {
+        "commit": head,
+        "manifestPath": WAVE,
+        "line": 19,
+        "author": "Bo Reviewer <bo@contoso.com>",
+    }
+    assert data["waves"][0]["changed"][0]["changes"] == [
+        {"field": "instanceType", "old": "t3.large", "new": "t3.xlarge"}
+    ]
+
+
+def test_unknown_revision_is_a_usage_error(
+    git_repo: GitRepo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    git_repo.write(WAVE, wave_text("wave-1", [VmText("web-01")]))
+    git_repo.commit("base")
+    monkeypatch.chdir(git_repo.root)
+
+    assert cli.main(["plan", "--base", "no-such-branch"]) == cli.EXIT_USAGE
+    assert "wavepilot plan: git rev-parse --verify failed" in capsys.readouterr().err
+    with pytest.raises(GitError):
+        GitRepository(git_repo.root).resolve("no-such-branch")
+
+
+def test_large_plans_are_summarised_under_the_comment_limit(git_repo: GitRepo) -> None:
+    vms = [VmText(f"web-{index:03d}") for index in range(400)]
+    git_repo.write(WAVE, wave_text("wave-1", vms))
+    git_repo.commit("big")
+    plan = _plan(git_repo, EMPTY_TREE)
+
+    full = render_markdown(plan, budget=10**9)
+    short = render_markdown(plan, budget=20_000)
+
+    assert len(full) > 20_000
+    assert len(short) <= 20_000
+    assert "over GitHub's comment limit" in short
+    assert "| `wave-1` | 400 | 0 | 0 | 0 |" in short
