@@ -86,7 +86,7 @@ class Plan:
         }
 
     def as_json(self) -> dict[str, Any]:
-        """The stable JSON form (documented in docs/GITOPS-PLAN-JSON.md)."""
+        """The stable JSON form, documented in docs/PLAN_JSON.md."""
         return {
             "schemaVersion": PLAN_SCHEMA_VERSION,
             "base": None if self.base.is_empty else self.base.sha,
