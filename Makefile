@@ -39,8 +39,9 @@ fmt: $(STAMP) ## format and fix what ruff can
 bench: $(STAMP) ## benchmarks: figures and ratios
 	$(BIN)/python -m benchmarks.manifests $(BENCH_ARGS)
 
-schema: $(STAMP) ## regenerate manifests/wave.schema.json from the models
+schema: $(STAMP) ## regenerate manifests/wave.schema.json and docs/events/ from the models
 	$(BIN)/wavepilot schema --output manifests/wave.schema.json
+	$(BIN)/wavepilot schema --events docs/events
 
 lock: ## re-resolve requirements/lock.txt from pyproject.toml (needs the package index)
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv

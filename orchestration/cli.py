@@ -80,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
     schema.add_argument(
         "--check", type=Path, metavar="FILE", help="exit 1 if FILE differs from the models"
     )
+    schema.add_argument(
+        "--events",
+        type=Path,
+        metavar="DIR",
+        help="write the status events' JSON Schemas into DIR instead",
+    )
     schema.set_defaults(handler=_schema)
 
     demo = commands.add_parser("demo", help="run the whole system locally on the embedded default")
@@ -231,6 +237,13 @@ def _publish(args: argparse.Namespace) -> int:
 def _schema(args: argparse.Namespace) -> int:
     from orchestration.manifests.schema import wave_json_schema_text
 
+    if args.events:
+        from orchestration.events import event_json_schemas
+
+        args.events.mkdir(parents=True, exist_ok=True)
+        for name, text in event_json_schemas().items():
+            (args.events / name).write_text(text, encoding="utf-8")
+        return EXIT_OK
     text = wave_json_schema_text()
     if args.check:
         if not args.check.is_file() or args.check.read_text(encoding="utf-8") != text:

@@ -34,7 +34,9 @@ class Provenance(BaseModel):
 class MigrationRequest(BaseModel):
     """One VM's migration request, as sent on the request queue."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True
+    )
 
     schema_version: Literal["1"] | None = Field(default=None, alias="schemaVersion")
     action: Literal["migrate", "cancel"] = "migrate"

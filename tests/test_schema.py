@@ -81,3 +81,16 @@ class _EditorView(yaml.SafeLoader):
         **yaml.SafeLoader.yaml_constructors,
         "tag:yaml.org,2002:timestamp": yaml.SafeLoader.construct_yaml_str,
     }
+
+
+def test_committed_event_schemas_match_the_event_models() -> None:
+    from orchestration.events import event_json_schemas
+
+    folder = REPO_ROOT / "docs" / "events"
+    expected = event_json_schemas()
+
+    assert sorted(p.name for p in folder.glob("*.schema.json")) == sorted(expected)
+    for name, text in expected.items():
+        assert (folder / name).read_text(encoding="utf-8") == text, (
+            f"docs/events/{name} is stale: run `make schema` and commit it"
+        )

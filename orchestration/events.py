@@ -1,0 +1,152 @@
+"""Status events on the custom bus: the contract every consumer (Slack bot, callbacks) reads.
+
+Every ``detail`` carries the migration's identity, a correlation ID, a per-migration
+``sequence`` (allocated atomically in DynamoDB, so consumers can drop duplicates and
+out-of-order deliveries) and a schema version. The EventBridge ``detail-type`` is the
+model's class name. JSON Schemas are exported into ``docs/events/``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from orchestration.migration_request import MigrationRequest
+
+EVENT_SOURCE = "wavepilot.migrations"
+EVENT_SCHEMA_VERSION: Literal["1"] = "1"
+
+StepStatus = Literal["STARTED", "IN_PROGRESS", "WAITING", "SUCCEEDED", "FAILED", "SKIPPED"]
+Decision = Literal["APPROVED", "REJECTED", "EXPIRED"]
+
+
+class EventDetail(BaseModel):
+    """Fields every status event carries."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
+    detail_type: ClassVar[str]
+
+    schema_version: Literal["1"] = EVENT_SCHEMA_VERSION
+    migration_id: str
+    wave: str
+    app_name: str
+    target_vm_name: str = ""
+    correlation_id: str
+    sequence: int = Field(ge=1)
+    timestamp: AwareDatetime
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.detail_type = cls.__name__
+
+    def to_entry(self, bus_name: str) -> dict[str, Any]:
+        """A ``PutEvents`` entry for this event."""
+        return {
+            "Source": EVENT_SOURCE,
+            "DetailType": self.detail_type,
+            "Detail": self.model_dump_json(by_alias=True),
+            "EventBusName": bus_name,
+            "Resources": [],
+        }
+
+
+class MigrationRequested(EventDetail):
+    revision: str
+    request: MigrationRequest
+
+
+class MigrationStatusUpdated(EventDetail):
+    step: str
+    status: StepStatus
+    message: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class ApprovalRequested(EventDetail):
+    approval_id: str
+    approvers: list[str]
+    requested_by: str
+    expires_at: AwareDatetime
+    summary: str
+
+
+class ApprovalDecided(EventDetail):
+    approval_id: str
+    decision: Decision
+    decided_by: str
+    reason: str = ""
+
+
+class MigrationCompleted(EventDetail):
+    target_instance_id: str
+    duration_seconds: float = Field(ge=0)
+
+
+class MigrationFailed(EventDetail):
+    step: str
+    error: str
+    cause: str
+
+
+class RollbackStarted(EventDetail):
+    step: str
+    reason: str
+
+
+class RollbackCompleted(EventDetail):
+    reason: str
+    terminated_instance_ids: list[str]
+    source_server_state: str
+
+
+EVENT_TYPES: dict[str, type[EventDetail]] = {
+    cls.detail_type: cls
+    for cls in (
+        MigrationRequested,
+        MigrationStatusUpdated,
+        ApprovalRequested,
+        ApprovalDecided,
+        MigrationCompleted,
+        MigrationFailed,
+        RollbackStarted,
+        RollbackCompleted,
+    )
+}
+
+
+def parse_detail(detail_type: str, detail: dict[str, Any] | str) -> EventDetail:
+    """Parse an event's ``detail`` by its ``detail-type``."""
+    model = EVENT_TYPES[detail_type]
+    if isinstance(detail, str):
+        return model.model_validate_json(detail)
+    return model.model_validate(detail)
+
+
+def event_json_schemas() -> dict[str, str]:
+    """File name -> JSON Schema text for every event, as committed under docs/events/."""
+    schemas = {}
+    for name, model in EVENT_TYPES.items():
+        schema = {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": f"https://wavepilot.dev/schemas/events/{name}.json",
+            "title": name,
+            "description": f"EventBridge detail of '{name}' events from source '{EVENT_SOURCE}'.",
+            **{k: v for k, v in model.model_json_schema(by_alias=True).items() if k != "title"},
+        }
+        schemas[f"{name}.schema.json"] = json.dumps(schema, indent=2) + "\n"
+    return schemas
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

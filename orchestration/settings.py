@@ -1,0 +1,41 @@
+"""Configuration, read once from the environment into a typed model.
+
+The seed's variables keep their meaning: ``AWS_REGION``, ``EVENTBRIDGE_BUS_NAME``,
+``DYNAMODB_TABLE_NAME``, ``SQS_QUEUE_URL`` (the request queue), ``MGN_REGION`` (defaults
+to ``AWS_REGION``) and ``DEBUG``. The rest are Wavepilot's own and documented in the README.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=True)
+
+    aws_region: str = Field(
+        default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
+    )
+    event_bus_name: str = Field(
+        default="wavepilot-local-bus", validation_alias="EVENTBRIDGE_BUS_NAME"
+    )
+    table_name: str = Field(default="wavepilot-local-state", validation_alias="DYNAMODB_TABLE_NAME")
+    request_queue_url: str = Field(default="", validation_alias="SQS_QUEUE_URL")
+    dead_letter_queue_url: str = Field(default="", validation_alias="REQUEST_DLQ_URL")
+    state_machine_arn: str = Field(default="", validation_alias="STATE_MACHINE_ARN")
+    mgn_region_override: str | None = Field(default=None, validation_alias="MGN_REGION")
+    debug: bool = Field(default=False, validation_alias="DEBUG")
+    idempotency_days: int = Field(default=90, ge=1, validation_alias="IDEMPOTENCY_DAYS")
+
+    @property
+    def mgn_region(self) -> str:
+        return self.mgn_region_override or self.aws_region
+
+
+@cache
+def settings() -> Settings:
+    """The process's settings; read on first use so tests can set the environment first."""
+    return Settings()

@@ -1,0 +1,205 @@
+"""``ingress_handler`` against emulated SQS, DynamoDB and EventBridge (moto, in-process)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestration.adapters import aws
+from orchestration.adapters.state_store import MigrationStore
+from orchestration.gitops.publish import message_body
+from orchestration.handlers import ingress_handler
+from orchestration.manifests.validation import ManifestFile, validate_files
+from orchestration.migration_request import MigrationRequest, request_for
+from tests.conftest import NOW, REPO_ROOT
+from tests.support.aws_fixtures import EmulatedAws, emulated_aws, sqs_event
+from tests.support.lambda_context import FakeLambdaContext
+
+__all__ = ["emulated_aws"]  # the fixture, re-exported for pytest
+
+SEED_REQUEST = Path(__file__).parent / "events" / "seed_quick_start_request.json"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_handler_dependencies() -> None:
+    ingress_handler._dependencies.cache_clear()
+
+
+def _published_requests(count: int) -> list[MigrationRequest]:
+    path = REPO_ROOT / "manifests" / "waves" / "wave-2.yaml"
+    result = validate_files([ManifestFile(str(path), path.read_text())], now=NOW)
+    return [request_for(vm, commit="a" * 40, author="Ann") for vm in result.vms[:count]]
+
+
+def _invoke(env: EmulatedAws, *bodies: str) -> dict[str, Any]:
+    event = sqs_event(*bodies, queue_arn=env.resources.request_queue_arn)
+    response = ingress_handler.handler(event, FakeLambdaContext(function_name="ingress_handler"))
+    return {"response": response, "ids": [r["messageId"] for r in event["Records"]]}
+
+
+def _store() -> MigrationStore:
+    from orchestration.settings import settings
+
+    config = settings()
+    return MigrationStore(aws.state_table(config.table_name, config.aws_region))
+
+
+def test_a_published_request_is_recorded_and_announced(emulated_aws: EmulatedAws) -> None:
+    [request] = _published_requests(1)
+
+    result = _invoke(emulated_aws, message_body(request))
+
+    assert result["response"] == {"batchItemFailures": []}
+    record = _store().get(request.migration_id)
+    assert record is not None
+    assert (record.revision, record.status, record.wave) == (
+        request.revision,
+        "REQUESTED",
+        "wave-2",
+    )
+    [event] = emulated_aws.captured()
+    assert event["detail-type"] == "MigrationRequested"
+    assert event["source"] == "wavepilot.migrations"
+    detail = event["detail"]
+    assert detail["migrationId"] == request.migration_id
+    assert detail["revision"] == request.revision
+    assert detail["sequence"] == 1
+    assert detail["correlationId"] == f"{request.migration_id}/{request.revision}"
+    assert detail["request"]["targetVmName"] == request.target_vm_name
+
+
+def test_the_same_migration_and_revision_is_dropped_whatever_the_message_id(
+    emulated_aws: EmulatedAws,
+) -> None:
+    [request] = _published_requests(1)
+
+    _invoke(emulated_aws, message_body(request))
+    second = _invoke(emulated_aws, message_body(request), message_body(request))
+
+    assert second["response"] == {"batchItemFailures": []}
+    assert len(emulated_aws.captured()) == 1
+
+
+def test_a_new_revision_of_a_known_migration_is_recorded_and_announced(
+    emulated_aws: EmulatedAws,
+) -> None:
+    [request] = _published_requests(1)
+    _invoke(emulated_aws, message_body(request))
+    spec = request.spec
+    assert spec is not None
+    resized = spec.model_copy(update={"instance_type": "m6i.2xlarge"})
+    from orchestration.manifests.validation import spec_revision
+
+    revised = request.model_copy(
+        update={"spec": resized, "instance_type": "m6i.2xlarge", "revision": spec_revision(resized)}
+    )
+
+    _invoke(emulated_aws, message_body(revised))
+
+    events = emulated_aws.captured()
+    assert [e["detail"]["revision"] for e in events] == [request.revision, revised.revision]
+    assert [e["detail"]["sequence"] for e in events] == [1, 2]
+    record = _store().get(request.migration_id)
+    assert record is not None
+    assert record.revision == revised.revision
+
+
+def test_the_seed_quick_start_message_is_accepted_as_it_is(emulated_aws: EmulatedAws) -> None:
+    body = SEED_REQUEST.read_text()
+
+    result = _invoke(emulated_aws, body)
+    _invoke(emulated_aws, body)  # sent twice by hand: still one migration request
+
+    assert result["response"] == {"batchItemFailures": []}
+    [event] = emulated_aws.captured()
+    assert event["detail"]["migrationId"] == "mig-12345"
+    assert len(event["detail"]["revision"]) == 16
+    assert emulated_aws.dead_letters() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("{not json", "the body is not JSON: Expecting property name enclosed in double quotes"),
+        ("[1, 2]", "the body is JSON but not an object (found list)"),
+        (
+            json.dumps({"migrationId": "mig-1", "appName": "a"}),
+            "not a valid migration request: environment: Field required",
+        ),
+        (
+            json.dumps({**json.loads(SEED_REQUEST.read_text()), "securityGroupIds": []}),
+            "securityGroupIds: List should have at least 1 item",
+        ),
+    ],
+)
+def test_a_message_that_can_never_succeed_goes_to_the_dlq_at_once_with_its_reason(
+    emulated_aws: EmulatedAws, body: str, reason: str
+) -> None:
+    result = _invoke(emulated_aws, body)
+
+    # Not retried: the batch reports no failure, so SQS deletes it from the request queue.
+    assert result["response"] == {"batchItemFailures": []}
+    [dead] = emulated_aws.dead_letters()
+    assert dead["Body"] == body
+    attributes = dead["MessageAttributes"]
+    assert reason in attributes["failureReason"]["StringValue"]
+    assert attributes["sourceMessageId"]["StringValue"] == result["ids"][0]
+    rejection = _store().rejection(result["ids"][0])
+    assert rejection is not None
+    assert reason in rejection["reason"]
+    assert emulated_aws.captured() == []
+
+
+def test_a_request_altered_after_publishing_is_rejected(emulated_aws: EmulatedAws) -> None:
+    [request] = _published_requests(1)
+    body = json.loads(message_body(request))
+    body["spec"]["instanceType"] = "p5.48xlarge"  # the revision no longer matches the spec
+
+    _invoke(emulated_aws, json.dumps(body))
+
+    [dead] = emulated_aws.dead_letters()
+    assert (
+        "does not match the spec it carries"
+        in dead["MessageAttributes"]["failureReason"]["StringValue"]
+    )
+
+
+def test_a_transient_failure_fails_only_its_record_and_is_retried(
+    emulated_aws: EmulatedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = _published_requests(2)
+    emulated_aws.events.delete_event_bus(Name=emulated_aws.resources.event_bus_name)
+    broken = _invoke(emulated_aws, message_body(first), "{bad", message_body(second))
+
+    # Both good records failed to announce (the bus is gone): both are reported for retry;
+    # the malformed one is dead-lettered, not retried.
+    failed = {f["itemIdentifier"] for f in broken["response"]["batchItemFailures"]}
+    assert failed == {broken["ids"][0], broken["ids"][2]}
+    assert len(emulated_aws.dead_letters()) == 1
+
+    # The bus comes back; SQS redelivers the two: both go through (the failed attempt left
+    # no idempotency record behind that would swallow them).
+    emulated_aws.events.create_event_bus(Name=emulated_aws.resources.event_bus_name)
+    emulated_aws.events.put_rule(
+        Name="capture-all",
+        EventBusName=emulated_aws.resources.event_bus_name,
+        EventPattern=json.dumps({"source": ["wavepilot.migrations"]}),
+    )
+    arn = emulated_aws.sqs.get_queue_attributes(
+        QueueUrl=emulated_aws.captured_events_url, AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    emulated_aws.events.put_targets(
+        Rule="capture-all",
+        EventBusName=emulated_aws.resources.event_bus_name,
+        Targets=[{"Id": "capture", "Arn": arn}],
+    )
+    retried = _invoke(emulated_aws, message_body(first), message_body(second))
+
+    assert retried["response"] == {"batchItemFailures": []}
+    assert {e["detail"]["migrationId"] for e in emulated_aws.captured()} == {
+        first.migration_id,
+        second.migration_id,
+    }
