@@ -58,8 +58,8 @@ class MigrationRequest(BaseModel):
     def body(self) -> dict[str, Any]:
         """The JSON body, with the seed's field names; unset optional top-level fields left out.
 
-        The spec is kept whole (nulls included) so that ``spec_revision(body["spec"])``
-        recomputes the revision exactly.
+        The spec is kept whole (nulls included) so that
+        ``spec_revision(EffectiveVm.model_validate(body["spec"]))`` recomputes the revision.
         """
         data = self.model_dump(mode="json", by_alias=True)
         return {key: value for key, value in data.items() if value is not None}

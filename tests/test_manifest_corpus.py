@@ -297,7 +297,15 @@ EXPECTED: dict[str, list[Finding]] = {
             "source VM '/subscriptions/6f1c2a90-3b7e-4d5a-9c11-2f8e7a4b9d10/resourcegroups/RG-APP"
             "/providers/Microsoft.Compute/virtualMachines/VM-01' is already used by 'vm-01' "
             "in wave 'wave-a' (wave-a.yaml:21)",
-        )
+        ),
+        # The copy kept the agent's userProvidedId too: MGN could not tell the two apart.
+        _error(
+            "wave-b.yaml",
+            23,
+            27,
+            "MGN userProvidedId 'vm-01' is already used by 'vm-01' in wave 'wave-a' "
+            "(wave-a.yaml:21)",
+        ),
     ],
     "same-target-name": [
         _error(

@@ -659,3 +659,28 @@ def test_cli_without_github_actions_prints_no_annotations(
     out, _ = capsys.readouterr()
     assert status == 1
     assert not any(line.startswith("::") for line in out.splitlines())
+
+
+def test_application_names_are_unique_within_a_wave() -> None:
+    text = (MINIMAL).read_text()
+    app_block = text[text.index("  - name:") :]
+    doubled = text + app_block.replace("targetVmName: ", "targetVmName: twin-").replace(
+        "virtualMachines/", "virtualMachines/twin-"
+    ).replace("userProvidedId: ", "userProvidedId: twin-")
+
+    result = validate_files([ManifestFile("minimal.yaml", doubled)], now=NOW)
+
+    assert [f.message for f in result.errors] == [
+        "applications[1].name: application 'app' is already defined in this wave: "
+        "merge the two or rename one"
+    ]
+
+
+def test_a_key_valid_elsewhere_is_named_as_misplaced_not_misspelt() -> None:
+    text = MINIMAL.read_text().replace("environment: test", "environment: test\ntargetVmName: x")
+
+    result = validate_files([ManifestFile("minimal.yaml", text)], now=NOW)
+
+    assert [f.message for f in result.errors] == [
+        "targetVmName: key 'targetVmName' is not allowed at this level"
+    ]

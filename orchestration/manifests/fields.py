@@ -230,7 +230,7 @@ AwsRegion = Annotated[
 
 def _callback_url(value: str) -> str:
     parts = urlsplit(value)
-    if parts.scheme != "https":
+    if not value.startswith("https://"):
         raise ValueError(f"{value!r} is not an https URL: callbacks are sent over https only")
     if not parts.hostname:
         raise ValueError(f"{value!r} has no host")

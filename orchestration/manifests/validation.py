@@ -235,6 +235,20 @@ def _validate_file(manifest: ManifestFile, now: datetime) -> FileResult:
                 Severity.WARNING,
             )
         )
+    seen_apps: set[str] = set()
+    for index, app in enumerate(wave.applications):
+        if app.name in seen_apps:
+            line, col = document.position(("applications", index, "name"))
+            findings.append(
+                Finding(
+                    manifest.path,
+                    line,
+                    col,
+                    f"applications[{index}].name: application {app.name!r} is already defined "
+                    "in this wave: merge the two or rename one",
+                )
+            )
+        seen_apps.add(app.name)
     vms = _effective_vms(document, wave, findings)
     return FileResult(wave, tuple(vms), tuple(findings), document)
 
@@ -394,6 +408,7 @@ def _check_unique_across_files(result: ManifestSet) -> None:
 
     sources: dict[str, LocatedVm] = {}
     server_ids: dict[str, LocatedVm] = {}
+    user_provided_ids: dict[str, LocatedVm] = {}
     names: dict[str, LocatedVm] = {}
     for vm in result.vms:
         spec = vm.spec
@@ -409,12 +424,22 @@ def _check_unique_across_files(result: ManifestSet) -> None:
         if spec.source.source_server_id:
             claim(
                 server_ids,
-                spec.source.source_server_id,
+                spec.source.source_server_id.lower(),
                 vm,
                 "MGN source server",
                 spec.source.source_server_id,
                 "source",
                 "sourceServerId",
+            )
+        if spec.source.user_provided_id:
+            claim(
+                user_provided_ids,
+                spec.source.user_provided_id,
+                vm,
+                "MGN userProvidedId",
+                spec.source.user_provided_id,
+                "source",
+                "userProvidedId",
             )
         claim(
             names,
@@ -513,6 +538,8 @@ def _describe(error: ErrorDetails, written: str | None = None) -> str:  # noqa: 
     if kind == "extra_forbidden":
         key = str(error["loc"][-1])
         close = difflib.get_close_matches(key, _known_keys(), n=1)
+        if close and close[0] == key:
+            return f"key {key!r} is not allowed at this level"
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         return f"unknown key {key!r}{hint}"
     if kind == "string_type":
