@@ -7,8 +7,15 @@ variable), ``POWERTOOLS_TRACE_DISABLED`` turns X-Ray off (the local runtime sets
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+R = TypeVar("R")
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "wavepilot")
 METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Wavepilot")
@@ -19,3 +26,20 @@ logger = Logger(
 )
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
 tracer = Tracer(service=SERVICE)
+
+
+def step_handler(
+    func: Callable[[dict[str, Any], LambdaContext], R],
+) -> Callable[[dict[str, Any], LambdaContext], R]:
+    """Powertools for a pipeline step: logs keyed by the migration's correlation ID, a trace,
+    and one invocation metric (so every flush has a metric)."""
+
+    @wraps(func)
+    def counted(event: dict[str, Any], context: LambdaContext) -> R:
+        metrics.add_metric(name="StepInvocations", unit=MetricUnit.Count, value=1)
+        return func(event, context)
+
+    return logger.inject_lambda_context(
+        correlation_id_path="state.spec.correlationId",
+        clear_state=True,
+    )(tracer.capture_lambda_handler(metrics.log_metrics(counted)))

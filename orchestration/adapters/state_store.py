@@ -64,6 +64,51 @@ class MigrationRecord:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ApprovalRecord:
+    """An approval gate, as stored (without its task token)."""
+
+    approval_id: str
+    migration_id: str
+    wave: str
+    target_vm_name: str
+    approvers: tuple[str, ...]
+    requested_by: str
+    status: str
+    expires_at: datetime
+    decided_by: str = ""
+    decided_at: str = ""
+    reason: str = ""
+
+    def to_item(self) -> dict[str, Any]:
+        return {
+            "approvalId": self.approval_id,
+            "migrationId": self.migration_id,
+            "wave": self.wave,
+            "targetVmName": self.target_vm_name,
+            "approvers": list(self.approvers),
+            "requestedBy": self.requested_by,
+            "status": self.status,
+            "expiresAt": self.expires_at.isoformat(),
+        }
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> ApprovalRecord:
+        return cls(
+            approval_id=str(item["approvalId"]),
+            migration_id=str(item["migrationId"]),
+            wave=str(item["wave"]),
+            target_vm_name=str(item["targetVmName"]),
+            approvers=tuple(str(a) for a in item.get("approvers", [])),
+            requested_by=str(item.get("requestedBy", "")),
+            status=str(item["status"]),
+            expires_at=datetime.fromisoformat(str(item["expiresAt"])),
+            decided_by=str(item.get("decidedBy", "")),
+            decided_at=str(item.get("decidedAt", "")),
+            reason=str(item.get("reason", "")),
+        )
+
+
 class MigrationStore:
     def __init__(self, table: Table) -> None:
         self._table = table
@@ -158,6 +203,144 @@ class MigrationStore:
                 ":revision": revision,
             },
         )
+
+    def record_step(
+        self,
+        migration_id: str,
+        *,
+        sequence: int,
+        step: str,
+        status: str,
+        message: str,
+        now: datetime,
+        migration_status: str | None = None,
+    ) -> None:
+        """Move the migration to ``step`` and keep the step in its history."""
+        names = {"#step": "step", "#stepStatus": "stepStatus"}
+        values: dict[str, Any] = {":step": step, ":stepStatus": status, ":now": now.isoformat()}
+        expression = "SET #step = :step, #stepStatus = :stepStatus, updatedAt = :now"
+        if migration_status:
+            names["#status"] = "status"
+            values[":status"] = migration_status
+            expression += ", #status = :status"
+        self._table.update_item(
+            Key=migration_key(migration_id),
+            UpdateExpression=expression,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+        self._table.put_item(
+            Item={
+                "pk": f"MIGRATION#{migration_id}",
+                "sk": f"STEP#{sequence:08d}",
+                "step": step,
+                "status": status,
+                "message": message[:4_000],
+                "at": now.isoformat(),
+            }
+        )
+
+    def history(self, migration_id: str) -> list[dict[str, Any]]:
+        response = self._table.query(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={":pk": f"MIGRATION#{migration_id}", ":prefix": "STEP#"},
+        )
+        return [dict(item) for item in response.get("Items", [])]
+
+    def wave_migrations(self, wave: str) -> list[MigrationRecord]:
+        response = self._table.query(
+            IndexName="gsi1",
+            KeyConditionExpression="gsi1pk = :wave",
+            ExpressionAttributeValues={":wave": f"WAVE#{wave}"},
+        )
+        return [MigrationRecord.from_item(item) for item in response.get("Items", [])]
+
+    # --- approvals -----------------------------------------------------------------------
+
+    def create_approval(self, approval: ApprovalRecord, task_token: str) -> None:
+        """Store the gate's task token under the approval ID; the token never leaves AWS."""
+        self._table.put_item(
+            Item={
+                "pk": f"APPROVAL#{approval.approval_id}",
+                "sk": META,
+                **approval.to_item(),
+                "taskToken": task_token,
+            },
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+        self._table.update_item(
+            Key=migration_key(approval.migration_id),
+            UpdateExpression="SET approvalId = :id",
+            ExpressionAttributeValues={":id": approval.approval_id},
+        )
+
+    def approval(self, approval_id: str) -> ApprovalRecord | None:
+        item = self._table.get_item(
+            Key={"pk": f"APPROVAL#{approval_id}", "sk": META}, ConsistentRead=True
+        ).get("Item")
+        return ApprovalRecord.from_item(item) if item else None
+
+    def pending_approval_id(self, migration_id: str) -> str | None:
+        item = self._table.get_item(Key=migration_key(migration_id), ConsistentRead=True).get(
+            "Item"
+        )
+        return str(item["approvalId"]) if item and item.get("approvalId") else None
+
+    def decide_approval(
+        self, approval_id: str, *, decision: str, user: str, reason: str, now: datetime
+    ) -> str | None:
+        """Record the decision if the approval is still pending; return its task token.
+
+        A conditional write: of two clicks at the same moment exactly one wins; the other
+        gets ``None`` and reads who decided.
+        """
+        try:
+            response = self._table.update_item(
+                Key={"pk": f"APPROVAL#{approval_id}", "sk": META},
+                UpdateExpression=(
+                    "SET #status = :decision, decidedBy = :user, decidedAt = :now, reason = :reason"
+                ),
+                ConditionExpression="#status = :pending",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":decision": decision,
+                    ":user": user,
+                    ":now": now.isoformat(),
+                    ":reason": reason,
+                    ":pending": "PENDING",
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return None
+            raise
+        return str(response["Attributes"]["taskToken"])
+
+    def audit(
+        self, approval_id: str, *, actor: str, action: str, outcome: str, detail: str, now: datetime
+    ) -> None:
+        """Keep who did what, when, to which approval; never the task token."""
+        self._table.put_item(
+            Item={
+                "pk": f"APPROVAL#{approval_id}",
+                "sk": f"AUDIT#{now.isoformat()}#{actor}#{action}",
+                "actor": actor,
+                "action": action,
+                "outcome": outcome,
+                "detail": detail[:2_000],
+                "at": now.isoformat(),
+            }
+        )
+
+    def audit_trail(self, approval_id: str) -> list[dict[str, Any]]:
+        response = self._table.query(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={":pk": f"APPROVAL#{approval_id}", ":prefix": "AUDIT#"},
+        )
+        return [dict(item) for item in response.get("Items", [])]
+
+    # --- rejected requests ---------------------------------------------------------------
 
     def record_rejection(self, message_id: str, reason: str, body: str, now: datetime) -> None:
         self._table.put_item(

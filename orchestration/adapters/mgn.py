@@ -1,0 +1,266 @@
+"""AWS MGN through the plain boto3 ``mgn`` client: paginated reads, typed errors.
+
+MGN has no waiters: the pipeline polls ``describe_source_servers`` and ``describe_jobs``.
+boto3's standard retry mode already retries ``ThrottlingException`` with jittered backoff;
+what is left (quota pressure, conflicts) surfaces as the typed errors below, whose class
+names the state machine's ``Retry`` and ``Catch`` match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import wraps
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_mgn.client import MgnClient
+    from mypy_boto3_mgn.type_defs import DescribeSourceServersRequestFiltersTypeDef
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# describe_source_servers accepts up to 200 IDs in its filter.
+MAX_IDS_PER_FILTER = 200
+
+
+class MgnError(Exception):
+    """Any MGN failure; the subclasses say which."""
+
+
+class MgnThrottledError(MgnError):
+    """Throttled even after boto3's retries: retry later with backoff."""
+
+
+class MgnQuotaExceededError(MgnError):
+    """A quota (20 concurrent jobs, 200 servers in active jobs) is full: retry later."""
+
+
+class MgnConflictError(MgnError):
+    """The server's state forbids the call (wrong lifecycle state, a job already running)."""
+
+
+class SourceServerNotFoundError(MgnError):
+    """No such source server, or it cannot be resolved from the manifest's hints."""
+
+
+class MgnRequestError(MgnError):
+    """MGN refused the request as invalid: a bug or a bad manifest value."""
+
+
+class MgnNotInitializedError(MgnError):
+    """MGN has not been initialised in this account and Region."""
+
+
+_ERRORS: dict[str, type[MgnError]] = {
+    "ThrottlingException": MgnThrottledError,
+    "ServiceQuotaExceededException": MgnQuotaExceededError,
+    "ConflictException": MgnConflictError,
+    "ResourceNotFoundException": SourceServerNotFoundError,
+    "ValidationException": MgnRequestError,
+    "UninitializedAccountException": MgnNotInitializedError,
+}
+
+
+def _translated(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn botocore ClientErrors into the typed errors above (one place, never by message)."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            message = exc.response.get("Error", {}).get("Message", str(exc))
+            error_class = _ERRORS.get(code, MgnError)
+            raise error_class(f"{code}: {message}") from exc
+
+    return wrapper
+
+
+@dataclass(frozen=True, slots=True)
+class SourceServer:
+    """What the pipeline needs to know about one MGN source server."""
+
+    source_server_id: str
+    is_archived: bool
+    lifecycle_state: str
+    replication_state: str
+    lag_duration: str | None
+    hostname: str | None
+    fqdn: str | None
+    user_provided_id: str | None
+    launched_instance_id: str | None
+    replicated_bytes: int
+    total_bytes: int
+    replication_error: str | None
+
+    @classmethod
+    def from_api(cls, item: Any) -> SourceServer:
+        replication = item.get("dataReplicationInfo", {})
+        disks = replication.get("replicatedDisks", [])
+        hints = item.get("sourceProperties", {}).get("identificationHints", {})
+        error = replication.get("dataReplicationError")
+        return cls(
+            source_server_id=item["sourceServerID"],
+            is_archived=bool(item.get("isArchived", False)),
+            lifecycle_state=item.get("lifeCycle", {}).get("state", "UNKNOWN"),
+            replication_state=replication.get("dataReplicationState", "UNKNOWN"),
+            lag_duration=replication.get("lagDuration"),
+            hostname=hints.get("hostname"),
+            fqdn=hints.get("fqdn"),
+            user_provided_id=item.get("userProvidedID"),
+            launched_instance_id=item.get("launchedInstance", {}).get("ec2InstanceID"),
+            replicated_bytes=sum(d.get("replicatedStorageBytes", 0) for d in disks),
+            total_bytes=sum(d.get("totalStorageBytes", 0) for d in disks),
+            replication_error=(
+                f"{error.get('error', '')}: {error.get('rawError', '')}".strip(": ")
+                if error
+                else None
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class JobServer:
+    source_server_id: str
+    launch_status: str
+    launched_instance_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    job_id: str
+    type: str
+    initiated_by: str
+    status: str
+    servers: tuple[JobServer, ...]
+
+    @classmethod
+    def from_api(cls, item: Any) -> Job:
+        return cls(
+            job_id=item["jobID"],
+            type=item.get("type", ""),
+            initiated_by=item.get("initiatedBy", ""),
+            status=item.get("status", ""),
+            servers=tuple(
+                JobServer(
+                    source_server_id=server["sourceServerID"],
+                    launch_status=server.get("launchStatus", "PENDING"),
+                    launched_instance_id=server.get("launchedEc2InstanceID"),
+                )
+                for server in item.get("participatingServers", [])
+            ),
+        )
+
+    def server(self, source_server_id: str) -> JobServer | None:
+        return next((s for s in self.servers if s.source_server_id == source_server_id), None)
+
+
+class MgnAdapter:
+    def __init__(self, client: MgnClient) -> None:
+        self._client = client
+
+    @_translated
+    def source_servers(
+        self, ids: Sequence[str] | None = None, *, include_archived: bool = False
+    ) -> list[SourceServer]:
+        """Every matching source server, across pages (and 200-ID filter chunks)."""
+        if ids is not None and not ids:
+            return []
+        chunks: list[Sequence[str] | None] = (
+            [ids[i : i + MAX_IDS_PER_FILTER] for i in range(0, len(ids), MAX_IDS_PER_FILTER)]
+            if ids is not None
+            else [None]
+        )
+        servers: list[SourceServer] = []
+        for chunk in chunks:
+            filters: DescribeSourceServersRequestFiltersTypeDef = (
+                {} if include_archived else {"isArchived": False}
+            )
+            if chunk is not None:
+                filters["sourceServerIDs"] = list(chunk)
+            servers.extend(SourceServer.from_api(item) for item in self._pages(filters))
+        return servers
+
+    def _pages(self, filters: DescribeSourceServersRequestFiltersTypeDef) -> Iterator[Any]:
+        paginator = self._client.get_paginator("describe_source_servers")
+        for page in paginator.paginate(filters=filters, PaginationConfig={"PageSize": 1000}):
+            yield from page.get("items", [])
+
+    def source_server(self, source_server_id: str) -> SourceServer:
+        found = self.source_servers([source_server_id], include_archived=True)
+        if not found:
+            raise SourceServerNotFoundError(f"source server {source_server_id} does not exist")
+        return found[0]
+
+    @_translated
+    def start_test(self, source_server_ids: Sequence[str], tags: dict[str, str]) -> Job:
+        return Job.from_api(
+            self._client.start_test(sourceServerIDs=list(source_server_ids), tags=tags)["job"]
+        )
+
+    @_translated
+    def start_cutover(self, source_server_ids: Sequence[str], tags: dict[str, str]) -> Job:
+        return Job.from_api(
+            self._client.start_cutover(sourceServerIDs=list(source_server_ids), tags=tags)["job"]
+        )
+
+    @_translated
+    def terminate_target_instances(self, source_server_ids: Sequence[str]) -> Job:
+        response = self._client.terminate_target_instances(
+            sourceServerIDs=list(source_server_ids), tags={"wavepilot": "rollback"}
+        )
+        return Job.from_api(response["job"])
+
+    @_translated
+    def job(self, job_id: str) -> Job:
+        items = self._client.describe_jobs(filters={"jobIDs": [job_id]}).get("items", [])
+        if not items:
+            raise MgnError(f"job {job_id} does not exist")
+        return Job.from_api(items[0])
+
+    @_translated
+    def active_job_for(self, source_server_id: str) -> Job | None:
+        """The server's job still PENDING or STARTED, if any (MGN allows one per server)."""
+        paginator = self._client.get_paginator("describe_jobs")
+        for page in paginator.paginate(filters={}):
+            for item in page.get("items", []):
+                job = Job.from_api(item)
+                if job.status != "COMPLETED" and job.server(source_server_id):
+                    return job
+        return None
+
+    @_translated
+    def change_life_cycle_state(self, source_server_id: str, state: str) -> SourceServer:
+        response = self._client.change_server_life_cycle_state(
+            sourceServerID=source_server_id,
+            lifeCycle={"state": state},  # type: ignore[typeddict-item]
+        )
+        return SourceServer.from_api(response)
+
+    @_translated
+    def finalize_cutover(self, source_server_id: str) -> SourceServer:
+        return SourceServer.from_api(self._client.finalize_cutover(sourceServerID=source_server_id))
+
+    @_translated
+    def launch_template_id(self, source_server_id: str) -> str:
+        response = self._client.get_launch_configuration(sourceServerID=source_server_id)
+        return response["ec2LaunchTemplateID"]
+
+    @_translated
+    def update_launch_configuration(
+        self, source_server_id: str, *, boot_mode: str, os_byol: bool
+    ) -> None:
+        """MGN-side settings: no right-sizing (the launch template's type wins), copy tags."""
+        self._client.update_launch_configuration(
+            sourceServerID=source_server_id,
+            targetInstanceTypeRightSizingMethod="NONE",
+            copyTags=True,
+            copyPrivateIp=False,
+            launchDisposition="STARTED",
+            bootMode=boot_mode,  # type: ignore[arg-type]
+            licensing={"osByol": os_byol},
+        )

@@ -1,0 +1,15 @@
+"""``prepare_source``: replication healthy; launch settings applied for the test or cutover."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from orchestration.handlers import wiring
+from orchestration.observability import step_handler
+
+
+@step_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return wiring.steps().prepare_source(event["state"], event["phase"])

@@ -1,0 +1,94 @@
+"""``start_migration``: ``MigrationRequested`` -> one Step Functions execution per revision.
+
+An EventBridge rule cannot name the executions it starts (AWS generates the name), so this
+small function does: the name is ``<migrationId>-<revision>``, and Step Functions refuses a
+second execution of that name, which makes a redelivered event harmless. A new revision of a
+migration whose previous execution is still running is not started alongside it (two MGN
+jobs on one server would collide): it is reported, and applies once that execution ends.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, cast
+
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.envelopes import EventBridgeEnvelope
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
+
+from orchestration.adapters import aws
+from orchestration.events import MigrationRequested
+from orchestration.handlers import wiring
+from orchestration.observability import logger, metrics, tracer
+from orchestration.pipeline.spec import MigrationSpec
+from orchestration.settings import settings
+
+
+def execution_name(migration_id: str, revision: str) -> str:
+    """At most 80 characters, as Step Functions requires."""
+    return f"{migration_id}-{revision}"[:80]
+
+
+@logger.inject_lambda_context(correlation_id_path="detail.correlationId", clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    requested = cast(
+        MigrationRequested,
+        parse(event=event, model=MigrationRequested, envelope=EventBridgeEnvelope),
+    )
+    spec = MigrationSpec.from_request(
+        requested.request, requested.revision, requested.correlation_id
+    )
+    store = wiring.store()
+    record = store.get(spec.migration_id)
+    if record is not None and record.revision != spec.revision:
+        logger.info("a newer revision was recorded since this event; skipping")
+        return {"started": False, "reason": "superseded"}
+    running = _running_execution(spec.migration_id, spec.revision)
+    if running:
+        wiring.reporter().step(
+            spec,
+            "Intake",
+            "WAITING",
+            f"revision {spec.revision} waits: execution {running} of an earlier revision is "
+            "still running (roll it back to apply this one now)",
+        )
+        return {"started": False, "reason": "earlier revision running", "running": running}
+    name = execution_name(spec.migration_id, spec.revision)
+    try:
+        response = aws.stepfunctions().start_execution(
+            stateMachineArn=settings().state_machine_arn,
+            name=name,
+            input=json.dumps({"spec": spec.model_dump(mode="json", by_alias=True)}),
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ExecutionAlreadyExists":
+            logger.info("execution already exists: a redelivered request", extra={"name": name})
+            return {"started": False, "reason": "already started", "name": name}
+        raise
+    store.set_execution(spec.migration_id, spec.revision, response["executionArn"], wiring.clock())
+    metrics.add_metric(name="ExecutionsStarted", unit="Count", value=1)
+    wiring.reporter().step(
+        spec,
+        "Intake",
+        "SUCCEEDED",
+        f"execution {name} started",
+        executionArn=response["executionArn"],
+    )
+    return {"started": True, "executionArn": response["executionArn"]}
+
+
+def _running_execution(migration_id: str, revision: str) -> str | None:
+    """The name of a RUNNING execution of another revision of this migration, if any."""
+    paginator = aws.stepfunctions().get_paginator("list_executions")
+    prefix = f"{migration_id}-"
+    for page in paginator.paginate(
+        stateMachineArn=settings().state_machine_arn, statusFilter="RUNNING"
+    ):
+        for execution in page["executions"]:
+            name = execution["name"]
+            if name.startswith(prefix) and name != execution_name(migration_id, revision):
+                return name
+    return None

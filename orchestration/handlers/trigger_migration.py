@@ -1,0 +1,15 @@
+"""``trigger_migration``: start the MGN test launch or, inside the window, the cutover."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from orchestration.handlers import wiring
+from orchestration.observability import step_handler
+
+
+@step_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return wiring.steps().trigger(event["state"], event["phase"])

@@ -1,0 +1,15 @@
+"""``validate_input``: live prerequisites (network, instance type, profile, MGN source server)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from orchestration.handlers import wiring
+from orchestration.observability import step_handler
+
+
+@step_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return wiring.steps().validate_input(event["state"])

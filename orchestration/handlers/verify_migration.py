@@ -1,0 +1,18 @@
+"""``verify_migration``: replication readiness, or a launch's job, EC2 and health checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from orchestration.handlers import wiring
+from orchestration.observability import step_handler
+
+
+@step_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    steps = wiring.steps()
+    if event["phase"] == "replication":
+        return steps.check_replication(event["state"])
+    return steps.verify_launch(event["state"], event["phase"])

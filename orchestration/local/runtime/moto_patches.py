@@ -1,0 +1,253 @@
+"""The three moto methods the runtime replaces, and the hooks they delegate to while it runs.
+
+Patches are installed once per process and stay installed (moto's classes are process-wide);
+each replacement calls the original moto method unless a runtime has activated its hooks, so
+a process that also uses plain ``mock_aws`` elsewhere sees unchanged moto behaviour there.
+
+=================================================================  =============================
+moto symbol                                                        why it is patched
+=================================================================  =============================
+``moto.awslambda_simple.models.LambdaSimpleBackend.invoke``        run the real Python handler
+``moto.events.models.Rule.send_to_targets``                        Lambda and Step Functions
+                                                                   targets (moto raises
+                                                                   ``NotImplementedError``)
+``moto.awslambda.models.LambdaBackend.create_event_source_mapping``  one SQS delivery path: the
+                                                                   runtime's poller, not moto's
+                                                                   invoke-on-send
+=================================================================  =============================
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import importlib
+import inspect
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from orchestration.local.runtime.errors import MotoPatchPointMissingError, RuntimeAlreadyActiveError
+from orchestration.local.runtime.eventbridge_targets import EventTargetDelivery
+from orchestration.local.runtime.lambda_dispatch import LambdaDispatcher
+from orchestration.local.runtime.moto_backends import (
+    EventSourceMappingRef,
+    detach_event_source_mapping_from_queue,
+    function_configuration,
+)
+
+# Set on every replacement: marks it as ours (installs are idempotent) and keeps the original.
+ORIGINAL_ATTRIBUTE = "__wavepilot_moto_original__"
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeHooks:
+    """What the patched moto methods delegate to while a runtime is running."""
+
+    dispatcher: LambdaDispatcher
+    event_delivery: EventTargetDelivery
+    on_sqs_event_source_mapping: Callable[[EventSourceMappingRef], None]
+
+
+_hooks_lock = threading.Lock()
+_active_hooks: RuntimeHooks | None = None
+_install_lock = threading.Lock()
+
+
+def activate_hooks(hooks: RuntimeHooks) -> None:
+    global _active_hooks  # noqa: PLW0603 - one runtime per process, by design
+    with _hooks_lock:
+        if _active_hooks is not None:
+            raise RuntimeAlreadyActiveError(
+                "another local runtime's hooks are active in this process"
+            )
+        _active_hooks = hooks
+
+
+def deactivate_hooks(hooks: RuntimeHooks) -> None:
+    global _active_hooks  # noqa: PLW0603 - one runtime per process, by design
+    with _hooks_lock:
+        if _active_hooks is hooks:
+            _active_hooks = None
+
+
+def active_hooks() -> RuntimeHooks | None:
+    return _active_hooks
+
+
+def _header(headers: Any, name: str) -> str | None:
+    """A request header, case-insensitively (moto passes werkzeug headers or a plain dict)."""
+    if not headers:
+        return None
+    value = headers.get(name)
+    if value is None:
+        wanted = name.lower()
+        value = next((v for k, v in headers.items() if str(k).lower() == wanted), None)
+    return None if value is None else str(value)
+
+
+def _replace_lambda_invoke(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def invoke(  # noqa: PLR0917 - moto's positional signature
+        self: Any,
+        function_name: str,
+        qualifier: str | None,
+        body: Any,
+        headers: Any,
+        response_headers: Any,
+    ) -> Any:
+        hooks = active_hooks()
+        if hooks is None:
+            return original(self, function_name, qualifier, body, headers, response_headers)
+        function = function_configuration(self.get_function(function_name, qualifier))
+        response_headers["x-amz-executed-version"] = function.version
+        invocation_type = _header(headers, "X-Amz-Invocation-Type") or "RequestResponse"
+        if invocation_type == "Event":
+            # moto answers 202 for any non-None payload; AWS's body is empty.
+            hooks.dispatcher.invoke_async(function, body)
+            return b""
+        if invocation_type == "DryRun":
+            return b""
+        outcome = hooks.dispatcher.invoke(function, body, qualifier=qualifier)
+        if outcome.function_error is not None:
+            response_headers["x-amz-function-error"] = outcome.function_error
+        return outcome.payload
+
+    return invoke
+
+
+def _replace_send_to_targets(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        hooks = active_hooks()
+        if hooks is None:
+            original(self, original_event, transform_input)
+            return
+        # moto's put_events does not look at the rule's state; AWS skips disabled rules.
+        if self.state == "DISABLED" or not self.event_pattern.matches_event(original_event):
+            return
+
+        def deliver_natively(target: Mapping[str, Any]) -> None:
+            # moto's own delivery, for one target of a shallow copy of the rule.
+            single_target_rule = copy.copy(self)
+            single_target_rule.targets = [dict(target)]
+            original(single_target_rule, original_event, transform_input)
+
+        hooks.event_delivery.deliver(
+            rule_arn=str(self.arn),
+            rule_name=str(self.name),
+            targets=list(self.targets),
+            moto_event=original_event,
+            transform_input=transform_input,
+            deliver_natively=deliver_natively,
+        )
+
+    return send_to_targets
+
+
+def _replace_create_event_source_mapping(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def create_event_source_mapping(self: Any, spec: dict[str, Any]) -> Any:
+        mapping = original(self, spec)
+        hooks = active_hooks()
+        if hooks is not None and detach_event_source_mapping_from_queue(mapping):
+            hooks.on_sqs_event_source_mapping(
+                EventSourceMappingRef(self.account_id, self.region_name, mapping.uuid)
+            )
+        return mapping
+
+    return create_event_source_mapping
+
+
+@dataclass(frozen=True, slots=True)
+class MotoPatchPoint:
+    """A moto method the runtime replaces, with the signature the replacement was written for."""
+
+    symbol: str
+    parameters: tuple[str, ...]
+    why: str
+    replacement: Callable[[Callable[..., Any]], Callable[..., Any]]
+
+    @property
+    def owner(self) -> type:
+        module_name, class_name, _ = self.symbol.rsplit(".", 2)
+        try:
+            owner: type = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError) as exc:
+            raise MotoPatchPointMissingError(
+                f"{self.symbol}: {module_name}.{class_name} is gone"
+            ) from exc
+        return owner
+
+    @property
+    def attribute(self) -> str:
+        return self.symbol.rsplit(".", 1)[1]
+
+    def original(self) -> Callable[..., Any]:
+        """moto's own implementation, whether or not the patch is installed."""
+        current = self.owner.__dict__.get(self.attribute)
+        if current is None:
+            raise MotoPatchPointMissingError(
+                f"{self.symbol}: moto no longer defines {self.attribute} on this class"
+            )
+        original: Callable[..., Any] = getattr(current, ORIGINAL_ATTRIBUTE, current)
+        return original
+
+    def is_installed(self) -> bool:
+        return hasattr(self.owner.__dict__.get(self.attribute), ORIGINAL_ATTRIBUTE)
+
+    def verify(self) -> None:
+        """Fail loudly if moto's method no longer has the signature the replacement expects."""
+        found = tuple(inspect.signature(self.original()).parameters)
+        if found != self.parameters:
+            raise MotoPatchPointMissingError(
+                f"{self.symbol}: expected parameters {self.parameters}, moto has {found}; "
+                "re-check the patch against the new moto before updating this expectation"
+            )
+
+    def install(self) -> None:
+        if self.is_installed():
+            return
+        self.verify()
+        original = self.original()
+        replacement = self.replacement(original)
+        setattr(replacement, ORIGINAL_ATTRIBUTE, original)
+        setattr(self.owner, self.attribute, replacement)
+
+
+MOTO_PATCH_POINTS: tuple[MotoPatchPoint, ...] = (
+    MotoPatchPoint(
+        symbol="moto.awslambda_simple.models.LambdaSimpleBackend.invoke",
+        parameters=("self", "function_name", "qualifier", "body", "headers", "response_headers"),
+        why="moto runs function code only in Docker; its Docker-free backend returns a canned "
+        "payload. The replacement runs the real handler in-process.",
+        replacement=_replace_lambda_invoke,
+    ),
+    MotoPatchPoint(
+        symbol="moto.events.models.Rule.send_to_targets",
+        parameters=("self", "original_event", "transform_input"),
+        why="moto raises NotImplementedError for Lambda and Step Functions targets.",
+        replacement=_replace_send_to_targets,
+    ),
+    MotoPatchPoint(
+        symbol="moto.awslambda.models.LambdaBackend.create_event_source_mapping",
+        parameters=("self", "spec"),
+        why="moto invokes SQS-mapped functions synchronously inside SendMessage, one message "
+        "at a time, ignoring batch responses; the runtime's poller replaces that path.",
+        replacement=_replace_create_event_source_mapping,
+    ),
+)
+
+
+def install_moto_patches() -> None:
+    """Install every patch, once per process.
+
+    Raises :class:`MotoPatchPointMissingError`, installing nothing, if a patched moto method
+    moved or changed its signature.
+    """
+    with _install_lock:
+        for point in MOTO_PATCH_POINTS:
+            point.verify()
+        for point in MOTO_PATCH_POINTS:
+            point.install()

@@ -1,0 +1,259 @@
+"""SQS event source mappings with Lambda's batch semantics, one poller thread per mapping.
+
+What Lambda does for an SQS trigger, and so what the poller does: receive up to ``BatchSize``
+messages (waiting up to ``MaximumBatchingWindowInSeconds`` to fill the batch), invoke the
+function once with the batch, delete what succeeded, and leave the rest in flight until the
+queue's visibility timeout makes it visible again. Receives are what count towards the queue's
+``maxReceiveCount``, so a message that keeps failing moves to the dead-letter queue exactly
+as on AWS (moto's ``ReceiveMessage`` implements the redrive).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import boto3
+
+from orchestration.local.runtime.counters import CounterBook
+from orchestration.local.runtime.lambda_dispatch import InvocationOutcome, LambdaDispatcher
+from orchestration.local.runtime.moto_backends import (
+    ArnParts,
+    EventSourceMappingRef,
+    event_source_mapping_configuration,
+    find_function_by_arn,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.client import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageAttributeValueOutputTypeDef, MessageTypeDef
+
+LOGGER = logging.getLogger(__name__)
+
+SQS_RECEIVE_LIMIT = 10  # ReceiveMessage returns at most ten messages per call
+DEFAULT_IDLE_POLL_SECONDS = 0.1
+FAILURE_BACKOFF_SECONDS = 1.0  # after a polling error (say, the function was deleted)
+REPORT_BATCH_ITEM_FAILURES = "ReportBatchItemFailures"
+
+
+@dataclass(frozen=True, slots=True)
+class MappingSettings:
+    """The settings of a mapping the poller acts on, re-read before every batch."""
+
+    queue_arn: str
+    function_arn: str
+    batch_size: int
+    batching_window_seconds: float
+    reports_batch_item_failures: bool
+    enabled: bool
+
+    @classmethod
+    def from_configuration(cls, configuration: Mapping[str, Any]) -> MappingSettings:
+        return cls(
+            queue_arn=str(configuration["EventSourceArn"]),
+            function_arn=str(configuration["FunctionArn"]),
+            batch_size=int(configuration.get("BatchSize") or SQS_RECEIVE_LIMIT),
+            batching_window_seconds=float(configuration.get("MaximumBatchingWindowInSeconds") or 0),
+            reports_batch_item_failures=REPORT_BATCH_ITEM_FAILURES
+            in (configuration.get("FunctionResponseTypes") or []),
+            enabled=configuration.get("State") == "Enabled",
+        )
+
+
+def _lambda_message_attribute(value: MessageAttributeValueOutputTypeDef) -> dict[str, Any]:
+    """SQS API shape (``StringValue``) to Lambda event shape (``stringValue``, base64 binaries)."""
+    attribute: dict[str, Any] = {
+        "stringListValues": list(value.get("StringListValues", [])),
+        "binaryListValues": [
+            base64.b64encode(item).decode("ascii") for item in value.get("BinaryListValues", [])
+        ],
+        "dataType": value["DataType"],
+    }
+    if "StringValue" in value:
+        attribute["stringValue"] = value["StringValue"]
+    if "BinaryValue" in value:
+        attribute["binaryValue"] = base64.b64encode(value["BinaryValue"]).decode("ascii")
+    return attribute
+
+
+def sqs_event_record(message: MessageTypeDef, *, queue_arn: str) -> dict[str, Any]:
+    """One record of the event Lambda sends for an SQS batch, built from a received message."""
+    record: dict[str, Any] = {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": dict(message.get("Attributes", {})),
+        "messageAttributes": {
+            name: _lambda_message_attribute(value)
+            for name, value in message.get("MessageAttributes", {}).items()
+        },
+        "md5OfBody": message["MD5OfBody"],
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": ArnParts.parse(queue_arn).region,
+    }
+    if "MD5OfMessageAttributes" in message:
+        record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
+    return record
+
+
+def failed_message_ids(  # noqa: PLR0911 - one return per rule of Lambda's
+    outcome: InvocationOutcome, batch_message_ids: Sequence[str], *, reports_item_failures: bool
+) -> set[str]:
+    """Which messages of a batch failed, by Lambda's rules for SQS.
+
+    A function error fails the whole batch. Without ``ReportBatchItemFailures`` any other result
+    is a success. With it, an empty or null response (or ``batchItemFailures``) is a success,
+    the listed ``itemIdentifier``s fail, and a malformed response (not an object, an identifier
+    that is empty or not in the batch) fails the whole batch.
+    """
+    everything = set(batch_message_ids)
+    if not outcome.succeeded:
+        return everything
+    if not reports_item_failures:
+        return set()
+    try:
+        response = outcome.json()
+    except ValueError:
+        return everything
+    if response is None or response == {}:
+        return set()
+    if not isinstance(response, dict):
+        return everything
+    failures = response.get("batchItemFailures")
+    if not failures:
+        return set()
+    if not isinstance(failures, list):
+        return everything
+    failed: set[str] = set()
+    for failure in failures:
+        identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
+        if not isinstance(identifier, str) or identifier not in everything:
+            LOGGER.warning("invalid batchItemFailures entry %r: failing the whole batch", failure)
+            return everything
+        failed.add(identifier)
+    return failed
+
+
+class SqsEventSourcePoller:
+    """Polls one queue for one mapping on a background thread until stopped or the mapping goes.
+
+    Batches run one at a time per mapping (AWS scales pollers up with the backlog); short
+    receives with a short idle sleep keep :meth:`stop` prompt.
+    """
+
+    def __init__(
+        self,
+        mapping: EventSourceMappingRef,
+        *,
+        endpoint_url: str,
+        dispatcher: LambdaDispatcher,
+        counters: CounterBook,
+        idle_poll_seconds: float = DEFAULT_IDLE_POLL_SECONDS,
+    ) -> None:
+        self.mapping = mapping
+        self._endpoint_url = endpoint_url
+        self._dispatcher = dispatcher
+        self._counters = counters
+        self._idle_poll_seconds = idle_poll_seconds
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"sqs-event-source-{mapping.uuid[:8]}", daemon=True
+        )
+        self._queue_urls: dict[str, str] = {}
+
+    @property
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the thread to finish; the batch in progress (if any) completes first."""
+        self._stopping.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        sqs: SQSClient = boto3.client(
+            "sqs", endpoint_url=self._endpoint_url, region_name=self.mapping.region
+        )
+        while not self._stopping.is_set():
+            pause = self._idle_poll_seconds
+            try:
+                configuration = event_source_mapping_configuration(self.mapping)
+                if configuration is None:
+                    LOGGER.info("event source mapping %s deleted: poller ends", self.mapping.uuid)
+                    return
+                settings = MappingSettings.from_configuration(configuration)
+                if settings.enabled and self._process_one_batch(sqs, settings):
+                    continue  # more may be waiting: poll again at once
+            except Exception:
+                LOGGER.exception("event source mapping %s: polling failed", self.mapping.uuid)
+                pause = max(pause, FAILURE_BACKOFF_SECONDS)
+            self._stopping.wait(pause)
+
+    def _queue_url(self, sqs: SQSClient, queue_arn: str) -> str:
+        if queue_arn not in self._queue_urls:
+            arn = ArnParts.parse(queue_arn)
+            self._queue_urls[queue_arn] = sqs.get_queue_url(
+                QueueName=arn.resource, QueueOwnerAWSAccountId=arn.account_id
+            )["QueueUrl"]
+        return self._queue_urls[queue_arn]
+
+    def _receive_batch(
+        self, sqs: SQSClient, queue_url: str, settings: MappingSettings
+    ) -> list[MessageTypeDef]:
+        batch: list[MessageTypeDef] = []
+        window_ends = time.monotonic() + settings.batching_window_seconds
+        while len(batch) < settings.batch_size and not self._stopping.is_set():
+            received = sqs.receive_message(
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=min(SQS_RECEIVE_LIMIT, settings.batch_size - len(batch)),
+                WaitTimeSeconds=0,
+                MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            batch.extend(received)
+            if received:
+                continue
+            remaining = window_ends - time.monotonic()
+            if not batch or remaining <= 0:
+                break
+            self._stopping.wait(min(self._idle_poll_seconds, remaining))
+        return batch
+
+    def _process_one_batch(self, sqs: SQSClient, settings: MappingSettings) -> bool:
+        queue_url = self._queue_url(sqs, settings.queue_arn)
+        batch = self._receive_batch(sqs, queue_url, settings)
+        if not batch:
+            return False
+        event = {"Records": [sqs_event_record(m, queue_arn=settings.queue_arn) for m in batch]}
+        function = find_function_by_arn(settings.function_arn)
+        outcome = self._dispatcher.invoke(function, json.dumps(event))
+        failed = failed_message_ids(
+            outcome,
+            [m["MessageId"] for m in batch],
+            reports_item_failures=settings.reports_batch_item_failures,
+        )
+        succeeded = [m for m in batch if m["MessageId"] not in failed]
+        for start in range(0, len(succeeded), SQS_RECEIVE_LIMIT):
+            chunk = succeeded[start : start + SQS_RECEIVE_LIMIT]
+            sqs.delete_message_batch(
+                QueueUrl=queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)
+                ],
+            )
+        self._counters.event_source_batches.record_batch(
+            self.mapping.uuid, received=len(batch), deleted=len(succeeded), retried=len(failed)
+        )
+        return True

@@ -1,0 +1,239 @@
+"""The approval gate: who may decide, exactly once, with an audit trail.
+
+The gate's Step Functions task token is stored in DynamoDB under an approval ID and never
+leaves AWS: Slack buttons and CLI commands carry only the approval ID. A decision is a
+conditional write, so a double click decides once; every attempt, allowed or refused, is
+audited. The Slack bot and ``wavepilot approve`` both decide through this service.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Literal
+
+from botocore.exceptions import ClientError
+
+from orchestration.adapters.state_store import ApprovalRecord, MigrationStore
+from orchestration.events import ApprovalDecided, ApprovalRequested
+from orchestration.pipeline.errors import APPROVAL_REJECTED
+from orchestration.pipeline.reporter import StatusReporter
+from orchestration.pipeline.spec import MigrationSpec
+
+if TYPE_CHECKING:
+    from mypy_boto3_stepfunctions.client import SFNClient
+
+Decision = Literal["APPROVED", "REJECTED"]
+# Whether a Slack user belongs to a user group (the bot asks Slack; the CLI cannot).
+GroupMembership = Callable[[str, str], bool]
+
+
+def no_groups(user: str, group: str) -> bool:
+    return False
+
+
+class ApprovalError(Exception):
+    """A decision that was not taken; the message is what the user sees."""
+
+
+class ApprovalNotFoundError(ApprovalError):
+    pass
+
+
+class ApprovalAlreadyDecidedError(ApprovalError):
+    pass
+
+
+class ApprovalExpiredError(ApprovalError):
+    pass
+
+
+class NotAnApproverError(ApprovalError):
+    pass
+
+
+class SelfApprovalError(ApprovalError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionOutcome:
+    approval: ApprovalRecord
+    decision: Decision
+    user: str
+
+
+class ApprovalService:
+    def __init__(
+        self,
+        store: MigrationStore,
+        stepfunctions: SFNClient,
+        reporter: StatusReporter,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._store = store
+        self._sfn = stepfunctions
+        self._report = reporter
+        self._clock = clock
+
+    def request(self, spec: MigrationSpec, task_token: str, timeout_seconds: int) -> ApprovalRecord:
+        now = self._clock()
+        approval = ApprovalRecord(
+            approval_id=f"apv-{uuid.uuid4().hex[:16]}",
+            migration_id=spec.migration_id,
+            wave=spec.wave,
+            target_vm_name=spec.target_vm_name,
+            approvers=tuple(spec.approvers),
+            requested_by=spec.requested_by,
+            status="PENDING",
+            expires_at=now + timedelta(seconds=timeout_seconds),
+        )
+        self._store.create_approval(approval, task_token)
+        self._report.step(
+            spec,
+            "AwaitApproval",
+            "WAITING",
+            f"test launch verified; awaiting approval {approval.approval_id}",
+        )
+        self._report.emit(
+            spec,
+            ApprovalRequested,
+            approval_id=approval.approval_id,
+            approvers=list(approval.approvers),
+            requested_by=approval.requested_by,
+            expires_at=approval.expires_at,
+            summary=(
+                f"Cut over {spec.target_vm_name} ({spec.app_name}, {spec.wave}) "
+                f"to {spec.instance_type}?"
+            ),
+        )
+        return approval
+
+    def decide(
+        self,
+        approval_id: str,
+        decision: Decision,
+        *,
+        user: str,
+        reason: str = "",
+        is_member: GroupMembership = no_groups,
+        is_requester: Callable[[str], bool] = lambda _user: False,
+    ) -> DecisionOutcome:
+        """Decide the approval, or raise an ApprovalError saying why not (and audit it)."""
+        now = self._clock()
+        action = "approve" if decision == "APPROVED" else "reject"
+        approval = self._store.approval(approval_id)
+        if approval is None:
+            raise ApprovalNotFoundError(f"no approval {approval_id}")
+
+        def refuse(error: ApprovalError) -> ApprovalError:
+            self._store.audit(
+                approval_id,
+                actor=user,
+                action=action,
+                outcome="refused",
+                detail=str(error),
+                now=now,
+            )
+            return error
+
+        if approval.status != "PENDING":
+            raise refuse(_already(approval))
+        if now >= approval.expires_at:
+            raise refuse(
+                ApprovalExpiredError(
+                    f"approval {approval_id} expired at {approval.expires_at.isoformat()}"
+                )
+            )
+        if not _is_approver(user, approval.approvers, is_member):
+            raise refuse(NotAnApproverError(f"<@{user}> is not an approver of {approval.wave}"))
+        if is_requester(user):
+            raise refuse(
+                SelfApprovalError("you requested this change: someone else must approve it")
+            )
+        token = self._store.decide_approval(
+            approval_id, decision=decision, user=user, reason=reason, now=now
+        )
+        if token is None:  # lost the race to another click
+            current = self._store.approval(approval_id) or approval
+            raise refuse(_already(current))
+        try:
+            if decision == "APPROVED":
+                self._sfn.send_task_success(
+                    taskToken=token, output=json.dumps({"decision": decision, "decidedBy": user})
+                )
+            else:
+                self._sfn.send_task_failure(
+                    taskToken=token, error=APPROVAL_REJECTED, cause=reason or f"rejected by {user}"
+                )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in {
+                "TaskTimedOut",
+                "InvalidToken",
+                "TaskDoesNotExist",
+            }:
+                raise refuse(
+                    ApprovalExpiredError(f"approval {approval_id} is no longer waiting")
+                ) from exc
+            raise
+        self._store.audit(
+            approval_id, actor=user, action=action, outcome="decided", detail=reason, now=now
+        )
+        record = self._store.get(approval.migration_id)
+        if record is not None:
+            self._report.emit(
+                record,
+                ApprovalDecided,
+                approval_id=approval_id,
+                decision=decision,
+                decided_by=user,
+                reason=reason,
+            )
+        return DecisionOutcome(approval, decision, user)
+
+    def expire(self, migration_id: str) -> None:
+        """Mark the migration's pending approval EXPIRED (its gate timed out) and say so."""
+        approval_id = self._store.pending_approval_id(migration_id)
+        now = self._clock()
+        if approval_id is None:
+            return
+        if (
+            self._store.decide_approval(
+                approval_id, decision="EXPIRED", user="wavepilot", reason="timed out", now=now
+            )
+            is None
+        ):
+            return  # decided meanwhile: nothing to expire
+        self._store.audit(
+            approval_id,
+            actor="wavepilot",
+            action="expire",
+            outcome="expired",
+            detail="timed out",
+            now=now,
+        )
+        record = self._store.get(migration_id)
+        if record is not None:
+            self._report.emit(
+                record,
+                ApprovalDecided,
+                approval_id=approval_id,
+                decision="EXPIRED",
+                decided_by="wavepilot",
+                reason="no decision before the approval timed out",
+            )
+
+
+def _is_approver(user: str, approvers: tuple[str, ...], is_member: GroupMembership) -> bool:
+    if user in approvers:
+        return True
+    return any(group.startswith("S") and is_member(user, group) for group in approvers)
+
+
+def _already(approval: ApprovalRecord) -> ApprovalAlreadyDecidedError:
+    return ApprovalAlreadyDecidedError(
+        f"already {approval.status.lower()} by <@{approval.decided_by}> at {approval.decided_at}"
+    )

@@ -1,0 +1,49 @@
+"""Pipeline failures. Their class names are the ``Error`` names the state machine matches:
+rename one and ``orchestration/statemachine/migration.asl.json`` must change with it
+(a test checks that every name used there exists here)."""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """A migration step failed; the message says what happened and what to do."""
+
+
+class PrerequisiteError(PipelineError):
+    """A live prerequisite is missing (subnet, security group, profile, source server)."""
+
+
+class ReplicationStalledError(PipelineError):
+    """Replication stalled, was disconnected or paused: it will not become ready alone."""
+
+
+class ReplicationTimeoutError(PipelineError):
+    """Replication did not become ready within the allowed time."""
+
+
+class LaunchFailedError(PipelineError):
+    """MGN reported the test or cutover launch as FAILED."""
+
+
+class LaunchTimeoutError(PipelineError):
+    """The launched instance was not running and healthy within the allowed time."""
+
+
+class HealthCheckFailedError(PipelineError):
+    """The launched instance kept failing its health checks."""
+
+
+class CutoverWindowClosedError(PipelineError):
+    """The wave's cutover window closed before the cutover could start."""
+
+
+class RollbackPendingError(PipelineError):
+    """Rollback waits for an MGN job to finish; the state machine retries it."""
+
+
+class RollbackRefusedError(PipelineError):
+    """A finalized cutover is not rolled back automatically."""
+
+
+# Names the state machine uses that are not Python classes of ours.
+APPROVAL_REJECTED = "ApprovalRejected"

@@ -1,0 +1,78 @@
+"""Every step reports: a status event on the bus and the step in the migration's history."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+from orchestration.adapters.event_bus import EventBus
+from orchestration.adapters.state_store import MigrationStore
+from orchestration.events import EventDetail, MigrationStatusUpdated, StepStatus
+from orchestration.pipeline.spec import MigrationSpec
+
+E = TypeVar("E", bound=EventDetail)
+Clock = Callable[[], datetime]
+
+
+class MigrationIdentity(Protocol):
+    """What an event needs to name its migration (a spec or a stored record)."""
+
+    @property
+    def migration_id(self) -> str: ...
+    @property
+    def wave(self) -> str: ...
+    @property
+    def app_name(self) -> str: ...
+    @property
+    def target_vm_name(self) -> str: ...
+    @property
+    def correlation_id(self) -> str: ...
+
+
+class StatusReporter:
+    def __init__(self, store: MigrationStore, bus: EventBus, clock: Clock) -> None:
+        self._store = store
+        self._bus = bus
+        self._clock = clock
+
+    def emit(self, spec: MigrationIdentity, event_type: type[E], **fields: Any) -> E:
+        """Put one event, numbered with the migration's next sequence number."""
+        event = event_type.model_validate(
+            {
+                "migration_id": spec.migration_id,
+                "wave": spec.wave,
+                "app_name": spec.app_name,
+                "target_vm_name": spec.target_vm_name,
+                "correlation_id": spec.correlation_id,
+                "sequence": self._store.next_sequence(spec.migration_id),
+                "timestamp": self._clock(),
+                **fields,
+            }
+        )
+        self._bus.put(event)
+        return event
+
+    def step(
+        self,
+        spec: MigrationSpec,
+        step: str,
+        status: StepStatus,
+        message: str,
+        *,
+        migration_status: str | None = None,
+        **data: Any,
+    ) -> MigrationStatusUpdated:
+        event = self.emit(
+            spec, MigrationStatusUpdated, step=step, status=status, message=message, data=data
+        )
+        self._store.record_step(
+            spec.migration_id,
+            sequence=event.sequence,
+            step=step,
+            status=status,
+            message=message,
+            now=event.timestamp,
+            migration_status=migration_status,
+        )
+        return event

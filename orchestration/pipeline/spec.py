@@ -1,0 +1,154 @@
+"""What one migration runs on: the request, normalised for the pipeline.
+
+A request published from a manifest carries the full effective spec. A hand-written request
+(the seed's Quick Start message) carries only the seed's fields; the rest takes defaults,
+and its MGN source server is looked up by ``sourceVmId`` (as a source server ID if it looks
+like one, then as the agent's ``userProvidedID``). Types here are deliberately plain: the
+manifest rules were enforced at publish time, and live checks (does the subnet exist?) are
+``validate_input``'s job, with messages that say what to fix.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from orchestration.migration_request import MigrationRequest
+
+SOURCE_SERVER_ID = re.compile(r"s-[0-9a-zA-Z]{17}")
+
+
+class PipelineModel(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
+
+
+class HealthCheckSpec(PipelineModel):
+    type: Literal["tcp", "http"]
+    port: int | None = None
+    path: str = "/"
+    scheme: Literal["http", "https"] = "http"
+    expected_status: int = 200
+    timeout_seconds: int = 5
+
+    @property
+    def effective_port(self) -> int:
+        if self.port is not None:
+            return self.port
+        return 443 if self.scheme == "https" else 80
+
+
+class SourceHints(PipelineModel):
+    """How to find the MGN source server, in resolution order."""
+
+    source_vm_id: str
+    source_server_id: str | None = None
+    user_provided_id: str | None = None
+    hostname: str | None = None
+
+
+class MigrationSpec(PipelineModel):
+    migration_id: str
+    revision: str
+    correlation_id: str
+    wave: str
+    app_name: str
+    environment: str
+    target_vm_name: str
+    source: SourceHints
+    os_family: Literal["windows", "linux"] | None = None
+    instance_type: str
+    subnet_id: str
+    security_group_ids: list[str]
+    test_subnet_id: str
+    test_security_group_ids: list[str]
+    iam_instance_profile: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    boot_mode: str = "USE_SOURCE"
+    os_byol: bool = False
+    health_checks: list[HealthCheckSpec] = Field(default_factory=list)
+    callback_urls: list[str] = Field(default_factory=list)
+    window_start: AwareDatetime | None = None
+    window_end: AwareDatetime | None = None
+    slack_channel: str | None = None
+    approvers: list[str] = Field(default_factory=list)
+    operators: list[str] = Field(default_factory=list)
+    requested_by: str = ""
+
+    @classmethod
+    def from_request(
+        cls, request: MigrationRequest, revision: str, correlation_id: str
+    ) -> MigrationSpec:
+        common = {
+            "migration_id": request.migration_id,
+            "revision": revision,
+            "correlation_id": correlation_id,
+            "wave": request.wave,
+            "app_name": request.app_name,
+            "environment": request.environment,
+            "target_vm_name": request.target_vm_name,
+            "requested_by": request.provenance.author if request.provenance else "",
+        }
+        spec = request.spec
+        if spec is None:
+            looks_like_id = SOURCE_SERVER_ID.fullmatch(request.source_vm_id) is not None
+            return cls.model_validate(
+                {
+                    **common,
+                    "source": {
+                        "source_vm_id": request.source_vm_id,
+                        "source_server_id": request.source_vm_id if looks_like_id else None,
+                        "user_provided_id": None if looks_like_id else request.source_vm_id,
+                    },
+                    "instance_type": request.instance_type,
+                    "subnet_id": request.subnet_id,
+                    "security_group_ids": request.security_group_ids,
+                    "test_subnet_id": request.subnet_id,
+                    "test_security_group_ids": request.security_group_ids,
+                }
+            )
+        return cls.model_validate(
+            {
+                **common,
+                "source": {
+                    "source_vm_id": spec.source.azure_resource_id,
+                    "source_server_id": spec.source.source_server_id,
+                    "user_provided_id": spec.source.user_provided_id,
+                    "hostname": spec.source.hostname,
+                },
+                "os_family": spec.os_family,
+                "instance_type": spec.instance_type,
+                "subnet_id": spec.subnet_id,
+                "security_group_ids": spec.security_group_ids,
+                "test_subnet_id": spec.test_subnet_id,
+                "test_security_group_ids": spec.test_security_group_ids,
+                "iam_instance_profile": spec.iam_instance_profile,
+                "tags": spec.tags,
+                "boot_mode": spec.boot_mode,
+                "os_byol": spec.os_byol,
+                "health_checks": [check.model_dump() for check in spec.health_checks],
+                "callback_urls": spec.callback_urls,
+                "window_start": spec.cutover_window.start,
+                "window_end": spec.cutover_window.end,
+                "slack_channel": spec.slack_channel,
+                "approvers": spec.approvers,
+                "operators": spec.operators,
+            }
+        )
+
+    def in_window(self, now: datetime) -> Literal["before", "open", "closed"]:
+        if self.window_start is not None and now < self.window_start:
+            return "before"
+        if self.window_end is not None and now >= self.window_end:
+            return "closed"
+        return "open"

@@ -1,0 +1,510 @@
+"""The migration's steps, as the state machine runs them. Pure logic over small ports.
+
+Each step takes the execution state (a dict: ``spec``, ``config`` and the results of the
+steps before it), does its work, reports a status event and returns its own result, which
+the state machine stores at the step's ``ResultPath``. Steps are idempotent: a retried
+Lambda finds the MGN job it already started instead of starting a second one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from orchestration.adapters.ec2 import Ec2Adapter
+from orchestration.adapters.health import HealthProber
+from orchestration.adapters.mgn import (
+    Job,
+    MgnAdapter,
+    MgnConflictError,
+    SourceServer,
+    SourceServerNotFoundError,
+)
+from orchestration.events import (
+    MigrationCompleted,
+    MigrationFailed,
+    RollbackCompleted,
+    RollbackStarted,
+)
+from orchestration.pipeline.errors import (
+    CutoverWindowClosedError,
+    HealthCheckFailedError,
+    LaunchFailedError,
+    LaunchTimeoutError,
+    PrerequisiteError,
+    ReplicationStalledError,
+    ReplicationTimeoutError,
+    RollbackRefusedError,
+)
+from orchestration.pipeline.reporter import StatusReporter
+from orchestration.pipeline.resolution import resolve_source_server
+from orchestration.pipeline.spec import MigrationSpec
+
+Phase = Literal["test", "cutover"]
+State = dict[str, Any]
+
+# Replication states that will not become ready without someone acting.
+STUCK_REPLICATION = {"STALLED", "DISCONNECTED", "PAUSED", "STOPPED"}
+# Lifecycle states from which a launch's instances can be terminated after a state change.
+REVERT_TO = {"TESTING": "READY_FOR_TEST", "CUTTING_OVER": "READY_FOR_CUTOVER"}
+
+
+@dataclass(frozen=True, slots=True)
+class PollConfig:
+    """Polling and time limits, from the state machine's ``config`` (rendered placeholders)."""
+
+    initial_seconds: int
+    max_seconds: int
+    backoff: float
+    replication_timeout_seconds: int
+    launch_timeout_seconds: int
+
+    @classmethod
+    def from_state(cls, state: State) -> PollConfig:
+        config = state["config"]
+        return cls(
+            initial_seconds=int(config["pollInitialSeconds"]),
+            max_seconds=int(config["pollMaxSeconds"]),
+            backoff=float(config["pollBackoff"]),
+            replication_timeout_seconds=int(config["replicationTimeoutSeconds"]),
+            launch_timeout_seconds=int(config["launchTimeoutSeconds"]),
+        )
+
+    def next_wait(self, previous: Any) -> int:
+        if not previous:
+            return self.initial_seconds
+        return min(self.max_seconds, max(1, round(int(previous) * self.backoff)))
+
+
+def _poll(state: State, key: str, config: PollConfig, **result: Any) -> dict[str, Any]:
+    previous = state.get(key) or {}
+    return {
+        **result,
+        "done": False,
+        "waitSeconds": config.next_wait(previous.get("waitSeconds")),
+        "startedAt": previous.get("startedAt") or time.time(),
+        "polls": int(previous.get("polls", 0)) + 1,
+    }
+
+
+def _elapsed(state: State, key: str) -> float:
+    started = (state.get(key) or {}).get("startedAt")
+    return time.time() - float(started) if started else 0.0
+
+
+class MigrationSteps:
+    def __init__(
+        self,
+        *,
+        mgn: MgnAdapter,
+        ec2: Ec2Adapter,
+        prober: HealthProber,
+        reporter: StatusReporter,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._mgn = mgn
+        self._ec2 = ec2
+        self._prober = prober
+        self._report = reporter
+        self._clock = clock
+
+    # --- ValidateInput -------------------------------------------------------------------
+
+    def validate_input(self, state: State) -> dict[str, Any]:
+        """Live prerequisites, all checked and reported at once."""
+        spec = MigrationSpec.model_validate(state["spec"])
+        self._report.step(
+            spec, "ValidateInput", "STARTED", "checking prerequisites", migration_status="RUNNING"
+        )
+        problems: list[str] = []
+        for label, subnet_id, groups in (
+            ("", spec.subnet_id, spec.security_group_ids),
+            ("test ", spec.test_subnet_id, spec.test_security_group_ids),
+        ):
+            if label and (subnet_id, groups) == (spec.subnet_id, spec.security_group_ids):
+                continue
+            problems.extend(self._network_problems(spec, label, subnet_id, groups))
+        if spec.iam_instance_profile and not self._ec2.instance_profile_exists(
+            spec.iam_instance_profile
+        ):
+            problems.append(
+                f"IAM instance profile {spec.iam_instance_profile!r} does not exist: create it "
+                "or fix iamInstanceProfile"
+            )
+        server: SourceServer | None = None
+        try:
+            server = resolve_source_server(self._mgn, spec.source)
+        except SourceServerNotFoundError as exc:
+            problems.append(str(exc))
+        if problems or server is None:
+            raise PrerequisiteError("; ".join(problems))
+        launch_template_id = self._mgn.launch_template_id(server.source_server_id)
+        self._report.step(
+            spec,
+            "ValidateInput",
+            "SUCCEEDED",
+            f"prerequisites met; MGN source server {server.source_server_id}",
+            sourceServerId=server.source_server_id,
+        )
+        return {"sourceServerId": server.source_server_id, "launchTemplateId": launch_template_id}
+
+    def _network_problems(
+        self, spec: MigrationSpec, label: str, subnet_id: str, group_ids: list[str]
+    ) -> list[str]:
+        subnet = self._ec2.subnet(subnet_id)
+        if subnet is None:
+            return [f"{label}subnet {subnet_id} does not exist in this account and Region"]
+        problems = []
+        vpcs = self._ec2.security_group_vpcs(group_ids)
+        for group_id in group_ids:
+            if group_id not in vpcs:
+                problems.append(f"{label}security group {group_id} does not exist")
+            elif vpcs[group_id] != subnet.vpc_id:
+                problems.append(
+                    f"{label}security group {group_id} is in {vpcs[group_id]} but {label}subnet "
+                    f"{subnet_id} is in {subnet.vpc_id}: they must share a VPC"
+                )
+        if not self._ec2.instance_type_offered(spec.instance_type, subnet.availability_zone):
+            problems.append(
+                f"instance type {spec.instance_type} is not offered in {subnet.availability_zone} "
+                f"({label}subnet {subnet_id}): choose another type or subnet"
+            )
+        return problems
+
+    # --- PrepareSource -------------------------------------------------------------------
+
+    def prepare_source(self, state: State, phase: Phase) -> dict[str, Any]:
+        """Apply launch settings for the phase; for cutover, retire the test instance first."""
+        spec = MigrationSpec.model_validate(state["spec"])
+        server_id = state["source"]["sourceServerId"]
+        step = "PrepareSource" if phase == "test" else "PrepareCutover"
+        server = self._mgn.source_server(server_id)
+        if server.replication_state in STUCK_REPLICATION:
+            raise ReplicationStalledError(
+                f"replication of {server_id} is {server.replication_state}"
+                f"{': ' + server.replication_error if server.replication_error else ''}; "
+                "fix the agent or the network, then republish"
+            )
+        terminate_job: str | None = None
+        if phase == "cutover" and server.lifecycle_state == "TESTING":
+            server = self._mgn.change_life_cycle_state(server_id, "READY_FOR_CUTOVER")
+        if phase == "cutover" and server.launched_instance_id:
+            terminate_job = self._terminate_launched(server_id)
+        subnet, groups = (
+            (spec.test_subnet_id, spec.test_security_group_ids)
+            if phase == "test"
+            else (spec.subnet_id, spec.security_group_ids)
+        )
+        tags = {
+            **spec.tags,
+            "Name": spec.target_vm_name if phase == "cutover" else f"{spec.target_vm_name}-test",
+            "wavepilot:migration-id": spec.migration_id,
+            "wavepilot:phase": phase,
+        }
+        version = self._ec2.set_launch_template(
+            state["source"]["launchTemplateId"],
+            instance_type=spec.instance_type,
+            subnet_id=subnet,
+            security_group_ids=groups,
+            iam_instance_profile=spec.iam_instance_profile,
+            tags=tags,
+        )
+        self._mgn.update_launch_configuration(
+            server_id, boot_mode=spec.boot_mode, os_byol=spec.os_byol
+        )
+        self._report.step(
+            spec,
+            step,
+            "SUCCEEDED",
+            f"{phase} launch settings applied: {spec.instance_type} in {subnet} "
+            f"(launch template version {version})",
+            launchTemplateVersion=version,
+        )
+        return {"launchTemplateVersion": version, "terminateJobId": terminate_job}
+
+    def _terminate_launched(self, server_id: str) -> str | None:
+        active = self._mgn.active_job_for(server_id)
+        if active is not None:
+            return active.job_id if active.type == "TERMINATE" else None
+        return self._mgn.terminate_target_instances([server_id]).job_id
+
+    # --- replication ---------------------------------------------------------------------
+
+    def check_replication(self, state: State) -> dict[str, Any]:
+        spec = MigrationSpec.model_validate(state["spec"])
+        config = PollConfig.from_state(state)
+        server = self._mgn.source_server(state["source"]["sourceServerId"])
+        progress = (
+            round(100 * server.replicated_bytes / server.total_bytes) if server.total_bytes else 0
+        )
+        if server.replication_state in STUCK_REPLICATION:
+            raise ReplicationStalledError(
+                f"replication of {server.source_server_id} is {server.replication_state}"
+                f"{': ' + server.replication_error if server.replication_error else ''}"
+            )
+        if server.replication_state == "CONTINUOUS" and server.lifecycle_state in {
+            "READY_FOR_TEST",
+            "TESTING",
+            "READY_FOR_CUTOVER",
+        }:
+            self._report.step(
+                spec, "WaitForReplication", "SUCCEEDED", "replication ready (continuous)"
+            )
+            return {"done": True, "progress": 100, "replicationState": server.replication_state}
+        if _elapsed(state, "replication") > config.replication_timeout_seconds:
+            raise ReplicationTimeoutError(
+                f"replication of {server.source_server_id} is still {server.replication_state} "
+                f"({progress}%) after {config.replication_timeout_seconds} s"
+            )
+        previous = state.get("replication") or {}
+        if (
+            previous.get("replicationState") != server.replication_state
+            or previous.get("progress", -1) // 25 != progress // 25
+        ):
+            self._report.step(
+                spec,
+                "WaitForReplication",
+                "IN_PROGRESS",
+                f"replication {server.replication_state.lower()}, {progress}%",
+                progress=progress,
+            )
+        return _poll(
+            state,
+            "replication",
+            config,
+            progress=progress,
+            replicationState=server.replication_state,
+        )
+
+    # --- launches ------------------------------------------------------------------------
+
+    def trigger(self, state: State, phase: Phase) -> dict[str, Any]:
+        """Start the test or cutover launch (once), inside the cutover window for cutover."""
+        spec = MigrationSpec.model_validate(state["spec"])
+        config = PollConfig.from_state(state)
+        server_id = state["source"]["sourceServerId"]
+        step = "StartTestLaunch" if phase == "test" else "StartCutover"
+        key = "test" if phase == "test" else "cutover"
+        if phase == "cutover":
+            window = spec.in_window(self._clock())
+            if window == "closed":
+                raise CutoverWindowClosedError(
+                    f"the cutover window closed at {_iso(spec.window_end)}"
+                    ": the migration is rolled back; set a new window in the manifest and merge"
+                )
+            if window == "before" and spec.window_start is not None:
+                until = (spec.window_start - self._clock()).total_seconds()
+                if not (state.get(key) or {}).get("announced"):
+                    self._report.step(
+                        spec,
+                        step,
+                        "WAITING",
+                        f"approved; the cutover waits for the window: {_iso(spec.window_start)}",
+                    )
+                return {
+                    **_poll(state, key, config),
+                    "started": False,
+                    "announced": True,
+                    "waitSeconds": max(1, min(config.max_seconds, int(until) + 1)),
+                }
+        active = self._mgn.active_job_for(server_id)
+        wanted = "START_TEST" if phase == "test" else "START_CUTOVER"
+        if active is not None and active.initiated_by == wanted:
+            return {"started": True, "done": True, "jobId": active.job_id}  # a retry: adopt it
+        if active is not None:
+            return {**_poll(state, key, config), "started": False, "blockedBy": active.job_id}
+        tags = {"wavepilot:migration-id": spec.migration_id, "wavepilot:revision": spec.revision}
+        try:
+            job = (
+                self._mgn.start_test([server_id], tags)
+                if phase == "test"
+                else self._mgn.start_cutover([server_id], tags)
+            )
+        except MgnConflictError as exc:
+            raise LaunchFailedError(
+                f"MGN refused the {phase} launch of {server_id}: {exc}"
+            ) from exc
+        self._report.step(
+            spec,
+            step,
+            "SUCCEEDED",
+            f"{phase} launch started (MGN job {job.job_id})",
+            jobId=job.job_id,
+        )
+        return {"started": True, "done": True, "jobId": job.job_id}
+
+    def verify_launch(self, state: State, phase: Phase) -> dict[str, Any]:
+        """Job result, then EC2 status checks, then the VM's own health checks."""
+        spec = MigrationSpec.model_validate(state["spec"])
+        config = PollConfig.from_state(state)
+        server_id = state["source"]["sourceServerId"]
+        key = "testCheck" if phase == "test" else "cutoverCheck"
+        step = "VerifyTestLaunch" if phase == "test" else "VerifyCutover"
+        job = self._mgn.job(state["test" if phase == "test" else "cutover"]["jobId"])
+        entry = job.server(server_id)
+        if (
+            entry is None
+            or entry.launch_status == "FAILED"
+            or (job.status == "COMPLETED" and entry.launch_status != "LAUNCHED")
+        ):
+            raise LaunchFailedError(
+                f"MGN {phase} launch job {job.job_id} reports "
+                f"{entry.launch_status if entry else 'no entry'} "
+                f"for {server_id}: see the job log in the MGN console"
+            )
+        timed_out = _elapsed(state, key) > config.launch_timeout_seconds
+        if entry.launch_status != "LAUNCHED" or not entry.launched_instance_id:
+            if timed_out:
+                raise LaunchTimeoutError(
+                    f"{phase} launch job {job.job_id} still {entry.launch_status}"
+                )
+            return _poll(state, key, config, stage="launching", launchStatus=entry.launch_status)
+        instance = self._ec2.instance(entry.launched_instance_id)
+        if (
+            instance is None
+            or instance.state != "running"
+            or "impaired" in {instance.system_status, instance.instance_status}
+        ):
+            if timed_out:
+                raise LaunchTimeoutError(
+                    f"instance {entry.launched_instance_id} is "
+                    f"{instance.state if instance else 'missing'} "
+                    f"after {config.launch_timeout_seconds} s"
+                )
+            return _poll(state, key, config, stage="booting", instanceId=entry.launched_instance_id)
+        results = [
+            self._prober.run(instance.private_ip or "", check) for check in spec.health_checks
+        ]
+        failed = [r for r in results if not r.passed]
+        if failed:
+            if timed_out:
+                raise HealthCheckFailedError(
+                    f"instance {instance.instance_id} failed "
+                    + "; ".join(f"{r.check}: {r.detail}" for r in failed)
+                )
+            return _poll(state, key, config, stage="health checks", instanceId=instance.instance_id)
+        summary = ", ".join(r.check for r in results) or "no health checks defined"
+        self._report.step(
+            spec,
+            step,
+            "SUCCEEDED",
+            f"{phase} instance {instance.instance_id} running, status checks ok, {summary} passed",
+            instanceId=instance.instance_id,
+        )
+        return {
+            "done": True,
+            "instanceId": instance.instance_id,
+            "checks": [r.check for r in results],
+        }
+
+    # --- FinalizeCutover -----------------------------------------------------------------
+
+    def finalize(self, state: State, started_at: datetime | None) -> dict[str, Any]:
+        spec = MigrationSpec.model_validate(state["spec"])
+        server_id = state["source"]["sourceServerId"]
+        server = self._mgn.source_server(server_id)
+        if server.lifecycle_state != "CUTOVER":
+            server = self._mgn.finalize_cutover(server_id)
+        instance_id = state["cutoverCheck"]["instanceId"]
+        duration = (self._clock() - started_at).total_seconds() if started_at else 0.0
+        self._report.step(
+            spec,
+            "FinalizeCutover",
+            "SUCCEEDED",
+            f"cutover finalized; {spec.target_vm_name} runs as {instance_id}",
+            migration_status="COMPLETED",
+        )
+        self._report.emit(
+            spec,
+            MigrationCompleted,
+            target_instance_id=instance_id,
+            duration_seconds=max(0.0, duration),
+        )
+        return {"instanceId": instance_id, "lifecycleState": server.lifecycle_state}
+
+    # --- Rollback ------------------------------------------------------------------------
+
+    def rollback(self, state: State, failed_step: str | None = None) -> dict[str, Any]:
+        """Terminate what was launched and return the source server to a launchable state.
+
+        A polling step (result at ``$.rollback``): while an MGN job for the server is still
+        running, or an instance it launched is still alive, it returns ``done: false`` and
+        the state machine waits and calls it again. It ends only when nothing is left.
+        """
+        spec = MigrationSpec.model_validate(state["spec"])
+        config = PollConfig.from_state(state)
+        error = state.get("error") or {}
+        failed_step = failed_step or str(error.get("Error", "Unknown"))
+        reason = _reason(error)
+        previous = state.get("rollback") or {}
+        if not previous:
+            self._report.emit(spec, RollbackStarted, step=failed_step, reason=reason)
+        terminated: list[str] = list(previous.get("terminated", []))
+        server_id = (state.get("source") or {}).get("sourceServerId")
+        server_state = "not resolved"
+        if server_id:
+            server = self._mgn.source_server(server_id)
+            if server.lifecycle_state == "CUTOVER":
+                raise RollbackRefusedError(
+                    f"{server_id} is finalized (CUTOVER): the new instance is production now; "
+                    "roll back by hand if you must"
+                )
+            active: Job | None = self._mgn.active_job_for(server_id)
+            if active is not None:
+                return {
+                    **_poll(state, "rollback", config),
+                    "terminated": terminated,
+                    "waitingFor": active.job_id,
+                }
+            if server.lifecycle_state in REVERT_TO:
+                server = self._mgn.change_life_cycle_state(
+                    server_id, REVERT_TO[server.lifecycle_state]
+                )
+            if server.launched_instance_id:
+                instance = self._ec2.instance(server.launched_instance_id)
+                if instance is not None and instance.state not in {"terminated", "shutting-down"}:
+                    job = self._mgn.terminate_target_instances([server_id])
+                    if server.launched_instance_id not in terminated:
+                        terminated.append(server.launched_instance_id)
+                    return {
+                        **_poll(state, "rollback", config),
+                        "terminated": terminated,
+                        "waitingFor": job.job_id,
+                    }
+            server_state = server.lifecycle_state
+        self._report.emit(
+            spec,
+            RollbackCompleted,
+            reason=reason,
+            terminated_instance_ids=terminated,
+            source_server_state=server_state,
+        )
+        self._report.step(
+            spec,
+            "Rollback",
+            "SUCCEEDED",
+            f"rolled back after {failed_step}: {reason}",
+            migration_status="ROLLED_BACK",
+        )
+        self._report.emit(spec, MigrationFailed, step=failed_step, error=failed_step, cause=reason)
+        return {"done": True, "terminated": terminated, "sourceServerState": server_state}
+
+
+def _reason(error: dict[str, Any]) -> str:
+    """The human reason inside a Catch's ``Cause`` (a Lambda error's JSON, or plain text)."""
+    cause = str(error.get("Cause", ""))
+    try:
+        parsed = json.loads(cause)
+        if isinstance(parsed, dict) and "errorMessage" in parsed:
+            return str(parsed["errorMessage"])
+    except ValueError:
+        pass
+    return cause or str(error.get("Error", "unknown failure"))
+
+
+def _iso(moment: datetime | None) -> str:
+    return moment.isoformat() if moment else "?"
