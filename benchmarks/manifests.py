@@ -27,9 +27,9 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.estate import write_estate
 from orchestration.gitops.git import GitRepository
 from orchestration.gitops.plan import build_plan
+from orchestration.local.synthetic import write_estate
 from orchestration.manifests import disk
 from orchestration.manifests.validation import validate_files
 

@@ -90,6 +90,22 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the whole system locally on the embedded default")
     demo.add_argument("--report", type=Path, help="write a JSON report of the run")
+    demo.add_argument(
+        "--vms", type=int, metavar="N", help="a synthetic wave of N VMs instead of the examples"
+    )
+    demo.add_argument(
+        "--fail",
+        metavar="VM",
+        default="rpt-ssrs-01",
+        help="the VM whose test launch fails (default rpt-ssrs-01; '' for none)",
+    )
+    demo.add_argument(
+        "--approve",
+        choices=("auto", "manual"),
+        default="auto",
+        help="auto: a simulated approver decides; manual: `wavepilot approve` does",
+    )
+    demo.add_argument("--timeout", type=float, default=110.0, help="seconds to wait for the runs")
     demo.set_defaults(handler=_demo)
     return parser
 
@@ -263,9 +279,17 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from orchestration.local.demo import run_demo
+    from orchestration.local.demo import DemoOptions, run_demo
 
-    return run_demo(report_path=args.report)
+    return run_demo(
+        DemoOptions(
+            report_path=args.report,
+            vms=args.vms,
+            fail=args.fail or None,
+            approve=args.approve,
+            timeout_seconds=args.timeout,
+        )
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

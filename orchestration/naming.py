@@ -33,3 +33,43 @@ class ResourceNames:
     @property
     def state_table(self) -> str:
         return f"{self.prefix}-state"
+
+    @property
+    def state_machine(self) -> str:
+        return f"{self.prefix}-migration"
+
+    @property
+    def lambda_role(self) -> str:
+        return f"{self.prefix}-lambda"
+
+    @property
+    def state_machine_role(self) -> str:
+        return f"{self.prefix}-states"
+
+    @property
+    def migration_requested_rule(self) -> str:
+        return f"{self.prefix}-migration-requested"
+
+    def function(self, handler: str) -> str:
+        """``ingress_handler`` -> ``wavepilot-prod-ingress-handler``."""
+        return f"{self.prefix}-{handler.replace('_', '-')}"
+
+
+# Every Lambda function: the seed's eight names plus the two this design adds
+# (start_migration names executions; request_approval is the approval gate).
+FUNCTIONS: tuple[str, ...] = (
+    "ingress_handler",
+    "start_migration",
+    "validate_input",
+    "prepare_source",
+    "trigger_migration",
+    "verify_migration",
+    "request_approval",
+    "finalize_cutover",
+    "rollback_handler",
+)
+
+
+def handler_path(function: str) -> str:
+    """The Lambda ``Handler`` setting: the same string locally and in Terraform."""
+    return f"orchestration.handlers.{function}.handler"

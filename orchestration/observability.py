@@ -7,6 +7,7 @@ variable), ``POWERTOOLS_TRACE_DISABLED`` turns X-Ray off (the local runtime sets
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -16,6 +17,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 R = TypeVar("R")
+
+# A handler that only replays an idempotent result adds no metric; that is not a problem.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "wavepilot")
 METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Wavepilot")

@@ -29,6 +29,12 @@ class Settings(BaseSettings):
     mgn_region_override: str | None = Field(default=None, validation_alias="MGN_REGION")
     debug: bool = Field(default=False, validation_alias="DEBUG")
     idempotency_days: int = Field(default=90, ge=1, validation_alias="IDEMPOTENCY_DAYS")
+    default_approvers_text: str = Field(default="", validation_alias="DEFAULT_APPROVERS")
+
+    @property
+    def default_approvers(self) -> list[str]:
+        """Approvers for requests that carry none (hand-written ones, like the seed's)."""
+        return [item.strip() for item in self.default_approvers_text.split(",") if item.strip()]
 
     @property
     def mgn_region(self) -> str:

@@ -1,4 +1,4 @@
-"""``wavepilot demo`` runs end to end on the embedded default."""
+"""``wavepilot demo`` runs the whole system end to end on the embedded default."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from orchestration import cli
 from tests.conftest import REPO_ROOT
 
 
-def test_demo_publishes_the_examples_and_the_pull_request(
+def test_demo_migrates_the_examples_and_rolls_back_the_injected_failure(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(REPO_ROOT)
@@ -20,14 +20,22 @@ def test_demo_publishes_the_examples_and_the_pull_request(
     assert cli.main(["demo", "--report", str(report_path)]) == cli.EXIT_OK
 
     out = capsys.readouterr().out
-    assert "ok: 4 files, 4 waves, 26 VMs valid" in out
-    assert "sent 25 of 25" in out  # first merge: every example VM
-    assert "sent 2 of 2" in out  # the pull request: one resized, one added
+    assert "ok: 4 files, 4 waves, 25 VMs valid" in out
+    assert "Cutover windows are moved to the present" in out
+    assert "sent 25 of 25" in out
     report = json.loads(report_path.read_text())
-    ids = {(m["migrationId"], m["revision"]) for m in report["migrations"]}
-    assert report["counts"]["sqs_messages"] == 29  # 25 + 2 + the same 2 again
-    assert len(ids) == 27
-    assert report["wall_seconds"] > 0
+    states = {m["targetVmName"]: m["state"] for m in report["migrations"]}
+    assert len(states) == 25
+    assert states.pop("rpt-ssrs-01") == "FAILED"  # the injected test-launch failure
+    assert set(states.values()) == {"SUCCEEDED"}
+    failed = next(m for m in report["migrations"] if m["targetVmName"] == "rpt-ssrs-01")
+    assert failed["recordStatus"] == "ROLLED_BACK"
+    assert {"step": "Rollback", "status": "SUCCEEDED"}.items() <= failed["steps"][-1].items()
+    counts = report["counts"]
+    assert counts["lambda_invocations_total"] > 25 * 8
+    assert counts["state_transitions"] > 25 * 10
+    assert counts["api_calls"]["mgn"] > 0
+    assert report["wall_seconds"] < 120
 
 
 def test_demo_needs_the_example_manifests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

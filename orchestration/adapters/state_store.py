@@ -47,6 +47,7 @@ class MigrationRecord:
     correlation_id: str
     execution_arn: str | None
     request: MigrationRequest
+    approval_id: str | None = None
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> MigrationRecord:
@@ -61,6 +62,7 @@ class MigrationRecord:
             correlation_id=str(item["correlationId"]),
             execution_arn=str(item["executionArn"]) if item.get("executionArn") else None,
             request=MigrationRequest.model_validate_json(str(item["request"])),
+            approval_id=str(item["approvalId"]) if item.get("approvalId") else None,
         )
 
 

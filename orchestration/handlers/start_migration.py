@@ -39,7 +39,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         parse(event=event, model=MigrationRequested, envelope=EventBridgeEnvelope),
     )
     spec = MigrationSpec.from_request(
-        requested.request, requested.revision, requested.correlation_id
+        requested.request,
+        requested.revision,
+        requested.correlation_id,
+        default_approvers=settings().default_approvers,
     )
     store = wiring.store()
     record = store.get(spec.migration_id)

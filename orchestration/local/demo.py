@@ -1,110 +1,188 @@
-"""``wavepilot demo``: the GitOps front end to end on the embedded default.
+"""``wavepilot demo``: the whole system, end to end, on the embedded default.
 
-A throwaway git repository plays the manifests repository: a first merge brings the
-example waves, then a pull request resizes one VM and adds another. The demo runs the
-real commands (validate, plan, publish) against a queue in emulated AWS, publishes the
-same range twice to show that nothing new reaches the pipeline, and reads back what
-arrived on the queue. Later issues extend it to run the migrations themselves.
+A throwaway git repository plays the manifests repository (the example waves, with their
+cutover windows moved to the present: the demo never waits for a calendar window). The real
+commands validate, plan and publish to the request queue of an embedded system in which every
+part runs for real on loopback: the ingress Lambda, EventBridge, the state machine (the real
+ASL file), every step's Lambda, the MGN emulator and emulated EC2. A simulated approver
+decides at the approval gates through the same service the Slack bot will use; one VM is
+made to fail its test launch, and rolls back.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import re
 import shutil
 import subprocess
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.live import Live
 from rich.rule import Rule
 from rich.table import Table
 
 from orchestration import cli
-from orchestration.local.aws import EmbeddedAws, embedded_aws
+from orchestration.local.driver import MigrationDriver, MigrationOutcome, first_listed_approver
+from orchestration.local.mgn import LaunchType
+from orchestration.local.synthetic import wave_yaml
+from orchestration.local.system import EmbeddedSystem, SystemOptions
+from orchestration.manifests.validation import ManifestFile, validate_files
+from orchestration.migration_request import request_for
+from orchestration.observability import SERVICE
+from orchestration.pipeline.spec import MigrationSpec
 from orchestration.terminal import terminal
 
 EXAMPLES = Path("manifests/waves")
-
-# The demo's pull request: resize one VM and add one to the shared-services wave.
-_RESIZE = ("wave-2.yaml", "instanceType: r6i.2xlarge", "instanceType: r6i.4xlarge")
-_NEW_VM_ID = (
-    "/subscriptions/9b7c5e3a-1d2f-4a6b-8c9d-0e1f2a3b4c5d/resourceGroups/rg-shared-prod"
-    "/providers/Microsoft.Compute/virtualMachines/jump-02"
-)
-_NEW_VM = f"""\
-      - source:
-          azureResourceId: {_NEW_VM_ID}
-          userProvidedId: jump-02
-        targetVmName: shared-jump-02
-        osFamily: linux
-        instanceType: t3.small
-        tags: {{Application: bastion}}
-        healthChecks:
-          - {{type: tcp, port: 22}}
-"""
+DEFAULT_FAILING_VM = "rpt-ssrs-01"
+WINDOW_LINE = re.compile(r"(?m)^(  (?:start|end)): .*$")
 
 
-def run_demo(*, report_path: Path | None = None, examples: Path = EXAMPLES) -> int:
+@dataclass(frozen=True)
+class DemoOptions:
+    report_path: Path | None = None
+    vms: int | None = None
+    fail: str | None = DEFAULT_FAILING_VM
+    approve: str = "auto"  # or "manual": `wavepilot approve` from another terminal decides
+    timeout_seconds: float = 110.0
+    examples: Path = EXAMPLES
+
+
+def run_demo(options: DemoOptions) -> int:
     console = terminal()
     started = time.monotonic()
-    if not examples.is_dir():
+    if options.vms is None and not options.examples.is_dir():
         console.print(
-            f"[red]no example manifests at {examples}: run the demo from the repository root"
+            f"[red]no example manifests at {options.examples}: run from the repository root"
         )
         return cli.EXIT_USAGE
-
-    with tempfile.TemporaryDirectory(prefix="wavepilot-demo-") as workdir, embedded_aws() as aws:
+    with (
+        tempfile.TemporaryDirectory(prefix="wavepilot-demo-") as workdir,
+        _quiet_pipeline_logs(Path(workdir) / "pipeline.log"),
+    ):
         repo = Path(workdir) / "migration-waves"
         console.print(Rule("Wavepilot demo: the embedded default"))
+        head = _make_repository(repo, options)
         console.print(
-            f"AWS is emulated by moto at {aws.endpoint_url}; request queue "
-            f"[bold]{aws.names.request_queue}[/]. The manifests repository is a real git "
-            f"repository in {repo}."
+            "The manifests repository is a real git repository in a temporary folder. "
+            "[bold]Cutover windows are moved to the present[/] (open from an hour ago for "
+            "thirty days) so the demo never waits for a calendar window."
         )
-        base, head = _make_repository(repo, examples)
-
-        steps: list[tuple[str, list[str]]] = [
-            (
-                "Validate the manifests (main plus the pull request)",
-                ["validate", str(repo / "manifests/waves")],
-            ),
-            (
-                "First merge of the example waves: publish everything",
-                ["publish", "--repo", str(repo), "--base", "empty", "--head", base],
-            ),
-            (
-                "A pull request: plan against main",
-                ["plan", "--repo", str(repo), "--base", base, "--head", head],
-            ),
-            (
-                "Merge: publish the pushed range",
-                ["publish", "--repo", str(repo), "--base", base, "--head", head],
-            ),
-            (
-                "Publish the same range again",
-                ["publish", "--repo", str(repo), "--base", base, "--head", head],
-            ),
-        ]
-        exit_codes = {}
-        for title, argv in steps:
-            console.print(Rule(title))
+        with EmbeddedSystem(SystemOptions()) as system:
+            console.print(
+                f"AWS is emulated by moto at {_endpoint()}; MGN by the emulator at "
+                f"{system.mgn.endpoint_url if system.mgn else '?'} "
+                f"(its clock runs {system.options.mgn_speed:.0f}x); health checks reach "
+                "loopback stand-ins for the launched instances."
+            )
+            code = _validate_and_plan(console, repo, head)
+            if code:
+                return code
+            requests = _requests(repo, head)
+            specs = [MigrationSpec.from_request(r, r.revision or "", "demo") for r in requests]
+            servers = system.seed(specs)
+            failing = _inject_failure(system, specs, servers, options.fail, console)
+            console.print(Rule("Merge: publish, then the pipeline runs every migration"))
+            argv = ["publish", "--repo", str(repo), "--base", "empty", "--head", head]
             console.print(f"[dim]$ wavepilot {' '.join(argv)}[/]")
-            exit_codes[title] = cli.main(argv)
-        console.print(Rule("What arrived on the request queue"))
-        received = _drain(aws)
-        _print_received(console, received)
-        if any(exit_codes.values()):
-            console.print(f"[red]a step failed: {exit_codes}")
-            return cli.EXIT_INVALID
-        wall = time.monotonic() - started
-        console.print(f"\nDone in {wall:.1f} s of wall time.")
-        if report_path:
-            report_path.write_text(json.dumps(_report(received, wall), indent=2) + "\n")
-            console.print(f"Report written to {report_path}")
+            with _captured_stdout() as published:
+                code = cli.main(argv)
+            console.print(published.getvalue().strip().splitlines()[-1])
+            if code:
+                return code
+            driver = MigrationDriver(system)
+            approver = first_listed_approver if options.approve == "auto" else None
+            if approver is None:
+                console.print(
+                    "[bold]Approvals are manual:[/] decide with `wavepilot approve <approval>` "
+                    f"from another terminal (this runtime's endpoint: {_endpoint()})."
+                )
+            migration_ids = [r.migration_id for r in requests]
+            names = {r.migration_id: r.target_vm_name for r in requests}
+            with Live(console=console, refresh_per_second=4, transient=True) as live:
+                outcomes = driver.wait(
+                    migration_ids,
+                    approver=approver,
+                    timeout=options.timeout_seconds,
+                    on_tick=lambda statuses, records: live.update(
+                        _progress(statuses, records, migration_ids, names)
+                    ),
+                )
+            wall = time.monotonic() - started
+            speed = system.options.mgn_speed
+            _print_summary(console, outcomes, speed, failing)
+            _print_thread(console, outcomes)
+            counts = _counts(system)
+            _print_counts(console, counts)
+            console.print(f"\nDone in {wall:.1f} s of wall time.")
+            if options.report_path:
+                report = _report(outcomes, counts, wall, speed)
+                options.report_path.write_text(json.dumps(report, indent=2) + "\n")
+                console.print(f"Report written to {options.report_path}")
+            unfinished = [o for o in outcomes.values() if o.status not in {"SUCCEEDED", "FAILED"}]
+            unexpected = [
+                o
+                for o in outcomes.values()
+                if (o.status == "FAILED") != (o.migration_id in failing)
+            ]
+            return cli.EXIT_INVALID if unfinished or unexpected else cli.EXIT_OK
+
+
+def _validate_and_plan(console: Console, repo: Path, head: str) -> int:
+    console.print(Rule("Validate and plan (what a pull request shows)"))
+    plan = ["plan", "--repo", str(repo), "--base", "empty", "--head", head, "--format", "json"]
+    for argv in (["validate", str(repo / "manifests/waves")], plan):
+        console.print(f"[dim]$ wavepilot {' '.join(argv)}[/]")
+        if argv[0] == "plan":
+            code, summary = _plan_summary(argv)
+            console.print(summary)
+        else:
+            code = cli.main(argv)
+        if code:
+            return code
     return cli.EXIT_OK
+
+
+def _endpoint() -> str:
+    return os.environ.get("AWS_ENDPOINT_URL", "?")
+
+
+@contextmanager
+def _quiet_pipeline_logs(path: Path) -> Iterator[None]:
+    """Handlers log JSON lines (as in CloudWatch); on the demo's screen they go to a file."""
+    pipeline_logger = logging.getLogger(SERVICE)  # the logging.Logger under Powertools' Logger
+    handlers = list(pipeline_logger.handlers)
+    file_handler = logging.FileHandler(path)
+    for handler in handlers:
+        pipeline_logger.removeHandler(handler)
+    pipeline_logger.addHandler(file_handler)
+    try:
+        yield
+    finally:
+        pipeline_logger.removeHandler(file_handler)
+        file_handler.close()
+        for handler in handlers:
+            pipeline_logger.addHandler(handler)
+
+
+@contextmanager
+def _captured_stdout() -> Iterator[Any]:
+    import io
+    from contextlib import redirect_stdout
+
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        yield buffer
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -113,79 +191,199 @@ def _git(repo: Path, *args: str) -> str:
     ).stdout.strip()
 
 
-def _make_repository(repo: Path, examples: Path) -> tuple[str, str]:
+def _make_repository(repo: Path, options: DemoOptions) -> str:
     waves = repo / "manifests" / "waves"
     waves.mkdir(parents=True)
+    start = datetime.now(UTC) - timedelta(hours=1)
+    window = (start.isoformat(), (start + timedelta(days=30)).isoformat())
+    if options.vms is not None:
+        (waves / "wave-000.yaml").write_text(wave_yaml(0, options.vms, window=window))
+    else:
+        times = {"start": window[0], "end": window[1]}
+        for source in sorted(options.examples.glob("*.yaml")):
+            text = WINDOW_LINE.sub(
+                lambda m: f"{m.group(1)}: {times[m.group(1).strip()]}", source.read_text()
+            )
+            shutil.copy(source, waves / source.name)
+            (waves / source.name).write_text(text)
     _git(repo, "init", "--quiet", "--initial-branch=main")
     _git(repo, "config", "user.name", "Dana Migration")
     _git(repo, "config", "user.email", "dana@contoso.com")
-    for source in sorted(examples.glob("*.yaml")):
-        shutil.copy(source, waves / source.name)
     _git(repo, "add", "-A")
-    _git(repo, "commit", "--quiet", "-m", "Waves 1-4: initial estate")
-    base = _git(repo, "rev-parse", "HEAD")
-
-    name, old, new = _RESIZE
-    path = waves / name
-    path.write_text(path.read_text().replace(old, new, 1))
-    wave4 = waves / "wave-4.yaml"
-    wave4.write_text(wave4.read_text() + _NEW_VM)
-    _git(repo, "commit", "--quiet", "-am", "Resize billing SQL, add a second jump host")
-    return base, _git(repo, "rev-parse", "HEAD")
+    _git(repo, "commit", "--quiet", "-m", "Waves for the demo")
+    return _git(repo, "rev-parse", "HEAD")
 
 
-def _drain(aws: EmbeddedAws) -> list[dict[str, Any]]:
-    sqs = aws.sqs()
-    bodies: list[dict[str, Any]] = []
-    while True:
-        response = sqs.receive_message(
-            QueueUrl=aws.request_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
-        )
-        messages = response.get("Messages", [])
-        if not messages:
-            return bodies
-        for message in messages:
-            bodies.append(json.loads(message["Body"]))
-            sqs.delete_message(
-                QueueUrl=aws.request_queue_url, ReceiptHandle=message["ReceiptHandle"]
-            )
-
-
-def _print_received(console: Console, received: list[dict[str, Any]]) -> None:
-    copies = Counter((body["migrationId"], body["revision"]) for body in received)
-    table = Table()
-    for column in ("Wave", "Application", "VM", "Migration", "Revision", "Copies"):
-        table.add_column(column, no_wrap=True)
-    seen: set[tuple[str, str]] = set()
-    for body in sorted(received, key=lambda b: (b["wave"], b["appName"], b["targetVmName"])):
-        key = (body["migrationId"], body["revision"])
-        if key in seen:
-            continue
-        seen.add(key)
-        table.add_row(
-            body["wave"], body["appName"], body["targetVmName"], key[0], key[1], str(copies[key])
-        )
-    console.print(table)
-    duplicates = sum(count - 1 for count in copies.values())
-    console.print(
-        f"{len(received)} messages, {len(copies)} distinct migrationId+revision pairs. "
-        f"The {duplicates} repeat{'s' if duplicates != 1 else ''} from publishing the same range "
-        "twice carry byte-identical bodies: the ingress recognises them and starts nothing new."
+def _plan_summary(argv: list[str]) -> tuple[int, str]:
+    with _captured_stdout() as out:
+        code = cli.main(argv)
+    plan = json.loads(out.getvalue())
+    waves = ", ".join(f"{w['name']} +{len(w['added'])}" for w in plan["waves"])
+    return code, (
+        f"plan: {plan['totals']['added']} VMs to add ({waves}); "
+        f"merging publishes {len(plan['publish']['messages'])} requests"
     )
 
 
-def _report(received: list[dict[str, Any]], wall: float) -> dict[str, Any]:
+def _requests(repo: Path, head: str) -> list[Any]:
+    files = [
+        ManifestFile(str(p), p.read_text())
+        for p in sorted((repo / "manifests/waves").glob("*.yaml"))
+    ]
+    result = validate_files(files, now=datetime.now(UTC))
+    return [
+        request_for(vm, commit=head, author="Dana Migration <dana@contoso.com>")
+        for vm in result.vms
+    ]
+
+
+def _inject_failure(
+    system: EmbeddedSystem,
+    specs: list[MigrationSpec],
+    servers: dict[str, str],
+    vm_name: str | None,
+    console: Console,
+) -> set[str]:
+    if not vm_name:
+        return set()
+    matches = [s for s in specs if s.target_vm_name == vm_name]
+    if not matches:
+        matches = specs[-1:] if vm_name == DEFAULT_FAILING_VM else []
+    if not matches:
+        console.print(f"[yellow]--fail {vm_name}: no such VM; nothing injected")
+        return set()
+    assert system.mgn is not None
+    for spec in matches:
+        system.mgn.faults.fail_next_launch(servers[spec.migration_id], launch_type=LaunchType.TEST)
+        console.print(
+            "Fault injected: the MGN emulator fails the test launch of "
+            f"[bold]{spec.target_vm_name}[/]; expect it to roll back."
+        )
+    return {s.migration_id for s in matches}
+
+
+def _progress(
+    statuses: dict[str, str],
+    records: dict[str, Any],
+    migration_ids: list[str],
+    names: dict[str, str],
+) -> Table:
+    table = Table(title="Migrations (live)", expand=False)
+    for column in ("VM", "Execution", "Step"):
+        table.add_column(column, no_wrap=True)
+    states = Counter(statuses.get(m, "QUEUED") for m in migration_ids)
+    shown = migration_ids if len(migration_ids) <= 30 else migration_ids[:30]
+    for migration_id in shown:
+        record = records.get(migration_id)
+        step = f"{record.step}" if record else "queued"
+        table.add_row(names[migration_id], statuses.get(migration_id, "QUEUED"), step)
+    table.caption = " ".join(f"{k}: {v}" for k, v in sorted(states.items()))
+    return table
+
+
+def _simulated(outcome: MigrationOutcome, speed: float) -> str:
+    if len(outcome.steps) < 2:
+        return "-"
+    first = datetime.fromisoformat(outcome.steps[0]["at"])
+    last = datetime.fromisoformat(outcome.steps[-1]["at"])
+    seconds = (last - first).total_seconds() * speed
+    return f"{seconds / 3600:.1f} h"
+
+
+def _print_summary(
+    console: Console, outcomes: dict[str, MigrationOutcome], speed: float, failing: set[str]
+) -> None:
+    table = Table(title="Summary")
+    for column in ("Wave", "Application", "VM", "Final state", "Simulated duration", "Note"):
+        table.add_column(column)
+    for outcome in sorted(outcomes.values(), key=lambda o: (o.wave, o.app_name, o.target_vm_name)):
+        state = {"SUCCEEDED": "[green]migrated[/]", "FAILED": "[red]rolled back[/]"}.get(
+            outcome.status, outcome.status.lower()
+        )
+        note = "injected test-launch failure" if outcome.migration_id in failing else ""
+        table.add_row(
+            outcome.wave,
+            outcome.app_name,
+            outcome.target_vm_name,
+            state,
+            _simulated(outcome, speed),
+            note,
+        )
+    console.print(table)
+    console.print(
+        "Simulated durations are on the MGN emulator's clock (real seconds x "
+        f"{speed:.0f}): replication, launches and the pipeline's waits."
+    )
+
+
+def _print_thread(console: Console, outcomes: dict[str, MigrationOutcome]) -> None:
+    failed = [o for o in outcomes.values() if o.status == "FAILED"]
+    shown = failed[0] if failed else next(iter(outcomes.values()), None)
+    if shown is None:
+        return
+    console.print(Rule(f"The story of {shown.target_vm_name} (its status events)"))
+    for step in shown.steps:
+        console.print(
+            f"  {step['at'][11:19]}  {step['step']:<18} {step['status']:<11} {step['message']}"
+        )
+
+
+def _counts(system: EmbeddedSystem) -> dict[str, Any]:
+    runtime = system.counters()
+    assert system.mgn is not None
+    mgn = system.mgn.metrics()
+    return {
+        "api_calls": system.api_calls.by_service() if system.api_calls else {},
+        "mgn_calls": dict(mgn.calls_by_operation),
+        "mgn_quota_errors": mgn.quota_errors,
+        "mgn_throttling_errors": mgn.throttling_errors,
+        "lambda_invocations": dict(runtime.lambda_invocations),
+        "lambda_invocations_total": runtime.total_lambda_invocations,
+        "state_transitions": runtime.total_state_transitions,
+    }
+
+
+def _print_counts(console: Console, counts: dict[str, Any]) -> None:
+    table = Table(title="API calls by service (every boto3 client in the process)")
+    table.add_column("Service")
+    table.add_column("Calls", justify="right")
+    for service, calls in counts["api_calls"].items():
+        table.add_row(service, str(calls))
+    console.print(table)
+    console.print(
+        f"Lambda invocations: {counts['lambda_invocations_total']}; Step Functions state "
+        f"transitions: {counts['state_transitions']}; MGN quota errors met: "
+        f"{counts['mgn_quota_errors']}; MGN throttling errors met: "
+        f"{counts['mgn_throttling_errors']}."
+    )
+
+
+def _report(
+    outcomes: dict[str, MigrationOutcome], counts: dict[str, Any], wall: float, speed: float
+) -> dict[str, Any]:
     return {
         "migrations": [
             {
-                "migrationId": body["migrationId"],
-                "wave": body["wave"],
-                "revision": body["revision"],
-                "state": "PUBLISHED",
-                "steps": [],
+                "migrationId": o.migration_id,
+                "wave": o.wave,
+                "appName": o.app_name,
+                "targetVmName": o.target_vm_name,
+                "state": o.status,
+                "recordStatus": o.record_status,
+                "error": o.error,
+                "steps": [
+                    {
+                        "step": s["step"],
+                        "status": s["status"],
+                        "message": s["message"],
+                        "at": s["at"],
+                    }
+                    for s in o.steps
+                ],
             }
-            for body in received
+            for o in sorted(outcomes.values(), key=lambda o: o.migration_id)
         ],
-        "counts": {"sqs_messages": len(received)},
+        "counts": counts,
+        "simulated_clock_speed": speed,
         "wall_seconds": round(wall, 3),
     }

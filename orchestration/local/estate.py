@@ -55,6 +55,10 @@ def provision_estate(specs: Iterable[MigrationSpec], *, ec2: EC2Client, iam: IAM
     profiles = sorted({s.iam_instance_profile for s in specs if s.iam_instance_profile})
     vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     zones = [z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"]]
+    types_in_subnet: dict[str, set[str]] = {}
+    for spec in specs:
+        for subnet_id in (spec.subnet_id, spec.test_subnet_id):
+            types_in_subnet.setdefault(subnet_id, set()).add(spec.instance_type)
     existing_subnets = {s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]}
     existing_groups = {g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]}
     with _ID_LOCK:
@@ -65,7 +69,7 @@ def provision_estate(specs: Iterable[MigrationSpec], *, ec2: EC2Client, iam: IAM
                 ec2.create_subnet(
                     VpcId=vpc_id,
                     CidrBlock=f"10.0.{index}.0/24",
-                    AvailabilityZone=zones[index % len(zones)],
+                    AvailabilityZone=_zone_offering(ec2, zones, types_in_subnet[subnet_id]),
                 )
         for group_id in groups:
             if group_id in existing_groups:
@@ -77,3 +81,21 @@ def provision_estate(specs: Iterable[MigrationSpec], *, ec2: EC2Client, iam: IAM
     for profile in profiles:
         iam.create_instance_profile(InstanceProfileName=profile)
     return Estate(vpc_id, tuple(subnets), tuple(groups), tuple(profiles))
+
+
+def _zone_offering(ec2: EC2Client, zones: list[str], instance_types: set[str]) -> str:
+    """The first zone where every instance type the subnet's VMs use is offered."""
+    for zone in zones:
+        offered = {
+            o["InstanceType"]
+            for o in ec2.describe_instance_type_offerings(
+                LocationType="availability-zone",
+                Filters=[
+                    {"Name": "location", "Values": [zone]},
+                    {"Name": "instance-type", "Values": sorted(instance_types)},
+                ],
+            )["InstanceTypeOfferings"]
+        }
+        if instance_types <= offered:
+            return zone
+    return zones[0]

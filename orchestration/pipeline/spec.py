@@ -11,6 +11,7 @@ manifest rules were enforced at publish time, and live checks (does the subnet e
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
@@ -87,7 +88,12 @@ class MigrationSpec(PipelineModel):
 
     @classmethod
     def from_request(
-        cls, request: MigrationRequest, revision: str, correlation_id: str
+        cls,
+        request: MigrationRequest,
+        revision: str,
+        correlation_id: str,
+        *,
+        default_approvers: Sequence[str] = (),
     ) -> MigrationSpec:
         common = {
             "migration_id": request.migration_id,
@@ -115,6 +121,8 @@ class MigrationSpec(PipelineModel):
                     "security_group_ids": request.security_group_ids,
                     "test_subnet_id": request.subnet_id,
                     "test_security_group_ids": request.security_group_ids,
+                    "approvers": list(default_approvers),
+                    "operators": list(default_approvers),
                 }
             )
         return cls.model_validate(

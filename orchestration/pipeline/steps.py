@@ -135,6 +135,11 @@ class MigrationSteps:
                 f"IAM instance profile {spec.iam_instance_profile!r} does not exist: create it "
                 "or fix iamInstanceProfile"
             )
+        if not spec.approvers:
+            problems.append(
+                "nobody may approve this migration: list approvers in the wave manifest "
+                "(or set DEFAULT_APPROVERS for hand-written requests)"
+            )
         server: SourceServer | None = None
         try:
             server = resolve_source_server(self._mgn, spec.source)

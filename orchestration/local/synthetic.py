@@ -1,4 +1,7 @@
-"""Synthetic estates: many wave files of many VMs, written like the examples."""
+"""Synthetic estates: many wave files of many VMs, written like the examples.
+
+Used by ``wavepilot demo --vms N`` and by ``make bench``.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,13 @@ RESIZED = {"m6i.large": "m6i.2xlarge", "m6i.xlarge": "m6i.2xlarge", "r6i.2xlarge
 TIERS = [("web", "m6i.large", 443), ("app", "m6i.xlarge", 8080), ("db", "r6i.2xlarge", 5432)]
 
 
-def wave_yaml(wave: int, vms_per_wave: int, *, resized: frozenset[int] = frozenset()) -> str:
+def wave_yaml(
+    wave: int,
+    vms_per_wave: int,
+    *,
+    resized: frozenset[int] = frozenset(),
+    window: tuple[str, str] | None = None,
+) -> str:
     """One wave file; VMs whose index is in ``resized`` get a bigger instance type."""
     rng = random.Random(wave)  # noqa: S311 - reproducible synthetic data, not security
     lines = [
@@ -22,8 +31,8 @@ def wave_yaml(wave: int, vms_per_wave: int, *, resized: frozenset[int] = frozens
         '  accountId: "444455556666"',
         "  region: eu-west-1",
         "cutoverWindow:",
-        f"  start: 2027-{1 + wave % 12:02d}-09T21:00:00+01:00",
-        f"  end: 2027-{1 + wave % 12:02d}-10T09:00:00+01:00",
+        f"  start: {window[0] if window else f'2027-{1 + wave % 12:02d}-09T21:00:00+01:00'}",
+        f"  end: {window[1] if window else f'2027-{1 + wave % 12:02d}-10T09:00:00+01:00'}",
         "slackChannel: C07WAVE0001",
         "approvers: [S07MIGLEADS, U07CAROL001]",
         "operators: [U07BOBOPS01]",

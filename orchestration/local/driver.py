@@ -1,0 +1,172 @@
+"""Drive migrations on the embedded system: send requests, watch executions, play approver.
+
+The demo and the end-to-end tests use this. A simulated approver decides through the same
+``ApprovalService`` the Slack bot and ``wavepilot approve`` use (authorisation, conditional
+write, audit, SendTaskSuccess), so approvals are real, just not clicked by a person.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestration.adapters.state_store import MigrationRecord
+from orchestration.gitops.publish import message_body
+from orchestration.handlers import wiring
+from orchestration.local.system import LOCAL_GROUP_MEMBER, EmbeddedSystem, local_group_membership
+from orchestration.migration_request import MigrationRequest
+from orchestration.pipeline.approvals import ApprovalError
+
+# An approver picks who decides a pending approval, or None to leave it waiting.
+Approver = Callable[[MigrationRecord, tuple[str, ...]], tuple[str, str] | None]
+TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
+
+def first_listed_approver(
+    record: MigrationRecord, approvers: tuple[str, ...]
+) -> tuple[str, str] | None:
+    """Approve as the first user the wave lists, else as the member of its first group."""
+    users = [a for a in approvers if a[:1] in {"U", "W"}]
+    if users:
+        return "APPROVED", users[0]
+    return ("APPROVED", LOCAL_GROUP_MEMBER) if approvers else None
+
+
+@dataclass
+class MigrationOutcome:
+    migration_id: str
+    target_vm_name: str
+    wave: str
+    app_name: str
+    status: str  # the execution's status, or the record's when no execution started
+    record_status: str
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    cause: str | None = None
+    execution_arn: str | None = None
+
+
+class MigrationDriver:
+    def __init__(self, system: EmbeddedSystem) -> None:
+        self.system = system
+        self._sqs = system.client("sqs")
+        self._sfn = system.client("stepfunctions")
+
+    def send(self, requests: Iterable[MigrationRequest | str]) -> int:
+        """Put request bodies on the request queue, as ``wavepilot publish`` would."""
+        assert self.system.resources is not None
+        count = 0
+        for request in requests:
+            body = request if isinstance(request, str) else message_body(request)
+            self._sqs.send_message(
+                QueueUrl=self.system.resources.request_queue_url, MessageBody=body
+            )
+            count += 1
+        return count
+
+    def executions(self) -> list[dict[str, Any]]:
+        paginator = self._sfn.get_paginator("list_executions")
+        found: list[dict[str, Any]] = []
+        for page in paginator.paginate(stateMachineArn=self.system.state_machine_arn):
+            found.extend(page["executions"])
+        return found
+
+    def wait(
+        self,
+        migration_ids: Iterable[str],
+        *,
+        approver: Approver | None = first_listed_approver,
+        timeout: float = 120.0,
+        on_tick: Callable[[dict[str, str], dict[str, MigrationRecord]], None] | None = None,
+        poll_seconds: float = 0.5,
+    ) -> dict[str, MigrationOutcome]:
+        """Wait until every migration's execution has ended (or ``timeout``)."""
+        wanted = set(migration_ids)
+        deadline = time.monotonic() + timeout
+        store = wiring.store()
+        decided: set[str] = set()
+        records: dict[str, MigrationRecord] = {}
+        while True:
+            statuses = self._latest_statuses(wanted)
+            for migration_id in wanted:
+                if statuses.get(migration_id) in TERMINAL and migration_id in records:
+                    continue  # finished: its record no longer changes
+                record = store.get(migration_id)
+                if record is None:
+                    continue
+                records[migration_id] = record
+                if approver is not None and record.step == "AwaitApproval":
+                    self._maybe_decide(record, approver, decided)
+            if on_tick is not None:
+                on_tick(statuses, records)
+            if len(statuses) == len(wanted) and all(s in TERMINAL for s in statuses.values()):
+                break
+            if time.monotonic() > deadline:
+                break
+            time.sleep(poll_seconds)
+        return self._outcomes(wanted)
+
+    def _outcomes(self, wanted: set[str]) -> dict[str, MigrationOutcome]:
+        store = wiring.store()
+        outcomes: dict[str, MigrationOutcome] = {}
+        executions = self._latest_executions(wanted)
+        for migration_id in wanted:
+            record = store.get(migration_id)
+            execution = executions.get(migration_id)
+            error = cause = None
+            if execution is not None and execution["status"] != "RUNNING":
+                described = self._sfn.describe_execution(executionArn=execution["executionArn"])
+                error, cause = described.get("error"), described.get("cause")
+            outcomes[migration_id] = MigrationOutcome(
+                migration_id=migration_id,
+                target_vm_name=record.target_vm_name if record else "?",
+                wave=record.wave if record else "?",
+                app_name=record.app_name if record else "?",
+                status=execution["status"] if execution else "NOT_STARTED",
+                record_status=record.status if record else "UNKNOWN",
+                steps=store.history(migration_id),
+                error=error,
+                cause=cause,
+                execution_arn=execution["executionArn"] if execution else None,
+            )
+        return outcomes
+
+    def _latest_executions(self, wanted: set[str]) -> dict[str, dict[str, Any]]:
+        latest: dict[str, dict[str, Any]] = {}
+        for execution in self.executions():
+            # Executions are named <migrationId>-<revision>; revisions have no '-'.
+            migration_id = execution["name"].rsplit("-", 1)[0]
+            if migration_id in wanted:
+                current = latest.get(migration_id)
+                if current is None or execution["startDate"] > current["startDate"]:
+                    latest[migration_id] = execution
+        return latest
+
+    def _latest_statuses(self, wanted: set[str]) -> dict[str, str]:
+        return {m: e["status"] for m, e in self._latest_executions(wanted).items()}
+
+    def _maybe_decide(self, record: MigrationRecord, approver: Approver, decided: set[str]) -> None:
+        store = wiring.store()
+        approval_id = record.approval_id
+        if approval_id is None or approval_id in decided:
+            return
+        approval = store.approval(approval_id)
+        if approval is None or approval.status != "PENDING":
+            return
+        choice = approver(record, approval.approvers)
+        if choice is None:
+            return
+        decision, user = choice
+        decided.add(approval_id)
+        # ApprovalError: decided elsewhere (a person, the CLI) in the meantime.
+        with contextlib.suppress(ApprovalError):
+            wiring.approvals().decide(
+                approval_id,
+                "APPROVED" if decision == "APPROVED" else "REJECTED",
+                user=user,
+                reason="" if decision == "APPROVED" else "rejected by the simulated approver",
+                is_member=local_group_membership,
+            )

@@ -1,0 +1,169 @@
+"""Fault injection: what can go wrong in MGN, on demand, for the pipeline's failure paths.
+
+emulator.faults.stall_replication(server_id)        STALLED + dataReplicationError, lag grows
+emulator.faults.clear_replication_stall(server_id)  BACKLOG drains, then CONTINUOUS
+emulator.faults.fail_next_launch(server_id)         next launch: FAILED + LAUNCH_FAILED, no instance
+emulator.faults.throttle_next_requests(5)           the next 5 requests get ThrottlingException
+emulator.faults.throttle_for(timedelta(minutes=5))  every request for 5 simulated minutes
+emulator.faults.apply_quota_pressure(active_jobs=19) as if 19 jobs were already running
+emulator.faults.clear()                             everything back to normal
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from orchestration.local.mgn.clock import SimulatedClock
+from orchestration.local.mgn.errors import (
+    SOURCE_SERVER_RESOURCE,
+    ConflictError,
+    ResourceNotFoundError,
+)
+from orchestration.local.mgn.model import MgnState, SourceServerRecord
+from orchestration.local.mgn.replication import ReplicationStall
+from orchestration.local.mgn.states import LaunchType, ReplicationError
+from orchestration.local.mgn.throttling import RequestGate
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchFailure:
+    """Fail this server's next launch of `launch_type` (any type if None)."""
+
+    launch_type: LaunchType | None
+    raw_error: str
+
+
+@dataclass(slots=True)
+class FaultState:
+    """Faults the job engine and quota checks consult (mutated under the emulator lock)."""
+
+    launch_failures: dict[str, list[LaunchFailure]] = field(default_factory=dict)
+    phantom_active_jobs: int = 0
+    phantom_servers_in_active_jobs: int = 0
+
+    def take_launch_failure(
+        self, source_server_id: str, launch_type: LaunchType
+    ) -> LaunchFailure | None:
+        pending = self.launch_failures.get(source_server_id, [])
+        for index, failure in enumerate(pending):
+            if failure.launch_type in (None, launch_type):
+                return pending.pop(index)
+        return None
+
+
+class FaultInjector:
+    """The Python API for faults; every method is thread-safe and takes effect at once."""
+
+    def __init__(
+        self,
+        *,
+        state: MgnState,
+        faults: FaultState,
+        gate: RequestGate,
+        clock: SimulatedClock,
+        lock: threading.RLock,
+        settle: Callable[[datetime], None],
+    ) -> None:
+        self._state = state
+        self._faults = faults
+        self._gate = gate
+        self._clock = clock
+        self._lock = lock
+        self._settle = settle
+
+    def stall_replication(
+        self,
+        source_server_id: str,
+        *,
+        error: ReplicationError = ReplicationError.UNSTABLE_NETWORK,
+        raw_error: str = "Replication server lost its connection to the agent",
+        ends_on_retry: bool = True,
+    ) -> None:
+        """Stall replication from now until `clear_replication_stall` (or, if `ends_on_retry`,
+        until the pipeline calls RetryDataReplication). Stalling a stalled server is a no-op.
+        """
+        with self._lock:
+            now = self._clock.now()
+            self._settle(now)
+            server = self._server(source_server_id)
+            if server.replication_disconnected_at is not None:
+                raise ConflictError(
+                    f"{source_server_id} no longer replicates",
+                    resource_id=source_server_id,
+                    resource_type=SOURCE_SERVER_RESOURCE,
+                )
+            if server.open_stall() is None:
+                server.stalls.append(ReplicationStall(now, None, error, raw_error, ends_on_retry))
+
+    def clear_replication_stall(self, source_server_id: str) -> None:
+        """End the server's stall now; a no-op if it is not stalled."""
+        with self._lock:
+            now = self._clock.now()
+            self._settle(now)
+            end_stall(self._server(source_server_id), now)
+
+    def fail_next_launch(
+        self,
+        source_server_id: str,
+        *,
+        launch_type: LaunchType | None = None,
+        raw_error: str = "Failed to launch target instance: conversion server timed out",
+    ) -> None:
+        """Make the server's next test or cutover launch (or either, if None) fail; stackable."""
+        with self._lock:
+            self._server(source_server_id)
+            self._faults.launch_failures.setdefault(source_server_id, []).append(
+                LaunchFailure(launch_type, raw_error)
+            )
+
+    def throttle_next_requests(self, count: int) -> None:
+        """Answer the next `count` requests with ThrottlingException (429, Retry-After: 1)."""
+        self._gate.force_next(count)
+
+    def throttle_for(self, duration: timedelta) -> None:
+        """Answer every request with ThrottlingException for `duration` of simulated time."""
+        self._gate.force_until(self._clock.now() + duration)
+
+    def apply_quota_pressure(
+        self, *, active_jobs: int = 0, servers_in_active_jobs: int = 0
+    ) -> None:
+        """Count phantom jobs and servers against the job quotas, as another tenant would."""
+        if active_jobs < 0 or servers_in_active_jobs < 0:
+            raise ValueError("quota pressure cannot be negative")
+        with self._lock:
+            self._faults.phantom_active_jobs = active_jobs
+            self._faults.phantom_servers_in_active_jobs = servers_in_active_jobs
+
+    def clear(self) -> None:
+        """Remove every fault: stalls end now; launch failures and throttling are dropped."""
+        self._gate.force_next(0)
+        self._gate.force_until(None)
+        with self._lock:
+            now = self._clock.now()
+            self._settle(now)
+            for server in self._state.servers.values():
+                end_stall(server, now)
+            self._faults.launch_failures.clear()
+            self._faults.phantom_active_jobs = self._faults.phantom_servers_in_active_jobs = 0
+
+    def _server(self, source_server_id: str) -> SourceServerRecord:
+        server = self._state.servers.get(source_server_id)
+        if server is None:
+            raise ResourceNotFoundError(
+                f"Source server {source_server_id} not found",
+                resource_id=source_server_id,
+                resource_type=SOURCE_SERVER_RESOURCE,
+            )
+        return server
+
+
+def end_stall(server: SourceServerRecord, now: datetime) -> bool:
+    """End the server's open stall at `now`; returns whether there was one."""
+    stall = server.open_stall()
+    if stall is None:
+        return False
+    server.stalls[server.stalls.index(stall)] = stall.ended(now)
+    return True

@@ -1,0 +1,240 @@
+"""The emulator's mutable state: source servers, jobs and their log, in creation order.
+
+Records are plain dataclasses mutated only under the emulator's lock by `operations` and
+`jobs`; what leaves the lock is either wire JSON (`rendering`) or the frozen snapshots at the
+bottom of this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from orchestration.local.mgn.replication import ReplicationPlan, ReplicationStall
+from orchestration.local.mgn.states import (
+    FirstBoot,
+    InitiatedBy,
+    JobLogEvent,
+    JobStatus,
+    JobType,
+    LaunchStatus,
+    LaunchType,
+    LifeCycleState,
+    OsFamily,
+)
+
+
+@dataclass(slots=True)
+class LaunchMilestones:
+    """`lifeCycle.lastTest` / `lifeCycle.lastCutover`."""
+
+    initiated_at: datetime | None = None
+    job_id: str | None = None
+    reverted_at: datetime | None = None
+    finalized_at: datetime | None = None
+
+    def initiate(self, at: datetime, job_id: str) -> None:
+        self.initiated_at, self.job_id = at, job_id
+        self.reverted_at = self.finalized_at = None
+
+
+@dataclass(slots=True)
+class LaunchedInstanceRecord:
+    ec2_instance_id: str
+    job_id: str
+    launch_type: LaunchType
+    first_boot: FirstBoot = FirstBoot.WAITING
+
+
+@dataclass(slots=True)
+class LaunchConfigurationRecord:
+    """MGN's launch settings; subnet, security groups, type and profile live in the template."""
+
+    name: str
+    ec2_launch_template_id: str
+    launch_disposition: str = "STARTED"
+    right_sizing: str = "BASIC"
+    copy_private_ip: bool = False
+    copy_tags: bool = False
+    os_byol: bool = False
+    boot_mode: str = "USE_SOURCE"
+    post_launch_actions: dict[str, object] | None = None
+    enable_map_auto_tagging: bool = False
+    map_auto_tagging_mpe_id: str | None = None
+    map_auto_tagging_key: str | None = None
+
+
+@dataclass(slots=True)
+class SourceServerRecord:
+    source_server_id: str
+    arn: str
+    sequence: int
+    hostname: str | None
+    fqdn: str | None
+    user_provided_id: str | None
+    application_id: str | None
+    os_family: OsFamily
+    os_full_string: str
+    cpu_cores: int
+    ram_bytes: int
+    recommended_instance_type: str
+    tags: dict[str, str]
+    added_at: datetime
+    replication: ReplicationPlan
+    launch_configuration: LaunchConfigurationRecord
+    lifecycle_state: LifeCycleState
+    is_archived: bool = False
+    stalls: list[ReplicationStall] = field(default_factory=list)
+    replication_disconnected_at: datetime | None = None
+    last_test: LaunchMilestones = field(default_factory=LaunchMilestones)
+    last_cutover: LaunchMilestones = field(default_factory=LaunchMilestones)
+    launched_instance: LaunchedInstanceRecord | None = None
+    active_job_id: str | None = None
+
+    @property
+    def disk_device_names(self) -> tuple[str, ...]:
+        if self.os_family is OsFamily.WINDOWS:
+            return tuple(f"\\\\.\\PHYSICALDRIVE{index}" for index in range(self.disk_count))
+        return tuple(f"/dev/sd{chr(ord('a') + index)}" for index in range(self.disk_count))
+
+    @property
+    def disk_count(self) -> int:
+        return len(self.replication.disk_bytes)
+
+    def open_stall(self) -> ReplicationStall | None:
+        return next((stall for stall in self.stalls if stall.ended_at is None), None)
+
+
+@dataclass(slots=True)
+class ParticipantRecord:
+    source_server_id: str
+    launch_status: LaunchStatus | None = LaunchStatus.PENDING
+    launched_ec2_instance_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobLogEntry:
+    at: datetime
+    event: JobLogEvent
+    source_server_id: str | None = None
+    target_instance_id: str | None = None
+    raw_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledPhase:
+    """A point on a job's timeline at which `jobs.JobEngine` moves it on."""
+
+    at: datetime
+    name: str
+
+
+@dataclass(slots=True)
+class JobRecord:
+    job_id: str
+    arn: str
+    sequence: int
+    job_type: JobType
+    initiated_by: InitiatedBy
+    created_at: datetime
+    tags: dict[str, str]
+    participants: dict[str, ParticipantRecord]
+    timeline: tuple[ScheduledPhase, ...]
+    status: JobStatus = JobStatus.PENDING
+    ended_at: datetime | None = None
+    log: list[JobLogEntry] = field(default_factory=list)
+    next_phase: int = 0
+
+    @property
+    def is_active(self) -> bool:
+        return self.status is not JobStatus.COMPLETED
+
+    @property
+    def launch_type(self) -> LaunchType | None:
+        return {
+            InitiatedBy.START_TEST: LaunchType.TEST,
+            InitiatedBy.START_CUTOVER: LaunchType.CUTOVER,
+        }.get(self.initiated_by)
+
+    def due_phase(self, now: datetime) -> ScheduledPhase | None:
+        if self.next_phase < len(self.timeline) and self.timeline[self.next_phase].at <= now:
+            return self.timeline[self.next_phase]
+        return None
+
+
+@dataclass(slots=True)
+class MgnState:
+    """All servers and jobs of one emulated account and Region."""
+
+    servers: dict[str, SourceServerRecord] = field(default_factory=dict)
+    jobs: dict[str, JobRecord] = field(default_factory=dict)
+    active_job_ids: set[str] = field(default_factory=set)
+    awaiting_first_sync: set[str] = field(default_factory=set)
+    next_sequence: int = 1
+
+    def take_sequence(self) -> int:
+        sequence = self.next_sequence
+        self.next_sequence += 1
+        return sequence
+
+    def active_jobs(self) -> list[JobRecord]:
+        return [self.jobs[job_id] for job_id in self.active_job_ids]
+
+    def servers_in_active_jobs(self) -> int:
+        return sum(len(job.participants) for job in self.active_jobs())
+
+    def non_archived_count(self) -> int:
+        return sum(not server.is_archived for server in self.servers.values())
+
+
+# --- Snapshots handed out through the Python API (immutable, safe outside the lock) ---
+
+
+@dataclass(frozen=True, slots=True)
+class SourceServer:
+    """A seeded source server, as the runtime needs to know it."""
+
+    source_server_id: str
+    arn: str
+    hostname: str | None
+    fqdn: str | None
+    user_provided_id: str | None
+    os_family: OsFamily
+    ec2_launch_template_id: str
+    disk_bytes: tuple[int, ...]
+    is_archived: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantSummary:
+    source_server_id: str
+    launch_status: LaunchStatus | None
+    launched_ec2_instance_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobSummary:
+    """One job for reports and benchmarks."""
+
+    job_id: str
+    job_type: JobType
+    initiated_by: InitiatedBy
+    status: JobStatus
+    created_at: datetime
+    ended_at: datetime | None
+    participants: tuple[ParticipantSummary, ...]
+
+
+def summarize_job(job: JobRecord) -> JobSummary:
+    return JobSummary(
+        job_id=job.job_id,
+        job_type=job.job_type,
+        initiated_by=job.initiated_by,
+        status=job.status,
+        created_at=job.created_at,
+        ended_at=job.ended_at,
+        participants=tuple(
+            ParticipantSummary(p.source_server_id, p.launch_status, p.launched_ec2_instance_id)
+            for p in job.participants.values()
+        ),
+    )

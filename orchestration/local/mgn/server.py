@@ -1,0 +1,104 @@
+"""The loopback HTTP server in front of `RestJsonEndpoint` (stdlib, a thread per connection)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from orchestration.local.mgn.protocol import RestJsonEndpoint
+
+logger = logging.getLogger(__name__)
+
+LOOPBACK = "127.0.0.1"
+# How often serve_forever checks for shutdown: stop() waits at most this long.
+_SHUTDOWN_POLL_SECONDS = 0.02
+
+
+class _MgnRequestHandler(BaseHTTPRequestHandler):
+    # HTTP/1.1 keeps botocore's pooled connections alive; every reply sets Content-Length.
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; without TCP_NODELAY, Nagle's algorithm and the
+    # client's delayed ACK add ~40 ms to every kept-alive request.
+    disable_nagle_algorithm = True
+    server: _MgnHttpServer
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        reply = self.server.endpoint.handle(self.command, self.path, body)
+        self.send_response(reply.status)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(reply.body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s " + format, self.address_string(), *args)
+
+
+class _MgnHttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # The pipeline opens many connections at once; the default backlog of 5 drops some.
+    request_queue_size = 128
+
+    def __init__(self, endpoint: RestJsonEndpoint) -> None:
+        self.endpoint = endpoint
+        super().__init__((LOOPBACK, 0), _MgnRequestHandler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-reply is not news; socketserver would print a traceback.
+        logger.debug("MGN emulator connection from %s failed", client_address, exc_info=True)
+
+
+class LoopbackServer:
+    """Serves one endpoint on 127.0.0.1 at an ephemeral port until stopped."""
+
+    def __init__(self, endpoint: RestJsonEndpoint) -> None:
+        self._endpoint = endpoint
+        self._server: _MgnHttpServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str | None:
+        if self._server is None:
+            return None
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> str:
+        if self._server is not None:
+            raise RuntimeError("the MGN emulator is already serving")
+        self._server = _MgnHttpServer(self._endpoint)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": _SHUTDOWN_POLL_SECONDS},
+            name="mgn-emulator",
+            daemon=True,
+        )
+        self._thread.start()
+        url = self.url
+        assert url is not None
+        return url
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None

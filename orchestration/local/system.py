@@ -1,0 +1,303 @@
+"""The embedded default: the whole pipeline on one machine, every part real, on loopback.
+
+- moto (with the runtime layer in ``orchestration/local/runtime``) runs SQS, EventBridge,
+  DynamoDB, Lambda (dispatching in-process to the real handlers), Step Functions (executing
+  the real ASL file), EC2 and IAM;
+- the MGN emulator speaks MGN's wire protocol to the real boto3 ``mgn`` client;
+- launched instances' services are stood in for on loopback, so health checks are real.
+
+Resources are created by the names in ``orchestration/naming.py``, which Terraform uses too.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from orchestration.adapters import aws
+from orchestration.events import EVENT_SOURCE
+from orchestration.handlers import ingress_handler, wiring
+from orchestration.local.api_calls import ApiCallCounter
+from orchestration.local.estate import Estate, provision_estate
+from orchestration.local.mgn import (
+    SOURCE_SERVER_ID_TAG,
+    Boto3Ec2LaunchPort,
+    EmulatorSettings,
+    MgnEmulator,
+    SimulatedClock,
+)
+from orchestration.local.provision import ProvisionedResources, provision
+from orchestration.local.runtime import LOCAL_ACCOUNT_ID, LOCAL_REGION, LocalAwsRuntime
+from orchestration.local.vm_standins import VmStandIns
+from orchestration.naming import FUNCTIONS, ResourceNames, handler_path
+from orchestration.pipeline.spec import HealthCheckSpec, MigrationSpec
+from orchestration.statemachine import Timings, render_definition
+
+# Who approves hand-written requests (no manifest, no approvers) on the embedded default.
+LOCAL_APPROVER = "U0LOCALOPS01"
+# The simulated directory: every Slack user group a manifest names has one member, the
+# migration lead. (With the Slack bot, usergroups.users.list answers this instead.)
+LOCAL_GROUP_MEMBER = "U0LOCALLEAD1"
+
+
+def local_group_membership(user: str, group: str) -> bool:
+    return user == LOCAL_GROUP_MEMBER and group.startswith("S")
+
+
+LAMBDA_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+STATES_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "states.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+
+
+def _placeholder_zip() -> bytes:
+    """Lambda needs a package; in-process dispatch runs the installed code instead."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README.txt", "dispatched in-process to the installed package\n")
+    return buffer.getvalue()
+
+
+@dataclass
+class SystemOptions:
+    names: ResourceNames = field(default_factory=ResourceNames)
+    timings: Timings = field(default_factory=Timings.local)
+    mgn_speed: float = 3600.0  # simulated seconds per real second
+    mgn_settings: EmulatorSettings = field(default_factory=EmulatorSettings)
+
+
+class EmbeddedSystem:
+    """Start with ``with EmbeddedSystem() as system:``; ``seed()`` the VMs, then publish."""
+
+    def __init__(self, options: SystemOptions | None = None) -> None:
+        self.options = options or SystemOptions()
+        self.names = self.options.names
+        self._runtime: LocalAwsRuntime | None = None
+        self._saved_environment: dict[str, str | None] = {}
+        self.mgn: MgnEmulator | None = None
+        self.standins: VmStandIns | None = None
+        self.resources: ProvisionedResources | None = None
+        self.state_machine_arn = ""
+        self.function_arns: dict[str, str] = {}
+        self._specs_by_server: dict[str, MigrationSpec] = {}
+        self.estate: Estate | None = None
+        self.api_calls: ApiCallCounter | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def __enter__(self) -> EmbeddedSystem:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> EmbeddedSystem:
+        self.api_calls = ApiCallCounter().start()
+        self._runtime = LocalAwsRuntime().start()
+        try:
+            self._start_parts()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_parts(self) -> None:
+        names = self.names
+        self.resources = provision(
+            names,
+            sqs=self.client("sqs"),
+            dynamodb=self.client("dynamodb"),
+            events=self.client("events"),
+        )
+        ec2 = self.client("ec2")
+        clock = SimulatedClock(speed=self.options.mgn_speed)
+        self.mgn = MgnEmulator(
+            Boto3Ec2LaunchPort(ec2), clock=clock, settings=self.options.mgn_settings
+        )
+        mgn_endpoint = self.mgn.start()
+        self.state_machine_arn = (
+            f"arn:aws:states:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:stateMachine:{names.state_machine}"
+        )
+        self._set_environment(
+            {
+                "EVENTBRIDGE_BUS_NAME": self.resources.event_bus_name,
+                "DYNAMODB_TABLE_NAME": self.resources.table_name,
+                "SQS_QUEUE_URL": self.resources.request_queue_url,
+                "REQUEST_DLQ_URL": self.resources.dead_letter_queue_url,
+                "STATE_MACHINE_ARN": self.state_machine_arn,
+                "MGN_REGION": LOCAL_REGION,
+                "AWS_ENDPOINT_URL_MGN": mgn_endpoint,
+                "POWERTOOLS_METRICS_NAMESPACE": "WavepilotLocal",
+                "POWERTOOLS_SERVICE_NAME": "wavepilot",
+                "DEFAULT_APPROVERS": LOCAL_APPROVER,
+                # No CloudWatch here: Powertools would print every EMF metric blob to stdout.
+                "POWERTOOLS_METRICS_DISABLED": "true",
+            }
+        )
+        self._forget_cached_clients()
+        self._create_functions()
+        self._create_state_machine()
+        self._create_rules()
+        self.client("lambda").create_event_source_mapping(
+            EventSourceArn=self.resources.request_queue_arn,
+            FunctionName=self.function_arns["ingress_handler"],
+            BatchSize=10,
+            FunctionResponseTypes=["ReportBatchItemFailures"],
+        )
+        assert self._runtime is not None
+        self._runtime.check_function_environments()
+        self.standins = VmStandIns(ec2, self._checks_for_server, SOURCE_SERVER_ID_TAG)
+        wiring.use_health_address_resolver(self.standins.resolve)
+
+    def stop(self) -> None:
+        if self.standins is not None:
+            self.standins.stop()
+        if self.mgn is not None:
+            self.mgn.stop()
+        if self._runtime is not None:
+            self._runtime.stop()
+            self._runtime = None
+        for key, value in self._saved_environment.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_environment.clear()
+        self._forget_cached_clients()
+        if self.api_calls is not None:
+            self.api_calls.stop()
+
+    # --- parts ---------------------------------------------------------------------------
+
+    def client(self, service: str) -> Any:
+        # AWS_ENDPOINT_URL points every client at moto.
+        return boto3.client(service, region_name=LOCAL_REGION)  # type: ignore[call-overload]
+
+    def _set_environment(self, values: Mapping[str, str]) -> None:
+        for key, value in values.items():
+            self._saved_environment.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+
+    @staticmethod
+    def _forget_cached_clients() -> None:
+        aws.reset()
+        wiring.reset()
+        ingress_handler._dependencies.cache_clear()
+
+    def _environment_for_functions(self) -> dict[str, str]:
+        keys = (
+            "EVENTBRIDGE_BUS_NAME",
+            "DYNAMODB_TABLE_NAME",
+            "SQS_QUEUE_URL",
+            "REQUEST_DLQ_URL",
+            "STATE_MACHINE_ARN",
+            "MGN_REGION",
+            "POWERTOOLS_SERVICE_NAME",
+            "POWERTOOLS_METRICS_NAMESPACE",
+            "DEFAULT_APPROVERS",
+            "POWERTOOLS_METRICS_DISABLED",
+        )
+        return {key: os.environ[key] for key in keys}
+
+    def _create_functions(self) -> None:
+        iam = self.client("iam")
+        role_arn = iam.create_role(
+            RoleName=self.names.lambda_role, AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST)
+        )["Role"]["Arn"]
+        lambda_client = self.client("lambda")
+        package = _placeholder_zip()
+        variables = self._environment_for_functions()
+        for function in FUNCTIONS:
+            arn = lambda_client.create_function(
+                FunctionName=self.names.function(function),
+                Runtime="python3.11",
+                Role=role_arn,
+                Handler=handler_path(function),
+                Code={"ZipFile": package},
+                Timeout=self.options.timings.task_timeout_seconds,
+                MemorySize=512,
+                Environment={"Variables": variables},
+            )["FunctionArn"]
+            self.function_arns[function] = arn
+
+    def _create_state_machine(self) -> None:
+        role_arn = self.client("iam").create_role(
+            RoleName=self.names.state_machine_role,
+            AssumeRolePolicyDocument=json.dumps(STATES_TRUST),
+        )["Role"]["Arn"]
+        definition = render_definition(self.function_arns, self.options.timings)
+        created = self.client("stepfunctions").create_state_machine(
+            name=self.names.state_machine, definition=json.dumps(definition), roleArn=role_arn
+        )
+        self.state_machine_arn = created["stateMachineArn"]
+
+    def _create_rules(self) -> None:
+        assert self.resources is not None
+        events = self.client("events")
+        events.put_rule(
+            Name=self.names.migration_requested_rule,
+            EventBusName=self.resources.event_bus_name,
+            EventPattern=json.dumps(
+                {"source": [EVENT_SOURCE], "detail-type": ["MigrationRequested"]}
+            ),
+        )
+        events.put_targets(
+            Rule=self.names.migration_requested_rule,
+            EventBusName=self.resources.event_bus_name,
+            Targets=[{"Id": "start-migration", "Arn": self.function_arns["start_migration"]}],
+        )
+
+    # --- the estate ----------------------------------------------------------------------
+
+    def seed(self, specs: Iterable[MigrationSpec], *, disk_gib: int = 100) -> dict[str, str]:
+        """Create the network the VMs name and an MGN source server per VM, as if the
+        replication agent had been installed on each. Returns migration ID -> server ID."""
+        specs = list(specs)
+        assert self.mgn is not None
+        self.estate = provision_estate(specs, ec2=self.client("ec2"), iam=self.client("iam"))
+        servers: dict[str, str] = {}
+        for spec in specs:
+            server = self.mgn.add_source_server(
+                hostname=(spec.source.hostname or spec.target_vm_name).split(".")[0],
+                fqdn=spec.source.hostname
+                if spec.source.hostname and "." in spec.source.hostname
+                else None,
+                user_provided_id=spec.source.user_provided_id,
+                os_family=spec.os_family or "linux",
+                disk_gib=(disk_gib,),
+                source_server_id=spec.source.source_server_id,
+            )
+            servers[spec.migration_id] = server.source_server_id
+            self._specs_by_server[server.source_server_id] = spec
+        return servers
+
+    def _checks_for_server(self, source_server_id: str) -> list[HealthCheckSpec]:
+        spec = self._specs_by_server.get(source_server_id)
+        return list(spec.health_checks) if spec else []
+
+    def counters(self) -> Any:
+        assert self._runtime is not None
+        return self._runtime.counters()

@@ -1,0 +1,36 @@
+"""Requests built from the example manifests, with cutover windows moved to the present."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from orchestration.manifests.validation import ManifestFile, validate_files
+from orchestration.migration_request import MigrationRequest, request_for
+from orchestration.pipeline.spec import MigrationSpec
+from tests.conftest import REPO_ROOT
+
+WINDOW = re.compile(r"(?m)^(  (?:start|end)): .*$")
+
+
+def example_requests(
+    wave: str = "wave-1",
+    *,
+    opens_in: timedelta = timedelta(hours=-1),
+    lasts: timedelta = timedelta(hours=2),
+) -> list[MigrationRequest]:
+    path = REPO_ROOT / "manifests" / "waves" / f"{wave}.yaml"
+    start = datetime.now(UTC) + opens_in
+    times = iter([start.isoformat(), (start + lasts).isoformat()])
+    text = WINDOW.sub(lambda m: f"{m.group(1)}: {next(times)}", path.read_text())
+    result = validate_files([ManifestFile(str(path), text)], now=datetime.now(UTC))
+    assert result.valid, result.findings
+    return [
+        request_for(vm, commit="c" * 40, author="Dana Migration <dana@contoso.com>")
+        for vm in result.vms
+    ]
+
+
+def spec_of(request: MigrationRequest) -> MigrationSpec:
+    assert request.revision is not None
+    return MigrationSpec.from_request(request, request.revision, "test")

@@ -1,0 +1,240 @@
+"""The pipeline end to end on the embedded system: real handlers, real ASL, MGN emulator."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestration.handlers import wiring
+from orchestration.local.driver import MigrationDriver
+from orchestration.local.mgn import SOURCE_SERVER_ID_TAG
+from orchestration.local.system import EmbeddedSystem, SystemOptions
+from orchestration.migration_request import MigrationRequest
+from orchestration.statemachine import Timings
+from tests.support.pipeline import example_requests, spec_of
+
+SEED_REQUEST = Path(__file__).parent / "events" / "seed_quick_start_request.json"
+FAST = replace(Timings.local(), launch_timeout_seconds=3, approval_timeout_seconds=60)
+
+
+@pytest.fixture
+def system() -> Iterator[EmbeddedSystem]:
+    with EmbeddedSystem(SystemOptions(timings=FAST)) as running:
+        yield running
+
+
+@pytest.fixture
+def driver(system: EmbeddedSystem) -> MigrationDriver:
+    return MigrationDriver(system)
+
+
+def _seeded(system: EmbeddedSystem, requests: list[MigrationRequest]) -> dict[str, str]:
+    return system.seed([spec_of(r) for r in requests])
+
+
+def _running_instances(system: EmbeddedSystem, source_server_id: str) -> list[str]:
+    reservations = system.client("ec2").describe_instances(
+        Filters=[
+            {"Name": f"tag:{SOURCE_SERVER_ID_TAG}", "Values": [source_server_id]},
+            {
+                "Name": "instance-state-name",
+                "Values": ["pending", "running", "stopping", "stopped"],
+            },
+        ]
+    )["Reservations"]
+    return [i["InstanceId"] for r in reservations for i in r["Instances"]]
+
+
+def _events(system: EmbeddedSystem, migration_id: str) -> list[dict[str, Any]]:
+    """Status events as recorded in the migration's history (every step reports one)."""
+    return wiring.store().history(migration_id)
+
+
+def test_a_vm_migrates_through_every_state(system: EmbeddedSystem, driver: MigrationDriver) -> None:
+    [request] = example_requests()[:1]
+    servers = _seeded(system, [request])
+
+    driver.send([request])
+    outcome = driver.wait([request.migration_id])[request.migration_id]
+
+    assert outcome.status == "SUCCEEDED", outcome.cause
+    assert outcome.record_status == "COMPLETED"
+    steps = [(s["step"], s["status"]) for s in outcome.steps]
+    for expected in [
+        ("Intake", "SUCCEEDED"),
+        ("ValidateInput", "SUCCEEDED"),
+        ("PrepareSource", "SUCCEEDED"),
+        ("WaitForReplication", "SUCCEEDED"),
+        ("StartTestLaunch", "SUCCEEDED"),
+        ("VerifyTestLaunch", "SUCCEEDED"),
+        ("AwaitApproval", "WAITING"),
+        ("PrepareCutover", "SUCCEEDED"),
+        ("StartCutover", "SUCCEEDED"),
+        ("VerifyCutover", "SUCCEEDED"),
+        ("FinalizeCutover", "SUCCEEDED"),
+    ]:
+        assert expected in steps
+    server_id = servers[request.migration_id]
+    server = wiring.mgn().source_server(server_id)
+    assert (server.lifecycle_state, server.replication_state) == ("CUTOVER", "DISCONNECTED")
+    assert _running_instances(system, server_id) == [server.launched_instance_id]
+    approval_id = wiring.store().pending_approval_id(request.migration_id)
+    assert approval_id is not None
+    trail = wiring.store().audit_trail(approval_id)
+    assert [(a["actor"], a["action"], a["outcome"]) for a in trail] == [
+        ("U07ALICE001", "approve", "decided")
+    ]
+
+
+@pytest.mark.parametrize(
+    "phase",
+    ["replication stall", "test launch", "health checks", "rejection", "cutover launch"],
+)
+def test_a_failure_in_any_phase_rolls_back_and_leaves_nothing_running(
+    system: EmbeddedSystem, driver: MigrationDriver, phase: str
+) -> None:
+    [request] = example_requests()[:1]
+    server_id = _seeded(system, [request])[request.migration_id]
+    assert system.mgn is not None
+    assert system.standins is not None
+    approver = None
+    if phase == "replication stall":
+        system.mgn.faults.stall_replication(server_id)
+    elif phase == "test launch":
+        system.mgn.faults.fail_next_launch(server_id, launch_type=_launch_type("TEST"))
+    elif phase == "health checks":
+        system.standins.mark_unhealthy(server_id)
+    elif phase == "rejection":
+        approver = lambda record, approvers: ("REJECTED", "U07ALICE001")  # noqa: E731
+    elif phase == "cutover launch":
+        system.mgn.faults.fail_next_launch(server_id, launch_type=_launch_type("CUTOVER"))
+
+    driver.send([request])
+    kwargs: dict[str, Any] = {"approver": approver} if approver else {}
+    outcome = driver.wait([request.migration_id], **kwargs)[request.migration_id]
+
+    assert outcome.status == "FAILED"
+    assert outcome.error == "MigrationRolledBack"
+    assert outcome.record_status == "ROLLED_BACK"
+    assert ("Rollback", "SUCCEEDED") in [(s["step"], s["status"]) for s in outcome.steps]
+    assert _running_instances(system, server_id) == []
+    server = wiring.mgn().source_server(server_id)
+    assert server.lifecycle_state in {"NOT_READY", "READY_FOR_TEST", "READY_FOR_CUTOVER"}
+
+
+def _launch_type(name: str) -> Any:
+    from orchestration.local.mgn import LaunchType
+
+    return LaunchType[name]
+
+
+def test_a_duplicate_delivery_starts_one_execution(
+    system: EmbeddedSystem, driver: MigrationDriver
+) -> None:
+    [request] = example_requests()[:1]
+    _seeded(system, [request])
+
+    driver.send([request, request, request])
+    outcome = driver.wait([request.migration_id])[request.migration_id]
+
+    assert outcome.status == "SUCCEEDED"
+    assert len(driver.executions()) == 1
+
+
+def test_a_malformed_message_lands_in_the_dlq_with_its_reason(
+    system: EmbeddedSystem, driver: MigrationDriver
+) -> None:
+    assert system.resources is not None
+    driver.send(["{this is not json"])
+    sqs = system.client("sqs")
+
+    messages: list[dict[str, Any]] = []
+    for _ in range(40):
+        messages = sqs.receive_message(
+            QueueUrl=system.resources.dead_letter_queue_url,
+            MessageAttributeNames=["All"],
+            WaitTimeSeconds=0,
+        ).get("Messages", [])
+        if messages:
+            break
+        import time
+
+        time.sleep(0.25)
+
+    [message] = messages
+    assert message["Body"] == "{this is not json"
+    assert message["MessageAttributes"]["failureReason"]["StringValue"].startswith(
+        "the body is not JSON"
+    )
+    assert driver.executions() == []
+
+
+def test_mgn_throttling_and_quota_pressure_are_retried_and_the_migration_completes(
+    system: EmbeddedSystem, driver: MigrationDriver
+) -> None:
+    requests = example_requests()[:2]
+    _seeded(system, requests)
+    assert system.mgn is not None
+    system.mgn.faults.throttle_next_requests(6)
+    system.mgn.faults.apply_quota_pressure(active_jobs=20)
+
+    driver.send(requests)
+
+    def release_quota_once_refused() -> None:
+        # Another tenant's jobs finish only after ours have been refused at least once.
+        assert system.mgn is not None
+        if system.mgn.metrics().quota_errors >= 1:
+            system.mgn.faults.apply_quota_pressure(active_jobs=0)
+
+    outcomes = driver.wait(
+        [r.migration_id for r in requests],
+        timeout=120,
+        on_tick=lambda _statuses, _records: release_quota_once_refused(),
+    )
+
+    assert {o.status for o in outcomes.values()} == {"SUCCEEDED"}
+    metrics = system.mgn.metrics()
+    assert metrics.throttling_errors >= 6
+    assert metrics.quota_errors >= 1
+
+
+def test_an_approval_nobody_answers_times_out_and_rolls_back() -> None:
+    timings = replace(FAST, approval_timeout_seconds=2)
+    with EmbeddedSystem(SystemOptions(timings=timings)) as system:
+        driver = MigrationDriver(system)
+        [request] = example_requests()[:1]
+        server_id = _seeded(system, [request])[request.migration_id]
+
+        driver.send([request])
+        outcome = driver.wait([request.migration_id], approver=None)[request.migration_id]
+
+        assert outcome.status == "FAILED"
+        assert outcome.record_status == "ROLLED_BACK"
+        approval_id = wiring.store().pending_approval_id(request.migration_id)
+        assert approval_id is not None
+        approval = wiring.store().approval(approval_id)
+        assert approval is not None
+        assert approval.status == "EXPIRED"
+        assert _running_instances(system, server_id) == []
+
+
+def test_the_seed_quick_start_message_migrates_a_vm(
+    system: EmbeddedSystem, driver: MigrationDriver
+) -> None:
+    body = SEED_REQUEST.read_text()
+    seed = MigrationRequest.model_validate_json(body)
+    from orchestration.pipeline.intake import parse_request
+
+    _, revision = parse_request(body)
+    system.seed([spec_of(seed.model_copy(update={"revision": revision}))])
+
+    driver.send([body])
+    outcome = driver.wait(["mig-12345"])["mig-12345"]
+
+    assert outcome.status == "SUCCEEDED", outcome.cause
+    assert json.loads(body)["targetVmName"] == outcome.target_vm_name
