@@ -38,6 +38,7 @@ fmt: $(STAMP) ## format and fix what ruff can
 
 bench: $(STAMP) ## benchmarks: figures and ratios
 	$(BIN)/python -m benchmarks.manifests $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.rehearsal
 
 schema: $(STAMP) ## regenerate manifests/wave.schema.json and docs/events/ from the models
 	$(BIN)/wavepilot schema --output manifests/wave.schema.json

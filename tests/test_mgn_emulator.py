@@ -977,3 +977,18 @@ def test_every_response_in_this_session_matched_the_model() -> None:
     for metrics in _SUITE_METRICS:
         check_every_response_matched_the_model(metrics)
     assert sum(metrics.invalid_responses for metrics in _SUITE_METRICS) == 0
+
+
+def test_a_server_can_be_seeded_with_the_id_a_manifest_names(
+    emulator: MgnEmulator, mgn: MgnClient
+) -> None:
+    server = emulator.add_source_server(
+        hostname="billing-web-01", source_server_id="s-1a2b3c4d5e6f70801"
+    )
+
+    assert server.source_server_id == "s-1a2b3c4d5e6f70801"
+    assert describe(mgn, "s-1a2b3c4d5e6f70801")["sourceServerID"] == "s-1a2b3c4d5e6f70801"
+    with pytest.raises(ValueError, match="already exists"):
+        emulator.add_source_server(hostname="other", source_server_id="s-1a2b3c4d5e6f70801")
+    with pytest.raises(ValueError, match="never report"):
+        emulator.add_source_server(hostname="bad", source_server_id="s-short")

@@ -8,6 +8,7 @@ account and Region stands in for every target account and Region the manifests n
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -79,7 +80,8 @@ def provision_estate(specs: Iterable[MigrationSpec], *, ec2: EC2Client, iam: IAM
                     GroupName=f"wavepilot-{group_id}", Description="emulated", VpcId=vpc_id
                 )
     for profile in profiles:
-        iam.create_instance_profile(InstanceProfileName=profile)
+        with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
+            iam.create_instance_profile(InstanceProfileName=profile)
     return Estate(vpc_id, tuple(subnets), tuple(groups), tuple(profiles))
 
 

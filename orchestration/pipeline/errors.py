@@ -37,10 +37,6 @@ class CutoverWindowClosedError(PipelineError):
     """The wave's cutover window closed before the cutover could start."""
 
 
-class RollbackPendingError(PipelineError):
-    """Rollback waits for an MGN job to finish; the state machine retries it."""
-
-
 class RollbackRefusedError(PipelineError):
     """A finalized cutover is not rolled back automatically."""
 

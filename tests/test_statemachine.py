@@ -1,0 +1,124 @@
+"""The state machine definition: placeholders, error names, and the safety rules it keeps."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from orchestration.adapters import mgn as mgn_errors
+from orchestration.adapters.errors import TransientError
+from orchestration.pipeline import errors as pipeline_errors
+from orchestration.statemachine import (
+    FUNCTION_PLACEHOLDERS,
+    Timings,
+    placeholders,
+    render,
+    render_definition,
+)
+
+ARNS = {
+    name: f"arn:aws:lambda:us-east-1:123456789012:function:wavepilot-test-{name}"
+    for name in FUNCTION_PLACEHOLDERS.values()
+}
+
+
+@pytest.fixture
+def definition() -> dict[str, Any]:
+    return render_definition(ARNS, Timings.aws())
+
+
+def test_every_placeholder_is_a_function_arn_or_a_timing() -> None:
+    timing_names = set(Timings.aws().placeholders())
+
+    assert placeholders() == set(FUNCTION_PLACEHOLDERS) | timing_names
+
+
+def test_rendering_refuses_missing_or_unknown_placeholders() -> None:
+    values = dict.fromkeys(placeholders(), "x")
+    with pytest.raises(ValueError, match="missing"):
+        render({k: v for k, v in values.items() if k != "PollMaxSeconds"})
+    with pytest.raises(ValueError, match="not in the template"):
+        render({**values, "Surprise": "1"})
+
+
+def test_every_error_name_the_definition_matches_is_raised_by_our_code(
+    definition: dict[str, Any],
+) -> None:
+    ours = {
+        name
+        for module in (pipeline_errors, mgn_errors)
+        for name, value in vars(module).items()
+        if isinstance(value, type) and issubclass(value, Exception)
+    } | {TransientError.__name__, pipeline_errors.APPROVAL_REJECTED}
+    used = {
+        error
+        for state in definition["States"].values()
+        for rule in (*state.get("Retry", []), *state.get("Catch", []))
+        for error in rule["ErrorEquals"]
+        if not error.startswith(("States.", "Lambda."))
+    }
+
+    assert used
+    assert used <= ours, used - ours
+
+
+def test_every_task_has_a_timeout_retries_and_a_way_to_rollback(
+    definition: dict[str, Any],
+) -> None:
+    for name, state in definition["States"].items():
+        if state["Type"] != "Task":
+            continue
+        assert state["TimeoutSeconds"] > 0, name
+        assert state["Retry"], name
+        catches = [c for c in state["Catch"] if "States.ALL" in c["ErrorEquals"]]
+        assert catches, name
+        expected = "RollbackFailed" if name == "Rollback" else "Rollback"
+        assert catches[0]["Next"] == expected, name
+
+
+def test_throttling_and_quota_errors_are_retried_with_jittered_backoff(
+    definition: dict[str, Any],
+) -> None:
+    [rule] = definition["States"]["StartTestLaunch"]["Retry"]
+    assert {"MgnThrottledError", "MgnQuotaExceededError"} <= set(rule["ErrorEquals"])
+    assert rule["JitterStrategy"] == "FULL"
+    assert rule["BackoffRate"] > 1
+
+
+def test_the_approval_gate_times_out_into_a_rollback(definition: dict[str, Any]) -> None:
+    gate = definition["States"]["AwaitApproval"]
+
+    assert gate["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+    assert gate["TimeoutSeconds"] == Timings.aws().approval_timeout_seconds
+    assert gate["Parameters"]["Payload"]["taskToken.$"] == "$$.Task.Token"
+    timeout = next(c for c in gate["Catch"] if c["ErrorEquals"] == ["States.Timeout"])
+    assert definition["States"][timeout["Next"]]["Next"] == "Rollback"
+
+
+def test_polling_waits_come_from_the_state_not_constants(definition: dict[str, Any]) -> None:
+    waits = [s for s in definition["States"].values() if s["Type"] == "Wait"]
+
+    assert waits
+    assert all("SecondsPath" in w and "Seconds" not in w for w in waits)
+
+
+def test_the_template_is_json_once_rendered_and_states_are_reachable(
+    definition: dict[str, Any],
+) -> None:
+    states = definition["States"]
+    reachable, frontier = set(), [definition["StartAt"]]
+    while frontier:
+        name = frontier.pop()
+        if name in reachable:
+            continue
+        reachable.add(name)
+        state = states[name]
+        frontier.extend(
+            [state[key] for key in ("Next", "Default") if key in state]
+            + [c["Next"] for c in state.get("Choices", [])]
+            + [c["Next"] for c in state.get("Catch", [])]
+        )
+    assert reachable == set(states)
+    json.dumps(definition)
