@@ -93,7 +93,14 @@ def test_a_vm_migrates_through_every_state(system: EmbeddedSystem, driver: Migra
 
 @pytest.mark.parametrize(
     "phase",
-    ["replication stall", "test launch", "health checks", "rejection", "cutover launch"],
+    [
+        "prerequisites",
+        "replication stall",
+        "test launch",
+        "health checks",
+        "rejection",
+        "cutover launch",
+    ],
 )
 def test_a_failure_in_any_phase_rolls_back_and_leaves_nothing_running(
     system: EmbeddedSystem, driver: MigrationDriver, phase: str
@@ -103,7 +110,9 @@ def test_a_failure_in_any_phase_rolls_back_and_leaves_nothing_running(
     assert system.mgn is not None
     assert system.standins is not None
     approver = None
-    if phase == "replication stall":
+    if phase == "prerequisites":  # the test subnet is deleted after the estate was built
+        system.client("ec2").delete_subnet(SubnetId=spec_of(request).test_subnet_id)
+    elif phase == "replication stall":
         system.mgn.faults.stall_replication(server_id)
     elif phase == "test launch":
         system.mgn.faults.fail_next_launch(server_id, launch_type=_launch_type("TEST"))
