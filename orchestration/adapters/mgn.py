@@ -96,6 +96,8 @@ class SourceServer:
     replicated_bytes: int
     total_bytes: int
     replication_error: str | None
+    # The jobs MGN remembers for the server: its last test, last cutover, launched instance.
+    recent_job_ids: tuple[str, ...] = ()
 
     @classmethod
     def from_api(cls, item: Any) -> SourceServer:
@@ -103,6 +105,12 @@ class SourceServer:
         disks = replication.get("replicatedDisks", [])
         hints = item.get("sourceProperties", {}).get("identificationHints", {})
         error = replication.get("dataReplicationError")
+        lifecycle = item.get("lifeCycle", {})
+        recent = (
+            lifecycle.get("lastTest", {}).get("initiated", {}).get("jobID"),
+            lifecycle.get("lastCutover", {}).get("initiated", {}).get("jobID"),
+            item.get("launchedInstance", {}).get("jobID"),
+        )
         return cls(
             source_server_id=item["sourceServerID"],
             is_archived=bool(item.get("isArchived", False)),
@@ -120,6 +128,7 @@ class SourceServer:
                 if error
                 else None
             ),
+            recent_job_ids=tuple(dict.fromkeys(job for job in recent if job)),
         )
 
 
@@ -223,14 +232,23 @@ class MgnAdapter:
         return Job.from_api(items[0])
 
     @_translated
-    def active_job_for(self, source_server_id: str) -> Job | None:
-        """The server's job still PENDING or STARTED, if any (MGN allows one per server)."""
-        paginator = self._client.get_paginator("describe_jobs")
-        for page in paginator.paginate(filters={}):
-            for item in page.get("items", []):
-                job = Job.from_api(item)
-                if job.status != "COMPLETED" and job.server(source_server_id):
-                    return job
+    def jobs(self, job_ids: Sequence[str]) -> list[Job]:
+        """The named jobs, in one call (MGN takes up to 1,000 job IDs per filter)."""
+        if not job_ids:
+            return []
+        response = self._client.describe_jobs(filters={"jobIDs": list(dict.fromkeys(job_ids))})
+        return [Job.from_api(item) for item in response.get("items", [])]
+
+    def active_job_for(self, server: SourceServer, known_job_ids: Sequence[str] = ()) -> Job | None:
+        """The server's job still PENDING or STARTED, if any (MGN allows one per server).
+
+        Looks only at the jobs MGN remembers for the server and those the caller started
+        (a TERMINATE job is not in the server's record): one call, however many jobs the
+        account has run. Scanning every job would make each check O(jobs in the account).
+        """
+        for job in self.jobs([*server.recent_job_ids, *known_job_ids]):
+            if job.status != "COMPLETED" and job.server(server.source_server_id):
+                return job
         return None
 
     @_translated

@@ -206,7 +206,39 @@ class MigrationStore:
             },
         )
 
-    def record_step(
+    def advance(
+        self,
+        migration_id: str,
+        *,
+        step: str,
+        status: str,
+        now: datetime,
+        migration_status: str | None = None,
+    ) -> int:
+        """Move the migration to ``step`` and allocate its next event sequence, in one write."""
+        names = {"#step": "step", "#stepStatus": "stepStatus"}
+        values: dict[str, Any] = {
+            ":one": 1,
+            ":step": step,
+            ":stepStatus": status,
+            ":now": now.isoformat(),
+        }
+        expression = "ADD seq :one SET #step = :step, #stepStatus = :stepStatus, updatedAt = :now"
+        if migration_status:
+            names["#status"] = "status"
+            values[":status"] = migration_status
+            expression += ", #status = :status"
+        response = self._table.update_item(
+            Key=migration_key(migration_id),
+            UpdateExpression=expression,
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(response["Attributes"]["seq"])  # type: ignore[arg-type]
+
+    def record_history(
         self,
         migration_id: str,
         *,
@@ -214,23 +246,9 @@ class MigrationStore:
         step: str,
         status: str,
         message: str,
-        now: datetime,
-        migration_status: str | None = None,
+        at: datetime,
     ) -> None:
-        """Move the migration to ``step`` and keep the step in its history."""
-        names = {"#step": "step", "#stepStatus": "stepStatus"}
-        values: dict[str, Any] = {":step": step, ":stepStatus": status, ":now": now.isoformat()}
-        expression = "SET #step = :step, #stepStatus = :stepStatus, updatedAt = :now"
-        if migration_status:
-            names["#status"] = "status"
-            values[":status"] = migration_status
-            expression += ", #status = :status"
-        self._table.update_item(
-            Key=migration_key(migration_id),
-            UpdateExpression=expression,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
+        """Keep one step of the migration's history (its key orders it by sequence)."""
         self._table.put_item(
             Item={
                 "pk": f"MIGRATION#{migration_id}",
@@ -238,7 +256,7 @@ class MigrationStore:
                 "step": step,
                 "status": status,
                 "message": message[:4_000],
-                "at": now.isoformat(),
+                "at": at.isoformat(),
             }
         )
 

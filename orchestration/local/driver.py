@@ -8,14 +8,18 @@ write, audit, SendTaskSuccess), so approvals are real, just not clicked by a per
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestration.adapters.state_store import MigrationRecord
+import boto3
+
+from orchestration.adapters.state_store import MigrationRecord, MigrationStore
 from orchestration.gitops.publish import message_body
 from orchestration.handlers import wiring
+from orchestration.local.runtime import LOCAL_REGION
 from orchestration.local.system import LOCAL_GROUP_MEMBER, EmbeddedSystem, local_group_membership
 from orchestration.migration_request import MigrationRequest
 from orchestration.pipeline.approvals import ApprovalError
@@ -52,8 +56,14 @@ class MigrationOutcome:
 class MigrationDriver:
     def __init__(self, system: EmbeddedSystem) -> None:
         self.system = system
-        self._sqs = system.client("sqs")
-        self._sfn = system.client("stepfunctions")
+        # A session of its own: watching is not the pipeline's work, and the API call
+        # counts (on boto3's default session) should not include it.
+        session = boto3.Session(region_name=LOCAL_REGION)
+        self._sqs = session.client("sqs")
+        self._sfn = session.client("stepfunctions")
+        self._store = MigrationStore(
+            session.resource("dynamodb").Table(os.environ["DYNAMODB_TABLE_NAME"])
+        )
 
     def send(self, requests: Iterable[MigrationRequest | str]) -> int:
         """Put request bodies on the request queue, as ``wavepilot publish`` would."""
@@ -71,7 +81,7 @@ class MigrationDriver:
         paginator = self._sfn.get_paginator("list_executions")
         found: list[dict[str, Any]] = []
         for page in paginator.paginate(stateMachineArn=self.system.state_machine_arn):
-            found.extend(page["executions"])
+            found.extend(dict(execution) for execution in page["executions"])
         return found
 
     def wait(
@@ -86,7 +96,7 @@ class MigrationDriver:
         """Wait until every migration's execution has ended (or ``timeout``)."""
         wanted = set(migration_ids)
         deadline = time.monotonic() + timeout
-        store = wiring.store()
+        store = self._store
         decided: set[str] = set()
         records: dict[str, MigrationRecord] = {}
         while True:
@@ -110,7 +120,7 @@ class MigrationDriver:
         return self._outcomes(wanted)
 
     def _outcomes(self, wanted: set[str]) -> dict[str, MigrationOutcome]:
-        store = wiring.store()
+        store = self._store
         outcomes: dict[str, MigrationOutcome] = {}
         executions = self._latest_executions(wanted)
         for migration_id in wanted:
@@ -149,7 +159,7 @@ class MigrationDriver:
         return {m: e["status"] for m, e in self._latest_executions(wanted).items()}
 
     def _maybe_decide(self, record: MigrationRecord, approver: Approver, decided: set[str]) -> None:
-        store = wiring.store()
+        store = self._store
         approval_id = record.approval_id
         if approval_id is None or approval_id in decided:
             return

@@ -63,16 +63,26 @@ class StatusReporter:
         migration_status: str | None = None,
         **data: Any,
     ) -> MigrationStatusUpdated:
-        event = self.emit(
-            spec, MigrationStatusUpdated, step=step, status=status, message=message, data=data
+        """Move the migration to the step, announce it, and keep it in the history."""
+        now = self._clock()
+        sequence = self._store.advance(
+            spec.migration_id, step=step, status=status, now=now, migration_status=migration_status
         )
-        self._store.record_step(
-            spec.migration_id,
-            sequence=event.sequence,
+        event = MigrationStatusUpdated(
+            migration_id=spec.migration_id,
+            wave=spec.wave,
+            app_name=spec.app_name,
+            target_vm_name=spec.target_vm_name,
+            correlation_id=spec.correlation_id,
+            sequence=sequence,
+            timestamp=now,
             step=step,
             status=status,
             message=message,
-            now=event.timestamp,
-            migration_status=migration_status,
+            data=data,
+        )
+        self._bus.put(event)
+        self._store.record_history(
+            spec.migration_id, sequence=sequence, step=step, status=status, message=message, at=now
         )
         return event

@@ -198,7 +198,7 @@ class MigrationSteps:
         if phase == "cutover" and server.lifecycle_state == "TESTING":
             server = self._mgn.change_life_cycle_state(server_id, "READY_FOR_CUTOVER")
         if phase == "cutover" and server.launched_instance_id:
-            terminate_job = self._terminate_launched(server_id)
+            terminate_job = self._terminate_launched(server, _known_jobs(state))
         subnet, groups = (
             (spec.test_subnet_id, spec.test_security_group_ids)
             if phase == "test"
@@ -231,11 +231,11 @@ class MigrationSteps:
         )
         return {"launchTemplateVersion": version, "terminateJobId": terminate_job}
 
-    def _terminate_launched(self, server_id: str) -> str | None:
-        active = self._mgn.active_job_for(server_id)
+    def _terminate_launched(self, server: SourceServer, known_jobs: list[str]) -> str | None:
+        active = self._mgn.active_job_for(server, known_jobs)
         if active is not None:
             return active.job_id if active.type == "TERMINATE" else None
-        return self._mgn.terminate_target_instances([server_id]).job_id
+        return self._mgn.terminate_target_instances([server.source_server_id]).job_id
 
     # --- replication ---------------------------------------------------------------------
 
@@ -316,7 +316,7 @@ class MigrationSteps:
                     "announced": True,
                     "waitSeconds": max(1, min(config.max_seconds, int(until) + 1)),
                 }
-        active = self._mgn.active_job_for(server_id)
+        active = self._mgn.active_job_for(self._mgn.source_server(server_id), _known_jobs(state))
         wanted = "START_TEST" if phase == "test" else "START_CUTOVER"
         if active is not None and active.initiated_by == wanted:
             return {"started": True, "done": True, "jobId": active.job_id}  # a retry: adopt it
@@ -458,7 +458,7 @@ class MigrationSteps:
                     f"{server_id} is finalized (CUTOVER): the new instance is production now; "
                     "roll back by hand if you must"
                 )
-            active: Job | None = self._mgn.active_job_for(server_id)
+            active: Job | None = self._mgn.active_job_for(server, _known_jobs(state))
             if active is not None:
                 return {
                     **_poll(state, "rollback", config),
@@ -513,3 +513,14 @@ def _reason(error: dict[str, Any]) -> str:
 
 def _iso(moment: datetime | None) -> str:
     return moment.isoformat() if moment else "?"
+
+
+def _known_jobs(state: State) -> list[str]:
+    """The MGN jobs this execution started, as recorded in its state."""
+    found = [
+        (state.get("test") or {}).get("jobId"),
+        (state.get("cutover") or {}).get("jobId"),
+        (state.get("preparedCutover") or {}).get("terminateJobId"),
+        (state.get("rollback") or {}).get("waitingFor"),
+    ]
+    return [job for job in found if job]
