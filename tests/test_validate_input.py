@@ -11,8 +11,8 @@ import pytest
 from orchestration.adapters.state_store import MigrationStore
 from orchestration.handlers import wiring
 from orchestration.local.estate import provision_estate
-from orchestration.manifests.aws_catalog import ec2_instance_types
 from orchestration.local.mgn import Boto3Ec2LaunchPort, MgnEmulator, SimulatedClock
+from orchestration.manifests.aws_catalog import ec2_instance_types
 from orchestration.pipeline.errors import PrerequisiteError
 from orchestration.pipeline.spec import MigrationSpec
 from tests.support.aws_fixtures import EmulatedAws, emulated_aws
