@@ -1,4 +1,5 @@
-"""``wavepilot``: validate, plan and publish wave manifests; run the local demo.
+"""``wavepilot``: validate, plan and publish wave manifests; run the local demo; follow
+migrations and decide approvals (status, approve, reject).
 
 Exit status: 0 success, 1 invalid manifests or a failed publish, 2 usage errors
 (unknown option, missing path, unknown git revision).
@@ -107,7 +108,35 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--timeout", type=float, default=110.0, help="seconds to wait for the runs")
     demo.set_defaults(handler=_demo)
+    _add_operator_commands(commands)
     return parser
+
+
+def _add_operator_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """status, approve, reject: see orchestration/operator_commands.py."""
+    local_help = "reach the running `make demo` (.wavepilot/local.json) instead of AWS"
+    status = commands.add_parser("status", help="a migration's state and history, or a wave's")
+    status.add_argument("target", nargs="?", metavar="ID", help="mig-... or apv-...")
+    status.add_argument("--wave", metavar="WAVE", help="one row per migration of WAVE")
+    status.add_argument("--format", choices=("text", "json"), default="text")
+    status.add_argument("--local", action="store_true", help=local_help)
+    status.set_defaults(handler=_status)
+    for name, decision in (("approve", "APPROVED"), ("reject", "REJECTED")):
+        decide = commands.add_parser(
+            name, help=f"{name} an approval gate (break-glass; the Slack bot is the normal way)"
+        )
+        decide.add_argument("target", metavar="ID", help="apv-... or mig-... (its approval)")
+        decide.add_argument(
+            "--as", dest="user", required=True, metavar="USER", help="your Slack user ID"
+        )
+        decide.add_argument(
+            "--reason",
+            required=name == "reject",
+            default="",
+            help="why (kept in the audit trail and shown in Slack)",
+        )
+        decide.add_argument("--local", action="store_true", help=local_help)
+        decide.set_defaults(handler=_decide, decision=decision)
 
 
 def _add_range_arguments(parser: argparse.ArgumentParser, *, head_required: bool) -> None:
@@ -290,6 +319,26 @@ def _demo(args: argparse.Namespace) -> int:
             timeout_seconds=args.timeout,
         )
     )
+
+
+def _status(args: argparse.Namespace) -> int:
+    from orchestration.operator_commands import OperatorUsageError, run_status
+
+    try:
+        return run_status(args.target, wave=args.wave, output=args.format, local=args.local)
+    except OperatorUsageError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _decide(args: argparse.Namespace) -> int:
+    from orchestration.operator_commands import OperatorUsageError, run_decision
+
+    try:
+        return run_decision(
+            args.decision, args.target, user=args.user, reason=args.reason, local=args.local
+        )
+    except OperatorUsageError as exc:
+        raise UsageError(str(exc)) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

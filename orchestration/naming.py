@@ -50,6 +50,10 @@ class ResourceNames:
     def migration_requested_rule(self) -> str:
         return f"{self.prefix}-migration-requested"
 
+    @property
+    def status_callbacks_rule(self) -> str:
+        return f"{self.prefix}-status-callbacks"
+
     def function(self, handler: str) -> str:
         """``ingress_handler`` -> ``wavepilot-prod-ingress-handler``."""
         return f"{self.prefix}-{handler.replace('_', '-')}"
@@ -66,6 +70,7 @@ FUNCTIONS: tuple[str, ...] = (
     "verify_migration",
     "request_approval",
     "finalize_cutover",
+    "callback_handler",
     "rollback_handler",
 )
 

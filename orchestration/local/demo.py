@@ -12,7 +12,6 @@ made to fail its test launch, and rolls back.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import shutil
@@ -21,7 +20,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,12 +33,12 @@ from rich.table import Table
 
 from orchestration import cli
 from orchestration.local.driver import MigrationDriver, MigrationOutcome, first_listed_approver
+from orchestration.local.logs import pipeline_logs_to
 from orchestration.local.mgn import LaunchType
 from orchestration.local.synthetic import wave_yaml
 from orchestration.local.system import EmbeddedSystem, SystemOptions
 from orchestration.manifests.validation import ManifestFile, validate_files
 from orchestration.migration_request import request_for
-from orchestration.observability import SERVICE
 from orchestration.pipeline.spec import MigrationSpec
 from orchestration.terminal import terminal
 
@@ -68,7 +67,7 @@ def run_demo(options: DemoOptions) -> int:
         return cli.EXIT_USAGE
     with (
         tempfile.TemporaryDirectory(prefix="wavepilot-demo-") as workdir,
-        _quiet_pipeline_logs(Path(workdir) / "pipeline.log"),
+        pipeline_logs_to(Path(workdir) / "pipeline.log"),
     ):
         repo = Path(workdir) / "migration-waves"
         console.print(Rule("Wavepilot demo: the embedded default"))
@@ -104,12 +103,17 @@ def run_demo(options: DemoOptions) -> int:
             approver = first_listed_approver if options.approve == "auto" else None
             if approver is None:
                 console.print(
-                    "[bold]Approvals are manual:[/] decide with `wavepilot approve <approval>` "
-                    f"from another terminal (this runtime's endpoint: {_endpoint()})."
+                    "[bold]Approvals are manual:[/] from another terminal in this folder, "
+                    "`wavepilot status --local --wave WAVE` lists them; decide with "
+                    "`wavepilot approve <apv-...|mig-...> --as <Slack user ID> --local` "
+                    f"(this runtime's endpoint: {_endpoint()})."
                 )
             migration_ids = [r.migration_id for r in requests]
             names = {r.migration_id: r.target_vm_name for r in requests}
-            with Live(console=console, refresh_per_second=4, transient=True) as live:
+            with (
+                system.connection_file() if approver is None else nullcontext(),
+                Live(console=console, refresh_per_second=4, transient=True) as live,
+            ):
                 outcomes = driver.wait(
                     migration_ids,
                     approver=approver,
@@ -155,24 +159,6 @@ def _validate_and_plan(console: Console, repo: Path, head: str) -> int:
 
 def _endpoint() -> str:
     return os.environ.get("AWS_ENDPOINT_URL", "?")
-
-
-@contextmanager
-def _quiet_pipeline_logs(path: Path) -> Iterator[None]:
-    """Handlers log JSON lines (as in CloudWatch); on the demo's screen they go to a file."""
-    pipeline_logger = logging.getLogger(SERVICE)  # the logging.Logger under Powertools' Logger
-    handlers = list(pipeline_logger.handlers)
-    file_handler = logging.FileHandler(path)
-    for handler in handlers:
-        pipeline_logger.removeHandler(handler)
-    pipeline_logger.addHandler(file_handler)
-    try:
-        yield
-    finally:
-        pipeline_logger.removeHandler(file_handler)
-        file_handler.close()
-        for handler in handlers:
-            pipeline_logger.addHandler(handler)
 
 
 @contextmanager

@@ -14,17 +14,22 @@ from __future__ import annotations
 import io
 import json
 import os
+import secrets
 import zipfile
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
 
 from orchestration.adapters import aws
+from orchestration.adapters.callback_transport import HttpsCallbackTransport
 from orchestration.events import EVENT_SOURCE
-from orchestration.handlers import ingress_handler, wiring
+from orchestration.handlers import callback_handler, ingress_handler, wiring
 from orchestration.local.api_calls import ApiCallCounter
+from orchestration.local.callback_receiver import CallbackReceiver
 from orchestration.local.estate import Estate, provision_estate
 from orchestration.local.mgn import (
     SOURCE_SERVER_ID_TAG,
@@ -37,6 +42,7 @@ from orchestration.local.provision import ProvisionedResources, provision
 from orchestration.local.runtime import LOCAL_ACCOUNT_ID, LOCAL_REGION, LocalAwsRuntime
 from orchestration.local.vm_standins import VmStandIns
 from orchestration.naming import FUNCTIONS, ResourceNames, handler_path
+from orchestration.pipeline.callbacks import CALLBACK_DETAIL_TYPES
 from orchestration.pipeline.spec import HealthCheckSpec, MigrationSpec
 from orchestration.statemachine import Timings, render_definition
 
@@ -99,6 +105,7 @@ class EmbeddedSystem:
         self._saved_environment: dict[str, str | None] = {}
         self.mgn: MgnEmulator | None = None
         self.standins: VmStandIns | None = None
+        self.callbacks: CallbackReceiver | None = None  # every callback URL's stand-in
         self.resources: ProvisionedResources | None = None
         self.state_machine_arn = ""
         self.function_arns: dict[str, str] = {}
@@ -155,6 +162,8 @@ class EmbeddedSystem:
                 "DEFAULT_APPROVERS": LOCAL_APPROVER,
                 # No CloudWatch here: Powertools would print every EMF metric blob to stdout.
                 "POWERTOOLS_METRICS_DISABLED": "true",
+                # Per run, so a signature from another run never verifies.
+                "CALLBACK_SIGNING_SECRET": secrets.token_urlsafe(32),
             }
         )
         self._forget_cached_clients()
@@ -171,6 +180,7 @@ class EmbeddedSystem:
         self._runtime.check_function_environments()
         self.standins = VmStandIns(ec2, self._checks_for_server, SOURCE_SERVER_ID_TAG)
         wiring.use_health_address_resolver(self.standins.resolve)
+        self._start_callback_receiver()
 
     def stop(self) -> None:
         if self.standins is not None:
@@ -180,6 +190,11 @@ class EmbeddedSystem:
         if self._runtime is not None:
             self._runtime.stop()
             self._runtime = None
+        if self.callbacks is not None:
+            # After the runtime, so no invocation is left mid-delivery. The transport keeps
+            # routing to the stopped receiver: a local run never posts to the real hosts.
+            self.callbacks.stop()
+            self.callbacks = None
         for key, value in self._saved_environment.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -219,6 +234,7 @@ class EmbeddedSystem:
             "POWERTOOLS_METRICS_NAMESPACE",
             "DEFAULT_APPROVERS",
             "POWERTOOLS_METRICS_DISABLED",
+            "CALLBACK_SIGNING_SECRET",
         )
         return {key: os.environ[key] for key in keys}
 
@@ -269,6 +285,24 @@ class EmbeddedSystem:
             EventBusName=self.resources.event_bus_name,
             Targets=[{"Id": "start-migration", "Arn": self.function_arns["start_migration"]}],
         )
+        events.put_rule(
+            Name=self.names.status_callbacks_rule,
+            EventBusName=self.resources.event_bus_name,
+            EventPattern=json.dumps(
+                {"source": [EVENT_SOURCE], "detail-type": list(CALLBACK_DETAIL_TYPES)}
+            ),
+        )
+        events.put_targets(
+            Rule=self.names.status_callbacks_rule,
+            EventBusName=self.resources.event_bus_name,
+            Targets=[{"Id": "status-callbacks", "Arn": self.function_arns["callback_handler"]}],
+        )
+
+    def _start_callback_receiver(self) -> None:
+        """One loopback HTTPS receiver answers for every callback host (cmdb.contoso.com, ...);
+        the real transport reaches it through a route that trusts its certificate only."""
+        self.callbacks = CallbackReceiver(os.environ["CALLBACK_SIGNING_SECRET"]).start()
+        callback_handler.use_callback_transport(HttpsCallbackTransport(self.callbacks.route))
 
     # --- the estate ----------------------------------------------------------------------
 
@@ -301,3 +335,11 @@ class EmbeddedSystem:
     def counters(self) -> Any:
         assert self._runtime is not None
         return self._runtime.counters()
+
+    def connection_file(self, path: Path | None = None) -> AbstractContextManager[Path]:
+        """``with system.connection_file():`` publishes how `wavepilot status|approve|reject
+        --local` reaches this runtime from another terminal (``.wavepilot/local.json``, mode
+        0600), and removes it at the end. See orchestration/local/connection.py."""
+        from orchestration.local.connection import LOCAL_GROUP_MEMBERS_KEY, published_connection
+
+        return published_connection(path, extra={LOCAL_GROUP_MEMBERS_KEY: LOCAL_GROUP_MEMBER})

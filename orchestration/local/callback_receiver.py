@@ -1,0 +1,243 @@
+"""A loopback HTTPS receiver standing in for every callback endpoint (CMDB, ticketing, ...).
+
+The embedded runtime routes every callback host here, so the real transport runs: real TLS
+(a self-signed certificate made per receiver, which only the route's SSL context trusts;
+certificate checks stay on), real HTTP, real signatures. The receiver verifies each delivery
+the way ``docs/CALLBACKS.md`` tells receivers to, records it, and answers 204 (or 401 when
+the signature does not verify). For tests it can play dead: refuse connections, or answer
+503 to everything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import ipaddress
+import json
+import ssl
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from orchestration.adapters.callback_transport import CallbackRoute
+from orchestration.pipeline.callbacks import (
+    EVENT_ID_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    CallbackSignatureError,
+    verify_signature,
+)
+
+LOOPBACK = "127.0.0.1"
+# Nothing listens on the discard port on loopback: connections are refused at once.
+REFUSING = (LOOPBACK, 9)
+MAX_BODY_BYTES = 256 * 1024
+
+
+class ReceiverMode(enum.Enum):
+    UP = "up"
+    REFUSING = "refusing"  # connections refused, as when the endpoint's host is down
+    UNAVAILABLE = "unavailable"  # answers 503 with Retry-After: 1, as an overloaded service
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedCallback:
+    """One POST as the receiver saw it; ``host`` is the Host header, i.e. the URL's host."""
+
+    host: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    signature_error: str | None  # None when the signature verified
+    answered: int
+    received_at: float
+
+    @property
+    def verified(self) -> bool:
+        return self.signature_error is None
+
+    @property
+    def event(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.body)
+        return parsed
+
+    @property
+    def detail_type(self) -> str:
+        return str(self.event["detail-type"])
+
+    @property
+    def sequence(self) -> int:
+        return int(self.event["detail"]["sequence"])
+
+
+class CallbackReceiver:
+    """Start with ``start()``; point transports at it with :meth:`route`."""
+
+    def __init__(self, signing_secret: str) -> None:
+        self._secret = signing_secret
+        self._received: list[ReceivedCallback] = []
+        self._lock = threading.Lock()
+        self.mode = ReceiverMode.UP
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._client_context: ssl.SSLContext | None = None
+        self.port = 0
+
+    def start(self) -> CallbackReceiver:
+        server_context, certificate_pem = _self_signed_tls()
+        self._client_context = ssl.create_default_context(cadata=certificate_pem)
+        self._server = ThreadingHTTPServer((LOOPBACK, 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._server.socket = server_context.wrap_socket(self._server.socket, server_side=True)
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # stop() waits for one poll
+            name="callback-receiver",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def route(self, host: str, port: int) -> CallbackRoute:
+        """A :data:`CallbackRouteResolver`: every callback host and port leads here.
+
+        The SSL context trusts this receiver's certificate only, and checks that it names
+        127.0.0.1, so the transport's verification is exercised, not switched off.
+        """
+        assert self._client_context is not None, "start() the receiver first"
+        if self.mode is ReceiverMode.REFUSING:
+            return CallbackRoute(*REFUSING, self._client_context)
+        return CallbackRoute(LOOPBACK, self.port, self._client_context)
+
+    def received(self) -> list[ReceivedCallback]:
+        with self._lock:
+            return list(self._received)
+
+    def _record(self, delivery: ReceivedCallback) -> None:
+        with self._lock:
+            self._received.append(delivery)
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                length = min(int(self.headers.get("Content-Length") or 0), MAX_BODY_BYTES)
+                body = self.rfile.read(length)
+                error: str | None
+                if receiver.mode is ReceiverMode.UNAVAILABLE:
+                    status, error = 503, "unavailable"
+                else:
+                    error = receiver._verification_error(
+                        body, self.headers.get(TIMESTAMP_HEADER), self.headers.get(SIGNATURE_HEADER)
+                    )
+                    status = 204 if error is None and self.headers.get(EVENT_ID_HEADER) else 401
+                receiver._record(
+                    ReceivedCallback(
+                        host=(self.headers.get("Host") or "").split(":")[0],
+                        path=self.path,
+                        headers=dict(self.headers.items()),
+                        body=body,
+                        signature_error=error,
+                        answered=status,
+                        received_at=time.time(),
+                    )
+                )
+                self.send_response(status)
+                if status == 503:
+                    self.send_header("Retry-After", "1")
+                self.send_header("Content-Length", "0")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        return Handler
+
+    def _verification_error(
+        self, body: bytes, timestamp: str | None, signature: str | None
+    ) -> str | None:
+        try:
+            verify_signature(
+                self._secret,
+                body=body,
+                timestamp_header=timestamp,
+                signature_header=signature,
+                now=time.time(),
+            )
+        except CallbackSignatureError as exc:
+            return exc.reason
+        return None
+
+
+def _self_signed_tls() -> tuple[ssl.SSLContext, str]:
+    """A fresh key and certificate for 127.0.0.1: the server context and the PEM to trust."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "wavepilot-callback-receiver")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(LOOPBACK))]),
+            critical=False,
+        )
+        # A self-signed trust anchor: strict verifiers want it marked as a CA.
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    certificate_pem = certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    # load_cert_chain reads files only; they live just long enough to be loaded.
+    with tempfile.TemporaryDirectory(prefix="wavepilot-callbacks-") as folder:
+        cert_file, key_file = Path(folder) / "cert.pem", Path(folder) / "key.pem"
+        cert_file.write_text(certificate_pem, encoding="ascii")
+        key_file.write_bytes(key_pem)  # the folder is private to this user (mode 0700)
+        context.load_cert_chain(cert_file, key_file)
+    return context, certificate_pem
