@@ -106,7 +106,12 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="auto: a simulated approver decides; manual: `wavepilot approve` does",
     )
-    demo.add_argument("--timeout", type=float, default=110.0, help="seconds to wait for the runs")
+    demo.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds to wait for the runs (default 110, or 900 with --approve manual)",
+    )
     demo.set_defaults(handler=_demo)
     _add_operator_commands(commands)
     return parser

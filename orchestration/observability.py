@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 R = TypeVar("R")
@@ -32,6 +33,16 @@ metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
 tracer = Tracer(service=SERVICE)
 
 
+def count(name: str, value: float = 1) -> None:
+    """Add a Count metric (CloudWatch EMF), unless metrics are disabled.
+
+    Powertools prints a full batch (100 values) even with POWERTOOLS_METRICS_DISABLED set;
+    the embedded default, which has no CloudWatch, disables them, so they are not added.
+    """
+    if not is_metrics_disabled():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
 def step_handler(
     func: Callable[[dict[str, Any], LambdaContext], R],
 ) -> Callable[[dict[str, Any], LambdaContext], R]:
@@ -40,7 +51,7 @@ def step_handler(
 
     @wraps(func)
     def counted(event: dict[str, Any], context: LambdaContext) -> R:
-        metrics.add_metric(name="StepInvocations", unit=MetricUnit.Count, value=1)
+        count("StepInvocations")
         return func(event, context)
 
     return logger.inject_lambda_context(

@@ -131,6 +131,11 @@ def test_a_failure_in_any_phase_rolls_back_and_leaves_nothing_running(
     assert outcome.error == "MigrationRolledBack"
     assert outcome.record_status == "ROLLED_BACK"
     assert ("Rollback", "SUCCEEDED") in [(s["step"], s["status"]) for s in outcome.steps]
+    if phase == "rejection":  # the approver's reason reaches the rollback's story
+        rollback = next(s for s in outcome.steps if s["step"] == "Rollback")
+        assert (
+            "rejected by <@U07ALICE001>: rejected by the simulated approver" in rollback["message"]
+        )
     assert _running_instances(system, server_id) == []
     server = wiring.mgn().source_server(server_id)
     assert server.lifecycle_state in {"NOT_READY", "READY_FOR_TEST", "READY_FOR_CUTOVER"}

@@ -337,6 +337,16 @@ class MigrationStore:
             raise
         return str(response["Attributes"]["taskToken"])
 
+    def revert_decision(self, approval_id: str, *, user: str) -> None:
+        """Undo a recorded decision whose delivery to Step Functions failed: pending again."""
+        self._table.update_item(
+            Key={"pk": f"APPROVAL#{approval_id}", "sk": META},
+            UpdateExpression="SET #status = :pending REMOVE decidedBy, decidedAt, reason",
+            ConditionExpression="decidedBy = :user",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":pending": "PENDING", ":user": user},
+        )
+
     def audit(
         self, approval_id: str, *, actor: str, action: str, outcome: str, detail: str, now: datetime
     ) -> None:

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, cast
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.base import BaseProvider
 from aws_lambda_powertools.utilities.parser import parse
@@ -33,7 +32,7 @@ from orchestration.adapters import aws
 from orchestration.adapters.callback_transport import CallbackTransport, HttpsCallbackTransport
 from orchestration.events import parse_detail
 from orchestration.handlers import wiring
-from orchestration.observability import logger, metrics, tracer
+from orchestration.observability import count, logger, metrics, tracer
 from orchestration.pipeline.callbacks import (
     CALLBACK_DETAIL_TYPES,
     CallbackEvent,
@@ -179,13 +178,13 @@ def _report(outcome: DeliveryOutcome) -> None:
         "attempts": outcome.attempts,
         "reason": outcome.reason,
     }
-    metrics.add_metric(name="CallbackAttempts", unit=MetricUnit.Count, value=outcome.attempts)
+    count("CallbackAttempts", outcome.attempts)
     if outcome.result == "delivered":
         logger.info("CALLBACK_DELIVERED", extra=fields)
-        metrics.add_metric(name="CallbacksDelivered", unit=MetricUnit.Count, value=1)
+        count("CallbacksDelivered")
     elif outcome.result == "refused":
         logger.warning("CALLBACK_REFUSED", extra=fields)
-        metrics.add_metric(name="CallbacksRefused", unit=MetricUnit.Count, value=1)
+        count("CallbacksRefused")
     else:
         logger.warning("CALLBACK_FAILED", extra=fields)
-        metrics.add_metric(name="CallbacksFailed", unit=MetricUnit.Count, value=1)
+        count("CallbacksFailed")

@@ -17,7 +17,6 @@ from functools import cache
 from typing import Any
 
 import boto3
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
@@ -38,7 +37,7 @@ from orchestration.adapters.event_bus import EventBus
 from orchestration.adapters.state_store import MigrationStore, utc_now
 from orchestration.events import MigrationRequested
 from orchestration.migration_request import MigrationRequest
-from orchestration.observability import logger, metrics, tracer
+from orchestration.observability import count, logger, metrics, tracer
 from orchestration.pipeline.intake import RequestRejectedError, parse_request
 from orchestration.settings import settings
 
@@ -96,7 +95,7 @@ def _dependencies() -> _Dependencies:
                 request=request,
             )
         )
-        metrics.add_metric(name="RequestsAccepted", unit=MetricUnit.Count, value=1)
+        count("RequestsAccepted")
         return {**identity, "outcome": outcome.value, "sequence": sequence}
 
     idempotent_accept = idempotent_function(
@@ -126,7 +125,7 @@ def handle_record(record: SQSRecord) -> dict[str, Any]:
             "request rejected and dead-lettered",
             extra={"message_id": record.message_id, "reason": exc.reason},
         )
-        metrics.add_metric(name="RequestsRejected", unit=MetricUnit.Count, value=1)
+        count("RequestsRejected")
         return {"rejected": exc.reason}
     correlation_id = f"{request.migration_id}/{revision}"
     logger.set_correlation_id(correlation_id)
@@ -149,7 +148,7 @@ def handle_record(record: SQSRecord) -> dict[str, Any]:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     _dependencies().idempotency.register_lambda_context(context)
-    metrics.add_metric(name="RecordsReceived", unit=MetricUnit.Count, value=len(event["Records"]))
+    count("RecordsReceived", len(event["Records"]))
     return process_partial_response(
         event=event, record_handler=handle_record, processor=processor, context=context
     )

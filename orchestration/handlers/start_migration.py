@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from orchestration.adapters import aws
 from orchestration.events import MigrationRequested
 from orchestration.handlers import wiring
-from orchestration.observability import logger, metrics, tracer
+from orchestration.observability import count, logger, metrics, tracer
 from orchestration.pipeline.spec import MigrationSpec
 from orchestration.settings import settings
 
@@ -72,7 +72,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             return {"started": False, "reason": "already started", "name": name}
         raise
     store.set_execution(spec.migration_id, spec.revision, response["executionArn"], wiring.clock())
-    metrics.add_metric(name="ExecutionsStarted", unit="Count", value=1)
+    count("ExecutionsStarted")
     wiring.reporter().step(
         spec,
         "Intake",

@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,10 +40,12 @@ from orchestration.local.system import EmbeddedSystem, SystemOptions
 from orchestration.manifests.validation import ManifestFile, validate_files
 from orchestration.migration_request import request_for
 from orchestration.pipeline.spec import MigrationSpec
+from orchestration.statemachine import Timings
 from orchestration.terminal import terminal
 
 EXAMPLES = Path("manifests/waves")
 DEFAULT_FAILING_VM = "rpt-ssrs-01"
+MANUAL_APPROVAL_SECONDS = 900
 WINDOW_LINE = re.compile(r"(?m)^(  (?:start|end)): .*$")
 
 
@@ -53,7 +55,14 @@ class DemoOptions:
     vms: int | None = None
     fail: str | None = DEFAULT_FAILING_VM
     approve: str = "auto"  # or "manual": `wavepilot approve` from another terminal decides
-    timeout_seconds: float = 110.0
+    timeout_seconds: float | None = None  # 110 s, or 15 minutes when a person approves
+
+    @property
+    def wait_seconds(self) -> float:
+        if self.timeout_seconds is not None:
+            return self.timeout_seconds
+        return 110.0 if self.approve == "auto" else MANUAL_APPROVAL_SECONDS
+
     examples: Path = EXAMPLES
 
 
@@ -77,7 +86,10 @@ def run_demo(options: DemoOptions) -> int:
             "[bold]Cutover windows are moved to the present[/] (open from an hour ago for "
             "thirty days) so the demo never waits for a calendar window."
         )
-        with EmbeddedSystem(SystemOptions()) as system:
+        timings = Timings.local()
+        if options.approve == "manual":  # a person needs more than the local two minutes
+            timings = replace(timings, approval_timeout_seconds=MANUAL_APPROVAL_SECONDS)
+        with EmbeddedSystem(SystemOptions(timings=timings)) as system:
             console.print(
                 f"AWS is emulated by moto at {_endpoint()}; MGN by the emulator at "
                 f"{system.mgn.endpoint_url if system.mgn else '?'} "
@@ -117,7 +129,7 @@ def run_demo(options: DemoOptions) -> int:
                 outcomes = driver.wait(
                     migration_ids,
                     approver=approver,
-                    timeout=options.timeout_seconds,
+                    timeout=options.wait_seconds,
                     on_tick=lambda statuses, records: live.update(
                         _progress(statuses, records, migration_ids, names)
                     ),

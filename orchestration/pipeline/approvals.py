@@ -178,6 +178,11 @@ class ApprovalService:
                 raise refuse(
                     ApprovalExpiredError(f"approval {approval_id} is no longer waiting")
                 ) from exc
+            # The gate never heard: the decision must not stand, or nobody could retry it.
+            self._store.revert_decision(approval_id, user=user)
+            self._store.audit(
+                approval_id, actor=user, action=action, outcome="failed", detail=str(exc), now=now
+            )
             raise
         self._store.audit(
             approval_id, actor=user, action=action, outcome="decided", detail=reason, now=now
