@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -54,6 +55,11 @@ def main() -> None:
         api_calls = system.api_calls.by_service() if system.api_calls else {}
 
     succeeded = sum(1 for o in outcomes.values() if o.status == "SUCCEEDED")
+    failures = Counter(
+        next((s["message"] for s in o.steps if s["step"] == "Rollback"), o.status)[:120]
+        for o in outcomes.values()
+        if o.status != "SUCCEEDED"
+    )
     first = min(datetime.fromisoformat(o.steps[0]["at"]) for o in outcomes.values() if o.steps)
     cutovers = [
         datetime.fromisoformat(s["at"])
@@ -78,7 +84,10 @@ def main() -> None:
         ("AWS API calls per VM (all services)", f"{sum(api_calls.values()) / n:.1f}"),
     ):
         table.add_row(label, value)
-    Console(width=110).print(table)
+    console = Console(width=110)
+    console.print(table)
+    for reason, count in failures.most_common(5):
+        console.print(f"  {count} not migrated: {reason}")
     print(f"simulated clock: {speed:.0f}x; command: python -m benchmarks.rehearsal --vms {n}")
 
 

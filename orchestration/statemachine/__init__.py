@@ -60,11 +60,12 @@ class Timings:
             poll_max_seconds=2,
             poll_backoff=1.5,
             retry_interval_seconds=1,
-            task_timeout_seconds=60,
-            replication_timeout_seconds=120,
-            launch_timeout_seconds=60,
-            approval_timeout_seconds=120,
-            execution_timeout_seconds=900,
+            # Generous in real seconds: hundreds of executions share one process locally.
+            task_timeout_seconds=120,
+            replication_timeout_seconds=900,
+            launch_timeout_seconds=600,
+            approval_timeout_seconds=300,
+            execution_timeout_seconds=3600,
         )
 
     def placeholders(self) -> dict[str, str]:
