@@ -10,20 +10,17 @@ the signature does not verify). For tests it can play dead: refuse connections, 
 
 from __future__ import annotations
 
-import datetime as dt
 import enum
-import ipaddress
 import json
 import ssl
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 from orchestration.adapters.callback_transport import CallbackRoute
+from orchestration.local.tls import LOOPBACK, self_signed_loopback_tls
 from orchestration.pipeline.callbacks import (
     EVENT_ID_HEADER,
     SIGNATURE_HEADER,
@@ -32,7 +29,6 @@ from orchestration.pipeline.callbacks import (
     verify_signature,
 )
 
-LOOPBACK = "127.0.0.1"
 # Nothing listens on the discard port on loopback: connections are refused at once.
 REFUSING = (LOOPBACK, 9)
 MAX_BODY_BYTES = 256 * 1024
@@ -88,7 +84,7 @@ class CallbackReceiver:
         self.port = 0
 
     def start(self) -> CallbackReceiver:
-        server_context, certificate_pem = _self_signed_tls()
+        server_context, certificate_pem = self_signed_loopback_tls("wavepilot-callback-receiver")
         self._client_context = ssl.create_default_context(cadata=certificate_pem)
         self._server = ThreadingHTTPServer((LOOPBACK, 0), self._handler_class())
         self._server.daemon_threads = True
@@ -183,61 +179,3 @@ class CallbackReceiver:
         except CallbackSignatureError as exc:
             return exc.reason
         return None
-
-
-def _self_signed_tls() -> tuple[ssl.SSLContext, str]:
-    """A fresh key and certificate for 127.0.0.1: the server context and the PEM to trust."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "wavepilot-callback-receiver")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(LOOPBACK))]),
-            critical=False,
-        )
-        # A self-signed trust anchor: strict verifiers want it marked as a CA.
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    certificate_pem = certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    # load_cert_chain reads files only; they live just long enough to be loaded.
-    with tempfile.TemporaryDirectory(prefix="wavepilot-callbacks-") as folder:
-        cert_file, key_file = Path(folder) / "cert.pem", Path(folder) / "key.pem"
-        cert_file.write_text(certificate_pem, encoding="ascii")
-        key_file.write_bytes(key_pem)  # the folder is private to this user (mode 0700)
-        context.load_cert_chain(cert_file, key_file)
-    return context, certificate_pem

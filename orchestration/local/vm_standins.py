@@ -10,17 +10,14 @@ A VM marked unhealthy answers 503 and so fails its checks, for fault-injection t
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import ssl
-import tempfile
 import threading
 from collections.abc import Callable
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from orchestration.local.tls import self_signed_loopback_tls
 from orchestration.pipeline.spec import HealthCheckSpec
 
 if TYPE_CHECKING:
@@ -113,39 +110,6 @@ class VmStandIns:
 
 @cache
 def _tls_context() -> ssl.SSLContext:
-    """A self-signed certificate for the HTTPS stand-ins (checks do not verify it, by design)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "wavepilot-standin")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    folder = Path(tempfile.mkdtemp(prefix="wavepilot-standin-"))
-    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_file, key_file)
+    """One certificate for every HTTPS stand-in (health checks do not verify it, by design)."""
+    context, _ = self_signed_loopback_tls("wavepilot-standin")
     return context
