@@ -106,9 +106,7 @@ def run_demo(options: DemoOptions) -> int:
             console.print(Rule("Merge: publish, then the pipeline runs every migration"))
             argv = ["publish", "--repo", str(repo), "--base", "empty", "--head", head]
             console.print(f"[dim]$ wavepilot {' '.join(argv)}[/]")
-            with _captured_stdout() as published:
-                code = cli.main(argv)
-            console.print(published.getvalue().strip().splitlines()[-1])
+            code = cli.main(argv)  # prints what it sent
             if code:
                 return code
             driver = MigrationDriver(system)
