@@ -27,10 +27,11 @@ demo: $(STAMP) ## run the whole system locally on the embedded default
 test: lint ## lint, then the whole test suite
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff, ruff format --check, mypy
+lint: $(STAMP) ## ruff, ruff format --check, mypy, zizmor (workflows)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/zizmor --offline --persona pedantic .github/workflows
 
 fmt: $(STAMP) ## format and fix what ruff can
 	$(BIN)/ruff format .

@@ -54,9 +54,15 @@ def _parser() -> argparse.ArgumentParser:
     validate.set_defaults(handler=_validate)
 
     plan = commands.add_parser("plan", help="what merging a change will do, per wave")
-    _add_range_arguments(plan, head_required=False)
+    _add_range_arguments(plan, head_required=False, base_required=False)
     plan.add_argument("--format", choices=("markdown", "json"), default="markdown")
     plan.add_argument("--output", type=Path, help="write the plan to this file instead of stdout")
+    plan.add_argument(
+        "--comment",
+        action="store_true",
+        help="in a pull_request workflow: comment, set the wavepilot/plan status and write the "
+        "job summary (range from $GITHUB_EVENT_PATH unless --base/--head are given)",
+    )
     plan.set_defaults(handler=_plan)
 
     publish = commands.add_parser(
@@ -144,10 +150,12 @@ def _add_operator_commands(commands: argparse._SubParsersAction[argparse.Argumen
         decide.set_defaults(handler=_decide, decision=decision)
 
 
-def _add_range_arguments(parser: argparse.ArgumentParser, *, head_required: bool) -> None:
+def _add_range_arguments(
+    parser: argparse.ArgumentParser, *, head_required: bool, base_required: bool = True
+) -> None:
     parser.add_argument(
         "--base",
-        required=True,
+        required=base_required,
         help="revision already published (a ref, SHA, or 'empty' for nothing)",
     )
     parser.add_argument(
@@ -215,6 +223,19 @@ def _build_plan(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def _plan(args: argparse.Namespace) -> int:
     from orchestration.gitops.render import render_markdown
 
+    # --comment: the GitHub side (orchestration/gitops/github_comment.py).
+    context = None
+    if args.comment:
+        from orchestration.gitops.github_comment import ActionsContext, ActionsContextError
+
+        try:
+            context = ActionsContext.from_environ(os.environ)
+        except ActionsContextError as exc:
+            raise UsageError(str(exc)) from None
+        args.base = args.base or context.base_sha
+        args.head = context.head_sha if args.head == "HEAD" else args.head
+    elif args.base is None:
+        raise UsageError("--base is required (--comment reads it from the pull request event)")
     plan = _build_plan(args)
     if args.format == "json":
         text = json.dumps(plan.as_json(), indent=2, sort_keys=False) + "\n"
@@ -226,6 +247,11 @@ def _plan(args: argparse.Namespace) -> int:
         args.output.write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
+    if context is not None:
+        from orchestration.gitops.github_comment import report_plan
+
+        if not report_plan(plan, context):
+            return EXIT_INVALID
     return EXIT_OK if plan.valid else EXIT_INVALID
 
 

@@ -1,0 +1,125 @@
+"""The GitHub workflows keep to least privilege and pinned actions (zizmor checks more)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT
+
+WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml"))
+USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:")
+PINNED_USES = re.compile(r"^\s*(?:-\s+)?uses:\s+[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+(\.\d+)*\s*$")
+# The pinned releases: the full commit SHA of each release tag, as read from its repository.
+RELEASES = {
+    "actions/checkout": ("3d3c42e5aac5ba805825da76410c181273ba90b1", "v7.0.1"),
+    "actions/setup-python": ("5fda3b95a4ea91299a34e894583c3862153e4b97", "v7.0.0"),
+    "aws-actions/configure-aws-credentials": ("e6de054238d6b7531b4efff3b6587d9aade6a06c", "v6.2.3"),
+    "hashicorp/setup-terraform": ("dfe3c3f87815947d99a8997f908cb6525fc44e9e", "v4.0.1"),
+}
+# Jobs allowed each elevated permission, as (workflow file, job id).
+MAY_WRITE_PULL_REQUESTS = {("manifests.yml", "plan")}
+MAY_MINT_ID_TOKENS = {("publish.yml", "publish"), ("deploy.yml", "plan"), ("deploy.yml", "apply")}
+
+
+def _load(path: Path) -> dict[Any, Any]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def _jobs() -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path.name, job_id, job)
+        for path in WORKFLOWS
+        for job_id, job in _load(path)["jobs"].items()
+    ]
+
+
+def _job_ids() -> list[str]:
+    return [f"{name}:{job_id}" for name, job_id, _ in _jobs()]
+
+
+def test_the_expected_workflows_exist() -> None:
+    assert [p.name for p in WORKFLOWS] == ["ci.yml", "deploy.yml", "manifests.yml", "publish.yml"]
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_workflow_grants_nothing_by_default(path: Path) -> None:
+    assert _load(path)["permissions"] == {}
+
+
+@pytest.mark.parametrize(("workflow", "job_id", "job"), _jobs(), ids=_job_ids())
+def test_every_job_declares_permissions_and_a_timeout(
+    workflow: str, job_id: str, job: dict[str, Any]
+) -> None:
+    permissions = job["permissions"]
+    assert permissions["contents"] == "read"
+    assert isinstance(job["timeout-minutes"], int)
+    assert 0 < job["timeout-minutes"] <= 60
+    allowed_pr_write = (workflow, job_id) in MAY_WRITE_PULL_REQUESTS
+    assert (permissions.get("pull-requests") == "write") is allowed_pr_write
+    assert (permissions.get("id-token") == "write") is ((workflow, job_id) in MAY_MINT_ID_TOKENS)
+    assert "write-all" not in str(permissions)
+
+
+@pytest.mark.parametrize(("workflow", "job_id", "job"), _jobs(), ids=_job_ids())
+def test_checkout_never_persists_the_token(workflow: str, job_id: str, job: dict[str, Any]) -> None:
+    checkouts = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/checkout@")]
+    assert checkouts
+    for step in checkouts:
+        assert step["with"]["persist-credentials"] is False
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_action_is_pinned_to_a_commit_with_its_version(path: Path) -> None:
+    text = path.read_text(encoding="utf-8").splitlines()
+    lines = [line for line in text if USES_LINE.match(line)]
+    assert lines
+    for line in lines:
+        assert PINNED_USES.match(line), line
+        action, _, rest = line.split("uses:", 1)[1].strip().partition("@")
+        sha, _, version = rest.partition(" # ")
+        assert RELEASES[action] == (sha, version), line
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_run_scripts_never_expand_event_values_inline(path: Path) -> None:
+    for _, _, job in ((path.name, i, j) for i, j in _load(path)["jobs"].items()):
+        for step in job["steps"]:
+            assert "${{" not in str(step.get("run", "")), step
+
+
+def test_publish_sends_exactly_the_pushed_range_one_run_at_a_time() -> None:
+    workflow = _load(REPO_ROOT / ".github" / "workflows" / "publish.yml")
+    assert workflow["concurrency"]["cancel-in-progress"] is False
+    job = workflow["jobs"]["publish"]
+    assert job["environment"] == "production"
+    [publish] = [s for s in job["steps"] if "wavepilot publish" in str(s.get("run", ""))]
+    assert publish["env"]["BEFORE"] == "${{ github.event.before }}"
+    assert publish["env"]["AFTER"] == "${{ github.sha }}"
+    assert publish["run"] == '.venv/bin/wavepilot publish --base "$BEFORE" --head "$AFTER"'
+
+
+def test_pull_request_job_validates_then_comments_the_plan() -> None:
+    workflow = _load(REPO_ROOT / ".github" / "workflows" / "manifests.yml")
+    # PyYAML reads the `on` key as the boolean True.
+    assert workflow[True]["pull_request"]["paths"] == ["manifests/**"]
+    job = workflow["jobs"]["plan"]
+    assert job["permissions"] == {
+        "contents": "read",
+        "pull-requests": "write",
+        "statuses": "write",
+    }
+    runs = [s["run"] for s in job["steps"] if "run" in s]
+    assert runs == [
+        "make venv",
+        ".venv/bin/wavepilot validate",
+        ".venv/bin/wavepilot plan --comment",
+    ]
+    [checkout] = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/checkout@")]
+    assert checkout["with"]["fetch-depth"] == 0
