@@ -193,3 +193,13 @@ def test_large_plans_are_summarised_under_the_comment_limit(git_repo: GitRepo) -
     assert len(short) <= 20_000
     assert "over GitHub's comment limit" in short
     assert "| `wave-1` | 400 | 0 | 0 | 0 |" in short
+
+
+def test_a_base_rewritten_by_a_force_push_is_refused_with_what_to_do(git_repo: GitRepo) -> None:
+    git_repo.write(WAVE, wave_text("wave-1", [VmText("web-01")]))
+    git_repo.commit("base")
+
+    with pytest.raises(GitError, match="force push") as raised:
+        GitRepository(git_repo.root).resolve("f" * 40)
+
+    assert "wavepilot publish --base <that commit>" in str(raised.value)

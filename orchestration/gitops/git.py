@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -55,8 +56,17 @@ class GitRepository:
         """
         if rev in (EMPTY_TREE, _NULL_SHA, "empty"):
             return Revision(rev, EMPTY_TREE)
-        sha = self._git("rev-parse", "--verify", "--end-of-options", f"{rev}^{{commit}}").strip()
-        return Revision(rev, sha)
+        try:
+            sha = self._git("rev-parse", "--verify", "--end-of-options", f"{rev}^{{commit}}")
+        except GitError as exc:
+            if re.fullmatch(r"[0-9a-f]{40}", rev):
+                raise GitError(
+                    f"commit {rev} is not in this repository (a force push rewrote history, or "
+                    "the clone is shallow): fetch it, or publish by hand from the last commit "
+                    "you know was published: wavepilot publish --base <that commit> --head <sha>"
+                ) from exc
+            raise
+        return Revision(rev, sha.strip())
 
     def read_files(self, revision: Revision, directory: str) -> list[ManifestFile]:
         """Every wave file under ``directory`` at ``revision``, paths relative to the repo root."""
