@@ -5,7 +5,3 @@ from __future__ import annotations
 
 class TransientError(Exception):
     """Worth retrying: throttling, a partial failure, a service hiccup."""
-
-
-class PermanentError(Exception):
-    """Retrying cannot help: the input or the target's state is wrong."""

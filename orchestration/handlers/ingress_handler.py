@@ -39,6 +39,7 @@ from orchestration.events import MigrationRequested
 from orchestration.migration_request import MigrationRequest
 from orchestration.observability import count, logger, metrics, tracer
 from orchestration.pipeline.intake import RequestRejectedError, parse_request
+from orchestration.pipeline.reporter import Identity, StatusReporter
 from orchestration.settings import settings
 
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -61,6 +62,7 @@ def _dependencies() -> _Dependencies:
         raise RuntimeError("REQUEST_DLQ_URL is not set: rejected requests would be lost")
     store = MigrationStore(aws.state_table(config.table_name, config.aws_region))
     bus = EventBus(aws.events(), config.event_bus_name)
+    reporter = StatusReporter(store, bus, utc_now)
     idempotency = IdempotencyConfig(
         event_key_jmespath="[migrationId, revision]",
         raise_on_no_idempotency_key=True,
@@ -81,22 +83,14 @@ def _dependencies() -> _Dependencies:
         outcome = store.record_request(request, revision, correlation_id, now)
         # Published even when the revision was already recorded: a crash between the two
         # writes must not lose the event, and the execution name makes a repeat harmless.
-        sequence = store.next_sequence(request.migration_id)
-        bus.put(
-            MigrationRequested(
-                migration_id=request.migration_id,
-                wave=request.wave,
-                app_name=request.app_name,
-                target_vm_name=request.target_vm_name,
-                correlation_id=correlation_id,
-                sequence=sequence,
-                timestamp=now,
-                revision=revision,
-                request=request,
-            )
+        event = reporter.emit(
+            Identity.of(request, correlation_id),
+            MigrationRequested,
+            revision=revision,
+            request=request,
         )
         count("RequestsAccepted")
-        return {**identity, "outcome": outcome.value, "sequence": sequence}
+        return {**identity, "outcome": outcome.value, "sequence": event.sequence}
 
     idempotent_accept = idempotent_function(
         data_keyword_argument="identity", persistence_store=persistence, config=idempotency

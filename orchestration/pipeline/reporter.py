@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from orchestration.adapters.event_bus import EventBus
 from orchestration.adapters.state_store import MigrationStore
 from orchestration.events import EventDetail, MigrationStatusUpdated, StepStatus
+from orchestration.migration_request import MigrationRequest
 from orchestration.pipeline.spec import MigrationSpec
 
 E = TypeVar("E", bound=EventDetail)
@@ -28,6 +30,27 @@ class MigrationIdentity(Protocol):
     def target_vm_name(self) -> str: ...
     @property
     def correlation_id(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """A migration's identity before any spec exists (the ingress has only the request)."""
+
+    migration_id: str
+    wave: str
+    app_name: str
+    target_vm_name: str
+    correlation_id: str
+
+    @classmethod
+    def of(cls, request: MigrationRequest, correlation_id: str) -> Identity:
+        return cls(
+            request.migration_id,
+            request.wave,
+            request.app_name,
+            request.target_vm_name,
+            correlation_id,
+        )
 
 
 class StatusReporter:
