@@ -14,10 +14,14 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestration.manifests import disk
 from orchestration.manifests.findings import Finding, Severity
 from orchestration.manifests.validation import validate_files
+
+if TYPE_CHECKING:
+    from orchestration.gitops.plan import Plan
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -208,7 +212,7 @@ def _validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _build_plan(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _build_plan(args: argparse.Namespace) -> Plan:
     from orchestration.gitops.git import GitError, GitRepository
     from orchestration.gitops.plan import build_plan
 
