@@ -492,7 +492,7 @@ class MigrationSteps:
             spec,
             "Rollback",
             "SUCCEEDED",
-            f"rolled back after {failed_step}: {reason}",
+            f"rolled back after {failed_step} ({error.get('Error', 'error')}): {reason}",
             migration_status="ROLLED_BACK",
         )
         self._report.emit(spec, MigrationFailed, step=failed_step, error=failed_step, cause=reason)
