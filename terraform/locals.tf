@@ -1,0 +1,139 @@
+# Resource names, built exactly as orchestration/naming.py (ResourceNames) builds them; a test
+# (tests/test_terraform.py) checks the two agree.
+locals {
+  name_prefix = "${var.project_name}-${var.environment}"
+
+  names = {
+    request_queue             = "${local.name_prefix}-requests"
+    request_dead_letter_queue = "${local.name_prefix}-requests-dlq"
+    event_bus                 = "${local.name_prefix}-bus"
+    state_table               = "${local.name_prefix}-state"
+    state_machine             = "${local.name_prefix}-migration"
+    lambda_role               = "${local.name_prefix}-lambda"
+    state_machine_role        = "${local.name_prefix}-states"
+    migration_requested_rule  = "${local.name_prefix}-migration-requested"
+    status_callbacks_rule     = "${local.name_prefix}-status-callbacks"
+  }
+
+  # Names naming.py does not have yet (AWS-only resources).
+  extra_names = {
+    event_target_dead_letter_queue = "${local.name_prefix}-events-dlq"
+    callback_signing_secret        = "${local.name_prefix}-callback-signing"
+    kms_alias                      = "alias/${local.name_prefix}"
+  }
+
+  # Built from its name so functions can take it without a dependency cycle (the state machine
+  # depends on the functions).
+  state_machine_arn = "arn:${data.aws_partition.current.partition}:states:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:stateMachine:${local.names.state_machine}"
+
+  # Every Lambda function (naming.FUNCTIONS): its name (ResourceNames.function), its handler
+  # (naming.handler_path) and its timeout. The ingress timeout stays below the request queue's
+  # visibility timeout; pipeline functions may use the whole state machine task timeout.
+  lambda_functions = {
+    ingress_handler = {
+      name    = "${local.name_prefix}-ingress-handler"
+      handler = "orchestration.handlers.ingress_handler.handler"
+      timeout = 30
+    }
+    start_migration = {
+      name    = "${local.name_prefix}-start-migration"
+      handler = "orchestration.handlers.start_migration.handler"
+      timeout = 60
+    }
+    validate_input = {
+      name    = "${local.name_prefix}-validate-input"
+      handler = "orchestration.handlers.validate_input.handler"
+      timeout = var.timings.task_timeout_seconds
+    }
+    prepare_source = {
+      name    = "${local.name_prefix}-prepare-source"
+      handler = "orchestration.handlers.prepare_source.handler"
+      timeout = var.timings.task_timeout_seconds
+    }
+    trigger_migration = {
+      name    = "${local.name_prefix}-trigger-migration"
+      handler = "orchestration.handlers.trigger_migration.handler"
+      timeout = var.timings.task_timeout_seconds
+    }
+    verify_migration = {
+      name    = "${local.name_prefix}-verify-migration"
+      handler = "orchestration.handlers.verify_migration.handler"
+      timeout = var.timings.task_timeout_seconds
+    }
+    request_approval = {
+      name    = "${local.name_prefix}-request-approval"
+      handler = "orchestration.handlers.request_approval.handler"
+      timeout = var.timings.task_timeout_seconds
+    }
+    finalize_cutover = {
+      name    = "${local.name_prefix}-finalize-cutover"
+      handler = "orchestration.handlers.finalize_cutover.handler"
+      timeout = var.timings.task_timeout_seconds
+    }
+    callback_handler = {
+      name    = "${local.name_prefix}-callback-handler"
+      handler = "orchestration.handlers.callback_handler.handler"
+      timeout = 60
+    }
+    rollback_handler = {
+      name    = "${local.name_prefix}-rollback-handler"
+      handler = "orchestration.handlers.rollback_handler.handler"
+      timeout = var.timings.task_timeout_seconds
+    }
+  }
+
+  # The functions the state machine invokes (statemachine.FUNCTION_PLACEHOLDERS).
+  pipeline_functions = [
+    "validate_input",
+    "prepare_source",
+    "trigger_migration",
+    "verify_migration",
+    "request_approval",
+    "finalize_cutover",
+    "rollback_handler",
+  ]
+
+  # Environment every function gets: orchestration/settings.py reads these in every handler.
+  # AWS_REGION is set by the Lambda runtime itself (a reserved variable).
+  common_environment = {
+    EVENTBRIDGE_BUS_NAME         = aws_cloudwatch_event_bus.this.name
+    DYNAMODB_TABLE_NAME          = aws_dynamodb_table.state.name
+    SQS_QUEUE_URL                = aws_sqs_queue.requests.url
+    REQUEST_DLQ_URL              = aws_sqs_queue.requests_dlq.url
+    STATE_MACHINE_ARN            = local.state_machine_arn
+    MGN_REGION                   = coalesce(var.mgn_region, var.aws_region)
+    DEBUG                        = tostring(var.debug)
+    DEFAULT_APPROVERS            = join(",", var.default_approvers)
+    IDEMPOTENCY_DAYS             = tostring(var.idempotency_days)
+    POWERTOOLS_SERVICE_NAME      = var.project_name
+    POWERTOOLS_METRICS_NAMESPACE = "Wavepilot"
+  }
+
+  # Environment only some functions get.
+  function_environment = {
+    callback_handler = {
+      CALLBACK_SIGNING_SECRET_ARN = aws_secretsmanager_secret.callback_signing.arn
+    }
+  }
+
+  # Every templatefile() placeholder in orchestration/statemachine/migration.asl.json, and
+  # nothing else (templatefile() fails on a missing one; a test checks both directions).
+  state_machine_placeholders = {
+    ValidateInputFunctionArn    = aws_lambda_function.this["validate_input"].arn
+    PrepareSourceFunctionArn    = aws_lambda_function.this["prepare_source"].arn
+    TriggerMigrationFunctionArn = aws_lambda_function.this["trigger_migration"].arn
+    VerifyMigrationFunctionArn  = aws_lambda_function.this["verify_migration"].arn
+    RequestApprovalFunctionArn  = aws_lambda_function.this["request_approval"].arn
+    FinalizeCutoverFunctionArn  = aws_lambda_function.this["finalize_cutover"].arn
+    RollbackHandlerFunctionArn  = aws_lambda_function.this["rollback_handler"].arn
+    PollInitialSeconds          = var.timings.poll_initial_seconds
+    PollMaxSeconds              = var.timings.poll_max_seconds
+    PollBackoff                 = var.timings.poll_backoff
+    RetryIntervalSeconds        = var.timings.retry_interval_seconds
+    TaskTimeoutSeconds          = var.timings.task_timeout_seconds
+    ReplicationTimeoutSeconds   = var.timings.replication_timeout_seconds
+    LaunchTimeoutSeconds        = var.timings.launch_timeout_seconds
+    ApprovalTimeoutSeconds      = var.timings.approval_timeout_seconds
+    ExecutionTimeoutSeconds     = var.timings.execution_timeout_seconds
+  }
+}

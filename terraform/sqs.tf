@@ -1,0 +1,63 @@
+# The request queue (GitHub Actions sends migration requests to it) and its dead-letter queue;
+# the same settings as orchestration/local/provision.py.
+resource "aws_sqs_queue" "requests_dlq" {
+  name                              = local.names.request_dead_letter_queue
+  message_retention_seconds         = 1209600
+  kms_master_key_id                 = aws_kms_key.this.arn
+  kms_data_key_reuse_period_seconds = 300
+}
+
+resource "aws_sqs_queue" "requests" {
+  name                              = local.names.request_queue
+  visibility_timeout_seconds        = 60
+  message_retention_seconds         = 345600
+  kms_master_key_id                 = aws_kms_key.this.arn
+  kms_data_key_reuse_period_seconds = 300
+
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.requests_dlq.arn
+    maxReceiveCount     = 5
+  })
+}
+
+resource "aws_sqs_queue_redrive_allow_policy" "requests_dlq" {
+  queue_url = aws_sqs_queue.requests_dlq.id
+
+  redrive_allow_policy = jsonencode({
+    redrivePermission = "byQueue"
+    sourceQueueArns   = [aws_sqs_queue.requests.arn]
+  })
+}
+
+# Events EventBridge could not deliver to a Lambda target, and async invocations that failed.
+resource "aws_sqs_queue" "event_target_dlq" {
+  name                              = local.extra_names.event_target_dead_letter_queue
+  message_retention_seconds         = 1209600
+  kms_master_key_id                 = aws_kms_key.this.arn
+  kms_data_key_reuse_period_seconds = 300
+}
+
+resource "aws_sqs_queue_policy" "event_target_dlq" {
+  queue_url = aws_sqs_queue.event_target_dlq.id
+  policy    = data.aws_iam_policy_document.event_target_dlq.json
+}
+
+data "aws_iam_policy_document" "event_target_dlq" {
+  statement {
+    sid = "EventBridgeRules"
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.event_target_dlq.arn]
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values = [
+        aws_cloudwatch_event_rule.migration_requested.arn,
+        aws_cloudwatch_event_rule.status_callbacks.arn,
+      ]
+    }
+  }
+}

@@ -1,0 +1,27 @@
+# The migration workflow: the ASL file the local runtime renders too, with the same placeholders.
+resource "aws_cloudwatch_log_group" "state_machine" {
+  name              = "/aws/vendedlogs/states/${local.names.state_machine}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.this.arn
+}
+
+resource "aws_sfn_state_machine" "this" {
+  name     = local.names.state_machine
+  type     = "STANDARD"
+  role_arn = aws_iam_role.state_machine.arn
+
+  definition = templatefile("${path.module}/../orchestration/statemachine/migration.asl.json", local.state_machine_placeholders)
+
+  logging_configuration {
+    log_destination = "${aws_cloudwatch_log_group.state_machine.arn}:*"
+    level           = var.state_machine_log_level
+    # Execution data holds request details and the approval task token: keep it out of logs.
+    include_execution_data = false
+  }
+
+  tracing_configuration {
+    enabled = true
+  }
+
+  depends_on = [aws_iam_role_policy.state_machine]
+}

@@ -1,0 +1,208 @@
+variable "project_name" {
+  description = "Project name: the first part of every resource name (orchestration/naming.py)."
+  type        = string
+  default     = "wavepilot"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,20}[a-z0-9]$", var.project_name))
+    error_message = "project_name must be 3-22 characters: lower-case letters, digits and hyphens."
+  }
+}
+
+variable "environment" {
+  description = "Environment name (dev, staging, prod): the second part of every resource name."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]{1,9}$", var.environment))
+    error_message = "environment must be 2-10 lower-case letters or digits, starting with a letter."
+  }
+}
+
+variable "aws_region" {
+  description = "AWS region the orchestration runs in."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", var.aws_region))
+    error_message = "aws_region must be a region name such as us-east-1."
+  }
+}
+
+variable "mgn_region" {
+  description = "Region of the MGN service the pipeline drives; null means aws_region (MGN_REGION)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.mgn_region == null || can(regex("^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", var.mgn_region))
+    error_message = "mgn_region must be null or a region name such as us-east-1."
+  }
+}
+
+variable "lambda_package_path" {
+  description = "Path to the zip holding the orchestration package and its dependencies."
+  type        = string
+
+  validation {
+    condition     = endswith(var.lambda_package_path, ".zip")
+    error_message = "lambda_package_path must name a .zip file."
+  }
+}
+
+variable "lambda_memory_size" {
+  description = "Memory in MB for every orchestration Lambda function."
+  type        = number
+  default     = 512
+
+  validation {
+    condition     = var.lambda_memory_size >= 128 && var.lambda_memory_size <= 10240
+    error_message = "lambda_memory_size must be between 128 and 10240 MB."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Retention of the Lambda and Step Functions log groups, in days."
+  type        = number
+  default     = 90
+
+  validation {
+    condition = contains(
+      [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653],
+      var.log_retention_days
+    )
+    error_message = "log_retention_days must be a value CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, ...)."
+  }
+}
+
+variable "state_machine_log_level" {
+  description = "Step Functions execution logging level."
+  type        = string
+  default     = "ERROR"
+
+  validation {
+    condition     = contains(["ALL", "ERROR", "FATAL", "OFF"], var.state_machine_log_level)
+    error_message = "state_machine_log_level must be ALL, ERROR, FATAL or OFF."
+  }
+}
+
+variable "timings" {
+  description = "Polling and time limits of the state machine, in seconds; defaults equal Timings.aws() in orchestration/statemachine."
+  type = object({
+    poll_initial_seconds        = number
+    poll_max_seconds            = number
+    poll_backoff                = number
+    retry_interval_seconds      = number
+    task_timeout_seconds        = number
+    replication_timeout_seconds = number
+    launch_timeout_seconds      = number
+    approval_timeout_seconds    = number
+    execution_timeout_seconds   = number
+  })
+  default = {
+    poll_initial_seconds        = 60
+    poll_max_seconds            = 900
+    poll_backoff                = 1.5
+    retry_interval_seconds      = 5
+    task_timeout_seconds        = 300
+    replication_timeout_seconds = 604800
+    launch_timeout_seconds      = 3600
+    approval_timeout_seconds    = 259200
+    execution_timeout_seconds   = 2592000
+  }
+
+  validation {
+    condition = alltrue([
+      var.timings.poll_initial_seconds >= 1,
+      var.timings.poll_max_seconds >= var.timings.poll_initial_seconds,
+      var.timings.poll_backoff >= 1,
+      var.timings.retry_interval_seconds >= 1,
+      var.timings.replication_timeout_seconds >= 1,
+      var.timings.launch_timeout_seconds >= 1,
+      var.timings.approval_timeout_seconds >= 1,
+    ])
+    error_message = "timings must be positive, poll_max_seconds >= poll_initial_seconds and poll_backoff >= 1."
+  }
+
+  validation {
+    # The pipeline Lambda timeout equals the state machine's task timeout: Lambda allows 900 s.
+    condition     = var.timings.task_timeout_seconds >= 1 && var.timings.task_timeout_seconds <= 900
+    error_message = "timings.task_timeout_seconds must be between 1 and 900 (the Lambda maximum)."
+  }
+
+  validation {
+    # A standard workflow runs for at most one year.
+    condition = (
+      var.timings.execution_timeout_seconds <= 31536000 &&
+      var.timings.execution_timeout_seconds > var.timings.approval_timeout_seconds
+    )
+    error_message = "timings.execution_timeout_seconds must exceed approval_timeout_seconds and be at most one year."
+  }
+}
+
+variable "default_approvers" {
+  description = "Approvers for requests that name none (DEFAULT_APPROVERS), e.g. GitHub or Slack handles."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for approver in var.default_approvers : length(trimspace(approver)) > 0 && !strcontains(approver, ",")])
+    error_message = "default_approvers entries must be non-empty and contain no commas."
+  }
+}
+
+variable "idempotency_days" {
+  description = "How long a processed request is remembered, in days (IDEMPOTENCY_DAYS)."
+  type        = number
+  default     = 90
+
+  validation {
+    condition     = var.idempotency_days >= 1 && floor(var.idempotency_days) == var.idempotency_days
+    error_message = "idempotency_days must be a whole number of at least 1."
+  }
+}
+
+variable "debug" {
+  description = "Debug logging in every function (DEBUG)."
+  type        = bool
+  default     = false
+}
+
+variable "alarm_email" {
+  description = "Email address subscribed to alarms; null for none (monitoring is a later increment)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.alarm_email == null || can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", var.alarm_email))
+    error_message = "alarm_email must be null or an email address."
+  }
+}
+
+variable "github_repository" {
+  description = "GitHub repository (owner/name) whose workflows deploy and send requests; null for none yet."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.github_repository == null || can(regex("^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", var.github_repository))
+    error_message = "github_repository must be null or owner/name."
+  }
+}
+
+variable "github_trusted_subjects" {
+  description = "OIDC subject claims allowed to assume the GitHub roles, e.g. repo:owner/name:environment:prod."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for subject in var.github_trusted_subjects : startswith(subject, "repo:")])
+    error_message = "github_trusted_subjects entries must start with \"repo:\"."
+  }
+}
+
+variable "tags" {
+  description = "Extra tags applied to every resource through the provider's default tags."
+  type        = map(string)
+  default     = {}
+}
