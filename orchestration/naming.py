@@ -54,6 +54,19 @@ class ResourceNames:
     def status_callbacks_rule(self) -> str:
         return f"{self.prefix}-status-callbacks"
 
+    @property
+    def event_target_dead_letter_queue(self) -> str:
+        """Events EventBridge could not deliver, and failed asynchronous Lambda calls."""
+        return f"{self.prefix}-events-dlq"
+
+    @property
+    def callback_signing_secret(self) -> str:
+        return f"{self.prefix}-callback-signing"
+
+    @property
+    def kms_alias(self) -> str:
+        return f"alias/{self.prefix}"
+
     def function(self, handler: str) -> str:
         """``ingress_handler`` -> ``wavepilot-prod-ingress-handler``."""
         return f"{self.prefix}-{handler.replace('_', '-')}"

@@ -8,7 +8,7 @@ resource "aws_kms_key" "this" {
 }
 
 resource "aws_kms_alias" "this" {
-  name          = local.extra_names.kms_alias
+  name          = local.names.kms_alias
   target_key_id = aws_kms_key.this.key_id
 }
 

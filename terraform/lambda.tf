@@ -66,7 +66,7 @@ resource "aws_lambda_function_event_invoke_config" "event_targets" {
 # Signing key for the status callbacks: the callback handler reads it by ARN. Its value is
 # set outside Terraform (aws secretsmanager put-secret-value), so it never enters the state.
 resource "aws_secretsmanager_secret" "callback_signing" {
-  name        = local.extra_names.callback_signing_secret
+  name        = local.names.callback_signing_secret
   description = "HMAC key that signs Wavepilot status callbacks (a plain string)."
   kms_key_id  = aws_kms_key.this.arn
 }

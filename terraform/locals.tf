@@ -13,10 +13,7 @@ locals {
     state_machine_role        = "${local.name_prefix}-states"
     migration_requested_rule  = "${local.name_prefix}-migration-requested"
     status_callbacks_rule     = "${local.name_prefix}-status-callbacks"
-  }
-
-  # Names naming.py does not have yet (AWS-only resources).
-  extra_names = {
+    # AWS-only resources (the embedded default has no use for them), named in naming.py too.
     event_target_dead_letter_queue = "${local.name_prefix}-events-dlq"
     callback_signing_secret        = "${local.name_prefix}-callback-signing"
     kms_alias                      = "alias/${local.name_prefix}"

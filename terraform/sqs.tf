@@ -31,7 +31,7 @@ resource "aws_sqs_queue_redrive_allow_policy" "requests_dlq" {
 
 # Events EventBridge could not deliver to a Lambda target, and async invocations that failed.
 resource "aws_sqs_queue" "event_target_dlq" {
-  name                              = local.extra_names.event_target_dead_letter_queue
+  name                              = local.names.event_target_dead_letter_queue
   message_retention_seconds         = 1209600
   kms_master_key_id                 = aws_kms_key.this.arn
   kms_data_key_reuse_period_seconds = 300
