@@ -263,28 +263,11 @@ class MgnOperations:
         # emulator would only teach the pipeline workarounds AWS does not need.
         server = self._server(params["sourceServerID"])
         configuration = server.launch_configuration
-        if "name" in params:
-            configuration.name = params["name"]
-        if "launchDisposition" in params:
-            configuration.launch_disposition = params["launchDisposition"]
-        if "targetInstanceTypeRightSizingMethod" in params:
-            configuration.right_sizing = params["targetInstanceTypeRightSizingMethod"]
-        if "copyPrivateIp" in params:
-            configuration.copy_private_ip = params["copyPrivateIp"]
-        if "copyTags" in params:
-            configuration.copy_tags = params["copyTags"]
+        for wire_name, attribute in _LAUNCH_CONFIGURATION_FIELDS.items():
+            if wire_name in params:
+                setattr(configuration, attribute, params[wire_name])
         if "licensing" in params and "osByol" in params["licensing"]:
             configuration.os_byol = params["licensing"]["osByol"]
-        if "bootMode" in params:
-            configuration.boot_mode = params["bootMode"]
-        if "postLaunchActions" in params:
-            configuration.post_launch_actions = params["postLaunchActions"]
-        if "enableMapAutoTagging" in params:
-            configuration.enable_map_auto_tagging = params["enableMapAutoTagging"]
-        if "mapAutoTaggingMpeID" in params:
-            configuration.map_auto_tagging_mpe_id = params["mapAutoTaggingMpeID"]
-        if "mapAutoTaggingKey" in params:
-            configuration.map_auto_tagging_key = params["mapAutoTaggingKey"]
         return render_launch_configuration(server.source_server_id, configuration)
 
     # --- Jobs -----------------------------------------------------------------------------
@@ -560,3 +543,18 @@ class MgnOperations:
         if token is not None:
             body["nextToken"] = token
         return body
+
+
+# UpdateLaunchConfiguration's members that map one-to-one onto the stored configuration.
+_LAUNCH_CONFIGURATION_FIELDS: dict[str, str] = {
+    "name": "name",
+    "launchDisposition": "launch_disposition",
+    "targetInstanceTypeRightSizingMethod": "right_sizing",
+    "copyPrivateIp": "copy_private_ip",
+    "copyTags": "copy_tags",
+    "bootMode": "boot_mode",
+    "postLaunchActions": "post_launch_actions",
+    "enableMapAutoTagging": "enable_map_auto_tagging",
+    "mapAutoTaggingMpeID": "map_auto_tagging_mpe_id",
+    "mapAutoTaggingKey": "map_auto_tagging_key",
+}
