@@ -67,6 +67,27 @@ class ResourceNames:
     def kms_alias(self) -> str:
         return f"alias/{self.prefix}"
 
+    @property
+    def slack_status_queue(self) -> str:
+        """Status events on their way to the Slack bot, in order (FIFO)."""
+        return f"{self.prefix}-slack-status.fifo"
+
+    @property
+    def slack_status_dead_letter_queue(self) -> str:
+        return f"{self.prefix}-slack-status-dlq.fifo"
+
+    @property
+    def status_to_slack_rule(self) -> str:
+        return f"{self.prefix}-status-to-slack"
+
+    @property
+    def slack_bot_token_secret(self) -> str:
+        return f"{self.prefix}-slack-bot-token"
+
+    @property
+    def slack_signing_secret(self) -> str:
+        return f"{self.prefix}-slack-signing-secret"
+
     def function(self, handler: str) -> str:
         """``ingress_handler`` -> ``wavepilot-prod-ingress-handler``."""
         return f"{self.prefix}-{handler.replace('_', '-')}"
@@ -88,6 +109,18 @@ FUNCTIONS: tuple[str, ...] = (
 )
 
 
+# The Slack bot's functions: the Bolt app behind the Slack endpoint (slash commands, buttons,
+# modals) and the notifier that keeps each migration's thread from the status queue.
+BOT_FUNCTIONS: tuple[str, ...] = ("slack_app", "slack_notifier")
+
+# EventBridge sets one fixed MessageGroupId per SQS FIFO target (SqsParameters cannot take it
+# from the event), so the status queue is a single group: every event in order, one batch at
+# a time. The bot also drops anything older than what it has shown (per-migration sequence).
+SLACK_STATUS_MESSAGE_GROUP = "status-events"
+
+
 def handler_path(function: str) -> str:
     """The Lambda ``Handler`` setting: the same string locally and in Terraform."""
+    if function in BOT_FUNCTIONS:
+        return f"bot.handlers.{function}.handler"
     return f"orchestration.handlers.{function}.handler"

@@ -17,6 +17,11 @@ locals {
     event_target_dead_letter_queue = "${local.name_prefix}-events-dlq"
     callback_signing_secret        = "${local.name_prefix}-callback-signing"
     kms_alias                      = "alias/${local.name_prefix}"
+    slack_status_queue             = "${local.name_prefix}-slack-status.fifo"
+    slack_status_dead_letter_queue = "${local.name_prefix}-slack-status-dlq.fifo"
+    status_to_slack_rule           = "${local.name_prefix}-status-to-slack"
+    slack_bot_token_secret         = "${local.name_prefix}-slack-bot-token"
+    slack_signing_secret           = "${local.name_prefix}-slack-signing-secret"
   }
 
   # Built from its name so functions can take it without a dependency cycle (the state machine
