@@ -1,0 +1,42 @@
+"""Slack-clock time: what rate limits, message timestamps and edit times are measured against."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from orchestration.local.mgn.clock import SimulatedClock
+
+
+class SlackClock:
+    """Epoch seconds on a clock that runs `speed` Slack seconds per real second.
+
+    A thin wrapper over the MGN emulator's `SimulatedClock` (so the whole embedded runtime can
+    share one notion of simulated time) that speaks Slack's unit: float epoch seconds, as in a
+    message `ts`. `speed=0` freezes it for tests; `advance()` moves it by hand.
+
+    Args:
+        speed: Slack seconds per real second (1 = real time, 10 = the demo running 10x).
+        start: the Slack time at creation; defaults to the real now.
+        simulated: an existing `SimulatedClock` to follow instead of creating one.
+    """
+
+    def __init__(
+        self,
+        speed: float = 1.0,
+        *,
+        start: datetime | None = None,
+        simulated: SimulatedClock | None = None,
+    ) -> None:
+        self._clock = simulated if simulated is not None else SimulatedClock(speed, start=start)
+
+    @property
+    def speed(self) -> float:
+        return self._clock.speed
+
+    def now(self) -> float:
+        """Current Slack time in epoch seconds."""
+        return self._clock.now().timestamp()
+
+    def advance(self, seconds: float) -> float:
+        """Move Slack time forward by `seconds`; returns the new now."""
+        return self._clock.advance(seconds).timestamp()
