@@ -357,7 +357,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from orchestration.operator_commands import OperatorUsageError, run_status
+    from orchestration.operator_cli import run_status
+    from orchestration.operator_commands import OperatorUsageError
 
     try:
         return run_status(args.target, wave=args.wave, output=args.format, local=args.local)
@@ -366,7 +367,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _decide(args: argparse.Namespace) -> int:
-    from orchestration.operator_commands import OperatorUsageError, run_decision
+    from orchestration.operator_cli import run_decision
+    from orchestration.operator_commands import OperatorUsageError
 
     try:
         return run_decision(

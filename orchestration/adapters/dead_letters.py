@@ -16,7 +16,22 @@ class DeadLetterQueue:
         self._client = client
         self._queue_url = queue_url
 
-    def send(self, body: str, *, reason: str, source_message_id: str, now: datetime) -> None:
+    def send(
+        self,
+        body: str,
+        *,
+        reason: str,
+        source_message_id: str,
+        now: datetime,
+        rejected_by: str = "ingress_handler",
+    ) -> None:
+        fifo: dict[str, str] = (
+            # A FIFO dead-letter queue (the Slack status queue's) needs a group and a
+            # deduplication ID; the source message's ID makes a repeated send harmless.
+            {"MessageGroupId": "dead-letters", "MessageDeduplicationId": source_message_id}
+            if self._queue_url.endswith(".fifo")
+            else {}
+        )
         self._client.send_message(
             QueueUrl=self._queue_url,
             MessageBody=body or "(empty body)",
@@ -24,6 +39,7 @@ class DeadLetterQueue:
                 "failureReason": {"DataType": "String", "StringValue": reason[:MAX_REASON]},
                 "sourceMessageId": {"DataType": "String", "StringValue": source_message_id},
                 "rejectedAt": {"DataType": "String", "StringValue": now.isoformat()},
-                "rejectedBy": {"DataType": "String", "StringValue": "ingress_handler"},
+                "rejectedBy": {"DataType": "String", "StringValue": rejected_by},
             },
+            **fifo,  # type: ignore[arg-type]
         )

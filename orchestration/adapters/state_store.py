@@ -363,6 +363,36 @@ class MigrationStore:
             }
         )
 
+    def audit_migration(
+        self,
+        migration_id: str,
+        *,
+        actor: str,
+        action: str,
+        outcome: str,
+        detail: str,
+        now: datetime,
+    ) -> None:
+        """Keep an operator's action on a migration (a rollback request, say)."""
+        self._table.put_item(
+            Item={
+                "pk": f"MIGRATION#{migration_id}",
+                "sk": f"AUDIT#{now.isoformat()}#{actor}#{action}",
+                "actor": actor,
+                "action": action,
+                "outcome": outcome,
+                "detail": detail[:2_000],
+                "at": now.isoformat(),
+            }
+        )
+
+    def migration_audit_trail(self, migration_id: str) -> list[dict[str, Any]]:
+        response = self._table.query(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={":pk": f"MIGRATION#{migration_id}", ":prefix": "AUDIT#"},
+        )
+        return [dict(item) for item in response.get("Items", [])]
+
     def audit_trail(self, approval_id: str) -> list[dict[str, Any]]:
         response = self._table.query(
             KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",

@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from orchestration.handlers import wiring
 from orchestration.observability import step_handler
-from orchestration.pipeline.errors import APPROVAL_REJECTED
+from orchestration.pipeline.errors import APPROVAL_REJECTED, ROLLBACK_REQUESTED
 
 
 @step_handler
@@ -19,6 +19,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     error = state.get("error") or {}
     if first_call and error.get("Error") == "ApprovalExpired":
         wiring.approvals().expire(migration_id)
+    if first_call and error.get("Error") == ROLLBACK_REQUESTED:
+        # An operator's rollback runs in an execution of its own (see
+        # orchestration/pipeline/manual_rollback.py): close the stopped one's approval.
+        wiring.approvals().expire(migration_id, reason=str(error.get("Cause", "")))
     record = wiring.store().get(migration_id)
     if error.get("Error") == APPROVAL_REJECTED and record and record.approval_id:
         # Step Functions may drop SendTaskFailure's cause; the decision record keeps it.

@@ -1,8 +1,9 @@
 """Drive migrations on the embedded system: send requests, watch executions, play approver.
 
-The demo and the end-to-end tests use this. A simulated approver decides through the same
-``ApprovalService`` the Slack bot and ``wavepilot approve`` use (authorisation, conditional
-write, audit, SendTaskSuccess), so approvals are real, just not clicked by a person.
+The demo and the end-to-end tests use this. The simulated approver clicks the real Approve
+or Reject button of the migration's approval message in the embedded Slack: the stand-in
+sends Slack's signed request to the bot's Bolt app, which decides through ``ApprovalService``
+(authorisation, conditional write, audit, SendTaskSuccess), exactly as for a person.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from typing import Any
 
 import boto3
 
+from bot.app import REASON_BLOCK, REASON_INPUT, REJECT_MODAL
+from bot.thread_store import ThreadStore
+from bot.threads import APPROVE_ACTION, REJECT_ACTION
 from orchestration.adapters.state_store import MigrationRecord, MigrationStore
 from orchestration.gitops.publish import message_body
 from orchestration.handlers import wiring
@@ -61,9 +65,9 @@ class MigrationDriver:
         session = boto3.Session(region_name=LOCAL_REGION)
         self._sqs = session.client("sqs")
         self._sfn = session.client("stepfunctions")
-        self._store = MigrationStore(
-            session.resource("dynamodb").Table(os.environ["DYNAMODB_TABLE_NAME"])
-        )
+        table = session.resource("dynamodb").Table(os.environ["DYNAMODB_TABLE_NAME"])
+        self._store = MigrationStore(table)
+        self._threads = ThreadStore(table)
 
     def send(self, requests: Iterable[MigrationRequest | str]) -> int:
         """Put request bodies on the request queue, as ``wavepilot publish`` would."""
@@ -147,9 +151,10 @@ class MigrationDriver:
     def _latest_executions(self, wanted: set[str]) -> dict[str, dict[str, Any]]:
         latest: dict[str, dict[str, Any]] = {}
         for execution in self.executions():
-            # Executions are named <migrationId>-<revision>; revisions have no '-'.
-            migration_id = execution["name"].rsplit("-", 1)[0]
-            if migration_id in wanted:
+            # Executions are named <migrationId>-<revision>[-rollback-<time>] (an operator's
+            # rollback runs in an execution of its own).
+            migration_id = next((m for m in wanted if execution["name"].startswith(f"{m}-")), "")
+            if migration_id:
                 current = latest.get(migration_id)
                 if current is None or execution["startDate"] > current["startDate"]:
                     latest[migration_id] = execution
@@ -170,6 +175,10 @@ class MigrationDriver:
         if choice is None:
             return
         decision, user = choice
+        if self.system.slack is not None:
+            if self.click(record.migration_id, approval_id, decision, user):
+                decided.add(approval_id)
+            return  # the approval message is not in Slack yet: click on a later tick
         decided.add(approval_id)
         # ApprovalError: decided elsewhere (a person, the CLI) in the meantime.
         with contextlib.suppress(ApprovalError):
@@ -180,3 +189,31 @@ class MigrationDriver:
                 reason="" if decision == "APPROVED" else "rejected by the simulated approver",
                 is_member=local_group_membership,
             )
+
+    def click(self, migration_id: str, approval_id: str, decision: str, user: str) -> bool:
+        """Click Approve (or Reject, then give a reason in the modal) as ``user`` in Slack;
+        False while the approval message is not posted yet."""
+        slack = self.system.slack
+        assert slack is not None
+        thread = self._threads.get(migration_id)
+        if thread is None or thread.approval_id != approval_id or not thread.approval_ts:
+            return False
+        action = APPROVE_ACTION if decision == "APPROVED" else REJECT_ACTION
+        response = slack.click_button(
+            user=user, channel=thread.channel, message_ts=thread.approval_ts, action_id=action
+        )
+        if response.status != 200:
+            return False
+        if decision == "APPROVED":
+            return True
+        views = [
+            v for v in slack.opened_views(user) if v.callback_id == REJECT_MODAL and not v.closed
+        ]
+        if not views:
+            return False
+        slack.submit_view(
+            user=user,
+            view_id=views[-1].id,
+            values={REASON_BLOCK: {REASON_INPUT: "rejected by the simulated approver"}},
+        )
+        return True

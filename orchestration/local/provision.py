@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 REQUEST_MAX_RECEIVE_COUNT = 5
 REQUEST_VISIBILITY_TIMEOUT = 60
+# The notifier's timeout is 60 s on AWS; SQS wants the visibility timeout at least that long.
+STATUS_VISIBILITY_TIMEOUT = 360
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,9 @@ class ProvisionedResources:
     table_name: str
     event_bus_name: str
     event_bus_arn: str
+    slack_status_queue_url: str
+    slack_status_queue_arn: str
+    slack_status_dead_letter_queue_url: str
 
 
 def _queue(
@@ -85,6 +90,27 @@ def provision(
         TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"},
     )
     bus_arn = events.create_event_bus(Name=names.event_bus)["EventBusArn"]
+    status_dlq_url, status_dlq_arn = _queue(
+        sqs,
+        names.slack_status_dead_letter_queue,
+        {"FifoQueue": "true", "ContentBasedDeduplication": "true"},
+    )
+    status_url, status_arn = _queue(
+        sqs,
+        names.slack_status_queue,
+        {
+            "FifoQueue": "true",
+            # EventBridge sends to a FIFO queue only with content-based deduplication.
+            "ContentBasedDeduplication": "true",
+            "VisibilityTimeout": str(STATUS_VISIBILITY_TIMEOUT),
+            "RedrivePolicy": json.dumps(
+                {
+                    "deadLetterTargetArn": status_dlq_arn,
+                    "maxReceiveCount": str(REQUEST_MAX_RECEIVE_COUNT),
+                }
+            ),
+        },
+    )
     return ProvisionedResources(
         request_queue_url=queue_url,
         request_queue_arn=queue_arn,
@@ -92,4 +118,7 @@ def provision(
         table_name=names.state_table,
         event_bus_name=names.event_bus,
         event_bus_arn=bus_arn,
+        slack_status_queue_url=status_url,
+        slack_status_queue_arn=status_arn,
+        slack_status_dead_letter_queue_url=status_dlq_url,
     )

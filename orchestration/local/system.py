@@ -24,6 +24,7 @@ from typing import Any
 
 import boto3
 
+from bot.handlers import slack_notifier
 from orchestration.adapters import aws
 from orchestration.adapters.callback_transport import HttpsCallbackTransport
 from orchestration.events import EVENT_SOURCE
@@ -40,8 +41,14 @@ from orchestration.local.mgn import (
 )
 from orchestration.local.provision import ProvisionedResources, provision
 from orchestration.local.runtime import LOCAL_ACCOUNT_ID, LOCAL_REGION, LocalAwsRuntime
+from orchestration.local.slack import BoltHttpServer, SlackStandIn
 from orchestration.local.vm_standins import VmStandIns
-from orchestration.naming import FUNCTIONS, ResourceNames, handler_path
+from orchestration.naming import (
+    FUNCTIONS,
+    SLACK_STATUS_MESSAGE_GROUP,
+    ResourceNames,
+    handler_path,
+)
 from orchestration.pipeline.callbacks import CALLBACK_DETAIL_TYPES
 from orchestration.pipeline.spec import HealthCheckSpec, MigrationSpec
 from orchestration.statemachine import Timings, render_definition
@@ -51,6 +58,14 @@ LOCAL_APPROVER = "U0LOCALOPS01"
 # The simulated directory: every Slack user group a manifest names has one member, the
 # migration lead. (With the Slack bot, usergroups.users.list answers this instead.)
 LOCAL_GROUP_MEMBER = "U0LOCALLEAD1"
+
+
+# The embedded Slack workspace: the bot posts every thread of a migration without a wave
+# channel (hand-written requests) here.
+LOCAL_DEFAULT_CHANNEL = "C0WAVEPILOT"
+# The embedded Slack's clock runs this many times faster than real time (rate limits refill on
+# it, the bot paces and honours Retry-After on it), as the local pipeline's waits are shorter.
+LOCAL_SLACK_SPEED = 10.0
 
 
 def local_group_membership(user: str, group: str) -> bool:
@@ -93,6 +108,7 @@ class SystemOptions:
     timings: Timings = field(default_factory=Timings.local)
     mgn_speed: float = 3600.0  # simulated seconds per real second
     mgn_settings: EmulatorSettings = field(default_factory=EmulatorSettings)
+    slack_speed: float = LOCAL_SLACK_SPEED
 
 
 class EmbeddedSystem:
@@ -112,6 +128,9 @@ class EmbeddedSystem:
         self._specs_by_server: dict[str, MigrationSpec] = {}
         self.estate: Estate | None = None
         self.api_calls: ApiCallCounter | None = None
+        self.slack: SlackStandIn | None = None  # the workspace: channels, threads, users
+        self._bolt: BoltHttpServer | None = None  # the bot's Slack app, served on loopback
+        self._slack_channels: set[str] = set()
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -145,6 +164,12 @@ class EmbeddedSystem:
             Boto3Ec2LaunchPort(ec2), clock=clock, settings=self.options.mgn_settings
         )
         mgn_endpoint = self.mgn.start()
+        self.slack = SlackStandIn(
+            bot_token=f"xoxb-local-{secrets.token_hex(12)}",
+            signing_secret=secrets.token_hex(16),
+            speed=self.options.slack_speed,
+        ).start()
+        self._add_slack_directory()
         self.state_machine_arn = (
             f"arn:aws:states:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:stateMachine:{names.state_machine}"
         )
@@ -164,6 +189,12 @@ class EmbeddedSystem:
                 "POWERTOOLS_METRICS_DISABLED": "true",
                 # Per run, so a signature from another run never verifies.
                 "CALLBACK_SIGNING_SECRET": secrets.token_urlsafe(32),
+                "SLACK_BOT_TOKEN": self.slack.workspace.bot_token,
+                "SLACK_SIGNING_SECRET": self.slack.signing_secret,
+                "SLACK_API_URL": self.slack.api_url,
+                "SLACK_DEFAULT_CHANNEL": LOCAL_DEFAULT_CHANNEL,
+                "SLACK_TIME_SCALE": str(self.options.slack_speed),
+                "SLACK_STATUS_DLQ_URL": self.resources.slack_status_dead_letter_queue_url,
             }
         )
         self._forget_cached_clients()
@@ -176,13 +207,23 @@ class EmbeddedSystem:
             BatchSize=10,
             FunctionResponseTypes=["ReportBatchItemFailures"],
         )
+        self.client("lambda").create_event_source_mapping(
+            EventSourceArn=self.resources.slack_status_queue_arn,
+            FunctionName=self.function_arns["slack_notifier"],
+            BatchSize=10,
+            FunctionResponseTypes=["ReportBatchItemFailures"],
+        )
         assert self._runtime is not None
         self._runtime.check_function_environments()
         self.standins = VmStandIns(ec2, self._checks_for_server, SOURCE_SERVER_ID_TAG)
         wiring.use_health_address_resolver(self.standins.resolve)
         self._start_callback_receiver()
+        self._start_slack_app()
 
     def stop(self) -> None:
+        if self._bolt is not None:
+            self._bolt.stop()
+            self._bolt = None
         if self.standins is not None:
             self.standins.stop()
         if self.mgn is not None:
@@ -202,6 +243,8 @@ class EmbeddedSystem:
                 os.environ[key] = value
         self._saved_environment.clear()
         self._forget_cached_clients()
+        if self.slack is not None:
+            self.slack.stop()
         if self.api_calls is not None:
             self.api_calls.stop()
 
@@ -221,6 +264,7 @@ class EmbeddedSystem:
         aws.reset()
         wiring.reset()
         ingress_handler._dependencies.cache_clear()
+        slack_notifier.reset()
 
     def _environment_for_functions(self) -> dict[str, str]:
         keys = (
@@ -235,6 +279,11 @@ class EmbeddedSystem:
             "DEFAULT_APPROVERS",
             "POWERTOOLS_METRICS_DISABLED",
             "CALLBACK_SIGNING_SECRET",
+            "SLACK_BOT_TOKEN",
+            "SLACK_API_URL",
+            "SLACK_DEFAULT_CHANNEL",
+            "SLACK_TIME_SCALE",
+            "SLACK_STATUS_DLQ_URL",
         )
         return {key: os.environ[key] for key in keys}
 
@@ -246,7 +295,7 @@ class EmbeddedSystem:
         lambda_client = self.client("lambda")
         package = _placeholder_zip()
         variables = self._environment_for_functions()
-        for function in FUNCTIONS:
+        for function in (*FUNCTIONS, "slack_notifier"):
             arn = lambda_client.create_function(
                 FunctionName=self.names.function(function),
                 Runtime="python3.11",
@@ -297,12 +346,68 @@ class EmbeddedSystem:
             EventBusName=self.resources.event_bus_name,
             Targets=[{"Id": "status-callbacks", "Arn": self.function_arns["callback_handler"]}],
         )
+        events.put_rule(
+            Name=self.names.status_to_slack_rule,
+            EventBusName=self.resources.event_bus_name,
+            EventPattern=json.dumps({"source": [EVENT_SOURCE]}),
+        )
+        events.put_targets(
+            Rule=self.names.status_to_slack_rule,
+            EventBusName=self.resources.event_bus_name,
+            Targets=[
+                {
+                    "Id": "slack-status",
+                    "Arn": self.resources.slack_status_queue_arn,
+                    "SqsParameters": {"MessageGroupId": SLACK_STATUS_MESSAGE_GROUP},
+                }
+            ],
+        )
 
     def _start_callback_receiver(self) -> None:
         """One loopback HTTPS receiver answers for every callback host (cmdb.contoso.com, ...);
         the real transport reaches it through a route that trusts its certificate only."""
         self.callbacks = CallbackReceiver(os.environ["CALLBACK_SIGNING_SECRET"]).start()
         callback_handler.use_callback_transport(HttpsCallbackTransport(self.callbacks.route))
+
+    def _add_slack_directory(self) -> None:
+        assert self.slack is not None
+        self.slack.add_channel(LOCAL_DEFAULT_CHANNEL, "wavepilot-local")
+        self.slack.add_user(
+            LOCAL_APPROVER, name="local.ops", email="ops@wavepilot.local", real_name="Local Ops"
+        )
+        self.slack.add_user(
+            LOCAL_GROUP_MEMBER,
+            name="migration.lead",
+            email="lead@wavepilot.local",
+            real_name="Migration Lead",
+        )
+
+    def _add_to_slack(self, specs: Iterable[MigrationSpec]) -> None:
+        """The channels, users and user groups the waves name (every group's member: the
+        migration lead, as ``local_group_membership`` says)."""
+        assert self.slack is not None
+        for spec in specs:
+            if spec.slack_channel and spec.slack_channel not in self._slack_channels:
+                self._slack_channels.add(spec.slack_channel)
+                self.slack.add_channel(spec.slack_channel, f"wave-{spec.wave}")
+            for principal in (*spec.approvers, *spec.operators):
+                if principal.startswith("S"):
+                    self.slack.add_usergroup(principal, principal.lower(), [LOCAL_GROUP_MEMBER])
+                elif principal not in {LOCAL_APPROVER, LOCAL_GROUP_MEMBER}:
+                    self.slack.add_user(
+                        principal,
+                        name=principal.lower(),
+                        email=f"{principal.lower()}@wavepilot.local",
+                    )
+
+    def _start_slack_app(self) -> None:
+        """The bot's Bolt app on loopback, built as on Lambda; the stand-in sends it Slack's
+        signed requests (slash commands, clicks, modal submissions)."""
+        from bot.runtime import slack_app
+
+        assert self.slack is not None
+        self._bolt = BoltHttpServer(slack_app(process_before_response=True))
+        self.slack.connect_app(self._bolt.start())
 
     # --- the estate ----------------------------------------------------------------------
 
@@ -311,6 +416,7 @@ class EmbeddedSystem:
         replication agent had been installed on each. Returns migration ID -> server ID."""
         specs = list(specs)
         assert self.mgn is not None
+        self._add_to_slack(specs)
         self.estate = provision_estate(specs, ec2=self.client("ec2"), iam=self.client("iam"))
         servers: dict[str, str] = {}
         for spec in specs:

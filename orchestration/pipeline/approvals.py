@@ -199,15 +199,20 @@ class ApprovalService:
             )
         return DecisionOutcome(approval, decision, user)
 
-    def expire(self, migration_id: str) -> None:
-        """Mark the migration's pending approval EXPIRED (its gate timed out) and say so."""
+    def expire(self, migration_id: str, reason: str = "") -> None:
+        """Mark the migration's pending approval EXPIRED (its gate timed out, or an operator
+        rolled the migration back while it waited) and say so."""
         approval_id = self._store.pending_approval_id(migration_id)
         now = self._clock()
         if approval_id is None:
             return
         if (
             self._store.decide_approval(
-                approval_id, decision="EXPIRED", user="wavepilot", reason="timed out", now=now
+                approval_id,
+                decision="EXPIRED",
+                user="wavepilot",
+                reason=reason or "timed out",
+                now=now,
             )
             is None
         ):
@@ -217,7 +222,7 @@ class ApprovalService:
             actor="wavepilot",
             action="expire",
             outcome="expired",
-            detail="timed out",
+            detail=reason or "timed out",
             now=now,
         )
         record = self._store.get(migration_id)
@@ -228,7 +233,7 @@ class ApprovalService:
                 approval_id=approval_id,
                 decision="EXPIRED",
                 decided_by="wavepilot",
-                reason="no decision before the approval timed out",
+                reason=reason or "no decision before the approval timed out",
             )
 
 

@@ -43,3 +43,5 @@ class RollbackRefusedError(PipelineError):
 
 # Names the state machine uses that are not Python classes of ours.
 APPROVAL_REJECTED = "ApprovalRejected"
+# An operator asked for the rollback (/wavepilot rollback); the cause is their reason.
+ROLLBACK_REQUESTED = "RollbackRequested"

@@ -31,6 +31,7 @@ from orchestration.events import (
     RollbackStarted,
 )
 from orchestration.pipeline.errors import (
+    ROLLBACK_REQUESTED,
     CutoverWindowClosedError,
     HealthCheckFailedError,
     LaunchFailedError,
@@ -450,6 +451,13 @@ class MigrationSteps:
             self._report.emit(spec, RollbackStarted, step=failed_step, reason=reason)
         terminated: list[str] = list(previous.get("terminated", []))
         server_id = (state.get("source") or {}).get("sourceServerId")
+        if not server_id and error.get("Error") == ROLLBACK_REQUESTED:
+            # An operator's rollback runs in a new execution that never validated: find the
+            # server the stopped execution was working on.
+            try:
+                server_id = resolve_source_server(self._mgn, spec.source).source_server_id
+            except SourceServerNotFoundError:
+                server_id = None
         server_state = "not resolved"
         if server_id:
             server = self._mgn.source_server(server_id)

@@ -1,0 +1,209 @@
+"""The Slack app (slack-bolt): approval buttons, the reject modal, ``/wavepilot`` commands.
+
+Every listener acknowledges at once and does the slow work (DynamoDB, Step Functions, Slack
+calls) in a lazy listener: on Lambda, Bolt re-invokes the function asynchronously for it
+(``process_before_response=True``, as Lambda needs); locally it runs on a thread. Slack's
+3-second limit is met either way. Bolt verifies every request's signature and timestamp
+(older than five minutes is refused) before any listener runs.
+
+Buttons carry the approval ID only; the task token stays in DynamoDB. A click decides
+through :class:`~orchestration.pipeline.approvals.ApprovalService`: only the wave's approvers
+(a listed user or a member of a listed user group), never the requester, exactly once
+(a conditional write), audited either way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from bot import commands
+from bot.services import BotServices
+from bot.threads import APPROVE_ACTION, REJECT_ACTION, approval_decided_message
+from orchestration.handlers import wiring
+from orchestration.observability import count, logger
+from orchestration.pipeline.approvals import ApprovalError
+
+REJECT_MODAL = "reject_reason"
+REASON_BLOCK = "reason"
+REASON_INPUT = "reason_input"
+
+
+def build_app(
+    *,
+    client: WebClient,
+    signing_secret: str,
+    services: Callable[[], BotServices],
+    process_before_response: bool = True,
+) -> App:
+    """The Bolt app; ``services`` is called on first use (not at import or cold start)."""
+    app = App(
+        client=client,
+        signing_secret=signing_secret,
+        process_before_response=process_before_response,
+        token_verification_enabled=False,
+        logger=_BOLT_LOGGER,
+    )
+    listeners = Listeners(services)
+    app.action(APPROVE_ACTION)(ack=_ack, lazy=[listeners.approve])
+    app.action(REJECT_ACTION)(listeners.open_reject_modal)
+    app.view(REJECT_MODAL)(ack=listeners.ack_reason, lazy=[listeners.reject])
+    app.command("/wavepilot")(ack=_ack, lazy=[listeners.run_command])
+    app.action(commands.ROLLBACK_CONFIRM_ACTION)(ack=_ack, lazy=[listeners.confirm_rollback])
+    app.action(commands.ROLLBACK_CANCEL_ACTION)(listeners.cancel_rollback)
+    return app
+
+
+class _TokenFromEnvironmentIsUsed(logging.Filter):
+    """Bolt reads ``SLACK_BOT_TOKEN`` itself and warns that the client's token wins; the
+    client was built from that very token (bot/config.py), so the warning says nothing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+_BOLT_LOGGER = logging.getLogger("wavepilot.slack_bolt")
+_BOLT_LOGGER.addFilter(_TokenFromEnvironmentIsUsed())
+
+
+def _ack(ack: Ack) -> None:
+    ack()
+
+
+class Listeners:
+    """The app's listeners; each fast one only acknowledges (or opens the modal)."""
+
+    def __init__(self, services: Callable[[], BotServices]) -> None:
+        self._services = services
+
+    # --- approval buttons ----------------------------------------------------------------
+
+    def approve(self, body: dict[str, Any], respond: Respond) -> None:
+        services = self._services()
+        approval_id = str(body["actions"][0].get("value", ""))
+        count("SlackApprovalClicks")
+        try:
+            outcome = services.approvals.decide(
+                approval_id,
+                "APPROVED",
+                user=body["user"]["id"],
+                is_member=services.directory.is_member,
+                is_requester=lambda who: _is_requester(services, approval_id, who),
+            )
+        except ApprovalError as exc:
+            logger.info("approval refused", extra={"approval_id": approval_id, "reason": str(exc)})
+            respond(text=f":warning: {exc}", response_type="ephemeral", replace_original=False)
+            return
+        decided = approval_decided_message(approval_id, "APPROVED", outcome.user, "", _now_iso())
+        respond(text=decided.text, blocks=list(decided.blocks), replace_original=True)
+
+    def open_reject_modal(self, ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        """Slack's trigger ID lives three seconds: the modal opens before the ack returns."""
+        ack()
+        container = body.get("container") or {}
+        metadata = {
+            "approvalId": body["actions"][0].get("value", ""),
+            "channel": container.get("channel_id") or (body.get("channel") or {}).get("id"),
+            "messageTs": container.get("message_ts", ""),
+        }
+        client.views_open(trigger_id=body["trigger_id"], view=_reject_modal(metadata))
+
+    def ack_reason(self, ack: Ack, view: dict[str, Any]) -> None:
+        if not _reason(view):
+            ack(response_action="errors", errors={REASON_BLOCK: "Say why: it goes in the thread"})
+            return
+        ack()
+
+    def reject(self, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
+        services = self._services()
+        metadata = json.loads(view.get("private_metadata") or "{}")
+        approval_id = str(metadata.get("approvalId", ""))
+        user = body["user"]["id"]
+        reason = _reason(view)
+        try:
+            outcome = services.approvals.decide(
+                approval_id,
+                "REJECTED",
+                user=user,
+                reason=reason,
+                is_member=services.directory.is_member,
+                is_requester=lambda who: _is_requester(services, approval_id, who),
+            )
+        except ApprovalError as exc:
+            if metadata.get("channel"):
+                client.chat_postEphemeral(
+                    channel=metadata["channel"], user=user, text=f":warning: {exc}"
+                )
+            return
+        if metadata.get("channel") and metadata.get("messageTs"):
+            decided = approval_decided_message(
+                approval_id, "REJECTED", outcome.user, reason, _now_iso()
+            )
+            client.chat_update(
+                channel=metadata["channel"],
+                ts=metadata["messageTs"],
+                text=decided.text,
+                blocks=list(decided.blocks),
+            )
+
+    # --- /wavepilot ----------------------------------------------------------------------
+
+    def run_command(self, body: dict[str, Any], respond: Respond) -> None:
+        reply = commands.run(self._services(), user=body["user_id"], text=body.get("text", ""))
+        respond(text=reply.text, blocks=reply.blocks or None, response_type="ephemeral")
+
+    def confirm_rollback(self, body: dict[str, Any], respond: Respond) -> None:
+        reply = commands.rollback_confirmed(
+            self._services(),
+            user=body["user"]["id"],
+            value=str(body["actions"][0].get("value", "{}")),
+        )
+        respond(text=reply.text, replace_original=True)
+
+    def cancel_rollback(self, ack: Ack, respond: Respond) -> None:
+        ack()
+        respond(text="Rollback cancelled: nothing was changed.", replace_original=True)
+
+
+def _is_requester(services: BotServices, approval_id: str, user: str) -> bool:
+    approval = services.store.approval(approval_id)
+    return approval is not None and services.directory.is_requester(user, approval.requested_by)
+
+
+def _now_iso() -> str:
+    return wiring.clock().isoformat()
+
+
+def _reason(view: dict[str, Any]) -> str:
+    values = (view.get("state") or {}).get("values") or {}
+    field = (values.get(REASON_BLOCK) or {}).get(REASON_INPUT) or {}
+    return str(field.get("value") or "").strip()
+
+
+def _reject_modal(metadata: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "callback_id": REJECT_MODAL,
+        "private_metadata": json.dumps(metadata),
+        "title": {"type": "plain_text", "text": "Reject the cutover"},
+        "submit": {"type": "plain_text", "text": "Reject"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": REASON_BLOCK,
+                "label": {"type": "plain_text", "text": "Why? (shown in the thread)"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": REASON_INPUT,
+                    "multiline": True,
+                    "max_length": 1_500,
+                },
+            }
+        ],
+    }

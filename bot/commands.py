@@ -1,0 +1,208 @@
+"""``/wavepilot status|approve|reject|rollback|help``: parsing and answers, Slack-formatted.
+
+The commands decide through the same services as the buttons and ``wavepilot`` on the
+command line (:mod:`orchestration.operator_commands`), so the approver check, the
+self-approval check, exactly-once decisions and the audit trail all apply. Every answer is
+ephemeral; an error says how to fix the command.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.services import BotServices
+from bot.threads import PHASES, STEP_PHASE
+from orchestration.operator_commands import (
+    OperatorUsageError,
+    decide,
+    id_kind,
+    migration_status,
+    wave_status,
+)
+from orchestration.pipeline.manual_rollback import RollbackRequestError
+
+ROLLBACK_CONFIRM_ACTION = "rollback_confirm"
+ROLLBACK_CANCEL_ACTION = "rollback_cancel"
+HELP = """*`/wavepilot` commands*
+• `status <migration|wave>`: where a migration (`mig-...`) or every migration of a wave stands
+• `approve <approval|migration>`: approve a cutover (`apv-...`, or the migration waiting)
+• `reject <approval|migration> <reason>`: reject it; the migration rolls back
+• `rollback <migration> <reason>`: stop a migration and roll it back (operators; asks first)
+• `help`: this list"""
+
+
+class CommandError(Exception):
+    """A command that cannot run as typed; the message says how to fix it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+
+
+def run(services: BotServices, *, user: str, text: str) -> Reply:
+    """Run one ``/wavepilot`` command for ``user``; errors come back as replies too."""
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        return Reply(f":warning: {exc} (check your quotes). Try `/wavepilot help`.")
+    if not words or words[0] == "help":
+        return Reply(HELP)
+    verb, args = words[0].lower(), words[1:]
+    command = COMMANDS.get(verb)
+    if command is None:
+        return Reply(f":warning: unknown command `{verb}`.\n{HELP}")
+    try:
+        return command(services, user, args)
+    except (CommandError, OperatorUsageError, RollbackRequestError) as exc:
+        return Reply(f":warning: {exc}")
+
+
+def _status_command(services: BotServices, user: str, args: list[str]) -> Reply:
+    return _status(services, _one(args, "status <migration|wave>"))
+
+
+def _approve_command(services: BotServices, user: str, args: list[str]) -> Reply:
+    return _decide(services, user, _one(args, "approve <approval|migration>"), "")
+
+
+def _reject_command(services: BotServices, user: str, args: list[str]) -> Reply:
+    target, reason = _target_and_reason(args, "reject <approval|migration> <reason>")
+    return _decide(services, user, target, reason)
+
+
+def _rollback_command(services: BotServices, user: str, args: list[str]) -> Reply:
+    target, reason = _target_and_reason(args, "rollback <migration> <reason>")
+    return _confirm_rollback(services, user, target, reason)
+
+
+COMMANDS: dict[str, Callable[[BotServices, str, list[str]], Reply]] = {
+    "status": _status_command,
+    "approve": _approve_command,
+    "reject": _reject_command,
+    "rollback": _rollback_command,
+}
+
+
+def _one(args: list[str], usage: str) -> str:
+    if len(args) != 1:
+        raise CommandError(f"usage: `/wavepilot {usage}`")
+    return args[0]
+
+
+def _target_and_reason(args: list[str], usage: str) -> tuple[str, str]:
+    if len(args) < 2:
+        raise CommandError(f"usage: `/wavepilot {usage}` (the reason goes in the thread)")
+    return args[0], " ".join(args[1:])
+
+
+def _status(services: BotServices, target: str) -> Reply:
+    if target.startswith(("mig-", "apv-")):
+        status = migration_status(services.store, target)
+        record = status.record
+        lines = [
+            f"*{record.target_vm_name}* ({record.app_name}, {record.wave}) `{record.migration_id}`",
+            f"Status: *{record.status}*, step {record.step or '-'} {status.step_status}".rstrip(),
+            f"Phase: {_phase(record.step)}",
+        ]
+        if status.pending_approval_id:
+            lines.append(f"Waiting for approval `{status.pending_approval_id}`")
+        for entry in status.history[-5:]:
+            lines.append(f"• {entry.at[:19]} {entry.step} {entry.status}: {entry.message}")
+        return Reply("\n".join(lines))
+    try:
+        wave = wave_status(services.store, target)
+    except OperatorUsageError:
+        raise CommandError(
+            f"{target!r} is not a migration ID (mig-...) nor a wave with migrations"
+        ) from None
+    counts: dict[str, int] = {}
+    for row in wave.rows:
+        counts[row.status] = counts.get(row.status, 0) + 1
+    summary = ", ".join(f"{n} {status.lower()}" for status, n in sorted(counts.items()))
+    lines = [f"*{wave.wave}*: {len(wave.rows)} migrations ({summary})"]
+    for row in wave.rows[:40]:
+        waiting = f" (approval `{row.pending_approval_id}`)" if row.pending_approval_id else ""
+        lines.append(f"• {row.target_vm_name} ({row.app_name}): {row.status} {row.step}{waiting}")
+    if len(wave.rows) > 40:
+        lines.append(f"… and {len(wave.rows) - 40} more (`wavepilot status --wave` lists all)")
+    return Reply("\n".join(lines))
+
+
+def _phase(step: str) -> str:
+    index = STEP_PHASE.get(step, 0)
+    return f"{PHASES[index]} ({index + 1}/{len(PHASES)})"
+
+
+def _decide(services: BotServices, user: str, target: str, reason: str) -> Reply:
+    id_kind(target)
+    result = decide(
+        services.store,
+        services.approvals,
+        target,
+        "REJECTED" if reason else "APPROVED",
+        user=user,
+        reason=reason,
+        is_member=services.directory.is_member,
+        is_requester=services.directory.is_requester,
+    )
+    return Reply((":white_check_mark: " if result.decided else ":warning: ") + result.message)
+
+
+def _confirm_rollback(services: BotServices, user: str, target: str, reason: str) -> Reply:
+    if id_kind(target) != "migration":
+        raise CommandError("roll back a migration (`mig-...`), not an approval")
+    record = services.rollbacks.check(target, user=user, is_member=services.directory.is_member)
+    value = json.dumps({"migrationId": target, "reason": reason[:1_500]})
+    question = (
+        f":warning: Roll back *{record.target_vm_name}* ({record.app_name}, {record.wave})? "
+        f"Its execution stops now (step {record.step or '-'}), anything launched is "
+        f"terminated and the source server is made ready to launch again.\nReason: {reason}"
+    )
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": question}},
+        {
+            "type": "actions",
+            "block_id": "rollback",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": ROLLBACK_CONFIRM_ACTION,
+                    "text": {"type": "plain_text", "text": "Roll back"},
+                    "style": "danger",
+                    "value": value,
+                },
+                {
+                    "type": "button",
+                    "action_id": ROLLBACK_CANCEL_ACTION,
+                    "text": {"type": "plain_text", "text": "Cancel"},
+                    "value": target,
+                },
+            ],
+        },
+    ]
+    return Reply(question, blocks)
+
+
+def rollback_confirmed(services: BotServices, *, user: str, value: str) -> Reply:
+    """The operator confirmed: re-check (time has passed) and start the rollback."""
+    request = json.loads(value)
+    try:
+        started = services.rollbacks.request(
+            request["migrationId"],
+            user=user,
+            reason=request["reason"],
+            is_member=services.directory.is_member,
+        )
+    except RollbackRequestError as exc:
+        return Reply(f":warning: {exc}")
+    stopped = "stopped its execution and " if started.stopped_execution_arn else ""
+    return Reply(
+        f":rewind: Rollback of `{started.migration_id}` requested by <@{user}>: {stopped}"
+        "started the rollback; follow it in the migration's thread."
+    )

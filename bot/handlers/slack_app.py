@@ -1,0 +1,33 @@
+"""``slack_app``: Slack's requests (slash commands, buttons, modals) on Lambda.
+
+Behind a Lambda function URL (Slack signs every request; Bolt verifies it). Bolt's
+``SlackRequestHandler`` acknowledges within Slack's 3 seconds and re-invokes this function
+asynchronously for lazy listeners, which needs ``lambda:InvokeFunction`` and
+``lambda:GetFunction`` on itself. Secrets are read on the first request, not at import.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from slack_bolt.adapter.aws_lambda import SlackRequestHandler
+
+from bot.runtime import slack_app
+from orchestration.observability import logger
+
+
+@cache
+def _request_handler() -> SlackRequestHandler:
+    return SlackRequestHandler(slack_app(process_before_response=True))
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    response: dict[str, Any] = _request_handler().handle(event, context)  # type: ignore[no-untyped-call]
+    return response
+
+
+def reset() -> None:
+    _request_handler.cache_clear()

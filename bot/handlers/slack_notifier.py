@@ -1,0 +1,179 @@
+"""``slack_notifier``: the FIFO status queue -> each migration's Slack thread.
+
+EventBridge (rule ``<prefix>-status-to-slack``) puts every status event on the queue; this
+function reads it in batches of up to ten, migrations side by side and each migration's
+events in order (see ``handler``). A body that is not a status event can never succeed: it
+goes to the status dead-letter queue at once with its reason (``SLACK_STATUS_DLQ_URL``), so it
+cannot hold up the events behind it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from bot.config import SlackSecrets, bot_settings
+from bot.notifier import StatusNotifier
+from bot.slack_api import PacedSlack, SlackClock, SlackUsage, web_client
+from bot.thread_store import ThreadStore
+from orchestration.adapters import aws
+from orchestration.adapters.dead_letters import DeadLetterQueue
+from orchestration.adapters.state_store import MigrationStore
+from orchestration.events import EVENT_TYPES, EventDetail, parse_detail
+from orchestration.observability import count, logger, metrics, tracer
+from orchestration.settings import settings
+
+# Everything the notifier asked of Slack in this container (the embedded default reports it).
+usage = SlackUsage()
+
+
+@dataclass(frozen=True)
+class _Dependencies:
+    notifier: StatusNotifier
+    dead_letters: DeadLetterQueue | None
+
+
+@cache
+def _dependencies() -> _Dependencies:
+    """Built on first use, not at import, so tests and the local runtime set the env first."""
+    config = settings()
+    bot = bot_settings()
+    table = aws.state_table(config.table_name, config.aws_region)
+    clock = SlackClock(bot.time_scale)
+    client = web_client(SlackSecrets(bot).bot_token(), bot.api_url, clock=clock, usage=usage)
+    notifier = StatusNotifier(
+        ThreadStore(table),
+        MigrationStore(table),
+        PacedSlack(client, clock, usage),
+        bot.default_channel,
+        lambda: datetime.now(UTC).isoformat(),
+    )
+    dead_letters = (
+        DeadLetterQueue(aws.sqs(), bot.status_dead_letter_queue_url)
+        if bot.status_dead_letter_queue_url
+        else None
+    )
+    return _Dependencies(notifier, dead_letters)
+
+
+def reset() -> None:
+    _dependencies.cache_clear()
+    bot_settings.cache_clear()
+
+
+class UnreadableEventError(ValueError):
+    """The body is not a Wavepilot status event."""
+
+
+def read_event(body: str) -> EventDetail:
+    """The status event in an EventBridge-to-SQS body; only ``detail-type`` and ``detail`` are
+    read (moto's SQS target leaves out ``account``, which the rest of the envelope is)."""
+    try:
+        envelope = json.loads(body)
+    except ValueError as exc:
+        raise UnreadableEventError(f"not JSON: {exc}") from None
+    if not isinstance(envelope, dict):
+        raise UnreadableEventError("not an EventBridge event (a JSON object)")
+    detail_type, detail = envelope.get("detail-type"), envelope.get("detail")
+    if detail_type not in EVENT_TYPES or not isinstance(detail, dict):
+        raise UnreadableEventError(f"not a Wavepilot status event (detail-type {detail_type!r})")
+    try:
+        return parse_detail(detail_type, detail)
+    except ValidationError as exc:
+        raise UnreadableEventError(f"{detail_type} breaks its schema: {exc}") from None
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    """Each migration's events in order, migrations side by side.
+
+    Order matters within a migration, not across them, so the batch is split by migration and
+    the groups run in parallel (Powertools' FIFO processor would run the whole batch in one
+    line: one slow Slack call would hold up every migration). A group stops at its first
+    failure: that record and the migration's later ones are reported failed and come back.
+    The last record of each group edits the root: successive edits of a root are coalesced.
+    """
+    groups: dict[str, list[SQSRecord]] = {}
+    for raw in event.get("Records", []):
+        record = SQSRecord(raw)
+        key = _migration_id(record.body) or f"unreadable:{record.message_id}"
+        groups.setdefault(key, []).append(record)
+    workers = max(1, min(MAX_PARALLEL_MIGRATIONS, len(groups)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="slack-thread") as pool:
+        results = list(pool.map(_process_group, groups.values()))
+    outcomes: Counter[str] = Counter()
+    failed: list[str] = []
+    for group_outcomes, group_failed in results:
+        outcomes.update(group_outcomes)
+        failed.extend(group_failed)
+    for outcome, n in outcomes.items():  # Metrics is not thread-safe: added here
+        count(OUTCOME_METRICS[outcome], n)
+    if failed:
+        count("SlackEventsRetried", len(failed))
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
+
+
+OUTCOME_METRICS = {
+    "applied": "SlackEventsApplied",
+    "duplicate": "SlackEventsDropped",
+    "no channel": "SlackEventsWithoutChannel",
+    "dead-lettered": "SlackEventsUnreadable",
+}
+# Migrations handled side by side in one batch (a batch holds at most ten records).
+MAX_PARALLEL_MIGRATIONS = 10
+
+
+def _process_group(records: list[SQSRecord]) -> tuple[list[str], list[str]]:
+    """One migration's records in order; (outcomes, IDs of the records to retry)."""
+    outcomes: list[str] = []
+    for index, record in enumerate(records):
+        try:
+            outcomes.append(_process(record, edit_root=index == len(records) - 1))
+        except Exception:
+            logger.exception(
+                "status event not shown in Slack; SQS delivers it again",
+                extra={"message_id": record.message_id},
+            )
+            return outcomes, [r.message_id for r in records[index:]]
+    return outcomes, []
+
+
+def _process(record: SQSRecord, *, edit_root: bool) -> str:
+    deps = _dependencies()
+    try:
+        detail = read_event(record.body)
+    except UnreadableEventError as exc:
+        logger.error(
+            "unreadable status event", extra={"reason": str(exc), "message_id": record.message_id}
+        )
+        if deps.dead_letters is None:
+            raise  # retried until the queue's redrive policy dead-letters it
+        deps.dead_letters.send(
+            record.body,
+            reason=f"not a status event: {exc}",
+            source_message_id=record.message_id,
+            now=datetime.now(UTC),
+            rejected_by="slack_notifier",
+        )
+        return "dead-lettered"
+    return deps.notifier.apply(detail, edit_root=edit_root)
+
+
+def _migration_id(body: str) -> str:
+    try:
+        detail = json.loads(body).get("detail") or {}
+        return str(detail.get("migrationId", ""))
+    except (ValueError, AttributeError):
+        return ""

@@ -1,0 +1,106 @@
+"""Each migration's Slack thread, kept with the migration (``MIGRATION#<id>`` / ``SLACK``).
+
+The item holds the channel, the root message's ``ts`` (the thread), what the root should
+show (the folded :class:`~bot.threads.ThreadState`), the sequence the root shows now, and the
+approval message. ``shownSequence < state.sequence`` means a root edit is owed: it is paid
+on the next event or redelivery, so a final state is never lost to a failed edit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from bot.threads import ThreadState
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
+
+SLACK_SK = "SLACK"
+
+
+@dataclass(frozen=True, slots=True)
+class SlackThread:
+    migration_id: str
+    channel: str
+    ts: str
+    state: ThreadState
+    shown_sequence: int
+    approval_ts: str = ""
+    approval_id: str = ""
+
+    @property
+    def root_owed(self) -> bool:
+        return self.shown_sequence < self.state.sequence
+
+    def shown(self) -> SlackThread:
+        return replace(self, shown_sequence=self.state.sequence)
+
+
+class ThreadExistsError(Exception):
+    """Another writer created the migration's thread first."""
+
+
+class StaleThreadError(Exception):
+    """The stored thread is not the one the write was based on (another writer moved it)."""
+
+
+class ThreadStore:
+    def __init__(self, table: Table) -> None:
+        self._table = table
+
+    @staticmethod
+    def _key(migration_id: str) -> dict[str, str]:
+        return {"pk": f"MIGRATION#{migration_id}", "sk": SLACK_SK}
+
+    def get(self, migration_id: str) -> SlackThread | None:
+        item = self._table.get_item(Key=self._key(migration_id), ConsistentRead=True).get("Item")
+        if not item:
+            return None
+        return SlackThread(
+            migration_id=migration_id,
+            channel=str(item["channel"]),
+            ts=str(item["threadTs"]),
+            state=ThreadState.from_item(dict(item["state"])),  # type: ignore[arg-type]
+            shown_sequence=int(item["shownSequence"]),  # type: ignore[arg-type]
+            approval_ts=str(item.get("approvalTs", "")),
+            approval_id=str(item.get("approvalId", "")),
+        )
+
+    def create(self, thread: SlackThread) -> None:
+        try:
+            self._table.put_item(
+                Item={**self._key(thread.migration_id), **_attributes(thread)},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise ThreadExistsError(thread.migration_id) from None
+            raise
+
+    def save(self, thread: SlackThread, *, previous_sequence: int) -> None:
+        """Write the thread if the stored one is still at ``previous_sequence``."""
+        try:
+            self._table.put_item(
+                Item={**self._key(thread.migration_id), **_attributes(thread)},
+                ConditionExpression="attribute_not_exists(pk) OR #state.#sequence = :previous",
+                ExpressionAttributeNames={"#state": "state", "#sequence": "sequence"},
+                ExpressionAttributeValues={":previous": previous_sequence},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise StaleThreadError(thread.migration_id) from None
+            raise
+
+
+def _attributes(thread: SlackThread) -> dict[str, Any]:
+    return {
+        "channel": thread.channel,
+        "threadTs": thread.ts,
+        "state": thread.state.to_item(),
+        "shownSequence": thread.shown_sequence,
+        "approvalTs": thread.approval_ts,
+        "approvalId": thread.approval_id,
+    }

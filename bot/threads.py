@@ -1,0 +1,386 @@
+"""What a migration's Slack thread says: pure functions from status events to messages.
+
+One root message per migration, edited in place, always shows where it stands (VM,
+application, wave, phase, progress through the pipeline, last update). Replies in its thread
+mark milestones (replication ready, test launched and verified, awaiting approval, cut over,
+finalized) and every failure and rollback, with the reason. ``advance`` folds one event into
+the thread's state and says which replies it adds; nothing here talks to Slack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Literal
+
+from orchestration.events import (
+    ApprovalDecided,
+    ApprovalRequested,
+    EventDetail,
+    MigrationCompleted,
+    MigrationFailed,
+    MigrationRequested,
+    MigrationStatusUpdated,
+    RollbackCompleted,
+    RollbackStarted,
+)
+
+PHASES: tuple[str, ...] = (
+    "Queued",
+    "Validate",
+    "Prepare",
+    "Replicate",
+    "Test launch",
+    "Approval",
+    "Cutover",
+    "Finalize",
+)
+STEP_PHASE: dict[str, int] = {
+    "ValidateInput": 1,
+    "PrepareSource": 2,
+    "CheckReplication": 3,
+    "WaitForReplication": 3,
+    "StartTestLaunch": 4,
+    "VerifyTestLaunch": 4,
+    "AwaitApproval": 5,
+    "PrepareCutover": 6,
+    "StartCutover": 6,
+    "VerifyCutover": 6,
+    "FinalizeCutover": 7,
+}
+Outcome = Literal[
+    "queued", "running", "awaiting approval", "migrated", "rolling back", "rolled back", "failed"
+]
+FINAL_OUTCOMES: frozenset[str] = frozenset({"migrated", "rolled back"})
+OUTCOME_ICON: dict[str, str] = {
+    "queued": ":hourglass_flowing_sand:",
+    "running": ":arrows_counterclockwise:",
+    "awaiting approval": ":raised_hand:",
+    "migrated": ":white_check_mark:",
+    "rolling back": ":rewind:",
+    "rolled back": ":leftwards_arrow_with_hook:",
+    "failed": ":x:",
+}
+APPROVE_ACTION = "approval_approve"
+REJECT_ACTION = "approval_reject"
+METADATA_EVENT_TYPE = "wavepilot_migration_status"
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadState:
+    """What the root message shows, folded from the events seen so far."""
+
+    migration_id: str
+    wave: str
+    app_name: str
+    target_vm_name: str
+    phase: int = 0
+    outcome: Outcome = "queued"
+    detail: str = ""
+    updated_at: str = ""  # the shown event's timestamp (ISO 8601)
+    sequence: int = 0  # the last event folded in
+
+    @property
+    def final(self) -> bool:
+        return self.outcome in FINAL_OUTCOMES
+
+    def to_item(self) -> dict[str, Any]:
+        return {
+            "migrationId": self.migration_id,
+            "wave": self.wave,
+            "appName": self.app_name,
+            "targetVmName": self.target_vm_name,
+            "phase": self.phase,
+            "outcome": self.outcome,
+            "detail": self.detail,
+            "updatedAt": self.updated_at,
+            "sequence": self.sequence,
+        }
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> ThreadState:
+        return cls(
+            migration_id=str(item["migrationId"]),
+            wave=str(item["wave"]),
+            app_name=str(item["appName"]),
+            target_vm_name=str(item["targetVmName"]),
+            phase=int(item["phase"]),
+            outcome=item["outcome"],
+            detail=str(item.get("detail", "")),
+            updated_at=str(item.get("updatedAt", "")),
+            sequence=int(item.get("sequence", 0)),
+        )
+
+    @classmethod
+    def new(cls, event: EventDetail) -> ThreadState:
+        return cls(event.migration_id, event.wave, event.app_name, event.target_vm_name)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    text: str  # the notification text (and what screen readers say)
+    blocks: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One event's effect: the new state, replies to post, the approval message's new form."""
+
+    state: ThreadState
+    replies: tuple[Message, ...] = ()
+    approval_request: ApprovalRequested | None = None
+    approval_decision: ApprovalDecided | None = None
+
+
+def advance(state: ThreadState, event: EventDetail) -> Change:  # noqa: PLR0911 - one per type
+    """Fold ``event`` (newer than ``state.sequence``) into the thread."""
+    moved = replace(
+        state,
+        sequence=event.sequence,
+        updated_at=event.timestamp.isoformat(),
+        target_vm_name=event.target_vm_name or state.target_vm_name,
+    )
+    match event:
+        case MigrationRequested():
+            return Change(replace(moved, outcome="queued", detail=f"revision {event.revision}"))
+        case MigrationStatusUpdated():
+            return _status(moved, event)
+        case ApprovalRequested():
+            return Change(
+                replace(
+                    moved,
+                    phase=STEP_PHASE["AwaitApproval"],
+                    outcome="awaiting approval",
+                    detail=f"waiting for {_mention_all(event.approvers)}",
+                ),
+                approval_request=event,
+            )
+        case ApprovalDecided():
+            decided = {
+                "APPROVED": f"approved by {_who(event.decided_by)}",
+                "REJECTED": f"rejected by {_who(event.decided_by)}: {event.reason}",
+                "EXPIRED": "approval expired: nobody decided in time",
+            }[event.decision]
+            outcome: Outcome = "running" if event.decision == "APPROVED" else "rolling back"
+            return Change(replace(moved, outcome=outcome, detail=decided), approval_decision=event)
+        case MigrationCompleted():
+            minutes = event.duration_seconds / 60
+            done = replace(
+                moved,
+                phase=len(PHASES) - 1,
+                outcome="migrated",
+                detail=f"running as {event.target_instance_id}",
+            )
+            return Change(
+                done,
+                (
+                    Message(
+                        f":white_check_mark: Finalized: {event.target_vm_name} runs in AWS as "
+                        f"`{event.target_instance_id}` ({minutes:.1f} min end to end)."
+                    ),
+                ),
+            )
+        case MigrationFailed():
+            if state.outcome == "rolled back":
+                # The pipeline's last word after a rollback: the thread has told it already.
+                return Change(moved)
+            return Change(
+                replace(moved, outcome="failed", detail=f"{event.step} failed: {event.cause}"),
+                (Message(f":x: *{event.step} failed*: {event.cause}"),),
+            )
+        case RollbackStarted():
+            return Change(
+                replace(moved, outcome="rolling back", detail=event.reason),
+                (Message(f":rewind: Rolling back after {event.step}: {event.reason}"),),
+            )
+        case RollbackCompleted():
+            terminated = ", ".join(f"`{i}`" for i in event.terminated_instance_ids) or "none"
+            return Change(
+                replace(moved, outcome="rolled back", detail=event.reason),
+                (
+                    Message(
+                        f":leftwards_arrow_with_hook: Rolled back: {event.reason}. Instances "
+                        f"terminated: {terminated}; the source server is "
+                        f"{event.source_server_state}."
+                    ),
+                ),
+            )
+    return Change(moved)  # pragma: no cover - every event type is matched above
+
+
+def _status(state: ThreadState, event: MigrationStatusUpdated) -> Change:
+    phase = STEP_PHASE.get(event.step, state.phase)
+    outcome: Outcome = state.outcome
+    if event.step == "Rollback":
+        outcome = "rolled back" if event.status == "SUCCEEDED" else "rolling back"
+    elif event.status == "FAILED":
+        outcome = "failed"
+    elif event.step == "AwaitApproval" and event.status == "WAITING":
+        outcome = "awaiting approval"
+    elif state.outcome in {"queued", "awaiting approval"} or phase > state.phase:
+        outcome = "running"
+    moved = replace(state, phase=max(phase, state.phase), outcome=outcome, detail=event.message)
+    milestone = _milestone(event)
+    return Change(moved, (Message(milestone),) if milestone else ())
+
+
+MILESTONES: dict[tuple[str, str], str] = {
+    ("WaitForReplication", "SUCCEEDED"): (
+        ":large_green_circle: Replication ready: data is in continuous sync."
+    ),
+    ("StartTestLaunch", "SUCCEEDED"): ":rocket: Test launch started: {message}",
+    ("VerifyTestLaunch", "SUCCEEDED"): ":mag: Test instance verified: {message}",
+    ("StartCutover", "WAITING"): ":clock3: {message}",
+    ("VerifyCutover", "SUCCEEDED"): ":arrow_right: Cut over: {message}",
+}
+
+
+def _milestone(event: MigrationStatusUpdated) -> str | None:
+    if event.status == "FAILED":
+        return f":x: *{event.step} failed*: {event.message}"
+    template = MILESTONES.get((event.step, event.status))
+    return template.format(message=event.message) if template else None
+
+
+# --- rendering -----------------------------------------------------------------------------
+
+
+def root_message(state: ThreadState) -> Message:
+    icon = OUTCOME_ICON[state.outcome]
+    title = f"{icon} {state.target_vm_name}: {state.outcome}"
+    progress = _progress(state)
+    fields = [
+        f"*Application*\n{state.app_name}",
+        f"*Wave*\n{state.wave}",
+        f"*Phase*\n{PHASES[state.phase]} ({state.phase + 1}/{len(PHASES)})",
+        f"*Last update*\n{_slack_date(state.updated_at)}",
+    ]
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*{title}*"}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": text} for text in fields]},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"`{progress}`"}},
+    ]
+    if state.detail:
+        blocks.append(
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(state.detail)}]}
+        )
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": f"`{state.migration_id}`"}],
+        }
+    )
+    text = (
+        f"{state.target_vm_name} ({state.app_name}, {state.wave}): {state.outcome}, "
+        f"{PHASES[state.phase]}"
+    )
+    return Message(text, tuple(blocks))
+
+
+def root_metadata(state: ThreadState) -> dict[str, Any]:
+    """Message metadata: which event the root shows (lets anyone measure Slack's lag)."""
+    return {
+        "event_type": METADATA_EVENT_TYPE,
+        "event_payload": {
+            "migration_id": state.migration_id,
+            "sequence": state.sequence,
+            "event_time": state.updated_at,
+            "outcome": state.outcome,
+        },
+    }
+
+
+def _progress(state: ThreadState) -> str:
+    done = len(PHASES) if state.outcome == "migrated" else state.phase
+    bar = "".join("■" if i < done else "□" for i in range(len(PHASES)))
+    names = " > ".join(
+        f"[{name}]" if i == state.phase and state.outcome != "migrated" else name
+        for i, name in enumerate(PHASES)
+    )
+    return f"{bar}  {names}"
+
+
+def approval_request_message(event: ApprovalRequested) -> Message:
+    approvers = _mention_all(event.approvers)
+    expires = _slack_date(event.expires_at.isoformat())
+    text = f"Approval needed: {event.summary} Approvers: {approvers}"
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": (
+                    f":raised_hand: *Approval needed* {approvers}\n{event.summary}\n"
+                    f"The test instance passed its checks. Expires {expires}."
+                ),
+            },
+        },
+        {
+            "type": "actions",
+            "block_id": "approval",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": APPROVE_ACTION,
+                    "text": {"type": "plain_text", "text": "Approve"},
+                    "style": "primary",
+                    "value": event.approval_id,
+                },
+                {
+                    "type": "button",
+                    "action_id": REJECT_ACTION,
+                    "text": {"type": "plain_text", "text": "Reject"},
+                    "style": "danger",
+                    "value": event.approval_id,
+                },
+            ],
+        },
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": f"`{event.approval_id}`"}],
+        },
+    ]
+    return Message(text, tuple(blocks))
+
+
+def approval_decided_message(
+    approval_id: str, decision: str, decided_by: str, reason: str, at: str
+) -> Message:
+    """The approval message once decided: the buttons are gone, the decision stays."""
+    when = _slack_date(at)
+    line = {
+        "APPROVED": f":white_check_mark: *Approved* by {_who(decided_by)} {when}",
+        "REJECTED": f":no_entry: *Rejected* by {_who(decided_by)} {when}: {_clip(reason)}",
+        "EXPIRED": f":hourglass: *Expired* {when}: nobody decided in time; rolling back",
+    }.get(decision, f"{decision} by {_who(decided_by)} {when}")
+    blocks = (
+        {"type": "section", "text": {"type": "mrkdwn", "text": line}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"`{approval_id}`"}]},
+    )
+    return Message(line, blocks)
+
+
+def mention(principal: str) -> str:
+    """``<@U...>`` for a user, ``<!subteam^S...>`` for a user group."""
+    return f"<!subteam^{principal}>" if principal.startswith("S") else f"<@{principal}>"
+
+
+def _mention_all(principals: list[str]) -> str:
+    return ", ".join(mention(p) for p in principals) or "nobody (no approvers listed)"
+
+
+def _who(user: str) -> str:
+    return "Wavepilot" if user == "wavepilot" else f"<@{user}>"
+
+
+def _slack_date(iso: str) -> str:
+    """Slack renders ``<!date^epoch^...|fallback>`` in each reader's own time zone."""
+    if not iso:
+        return "-"
+    moment = datetime.fromisoformat(iso)
+    epoch = int(moment.timestamp())
+    return f"<!date^{epoch}^{{date_short_pretty}} {{time_secs}}|{moment.isoformat()}>"
+
+
+def _clip(text: str, limit: int = 2_000) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,157 @@
+"""An operator's rollback: stop the migration's execution and run the rollback on its own.
+
+Step Functions cannot move a running execution to another state, so a requested rollback
+stops the execution (``StopExecution``, which also ends a wait at the approval gate) and
+starts a new execution of the same state machine with the original input plus
+``rollbackRequest``; the definition sends such an execution straight to ``Rollback``, which
+polls until nothing launched is left, as after any failure. Only the wave's operators may
+ask (a listed user or a member of a listed user group); a finalized migration is refused,
+because MGN cannot take back a finalized cutover. Every attempt is audited.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+
+from orchestration.adapters.state_store import MigrationRecord, MigrationStore
+from orchestration.pipeline.approvals import GroupMembership, no_groups
+from orchestration.pipeline.errors import ROLLBACK_REQUESTED
+
+if TYPE_CHECKING:
+    from mypy_boto3_stepfunctions.client import SFNClient
+
+FINALIZED = "COMPLETED"
+ROLLED_BACK = "ROLLED_BACK"
+
+
+class RollbackRequestError(Exception):
+    """A rollback that was not started; the message says why and what to do."""
+
+
+class NotAnOperatorError(RollbackRequestError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackStarted:
+    migration_id: str
+    execution_arn: str
+    stopped_execution_arn: str | None
+
+
+class RollbackService:
+    def __init__(
+        self,
+        store: MigrationStore,
+        stepfunctions: SFNClient,
+        state_machine_arn: str,
+        clock: Callable[[], datetime],
+        default_operators: list[str],
+    ) -> None:
+        self._store = store
+        self._sfn = stepfunctions
+        self._state_machine_arn = state_machine_arn
+        self._clock = clock
+        self._default_operators = default_operators
+
+    def operators(self, record: MigrationRecord) -> list[str]:
+        spec = record.request.spec
+        return list(spec.operators) if spec is not None else list(self._default_operators)
+
+    def check(
+        self, migration_id: str, *, user: str, is_member: GroupMembership = no_groups
+    ) -> MigrationRecord:
+        """The migration, if ``user`` may roll it back now; else audit the refusal and raise
+        saying why."""
+        try:
+            return self._check(migration_id, user=user, is_member=is_member)
+        except RollbackRequestError as exc:
+            self._store.audit_migration(
+                migration_id,
+                actor=user,
+                action="rollback",
+                outcome="refused",
+                detail=str(exc),
+                now=self._clock(),
+            )
+            raise
+
+    def _check(
+        self, migration_id: str, *, user: str, is_member: GroupMembership
+    ) -> MigrationRecord:
+        record = self._store.get(migration_id)
+        if record is None:
+            raise RollbackRequestError(f"no migration {migration_id}: check the ID")
+        operators = self.operators(record)
+        if user not in operators and not any(
+            group.startswith("S") and is_member(user, group) for group in operators
+        ):
+            raise NotAnOperatorError(
+                f"<@{user}> is not an operator of {record.wave}; its operators are "
+                + (", ".join(operators) or "nobody")
+            )
+        if record.status == FINALIZED:
+            raise RollbackRequestError(
+                f"{record.target_vm_name} is finalized: the AWS instance is production and MGN "
+                "cannot take a finalized cutover back. Roll back by hand (docs/RUNBOOK.md)."
+            )
+        if record.status == ROLLED_BACK:
+            raise RollbackRequestError(f"{record.target_vm_name} is already rolled back")
+        if record.step == "Rollback":
+            raise RollbackRequestError(f"{record.target_vm_name} is already rolling back")
+        if not record.execution_arn:
+            raise RollbackRequestError(
+                f"{record.target_vm_name} has no execution yet: nothing to roll back"
+            )
+        return record
+
+    def request(
+        self,
+        migration_id: str,
+        *,
+        user: str,
+        reason: str,
+        is_member: GroupMembership = no_groups,
+    ) -> RollbackStarted:
+        now = self._clock()
+        if not reason.strip():
+            raise RollbackRequestError("a rollback needs a reason (it goes in the thread)")
+        record = self.check(migration_id, user=user, is_member=is_member)
+        assert record.execution_arn is not None
+        execution = self._sfn.describe_execution(executionArn=record.execution_arn)
+        stopped = None
+        if execution["status"] == "RUNNING":
+            try:
+                self._sfn.stop_execution(
+                    executionArn=record.execution_arn,
+                    error=ROLLBACK_REQUESTED,
+                    cause=f"rollback requested by {user}: {reason}"[:32_000],
+                )
+                stopped = record.execution_arn
+            except ClientError as exc:  # it ended meanwhile: roll back what it left
+                if exc.response["Error"]["Code"] != "ExecutionDoesNotExist":
+                    raise
+        request = {"requestedBy": user, "reason": f"requested by <@{user}>: {reason.strip()}"}
+        payload = {**json.loads(execution.get("input") or "{}"), "rollbackRequest": request}
+        suffix = f"-rollback-{int(now.timestamp())}"
+        name = f"{migration_id}-{record.revision}"[: 80 - len(suffix)] + suffix
+        started = self._sfn.start_execution(
+            stateMachineArn=self._state_machine_arn, name=name, input=json.dumps(payload)
+        )
+        arn = started["executionArn"]
+        self._store.set_execution(migration_id, record.revision, arn, now)
+        self._store.audit_migration(
+            migration_id,
+            actor=user,
+            action="rollback",
+            outcome="started",
+            detail=f"{reason.strip()} (stopped {stopped or 'nothing'}; started {arn})",
+            now=now,
+        )
+        return RollbackStarted(migration_id, arn, stopped)

@@ -1,0 +1,485 @@
+"""The Slack bot end to end on the embedded system: real Bolt app, real slack_sdk, the Slack
+stand-in on loopback, the real pipeline behind them."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
+import boto3
+import pytest
+
+from bot.commands import ROLLBACK_CONFIRM_ACTION
+from bot.thread_store import SlackThread, ThreadStore
+from bot.threads import APPROVE_ACTION
+from orchestration import observability
+from orchestration.handlers import wiring
+from orchestration.local.driver import MigrationDriver
+from orchestration.local.runtime import LOCAL_REGION
+from orchestration.local.slack import Thread
+from orchestration.local.system import EmbeddedSystem, SystemOptions
+from orchestration.migration_request import MigrationRequest
+from orchestration.statemachine import Timings
+from tests.support.pipeline import example_requests, spec_of
+
+FAST = replace(Timings.local(), launch_timeout_seconds=3, approval_timeout_seconds=60)
+WAVE_1_CHANNEL = "C07WAVE0001"
+ALICE = "U07ALICE001"  # a listed approver and operator of wave-1
+BOB = "U07BOBOPS01"  # an operator of wave-1, not an approver
+MALLORY = "U0MALLORY01"  # in the workspace, in no list
+
+
+@pytest.fixture
+def system() -> Iterator[EmbeddedSystem]:
+    with EmbeddedSystem(SystemOptions(timings=FAST)) as running:
+        assert running.slack is not None
+        running.slack.add_user(MALLORY, name="mallory", email="mallory@contoso.com")
+        yield running
+
+
+@pytest.fixture
+def driver(system: EmbeddedSystem) -> MigrationDriver:
+    return MigrationDriver(system)
+
+
+def _threads() -> ThreadStore:
+    table = boto3.resource("dynamodb", region_name=LOCAL_REGION).Table(wiring.store()._table.name)
+    return ThreadStore(table)
+
+
+def _wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def _settled_thread(system: EmbeddedSystem, migration_id: str, outcome: str) -> Thread:
+    """The migration's Slack thread once its root shows ``outcome`` (the bot may lag)."""
+    assert system.slack is not None
+
+    def shown() -> Thread | None:
+        stored = _threads().get(migration_id)
+        if stored is None or stored.root_owed or stored.state.outcome != outcome:
+            return None
+        return system.slack.thread(stored.channel, stored.ts) if system.slack else None
+
+    thread: Thread = _wait_for(f"{migration_id} to show {outcome} in Slack", shown)
+    return thread
+
+
+def _stored(migration_id: str) -> SlackThread:
+    thread: SlackThread = _wait_for(
+        f"{migration_id}'s approval message", lambda: _approval_posted(migration_id)
+    )
+    return thread
+
+
+def _approval_posted(migration_id: str) -> SlackThread | None:
+    stored = _threads().get(migration_id)
+    return stored if stored is not None and stored.approval_ts else None
+
+
+def _start(
+    system: EmbeddedSystem, driver: MigrationDriver, count: int = 1
+) -> list[MigrationRequest]:
+    requests = example_requests()[:count]
+    system.seed([spec_of(r) for r in requests])
+    driver.send(requests)
+    return requests
+
+
+def _wait_at_gate(driver: MigrationDriver, migration_id: str) -> None:
+    _wait_for(
+        "the approval gate",
+        lambda: (
+            (record := wiring.store().get(migration_id)) is not None
+            and record.step == "AwaitApproval"
+        ),
+        timeout=60,
+    )
+
+
+def test_a_migration_has_one_thread_whose_root_is_edited_and_replies_tell_the_story(
+    system: EmbeddedSystem, driver: MigrationDriver
+) -> None:
+    [request] = _start(system, driver)
+    outcome = driver.wait([request.migration_id])[request.migration_id]
+    assert outcome.status == "SUCCEEDED", outcome.cause
+
+    thread = _settled_thread(system, request.migration_id, "migrated")
+    assert system.slack is not None
+    # One root in the wave's channel, edited in place (not reposted) as the phase changed.
+    roots = system.slack.channel_messages(WAVE_1_CHANNEL)
+    assert [m.ts for m in roots] == [thread.ts]
+    assert thread.channel == WAVE_1_CHANNEL
+    assert len(thread.root.edits) >= 5
+    assert "migrated" in thread.root.text
+    assert "Finalize" in thread.root.text
+    assert thread.root.versions[0].text.endswith("queued, Queued")
+    # Replies, in order: the milestones and the approval message (decided by a click).
+    kinds = [_kind(reply.text) for reply in thread.replies]
+    assert kinds == [
+        "replication ready",
+        "test launch",
+        "test verified",
+        "approved",
+        "cut over",
+        "finalized",
+    ]
+    approval = thread.replies[3]
+    assert not any(b.get("type") == "actions" for b in approval.blocks)  # buttons gone
+    assert f"<@{ALICE}>" in approval.text
+    # The thread's ts is kept with the migration.
+    assert _threads().get(request.migration_id) is not None
+    stored = _threads().get(request.migration_id)
+    assert stored is not None
+    assert stored.ts == thread.ts
+    # The root carries which event it shows (metadata), the last one.
+    metadata = thread.root.metadata or {}
+    assert metadata["event_payload"]["outcome"] == "migrated"
+
+
+def _kind(text: str) -> str:
+    for needle, kind in (
+        ("Replication ready", "replication ready"),
+        ("Test launch started", "test launch"),
+        ("Test instance verified", "test verified"),
+        ("*Approved*", "approved"),
+        ("*Rejected*", "rejected"),
+        ("Cut over", "cut over"),
+        ("Finalized", "finalized"),
+        ("Rolling back", "rolling back"),
+        ("Rolled back", "rolled back"),
+        ("failed*", "failed"),
+        ("*Expired*", "expired"),
+        ("Approval needed", "approval needed"),
+    ):
+        if needle in text:
+            return kind
+    return text
+
+
+def test_a_rejection_in_the_modal_rolls_the_migration_back(
+    system: EmbeddedSystem, driver: MigrationDriver
+) -> None:
+    [request] = _start(system, driver)
+    outcome = driver.wait(
+        [request.migration_id], approver=lambda record, approvers: ("REJECTED", ALICE)
+    )[request.migration_id]
+
+    assert outcome.record_status == "ROLLED_BACK"
+    thread = _settled_thread(system, request.migration_id, "rolled back")
+    kinds = [_kind(reply.text) for reply in thread.replies]
+    assert kinds[:4] == ["replication ready", "test launch", "test verified", "rejected"], kinds
+    assert "rolling back" in kinds
+    assert "rolled back" in kinds
+    assert "rejected by the simulated approver" in thread.replies[3].text
+    assert "rolled back" in thread.root.text
+
+
+def test_an_approver_who_is_not_listed_and_the_requester_are_refused_and_audited(
+    system: EmbeddedSystem, driver: MigrationDriver
+) -> None:
+    assert system.slack is not None
+    # The change's author (dana@contoso.com) is in Slack, and in a listed group.
+    system.slack.add_user("U0DANA00001", name="dana", email="dana@contoso.com")
+    [request] = _start(system, driver)
+    system.slack.add_usergroup("S07MIGLEADS", "migleads", ["U0LOCALLEAD1", "U0DANA00001"])
+    _wait_at_gate(driver, request.migration_id)
+    stored = _stored(request.migration_id)
+
+    for user in (MALLORY, "U0DANA00001"):
+        response = system.slack.click_button(
+            user=user,
+            channel=stored.channel,
+            message_ts=stored.approval_ts,
+            action_id=APPROVE_ACTION,
+        )
+        assert response.status == 200  # acknowledged; the answer is ephemeral
+
+    def refusals() -> list[str]:
+        assert system.slack is not None
+        return [m.text for m in system.slack.ephemeral_messages() if ":warning:" in m.text]
+
+    texts = _wait_for("two refusals", lambda: len(refusals()) == 2 and refusals())
+    assert any(f"<@{MALLORY}> is not an approver of wave-1" in t for t in texts), texts
+    assert any("you requested this change" in t for t in texts), texts
+    trail = wiring.store().audit_trail(stored.approval_id)
+    assert sorted((a["actor"], a["outcome"]) for a in trail) == [
+        ("U0DANA00001", "refused"),
+        (MALLORY, "refused"),
+    ]
+    approval = wiring.store().approval(stored.approval_id)
+    assert approval is not None
+    assert approval.status == "PENDING"
+    # The migration still waits; a listed approver then decides it.
+    outcome = driver.wait([request.migration_id])[request.migration_id]
+    assert outcome.status == "SUCCEEDED"
+
+
+def test_a_double_click_decides_once_and_the_second_is_told_who_decided(
+    system: EmbeddedSystem, driver: MigrationDriver
+) -> None:
+    assert system.slack is not None
+    assert system.api_calls is not None
+    [request] = _start(system, driver)
+    _wait_at_gate(driver, request.migration_id)
+    stored = _stored(request.migration_id)
+    approve = stored.approval_ts
+
+    for _ in range(2):
+        system.slack.click_button(
+            user=ALICE,
+            channel=stored.channel,
+            message_ts=approve,
+            action_id=APPROVE_ACTION,
+            value=stored.approval_id,  # the second click may come after the buttons went
+        )
+    outcome = driver.wait([request.migration_id], approver=None)[request.migration_id]
+
+    assert outcome.status == "SUCCEEDED"
+    trail = wiring.store().audit_trail(stored.approval_id)
+    assert sorted(a["outcome"] for a in trail) == ["decided", "refused"]
+    already = [m.text for m in system.slack.ephemeral_messages(ALICE) if "already" in m.text]
+    assert already
+    assert f"already approved by <@{ALICE}>" in already[0]
+    successes = [
+        n for op, n in system.api_calls.by_operation().items() if op.endswith(".SendTaskSuccess")
+    ]
+    assert successes == [1]
+
+
+def test_forged_and_stale_requests_are_refused(
+    system: EmbeddedSystem, driver: MigrationDriver
+) -> None:
+    assert system.slack is not None
+    forged = system.slack.slash_command(
+        user=ALICE, channel=WAVE_1_CHANNEL, text="help", signing_secret="not-the-secret"
+    )
+    stale = system.slack.slash_command(
+        user=ALICE, channel=WAVE_1_CHANNEL, text="help", timestamp=int(time.time()) - 600
+    )
+    fine = system.slack.slash_command(user=ALICE, channel=WAVE_1_CHANNEL, text="help")
+
+    assert (forged.status, stale.status, fine.status) == (401, 401, 200)
+
+
+def test_status_commands_answer_ephemerally(
+    system: EmbeddedSystem, driver: MigrationDriver
+) -> None:
+    assert system.slack is not None
+    [request] = _start(system, driver)
+    driver.wait([request.migration_id])
+
+    def answer(text: str) -> str:
+        assert system.slack is not None
+        before = len(system.slack.ephemeral_messages(BOB))
+        system.slack.slash_command(user=BOB, channel=WAVE_1_CHANNEL, text=text)
+        return str(
+            _wait_for(
+                f"an answer to {text!r}",
+                lambda: (
+                    (found := system.slack.ephemeral_messages(BOB) if system.slack else [])
+                    and len(found) > before
+                    and found[-1].text
+                ),
+            )
+        )
+
+    assert "intranet-web-01" in answer(f"status {request.migration_id}")
+    assert "COMPLETED" in answer(f"status {request.migration_id}")
+    assert "wave-1" in answer("status wave-1")
+    assert "usage: `/wavepilot status" in answer("status")
+    assert "unknown command `deploy`" in answer("deploy everything")
+    assert "`/wavepilot` commands" in answer("help")
+    assert "already" in answer(f"approve {request.migration_id}")
+    assert "is finalized" in answer(f"rollback {request.migration_id} too late")
+
+
+def test_an_operator_rolls_a_migration_back_mid_run_after_confirming(
+    system: EmbeddedSystem, driver: MigrationDriver
+) -> None:
+    assert system.slack is not None
+    [request] = _start(system, driver)
+    _wait_at_gate(driver, request.migration_id)
+
+    # Not an operator: refused (and audited), nothing stops.
+    system.slack.slash_command(
+        user=MALLORY, channel=WAVE_1_CHANNEL, text=f"rollback {request.migration_id} because"
+    )
+    _wait_for(
+        "the refusal",
+        lambda: (
+            system.slack is not None
+            and any("not an operator" in m.text for m in system.slack.ephemeral_messages(MALLORY))
+        ),
+    )
+    # An operator: asked to confirm first.
+    system.slack.slash_command(
+        user=BOB,
+        channel=WAVE_1_CHANNEL,
+        text=f'rollback {request.migration_id} "app team found a licence problem"',
+    )
+    question = _wait_for(
+        "the confirmation",
+        lambda: (
+            system.slack is not None
+            and next(
+                (m for m in system.slack.ephemeral_messages(BOB) if "Roll back *" in m.text), None
+            )
+        ),
+    )
+    system.slack.click_ephemeral_button(
+        user=BOB, message=question, action_id=ROLLBACK_CONFIRM_ACTION
+    )
+    outcome = driver.wait([request.migration_id], approver=None)[request.migration_id]
+
+    assert outcome.record_status == "ROLLED_BACK"
+    rollback = next(s for s in outcome.steps if s["step"] == "Rollback")
+    assert f"requested by <@{BOB}>: app team found a licence problem" in rollback["message"]
+    server_id = wiring.mgn().source_servers()[0].source_server_id
+    reservations = system.client("ec2").describe_instances(
+        Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}]
+    )["Reservations"]
+    assert [i for r in reservations for i in r["Instances"]] == []
+    assert server_id
+    trail = wiring.store().migration_audit_trail(request.migration_id)
+    assert sorted((a["actor"], a["outcome"]) for a in trail) == [
+        (BOB, "started"),
+        (MALLORY, "refused"),
+    ]
+    thread = _settled_thread(system, request.migration_id, "rolled back")
+    assert any("licence problem" in reply.text for reply in thread.replies)
+    # The gate the stopped execution waited at is closed, and says why.
+    stored = _threads().get(request.migration_id)
+    assert stored is not None
+    approval_message = next(r for r in thread.replies if r.ts == stored.approval_ts)
+    assert "*Expired*" in approval_message.text
+
+
+def test_a_storm_of_429s_still_delivers_every_final_state(
+    system: EmbeddedSystem, driver: MigrationDriver
+) -> None:
+    assert system.slack is not None
+    system.slack.inject_rate_limits(25, method="chat.update", retry_after=1)
+    system.slack.inject_rate_limits(15, method="chat.postMessage", retry_after=1)
+    requests = _start(system, driver, count=3)
+    outcomes = driver.wait([r.migration_id for r in requests], timeout=180)
+
+    assert {o.status for o in outcomes.values()} == {"SUCCEEDED"}
+    for request in requests:
+        thread = _settled_thread(system, request.migration_id, "migrated")
+        assert "migrated" in thread.root.text
+        assert _kind(thread.replies[-1].text) == "finalized"
+    limited = system.slack.rate_limited()
+    assert limited.get("chat.update", 0) >= 25
+    assert limited.get("chat.postMessage", 0) >= 15
+
+
+def test_no_task_token_reaches_slack_or_the_logs(
+    system: EmbeddedSystem, driver: MigrationDriver
+) -> None:
+    assert system.slack is not None
+    # Everything logged at the level Lambda runs at: the Powertools JSON lines exactly as
+    # Lambda would ship them (with the keys the handlers append), and every other library.
+    logged = io.StringIO()
+    powertools_handler = observability.logger.registered_handler
+    assert isinstance(powertools_handler, logging.StreamHandler)
+    previous = powertools_handler.setStream(logged)
+    others = logging.StreamHandler(logged)
+    logging.getLogger().addHandler(others)
+    try:
+        [request] = _start(system, driver)
+        outcome = driver.wait([request.migration_id])[request.migration_id]
+        assert outcome.status == "SUCCEEDED"
+        _settled_thread(system, request.migration_id, "migrated")
+    finally:
+        logging.getLogger().removeHandler(others)
+        powertools_handler.setStream(previous)
+    approval_id = wiring.store().pending_approval_id(request.migration_id)
+    assert approval_id is not None
+    item = wiring.store()._table.get_item(Key={"pk": f"APPROVAL#{approval_id}", "sk": "META"})[
+        "Item"
+    ]
+    token = str(item["taskToken"])
+    assert len(token) > 20
+
+    seen_by_slack = [r.body for r in system.slack.requests()]
+    assert any(approval_id in body for body in seen_by_slack)  # the scan sees the traffic
+    assert not [body for body in seen_by_slack if token in body]
+    text = logged.getvalue()
+    assert request.migration_id in text  # the handlers' logs were captured
+    assert token not in text
+
+
+def test_duplicate_and_out_of_order_events_are_dropped(
+    system: EmbeddedSystem, driver: MigrationDriver
+) -> None:
+    from bot.handlers import slack_notifier
+    from tests.support.lambda_context import FakeLambdaContext
+
+    [request] = _start(system, driver)
+    outcome = driver.wait([request.migration_id])[request.migration_id]
+    assert outcome.status == "SUCCEEDED"
+    thread = _settled_thread(system, request.migration_id, "migrated")
+    replies_before = len(thread.replies)
+    stale = {
+        "detail-type": "MigrationStatusUpdated",
+        "detail": {
+            "migrationId": request.migration_id,
+            "wave": "wave-1",
+            "appName": "intranet",
+            "targetVmName": "intranet-web-01",
+            "correlationId": "x",
+            "sequence": 3,
+            "timestamp": "2026-01-01T00:00:00+00:00",
+            "step": "WaitForReplication",
+            "status": "SUCCEEDED",
+            "message": "replication ready (continuous)",
+        },
+    }
+    event = {
+        "Records": [
+            _sqs_record("m-1", json.dumps(stale)),
+            _sqs_record("m-2", json.dumps(stale)),
+        ]
+    }
+    result = slack_notifier.handler(event, FakeLambdaContext())
+
+    assert result == {"batchItemFailures": []}
+    assert system.slack is not None
+    after = system.slack.thread(thread.channel, thread.ts)
+    assert len(after.replies) == replies_before
+    assert "migrated" in after.root.text
+
+
+def _sqs_record(message_id: str, body: str) -> dict[str, Any]:
+    return {
+        "messageId": message_id,
+        "receiptHandle": message_id,
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": "0",
+            "SenderId": "x",
+            "ApproximateFirstReceiveTimestamp": "0",
+            "MessageGroupId": "status-events",
+            "SequenceNumber": "1",
+            "MessageDeduplicationId": message_id,
+        },
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q.fifo",
+        "awsRegion": "us-east-1",
+    }
