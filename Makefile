@@ -3,10 +3,13 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.wavepilot-installed
+# checkov pins an older boto3 than the lock: it gets its own virtualenv and pins.
+CHECKOV_VENV  := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.checkov-installed
 PIP_VERSION := 25.3
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test lint fmt bench lock schema clean
+.PHONY: help venv demo test lint fmt bench lock schema clean package
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -19,6 +22,12 @@ $(STAMP): pyproject.toml requirements/lock.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
 
+$(CHECKOV_STAMP): requirements/checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check pip==$(PIP_VERSION)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/checkov.txt
+	@touch $(CHECKOV_STAMP)
+
 venv: $(STAMP) ## create or refresh .venv from the pins
 
 demo: $(STAMP) ## run the whole system locally on the embedded default
@@ -27,11 +36,12 @@ demo: $(STAMP) ## run the whole system locally on the embedded default
 test: lint ## lint, then the whole test suite
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff, ruff format --check, mypy, zizmor (workflows)
+lint: $(STAMP) $(CHECKOV_STAMP) ## ruff, ruff format --check, mypy, zizmor, checkov
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/zizmor --offline --persona pedantic .github/workflows
+	$(CHECKOV_VENV)/bin/checkov -d terraform --framework terraform --quiet --compact --skip-download
 
 fmt: $(STAMP) ## format and fix what ruff can
 	$(BIN)/ruff format .
@@ -52,5 +62,8 @@ lock: ## re-resolve requirements/lock.txt from pyproject.toml (needs the package
 	.lock-venv/bin/python -m pip freeze --exclude-editable > requirements/lock.txt
 	rm -rf .lock-venv
 
+package: $(STAMP) ## the Lambda zip for Terraform's runtime, reproducibly, into dist/
+	$(BIN)/python -m orchestration.packaging $(PACKAGE_ARGS)
+
 clean: ## remove the virtualenv and caches
-	rm -rf $(VENV) .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(CHECKOV_VENV) .mypy_cache .ruff_cache build *.egg-info dist .lambda-cache

@@ -85,3 +85,36 @@ resource "aws_lambda_permission" "events_callback_handler" {
   principal     = "events.amazonaws.com"
   source_arn    = aws_cloudwatch_event_rule.status_callbacks.arn
 }
+
+# Every status event, in order, to the Slack bot's FIFO queue (the notifier keeps one thread
+# per migration). EventBridge takes only a fixed group ID: naming.SLACK_STATUS_MESSAGE_GROUP.
+resource "aws_cloudwatch_event_rule" "status_to_slack" {
+  name           = local.names.status_to_slack_rule
+  description    = "Every migration event: show it in the migration's Slack thread."
+  event_bus_name = aws_cloudwatch_event_bus.this.name
+
+  event_pattern = jsonencode({
+    source        = ["wavepilot.migrations"]
+    "detail-type" = local.status_detail_types
+  })
+}
+
+resource "aws_cloudwatch_event_target" "slack_status" {
+  rule           = aws_cloudwatch_event_rule.status_to_slack.name
+  event_bus_name = aws_cloudwatch_event_bus.this.name
+  target_id      = "status-to-slack"
+  arn            = aws_sqs_queue.slack_status.arn
+
+  sqs_target {
+    message_group_id = "status-events"
+  }
+
+  retry_policy {
+    maximum_event_age_in_seconds = 3600
+    maximum_retry_attempts       = 10
+  }
+
+  dead_letter_config {
+    arn = aws_sqs_queue.event_target_dlq.arn
+  }
+}

@@ -14,6 +14,8 @@ locals {
     finalize_cutover  = ["mgn_read", "mgn_finalize", "ec2_read", "state_read_write", "put_events", "kms_use"]
     callback_handler  = ["state_read_write", "callback_secret", "kms_use"]
     rollback_handler  = ["mgn_read", "mgn_rollback", "ec2_read", "task_tokens", "state_read_write", "put_events", "kms_use"]
+    slack_app         = ["slack_secrets", "bot_state", "put_events", "decide_approvals", "start_one_execution", "manage_executions", "invoke_self", "kms_decrypt"]
+    slack_notifier    = ["slack_token", "bot_state", "consume_status", "dead_letter_status", "kms_decrypt_and_generate"]
   }
 
   lambda_statements = {
@@ -90,6 +92,58 @@ locals {
       ]
       resources = ["*"]
     }
+    # The Slack bot (bot/): its secrets, its records, and what its commands and buttons do.
+    slack_secrets = {
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = [aws_secretsmanager_secret.slack_bot_token.arn, aws_secretsmanager_secret.slack_signing.arn]
+    }
+    slack_token = {
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = [aws_secretsmanager_secret.slack_bot_token.arn]
+    }
+    bot_state = {
+      actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"]
+      resources = [aws_dynamodb_table.state.arn, "${aws_dynamodb_table.state.arn}/index/gsi1"]
+    }
+    decide_approvals = {
+      # SendTask* take a task token and support no resource-level permissions.
+      actions   = ["states:SendTaskSuccess", "states:SendTaskFailure"]
+      resources = ["*"]
+    }
+    start_one_execution = {
+      actions   = ["states:StartExecution"]
+      resources = [local.state_machine_arn]
+    }
+    manage_executions = {
+      actions   = ["states:DescribeExecution", "states:StopExecution"]
+      resources = ["arn:${data.aws_partition.current.partition}:states:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:execution:${local.names.state_machine}:*"]
+    }
+    invoke_self = {
+      # Bolt's lazy listeners: the app invokes itself asynchronously (by name, built here to
+      # avoid a cycle between the function and its role's policy).
+      actions = ["lambda:InvokeFunction", "lambda:GetFunction"]
+      resources = [
+        local.slack_app_arn,
+        "${local.slack_app_arn}:*",
+      ]
+    }
+    consume_status = {
+      actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"]
+      resources = [aws_sqs_queue.slack_status.arn]
+    }
+    dead_letter_status = {
+      # A body that is no status event goes straight to the status DLQ with its reason.
+      actions   = ["sqs:SendMessage"]
+      resources = [aws_sqs_queue.slack_status_dlq.arn]
+    }
+    kms_decrypt = {
+      actions   = ["kms:Decrypt"]
+      resources = [aws_kms_key.this.arn]
+    }
+    kms_decrypt_and_generate = {
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [aws_kms_key.this.arn]
+    }
     ec2_launch_templates = {
       actions   = ["ec2:CreateLaunchTemplateVersion", "ec2:ModifyLaunchTemplate"]
       resources = ["arn:${data.aws_partition.current.partition}:ec2:${coalesce(var.mgn_region, var.aws_region)}:${data.aws_caller_identity.current.account_id}:launch-template/*"]
@@ -146,7 +200,7 @@ data "aws_iam_policy_document" "lambda" {
 
   # Failed asynchronous invocations go to the event target dead-letter queue.
   dynamic "statement" {
-    for_each = contains(["start_migration", "callback_handler"], each.key) ? [1] : []
+    for_each = contains(local.async_functions, each.key) ? [1] : []
     content {
       sid       = "AsyncFailures"
       actions   = ["sqs:SendMessage"]
@@ -161,6 +215,14 @@ resource "aws_iam_role_policy" "lambda" {
   name   = "least-privilege"
   role   = aws_iam_role.lambda[each.key].id
   policy = data.aws_iam_policy_document.lambda[each.key].json
+}
+
+# Private deployment only: the network interfaces Lambda creates in the private subnets.
+resource "aws_iam_role_policy_attachment" "lambda_vpc" {
+  for_each = { for key, function in local.lambda_functions : key => function if var.private_deployment }
+
+  role       = aws_iam_role.lambda[each.key].name
+  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
 }
 
 # The state machine: invokes the pipeline functions and nothing else.
@@ -187,8 +249,8 @@ resource "aws_iam_role" "state_machine" {
 
 data "aws_iam_policy_document" "state_machine" {
   statement {
-    sid       = "InvokePipelineFunctions"
-    actions   = ["lambda:InvokeFunction"]
+    sid     = "InvokePipelineFunctions"
+    actions = ["lambda:InvokeFunction"]
     resources = flatten([
       for function in local.pipeline_functions : [
         aws_lambda_function.this[function].arn,

@@ -1,5 +1,5 @@
-# One function per entry of local.lambda_functions (orchestration.naming.FUNCTIONS), all from
-# the same package; each with its own role (iam.tf) and log group.
+# One function per entry of local.lambda_functions (orchestration.naming.FUNCTIONS and
+# BOT_FUNCTIONS), all from the same package; each with its own role (iam.tf) and log group.
 resource "aws_cloudwatch_log_group" "lambda" {
   for_each = local.lambda_functions
 
@@ -9,22 +9,27 @@ resource "aws_cloudwatch_log_group" "lambda" {
 }
 
 resource "aws_lambda_function" "this" {
+  #checkov:skip=CKV_AWS_116:Asynchronously invoked functions (start_migration, callback_handler, slack_app) send failures to the events DLQ through on-failure destinations (aws_lambda_function_event_invoke_config), which AWS recommends over DLQ config; the rest are invoked synchronously (SQS mappings, Step Functions, the function URL), where a DLQ is never used.
+  #checkov:skip=CKV_AWS_272:The package is built reproducibly by `make package` and deployed from a local zip; Lambda code signing needs signer jobs over S3 objects, which this pipeline does not have. The deploy role and CI are the integrity control.
+  #checkov:skip=CKV_AWS_117:VPC placement is optional (var.private_deployment): the pipeline only calls AWS APIs, and the bot and callbacks call the internet, which a VPC would only reach through a NAT the operator provides.
+  #checkov:skip=CKV_AWS_115:Reserved concurrency is set where it protects a rate-limited API (local.lambda_reserved_concurrency: MGN callers, the Slack notifier = 1); the SQS-fed ingress handler is capped by its event source mapping instead, and the others are bounded by their callers.
   for_each = local.lambda_functions
 
-  function_name    = each.value.name
-  description      = "Wavepilot ${each.key}"
-  role             = aws_iam_role.lambda[each.key].arn
-  runtime          = "python3.11"
-  architectures    = ["x86_64"]
-  handler          = each.value.handler
-  filename         = var.lambda_package_path
-  source_code_hash = filebase64sha256(var.lambda_package_path)
-  timeout          = each.value.timeout
-  memory_size      = var.lambda_memory_size
-  kms_key_arn      = aws_kms_key.this.arn
+  function_name                  = each.value.name
+  description                    = "Wavepilot ${each.key}"
+  role                           = aws_iam_role.lambda[each.key].arn
+  runtime                        = "python3.11"
+  architectures                  = ["x86_64"]
+  handler                        = each.value.handler
+  filename                       = var.lambda_package_path
+  source_code_hash               = filebase64sha256(var.lambda_package_path)
+  timeout                        = each.value.timeout
+  memory_size                    = var.lambda_memory_size
+  kms_key_arn                    = aws_kms_key.this.arn
+  reserved_concurrent_executions = local.lambda_reserved_concurrency[each.key]
 
   environment {
-    variables = merge(local.common_environment, lookup(local.function_environment, each.key, {}))
+    variables = local.lambda_environment[each.key]
   }
 
   tracing_config {
@@ -36,7 +41,16 @@ resource "aws_lambda_function" "this" {
     log_group  = aws_cloudwatch_log_group.lambda[each.key].name
   }
 
-  depends_on = [aws_iam_role_policy.lambda]
+  # Optional private deployment (network.tf): private subnets, AWS APIs through VPC endpoints.
+  dynamic "vpc_config" {
+    for_each = var.private_deployment ? [1] : []
+    content {
+      subnet_ids         = var.private_subnet_ids
+      security_group_ids = [aws_security_group.lambda[0].id]
+    }
+  }
+
+  depends_on = [aws_iam_role_policy.lambda, aws_iam_role_policy_attachment.lambda_vpc]
 }
 
 # The request queue feeds the ingress handler; it reports failed records one by one
@@ -46,14 +60,29 @@ resource "aws_lambda_event_source_mapping" "requests" {
   function_name           = aws_lambda_function.this["ingress_handler"].arn
   batch_size              = 10
   function_response_types = ["ReportBatchItemFailures"]
+
+  scaling_config {
+    maximum_concurrency = var.ingress_max_concurrency
+  }
 }
 
-# EventBridge invokes these two asynchronously: failed invocations go to the dead-letter queue.
-resource "aws_lambda_function_event_invoke_config" "event_targets" {
-  for_each = toset(["start_migration", "callback_handler"])
+# The ordered status queue feeds the Slack notifier, one batch at a time (one message group
+# and reserved concurrency 1); a failed record and everything after it in the group is retried.
+resource "aws_lambda_event_source_mapping" "slack_status" {
+  event_source_arn        = aws_sqs_queue.slack_status.arn
+  function_name           = aws_lambda_function.this["slack_notifier"].arn
+  batch_size              = 10
+  function_response_types = ["ReportBatchItemFailures"]
+}
 
-  function_name                = aws_lambda_function.this[each.key].function_name
-  maximum_retry_attempts       = 2
+# Invoked asynchronously (EventBridge; the Slack app by itself for lazy listeners): failed
+# invocations go to the dead-letter queue.
+resource "aws_lambda_function_event_invoke_config" "event_targets" {
+  for_each = toset(local.async_functions)
+
+  function_name = aws_lambda_function.this[each.key].function_name
+  # A lazy Slack listener is not retried: its user sees the failure and can click again.
+  maximum_retry_attempts       = each.key == "slack_app" ? 0 : 2
   maximum_event_age_in_seconds = 3600
 
   destination_config {
@@ -63,10 +92,44 @@ resource "aws_lambda_function_event_invoke_config" "event_targets" {
   }
 }
 
+# The Slack endpoint: Slack signs every request (the app verifies X-Slack-Signature with the
+# signing secret before anything else), so the URL itself takes no IAM auth.
+resource "aws_lambda_function_url" "slack_app" {
+  #checkov:skip=CKV_AWS_258:Slack cannot sign requests with SigV4; every request is authenticated by the Slack signing secret (HMAC over body and timestamp, replay window) in the Bolt app.
+  function_name      = aws_lambda_function.this["slack_app"].function_name
+  authorization_type = "NONE"
+}
+
+resource "aws_lambda_permission" "slack_app_url" {
+  #checkov:skip=CKV_AWS_301:The Slack endpoint must be reachable by Slack; only lambda:InvokeFunctionUrl with auth type NONE is granted, and requests are verified against the Slack signing secret.
+  statement_id           = "AllowSlackFunctionUrl"
+  action                 = "lambda:InvokeFunctionUrl"
+  function_name          = aws_lambda_function.this["slack_app"].function_name
+  principal              = "*"
+  function_url_auth_type = "NONE"
+}
+
 # Signing key for the status callbacks: the callback handler reads it by ARN. Its value is
 # set outside Terraform (aws secretsmanager put-secret-value), so it never enters the state.
 resource "aws_secretsmanager_secret" "callback_signing" {
+  #checkov:skip=CKV2_AWS_57:Receivers verify callbacks with this key, so rotating it is a coordinated change with them (docs/RUNBOOK.md); a rotation Lambda could not tell the receivers.
   name        = local.names.callback_signing_secret
   description = "HMAC key that signs Wavepilot status callbacks (a plain string)."
+  kms_key_id  = aws_kms_key.this.arn
+}
+
+# The Slack app's credentials, from the app's settings page (docs/DEPLOY.md). Created without
+# a version: the operator sets the values with put-secret-value, so they never enter the state.
+resource "aws_secretsmanager_secret" "slack_bot_token" {
+  #checkov:skip=CKV2_AWS_57:A Slack bot token is issued by Slack (reinstall or token rotation in the Slack app settings), not generated by AWS; rotation is an operator step in docs/RUNBOOK.md.
+  name        = local.names.slack_bot_token_secret
+  description = "Slack bot token (xoxb-...) of the Wavepilot Slack app (a plain string)."
+  kms_key_id  = aws_kms_key.this.arn
+}
+
+resource "aws_secretsmanager_secret" "slack_signing" {
+  #checkov:skip=CKV2_AWS_57:The Slack signing secret is issued by Slack (regenerated in the Slack app settings), not generated by AWS; rotation is an operator step in docs/RUNBOOK.md.
+  name        = local.names.slack_signing_secret
+  description = "Slack signing secret of the Wavepilot Slack app (a plain string)."
   kms_key_id  = aws_kms_key.this.arn
 }

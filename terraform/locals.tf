@@ -82,6 +82,42 @@ locals {
       handler = "orchestration.handlers.rollback_handler.handler"
       timeout = var.timings.task_timeout_seconds
     }
+    # The Slack bot (naming.BOT_FUNCTIONS): the Bolt app behind the function URL acknowledges
+    # within Slack's 3 s and runs lazy listeners in a second, asynchronous invocation of itself.
+    slack_app = {
+      name    = "${local.name_prefix}-slack-app"
+      handler = "bot.handlers.slack_app.handler"
+      timeout = 30
+    }
+    # The notifier's timeout times six is the status queue's visibility timeout (sqs.tf).
+    slack_notifier = {
+      name    = "${local.name_prefix}-slack-notifier"
+      handler = "bot.handlers.slack_notifier.handler"
+      timeout = 60
+    }
+  }
+
+  bot_functions = ["slack_app", "slack_notifier"]
+
+  # Reserved concurrency where it protects a rate-limited API. The notifier paces Slack calls
+  # in-process, so two copies would double the rate: exactly one. The functions that call MGN
+  # are capped so a large wave queues in Step Functions' retries (Lambda.TooManyRequests is
+  # retried) instead of in MGN's throttling. The rest are unreserved (null): the ingress
+  # handler is capped by its event source mapping instead (a reserved limit on an SQS-fed
+  # function makes throttled batches count as receives and dead-letter good requests).
+  lambda_reserved_concurrency = {
+    ingress_handler   = null
+    start_migration   = null
+    validate_input    = var.mgn_function_concurrency
+    prepare_source    = var.mgn_function_concurrency
+    trigger_migration = var.mgn_function_concurrency
+    verify_migration  = var.mgn_function_concurrency
+    request_approval  = null
+    finalize_cutover  = var.mgn_function_concurrency
+    callback_handler  = null
+    rollback_handler  = var.mgn_function_concurrency
+    slack_app         = null
+    slack_notifier    = 1
   }
 
   # The functions the state machine invokes (statemachine.FUNCTION_PLACEHOLDERS).
@@ -118,6 +154,39 @@ locals {
     }
   }
 
+  # The bot's functions read only their own settings (bot/config.py), not the pipeline's.
+  bot_environment = {
+    slack_app = {
+      SLACK_BOT_TOKEN_SECRET_ARN   = aws_secretsmanager_secret.slack_bot_token.arn
+      SLACK_SIGNING_SECRET_ARN     = aws_secretsmanager_secret.slack_signing.arn
+      DYNAMODB_TABLE_NAME          = aws_dynamodb_table.state.name
+      EVENTBRIDGE_BUS_NAME         = aws_cloudwatch_event_bus.this.name
+      STATE_MACHINE_ARN            = local.state_machine_arn
+      DEFAULT_APPROVERS            = join(",", var.default_approvers)
+      SLACK_DEFAULT_CHANNEL        = var.slack_default_channel
+      POWERTOOLS_SERVICE_NAME      = var.project_name
+      POWERTOOLS_METRICS_NAMESPACE = "Wavepilot"
+    }
+    slack_notifier = {
+      SLACK_BOT_TOKEN_SECRET_ARN   = aws_secretsmanager_secret.slack_bot_token.arn
+      SLACK_STATUS_DLQ_URL         = aws_sqs_queue.slack_status_dlq.url
+      DYNAMODB_TABLE_NAME          = aws_dynamodb_table.state.name
+      SLACK_DEFAULT_CHANNEL        = var.slack_default_channel
+      DEFAULT_APPROVERS            = join(",", var.default_approvers)
+      POWERTOOLS_SERVICE_NAME      = var.project_name
+      POWERTOOLS_METRICS_NAMESPACE = "Wavepilot"
+    }
+  }
+
+  # Each function's environment: the pipeline's common settings plus its own, or the bot's.
+  lambda_environment = merge(
+    {
+      for key in keys(local.lambda_functions) : key => merge(local.common_environment, lookup(local.function_environment, key, {}))
+      if !contains(local.bot_functions, key)
+    },
+    local.bot_environment,
+  )
+
   # Every templatefile() placeholder in orchestration/statemachine/migration.asl.json, and
   # nothing else (templatefile() fails on a missing one; a test checks both directions).
   state_machine_placeholders = {
@@ -138,4 +207,14 @@ locals {
     ApprovalTimeoutSeconds      = var.timings.approval_timeout_seconds
     ExecutionTimeoutSeconds     = var.timings.execution_timeout_seconds
   }
+}
+
+locals {
+  # Functions invoked asynchronously: EventBridge targets, and the Slack app's lazy listeners.
+  async_functions = ["start_migration", "callback_handler", "slack_app"]
+
+  slack_app_arn = "arn:${data.aws_partition.current.partition}:lambda:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:function:${local.lambda_functions.slack_app.name}"
+
+  # orchestration.events.EVENT_TYPES: every status event the bot shows in Slack.
+  status_detail_types = concat(["MigrationRequested"], local.callback_detail_types)
 }

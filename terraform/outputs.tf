@@ -37,3 +37,48 @@ output "kms_key_arn" {
   description = "ARN of the customer managed key that encrypts the orchestration's data."
   value       = aws_kms_key.this.arn
 }
+
+output "slack_endpoint_url" {
+  description = "The Slack app's request URL (Lambda function URL): put it in bot/slack-app-manifest.yaml's request_url fields."
+  value       = aws_lambda_function_url.slack_app.function_url
+}
+
+output "slack_bot_token_secret_arn" {
+  description = "ARN of the Slack bot token secret; set its value with put-secret-value."
+  value       = aws_secretsmanager_secret.slack_bot_token.arn
+}
+
+output "slack_signing_secret_arn" {
+  description = "ARN of the Slack signing secret; set its value with put-secret-value."
+  value       = aws_secretsmanager_secret.slack_signing.arn
+}
+
+output "slack_status_queue_url" {
+  description = "URL of the Slack bot's ordered status queue (FIFO)."
+  value       = aws_sqs_queue.slack_status.url
+}
+
+output "dashboard_url" {
+  description = "CloudWatch dashboard of the migrations."
+  value       = "https://${var.aws_region}.console.aws.amazon.com/cloudwatch/home?region=${var.aws_region}#dashboards/dashboard/${aws_cloudwatch_dashboard.this.dashboard_name}"
+}
+
+output "alarm_topic_arn" {
+  description = "SNS topic every alarm notifies; subscribe on-call endpoints to it."
+  value       = aws_sns_topic.alarms.arn
+}
+
+output "github_publish_role_arn" {
+  description = "For the repository variable WAVEPILOT_PUBLISH_ROLE_ARN (publish.yml); null without github_repository."
+  value       = try(aws_iam_role.github_publish[0].arn, null)
+}
+
+output "terraform_plan_role_arn" {
+  description = "For the repository variable TERRAFORM_PLAN_ROLE_ARN (deploy.yml plan job); null without github_repository."
+  value       = try(aws_iam_role.terraform_plan[0].arn, null)
+}
+
+output "terraform_apply_role_arn" {
+  description = "For the repository variable TERRAFORM_APPLY_ROLE_ARN (deploy.yml apply job); null without github_repository."
+  value       = try(aws_iam_role.terraform_apply[0].arn, null)
+}

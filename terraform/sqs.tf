@@ -57,7 +57,66 @@ data "aws_iam_policy_document" "event_target_dlq" {
       values = [
         aws_cloudwatch_event_rule.migration_requested.arn,
         aws_cloudwatch_event_rule.status_callbacks.arn,
+        aws_cloudwatch_event_rule.status_to_slack.arn,
       ]
+    }
+  }
+}
+
+# Status events on their way to the Slack bot, in order: FIFO, one message group (EventBridge
+# sets a fixed MessageGroupId), deduplicated by content (EventBridge sends no deduplication ID).
+resource "aws_sqs_queue" "slack_status_dlq" {
+  name                              = local.names.slack_status_dead_letter_queue
+  fifo_queue                        = true
+  content_based_deduplication       = true
+  message_retention_seconds         = 1209600
+  kms_master_key_id                 = aws_kms_key.this.arn
+  kms_data_key_reuse_period_seconds = 300
+}
+
+resource "aws_sqs_queue" "slack_status" {
+  name                        = local.names.slack_status_queue
+  fifo_queue                  = true
+  content_based_deduplication = true
+  # Six times the notifier's timeout, as AWS recommends for a Lambda event source.
+  visibility_timeout_seconds        = 6 * local.lambda_functions.slack_notifier.timeout
+  message_retention_seconds         = 345600
+  kms_master_key_id                 = aws_kms_key.this.arn
+  kms_data_key_reuse_period_seconds = 300
+
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.slack_status_dlq.arn
+    maxReceiveCount     = 5
+  })
+}
+
+resource "aws_sqs_queue_redrive_allow_policy" "slack_status_dlq" {
+  queue_url = aws_sqs_queue.slack_status_dlq.id
+
+  redrive_allow_policy = jsonencode({
+    redrivePermission = "byQueue"
+    sourceQueueArns   = [aws_sqs_queue.slack_status.arn]
+  })
+}
+
+resource "aws_sqs_queue_policy" "slack_status" {
+  queue_url = aws_sqs_queue.slack_status.id
+  policy    = data.aws_iam_policy_document.slack_status.json
+}
+
+data "aws_iam_policy_document" "slack_status" {
+  statement {
+    sid = "StatusToSlackRule"
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.slack_status.arn]
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [aws_cloudwatch_event_rule.status_to_slack.arn]
     }
   }
 }

@@ -62,9 +62,9 @@ variable "lambda_memory_size" {
 }
 
 variable "log_retention_days" {
-  description = "Retention of the Lambda and Step Functions log groups, in days."
+  description = "Retention of the Lambda and Step Functions log groups, in days (a year by default: the audit of approvals lives in these logs too)."
   type        = number
-  default     = 90
+  default     = 365
 
   validation {
     condition = contains(
@@ -169,7 +169,7 @@ variable "debug" {
 }
 
 variable "alarm_email" {
-  description = "Email address subscribed to alarms; null for none (monitoring is a later increment)."
+  description = "Email address subscribed to the alarm topic; null for none (subscribe other endpoints to the alarm_topic_arn output)."
   type        = string
   default     = null
 
@@ -179,8 +179,52 @@ variable "alarm_email" {
   }
 }
 
+variable "approval_alarm_hours" {
+  description = "Alarm when an approval gate expires (no decision within timings.approval_timeout_seconds); and, once the pending-approval age metric exists, when one waits longer than this many hours."
+  type        = number
+  default     = 24
+
+  validation {
+    condition     = var.approval_alarm_hours >= 1
+    error_message = "approval_alarm_hours must be at least 1."
+  }
+}
+
+variable "slack_default_channel" {
+  description = "Slack channel (ID such as C0123456789, or #name) for migrations whose wave names none (SLACK_DEFAULT_CHANNEL); empty for none."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.slack_default_channel == "" || can(regex("^(#[a-z0-9_-]{1,80}|[CG][A-Z0-9]{8,})$", var.slack_default_channel))
+    error_message = "slack_default_channel must be empty, a channel ID (C..., G...) or #name."
+  }
+}
+
+variable "mgn_function_concurrency" {
+  description = "Reserved concurrency of each function that calls MGN (keeps a large wave within MGN's API rate; Step Functions retries throttled invocations)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.mgn_function_concurrency >= 1 && floor(var.mgn_function_concurrency) == var.mgn_function_concurrency
+    error_message = "mgn_function_concurrency must be a whole number of at least 1."
+  }
+}
+
+variable "ingress_max_concurrency" {
+  description = "Maximum concurrent ingress handler invocations the request queue's event source mapping starts."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.ingress_max_concurrency >= 2 && var.ingress_max_concurrency <= 1000
+    error_message = "ingress_max_concurrency must be between 2 and 1000 (the SQS mapping's limits)."
+  }
+}
+
 variable "github_repository" {
-  description = "GitHub repository (owner/name) whose workflows deploy and send requests; null for none yet."
+  description = "GitHub repository (owner/name) whose workflows deploy and send requests; null creates no GitHub roles."
   type        = string
   default     = null
 
@@ -190,14 +234,103 @@ variable "github_repository" {
   }
 }
 
-variable "github_trusted_subjects" {
-  description = "OIDC subject claims allowed to assume the GitHub roles, e.g. repo:owner/name:environment:prod."
+variable "github_oidc_provider_arn" {
+  description = "ARN of an existing token.actions.githubusercontent.com OIDC provider in this account; null creates one (an account has at most one per URL)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.github_oidc_provider_arn == null || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:oidc-provider/token\\.actions\\.githubusercontent\\.com$", var.github_oidc_provider_arn))
+    error_message = "github_oidc_provider_arn must be null or the ARN of the token.actions.githubusercontent.com provider."
+  }
+}
+
+variable "github_publish_subjects" {
+  description = "OIDC subjects that may assume the publish role (publish.yml); empty means repo:<github_repository>:environment:production."
   type        = list(string)
   default     = []
 
   validation {
-    condition     = alltrue([for subject in var.github_trusted_subjects : startswith(subject, "repo:")])
-    error_message = "github_trusted_subjects entries must start with \"repo:\"."
+    condition     = alltrue([for subject in var.github_publish_subjects : startswith(subject, "repo:")])
+    error_message = "github_publish_subjects entries must start with \"repo:\"."
+  }
+}
+
+variable "github_apply_subjects" {
+  description = "OIDC subjects that may assume the Terraform apply role (deploy.yml apply job); empty means repo:<github_repository>:environment:production."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for subject in var.github_apply_subjects : startswith(subject, "repo:")])
+    error_message = "github_apply_subjects entries must start with \"repo:\"."
+  }
+}
+
+variable "github_plan_subjects" {
+  description = "OIDC subjects that may assume the read-only Terraform plan role (deploy.yml plan job); empty means repo:<github_repository>:pull_request."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for subject in var.github_plan_subjects : startswith(subject, "repo:")])
+    error_message = "github_plan_subjects entries must start with \"repo:\"."
+  }
+}
+
+variable "private_deployment" {
+  description = "Run every function in private subnets, reaching AWS APIs through VPC endpoints (Slack and callback URLs need a NAT in those subnets)."
+  type        = bool
+  default     = false
+}
+
+variable "vpc_id" {
+  description = "VPC of the private deployment; required when private_deployment is true."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.vpc_id == null || can(regex("^vpc-[0-9a-f]+$", var.vpc_id))
+    error_message = "vpc_id must be null or a VPC ID (vpc-...)."
+  }
+}
+
+variable "private_subnet_ids" {
+  description = "Private subnets (two or more Availability Zones) for the functions and interface endpoints."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for subnet in var.private_subnet_ids : can(regex("^subnet-[0-9a-f]+$", subnet))])
+    error_message = "private_subnet_ids entries must be subnet IDs (subnet-...)."
+  }
+}
+
+variable "private_route_table_ids" {
+  description = "Route tables of the private subnets: the DynamoDB gateway endpoint is added to them."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for table in var.private_route_table_ids : can(regex("^rtb-[0-9a-f]+$", table))])
+    error_message = "private_route_table_ids entries must be route table IDs (rtb-...)."
+  }
+}
+
+variable "enable_cloudtrail" {
+  description = "Create a multi-Region CloudTrail trail (and its hardened S3 bucket) for the audit trail; false when the organisation already has one."
+  type        = bool
+  default     = false
+}
+
+variable "cloudtrail_retention_days" {
+  description = "Days the audit trail's log files are kept in S3."
+  type        = number
+  default     = 2557
+
+  validation {
+    condition     = var.cloudtrail_retention_days >= 90
+    error_message = "cloudtrail_retention_days must be at least 90."
   }
 }
 

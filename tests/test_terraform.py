@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
+import json
 import re
 from collections.abc import Iterator
 from functools import cache
@@ -18,13 +20,23 @@ import hcl2
 import pytest
 from pydantic import AliasChoices
 
+from bot.config import BotSettings
+from orchestration.events import EVENT_TYPES
 from orchestration.local.provision import REQUEST_MAX_RECEIVE_COUNT, REQUEST_VISIBILITY_TIMEOUT
-from orchestration.naming import FUNCTIONS, ResourceNames, handler_path
+from orchestration.naming import (
+    BOT_FUNCTIONS,
+    FUNCTIONS,
+    SLACK_STATUS_MESSAGE_GROUP,
+    ResourceNames,
+    handler_path,
+)
 from orchestration.pipeline.callbacks import CALLBACK_DETAIL_TYPES
 from orchestration.settings import Settings
 from orchestration.statemachine import DEFINITION_FILE, FUNCTION_PLACEHOLDERS, Timings, placeholders
 
-TERRAFORM = Path(__file__).resolve().parent.parent / "terraform"
+REPO = Path(__file__).resolve().parent.parent
+TERRAFORM = REPO / "terraform"
+ALL_FUNCTIONS = FUNCTIONS + BOT_FUNCTIONS
 TF_FILES = sorted(TERRAFORM.glob("*.tf"))
 TFVARS_FILES = sorted((TERRAFORM / "environments").glob("*.tfvars"))
 
@@ -46,6 +58,30 @@ HANDLER_ENVIRONMENT = {
     "POWERTOOLS_METRICS_NAMESPACE",
 }
 FUNCTION_ONLY_ENVIRONMENT = {"callback_handler": {"CALLBACK_SIGNING_SECRET_ARN"}}
+# bot/config.py settings that exist for the embedded default only (plain-text credentials, the
+# Slack stand-in's URL, its accelerated clock): never set on AWS.
+BOT_LOCAL_ONLY = {"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_API_URL", "SLACK_TIME_SCALE"}
+# The Slack bot's contract (bot/config.py): what each bot function reads.
+BOT_ENVIRONMENT = {
+    "slack_app": {
+        "SLACK_BOT_TOKEN_SECRET_ARN",
+        "SLACK_SIGNING_SECRET_ARN",
+        "DYNAMODB_TABLE_NAME",
+        "EVENTBRIDGE_BUS_NAME",
+        "STATE_MACHINE_ARN",
+        "DEFAULT_APPROVERS",
+        "SLACK_DEFAULT_CHANNEL",
+        "POWERTOOLS_SERVICE_NAME",
+    },
+    "slack_notifier": {
+        "SLACK_BOT_TOKEN_SECRET_ARN",
+        "SLACK_STATUS_DLQ_URL",
+        "DYNAMODB_TABLE_NAME",
+        "SLACK_DEFAULT_CHANNEL",
+        "DEFAULT_APPROVERS",
+        "POWERTOOLS_SERVICE_NAME",
+    },
+}
 WILDCARD_ACTION = re.compile(r"\*")
 
 
@@ -154,6 +190,10 @@ def test_the_increment_has_its_files() -> None:
         "stepfunctions.tf",
         "iam.tf",
         "outputs.tf",
+        "monitoring.tf",
+        "github_oidc.tf",
+        "network.tf",
+        "cloudtrail.tf",
     }
     assert expected <= {path.name for path in TF_FILES}
     assert {path.name for path in TFVARS_FILES} >= {"dev.tfvars", "prod.tfvars"}
@@ -222,7 +262,8 @@ def test_names_are_built_as_naming_builds_them(environment: str) -> None:
     assert names == expected
     assert values["local.name_prefix"] == python.prefix
     functions = _locals()["lambda_functions"]
-    for function in FUNCTIONS:
+    assert set(functions) == set(ALL_FUNCTIONS)
+    for function in ALL_FUNCTIONS:
         assert _evaluate(functions[function]["name"], values) == python.function(function)
 
 
@@ -248,14 +289,20 @@ def test_resources_take_their_names_from_the_locals(
 # --- functions -------------------------------------------------------------------------------
 
 
-def test_every_function_has_a_lambda_with_its_handler() -> None:
+@pytest.mark.parametrize("function", ALL_FUNCTIONS)
+def test_every_handler_in_terraform_is_the_codes_and_imports(function: str) -> None:
+    handler = _unquote(_locals()["lambda_functions"][function]["handler"])
+    assert handler == handler_path(function)
+    module_name, _, attribute = handler.rpartition(".")
+    if function in BOT_FUNCTIONS and importlib.util.find_spec("bot.handlers") is None:
+        # The bot's handlers are written beside this; once bot/handlers/ exists they must import.
+        pytest.skip("bot/handlers/ is not written yet")
+    assert callable(getattr(importlib.import_module(module_name), attribute))
+
+
+def test_every_function_has_a_lambda() -> None:
     functions = _locals()["lambda_functions"]
-    assert set(functions) == set(FUNCTIONS)
-    for function in FUNCTIONS:
-        handler = _unquote(functions[function]["handler"])
-        assert handler == handler_path(function)
-        module_name, _, attribute = handler.rpartition(".")
-        assert callable(getattr(importlib.import_module(module_name), attribute))
+    assert set(functions) == set(ALL_FUNCTIONS)
     lambdas = _resources("aws_lambda_function")
     assert set(lambdas) == {"this"}
     resource = lambdas["this"]
@@ -277,16 +324,32 @@ def test_every_function_gets_the_environment_its_handlers_read() -> None:
     assert aliases <= HANDLER_ENVIRONMENT
     # WHEN the functions' environment is read from Terraform
     function = _resources("aws_lambda_function")["this"]
-    variables = function["environment"][0]["variables"]
-    assert variables == (
-        "${merge(local.common_environment, lookup(local.function_environment, each.key, {}))}"
-    )
+    assert function["environment"][0]["variables"] == "${local.lambda_environment[each.key]}"
+    merged = _locals()["lambda_environment"]
+    assert "local.common_environment" in merged
+    assert "local.function_environment" in merged
+    assert "!contains(local.bot_functions, key)" in merged
+    assert "local.bot_environment" in merged
+    assert [_unquote(item) for item in _locals()["bot_functions"]] == list(BOT_FUNCTIONS)
     common = set(_locals()["common_environment"])
     specific = {key: set(value) for key, value in _locals()["function_environment"].items()}
+    bot = {key: set(value) for key, value in _locals()["bot_environment"].items()}
     # THEN every function has every variable a handler reads, but the runtime's own
     assert common == HANDLER_ENVIRONMENT - LAMBDA_RESERVED
-    assert not (common | set().union(*specific.values())) & LAMBDA_RESERVED
+    assert not (common | set().union(*specific.values(), *bot.values())) & LAMBDA_RESERVED
     assert specific == FUNCTION_ONLY_ENVIRONMENT
+    # AND the bot's functions get what the bot reads (and its metrics namespace), nothing else
+    assert set(bot) == set(BOT_FUNCTIONS)
+    for name, expected in BOT_ENVIRONMENT.items():
+        assert bot[name] - {"POWERTOOLS_METRICS_NAMESPACE"} == expected, name
+    # AND every setting of the bot's model is set on a bot function, but the local-only ones
+    bot_aliases = {
+        str(field.validation_alias)
+        for field in BotSettings.model_fields.values()
+        if isinstance(field.validation_alias, str)
+    }
+    assert bot_aliases - BOT_LOCAL_ONLY <= set().union(*bot.values())
+    assert not BOT_LOCAL_ONLY & set().union(*bot.values())
 
 
 def test_the_ingress_function_reads_the_request_queue_in_partial_batches() -> None:
@@ -344,7 +407,11 @@ def test_rules_target_the_functions_the_local_runtime_targets() -> None:
     detail_types = [_unquote(item) for item in _locals()["callback_detail_types"]]
     assert tuple(detail_types) == CALLBACK_DETAIL_TYPES
     permissions = _resources("aws_lambda_permission")
-    assert {body["function_name"] for body in permissions.values()} == {
+    assert {
+        body["function_name"]
+        for body in permissions.values()
+        if _unquote(body["principal"]) == "events.amazonaws.com"
+    } == {
         '${aws_lambda_function.this["start_migration"].function_name}',
         '${aws_lambda_function.this["callback_handler"].function_name}',
     }
@@ -425,7 +492,7 @@ def test_no_policy_statement_uses_a_wildcard_action() -> None:
 def test_every_function_has_its_own_role_and_known_capabilities() -> None:
     capabilities = _locals()["lambda_capabilities"]
     statements = _locals()["lambda_statements"]
-    assert set(capabilities) == set(FUNCTIONS)
+    assert set(capabilities) == set(ALL_FUNCTIONS)
     for function, names in capabilities.items():
         unknown = {_unquote(name) for name in names} - statements.keys()
         assert not unknown, f"{function}: {unknown}"
@@ -454,3 +521,335 @@ def test_terraform_renders_the_definition_as_python_does() -> None:
     assert "%{" not in text
     assert "$${" not in text
     assert len(re.findall(r"\$\{", text)) == len(re.findall(r"\$\{\w+\}", text))
+
+
+# --- the Slack bot ---------------------------------------------------------------------------
+
+
+def _policy_document(name: str) -> dict[str, Any]:
+    for block in _blocks("data"):
+        for type_label, named in block.items():
+            if _unquote(type_label) != "aws_iam_policy_document":
+                continue
+            for label, body in named.items():
+                if _unquote(label) == name:
+                    found: dict[str, Any] = body
+                    return found
+    raise AssertionError(f"no aws_iam_policy_document.{name}")
+
+
+def test_the_status_rule_sends_every_event_to_the_fifo_queue_in_one_group() -> None:
+    # GIVEN the status rule and its target
+    rule = _resources("aws_cloudwatch_event_rule")["status_to_slack"]
+    target = _resources("aws_cloudwatch_event_target")["slack_status"]
+    # THEN the rule matches every event type the code defines, from the bus
+    assert rule["name"] == "${local.names.status_to_slack_rule}"
+    assert rule["event_bus_name"] == "${aws_cloudwatch_event_bus.this.name}"
+    assert "local.status_detail_types" in rule["event_pattern"]
+    detail_types = _locals()["status_detail_types"]
+    assert detail_types == '${concat(["MigrationRequested"], local.callback_detail_types)}'
+    assert {"MigrationRequested", *CALLBACK_DETAIL_TYPES} == set(EVENT_TYPES)
+    # AND the target is the FIFO status queue with naming's fixed group, retries and a DLQ
+    assert target["arn"] == "${aws_sqs_queue.slack_status.arn}"
+    assert target["rule"] == "${aws_cloudwatch_event_rule.status_to_slack.name}"
+    group = _unquote(target["sqs_target"][0]["message_group_id"])
+    assert group == SLACK_STATUS_MESSAGE_GROUP
+    assert target["retry_policy"][0]["maximum_retry_attempts"] > 0
+    assert target["dead_letter_config"][0]["arn"] == "${aws_sqs_queue.event_target_dlq.arn}"
+    # AND EventBridge may send to the queue only from this rule
+    statement = _policy_document("slack_status")["statement"][0]
+    assert [_unquote(action) for action in statement["actions"]] == ["sqs:SendMessage"]
+    assert statement["condition"][0]["values"] == [
+        "${aws_cloudwatch_event_rule.status_to_slack.arn}"
+    ]
+
+
+def test_the_status_queue_is_an_encrypted_fifo_queue_with_a_fifo_dead_letter_queue() -> None:
+    queues = _resources("aws_sqs_queue")
+    queue, dead_letters = queues["slack_status"], queues["slack_status_dlq"]
+    assert queue["name"] == "${local.names.slack_status_queue}"
+    assert dead_letters["name"] == "${local.names.slack_status_dead_letter_queue}"
+    for body in (queue, dead_letters):
+        assert body["fifo_queue"] is True
+        assert body["content_based_deduplication"] is True
+        assert body["kms_master_key_id"] == "${aws_kms_key.this.arn}"
+    assert "aws_sqs_queue.slack_status_dlq.arn" in queue["redrive_policy"]
+    assert "maxReceiveCount = 5" in queue["redrive_policy"]
+    # Six times the notifier's timeout (AWS's advice for a Lambda event source).
+    assert queue["visibility_timeout_seconds"] == (
+        "${6 * local.lambda_functions.slack_notifier.timeout}"
+    )
+    assert _locals()["lambda_functions"]["slack_notifier"]["timeout"] == 60
+
+
+def test_the_notifier_reads_the_status_queue_in_partial_batches_one_at_a_time() -> None:
+    mapping = _resources("aws_lambda_event_source_mapping")["slack_status"]
+    assert mapping["function_name"] == '${aws_lambda_function.this["slack_notifier"].arn}'
+    assert mapping["event_source_arn"] == "${aws_sqs_queue.slack_status.arn}"
+    assert mapping["batch_size"] == 10
+    assert [_unquote(kind) for kind in mapping["function_response_types"]] == [
+        "ReportBatchItemFailures"
+    ]
+    function = _resources("aws_lambda_function")["this"]
+    assert function["reserved_concurrent_executions"] == (
+        "${local.lambda_reserved_concurrency[each.key]}"
+    )
+    reserved = _locals()["lambda_reserved_concurrency"]
+    assert set(reserved) == set(ALL_FUNCTIONS)
+    assert reserved["slack_notifier"] == 1
+    # A reserved limit on the SQS-fed ingress handler would dead-letter throttled requests.
+    assert reserved["ingress_handler"] is None
+
+
+def test_the_slack_endpoint_is_a_function_url_that_slack_signs() -> None:
+    url = _resources("aws_lambda_function_url")["slack_app"]
+    assert url["function_name"] == '${aws_lambda_function.this["slack_app"].function_name}'
+    assert _unquote(url["authorization_type"]) == "NONE"
+    assert _locals()["lambda_functions"]["slack_app"]["timeout"] == 30
+    permission = _resources("aws_lambda_permission")["slack_app_url"]
+    assert _unquote(permission["action"]) == "lambda:InvokeFunctionUrl"
+    assert _unquote(permission["function_url_auth_type"]) == "NONE"
+    # Lazy listeners: the app re-invokes itself asynchronously, failures to the DLQ.
+    assert "slack_app" in [_unquote(name) for name in _locals()["async_functions"]]
+
+
+def _bot_actions(function: str) -> dict[str, list[str]]:
+    """Action -> resources, over every capability of a bot function."""
+    statements = _locals()["lambda_statements"]
+    granted: dict[str, list[str]] = {}
+    for name in _locals()["lambda_capabilities"][function]:
+        statement = statements[_unquote(name)]
+        for action in statement["actions"]:
+            granted.setdefault(_unquote(action), []).extend(
+                _unquote(resource) for resource in statement["resources"]
+            )
+    return granted
+
+
+def test_the_bot_functions_get_exactly_the_contracts_permissions() -> None:
+    app = _bot_actions("slack_app")
+    assert set(app) == {
+        "secretsmanager:GetSecretValue",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:Query",
+        "events:PutEvents",
+        "states:SendTaskSuccess",
+        "states:SendTaskFailure",
+        "states:StartExecution",
+        "states:DescribeExecution",
+        "states:StopExecution",
+        "lambda:InvokeFunction",
+        "lambda:GetFunction",
+        "kms:Decrypt",
+    }
+    assert sorted(app["secretsmanager:GetSecretValue"]) == [
+        "${aws_secretsmanager_secret.slack_bot_token.arn}",
+        "${aws_secretsmanager_secret.slack_signing.arn}",
+    ]
+    assert app["states:StartExecution"] == ["${local.state_machine_arn}"]
+    assert app["states:StopExecution"][0].endswith(":execution:${local.names.state_machine}:*")
+    assert app["lambda:InvokeFunction"] == [
+        "${local.slack_app_arn}",
+        "${local.slack_app_arn}:*",
+    ]
+    assert "local.lambda_functions.slack_app.name" in _locals()["slack_app_arn"]
+    notifier = _bot_actions("slack_notifier")
+    assert set(notifier) == {
+        "secretsmanager:GetSecretValue",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:Query",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:ChangeMessageVisibility",
+        "sqs:SendMessage",
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+    }
+    assert notifier["sqs:SendMessage"] == ["${aws_sqs_queue.slack_status_dlq.arn}"]
+    assert notifier["secretsmanager:GetSecretValue"] == [
+        "${aws_secretsmanager_secret.slack_bot_token.arn}"
+    ]
+    assert set(notifier["sqs:ReceiveMessage"]) == {"${aws_sqs_queue.slack_status.arn}"}
+
+
+def test_secrets_are_encrypted_and_get_no_value_from_terraform() -> None:
+    secrets = _resources("aws_secretsmanager_secret")
+    assert {"callback_signing", "slack_bot_token", "slack_signing"} <= secrets.keys()
+    assert secrets["slack_bot_token"]["name"] == "${local.names.slack_bot_token_secret}"
+    assert secrets["slack_signing"]["name"] == "${local.names.slack_signing_secret}"
+    for name, body in secrets.items():
+        assert body["kms_key_id"] == "${aws_kms_key.this.arn}", name
+    versions = [
+        type_label
+        for block in _blocks("resource")
+        for type_label in block
+        if _unquote(type_label) == "aws_secretsmanager_secret_version"
+    ]
+    assert not versions, "secret values are set with put-secret-value, never in the state"
+
+
+def test_eventbridge_may_use_the_key_for_the_encrypted_queues() -> None:
+    statements = _policy_document("kms")["statement"]
+    principals = {
+        _unquote(identifier)
+        for statement in statements
+        for principal in statement.get("principals", [])
+        for identifier in principal["identifiers"]
+    }
+    assert {"events.amazonaws.com", "cloudwatch.amazonaws.com"} <= principals
+
+
+# --- monitoring ------------------------------------------------------------------------------
+
+
+def test_every_alarm_the_seed_lists_exists_and_notifies_the_topic() -> None:
+    alarms = _resources("aws_cloudwatch_metric_alarm")
+    # GIVEN the seed's key metrics and the issue's approval alarm
+    expected = {
+        "dead_letters",
+        "lambda_error_rate",
+        "replication_lag",
+        "replication_stalled",
+        "state_machine_failures",
+        "approvals_expired",
+        "approval_waiting",
+    }
+    assert expected <= alarms.keys()
+    for name, alarm in alarms.items():
+        assert alarm["alarm_actions"] == ["${aws_sns_topic.alarms.arn}"], name
+    # THEN each has the seed's threshold
+    dead_letters = alarms["dead_letters"]
+    assert dead_letters["for_each"] == "${local.dead_letter_queues}"
+    assert set(_locals()["dead_letter_queues"]) == {"requests", "events", "slack_status"}
+    assert (dead_letters["threshold"], _unquote(dead_letters["metric_name"])) == (
+        5,
+        "ApproximateNumberOfMessagesVisible",
+    )
+    error_rate = alarms["lambda_error_rate"]
+    assert error_rate["for_each"] == "${local.lambda_functions}"
+    assert error_rate["threshold"] == 1
+    expression = next(query for query in error_rate["metric_query"] if "expression" in query)
+    assert "100 * errors / invocations" in expression["expression"]
+    lag = alarms["replication_lag"]
+    assert (lag["threshold"], _unquote(lag["metric_name"])) == (600, "ReplicationLagSeconds")
+    failures = alarms["state_machine_failures"]
+    assert (failures["threshold"], failures["period"]) == (2, 3600)
+    assert _unquote(failures["metric_name"]) == "ExecutionsFailed"
+    assert _unquote(failures["comparison_operator"]) == "GreaterThanThreshold"
+
+
+def test_the_approval_expiry_filter_matches_only_the_approval_gate() -> None:
+    # The approval gate is the only task that can raise TaskTimedOut: the others call Lambda
+    # by ARN (LambdaFunctionTimedOut), so the filter counts exactly the expired approvals.
+    definition = json.loads(
+        re.sub(
+            r"\$\{\w+\}",
+            "1",
+            (REPO / "orchestration/statemachine" / DEFINITION_FILE).read_text(encoding="utf-8"),
+        )
+    )
+    integrations = [
+        name
+        for name, state in definition["States"].items()
+        if str(state.get("Resource", "")).startswith("arn:aws:states:::")
+    ]
+    assert len(integrations) == 1
+    gate = definition["States"][integrations[0]]
+    assert gate["Resource"].endswith(".waitForTaskToken")
+    assert any("States.Timeout" in catch["ErrorEquals"] for catch in gate["Catch"])
+    metric_filter = _resources("aws_cloudwatch_log_metric_filter")["approvals_expired"]
+    assert metric_filter["log_group_name"] == "${aws_cloudwatch_log_group.state_machine.name}"
+    assert '$.type = \\"TaskTimedOut\\"' in metric_filter["pattern"]
+
+
+def test_the_sns_topic_is_encrypted_and_email_is_optional() -> None:
+    topic = _resources("aws_sns_topic")["alarms"]
+    assert topic["kms_master_key_id"] == "${aws_kms_key.this.arn}"
+    subscription = _resources("aws_sns_topic_subscription")["alarm_email"]
+    assert subscription["count"] == "${var.alarm_email == null ? 0 : 1}"
+
+
+def test_the_dashboard_shows_the_seeds_panels() -> None:
+    body = _resources("aws_cloudwatch_dashboard")["this"]["dashboard_body"]
+    for title in (
+        "Migration success rate",
+        "Migration duration",
+        "Errors by type",
+        "Replication lag",
+        "Dead-letter queue depth",
+    ):
+        assert title in body, title
+    # The metrics the handlers emit (orchestration/observability.py count()).
+    for metric in ("RequestsRejected", "CallbacksFailed", "ExecutionsStarted"):
+        assert metric in body, metric
+
+
+def test_every_log_group_has_retention_and_encryption() -> None:
+    groups = _resources("aws_cloudwatch_log_group")
+    assert groups["lambda"]["for_each"] == "${local.lambda_functions}"
+    assert "state_machine" in groups
+    for name, group in groups.items():
+        assert group["retention_in_days"] == "${var.log_retention_days}", name
+        assert group["kms_key_id"] == "${aws_kms_key.this.arn}", name
+    function = _resources("aws_lambda_function")["this"]
+    assert function["logging_config"][0]["log_group"] == (
+        "${aws_cloudwatch_log_group.lambda[each.key].name}"
+    )
+    assert _labelled("variable")["log_retention_days"]["default"] >= 365
+
+
+# --- GitHub OIDC -----------------------------------------------------------------------------
+
+
+def test_the_github_roles_are_the_ones_the_workflows_assume() -> None:
+    workflows = REPO / ".github" / "workflows"
+    text = (workflows / "publish.yml").read_text(encoding="utf-8") + (
+        workflows / "deploy.yml"
+    ).read_text(encoding="utf-8")
+    assumed = set(re.findall(r"role-to-assume: \$\{\{ vars\.(\w+) \}\}", text))
+    outputs = _labelled("output")
+    by_variable = {
+        "WAVEPILOT_PUBLISH_ROLE_ARN": "github_publish_role_arn",
+        "TERRAFORM_PLAN_ROLE_ARN": "terraform_plan_role_arn",
+        "TERRAFORM_APPLY_ROLE_ARN": "terraform_apply_role_arn",
+    }
+    assert assumed == set(by_variable)
+    for variable, output in by_variable.items():
+        assert variable in _unquote(outputs[output]["description"])
+
+
+def test_the_publish_role_may_only_send_to_the_request_queue() -> None:
+    statements = _policy_document("github_publish")["statement"]
+    sqs = [statement for statement in statements if "sqs:" in repr(statement["actions"])]
+    assert len(sqs) == 1
+    assert [_unquote(action) for action in sqs[0]["actions"]] == ["sqs:SendMessage"]
+    assert sqs[0]["resources"] == ["${aws_sqs_queue.requests.arn}"]
+    trust = _policy_document("github_trust")["statement"][0]
+    variables = {_unquote(condition["variable"]) for condition in trust["condition"]}
+    assert variables == {
+        "token.actions.githubusercontent.com:aud",
+        "token.actions.githubusercontent.com:sub",
+    }
+
+
+# --- outputs ---------------------------------------------------------------------------------
+
+
+def test_outputs_the_docs_use() -> None:
+    outputs = _labelled("output")
+    assert {
+        "sqs_queue_url",
+        "state_machine_arn",
+        "event_bus_name",
+        "slack_endpoint_url",
+        "dashboard_url",
+    } <= outputs.keys()
+    assert outputs["slack_endpoint_url"]["value"] == (
+        "${aws_lambda_function_url.slack_app.function_url}"
+    )
+    assert "aws_cloudwatch_dashboard.this.dashboard_name" in outputs["dashboard_url"]["value"]

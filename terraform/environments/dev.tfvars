@@ -1,7 +1,7 @@
 project_name        = "wavepilot"
 environment         = "dev"
 aws_region          = "us-east-1"
-lambda_package_path = "../build/wavepilot-lambda.zip"
+lambda_package_path = "../dist/wavepilot-lambda.zip"
 log_retention_days  = 30
 debug               = true
 default_approvers   = []

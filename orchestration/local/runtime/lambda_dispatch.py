@@ -20,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestration.local.api_recorder import running_function
 from orchestration.local.runtime.config import environment_mismatches
 from orchestration.local.runtime.counters import CounterBook
 from orchestration.local.runtime.lambda_context import LocalLambdaContext
@@ -247,7 +248,9 @@ class LambdaDispatcher:
             log_stream_name=f"{time.strftime('%Y/%m/%d')}/[{function.version}]{uuid.uuid4().hex}",
             deadline_monotonic=started + function.timeout_seconds,
         )
-        return handler(event, context)
+        # The AWS calls made while the handler runs are this function's (api_recorder).
+        with running_function(function.function_name):
+            return handler(event, context)
 
     def _report_failure(self, function: FunctionConfiguration, exc: BaseException) -> None:
         self._counters.lambda_errors.add(function.function_name)

@@ -1,0 +1,166 @@
+"""Which Lambda function made which AWS call: a context variable and botocore's event hooks.
+
+The in-process dispatcher (``runtime/lambda_dispatch.py``) runs every handler inside
+:func:`running_function`, so a ``before-call`` hook can read, from the calling thread's
+context, which function (if any) is making the call. Calls made by the test harness, the
+driver, moto's ASL interpreter or the MGN emulator run outside any handler (on other threads,
+or before and after a handler) and are attributed to nobody.
+
+:class:`ApiCallRecorder` keeps the IAM actions (``sqs:SendMessage``, ``states:StartExecution``)
+each function called. Unlike ``api_calls.ApiCallCounter`` (the per-service counts, on boto3's
+default session only, so the driver's own session stays out of them), its hook is on every
+botocore session: Powertools' ``SecretsProvider`` (the callback handler's signing key) builds
+its client from a ``boto3.session.Session()`` of its own, and those calls are the function's
+too. A session created before the first recorder started (other than boto3's default one) is
+not hooked; the handlers create theirs on first use, after ``EmbeddedSystem.start()``.
+
+Threads started by a handler do not inherit its context (``threading.Thread`` starts with an
+empty one), so a handler that fans work out to threads would see those calls unattributed;
+no handler does today.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+import boto3
+from botocore import handlers
+
+from orchestration.local.api_calls import EVENT
+
+_CURRENT_FUNCTION: ContextVar[str | None] = ContextVar("wavepilot_lambda_function", default=None)
+
+# botocore signing name -> IAM service prefix, where they differ. For every service the
+# handlers use (sqs, dynamodb, events, states, mgn, ec2, iam, secretsmanager, kms) the signing
+# name already is the IAM prefix: the Step Functions client ("stepfunctions", event name
+# "sfn") signs as "states", EventBridge as "events".
+IAM_PREFIX_BY_SIGNING_NAME: dict[str, str] = {
+    "execute-api": "execute-api",
+}
+
+# (IAM prefix, operation) -> IAM action, where the action is not named after the operation.
+# None of the operations the handlers call needs one today (MGN's actions, including
+# ListSourceServerActions, are named after their operations); S3 would (ListObjectsV2 is
+# s3:ListBucket, HeadObject is s3:GetObject).
+IAM_ACTION_OVERRIDES: dict[tuple[str, str], str] = {
+    ("s3", "ListObjectsV2"): "s3:ListBucket",
+    ("s3", "HeadObject"): "s3:GetObject",
+    ("s3", "HeadBucket"): "s3:ListBucket",
+}
+
+
+def current_function() -> str | None:
+    """The Lambda function whose handler is running in this context, if any."""
+    return _CURRENT_FUNCTION.get()
+
+
+@contextmanager
+def running_function(function_name: str) -> Iterator[None]:
+    """Attribute the AWS calls made in this context to ``function_name`` (nesting restores)."""
+    token = _CURRENT_FUNCTION.set(function_name)
+    try:
+        yield
+    finally:
+        _CURRENT_FUNCTION.reset(token)
+
+
+def iam_action(operation_model: Any, event_name: str = "") -> str:
+    """The IAM action a botocore operation needs: ``mgn:DescribeSourceServers``.
+
+    ``operation_model`` is the ``model`` a ``before-call`` hook receives; without one, the
+    service part of ``event_name`` (``before-call.<service id>.<operation>``) is used.
+    """
+    if operation_model is not None:
+        service_model = operation_model.service_model
+        signing_name = str(service_model.signing_name or service_model.endpoint_prefix)
+        operation = str(operation_model.name)
+    else:
+        _, signing_name, operation = event_name.split(".", 2)
+    prefix = IAM_PREFIX_BY_SIGNING_NAME.get(signing_name, signing_name)
+    return IAM_ACTION_OVERRIDES.get((prefix, operation), f"{prefix}:{operation}")
+
+
+# Set on a call's request context once recorded, so a client whose session got the hook twice
+# (boto3's default session, when created after the hook was installed) counts the call once.
+_RECORDED_MARK = "wavepilot_api_recorder_seen"
+_HOOK_ID = "wavepilot-api-call-recorder"
+_install_lock = threading.Lock()
+_installed = False
+_active: list[ApiCallRecorder] = []
+
+
+def _hook(event_name: str, model: Any = None, context: Any = None, **_kwargs: Any) -> None:
+    function = current_function()
+    if function is None or not _active:
+        return
+    if isinstance(context, dict):
+        if context.get(_RECORDED_MARK):
+            return
+        context[_RECORDED_MARK] = True
+    action = iam_action(model, event_name)
+    for recorder in list(_active):
+        recorder.record(function, action)
+
+
+def _install_hook() -> None:
+    """Hook every botocore session created from now on, and boto3's default session."""
+    global _installed  # noqa: PLW0603 - one hook per process
+    with _install_lock:
+        if _installed:
+            return
+        handlers.BUILTIN_HANDLERS.append((EVENT, _hook))
+        if boto3.DEFAULT_SESSION is not None:
+            boto3.DEFAULT_SESSION.events.register(EVENT, _hook, unique_id=_HOOK_ID)
+        _installed = True
+
+
+class ApiCallRecorder:
+    """Records, while started, the IAM actions each Lambda function's handler calls.
+
+    Use as ``with ApiCallRecorder() as recorder:`` around ``EmbeddedSystem`` (start it first:
+    clients created before it started are not hooked, and the system forgets the handlers'
+    cached clients when it starts). Functions are keyed by their Lambda function name.
+    """
+
+    def __init__(self) -> None:
+        self._calls: dict[str, Counter[str]] = {}
+        self._lock = threading.Lock()
+
+    def record(self, function: str, action: str) -> None:
+        with self._lock:
+            self._calls.setdefault(function, Counter())[action] += 1
+
+    def start(self) -> ApiCallRecorder:
+        _install_hook()
+        with _install_lock:
+            if self not in _active:
+                _active.append(self)
+        return self
+
+    def stop(self) -> None:
+        with _install_lock:
+            if self in _active:
+                _active.remove(self)
+
+    def __enter__(self) -> ApiCallRecorder:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def by_function(self) -> dict[str, dict[str, int]]:
+        """Lambda function name -> IAM action -> calls, sorted."""
+        with self._lock:
+            return {
+                function: dict(sorted(calls.items()))
+                for function, calls in sorted(self._calls.items())
+            }
+
+    def actions(self) -> dict[str, set[str]]:
+        """Lambda function name -> the IAM actions its handler called."""
+        return {function: set(calls) for function, calls in self.by_function().items()}
