@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
@@ -34,10 +35,12 @@ from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
+from slack_sdk.web.slack_response import SlackResponse
 
 # Slack's published rates, per Slack second, with bursts no larger than the strictest reading
-# of "short bursts" (the local stand-in enforces the same: docs/SLACK_STANDIN.md).
-POSTS_PER_SECOND_PER_CHANNEL = 1.0
+# of "short bursts" (the local stand-in enforces the same: docs/SLACK_STANDIN.md). Posts to a
+# channel go 10% slower than the limit: requests do not arrive exactly as spaced when sent.
+POSTS_PER_SECOND_PER_CHANNEL = 0.9
 POST_BURST = 1
 POSTS_PER_SECOND_PER_WORKSPACE = 300 / 60
 WORKSPACE_POST_BURST = 60
@@ -154,11 +157,13 @@ def web_client(
     usage: SlackUsage,
     rate_limit_retries: int = RATE_LIMIT_RETRIES,
 ) -> WebClient:
-    """The real client with connection-error and 429 retries (Slack's own handlers)."""
-    handlers: list[RetryHandler] = [
-        ConnectionErrorRetryHandler(max_retry_count=2),
-        PacedRateLimitRetryHandler(clock, usage, rate_limit_retries),
-    ]
+    """The real client with connection-error and 429 retries (Slack's own handlers).
+
+    ``rate_limit_retries=0`` leaves 429s to the caller (:class:`PacedSlack` retries them
+    through its pacing, so a retry does not jump the queue of paced calls)."""
+    handlers: list[RetryHandler] = [ConnectionErrorRetryHandler(max_retry_count=2)]
+    if rate_limit_retries:
+        handlers.append(PacedRateLimitRetryHandler(clock, usage, rate_limit_retries))
     return WebClient(token=token, base_url=base_url, retry_handlers=handlers, timeout=10)
 
 
@@ -192,16 +197,18 @@ class PacedSlack:
         metadata: dict[str, Any] | None = None,
     ) -> str:
         """Post (in a thread when ``thread_ts``); return the message's ``ts``."""
-        self.usage.paced_seconds += self._channel(channel).take() + self._posts.take()
-        self.usage.called("chat.postMessage")
-        response = self.client.chat_postMessage(
-            channel=channel,
-            text=text,
-            blocks=list(blocks) or None,
-            thread_ts=thread_ts,
-            metadata=metadata,
-            unfurl_links=False,
-            unfurl_media=False,
+        response = self._paced(
+            "chat.postMessage",
+            (self._channel(channel), self._posts),
+            lambda: self.client.chat_postMessage(
+                channel=channel,
+                text=text,
+                blocks=list(blocks) or None,
+                thread_ts=thread_ts,
+                metadata=metadata,
+                unfurl_links=False,
+                unfurl_media=False,
+            ),
         )
         return str(response["ts"])
 
@@ -214,8 +221,27 @@ class PacedSlack:
         blocks: Sequence[dict[str, Any]] = (),
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        self.usage.paced_seconds += self._updates.take()
-        self.usage.called("chat.update")
-        self.client.chat_update(
-            channel=channel, ts=ts, text=text, blocks=list(blocks), metadata=metadata
+        self._paced(
+            "chat.update",
+            (self._updates,),
+            lambda: self.client.chat_update(
+                channel=channel, ts=ts, text=text, blocks=list(blocks), metadata=metadata
+            ),
         )
+
+    def _paced(
+        self, method: str, buckets: Sequence[TokenBucket], call: Callable[[], SlackResponse]
+    ) -> SlackResponse:
+        """Wait for the buckets, call; after a 429, wait ``Retry-After`` and queue again."""
+        for attempt in range(RATE_LIMIT_RETRIES + 1):
+            self.usage.paced_seconds += sum(bucket.take() for bucket in buckets)
+            self.usage.called(method)
+            try:
+                return call()
+            except SlackApiError as exc:
+                if exc.response.status_code != 429 or attempt == RATE_LIMIT_RETRIES:
+                    raise
+                self.usage.limited(method)
+                retry_after = int(exc.response.headers.get("Retry-After", "1"))
+                self._clock.sleep(retry_after + random.random())  # noqa: S311 - jitter
+        raise AssertionError("unreachable")  # pragma: no cover

@@ -102,6 +102,12 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the whole system locally on the embedded default")
     demo.add_argument("--report", type=Path, help="write a JSON report of the run")
     demo.add_argument(
+        "--threads",
+        type=Path,
+        default=Path(".wavepilot/slack-threads.txt"),
+        help="where to write every migration's Slack thread (default: %(default)s)",
+    )
+    demo.add_argument(
         "--vms", type=int, metavar="N", help="a synthetic wave of N VMs instead of the examples"
     )
     demo.add_argument(
@@ -352,6 +358,7 @@ def _demo(args: argparse.Namespace) -> int:
             fail=args.fail or None,
             approve=args.approve,
             timeout_seconds=args.timeout,
+            threads_path=args.threads,
         )
     )
 

@@ -17,7 +17,9 @@ def test_demo_migrates_the_examples_and_rolls_back_the_injected_failure(
     monkeypatch.chdir(REPO_ROOT)
     report_path = tmp_path / "report.json"
 
-    assert cli.main(["demo", "--report", str(report_path)]) == cli.EXIT_OK
+    threads_path = tmp_path / "threads.txt"
+    argv = ["demo", "--report", str(report_path), "--threads", str(threads_path)]
+    assert cli.main(argv) == cli.EXIT_OK
 
     out = capsys.readouterr().out
     assert "ok: 4 files, 4 waves, 25 VMs valid" in out
@@ -36,6 +38,16 @@ def test_demo_migrates_the_examples_and_rolls_back_the_injected_failure(
     assert counts["state_transitions"] > 25 * 10
     assert counts["api_calls"]["mgn"] > 0
     assert report["wall_seconds"] < 120
+    # Every migration has its Slack thread, every final state reached its root message.
+    slack = report["slack"]
+    assert len(slack["threads"]) == 25
+    assert slack["lost_updates"] == 0
+    shows = {t["migrationId"]: t["shows"] for t in slack["threads"]}
+    assert shows[failed["migrationId"]] == "rolled back"
+    assert sorted(set(shows.values())) == ["migrated", "rolled back"]
+    assert slack["calls_by_method"]["chat.postMessage"] >= 25 * 6
+    assert "Its Slack thread, as the bot left it" in out
+    assert threads_path.read_text().count("(root edited") == 25
 
 
 def test_demo_needs_the_example_manifests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,6 +10,7 @@ cannot hold up the events behind it.
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -43,14 +44,26 @@ class _Dependencies:
     dead_letters: DeadLetterQueue | None
 
 
-@cache
+_building = threading.Lock()
+
+
 def _dependencies() -> _Dependencies:
-    """Built on first use, not at import, so tests and the local runtime set the env first."""
+    """Built on first use, not at import, so tests and the local runtime set the env first;
+    once per container even when a batch's first records arrive on several threads (one
+    pacer must see every call)."""
+    with _building:
+        return _build()
+
+
+@cache
+def _build() -> _Dependencies:
     config = settings()
     bot = bot_settings()
     table = aws.state_table(config.table_name, config.aws_region)
     clock = SlackClock(bot.time_scale)
-    client = web_client(SlackSecrets(bot).bot_token(), bot.api_url, clock=clock, usage=usage)
+    client = web_client(
+        SlackSecrets(bot).bot_token(), bot.api_url, clock=clock, usage=usage, rate_limit_retries=0
+    )
     notifier = StatusNotifier(
         ThreadStore(table),
         MigrationStore(table),
@@ -67,7 +80,7 @@ def _dependencies() -> _Dependencies:
 
 
 def reset() -> None:
-    _dependencies.cache_clear()
+    _build.cache_clear()
     bot_settings.cache_clear()
 
 

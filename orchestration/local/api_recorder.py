@@ -14,16 +14,22 @@ its client from a ``boto3.session.Session()`` of its own, and those calls are th
 too. A session created before the first recorder started (other than boto3's default one) is
 not hooked; the handlers create theirs on first use, after ``EmbeddedSystem.start()``.
 
-Threads started by a handler do not inherit its context (``threading.Thread`` starts with an
-empty one), so a handler that fans work out to threads would see those calls unattributed;
-no handler does today.
+On Lambda every call in the process is made with the function's role, including calls from
+threads the handler starts. Work a handler submits to a ``concurrent.futures`` thread pool
+(the Slack notifier handles migrations side by side; Bolt runs the Slack app's lazy listeners
+on one) is therefore attributed to the submitting function: while a recorder is started,
+``ThreadPoolExecutor.submit`` runs the callable under the submitter's function. A bare
+``threading.Thread`` starts with an empty context and stays unattributed (no handler starts
+one); the moto server, the MGN emulator and the runtime's pollers run on threads of their own,
+never inside a handler, so nothing they do is attributed to a function.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -107,13 +113,33 @@ def _hook(event_name: str, model: Any = None, context: Any = None, **_kwargs: An
         recorder.record(function, action)
 
 
+_ORIGINAL_SUBMIT = ThreadPoolExecutor.submit
+
+
+def _attributed_submit(
+    self: ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+) -> Future[Any]:
+    """``ThreadPoolExecutor.submit``: the callable runs as the submitting function, if any."""
+    function = current_function()
+    if function is None or not _active:
+        return _ORIGINAL_SUBMIT(self, fn, *args, **kwargs)
+
+    def as_function(*inner_args: Any, **inner_kwargs: Any) -> Any:
+        with running_function(function):
+            return fn(*inner_args, **inner_kwargs)
+
+    return _ORIGINAL_SUBMIT(self, as_function, *args, **kwargs)
+
+
 def _install_hook() -> None:
-    """Hook every botocore session created from now on, and boto3's default session."""
+    """Hook every botocore session created from now on, and boto3's default session; make
+    thread pools carry the submitting function (a no-op while no recorder is started)."""
     global _installed  # noqa: PLW0603 - one hook per process
     with _install_lock:
         if _installed:
             return
         handlers.BUILTIN_HANDLERS.append((EVENT, _hook))
+        ThreadPoolExecutor.submit = _attributed_submit  # type: ignore[method-assign,assignment]
         if boto3.DEFAULT_SESSION is not None:
             boto3.DEFAULT_SESSION.events.register(EVENT, _hook, unique_id=_HOOK_ID)
         _installed = True

@@ -4,9 +4,9 @@ A throwaway git repository plays the manifests repository (the example waves, wi
 cutover windows moved to the present: the demo never waits for a calendar window). The real
 commands validate, plan and publish to the request queue of an embedded system in which every
 part runs for real on loopback: the ingress Lambda, EventBridge, the state machine (the real
-ASL file), every step's Lambda, the MGN emulator and emulated EC2. A simulated approver
-decides at the approval gates through the same service the Slack bot will use; one VM is
-made to fail its test launch, and rolls back.
+ASL file), every step's Lambda, the MGN emulator and emulated EC2, and the Slack bot against
+a local Slack. A simulated approver clicks the real Approve buttons in each migration's
+thread; one VM is made to fail its test launch, and rolls back.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from orchestration import cli
 from orchestration.local.driver import MigrationDriver, MigrationOutcome, first_listed_approver
 from orchestration.local.logs import pipeline_logs_to
 from orchestration.local.mgn import LaunchType
+from orchestration.local.slack_report import SlackReport, slack_report, thread_text
 from orchestration.local.synthetic import wave_yaml
 from orchestration.local.system import EmbeddedSystem, SystemOptions
 from orchestration.manifests.validation import ManifestFile, validate_files
@@ -46,6 +47,7 @@ from orchestration.terminal import terminal
 EXAMPLES = Path("manifests/waves")
 DEFAULT_FAILING_VM = "rpt-ssrs-01"
 MANUAL_APPROVAL_SECONDS = 900
+SLACK_SETTLE_SECONDS = 60.0
 WINDOW_LINE = re.compile(r"(?m)^(  (?:start|end)): .*$")
 
 
@@ -56,6 +58,7 @@ class DemoOptions:
     fail: str | None = DEFAULT_FAILING_VM
     approve: str = "auto"  # or "manual": `wavepilot approve` from another terminal decides
     timeout_seconds: float | None = None  # 110 s, or 15 minutes when a person approves
+    threads_path: Path = Path(".wavepilot/slack-threads.txt")  # every migration's thread
 
     @property
     def wait_seconds(self) -> float:
@@ -132,17 +135,21 @@ def run_demo(options: DemoOptions) -> int:
                         _progress(statuses, records, migration_ids, names)
                     ),
                 )
+            slack = _slack(system, migration_ids)
             wall = time.monotonic() - started
             speed = system.options.mgn_speed
             _print_summary(console, outcomes, speed, failing)
             _print_thread(console, outcomes)
+            _print_slack(console, slack, outcomes, options.threads_path)
             counts = _counts(system)
             _print_counts(console, counts)
             console.print(f"\nDone in {wall:.1f} s of wall time.")
             if options.report_path:
-                report = _report(outcomes, counts, wall, speed)
+                report = {**_report(outcomes, counts, wall, speed), "slack": slack.as_json()}
                 options.report_path.write_text(json.dumps(report, indent=2) + "\n")
                 console.print(f"Report written to {options.report_path}")
+            if slack.lost_updates:
+                return cli.EXIT_INVALID
             unfinished = [o for o in outcomes.values() if o.status not in {"SUCCEEDED", "FAILED"}]
             unexpected = [
                 o
@@ -322,6 +329,44 @@ def _print_thread(console: Console, outcomes: dict[str, MigrationOutcome]) -> No
         console.print(
             f"  {step['at'][11:19]}  {step['step']:<18} {step['status']:<11} {step['message']}"
         )
+
+
+def _slack(system: EmbeddedSystem, migration_ids: list[str]) -> SlackReport:
+    """Every thread, once the bot has shown every final state (or a minute has passed)."""
+    assert system.slack is not None
+    return slack_report(
+        system.slack,
+        os.environ["DYNAMODB_TABLE_NAME"],
+        migration_ids,
+        settle_seconds=SLACK_SETTLE_SECONDS,
+    )
+
+
+def _print_slack(
+    console: Console,
+    slack: SlackReport,
+    outcomes: dict[str, MigrationOutcome],
+    threads_path: Path,
+) -> None:
+    failed = [o.migration_id for o in outcomes.values() if o.status == "FAILED"]
+    shown = next(
+        (t for t in slack.threads if t.get("migrationId") in failed and t.get("channel")),
+        next((t for t in slack.threads if t.get("channel")), None),
+    )
+    if shown is not None:
+        console.print(Rule(f"Its Slack thread, as the bot left it ({shown['channel']})"))
+        console.print(thread_text(shown), markup=False, highlight=False)
+    threads_path.parent.mkdir(parents=True, exist_ok=True)
+    threads_path.write_text(
+        "\n\n".join(thread_text(t) for t in slack.threads if t.get("channel")) + "\n"
+    )
+    calls = ", ".join(f"{m} {n}" for m, n in slack.calls_by_method.items())
+    console.print(
+        f"Slack: {len(slack.threads)} threads written to {threads_path}; calls: {calls}; "
+        f"429s met: {sum(slack.rate_limited.values())}; final states not shown: "
+        f"{len(slack.lost_updates)}; slowest event-to-Slack delay "
+        f"{slack.slowest_delay_seconds:.1f} s on Slack's clock ({slack.slack_speed:.0f}x)."
+    )
 
 
 def _counts(system: EmbeddedSystem) -> dict[str, Any]:

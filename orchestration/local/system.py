@@ -406,7 +406,10 @@ class EmbeddedSystem:
         from bot.runtime import slack_app
 
         assert self.slack is not None
-        self._bolt = BoltHttpServer(slack_app(process_before_response=True))
+        self._bolt = BoltHttpServer(
+            slack_app(process_before_response=True),
+            function_name=self.names.function("slack_app"),
+        )
         self.slack.connect_app(self._bolt.start())
 
     # --- the estate ----------------------------------------------------------------------

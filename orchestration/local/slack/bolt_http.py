@@ -2,6 +2,8 @@
 
 The stand-in sends real signed HTTP requests; this turns each into a `BoltRequest` and hands it
 to `app.dispatch`, so the app's signature check, ack timing and listeners all run unmodified.
+Given a Lambda function name, each dispatch runs as that function (``api_recorder``), as the
+app does on Lambda; its lazy listeners, on Bolt's thread pool, too.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from urllib.parse import urlsplit
 
 from slack_bolt import App
 from slack_bolt.request import BoltRequest
+
+from orchestration.local.api_recorder import running_function
 
 
 class _BoltHandler(BaseHTTPRequestHandler):
@@ -28,9 +32,12 @@ class _BoltHandler(BaseHTTPRequestHandler):
         headers: dict[str, str | list[str]] = {}
         for name in set(self.headers.keys()):
             headers[name.lower()] = list(self.headers.get_all(name) or [])
-        response = self.server.app.dispatch(
-            BoltRequest(body=body, query=url.query, headers=dict(headers))
-        )
+        request = BoltRequest(body=body, query=url.query, headers=dict(headers))
+        if self.server.function_name is None:
+            response = self.server.app.dispatch(request)
+        else:
+            with running_function(self.server.function_name):
+                response = self.server.app.dispatch(request)
         self._reply(response.status, response.headers, response.body)
 
     def _reply(self, status: int, headers: Any, body: str) -> None:
@@ -52,24 +59,31 @@ class _BoltHandler(BaseHTTPRequestHandler):
 class _BoltServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, app: App, path: str) -> None:
+    def __init__(self, app: App, path: str, function_name: str | None) -> None:
         super().__init__(("127.0.0.1", 0), _BoltHandler)
         self.app = app
         self.path = path
+        self.function_name = function_name
 
 
 class BoltHttpServer:
-    """A Bolt `App` on 127.0.0.1 (port chosen by the OS); `start()` returns its request URL."""
+    """A Bolt `App` on 127.0.0.1 (port chosen by the OS); `start()` returns its request URL.
 
-    def __init__(self, app: App, *, path: str = "/slack/events") -> None:
+    ``function_name``: the Lambda function the app is on AWS; its AWS calls are attributed to it.
+    """
+
+    def __init__(
+        self, app: App, *, path: str = "/slack/events", function_name: str | None = None
+    ) -> None:
         self._app = app
         self._path = path
+        self._function_name = function_name
         self._server: _BoltServer | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> str:
         if self._server is None:
-            self._server = _BoltServer(self._app, self._path)
+            self._server = _BoltServer(self._app, self._path, self._function_name)
             self._thread = threading.Thread(
                 target=self._server.serve_forever, args=(0.05,), name="bolt-http", daemon=True
             )

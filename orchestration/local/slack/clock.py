@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 from orchestration.local.mgn.clock import SimulatedClock
@@ -28,6 +29,8 @@ class SlackClock:
         simulated: SimulatedClock | None = None,
     ) -> None:
         self._clock = simulated if simulated is not None else SimulatedClock(speed, start=start)
+        self._wall_start = time.time()
+        self._slack_start = self.now()
 
     @property
     def speed(self) -> float:
@@ -40,3 +43,8 @@ class SlackClock:
     def advance(self, seconds: float) -> float:
         """Move Slack time forward by `seconds`; returns the new now."""
         return self._clock.advance(seconds).timestamp()
+
+    def at(self, moment: datetime) -> float:
+        """The Slack time (epoch seconds) of a real instant, as this clock runs (the embedded
+        runtime's events carry real timestamps; Slack's lag is measured on its clock)."""
+        return self._slack_start + (moment.timestamp() - self._wall_start) * self.speed
