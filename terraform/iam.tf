@@ -2,95 +2,130 @@
 # actions by name (no "*" or "service:*"); resources are scoped to this project's resources
 # except where the API has no resource-level permissions (Describe*/List calls, X-Ray).
 locals {
-  # What each function does, as statement names from local.lambda_statements.
+  # What each function does, as statement names from local.lambda_statements. Each function is
+  # granted exactly the actions its handler calls (tests/test_iam_calls.py records them end to
+  # end and compares both ways) plus what AWS does with the role on its behalf (logs, X-Ray,
+  # KMS, event source mappings, failed asynchronous invocations), each listed in that test with
+  # its reason.
   lambda_capabilities = {
-    ingress_handler   = ["consume_requests", "dead_letter_requests", "state_read_write", "put_events", "kms_use"]
-    start_migration   = ["start_executions", "state_read_write", "put_events", "kms_use"]
-    validate_input    = ["mgn_read", "ec2_read", "state_read_write", "put_events", "kms_use"]
-    prepare_source    = ["mgn_read", "mgn_prepare", "ec2_read", "ec2_launch_templates", "state_read_write", "put_events", "kms_use"]
-    trigger_migration = ["mgn_read", "mgn_launch", "ec2_read", "state_read_write", "put_events", "kms_use"]
-    verify_migration  = ["mgn_read", "ec2_read", "state_read_write", "put_events", "kms_use"]
-    request_approval  = ["task_tokens", "state_read_write", "put_events", "kms_use"]
-    finalize_cutover  = ["mgn_read", "mgn_finalize", "ec2_read", "state_read_write", "put_events", "kms_use"]
-    callback_handler  = ["state_read_write", "callback_secret", "kms_use"]
-    rollback_handler  = ["mgn_read", "mgn_rollback", "ec2_read", "task_tokens", "state_read_write", "put_events", "kms_use"]
-    slack_app         = ["slack_secrets", "bot_state", "put_events", "decide_approvals", "start_one_execution", "manage_executions", "invoke_self", "kms_decrypt"]
-    slack_notifier    = ["slack_token", "bot_state", "consume_status", "dead_letter_status", "kms_decrypt_and_generate"]
+    ingress_handler   = ["consume_requests", "dead_letter_requests", "idempotent_state", "put_events", "kms_decrypt", "kms_generate_data_key"]
+    start_migration   = ["start_executions", "state_read_write", "put_events", "kms_decrypt", "kms_generate_data_key"]
+    validate_input    = ["mgn_validate", "ec2_validate", "ec2_instance_profiles", "state_write", "put_events", "kms_decrypt"]
+    prepare_source    = ["mgn_reset", "mgn_configure_launch", "ec2_launch_templates", "state_write", "put_events", "kms_decrypt"]
+    trigger_migration = ["mgn_launch", "state_write", "put_events", "kms_decrypt"]
+    verify_migration  = ["mgn_watch", "ec2_instances", "state_write", "put_events", "kms_decrypt"]
+    request_approval  = ["state_write", "put_events", "kms_decrypt"]
+    finalize_cutover  = ["mgn_finalize", "state_write", "put_events", "kms_decrypt"]
+    callback_handler  = ["state_read", "callback_secret", "kms_decrypt", "kms_generate_data_key"]
+    rollback_handler  = ["mgn_reset", "ec2_instances", "state_read_write", "put_events", "kms_decrypt"]
+    slack_app         = ["slack_secrets", "bot_state", "put_events", "decide_approvals", "start_one_execution", "manage_executions", "invoke_self", "kms_decrypt", "kms_generate_data_key"]
+    slack_notifier    = ["slack_token", "thread_state", "consume_status", "dead_letter_status", "kms_decrypt", "kms_generate_data_key"]
   }
 
   lambda_statements = {
     consume_requests = {
-      actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"]
+      # The SQS event source mapping polls with the function's role.
+      actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
       resources = [aws_sqs_queue.requests.arn]
     }
     dead_letter_requests = {
       actions   = ["sqs:SendMessage"]
       resources = [aws_sqs_queue.requests_dlq.arn]
     }
+    # The state table. Only the bot queries (its status command, on the table and gsi1).
+    state_read = {
+      actions   = ["dynamodb:GetItem"]
+      resources = [aws_dynamodb_table.state.arn]
+    }
+    state_write = {
+      actions   = ["dynamodb:PutItem", "dynamodb:UpdateItem"]
+      resources = [aws_dynamodb_table.state.arn]
+    }
     state_read_write = {
-      actions = [
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
-        "dynamodb:DeleteItem",
-        "dynamodb:Query",
-        "dynamodb:ConditionCheckItem",
-        "dynamodb:TransactWriteItems",
-      ]
-      resources = [aws_dynamodb_table.state.arn, "${aws_dynamodb_table.state.arn}/index/gsi1"]
+      actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+      resources = [aws_dynamodb_table.state.arn]
+    }
+    thread_state = {
+      # The notifier keeps each migration's Slack thread item (read, then conditional put).
+      actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
+      resources = [aws_dynamodb_table.state.arn]
+    }
+    idempotent_state = {
+      # Powertools idempotency records live in the state table: read back after a lost
+      # conditional put, deleted when processing raises.
+      actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+      resources = [aws_dynamodb_table.state.arn]
     }
     put_events = {
       actions   = ["events:PutEvents"]
       resources = [aws_cloudwatch_event_bus.this.arn]
     }
-    kms_use = {
-      actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+    kms_decrypt = {
+      # Environment variables, the table, the secrets and the queues are encrypted with the key.
+      actions   = ["kms:Decrypt"]
+      resources = [aws_kms_key.this.arn]
+    }
+    kms_generate_data_key = {
+      # Sending to a queue encrypted with the key (a dead-letter queue).
+      actions   = ["kms:GenerateDataKey"]
       resources = [aws_kms_key.this.arn]
     }
     start_executions = {
       actions   = ["states:StartExecution", "states:ListExecutions"]
       resources = [local.state_machine_arn]
     }
-    task_tokens = {
-      # SendTask* take a task token and support no resource-level permissions.
-      actions   = ["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"]
-      resources = ["*"]
-    }
     callback_secret = {
       actions   = ["secretsmanager:GetSecretValue"]
       resources = [aws_secretsmanager_secret.callback_signing.arn]
     }
-    mgn_read = {
-      actions   = ["mgn:DescribeSourceServers", "mgn:DescribeJobs", "mgn:GetLaunchConfiguration"]
+    # MGN: Describe* are list operations without resource-level permissions; the rest are
+    # granted on "*" as before (source servers are not created by this configuration).
+    mgn_validate = {
+      actions   = ["mgn:DescribeSourceServers", "mgn:GetLaunchConfiguration"]
       resources = ["*"]
     }
-    mgn_prepare = {
-      actions   = ["mgn:UpdateLaunchConfiguration", "mgn:ChangeServerLifeCycleState"]
+    mgn_reset = {
+      # Terminate what a previous attempt launched and make the server ready to launch again.
+      actions   = ["mgn:DescribeSourceServers", "mgn:DescribeJobs", "mgn:TerminateTargetInstances", "mgn:ChangeServerLifeCycleState"]
+      resources = ["*"]
+    }
+    mgn_configure_launch = {
+      actions   = ["mgn:UpdateLaunchConfiguration"]
       resources = ["*"]
     }
     mgn_launch = {
-      actions   = ["mgn:StartTest", "mgn:StartCutover"]
+      actions   = ["mgn:DescribeSourceServers", "mgn:DescribeJobs", "mgn:StartTest", "mgn:StartCutover"]
+      resources = ["*"]
+    }
+    mgn_watch = {
+      actions   = ["mgn:DescribeSourceServers", "mgn:DescribeJobs"]
       resources = ["*"]
     }
     mgn_finalize = {
-      actions   = ["mgn:FinalizeCutover"]
+      actions   = ["mgn:DescribeSourceServers", "mgn:FinalizeCutover"]
       resources = ["*"]
     }
-    mgn_rollback = {
-      actions   = ["mgn:TerminateTargetInstances", "mgn:ChangeServerLifeCycleState"]
-      resources = ["*"]
-    }
-    ec2_read = {
+    ec2_validate = {
       # EC2 Describe* calls support no resource-level permissions.
       actions = [
-        "ec2:DescribeInstances",
-        "ec2:DescribeInstanceStatus",
         "ec2:DescribeInstanceTypeOfferings",
         "ec2:DescribeSecurityGroups",
         "ec2:DescribeSubnets",
-        "iam:GetInstanceProfile",
       ]
       resources = ["*"]
+    }
+    ec2_instance_profiles = {
+      actions   = ["iam:GetInstanceProfile"]
+      resources = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:instance-profile/*"]
+    }
+    ec2_instances = {
+      # EC2 Describe* calls support no resource-level permissions.
+      actions   = ["ec2:DescribeInstances", "ec2:DescribeInstanceStatus"]
+      resources = ["*"]
+    }
+    ec2_launch_templates = {
+      actions   = ["ec2:CreateLaunchTemplateVersion", "ec2:ModifyLaunchTemplate"]
+      resources = ["arn:${data.aws_partition.current.partition}:ec2:${coalesce(var.mgn_region, var.aws_region)}:${data.aws_caller_identity.current.account_id}:launch-template/*"]
     }
     # The Slack bot (bot/): its secrets, its records, and what its commands and buttons do.
     slack_secrets = {
@@ -106,11 +141,13 @@ locals {
       resources = [aws_dynamodb_table.state.arn, "${aws_dynamodb_table.state.arn}/index/gsi1"]
     }
     decide_approvals = {
-      # SendTask* take a task token and support no resource-level permissions.
+      # SendTask* take a task token and support no resource-level permissions. Only the Slack
+      # app (and the CLI, with its operator's own credentials) decides approvals.
       actions   = ["states:SendTaskSuccess", "states:SendTaskFailure"]
       resources = ["*"]
     }
     start_one_execution = {
+      # An operator's rollback starts the rollback execution.
       actions   = ["states:StartExecution"]
       resources = [local.state_machine_arn]
     }
@@ -119,34 +156,24 @@ locals {
       resources = ["arn:${data.aws_partition.current.partition}:states:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:execution:${local.names.state_machine}:*"]
     }
     invoke_self = {
-      # Bolt's lazy listeners: the app invokes itself asynchronously (by name, built here to
-      # avoid a cycle between the function and its role's policy).
-      actions = ["lambda:InvokeFunction", "lambda:GetFunction"]
+      # Bolt's lazy listeners: the app invokes itself asynchronously (by ARN, built here to
+      # avoid a cycle between the function and its role's policy). Bolt's Lambda adapter calls
+      # lambda:Invoke only (no GetFunction).
+      actions = ["lambda:InvokeFunction"]
       resources = [
         local.slack_app_arn,
         "${local.slack_app_arn}:*",
       ]
     }
     consume_status = {
-      actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"]
+      # The SQS event source mapping polls with the function's role.
+      actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
       resources = [aws_sqs_queue.slack_status.arn]
     }
     dead_letter_status = {
       # A body that is no status event goes straight to the status DLQ with its reason.
       actions   = ["sqs:SendMessage"]
       resources = [aws_sqs_queue.slack_status_dlq.arn]
-    }
-    kms_decrypt = {
-      actions   = ["kms:Decrypt"]
-      resources = [aws_kms_key.this.arn]
-    }
-    kms_decrypt_and_generate = {
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = [aws_kms_key.this.arn]
-    }
-    ec2_launch_templates = {
-      actions   = ["ec2:CreateLaunchTemplateVersion", "ec2:ModifyLaunchTemplate"]
-      resources = ["arn:${data.aws_partition.current.partition}:ec2:${coalesce(var.mgn_region, var.aws_region)}:${data.aws_caller_identity.current.account_id}:launch-template/*"]
     }
   }
 }

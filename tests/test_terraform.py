@@ -641,8 +641,8 @@ def test_the_bot_functions_get_exactly_the_contracts_permissions() -> None:
         "states:DescribeExecution",
         "states:StopExecution",
         "lambda:InvokeFunction",
-        "lambda:GetFunction",
         "kms:Decrypt",
+        "kms:GenerateDataKey",
     }
     assert sorted(app["secretsmanager:GetSecretValue"]) == [
         "${aws_secretsmanager_secret.slack_bot_token.arn}",
@@ -660,12 +660,9 @@ def test_the_bot_functions_get_exactly_the_contracts_permissions() -> None:
         "secretsmanager:GetSecretValue",
         "dynamodb:GetItem",
         "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
-        "dynamodb:Query",
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",
         "sqs:GetQueueAttributes",
-        "sqs:ChangeMessageVisibility",
         "sqs:SendMessage",
         "kms:Decrypt",
         "kms:GenerateDataKey",

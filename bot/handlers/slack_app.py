@@ -2,8 +2,9 @@
 
 Behind a Lambda function URL (Slack signs every request; Bolt verifies it). Bolt's
 ``SlackRequestHandler`` acknowledges within Slack's 3 seconds and re-invokes this function
-asynchronously for lazy listeners, which needs ``lambda:InvokeFunction`` and
-``lambda:GetFunction`` on itself. Secrets are read on the first request, not at import.
+asynchronously for lazy listeners, which needs ``lambda:InvokeFunction`` on itself (Bolt
+1.30's ``LambdaLazyListenerRunner`` calls only ``Invoke``; older guides also list
+``lambda:GetFunction``). Secrets are read on the first request, not at import.
 """
 
 from __future__ import annotations

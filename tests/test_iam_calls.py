@@ -1,0 +1,466 @@
+"""Every AWS call a handler makes end to end is allowed by its IAM policy, and nothing more is.
+
+One embedded run covers the paths that call AWS differently: a VM approved (the Approve button
+in Slack) and migrated with two callback URLs (the callback handler reading its signing key
+from Secrets Manager, as on AWS), a rejection (the Reject button and its modal), an approval
+nobody answers (it expires), a failed test launch (each rolled back), an operator's rollback
+from Slack (``/wavepilot rollback``, then the confirmation button), ``/wavepilot status`` for a
+migration and for a wave, a duplicate delivery and a malformed message (to the request DLQ),
+and a body on the Slack status queue that is no status event (to the status DLQ). The
+recorder (``orchestration/local/api_recorder.py``) attributes each call to the function whose
+handler made it; the Slack app, served over loopback HTTP rather than through the Lambda
+dispatcher, is attributed to ``slack_app`` by ``BoltHttpServer``, its lazy listeners too.
+Terraform's policies are read from ``terraform/iam.tf`` with python-hcl2 and evaluated per
+function; the comparison goes both ways, with an explicit list of the actions a function is
+granted that no handler calls here (AWS's own use of the role, or a path only AWS takes), each
+with its reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import boto3
+import hcl2
+import pytest
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from bot.commands import ROLLBACK_CONFIRM_ACTION
+from orchestration.adapters.state_store import MigrationRecord
+from orchestration.handlers import callback_handler, wiring
+from orchestration.local.api_recorder import ApiCallRecorder, iam_action, running_function
+from orchestration.local.driver import MigrationDriver, MigrationOutcome, first_listed_approver
+from orchestration.local.mgn import LaunchType
+from orchestration.local.slack.model import EphemeralMessage
+from orchestration.local.system import EmbeddedSystem, SystemOptions
+from orchestration.naming import BOT_FUNCTIONS, FUNCTIONS, SLACK_STATUS_MESSAGE_GROUP
+from orchestration.statemachine import Timings
+from tests.support.pipeline import example_requests, spec_of
+
+TERRAFORM = Path(__file__).resolve().parent.parent / "terraform"
+TIMINGS = replace(Timings.local(), launch_timeout_seconds=3, approval_timeout_seconds=6)
+WAVE_1_CHANNEL = "C07WAVE0001"
+OPERATOR = "U07BOBOPS01"  # an operator of wave-1 (manifests/waves/wave-1.yaml)
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """An action a function is granted that no handler calls: AWS uses the role itself."""
+
+    action: str
+    reason: str
+    functions: frozenset[str] | None = None  # None: every function
+
+    def applies_to(self, function: str) -> bool:
+        return self.functions is None or function in self.functions
+
+
+EVENT_SOURCE_MAPPED = frozenset({"ingress_handler", "slack_notifier"})
+# EventBridge targets (and the Slack app's lazy listeners): local.async_functions in Terraform.
+ASYNC_FUNCTIONS = frozenset({"start_migration", "callback_handler", "slack_app"})
+
+ALLOWANCES: tuple[Allowance, ...] = (
+    Allowance(
+        "logs:CreateLogStream", "the Lambda runtime writes the function's log group as its role"
+    ),
+    Allowance("logs:PutLogEvents", "the Lambda runtime writes the function's log group"),
+    Allowance(
+        "xray:PutTraceSegments", "tracing is Active: Lambda's X-Ray daemon sends as the role"
+    ),
+    Allowance("xray:PutTelemetryRecords", "tracing is Active: the X-Ray daemon's telemetry"),
+    Allowance(
+        "kms:Decrypt",
+        "the key encrypts the function's environment variables (Lambda decrypts them at init "
+        "as the role), the state table, the secrets and the queues; the services decrypt on "
+        "the caller's behalf. moto does not encrypt, so no KMS call is ever made locally",
+    ),
+    Allowance(
+        "kms:GenerateDataKey",
+        "SSE-KMS: SQS generates a data key on a sender's behalf (the request and status DLQs, "
+        "the event target DLQ for failed asynchronous invocations); moto does not encrypt",
+        EVENT_SOURCE_MAPPED | ASYNC_FUNCTIONS,
+    ),
+    Allowance(
+        "sqs:ReceiveMessage",
+        "SQS event source mappings (request queue, Slack status queue) poll with the role",
+        EVENT_SOURCE_MAPPED,
+    ),
+    Allowance(
+        "sqs:DeleteMessage",
+        "the event source mapping deletes the records the handler did not report as failed",
+        EVENT_SOURCE_MAPPED,
+    ),
+    Allowance(
+        "sqs:GetQueueAttributes",
+        "the event source mapping reads the queue's attributes",
+        EVENT_SOURCE_MAPPED,
+    ),
+    Allowance(
+        "secretsmanager:GetSecretValue",
+        "on AWS the bot token (and the app's signing secret) come from Secrets Manager "
+        "(SLACK_BOT_TOKEN_SECRET_ARN, SLACK_SIGNING_SECRET_ARN); the embedded system sets "
+        "SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (the callback handler's secret is read from "
+        "Secrets Manager here)",
+        frozenset({"slack_app", "slack_notifier"}),
+    ),
+    Allowance(
+        "dynamodb:DeleteItem",
+        "Powertools idempotency deletes the in-progress record when the request's processing "
+        "raises (the run's failures are all handled, so it never does)",
+        frozenset({"ingress_handler"}),
+    ),
+    Allowance(
+        "dynamodb:GetItem",
+        "Powertools idempotency reads the existing record when a conditional put fails without "
+        "returning it (DynamoDB, and moto, return it: ReturnValuesOnConditionCheckFailure)",
+        frozenset({"ingress_handler"}),
+    ),
+    Allowance(
+        "sqs:SendMessage",
+        "asynchronous invocations (EventBridge targets, the Slack app's lazy listeners) that "
+        "fail go to the event target DLQ (on-failure destination), sent by Lambda with the "
+        "function's role",
+        ASYNC_FUNCTIONS,
+    ),
+    Allowance(
+        "lambda:InvokeFunction",
+        "on Lambda, Bolt runs the Slack app's lazy listeners by invoking the function itself "
+        "asynchronously; the embedded system runs them on Bolt's thread pool",
+        frozenset({"slack_app"}),
+    ),
+)
+
+ALL_FUNCTIONS = (*FUNCTIONS, *BOT_FUNCTIONS)
+
+
+# --- Terraform: the actions each function's role is granted -------------------------------
+
+
+def _strip(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _strip(v) for k, v in node.items() if not str(k).startswith("__")}
+    if isinstance(node, list):
+        return [_strip(item) for item in node]
+    return node
+
+
+def _unquote(value: Any) -> str:
+    text = str(value)
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        return text[1:-1]
+    return text
+
+
+@cache
+def _terraform() -> dict[str, Any]:
+    """``locals`` merged, and the ``aws_iam_policy_document`` data sources by name."""
+    merged_locals: dict[str, Any] = {}
+    documents: dict[str, Any] = {}
+    for path in sorted(TERRAFORM.glob("*.tf")):
+        with path.open(encoding="utf-8") as handle:
+            parsed = _strip(hcl2.load(handle))
+        for block in parsed.get("locals", []):
+            merged_locals.update(block)
+        for block in parsed.get("data", []):
+            for kind, named in block.items():
+                if _unquote(kind) == "aws_iam_policy_document":
+                    documents.update({_unquote(k): v for k, v in named.items()})
+    return {"locals": merged_locals, "documents": documents}
+
+
+CAPABILITIES_FOR_EACH = re.compile(r"local\.lambda_capabilities\[each\.key\]")
+# ``contains(["a", "b"], each.key) ? [1] : []`` or ``contains(local.some_list, each.key) ...``
+CONDITIONAL_FOR_EACH = re.compile(
+    r"^\$\{contains\((?:\[(?P<names>[^\]]*)\]|local\.(?P<local>\w+)), each\.key\)"
+    r" \? \[1\] : \[\]\}$"
+)
+
+
+def granted_actions() -> dict[str, set[str]]:
+    """Function -> every action in ``data.aws_iam_policy_document.lambda[function]``.
+
+    Static ``statement`` blocks apply to every function; the ``dynamic "statement"`` over
+    ``local.lambda_capabilities[each.key]`` adds the named ``local.lambda_statements``; a
+    ``dynamic`` block guarded by ``contains([...], each.key)`` applies to the functions listed.
+    Any other shape fails loudly, so a change to iam.tf cannot make this check vacuous.
+    """
+    tf = _terraform()
+    capabilities: dict[str, list[str]] = tf["locals"]["lambda_capabilities"]
+    statements: dict[str, Any] = tf["locals"]["lambda_statements"]
+    document = tf["documents"]["lambda"]
+    granted: dict[str, set[str]] = {name: set() for name in capabilities}
+    for statement in document.get("statement", []):
+        for function in granted:
+            granted[function] |= {_unquote(a) for a in statement["actions"]}
+    for dynamic in document.get("dynamic", []):
+        [(label, body)] = dynamic.items()
+        assert _unquote(label) == "statement", label
+        for_each = str(body["for_each"])
+        [content] = body["content"]
+        if CAPABILITIES_FOR_EACH.search(for_each):
+            assert content["actions"] == "${statement.value.actions}", content
+            for function, names in capabilities.items():
+                for name in names:
+                    granted[function] |= {
+                        _unquote(a) for a in statements[_unquote(name)]["actions"]
+                    }
+        elif match := CONDITIONAL_FOR_EACH.match(for_each):
+            if match["local"]:
+                listed = {_unquote(n) for n in tf["locals"][match["local"]]}
+            else:
+                listed = {_unquote(n.strip()) for n in match["names"].split(",")}
+            assert listed <= granted.keys(), listed - granted.keys()
+            for function in listed:
+                granted[function] |= {_unquote(a) for a in content["actions"]}
+        else:
+            pytest.fail(f"iam.tf: a dynamic statement this test cannot evaluate: {for_each}")
+    return granted
+
+
+# --- the recorder on its own --------------------------------------------------------------
+
+
+def _unreachable_client(service: str) -> Any:
+    """A client whose calls fail fast (nothing listens): ``before-call`` still fires."""
+    session = boto3.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    )
+    return session.client(  # type: ignore[call-overload]
+        service,
+        endpoint_url="http://127.0.0.1:9",
+        config=Config(retries={"total_max_attempts": 1}, connect_timeout=0.2),
+    )
+
+
+def _call(client: Any, operation: str, **params: Any) -> None:
+    with contextlib.suppress(BotoCoreError, ClientError):
+        getattr(client, operation)(**params)
+
+
+def test_the_recorder_attributes_calls_to_the_running_function_only() -> None:
+    with ApiCallRecorder() as recorder:
+        sfn = _unreachable_client("stepfunctions")
+        sqs = _unreachable_client("sqs")
+        _call(sqs, "list_queues")  # outside any handler: nobody's
+        with running_function("fn-a"):
+            _call(sfn, "list_executions", stateMachineArn="arn:aws:states:::stateMachine:x")
+            with running_function("fn-b"):
+                _call(sqs, "list_queues")
+            _call(sqs, "list_queues")
+            # A thread the handler starts does not inherit its context.
+            thread = threading.Thread(
+                target=_call, args=(sqs, "get_queue_url"), kwargs={"QueueName": "q"}
+            )
+            thread.start()
+            thread.join()
+            # Work it submits to a thread pool is its own (as on Lambda: one role per process).
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                pool.submit(_call, sqs, "get_queue_url", QueueName="q").result()
+        with ThreadPoolExecutor(max_workers=1) as pool:  # submitted outside: nobody's
+            pool.submit(_call, sqs, "get_queue_url", QueueName="q").result()
+    _call(sqs, "list_queues")  # stopped: not recorded
+    assert recorder.by_function() == {
+        "fn-a": {"sqs:GetQueueUrl": 1, "sqs:ListQueues": 1, "states:ListExecutions": 1},
+        "fn-b": {"sqs:ListQueues": 1},
+    }
+
+
+def test_iam_prefixes_come_from_the_signing_name() -> None:
+    session = boto3.Session(region_name="us-east-1")
+    for service, operation, action in [
+        ("stepfunctions", "SendTaskSuccess", "states:SendTaskSuccess"),
+        ("events", "PutEvents", "events:PutEvents"),
+        ("mgn", "ListSourceServerActions", "mgn:ListSourceServerActions"),
+        ("ec2", "DescribeInstances", "ec2:DescribeInstances"),
+        ("iam", "GetInstanceProfile", "iam:GetInstanceProfile"),
+        ("dynamodb", "TransactWriteItems", "dynamodb:TransactWriteItems"),
+        ("secretsmanager", "GetSecretValue", "secretsmanager:GetSecretValue"),
+    ]:
+        model = session.client(service).meta.service_model.operation_model(operation)  # type: ignore[call-overload]
+        assert iam_action(model) == action
+
+
+# --- the end-to-end run -------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    recorded: dict[str, dict[str, int]]  # Terraform function key -> IAM action -> calls
+    outcomes: dict[str, MigrationOutcome]
+    expected: dict[str, tuple[str, str]]  # migration ID -> (execution status, record status)
+
+
+def _approver_for(approve: str, reject: set[str]) -> Any:
+    def decide(record: MigrationRecord, approvers: tuple[str, ...]) -> tuple[str, str] | None:
+        if record.migration_id == approve:
+            return first_listed_approver(record, approvers)
+        if record.migration_id in reject:
+            return "REJECTED", "U07ALICE001"
+        return None  # nobody answers: the approval expires
+
+    return decide
+
+
+def _wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _ephemeral(system: EmbeddedSystem, user: str, text: str) -> EphemeralMessage | None:
+    assert system.slack is not None
+    return next((m for m in system.slack.ephemeral_messages(user) if text in m.text), None)
+
+
+def _operator_rolls_back(system: EmbeddedSystem, migration_id: str) -> None:
+    """At the approval gate: ``/wavepilot rollback``, then the confirmation button."""
+    assert system.slack is not None
+    _wait_for(
+        "the approval gate",
+        lambda: (
+            (record := wiring.store().get(migration_id)) is not None
+            and record.step == "AwaitApproval"
+        ),
+        timeout=60,
+    )
+    system.slack.slash_command(
+        user=OPERATOR, channel=WAVE_1_CHANNEL, text=f"rollback {migration_id} licence problem"
+    )
+    question = _wait_for(
+        "the rollback confirmation", lambda: _ephemeral(system, OPERATOR, "Roll back *")
+    )
+    system.slack.click_ephemeral_button(
+        user=OPERATOR, message=question, action_id=ROLLBACK_CONFIRM_ACTION
+    )
+
+
+def _status_commands(system: EmbeddedSystem, migration_id: str) -> None:
+    """``/wavepilot status`` for a migration and for its wave (a query on the GSI)."""
+    assert system.slack is not None
+    for target, answer in [(migration_id, f"`{migration_id}`"), ("wave-1", "*wave-1*: ")]:
+        system.slack.slash_command(user=OPERATOR, channel=WAVE_1_CHANNEL, text=f"status {target}")
+        _wait_for(f"the status of {target}", _answered(system, answer))
+
+
+def _answered(system: EmbeddedSystem, text: str) -> Callable[[], EphemeralMessage | None]:
+    return lambda: _ephemeral(system, OPERATOR, text)
+
+
+def _run_every_path() -> Run:
+    [with_callbacks] = [
+        r for r in example_requests("wave-2") if r.target_vm_name == "billing-app-prod-01"
+    ]
+    rejected, unanswered, failing, rolled_back = example_requests()[:4]
+    requests = [with_callbacks, rejected, unanswered, failing, rolled_back]
+    recorder = ApiCallRecorder().start()
+    try:
+        with (
+            pytest.MonkeyPatch.context() as patch,
+            EmbeddedSystem(SystemOptions(timings=TIMINGS)) as system,
+        ):
+            # As on AWS: the callback handler reads its key from Secrets Manager by ARN.
+            arn = system.client("secretsmanager").create_secret(
+                Name=system.names.callback_signing_secret,
+                SecretString=os.environ["CALLBACK_SIGNING_SECRET"],
+            )["ARN"]
+            patch.setenv("CALLBACK_SIGNING_SECRET_ARN", arn)
+            callback_handler.reset()
+            servers = system.seed([spec_of(r) for r in requests])
+            assert system.mgn is not None
+            system.mgn.faults.fail_next_launch(
+                servers[failing.migration_id], launch_type=LaunchType.TEST
+            )
+            driver = MigrationDriver(system)
+            driver.send([*requests, with_callbacks, "{this is not json"])
+            # Not a status event: the notifier sends it to the status DLQ with its reason.
+            assert system.resources is not None
+            system.client("sqs").send_message(
+                QueueUrl=system.resources.slack_status_queue_url,
+                MessageBody="{this is not a status event",
+                MessageGroupId=SLACK_STATUS_MESSAGE_GROUP,
+                MessageDeduplicationId="iam-calls-unreadable",
+            )
+            operator = threading.Thread(
+                target=_operator_rolls_back, args=(system, rolled_back.migration_id), daemon=True
+            )
+            operator.start()
+            outcomes = driver.wait(
+                [r.migration_id for r in requests],
+                approver=_approver_for(with_callbacks.migration_id, {rejected.migration_id}),
+                timeout=90,
+            )
+            operator.join(timeout=30)
+            assert not operator.is_alive()
+            trail = wiring.store().migration_audit_trail(rolled_back.migration_id)
+            assert [(a["actor"], a["outcome"]) for a in trail] == [(OPERATOR, "started")]
+            _status_commands(system, rolled_back.migration_id)
+            names = {system.names.function(f): f for f in ALL_FUNCTIONS}
+        # After stop(): every asynchronous invocation (callbacks) has finished.
+        recorded = {names[name]: calls for name, calls in recorder.by_function().items()}
+    finally:
+        recorder.stop()
+        callback_handler.reset()  # forget the Secrets Manager source with the variable
+    return Run(
+        recorded,
+        outcomes,
+        {
+            with_callbacks.migration_id: ("SUCCEEDED", "COMPLETED"),
+            rejected.migration_id: ("FAILED", "ROLLED_BACK"),
+            unanswered.migration_id: ("FAILED", "ROLLED_BACK"),
+            failing.migration_id: ("FAILED", "ROLLED_BACK"),
+            rolled_back.migration_id: ("FAILED", "ROLLED_BACK"),
+        },
+    )
+
+
+def _diff(function: str, run: Run) -> tuple[set[str], set[str]]:
+    """(called but not granted, granted but neither called nor allowed)."""
+    granted = granted_actions()[function]
+    called = set(run.recorded[function])
+    allowed_unused = {a.action for a in ALLOWANCES if a.applies_to(function)}
+    return called - granted, granted - called - allowed_unused
+
+
+def test_every_call_is_granted_and_every_grant_is_called() -> None:
+    """One run, one test (so pytest-xdist runs it once): every function's diff at once."""
+    run = _run_every_path()
+    for migration_id, expected in run.expected.items():
+        outcome = run.outcomes[migration_id]
+        assert (outcome.status, outcome.record_status) == expected, outcome.cause
+    assert set(ALL_FUNCTIONS) <= set(run.recorded), "every function ran and called AWS"
+    assert set(run.recorded) <= set(granted_actions()), "a function Terraform does not define"
+    assert set(granted_actions()) == set(ALL_FUNCTIONS)
+    print("\nrecorded per function:")  # shown with -s
+    for function, calls in run.recorded.items():
+        print(f"  {function}: {calls}")
+    problems: list[str] = []
+    for function in ALL_FUNCTIONS:
+        missing, unused = _diff(function, run)
+        if missing:
+            problems.append(f"{function}: called but not granted: {sorted(missing)}")
+        if unused:
+            problems.append(f"{function}: granted, never called, no allowance: {sorted(unused)}")
+    assert not problems, "terraform/iam.tf disagrees with the recorded calls:\n  " + (
+        "\n  ".join(problems)
+    )
+
+
+def test_every_allowance_is_granted_somewhere() -> None:
+    granted = granted_actions()
+    for allowance in ALLOWANCES:
+        functions = allowance.functions or frozenset(granted)
+        assert any(allowance.action in granted.get(f, set()) for f in functions), allowance
