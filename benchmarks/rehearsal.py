@@ -1,13 +1,15 @@
 """`make bench`: a 200-VM wave rehearsed on the embedded system.
 
 Every part runs for real on loopback (see docs/ARCHITECTURE.md): publish, ingress, one
-execution per VM, the MGN emulator with its quotas, approvals by a simulated approver. The
+execution per VM, the MGN emulator with its quotas, the Slack bot with every thread in one
+channel of the rate-limited Slack stand-in, approvals clicked by a simulated approver. The
 figures are the baseline the scale work (batched launches) will be measured against.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from collections import Counter
@@ -19,6 +21,7 @@ from rich.table import Table
 
 from orchestration.local.driver import MigrationDriver
 from orchestration.local.logs import pipeline_logs_to
+from orchestration.local.slack_report import slack_report
 from orchestration.local.synthetic import wave_yaml
 from orchestration.local.system import EmbeddedSystem, SystemOptions
 from orchestration.manifests.validation import ManifestFile, validate_files
@@ -48,6 +51,14 @@ def main() -> None:
         driver.send(requests)
         outcomes = driver.wait([r.migration_id for r in requests], timeout=args.timeout)
         wall = time.monotonic() - began
+        assert system.slack is not None
+        slack = slack_report(
+            system.slack,
+            os.environ["DYNAMODB_TABLE_NAME"],
+            [r.migration_id for r in requests],
+            settle_seconds=300,
+        )
+        slack_wall = time.monotonic() - began
         counters = system.counters()
         assert system.mgn is not None
         mgn = system.mgn.metrics()
@@ -82,6 +93,18 @@ def main() -> None:
         ("MGN quota errors met", str(mgn.quota_errors)),
         ("MGN throttling errors met", str(mgn.throttling_errors)),
         ("AWS API calls per VM (all services)", f"{sum(api_calls.values()) / n:.1f}"),
+        ("Slack threads (all in one channel)", f"{len(slack.threads)}"),
+        *(
+            (f"Slack {method} per migration", f"{per:.2f}")
+            for method, per in slack.calls_per_migration().items()
+        ),
+        ("Slack 429s met", str(sum(slack.rate_limited.values()))),
+        (
+            f"slowest event-to-Slack delay (Slack clock, {slack.slack_speed:.0f}x)",
+            f"{slack.slowest_delay_seconds:.1f} s",
+        ),
+        ("Slack updates lost (final states not shown)", str(len(slack.lost_updates))),
+        ("wall time until every final state was in Slack", f"{slack_wall:.1f} s"),
     ):
         table.add_row(label, value)
     console = Console(width=110)
