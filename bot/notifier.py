@@ -29,6 +29,9 @@ from orchestration.observability import logger
 
 Applied = Literal["applied", "duplicate", "no channel"]
 MAX_KNOWN_THREADS = 5_000
+# A root whose phase and outcome have not changed is edited at most this often (Slack
+# seconds): chat.update is one budget of about 50 a minute for the whole workspace.
+MIN_ROOT_EDIT_SECONDS = 30.0
 
 
 class StatusNotifier:
@@ -79,9 +82,9 @@ class StatusNotifier:
                     "shown": thread.state.sequence,
                 },
             )
-            if edit_root and thread.root_owed:
+            if edit_root and thread.root_edit_due(self._now(), MIN_ROOT_EDIT_SECONDS):
                 self._edit_root(thread)
-                self._save(thread.shown(), thread)
+                self._save(thread.shown(self._now()), thread)
             return "duplicate"
         if thread is None:
             channel = self._channel_for(event.migration_id)
@@ -128,9 +131,9 @@ class StatusNotifier:
             # the replies again.
             self._save(thread, previous)
             previous = thread
-        if edit_root and thread.root_owed:
+        if edit_root and thread.root_edit_due(self._now(), MIN_ROOT_EDIT_SECONDS):
             self._edit_root(thread)
-            thread = thread.shown()
+            thread = thread.shown(self._now())
         if thread != previous:
             self._save(thread, previous)
         return "applied"
@@ -140,7 +143,7 @@ class StatusNotifier:
         ts = self._slack.post(
             channel, text=message.text, blocks=message.blocks, metadata=root_metadata(state)
         )
-        thread = SlackThread(state.migration_id, channel, ts, state, shown_sequence=state.sequence)
+        thread = SlackThread(state.migration_id, channel, ts, state, 0).shown(self._now())
         try:
             self._threads.create(thread)
         except ThreadExistsError:  # pragma: no cover - the notifier runs one at a time
@@ -148,6 +151,9 @@ class StatusNotifier:
             raise
         self._known[thread.migration_id] = thread
         return thread
+
+    def _now(self) -> float:
+        return self._slack.wall_seconds()
 
     def _edit_root(self, thread: SlackThread) -> None:
         message = root_message(thread.state)

@@ -70,6 +70,10 @@ class SlackClock:
         """Slack seconds since an arbitrary origin."""
         return self._monotonic() * self.scale
 
+    def wall_seconds(self) -> float:
+        """Slack seconds since the epoch (comparable across processes, unlike ``now``)."""
+        return time.time() * self.scale
+
     def sleep(self, slack_seconds: float) -> None:
         if slack_seconds > 0:
             self._sleep(slack_seconds / self.scale)
@@ -178,6 +182,9 @@ class PacedSlack:
         self._updates = TokenBucket(UPDATES_PER_SECOND, UPDATE_BURST, clock)
         self._posts = TokenBucket(POSTS_PER_SECOND_PER_WORKSPACE, WORKSPACE_POST_BURST, clock)
         self._lock = threading.Lock()
+
+    def wall_seconds(self) -> float:
+        return self._clock.wall_seconds()
 
     def _channel(self, channel: str) -> TokenBucket:
         with self._lock:

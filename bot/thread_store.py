@@ -9,6 +9,7 @@ on the next event or redelivery, so a final state is never lost to a failed edit
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -30,13 +31,31 @@ class SlackThread:
     shown_sequence: int
     approval_ts: str = ""
     approval_id: str = ""
+    shown_phase: int = 0  # what the root shows now, and when it was edited (Slack seconds)
+    shown_outcome: str = ""
+    shown_at: float = 0.0
 
     @property
     def root_owed(self) -> bool:
         return self.shown_sequence < self.state.sequence
 
-    def shown(self) -> SlackThread:
-        return replace(self, shown_sequence=self.state.sequence)
+    def root_edit_due(self, now: float, min_interval: float) -> bool:
+        """Whether the owed edit should be made now: always when the phase or the outcome
+        changed or the state is final; a change of detail only (replication 40% -> 60%)
+        waits until the root has not been edited for ``min_interval`` Slack seconds."""
+        if not self.root_owed:
+            return False
+        changed = (self.state.phase, self.state.outcome) != (self.shown_phase, self.shown_outcome)
+        return changed or self.state.final or now - self.shown_at >= min_interval
+
+    def shown(self, at: float) -> SlackThread:
+        return replace(
+            self,
+            shown_sequence=self.state.sequence,
+            shown_phase=self.state.phase,
+            shown_outcome=self.state.outcome,
+            shown_at=at,
+        )
 
 
 class ThreadExistsError(Exception):
@@ -67,6 +86,9 @@ class ThreadStore:
             shown_sequence=int(item["shownSequence"]),  # type: ignore[arg-type]
             approval_ts=str(item.get("approvalTs", "")),
             approval_id=str(item.get("approvalId", "")),
+            shown_phase=int(item.get("shownPhase", 0)),  # type: ignore[arg-type]
+            shown_outcome=str(item.get("shownOutcome", "")),
+            shown_at=float(item.get("shownAt", 0)),  # type: ignore[arg-type]
         )
 
     def create(self, thread: SlackThread) -> None:
@@ -103,4 +125,7 @@ def _attributes(thread: SlackThread) -> dict[str, Any]:
         "shownSequence": thread.shown_sequence,
         "approvalTs": thread.approval_ts,
         "approvalId": thread.approval_id,
+        "shownPhase": thread.shown_phase,
+        "shownOutcome": thread.shown_outcome,
+        "shownAt": Decimal(str(round(thread.shown_at, 3))),
     }

@@ -1,0 +1,90 @@
+"""The bot's pacing and coalescing rules, on a clock the test moves."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from bot.slack_api import SlackClock, TokenBucket
+from bot.thread_store import SlackThread
+from bot.threads import ThreadState, advance
+from orchestration.events import MigrationCompleted, MigrationStatusUpdated
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_a_bucket_spaces_calls_at_its_rate_on_the_slack_clock() -> None:
+    fake = FakeTime()
+    clock = SlackClock(10.0, monotonic=fake.monotonic, sleep=fake.sleep)
+    bucket = TokenBucket(rate=1.0, burst=1, clock=clock)
+
+    waits = [bucket.take() for _ in range(4)]
+
+    assert waits == [0.0, 1.0, 1.0, 1.0]  # Slack seconds
+    assert fake.slept == [0.1, 0.1, 0.1]  # real seconds at 10x
+
+
+def _status(sequence: int, step: str, status: str, message: str) -> MigrationStatusUpdated:
+    return MigrationStatusUpdated(
+        migration_id="mig-1",
+        wave="wave-1",
+        app_name="app",
+        target_vm_name="vm-01",
+        correlation_id="c",
+        sequence=sequence,
+        timestamp=datetime(2026, 11, 26, tzinfo=UTC),
+        step=step,
+        status=status,  # type: ignore[arg-type]
+        message=message,
+    )
+
+
+def _thread(state: ThreadState, shown_at: float) -> SlackThread:
+    return SlackThread("mig-1", "C1", "1.0", state, 0).shown(shown_at)
+
+
+def test_a_detail_only_change_waits_but_a_phase_change_or_final_state_does_not() -> None:
+    start = ThreadState("mig-1", "wave-1", "app", "vm-01")
+    replicating = advance(start, _status(1, "WaitForReplication", "IN_PROGRESS", "40%")).state
+    thread = _thread(replicating, shown_at=100.0)
+
+    progressed = advance(replicating, _status(2, "WaitForReplication", "IN_PROGRESS", "60%"))
+    moved = _replace_state(thread, progressed.state)
+    assert moved.root_owed
+    assert not moved.root_edit_due(now=110.0, min_interval=30.0)
+    assert moved.root_edit_due(now=131.0, min_interval=30.0)
+
+    testing = advance(progressed.state, _status(3, "StartTestLaunch", "SUCCEEDED", "job"))
+    assert _replace_state(thread, testing.state).root_edit_due(now=101.0, min_interval=30.0)
+    done = advance(
+        testing.state,
+        MigrationCompleted(
+            migration_id="mig-1",
+            wave="wave-1",
+            app_name="app",
+            target_vm_name="vm-01",
+            correlation_id="c",
+            sequence=4,
+            timestamp=datetime(2026, 11, 26, tzinfo=UTC),
+            target_instance_id="i-1",
+            duration_seconds=60,
+        ),
+    )
+    assert done.state.final
+    assert _replace_state(thread, done.state).root_edit_due(now=100.5, min_interval=30.0)
+    assert [r.text.split(":")[1] for r in done.replies] == ["white_check_mark"]
+
+
+def _replace_state(thread: SlackThread, state: ThreadState) -> SlackThread:
+    return replace(thread, state=state)
