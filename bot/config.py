@@ -60,14 +60,20 @@ class SlackSecrets:
         self._provider: BaseProvider | None = None
 
     def bot_token(self) -> str:
-        return self._read(self._config.bot_token_secret_arn, self._config.bot_token, "BOT_TOKEN")
+        return self._read(
+            self._config.bot_token_secret_arn,
+            self._config.bot_token,
+            ("SLACK_BOT_TOKEN_SECRET_ARN", "SLACK_BOT_TOKEN"),
+        )
 
     def signing_secret(self) -> str:
         return self._read(
-            self._config.signing_secret_arn, self._config.signing_secret, "SIGNING_SECRET"
+            self._config.signing_secret_arn,
+            self._config.signing_secret,
+            ("SLACK_SIGNING_SECRET_ARN", "SLACK_SIGNING_SECRET"),
         )
 
-    def _read(self, arn: str | None, value: SecretStr | None, what: str) -> str:
+    def _read(self, arn: str | None, value: SecretStr | None, names: tuple[str, str]) -> str:
         if arn:
             if self._provider is None:
                 self._provider = self._provider_factory()
@@ -75,12 +81,10 @@ class SlackSecrets:
             text = secret.decode("utf-8") if isinstance(secret, bytes) else secret
             if isinstance(text, str) and text:
                 return text
-            raise SlackCredentialsMissingError(f"the secret SLACK_{what}_SECRET_ARN names is empty")
+            raise SlackCredentialsMissingError(f"the secret {names[0]} names is empty")
         if value is not None and value.get_secret_value():
             return value.get_secret_value()
-        raise SlackCredentialsMissingError(
-            f"set SLACK_{what}_SECRET_ARN (AWS) or SLACK_{what} (local)"
-        )
+        raise SlackCredentialsMissingError(f"set {names[0]} (AWS) or {names[1]} (local)")
 
 
 def _secrets_provider() -> BaseProvider:

@@ -10,9 +10,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlencode
 
 import boto3
 import pytest
+from slack_sdk.signature import SignatureVerifier
 
 from bot.commands import ROLLBACK_CONFIRM_ACTION
 from bot.thread_store import SlackThread, ThreadStore
@@ -483,3 +485,67 @@ def _sqs_record(message_id: str, body: str) -> dict[str, Any]:
         "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q.fifo",
         "awsRegion": "us-east-1",
     }
+
+
+def test_the_slack_app_answers_as_a_lambda_behind_a_function_url(
+    system: EmbeddedSystem, driver: MigrationDriver
+) -> None:
+    """The Lambda path: a function URL event through SlackRequestHandler; the ack returns at
+    once and the lazy listener runs in a second, asynchronous invocation of the function."""
+    assert system.slack is not None
+    [request] = _start(system, driver)
+    driver.wait([request.migration_id])
+    response_url = system.slack.workspace.issue_response_url(
+        channel=WAVE_1_CHANNEL, user=BOB, message_ts=None, thread_ts=None
+    )
+    body = urlencode(
+        {
+            "team_id": system.slack.team_id,
+            "channel_id": WAVE_1_CHANNEL,
+            "user_id": BOB,
+            "command": "/wavepilot",
+            "text": f"status {request.migration_id}",
+            "response_url": response_url,
+            "trigger_id": "1.2.3",
+        }
+    )
+    timestamp = str(int(time.time()))
+    signature = SignatureVerifier(system.slack.signing_secret).generate_signature(
+        timestamp=timestamp, body=body
+    )
+    headers = {
+        "content-type": "application/x-www-form-urlencoded",
+        "x-slack-request-timestamp": timestamp,
+        "x-slack-signature": signature,
+    }
+    event = {
+        "version": "2.0",
+        "rawPath": "/",
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {"http": {"method": "POST", "path": "/"}},
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+    invoked = system.client("lambda").invoke(
+        FunctionName=system.function_arns["slack_app"], Payload=json.dumps(event)
+    )
+
+    ack = json.loads(invoked["Payload"].read())
+    assert ack["statusCode"] == 200
+    answer = _wait_for(
+        "the lazy listener's answer",
+        lambda: (
+            system.slack is not None
+            and next(
+                (m for m in system.slack.ephemeral_messages(BOB) if "COMPLETED" in m.text), None
+            )
+        ),
+    )
+    assert "intranet-web-01" in answer.text
+    forged = {**event, "headers": {**headers, "x-slack-signature": "v0=" + "0" * 64}}
+    refused = system.client("lambda").invoke(
+        FunctionName=system.function_arns["slack_app"], Payload=json.dumps(forged)
+    )
+    assert json.loads(refused["Payload"].read())["statusCode"] == 401

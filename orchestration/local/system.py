@@ -24,7 +24,7 @@ from typing import Any
 
 import boto3
 
-from bot.handlers import slack_notifier
+from bot.handlers import slack_app, slack_notifier
 from orchestration.adapters import aws
 from orchestration.adapters.callback_transport import HttpsCallbackTransport
 from orchestration.events import EVENT_SOURCE
@@ -44,6 +44,7 @@ from orchestration.local.runtime import LOCAL_ACCOUNT_ID, LOCAL_REGION, LocalAws
 from orchestration.local.slack import BoltHttpServer, SlackStandIn
 from orchestration.local.vm_standins import VmStandIns
 from orchestration.naming import (
+    BOT_FUNCTIONS,
     FUNCTIONS,
     SLACK_STATUS_MESSAGE_GROUP,
     ResourceNames,
@@ -265,6 +266,7 @@ class EmbeddedSystem:
         wiring.reset()
         ingress_handler._dependencies.cache_clear()
         slack_notifier.reset()
+        slack_app.reset()
 
     def _environment_for_functions(self) -> dict[str, str]:
         keys = (
@@ -280,6 +282,7 @@ class EmbeddedSystem:
             "POWERTOOLS_METRICS_DISABLED",
             "CALLBACK_SIGNING_SECRET",
             "SLACK_BOT_TOKEN",
+            "SLACK_SIGNING_SECRET",
             "SLACK_API_URL",
             "SLACK_DEFAULT_CHANNEL",
             "SLACK_TIME_SCALE",
@@ -295,7 +298,9 @@ class EmbeddedSystem:
         lambda_client = self.client("lambda")
         package = _placeholder_zip()
         variables = self._environment_for_functions()
-        for function in (*FUNCTIONS, "slack_notifier"):
+        # The Slack app is a function too: the stand-in reaches it over HTTP (as a function URL
+        # would), and its lazy listeners, or a test, can invoke it as Lambda does.
+        for function in (*FUNCTIONS, *BOT_FUNCTIONS):
             arn = lambda_client.create_function(
                 FunctionName=self.names.function(function),
                 Runtime="python3.11",
