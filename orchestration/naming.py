@@ -109,6 +109,10 @@ FUNCTIONS: tuple[str, ...] = (
 )
 
 
+# Functions run on a schedule (an EventBridge rule in Terraform; none locally, where tests and
+# the operator invoke them): the monitor that puts the figures the alarms watch.
+SCHEDULED_FUNCTIONS: tuple[str, ...] = ("monitor_migrations",)
+
 # The Slack bot's functions: the Bolt app behind the Slack endpoint (slash commands, buttons,
 # modals) and the notifier that keeps each migration's thread from the status queue.
 BOT_FUNCTIONS: tuple[str, ...] = ("slack_app", "slack_notifier")

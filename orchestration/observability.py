@@ -43,6 +43,13 @@ def count(name: str, value: float = 1) -> None:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
+def gauge(name: str, value: float, unit: MetricUnit = MetricUnit.Seconds) -> None:
+    """Add a measured value (a lag, an age, a number of things in a state) in ``unit``,
+    unless metrics are disabled (as ``count``)."""
+    if not is_metrics_disabled():
+        metrics.add_metric(name=name, unit=unit, value=value)
+
+
 def step_handler(
     func: Callable[[dict[str, Any], LambdaContext], R],
 ) -> Callable[[dict[str, Any], LambdaContext], R]:

@@ -18,8 +18,11 @@ locals {
     finalize_cutover  = ["mgn_finalize", "state_write", "put_events", "kms_decrypt"]
     callback_handler  = ["state_read", "callback_secret", "kms_decrypt", "kms_generate_data_key"]
     rollback_handler  = ["mgn_reset", "ec2_instances", "state_read_write", "put_events", "kms_decrypt"]
-    slack_app         = ["slack_secrets", "bot_state", "put_events", "decide_approvals", "start_one_execution", "manage_executions", "invoke_self", "kms_decrypt", "kms_generate_data_key"]
-    slack_notifier    = ["slack_token", "thread_state", "consume_status", "dead_letter_status", "kms_decrypt", "kms_generate_data_key"]
+    # Reads only: every source server's replication, the pending approvals (gsi1) and their
+    # migrations' cutover windows (GetItem). Its metrics go to CloudWatch as EMF log lines.
+    monitor_migrations = ["mgn_monitor", "pending_approvals", "state_read", "kms_decrypt"]
+    slack_app          = ["slack_secrets", "bot_state", "put_events", "decide_approvals", "start_one_execution", "manage_executions", "invoke_self", "kms_decrypt", "kms_generate_data_key"]
+    slack_notifier     = ["slack_token", "thread_state", "consume_status", "dead_letter_status", "kms_decrypt", "kms_generate_data_key"]
   }
 
   lambda_statements = {
@@ -32,10 +35,16 @@ locals {
       actions   = ["sqs:SendMessage"]
       resources = [aws_sqs_queue.requests_dlq.arn]
     }
-    # The state table. Only the bot queries (its status command, on the table and gsi1).
+    # The state table. Only the bot (its status command, on the table and gsi1) and the monitor
+    # (pending approvals, on gsi1 only) query.
     state_read = {
       actions   = ["dynamodb:GetItem"]
       resources = [aws_dynamodb_table.state.arn]
+    }
+    pending_approvals = {
+      # The approvals still PENDING: a sparse partition of gsi1 (APPROVALS#PENDING).
+      actions   = ["dynamodb:Query"]
+      resources = ["${aws_dynamodb_table.state.arn}/index/gsi1"]
     }
     state_write = {
       actions   = ["dynamodb:PutItem", "dynamodb:UpdateItem"]
@@ -99,6 +108,10 @@ locals {
     }
     mgn_watch = {
       actions   = ["mgn:DescribeSourceServers", "mgn:DescribeJobs"]
+      resources = ["*"]
+    }
+    mgn_monitor = {
+      actions   = ["mgn:DescribeSourceServers"]
       resources = ["*"]
     }
     mgn_finalize = {

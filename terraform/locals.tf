@@ -82,6 +82,13 @@ locals {
       handler = "orchestration.handlers.rollback_handler.handler"
       timeout = var.timings.task_timeout_seconds
     }
+    # Scheduled (naming.SCHEDULED_FUNCTIONS, schedules.tf): reads MGN and the table, puts the
+    # metrics the replication-lag and approval-waiting alarms watch (monitoring.tf).
+    monitor_migrations = {
+      name    = "${local.name_prefix}-monitor-migrations"
+      handler = "orchestration.handlers.monitor_migrations.handler"
+      timeout = 60
+    }
     # The Slack bot (naming.BOT_FUNCTIONS): the Bolt app behind the function URL acknowledges
     # within Slack's 3 s and runs lazy listeners in a second, asynchronous invocation of itself.
     slack_app = {
@@ -116,8 +123,10 @@ locals {
     finalize_cutover  = var.mgn_function_concurrency
     callback_handler  = null
     rollback_handler  = var.mgn_function_concurrency
-    slack_app         = null
-    slack_notifier    = 1
+    # One run at a time: a run that overlaps the next schedule only repeats its MGN reads.
+    monitor_migrations = 1
+    slack_app          = null
+    slack_notifier     = 1
   }
 
   # The functions the state machine invokes (statemachine.FUNCTION_PLACEHOLDERS).

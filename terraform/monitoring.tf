@@ -1,6 +1,6 @@
 # Alarms and the dashboard. Metrics: AWS/Lambda, AWS/SQS, AWS/States, and what the handlers emit
-# through Powertools (orchestration/observability.py count()): namespace "Wavepilot", dimension
-# service = var.project_name (POWERTOOLS_SERVICE_NAME).
+# through Powertools (orchestration/observability.py count() and gauge()): namespace "Wavepilot",
+# dimension service = var.project_name (POWERTOOLS_SERVICE_NAME).
 locals {
   metrics_namespace  = "Wavepilot"
   metrics_dimensions = { service = var.project_name }
@@ -106,13 +106,14 @@ resource "aws_cloudwatch_metric_alarm" "state_machine_failures" {
   ok_actions          = [aws_sns_topic.alarms.arn]
 }
 
-# Replication lag > 10 minutes. MGN publishes no CloudWatch metric for it, and the handlers do
-# not emit one yet: verify_migration would have to put "ReplicationLagSeconds" (from
-# dataReplicationInfo.lagDuration) while it polls. Until it does, this alarm has no data and
-# stays quiet; the replication_stalled alarm below works on what MGN publishes today.
+# Replication lag > 10 minutes. MGN publishes no CloudWatch metric for it: the scheduled
+# monitor_migrations function (schedules.tf, every 5 minutes) puts "ReplicationLagSeconds", the
+# largest dataReplicationInfo.lagDuration over the source servers still replicating (not
+# archived, not cut over or disconnected). Two 5-minute periods above 10 minutes alarm; with no
+# server replicating it puts 0. The replication_stalled alarm below is MGN's own event.
 resource "aws_cloudwatch_metric_alarm" "replication_lag" {
   alarm_name          = "${local.name_prefix}-replication-lag"
-  alarm_description   = "A source server's replication lag stayed above 10 minutes (metric ReplicationLagSeconds from verify_migration): docs/RUNBOOK.md, replication lag."
+  alarm_description   = "A source server's replication lag stayed above 10 minutes (metric ReplicationLagSeconds from monitor_migrations): docs/RUNBOOK.md, replication lag."
   namespace           = local.metrics_namespace
   metric_name         = "ReplicationLagSeconds"
   dimensions          = local.metrics_dimensions
@@ -126,7 +127,8 @@ resource "aws_cloudwatch_metric_alarm" "replication_lag" {
   ok_actions          = [aws_sns_topic.alarms.arn]
 }
 
-# What exists today: MGN's own event when a server's data replication stalls (default bus).
+# MGN's own event when a server's data replication stalls (default bus); monitor_migrations
+# also counts stalled servers (ReplicationStalledServers, on the dashboard).
 resource "aws_cloudwatch_event_rule" "replication_stalled" {
   name        = "${local.name_prefix}-mgn-replication-stalled"
   description = "MGN reports a source server's data replication stalled."
@@ -183,9 +185,9 @@ resource "aws_cloudwatch_metric_alarm" "approvals_expired" {
   alarm_actions       = [aws_sns_topic.alarms.arn]
 }
 
-# The warning before expiry needs the age of the oldest pending approval, which nothing emits
-# yet (a scheduled reader of pending approvals in the table would put
-# "OldestPendingApprovalSeconds"); this alarm is ready for it.
+# The warning before expiry: the age of the oldest pending approval, "OldestPendingApprovalSeconds",
+# put every 5 minutes by monitor_migrations (schedules.tf) from the table's pending approvals (a
+# sparse gsi1 partition, queried, never scanned); 0 when none waits.
 resource "aws_cloudwatch_metric_alarm" "approval_waiting" {
   alarm_name          = "${local.name_prefix}-approval-waiting"
   alarm_description   = "An approval has waited more than var.approval_alarm_hours (metric OldestPendingApprovalSeconds): docs/RUNBOOK.md, an approval nobody answers."
@@ -286,7 +288,8 @@ resource "aws_cloudwatch_dashboard" "this" {
           view   = "timeSeries"
           period = 300
           metrics = [
-            [local.metrics_namespace, "ReplicationLagSeconds", "service", var.project_name, { stat = "Maximum", label = "max lag (needs verify_migration to emit it)" }],
+            [local.metrics_namespace, "ReplicationLagSeconds", "service", var.project_name, { stat = "Maximum", label = "max lag (monitor_migrations)" }],
+            [local.metrics_namespace, "ReplicationStalledServers", "service", var.project_name, { stat = "Maximum", label = "stalled servers", yAxis = "right" }],
             ["AWS/Events", "TriggeredRules", "RuleName", aws_cloudwatch_event_rule.replication_stalled.name, { stat = "Sum", label = "MGN replication stalled events" }],
           ]
           annotations = { horizontal = [{ label = "10 min", value = 600 }] }

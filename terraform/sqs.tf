@@ -58,6 +58,7 @@ data "aws_iam_policy_document" "event_target_dlq" {
         aws_cloudwatch_event_rule.migration_requested.arn,
         aws_cloudwatch_event_rule.status_callbacks.arn,
         aws_cloudwatch_event_rule.status_to_slack.arn,
+        aws_cloudwatch_event_rule.monitor_migrations.arn,
       ]
     }
   }

@@ -6,7 +6,8 @@ from Secrets Manager, as on AWS), a rejection (the Reject button and its modal),
 nobody answers (it expires), a failed test launch (each rolled back), an operator's rollback
 from Slack (``/wavepilot rollback``, then the confirmation button), ``/wavepilot status`` for a
 migration and for a wave, a duplicate delivery and a malformed message (to the request DLQ),
-and a body on the Slack status queue that is no status event (to the status DLQ). The
+a body on the Slack status queue that is no status event (to the status DLQ), and the
+scheduled monitor while an approval waits (invoked as its schedule would). The
 recorder (``orchestration/local/api_recorder.py``) attributes each call to the function whose
 handler made it; the Slack app, served over loopback HTTP rather than through the Lambda
 dispatcher, is attributed to ``slack_app`` by ``BoltHttpServer``, its lazy listeners too.
@@ -19,6 +20,7 @@ with its reason.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import threading
@@ -44,7 +46,12 @@ from orchestration.local.driver import MigrationDriver, MigrationOutcome, first_
 from orchestration.local.mgn import LaunchType
 from orchestration.local.slack.model import EphemeralMessage
 from orchestration.local.system import EmbeddedSystem, SystemOptions
-from orchestration.naming import BOT_FUNCTIONS, FUNCTIONS, SLACK_STATUS_MESSAGE_GROUP
+from orchestration.naming import (
+    BOT_FUNCTIONS,
+    FUNCTIONS,
+    SCHEDULED_FUNCTIONS,
+    SLACK_STATUS_MESSAGE_GROUP,
+)
 from orchestration.statemachine import Timings
 from tests.support.pipeline import example_requests, spec_of
 
@@ -141,7 +148,7 @@ ALLOWANCES: tuple[Allowance, ...] = (
     ),
 )
 
-ALL_FUNCTIONS = (*FUNCTIONS, *BOT_FUNCTIONS)
+ALL_FUNCTIONS = (*FUNCTIONS, *SCHEDULED_FUNCTIONS, *BOT_FUNCTIONS)
 
 
 # --- Terraform: the actions each function's role is granted -------------------------------
@@ -337,6 +344,7 @@ def _operator_rolls_back(system: EmbeddedSystem, migration_id: str) -> None:
         ),
         timeout=60,
     )
+    _monitor_runs(system)
     system.slack.slash_command(
         user=OPERATOR, channel=WAVE_1_CHANNEL, text=f"rollback {migration_id} licence problem"
     )
@@ -346,6 +354,16 @@ def _operator_rolls_back(system: EmbeddedSystem, migration_id: str) -> None:
     system.slack.click_ephemeral_button(
         user=OPERATOR, message=question, action_id=ROLLBACK_CONFIRM_ACTION
     )
+
+
+def _monitor_runs(system: EmbeddedSystem) -> None:
+    """The scheduled monitor, once, while an approval waits (so it reads that migration too)."""
+    response = system.client("lambda").invoke(
+        FunctionName=system.function_arns["monitor_migrations"], Payload=b"{}"
+    )
+    assert "FunctionError" not in response, response["Payload"].read()
+    figures = json.loads(response["Payload"].read())
+    assert figures["PendingApprovals"] >= 1, figures
 
 
 def _status_commands(system: EmbeddedSystem, migration_id: str) -> None:

@@ -26,6 +26,7 @@ from orchestration.local.provision import REQUEST_MAX_RECEIVE_COUNT, REQUEST_VIS
 from orchestration.naming import (
     BOT_FUNCTIONS,
     FUNCTIONS,
+    SCHEDULED_FUNCTIONS,
     SLACK_STATUS_MESSAGE_GROUP,
     ResourceNames,
     handler_path,
@@ -36,7 +37,7 @@ from orchestration.statemachine import DEFINITION_FILE, FUNCTION_PLACEHOLDERS, T
 
 REPO = Path(__file__).resolve().parent.parent
 TERRAFORM = REPO / "terraform"
-ALL_FUNCTIONS = FUNCTIONS + BOT_FUNCTIONS
+ALL_FUNCTIONS = FUNCTIONS + SCHEDULED_FUNCTIONS + BOT_FUNCTIONS
 TF_FILES = sorted(TERRAFORM.glob("*.tf"))
 TFVARS_FILES = sorted((TERRAFORM / "environments").glob("*.tfvars"))
 
@@ -194,6 +195,7 @@ def test_the_increment_has_its_files() -> None:
         "github_oidc.tf",
         "network.tf",
         "cloudtrail.tf",
+        "schedules.tf",
     }
     assert expected <= {path.name for path in TF_FILES}
     assert {path.name for path in TFVARS_FILES} >= {"dev.tfvars", "prod.tfvars"}
@@ -414,7 +416,65 @@ def test_rules_target_the_functions_the_local_runtime_targets() -> None:
     } == {
         '${aws_lambda_function.this["start_migration"].function_name}',
         '${aws_lambda_function.this["callback_handler"].function_name}',
+        '${aws_lambda_function.this["monitor_migrations"].function_name}',
     }
+    # EventBridge may send undeliverable events to the DLQ from every rule with a target.
+    dead_letter_sources = _policy_document("event_target_dlq")["statement"][0]["condition"][0]
+    assert set(dead_letter_sources["values"]) == {
+        "${aws_cloudwatch_event_rule." + target["rule"].split(".")[1] + ".arn}"
+        for target in targets.values()
+    }
+
+
+def test_every_scheduled_function_runs_every_five_minutes() -> None:
+    # GIVEN the scheduled functions (naming.SCHEDULED_FUNCTIONS)
+    rules = _resources("aws_cloudwatch_event_rule")
+    targets = _resources("aws_cloudwatch_event_target")
+    permissions = _resources("aws_lambda_permission")
+    invoke_configs = _resources("aws_lambda_function_event_invoke_config")
+    assert SCHEDULED_FUNCTIONS == ("monitor_migrations",)
+    for function in SCHEDULED_FUNCTIONS:
+        # THEN a rule on the default bus fires every 5 minutes
+        rule = rules[function]
+        assert "event_bus_name" not in rule, "schedules run on the default bus"
+        assert "event_pattern" not in rule
+        assert rule["schedule_expression"] == "${local.monitor_schedule}"
+        assert _unquote(_locals()["monitor_schedule"]) == "rate(5 minutes)"
+        # AND its target is the function, with retries bounded by the next run and a DLQ
+        target = targets[function]
+        assert target["rule"] == f"${{aws_cloudwatch_event_rule.{function}.name}}"
+        assert target["arn"] == f'${{aws_lambda_function.this["{function}"].arn}}'
+        assert target["retry_policy"][0]["maximum_event_age_in_seconds"] <= 300
+        assert target["dead_letter_config"][0]["arn"] == "${aws_sqs_queue.event_target_dlq.arn}"
+        # AND only that rule may invoke it
+        [permission] = [
+            body
+            for body in permissions.values()
+            if body["function_name"] == f'${{aws_lambda_function.this["{function}"].function_name}}'
+        ]
+        assert _unquote(permission["principal"]) == "events.amazonaws.com"
+        assert _unquote(permission["action"]) == "lambda:InvokeFunction"
+        assert permission["source_arn"] == f"${{aws_cloudwatch_event_rule.{function}.arn}}"
+        # AND a failed run is not retried (the next one comes), so it needs no destination
+        config = invoke_configs[function]
+        assert config["maximum_retry_attempts"] == 0
+        assert "destination_config" not in config
+        assert function not in [_unquote(name) for name in _locals()["async_functions"]]
+        # AND it is the function the alarms' comments name, with a one-minute timeout
+        assert _locals()["lambda_functions"][function]["timeout"] == 60
+        assert _locals()["lambda_reserved_concurrency"][function] == 1
+
+
+def test_the_monitor_may_read_exactly_what_it_reads() -> None:
+    granted = _bot_actions("monitor_migrations")
+    assert set(granted) == {
+        "mgn:DescribeSourceServers",
+        "dynamodb:Query",
+        "dynamodb:GetItem",
+        "kms:Decrypt",
+    }
+    assert granted["dynamodb:Query"] == ["${aws_dynamodb_table.state.arn}/index/gsi1"]
+    assert granted["dynamodb:GetItem"] == ["${aws_dynamodb_table.state.arn}"]
 
 
 # --- the state machine -----------------------------------------------------------------------

@@ -3,6 +3,9 @@
 Items:
 - ``MIGRATION#<id>`` / ``META``: the request, its revision, status, step, execution ARN,
   the per-migration event ``seq`` counter, the Slack thread; ``gsi1pk = WAVE#<wave>``.
+- ``APPROVAL#<id>`` / ``META``: an approval gate (its task token, decision); while PENDING
+  also a sparse member of ``gsi1`` (``gsi1pk = APPROVALS#PENDING``, ``gsi1sk`` = its expiry),
+  so the monitor finds pending approvals with a Query, never a Scan.
 - ``REJECTED#<sqs message id>`` / ``META``: a request the ingress refused, and why.
 - ``idempotency#<function>`` / ``<key hash>``: Powertools' idempotency records.
 """
@@ -22,6 +25,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
 META = "META"
+# gsi1 partition of the approvals still waiting for a decision (sparse: removed on decision).
+PENDING_APPROVALS = "APPROVALS#PENDING"
 REJECTION_RETENTION = timedelta(days=90)
 
 
@@ -81,9 +86,10 @@ class ApprovalRecord:
     decided_by: str = ""
     decided_at: str = ""
     reason: str = ""
+    requested_at: datetime | None = None  # None on approvals stored before it was recorded
 
     def to_item(self) -> dict[str, Any]:
-        return {
+        item: dict[str, Any] = {
             "approvalId": self.approval_id,
             "migrationId": self.migration_id,
             "wave": self.wave,
@@ -93,6 +99,9 @@ class ApprovalRecord:
             "status": self.status,
             "expiresAt": self.expires_at.isoformat(),
         }
+        if self.requested_at is not None:
+            item["requestedAt"] = self.requested_at.isoformat()
+        return item
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> ApprovalRecord:
@@ -108,6 +117,11 @@ class ApprovalRecord:
             decided_by=str(item.get("decidedBy", "")),
             decided_at=str(item.get("decidedAt", "")),
             reason=str(item.get("reason", "")),
+            requested_at=(
+                datetime.fromisoformat(str(item["requestedAt"]))
+                if item.get("requestedAt")
+                else None
+            ),
         )
 
 
@@ -278,14 +292,21 @@ class MigrationStore:
     # --- approvals -----------------------------------------------------------------------
 
     def create_approval(self, approval: ApprovalRecord, task_token: str) -> None:
-        """Store the gate's task token under the approval ID; the token never leaves AWS."""
+        """Store the gate's task token under the approval ID; the token never leaves AWS.
+
+        A pending approval is also in gsi1 (``PENDING_APPROVALS``, by expiry) until decided.
+        """
+        item: dict[str, Any] = {
+            "pk": f"APPROVAL#{approval.approval_id}",
+            "sk": META,
+            **approval.to_item(),
+            "taskToken": task_token,
+        }
+        if approval.status == "PENDING":
+            item["gsi1pk"] = PENDING_APPROVALS
+            item["gsi1sk"] = item["expiresAt"]
         self._table.put_item(
-            Item={
-                "pk": f"APPROVAL#{approval.approval_id}",
-                "sk": META,
-                **approval.to_item(),
-                "taskToken": task_token,
-            },
+            Item=item,
             ConditionExpression="attribute_not_exists(pk)",
         )
         self._table.update_item(
@@ -306,6 +327,27 @@ class MigrationStore:
         )
         return str(item["approvalId"]) if item and item.get("approvalId") else None
 
+    def pending_approvals(self) -> list[ApprovalRecord]:
+        """Every approval still PENDING, soonest expiry first: a Query on gsi1's sparse
+        ``APPROVALS#PENDING`` partition (decided approvals leave it), across pages."""
+        approvals: list[ApprovalRecord] = []
+        query: dict[str, Any] = {
+            "IndexName": "gsi1",
+            "KeyConditionExpression": "gsi1pk = :pending",
+            "ExpressionAttributeValues": {":pending": PENDING_APPROVALS},
+        }
+        while True:
+            response = self._table.query(**query)
+            approvals.extend(
+                ApprovalRecord.from_item(item)
+                for item in response.get("Items", [])
+                # gsi1 is eventually consistent: one decided a moment ago may still be listed.
+                if item.get("status") == "PENDING"
+            )
+            if "LastEvaluatedKey" not in response:
+                return approvals
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     def decide_approval(
         self, approval_id: str, *, decision: str, user: str, reason: str, now: datetime
     ) -> str | None:
@@ -317,8 +359,10 @@ class MigrationStore:
         try:
             response = self._table.update_item(
                 Key={"pk": f"APPROVAL#{approval_id}", "sk": META},
+                # Decided: out of gsi1's pending approvals, in the same conditional write.
                 UpdateExpression=(
                     "SET #status = :decision, decidedBy = :user, decidedAt = :now, reason = :reason"
+                    " REMOVE gsi1pk, gsi1sk"
                 ),
                 ConditionExpression="#status = :pending",
                 ExpressionAttributeNames={"#status": "status"},
@@ -338,13 +382,21 @@ class MigrationStore:
         return str(response["Attributes"]["taskToken"])
 
     def revert_decision(self, approval_id: str, *, user: str) -> None:
-        """Undo a recorded decision whose delivery to Step Functions failed: pending again."""
+        """Undo a recorded decision whose delivery to Step Functions failed: pending again
+        (and back among gsi1's pending approvals, keyed by its expiry as when created)."""
         self._table.update_item(
             Key={"pk": f"APPROVAL#{approval_id}", "sk": META},
-            UpdateExpression="SET #status = :pending REMOVE decidedBy, decidedAt, reason",
+            UpdateExpression=(
+                "SET #status = :pending, gsi1pk = :partition, gsi1sk = expiresAt"
+                " REMOVE decidedBy, decidedAt, reason"
+            ),
             ConditionExpression="decidedBy = :user",
             ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={":pending": "PENDING", ":user": user},
+            ExpressionAttributeValues={
+                ":pending": "PENDING",
+                ":user": user,
+                ":partition": PENDING_APPROVALS,
+            },
         )
 
     def audit(

@@ -46,6 +46,7 @@ from orchestration.local.vm_standins import VmStandIns
 from orchestration.naming import (
     BOT_FUNCTIONS,
     FUNCTIONS,
+    SCHEDULED_FUNCTIONS,
     SLACK_STATUS_MESSAGE_GROUP,
     ResourceNames,
     handler_path,
@@ -300,7 +301,7 @@ class EmbeddedSystem:
         variables = self._environment_for_functions()
         # The Slack app is a function too: the stand-in reaches it over HTTP (as a function URL
         # would), and its lazy listeners, or a test, can invoke it as Lambda does.
-        for function in (*FUNCTIONS, *BOT_FUNCTIONS):
+        for function in (*FUNCTIONS, *SCHEDULED_FUNCTIONS, *BOT_FUNCTIONS):
             arn = lambda_client.create_function(
                 FunctionName=self.names.function(function),
                 Runtime="python3.11",

@@ -90,6 +90,7 @@ class ApprovalService:
             requested_by=spec.requested_by,
             status="PENDING",
             expires_at=now + timedelta(seconds=timeout_seconds),
+            requested_at=now,
         )
         self._store.create_approval(approval, task_token)
         self._report.step(
