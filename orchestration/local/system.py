@@ -65,9 +65,13 @@ LOCAL_GROUP_MEMBER = "U0LOCALLEAD1"
 # The embedded Slack workspace: the bot posts every thread of a migration without a wave
 # channel (hand-written requests) here.
 LOCAL_DEFAULT_CHANNEL = "C0WAVEPILOT"
-# The embedded Slack's clock runs this many times faster than real time (rate limits refill on
-# it, the bot paces and honours Retry-After on it), as the local pipeline's waits are shorter.
-LOCAL_SLACK_SPEED = 10.0
+# The embedded Slack's clock runs as many times faster than real time as the local pipeline
+# is compressed: its polls wait 1 s where AWS's wait 60 s (Timings). Slack's rate limits
+# refill on that clock and the bot paces and honours Retry-After on it, so Slack's budget per
+# migration is what it would be on AWS (MGN's clock, at 3600x, compresses far more).
+LOCAL_SLACK_SPEED = float(
+    Timings.aws().poll_initial_seconds // Timings.local().poll_initial_seconds
+)
 
 
 def local_group_membership(user: str, group: str) -> bool:

@@ -16,7 +16,7 @@ class SlackClock:
     message `ts`. `speed=0` freezes it for tests; `advance()` moves it by hand.
 
     Args:
-        speed: Slack seconds per real second (1 = real time, 10 = the demo running 10x).
+        speed: Slack seconds per real second (1 = real time; the embedded runtime runs it 60x).
         start: the Slack time at creation; defaults to the real now.
         simulated: an existing `SimulatedClock` to follow instead of creating one.
     """
