@@ -32,6 +32,9 @@ MAX_KNOWN_THREADS = 5_000
 # A root whose phase and outcome have not changed is edited at most this often (Slack
 # seconds): chat.update is one budget of about 50 a minute for the whole workspace.
 MIN_ROOT_EDIT_SECONDS = 30.0
+# An event older than this (Slack seconds) means the bot is catching up: phase-only root edits
+# are then coalesced like detail changes, leaving chat.update's budget to what matters.
+BEHIND_SECONDS = 60.0
 
 
 class StatusNotifier:
@@ -82,7 +85,9 @@ class StatusNotifier:
                     "shown": thread.state.sequence,
                 },
             )
-            if edit_root and thread.root_edit_due(self._now(), MIN_ROOT_EDIT_SECONDS):
+            if edit_root and thread.root_edit_due(
+                self._now(), MIN_ROOT_EDIT_SECONDS, behind=self._behind(event)
+            ):
                 self._edit_root(thread)
                 self._save(thread.shown(self._now()), thread)
             return "duplicate"
@@ -131,7 +136,9 @@ class StatusNotifier:
             # the replies again.
             self._save(thread, previous)
             previous = thread
-        if edit_root and thread.root_edit_due(self._now(), MIN_ROOT_EDIT_SECONDS):
+        if edit_root and thread.root_edit_due(
+            self._now(), MIN_ROOT_EDIT_SECONDS, behind=self._behind(event)
+        ):
             self._edit_root(thread)
             thread = thread.shown(self._now())
         if thread != previous:
@@ -154,6 +161,11 @@ class StatusNotifier:
 
     def _now(self) -> float:
         return self._slack.wall_seconds()
+
+    def _behind(self, event: EventDetail) -> bool:
+        """Whether the event waited longer than ``BEHIND_SECONDS`` (Slack) to get here."""
+        happened = self._slack.wall_seconds_of(event.timestamp.timestamp())
+        return self._now() - happened > BEHIND_SECONDS
 
     def _edit_root(self, thread: SlackThread) -> None:
         message = root_message(thread.state)

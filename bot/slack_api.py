@@ -186,6 +186,10 @@ class PacedSlack:
     def wall_seconds(self) -> float:
         return self._clock.wall_seconds()
 
+    def wall_seconds_of(self, epoch_seconds: float) -> float:
+        """A real instant (epoch seconds) on the same scale as ``wall_seconds``."""
+        return epoch_seconds * self._clock.scale
+
     def _channel(self, channel: str) -> TokenBucket:
         with self._lock:
             bucket = self._channel_buckets.get(channel)

@@ -39,14 +39,21 @@ class SlackThread:
     def root_owed(self) -> bool:
         return self.shown_sequence < self.state.sequence
 
-    def root_edit_due(self, now: float, min_interval: float) -> bool:
-        """Whether the owed edit should be made now: always when the phase or the outcome
-        changed or the state is final; a change of detail only (replication 40% -> 60%)
-        waits until the root has not been edited for ``min_interval`` Slack seconds."""
+    def root_edit_due(self, now: float, min_interval: float, *, behind: bool = False) -> bool:
+        """Whether the owed edit should be made now.
+
+        A new outcome (awaiting approval, migrated, rolled back, failed...) and a final state
+        are shown at once. A new phase is shown at once too, unless the bot is ``behind`` (its
+        events are old: it is catching up), when, like a change of detail only (replication
+        40% -> 60%), it waits until the root has not been edited for ``min_interval`` Slack
+        seconds; the next event pays what is owed, so nothing is lost, only skipped over."""
         if not self.root_owed:
             return False
-        changed = (self.state.phase, self.state.outcome) != (self.shown_phase, self.shown_outcome)
-        return changed or self.state.final or now - self.shown_at >= min_interval
+        if self.state.outcome != self.shown_outcome or self.state.final:
+            return True
+        if self.state.phase != self.shown_phase and not behind:
+            return True
+        return now - self.shown_at >= min_interval
 
     def shown(self, at: float) -> SlackThread:
         return replace(

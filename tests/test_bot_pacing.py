@@ -66,7 +66,11 @@ def test_a_detail_only_change_waits_but_a_phase_change_or_final_state_does_not()
     assert moved.root_edit_due(now=131.0, min_interval=30.0)
 
     testing = advance(progressed.state, _status(3, "StartTestLaunch", "SUCCEEDED", "job"))
-    assert _replace_state(thread, testing.state).root_edit_due(now=101.0, min_interval=30.0)
+    new_phase = _replace_state(thread, testing.state)
+    assert new_phase.root_edit_due(now=101.0, min_interval=30.0)
+    # ... unless the bot is catching up: then a new phase waits like a detail does.
+    assert not new_phase.root_edit_due(now=101.0, min_interval=30.0, behind=True)
+    assert new_phase.root_edit_due(now=131.0, min_interval=30.0, behind=True)
     done = advance(
         testing.state,
         MigrationCompleted(
