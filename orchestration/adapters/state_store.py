@@ -403,16 +403,13 @@ class MigrationStore:
         self, approval_id: str, *, actor: str, action: str, outcome: str, detail: str, now: datetime
     ) -> None:
         """Keep who did what, when, to which approval; never the task token."""
-        self._table.put_item(
-            Item={
-                "pk": f"APPROVAL#{approval_id}",
-                "sk": f"AUDIT#{now.isoformat()}#{actor}#{action}",
-                "actor": actor,
-                "action": action,
-                "outcome": outcome,
-                "detail": detail[:2_000],
-                "at": now.isoformat(),
-            }
+        self._audit(
+            f"APPROVAL#{approval_id}",
+            actor=actor,
+            action=action,
+            outcome=outcome,
+            detail=detail,
+            now=now,
         )
 
     def audit_migration(
@@ -426,9 +423,27 @@ class MigrationStore:
         now: datetime,
     ) -> None:
         """Keep an operator's action on a migration (a rollback request, say)."""
+        self._audit(
+            f"MIGRATION#{migration_id}",
+            actor=actor,
+            action=action,
+            outcome=outcome,
+            detail=detail,
+            now=now,
+        )
+
+    def migration_audit_trail(self, migration_id: str) -> list[dict[str, Any]]:
+        return self._audit_trail(f"MIGRATION#{migration_id}")
+
+    def audit_trail(self, approval_id: str) -> list[dict[str, Any]]:
+        return self._audit_trail(f"APPROVAL#{approval_id}")
+
+    def _audit(
+        self, pk: str, *, actor: str, action: str, outcome: str, detail: str, now: datetime
+    ) -> None:
         self._table.put_item(
             Item={
-                "pk": f"MIGRATION#{migration_id}",
+                "pk": pk,
                 "sk": f"AUDIT#{now.isoformat()}#{actor}#{action}",
                 "actor": actor,
                 "action": action,
@@ -438,17 +453,10 @@ class MigrationStore:
             }
         )
 
-    def migration_audit_trail(self, migration_id: str) -> list[dict[str, Any]]:
+    def _audit_trail(self, pk: str) -> list[dict[str, Any]]:
         response = self._table.query(
             KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-            ExpressionAttributeValues={":pk": f"MIGRATION#{migration_id}", ":prefix": "AUDIT#"},
-        )
-        return [dict(item) for item in response.get("Items", [])]
-
-    def audit_trail(self, approval_id: str) -> list[dict[str, Any]]:
-        response = self._table.query(
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-            ExpressionAttributeValues={":pk": f"APPROVAL#{approval_id}", ":prefix": "AUDIT#"},
+            ExpressionAttributeValues={":pk": pk, ":prefix": "AUDIT#"},
         )
         return [dict(item) for item in response.get("Items", [])]
 
