@@ -1,8 +1,9 @@
 """``wavepilot``: validate, plan and publish wave manifests; run the local demo; follow
 migrations and decide approvals (status, approve, reject).
 
-Exit status: 0 success, 1 invalid manifests or a failed publish, 2 usage errors
-(unknown option, missing path, unknown git revision).
+Exit status: 0 success, 1 invalid manifests or a failed operation, 2 usage errors
+(unknown option, missing path, unknown git revision); see orchestration/cli_errors.py.
+A failure is one line on stderr that says what to do; ``--debug`` adds the traceback.
 """
 
 from __future__ import annotations
@@ -13,9 +14,20 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from orchestration.cli_errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CommandFailedError,
+    UsageError,
+    debug_requested,
+    explain,
+    explained,
+)
 from orchestration.manifests import disk
 from orchestration.manifests.findings import Finding, Severity
 from orchestration.manifests.validation import validate_files
@@ -23,42 +35,93 @@ from orchestration.manifests.validation import validate_files
 if TYPE_CHECKING:
     from orchestration.gitops.plan import Plan
 
-EXIT_OK = 0
-EXIT_INVALID = 1
-EXIT_USAGE = 2
+EXIT_INVALID = EXIT_FAILED
+DEFAULT_MANIFESTS = "manifests/waves"
+
+__all__ = ["EXIT_INVALID", "EXIT_OK", "EXIT_USAGE", "UsageError", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
+    with explained(args.command, debug=debug_requested(args.debug)) as status:
+        status[0] = int(args.handler(args))
+    return status[0]
+
+
+def _version() -> str:
     try:
-        return int(args.handler(args))
-    except UsageError as exc:
-        print(f"wavepilot {args.command}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return metadata.version("wavepilot")
+    except metadata.PackageNotFoundError:  # pragma: no cover - run from a bare checkout
+        return "unknown (not installed)"
 
 
-class UsageError(Exception):
-    """Bad arguments: exit status 2."""
+def _command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    summary: str,
+    *examples: str,
+) -> argparse.ArgumentParser:
+    """A subcommand whose --help opens with its one-line summary and ends with examples."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show the traceback of a failure (also DEBUG=1)",
+    )
+    return commands.add_parser(
+        name,
+        help=summary,
+        description=summary[0].upper() + summary[1:] + ".",
+        epilog="examples:\n" + "\n".join(f"  {example}" for example in examples),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wavepilot",
         description="Move VMs from Azure to AWS in waves, described in YAML manifests.",
+        epilog="examples:\n  wavepilot validate\n  wavepilot plan --base origin/main\n"
+        "  wavepilot demo\n\n`wavepilot COMMAND --help` describes each command.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"wavepilot {_version()}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of a failure (also DEBUG=1)"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    validate = commands.add_parser(
-        "validate", help="check wave manifests; every error as path:line:col"
+    validate = _command(
+        commands,
+        "validate",
+        "check wave manifests; every error as path:line:col",
+        "wavepilot validate",
+        "wavepilot validate manifests/waves/wave-2.yaml",
     )
     validate.add_argument(
-        "paths", nargs="*", metavar="PATH", help="files or folders (default: manifests/waves)"
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="files or folders (default: the repository's manifests/waves, found from any "
+        "folder inside it)",
     )
     validate.set_defaults(handler=_validate)
 
-    plan = commands.add_parser("plan", help="what merging a change will do, per wave")
-    _add_range_arguments(plan, head_required=False, base_required=False)
+    plan = _command(
+        commands,
+        "plan",
+        "what merging a change will do, per wave (added, changed, removed VMs)",
+        "wavepilot plan --base origin/main",
+        "wavepilot plan --base origin/main --head my-branch --format json",
+        "wavepilot plan --comment      # in the pull_request workflow",
+    )
+    _add_range_arguments(
+        plan,
+        base_help="revision already published: a ref, SHA, or 'empty' (required, except with "
+        "--comment, which reads it from the pull request event)",
+    )
     plan.add_argument("--format", choices=("markdown", "json"), default="markdown")
     plan.add_argument("--output", type=Path, help="write the plan to this file instead of stdout")
     plan.add_argument(
@@ -69,10 +132,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     plan.set_defaults(handler=_plan)
 
-    publish = commands.add_parser(
-        "publish", help="send one SQS message per added or changed VM in a revision range"
+    publish = _command(
+        commands,
+        "publish",
+        "send one SQS message per added or changed VM in a revision range",
+        "wavepilot publish --base $BEFORE --head $AFTER --queue-url $SQS_QUEUE_URL",
+        "wavepilot publish --base origin/main~1 --dry-run",
     )
-    _add_range_arguments(publish, head_required=True)
+    _add_range_arguments(
+        publish, base_help="revision already published: a ref, SHA, or 'empty' (required)"
+    )
     publish.add_argument(
         "--queue-url",
         default=os.environ.get("SQS_QUEUE_URL"),
@@ -86,7 +155,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     publish.set_defaults(handler=_publish)
 
-    schema = commands.add_parser("schema", help="print the wave manifest JSON Schema")
+    schema = _command(
+        commands,
+        "schema",
+        "print the wave manifest JSON Schema (editors validate as you type)",
+        "wavepilot schema --output manifests/wave.schema.json",
+        "wavepilot schema --check manifests/wave.schema.json",
+    )
     schema.add_argument("--output", type=Path, help="write it to this file")
     schema.add_argument(
         "--check", type=Path, metavar="FILE", help="exit 1 if FILE differs from the models"
@@ -99,7 +174,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     schema.set_defaults(handler=_schema)
 
-    demo = commands.add_parser("demo", help="run the whole system locally on the embedded default")
+    demo = _command(
+        commands,
+        "demo",
+        "run the whole system locally on the embedded default",
+        "wavepilot demo",
+        "wavepilot demo --vms 50 --fail '' --report demo.json",
+        "wavepilot demo --approve manual   # then: wavepilot approve ID --as U... --local",
+    )
     demo.add_argument("--report", type=Path, help="write a JSON report of the run")
     demo.add_argument(
         "--threads",
@@ -136,15 +218,25 @@ def _parser() -> argparse.ArgumentParser:
 def _add_operator_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """status, approve, reject: see orchestration/operator_commands.py."""
     local_help = "reach the running `make demo` (.wavepilot/local.json) instead of AWS"
-    status = commands.add_parser("status", help="a migration's state and history, or a wave's")
+    status = _command(
+        commands,
+        "status",
+        "a migration's state and history, or a wave's",
+        "wavepilot status mig-0123456789abcdef",
+        "wavepilot status --wave wave-2 --format json",
+    )
     status.add_argument("target", nargs="?", metavar="ID", help="mig-... or apv-...")
     status.add_argument("--wave", metavar="WAVE", help="one row per migration of WAVE")
     status.add_argument("--format", choices=("text", "json"), default="text")
     status.add_argument("--local", action="store_true", help=local_help)
     status.set_defaults(handler=_status)
     for name, decision in (("approve", "APPROVED"), ("reject", "REJECTED")):
-        decide = commands.add_parser(
-            name, help=f"{name} an approval gate (break-glass; the Slack bot is the normal way)"
+        reason = " --reason 'health check failed'" if name == "reject" else ""
+        decide = _command(
+            commands,
+            name,
+            f"{name} an approval gate (break-glass; the Slack bot is the normal way)",
+            f"wavepilot {name} apv-0123456789abcdef --as U0123456789{reason}",
         )
         decide.add_argument("target", metavar="ID", help="apv-... or mig-... (its approval)")
         decide.add_argument(
@@ -160,19 +252,13 @@ def _add_operator_commands(commands: argparse._SubParsersAction[argparse.Argumen
         decide.set_defaults(handler=_decide, decision=decision)
 
 
-def _add_range_arguments(
-    parser: argparse.ArgumentParser, *, head_required: bool, base_required: bool = True
-) -> None:
+def _add_range_arguments(parser: argparse.ArgumentParser, *, base_help: str) -> None:
+    parser.add_argument("--base", help=base_help)
     parser.add_argument(
-        "--base",
-        required=base_required,
-        help="revision already published (a ref, SHA, or 'empty' for nothing)",
+        "--head", default="HEAD", help="revision to plan or publish (default: HEAD)"
     )
     parser.add_argument(
-        "--head", required=head_required, default="HEAD", help="revision to publish (default HEAD)"
-    )
-    parser.add_argument(
-        "--manifests", default="manifests/waves", help="folder of wave files in the repository"
+        "--manifests", default=DEFAULT_MANIFESTS, help="folder of wave files in the repository"
     )
     parser.add_argument("--repo", type=Path, default=None, help="git repository (default: cwd)")
 
@@ -190,13 +276,13 @@ def _print_findings(findings: Sequence[Finding]) -> None:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    targets = args.paths or [_repository_manifests()]
     try:
-        paths = disk.discover(args.paths or ["manifests/waves"])
+        paths = disk.discover(targets)
     except disk.PathNotFoundError as exc:
         raise UsageError(f"no such file or folder: {exc}") from None
     if not paths:
-        folders = " ".join(args.paths or ["manifests/waves"])
-        raise UsageError(f"no wave files (*.yaml, *.yml) in {folders}")
+        raise UsageError(f"no wave files (*.yaml, *.yml) in {' '.join(targets)}")
     files, unreadable = disk.read(paths)
     result = validate_files(files, now=_now())
     findings = sorted([*unreadable, *result.findings])
@@ -218,16 +304,39 @@ def _validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _repository_manifests(start: Path | None = None) -> str:
+    """``manifests/waves`` here or in the nearest folder above, up to the repository's root.
+
+    So ``wavepilot validate`` works from any folder of the repository, as ``plan`` does.
+    """
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / DEFAULT_MANIFESTS
+        if candidate.is_dir():
+            return os.path.relpath(candidate)
+        if (folder / ".git").exists():
+            break
+    raise UsageError(
+        f"no {DEFAULT_MANIFESTS} folder here or above (up to the repository's root): "
+        "name the files or folders to check, e.g. wavepilot validate path/to/waves"
+    )
+
+
 def _build_plan(args: argparse.Namespace) -> Plan:
     from orchestration.gitops.git import GitError, GitRepository
-    from orchestration.gitops.plan import build_plan
+    from orchestration.gitops.plan import NoWaveFilesError, build_plan
 
     try:
         repo = GitRepository.discover(args.repo)
         base, head = repo.resolve(args.base), repo.resolve(args.head)
     except GitError as exc:
         raise UsageError(str(exc)) from None
-    return build_plan(repo, base, head, now=_now(), manifest_dir=args.manifests)
+    try:
+        return build_plan(repo, base, head, now=_now(), manifest_dir=args.manifests)
+    except NoWaveFilesError as exc:
+        raise UsageError(str(exc)) from None
+    except GitError as exc:
+        raise CommandFailedError(str(exc)) from None
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -268,9 +377,16 @@ def _plan(args: argparse.Namespace) -> int:
 def _publish(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from orchestration.gitops.publish import RequestPublisher, message_body, sqs_client
+    from orchestration.gitops.publish import (
+        PublishInterruptedError,
+        RequestPublisher,
+        message_body,
+        sqs_client,
+    )
     from orchestration.terminal import terminal
 
+    if args.base is None:
+        raise UsageError("--base is required: the revision already published (or 'empty')")
     plan = _build_plan(args)
     console = terminal()
     if not plan.valid:
@@ -295,7 +411,15 @@ def _publish(args: argparse.Namespace) -> int:
     if not args.queue_url:
         raise UsageError("no queue: pass --queue-url or set SQS_QUEUE_URL")
 
-    report = RequestPublisher(sqs_client(args.queue_url), args.queue_url).publish(requests)
+    try:
+        report = RequestPublisher(sqs_client(args.queue_url), args.queue_url).publish(requests)
+    except PublishInterruptedError as exc:
+        explanation = explain(exc.cause, where="SQS")
+        raise CommandFailedError(
+            f"{explanation.message if explanation else exc.cause}; {len(exc.report.sent)} of "
+            f"{len(requests)} messages were sent before that: publishing the same range again "
+            "is safe (repeats are dropped)"
+        ) from exc.cause
     table = Table(title=f"Published {plan.base.short}..{plan.head.short}")
     for column in ("Wave", "VM", "Migration", "Revision", "Action"):
         table.add_column(column)

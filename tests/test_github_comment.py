@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import yaml
 
 from orchestration import cli
 from orchestration.gitops import github_comment
@@ -311,6 +313,41 @@ def test_pr_job_with_invalid_manifests_annotates_comments_failure_and_exits_1(
     assert "❌ 1 error in the manifests" in pull_request.read_text(encoding="utf-8")
     assert [(s["sha"], s["state"]) for s in github.statuses][-1] == (head, "failure")
     assert github.statuses[-1]["description"] == "1 error in the wave manifests"
+
+
+def test_the_workflow_annotates_each_error_once(
+    git_repo: GitRepo,
+    github: GitHubState,
+    pull_request: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN a push with two errors, and every wavepilot step of the real workflow file
+    workflow = yaml.safe_load(
+        (Path(__file__).parent.parent / ".github/workflows/manifests.yml").read_text("utf-8")
+    )
+    steps = [
+        shlex.split(step["run"])[1:]
+        for step in workflow["jobs"]["plan"]["steps"]
+        if str(step.get("run", "")).startswith(".venv/bin/wavepilot ")
+    ]
+    _push(
+        git_repo,
+        github,
+        wave_text(
+            "wave-1",
+            [VmText("web-01", instance_type="t3.huge"), VmText("web-02", extra=["colour: blue"])],
+        ),
+    )
+
+    # WHEN the job runs them in order
+    statuses = [cli.main(argv) for argv in steps]
+
+    # THEN it fails, and each error is annotated exactly once
+    assert statuses[-1] == cli.EXIT_INVALID
+    annotations = [
+        line for line in capsys.readouterr().out.splitlines() if line.startswith("::error ")
+    ]
+    assert len(annotations) == len(set(annotations)) == 2
 
 
 def test_pr_job_fails_when_github_keeps_refusing(

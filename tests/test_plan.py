@@ -127,6 +127,83 @@ def test_invalid_head_reports_findings_and_publishes_nothing(git_repo: GitRepo) 
     assert f"`{WAVE}:23:23`" in markdown
 
 
+@pytest.mark.parametrize(
+    ("broken", "why"),
+    [
+        ("name: wave-1\napplications: [unclosed\n", "not valid YAML"),
+        (None, "no value for instanceType"),
+    ],
+    ids=["unparseable", "one-vm-incomplete"],
+)
+def test_a_typo_in_head_is_never_planned_as_a_removal(
+    git_repo: GitRepo, broken: str | None, why: str
+) -> None:
+    # GIVEN a published wave of three VMs
+    git_repo.write(WAVE, wave_text("wave-1", [VmText("web-01"), VmText("web-02"), VmText("db-01")]))
+    base = git_repo.commit("base")
+    # WHEN the pull request breaks its file (a YAML error, or one VM without an instance type)
+    if broken is None:
+        broken = wave_text("wave-1", [VmText("web-01"), VmText("web-02"), VmText("db-01")])
+        broken = broken.replace("        instanceType: t3.large\n", "", 1)
+    git_repo.write(WAVE, broken)
+    git_repo.commit("typo")
+
+    plan = _plan(git_repo, base)
+
+    # THEN the wave is not planned: nothing added, changed or removed, its findings shown
+    assert not plan.valid
+    assert why in plan.findings[0].message
+    [wave] = plan.waves
+    assert (wave.name, wave.path, wave.plannable) == ("wave-1", WAVE, False)
+    assert (wave.added, wave.changed, wave.removed) == ([], [], [])
+    assert plan.totals == {"added": 0, "changed": 0, "removed": 0, "unchanged": 0}
+    assert plan.cancellations == []
+    data = plan.as_json()
+    assert data["waves"][0]["valid"] is False
+    assert data["waves"][0]["errors"] == len(plan.findings)
+    markdown = render_markdown(plan)
+    assert "| `wave-1` ❌ not planned | - | - | - | - |" in markdown
+    assert f"**Not planned until it validates:** `{WAVE}`" in markdown
+    assert "**Removed**" not in markdown
+
+
+def test_an_invalid_wave_does_not_hide_the_plan_of_the_others(git_repo: GitRepo) -> None:
+    wave_2 = "manifests/waves/wave-2.yaml"
+    git_repo.write(WAVE, wave_text("wave-1", [VmText("web-01")]))
+    git_repo.write(wave_2, wave_text("wave-2", [VmText("db-01")]))
+    base = git_repo.commit("base")
+    git_repo.write(WAVE, wave_text("wave-1", [VmText("web-01", instance_type="t3.huge")]))
+    git_repo.write(wave_2, wave_text("wave-2", [VmText("db-01"), VmText("db-02")]))
+    # A new wave file that is broken from the start is shown under its file name.
+    git_repo.write("manifests/waves/wave-3.yaml", "name: [wave-3\n")
+    git_repo.commit("one typo, one addition, one broken new file")
+
+    plan = _plan(git_repo, base)
+
+    by_name = {w.name: w for w in plan.waves}
+    assert sorted(by_name) == ["wave-1", "wave-2", "wave-3"]
+    assert [w.name for w in plan.not_planned] == ["wave-1", "wave-3"]
+    assert [p.vm.spec.target_vm_name for p in by_name["wave-2"].added] == ["db-02"]
+    assert by_name["wave-2"].unchanged_count == 1
+    assert plan.totals == {"added": 1, "changed": 0, "removed": 0, "unchanged": 1}
+    # The head is invalid, so publish still sends nothing.
+    assert plan.as_json()["publish"] == {"messages": [], "cancellations": []}
+
+
+def test_a_deleted_wave_file_is_still_a_removal(git_repo: GitRepo) -> None:
+    wave_2 = "manifests/waves/wave-2.yaml"
+    git_repo.write(WAVE, wave_text("wave-1", [VmText("web-01")]))
+    git_repo.write(wave_2, wave_text("wave-2", [VmText("db-01")]))
+    base = git_repo.commit("base")
+    git_repo.remove(wave_2)
+    git_repo.commit("drop wave-2")
+
+    plan = _plan(git_repo, base)
+
+    assert plan.valid
+    assert plan.totals["removed"] == 1
+
+
 def test_files_outside_the_waves_folder_are_ignored(git_repo: GitRepo) -> None:
     git_repo.write(WAVE, wave_text("wave-1", [VmText("web-01")]))
     git_repo.write("manifests/wave.schema.json", "{}")
@@ -175,7 +252,9 @@ def test_unknown_revision_is_a_usage_error(
     monkeypatch.chdir(git_repo.root)
 
     assert cli.main(["plan", "--base", "no-such-branch"]) == cli.EXIT_USAGE
-    assert "wavepilot plan: git rev-parse --verify failed" in capsys.readouterr().err
+    assert capsys.readouterr().err.startswith(
+        "wavepilot plan: unknown revision 'no-such-branch': no branch, tag or commit of that name"
+    )
     with pytest.raises(GitError):
         GitRepository(git_repo.root).resolve("no-such-branch")
 

@@ -15,7 +15,11 @@ _NULL_SHA = "0" * 40
 
 
 class GitError(Exception):
-    """A git command failed; the message is git's own explanation."""
+    """A git command failed; the message says what to do, or is git's own explanation."""
+
+
+class RevisionNotFoundError(GitError):
+    """A revision named on the command line is not in the repository."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +46,19 @@ class GitRepository:
 
     @classmethod
     def discover(cls, start: Path | None = None) -> GitRepository:
-        top = _run(["git", "rev-parse", "--show-toplevel"], cwd=start or Path.cwd()).strip()
+        """The repository holding ``start`` (default: the working directory)."""
+        folder = start or Path.cwd()
+        if not folder.is_dir():
+            raise GitError(f"no such folder: {folder}")
+        try:
+            top = _run(["git", "rev-parse", "--show-toplevel"], cwd=folder).strip()
+        except GitError as exc:
+            if "not a git repository" not in str(exc):
+                raise
+            raise GitError(
+                f"{folder.resolve()} is not inside a git repository: run wavepilot in the "
+                "repository that holds the wave manifests, or pass --repo PATH"
+            ) from None
         return cls(Path(top))
 
     def _git(self, *args: str, stdin: str | None = None) -> str:
@@ -60,12 +76,16 @@ class GitRepository:
             sha = self._git("rev-parse", "--verify", "--end-of-options", f"{rev}^{{commit}}")
         except GitError as exc:
             if re.fullmatch(r"[0-9a-f]{40}", rev):
-                raise GitError(
+                raise RevisionNotFoundError(
                     f"commit {rev} is not in this repository (a force push rewrote history, or "
                     "the clone is shallow): fetch it, or publish by hand from the last commit "
                     "you know was published: wavepilot publish --base <that commit> --head <sha>"
                 ) from exc
-            raise
+            raise RevisionNotFoundError(
+                f"unknown revision {rev!r}: no branch, tag or commit of that name in "
+                f"{self.root} (fetch it first, e.g. git fetch origin {rev}, or use 'empty' "
+                "for nothing published yet)"
+            ) from exc
         return Revision(rev, sha.strip())
 
     def read_files(self, revision: Revision, directory: str) -> list[ManifestFile]:
@@ -83,13 +103,11 @@ class GitRepository:
                 entries.append((object_id, path))
         if not entries:
             return []
-        output = subprocess.run(
+        output = _run_bytes(
             ["git", "cat-file", "--batch"],
             cwd=self.root,
-            input="".join(f"{object_id}\n" for object_id, _ in entries).encode(),
-            capture_output=True,
-            check=True,
-        ).stdout
+            stdin="".join(f"{object_id}\n" for object_id, _ in entries).encode(),
+        )
         files: list[ManifestFile] = []
         offset = 0
         for _, path in entries:
@@ -129,13 +147,19 @@ class GitRepository:
 
 
 def _run(args: list[str], *, cwd: Path, stdin: str | None = None) -> str:
+    return _run_bytes(args, cwd=cwd, stdin=None if stdin is None else stdin.encode()).decode(
+        "utf-8", errors="replace"
+    )
+
+
+def _run_bytes(args: list[str], *, cwd: Path, stdin: bytes | None = None) -> bytes:
+    """Run git; every way it can fail becomes a :class:`GitError` with git's last word."""
     try:
-        completed = subprocess.run(
-            args, cwd=cwd, input=stdin, capture_output=True, text=True, check=True
-        )
+        completed = subprocess.run(args, cwd=cwd, input=stdin, capture_output=True, check=True)
     except FileNotFoundError as exc:
         raise GitError("git is not installed or not on PATH") from exc
     except subprocess.CalledProcessError as exc:
-        detail = (exc.stderr or exc.stdout or "").strip().splitlines()
+        output = (exc.stderr or exc.stdout or b"").decode("utf-8", errors="replace")
+        detail = output.strip().splitlines()
         raise GitError(f"{' '.join(args[:3])} failed: {detail[-1] if detail else exc}") from None
     return completed.stdout

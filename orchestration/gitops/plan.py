@@ -6,9 +6,11 @@ request comment shows and exactly what ``wavepilot publish`` sends.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import PurePosixPath
 from typing import Any
 
 from orchestration.gitops.git import GitRepository, Revision
@@ -18,6 +20,10 @@ from orchestration.migration_request import MigrationRequest, request_for
 
 PLAN_SCHEMA_VERSION = 1
 DEFAULT_MANIFEST_DIR = "manifests/waves"
+
+
+class NoWaveFilesError(Exception):
+    """Neither revision has a wave file where the plan was told to look."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +63,17 @@ class WavePlan:
     changed: list[PlannedVm] = field(default_factory=list)
     removed: list[PlannedVm] = field(default_factory=list)
     unchanged_count: int = 0
+    errors: int = 0
+    """Error findings in the wave's head file: such a wave is not planned at all."""
+
+    @property
+    def plannable(self) -> bool:
+        """A wave is compared with its base only once its head file validates.
+
+        Until then none of its VMs counts as added, changed or removed: a typo must never
+        look like a removal.
+        """
+        return self.errors == 0
 
     @property
     def has_changes(self) -> bool:
@@ -75,6 +92,11 @@ class Plan:
     @property
     def valid(self) -> bool:
         return not any(f.severity == "error" for f in self.findings)
+
+    @property
+    def not_planned(self) -> list[WavePlan]:
+        """Waves whose head file has errors: nothing is counted for them."""
+        return [w for w in self.waves if not w.plannable]
 
     @property
     def totals(self) -> dict[str, int]:
@@ -98,6 +120,8 @@ class Plan:
                 {
                     "name": w.name,
                     "path": w.path,
+                    "valid": w.plannable,
+                    "errors": w.errors,
                     "added": [p.as_json() for p in w.added],
                     "changed": [p.as_json() for p in w.changed],
                     "removed": [p.as_json() for p in w.removed],
@@ -121,10 +145,18 @@ def build_plan(
     manifest_dir: str = DEFAULT_MANIFEST_DIR,
 ) -> Plan:
     """Validate head, diff its effective VMs against base's, and build the requests."""
+    head_files = repo.read_files(head, manifest_dir)
+    base_files = repo.read_files(base, manifest_dir)
+    if not head_files and not base_files:
+        raise NoWaveFilesError(
+            f"no wave files (*.yaml, *.yml) under {manifest_dir!r} at {head.short} or "
+            f"{base.short}: is --manifests the folder of the wave files, relative to the "
+            "repository's root?"
+        )
     cache: FileCache = {}
-    head_set = validate_files(repo.read_files(head, manifest_dir), now=now, cache=cache)
+    head_set = validate_files(head_files, now=now, cache=cache)
     # The base may itself be invalid (a broken main): diff against whatever parts were valid.
-    base_set = validate_files(repo.read_files(base, manifest_dir), now=now, cache=cache)
+    base_set = validate_files(base_files, now=now, cache=cache)
     return diff_sets(repo, base, head, base_set, head_set)
 
 
@@ -135,13 +167,11 @@ def diff_sets(
     base_set: ManifestSet,
     head_set: ManifestSet,
 ) -> Plan:
-    base_vms = {vm.migration_id: vm for vm in base_set.vms}
-    head_vms = {vm.migration_id: vm for vm in head_set.vms}
-    wave_names = sorted(set(head_set.wave_paths) | set(base_set.wave_paths))
-    waves = {
-        name: WavePlan(name, head_set.wave_paths.get(name) or base_set.wave_paths[name])
-        for name in wave_names
-    }
+    waves = _wave_plans(base_set, head_set)
+    wave_names = sorted(waves)
+    not_planned = {name for name, wave in waves.items() if not wave.plannable}
+    base_vms = {vm.migration_id: vm for vm in base_set.vms if vm.spec.wave not in not_planned}
+    head_vms = {vm.migration_id: vm for vm in head_set.vms if vm.spec.wave not in not_planned}
     for migration_id, vm in head_vms.items():
         wave = waves[vm.spec.wave]
         before = base_vms.get(migration_id)
@@ -180,6 +210,31 @@ def diff_sets(
         requests=requests,
         cancellations=cancellations,
     )
+
+
+def _wave_plans(base_set: ManifestSet, head_set: ManifestSet) -> dict[str, WavePlan]:
+    """One plan per wave in base or head; a wave whose head file has errors is not planned.
+
+    A head file that does not validate may not even say which wave it is: it stands for
+    the wave its path held in the base, or else the wave its file name names.
+    """
+    errors = Counter(finding.path for finding in head_set.errors)
+    waves = {
+        name: WavePlan(name, head_set.wave_paths.get(name) or base_set.wave_paths[name])
+        for name in set(head_set.wave_paths) | set(base_set.wave_paths)
+    }
+    for wave in waves.values():
+        head_path = head_set.wave_paths.get(wave.name)
+        wave.errors = errors.pop(head_path, 0) if head_path else 0
+    base_wave_at = {path: name for name, path in base_set.wave_paths.items()}
+    for path, count in errors.items():
+        # A wave file is named after its wave, so a moved file still finds its base wave.
+        name = base_wave_at.get(path) or PurePosixPath(path).stem
+        if name in head_set.wave_paths:
+            name = path  # that name is taken by a valid file: keep this one apart
+        wave = waves.setdefault(name, WavePlan(name, path))
+        wave.path, wave.errors = path, count
+    return waves
 
 
 def _field_changes(old: dict[str, Any], new: dict[str, Any]) -> Iterator[FieldChange]:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 from orchestration.migration_request import MigrationRequest
 
@@ -43,6 +44,15 @@ class PublishReport:
         return not self.failed
 
 
+class PublishInterruptedError(Exception):
+    """Publishing stopped part way: ``report`` holds what was sent, ``cause`` why it stopped."""
+
+    def __init__(self, report: PublishReport, cause: BotoCoreError | ClientError) -> None:
+        super().__init__(str(cause))
+        self.report = report
+        self.cause = cause
+
+
 def sqs_client(queue_url: str) -> SQSClient:
     """An SQS client with standard retries; endpoint and credentials from the usual AWS env.
 
@@ -52,10 +62,14 @@ def sqs_client(queue_url: str) -> SQSClient:
     if not region:
         match = _QUEUE_URL_REGION.match(queue_url)
         region = match.group(1) if match else "us-east-1"
+    # AWS_MAX_ATTEMPTS, the SDKs' own variable, overrides the default of 8 attempts.
+    attempts = os.environ.get("AWS_MAX_ATTEMPTS", "")
     return boto3.client(
         "sqs",
         region_name=region,
-        config=Config(retries={"mode": "standard", "max_attempts": 8}),
+        config=Config(
+            retries={"mode": "standard", "max_attempts": int(attempts) if attempts.isdigit() else 8}
+        ),
     )
 
 
@@ -82,9 +96,18 @@ class RequestPublisher:
         self._sleep = sleep
 
     def publish(self, requests: Sequence[MigrationRequest]) -> PublishReport:
+        """Send every request; entries SQS refuses for a while are retried with backoff.
+
+        Raises:
+            PublishInterruptedError: SQS could not be reached or refused the call itself
+                (credentials, permissions); it says what was sent before that.
+        """
         report = PublishReport()
-        for start in range(0, len(requests), SQS_BATCH_SIZE):
-            self._send_batch(list(requests[start : start + SQS_BATCH_SIZE]), report)
+        try:
+            for start in range(0, len(requests), SQS_BATCH_SIZE):
+                self._send_batch(list(requests[start : start + SQS_BATCH_SIZE]), report)
+        except (BotoCoreError, ClientError) as exc:
+            raise PublishInterruptedError(report, exc) from exc
         return report
 
     def _entry(
