@@ -8,12 +8,11 @@ its ``revision`` and where the request came from.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestration.manifests.model import EffectiveVm
-from orchestration.manifests.validation import LocatedVm
 
 REQUEST_SCHEMA_VERSION = "1"
 
@@ -65,8 +64,28 @@ class MigrationRequest(BaseModel):
         return {key: value for key, value in data.items() if value is not None}
 
 
+class PublishableVm(Protocol):
+    """A VM of a revision: its effective spec, identity, and where it is written.
+
+    A :class:`LocatedVm` of a validated revision, or the plan's summary of a base VM.
+    """
+
+    @property
+    def spec(self) -> EffectiveVm: ...
+    @property
+    def migration_id(self) -> str: ...
+    @property
+    def revision(self) -> str: ...
+    @property
+    def spec_json(self) -> dict[str, Any]: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def line(self) -> int: ...
+
+
 def request_for(
-    vm: LocatedVm, *, commit: str, author: str, action: str = "migrate"
+    vm: PublishableVm, *, commit: str, author: str, action: str = "migrate"
 ) -> MigrationRequest:
     """Build the request ``wavepilot publish`` sends for one effective VM."""
     spec = vm.spec

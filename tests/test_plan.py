@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from orchestration import cli
+from orchestration.gitops import plan as plan_module
 from orchestration.gitops.git import EMPTY_TREE, GitError, GitRepository
 from orchestration.gitops.plan import build_plan
 from orchestration.gitops.render import render_markdown
@@ -282,3 +286,41 @@ def test_a_base_rewritten_by_a_force_push_is_refused_with_what_to_do(git_repo: G
         GitRepository(git_repo.root).resolve("f" * 40)
 
     assert "wavepilot publish --base <that commit>" in str(raised.value)
+
+
+def test_a_base_validated_in_a_second_process_plans_the_same(
+    git_repo: GitRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a base and a head that differ in every file (changed, added, removed VMs)
+    for wave in ("wave-1", "wave-2"):
+        vms = [VmText(f"{wave}-vm-{index}") for index in range(3)]
+        git_repo.write(f"manifests/waves/{wave}.yaml", wave_text(wave, vms))
+    base = git_repo.commit("base")
+    for wave in ("wave-1", "wave-2"):
+        vms = [VmText(f"{wave}-vm-0", instance_type="m6i.large"), VmText(f"{wave}-vm-2")]
+        git_repo.write(
+            f"manifests/waves/{wave}.yaml", wave_text(wave, [*vms, VmText(f"{wave}-new")])
+        )
+    git_repo.commit("head")
+    git = GitRepository(git_repo.root)
+    pids = tmp_path / "pids"
+    validate_base = plan_module._validate_base
+
+    def recording(*args: Any) -> Any:
+        with pids.open("a") as out:
+            out.write(f"{os.getpid()}\n")
+        return validate_base(*args)
+
+    monkeypatch.setattr(plan_module, "_validate_base", recording)
+
+    # WHEN it is planned with the base validated here, then in a forked process
+    here = build_plan(git, git.resolve(base), git.resolve("HEAD"), now=NOW, parallel=False)
+    forked = build_plan(git, git.resolve(base), git.resolve("HEAD"), now=NOW, parallel=True)
+
+    # THEN the plans are identical, and the second really came from another process
+    assert forked.as_json() == here.as_json()
+    assert forked.totals == {"added": 2, "changed": 2, "removed": 2, "unchanged": 2}
+    assert render_markdown(forked) == render_markdown(here)
+    first, second = pids.read_text().split()
+    assert int(first) == os.getpid()
+    assert int(second) != os.getpid()

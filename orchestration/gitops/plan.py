@@ -6,20 +6,36 @@ request comment shows and exactly what ``wavepilot publish`` sends.
 
 from __future__ import annotations
 
+import json
+import multiprocessing
+import os
+import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
+from multiprocessing.connection import Connection
 from pathlib import PurePosixPath
 from typing import Any
 
 from orchestration.gitops.git import GitRepository, Revision
 from orchestration.manifests.findings import Finding
-from orchestration.manifests.validation import FileCache, LocatedVm, ManifestSet, validate_files
-from orchestration.migration_request import MigrationRequest, request_for
+from orchestration.manifests.model import EffectiveVm
+from orchestration.manifests.validation import (
+    FileCache,
+    LocatedVm,
+    ManifestFile,
+    ManifestSet,
+    validate_files,
+)
+from orchestration.migration_request import MigrationRequest, PublishableVm, request_for
 
 PLAN_SCHEMA_VERSION = 1
 DEFAULT_MANIFEST_DIR = "manifests/waves"
+# Base files that differ from head are validated in a second process (both cores) when
+# there is this much of them: below it, starting the process costs more than it saves.
+PARALLEL_BASE_MIN_BYTES = 512 * 1024
 
 
 class NoWaveFilesError(Exception):
@@ -34,10 +50,46 @@ class FieldChange:
 
 
 @dataclass(frozen=True)
+class BaseVm:
+    """A VM as the base revision has it: what the diff compares, and names when removed.
+
+    Plain data, so that a second process can validate the base and send it back cheaply.
+    """
+
+    migration_id: str
+    revision: str
+    path: str
+    line: int
+    spec_json: dict[str, Any]
+
+    @classmethod
+    def of(cls, vm: LocatedVm) -> BaseVm:
+        return cls(vm.migration_id, vm.revision, vm.path, vm.line, vm.spec_json)
+
+    @cached_property
+    def spec(self) -> EffectiveVm:
+        return EffectiveVm.model_validate_json(json.dumps(self.spec_json))
+
+
+@dataclass
+class Baseline:
+    """What the base revision holds: its waves' files and its VMs, by migration ID."""
+
+    wave_paths: dict[str, str] = field(default_factory=dict)
+    vms: dict[str, BaseVm | LocatedVm] = field(default_factory=dict)
+
+    def add(self, manifests: ManifestSet) -> None:
+        for name, path in manifests.wave_paths.items():
+            self.wave_paths.setdefault(name, path)
+        for vm in manifests.vms:
+            self.vms.setdefault(vm.migration_id, vm)
+
+
+@dataclass(frozen=True)
 class PlannedVm:
     """One VM in the plan; ``vm`` is the head version (base version for removals)."""
 
-    vm: LocatedVm
+    vm: PublishableVm
     changes: tuple[FieldChange, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
@@ -143,8 +195,13 @@ def build_plan(
     *,
     now: datetime,
     manifest_dir: str = DEFAULT_MANIFEST_DIR,
+    parallel: bool | None = None,
 ) -> Plan:
-    """Validate head, diff its effective VMs against base's, and build the requests."""
+    """Validate head, diff its effective VMs against base's, and build the requests.
+
+    ``parallel``: validate what differs in the base in a second process (``None``: when it
+    pays, see :func:`_worth_a_process`).
+    """
     head_files = repo.read_files(head, manifest_dir)
     base_files = repo.read_files(base, manifest_dir)
     if not head_files and not base_files:
@@ -153,24 +210,114 @@ def build_plan(
             f"{base.short}: is --manifests the folder of the wave files, relative to the "
             "repository's root?"
         )
+    # Files identical in both revisions are validated once; the rest of the base, when it
+    # is large, in a second process while this one validates the head.
+    head_texts = {(f.path, f.text) for f in head_files}
+    shared = [f for f in base_files if (f.path, f.text) in head_texts]
+    base_only = [f for f in base_files if (f.path, f.text) not in head_texts]
     cache: FileCache = {}
-    head_set = validate_files(head_files, now=now, cache=cache)
+    if parallel is None:
+        parallel = _worth_a_process(base_only)
+    with _BaseValidation(base_only, now, in_child=parallel) as base_only_vms:
+        head_set = validate_files(head_files, now=now, cache=cache)
+    baseline = Baseline()
     # The base may itself be invalid (a broken main): diff against whatever parts were valid.
-    base_set = validate_files(base_files, now=now, cache=cache)
-    return diff_sets(repo, base, head, base_set, head_set)
+    baseline.add(validate_files(shared, now=now, cache=cache))
+    wave_paths, vms = base_only_vms.result()
+    for name, path in wave_paths.items():
+        baseline.wave_paths.setdefault(name, path)
+    for vm in vms:
+        baseline.vms.setdefault(vm.migration_id, vm)
+    return diff_sets(repo, base, head, baseline, head_set)
+
+
+class _BaseValidation:
+    """Validate base files in a forked process, or here when that would not pay.
+
+    Only plain data crosses the pipe (:class:`BaseVm`); a child that fails for any reason
+    is replaced by doing the work in this process, so the plan never depends on it.
+    """
+
+    # A child that has not answered by then is given up on (and the work done here).
+    CHILD_TIMEOUT_SECONDS = 300
+
+    def __init__(self, files: Sequence[ManifestFile], now: datetime, *, in_child: bool) -> None:
+        self._files, self._now, self._in_child = list(files), now, in_child
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._receiver: Connection | None = None
+        self._result: tuple[dict[str, str], list[BaseVm]] | None = None
+
+    def __enter__(self) -> _BaseValidation:
+        if self._in_child and self._files:
+            context = multiprocessing.get_context("fork")
+            self._receiver, sender = context.Pipe(duplex=False)
+            self._process = context.Process(
+                target=_validate_base_in_child, args=(self._files, self._now, sender), daemon=True
+            )
+            self._process.start()
+            sender.close()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._process is None or self._receiver is None:
+            return
+        try:
+            if exc_info[0] is None and self._receiver.poll(self.CHILD_TIMEOUT_SECONDS):
+                self._result = self._receiver.recv()
+        except (EOFError, OSError):
+            self._result = None  # the child died: result() does the work here instead
+        finally:
+            self._receiver.close()
+            self._process.join(timeout=5)
+            if self._process.is_alive():  # pragma: no cover - a child that will not end
+                self._process.kill()
+
+    def result(self) -> tuple[dict[str, str], list[BaseVm]]:
+        if self._result is None:
+            self._result = _validate_base(self._files, self._now)
+        return self._result
+
+
+def _worth_a_process(files: Sequence[ManifestFile]) -> bool:
+    """Fork only a single-threaded process with a second core and enough work to share."""
+    return (
+        len(os.sched_getaffinity(0)) > 1
+        and threading.active_count() == 1
+        and sum(len(f.text) for f in files) >= PARALLEL_BASE_MIN_BYTES
+    )
+
+
+def _validate_base(
+    files: Sequence[ManifestFile], now: datetime
+) -> tuple[dict[str, str], list[BaseVm]]:
+    manifests = validate_files(files, now=now)
+    return manifests.wave_paths, [BaseVm.of(vm) for vm in manifests.vms]
+
+
+def _validate_base_in_child(
+    files: Sequence[ManifestFile], now: datetime, sender: Connection
+) -> None:  # pragma: no cover - runs in the forked process; its result is tested
+    try:
+        sender.send(_validate_base(files, now))
+    finally:
+        sender.close()
 
 
 def diff_sets(
     repo: GitRepository,
     base: Revision,
     head: Revision,
-    base_set: ManifestSet,
+    baseline: Baseline,
     head_set: ManifestSet,
 ) -> Plan:
-    waves = _wave_plans(base_set, head_set)
+    waves = _wave_plans(baseline, head_set)
     wave_names = sorted(waves)
     not_planned = {name for name, wave in waves.items() if not wave.plannable}
-    base_vms = {vm.migration_id: vm for vm in base_set.vms if vm.spec.wave not in not_planned}
+    base_vms = {
+        migration_id: vm
+        for migration_id, vm in baseline.vms.items()
+        if vm.spec_json["wave"] not in not_planned
+    }
     head_vms = {vm.migration_id: vm for vm in head_set.vms if vm.spec.wave not in not_planned}
     for migration_id, vm in head_vms.items():
         wave = waves[vm.spec.wave]
@@ -183,9 +330,9 @@ def diff_sets(
             )
         else:
             wave.unchanged_count += 1
-    for migration_id, vm in base_vms.items():
+    for migration_id, gone in base_vms.items():
         if migration_id not in head_vms:
-            waves[vm.spec.wave].removed.append(PlannedVm(vm))
+            waves[gone.spec_json["wave"]].removed.append(PlannedVm(gone))
     for wave in waves.values():
         for bucket in (wave.added, wave.changed, wave.removed):
             bucket.sort(key=lambda p: (p.vm.spec.app_name, p.vm.spec.target_vm_name))
@@ -212,7 +359,7 @@ def diff_sets(
     )
 
 
-def _wave_plans(base_set: ManifestSet, head_set: ManifestSet) -> dict[str, WavePlan]:
+def _wave_plans(baseline: Baseline, head_set: ManifestSet) -> dict[str, WavePlan]:
     """One plan per wave in base or head; a wave whose head file has errors is not planned.
 
     A head file that does not validate may not even say which wave it is: it stands for
@@ -220,13 +367,13 @@ def _wave_plans(base_set: ManifestSet, head_set: ManifestSet) -> dict[str, WaveP
     """
     errors = Counter(finding.path for finding in head_set.errors)
     waves = {
-        name: WavePlan(name, head_set.wave_paths.get(name) or base_set.wave_paths[name])
-        for name in set(head_set.wave_paths) | set(base_set.wave_paths)
+        name: WavePlan(name, head_set.wave_paths.get(name) or baseline.wave_paths[name])
+        for name in set(head_set.wave_paths) | set(baseline.wave_paths)
     }
     for wave in waves.values():
         head_path = head_set.wave_paths.get(wave.name)
         wave.errors = errors.pop(head_path, 0) if head_path else 0
-    base_wave_at = {path: name for name, path in base_set.wave_paths.items()}
+    base_wave_at = {path: name for name, path in baseline.wave_paths.items()}
     for path, count in errors.items():
         # A wave file is named after its wave, so a moved file still finds its base wave.
         name = base_wave_at.get(path) or PurePosixPath(path).stem
