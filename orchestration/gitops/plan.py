@@ -17,7 +17,7 @@ from datetime import datetime
 from functools import cached_property
 from multiprocessing.connection import Connection
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Protocol
 
 from orchestration.gitops.git import GitRepository, Revision
 from orchestration.manifests.findings import Finding
@@ -63,26 +63,12 @@ class BaseVm:
     spec_json: dict[str, Any]
 
     @classmethod
-    def of(cls, vm: LocatedVm) -> BaseVm:
+    def of(cls, vm: PublishableVm) -> BaseVm:
         return cls(vm.migration_id, vm.revision, vm.path, vm.line, vm.spec_json)
 
     @cached_property
     def spec(self) -> EffectiveVm:
         return EffectiveVm.model_validate_json(json.dumps(self.spec_json))
-
-
-@dataclass
-class Baseline:
-    """What the base revision holds: its waves' files and its VMs, by migration ID."""
-
-    wave_paths: dict[str, str] = field(default_factory=dict)
-    vms: dict[str, BaseVm | LocatedVm] = field(default_factory=dict)
-
-    def add(self, manifests: ManifestSet) -> None:
-        for name, path in manifests.wave_paths.items():
-            self.wave_paths.setdefault(name, path)
-        for vm in manifests.vms:
-            self.vms.setdefault(vm.migration_id, vm)
 
 
 @dataclass(frozen=True)
@@ -215,27 +201,59 @@ def build_plan(
     head_texts = {(f.path, f.text) for f in head_files}
     shared = [f for f in base_files if (f.path, f.text) in head_texts]
     base_only = [f for f in base_files if (f.path, f.text) not in head_texts]
-    cache: FileCache = {}
     if parallel is None:
         parallel = _worth_a_process(base_only)
-    with _BaseValidation(base_only, now, in_child=parallel) as base_only_vms:
+    cache: FileCache = {}
+    with _BaseOnly(base_only, now, in_child=parallel) as base_only_side:
         head_set = validate_files(head_files, now=now, cache=cache)
-    baseline = Baseline()
-    # The base may itself be invalid (a broken main): diff against whatever parts were valid.
-    baseline.add(validate_files(shared, now=now, cache=cache))
-    wave_paths, vms = base_only_vms.result()
-    for name, path in wave_paths.items():
-        baseline.wave_paths.setdefault(name, path)
-    for vm in vms:
-        baseline.vms.setdefault(vm.migration_id, vm)
-    return diff_sets(repo, base, head, baseline, head_set)
+        # The base may itself be invalid (a broken main): diff against its valid parts.
+        baseline = Baseline([ValidatedBase.of(shared, now, cache), base_only_side])
+        return diff_sets(repo, base, head, baseline, head_set)
 
 
-class _BaseValidation:
-    """Validate base files in a forked process, or here when that would not pay.
+class BaseSide(Protocol):
+    """Part of the base revision, validated: every VM's revision, details on request."""
 
-    Only plain data crosses the pipe (:class:`BaseVm`); a child that fails for any reason
-    is replaced by doing the work in this process, so the plan never depends on it.
+    def wave_paths(self) -> dict[str, str]: ...
+    def summary(self) -> dict[str, tuple[str, str]]:
+        """Migration ID -> (revision, wave) of every VM."""
+        ...
+
+    def details(self, wanted: set[str]) -> dict[str, PublishableVm]: ...
+
+
+class ValidatedBase:
+    """Base files validated in this process."""
+
+    def __init__(self, manifests: ManifestSet) -> None:
+        self._wave_paths = dict(manifests.wave_paths)
+        self._vms: dict[str, LocatedVm] = {}
+        for vm in manifests.vms:
+            self._vms.setdefault(vm.migration_id, vm)
+
+    @classmethod
+    def of(
+        cls, files: Sequence[ManifestFile], now: datetime, cache: FileCache | None = None
+    ) -> ValidatedBase:
+        return cls(validate_files(files, now=now, cache=cache))
+
+    def wave_paths(self) -> dict[str, str]:
+        return self._wave_paths
+
+    def summary(self) -> dict[str, tuple[str, str]]:
+        return {mid: (vm.revision, vm.spec.wave) for mid, vm in self._vms.items()}
+
+    def details(self, wanted: set[str]) -> dict[str, PublishableVm]:
+        return {mid: self._vms[mid] for mid in wanted if mid in self._vms}
+
+
+class _BaseOnly:
+    """Base files that differ from head: validated in a forked process, or here.
+
+    The child sends every VM's revision first (small), then, asked for them, the details of
+    the VMs the diff needs (changed and removed ones) as plain data. A child that fails or
+    does not answer is replaced by doing the work in this process: the plan never depends
+    on it.
     """
 
     # A child that has not answered by then is given up on (and the work done here).
@@ -244,38 +262,72 @@ class _BaseValidation:
     def __init__(self, files: Sequence[ManifestFile], now: datetime, *, in_child: bool) -> None:
         self._files, self._now, self._in_child = list(files), now, in_child
         self._process: multiprocessing.process.BaseProcess | None = None
-        self._receiver: Connection | None = None
-        self._result: tuple[dict[str, str], list[BaseVm]] | None = None
+        self._channel: Connection | None = None
+        self._local: ValidatedBase | None = None
+        self._wave_paths: dict[str, str] | None = None
+        self._summary: dict[str, tuple[str, str]] | None = None
 
-    def __enter__(self) -> _BaseValidation:
+    def __enter__(self) -> _BaseOnly:
         if self._in_child and self._files:
             context = multiprocessing.get_context("fork")
-            self._receiver, sender = context.Pipe(duplex=False)
+            self._channel, child_end = context.Pipe(duplex=True)
             self._process = context.Process(
-                target=_validate_base_in_child, args=(self._files, self._now, sender), daemon=True
+                target=_serve_base, args=(self._files, self._now, child_end), daemon=True
             )
             self._process.start()
-            sender.close()
+            child_end.close()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._process is None or self._receiver is None:
-            return
-        try:
-            if exc_info[0] is None and self._receiver.poll(self.CHILD_TIMEOUT_SECONDS):
-                self._result = self._receiver.recv()
-        except (EOFError, OSError):
-            self._result = None  # the child died: result() does the work here instead
-        finally:
-            self._receiver.close()
+        self._close()
+
+    def _close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+        if self._process is not None:
             self._process.join(timeout=5)
             if self._process.is_alive():  # pragma: no cover - a child that will not end
                 self._process.kill()
+            self._process = None
 
-    def result(self) -> tuple[dict[str, str], list[BaseVm]]:
-        if self._result is None:
-            self._result = _validate_base(self._files, self._now)
-        return self._result
+    def _ask(self, request: object | None = None) -> Any:
+        """The child's next answer (after sending ``request``), or None if it failed."""
+        if self._channel is None:
+            return None
+        try:
+            if request is not None:
+                self._channel.send(request)
+            if self._channel.poll(self.CHILD_TIMEOUT_SECONDS):
+                return self._channel.recv()
+        except (EOFError, OSError):
+            pass
+        self._close()  # from now on, the work is done here
+        return None
+
+    def _here(self) -> ValidatedBase:
+        if self._local is None:
+            self._local = ValidatedBase.of(self._files, self._now)
+        return self._local
+
+    def _load_summary(self) -> None:
+        if self._summary is None:
+            answer = self._ask()
+            if answer is None:
+                answer = (self._here().wave_paths(), self._here().summary())
+            self._wave_paths, self._summary = answer
+
+    def wave_paths(self) -> dict[str, str]:
+        self._load_summary()
+        return self._wave_paths or {}
+
+    def summary(self) -> dict[str, tuple[str, str]]:
+        self._load_summary()
+        return self._summary or {}
+
+    def details(self, wanted: set[str]) -> dict[str, PublishableVm]:
+        answer = self._ask(sorted(wanted)) if self._local is None else None
+        return dict(answer) if answer is not None else self._here().details(wanted)
 
 
 def _worth_a_process(files: Sequence[ManifestFile]) -> bool:
@@ -287,20 +339,38 @@ def _worth_a_process(files: Sequence[ManifestFile]) -> bool:
     )
 
 
-def _validate_base(
-    files: Sequence[ManifestFile], now: datetime
-) -> tuple[dict[str, str], list[BaseVm]]:
-    manifests = validate_files(files, now=now)
-    return manifests.wave_paths, [BaseVm.of(vm) for vm in manifests.vms]
-
-
-def _validate_base_in_child(
-    files: Sequence[ManifestFile], now: datetime, sender: Connection
-) -> None:  # pragma: no cover - runs in the forked process; its result is tested
+def _serve_base(
+    files: Sequence[ManifestFile], now: datetime, channel: Connection
+) -> None:  # pragma: no cover - runs in the forked process; the plans it gives are tested
     try:
-        sender.send(_validate_base(files, now))
+        side = ValidatedBase.of(files, now)
+        channel.send((side.wave_paths(), side.summary()))
+        wanted = set(channel.recv())
+        channel.send({mid: BaseVm.of(vm) for mid, vm in side.details(wanted).items()})
     finally:
-        sender.close()
+        channel.close()
+
+
+class Baseline:
+    """The base revision, from its parts: wave files and VM revisions, details on request."""
+
+    def __init__(self, sides: Sequence[BaseSide]) -> None:
+        self._sides = list(sides)
+        self.wave_paths: dict[str, str] = {}
+        self.revisions: dict[str, tuple[str, str]] = {}
+        for side in self._sides:
+            for name, path in side.wave_paths().items():
+                self.wave_paths.setdefault(name, path)
+            for mid, revision in side.summary().items():
+                self.revisions.setdefault(mid, revision)
+
+    def details(self, wanted: set[str]) -> dict[str, PublishableVm]:
+        found: dict[str, PublishableVm] = {}
+        for side in self._sides:
+            missing = wanted - found.keys()
+            if missing:
+                found.update(side.details(missing))
+        return found
 
 
 def diff_sets(
@@ -310,29 +380,31 @@ def diff_sets(
     baseline: Baseline,
     head_set: ManifestSet,
 ) -> Plan:
-    waves = _wave_plans(baseline, head_set)
+    waves = _wave_plans(baseline.wave_paths, head_set)
     wave_names = sorted(waves)
     not_planned = {name for name, wave in waves.items() if not wave.plannable}
     base_vms = {
-        migration_id: vm
-        for migration_id, vm in baseline.vms.items()
-        if vm.spec_json["wave"] not in not_planned
+        migration_id: (revision, wave)
+        for migration_id, (revision, wave) in baseline.revisions.items()
+        if wave not in not_planned
     }
     head_vms = {vm.migration_id: vm for vm in head_set.vms if vm.spec.wave not in not_planned}
+    changed = {
+        mid for mid, vm in head_vms.items() if base_vms.get(mid, (vm.revision,))[0] != vm.revision
+    }
+    removed_ids = base_vms.keys() - head_vms.keys()
+    before = baseline.details(changed | removed_ids)
     for migration_id, vm in head_vms.items():
         wave = waves[vm.spec.wave]
-        before = base_vms.get(migration_id)
-        if before is None:
+        if migration_id not in base_vms:
             wave.added.append(PlannedVm(vm))
-        elif before.revision != vm.revision:
-            wave.changed.append(
-                PlannedVm(vm, tuple(_field_changes(before.spec_json, vm.spec_json)))
-            )
+        elif migration_id in changed:
+            old = before[migration_id].spec_json
+            wave.changed.append(PlannedVm(vm, tuple(_field_changes(old, vm.spec_json))))
         else:
             wave.unchanged_count += 1
-    for migration_id, gone in base_vms.items():
-        if migration_id not in head_vms:
-            waves[gone.spec_json["wave"]].removed.append(PlannedVm(gone))
+    for migration_id in removed_ids:
+        waves[base_vms[migration_id][1]].removed.append(PlannedVm(before[migration_id]))
     for wave in waves.values():
         for bucket in (wave.added, wave.changed, wave.removed):
             bucket.sort(key=lambda p: (p.vm.spec.app_name, p.vm.spec.target_vm_name))
@@ -359,7 +431,7 @@ def diff_sets(
     )
 
 
-def _wave_plans(baseline: Baseline, head_set: ManifestSet) -> dict[str, WavePlan]:
+def _wave_plans(base_wave_paths: dict[str, str], head_set: ManifestSet) -> dict[str, WavePlan]:
     """One plan per wave in base or head; a wave whose head file has errors is not planned.
 
     A head file that does not validate may not even say which wave it is: it stands for
@@ -367,13 +439,13 @@ def _wave_plans(baseline: Baseline, head_set: ManifestSet) -> dict[str, WavePlan
     """
     errors = Counter(finding.path for finding in head_set.errors)
     waves = {
-        name: WavePlan(name, head_set.wave_paths.get(name) or baseline.wave_paths[name])
-        for name in set(head_set.wave_paths) | set(baseline.wave_paths)
+        name: WavePlan(name, head_set.wave_paths.get(name) or base_wave_paths[name])
+        for name in set(head_set.wave_paths) | set(base_wave_paths)
     }
     for wave in waves.values():
         head_path = head_set.wave_paths.get(wave.name)
         wave.errors = errors.pop(head_path, 0) if head_path else 0
-    base_wave_at = {path: name for name, path in baseline.wave_paths.items()}
+    base_wave_at = {path: name for name, path in base_wave_paths.items()}
     for path, count in errors.items():
         # A wave file is named after its wave, so a moved file still finds its base wave.
         name = base_wave_at.get(path) or PurePosixPath(path).stem
