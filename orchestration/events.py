@@ -4,6 +4,10 @@ Every ``detail`` carries the migration's identity, a correlation ID, a per-migra
 ``sequence`` (allocated atomically in DynamoDB, so consumers can drop duplicates and
 out-of-order deliveries) and a schema version. The EventBridge ``detail-type`` is the
 model's class name. JSON Schemas are exported into ``docs/events/``.
+
+Within a schema version fields are only ever added, optional and with a default, so an
+event stored or queued before the addition still parses. Consumers are strict (unknown keys
+are refused), so deploy a consumer before a producer that sends it a new field.
 """
 
 from __future__ import annotations
@@ -24,17 +28,26 @@ StepStatus = Literal["STARTED", "IN_PROGRESS", "WAITING", "SUCCEEDED", "FAILED",
 Decision = Literal["APPROVED", "REJECTED", "EXPIRED"]
 
 
+_EVENT_CONFIG = ConfigDict(
+    extra="forbid",
+    frozen=True,
+    alias_generator=to_camel,
+    validate_by_name=True,
+    validate_by_alias=True,
+    serialize_by_alias=True,
+)
+
+
+class EventPart(BaseModel):
+    """A structured value inside an event (camelCase on the wire, like the event)."""
+
+    model_config = _EVENT_CONFIG
+
+
 class EventDetail(BaseModel):
     """Fields every status event carries."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-    )
+    model_config = _EVENT_CONFIG
     detail_type: ClassVar[str]
 
     schema_version: Literal["1"] = EVENT_SCHEMA_VERSION
@@ -73,12 +86,38 @@ class MigrationStatusUpdated(EventDetail):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+class LaunchedInstance(EventPart):
+    """An instance MGN launched (the test instance, verified before the approval)."""
+
+    instance_id: str
+    private_ip: str = ""
+
+
+class HealthCheckResult(EventPart):
+    """One of the VM's health checks, as run against the test instance."""
+
+    type: Literal["tcp", "http"]
+    target: str = Field(description="What was probed: `10.0.1.5:22`, `https://10.0.1.5:443/`.")
+    passed: bool
+    detail: str = ""
+
+
+# The gate: what an approver needs to decide the cutover. The fields after ``summary`` were
+# added within schema version 1, optional: a hand-written request has no target account or
+# window, and an event from before the addition has none of them. (No docstring: it would
+# replace the description of the exported JSON Schema.)
 class ApprovalRequested(EventDetail):
     approval_id: str
     approvers: list[str]
     requested_by: str
     expires_at: AwareDatetime
     summary: str
+    target_account_id: str = ""
+    target_region: str = ""
+    window_start: AwareDatetime | None = None
+    window_end: AwareDatetime | None = None
+    test_instance: LaunchedInstance | None = None
+    health_checks: list[HealthCheckResult] = Field(default_factory=list)
 
 
 class ApprovalDecided(EventDetail):

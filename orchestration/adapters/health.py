@@ -24,9 +24,13 @@ def direct(address: str, port: int) -> tuple[str, int]:
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
-    check: str
+    """One check's outcome; ``target`` names the instance's address, never the resolved one."""
+
+    check: str  # short name for messages: "tcp 22", "https 443/health"
     passed: bool
     detail: str
+    type: str = "tcp"
+    target: str = ""
 
 
 class HealthProber:
@@ -40,16 +44,23 @@ class HealthProber:
             if check.type == "tcp"
             else f"{check.scheme} {check.effective_port}{check.path}"
         )
+        target = (
+            f"{address}:{check.effective_port}"
+            if check.type == "tcp"
+            else f"{check.scheme}://{address}:{check.effective_port}{check.path}"
+        )
         try:
             if check.type == "tcp":
                 with socket.create_connection((host, port), timeout=check.timeout_seconds):
-                    return CheckResult(name, True, "connected")
-            return self._http(name, host, port, check)
+                    passed, detail = True, "connected"
+            else:
+                passed, detail = self._http(host, port, check)
         except OSError as exc:
-            return CheckResult(name, False, f"{type(exc).__name__}: {exc}")
+            passed, detail = False, f"{type(exc).__name__}: {exc}"
+        return CheckResult(name, passed, detail, check.type, target)
 
     @staticmethod
-    def _http(name: str, host: str, port: int, check: HealthCheckSpec) -> CheckResult:
+    def _http(host: str, port: int, check: HealthCheckSpec) -> tuple[bool, str]:
         connection: http.client.HTTPConnection
         if check.scheme == "https":
             # A liveness probe by private address: the certificate cannot name the IP.
@@ -67,4 +78,4 @@ class HealthProber:
         finally:
             connection.close()
         passed = status == check.expected_status
-        return CheckResult(name, passed, f"HTTP {status} (expected {check.expected_status})")
+        return passed, f"HTTP {status} (expected {check.expected_status})"

@@ -87,6 +87,12 @@ class ApprovalRecord:
     decided_at: str = ""
     reason: str = ""
     requested_at: datetime | None = None  # None on approvals stored before it was recorded
+    # Where and when the cutover would run (what a confirmation names); empty on approvals
+    # stored before they were recorded, and for hand-written requests.
+    target_account_id: str = ""
+    target_region: str = ""
+    window_start: datetime | None = None
+    window_end: datetime | None = None
 
     def to_item(self) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -101,6 +107,14 @@ class ApprovalRecord:
         }
         if self.requested_at is not None:
             item["requestedAt"] = self.requested_at.isoformat()
+        if self.target_account_id:
+            item["targetAccountId"] = self.target_account_id
+        if self.target_region:
+            item["targetRegion"] = self.target_region
+        if self.window_start is not None:
+            item["windowStart"] = self.window_start.isoformat()
+        if self.window_end is not None:
+            item["windowEnd"] = self.window_end.isoformat()
         return item
 
     @classmethod
@@ -117,12 +131,16 @@ class ApprovalRecord:
             decided_by=str(item.get("decidedBy", "")),
             decided_at=str(item.get("decidedAt", "")),
             reason=str(item.get("reason", "")),
-            requested_at=(
-                datetime.fromisoformat(str(item["requestedAt"]))
-                if item.get("requestedAt")
-                else None
-            ),
+            requested_at=_moment(item.get("requestedAt")),
+            target_account_id=str(item.get("targetAccountId", "")),
+            target_region=str(item.get("targetRegion", "")),
+            window_start=_moment(item.get("windowStart")),
+            window_end=_moment(item.get("windowEnd")),
         )
+
+
+def _moment(value: object) -> datetime | None:
+    return datetime.fromisoformat(str(value)) if value else None
 
 
 class MigrationStore:

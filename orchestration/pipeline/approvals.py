@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 
 from orchestration.adapters.state_store import ApprovalRecord, MigrationStore
-from orchestration.events import ApprovalDecided, ApprovalRequested
+from orchestration.events import (
+    ApprovalDecided,
+    ApprovalRequested,
+    HealthCheckResult,
+    LaunchedInstance,
+)
 from orchestration.pipeline.errors import APPROVAL_REJECTED
 from orchestration.pipeline.reporter import StatusReporter
 from orchestration.pipeline.spec import MigrationSpec
@@ -60,6 +65,27 @@ class SelfApprovalError(ApprovalError):
 
 
 @dataclass(frozen=True, slots=True)
+class VerifiedTestLaunch:
+    """What the verified test launch showed (the approver decides on it)."""
+
+    instance: LaunchedInstance | None = None
+    health_checks: tuple[HealthCheckResult, ...] = ()
+
+    @classmethod
+    def from_step(cls, result: Mapping[str, Any] | None) -> VerifiedTestLaunch:
+        """From ``VerifyTestLaunch``'s result (``$.testCheck``); empty if there is none."""
+        if not result or not result.get("instanceId"):
+            return cls()
+        return cls(
+            LaunchedInstance(
+                instance_id=str(result["instanceId"]),
+                private_ip=str(result.get("privateIp") or ""),
+            ),
+            tuple(HealthCheckResult.model_validate(c) for c in result.get("healthChecks", [])),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class DecisionOutcome:
     approval: ApprovalRecord
     decision: Decision
@@ -79,7 +105,15 @@ class ApprovalService:
         self._report = reporter
         self._clock = clock
 
-    def request(self, spec: MigrationSpec, task_token: str, timeout_seconds: int) -> ApprovalRecord:
+    def request(
+        self,
+        spec: MigrationSpec,
+        task_token: str,
+        timeout_seconds: int,
+        test_launch: VerifiedTestLaunch | None = None,
+    ) -> ApprovalRecord:
+        """Open the gate and announce it with what the approver needs to decide."""
+        test_launch = test_launch or VerifiedTestLaunch()
         now = self._clock()
         approval = ApprovalRecord(
             approval_id=f"apv-{uuid.uuid4().hex[:16]}",
@@ -91,6 +125,10 @@ class ApprovalService:
             status="PENDING",
             expires_at=now + timedelta(seconds=timeout_seconds),
             requested_at=now,
+            target_account_id=spec.target_account_id,
+            target_region=spec.target_region,
+            window_start=spec.window_start,
+            window_end=spec.window_end,
         )
         self._store.create_approval(approval, task_token)
         self._report.step(
@@ -110,6 +148,12 @@ class ApprovalService:
                 f"Cut over {spec.target_vm_name} ({spec.app_name}, {spec.wave}) "
                 f"to {spec.instance_type}?"
             ),
+            target_account_id=spec.target_account_id,
+            target_region=spec.target_region,
+            window_start=spec.window_start,
+            window_end=spec.window_end,
+            test_instance=test_launch.instance,
+            health_checks=list(test_launch.health_checks),
         )
         return approval
 

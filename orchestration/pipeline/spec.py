@@ -66,6 +66,9 @@ class MigrationSpec(PipelineModel):
     app_name: str
     environment: str
     target_vm_name: str
+    # The wave's target (a hand-written request names none: it lands where the pipeline runs).
+    target_account_id: str = ""
+    target_region: str = ""
     source: SourceHints
     os_family: Literal["windows", "linux"] | None = None
     instance_type: str
@@ -134,6 +137,8 @@ class MigrationSpec(PipelineModel):
                     "user_provided_id": spec.source.user_provided_id,
                     "hostname": spec.source.hostname,
                 },
+                "target_account_id": spec.target_account_id,
+                "target_region": spec.target_region,
                 "os_family": spec.os_family,
                 "instance_type": spec.instance_type,
                 "subnet_id": spec.subnet_id,

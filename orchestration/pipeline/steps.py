@@ -401,10 +401,16 @@ class MigrationSteps:
             f"{phase} instance {instance.instance_id} running, status checks ok, {summary} passed",
             instanceId=instance.instance_id,
         )
+        # What the approver decides on: the approval gate reads it from the state.
         return {
             "done": True,
             "instanceId": instance.instance_id,
+            "privateIp": instance.private_ip or "",
             "checks": [r.check for r in results],
+            "healthChecks": [
+                {"type": r.type, "target": r.target, "passed": r.passed, "detail": r.detail}
+                for r in results
+            ],
         }
 
     # --- FinalizeCutover -----------------------------------------------------------------
