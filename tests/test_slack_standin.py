@@ -444,3 +444,74 @@ def test_views_open_refuses_an_expired_trigger() -> None:
         assert expired.response["error"] == "expired_trigger_id"
     finally:
         standin.stop()
+
+
+def _confirm(**changes: Any) -> dict[str, Any]:
+    confirm: dict[str, Any] = {
+        "title": {"type": "plain_text", "text": "Cut over vm-01?"},
+        "text": {"type": "plain_text", "text": "Into 111122223333 in us-east-1, 20:00 to 02:00?"},
+        "confirm": {"type": "plain_text", "text": "Approve cutover"},
+        "deny": {"type": "plain_text", "text": "Cancel"},
+        "style": "danger",
+    }
+    confirm.update(changes)
+    return confirm
+
+
+def test_a_button_confirm_is_kept_checked_as_slack_does_and_shown_before_the_click(
+    standin: SlackStandIn, bolt: _BoltApp, client: WebClient
+) -> None:
+    # GIVEN a button with a confirmation dialog
+    blocks = _button_blocks()
+    blocks[1]["elements"][0]["confirm"] = _confirm()
+    posted = client.chat_postMessage(channel=CHANNEL, text="Wave 1", blocks=blocks)
+
+    # WHEN Alice clicks it (and confirms in the dialog)
+    clicked = standin.click_button(
+        user=ALICE, channel=CHANNEL, message_ts=str(posted["ts"]), action_id="approve"
+    )
+
+    # THEN the message keeps the confirm object, the dialog was shown, then the click was sent
+    stored = standin.thread(CHANNEL, str(posted["ts"])).root
+    assert stored.blocks[1]["elements"][0]["confirm"] == _confirm()
+    (dialog,) = standin.confirm_dialogs(ALICE)
+    assert (dialog.title, dialog.confirm, dialog.deny, dialog.style, dialog.action_id) == (
+        "Cut over vm-01?",
+        "Approve cutover",
+        "Cancel",
+        "danger",
+        "approve",
+    )
+    assert clicked.status == 200
+    assert bolt.seen[0]["actions"][0]["value"] == "approve:wave-1"
+    # AND a button without one opens no dialog
+    plain = client.chat_postMessage(channel=CHANNEL, text="Wave 2", blocks=_button_blocks())
+    standin.click_button(
+        user=BOB, channel=CHANNEL, message_ts=str(plain["ts"]), action_id="approve"
+    )
+    assert standin.confirm_dialogs(BOB) == []
+
+
+@pytest.mark.parametrize(
+    ("confirm", "pointer", "error"),
+    [
+        (_confirm(title={"type": "plain_text", "text": "t" * 101}), "/title/text", "101"),
+        (_confirm(text={"type": "plain_text", "text": "t" * 301}), "/text/text", "301"),
+        (_confirm(confirm={"type": "plain_text", "text": "c" * 31}), "/confirm/text", "31"),
+        (_confirm(title={"type": "mrkdwn", "text": "*t*"}), "/title/type", "enum"),
+        (_confirm(style="green"), "/style", "enum"),
+        ({"title": {"type": "plain_text", "text": "t"}}, "", "missing required field: text"),
+    ],
+)
+def test_an_invalid_confirm_is_refused_with_where(
+    client: WebClient, confirm: dict[str, Any], pointer: str, error: str
+) -> None:
+    blocks = _button_blocks()
+    blocks[1]["elements"][0]["confirm"] = confirm
+
+    refused = _error(lambda: client.chat_postMessage(channel=CHANNEL, text="x", blocks=blocks))
+
+    assert refused.response["error"] == "invalid_blocks"
+    [message] = refused.response["response_metadata"]["messages"]
+    assert f"[json-pointer:/blocks/1/elements/0/confirm{pointer}]" in message
+    assert error in message

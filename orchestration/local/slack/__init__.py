@@ -5,6 +5,7 @@ from orchestration.local.slack.bolt_http import BoltHttpServer
 from orchestration.local.slack.clock import SlackClock
 from orchestration.local.slack.model import (
     AppResponse,
+    ConfirmDialog,
     Edit,
     EphemeralMessage,
     Message,
@@ -21,6 +22,7 @@ __all__ = [
     "TIER_4",
     "AppResponse",
     "BoltHttpServer",
+    "ConfirmDialog",
     "Edit",
     "EphemeralMessage",
     "Message",

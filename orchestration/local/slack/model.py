@@ -123,6 +123,22 @@ class OpenedView:
 
 
 @dataclass(frozen=True)
+class ConfirmDialog:
+    """A confirmation dialog Slack showed before sending a click (the button's `confirm`);
+    a click through the stand-in answers it with `confirm`, so the click is sent."""
+
+    user: str
+    channel: str
+    action_id: str
+    title: str
+    text: str
+    confirm: str
+    deny: str
+    style: str | None
+    time: float
+
+
+@dataclass(frozen=True)
 class RecordedRequest:
     """One HTTP request the stand-in received, exactly as it arrived, and what it answered.
 

@@ -21,6 +21,7 @@ from orchestration.local.slack import interactions
 from orchestration.local.slack.clock import SlackClock
 from orchestration.local.slack.model import (
     AppResponse,
+    ConfirmDialog,
     EphemeralMessage,
     JsonDict,
     Message,
@@ -112,6 +113,7 @@ class SlackStandIn:
         )
         self._limiter = RateLimiter(rate_limits or SlackRateLimits(), self.clock.now)
         self._requests: list[RecordedRequest] = []
+        self._dialogs: list[ConfirmDialog] = []
         self._requests_lock = threading.Lock()
         self._app_url: str | None = None
         self._server: _Server | None = None
@@ -269,6 +271,7 @@ class SlackStandIn:
         block_id, element = found or ("", {"type": "button", "action_id": action_id})
         element = {**element, **({"value": value} if value is not None else {})}
         actor = self._actor(user, channel)
+        self._answer_dialog(user, channel, element)
         payload = interactions.block_actions_payload(
             actor,
             message=message,
@@ -307,6 +310,7 @@ class SlackStandIn:
         shown: JsonDict = {"type": "message", "text": message.text, "blocks": message.blocks}
         shown["ts"] = ts
         actor = self._actor(user, message.channel)
+        self._answer_dialog(user, message.channel, element)
         payload = interactions.block_actions_payload(
             actor,
             message=shown,
@@ -320,6 +324,25 @@ class SlackStandIn:
         )
         payload["container"]["is_ephemeral"] = True
         return self._send(interactions.form_payload(payload), signing_secret, timestamp)
+
+    def _answer_dialog(self, user: str, channel: str, element: JsonDict) -> None:
+        """A button with a `confirm` object opens Slack's dialog first; the user confirms."""
+        confirm = element.get("confirm")
+        if not isinstance(confirm, dict):
+            return
+        dialog = ConfirmDialog(
+            user=user,
+            channel=channel,
+            action_id=str(element.get("action_id", "")),
+            title=str(confirm["title"]["text"]),
+            text=str(confirm["text"]["text"]),
+            confirm=str(confirm["confirm"]["text"]),
+            deny=str(confirm["deny"]["text"]),
+            style=confirm.get("style"),
+            time=self.clock.now(),
+        )
+        with self._requests_lock:
+            self._dialogs.append(dialog)
 
     def slash_command(
         self,
@@ -428,6 +451,11 @@ class SlackStandIn:
 
     def ephemeral_messages(self, user: str | None = None) -> list[EphemeralMessage]:
         return self.workspace.ephemeral_messages(user)
+
+    def confirm_dialogs(self, user: str | None = None) -> list[ConfirmDialog]:
+        """Every confirmation dialog shown before a click, oldest first."""
+        with self._requests_lock:
+            return [d for d in self._dialogs if user in (None, d.user)]
 
     def opened_views(self, user: str | None = None) -> list[OpenedView]:
         return self.workspace.opened_views(user)

@@ -33,6 +33,8 @@ MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
 MAX_BUTTON_VALUE = 2_000
 MAX_ACTION_ID = 255
+# A confirmation dialog (composition object `confirm`): plain_text fields and their limits.
+CONFIRM_LIMITS = {"title": 100, "text": 300, "confirm": 30, "deny": 30}
 RESPONSE_URL_USES = 5
 RESPONSE_URL_TTL = 30 * 60.0
 TEAM_DOMAIN = "wavepilot"
@@ -537,6 +539,17 @@ class SlackWorkspace:
                             f"[json-pointer:{pointer}/elements/{position}/value]"
                         ],
                     )
+                if "confirm" in element:
+                    problem = confirm_problem(element["confirm"])
+                    if problem is not None:
+                        error, where = problem
+                        raise ApiError(
+                            "invalid_blocks",
+                            messages=[
+                                f"[ERROR] {error} "
+                                f"[json-pointer:{pointer}/elements/{position}/confirm{where}]"
+                            ],
+                        )
         return blocks
 
     def _view(self, raw: object, view_id: str) -> JsonDict:
@@ -751,6 +764,37 @@ def _interactive_elements(block: JsonDict) -> list[JsonDict]:
         if isinstance(block.get(key), dict):
             candidates.append(block[key])
     return [element for element in candidates if isinstance(element, dict) and "type" in element]
+
+
+def confirm_problem(confirm: object) -> tuple[str, str] | None:
+    """What Slack refuses in a confirmation dialog object, and where (a JSON pointer suffix).
+
+    Slack's rules: ``title``, ``text``, ``confirm`` and ``deny`` are required plain_text
+    objects (``text`` may also be mrkdwn) within their lengths; ``style`` is ``primary`` or
+    ``danger``.
+    """
+    if not isinstance(confirm, dict):
+        return "must be an object", ""
+    for name, limit in CONFIRM_LIMITS.items():
+        problem = _confirm_field_problem(name, confirm.get(name), limit)
+        if problem is not None:
+            return problem
+    if "style" in confirm and confirm["style"] not in ("primary", "danger"):
+        return "must be a valid enum value", "/style"
+    return None
+
+
+def _confirm_field_problem(name: str, field: object, limit: int) -> tuple[str, str] | None:
+    if not isinstance(field, dict) or not isinstance(field.get("text"), str):
+        return f"missing required field: {name}", ""
+    allowed = ("plain_text", "mrkdwn") if name == "text" else ("plain_text",)
+    if field.get("type") not in allowed:
+        return "must be a valid enum value", f"/{name}/type"
+    if not field["text"].strip():
+        return "must be more than 0 characters", f"/{name}/text"
+    if len(field["text"]) > limit:
+        return f"must be less than {limit + 1} characters", f"/{name}/text"
+    return None
 
 
 def find_element(blocks: list[JsonDict], action_id: str) -> tuple[str, JsonDict] | None:
