@@ -56,6 +56,8 @@ def build_app(
     app.command("/wavepilot")(ack=_ack, lazy=[listeners.run_command])
     app.action(commands.ROLLBACK_CONFIRM_ACTION)(ack=_ack, lazy=[listeners.confirm_rollback])
     app.action(commands.ROLLBACK_CANCEL_ACTION)(listeners.cancel_rollback)
+    app.action(commands.APPROVE_CONFIRM_ACTION)(ack=_ack, lazy=[listeners.confirm_approval])
+    app.action(commands.APPROVE_CANCEL_ACTION)(listeners.cancel_approval)
     return app
 
 
@@ -164,6 +166,18 @@ class Listeners:
             value=str(body["actions"][0].get("value", "{}")),
         )
         respond(text=reply.text, replace_original=True)
+
+    def confirm_approval(self, body: dict[str, Any], respond: Respond) -> None:
+        reply = commands.approve_confirmed(
+            self._services(),
+            user=body["user"]["id"],
+            value=str(body["actions"][0].get("value", "")),
+        )
+        respond(text=reply.text, replace_original=True)
+
+    def cancel_approval(self, ack: Ack, respond: Respond) -> None:
+        ack()
+        respond(text="Approval cancelled: nothing was decided.", replace_original=True)
 
     def cancel_rollback(self, ack: Ack, respond: Respond) -> None:
         ack()

@@ -15,21 +15,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.services import BotServices
-from bot.threads import PHASES, STEP_PHASE
+from bot.threads import PHASES, STEP_PHASE, cutover_question
 from orchestration.operator_commands import (
+    OperatorFailedError,
     OperatorUsageError,
     decide,
     id_kind,
     migration_status,
+    resolve_approval,
     wave_status,
 )
 from orchestration.pipeline.manual_rollback import RollbackRequestError
 
 ROLLBACK_CONFIRM_ACTION = "rollback_confirm"
 ROLLBACK_CANCEL_ACTION = "rollback_cancel"
+APPROVE_CONFIRM_ACTION = "approve_confirm"
+APPROVE_CANCEL_ACTION = "approve_cancel"
 HELP = """*`/wavepilot` commands*
 • `status <migration|wave>`: where a migration (`mig-...`) or every migration of a wave stands
-• `approve <approval|migration>`: approve a cutover (`apv-...`, or the migration waiting)
+• `approve <approval|migration>`: approve a cutover (`apv-...` or its migration; asks first)
 • `reject <approval|migration> <reason>`: reject it; the migration rolls back
 • `rollback <migration> <reason>`: stop a migration and roll it back (operators; asks first)
 • `help`: this list"""
@@ -59,7 +63,7 @@ def run(services: BotServices, *, user: str, text: str) -> Reply:
         return Reply(f":warning: unknown command `{verb}`.\n{HELP}")
     try:
         return command(services, user, args)
-    except (CommandError, OperatorUsageError, RollbackRequestError) as exc:
+    except (CommandError, OperatorUsageError, OperatorFailedError, RollbackRequestError) as exc:
         return Reply(f":warning: {exc}")
 
 
@@ -68,7 +72,7 @@ def _status_command(services: BotServices, user: str, args: list[str]) -> Reply:
 
 
 def _approve_command(services: BotServices, user: str, args: list[str]) -> Reply:
-    return _decide(services, user, _one(args, "approve <approval|migration>"), "")
+    return _confirm_approval(services, user, _one(args, "approve <approval|migration>"))
 
 
 def _reject_command(services: BotServices, user: str, args: list[str]) -> Reply:
@@ -152,6 +156,53 @@ def _decide(services: BotServices, user: str, target: str, reason: str) -> Reply
         is_requester=services.directory.is_requester,
     )
     return Reply((":white_check_mark: " if result.decided else ":warning: ") + result.message)
+
+
+def _confirm_approval(services: BotServices, user: str, target: str) -> Reply:
+    """Ask before approving, naming what the Approve button's dialog names: the VM, its wave,
+    the target account and Region, the cutover window. A gate that cannot be decided any
+    more is answered at once (who decided it, or that it expired)."""
+    id_kind(target)
+    approval = resolve_approval(services.store, target)
+    if approval.status != "PENDING":
+        return _decide(services, user, approval.approval_id, "")
+    question = (
+        f":warning: {cutover_question(approval)}\nApproval `{approval.approval_id}` of "
+        f"`{approval.migration_id}`; the approval message in the migration's thread shows the "
+        "test instance and its health checks."
+    )
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": question}},
+        {
+            "type": "actions",
+            "block_id": "approve",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": APPROVE_CONFIRM_ACTION,
+                    "text": {"type": "plain_text", "text": "Approve cutover"},
+                    "style": "primary",
+                    "value": approval.approval_id,
+                },
+                {
+                    "type": "button",
+                    "action_id": APPROVE_CANCEL_ACTION,
+                    "text": {"type": "plain_text", "text": "Cancel"},
+                    "value": approval.approval_id,
+                },
+            ],
+        },
+    ]
+    return Reply(question, blocks)
+
+
+def approve_confirmed(services: BotServices, *, user: str, value: str) -> Reply:
+    """The approver confirmed: decide the approval the question named (checked and audited
+    as a button click is)."""
+    try:
+        return _decide(services, user, value, "")
+    except (OperatorUsageError, OperatorFailedError) as exc:
+        return Reply(f":warning: {exc}")
 
 
 def _confirm_rollback(services: BotServices, user: str, target: str, reason: str) -> Reply:

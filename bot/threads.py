@@ -10,13 +10,14 @@ the thread's state and says which replies it adds; nothing here talks to Slack.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import Any, Literal
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
 
 from orchestration.events import (
     ApprovalDecided,
     ApprovalRequested,
     EventDetail,
+    HealthCheckResult,
     MigrationCompleted,
     MigrationFailed,
     MigrationRequested,
@@ -300,21 +301,121 @@ def _progress(state: ThreadState) -> str:
     return f"{bar}  {names}"
 
 
+class CutoverFacts(Protocol):
+    """What a cutover confirmation names; an ``ApprovalRequested`` event and a stored
+    ``ApprovalRecord`` both have it."""
+
+    @property
+    def target_vm_name(self) -> str: ...
+    @property
+    def wave(self) -> str: ...
+    @property
+    def target_account_id(self) -> str: ...
+    @property
+    def target_region(self) -> str: ...
+    @property
+    def window_start(self) -> datetime | None: ...
+    @property
+    def window_end(self) -> datetime | None: ...
+
+
+# Block Kit's limits for a confirmation dialog (plain_text characters).
+CONFIRM_TITLE_MAX = 100
+CONFIRM_TEXT_MAX = 300
+CONFIRM_BUTTON_MAX = 30
+
+
+def cutover_question(facts: CutoverFacts) -> str:
+    """The question, in plain text: VM, wave, target account and Region, cutover window."""
+    return (
+        f"Approve the cutover of {facts.target_vm_name} (wave {facts.wave}) "
+        f"into {target_plain(facts)}, in the window {window_plain(facts)}?"
+    )
+
+
+def cutover_confirm(facts: CutoverFacts) -> dict[str, Any]:
+    """Slack's confirmation dialog for Approve: no production cutover on one click."""
+    return {
+        "title": _plain(_clip(f"Cut over {facts.target_vm_name}?", CONFIRM_TITLE_MAX)),
+        "text": _plain(_clip(cutover_question(facts), CONFIRM_TEXT_MAX)),
+        "confirm": _plain("Approve cutover"),
+        "deny": _plain("Cancel"),
+        "style": "danger",
+    }
+
+
+def target_plain(facts: CutoverFacts) -> str:
+    if not facts.target_account_id and not facts.target_region:
+        return "the pipeline's own AWS account and Region (the request names no target)"
+    return (
+        f"AWS account {facts.target_account_id or '(not named)'} "
+        f"in {facts.target_region or '(Region not named)'}"
+    )
+
+
+def window_plain(facts: CutoverFacts) -> str:
+    """``2026-12-05 20:00 to 2026-12-06 02:00 UTC-05:00`` (the manifest's own offset)."""
+    start, end = facts.window_start, facts.window_end
+    if start is None or end is None:
+        return "none set (the cutover starts once approved)"
+    end = end.astimezone(start.tzinfo)
+    offset = start.utcoffset() or timedelta(0)
+    zone = "UTC" if not offset else f"UTC{start.strftime('%z')[:3]}:{start.strftime('%z')[3:]}"
+    return f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} {zone}"
+
+
 def approval_request_message(event: ApprovalRequested) -> Message:
+    """The approval message: what the approver needs to decide, and the buttons.
+
+    Approve opens Slack's confirmation dialog naming the VM, wave, target and window."""
     approvers = _mention_all(event.approvers)
-    expires = _slack_date(event.expires_at.isoformat())
-    text = f"Approval needed: {event.summary} Approvers: {approvers}"
+    instance = event.test_instance
+    tested = (
+        f"`{instance.instance_id}` at `{instance.private_ip or 'no private IP'}`"
+        if instance
+        else "not reported"
+    )
+    window = (
+        f"{_slack_date(event.window_start.isoformat(), TIME_FORMAT)} to "
+        f"{_slack_date(event.window_end.isoformat(), TIME_FORMAT)}"
+        if event.window_start and event.window_end
+        else window_plain(event)
+    )
+    target = (
+        f"`{event.target_account_id or '(not named)'}` {event.target_region}".rstrip()
+        if event.target_account_id or event.target_region
+        else "the pipeline's own account and Region"
+    )
+    fields = [
+        f"*VM*\n{event.target_vm_name}",
+        f"*Application / wave*\n{event.app_name} / {event.wave}",
+        f"*Target account / Region*\n{target}",
+        f"*Cutover window*\n{window}",
+        f"*Test instance*\n{tested}",
+        f"*Requested by*\n{_escape(event.requested_by) or 'unknown (no commit author)'}",
+        f"*Expires*\n{_slack_date(event.expires_at.isoformat())}",
+    ]
+    passed = sum(check.passed for check in event.health_checks)
+    tested_plain = (
+        f"{instance.instance_id} ({instance.private_ip or 'no private IP'})"
+        if instance
+        else "not reported"
+    )
+    text = (
+        f"Approval needed: {event.summary} Test instance {tested_plain}, "
+        f"health checks {passed}/{len(event.health_checks)} passed; window "
+        f"{window_plain(event)}. Approvers: {approvers}"
+    )
     blocks: list[dict[str, Any]] = [
         {
             "type": "section",
             "text": {
                 "type": "mrkdwn",
-                "text": (
-                    f":raised_hand: *Approval needed* {approvers}\n{event.summary}\n"
-                    f"The test instance passed its checks. Expires {expires}."
-                ),
+                "text": f":raised_hand: *Approval needed* {approvers}\n{event.summary}",
             },
         },
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _health_lines(event)}},
         {
             "type": "actions",
             "block_id": "approval",
@@ -322,14 +423,15 @@ def approval_request_message(event: ApprovalRequested) -> Message:
                 {
                     "type": "button",
                     "action_id": APPROVE_ACTION,
-                    "text": {"type": "plain_text", "text": "Approve"},
+                    "text": _plain("Approve"),
                     "style": "primary",
                     "value": event.approval_id,
+                    "confirm": cutover_confirm(event),
                 },
                 {
                     "type": "button",
                     "action_id": REJECT_ACTION,
-                    "text": {"type": "plain_text", "text": "Reject"},
+                    "text": _plain("Reject"),
                     "style": "danger",
                     "value": event.approval_id,
                 },
@@ -341,6 +443,25 @@ def approval_request_message(event: ApprovalRequested) -> Message:
         },
     ]
     return Message(text, tuple(blocks))
+
+
+def _health_lines(event: ApprovalRequested) -> str:
+    if not event.health_checks:
+        if event.test_instance is None:
+            return "*Health checks*\nnot reported"
+        return "*Health checks*\nnone in the manifest: only EC2's status checks were run"
+    lines = [_health_line(check) for check in event.health_checks]
+    return _clip("*Health checks*\n" + "\n".join(lines), 3_000)
+
+
+def _health_line(check: HealthCheckResult) -> str:
+    icon, verdict = (":white_check_mark:", "passed") if check.passed else (":x:", "failed")
+    detail = f": {_escape(check.detail)}" if check.detail else ""
+    return f"{icon} {check.type} `{_escape(check.target)}` {verdict}{detail}"
+
+
+def _plain(text: str) -> dict[str, str]:
+    return {"type": "plain_text", "text": text}
 
 
 def approval_decided_message(
@@ -373,13 +494,23 @@ def _who(user: str) -> str:
     return "Wavepilot" if user == "wavepilot" else f"<@{user}>"
 
 
-def _slack_date(iso: str) -> str:
+TIME_SECS_FORMAT = "{date_short_pretty} {time_secs}"
+TIME_FORMAT = "{date_short_pretty} {time}"
+
+
+def _slack_date(iso: str, token_format: str = TIME_SECS_FORMAT) -> str:
     """Slack renders ``<!date^epoch^...|fallback>`` in each reader's own time zone."""
     if not iso:
         return "-"
     moment = datetime.fromisoformat(iso)
     epoch = int(moment.timestamp())
-    return f"<!date^{epoch}^{{date_short_pretty}} {{time_secs}}|{moment.isoformat()}>"
+    return f"<!date^{epoch}^{token_format}|{moment.isoformat()}>"
+
+
+def _escape(text: str) -> str:
+    """Free text in mrkdwn: ``&``, ``<`` and ``>`` are Slack's control characters
+    (a commit author ``Dana <dana@contoso.com>`` would otherwise vanish into a link)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _clip(text: str, limit: int = 2_000) -> str:
