@@ -16,14 +16,14 @@ import boto3
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
-from bot.commands import ROLLBACK_CONFIRM_ACTION
+from bot.commands import APPROVE_CONFIRM_ACTION, ROLLBACK_CONFIRM_ACTION
 from bot.thread_store import SlackThread, ThreadStore
 from bot.threads import APPROVE_ACTION
 from orchestration import observability
 from orchestration.handlers import wiring
 from orchestration.local.driver import MigrationDriver
 from orchestration.local.runtime import LOCAL_REGION
-from orchestration.local.slack import Thread
+from orchestration.local.slack import Edit, Thread
 from orchestration.local.system import EmbeddedSystem, SystemOptions
 from orchestration.migration_request import MigrationRequest
 from orchestration.statemachine import Timings
@@ -141,6 +141,7 @@ def test_a_migration_has_one_thread_whose_root_is_edited_and_replies_tell_the_st
     approval = thread.replies[3]
     assert not any(b.get("type") == "actions" for b in approval.blocks)  # buttons gone
     assert f"<@{ALICE}>" in approval.text
+    _assert_the_approval_showed_what_was_launched(system, request, approval.versions[0])
     # The thread's ts is kept with the migration.
     assert _threads().get(request.migration_id) is not None
     stored = _threads().get(request.migration_id)
@@ -149,6 +150,53 @@ def test_a_migration_has_one_thread_whose_root_is_edited_and_replies_tell_the_st
     # The root carries which event it shows (metadata), the last one.
     metadata = thread.root.metadata or {}
     assert metadata["event_payload"]["outcome"] == "migrated"
+
+
+def _assert_the_approval_showed_what_was_launched(
+    system: EmbeddedSystem, request: MigrationRequest, posted: Edit
+) -> None:
+    """The approval message as posted named the test instance the emulated EC2 launched, its
+    health check, the requester, the target and the window; Approve asked for confirmation."""
+    assert system.slack is not None
+    assert request.spec is not None
+    [test_instance] = [
+        instance
+        for reservation in system.client("ec2").describe_instances(
+            Filters=[{"Name": "tag:wavepilot:phase", "Values": ["test"]}]
+        )["Reservations"]
+        for instance in reservation["Instances"]
+    ]
+    instance_id, private_ip = test_instance["InstanceId"], test_instance["PrivateIpAddress"]
+    window = request.spec.cutover_window  # the example requests' window opened an hour ago, UTC
+    window_text = f"{window.start:%Y-%m-%d %H:%M} to {window.end:%Y-%m-%d %H:%M} UTC"
+    shown = json.dumps(posted.blocks)
+    assert f"*Test instance*\\n`{instance_id}` at `{private_ip}`" in shown
+    assert (
+        f":white_check_mark: http `http://{private_ip}:80/healthz` passed: HTTP 200 (expected 200)"
+    ) in shown
+    assert "*Target account / Region*\\n`111122223333` us-east-1" in shown
+    assert "*Requested by*\\nDana Migration &lt;dana@contoso.com&gt;" in shown
+    assert f"Test instance {instance_id} ({private_ip}), health checks 1/1 passed" in posted.text
+    assert f"window {window_text}" in posted.text
+    approve = next(
+        element
+        for block in posted.blocks
+        if block["type"] == "actions"
+        for element in block["elements"]
+        if element["action_id"] == APPROVE_ACTION
+    )
+    question = (
+        "Approve the cutover of intranet-web-01 (wave wave-1) into AWS account 111122223333 "
+        f"in us-east-1, in the window {window_text}?"
+    )
+    assert approve["confirm"]["text"] == {"type": "plain_text", "text": question}
+    # The approver saw that dialog before the click reached the bot.
+    [dialog] = system.slack.confirm_dialogs()
+    assert (dialog.title, dialog.text, dialog.confirm) == (
+        "Cut over intranet-web-01?",
+        question,
+        "Approve cutover",
+    )
 
 
 def _kind(text: str) -> str:
@@ -224,9 +272,35 @@ def test_an_approver_who_is_not_listed_and_the_requester_are_refused_and_audited
     approval = wiring.store().approval(stored.approval_id)
     assert approval is not None
     assert approval.status == "PENDING"
-    # The migration still waits; a listed approver then decides it.
-    outcome = driver.wait([request.migration_id])[request.migration_id]
+    # The migration still waits; a listed approver then approves it with /wavepilot approve,
+    # which asks first, naming the same facts as the button's dialog.
+    system.slack.slash_command(
+        user=ALICE, channel=WAVE_1_CHANNEL, text=f"approve {request.migration_id}"
+    )
+    question = _wait_for(
+        "the question",
+        lambda: (
+            system.slack is not None
+            and next(
+                (m for m in system.slack.ephemeral_messages(ALICE) if "Approve the cut" in m.text),
+                None,
+            )
+        ),
+    )
+    assert (
+        "intranet-web-01 (wave wave-1) into AWS account 111122223333 in us-east-1, in the window "
+    ) in question.text
+    approval = wiring.store().approval(stored.approval_id)
+    assert approval is not None
+    assert approval.status == "PENDING"  # asking decided nothing
+    system.slack.click_ephemeral_button(
+        user=ALICE, message=question, action_id=APPROVE_CONFIRM_ACTION
+    )
+    outcome = driver.wait([request.migration_id], approver=None)[request.migration_id]
     assert outcome.status == "SUCCEEDED"
+    decided = wiring.store().approval(stored.approval_id)
+    assert decided is not None
+    assert (decided.status, decided.decided_by) == ("APPROVED", ALICE)
 
 
 def test_a_double_click_decides_once_and_the_second_is_told_who_decided(
