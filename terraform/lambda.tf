@@ -18,7 +18,7 @@ resource "aws_lambda_function" "this" {
   function_name                  = each.value.name
   description                    = "Wavepilot ${each.key}"
   role                           = aws_iam_role.lambda[each.key].arn
-  runtime                        = "python3.11"
+  runtime                        = "python3.13"
   architectures                  = ["x86_64"]
   handler                        = each.value.handler
   filename                       = var.lambda_package_path

@@ -311,7 +311,8 @@ def test_every_function_has_a_lambda() -> None:
     assert resource["for_each"] == "${local.lambda_functions}"
     assert resource["function_name"] == "${each.value.name}"
     assert resource["handler"] == "${each.value.handler}"
-    assert _unquote(resource["runtime"]) == "python3.11"
+    # python3.11 was deprecated on 2026-06-30; python3.13 is supported until 2029-06-30.
+    assert _unquote(resource["runtime"]) == "python3.13"
 
 
 def test_every_function_gets_the_environment_its_handlers_read() -> None:
