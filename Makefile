@@ -36,10 +36,11 @@ demo: $(STAMP) ## run the whole system locally on the embedded default
 test: lint ## lint, then the whole test suite
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
-lint: $(STAMP) $(CHECKOV_STAMP) ## ruff, ruff format --check, mypy, zizmor, checkov
+lint: $(STAMP) $(CHECKOV_STAMP) ## ruff, ruff format --check, mypy, workflow schema, zizmor, checkov
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(BIN)/zizmor --offline --persona pedantic .github/workflows
 	$(CHECKOV_VENV)/bin/checkov -d terraform --framework terraform --quiet --compact --skip-download
 
@@ -55,14 +56,15 @@ schema: $(STAMP) ## regenerate manifests/wave.schema.json and docs/events/ from 
 	$(BIN)/wavepilot schema --output manifests/wave.schema.json
 	$(BIN)/wavepilot schema --events docs/events
 
-lock: ## re-resolve requirements/lock.txt from pyproject.toml (needs the package index)
+lock: ## re-resolve requirements/lock.txt and the Lambda's requirements/lambda.txt (hashes); needs the index
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet pip==$(PIP_VERSION)
-	.lock-venv/bin/python -m pip install --quiet -e '.[local]' --group dev
+	.lock-venv/bin/python -m pip install --quiet -e '.[cli,local]' --group dev
 	.lock-venv/bin/python -m pip freeze --exclude-editable > requirements/lock.txt
+	.lock-venv/bin/python -m orchestration.lambda_lock
 	rm -rf .lock-venv
 
-package: $(STAMP) ## the Lambda zip for Terraform's runtime, reproducibly, into dist/
+package: $(STAMP) ## the Lambda zip for Terraform's runtime from requirements/lambda.txt, into dist/
 	$(BIN)/python -m orchestration.packaging $(PACKAGE_ARGS)
 
 clean: ## remove the virtualenv and caches

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from orchestration.packaging import Target
 from tests.conftest import REPO_ROOT
 
 WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml"))
@@ -121,3 +122,25 @@ def test_pull_request_job_validates_and_comments_the_plan_in_one_step() -> None:
     assert runs == ["make venv", ".venv/bin/wavepilot plan --comment"]
     [checkout] = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/checkout@")]
     assert checkout["with"]["fetch-depth"] == 0
+
+
+def test_ci_has_the_lambda_runtimes_python_for_the_package_import_check() -> None:
+    # GIVEN the CI job's Python setup
+    job = _load(REPO_ROOT / ".github" / "workflows" / "ci.yml")["jobs"]["test"]
+    [setup] = [
+        s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/setup-python@")
+    ]
+    versions = str(setup["with"]["python-version"]).split()
+    # THEN the runtime's version is there for tests/test_package.py, the project's is python3
+    assert Target().python_version in versions
+    assert versions[-1] == "3.11"
+
+
+def test_make_lint_checks_the_workflows_against_githubs_schema_offline() -> None:
+    makefile = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
+    lint = makefile.split("\nlint:", 1)[1].split("\n\n", 1)[0]
+    assert (
+        "$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml"
+        in lint
+    )
+    assert "$(BIN)/zizmor --offline" in lint
