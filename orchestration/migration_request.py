@@ -10,47 +10,133 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from orchestration.execution_names import MAX_MIGRATION_ID_LENGTH, REVISION_LENGTH
+from orchestration.manifests.fields import (
+    AZURE_VM_RESOURCE_ID,
+    SOURCE_SERVER_ID,
+    USER_PROVIDED_ID,
+    AppName,
+    EnvironmentName,
+    InstanceType,
+    PrintableText,
+    TargetVmName,
+    TextRule,
+    WaveName,
+    escape_unprintable,
+    shown,
+)
 from orchestration.manifests.model import EffectiveVm
 
 REQUEST_SCHEMA_VERSION = "1"
 
-NonEmpty = Annotated[str, Field(min_length=1, max_length=2048)]
+# Every identifier becomes a Step Functions execution name, a DynamoDB key, Slack text or an
+# EC2 tag. Each rule below accepts only what all of them accept, and everything `wavepilot
+# publish` sends from a valid manifest (the manifest's own rules are reused where they exist;
+# where the request is looser, for the seed's hand-written message, it is a superset of them).
+MigrationId = Annotated[
+    str,
+    TextRule(
+        rf"[A-Za-z0-9_-]{{1,{MAX_MIGRATION_ID_LENGTH}}}",
+        f"a migration ID (1 to {MAX_MIGRATION_ID_LENGTH} characters of A-Z a-z 0-9 - _: it "
+        f"names the Step Functions executions '<migrationId>-<revision>', at most 80 "
+        "characters with a rollback's '-rollback-<time>')",
+        "mig-12345",
+    ),
+    Field(description="The migration: one VM in one wave. Published: 'mig-' and 16 hex."),
+]
+Revision = Annotated[
+    str,
+    TextRule(
+        rf"[0-9a-f]{{{REVISION_LENGTH}}}",
+        f"a revision ({REVISION_LENGTH} lowercase hex digits, the hash of the spec)",
+        "d5f6e397ea7a9aae",
+    ),
+]
+_SOURCE_VM_ID_RULES = (AZURE_VM_RESOURCE_ID, SOURCE_SERVER_ID, USER_PROVIDED_ID)
+
+
+def _source_vm_id(value: str) -> str:
+    if not any(rule.matches(value) for rule in _SOURCE_VM_ID_RULES):
+        raise ValueError(
+            f"{shown(value)} is not an Azure VM resource ID (/subscriptions/<guid>/"
+            "resourceGroups/<rg>/providers/Microsoft.Compute/virtualMachines/<name>), "
+            f"{SOURCE_SERVER_ID.what} or {USER_PROVIDED_ID.what} (for example 'vm-123456')"
+        )
+    return value
+
+
+SourceVmId = Annotated[
+    str,
+    Field(max_length=512),
+    AfterValidator(_source_vm_id),
+    Field(description="Azure VM resource ID, MGN source server ID or MGN userProvidedID."),
+]
+# Looser than the manifest's (8 or 17 hex digits): the seed's message says 'subnet-12345'.
+# validate_input checks that the subnet and groups exist.
+RequestSubnetId = Annotated[
+    str,
+    TextRule(
+        r"subnet-[0-9a-f]{1,17}",
+        "a subnet ID ('subnet-' and 1 to 17 lowercase hex digits)",
+        "subnet-0a1b2c3d",
+    ),
+]
+RequestSecurityGroupId = Annotated[
+    str,
+    TextRule(
+        r"sg-[0-9a-f]{1,17}",
+        "a security group ID ('sg-' and 1 to 17 lowercase hex digits)",
+        "sg-0a1b2c3d",
+    ),
+]
+CommitId = Annotated[
+    str,
+    TextRule(
+        r"[0-9a-f]{40}|[0-9a-f]{64}",
+        "a git commit ID (40 or 64 lowercase hex digits)",
+        "3f2a" + "0" * 36,
+    ),
+]
 
 
 class Provenance(BaseModel):
     """Where a published request came from: the commit, file, line and author."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    commit: NonEmpty
-    manifest_path: NonEmpty = Field(alias="manifestPath")
+    commit: CommitId
+    manifest_path: Annotated[PrintableText, Field(min_length=1, max_length=1024)] = Field(
+        alias="manifestPath"
+    )
     line: int = Field(ge=1)
-    author: str = ""
+    author: Annotated[PrintableText, Field(max_length=512)] = ""
 
 
 class MigrationRequest(BaseModel):
     """One VM's migration request, as sent on the request queue."""
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True
+        extra="forbid", frozen=True, strict=True, populate_by_name=True, serialize_by_alias=True
     )
 
     schema_version: Literal["1"] | None = Field(default=None, alias="schemaVersion")
     action: Literal["migrate", "cancel"] = "migrate"
-    migration_id: NonEmpty = Field(alias="migrationId")
-    app_name: NonEmpty = Field(alias="appName")
+    migration_id: MigrationId = Field(alias="migrationId")
+    app_name: AppName = Field(alias="appName")
     source: Literal["azure"] = "azure"
     target: Literal["aws"] = "aws"
-    environment: NonEmpty
-    wave: NonEmpty
-    source_vm_id: NonEmpty = Field(alias="sourceVmId")
-    target_vm_name: NonEmpty = Field(alias="targetVmName")
-    instance_type: NonEmpty = Field(alias="instanceType")
-    subnet_id: NonEmpty = Field(alias="subnetId")
-    security_group_ids: list[NonEmpty] = Field(alias="securityGroupIds", min_length=1)
-    revision: str | None = Field(default=None, pattern=r"^[0-9a-f]{16}$")
+    environment: EnvironmentName
+    wave: WaveName
+    source_vm_id: SourceVmId = Field(alias="sourceVmId")
+    target_vm_name: TargetVmName = Field(alias="targetVmName")
+    instance_type: InstanceType = Field(alias="instanceType")
+    subnet_id: RequestSubnetId = Field(alias="subnetId")
+    security_group_ids: list[RequestSecurityGroupId] = Field(
+        alias="securityGroupIds", min_length=1, max_length=5
+    )
+    revision: Revision | None = None
     spec: EffectiveVm | None = None
     provenance: Provenance | None = None
 
@@ -108,9 +194,10 @@ def request_for(
             "spec": spec,
             "provenance": {
                 "commit": commit,
-                "manifestPath": vm.path,
+                # From git, not the manifest: made printable rather than refused downstream.
+                "manifestPath": escape_unprintable(vm.path)[:1024],
                 "line": vm.line,
-                "author": author,
+                "author": escape_unprintable(author)[:512],
             },
         }
     )

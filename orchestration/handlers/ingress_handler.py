@@ -3,9 +3,14 @@
 - Partial batch failure (Powertools ``BatchProcessor``; the event source mapping sets
   ``ReportBatchItemFailures``): a transient failure fails only its own record, which SQS
   redelivers; after the queue's ``maxReceiveCount`` its redrive policy dead-letters it.
-- A message that can never succeed (not JSON, not a valid request, a revision that does
-  not match its spec) is recorded, sent to the dead-letter queue at once with its reason
-  in the ``failureReason`` attribute, and removed from the queue: it is never retried.
+- A message that can never succeed (unreadable, too large or too deep, not JSON, not a valid
+  request, an identifier some downstream service would refuse, a revision that does not
+  match its spec) is recorded, sent to the dead-letter queue at once with its reason in the
+  ``failureReason`` attribute, and removed from the queue: it is never retried.
+- Permanent or transient is decided by where a failure happens, not by its type: reading the
+  body (``parse_request``) is pure, so any failure there is the body's and permanent; the
+  AWS calls after it (DynamoDB, EventBridge, the DLQ itself) fail the record, which is
+  retried. Intake bounds the body so that no AWS call can fail because of its contents.
 - Idempotent on the business keys ``migrationId`` + ``revision`` (Powertools
   ``idempotent_function``), not on the SQS message ID: a republished request is dropped.
 """
@@ -32,7 +37,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from orchestration.adapters import aws
-from orchestration.adapters.dead_letters import DeadLetterQueue
+from orchestration.adapters.dead_letters import DeadLetterQueue, sendable
 from orchestration.adapters.event_bus import EventBus
 from orchestration.adapters.state_store import MigrationStore, utc_now
 from orchestration.events import MigrationRequested
@@ -111,7 +116,8 @@ def handle_record(record: SQSRecord) -> dict[str, Any]:
         request, revision = parse_request(record.body)
     except RequestRejectedError as exc:
         now = utc_now()
-        deps.store.record_rejection(record.message_id, exc.reason, record.body, now)
+        kept_body, _ = sendable(record.body)
+        deps.store.record_rejection(record.message_id, exc.reason, kept_body, now)
         deps.dead_letters.send(
             record.body, reason=exc.reason, source_message_id=record.message_id, now=now
         )

@@ -19,15 +19,11 @@ from botocore.exceptions import ClientError
 
 from orchestration.adapters import aws
 from orchestration.events import MigrationRequested
+from orchestration.execution_names import execution_name, migration_prefix
 from orchestration.handlers import wiring
 from orchestration.observability import count, logger, metrics, tracer
 from orchestration.pipeline.spec import MigrationSpec
 from orchestration.settings import settings
-
-
-def execution_name(migration_id: str, revision: str) -> str:
-    """At most 80 characters, as Step Functions requires."""
-    return f"{migration_id}-{revision}"[:80]
 
 
 @logger.inject_lambda_context(correlation_id_path="detail.correlationId", clear_state=True)
@@ -86,7 +82,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 def _running_execution(migration_id: str, revision: str) -> str | None:
     """The name of a RUNNING execution of another revision of this migration, if any."""
     paginator = aws.stepfunctions().get_paginator("list_executions")
-    prefix = f"{migration_id}-"
+    prefix = migration_prefix(migration_id)
     for page in paginator.paginate(
         stateMachineArn=settings().state_machine_arn, statusFilter="RUNNING"
     ):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Annotated, Any
@@ -36,9 +37,12 @@ class TextRule:
         flags = re.IGNORECASE if self.ignore_case else 0
         object.__setattr__(self, "_compiled", re.compile(self.pattern, flags))
 
+    def matches(self, value: str) -> bool:
+        return self._compiled.fullmatch(value) is not None
+
     def check(self, value: str) -> str:
         if not self._compiled.fullmatch(value):
-            raise ValueError(f"{value!r} is not {self.what} (for example {self.example!r})")
+            raise ValueError(f"{shown(value)} is not {self.what} (for example {self.example!r})")
         return value
 
     def __get_pydantic_core_schema__(
@@ -54,6 +58,67 @@ class TextRule:
             json_schema["pattern"] = f"^(?:{self.pattern})$"
         return json_schema
 
+
+SHOWN_MAX = 300  # an Azure resource ID is shown whole
+
+
+def shown(value: str) -> str:
+    """A value as an error quotes it: ``repr`` (control, bidi and other invisible characters
+    escaped, never raw) and cut short, so a hostile value cannot flood or forge a message."""
+    if len(value) <= SHOWN_MAX:
+        return repr(value)
+    return f"{value[:SHOWN_MAX]!r}... ({len(value)} characters)"
+
+
+# Characters that are never text: controls (C0, DEL, C1), invisible formatting (bidi
+# overrides and isolates, zero-width characters, the BOM), lone surrogates, line and
+# paragraph separators. They reach Slack, logs, EC2 tags and DynamoDB, where they hide or
+# reorder what people read (U+202E shows 'exe.txt' as 'txt.exe'), or make AWS refuse the call.
+_NOT_TEXT_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def unprintable_character(value: str) -> str | None:
+    """The first character of ``value`` that is not printable text, described, or None."""
+    for index, char in enumerate(value):
+        category = unicodedata.category(char)
+        if (
+            category in _NOT_TEXT_CATEGORIES
+            or (0xFDD0 <= ord(char) <= 0xFDEF)
+            or (ord(char) & 0xFFFE == 0xFFFE)
+        ):
+            name = unicodedata.name(char, "a noncharacter" if category != "Cs" else "a surrogate")
+            return f"U+{ord(char):04X} ({name}) at position {index + 1}"
+    return None
+
+
+def escape_unprintable(text: str) -> str:
+    """``text`` with every character ``unprintable_character`` finds escaped (``\\u202e``)."""
+    if unprintable_character(text) is None:
+        return text
+    return "".join(_escaped(char) for char in text)
+
+
+def _escaped(char: str) -> str:
+    if unprintable_character(char) is None:
+        return char
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def check_printable(value: str) -> str:
+    """Refuse control and invisible formatting characters (see ``unprintable_character``)."""
+    found = unprintable_character(value)
+    if found is not None:
+        raise ValueError(
+            f"{shown(value)} contains a control or invisible character, {found}: "
+            "write printable text only"
+        )
+    return value
+
+
+PrintableText = Annotated[str, AfterValidator(check_printable)]
 
 _HEX_ID = "(?:[0-9a-f]{8}|[0-9a-f]{17})"
 
@@ -74,22 +139,24 @@ SecurityGroupId = Annotated[
     TextRule(rf"sg-{_HEX_ID}", "a security group ID ('sg-' and 8 or 17 hex digits)", "sg-0a1b2c3d"),
     Field(description="VPC security group ID."),
 ]
+SOURCE_SERVER_ID = TextRule(
+    r"s-[0-9a-zA-Z]{17}",
+    "an MGN source server ID ('s-' and 17 characters)",
+    "s-1234567890abcdef0",
+)
 SourceServerId = Annotated[
     str,
-    TextRule(
-        r"s-[0-9a-zA-Z]{17}",
-        "an MGN source server ID ('s-' and 17 characters)",
-        "s-1234567890abcdef0",
-    ),
+    SOURCE_SERVER_ID,
     Field(description="Explicit MGN source server ID; the most reliable way to find the server."),
 ]
+USER_PROVIDED_ID = TextRule(
+    r"[A-Za-z0-9._:/=+@-]{1,128}",
+    "a userProvidedID (1 to 128 letters, digits or ._:/=+@-)",
+    "billing-web-01",
+)
 UserProvidedId = Annotated[
     str,
-    TextRule(
-        r"[A-Za-z0-9._:/=+@-]{1,128}",
-        "a userProvidedID (1 to 128 letters, digits or ._:/=+@-)",
-        "billing-web-01",
-    ),
+    USER_PROVIDED_ID,
     Field(description="The userProvidedID given when the MGN replication agent was installed."),
 ]
 Hostname = Annotated[
@@ -109,14 +176,15 @@ _AZURE_VM_ID = (
     r"/resourceGroups/[-\w.()]{1,90}"
     r"/providers/Microsoft\.Compute/virtualMachines/[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 )
+AZURE_VM_RESOURCE_ID = TextRule(
+    _AZURE_VM_ID,
+    "an Azure VM resource ID",
+    "/subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.Compute/virtualMachines/<name>",
+    ignore_case=True,
+)
 AzureVmResourceId = Annotated[
     str,
-    TextRule(
-        _AZURE_VM_ID,
-        "an Azure VM resource ID",
-        "/subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.Compute/virtualMachines/<name>",
-        ignore_case=True,
-    ),
+    AZURE_VM_RESOURCE_ID,
     Field(
         description=(
             "Azure VM resource ID: /subscriptions/<guid>/resourceGroups/<rg>/providers/"
@@ -154,7 +222,11 @@ EnvironmentName = Annotated[
 ]
 IamInstanceProfileName = Annotated[
     str,
-    TextRule(r"[\w+=,.@-]{1,128}", "an IAM instance profile name", "app-server-profile"),
+    TextRule(
+        r"[A-Za-z0-9_+=,.@-]{1,128}",
+        "an IAM instance profile name (1 to 128 ASCII letters, digits or _+=,.@-)",
+        "app-server-profile",
+    ),
     Field(description="Name of the IAM instance profile attached to the launched instance."),
 ]
 SlackChannelId = Annotated[
@@ -180,20 +252,22 @@ SlackPrincipalId = Annotated[
     ),
     Field(description="Slack user ID (U..., W...) or user-group ID (S...)."),
 ]
-FreeText = Annotated[str, Field(max_length=500)]
+FreeText = Annotated[str, AfterValidator(check_printable), Field(max_length=500)]
 UrlPath = Annotated[
     str,
     TextRule(r"/[^\s]*", "a URL path starting with '/'", "/healthz"),
-    Field(description="Path of the HTTP check."),
+    AfterValidator(check_printable),
+    Field(description="Path of the HTTP check.", max_length=1024),
 ]
 
 
 def _instance_type(value: str) -> str:
     known = aws_catalog.ec2_instance_types()
     if value not in known:
-        close = difflib.get_close_matches(value, sorted(known), n=1)
+        # No instance type is longer than 32 characters; do not compare a flood with them.
+        close = difflib.get_close_matches(value, sorted(known), n=1) if len(value) <= 64 else []
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"{value!r} is not an EC2 instance type{hint}")
+        raise ValueError(f"{shown(value)} is not an EC2 instance type{hint}")
     return value
 
 
@@ -236,7 +310,7 @@ def _callback_url(value: str) -> str:
         raise ValueError(f"{value!r} has no host")
     if parts.username or parts.password:
         raise ValueError("callback URLs must not carry credentials: they would be logged")
-    return value
+    return check_printable(value)
 
 
 CallbackUrl = Annotated[
@@ -244,6 +318,7 @@ CallbackUrl = Annotated[
     AfterValidator(_callback_url),
     Field(
         description="https URL that receives HMAC-signed status events.",
+        max_length=2048,
         json_schema_extra={"pattern": "^https://", "format": "uri"},
     ),
 ]
@@ -256,11 +331,18 @@ def check_tags(value: dict[str, str]) -> dict[str, str]:
     problems = []
     for key, tag_value in value.items():
         if not 1 <= len(key) <= 128:
-            problems.append(f"tag key {key!r} must be 1 to 128 characters")
+            problems.append(f"tag key {shown(key)} must be 1 to 128 characters")
         if key.lower().startswith("aws:"):
-            problems.append(f"tag key {key!r} uses the reserved 'aws:' prefix")
+            problems.append(f"tag key {shown(key)} uses the reserved 'aws:' prefix")
         if len(tag_value) > 256:
-            problems.append(f"the value of tag {key!r} is longer than 256 characters")
+            problems.append(f"the value of tag {shown(key)} is longer than 256 characters")
+        for what, text in (
+            (f"tag key {shown(key)}", key),
+            (f"the value of tag {shown(key)}", tag_value),
+        ):
+            found = unprintable_character(text)
+            if found is not None:
+                problems.append(f"{what} contains a control or invisible character, {found}")
     if len(value) > MAX_TAGS:
         problems.append(f"{len(value)} tags: AWS allows at most {MAX_TAGS} per resource")
     if problems:

@@ -50,6 +50,10 @@ class StrictModel(BaseModel):
     )
 
 
+# Bounded so that one VM's published request stays well within what the request queue, the
+# MigrationRequested event (256 KiB) and its DynamoDB item accept; list user groups instead.
+MAX_PRINCIPALS = 100
+
 Port = Annotated[int, Field(ge=1, le=65535)]
 TimeoutSeconds = Annotated[int, Field(ge=1, le=60, description="How long to wait, in seconds.")]
 
@@ -187,11 +191,11 @@ class Wave(StrictModel):
     target: Target
     cutover_window: CutoverWindow
     slack_channel: SlackChannelId
-    approvers: Annotated[list[SlackPrincipalId], Field(min_length=1)] = Field(
-        description="Slack user IDs (U..., W...) and user-group IDs (S...) who may approve."
+    approvers: Annotated[list[SlackPrincipalId], Field(min_length=1, max_length=MAX_PRINCIPALS)] = (
+        Field(description="Slack user IDs (U..., W...) and user-group IDs (S...) who may approve.")
     )
-    operators: Annotated[list[SlackPrincipalId], Field(min_length=1)] = Field(
-        description="Slack user IDs and user-group IDs allowed to roll a migration back."
+    operators: Annotated[list[SlackPrincipalId], Field(min_length=1, max_length=MAX_PRINCIPALS)] = (
+        Field(description="Slack user IDs and user-group IDs allowed to roll a migration back.")
     )
     defaults: LaunchSettings | None = None
     applications: Annotated[list[Application], Field(min_length=1)]
@@ -207,22 +211,22 @@ class EffectiveVm(StrictModel):
     target_region: AwsRegion
     cutover_window: CutoverWindow
     slack_channel: SlackChannelId
-    approvers: list[SlackPrincipalId]
-    operators: list[SlackPrincipalId]
+    approvers: Annotated[list[SlackPrincipalId], Field(max_length=MAX_PRINCIPALS)]
+    operators: Annotated[list[SlackPrincipalId], Field(max_length=MAX_PRINCIPALS)]
     source: Source
     target_vm_name: TargetVmName
     os_family: OsFamily
     instance_type: InstanceType
     subnet_id: SubnetId
-    security_group_ids: list[SecurityGroupId]
+    security_group_ids: Annotated[list[SecurityGroupId], Field(min_length=1, max_length=5)]
     test_subnet_id: SubnetId
-    test_security_group_ids: list[SecurityGroupId]
+    test_security_group_ids: Annotated[list[SecurityGroupId], Field(min_length=1, max_length=5)]
     iam_instance_profile: IamInstanceProfileName | None
     tags: Tags
     boot_mode: BootMode
     os_byol: bool
-    health_checks: list[HealthCheck]
-    callback_urls: list[CallbackUrl]
+    health_checks: Annotated[list[HealthCheck], Field(max_length=10)]
+    callback_urls: Annotated[list[CallbackUrl], Field(max_length=5)]
 
 
 # Settings a VM must end up with once defaults are applied, in the order they are reported.

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from orchestration.adapters.state_store import MigrationRecord, MigrationStore
+from orchestration.execution_names import rollback_execution_name
 from orchestration.pipeline.approvals import GroupMembership, no_groups
 from orchestration.pipeline.errors import ROLLBACK_REQUESTED
 
@@ -139,8 +140,7 @@ class RollbackService:
                     raise
         request = {"requestedBy": user, "reason": f"requested by <@{user}>: {reason.strip()}"}
         payload = {**json.loads(execution.get("input") or "{}"), "rollbackRequest": request}
-        suffix = f"-rollback-{int(now.timestamp())}"
-        name = f"{migration_id}-{record.revision}"[: 80 - len(suffix)] + suffix
+        name = rollback_execution_name(migration_id, record.revision, now)
         started = self._sfn.start_execution(
             stateMachineArn=self._state_machine_arn, name=name, input=json.dumps(payload)
         )
