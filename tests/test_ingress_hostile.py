@@ -321,3 +321,40 @@ def test_an_aws_failure_fails_the_record_for_a_retry_and_dead_letters_nothing(
     [dead] = emulated_aws.dead_letters()
     assert dead["MessageAttributes"]["sourceMessageId"]["StringValue"] == hostile
     assert _store().rejection(valid) is None
+
+
+# --- the manifest refuses what the ingress would --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "tags: {Tier: web}",
+            'tags: {Tier: "web\\u202Etxt.exe"}',
+            "tags: the value of tag 'Tier' contains a control or invisible character, "
+            "U+202E (RIGHT-TO-LEFT OVERRIDE) at position 4",
+        ),
+        (
+            "path: /billing/health",
+            'path: "/billing/health\\0"',
+            "contains a control or invisible character, U+0000",
+        ),
+        (
+            "iamInstanceProfile: wavepilot-ssm-instance",
+            "iamInstanceProfile: wavepilot-ssm-\u0456nstance",
+            "is not an IAM instance profile name (1 to 128 ASCII letters",
+        ),
+    ],
+    ids=["tag-bidi", "path-nul", "profile-homoglyph"],
+)
+def test_a_manifest_value_the_ingress_would_refuse_is_a_manifest_error(
+    old: str, new: str, message: str
+) -> None:
+    path = REPO_ROOT / "manifests" / "waves" / "wave-2.yaml"
+    text = path.read_text()
+    assert old in text
+
+    result = validate_files([ManifestFile(str(path), text.replace(old, new, 1))], now=NOW)
+
+    assert any(message in finding.message for finding in result.errors), result.errors
