@@ -19,13 +19,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from orchestration.gitops.requests import request_for
 from orchestration.local.driver import MigrationDriver
 from orchestration.local.logs import pipeline_logs_to
 from orchestration.local.slack_report import slack_report
 from orchestration.local.synthetic import wave_yaml
 from orchestration.local.system import EmbeddedSystem, SystemOptions
 from orchestration.manifests.validation import ManifestFile, validate_files
-from orchestration.migration_request import request_for
 from orchestration.pipeline.spec import MigrationSpec
 
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from orchestration.request_identity import REVISION_LENGTH
+
 MAX_EXECUTION_NAME = 80
-REVISION_LENGTH = 16
 _ROLLBACK_MARK = "-rollback-"
 _UNIX_SECONDS_DIGITS = 10  # until the year 2286
 MAX_MIGRATION_ID_LENGTH = (

@@ -8,11 +8,12 @@ its ``revision`` and where the request came from.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Protocol
+import json
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from orchestration.execution_names import MAX_MIGRATION_ID_LENGTH, REVISION_LENGTH
+from orchestration.execution_names import MAX_MIGRATION_ID_LENGTH
 from orchestration.manifests.fields import (
     AZURE_VM_RESOURCE_ID,
     SOURCE_SERVER_ID,
@@ -24,10 +25,10 @@ from orchestration.manifests.fields import (
     TargetVmName,
     TextRule,
     WaveName,
-    escape_unprintable,
     shown,
 )
 from orchestration.manifests.model import EffectiveVm
+from orchestration.request_identity import REVISION_LENGTH, revision_of
 
 REQUEST_SCHEMA_VERSION = "1"
 
@@ -150,54 +151,12 @@ class MigrationRequest(BaseModel):
         return {key: value for key, value in data.items() if value is not None}
 
 
-class PublishableVm(Protocol):
-    """A VM of a revision: its effective spec, identity, and where it is written.
-
-    A :class:`LocatedVm` of a validated revision, or the plan's summary of a base VM.
-    """
-
-    @property
-    def spec(self) -> EffectiveVm: ...
-    @property
-    def migration_id(self) -> str: ...
-    @property
-    def revision(self) -> str: ...
-    @property
-    def spec_json(self) -> dict[str, Any]: ...
-    @property
-    def path(self) -> str: ...
-    @property
-    def line(self) -> int: ...
+def canonical_body(request: MigrationRequest) -> str:
+    """The request as deterministic JSON: what ``wavepilot publish`` sends, byte for byte,
+    and what a hand-written request's revision is the hash of."""
+    return json.dumps(request.body(), sort_keys=True, separators=(",", ":"))
 
 
-def request_for(
-    vm: PublishableVm, *, commit: str, author: str, action: str = "migrate"
-) -> MigrationRequest:
-    """Build the request ``wavepilot publish`` sends for one effective VM."""
-    spec = vm.spec
-    return MigrationRequest.model_validate(
-        {
-            "schemaVersion": REQUEST_SCHEMA_VERSION,
-            "action": action,
-            "migrationId": vm.migration_id,
-            "appName": spec.app_name,
-            "source": "azure",
-            "target": "aws",
-            "environment": spec.environment,
-            "wave": spec.wave,
-            "sourceVmId": spec.source.azure_resource_id,
-            "targetVmName": spec.target_vm_name,
-            "instanceType": spec.instance_type,
-            "subnetId": spec.subnet_id,
-            "securityGroupIds": spec.security_group_ids,
-            "revision": vm.revision,
-            "spec": spec,
-            "provenance": {
-                "commit": commit,
-                # From git, not the manifest: made printable rather than refused downstream.
-                "manifestPath": escape_unprintable(vm.path)[:1024],
-                "line": vm.line,
-                "author": escape_unprintable(author)[:512],
-            },
-        }
-    )
+def body_revision(request: MigrationRequest) -> str:
+    """The revision of a request that carries none (a hand-written one, like the seed's)."""
+    return revision_of(canonical_body(request))

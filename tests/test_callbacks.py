@@ -31,6 +31,7 @@ from orchestration.adapters.callback_transport import (
 )
 from orchestration.adapters.state_store import MigrationStore, utc_now
 from orchestration.events import EventDetail, MigrationCompleted, MigrationRequested
+from orchestration.gitops.requests import request_for
 from orchestration.handlers import callback_handler
 from orchestration.handlers.callback_handler import (
     CallbackSettings,
@@ -39,7 +40,7 @@ from orchestration.handlers.callback_handler import (
 )
 from orchestration.local.callback_receiver import CallbackReceiver, ReceiverMode
 from orchestration.manifests.validation import ManifestFile, validate_files
-from orchestration.migration_request import MigrationRequest, request_for
+from orchestration.migration_request import MigrationRequest
 from orchestration.pipeline.callbacks import (
     CALLBACK_DETAIL_TYPES,
     EVENT_ID_HEADER,

@@ -11,9 +11,10 @@ import pytest
 from orchestration.adapters import aws
 from orchestration.adapters.state_store import MigrationStore
 from orchestration.gitops.publish import message_body
+from orchestration.gitops.requests import request_for
 from orchestration.handlers import ingress_handler
 from orchestration.manifests.validation import ManifestFile, validate_files
-from orchestration.migration_request import MigrationRequest, request_for
+from orchestration.migration_request import MigrationRequest
 from tests.conftest import NOW, REPO_ROOT
 from tests.support.aws_fixtures import EmulatedAws, emulated_aws, sqs_event
 from tests.support.lambda_context import FakeLambdaContext
@@ -91,7 +92,7 @@ def test_a_new_revision_of_a_known_migration_is_recorded_and_announced(
     spec = request.spec
     assert spec is not None
     resized = spec.model_copy(update={"instance_type": "m6i.2xlarge"})
-    from orchestration.manifests.validation import spec_revision
+    from orchestration.request_identity import spec_revision
 
     revised = request.model_copy(
         update={"spec": resized, "instance_type": "m6i.2xlarge", "revision": spec_revision(resized)}

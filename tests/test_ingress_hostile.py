@@ -23,10 +23,10 @@ from orchestration.execution_names import (
     rollback_execution_name,
 )
 from orchestration.gitops.publish import message_body
+from orchestration.gitops.requests import request_for
 from orchestration.handlers import ingress_handler
 from orchestration.manifests.fields import escape_unprintable
 from orchestration.manifests.validation import ManifestFile, validate_files
-from orchestration.migration_request import request_for
 from orchestration.pipeline.intake import RequestRejectedError, parse_request
 from tests.conftest import NOW, REPO_ROOT
 from tests.support.aws_fixtures import EmulatedAws, emulated_aws, sqs_event

@@ -18,9 +18,9 @@ from orchestration.manifests.validation import (
     LocatedVm,
     ManifestFile,
     ManifestSet,
-    migration_id,
     validate_files,
 )
+from orchestration.request_identity import migration_id
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "manifests" / "waves"

@@ -14,7 +14,7 @@ from orchestration.gitops import plan as plan_module
 from orchestration.gitops.git import EMPTY_TREE, GitError, GitRepository
 from orchestration.gitops.plan import build_plan
 from orchestration.gitops.render import render_markdown
-from orchestration.manifests.validation import migration_id
+from orchestration.request_identity import migration_id
 from tests.conftest import NOW
 from tests.support.gitrepo import GitRepo
 from tests.support.waves import VmText, azure_id, wave_text

@@ -16,8 +16,8 @@ from orchestration.gitops.git import GitRepository
 from orchestration.gitops.plan import Plan, build_plan
 from orchestration.gitops.publish import RequestPublisher
 from orchestration.manifests.model import EffectiveVm
-from orchestration.manifests.validation import spec_revision
 from orchestration.migration_request import MigrationRequest
+from orchestration.request_identity import spec_revision
 from tests.conftest import NOW
 from tests.support.gitrepo import GitRepo
 from tests.support.waves import VmText, azure_id, wave_text

@@ -20,6 +20,7 @@ from pathlib import PurePosixPath
 from typing import Any, Protocol
 
 from orchestration.gitops.git import GitRepository, Revision
+from orchestration.gitops.requests import PublishableVm, request_for
 from orchestration.manifests.findings import Finding
 from orchestration.manifests.model import EffectiveVm
 from orchestration.manifests.validation import (
@@ -29,7 +30,7 @@ from orchestration.manifests.validation import (
     ManifestSet,
     validate_files,
 )
-from orchestration.migration_request import MigrationRequest, PublishableVm, request_for
+from orchestration.migration_request import MigrationRequest
 
 PLAN_SCHEMA_VERSION = 1
 DEFAULT_MANIFEST_DIR = "manifests/waves"

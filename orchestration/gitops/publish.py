@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import re
@@ -15,7 +14,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from orchestration.migration_request import MigrationRequest
+from orchestration.migration_request import MigrationRequest, canonical_body
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
@@ -158,4 +157,4 @@ class RequestPublisher:
 
 def message_body(request: MigrationRequest) -> str:
     """Deterministic JSON: the same request always gives byte-identical bodies."""
-    return json.dumps(request.body(), sort_keys=True, separators=(",", ":"))
+    return canonical_body(request)

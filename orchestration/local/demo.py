@@ -32,6 +32,7 @@ from rich.rule import Rule
 from rich.table import Table
 
 from orchestration import cli
+from orchestration.gitops.requests import request_for
 from orchestration.local.driver import MigrationDriver, MigrationOutcome, first_listed_approver
 from orchestration.local.logs import pipeline_logs_to
 from orchestration.local.mgn import LaunchType
@@ -39,7 +40,6 @@ from orchestration.local.slack_report import SlackReport, slack_report, thread_t
 from orchestration.local.synthetic import wave_yaml
 from orchestration.local.system import EmbeddedSystem, SystemOptions
 from orchestration.manifests.validation import ManifestFile, validate_files
-from orchestration.migration_request import request_for
 from orchestration.pipeline.spec import MigrationSpec
 from orchestration.statemachine import Timings
 from orchestration.terminal import terminal

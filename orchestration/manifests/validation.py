@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import gc
-import hashlib
 import typing
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ from orchestration.manifests.model import (
     Wave,
 )
 from orchestration.manifests.yaml_source import YamlDocument, YamlSourceError, parse_yaml
+from orchestration.request_identity import migration_id, spec_revision
 
 WAVE_FILE_SUFFIXES = (".yaml", ".yml")
 
@@ -74,20 +74,6 @@ class LocatedVm:
     @cached_property
     def revision(self) -> str:
         return spec_revision(self.spec)
-
-
-def migration_id(wave: str, azure_resource_id: str) -> str:
-    """Stable ID of migrating one source VM in one wave (Azure IDs are case-insensitive)."""
-    digest = hashlib.sha256(f"{wave}\n{azure_resource_id.lower()}".encode()).hexdigest()
-    return f"mig-{digest[:16]}"
-
-
-def spec_revision(spec: EffectiveVm) -> str:
-    """Hash of an effective spec: equal specs give equal revisions, on any machine.
-
-    pydantic's JSON is canonical here: fields in model order, tags sorted by key.
-    """
-    return hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:16]
 
 
 @dataclass

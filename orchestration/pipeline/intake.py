@@ -9,7 +9,6 @@ transiently; the ingress handler lets those fail the record so that SQS redelive
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -19,9 +18,9 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from orchestration.manifests.fields import escape_unprintable, shown
-from orchestration.manifests.validation import spec_revision
-from orchestration.migration_request import MigrationRequest
+from orchestration.migration_request import MigrationRequest, body_revision
 from orchestration.observability import logger
+from orchestration.request_identity import spec_revision
 
 # The largest body read. SQS's classic maximum message size: what a request from a valid
 # manifest needs at most (its lists and strings are bounded), while the MigrationRequested
@@ -176,8 +175,3 @@ def _format_loc(loc: Sequence[str | int]) -> str:
             name = part if part.isidentifier() else shown(part)
             text += f".{name}" if text else name
     return text
-
-
-def body_revision(request: MigrationRequest) -> str:
-    canonical = json.dumps(request.body(), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+from orchestration.gitops.requests import request_for
 from orchestration.manifests.validation import ManifestFile, validate_files
-from orchestration.migration_request import MigrationRequest, request_for
+from orchestration.migration_request import MigrationRequest
 from orchestration.pipeline.spec import MigrationSpec
 from tests.conftest import REPO_ROOT
 
