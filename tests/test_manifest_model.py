@@ -594,7 +594,8 @@ def test_cli_reports_a_file_that_is_not_utf8_and_checks_the_rest(
     out, _ = capsys.readouterr()
     assert status == 1
     assert out.splitlines() == [
-        "latin1.yaml:1:1: not UTF-8 text (invalid continuation byte at byte 9)",
+        "latin1.yaml:1:10: not UTF-8 text (invalid continuation byte at byte 9): "
+        "if it is text, save it as UTF-8",
         "wave-a.yaml:2:7: name: the wave is called 'wave-z' but its file is 'wave-a': "
         "rename one so they match",
         "2 errors, 0 warnings in 2 files",

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestration.manifests import decoding
 from orchestration.manifests.validation import ManifestFile, is_wave_file
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
@@ -92,17 +93,25 @@ class GitRepository:
         """Every wave file under ``directory`` at ``revision``, paths relative to the repo root."""
         if revision.is_empty:
             return []
-        listing = self._git("ls-tree", "-r", "-z", "--full-tree", revision.sha, "--", directory)
+        listing = self._git(
+            "ls-tree", "-r", "-z", "-l", "--full-tree", revision.sha, "--", directory
+        )
         entries: list[tuple[str, str]] = []
+        # A blob over the size limit is reported, not read (-l lists each blob's size).
+        refused: dict[str, ManifestFile] = {}
         for record in listing.split("\0"):
             if not record:
                 continue
             meta, path = record.split("\t", 1)
-            _mode, kind, object_id = meta.split()
+            _mode, kind, object_id, blob_size = meta.split()
             if kind == "blob" and is_wave_file(path):
-                entries.append((object_id, path))
+                too_large = decoding.too_large(path, int(blob_size))
+                if too_large is None:
+                    entries.append((object_id, path))
+                else:
+                    refused[path] = too_large
         if not entries:
-            return []
+            return list(refused.values())
         output = _run_bytes(
             ["git", "cat-file", "--batch"],
             cwd=self.root,
@@ -115,8 +124,8 @@ class GitRepository:
             size = int(output[offset:header_end].split()[2])
             body = output[header_end + 1 : header_end + 1 + size]
             offset = header_end + 1 + size + 1
-            files.append(ManifestFile(path=path, text=body.decode("utf-8", errors="replace")))
-        return files
+            files.append(decoding.decode(path, body))
+        return [*files, *refused.values()]
 
     def last_authors(
         self, revision: Revision, paths: Iterable[str], *, since: Revision

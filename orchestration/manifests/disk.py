@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from orchestration.manifests import decoding
 from orchestration.manifests.findings import Finding
 from orchestration.manifests.validation import ManifestFile, is_wave_file
 
@@ -29,19 +30,25 @@ def discover(paths: Iterable[str]) -> list[Path]:
 
 
 def read(paths: Iterable[Path]) -> tuple[list[ManifestFile], list[Finding]]:
-    """Read files as UTF-8; a file that is not text is a finding, not a crash."""
+    """Read wave files as UTF-8; a file that is too large or not text is a finding, not a crash.
+
+    The size is checked before the file is read, so a huge file costs nothing.
+    """
     files: list[ManifestFile] = []
     findings: list[Finding] = []
     for path in paths:
         shown = _display_path(path)
         try:
-            files.append(ManifestFile(shown, path.read_bytes().decode("utf-8")))
-        except UnicodeDecodeError as exc:
-            findings.append(
-                Finding(shown, 1, 1, f"not UTF-8 text ({exc.reason} at byte {exc.start})")
+            manifest = decoding.too_large(shown, path.stat().st_size) or decoding.decode(
+                shown, path.read_bytes()
             )
         except OSError as exc:
             findings.append(Finding(shown, 1, 1, f"cannot read the file: {exc.strerror}"))
+            continue
+        if manifest.unreadable is not None:
+            findings.append(manifest.unreadable)
+        else:
+            files.append(manifest)
     return files, findings
 
 

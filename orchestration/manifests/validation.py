@@ -23,6 +23,7 @@ from pydantic_core import ErrorDetails
 
 from orchestration.manifests.fields import check_tags
 from orchestration.manifests.findings import Finding, Severity
+from orchestration.manifests.limits import LIMITS
 from orchestration.manifests.model import (
     REQUIRED_EFFECTIVE_SETTINGS,
     EffectiveVm,
@@ -37,10 +38,15 @@ WAVE_FILE_SUFFIXES = (".yaml", ".yml")
 
 @dataclass(frozen=True, slots=True)
 class ManifestFile:
-    """The text of one wave file and the path to report it under."""
+    """The text of one wave file and the path to report it under.
+
+    A file that could not be turned into text (too large, not UTF-8) has no text and an
+    ``unreadable`` finding, which validation reports as the file's only finding.
+    """
 
     path: str
     text: str
+    unreadable: Finding | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,9 @@ def validate_files(
     # (plan, publish) from paying seconds of collection over the same objects.
     with _gc_paused():
         for manifest in files:
+            if manifest.unreadable is not None:
+                _add_file(result, manifest.path, FileResult(None, (), (manifest.unreadable,)))
+                continue
             key = (manifest.path, manifest.text)
             file_result = cache.get(key) if cache is not None else None
             if file_result is None:
@@ -189,6 +198,9 @@ def _validate_file(manifest: ManifestFile, now: datetime) -> FileResult:
         kind = _yaml_kind(data)
         finding = Finding(manifest.path, line, col, f"a wave manifest is a mapping, not {kind}")
         return FileResult(None, (), (finding,))
+    too_many = _too_many_vms(document)
+    if too_many is not None:
+        return FileResult(None, (), (too_many,))
 
     findings = list(_missing_settings(document))
     try:
@@ -267,6 +279,21 @@ def _iter_vm_layers(
                 if isinstance(layer, dict)
             ]
             yield ("applications", app_index, "vms", vm_index), layers
+
+
+def _too_many_vms(document: YamlDocument) -> Finding | None:
+    """The VM past the per-file limit, found before any VM is validated."""
+    for count, (loc, _) in enumerate(_iter_vm_layers(document.data), start=1):
+        if count > LIMITS.vms:
+            line, col = document.position(loc)
+            return Finding(
+                document.path,
+                line,
+                col,
+                f"{_format_loc(loc)}: more than {LIMITS.vms:,} VMs in one wave file "
+                "(the limit): split the wave",
+            )
+    return None
 
 
 def _missing_settings(document: YamlDocument) -> Iterator[Finding]:
