@@ -374,7 +374,10 @@ class _Builder:
                     key_node,
                     "YAML merge keys ('<<') are not supported: put shared settings in 'defaults'",
                 )
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _STR:
+            if isinstance(key_node, yaml.SequenceNode | yaml.MappingNode):
+                kind = "a list" if isinstance(key_node, yaml.SequenceNode) else "a mapping"
+                raise self._fail(key_node, f"keys must be strings, not {kind}")
+            if key_node.tag != _STR:
                 raise self._fail(key_node, f"keys must be strings, not {key_node.value!r}")
             key = key_node.value
             if key in first_seen:
