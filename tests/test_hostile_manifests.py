@@ -54,7 +54,8 @@ FIRST_FINDING: dict[str, str] = {
     "alias-bomb-keys": f"7:14: {BOMB}",
     "alias-bomb-mappings": f"6:52: {BOMB}",
     "alias-bomb-sequences": f"7:8: {BOMB}: this alias copies 66,430",
-    "bidi-override": f"2:7: {NAME}",
+    "bidi-override": "4:14: description: '\\u202etxt.exe\\u202c order' contains a control or "
+    "invisible character, U+202E (RIGHT-TO-LEFT OVERRIDE) at position 1",
     "binary-tag": f"2:7: the YAML tag !!binary {TAG}",
     "c0-control": f"2:11: control character U+001B {CONTROL}",
     "c1-control": f"2:11: control character U+009B {CONTROL}",
@@ -62,7 +63,8 @@ FIRST_FINDING: dict[str, str] = {
     "deep-block-sequence": f"2:65: {DEEP}",
     "deep-flow-mapping": f"2:128: {DEEP}",
     "deep-in-tags": f"17:46: {DEEP}",
-    "escaped-controls": f"2:7: {NAME}",
+    "escaped-controls": "17:9: defaults.tags: the value of tag 'Owner' contains a control or "
+    "invisible character, U+0000 (a control character) at position 2",
     "huge-int": "2:1: a: unknown key 'a'",
     "latin1": "4:17: not UTF-8 text (invalid continuation byte at byte 67): "
     "if it is text, save it as UTF-8",

@@ -86,7 +86,10 @@ def unprintable_character(value: str) -> str | None:
             or (0xFDD0 <= ord(char) <= 0xFDEF)
             or (ord(char) & 0xFFFE == 0xFFFE)
         ):
-            name = unicodedata.name(char, "a noncharacter" if category != "Cs" else "a surrogate")
+            unnamed = {"Cc": "a control character", "Cs": "a surrogate"}.get(
+                category, "a noncharacter"
+            )
+            name = unicodedata.name(char, unnamed)
             return f"U+{ord(char):04X} ({name}) at position {index + 1}"
     return None
 
