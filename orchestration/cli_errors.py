@@ -55,15 +55,20 @@ def debug_requested(flag: bool = False) -> bool:
     return flag or os.environ.get("DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def explain(exc: BaseException, *, where: str = "AWS") -> Explanation | None:
-    """What to tell a person about ``exc``; ``None`` for an error nobody anticipated (a bug)."""
+def explain(
+    exc: BaseException, *, where: str = "AWS", iam_hint: str = IAM_HINT
+) -> Explanation | None:
+    """What to tell a person about ``exc``; ``None`` for an error nobody anticipated (a bug).
+
+    ``where`` names what was called (AWS, SQS, the embedded runtime); ``iam_hint`` is added to
+    an access denied, for commands that can say which permissions they need."""
     if isinstance(exc, UsageError):
         return Explanation(EXIT_USAGE, str(exc))
     if isinstance(exc, CommandFailedError):
         return Explanation(EXIT_FAILED, str(exc))
     if isinstance(exc, KeyboardInterrupt):
         return Explanation(EXIT_INTERRUPTED, "interrupted")
-    aws = _explain_aws(exc, where)
+    aws = _explain_aws(exc, where, iam_hint)
     if aws is not None:
         return Explanation(EXIT_FAILED, aws)
     if isinstance(exc, OSError) and exc.strerror:
@@ -72,7 +77,7 @@ def explain(exc: BaseException, *, where: str = "AWS") -> Explanation | None:
     return None
 
 
-def _explain_aws(exc: BaseException, where: str) -> str | None:  # noqa: PLR0911 - one per kind
+def _explain_aws(exc: BaseException, where: str, iam_hint: str) -> str | None:  # noqa: PLR0911 - one per kind
     if isinstance(exc, NoCredentialsError | PartialCredentialsError):
         return (
             "no AWS credentials: configure a profile (AWS_PROFILE), SSO or a role, or in "
@@ -91,11 +96,17 @@ def _explain_aws(exc: BaseException, where: str) -> str | None:  # noqa: PLR0911
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         code, text = error.get("Code", "?"), error.get("Message", "")
-        hint = f" ({IAM_HINT})" if "AccessDenied" in code or code == "UnauthorizedOperation" else ""
+        hint = f" ({iam_hint})" if access_denied(exc) else ""
         return f"{where} refused {exc.operation_name}: {code}: {text}{hint}"
     if isinstance(exc, BotoCoreError):
         return f"{where}: {exc}"
     return None
+
+
+def access_denied(exc: ClientError) -> bool:
+    """Whether AWS refused the call for want of a permission (IAM, an SCP, a key policy)."""
+    code = exc.response.get("Error", {}).get("Code", "")
+    return "AccessDenied" in code or code == "UnauthorizedOperation"
 
 
 @contextmanager
