@@ -1,7 +1,7 @@
 """``/wavepilot status|approve|reject|rollback|help``: parsing and answers, Slack-formatted.
 
 The commands decide through the same services as the buttons and ``wavepilot`` on the
-command line (:mod:`orchestration.operator_commands`), so the approver check, the
+command line (:mod:`orchestration.operators`), so the approver check, the
 self-approval check, exactly-once decisions and the audit trail all apply. Every answer is
 ephemeral; an error says how to fix the command.
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 from bot.services import BotServices
 from bot.threads import PHASES, STEP_PHASE, cutover_question
-from orchestration.operator_commands import (
+from orchestration.operators import (
     OperatorFailedError,
     OperatorUsageError,
     decide,

@@ -216,7 +216,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_operator_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """status, approve, reject: see orchestration/operator_commands.py."""
+    """status, approve, reject: see orchestration/operator_cli.py."""
     local_help = "reach the running `make demo` (.wavepilot/local.json) instead of AWS"
     status = _command(
         commands,
@@ -489,24 +489,16 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     from orchestration.operator_cli import run_status
-    from orchestration.operator_commands import OperatorUsageError
 
-    try:
-        return run_status(args.target, wave=args.wave, output=args.format, local=args.local)
-    except OperatorUsageError as exc:
-        raise UsageError(str(exc)) from None
+    return run_status(args.target, wave=args.wave, output=args.format, local=args.local)
 
 
 def _decide(args: argparse.Namespace) -> int:
     from orchestration.operator_cli import run_decision
-    from orchestration.operator_commands import OperatorUsageError
 
-    try:
-        return run_decision(
-            args.decision, args.target, user=args.user, reason=args.reason, local=args.local
-        )
-    except OperatorUsageError as exc:
-        raise UsageError(str(exc)) from None
+    return run_decision(
+        args.decision, args.target, user=args.user, reason=args.reason, local=args.local
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,8 +1,14 @@
-"""``wavepilot status|approve|reject`` as terminal commands: environment, errors, exit status.
+"""``wavepilot status|approve|reject`` as terminal commands: environment, errors, rendering.
 
-The data and decisions are :mod:`orchestration.operator_commands` (the Slack bot uses them
-too); this module is the command-line shell around them and the only part that reaches the
-embedded runtime (``--local``), which is never deployed.
+The status and decisions are :mod:`orchestration.operators` (the Slack bot shares them); this
+module is the command-line shell around them: it reaches AWS or, with ``--local``, a running
+embedded system (``orchestration/local/connection.py``, never deployed), draws the result with
+:mod:`orchestration.operator_render`, and reports failures through
+:mod:`orchestration.cli_errors`, which owns the exit statuses.
+
+``--as`` names the Slack user deciding; the CLI cannot prove who runs it, so on AWS the
+boundary is IAM (the table, ``events:PutEvents`` and ``states:SendTaskSuccess`` /
+``SendTaskFailure``) and every attempt is audited under the ID.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -24,24 +31,38 @@ from botocore.exceptions import (
 )
 from rich.text import Text
 
-from orchestration.operator_commands import (
+from orchestration.cli_errors import (
     EXIT_OK,
-    EXIT_REFUSED,
-    IAM_HINT,
+    CommandFailedError,
+    UsageError,
+    access_denied,
+    explain,
+)
+from orchestration.operator_render import render_migration_status, render_wave_status
+from orchestration.operators import (
     MigrationStatus,
     OperatorFailedError,
     OperatorUsageError,
-    OutputFormat,
     WaveStatus,
+    check_reason,
     check_slack_user,
     decide,
     id_kind,
     migration_status,
-    render_migration_status,
-    render_wave_status,
     wave_status,
 )
 from orchestration.pipeline.approvals import Decision, GroupMembership, no_groups
+from orchestration.terminal import terminal
+
+IAM_HINT = (
+    "the CLI needs dynamodb:GetItem, Query, PutItem and UpdateItem on the state table and its "
+    "gsi1 index, events:PutEvents on the bus and states:SendTaskSuccess/SendTaskFailure"
+)
+OutputFormat = Literal["text", "json"]
+# Not set up to reach AWS (or the embedded runtime): the operator fixes how the command is
+# run, so it is a usage error here; `publish`, run by CI, reports these as failures.
+NOT_SET_UP = (NoCredentialsError, NoRegionError, ProfileNotFound, EndpointConnectionError)
+LOCAL_HINT = "or pass --local to reach a running `make demo`"
 
 # --- the commands ----------------------------------------------------------------------
 
@@ -67,7 +88,7 @@ def connect(*, local: bool) -> Environment:
     from orchestration.adapters import aws
     from orchestration.handlers import wiring
 
-    # The embedded runtime is never deployed: the Slack bot (on Lambda) imports this module.
+    # The embedded runtime is never deployed: only --local loads it.
     from orchestration.local.connection import (
         LOCAL_GROUP_MEMBERS_KEY,
         ConnectionFileError,
@@ -85,47 +106,53 @@ def connect(*, local: bool) -> Environment:
 
 
 @contextmanager
-def aws_errors(local: bool) -> Iterator[None]:
-    """Turn the AWS SDK's failures into what to do about them."""
-    from orchestration.settings import settings
+def operator_errors(*, local: bool) -> Iterator[None]:
+    """The operator commands' failures as :mod:`orchestration.cli_errors` reports them.
 
+    The operators' own errors become a usage error (exit 2) or a failed command (exit 1), and
+    so does an environment not set up to reach AWS (``NOT_SET_UP``, exit 2). Two AWS failures
+    only these commands meet get their own advice (a table that is not there, a gate that
+    could not be told); every other AWS failure reads as it does for any command, naming what
+    was called and, when access is denied, what the CLI needs."""
     where = "the embedded runtime" if local else "AWS"
     try:
         yield
-    except NoCredentialsError:
-        raise OperatorUsageError(
-            "no AWS credentials: configure the AWS environment (a profile, SSO, a role), "
-            "or pass --local to reach a running `make demo`"
-        ) from None
-    except NoRegionError:
-        raise OperatorUsageError("no AWS Region: set AWS_REGION") from None
-    except ProfileNotFound as exc:
-        raise OperatorUsageError(f"{exc}: check AWS_PROFILE") from None
-    except EndpointConnectionError as exc:
-        raise OperatorUsageError(f"cannot reach {where}: {exc}") from None
+    except OperatorUsageError as exc:
+        raise UsageError(str(exc)) from None
+    except OperatorFailedError as exc:
+        raise CommandFailedError(str(exc)) from None
     except ClientError as exc:
-        error = exc.response.get("Error", {})
-        code, text = error.get("Code", "?"), error.get("Message", "")
-        if code == "ResourceNotFoundException":
-            config = settings()
-            raise OperatorUsageError(
-                f"{code}: {text} (table {config.table_name!r} in {config.aws_region}: "
-                "set DYNAMODB_TABLE_NAME and AWS_REGION as deployed, or pass --local)"
-            ) from None
-        hint = f" ({IAM_HINT})" if "AccessDenied" in code or code == "UnauthorizedOperation" else ""
-        if exc.operation_name in {"SendTaskSuccess", "SendTaskFailure"}:
-            raise OperatorFailedError(
-                f"Step Functions refused {exc.operation_name}: {code}: {text}{hint}. The decision "
-                "is recorded in the table but the execution was not told: it still waits at its "
-                "gate until the approval times out"
-            ) from None
-        raise OperatorFailedError(f"{where} refused: {code}: {text}{hint}") from None
+        raise _refused(exc, where) from None
     except BotoCoreError as exc:
-        raise OperatorFailedError(f"{where}: {exc}") from None
+        explanation = explain(exc, where=where, iam_hint=IAM_HINT)
+        message = explanation.message if explanation else str(exc)
+        if isinstance(exc, NoCredentialsError):
+            message = f"{message}; {LOCAL_HINT}"
+        if isinstance(exc, NOT_SET_UP):
+            raise UsageError(message) from exc
+        raise CommandFailedError(message) from exc
 
 
-def _complain(command: str, message: str) -> None:
-    print(f"wavepilot {command}: {message}", file=sys.stderr)
+def _refused(exc: ClientError, where: str) -> UsageError | CommandFailedError:
+    from orchestration.settings import settings
+
+    error = exc.response.get("Error", {})
+    code, text = error.get("Code", "?"), error.get("Message", "")
+    if code == "ResourceNotFoundException":
+        config = settings()
+        return UsageError(
+            f"{code}: {text} (table {config.table_name!r} in {config.aws_region}: "
+            "set DYNAMODB_TABLE_NAME and AWS_REGION as deployed, or pass --local)"
+        )
+    if exc.operation_name in {"SendTaskSuccess", "SendTaskFailure"}:
+        hint = f" ({IAM_HINT})" if access_denied(exc) else ""
+        return CommandFailedError(
+            f"Step Functions refused {exc.operation_name}: {code}: {text}{hint}. The decision "
+            "is recorded in the table but the execution was not told: it still waits at its "
+            "gate until the approval times out"
+        )
+    explanation = explain(exc, where=where, iam_hint=IAM_HINT)
+    return CommandFailedError(explanation.message if explanation else f"{where} refused: {exc}")
 
 
 def run_status(
@@ -136,26 +163,21 @@ def run_status(
     local: bool = False,
     now: datetime | None = None,
 ) -> int:
-    """``wavepilot status``: exit 0, 1 if AWS refused; OperatorUsageError means exit 2."""
+    """``wavepilot status``: a migration (or an approval's) or a wave, as tables or JSON."""
     from orchestration.handlers import wiring
-    from orchestration.terminal import terminal
 
-    if (target is None) == (wave is None):
-        raise OperatorUsageError("give a migration or approval ID, or --wave WAVE (one of them)")
-    if target is not None:
-        id_kind(target)
-    connect(local=local)
-    try:
-        with aws_errors(local):
-            store = wiring.store()
-            status: MigrationStatus | WaveStatus = (
-                migration_status(store, target)
-                if target is not None
-                else wave_status(store, wave or "")
-            )
-    except OperatorFailedError as exc:
-        _complain("status", str(exc))
-        return EXIT_REFUSED
+    with operator_errors(local=local):
+        if (target is None) == (wave is None):
+            raise UsageError("give a migration or approval ID, or --wave WAVE (one of them)")
+        if target is not None:
+            id_kind(target)
+        connect(local=local)
+        store = wiring.store()
+        status: MigrationStatus | WaveStatus = (
+            migration_status(store, target)
+            if target is not None
+            else wave_status(store, wave or "")
+        )
     if output == "json":
         sys.stdout.write(json.dumps(status.as_json(), indent=2) + "\n")
     elif isinstance(status, WaveStatus):
@@ -168,33 +190,25 @@ def run_status(
 def run_decision(
     decision: Decision, target: str, *, user: str, reason: str = "", local: bool = False
 ) -> int:
-    """``wavepilot approve|reject``: exit 0 decided, 1 refused; OperatorUsageError: exit 2."""
+    """``wavepilot approve|reject``: exit 0 once decided; a refusal is a failed command."""
     from orchestration.handlers import wiring
-    from orchestration.terminal import terminal
 
-    command = "approve" if decision == "APPROVED" else "reject"
-    id_kind(target)
-    check_slack_user(user)
-    if decision == "REJECTED" and not reason.strip():
-        raise OperatorUsageError("a rejection needs --reason (it is shown in the Slack thread)")
-    environment = connect(local=local)
-    try:
-        with aws_errors(local):
-            result = decide(
-                wiring.store(),
-                wiring.approvals(),
-                target,
-                decision,
-                user=user,
-                reason=reason,
-                is_member=environment.is_member(),
-            )
-    except OperatorFailedError as exc:
-        _complain(command, str(exc))
-        return EXIT_REFUSED
+    with operator_errors(local=local):
+        id_kind(target)
+        check_slack_user(user)
+        check_reason(decision, reason)
+        environment = connect(local=local)
+        result = decide(
+            wiring.store(),
+            wiring.approvals(),
+            target,
+            decision,
+            user=user,
+            reason=reason,
+            is_member=environment.is_member(),
+        )
     if not result.decided:
-        _complain(command, f"refused: {result.message}")
-        return EXIT_REFUSED
+        raise CommandFailedError(f"refused: {result.message}")
     console = terminal()
     console.print(Text(result.message), soft_wrap=True)
     follow = f"wavepilot status {result.migration_id}" + (" --local" if local else "")

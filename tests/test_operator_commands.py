@@ -15,12 +15,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError, NoCredentialsError
 from botocore.stub import Stubber
 from moto import mock_aws
 
 from orchestration import cli
 from orchestration.adapters import aws
 from orchestration.adapters.state_store import ApprovalRecord, MigrationStore
+from orchestration.cli_errors import (
+    EXIT_FAILED,
+    CommandFailedError,
+    Explanation,
+    UsageError,
+    explain,
+)
 from orchestration.handlers import wiring
 from orchestration.local.connection import (
     CONNECTION_KEYS,
@@ -35,6 +43,8 @@ from orchestration.local.provision import provision
 from orchestration.local.system import LOCAL_GROUP_MEMBER, EmbeddedSystem, SystemOptions
 from orchestration.migration_request import MigrationRequest
 from orchestration.naming import ResourceNames
+from orchestration.operator_cli import IAM_HINT, operator_errors
+from orchestration.operators import OperatorFailedError, OperatorUsageError
 from orchestration.statemachine import Timings
 from tests.support.pipeline import example_requests, spec_of
 
@@ -435,3 +445,44 @@ def test_on_aws_without_rights_to_resume_the_gate_the_cli_says_so(
     assert "Step Functions refused SendTaskSuccess: AccessDeniedException" in err
     assert "states:SendTaskSuccess/SendTaskFailure" in err
     assert "the execution was not told" in err
+
+
+def test_an_aws_failure_reads_as_for_any_command_with_what_the_cli_needs() -> None:
+    # GIVEN the embedded runtime refusing a query for want of a permission
+    denied = ClientError(
+        {"Error": {"Code": "AccessDeniedException", "Message": "no dynamodb:Query"}}, "Query"
+    )
+
+    # WHEN an operator command meets it
+    with pytest.raises(CommandFailedError) as failed, operator_errors(local=True):
+        raise denied
+
+    # THEN it is cli_errors' message for any command, naming what the CLI needs
+    assert explain(failed.value) == Explanation(
+        EXIT_FAILED,
+        "the embedded runtime refused Query: AccessDeniedException: no dynamodb:Query "
+        f"({IAM_HINT})",
+    )
+
+
+@pytest.mark.parametrize(
+    ("raised", "status", "message"),
+    [
+        (OperatorUsageError("no migration mig-1"), cli.EXIT_USAGE, "no migration mig-1"),
+        (OperatorFailedError("no approval yet"), cli.EXIT_INVALID, "no approval yet"),
+        # an environment not set up is a usage error here, in cli_errors' words
+        (NoCredentialsError(), cli.EXIT_USAGE, "no AWS credentials: configure a profile"),
+    ],
+)
+def test_the_operators_errors_become_the_clis_exit_statuses(
+    raised: Exception, status: int, message: str
+) -> None:
+    # WHEN an operator command fails
+    with pytest.raises((UsageError, CommandFailedError)) as failed, operator_errors(local=False):
+        raise raised
+
+    # THEN cli_errors gives its exit status and one-line message
+    explanation = explain(failed.value)
+    assert explanation is not None
+    assert explanation.status == status
+    assert explanation.message.startswith(message)
