@@ -483,7 +483,8 @@ def _demo(args: argparse.Namespace) -> int:
             approve=args.approve,
             timeout_seconds=args.timeout,
             threads_path=args.threads,
-        )
+        ),
+        wavepilot=main,  # the demo runs the real commands through this entry point
     )
 
 

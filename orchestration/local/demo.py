@@ -7,6 +7,9 @@ part runs for real on loopback: the ingress Lambda, EventBridge, the state machi
 ASL file), every step's Lambda, the MGN emulator and emulated EC2, and the Slack bot against
 a local Slack. A simulated approver clicks the real Approve buttons in each migration's
 thread; one VM is made to fail its test launch, and rolls back.
+
+The commands are the ``wavepilot`` entry point itself, handed in by the CLI that runs the
+demo: their real output shows, and the demo does not import the CLI that imports it.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -31,7 +34,7 @@ from rich.live import Live
 from rich.rule import Rule
 from rich.table import Table
 
-from orchestration import cli
+from orchestration.cli_errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from orchestration.gitops.requests import request_for
 from orchestration.local.driver import MigrationDriver, MigrationOutcome, first_listed_approver
 from orchestration.local.logs import pipeline_logs_to
@@ -49,6 +52,9 @@ DEFAULT_FAILING_VM = "rpt-ssrs-01"
 MANUAL_APPROVAL_SECONDS = 900
 SLACK_SETTLE_SECONDS = 60.0
 WINDOW_LINE = re.compile(r"(?m)^(  (?:start|end)): .*$")
+
+Wavepilot = Callable[[Sequence[str]], int]
+"""``wavepilot ARGS...``: runs one command, prints what it prints, returns its exit status."""
 
 
 @dataclass(frozen=True)
@@ -69,14 +75,15 @@ class DemoOptions:
     examples: Path = EXAMPLES
 
 
-def run_demo(options: DemoOptions) -> int:
+def run_demo(options: DemoOptions, *, wavepilot: Wavepilot) -> int:
+    """Validate, plan and publish with ``wavepilot``, then run every migration to its end."""
     console = terminal()
     started = time.monotonic()
     if options.vms is None and not options.examples.is_dir():
         console.print(
             f"[red]no example manifests at {options.examples}: run from the repository root"
         )
-        return cli.EXIT_USAGE
+        return EXIT_USAGE
     with (
         tempfile.TemporaryDirectory(prefix="wavepilot-demo-") as workdir,
         pipeline_logs_to(Path(workdir) / "pipeline.log"),
@@ -99,7 +106,7 @@ def run_demo(options: DemoOptions) -> int:
                 f"(its clock runs {system.options.mgn_speed:.0f}x); health checks reach "
                 "loopback stand-ins for the launched instances."
             )
-            code = _validate_and_plan(console, repo, head)
+            code = _validate_and_plan(console, wavepilot, repo, head)
             if code:
                 return code
             requests = _requests(repo, head)
@@ -109,7 +116,7 @@ def run_demo(options: DemoOptions) -> int:
             console.print(Rule("Merge: publish, then the pipeline runs every migration"))
             argv = ["publish", "--repo", str(repo), "--base", "empty", "--head", head]
             console.print(f"[dim]$ wavepilot {' '.join(argv)}[/]")
-            code = cli.main(argv)  # prints what it sent
+            code = wavepilot(argv)  # prints what it sent
             if code:
                 return code
             driver = MigrationDriver(system)
@@ -149,29 +156,29 @@ def run_demo(options: DemoOptions) -> int:
                 options.report_path.write_text(json.dumps(report, indent=2) + "\n")
                 console.print(f"Report written to {options.report_path}")
             if slack.lost_updates:
-                return cli.EXIT_INVALID
+                return EXIT_FAILED
             unfinished = [o for o in outcomes.values() if o.status not in {"SUCCEEDED", "FAILED"}]
             unexpected = [
                 o
                 for o in outcomes.values()
                 if (o.status == "FAILED") != (o.migration_id in failing)
             ]
-            return cli.EXIT_INVALID if unfinished or unexpected else cli.EXIT_OK
+            return EXIT_FAILED if unfinished or unexpected else EXIT_OK
 
 
-def _validate_and_plan(console: Console, repo: Path, head: str) -> int:
+def _validate_and_plan(console: Console, wavepilot: Wavepilot, repo: Path, head: str) -> int:
     console.print(Rule("Validate and plan (what a pull request shows)"))
     plan = ["plan", "--repo", str(repo), "--base", "empty", "--head", head, "--format", "json"]
     for argv in (["validate", str(repo / "manifests/waves")], plan):
         console.print(f"[dim]$ wavepilot {' '.join(argv)}[/]")
         if argv[0] == "plan":
-            code, summary = _plan_summary(argv)
+            code, summary = _plan_summary(wavepilot, argv)
             console.print(summary)
         else:
-            code = cli.main(argv)
+            code = wavepilot(argv)
         if code:
             return code
-    return cli.EXIT_OK
+    return EXIT_OK
 
 
 def _endpoint() -> str:
@@ -217,9 +224,9 @@ def _make_repository(repo: Path, options: DemoOptions) -> str:
     return _git(repo, "rev-parse", "HEAD")
 
 
-def _plan_summary(argv: list[str]) -> tuple[int, str]:
+def _plan_summary(wavepilot: Wavepilot, argv: list[str]) -> tuple[int, str]:
     with _captured_stdout() as out:
-        code = cli.main(argv)
+        code = wavepilot(argv)
     plan = json.loads(out.getvalue())
     waves = ", ".join(f"{w['name']} +{len(w['added'])}" for w in plan["waves"])
     return code, (
