@@ -92,7 +92,7 @@ class StatusNotifier:
                 self._save(thread.shown(self._now()), thread)
             return "duplicate"
         if thread is None:
-            channel = self._channel_for(event.migration_id)
+            channel = self._channel_for(event)
             if not channel:
                 logger.warning(
                     "no Slack channel for the migration (set SLACK_DEFAULT_CHANNEL)",
@@ -177,9 +177,10 @@ class StatusNotifier:
             metadata=root_metadata(thread.state),
         )
 
-    def _channel_for(self, migration_id: str) -> str:
-        record = self._migrations.get(migration_id)
-        spec = record.request.spec if record is not None else None
-        if spec is not None and spec.slack_channel:
-            return spec.slack_channel
-        return self._default_channel
+    def _channel_for(self, event: EventDetail) -> str:
+        """The channel of a new thread: the event says (the thread keeps it from then on);
+        an event put before routing was added is routed by the migration's record."""
+        if event.routing is not None:
+            return event.routing.slack_channel or self._default_channel
+        record = self._migrations.get(event.migration_id)
+        return (record.slack_channel if record is not None else None) or self._default_channel

@@ -6,7 +6,11 @@ out-of-order deliveries) and a schema version. The EventBridge ``detail-type`` i
 model's class name. JSON Schemas are exported into ``docs/events/``.
 
 Within a schema version fields are only ever added, optional and with a default, so an
-event stored or queued before the addition still parses. Consumers are strict (unknown keys
+event stored or queued before the addition still parses.
+
+Every event also says where it goes (``routing``: the Slack channel, the callback URLs), so
+no consumer reads the pipeline's migration record to route an event (docs/ARCHITECTURE.md,
+"Events carry where they go"). Consumers are strict (unknown keys
 are refused), so deploy a consumer before a producer that sends it a new field.
 """
 
@@ -44,6 +48,19 @@ class EventPart(BaseModel):
     model_config = _EVENT_CONFIG
 
 
+class EventRouting(EventPart):
+    """Where the migration's events go, copied from its request by the producer."""
+
+    slack_channel: str = Field(
+        default="",
+        description="The wave's Slack channel; empty: the request names none (the bot's default).",
+    )
+    callback_urls: list[str] = Field(
+        default_factory=list,
+        description="The https URLs the callback handler POSTs to (never sent to them).",
+    )
+
+
 class EventDetail(BaseModel):
     """Fields every status event carries."""
 
@@ -58,6 +75,11 @@ class EventDetail(BaseModel):
     correlation_id: str
     sequence: int = Field(ge=1)
     timestamp: AwareDatetime
+    routing: EventRouting | None = Field(
+        default=None,
+        description="Added within schema version 1: null on an event put before it, which "
+        "consumers route by the migration's record.",
+    )
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -43,14 +43,21 @@ resource "aws_cloudwatch_event_target" "start_migration" {
   }
 }
 
+# Only migrations with callbacks: the event's routing names an https callback URL
+# (orchestration.pipeline.callbacks.callback_event_pattern; the manifest allows only https).
 resource "aws_cloudwatch_event_rule" "status_callbacks" {
   name           = local.names.status_callbacks_rule
-  description    = "Every status event (all but MigrationRequested): deliver the signed callbacks."
+  description    = "Status events (all but MigrationRequested) of migrations with callback URLs: deliver them signed."
   event_bus_name = aws_cloudwatch_event_bus.this.name
 
   event_pattern = jsonencode({
     source        = ["wavepilot.migrations"]
     "detail-type" = local.callback_detail_types
+    detail = {
+      routing = {
+        callbackUrls = [{ prefix = "https://" }]
+      }
+    }
   })
 }
 

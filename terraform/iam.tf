@@ -37,6 +37,8 @@ locals {
     }
     # The state table. Only the bot (its status command, on the table and gsi1) and the monitor
     # (pending approvals, on gsi1 only) query.
+    # state_read: the callback handler reads only for an event put before events carried their
+    # routing (an EventBridge or Lambda retry across the deployment).
     state_read = {
       actions   = ["dynamodb:GetItem"]
       resources = [aws_dynamodb_table.state.arn]

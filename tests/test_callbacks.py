@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.parameters.base import BaseProvider
+from moto.events.models import EventPattern
 
 from orchestration.adapters.callback_transport import (
     CallbackResponse,
@@ -52,12 +53,14 @@ from orchestration.pipeline.callbacks import (
     DeliveryOutcome,
     RetryPolicy,
     callback_body,
+    callback_event_pattern,
     callback_url_problem,
     parse_retry_after,
     signature,
     signed_headers,
     verify_signature,
 )
+from orchestration.pipeline.reporter import Identity, routing_of
 from tests.conftest import NOW, REPO_ROOT
 from tests.support.aws_fixtures import EmulatedAws, emulated_aws
 from tests.support.lambda_context import FakeLambdaContext
@@ -666,7 +669,10 @@ def _recorded(request: MigrationRequest) -> MigrationRequest:
     return request
 
 
-def _bus_event(request: MigrationRequest, detail_type: str, sequence: int = 17) -> dict[str, Any]:
+def _bus_event(
+    request: MigrationRequest, detail_type: str, sequence: int = 17, *, routed: bool = True
+) -> dict[str, Any]:
+    """The event as the pipeline puts it; ``routed=False``: as it was put before routing."""
     identity: dict[str, Any] = {
         "migration_id": request.migration_id,
         "wave": request.wave,
@@ -675,6 +681,7 @@ def _bus_event(request: MigrationRequest, detail_type: str, sequence: int = 17) 
         "correlation_id": "corr-1",
         "sequence": sequence,
         "timestamp": datetime(2025, 12, 12, 23, 40, tzinfo=UTC),
+        "routing": routing_of(Identity.of(request, "corr-1")) if routed else None,
     }
     detail: EventDetail = (
         MigrationCompleted.model_validate(
@@ -723,12 +730,14 @@ def _invoke(event: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def test_a_status_event_is_posted_signed_to_every_callback_url_of_the_migration(
+def test_a_status_event_is_posted_signed_to_every_callback_url_the_event_names(
     transport: ScriptedTransport,
 ) -> None:
-    # GIVEN a recorded wave-2 migration whose manifest lists two callback URLs
-    request = _recorded(_wave_2_request())
+    # GIVEN an event of a wave-2 migration routed to the two callback URLs of its manifest,
+    # and no record of the migration in the table (the handler does not read it)
+    request = _wave_2_request()
     event = _bus_event(request, "MigrationCompleted", sequence=17)
+    assert event["detail"]["routing"]["callbackUrls"] == [CMDB, BILLING_OPS]
 
     # WHEN its MigrationCompleted event reaches the handler
     result = _invoke(event)
@@ -740,13 +749,46 @@ def test_a_status_event_is_posted_signed_to_every_callback_url_of_the_migration(
         assert _verifies(sent, datetime.now(UTC).timestamp())
         assert sent.headers[EVENT_ID_HEADER] == event["id"]
         body = json.loads(sent.body)
+        # AND the routing stays in AWS: no receiver learns another's URL
         assert body == {
             "id": event["id"],
             "detail-type": "MigrationCompleted",
             "time": "2025-12-12T23:40:00Z",
-            "detail": event["detail"],
+            "detail": {k: v for k, v in event["detail"].items() if k != "routing"},
         }
         assert body["detail"]["sequence"] == 17
+        assert "contoso.com" not in json.dumps(body["detail"])
+
+
+def test_an_event_from_before_routing_is_routed_by_the_migration_record(
+    transport: ScriptedTransport,
+) -> None:
+    # GIVEN a recorded wave-2 migration and an event put before events carried routing
+    request = _recorded(_wave_2_request())
+    event = _bus_event(request, "MigrationCompleted", routed=False)
+    assert event["detail"]["routing"] is None
+
+    # WHEN it reaches the handler (an EventBridge retry across the deployment)
+    result = _invoke(event)
+
+    # THEN the record's callback URLs receive it, as before routing
+    assert (result["delivered"], result["failed"]) == (2, 0)
+    assert [s.url for s in transport.sent] == [CMDB, BILLING_OPS]
+
+
+def test_the_rule_sends_only_events_of_migrations_with_callback_urls() -> None:
+    # GIVEN the callback rule's pattern, as the embedded system and Terraform create it
+    pattern = EventPattern.load(json.dumps(callback_event_pattern("wavepilot.migrations")))
+
+    def matches(request: MigrationRequest, detail_type: str = "MigrationCompleted") -> bool:
+        event: Any = _bus_event(request, detail_type)
+        return bool(pattern.matches_event(event))
+
+    # THEN a status event of a migration with callback URLs matches
+    assert matches(_wave_2_request())
+    # AND neither a migration without any (a hand-written request) nor the request itself
+    assert not matches(_seed_request())
+    assert not matches(_wave_2_request(), "MigrationRequested")
 
 
 def test_a_failing_endpoint_is_logged_and_counted_but_never_fails_the_invocation(
@@ -778,17 +820,22 @@ def test_migration_requested_is_never_posted(transport: ScriptedTransport) -> No
     assert "MigrationRequested" not in CALLBACK_DETAIL_TYPES
 
 
-def test_a_request_without_a_spec_has_no_callbacks(transport: ScriptedTransport) -> None:
+@pytest.mark.parametrize("routed", [True, False], ids=["routed", "before routing"])
+def test_a_request_without_a_spec_has_no_callbacks(
+    transport: ScriptedTransport, routed: bool
+) -> None:
     request = _recorded(_seed_request())
 
-    result = _invoke(_bus_event(request, "MigrationCompleted"))
+    result = _invoke(_bus_event(request, "MigrationCompleted", routed=routed))
 
     assert result["delivered"] == 0
     assert transport.sent == []
 
 
-def test_an_event_of_an_unknown_migration_sends_nothing(transport: ScriptedTransport) -> None:
-    result = _invoke(_bus_event(_wave_2_request(), "MigrationCompleted"))
+def test_an_event_from_before_routing_of_an_unknown_migration_sends_nothing(
+    transport: ScriptedTransport,
+) -> None:
+    result = _invoke(_bus_event(_wave_2_request(), "MigrationCompleted", routed=False))
 
     assert (result["delivered"], result["failed"]) == (0, 0)
     assert transport.sent == []

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from orchestration.events import (
     EVENT_SOURCE,
     EVENT_TYPES,
+    EventRouting,
     MigrationStatusUpdated,
     parse_detail,
 )
@@ -69,3 +70,18 @@ def test_malformed_details_are_refused(change: dict[str, object]) -> None:
 
     with pytest.raises(ValidationError):
         parse_detail("MigrationStatusUpdated", detail)
+
+
+def test_an_event_says_where_it_goes_and_one_from_before_routing_still_parses() -> None:
+    # GIVEN an event routed to a channel and a callback URL, and one put before routing
+    step = {"step": "PrepareSource", "status": "SUCCEEDED", "message": "ok"}
+    routing = {"slackChannel": "C07WAVE0002", "callbackUrls": ["https://cmdb.contoso.com/h"]}
+    routed = parse_detail("MigrationStatusUpdated", {**COMMON, **step, "routing": routing})
+    before = parse_detail("MigrationStatusUpdated", {**COMMON, **step})
+
+    # THEN the routing reads back as sent, and the older event has none (consumers fall back)
+    assert routed.routing == EventRouting(
+        slack_channel="C07WAVE0002", callback_urls=["https://cmdb.contoso.com/h"]
+    )
+    assert json.loads(routed.model_dump_json())["routing"] == routing
+    assert before.routing is None

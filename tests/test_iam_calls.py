@@ -134,6 +134,13 @@ ALLOWANCES: tuple[Allowance, ...] = (
         frozenset({"ingress_handler"}),
     ),
     Allowance(
+        "dynamodb:GetItem",
+        "an event put before events carried their routing (retried by EventBridge or Lambda "
+        "across the deployment) is routed by the migration's record; every event here carries "
+        "its routing, so the callback handler reads nothing (docs/ARCHITECTURE.md)",
+        frozenset({"callback_handler"}),
+    ),
+    Allowance(
         "sqs:SendMessage",
         "asynchronous invocations (EventBridge targets, the Slack app's lazy listeners) that "
         "fail go to the event target DLQ (on-failure destination), sent by Lambda with the "

@@ -31,7 +31,7 @@ from orchestration.naming import (
     ResourceNames,
     handler_path,
 )
-from orchestration.pipeline.callbacks import CALLBACK_DETAIL_TYPES
+from orchestration.pipeline.callbacks import CALLBACK_DETAIL_TYPES, CALLBACK_ROUTING_PATTERN
 from orchestration.settings import Settings
 from orchestration.statemachine import DEFINITION_FILE, FUNCTION_PLACEHOLDERS, Timings, placeholders
 
@@ -392,6 +392,15 @@ def test_the_key_rotates() -> None:
     assert _resources("aws_kms_key")["this"]["enable_key_rotation"] is True
 
 
+def _hcl(value: Any) -> str:
+    """A JSON value as python-hcl2 prints an HCL expression (``{a = [{b = "c"}]}``)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key} = {_hcl(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_hcl(item) for item in value) + "]"
+    return json.dumps(value)
+
+
 def test_rules_target_the_functions_the_local_runtime_targets() -> None:
     targets = _resources("aws_cloudwatch_event_target")
     assert targets["start_migration"]["arn"] == '${aws_lambda_function.this["start_migration"].arn}'
@@ -409,6 +418,10 @@ def test_rules_target_the_functions_the_local_runtime_targets() -> None:
         assert target["dead_letter_config"], name
     detail_types = [_unquote(item) for item in _locals()["callback_detail_types"]]
     assert tuple(detail_types) == CALLBACK_DETAIL_TYPES
+    # AND the callback rule filters on the events' routing as the local runtime's rule does
+    pattern = _resources("aws_cloudwatch_event_rule")["status_callbacks"]["event_pattern"]
+    assert "local.callback_detail_types" in pattern
+    assert f"detail = {_hcl(CALLBACK_ROUTING_PATTERN)}" in pattern
     permissions = _resources("aws_lambda_permission")
     assert {
         body["function_name"]

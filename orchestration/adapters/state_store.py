@@ -70,6 +70,16 @@ class MigrationRecord:
             approval_id=str(item["approvalId"]) if item.get("approvalId") else None,
         )
 
+    @property
+    def slack_channel(self) -> str | None:
+        """The channel the request names (none for a hand-written request)."""
+        return self.request.spec.slack_channel if self.request.spec is not None else None
+
+    @property
+    def callback_urls(self) -> list[str]:
+        """The request's callback URLs (none for a hand-written request)."""
+        return list(self.request.spec.callback_urls) if self.request.spec is not None else []
+
 
 @dataclass(frozen=True, slots=True)
 class ApprovalRecord:

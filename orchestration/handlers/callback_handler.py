@@ -1,11 +1,13 @@
 """``callback_handler``: status events -> signed POSTs to the migration's callback URLs.
 
-An EventBridge rule sends every status event but ``MigrationRequested`` here. The URLs come
-from the migration's recorded request (``spec.callbackUrls``, from the manifest); a request
-without a spec has none. Delivery failures are logged (``CALLBACK_FAILED``, host and status)
-and counted, never raised: a raise would make EventBridge retry the whole event, and a dead
-CMDB must cost the pipeline nothing. The handler raises only for its own faults (an event
-that breaks the contract, a missing signing secret, DynamoDB or Secrets Manager errors).
+An EventBridge rule sends every status event but ``MigrationRequested`` here, for migrations
+that have callback URLs. The URLs come with the event (``routing.callbackUrls``, copied from
+the manifest by the producer; never part of what is POSTed); an event put before routing
+was added is routed by the migration's recorded request, as before. Delivery failures are
+logged (``CALLBACK_FAILED``, host and status) and counted, never raised: a raise would make
+EventBridge retry the whole event, and a dead CMDB must cost the pipeline nothing. The
+handler raises only for its own faults (an event that breaks the contract, a missing signing
+secret, DynamoDB (an event from before routing) or Secrets Manager errors).
 
 The signing secret is ``CALLBACK_SIGNING_SECRET`` on the embedded default; on AWS
 ``CALLBACK_SIGNING_SECRET_ARN`` names a Secrets Manager secret (a plain string), read with
@@ -30,7 +32,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestration.adapters import aws
 from orchestration.adapters.callback_transport import CallbackTransport, HttpsCallbackTransport
-from orchestration.events import parse_detail
+from orchestration.events import EventDetail, parse_detail
 from orchestration.handlers import wiring
 from orchestration.observability import count, logger, metrics, tracer
 from orchestration.pipeline.callbacks import (
@@ -144,9 +146,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         detail_type=detail.detail_type,
         sequence=detail.sequence,
     )
-    record = wiring.store().get(detail.migration_id)
-    spec = record.request.spec if record is not None else None
-    urls = list(spec.callback_urls) if spec is not None else []
+    urls = _callback_urls(detail)
     if not urls:
         logger.debug("the migration has no callback URLs")
         return summary
@@ -167,6 +167,16 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         _report(outcome)
         summary[outcome.result] += 1
     return summary
+
+
+def _callback_urls(detail: EventDetail) -> list[str]:
+    """The event's own routing; an event put before routing was added (retried across the
+    deployment) is routed, as it used to be, by the migration's recorded request."""
+    if detail.routing is not None:
+        return list(detail.routing.callback_urls)
+    logger.info("event without routing (put before it was added): reading the record")
+    record = wiring.store().get(detail.migration_id)
+    return record.callback_urls if record is not None else []
 
 
 def _report(outcome: DeliveryOutcome) -> None:

@@ -51,7 +51,7 @@ from orchestration.naming import (
     ResourceNames,
     handler_path,
 )
-from orchestration.pipeline.callbacks import CALLBACK_DETAIL_TYPES
+from orchestration.pipeline.callbacks import callback_event_pattern
 from orchestration.pipeline.spec import HealthCheckSpec, MigrationSpec
 from orchestration.statemachine import Timings, render_definition
 
@@ -347,9 +347,7 @@ class EmbeddedSystem:
         events.put_rule(
             Name=self.names.status_callbacks_rule,
             EventBusName=self.resources.event_bus_name,
-            EventPattern=json.dumps(
-                {"source": [EVENT_SOURCE], "detail-type": list(CALLBACK_DETAIL_TYPES)}
-            ),
+            EventPattern=json.dumps(callback_event_pattern(EVENT_SOURCE)),
         )
         events.put_targets(
             Rule=self.names.status_callbacks_rule,

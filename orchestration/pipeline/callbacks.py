@@ -41,6 +41,21 @@ CALLBACK_DETAIL_TYPES: tuple[str, ...] = tuple(
     name for name in EVENT_TYPES if name != MigrationRequested.detail_type
 )
 
+# The rule sends the callback handler only the events of migrations with a callback URL:
+# ``routing.callbackUrls`` holds an https URL (the manifest and the request allow no other
+# scheme). terraform/eventbridge.tf (status_callbacks) has the same pattern.
+CALLBACK_ROUTING_PATTERN: dict[str, Any] = {"routing": {"callbackUrls": [{"prefix": "https://"}]}}
+
+
+def callback_event_pattern(source: str) -> dict[str, Any]:
+    """The callback rule's event pattern, as the embedded system and Terraform create it."""
+    return {
+        "source": [source],
+        "detail-type": list(CALLBACK_DETAIL_TYPES),
+        "detail": CALLBACK_ROUTING_PATTERN,
+    }
+
+
 DeliveryResult = Literal["delivered", "failed", "refused"]
 
 
@@ -53,10 +68,13 @@ def callback_body(
     """The POST body: the EventBridge event's ``id``, ``detail-type``, ``time`` and ``detail``.
 
     ``detail`` carries ``migrationId`` and ``sequence``, so receivers drop duplicates and
-    out-of-order deliveries without a second lookup. Compact JSON, UTF-8: receivers verify
-    the signature over these exact bytes, never over a re-serialisation.
+    out-of-order deliveries without a second lookup. Its ``routing`` is left out: it stays in
+    AWS (one receiver must not learn another's URL, nor any token in it). Compact JSON,
+    UTF-8: receivers verify the signature over these exact bytes, never over a
+    re-serialisation.
     """
-    document = {"id": event_id, "detail-type": detail_type, "time": event_time, "detail": detail}
+    sent = {key: value for key, value in detail.items() if key != "routing"}
+    document = {"id": event_id, "detail-type": detail_type, "time": event_time, "detail": sent}
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 

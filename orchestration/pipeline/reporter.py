@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from orchestration.adapters.event_bus import EventBus
 from orchestration.adapters.state_store import MigrationStore
-from orchestration.events import EventDetail, MigrationStatusUpdated, StepStatus
+from orchestration.events import EventDetail, EventRouting, MigrationStatusUpdated, StepStatus
 from orchestration.migration_request import MigrationRequest
 from orchestration.pipeline.spec import MigrationSpec
 
@@ -18,7 +18,7 @@ Clock = Callable[[], datetime]
 
 
 class MigrationIdentity(Protocol):
-    """What an event needs to name its migration (a spec or a stored record)."""
+    """What an event needs to name its migration and route it (a spec or a stored record)."""
 
     @property
     def migration_id(self) -> str: ...
@@ -30,6 +30,18 @@ class MigrationIdentity(Protocol):
     def target_vm_name(self) -> str: ...
     @property
     def correlation_id(self) -> str: ...
+    @property
+    def slack_channel(self) -> str | None: ...
+    @property
+    def callback_urls(self) -> Sequence[str]: ...
+
+
+def routing_of(migration: MigrationIdentity) -> EventRouting:
+    """Where the migration's events go: every event carries it, so no consumer reads the
+    migration record to route one."""
+    return EventRouting(
+        slack_channel=migration.slack_channel or "", callback_urls=list(migration.callback_urls)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,15 +53,20 @@ class Identity:
     app_name: str
     target_vm_name: str
     correlation_id: str
+    slack_channel: str | None = None
+    callback_urls: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, request: MigrationRequest, correlation_id: str) -> Identity:
+        spec = request.spec
         return cls(
             request.migration_id,
             request.wave,
             request.app_name,
             request.target_vm_name,
             correlation_id,
+            spec.slack_channel if spec is not None else None,
+            tuple(spec.callback_urls) if spec is not None else (),
         )
 
 
@@ -70,6 +87,7 @@ class StatusReporter:
                 "correlation_id": spec.correlation_id,
                 "sequence": self._store.next_sequence(spec.migration_id),
                 "timestamp": self._clock(),
+                "routing": routing_of(spec),
                 **fields,
             }
         )
@@ -99,6 +117,7 @@ class StatusReporter:
             correlation_id=spec.correlation_id,
             sequence=sequence,
             timestamp=now,
+            routing=routing_of(spec),
             step=step,
             status=status,
             message=message,
