@@ -11,26 +11,14 @@ import http.client
 import socket
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from orchestration.pipeline.spec import HealthCheckSpec
+from orchestration.health_checks import CheckResult, HealthCheckSpec
 
 AddressResolver = Callable[[str, int], tuple[str, int]]
 
 
 def direct(address: str, port: int) -> tuple[str, int]:
     return address, port
-
-
-@dataclass(frozen=True, slots=True)
-class CheckResult:
-    """One check's outcome; ``target`` names the instance's address, never the resolved one."""
-
-    check: str  # short name for messages: "tcp 22", "https 443/health"
-    passed: bool
-    detail: str
-    type: str = "tcp"
-    target: str = ""
 
 
 class HealthProber:

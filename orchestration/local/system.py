@@ -29,6 +29,7 @@ from orchestration.adapters import aws
 from orchestration.adapters.callback_transport import HttpsCallbackTransport
 from orchestration.events import EVENT_SOURCE
 from orchestration.handlers import callback_handler, ingress_handler, wiring
+from orchestration.health_checks import HealthCheckSpec
 from orchestration.local.api_calls import ApiCallCounter
 from orchestration.local.callback_receiver import CallbackReceiver
 from orchestration.local.estate import Estate, provision_estate
@@ -52,7 +53,7 @@ from orchestration.naming import (
     handler_path,
 )
 from orchestration.pipeline.callbacks import callback_event_pattern
-from orchestration.pipeline.spec import HealthCheckSpec, MigrationSpec
+from orchestration.pipeline.spec import MigrationSpec
 from orchestration.statemachine import Timings, render_definition
 
 # Who approves hand-written requests (no manifest, no approvers) on the embedded default.

@@ -17,8 +17,8 @@ from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
+from orchestration.health_checks import HealthCheckSpec
 from orchestration.local.tls import self_signed_loopback_tls
-from orchestration.pipeline.spec import HealthCheckSpec
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2.client import EC2Client

@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from orchestration.health_checks import HealthCheckSpec
 from orchestration.migration_request import MigrationRequest
 
 SOURCE_SERVER_ID = re.compile(r"s-[0-9a-zA-Z]{17}")
@@ -32,21 +33,6 @@ class PipelineModel(BaseModel):
         validate_by_alias=True,
         serialize_by_alias=True,
     )
-
-
-class HealthCheckSpec(PipelineModel):
-    type: Literal["tcp", "http"]
-    port: int | None = None
-    path: str = "/"
-    scheme: Literal["http", "https"] = "http"
-    expected_status: int = 200
-    timeout_seconds: int = 5
-
-    @property
-    def effective_port(self) -> int:
-        if self.port is not None:
-            return self.port
-        return 443 if self.scheme == "https" else 80
 
 
 class SourceHints(PipelineModel):
