@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.directory import SlackDirectory
-from orchestration.adapters import aws
 from orchestration.adapters.state_store import MigrationStore
 from orchestration.handlers import wiring
 from orchestration.pipeline.approvals import ApprovalService
@@ -29,7 +28,7 @@ class BotServices:
             approvals=wiring.approvals(),
             rollbacks=RollbackService(
                 store,
-                aws.stepfunctions(),
+                wiring.stepfunctions(),
                 config.state_machine_arn,
                 wiring.clock,
                 config.default_approvers,

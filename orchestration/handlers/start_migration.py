@@ -9,15 +9,13 @@ jobs on one server would collide): it is reported, and applies once that executi
 
 from __future__ import annotations
 
-import json
 from typing import Any, cast
 
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.envelopes import EventBridgeEnvelope
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import ClientError
 
-from orchestration.adapters import aws
+from orchestration.adapters.stepfunctions import ExecutionAlreadyExistsError
 from orchestration.events import MigrationRequested
 from orchestration.execution_names import execution_name, migration_prefix
 from orchestration.handlers import wiring
@@ -57,37 +55,30 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return {"started": False, "reason": "earlier revision running", "running": running}
     name = execution_name(spec.migration_id, spec.revision)
     try:
-        response = aws.stepfunctions().start_execution(
-            stateMachineArn=settings().state_machine_arn,
-            name=name,
-            input=json.dumps({"spec": spec.model_dump(mode="json", by_alias=True)}),
+        execution_arn = wiring.stepfunctions().start(
+            settings().state_machine_arn,
+            name,
+            {"spec": spec.model_dump(mode="json", by_alias=True)},
         )
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "ExecutionAlreadyExists":
-            logger.info("execution already exists: a redelivered request", extra={"name": name})
-            return {"started": False, "reason": "already started", "name": name}
-        raise
-    store.set_execution(spec.migration_id, spec.revision, response["executionArn"], wiring.clock())
+    except ExecutionAlreadyExistsError:
+        logger.info("execution already exists: a redelivered request", extra={"name": name})
+        return {"started": False, "reason": "already started", "name": name}
+    store.set_execution(spec.migration_id, spec.revision, execution_arn, wiring.clock())
     count("ExecutionsStarted")
     wiring.reporter().step(
         spec,
         "Intake",
         "SUCCEEDED",
         f"execution {name} started",
-        executionArn=response["executionArn"],
+        executionArn=execution_arn,
     )
-    return {"started": True, "executionArn": response["executionArn"]}
+    return {"started": True, "executionArn": execution_arn}
 
 
 def _running_execution(migration_id: str, revision: str) -> str | None:
     """The name of a RUNNING execution of another revision of this migration, if any."""
-    paginator = aws.stepfunctions().get_paginator("list_executions")
     prefix = migration_prefix(migration_id)
-    for page in paginator.paginate(
-        stateMachineArn=settings().state_machine_arn, statusFilter="RUNNING"
-    ):
-        for execution in page["executions"]:
-            name = execution["name"]
-            if name.startswith(prefix) and name != execution_name(migration_id, revision):
-                return name
+    for name in wiring.stepfunctions().running_execution_names(settings().state_machine_arn):
+        if name.startswith(prefix) and name != execution_name(migration_id, revision):
+            return name
     return None

@@ -14,6 +14,7 @@ from orchestration.adapters.event_bus import EventBus
 from orchestration.adapters.health import AddressResolver, HealthProber, direct
 from orchestration.adapters.mgn import MgnAdapter
 from orchestration.adapters.state_store import MigrationStore
+from orchestration.adapters.stepfunctions import StepFunctionsAdapter
 from orchestration.pipeline.approvals import ApprovalService
 from orchestration.pipeline.reporter import StatusReporter
 from orchestration.pipeline.steps import MigrationSteps
@@ -71,10 +72,15 @@ def steps() -> MigrationSteps:
 
 
 @cache
+def stepfunctions() -> StepFunctionsAdapter:
+    return StepFunctionsAdapter(aws.stepfunctions())
+
+
+@cache
 def approvals() -> ApprovalService:
-    return ApprovalService(store(), aws.stepfunctions(), reporter(), clock)
+    return ApprovalService(store(), stepfunctions(), reporter(), clock)
 
 
 def reset() -> None:
-    for built in (store, reporter, mgn, steps, approvals):
+    for built in (store, reporter, mgn, steps, stepfunctions, approvals):
         built.cache_clear()

@@ -8,16 +8,14 @@ audited. The Slack bot and ``wavepilot approve`` both decide through this servic
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from botocore.exceptions import ClientError
-
-from orchestration.adapters.state_store import ApprovalRecord, MigrationStore
+from orchestration.adapters.state_store import ApprovalRecord
+from orchestration.adapters.stepfunctions import StepFunctionsRefusedError, TaskNotWaitingError
 from orchestration.events import (
     ApprovalDecided,
     ApprovalRequested,
@@ -25,11 +23,8 @@ from orchestration.events import (
     LaunchedInstance,
 )
 from orchestration.pipeline.errors import APPROVAL_REJECTED
-from orchestration.pipeline.reporter import StatusReporter
+from orchestration.pipeline.ports import ApprovalGate, ApprovalRecords, StatusReports
 from orchestration.pipeline.spec import MigrationSpec
-
-if TYPE_CHECKING:
-    from mypy_boto3_stepfunctions.client import SFNClient
 
 Decision = Literal["APPROVED", "REJECTED"]
 # Whether a Slack user belongs to a user group (the bot asks Slack; the CLI cannot).
@@ -95,13 +90,13 @@ class DecisionOutcome:
 class ApprovalService:
     def __init__(
         self,
-        store: MigrationStore,
-        stepfunctions: SFNClient,
-        reporter: StatusReporter,
+        store: ApprovalRecords,
+        gate: ApprovalGate,
+        reporter: StatusReports,
         clock: Callable[[], datetime],
     ) -> None:
         self._store = store
-        self._sfn = stepfunctions
+        self._gate = gate
         self._report = reporter
         self._clock = clock
 
@@ -207,22 +202,16 @@ class ApprovalService:
             raise refuse(_already(current))
         try:
             if decision == "APPROVED":
-                self._sfn.send_task_success(
-                    taskToken=token, output=json.dumps({"decision": decision, "decidedBy": user})
-                )
+                self._gate.send_task_success(token, {"decision": decision, "decidedBy": user})
             else:
-                self._sfn.send_task_failure(
-                    taskToken=token, error=APPROVAL_REJECTED, cause=reason or f"rejected by {user}"
+                self._gate.send_task_failure(
+                    token, error=APPROVAL_REJECTED, cause=reason or f"rejected by {user}"
                 )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] in {
-                "TaskTimedOut",
-                "InvalidToken",
-                "TaskDoesNotExist",
-            }:
-                raise refuse(
-                    ApprovalExpiredError(f"approval {approval_id} is no longer waiting")
-                ) from exc
+        except TaskNotWaitingError as exc:
+            raise refuse(
+                ApprovalExpiredError(f"approval {approval_id} is no longer waiting")
+            ) from exc
+        except StepFunctionsRefusedError as exc:
             # The gate never heard: the decision must not stand, or nobody could retry it.
             self._store.revert_decision(approval_id, user=user)
             self._store.audit(

@@ -11,21 +11,16 @@ because MGN cannot take back a finalized cutover. Every attempt is audited.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
-from botocore.exceptions import ClientError
-
-from orchestration.adapters.state_store import MigrationRecord, MigrationStore
+from orchestration.adapters.state_store import MigrationRecord
+from orchestration.adapters.stepfunctions import ExecutionDoesNotExistError
 from orchestration.execution_names import rollback_execution_name
 from orchestration.pipeline.approvals import GroupMembership, no_groups
 from orchestration.pipeline.errors import ROLLBACK_REQUESTED
-
-if TYPE_CHECKING:
-    from mypy_boto3_stepfunctions.client import SFNClient
+from orchestration.pipeline.ports import Executions, MigrationRecords
 
 FINALIZED = "COMPLETED"
 ROLLED_BACK = "ROLLED_BACK"
@@ -49,14 +44,14 @@ class RollbackStarted:
 class RollbackService:
     def __init__(
         self,
-        store: MigrationStore,
-        stepfunctions: SFNClient,
+        store: MigrationRecords,
+        executions: Executions,
         state_machine_arn: str,
         clock: Callable[[], datetime],
         default_operators: list[str],
     ) -> None:
         self._store = store
-        self._sfn = stepfunctions
+        self._executions = executions
         self._state_machine_arn = state_machine_arn
         self._clock = clock
         self._default_operators = default_operators
@@ -125,26 +120,22 @@ class RollbackService:
             raise RollbackRequestError("a rollback needs a reason (it goes in the thread)")
         record = self.check(migration_id, user=user, is_member=is_member)
         assert record.execution_arn is not None
-        execution = self._sfn.describe_execution(executionArn=record.execution_arn)
+        execution = self._executions.execution(record.execution_arn)
         stopped = None
-        if execution["status"] == "RUNNING":
+        if execution.running:
             try:
-                self._sfn.stop_execution(
-                    executionArn=record.execution_arn,
+                self._executions.stop(
+                    record.execution_arn,
                     error=ROLLBACK_REQUESTED,
                     cause=f"rollback requested by {user}: {reason}"[:32_000],
                 )
                 stopped = record.execution_arn
-            except ClientError as exc:  # it ended meanwhile: roll back what it left
-                if exc.response["Error"]["Code"] != "ExecutionDoesNotExist":
-                    raise
+            except ExecutionDoesNotExistError:  # it ended meanwhile: roll back what it left
+                pass
         request = {"requestedBy": user, "reason": f"requested by <@{user}>: {reason.strip()}"}
-        payload = {**json.loads(execution.get("input") or "{}"), "rollbackRequest": request}
+        payload = {**execution.input, "rollbackRequest": request}
         name = rollback_execution_name(migration_id, record.revision, now)
-        started = self._sfn.start_execution(
-            stateMachineArn=self._state_machine_arn, name=name, input=json.dumps(payload)
-        )
-        arn = started["executionArn"]
+        arn = self._executions.start(self._state_machine_arn, name, payload)
         self._store.set_execution(migration_id, record.revision, arn, now)
         self._store.audit_migration(
             migration_id,

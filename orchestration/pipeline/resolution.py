@@ -7,7 +7,8 @@ candidates, never a guess.
 
 from __future__ import annotations
 
-from orchestration.adapters.mgn import MgnAdapter, SourceServer, SourceServerNotFoundError
+from orchestration.adapters.mgn import SourceServer, SourceServerNotFoundError
+from orchestration.pipeline.ports import SourceServers
 from orchestration.pipeline.spec import SourceHints
 
 
@@ -15,7 +16,7 @@ def _short(name: str | None) -> str:
     return (name or "").lower().split(".")[0]
 
 
-def resolve_source_server(mgn: MgnAdapter, hints: SourceHints) -> SourceServer:
+def resolve_source_server(mgn: SourceServers, hints: SourceHints) -> SourceServer:
     """The one non-archived source server the hints name.
 
     Raises:

@@ -15,11 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from orchestration.adapters.ec2 import Ec2Adapter
-from orchestration.adapters.health import HealthProber
 from orchestration.adapters.mgn import (
     Job,
-    MgnAdapter,
     MgnConflictError,
     SourceServer,
     SourceServerNotFoundError,
@@ -41,7 +38,7 @@ from orchestration.pipeline.errors import (
     ReplicationTimeoutError,
     RollbackRefusedError,
 )
-from orchestration.pipeline.reporter import StatusReporter
+from orchestration.pipeline.ports import Ec2, HealthProbe, Mgn, StatusReports
 from orchestration.pipeline.resolution import resolve_source_server
 from orchestration.pipeline.spec import MigrationSpec
 
@@ -101,10 +98,10 @@ class MigrationSteps:
     def __init__(
         self,
         *,
-        mgn: MgnAdapter,
-        ec2: Ec2Adapter,
-        prober: HealthProber,
-        reporter: StatusReporter,
+        mgn: Mgn,
+        ec2: Ec2,
+        prober: HealthProbe,
+        reporter: StatusReports,
         clock: Callable[[], datetime],
     ) -> None:
         self._mgn = mgn

@@ -1,0 +1,193 @@
+"""What the pipeline's services need from the world, as small interfaces (ports).
+
+The adapters in :mod:`orchestration.adapters` implement them (structurally: no adapter
+imports this module); unit tests pass in-memory fakes of the same interfaces. Each port holds
+only the calls its services make, so a fake stays small and a new call is a visible change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from orchestration.adapters.ec2 import Instance, Subnet
+    from orchestration.adapters.mgn import Job, SourceServer
+    from orchestration.adapters.state_store import ApprovalRecord, MigrationRecord
+    from orchestration.adapters.stepfunctions import Execution
+    from orchestration.events import EventDetail, MigrationStatusUpdated, StepStatus
+    from orchestration.health_checks import CheckResult, HealthCheckSpec
+    from orchestration.pipeline.reporter import MigrationIdentity
+    from orchestration.pipeline.spec import MigrationSpec
+
+E = TypeVar("E", bound="EventDetail")
+
+
+# --- Step Functions (orchestration.adapters.stepfunctions.StepFunctionsAdapter) ------------
+
+
+class ApprovalGate(Protocol):
+    """The approval gate's waiting task, answered by its token.
+
+    Both calls raise ``TaskNotWaitingError`` when the task no longer waits (timed out,
+    ended, invalid token), ``StepFunctionsRefusedError`` when Step Functions refused the
+    call for another reason (the gate was not told)."""
+
+    def send_task_success(self, task_token: str, output: Mapping[str, Any]) -> None: ...
+
+    def send_task_failure(self, task_token: str, *, error: str, cause: str) -> None: ...
+
+
+class Executions(Protocol):
+    """Executions of the migration state machine (an operator's rollback)."""
+
+    def execution(self, execution_arn: str) -> Execution: ...
+
+    def stop(self, execution_arn: str, *, error: str, cause: str) -> None:
+        """Raises ``ExecutionDoesNotExistError`` if it is gone."""
+        ...
+
+    def start(self, state_machine_arn: str, name: str, payload: Mapping[str, Any]) -> str:
+        """The new execution's ARN; ``ExecutionAlreadyExistsError`` if the name is taken."""
+        ...
+
+
+# --- the state table (orchestration.adapters.state_store.MigrationStore) -----------------
+
+
+class ApprovalRecords(Protocol):
+    """Approvals, their decisions and audit trail, and the migration they gate."""
+
+    def create_approval(self, approval: ApprovalRecord, task_token: str) -> None: ...
+
+    def approval(self, approval_id: str) -> ApprovalRecord | None: ...
+
+    def pending_approval_id(self, migration_id: str) -> str | None: ...
+
+    def decide_approval(
+        self, approval_id: str, *, decision: str, user: str, reason: str, now: datetime
+    ) -> str | None:
+        """The task token if this call decided the approval; None if it was decided before."""
+        ...
+
+    def revert_decision(self, approval_id: str, *, user: str) -> None: ...
+
+    def audit(
+        self, approval_id: str, *, actor: str, action: str, outcome: str, detail: str, now: datetime
+    ) -> None: ...
+
+    def get(self, migration_id: str) -> MigrationRecord | None: ...
+
+
+class MigrationRecords(Protocol):
+    """Migrations as operators act on them (a rollback request)."""
+
+    def get(self, migration_id: str) -> MigrationRecord | None: ...
+
+    def set_execution(
+        self, migration_id: str, revision: str, execution_arn: str, now: datetime
+    ) -> None: ...
+
+    def audit_migration(
+        self,
+        migration_id: str,
+        *,
+        actor: str,
+        action: str,
+        outcome: str,
+        detail: str,
+        now: datetime,
+    ) -> None: ...
+
+
+# --- status events (orchestration.pipeline.reporter.StatusReporter) ----------------------
+
+
+class StatusReports(Protocol):
+    """Every step reports: status events, numbered per migration."""
+
+    def emit(self, spec: MigrationIdentity, event_type: type[E], **fields: Any) -> E: ...
+
+    def step(
+        self,
+        spec: MigrationSpec,
+        step: str,
+        status: StepStatus,
+        message: str,
+        *,
+        migration_status: str | None = None,
+        **data: Any,
+    ) -> MigrationStatusUpdated: ...
+
+
+# --- MGN, EC2 and health probes (orchestration.adapters.mgn, .ec2, .health) ---------------
+
+
+class SourceServers(Protocol):
+    """Finding a VM's MGN source server."""
+
+    def source_servers(
+        self, ids: Sequence[str] | None = None, *, include_archived: bool = False
+    ) -> list[SourceServer]: ...
+
+    def source_server(self, source_server_id: str) -> SourceServer:
+        """Raises ``SourceServerNotFoundError`` if there is none."""
+        ...
+
+
+class Mgn(SourceServers, Protocol):
+    """What the migration's steps ask of MGN (errors: ``orchestration.adapters.mgn``)."""
+
+    def launch_template_id(self, source_server_id: str) -> str: ...
+
+    def update_launch_configuration(
+        self, source_server_id: str, *, boot_mode: str, os_byol: bool
+    ) -> None: ...
+
+    def change_life_cycle_state(self, source_server_id: str, state: str) -> SourceServer: ...
+
+    def active_job_for(
+        self, server: SourceServer, known_job_ids: Sequence[str] = ()
+    ) -> Job | None: ...
+
+    def start_test(self, source_server_ids: Sequence[str], tags: dict[str, str]) -> Job: ...
+
+    def start_cutover(self, source_server_ids: Sequence[str], tags: dict[str, str]) -> Job: ...
+
+    def terminate_target_instances(self, source_server_ids: Sequence[str]) -> Job: ...
+
+    def job(self, job_id: str) -> Job: ...
+
+    def finalize_cutover(self, source_server_id: str) -> SourceServer: ...
+
+
+class Ec2(Protocol):
+    """Live checks of the target network, the launch template, the launched instance."""
+
+    def subnet(self, subnet_id: str) -> Subnet | None: ...
+
+    def security_group_vpcs(self, group_ids: list[str]) -> dict[str, str]: ...
+
+    def instance_type_offered(self, instance_type: str, availability_zone: str) -> bool: ...
+
+    def instance_profile_exists(self, name: str) -> bool: ...
+
+    def set_launch_template(
+        self,
+        launch_template_id: str,
+        *,
+        instance_type: str,
+        subnet_id: str,
+        security_group_ids: list[str],
+        iam_instance_profile: str | None,
+        tags: dict[str, str],
+    ) -> int: ...
+
+    def instance(self, instance_id: str) -> Instance | None: ...
+
+
+class HealthProbe(Protocol):
+    """Runs one of the VM's health checks against an address."""
+
+    def run(self, address: str, check: HealthCheckSpec) -> CheckResult: ...
