@@ -1,0 +1,250 @@
+"""ApprovalService's decisions, over in-memory fakes of its ports (no AWS, no emulator)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from botocore.exceptions import ClientError
+
+from orchestration.adapters.stepfunctions import (
+    InvalidTaskTokenError,
+    StepFunctionsRefusedError,
+    TaskDoesNotExistError,
+    TaskNotWaitingError,
+    TaskTimedOutError,
+)
+from orchestration.events import ApprovalDecided, ApprovalRequested
+from orchestration.pipeline.approvals import (
+    ApprovalAlreadyDecidedError,
+    ApprovalExpiredError,
+    ApprovalNotFoundError,
+    ApprovalService,
+    Decision,
+    DecisionOutcome,
+    GroupMembership,
+    NotAnApproverError,
+    SelfApprovalError,
+    no_groups,
+)
+from orchestration.pipeline.errors import APPROVAL_REJECTED
+from orchestration.pipeline.spec import MigrationSpec
+from tests.support.fakes import (
+    FakeReporter,
+    FakeStepFunctions,
+    FakeStore,
+    FixedClock,
+    migration_record,
+)
+
+ALICE = "U07ALICE001"
+BOB = "U07BOB00002"
+DANA = "U07DANA0003"
+LEADS = "S07MIGLEADS"
+TIMEOUT = 3600
+
+
+@dataclass
+class Gate:
+    service: ApprovalService
+    store: FakeStore
+    sfn: FakeStepFunctions
+    reporter: FakeReporter
+    clock: FixedClock
+    approval_id: str
+
+    def decide(
+        self,
+        decision: Decision = "APPROVED",
+        user: str = ALICE,
+        *,
+        reason: str = "",
+        is_member: GroupMembership = no_groups,
+        is_requester: Callable[[str], bool] = lambda _user: False,
+    ) -> DecisionOutcome:
+        return self.service.decide(
+            self.approval_id,
+            decision,
+            user=user,
+            reason=reason,
+            is_member=is_member,
+            is_requester=is_requester,
+        )
+
+    def status(self) -> str:
+        approval = self.store.approval(self.approval_id)
+        assert approval is not None
+        return approval.status
+
+    def audit_outcomes(self) -> list[tuple[str, str, str]]:
+        return [(a.actor, a.action, a.outcome) for a in self.store.audits]
+
+
+def _spec() -> MigrationSpec:
+    record = migration_record()
+    return MigrationSpec.from_request(
+        record.request, record.revision, record.correlation_id, default_approvers=[ALICE, LEADS]
+    )
+
+
+@pytest.fixture
+def gate() -> Gate:
+    """GIVEN a gate opened for mig-12345, approvers Alice and the leads group, 1 h timeout."""
+    clock = FixedClock()
+    store = FakeStore(migrations={"mig-12345": migration_record()})
+    sfn = FakeStepFunctions()
+    reporter = FakeReporter(clock)
+    service = ApprovalService(store, sfn, reporter, clock)
+    approval = service.request(_spec(), "token-1", TIMEOUT)
+    return Gate(service, store, sfn, reporter, clock, approval.approval_id)
+
+
+def test_opening_the_gate_keeps_the_token_and_announces_who_may_decide(gate: Gate) -> None:
+    approval = gate.store.approval(gate.approval_id)
+    assert approval is not None
+    assert approval.status == "PENDING"
+    assert approval.expires_at == gate.clock.now + timedelta(seconds=TIMEOUT)
+    assert gate.store.tokens[gate.approval_id] == "token-1"
+    assert [(s.step, s.status) for s in gate.reporter.steps] == [("AwaitApproval", "WAITING")]
+    (requested,) = gate.reporter.of_type(ApprovalRequested)
+    assert requested.approval_id == gate.approval_id
+    assert requested.approvers == [ALICE, LEADS]
+    assert "token-1" not in requested.model_dump_json()  # the token never leaves AWS
+
+
+def test_an_approver_approves_and_the_gate_resumes(gate: Gate) -> None:
+    gate.decide("APPROVED", ALICE, reason="go")
+
+    (answer,) = gate.sfn.answers
+    assert (answer.token, answer.outcome) == ("token-1", "success")
+    assert answer.output == {"decision": "APPROVED", "decidedBy": ALICE}
+    assert gate.status() == "APPROVED"
+    assert gate.audit_outcomes() == [(ALICE, "approve", "decided")]
+    (decided,) = gate.reporter.of_type(ApprovalDecided)
+    assert (decided.decision, decided.decided_by, decided.reason) == ("APPROVED", ALICE, "go")
+
+
+def test_a_rejection_fails_the_gate_with_the_reason(gate: Gate) -> None:
+    gate.decide("REJECTED", ALICE, reason="app team not ready")
+
+    (answer,) = gate.sfn.answers
+    assert (answer.outcome, answer.error, answer.cause) == (
+        "failure",
+        APPROVAL_REJECTED,
+        "app team not ready",
+    )
+    assert gate.status() == "REJECTED"
+
+
+def test_a_double_click_decides_once(gate: Gate) -> None:
+    gate.decide("APPROVED", ALICE)
+
+    with pytest.raises(ApprovalAlreadyDecidedError, match="already approved by <@U07ALICE001>"):
+        gate.decide("REJECTED", ALICE, reason="changed my mind")
+
+    assert len(gate.sfn.answers) == 1
+    assert gate.status() == "APPROVED"
+    assert gate.audit_outcomes() == [(ALICE, "approve", "decided"), (ALICE, "reject", "refused")]
+
+
+def test_a_click_that_loses_the_race_reads_who_won(gate: Gate) -> None:
+    # GIVEN another click decides between this one's read and its conditional write
+    gate.store.decided_meanwhile = ("REJECTED", BOB)
+
+    with pytest.raises(ApprovalAlreadyDecidedError, match=f"already rejected by <@{BOB}>"):
+        gate.decide("APPROVED", ALICE)
+
+    assert gate.sfn.answers == []
+
+
+def test_after_the_timeout_no_one_can_decide(gate: Gate) -> None:
+    gate.clock.advance(timedelta(seconds=TIMEOUT))
+
+    with pytest.raises(ApprovalExpiredError, match="expired at"):
+        gate.decide("APPROVED", ALICE)
+
+    assert gate.sfn.answers == []
+    assert gate.status() == "PENDING"
+    assert gate.audit_outcomes() == [(ALICE, "approve", "refused")]
+
+
+def test_someone_not_listed_may_not_decide(gate: Gate) -> None:
+    with pytest.raises(NotAnApproverError, match=f"<@{BOB}> is not an approver of wave-3"):
+        gate.decide("APPROVED", BOB)
+
+    assert gate.sfn.answers == []
+    assert gate.audit_outcomes() == [(BOB, "approve", "refused")]
+
+
+def test_a_member_of_a_listed_user_group_may_decide(gate: Gate) -> None:
+    gate.decide("APPROVED", BOB, is_member=lambda user, group: (user, group) == (BOB, LEADS))
+
+    assert gate.status() == "APPROVED"
+
+
+def test_the_requester_may_not_approve_their_own_change(gate: Gate) -> None:
+    with pytest.raises(SelfApprovalError, match="someone else must approve it"):
+        gate.decide("APPROVED", ALICE, is_requester=lambda user: user == ALICE)
+
+    assert gate.sfn.answers == []
+    assert gate.status() == "PENDING"
+
+
+def test_an_unknown_approval_is_not_found(gate: Gate) -> None:
+    with pytest.raises(ApprovalNotFoundError):
+        gate.service.decide("apv-0000000000000000", "APPROVED", user=ALICE)
+
+
+@pytest.mark.parametrize("error", [TaskTimedOutError, InvalidTaskTokenError, TaskDoesNotExistError])
+def test_a_gate_that_stopped_waiting_is_reported_as_expired(
+    gate: Gate, error: type[TaskNotWaitingError]
+) -> None:
+    # GIVEN Step Functions says the task no longer waits (its timeout passed meanwhile)
+    gate.sfn.answer_fails_with = error("TaskTimedOut: Task Timed Out")
+
+    with pytest.raises(ApprovalExpiredError, match="is no longer waiting"):
+        gate.decide("APPROVED", ALICE)
+
+    assert gate.audit_outcomes() == [(ALICE, "approve", "refused")]
+    assert gate.reporter.of_type(ApprovalDecided) == []
+
+
+def test_a_refused_answer_does_not_let_the_decision_stand(gate: Gate) -> None:
+    # GIVEN Step Functions refuses the answer (the role lacks states:SendTaskSuccess)
+    refusal = StepFunctionsRefusedError(
+        {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}},
+        "SendTaskSuccess",
+    )
+    gate.sfn.answer_fails_with = refusal
+
+    # THEN the refusal reaches the caller as the ClientError the edges explain
+    with pytest.raises(ClientError) as raised:
+        gate.decide("APPROVED", ALICE)
+
+    assert raised.value.operation_name == "SendTaskSuccess"
+    assert gate.status() == "PENDING"  # someone can decide again
+    assert gate.audit_outcomes() == [(ALICE, "approve", "failed")]
+    assert gate.reporter.of_type(ApprovalDecided) == []
+    gate.decide("APPROVED", ALICE)  # and it can be retried
+    assert gate.status() == "APPROVED"
+
+
+def test_a_gate_that_times_out_is_marked_expired_once(gate: Gate) -> None:
+    gate.service.expire("mig-12345")
+    gate.service.expire("mig-12345")
+
+    assert gate.status() == "EXPIRED"
+    assert gate.audit_outcomes() == [("wavepilot", "expire", "expired")]
+    (decided,) = gate.reporter.of_type(ApprovalDecided)
+    assert (decided.decision, decided.decided_by) == ("EXPIRED", "wavepilot")
+
+
+def test_a_decided_gate_is_not_expired(gate: Gate) -> None:
+    gate.decide("APPROVED", ALICE)
+
+    gate.service.expire("mig-12345", reason="rolled back by an operator")
+
+    assert gate.status() == "APPROVED"
+    assert [d.decision for d in gate.reporter.of_type(ApprovalDecided)] == ["APPROVED"]

@@ -1,0 +1,274 @@
+"""MigrationSteps' decisions, over in-memory fakes of MGN, EC2, the prober and the reporter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from orchestration.adapters.ec2 import Subnet
+from orchestration.events import MigrationFailed, RollbackCompleted, RollbackStarted
+from orchestration.pipeline.errors import (
+    CutoverWindowClosedError,
+    HealthCheckFailedError,
+    PrerequisiteError,
+    RollbackRefusedError,
+)
+from orchestration.pipeline.spec import MigrationSpec
+from orchestration.pipeline.steps import MigrationSteps
+from tests.support.fakes import (
+    FakeEc2,
+    FakeMgn,
+    FakeProbe,
+    FakeReporter,
+    FixedClock,
+    job,
+    migration_record,
+    running_instance,
+    source_server,
+)
+
+SERVER = "s-0123456789abcdef0"
+CONFIG = {
+    "pollInitialSeconds": 5,
+    "pollMaxSeconds": 60,
+    "pollBackoff": 2,
+    "replicationTimeoutSeconds": 3600,
+    "launchTimeoutSeconds": 600,
+}
+
+
+@dataclass
+class Pipeline:
+    steps: MigrationSteps
+    mgn: FakeMgn
+    ec2: FakeEc2
+    probe: FakeProbe
+    reporter: FakeReporter
+    clock: FixedClock
+
+    def state(self, **spec_changes: Any) -> dict[str, Any]:
+        """The execution's state after ValidateInput, for a spec with two health checks."""
+        record = migration_record()
+        spec = MigrationSpec.from_request(
+            record.request, record.revision, record.correlation_id, default_approvers=["U1"]
+        )
+        spec = spec.model_validate(
+            {
+                **spec.model_dump(by_alias=False),
+                "health_checks": [{"type": "tcp", "port": 22}, {"type": "http", "port": 8080}],
+                **spec_changes,
+            }
+        )
+        return {
+            "spec": spec.model_dump(mode="json", by_alias=True),
+            "config": CONFIG,
+            "source": {"sourceServerId": SERVER, "launchTemplateId": "lt-0123456789abcdef0"},
+        }
+
+
+@pytest.fixture
+def pipeline() -> Pipeline:
+    clock = FixedClock()
+    mgn, ec2, probe = FakeMgn(source_server(SERVER)), FakeEc2(), FakeProbe()
+    reporter = FakeReporter(clock)
+    steps = MigrationSteps(mgn=mgn, ec2=ec2, prober=probe, reporter=reporter, clock=clock)
+    return Pipeline(steps, mgn, ec2, probe, reporter, clock)
+
+
+# --- launches --------------------------------------------------------------------------------
+
+
+def test_the_test_launch_starts_one_mgn_job_and_says_so(pipeline: Pipeline) -> None:
+    result = pipeline.steps.trigger(pipeline.state(), "test")
+
+    ((kind, ids, tags),) = pipeline.mgn.launched
+    assert (kind, ids) == ("START_TEST", [SERVER])
+    assert tags["wavepilot:migration-id"] == "mig-12345"
+    assert result == {"started": True, "done": True, "jobId": "mgnjob-0001"}
+    assert [(s.step, s.status) for s in pipeline.reporter.steps] == [
+        ("StartTestLaunch", "SUCCEEDED")
+    ]
+
+
+def test_a_retried_launch_adopts_the_job_it_already_started(pipeline: Pipeline) -> None:
+    # GIVEN the Lambda started the test launch, then failed before returning (and is retried)
+    pipeline.mgn.add_job(job("mgnjob-earlier", initiated_by="START_TEST"))
+
+    result = pipeline.steps.trigger(pipeline.state(), "test")
+
+    assert result == {"started": True, "done": True, "jobId": "mgnjob-earlier"}
+    assert pipeline.mgn.launched == []  # no second job on the server
+    assert pipeline.reporter.steps == []
+
+
+def test_a_launch_waits_behind_another_job_on_the_server(pipeline: Pipeline) -> None:
+    pipeline.mgn.add_job(job("mgnjob-terminate", initiated_by="TERMINATE"))
+
+    result = pipeline.steps.trigger(pipeline.state(), "test")
+
+    assert (result["started"], result["done"], result["blockedBy"]) == (
+        False,
+        False,
+        "mgnjob-terminate",
+    )
+    assert result["waitSeconds"] == CONFIG["pollInitialSeconds"]
+    assert pipeline.mgn.launched == []
+
+
+def test_a_closed_cutover_window_rolls_the_migration_back(pipeline: Pipeline) -> None:
+    now = pipeline.clock.now
+    state = pipeline.state(window_start=now - timedelta(hours=3), window_end=now)
+
+    with pytest.raises(CutoverWindowClosedError, match=r"closed at .*rolled back"):
+        pipeline.steps.trigger(state, "cutover")
+
+    assert pipeline.mgn.launched == []
+
+
+def test_an_approved_cutover_waits_for_its_window_and_says_so_once(pipeline: Pipeline) -> None:
+    now = pipeline.clock.now
+    state = pipeline.state(window_start=now + timedelta(seconds=30), window_end=now + timedelta(1))
+
+    first = pipeline.steps.trigger(state, "cutover")
+    second = pipeline.steps.trigger({**state, "cutover": first}, "cutover")
+
+    assert (first["started"], first["waitSeconds"]) == (False, 31)
+    assert second["started"] is False
+    assert [(s.step, s.status) for s in pipeline.reporter.steps] == [("StartCutover", "WAITING")]
+    assert pipeline.mgn.launched == []
+
+    pipeline.clock.advance(timedelta(seconds=31))
+    opened = pipeline.steps.trigger({**state, "cutover": second}, "cutover")
+    assert opened["started"] is True
+    assert [kind for kind, _, _ in pipeline.mgn.launched] == ["START_CUTOVER"]
+
+
+# --- verification and health checks ---------------------------------------------------------
+
+
+def _launched(pipeline: Pipeline) -> dict[str, Any]:
+    """State after a test launch whose instance is up and running."""
+    pipeline.mgn.add_job(
+        job(
+            "mgnjob-test",
+            status="COMPLETED",
+            launch_status="LAUNCHED",
+            instance_id="i-0123456789abcdef0",
+        )
+    )
+    pipeline.ec2.instances["i-0123456789abcdef0"] = running_instance("i-0123456789abcdef0")
+    return {**pipeline.state(), "test": {"jobId": "mgnjob-test"}}
+
+
+def test_a_healthy_test_instance_is_verified_with_what_the_approver_sees(
+    pipeline: Pipeline,
+) -> None:
+    result = pipeline.steps.verify_launch(_launched(pipeline), "test")
+
+    assert result["done"] is True
+    assert (result["instanceId"], result["privateIp"]) == ("i-0123456789abcdef0", "10.0.1.15")
+    assert [(c["target"], c["passed"]) for c in result["healthChecks"]] == [
+        ("10.0.1.15:22", True),
+        ("10.0.1.15:8080", True),
+    ]
+    assert [(s.step, s.status) for s in pipeline.reporter.steps] == [
+        ("VerifyTestLaunch", "SUCCEEDED")
+    ]
+
+
+def test_a_failing_health_check_is_polled_until_the_launch_timeout(pipeline: Pipeline) -> None:
+    pipeline.probe.failing = {8080}
+    state = _launched(pipeline)
+
+    polled = pipeline.steps.verify_launch(state, "test")
+
+    assert (polled["done"], polled["stage"]) == (False, "health checks")
+    assert pipeline.reporter.steps == []
+
+    # GIVEN the check still fails once the launch timeout has passed since the first poll
+    late = {**state, "testCheck": {**polled, "startedAt": 1.0}}
+    with pytest.raises(HealthCheckFailedError, match="http 8080: ConnectionRefusedError"):
+        pipeline.steps.verify_launch(late, "test")
+
+
+# --- ValidateInput ---------------------------------------------------------------------------
+
+
+def test_missing_prerequisites_are_reported_together(pipeline: Pipeline) -> None:
+    # GIVEN the subnet exists but the security group is in another VPC, and no source server
+    pipeline.ec2.subnets["subnet-12345"] = Subnet("subnet-12345", "vpc-aaaa", "us-east-1a")
+    pipeline.ec2.groups["sg-12345"] = "vpc-bbbb"
+    pipeline.mgn.servers.clear()
+
+    with pytest.raises(PrerequisiteError) as raised:
+        pipeline.steps.validate_input(pipeline.state())
+
+    message = str(raised.value)
+    assert (
+        "security group sg-12345 is in vpc-bbbb but subnet subnet-12345 is in vpc-aaaa" in message
+    )
+    assert f"source server {SERVER} does not exist in MGN" in message
+
+
+# --- Rollback --------------------------------------------------------------------------------
+
+
+def _failed(pipeline: Pipeline) -> dict[str, Any]:
+    return {
+        **pipeline.state(),
+        "error": {"Error": "HealthCheckFailedError", "Cause": '{"errorMessage": "tcp 22 failed"}'},
+    }
+
+
+def test_a_rollback_waits_for_mgns_job_then_terminates_what_was_launched(
+    pipeline: Pipeline,
+) -> None:
+    # GIVEN a test instance is running and MGN's launch job is still finishing
+    pipeline.mgn.servers[SERVER] = source_server(
+        SERVER, lifecycle_state="TESTING", launched_instance_id="i-0123456789abcdef0"
+    )
+    pipeline.ec2.instances["i-0123456789abcdef0"] = running_instance("i-0123456789abcdef0")
+    pipeline.mgn.add_job(job("mgnjob-test", initiated_by="START_TEST"))
+    state = _failed(pipeline)
+
+    waiting = pipeline.steps.rollback(state)
+    assert (waiting["done"], waiting["waitingFor"]) == (False, "mgnjob-test")
+    assert pipeline.mgn.terminated == []
+
+    pipeline.mgn.add_job(job("mgnjob-test", status="COMPLETED", launch_status="LAUNCHED"))
+    terminating = pipeline.steps.rollback({**state, "rollback": waiting})
+
+    assert terminating["terminated"] == ["i-0123456789abcdef0"]
+    assert pipeline.mgn.terminated == [[SERVER]]
+    assert pipeline.mgn.lifecycle_changes == [(SERVER, "READY_FOR_TEST")]
+    (started,) = pipeline.reporter.of_type(RollbackStarted)  # announced once, not per poll
+    assert (started.step, started.reason) == ("HealthCheckFailedError", "tcp 22 failed")
+
+
+def test_a_rollback_ends_when_nothing_is_left_and_the_migration_fails(pipeline: Pipeline) -> None:
+    result = pipeline.steps.rollback(_failed(pipeline))
+
+    assert result == {"done": True, "terminated": [], "sourceServerState": "READY_FOR_TEST"}
+    assert [type(e).__name__ for e in pipeline.reporter.events] == [
+        "RollbackStarted",
+        "RollbackCompleted",
+        "MigrationStatusUpdated",
+        "MigrationFailed",
+    ]
+    assert pipeline.reporter.steps[-1].migration_status == "ROLLED_BACK"
+    (completed,) = pipeline.reporter.of_type(RollbackCompleted)
+    assert completed.source_server_state == "READY_FOR_TEST"
+    (failed,) = pipeline.reporter.of_type(MigrationFailed)
+    assert failed.cause == "tcp 22 failed"
+
+
+def test_a_finalized_cutover_is_never_rolled_back_automatically(pipeline: Pipeline) -> None:
+    pipeline.mgn.servers[SERVER] = source_server(SERVER, lifecycle_state="CUTOVER")
+
+    with pytest.raises(RollbackRefusedError, match="finalized"):
+        pipeline.steps.rollback(_failed(pipeline))
+
+    assert pipeline.mgn.terminated == []
