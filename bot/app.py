@@ -25,7 +25,7 @@ from slack_sdk import WebClient
 from bot import commands
 from bot.services import BotServices
 from bot.threads import APPROVE_ACTION, REJECT_ACTION, approval_decided_message
-from orchestration.handlers import wiring
+from orchestration import wiring
 from orchestration.observability import count, logger
 from orchestration.pipeline.approvals import ApprovalError
 

@@ -1,4 +1,5 @@
-"""What the Slack app decides with: the same services as the pipeline and the CLI."""
+"""What the Slack app decides with: the same services as the pipeline and the CLI (built by
+``bot/wiring.py`` from the pipeline's composition root)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,8 @@ from dataclasses import dataclass
 
 from bot.directory import SlackDirectory
 from orchestration.adapters.state_store import MigrationStore
-from orchestration.handlers import wiring
 from orchestration.pipeline.approvals import ApprovalService
 from orchestration.pipeline.manual_rollback import RollbackService
-from orchestration.settings import settings
 
 
 @dataclass(frozen=True)
@@ -18,20 +17,3 @@ class BotServices:
     approvals: ApprovalService
     rollbacks: RollbackService
     directory: SlackDirectory
-
-    @classmethod
-    def from_environment(cls, directory: SlackDirectory) -> BotServices:
-        config = settings()
-        store = wiring.store()
-        return cls(
-            store=store,
-            approvals=wiring.approvals(),
-            rollbacks=RollbackService(
-                store,
-                wiring.stepfunctions(),
-                config.state_machine_arn,
-                wiring.clock,
-                config.default_approvers,
-            ),
-            directory=directory,
-        )

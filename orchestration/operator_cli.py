@@ -85,8 +85,8 @@ def connect(*, local: bool) -> Environment:
     """With ``local``, load the connection file into the environment; forget cached clients."""
     if not local:
         return Environment(local=False)
+    from orchestration import wiring
     from orchestration.adapters import aws
-    from orchestration.handlers import wiring
 
     # The embedded runtime is never deployed: only --local loads it.
     from orchestration.local.connection import (
@@ -164,7 +164,7 @@ def run_status(
     now: datetime | None = None,
 ) -> int:
     """``wavepilot status``: a migration (or an approval's) or a wave, as tables or JSON."""
-    from orchestration.handlers import wiring
+    from orchestration import wiring
 
     with operator_errors(local=local):
         if (target is None) == (wave is None):
@@ -191,7 +191,7 @@ def run_decision(
     decision: Decision, target: str, *, user: str, reason: str = "", local: bool = False
 ) -> int:
     """``wavepilot approve|reject``: exit 0 once decided; a refusal is a failed command."""
-    from orchestration.handlers import wiring
+    from orchestration import wiring
 
     with operator_errors(local=local):
         id_kind(target)

@@ -23,6 +23,7 @@ import pytest
 from aws_lambda_powertools.utilities.parameters.base import BaseProvider
 from moto.events.models import EventPattern
 
+from orchestration import wiring
 from orchestration.adapters.callback_transport import (
     CallbackResponse,
     CallbackRoute,
@@ -30,15 +31,15 @@ from orchestration.adapters.callback_transport import (
     HttpsCallbackTransport,
     system_tls_context,
 )
-from orchestration.adapters.state_store import MigrationStore, utc_now
-from orchestration.events import EventDetail, MigrationCompleted, MigrationRequested
-from orchestration.gitops.requests import request_for
-from orchestration.handlers import callback_handler
-from orchestration.handlers.callback_handler import (
+from orchestration.adapters.secrets import (
     CallbackSettings,
     SigningSecretMissingError,
     SigningSecretSource,
 )
+from orchestration.adapters.state_store import MigrationStore, utc_now
+from orchestration.events import EventDetail, MigrationCompleted, MigrationRequested
+from orchestration.gitops.requests import request_for
+from orchestration.handlers import callback_handler
 from orchestration.local.callback_receiver import CallbackReceiver, ReceiverMode
 from orchestration.manifests.validation import ManifestFile, validate_files
 from orchestration.migration_request import MigrationRequest
@@ -709,17 +710,15 @@ def _bus_event(
 def transport(
     emulated_aws: EmulatedAws, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[ScriptedTransport]:
-    from orchestration.handlers import wiring
-
     monkeypatch.setenv("CALLBACK_SIGNING_SECRET", SECRET)
     monkeypatch.delenv("CALLBACK_SIGNING_SECRET_ARN", raising=False)
     wiring.reset()
     scripted = ScriptedTransport()
-    callback_handler.use_callback_transport(scripted)
+    wiring.use_callback_transport(scripted)
     try:
         yield scripted
     finally:
-        callback_handler.use_callback_transport(None)
+        wiring.use_callback_transport(None)
         wiring.reset()
 
 
@@ -846,7 +845,7 @@ def test_a_missing_signing_secret_is_the_handlers_own_fault_and_raises(
 ) -> None:
     request = _recorded(_wave_2_request())
     monkeypatch.delenv("CALLBACK_SIGNING_SECRET")
-    callback_handler.reset()
+    wiring.reset()
 
     with pytest.raises(SigningSecretMissingError):
         _invoke(_bus_event(request, "MigrationCompleted"))

@@ -13,10 +13,9 @@ from pathlib import Path
 import boto3
 import pytest
 
-from orchestration import cli
+from orchestration import cli, wiring
 from orchestration.adapters import aws
 from orchestration.cli import _parser
-from orchestration.handlers import wiring
 from tests.support.gitrepo import GitRepo
 from tests.support.waves import VmText, wave_text
 

@@ -39,8 +39,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bot.commands import ROLLBACK_CONFIRM_ACTION
+from orchestration import wiring
 from orchestration.adapters.state_store import MigrationRecord
-from orchestration.handlers import callback_handler, wiring
 from orchestration.local.api_recorder import ApiCallRecorder, iam_action, running_function
 from orchestration.local.driver import MigrationDriver, MigrationOutcome, first_listed_approver
 from orchestration.local.mgn import LaunchType
@@ -403,7 +403,7 @@ def _run_every_path() -> Run:
                 SecretString=os.environ["CALLBACK_SIGNING_SECRET"],
             )["ARN"]
             patch.setenv("CALLBACK_SIGNING_SECRET_ARN", arn)
-            callback_handler.reset()
+            wiring.reset()
             servers = system.seed([spec_of(r) for r in requests])
             assert system.mgn is not None
             system.mgn.faults.fail_next_launch(
@@ -438,7 +438,7 @@ def _run_every_path() -> Run:
         recorded = {names[name]: calls for name, calls in recorder.by_function().items()}
     finally:
         recorder.stop()
-        callback_handler.reset()  # forget the Secrets Manager source with the variable
+        wiring.reset()  # forget the Secrets Manager source with the variable
     return Run(
         recorded,
         outcomes,

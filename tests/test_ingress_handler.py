@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from orchestration import wiring
 from orchestration.adapters import aws
 from orchestration.adapters.state_store import MigrationStore
 from orchestration.gitops.publish import message_body
@@ -26,7 +27,7 @@ SEED_REQUEST = Path(__file__).parent / "events" / "seed_quick_start_request.json
 
 @pytest.fixture(autouse=True)
 def _fresh_handler_dependencies() -> None:
-    ingress_handler._dependencies.cache_clear()
+    wiring.reset()
 
 
 def _published_requests(count: int) -> list[MigrationRequest]:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from orchestration import wiring
 from orchestration.adapters import aws
 from orchestration.adapters.state_store import MigrationStore
 from orchestration.execution_names import (
@@ -81,7 +82,7 @@ HOSTILE: dict[str, Callable[[str], object]] = {
 
 @pytest.fixture(autouse=True)
 def _fresh_handler_dependencies() -> None:
-    ingress_handler._dependencies.cache_clear()
+    wiring.reset()
 
 
 def _with(field: str, value: object) -> dict[str, Any]:

@@ -16,9 +16,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from orchestration import wiring
 from orchestration.adapters.mgn import SourceServer
 from orchestration.adapters.state_store import ApprovalRecord, MigrationRecord, MigrationStore
-from orchestration.handlers import wiring
 from orchestration.local.driver import MigrationDriver, first_listed_approver
 from orchestration.local.provision import provision
 from orchestration.local.system import EmbeddedSystem, SystemOptions

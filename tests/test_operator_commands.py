@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError, NoCredentialsError
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from orchestration import cli
+from orchestration import cli, wiring
 from orchestration.adapters import aws
 from orchestration.adapters.state_store import ApprovalRecord, MigrationStore
 from orchestration.cli_errors import (
@@ -29,7 +29,6 @@ from orchestration.cli_errors import (
     UsageError,
     explain,
 )
-from orchestration.handlers import wiring
 from orchestration.local.connection import (
     CONNECTION_KEYS,
     DEFAULT_CONNECTION_FILE,

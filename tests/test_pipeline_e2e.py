@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from orchestration.handlers import wiring
+from orchestration import wiring
 from orchestration.local.driver import MigrationDriver
 from orchestration.local.mgn import SOURCE_SERVER_ID_TAG
 from orchestration.local.system import EmbeddedSystem, SystemOptions

@@ -19,8 +19,7 @@ from slack_sdk.signature import SignatureVerifier
 from bot.commands import APPROVE_CONFIRM_ACTION, ROLLBACK_CONFIRM_ACTION
 from bot.thread_store import SlackThread, ThreadStore
 from bot.threads import APPROVE_ACTION
-from orchestration import observability
-from orchestration.handlers import wiring
+from orchestration import observability, wiring
 from orchestration.local.driver import MigrationDriver
 from orchestration.local.runtime import LOCAL_REGION
 from orchestration.local.slack import Edit, Thread

@@ -8,8 +8,8 @@ from typing import Any
 import boto3
 import pytest
 
+from orchestration import wiring
 from orchestration.adapters.state_store import MigrationStore
-from orchestration.handlers import wiring
 from orchestration.local.estate import provision_estate
 from orchestration.local.mgn import Boto3Ec2LaunchPort, MgnEmulator, SimulatedClock
 from orchestration.manifests.aws_catalog import ec2_instance_types

@@ -9,26 +9,15 @@ asynchronously for lazy listeners, which needs ``lambda:InvokeFunction`` on itse
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from slack_bolt.adapter.aws_lambda import SlackRequestHandler
 
-from bot.runtime import slack_app
+from bot import wiring
 from orchestration.observability import logger
-
-
-@cache
-def _request_handler() -> SlackRequestHandler:
-    return SlackRequestHandler(slack_app(process_before_response=True))
 
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    response: dict[str, Any] = _request_handler().handle(event, context)  # type: ignore[no-untyped-call]
+    response: dict[str, Any] = wiring.request_handler().handle(event, context)  # type: ignore[no-untyped-call]
     return response
-
-
-def reset() -> None:
-    _request_handler.cache_clear()

@@ -10,12 +10,9 @@ cannot hold up the events behind it.
 from __future__ import annotations
 
 import json
-import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -23,65 +20,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from bot.config import SlackSecrets, bot_settings
-from bot.notifier import StatusNotifier
-from bot.slack_api import PacedSlack, SlackClock, SlackUsage, web_client
-from bot.thread_store import ThreadStore
-from orchestration.adapters import aws
-from orchestration.adapters.dead_letters import DeadLetterQueue
-from orchestration.adapters.state_store import MigrationStore
+from bot import wiring
 from orchestration.events import EVENT_TYPES, EventDetail, parse_detail
 from orchestration.observability import count, logger, metrics, tracer
-from orchestration.settings import settings
-
-# Everything the notifier asked of Slack in this container (the embedded default reports it).
-usage = SlackUsage()
-
-
-@dataclass(frozen=True)
-class _Dependencies:
-    notifier: StatusNotifier
-    dead_letters: DeadLetterQueue | None
-
-
-_building = threading.Lock()
-
-
-def _dependencies() -> _Dependencies:
-    """Built on first use, not at import, so tests and the local runtime set the env first;
-    once per container even when a batch's first records arrive on several threads (one
-    pacer must see every call)."""
-    with _building:
-        return _build()
-
-
-@cache
-def _build() -> _Dependencies:
-    config = settings()
-    bot = bot_settings()
-    table = aws.state_table(config.table_name, config.aws_region)
-    clock = SlackClock(bot.time_scale)
-    client = web_client(
-        SlackSecrets(bot).bot_token(), bot.api_url, clock=clock, usage=usage, rate_limit_retries=0
-    )
-    notifier = StatusNotifier(
-        ThreadStore(table),
-        MigrationStore(table),
-        PacedSlack(client, clock, usage),
-        bot.default_channel,
-        lambda: datetime.now(UTC).isoformat(),
-    )
-    dead_letters = (
-        DeadLetterQueue(aws.sqs(), bot.status_dead_letter_queue_url)
-        if bot.status_dead_letter_queue_url
-        else None
-    )
-    return _Dependencies(notifier, dead_letters)
-
-
-def reset() -> None:
-    _build.cache_clear()
-    bot_settings.cache_clear()
 
 
 class UnreadableEventError(ValueError):
@@ -164,16 +105,16 @@ def _process_group(records: list[SQSRecord]) -> tuple[list[str], list[str]]:
 
 
 def _process(record: SQSRecord, *, edit_root: bool) -> str:
-    deps = _dependencies()
     try:
         detail = read_event(record.body)
     except UnreadableEventError as exc:
         logger.error(
             "unreadable status event", extra={"reason": str(exc), "message_id": record.message_id}
         )
-        if deps.dead_letters is None:
+        dead_letters = wiring.status_dead_letters()
+        if dead_letters is None:
             raise  # retried until the queue's redrive policy dead-letters it
-        deps.dead_letters.send(
+        dead_letters.send(
             record.body,
             reason=f"not a status event: {exc}",
             source_message_id=record.message_id,
@@ -181,7 +122,7 @@ def _process(record: SQSRecord, *, edit_root: bool) -> str:
             rejected_by="slack_notifier",
         )
         return "dead-lettered"
-    return deps.notifier.apply(detail, edit_root=edit_root)
+    return wiring.notifier().apply(detail, edit_root=edit_root)
 
 
 def _migration_id(body: str) -> str:

@@ -11,29 +11,21 @@ secret, DynamoDB (an event from before routing) or Secrets Manager errors).
 
 The signing secret is ``CALLBACK_SIGNING_SECRET`` on the embedded default; on AWS
 ``CALLBACK_SIGNING_SECRET_ARN`` names a Secrets Manager secret (a plain string), read with
-Powertools Parameters and cached, so rotating it needs no deployment.
+Powertools Parameters and cached, so rotating it needs no deployment
+(``orchestration/adapters/secrets.py``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from functools import cache
 from typing import Any, cast
 
-from aws_lambda_powertools.utilities.parameters import SecretsProvider
-from aws_lambda_powertools.utilities.parameters.base import BaseProvider
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from orchestration.adapters import aws
-from orchestration.adapters.callback_transport import CallbackTransport, HttpsCallbackTransport
+from orchestration import wiring
 from orchestration.events import EventDetail, parse_detail
-from orchestration.handlers import wiring
 from orchestration.observability import count, logger, metrics, tracer
 from orchestration.pipeline.callbacks import (
     CALLBACK_DETAIL_TYPES,
@@ -43,92 +35,8 @@ from orchestration.pipeline.callbacks import (
     callback_body,
 )
 
-# Secrets Manager is read at most every five minutes per container; a rotated secret is
-# picked up within that time (receivers accept both during rotation, see docs/CALLBACKS.md).
-SECRET_CACHE_SECONDS = 300
 # Time kept back from the Lambda timeout for logging, metrics and returning.
 DEADLINE_MARGIN_SECONDS = 3.0
-
-
-class CallbackSettings(BaseSettings):
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=True)
-
-    signing_secret: SecretStr | None = Field(
-        default=None, validation_alias="CALLBACK_SIGNING_SECRET"
-    )
-    signing_secret_arn: str | None = Field(
-        default=None, validation_alias="CALLBACK_SIGNING_SECRET_ARN"
-    )
-
-
-class SigningSecretMissingError(RuntimeError):
-    """Neither variable is set (or the secret is empty): sending unsigned is not an option."""
-
-
-class SigningSecretSource:
-    """The HMAC key: from Secrets Manager when an ARN is configured, else from the variable."""
-
-    def __init__(
-        self,
-        config: CallbackSettings,
-        provider_factory: Callable[[], BaseProvider] | None = None,
-    ) -> None:
-        self._config = config
-        self._provider_factory = provider_factory or _secrets_provider
-        self._provider: BaseProvider | None = None
-
-    def current(self) -> str:
-        """Raises ``GetParameterError`` when Secrets Manager fails (an AWS error: retried)."""
-        if self._config.signing_secret_arn:
-            if self._provider is None:
-                self._provider = self._provider_factory()
-            value = self._provider.get(
-                self._config.signing_secret_arn, max_age=SECRET_CACHE_SECONDS
-            )
-            secret = value.decode("utf-8") if isinstance(value, bytes) else value
-            if not isinstance(secret, str) or not secret:
-                raise SigningSecretMissingError(
-                    "the secret named by CALLBACK_SIGNING_SECRET_ARN is not a non-empty string"
-                )
-            return secret
-        if self._config.signing_secret is not None:
-            secret = self._config.signing_secret.get_secret_value()
-            if secret:
-                return secret
-        raise SigningSecretMissingError(
-            "set CALLBACK_SIGNING_SECRET_ARN (AWS) or CALLBACK_SIGNING_SECRET (local)"
-        )
-
-
-def _secrets_provider() -> BaseProvider:
-    return SecretsProvider(boto_config=aws.RETRIES)
-
-
-_transport: CallbackTransport = HttpsCallbackTransport()
-
-
-def use_callback_transport(transport: CallbackTransport | None) -> None:
-    """The embedded runtime routes callback hosts to its loopback receiver; tests use fakes.
-    ``None`` restores the real transport to the real hosts."""
-    global _transport  # noqa: PLW0603 - a process-wide hook, set once at start
-    _transport = transport or HttpsCallbackTransport()
-    reset()
-
-
-@dataclass(frozen=True)
-class _Dependencies:
-    secret: SigningSecretSource
-    transport: CallbackTransport
-
-
-@cache
-def _dependencies() -> _Dependencies:
-    """Built on first use, not at import, so tests and the local runtime set the env first."""
-    return _Dependencies(SigningSecretSource(CallbackSettings()), _transport)
-
-
-def reset() -> None:
-    _dependencies.cache_clear()
 
 
 @logger.inject_lambda_context(correlation_id_path="detail.correlationId", clear_state=True)
@@ -150,8 +58,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if not urls:
         logger.debug("the migration has no callback URLs")
         return summary
-    deps = _dependencies()
-    sender = CallbackSender(deps.transport, deps.secret.current())
+    sender = CallbackSender(wiring.callback_transport(), wiring.callback_signing_secret().current())
     body = callback_body(
         envelope.id,
         envelope.detail_type,

@@ -15,7 +15,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from orchestration.handlers import wiring
+from orchestration import wiring
 from orchestration.observability import gauge, logger, metrics, tracer
 from orchestration.pipeline.monitoring import MigrationMonitor
 

@@ -15,10 +15,10 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.envelopes import EventBridgeEnvelope
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from orchestration import wiring
 from orchestration.adapters.stepfunctions import ExecutionAlreadyExistsError
 from orchestration.events import MigrationRequested
 from orchestration.execution_names import execution_name, migration_prefix
-from orchestration.handlers import wiring
 from orchestration.observability import count, logger, metrics, tracer
 from orchestration.pipeline.spec import MigrationSpec
 from orchestration.settings import settings

@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from orchestration.handlers import wiring
+from orchestration import wiring
 from orchestration.observability import step_handler
 
 

@@ -20,9 +20,9 @@ import boto3
 from bot.app import REASON_BLOCK, REASON_INPUT, REJECT_MODAL
 from bot.thread_store import ThreadStore
 from bot.threads import APPROVE_ACTION, REJECT_ACTION
+from orchestration import wiring
 from orchestration.adapters.state_store import MigrationRecord, MigrationStore
 from orchestration.gitops.publish import message_body
-from orchestration.handlers import wiring
 from orchestration.local.runtime import LOCAL_REGION
 from orchestration.local.system import LOCAL_GROUP_MEMBER, EmbeddedSystem, local_group_membership
 from orchestration.migration_request import MigrationRequest

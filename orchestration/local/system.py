@@ -24,11 +24,10 @@ from typing import Any
 
 import boto3
 
-from bot.handlers import slack_app, slack_notifier
-from orchestration.adapters import aws
+from bot import wiring as bot_wiring
+from orchestration import wiring
 from orchestration.adapters.callback_transport import HttpsCallbackTransport
 from orchestration.events import EVENT_SOURCE
-from orchestration.handlers import callback_handler, ingress_handler, wiring
 from orchestration.health_checks import HealthCheckSpec
 from orchestration.local.api_calls import ApiCallCounter
 from orchestration.local.callback_receiver import CallbackReceiver
@@ -268,11 +267,7 @@ class EmbeddedSystem:
 
     @staticmethod
     def _forget_cached_clients() -> None:
-        aws.reset()
-        wiring.reset()
-        ingress_handler._dependencies.cache_clear()
-        slack_notifier.reset()
-        slack_app.reset()
+        bot_wiring.reset()  # the bot's and the pipeline's: clients, settings, services
 
     def _environment_for_functions(self) -> dict[str, str]:
         keys = (
@@ -376,7 +371,7 @@ class EmbeddedSystem:
         """One loopback HTTPS receiver answers for every callback host (cmdb.contoso.com, ...);
         the real transport reaches it through a route that trusts its certificate only."""
         self.callbacks = CallbackReceiver(os.environ["CALLBACK_SIGNING_SECRET"]).start()
-        callback_handler.use_callback_transport(HttpsCallbackTransport(self.callbacks.route))
+        wiring.use_callback_transport(HttpsCallbackTransport(self.callbacks.route))
 
     def _add_slack_directory(self) -> None:
         assert self.slack is not None
@@ -412,11 +407,9 @@ class EmbeddedSystem:
     def _start_slack_app(self) -> None:
         """The bot's Bolt app on loopback, built as on Lambda; the stand-in sends it Slack's
         signed requests (slash commands, clicks, modal submissions)."""
-        from bot.runtime import slack_app
-
         assert self.slack is not None
         self._bolt = BoltHttpServer(
-            slack_app(process_before_response=True),
+            bot_wiring.slack_app(),
             function_name=self.names.function("slack_app"),
         )
         self.slack.connect_app(self._bolt.start())

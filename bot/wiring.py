@@ -1,0 +1,149 @@
+"""The bot's composition root: everything its two Lambda functions use, built here only.
+
+``slack_notifier`` asks for ``notifier()`` and ``status_dead_letters()``; ``slack_app`` for
+``request_handler()``; the embedded default serves ``slack_app()`` on loopback, built exactly
+as on Lambda. Built once per process, on first use (never at import: secrets are read on the
+first request, and tests and the embedded default set the environment first).
+
+The pipeline's services (approvals, rollbacks, the migration store, the clock) come from the
+pipeline's composition root through its public interface (``orchestration/wiring.py``).
+``reset()`` forgets what both built: it is the one reset for the whole process.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from functools import cache
+
+from slack_bolt import App
+from slack_bolt.adapter.aws_lambda import SlackRequestHandler
+from slack_sdk import WebClient
+
+from bot.app import build_app
+from bot.config import BotSettings, SlackSecrets, bot_settings
+from bot.directory import SlackDirectory
+from bot.notifier import StatusNotifier
+from bot.services import BotServices
+from bot.slack_api import PacedSlack, SlackClock, SlackUsage, web_client
+from bot.thread_store import ThreadStore
+from orchestration import wiring as pipeline
+from orchestration.adapters import aws
+from orchestration.adapters.dead_letters import DeadLetterQueue
+from orchestration.settings import settings
+
+__all__ = [
+    "notifier",
+    "request_handler",
+    "reset",
+    "services",
+    "slack_app",
+    "status_dead_letters",
+]
+
+
+def _config() -> BotSettings:
+    return bot_settings()
+
+
+@cache
+def _secrets() -> SlackSecrets:
+    return SlackSecrets(_config())
+
+
+@cache
+def _slack_clock() -> SlackClock:
+    return SlackClock(_config().time_scale)
+
+
+# --- slack_notifier ----------------------------------------------------------------------
+
+_building_notifier = threading.Lock()
+
+
+def notifier() -> StatusNotifier:
+    """Once per container even when a batch's first records arrive on several threads (one
+    pacer must see every call)."""
+    with _building_notifier:
+        return _notifier()
+
+
+@cache
+def _notifier() -> StatusNotifier:
+    config = _config()
+    clock = _slack_clock()
+    usage = SlackUsage()  # what the notifier asked of Slack in this container
+    client = web_client(
+        _secrets().bot_token(), config.api_url, clock=clock, usage=usage, rate_limit_retries=0
+    )
+    return StatusNotifier(
+        ThreadStore(aws.state_table(settings().table_name, settings().aws_region)),
+        pipeline.store(),
+        PacedSlack(client, clock, usage),
+        config.default_channel,
+        lambda: datetime.now(UTC).isoformat(),
+    )
+
+
+@cache
+def status_dead_letters() -> DeadLetterQueue | None:
+    """The status queue's DLQ for bodies that are not status events (None: not configured,
+    such a body is retried until the queue's redrive policy moves it)."""
+    url = _config().status_dead_letter_queue_url
+    return DeadLetterQueue(aws.sqs(), url) if url else None
+
+
+# --- slack_app -----------------------------------------------------------------------------
+
+
+@cache
+def _app_client() -> WebClient:
+    return web_client(
+        _secrets().bot_token(), _config().api_url, clock=_slack_clock(), usage=SlackUsage()
+    )
+
+
+@cache
+def services() -> BotServices:
+    """What the app decides with: the pipeline's services and Slack's directory."""
+    return BotServices(
+        store=pipeline.store(),
+        approvals=pipeline.approvals(),
+        rollbacks=pipeline.rollbacks(),
+        directory=SlackDirectory(_app_client()),
+    )
+
+
+@cache
+def slack_app() -> App:
+    """The Bolt app; its services are built on the first request that needs them."""
+    return build_app(
+        client=_app_client(),
+        signing_secret=_secrets().signing_secret(),
+        services=services,
+        process_before_response=True,
+    )
+
+
+@cache
+def request_handler() -> SlackRequestHandler:
+    """Bolt's Lambda adapter over ``slack_app()`` (function URL requests, lazy listeners)."""
+    return SlackRequestHandler(slack_app())
+
+
+def reset() -> None:
+    """Forget what the bot and the pipeline built, and the settings of both."""
+    with _building_notifier:
+        for built in (
+            _secrets,
+            _slack_clock,
+            _notifier,
+            status_dead_letters,
+            _app_client,
+            services,
+            slack_app,
+            request_handler,
+        ):
+            built.cache_clear()
+    bot_settings.cache_clear()
+    pipeline.reset()

@@ -1,0 +1,200 @@
+"""The pipeline's composition root: every collaborator its handlers use, built here only.
+
+Each Lambda handler (``orchestration/handlers/``) asks this module for what it needs; nothing
+else in the pipeline builds adapters or services. Collaborators are built once per process
+(one Lambda container), on first use, never at import: tests and the embedded default set the
+environment first. Powertools' idempotency persistence layer is built the same way.
+
+Public interface (the operator CLI and the Slack bot's wiring, ``bot/wiring.py``, use these
+too): ``clock``, ``store``, ``reporter``, ``mgn``, ``steps``, ``approvals``, ``rollbacks``.
+
+Swapping parts (the embedded default, tests): the ``use_*`` hooks below replace one part for
+the process and forget what was built with the old one; ``None`` restores the AWS default.
+``reset()`` forgets everything built (clients and settings included) and keeps the hooks'
+choices: call it after changing the environment.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache
+
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+)
+
+from orchestration.adapters import aws
+from orchestration.adapters.callback_transport import CallbackTransport, HttpsCallbackTransport
+from orchestration.adapters.dead_letters import DeadLetterQueue
+from orchestration.adapters.ec2 import Ec2Adapter
+from orchestration.adapters.event_bus import EventBus
+from orchestration.adapters.health import AddressResolver, HealthProber, direct
+from orchestration.adapters.mgn import MgnAdapter
+from orchestration.adapters.secrets import CallbackSettings, SigningSecretSource
+from orchestration.adapters.state_store import MigrationStore
+from orchestration.adapters.stepfunctions import StepFunctionsAdapter
+from orchestration.pipeline.approvals import ApprovalService
+from orchestration.pipeline.manual_rollback import RollbackService
+from orchestration.pipeline.reporter import StatusReporter
+from orchestration.pipeline.steps import MigrationSteps
+from orchestration.settings import settings
+
+__all__ = [
+    "approvals",
+    "callback_signing_secret",
+    "callback_transport",
+    "clock",
+    "ingress_idempotency",
+    "ingress_persistence",
+    "mgn",
+    "reporter",
+    "request_dead_letters",
+    "reset",
+    "rollbacks",
+    "stepfunctions",
+    "steps",
+    "store",
+    "use_callback_transport",
+    "use_health_address_resolver",
+]
+
+# --- the parts the embedded default swaps ------------------------------------------------
+
+_health_address_resolver: AddressResolver = direct
+_callback_transport: CallbackTransport | None = None
+
+
+def use_health_address_resolver(resolver: AddressResolver | None) -> None:
+    """Where health checks connect for an instance's address. The embedded default maps
+    emulated instances to loopback listeners; on AWS the address is used as it is."""
+    global _health_address_resolver  # noqa: PLW0603 - a process-wide hook, set once at start
+    _health_address_resolver = resolver or direct
+    reset()
+
+
+def use_callback_transport(transport: CallbackTransport | None) -> None:
+    """How callbacks reach their hosts. The embedded default routes them to its loopback
+    receiver; tests use fakes; ``None`` restores the real transport to the real hosts."""
+    global _callback_transport  # noqa: PLW0603 - a process-wide hook, set once at start
+    _callback_transport = transport
+    reset()
+
+
+# --- what the handlers ask for -----------------------------------------------------------
+
+
+def clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@cache
+def store() -> MigrationStore:
+    config = settings()
+    return MigrationStore(aws.state_table(config.table_name, config.aws_region))
+
+
+@cache
+def _event_bus() -> EventBus:
+    return EventBus(aws.events(), settings().event_bus_name)
+
+
+@cache
+def reporter() -> StatusReporter:
+    return StatusReporter(store(), _event_bus(), clock)
+
+
+@cache
+def mgn() -> MgnAdapter:
+    return MgnAdapter(aws.mgn())
+
+
+@cache
+def steps() -> MigrationSteps:
+    return MigrationSteps(
+        mgn=mgn(),
+        ec2=Ec2Adapter(aws.ec2(), aws.iam()),
+        prober=HealthProber(_health_address_resolver),
+        reporter=reporter(),
+        clock=clock,
+    )
+
+
+@cache
+def stepfunctions() -> StepFunctionsAdapter:
+    return StepFunctionsAdapter(aws.stepfunctions())
+
+
+@cache
+def approvals() -> ApprovalService:
+    return ApprovalService(store(), stepfunctions(), reporter(), clock)
+
+
+@cache
+def rollbacks() -> RollbackService:
+    config = settings()
+    return RollbackService(
+        store(), stepfunctions(), config.state_machine_arn, clock, config.default_approvers
+    )
+
+
+@cache
+def request_dead_letters() -> DeadLetterQueue:
+    """The request queue's DLQ, where the ingress sends what can never succeed."""
+    url = settings().dead_letter_queue_url
+    if not url:
+        raise RuntimeError("REQUEST_DLQ_URL is not set: rejected requests would be lost")
+    return DeadLetterQueue(aws.sqs(), url)
+
+
+@cache
+def ingress_idempotency() -> IdempotencyConfig:
+    """Requests are idempotent on their business keys, ``migrationId`` + ``revision``."""
+    return IdempotencyConfig(
+        event_key_jmespath="[migrationId, revision]",
+        raise_on_no_idempotency_key=True,
+        expires_after_seconds=settings().idempotency_days * 86_400,
+    )
+
+
+@cache
+def ingress_persistence() -> DynamoDBPersistenceLayer:
+    """Powertools' idempotency records, in the state table (``idempotency#ingress_handler``)."""
+    return DynamoDBPersistenceLayer(
+        table_name=settings().table_name,
+        key_attr="pk",
+        sort_key_attr="sk",
+        static_pk_value="idempotency#ingress_handler",
+        boto3_client=aws.dynamodb(),
+    )
+
+
+@cache
+def callback_signing_secret() -> SigningSecretSource:
+    return SigningSecretSource(CallbackSettings())
+
+
+@cache
+def callback_transport() -> CallbackTransport:
+    return _callback_transport or HttpsCallbackTransport()
+
+
+def reset() -> None:
+    """Forget every collaborator built, the boto3 clients and the settings (not the hooks)."""
+    for built in (
+        store,
+        _event_bus,
+        reporter,
+        mgn,
+        steps,
+        stepfunctions,
+        approvals,
+        rollbacks,
+        request_dead_letters,
+        ingress_idempotency,
+        ingress_persistence,
+        callback_signing_secret,
+        callback_transport,
+    ):
+        built.cache_clear()
+    aws.reset()
