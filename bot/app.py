@@ -25,7 +25,7 @@ from slack_sdk import WebClient
 from bot import commands
 from bot.services import BotServices
 from bot.threads import APPROVE_ACTION, REJECT_ACTION, approval_decided_message
-from orchestration import wiring
+from orchestration.clock import Clock
 from orchestration.observability import count, logger
 from orchestration.pipeline.approvals import ApprovalError
 
@@ -39,6 +39,7 @@ def build_app(
     client: WebClient,
     signing_secret: str,
     services: Callable[[], BotServices],
+    clock: Clock,
     process_before_response: bool = True,
 ) -> App:
     """The Bolt app; ``services`` is called on first use (not at import or cold start)."""
@@ -49,7 +50,7 @@ def build_app(
         token_verification_enabled=False,
         logger=_BOLT_LOGGER,
     )
-    listeners = Listeners(services)
+    listeners = Listeners(services, clock)
     app.action(APPROVE_ACTION)(ack=_ack, lazy=[listeners.approve])
     app.action(REJECT_ACTION)(listeners.open_reject_modal)
     app.view(REJECT_MODAL)(ack=listeners.ack_reason, lazy=[listeners.reject])
@@ -80,8 +81,9 @@ def _ack(ack: Ack) -> None:
 class Listeners:
     """The app's listeners; each fast one only acknowledges (or opens the modal)."""
 
-    def __init__(self, services: Callable[[], BotServices]) -> None:
+    def __init__(self, services: Callable[[], BotServices], clock: Clock) -> None:
         self._services = services
+        self._clock = clock
 
     # --- approval buttons ----------------------------------------------------------------
 
@@ -101,7 +103,9 @@ class Listeners:
             logger.info("approval refused", extra={"approval_id": approval_id, "reason": str(exc)})
             respond(text=f":warning: {exc}", response_type="ephemeral", replace_original=False)
             return
-        decided = approval_decided_message(approval_id, "APPROVED", outcome.user, "", _now_iso())
+        decided = approval_decided_message(
+            approval_id, "APPROVED", outcome.user, "", self._clock.now().isoformat()
+        )
         respond(text=decided.text, blocks=list(decided.blocks), replace_original=True)
 
     def open_reject_modal(self, ack: Ack, body: dict[str, Any], client: WebClient) -> None:
@@ -144,7 +148,7 @@ class Listeners:
             return
         if metadata.get("channel") and metadata.get("messageTs"):
             decided = approval_decided_message(
-                approval_id, "REJECTED", outcome.user, reason, _now_iso()
+                approval_id, "REJECTED", outcome.user, reason, self._clock.now().isoformat()
             )
             client.chat_update(
                 channel=metadata["channel"],
@@ -187,10 +191,6 @@ class Listeners:
 def _is_requester(services: BotServices, approval_id: str, user: str) -> bool:
     approval = services.store.approval(approval_id)
     return approval is not None and services.directory.is_requester(user, approval.requested_by)
-
-
-def _now_iso() -> str:
-    return wiring.clock().isoformat()
 
 
 def _reason(view: dict[str, Any]) -> str:

@@ -9,7 +9,6 @@ fails is owed and paid on redelivery, so the final state always reaches Slack.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Literal
 
@@ -44,13 +43,11 @@ class StatusNotifier:
         migrations: MigrationStore,
         slack: PacedSlack,
         default_channel: str,
-        clock: Callable[[], str],
     ) -> None:
         self._threads = threads
         self._migrations = migrations
         self._slack = slack
         self._default_channel = default_channel
-        self._clock = clock  # ISO 8601 now, for "approved at"
         # Threads as this container last wrote them: the notifier runs one container at a
         # time, so most reads are saved; every write is conditional on what it last saw.
         self._known: dict[str, SlackThread] = {}

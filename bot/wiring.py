@@ -6,14 +6,14 @@ as on Lambda. Built once per process, on first use (never at import: secrets are
 first request, and tests and the embedded default set the environment first).
 
 The pipeline's services (approvals, rollbacks, the migration store, the clock) come from the
-pipeline's composition root through its public interface (``orchestration/wiring.py``).
+pipeline's composition root through its public interface (``orchestration/wiring.py``), so
+the clock the bot reads is the one the embedded default may swap (``use_clock``).
 ``reset()`` forgets what both built: it is the one reset for the whole process.
 """
 
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
 from functools import cache
 
 from slack_bolt import App
@@ -30,9 +30,11 @@ from bot.thread_store import ThreadStore
 from orchestration import wiring as pipeline
 from orchestration.adapters import aws
 from orchestration.adapters.dead_letters import DeadLetterQueue
+from orchestration.clock import Clock
 from orchestration.settings import settings
 
 __all__ = [
+    "clock",
     "notifier",
     "request_handler",
     "reset",
@@ -44,6 +46,11 @@ __all__ = [
 
 def _config() -> BotSettings:
     return bot_settings()
+
+
+def clock() -> Clock:
+    """The pipeline's clock (``orchestration.wiring.use_clock`` swaps both)."""
+    return pipeline.clock()
 
 
 @cache
@@ -81,7 +88,6 @@ def _notifier() -> StatusNotifier:
         pipeline.store(),
         PacedSlack(client, clock, usage),
         config.default_channel,
-        lambda: datetime.now(UTC).isoformat(),
     )
 
 
@@ -121,6 +127,7 @@ def slack_app() -> App:
         client=_app_client(),
         signing_secret=_secrets().signing_secret(),
         services=services,
+        clock=clock(),
         process_before_response=True,
     )
 

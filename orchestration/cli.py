@@ -13,7 +13,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +28,7 @@ from orchestration.cli_errors import (
     explain,
     explained,
 )
+from orchestration.clock import SYSTEM_CLOCK
 from orchestration.manifests import disk
 from orchestration.manifests.findings import Finding, Severity
 from orchestration.manifests.validation import validate_files
@@ -264,7 +265,7 @@ def _add_range_arguments(parser: argparse.ArgumentParser, *, base_help: str) -> 
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return SYSTEM_CLOCK.now()
 
 
 def _print_findings(findings: Sequence[Finding]) -> None:

@@ -17,7 +17,6 @@ are refused), so deploy a consumer before a producer that sends it a new field.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -207,7 +206,3 @@ def event_json_schemas() -> dict[str, str]:
         }
         schemas[f"{name}.schema.json"] = json.dumps(schema, indent=2) + "\n"
     return schemas
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

@@ -16,7 +16,6 @@ choices: call it after changing the environment.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from functools import cache
 
 from aws_lambda_powertools.utilities.idempotency import (
@@ -34,6 +33,7 @@ from orchestration.adapters.mgn import MgnAdapter
 from orchestration.adapters.secrets import CallbackSettings, SigningSecretSource
 from orchestration.adapters.state_store import MigrationStore
 from orchestration.adapters.stepfunctions import StepFunctionsAdapter
+from orchestration.clock import SYSTEM_CLOCK, Clock
 from orchestration.pipeline.approvals import ApprovalService
 from orchestration.pipeline.manual_rollback import RollbackService
 from orchestration.pipeline.reporter import StatusReporter
@@ -56,13 +56,23 @@ __all__ = [
     "steps",
     "store",
     "use_callback_transport",
+    "use_clock",
     "use_health_address_resolver",
 ]
 
 # --- the parts the embedded default swaps ------------------------------------------------
 
+_clock: Clock = SYSTEM_CLOCK
 _health_address_resolver: AddressResolver = direct
 _callback_transport: CallbackTransport | None = None
+
+
+def use_clock(clock: Clock | None) -> None:
+    """The clock every service reads "now" from (a simulated one for a rehearsal); ``None``
+    restores real time."""
+    global _clock  # noqa: PLW0603 - a process-wide hook, set once at start
+    _clock = clock or SYSTEM_CLOCK
+    reset()
 
 
 def use_health_address_resolver(resolver: AddressResolver | None) -> None:
@@ -84,8 +94,8 @@ def use_callback_transport(transport: CallbackTransport | None) -> None:
 # --- what the handlers ask for -----------------------------------------------------------
 
 
-def clock() -> datetime:
-    return datetime.now(UTC)
+def clock() -> Clock:
+    return _clock
 
 
 @cache
@@ -101,7 +111,7 @@ def _event_bus() -> EventBus:
 
 @cache
 def reporter() -> StatusReporter:
-    return StatusReporter(store(), _event_bus(), clock)
+    return StatusReporter(store(), _event_bus(), clock())
 
 
 @cache
@@ -116,7 +126,7 @@ def steps() -> MigrationSteps:
         ec2=Ec2Adapter(aws.ec2(), aws.iam()),
         prober=HealthProber(_health_address_resolver),
         reporter=reporter(),
-        clock=clock,
+        clock=clock(),
     )
 
 
@@ -127,14 +137,14 @@ def stepfunctions() -> StepFunctionsAdapter:
 
 @cache
 def approvals() -> ApprovalService:
-    return ApprovalService(store(), stepfunctions(), reporter(), clock)
+    return ApprovalService(store(), stepfunctions(), reporter(), clock())
 
 
 @cache
 def rollbacks() -> RollbackService:
     config = settings()
     return RollbackService(
-        store(), stepfunctions(), config.state_machine_arn, clock, config.default_approvers
+        store(), stepfunctions(), config.state_machine_arn, clock(), config.default_approvers
     )
 
 

@@ -105,7 +105,7 @@ def test_opening_the_gate_keeps_the_token_and_announces_who_may_decide(gate: Gat
     approval = gate.store.approval(gate.approval_id)
     assert approval is not None
     assert approval.status == "PENDING"
-    assert approval.expires_at == gate.clock.now + timedelta(seconds=TIMEOUT)
+    assert approval.expires_at == gate.clock.now() + timedelta(seconds=TIMEOUT)
     assert gate.store.tokens[gate.approval_id] == "token-1"
     assert [(s.step, s.status) for s in gate.reporter.steps] == [("AwaitApproval", "WAITING")]
     (requested,) = gate.reporter.of_type(ApprovalRequested)

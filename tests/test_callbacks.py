@@ -36,7 +36,8 @@ from orchestration.adapters.secrets import (
     SigningSecretMissingError,
     SigningSecretSource,
 )
-from orchestration.adapters.state_store import MigrationStore, utc_now
+from orchestration.adapters.state_store import MigrationStore
+from orchestration.clock import SYSTEM_CLOCK
 from orchestration.events import EventDetail, MigrationCompleted, MigrationRequested
 from orchestration.gitops.requests import request_for
 from orchestration.handlers import callback_handler
@@ -666,7 +667,7 @@ def _recorded(request: MigrationRequest) -> MigrationRequest:
     from orchestration.settings import settings
 
     store = MigrationStore(aws.state_table(settings().table_name, settings().aws_region))
-    store.record_request(request, request.revision or "0" * 16, "corr-1", utc_now())
+    store.record_request(request, request.revision or "0" * 16, "corr-1", SYSTEM_CLOCK.now())
     return request
 
 

@@ -120,7 +120,7 @@ class Bot:
 @pytest.fixture
 def bot() -> Bot:
     threads, slack = InMemoryThreads(), RecordingSlack()
-    notifier = StatusNotifier(threads, NoMigrations(), slack, CHANNEL, NOW.isoformat)
+    notifier = StatusNotifier(threads, NoMigrations(), slack, CHANNEL)
     return Bot(notifier, threads, slack)
 
 
@@ -295,7 +295,7 @@ def test_a_thread_moved_on_by_another_writer_is_read_again(bot: Bot) -> None:
 
 
 def test_without_any_channel_nothing_is_posted(bot: Bot) -> None:
-    notifier = StatusNotifier(bot.threads, NoMigrations(), bot.slack, "", NOW.isoformat)
+    notifier = StatusNotifier(bot.threads, NoMigrations(), bot.slack, "")
 
     assert notifier.apply(_status(1, "ValidateInput", "STARTED"), edit_root=True) == "no channel"
     assert bot.slack.calls == []

@@ -119,7 +119,7 @@ def test_a_launch_waits_behind_another_job_on_the_server(pipeline: Pipeline) -> 
 
 
 def test_a_closed_cutover_window_rolls_the_migration_back(pipeline: Pipeline) -> None:
-    now = pipeline.clock.now
+    now = pipeline.clock.now()
     state = pipeline.state(window_start=now - timedelta(hours=3), window_end=now)
 
     with pytest.raises(CutoverWindowClosedError, match=r"closed at .*rolled back"):
@@ -129,7 +129,7 @@ def test_a_closed_cutover_window_rolls_the_migration_back(pipeline: Pipeline) ->
 
 
 def test_an_approved_cutover_waits_for_its_window_and_says_so_once(pipeline: Pipeline) -> None:
-    now = pipeline.clock.now
+    now = pipeline.clock.now()
     state = pipeline.state(window_start=now + timedelta(seconds=30), window_end=now + timedelta(1))
 
     first = pipeline.steps.trigger(state, "cutover")

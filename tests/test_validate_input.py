@@ -39,7 +39,7 @@ def _spec(**changes: Any) -> MigrationSpec:
 
 def _state(spec: MigrationSpec) -> dict[str, Any]:
     MigrationStore(wiring.store()._table).record_request(
-        example_requests("wave-1")[0], spec.revision, spec.correlation_id, wiring.clock()
+        example_requests("wave-1")[0], spec.revision, spec.correlation_id, wiring.clock().now()
     )
     return {"spec": spec.model_dump(mode="json", by_alias=True)}
 

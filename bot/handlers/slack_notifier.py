@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -118,7 +117,7 @@ def _process(record: SQSRecord, *, edit_root: bool) -> str:
             record.body,
             reason=f"not a status event: {exc}",
             source_message_id=record.message_id,
-            now=datetime.now(UTC),
+            now=wiring.clock().now(),
             rejected_by="slack_notifier",
         )
         return "dead-lettered"

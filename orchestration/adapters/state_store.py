@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -508,7 +508,3 @@ class MigrationStore:
     def rejection(self, message_id: str) -> dict[str, Any] | None:
         item = self._table.get_item(Key={"pk": f"REJECTED#{message_id}", "sk": META}).get("Item")
         return dict(item) if item else None
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

@@ -17,7 +17,6 @@ Powertools Parameters and cached, so rotating it needs no deployment
 
 from __future__ import annotations
 
-import time
 from typing import Any, cast
 
 from aws_lambda_powertools.utilities.parser import parse
@@ -66,7 +65,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         detail.model_dump(mode="json", by_alias=True),
     )
     remaining_seconds = context.get_remaining_time_in_millis() / 1000
-    deadline = time.monotonic() + remaining_seconds - DEADLINE_MARGIN_SECONDS
+    deadline = wiring.clock().monotonic() + remaining_seconds - DEADLINE_MARGIN_SECONDS
     outcomes = sender.deliver_all(
         urls, CallbackEvent(envelope.id, envelope.detail_type, body), deadline=deadline
     )

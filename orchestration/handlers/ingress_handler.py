@@ -44,7 +44,7 @@ def accept(
     identity: dict[str, str], request: MigrationRequest, revision: str, correlation_id: str
 ) -> dict[str, Any]:
     """Record the request and announce it; called once per ``identity`` (see ``_accept_once``)."""
-    outcome = wiring.store().record_request(request, revision, correlation_id, wiring.clock())
+    outcome = wiring.store().record_request(request, revision, correlation_id, wiring.clock().now())
     # Published even when the revision was already recorded: a crash between the two
     # writes must not lose the event, and the execution name makes a repeat harmless.
     event = wiring.reporter().emit(
@@ -79,7 +79,7 @@ def handle_record(record: SQSRecord) -> dict[str, Any]:
     try:
         request, revision = parse_request(record.body)
     except RequestRejectedError as exc:
-        now = wiring.clock()
+        now = wiring.clock().now()
         kept_body, _ = sendable(record.body)
         wiring.store().record_rejection(record.message_id, exc.reason, kept_body, now)
         wiring.request_dead_letters().send(

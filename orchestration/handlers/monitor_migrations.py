@@ -24,7 +24,7 @@ from orchestration.pipeline.monitoring import MigrationMonitor
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    figures = MigrationMonitor(wiring.mgn(), wiring.store(), wiring.clock).measure()
+    figures = MigrationMonitor(wiring.mgn(), wiring.store(), wiring.clock()).measure()
     replication, approvals = figures.replication, figures.approvals
     gauge("ReplicationLagSeconds", replication.lag_seconds)
     gauge("ReplicationStalledServers", replication.stalled_servers, MetricUnit.Count)

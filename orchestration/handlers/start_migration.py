@@ -63,7 +63,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     except ExecutionAlreadyExistsError:
         logger.info("execution already exists: a redelivered request", extra={"name": name})
         return {"started": False, "reason": "already started", "name": name}
-    store.set_execution(spec.migration_id, spec.revision, execution_arn, wiring.clock())
+    store.set_execution(spec.migration_id, spec.revision, execution_arn, wiring.clock().now())
     count("ExecutionsStarted")
     wiring.reporter().step(
         spec,

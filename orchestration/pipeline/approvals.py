@@ -11,11 +11,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Literal
 
 from orchestration.adapters.state_store import ApprovalRecord
 from orchestration.adapters.stepfunctions import StepFunctionsRefusedError, TaskNotWaitingError
+from orchestration.clock import Clock
 from orchestration.events import (
     ApprovalDecided,
     ApprovalRequested,
@@ -93,7 +94,7 @@ class ApprovalService:
         store: ApprovalRecords,
         gate: ApprovalGate,
         reporter: StatusReports,
-        clock: Callable[[], datetime],
+        clock: Clock,
     ) -> None:
         self._store = store
         self._gate = gate
@@ -109,7 +110,7 @@ class ApprovalService:
     ) -> ApprovalRecord:
         """Open the gate and announce it with what the approver needs to decide."""
         test_launch = test_launch or VerifiedTestLaunch()
-        now = self._clock()
+        now = self._clock.now()
         approval = ApprovalRecord(
             approval_id=f"apv-{uuid.uuid4().hex[:16]}",
             migration_id=spec.migration_id,
@@ -163,7 +164,7 @@ class ApprovalService:
         is_requester: Callable[[str], bool] = lambda _user: False,
     ) -> DecisionOutcome:
         """Decide the approval, or raise an ApprovalError saying why not (and audit it)."""
-        now = self._clock()
+        now = self._clock.now()
         action = "approve" if decision == "APPROVED" else "reject"
         approval = self._store.approval(approval_id)
         if approval is None:
@@ -237,7 +238,7 @@ class ApprovalService:
         """Mark the migration's pending approval EXPIRED (its gate timed out, or an operator
         rolled the migration back while it waited) and say so."""
         approval_id = self._store.pending_approval_id(migration_id)
-        now = self._clock()
+        now = self._clock.now()
         if approval_id is None:
             return
         if (

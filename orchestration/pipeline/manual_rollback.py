@@ -11,12 +11,11 @@ because MGN cannot take back a finalized cutover. Every attempt is audited.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 from orchestration.adapters.state_store import MigrationRecord
 from orchestration.adapters.stepfunctions import ExecutionDoesNotExistError
+from orchestration.clock import Clock
 from orchestration.execution_names import rollback_execution_name
 from orchestration.pipeline.approvals import GroupMembership, no_groups
 from orchestration.pipeline.errors import ROLLBACK_REQUESTED
@@ -47,7 +46,7 @@ class RollbackService:
         store: MigrationRecords,
         executions: Executions,
         state_machine_arn: str,
-        clock: Callable[[], datetime],
+        clock: Clock,
         default_operators: list[str],
     ) -> None:
         self._store = store
@@ -74,7 +73,7 @@ class RollbackService:
                 action="rollback",
                 outcome="refused",
                 detail=str(exc),
-                now=self._clock(),
+                now=self._clock.now(),
             )
             raise
 
@@ -115,7 +114,7 @@ class RollbackService:
         reason: str,
         is_member: GroupMembership = no_groups,
     ) -> RollbackStarted:
-        now = self._clock()
+        now = self._clock.now()
         if not reason.strip():
             raise RollbackRequestError("a rollback needs a reason (it goes in the thread)")
         record = self.check(migration_id, user=user, is_member=is_member)

@@ -25,6 +25,7 @@ from typing import Protocol
 
 from orchestration.adapters.mgn import SourceServer
 from orchestration.adapters.state_store import ApprovalRecord, MigrationRecord
+from orchestration.clock import Clock
 
 # Lifecycle states after which a server no longer replicates for a migration.
 FINISHED_LIFECYCLE_STATES = frozenset({"CUTOVER", "DISCONNECTED"})
@@ -160,7 +161,7 @@ def approval_figures(
 
 
 class MigrationMonitor:
-    def __init__(self, mgn: SourceServers, store: Approvals, clock: Callable[[], datetime]) -> None:
+    def __init__(self, mgn: SourceServers, store: Approvals, clock: Clock) -> None:
         self._mgn = mgn
         self._store = store
         self._clock = clock
@@ -177,4 +178,4 @@ class MigrationMonitor:
                 ends[migration_id] = spec.cutover_window.end if spec is not None else None
             return ends[migration_id]
 
-        return MonitorFigures(replication, approval_figures(pending, window_end, self._clock()))
+        return MonitorFigures(replication, approval_figures(pending, window_end, self._clock.now()))

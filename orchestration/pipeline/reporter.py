@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from orchestration.adapters.event_bus import EventBus
 from orchestration.adapters.state_store import MigrationStore
+from orchestration.clock import Clock
 from orchestration.events import EventDetail, EventRouting, MigrationStatusUpdated, StepStatus
 from orchestration.migration_request import MigrationRequest
 from orchestration.pipeline.spec import MigrationSpec
 
 E = TypeVar("E", bound=EventDetail)
-Clock = Callable[[], datetime]
 
 
 class MigrationIdentity(Protocol):
@@ -86,7 +85,7 @@ class StatusReporter:
                 "target_vm_name": spec.target_vm_name,
                 "correlation_id": spec.correlation_id,
                 "sequence": self._store.next_sequence(spec.migration_id),
-                "timestamp": self._clock(),
+                "timestamp": self._clock.now(),
                 "routing": routing_of(spec),
                 **fields,
             }
@@ -105,7 +104,7 @@ class StatusReporter:
         **data: Any,
     ) -> MigrationStatusUpdated:
         """Move the migration to the step, announce it, and keep it in the history."""
-        now = self._clock()
+        now = self._clock.now()
         sequence = self._store.advance(
             spec.migration_id, step=step, status=status, now=now, migration_status=migration_status
         )

@@ -9,8 +9,6 @@ Lambda finds the MGN job it already started instead of starting a second one.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -21,6 +19,7 @@ from orchestration.adapters.mgn import (
     SourceServer,
     SourceServerNotFoundError,
 )
+from orchestration.clock import Clock
 from orchestration.events import (
     MigrationCompleted,
     MigrationFailed,
@@ -78,20 +77,21 @@ class PollConfig:
         return min(self.max_seconds, max(1, round(int(previous) * self.backoff)))
 
 
-def _poll(state: State, key: str, config: PollConfig, **result: Any) -> dict[str, Any]:
+def _poll(state: State, key: str, config: PollConfig, now: float, **result: Any) -> dict[str, Any]:
+    """A polling step's result; ``now`` is epoch seconds (from the injected clock)."""
     previous = state.get(key) or {}
     return {
         **result,
         "done": False,
         "waitSeconds": config.next_wait(previous.get("waitSeconds")),
-        "startedAt": previous.get("startedAt") or time.time(),
+        "startedAt": previous.get("startedAt") or now,
         "polls": int(previous.get("polls", 0)) + 1,
     }
 
 
-def _elapsed(state: State, key: str) -> float:
+def _elapsed(state: State, key: str, now: float) -> float:
     started = (state.get(key) or {}).get("startedAt")
-    return time.time() - float(started) if started else 0.0
+    return now - float(started) if started else 0.0
 
 
 class MigrationSteps:
@@ -102,13 +102,17 @@ class MigrationSteps:
         ec2: Ec2,
         prober: HealthProbe,
         reporter: StatusReports,
-        clock: Callable[[], datetime],
+        clock: Clock,
     ) -> None:
         self._mgn = mgn
         self._ec2 = ec2
         self._prober = prober
         self._report = reporter
         self._clock = clock
+
+    def _epoch(self) -> float:
+        """Now in epoch seconds (what polling steps keep in ``startedAt``)."""
+        return self._clock.now().timestamp()
 
     # --- ValidateInput -------------------------------------------------------------------
 
@@ -258,7 +262,7 @@ class MigrationSteps:
                 spec, "WaitForReplication", "SUCCEEDED", "replication ready (continuous)"
             )
             return {"done": True, "progress": 100, "replicationState": server.replication_state}
-        if _elapsed(state, "replication") > config.replication_timeout_seconds:
+        if _elapsed(state, "replication", self._epoch()) > config.replication_timeout_seconds:
             raise ReplicationTimeoutError(
                 f"replication of {server.source_server_id} is still {server.replication_state} "
                 f"({progress}%) after {config.replication_timeout_seconds} s"
@@ -279,6 +283,7 @@ class MigrationSteps:
             state,
             "replication",
             config,
+            self._epoch(),
             progress=progress,
             replicationState=server.replication_state,
         )
@@ -293,14 +298,14 @@ class MigrationSteps:
         step = "StartTestLaunch" if phase == "test" else "StartCutover"
         key = "test" if phase == "test" else "cutover"
         if phase == "cutover":
-            window = spec.in_window(self._clock())
+            window = spec.in_window(self._clock.now())
             if window == "closed":
                 raise CutoverWindowClosedError(
                     f"the cutover window closed at {_iso(spec.window_end)}"
                     ": the migration is rolled back; set a new window in the manifest and merge"
                 )
             if window == "before" and spec.window_start is not None:
-                until = (spec.window_start - self._clock()).total_seconds()
+                until = (spec.window_start - self._clock.now()).total_seconds()
                 if not (state.get(key) or {}).get("announced"):
                     self._report.step(
                         spec,
@@ -309,7 +314,7 @@ class MigrationSteps:
                         f"approved; the cutover waits for the window: {_iso(spec.window_start)}",
                     )
                 return {
-                    **_poll(state, key, config),
+                    **_poll(state, key, config, self._epoch()),
                     "started": False,
                     "announced": True,
                     "waitSeconds": max(1, min(config.max_seconds, int(until) + 1)),
@@ -319,7 +324,11 @@ class MigrationSteps:
         if active is not None and active.initiated_by == wanted:
             return {"started": True, "done": True, "jobId": active.job_id}  # a retry: adopt it
         if active is not None:
-            return {**_poll(state, key, config), "started": False, "blockedBy": active.job_id}
+            return {
+                **_poll(state, key, config, self._epoch()),
+                "started": False,
+                "blockedBy": active.job_id,
+            }
         tags = {"wavepilot:migration-id": spec.migration_id, "wavepilot:revision": spec.revision}
         try:
             job = (
@@ -359,13 +368,20 @@ class MigrationSteps:
                 f"{entry.launch_status if entry else 'no entry'} "
                 f"for {server_id}: see the job log in the MGN console"
             )
-        timed_out = _elapsed(state, key) > config.launch_timeout_seconds
+        timed_out = _elapsed(state, key, self._epoch()) > config.launch_timeout_seconds
         if entry.launch_status != "LAUNCHED" or not entry.launched_instance_id:
             if timed_out:
                 raise LaunchTimeoutError(
                     f"{phase} launch job {job.job_id} still {entry.launch_status}"
                 )
-            return _poll(state, key, config, stage="launching", launchStatus=entry.launch_status)
+            return _poll(
+                state,
+                key,
+                config,
+                self._epoch(),
+                stage="launching",
+                launchStatus=entry.launch_status,
+            )
         instance = self._ec2.instance(entry.launched_instance_id)
         if (
             instance is None
@@ -378,7 +394,14 @@ class MigrationSteps:
                     f"{instance.state if instance else 'missing'} "
                     f"after {config.launch_timeout_seconds} s"
                 )
-            return _poll(state, key, config, stage="booting", instanceId=entry.launched_instance_id)
+            return _poll(
+                state,
+                key,
+                config,
+                self._epoch(),
+                stage="booting",
+                instanceId=entry.launched_instance_id,
+            )
         results = [
             self._prober.run(instance.private_ip or "", check) for check in spec.health_checks
         ]
@@ -389,7 +412,14 @@ class MigrationSteps:
                     f"instance {instance.instance_id} failed "
                     + "; ".join(f"{r.check}: {r.detail}" for r in failed)
                 )
-            return _poll(state, key, config, stage="health checks", instanceId=instance.instance_id)
+            return _poll(
+                state,
+                key,
+                config,
+                self._epoch(),
+                stage="health checks",
+                instanceId=instance.instance_id,
+            )
         summary = ", ".join(r.check for r in results) or "no health checks defined"
         self._report.step(
             spec,
@@ -419,7 +449,7 @@ class MigrationSteps:
         if server.lifecycle_state != "CUTOVER":
             server = self._mgn.finalize_cutover(server_id)
         instance_id = state["cutoverCheck"]["instanceId"]
-        duration = (self._clock() - started_at).total_seconds() if started_at else 0.0
+        duration = (self._clock.now() - started_at).total_seconds() if started_at else 0.0
         self._report.step(
             spec,
             "FinalizeCutover",
@@ -472,7 +502,7 @@ class MigrationSteps:
             active: Job | None = self._mgn.active_job_for(server, _known_jobs(state))
             if active is not None:
                 return {
-                    **_poll(state, "rollback", config),
+                    **_poll(state, "rollback", config, self._epoch()),
                     "terminated": terminated,
                     "waitingFor": active.job_id,
                 }
@@ -487,7 +517,7 @@ class MigrationSteps:
                     if server.launched_instance_id not in terminated:
                         terminated.append(server.launched_instance_id)
                     return {
-                        **_poll(state, "rollback", config),
+                        **_poll(state, "rollback", config, self._epoch()),
                         "terminated": terminated,
                         "waitingFor": job.job_id,
                     }

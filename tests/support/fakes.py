@@ -27,16 +27,23 @@ NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 
 
 class FixedClock:
-    """A clock a test moves by hand."""
+    """A clock a test moves by hand (``orchestration.clock.Clock``); sleeping advances it."""
 
     def __init__(self, now: datetime = NOW) -> None:
-        self.now = now
+        self.current = now
+        self._origin = now
 
-    def __call__(self) -> datetime:
-        return self.now
+    def now(self) -> datetime:
+        return self.current
+
+    def monotonic(self) -> float:
+        return (self.current - self._origin).total_seconds()
+
+    def sleep(self, seconds: float) -> None:
+        self.advance(timedelta(seconds=max(seconds, 0)))
 
     def advance(self, delta: timedelta) -> None:
-        self.now += delta
+        self.current += delta
 
 
 # --- Step Functions ------------------------------------------------------------------------
@@ -219,7 +226,7 @@ class FakeReporter:
                 "target_vm_name": spec.target_vm_name,
                 "correlation_id": spec.correlation_id,
                 "sequence": self._next(spec.migration_id),
-                "timestamp": self._clock(),
+                "timestamp": self._clock.now(),
                 **fields,
             }
         )
@@ -244,7 +251,7 @@ class FakeReporter:
             target_vm_name=spec.target_vm_name,
             correlation_id=spec.correlation_id,
             sequence=self._next(spec.migration_id),
-            timestamp=self._clock(),
+            timestamp=self._clock.now(),
             step=step,
             status=status,
             message=message,
