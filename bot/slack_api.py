@@ -52,8 +52,10 @@ UPDATE_BURST = 10
 RATE_LIMIT_RETRIES = 30
 
 
-class SlackClock:
-    """Real time, or real time sped up by ``scale`` (the embedded default's Slack clock)."""
+class PacingClock:
+    """The time the bot paces its calls and waits out ``Retry-After`` on: real time, or sped up
+    by ``scale`` to match the embedded default's Slack stand-in (whose own clock is
+    ``orchestration.local.slack.SlackClock``)."""
 
     def __init__(
         self,
@@ -82,7 +84,7 @@ class SlackClock:
 class TokenBucket:
     """``rate`` tokens per Slack second up to ``burst``; ``take()`` waits for one."""
 
-    def __init__(self, rate: float, burst: int, clock: SlackClock) -> None:
+    def __init__(self, rate: float, burst: int, clock: PacingClock) -> None:
         self._rate = rate
         self._burst = float(burst)
         self._clock = clock
@@ -128,7 +130,7 @@ class SlackUsage:
 class PacedRateLimitRetryHandler(RateLimitErrorRetryHandler):
     """slack_sdk's 429 handler, sleeping ``Retry-After`` on the Slack clock and counting."""
 
-    def __init__(self, clock: SlackClock, usage: SlackUsage, max_retry_count: int) -> None:
+    def __init__(self, clock: PacingClock, usage: SlackUsage, max_retry_count: int) -> None:
         super().__init__(max_retry_count=max_retry_count)
         self._clock = clock
         self._usage = usage
@@ -157,7 +159,7 @@ def web_client(
     token: str,
     base_url: str,
     *,
-    clock: SlackClock,
+    clock: PacingClock,
     usage: SlackUsage,
     rate_limit_retries: int = RATE_LIMIT_RETRIES,
 ) -> WebClient:
@@ -174,7 +176,7 @@ def web_client(
 class PacedSlack:
     """The calls the notifier makes, paced the way Slack limits them."""
 
-    def __init__(self, client: WebClient, clock: SlackClock, usage: SlackUsage) -> None:
+    def __init__(self, client: WebClient, clock: PacingClock, usage: SlackUsage) -> None:
         self.client = client
         self.usage = usage
         self._clock = clock

@@ -25,7 +25,7 @@ from bot.config import BotSettings, SlackSecrets, bot_settings
 from bot.directory import SlackDirectory
 from bot.notifier import StatusNotifier
 from bot.services import BotServices
-from bot.slack_api import PacedSlack, SlackClock, SlackUsage, web_client
+from bot.slack_api import PacedSlack, PacingClock, SlackUsage, web_client
 from bot.thread_store import ThreadStore
 from orchestration import wiring as pipeline
 from orchestration.adapters import aws
@@ -59,8 +59,8 @@ def _secrets() -> SlackSecrets:
 
 
 @cache
-def _slack_clock() -> SlackClock:
-    return SlackClock(_config().time_scale)
+def _slack_clock() -> PacingClock:
+    return PacingClock(_config().time_scale)
 
 
 # --- slack_notifier ----------------------------------------------------------------------

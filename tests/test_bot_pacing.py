@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from bot.slack_api import SlackClock, TokenBucket
+from bot.slack_api import PacingClock, TokenBucket
 from bot.thread_store import SlackThread
 from bot.threads import ThreadState, advance
 from orchestration.events import MigrationCompleted, MigrationStatusUpdated
@@ -26,7 +26,7 @@ class FakeTime:
 
 def test_a_bucket_spaces_calls_at_its_rate_on_the_slack_clock() -> None:
     fake = FakeTime()
-    clock = SlackClock(10.0, monotonic=fake.monotonic, sleep=fake.sleep)
+    clock = PacingClock(10.0, monotonic=fake.monotonic, sleep=fake.sleep)
     bucket = TokenBucket(rate=1.0, burst=1, clock=clock)
 
     waits = [bucket.take() for _ in range(4)]
