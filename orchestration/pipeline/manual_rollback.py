@@ -34,7 +34,7 @@ class NotAnOperatorError(RollbackRequestError):
 
 
 @dataclass(frozen=True, slots=True)
-class RollbackStarted:
+class ManualRollbackStarted:
     migration_id: str
     execution_arn: str
     stopped_execution_arn: str | None
@@ -113,7 +113,7 @@ class RollbackService:
         user: str,
         reason: str,
         is_member: GroupMembership = no_groups,
-    ) -> RollbackStarted:
+    ) -> ManualRollbackStarted:
         now = self._clock.now()
         if not reason.strip():
             raise RollbackRequestError("a rollback needs a reason (it goes in the thread)")
@@ -144,4 +144,4 @@ class RollbackService:
             detail=f"{reason.strip()} (stopped {stopped or 'nothing'}; started {arn})",
             now=now,
         )
-        return RollbackStarted(migration_id, arn, stopped)
+        return ManualRollbackStarted(migration_id, arn, stopped)
