@@ -28,7 +28,8 @@ EVENT_SOURCE = "wavepilot.migrations"
 EVENT_SCHEMA_VERSION: Literal["1"] = "1"
 
 StepStatus = Literal["STARTED", "IN_PROGRESS", "WAITING", "SUCCEEDED", "FAILED", "SKIPPED"]
-Decision = Literal["APPROVED", "REJECTED", "EXPIRED"]
+# How an approval ended: a person decided (see pipeline.approvals.Decision), or no one did.
+ApprovalOutcome = Literal["APPROVED", "REJECTED", "EXPIRED"]
 
 
 _EVENT_CONFIG = ConfigDict(
@@ -143,7 +144,7 @@ class ApprovalRequested(EventDetail):
 
 class ApprovalDecided(EventDetail):
     approval_id: str
-    decision: Decision
+    decision: ApprovalOutcome
     decided_by: str
     reason: str = ""
 

@@ -27,6 +27,7 @@ from orchestration.pipeline.errors import APPROVAL_REJECTED
 from orchestration.pipeline.ports import ApprovalGate, ApprovalRecords, StatusReports
 from orchestration.pipeline.spec import MigrationSpec
 
+# What a person decides at an approval gate (events.ApprovalOutcome adds EXPIRED: no one did).
 Decision = Literal["APPROVED", "REJECTED"]
 # Whether a Slack user belongs to a user group (the bot asks Slack; the CLI cannot).
 GroupMembership = Callable[[str, str], bool]
