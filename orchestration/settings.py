@@ -1,8 +1,11 @@
 """Configuration, read once from the environment into a typed model.
 
 The seed's variables keep their meaning: ``AWS_REGION``, ``EVENTBRIDGE_BUS_NAME``,
-``DYNAMODB_TABLE_NAME``, ``SQS_QUEUE_URL`` (the request queue), ``MGN_REGION`` (defaults
-to ``AWS_REGION``) and ``DEBUG``. The rest are Wavepilot's own and documented in the README.
+``DYNAMODB_TABLE_NAME`` and ``MGN_REGION`` (defaults to ``AWS_REGION``). The rest are
+Wavepilot's own and documented in the README. Two seed variables are not the handlers':
+``SQS_QUEUE_URL`` (the request queue) is ``wavepilot publish``'s default ``--queue-url``, and
+``DEBUG`` sets the log level (``observability.py``, before any settings are read) and the
+CLI's tracebacks (``cli_errors.py``).
 """
 
 from __future__ import annotations
@@ -23,11 +26,9 @@ class Settings(BaseSettings):
         default="wavepilot-local-bus", validation_alias="EVENTBRIDGE_BUS_NAME"
     )
     table_name: str = Field(default="wavepilot-local-state", validation_alias="DYNAMODB_TABLE_NAME")
-    request_queue_url: str = Field(default="", validation_alias="SQS_QUEUE_URL")
     dead_letter_queue_url: str = Field(default="", validation_alias="REQUEST_DLQ_URL")
     state_machine_arn: str = Field(default="", validation_alias="STATE_MACHINE_ARN")
     mgn_region_override: str | None = Field(default=None, validation_alias="MGN_REGION")
-    debug: bool = Field(default=False, validation_alias="DEBUG")
     idempotency_days: int = Field(default=90, ge=1, validation_alias="IDEMPOTENCY_DAYS")
     default_approvers_text: str = Field(default="", validation_alias="DEFAULT_APPROVERS")
 
