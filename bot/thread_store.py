@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from bot.threads import ThreadState
+from orchestration.adapters.state_store import migration_pk
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -79,7 +80,7 @@ class ThreadStore:
 
     @staticmethod
     def _key(migration_id: str) -> dict[str, str]:
-        return {"pk": f"MIGRATION#{migration_id}", "sk": SLACK_SK}
+        return {"pk": migration_pk(migration_id), "sk": SLACK_SK}
 
     def get(self, migration_id: str) -> SlackThread | None:
         item = self._table.get_item(Key=self._key(migration_id), ConsistentRead=True).get("Item")

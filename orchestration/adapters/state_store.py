@@ -30,8 +30,18 @@ PENDING_APPROVALS = "APPROVALS#PENDING"
 REJECTION_RETENTION = timedelta(days=90)
 
 
+def migration_pk(migration_id: str) -> str:
+    """The partition of everything kept about a migration (its record, history, audit trail,
+    Slack thread): the one place the ``MIGRATION#`` key is built."""
+    return f"MIGRATION#{migration_id}"
+
+
+def approval_pk(approval_id: str) -> str:
+    return f"APPROVAL#{approval_id}"
+
+
 def migration_key(migration_id: str) -> dict[str, str]:
-    return {"pk": f"MIGRATION#{migration_id}", "sk": META}
+    return {"pk": migration_pk(migration_id), "sk": META}
 
 
 class RecordOutcome(enum.StrEnum):
@@ -293,7 +303,7 @@ class MigrationStore:
         """Keep one step of the migration's history (its key orders it by sequence)."""
         self._table.put_item(
             Item={
-                "pk": f"MIGRATION#{migration_id}",
+                "pk": migration_pk(migration_id),
                 "sk": f"STEP#{sequence:08d}",
                 "step": step,
                 "status": status,
@@ -305,7 +315,7 @@ class MigrationStore:
     def history(self, migration_id: str) -> list[dict[str, Any]]:
         response = self._table.query(
             KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-            ExpressionAttributeValues={":pk": f"MIGRATION#{migration_id}", ":prefix": "STEP#"},
+            ExpressionAttributeValues={":pk": migration_pk(migration_id), ":prefix": "STEP#"},
         )
         return [dict(item) for item in response.get("Items", [])]
 
@@ -325,7 +335,7 @@ class MigrationStore:
         A pending approval is also in gsi1 (``PENDING_APPROVALS``, by expiry) until decided.
         """
         item: dict[str, Any] = {
-            "pk": f"APPROVAL#{approval.approval_id}",
+            "pk": approval_pk(approval.approval_id),
             "sk": META,
             **approval.to_item(),
             "taskToken": task_token,
@@ -345,7 +355,7 @@ class MigrationStore:
 
     def approval(self, approval_id: str) -> ApprovalRecord | None:
         item = self._table.get_item(
-            Key={"pk": f"APPROVAL#{approval_id}", "sk": META}, ConsistentRead=True
+            Key={"pk": approval_pk(approval_id), "sk": META}, ConsistentRead=True
         ).get("Item")
         return ApprovalRecord.from_item(item) if item else None
 
@@ -386,7 +396,7 @@ class MigrationStore:
         """
         try:
             response = self._table.update_item(
-                Key={"pk": f"APPROVAL#{approval_id}", "sk": META},
+                Key={"pk": approval_pk(approval_id), "sk": META},
                 # Decided: out of gsi1's pending approvals, in the same conditional write.
                 UpdateExpression=(
                     "SET #status = :decision, decidedBy = :user, decidedAt = :now, reason = :reason"
@@ -413,7 +423,7 @@ class MigrationStore:
         """Undo a recorded decision whose delivery to Step Functions failed: pending again
         (and back among gsi1's pending approvals, keyed by its expiry as when created)."""
         self._table.update_item(
-            Key={"pk": f"APPROVAL#{approval_id}", "sk": META},
+            Key={"pk": approval_pk(approval_id), "sk": META},
             UpdateExpression=(
                 "SET #status = :pending, gsi1pk = :partition, gsi1sk = expiresAt"
                 " REMOVE decidedBy, decidedAt, reason"
@@ -432,7 +442,7 @@ class MigrationStore:
     ) -> None:
         """Keep who did what, when, to which approval; never the task token."""
         self._audit(
-            f"APPROVAL#{approval_id}",
+            approval_pk(approval_id),
             actor=actor,
             action=action,
             outcome=outcome,
@@ -452,7 +462,7 @@ class MigrationStore:
     ) -> None:
         """Keep an operator's action on a migration (a rollback request, say)."""
         self._audit(
-            f"MIGRATION#{migration_id}",
+            migration_pk(migration_id),
             actor=actor,
             action=action,
             outcome=outcome,
@@ -461,10 +471,10 @@ class MigrationStore:
         )
 
     def migration_audit_trail(self, migration_id: str) -> list[dict[str, Any]]:
-        return self._audit_trail(f"MIGRATION#{migration_id}")
+        return self._audit_trail(migration_pk(migration_id))
 
     def audit_trail(self, approval_id: str) -> list[dict[str, Any]]:
-        return self._audit_trail(f"APPROVAL#{approval_id}")
+        return self._audit_trail(approval_pk(approval_id))
 
     def _audit(
         self, pk: str, *, actor: str, action: str, outcome: str, detail: str, now: datetime
