@@ -15,14 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import cache
 
-from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.base import BaseProvider
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from orchestration.adapters import aws
+from orchestration.adapters.secrets import SECRET_CACHE_SECONDS, secrets_provider
 
-SECRET_CACHE_SECONDS = 300
 SLACK_API_URL = "https://slack.com/api/"
 
 
@@ -56,7 +54,7 @@ class SlackSecrets:
         provider_factory: Callable[[], BaseProvider] | None = None,
     ) -> None:
         self._config = config
-        self._provider_factory = provider_factory or _secrets_provider
+        self._provider_factory = provider_factory or secrets_provider
         self._provider: BaseProvider | None = None
 
     def bot_token(self) -> str:
@@ -85,10 +83,6 @@ class SlackSecrets:
         if value is not None and value.get_secret_value():
             return value.get_secret_value()
         raise SlackCredentialsMissingError(f"set {names[0]} (AWS) or {names[1]} (local)")
-
-
-def _secrets_provider() -> BaseProvider:
-    return SecretsProvider(boto_config=aws.RETRIES)
 
 
 @cache

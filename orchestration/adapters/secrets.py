@@ -1,5 +1,8 @@
 """Secrets read from Secrets Manager on AWS, or from the environment on the embedded default.
 
+The callback signing key is here; the bot's Slack credentials (``bot/config.py``) are read
+with the same provider and cache time.
+
 Secrets Manager is read with Powertools Parameters, at most every ``SECRET_CACHE_SECONDS``
 per container, so a rotated secret is picked up without a deployment.
 """
