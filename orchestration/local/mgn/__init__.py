@@ -8,7 +8,13 @@ docs/MGN_EMULATOR.md.
 from __future__ import annotations
 
 from orchestration.local.mgn.clock import SimulatedClock
-from orchestration.local.mgn.ec2_port import Boto3Ec2LaunchPort, Ec2LaunchError, Ec2LaunchPort
+from orchestration.local.mgn.ec2_port import (
+    MGN_SERVICE_ROLE_NAME,
+    AssumedRoleEc2Ports,
+    Boto3Ec2LaunchPort,
+    Ec2LaunchError,
+    Ec2LaunchPort,
+)
 from orchestration.local.mgn.emulator import ENDPOINT_ENVIRONMENT_VARIABLE, MgnEmulator
 from orchestration.local.mgn.errors import (
     ConflictError,
@@ -21,6 +27,7 @@ from orchestration.local.mgn.errors import (
 )
 from orchestration.local.mgn.faults import FaultInjector
 from orchestration.local.mgn.jobs import LAUNCH_TYPE_TAG, SOURCE_SERVER_ID_TAG
+from orchestration.local.mgn.lanes import FleetMetrics, LaneId, MgnFleet, SignedBy, signed_by
 from orchestration.local.mgn.metrics import EmulatorMetrics
 from orchestration.local.mgn.model import JobSummary, ParticipantSummary, SourceServer
 from orchestration.local.mgn.operations import (
@@ -49,9 +56,11 @@ __all__ = [
     "CONCURRENT_JOBS_QUOTA",
     "ENDPOINT_ENVIRONMENT_VARIABLE",
     "LAUNCH_TYPE_TAG",
+    "MGN_SERVICE_ROLE_NAME",
     "NON_ARCHIVED_SERVERS_QUOTA",
     "SERVERS_IN_ACTIVE_JOBS_QUOTA",
     "SOURCE_SERVER_ID_TAG",
+    "AssumedRoleEc2Ports",
     "Boto3Ec2LaunchPort",
     "ConflictError",
     "DataReplicationState",
@@ -60,14 +69,17 @@ __all__ = [
     "EmulatorMetrics",
     "EmulatorSettings",
     "FaultInjector",
+    "FleetMetrics",
     "JobStatus",
     "JobSummary",
     "JobTiming",
+    "LaneId",
     "LaunchStatus",
     "LaunchType",
     "LifeCycleState",
     "MgnEmulator",
     "MgnError",
+    "MgnFleet",
     "OsFamily",
     "ParticipantSummary",
     "QuotaLimits",
@@ -76,9 +88,11 @@ __all__ = [
     "RequestRateLimit",
     "ResourceNotFoundError",
     "ServiceQuotaExceededError",
+    "SignedBy",
     "SimulatedClock",
     "SourceServer",
     "ThrottlingError",
     "UninitializedAccountError",
     "ValidationError",
+    "signed_by",
 ]

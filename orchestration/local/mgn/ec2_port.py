@@ -2,14 +2,16 @@
 
 MGN launches real EC2 instances in the account; locally "real" means moto. The emulator talks
 to EC2 only through `Ec2LaunchPort`, so the runtime passes a boto3 client pointed at moto and
-tests could pass anything else with the same three methods.
+tests could pass anything else with the same three methods. `AssumedRoleEc2Ports` builds one
+port per lane (account and Region) for `MgnFleet`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 if TYPE_CHECKING:
@@ -117,3 +119,69 @@ class Boto3Ec2LaunchPort:
             raise Ec2LaunchError(
                 f"TerminateInstances {list(instance_ids)} failed: {error}"
             ) from error
+
+
+# The role MGN itself acts with in a target account (its service-linked role). MGN launches and
+# terminates a lane's instances with it, so locally each lane's EC2 calls are made with it too.
+MGN_SERVICE_ROLE_NAME = (
+    "aws-service-role/mgn.amazonaws.com/AWSServiceRoleForApplicationMigrationService"
+)
+_ROLE_SESSION_NAME = "mgn-emulator"
+
+
+class AssumedRoleEc2Ports:
+    """One `Boto3Ec2LaunchPort` per lane: EC2 in the lane's account and Region.
+
+    Assumes MGN's service-linked role in the lane's account through STS (moto's, locally) and
+    builds an EC2 client for the lane's Region from the credentials it returns. moto maps
+    those temporary credentials to the role's account, so each lane's launch templates and
+    instances live in that account's and Region's EC2, invisible to every other lane.
+
+    Args:
+        endpoint_url: where STS and EC2 are (None: boto3's own resolution, e.g.
+            `AWS_ENDPOINT_URL` set by the local runtime, or moto's in-process mock).
+        role_name: the role (with its path) assumed in each account.
+        image_id: passed on to each `Boto3Ec2LaunchPort`.
+    """
+
+    def __init__(
+        self,
+        *,
+        endpoint_url: str | None = None,
+        role_name: str = MGN_SERVICE_ROLE_NAME,
+        image_id: str | None = None,
+    ) -> None:
+        self._endpoint_url = endpoint_url
+        self._role_name = role_name
+        self._image_id = image_id
+
+    def role_arn(self, account_id: str) -> str:
+        return f"arn:aws:iam::{account_id}:role/{self._role_name}"
+
+    def __call__(self, account_id: str, region: str) -> Boto3Ec2LaunchPort:
+        """The EC2 port of the lane `account_id`/`region`.
+
+        Raises:
+            Ec2LaunchError: STS refused to issue credentials for the account.
+        """
+        # A session of its own: clients built from boto3's default session from several
+        # threads at once can fail, and the default session's calls are the harness's.
+        session = boto3.session.Session()
+        sts: Any = session.client("sts", region_name=region, endpoint_url=self._endpoint_url)
+        try:
+            credentials = sts.assume_role(
+                RoleArn=self.role_arn(account_id), RoleSessionName=_ROLE_SESSION_NAME
+            )["Credentials"]
+        except (ClientError, BotoCoreError) as error:
+            raise Ec2LaunchError(
+                f"AssumeRole {self.role_arn(account_id)} failed: {error}"
+            ) from error
+        ec2: EC2Client = session.client(
+            "ec2",
+            region_name=region,
+            endpoint_url=self._endpoint_url,
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+        )
+        return Boto3Ec2LaunchPort(ec2, image_id=self._image_id)

@@ -40,7 +40,7 @@ from orchestration.local.mgn.model import (
     summarize_job,
 )
 from orchestration.local.mgn.operations import NON_ARCHIVED_SERVERS_QUOTA, MgnOperations
-from orchestration.local.mgn.protocol import RestJsonEndpoint, mgn_service_model
+from orchestration.local.mgn.protocol import HttpReply, RestJsonEndpoint, mgn_service_model
 from orchestration.local.mgn.rendering import render_source_server
 from orchestration.local.mgn.replication import ReplicationPlan
 from orchestration.local.mgn.server import LoopbackServer
@@ -66,7 +66,11 @@ def _source_server_shape() -> Shape:
 
 
 class MgnEmulator:
-    """One emulated MGN account and Region, served over MGN's real wire protocol on loopback.
+    """One emulated MGN account and Region (a lane), served over MGN's real wire protocol.
+
+    Serves on loopback by itself (`start()`), answering every request whatever account or
+    Region signed it, or as one lane of an `MgnFleet`, which serves several lanes on one
+    endpoint and routes each request to its account and Region.
 
     Thread-safe: the HTTP server answers each connection on its own thread, and every
     operation, seeding call and fault runs under one lock at one simulated instant.
@@ -110,15 +114,16 @@ class MgnEmulator:
             clock=self._clock,
             lock=self._lock,
         )
-        self._server = LoopbackServer(
-            RestJsonEndpoint(
-                operations=operations,
-                gate=gate,
-                metrics=self._metrics,
-                check_responses=self._settings.check_responses,
-            )
+        self._endpoint = RestJsonEndpoint(
+            operations=operations,
+            gate=gate,
+            metrics=self._metrics,
+            check_responses=self._settings.check_responses,
         )
-        self._ticker: _SettleTicker | None = None
+        self._server = LoopbackServer(self.answer)
+        # Set when an `MgnFleet` hosts this lane: its server, not this one, is the endpoint.
+        self._host_url: Callable[[], str | None] | None = None
+        self._ticker: SettleTicker | None = None
         self._faults = FaultInjector(
             state=self._state,
             faults=self._fault_state,
@@ -322,9 +327,22 @@ class MgnEmulator:
 
     # --- Serving ------------------------------------------------------------------------------
 
+    def answer(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> HttpReply:
+        """Answer one HTTP request as this lane (what the loopback server or a fleet calls)."""
+        return self._endpoint.handle(method, path, body)
+
+    def host_in(self, host_url: Callable[[], str | None]) -> None:
+        """Hand serving over to a fleet: `endpoint_url` becomes the fleet's, `start()` refuses.
+
+        Called by `MgnFleet` when it creates the lane.
+        """
+        self._host_url = host_url
+
     @property
     def endpoint_url(self) -> str | None:
-        """`http://127.0.0.1:<port>` while serving, else None."""
+        """`http://127.0.0.1:<port>` while serving (this lane's fleet's, if it has one)."""
+        if self._host_url is not None:
+            return self._host_url()
         return self._server.url
 
     def environment(self) -> dict[str, str]:
@@ -340,10 +358,12 @@ class MgnEmulator:
         On a running clock, also starts the background settle (see
         `EmulatorSettings.background_settle_seconds`).
         """
+        if self._host_url is not None:
+            raise RuntimeError("this lane is served by its MgnFleet; start the fleet instead")
         url = self._server.start()
         interval = self._settings.background_settle_seconds
         if interval is not None and self._clock.speed > 0:
-            self._ticker = _SettleTicker(interval, self.settle)
+            self._ticker = SettleTicker(interval, self.settle)
         return url
 
     def stop(self) -> None:
@@ -362,7 +382,7 @@ class MgnEmulator:
             self.stop()
 
 
-class _SettleTicker:
+class SettleTicker:
     """Calls `settle` every `interval` real seconds on a daemon thread until stopped.
 
     Why a thread at all: state is computed lazily, but EC2 side effects (instances launched,

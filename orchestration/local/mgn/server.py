@@ -1,19 +1,32 @@
-"""The loopback HTTP server in front of `RestJsonEndpoint` (stdlib, a thread per connection)."""
+"""The loopback HTTP server in front of the MGN emulator (stdlib, a thread per connection).
+
+What answers a request is a `RequestHandler`: one lane's `RestJsonEndpoint` for a single
+`MgnEmulator`, or `MgnFleet`'s router, which picks the lane from the request's signature.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
-from orchestration.local.mgn.protocol import RestJsonEndpoint
+from orchestration.local.mgn.protocol import HttpReply
 
 logger = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
 # How often serve_forever checks for shutdown: stop() waits at most this long.
 _SHUTDOWN_POLL_SECONDS = 0.02
+
+
+class RequestHandler(Protocol):
+    """Answers one HTTP request; `headers` has lower-case names."""
+
+    def __call__(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes
+    ) -> HttpReply: ...
 
 
 class _MgnRequestHandler(BaseHTTPRequestHandler):
@@ -39,7 +52,8 @@ class _MgnRequestHandler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        reply = self.server.endpoint.handle(self.command, self.path, body)
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        reply = self.server.answer(self.command, self.path, headers, body)
         self.send_response(reply.status)
         for name, value in reply.headers.items():
             self.send_header(name, value)
@@ -55,8 +69,8 @@ class _MgnHttpServer(ThreadingHTTPServer):
     # The pipeline opens many connections at once; the default backlog of 5 drops some.
     request_queue_size = 128
 
-    def __init__(self, endpoint: RestJsonEndpoint) -> None:
-        self.endpoint = endpoint
+    def __init__(self, answer: RequestHandler) -> None:
+        self.answer = answer
         super().__init__((LOOPBACK, 0), _MgnRequestHandler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -65,10 +79,10 @@ class _MgnHttpServer(ThreadingHTTPServer):
 
 
 class LoopbackServer:
-    """Serves one endpoint on 127.0.0.1 at an ephemeral port until stopped."""
+    """Serves one request handler on 127.0.0.1 at an ephemeral port until stopped."""
 
-    def __init__(self, endpoint: RestJsonEndpoint) -> None:
-        self._endpoint = endpoint
+    def __init__(self, answer: RequestHandler) -> None:
+        self._answer = answer
         self._server: _MgnHttpServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -82,7 +96,7 @@ class LoopbackServer:
     def start(self) -> str:
         if self._server is not None:
             raise RuntimeError("the MGN emulator is already serving")
-        self._server = _MgnHttpServer(self._endpoint)
+        self._server = _MgnHttpServer(self._answer)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": _SHUTDOWN_POLL_SECONDS},

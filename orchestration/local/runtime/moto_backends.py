@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from moto.awslambda.models import lambda_backends
 from moto.awslambda.utils import get_backend as lambda_backend_for
 from moto.awslambda_simple.models import lambda_simple_backends
+from moto.iam.models import get_account_id_from
 from moto.moto_api._internal.models import moto_api_backend
 from moto.sqs.models import sqs_backends
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
@@ -51,6 +52,17 @@ class EventSourceMappingRef(NamedTuple):
     account_id: str
     region: str
     uuid: str
+
+
+def account_id_for_access_key(access_key_id: str) -> str:
+    """The account moto serves a request signed with `access_key_id` from.
+
+    moto's own mapping (`moto.iam.models.get_account_id_from`, what
+    `BaseResponse.get_current_account` uses for every request): a key issued by moto's IAM
+    or STS belongs to its account (an `AssumeRole` key to the role's account); any other key,
+    like the runtime's placeholder `testing`, to moto's default account, 123456789012.
+    """
+    return get_account_id_from(access_key_id)
 
 
 def _each_backend(backend_dict: Any) -> Iterator[Any]:
