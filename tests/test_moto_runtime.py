@@ -25,6 +25,7 @@ import pytest
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 
 from orchestration.local.runtime import (
+    LOCAL_ACCOUNT_ID,
     MOTO_PATCH_POINTS,
     InvocationOutcome,
     LocalAwsRuntime,
@@ -40,6 +41,7 @@ from orchestration.local.runtime.eventbridge_targets import (
     render_input_template,
     select_json_path,
 )
+from orchestration.local.runtime.moto_backends import account_id_for_access_key
 from orchestration.local.runtime.sqs_event_sources import failed_message_ids
 from tests.runtime_fixtures import recorder
 
@@ -913,6 +915,69 @@ def test_canary_moto_models_still_have_the_fields_the_runtime_reads(aws: Aws) ->
     assert not missing, (
         f"moto.awslambda.models.EventSourceMapping.get_configuration lacks {sorted(missing)}"
     )
+
+
+def _ec2_as_role_in(aws: Aws, account_id: str, region: str) -> Any:
+    """An EC2 client of the runtime's moto with STS AssumeRole credentials in `account_id`."""
+    url = aws.runtime.endpoint_url
+    sts: Any = boto3.client("sts", endpoint_url=url, region_name=REGION)
+    issued = sts.assume_role(
+        RoleArn=f"arn:aws:iam::{account_id}:role/wavepilot-target", RoleSessionName="lanes"
+    )["Credentials"]
+    return boto3.client(
+        "ec2",
+        endpoint_url=url,
+        region_name=region,
+        aws_access_key_id=issued["AccessKeyId"],
+        aws_secret_access_key=issued["SecretAccessKey"],
+        aws_session_token=issued["SessionToken"],
+    )
+
+
+def test_moto_keeps_ec2_per_account_of_assumed_role_credentials_and_per_region(
+    aws: Aws,
+) -> None:
+    # GIVEN EC2 clients of the runtime with roles assumed in two accounts, and two Regions
+    lane_a = _ec2_as_role_in(aws, "111122223333", REGION)
+    same_account_other_region = _ec2_as_role_in(aws, "111122223333", "eu-west-1")
+    other_account = _ec2_as_role_in(aws, "444455556666", REGION)
+    hub: Any = boto3.client("ec2", endpoint_url=aws.runtime.endpoint_url, region_name=REGION)
+
+    # WHEN an instance is launched in the first account and Region
+    launched = lane_a.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1)
+    instance_id = launched["Instances"][0]["InstanceId"]
+
+    # THEN only that account and Region see it (moto: no patch or config needed)
+    def visible(ec2: Any) -> set[str]:
+        reservations = ec2.describe_instances()["Reservations"]
+        return {i["InstanceId"] for r in reservations for i in r["Instances"]}
+
+    assert visible(lane_a) == {instance_id}
+    assert visible(same_account_other_region) == set()
+    assert visible(other_account) == set()
+    assert visible(hub) == set()
+    assert launched["OwnerId"] == "111122223333"
+
+
+def test_canary_moto_maps_an_assumed_role_key_to_the_roles_account(aws: Aws) -> None:
+    """The MGN fleet tells accounts apart with the mapping moto uses for every request."""
+    from moto.core.responses import BaseResponse
+
+    sts: Any = boto3.client("sts", endpoint_url=aws.runtime.endpoint_url, region_name=REGION)
+    key = sts.assume_role(
+        RoleArn="arn:aws:iam::444455556666:role/wavepilot-target", RoleSessionName="lanes"
+    )["Credentials"]["AccessKeyId"]
+
+    assert account_id_for_access_key(key) == "444455556666", (
+        "moto.iam.models.get_account_id_from no longer maps STS AssumeRole keys to the role's "
+        "account: orchestration/local/mgn/lanes.py routes MGN requests with it"
+    )
+    assert account_id_for_access_key("testing") == LOCAL_ACCOUNT_ID, (
+        "moto.iam.models.get_account_id_from no longer falls back to moto's default account"
+    )
+    assert "get_account_id_from(self.get_access_key())" in inspect.getsource(
+        BaseResponse.get_current_account
+    ), "moto.core.responses.BaseResponse.get_current_account no longer maps the access key"
 
 
 def test_canary_moto_server_entry_still_has_the_shape_the_fast_stop_copies() -> None:
