@@ -2,8 +2,12 @@
 
 The example manifests name real-looking IDs (``subnet-0a11b22c``, ``sg-0b21c32d43e54f650``);
 ``validate_input`` checks them live. Here they are created in emulated EC2 with exactly
-those IDs, in one VPC, so the pipeline's live checks pass for the right reason. One emulated
-account and Region stands in for every target account and Region the manifests name.
+those IDs, in one VPC, so the pipeline's live checks pass for the right reason.
+
+`provision_estate` builds one estate with the clients it is given (today's embedded system:
+the hub account and Region stand in for every target). `provision_lane_estates` builds each
+wave's estate in the wave's own target account and Region (a lane, DESIGN.md decision 12):
+one VPC per lane, the instance profiles in the lane's account (IAM is global per account).
 """
 
 from __future__ import annotations
@@ -13,10 +17,14 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import boto3
 import moto.ec2.models.security_groups as moto_security_groups
 import moto.ec2.models.subnets as moto_subnets
+
+from orchestration.local.mgn import LaneId
+from orchestration.local.runtime import LOCAL_ACCOUNT_ID, LOCAL_REGION
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2.client import EC2Client
@@ -25,6 +33,7 @@ if TYPE_CHECKING:
     from orchestration.pipeline.spec import MigrationSpec
 
 _ID_LOCK = threading.Lock()
+ESTATE_VPC_NAME = "wavepilot-local-estate"
 # The moto functions that pick new IDs; patched only while the estate is created.
 SUBNET_ID_HOOK = (moto_subnets, "random_subnet_id")
 SECURITY_GROUP_ID_HOOK = (moto_security_groups, "random_security_group_id")
@@ -54,22 +63,26 @@ def provision_estate(specs: Iterable[MigrationSpec], *, ec2: EC2Client, iam: IAM
     subnets = sorted({s.subnet_id for s in specs} | {s.test_subnet_id for s in specs})
     groups = sorted({g for s in specs for g in (*s.security_group_ids, *s.test_security_group_ids)})
     profiles = sorted({s.iam_instance_profile for s in specs if s.iam_instance_profile})
-    vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    vpc_id = _estate_vpc(ec2)
     zones = [z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"]]
     types_in_subnet: dict[str, set[str]] = {}
     for spec in specs:
         for subnet_id in (spec.subnet_id, spec.test_subnet_id):
             types_in_subnet.setdefault(subnet_id, set()).add(spec.instance_type)
-    existing_subnets = {s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]}
+    described = ec2.describe_subnets()["Subnets"]
+    existing_subnets = {s["SubnetId"] for s in described}
+    # Blocks still free in the estate's VPC (it may hold an earlier wave's subnets).
+    used = {s["CidrBlock"] for s in described if s["VpcId"] == vpc_id}
+    free_blocks = (f"10.0.{i}.0/24" for i in range(256) if f"10.0.{i}.0/24" not in used)
     existing_groups = {g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]}
     with _ID_LOCK:
-        for index, subnet_id in enumerate(subnets):
+        for subnet_id in subnets:
             if subnet_id in existing_subnets:
                 continue
             with _next_id_is(SUBNET_ID_HOOK, subnet_id):
                 ec2.create_subnet(
                     VpcId=vpc_id,
-                    CidrBlock=f"10.0.{index}.0/24",
+                    CidrBlock=next(free_blocks),
                     AvailabilityZone=_zone_offering(ec2, zones, types_in_subnet[subnet_id]),
                 )
         for group_id in groups:
@@ -83,6 +96,97 @@ def provision_estate(specs: Iterable[MigrationSpec], *, ec2: EC2Client, iam: IAM
         with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
             iam.create_instance_profile(InstanceProfileName=profile)
     return Estate(vpc_id, tuple(subnets), tuple(groups), tuple(profiles))
+
+
+def _estate_vpc(ec2: EC2Client) -> str:
+    """The estate's VPC in this account and Region, created on first use (so provisioning
+    again, e.g. for another wave in the same lane, adds to the same network)."""
+    tagged = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [ESTATE_VPC_NAME]}])
+    if tagged["Vpcs"]:
+        return tagged["Vpcs"][0]["VpcId"]
+    return ec2.create_vpc(
+        CidrBlock="10.0.0.0/16",
+        TagSpecifications=[
+            {"ResourceType": "vpc", "Tags": [{"Key": "Name", "Value": ESTATE_VPC_NAME}]}
+        ],
+    )["Vpc"]["VpcId"]
+
+
+# The administrator role AWS Organizations creates in every member account: who builds a
+# landing zone's network. moto's STS issues credentials for it whether or not it exists.
+ESTATE_ROLE_NAME = "OrganizationAccountAccessRole"
+HUB_LANE = LaneId(LOCAL_ACCOUNT_ID, LOCAL_REGION)
+
+SessionForLane = Callable[[str, str], boto3.session.Session]
+
+
+def assumed_role_sessions(
+    *, role_name: str = ESTATE_ROLE_NAME, endpoint_url: str | None = None
+) -> SessionForLane:
+    """(account_id, region) -> a boto3 session with `role_name` assumed in that account.
+
+    Credentials come from STS (moto's, locally: it maps them to the role's account, so EC2
+    and IAM calls made with them land in that account). `endpoint_url` None: boto3's own
+    resolution (`AWS_ENDPOINT_URL` under the local runtime, or moto's in-process mock).
+    """
+
+    def session_for(account_id: str, region: str) -> boto3.session.Session:
+        sts: Any = boto3.session.Session().client(
+            "sts", region_name=region, endpoint_url=endpoint_url
+        )
+        issued = sts.assume_role(
+            RoleArn=f"arn:aws:iam::{account_id}:role/{role_name}",
+            RoleSessionName="wavepilot-local-estate",
+        )["Credentials"]
+        return boto3.session.Session(
+            aws_access_key_id=issued["AccessKeyId"],
+            aws_secret_access_key=issued["SecretAccessKey"],
+            aws_session_token=issued["SessionToken"],
+            region_name=region,
+        )
+
+    return session_for
+
+
+def lane_of_spec(spec: MigrationSpec, default: LaneId = HUB_LANE) -> LaneId:
+    """The VM's target account and Region; what a spec leaves empty comes from `default`."""
+    return LaneId(
+        spec.target_account_id or default.account_id, spec.target_region or default.region
+    )
+
+
+def provision_lane_estates(
+    specs: Iterable[MigrationSpec],
+    *,
+    session_for: SessionForLane | None = None,
+    endpoint_url: str | None = None,
+    default_lane: LaneId = HUB_LANE,
+) -> dict[LaneId, Estate]:
+    """Create each lane's estate (subnets, security groups, instance profiles its VMs name,
+    with exactly those IDs) in that lane's account and Region; idempotent like
+    `provision_estate`.
+
+    Args:
+        specs: the VMs; grouped by `target_account_id` and `target_region`.
+        session_for: credentials per lane; `assumed_role_sessions(endpoint_url=...)` by
+            default.
+        endpoint_url: where STS, EC2 and IAM are, for the default `session_for`.
+        default_lane: the lane of specs that name no target (the hub).
+
+    Returns:
+        The estate of every lane the specs name.
+    """
+    sessions = session_for or assumed_role_sessions(endpoint_url=endpoint_url)
+    by_lane: dict[LaneId, list[MigrationSpec]] = {}
+    for spec in specs:
+        by_lane.setdefault(lane_of_spec(spec, default_lane), []).append(spec)
+    estates: dict[LaneId, Estate] = {}
+    for lane, lane_specs in sorted(by_lane.items()):
+        session = sessions(lane.account_id, lane.region)
+        ec2: EC2Client = session.client("ec2", endpoint_url=endpoint_url)
+        iam: IAMClient = session.client("iam", endpoint_url=endpoint_url)
+        estates[lane] = provision_estate(lane_specs, ec2=ec2, iam=iam)
+    return estates
 
 
 def _zone_offering(ec2: EC2Client, zones: list[str], instance_types: set[str]) -> str:
