@@ -34,9 +34,11 @@ from orchestration.local.callback_receiver import CallbackReceiver
 from orchestration.local.estate import Estate, provision_estate
 from orchestration.local.mgn import (
     SOURCE_SERVER_ID_TAG,
+    AssumedRoleEc2Ports,
     Boto3Ec2LaunchPort,
     EmulatorSettings,
     MgnEmulator,
+    MgnFleet,
     SimulatedClock,
 )
 from orchestration.local.provision import ProvisionedResources, provision
@@ -125,7 +127,8 @@ class EmbeddedSystem:
         self.names = self.options.names
         self._runtime: LocalAwsRuntime | None = None
         self._saved_environment: dict[str, str | None] = {}
-        self.mgn: MgnEmulator | None = None
+        self.mgn: MgnEmulator | None = None  # the hub lane of `mgn_fleet`
+        self.mgn_fleet: MgnFleet | None = None  # every MGN lane, on one endpoint
         self.standins: VmStandIns | None = None
         self.callbacks: CallbackReceiver | None = None  # every callback URL's stand-in
         self.resources: ProvisionedResources | None = None
@@ -166,10 +169,15 @@ class EmbeddedSystem:
         )
         ec2 = self.client("ec2")
         clock = SimulatedClock(speed=self.options.mgn_speed)
-        self.mgn = MgnEmulator(
-            Boto3Ec2LaunchPort(ec2), clock=clock, settings=self.options.mgn_settings
+        # Lanes other than the hub launch into their own moto account and Region.
+        self.mgn_fleet = MgnFleet(
+            AssumedRoleEc2Ports(),
+            hub_ec2=Boto3Ec2LaunchPort(ec2),
+            clock=clock,
+            settings=self.options.mgn_settings,
         )
-        mgn_endpoint = self.mgn.start()
+        self.mgn = self.mgn_fleet.hub
+        mgn_endpoint = self.mgn_fleet.start()
         self.slack = SlackStandIn(
             bot_token=f"xoxb-local-{secrets.token_hex(12)}",
             signing_secret=secrets.token_hex(16),
@@ -232,8 +240,8 @@ class EmbeddedSystem:
             self._bolt = None
         if self.standins is not None:
             self.standins.stop()
-        if self.mgn is not None:
-            self.mgn.stop()
+        if self.mgn_fleet is not None:
+            self.mgn_fleet.stop()
         if self._runtime is not None:
             self._runtime.stop()
             self._runtime = None

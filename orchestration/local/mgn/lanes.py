@@ -156,6 +156,8 @@ class MgnFleet:
             timing, quotas and request rate; own account, Region and ID seed).
         account_for_access_key: maps a request's access key id to its account; moto's
             mapping by default.
+        hub_ec2: the hub lane's EC2 port, if not `ec2(hub account, hub Region)` (the embedded
+            system passes its own EC2 client, as before lanes).
     """
 
     def __init__(
@@ -165,6 +167,7 @@ class MgnFleet:
         clock: SimulatedClock | None = None,
         settings: EmulatorSettings | None = None,
         account_for_access_key: Callable[[str], str] | None = None,
+        hub_ec2: Ec2LaunchPort | None = None,
     ) -> None:
         self._ec2 = ec2
         self._clock = clock or SimulatedClock()
@@ -175,7 +178,7 @@ class MgnFleet:
         self._server = LoopbackServer(self.answer)
         self._ticker: SettleTicker | None = None
         self.hub_lane = LaneId(self._template.account_id, self._template.region)
-        self._create(self.hub_lane, self._template)
+        self._create(self.hub_lane, self._template, ec2=hub_ec2)
 
     @property
     def clock(self) -> SimulatedClock:
@@ -245,9 +248,11 @@ class MgnFleet:
             return None
         return self._template.seed ^ zlib.crc32(lane_id.label.encode())
 
-    def _create(self, lane_id: LaneId, settings: EmulatorSettings) -> MgnEmulator:
-        ec2 = _LazyEc2Port(lambda: self._ec2(lane_id.account_id, lane_id.region))
-        emulator = MgnEmulator(ec2, clock=self._clock, settings=settings)
+    def _create(
+        self, lane_id: LaneId, settings: EmulatorSettings, *, ec2: Ec2LaunchPort | None = None
+    ) -> MgnEmulator:
+        port = ec2 or _LazyEc2Port(lambda: self._ec2(lane_id.account_id, lane_id.region))
+        emulator = MgnEmulator(port, clock=self._clock, settings=settings)
         emulator.host_in(lambda: self._server.url)
         self._lanes[lane_id] = emulator
         return emulator
