@@ -2,8 +2,8 @@
 
 The seed's Quick Start message (``migrationId``, ``appName``, ``source``, ``target``,
 ``environment``, ``wave``, ``sourceVmId``, ``targetVmName``, ``instanceType``, ``subnetId``,
-``securityGroupIds``) is valid as it is. ``wavepilot publish`` adds the effective spec,
-its ``revision`` and where the request came from.
+``securityGroupIds``) is valid as it is. ``wavepilot publish`` adds the effective VM
+(as ``spec``), its ``revision`` and where the request came from.
 """
 
 from __future__ import annotations
@@ -138,14 +138,15 @@ class MigrationRequest(BaseModel):
         alias="securityGroupIds", min_length=1, max_length=5
     )
     revision: Revision | None = None
-    spec: EffectiveVm | None = None
+    # The effective VM; ``spec`` on the wire (the message's contract: its name stays).
+    effective_vm: EffectiveVm | None = Field(default=None, alias="spec")
     provenance: Provenance | None = None
 
     def body(self) -> dict[str, Any]:
         """The JSON body, with the seed's field names; unset optional top-level fields left out.
 
-        The spec is kept whole (nulls included) so that
-        ``spec_revision(EffectiveVm.model_validate(body["spec"]))`` recomputes the revision.
+        The effective VM is kept whole (nulls included) so that
+        ``vm_revision(EffectiveVm.model_validate(body["spec"]))`` recomputes the revision.
         """
         data = self.model_dump(mode="json", by_alias=True)
         return {key: value for key, value in data.items() if value is not None}

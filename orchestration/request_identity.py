@@ -27,9 +27,9 @@ def revision_of(canonical_json: str) -> str:
     return hashlib.sha256(canonical_json.encode()).hexdigest()[:REVISION_LENGTH]
 
 
-def spec_revision(spec: EffectiveVm) -> str:
-    """Hash of an effective spec: equal specs give equal revisions, on any machine.
+def vm_revision(vm: EffectiveVm) -> str:
+    """Hash of an effective VM: equal effective VMs give equal revisions, on any machine.
 
     pydantic's JSON is canonical here: fields in model order, tags sorted by key.
     """
-    return revision_of(spec.model_dump_json())
+    return revision_of(vm.model_dump_json())

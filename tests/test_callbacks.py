@@ -653,7 +653,7 @@ def test_without_a_usable_secret_nothing_is_sent_unsigned(values: dict[str, str]
 def _wave_2_request() -> MigrationRequest:
     path = REPO_ROOT / "manifests" / "waves" / "wave-2.yaml"
     result = validate_files([ManifestFile(str(path), path.read_text())], now=NOW)
-    [vm] = [vm for vm in result.vms if vm.spec.target_vm_name == "billing-app-prod-01"]
+    [vm] = [vm for vm in result.vms if vm.effective_vm.target_vm_name == "billing-app-prod-01"]
     return request_for(vm, commit="a" * 40, author="Ann")
 
 

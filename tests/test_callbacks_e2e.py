@@ -37,8 +37,8 @@ def _receiver(system: EmbeddedSystem) -> CallbackReceiver:
 def _billing_app_vm() -> MigrationRequest:
     """A wave-2 VM whose manifest lists both callback URLs."""
     [request] = [r for r in example_requests("wave-2") if r.target_vm_name == "billing-app-prod-01"]
-    assert request.spec is not None
-    assert len(request.spec.callback_urls) == 2
+    assert request.effective_vm is not None
+    assert len(request.effective_vm.callback_urls) == 2
     return request
 
 

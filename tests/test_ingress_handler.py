@@ -90,13 +90,17 @@ def test_a_new_revision_of_a_known_migration_is_recorded_and_announced(
 ) -> None:
     [request] = _published_requests(1)
     _invoke(emulated_aws, message_body(request))
-    spec = request.spec
-    assert spec is not None
-    resized = spec.model_copy(update={"instance_type": "m6i.2xlarge"})
-    from orchestration.request_identity import spec_revision
+    vm = request.effective_vm
+    assert vm is not None
+    resized = vm.model_copy(update={"instance_type": "m6i.2xlarge"})
+    from orchestration.request_identity import vm_revision
 
     revised = request.model_copy(
-        update={"spec": resized, "instance_type": "m6i.2xlarge", "revision": spec_revision(resized)}
+        update={
+            "effective_vm": resized,
+            "instance_type": "m6i.2xlarge",
+            "revision": vm_revision(resized),
+        }
     )
 
     _invoke(emulated_aws, message_body(revised))

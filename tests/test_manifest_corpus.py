@@ -358,7 +358,7 @@ def test_the_minimal_wave_is_valid() -> None:
     )
 
     assert result.findings == []
-    assert [vm.spec.target_vm_name for vm in result.vms] == ["vm-01"]
+    assert [vm.effective_vm.target_vm_name for vm in result.vms] == ["vm-01"]
 
 
 def test_every_case_on_disk_has_expectations_and_every_expectation_a_case() -> None:
@@ -389,7 +389,7 @@ def test_a_past_window_is_a_warning_and_the_wave_still_validates() -> None:
     assert result.valid
     assert result.errors == []
     assert [w.severity for w in result.warnings] == [WARNING]
-    assert [vm.spec.wave for vm in result.vms] == ["past-window"]
+    assert [vm.effective_vm.wave for vm in result.vms] == ["past-window"]
 
 
 def test_the_same_window_is_not_past_a_week_earlier() -> None:

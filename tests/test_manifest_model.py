@@ -70,7 +70,7 @@ def validate(*waves: Manifest) -> ManifestSet:
 def effective(*waves: Manifest) -> list[EffectiveVm]:
     result = validate(*waves)
     assert result.findings == [], "\n".join(map(str, result.findings))
-    return [vm.spec for vm in result.vms]
+    return [vm.effective_vm for vm in result.vms]
 
 
 def only_vm(wave: Manifest) -> LocatedVm:
@@ -235,9 +235,13 @@ def test_a_missing_setting_is_reported_together_with_other_mistakes() -> None:
 
 def test_the_example_wave_1_vms_are_merged_as_documented() -> None:
     result = _validate_examples()
-    specs = {vm.spec.target_vm_name: vm.spec for vm in result.vms if vm.spec.wave == "wave-1"}
+    vms = {
+        vm.effective_vm.target_vm_name: vm.effective_vm
+        for vm in result.vms
+        if vm.effective_vm.wave == "wave-1"
+    }
 
-    web = specs["intranet-web-01"]
+    web = vms["intranet-web-01"]
     assert web.tags == {
         "CostCenter": "4410",
         "MigrationWave": "wave-1",
@@ -249,7 +253,7 @@ def test_the_example_wave_1_vms_are_merged_as_documented() -> None:
     assert web.test_subnet_id == "subnet-0a11b99f"  # set on the wave, not derived
     assert web.test_security_group_ids == ["sg-0a11b22c", "sg-0c33d44e"]  # derived from the VM
     assert web.iam_instance_profile == "wavepilot-ssm-instance"
-    reporting = specs["rpt-ssrs-01"]
+    reporting = vms["rpt-ssrs-01"]
     assert (reporting.os_family, reporting.boot_mode) == ("windows", "UEFI")
     https_check = {"type": "http", "scheme": "https", "port": 443, "path": "/ReportServer"}
     assert reporting.health_checks[1] == HttpHealthCheck.model_validate(
@@ -263,7 +267,7 @@ def test_the_example_wave_1_vms_are_merged_as_documented() -> None:
 def test_migration_id_is_pinned_so_published_requests_stay_idempotent() -> None:
     # A change here re-publishes every VM as new: only change it deliberately.
     result = _validate_examples()
-    ids = {vm.spec.target_vm_name: vm.migration_id for vm in result.vms}
+    ids = {vm.effective_vm.target_vm_name: vm.migration_id for vm in result.vms}
 
     assert ids["intranet-web-01"] == "mig-5d50e40f81009ce3"
 
@@ -368,7 +372,7 @@ def _revision_after(edit: Edit) -> str:
     edit(wave)
     result = validate(wave)
     assert result.errors == [], "\n".join(map(str, result.findings))
-    (vm,) = [vm for vm in result.vms if vm.spec.target_vm_name == "vm-01"]
+    (vm,) = [vm for vm in result.vms if vm.effective_vm.target_vm_name == "vm-01"]
     return vm.revision
 
 
@@ -378,7 +382,7 @@ def test_revision_changes_when_an_effective_field_changes(edit: Edit) -> None:
 
 
 @pytest.mark.parametrize("edit", KEEPS_EFFECTIVE_SPEC.values(), ids=KEEPS_EFFECTIVE_SPEC)
-def test_revision_stays_when_the_effective_spec_is_the_same(edit: Edit) -> None:
+def test_revision_stays_when_the_effective_vm_is_the_same(edit: Edit) -> None:
     assert _revision_after(edit) == _revision_after(lambda wave: None)
 
 
@@ -456,7 +460,7 @@ def test_the_four_example_manifests_are_valid_with_25_vms() -> None:
 
 def test_each_example_vm_knows_the_line_it_is_written_on() -> None:
     result = _validate_examples()
-    web = next(vm for vm in result.vms if vm.spec.target_vm_name == "intranet-web-01")
+    web = next(vm for vm in result.vms if vm.effective_vm.target_vm_name == "intranet-web-01")
 
     lines = (EXAMPLES / "wave-1.yaml").read_text(encoding="utf-8").splitlines()
     assert lines[web.line - 1].strip() == "- source:"

@@ -36,7 +36,7 @@ def test_first_commit_plans_every_vm_as_added_against_the_empty_tree(git_repo: G
     assert plan.valid
     assert plan.base.is_empty
     [wave] = plan.waves
-    assert [p.vm.spec.target_vm_name for p in wave.added] == ["web-01", "web-02"]
+    assert [p.vm.effective_vm.target_vm_name for p in wave.added] == ["web-01", "web-02"]
     assert [r.migration_id for r in plan.requests] == [
         migration_id("wave-1", azure_id("web-01")),
         migration_id("wave-1", azure_id("web-02")),
@@ -71,8 +71,8 @@ def test_change_is_reported_field_by_field_and_unchanged_vms_are_counted(git_rep
     plan = _plan(git_repo, base)
 
     [wave] = plan.waves
-    assert [p.vm.spec.target_vm_name for p in wave.added] == ["app-01"]
-    assert [p.vm.spec.target_vm_name for p in wave.removed] == ["db-01"]
+    assert [p.vm.effective_vm.target_vm_name for p in wave.added] == ["app-01"]
+    assert [p.vm.effective_vm.target_vm_name for p in wave.removed] == ["db-01"]
     assert wave.unchanged_count == 1
     [changed] = wave.changed
     assert [(c.field, c.old, c.new) for c in changed.changes] == [
@@ -108,8 +108,8 @@ def test_a_vm_moved_to_another_wave_is_removed_there_and_added_here(git_repo: Gi
     plan = _plan(git_repo, base)
 
     by_name = {w.name: w for w in plan.waves}
-    assert [p.vm.spec.target_vm_name for p in by_name["wave-1"].removed] == ["web-02"]
-    assert [p.vm.spec.target_vm_name for p in by_name["wave-2"].added] == ["web-02"]
+    assert [p.vm.effective_vm.target_vm_name for p in by_name["wave-1"].removed] == ["web-02"]
+    assert [p.vm.effective_vm.target_vm_name for p in by_name["wave-2"].added] == ["web-02"]
     [request] = plan.requests
     assert request.migration_id == migration_id("wave-2", azure_id("web-02"))
 
@@ -187,7 +187,7 @@ def test_an_invalid_wave_does_not_hide_the_plan_of_the_others(git_repo: GitRepo)
     by_name = {w.name: w for w in plan.waves}
     assert sorted(by_name) == ["wave-1", "wave-2", "wave-3"]
     assert [w.name for w in plan.not_planned] == ["wave-1", "wave-3"]
-    assert [p.vm.spec.target_vm_name for p in by_name["wave-2"].added] == ["db-02"]
+    assert [p.vm.effective_vm.target_vm_name for p in by_name["wave-2"].added] == ["db-02"]
     assert by_name["wave-2"].unchanged_count == 1
     assert plan.totals == {"added": 1, "changed": 0, "removed": 0, "unchanged": 1}
     # The head is invalid, so publish still sends nothing.

@@ -17,7 +17,7 @@ from orchestration.gitops.plan import Plan, build_plan
 from orchestration.gitops.publish import RequestPublisher
 from orchestration.manifests.model import EffectiveVm
 from orchestration.migration_request import MigrationRequest
-from orchestration.request_identity import spec_revision
+from orchestration.request_identity import vm_revision
 from tests.conftest import NOW
 from tests.support.gitrepo import GitRepo
 from tests.support.waves import VmText, azure_id, wave_text
@@ -74,7 +74,7 @@ def two_commits(git_repo: GitRepo) -> tuple[GitRepo, str, str]:
     return git_repo, base, head
 
 
-def test_publish_sends_the_seed_fields_plus_spec_revision_and_provenance(
+def test_publish_sends_the_seed_fields_plus_vm_revision_and_provenance(
     sqs: Any, two_commits: tuple[GitRepo, str, str]
 ) -> None:
     repo, base, head = two_commits
@@ -102,7 +102,7 @@ def test_publish_sends_the_seed_fields_plus_spec_revision_and_provenance(
     # hash of the spec it carries.
     for body in bodies.values():
         MigrationRequest.model_validate(body)
-        assert spec_revision(EffectiveVm.model_validate(body["spec"])) == body["revision"]
+        assert vm_revision(EffectiveVm.model_validate(body["spec"])) == body["revision"]
 
 
 def test_publish_batches_ten_at_a_time(sqs: Any, two_commits: tuple[GitRepo, str, str]) -> None:
@@ -259,5 +259,5 @@ def test_the_seed_quick_start_message_is_a_valid_request() -> None:
 
     assert request.migration_id == "mig-12345"
     assert request.revision is None
-    assert request.spec is None
+    assert request.effective_vm is None
     assert {k: v for k, v in request.body().items() if k != "action"} == body

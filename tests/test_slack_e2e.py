@@ -157,7 +157,7 @@ def _assert_the_approval_showed_what_was_launched(
     """The approval message as posted named the test instance the emulated EC2 launched, its
     health check, the requester, the target and the window; Approve asked for confirmation."""
     assert system.slack is not None
-    assert request.spec is not None
+    assert request.effective_vm is not None
     [test_instance] = [
         instance
         for reservation in system.client("ec2").describe_instances(
@@ -166,7 +166,9 @@ def _assert_the_approval_showed_what_was_launched(
         for instance in reservation["Instances"]
     ]
     instance_id, private_ip = test_instance["InstanceId"], test_instance["PrivateIpAddress"]
-    window = request.spec.cutover_window  # the example requests' window opened an hour ago, UTC
+    window = (
+        request.effective_vm.cutover_window
+    )  # the example requests' window opened an hour ago, UTC
     window_text = f"{window.start:%Y-%m-%d %H:%M} to {window.end:%Y-%m-%d %H:%M} UTC"
     shown = json.dumps(posted.blocks)
     assert f"*Test instance*\\n`{instance_id}` at `{private_ip}`" in shown

@@ -83,12 +83,14 @@ class MigrationRecord:
     @property
     def slack_channel(self) -> str | None:
         """The channel the request names (none for a hand-written request)."""
-        return self.request.spec.slack_channel if self.request.spec is not None else None
+        vm = self.request.effective_vm
+        return vm.slack_channel if vm is not None else None
 
     @property
     def callback_urls(self) -> list[str]:
         """The request's callback URLs (none for a hand-written request)."""
-        return list(self.request.spec.callback_urls) if self.request.spec is not None else []
+        vm = self.request.effective_vm
+        return list(vm.callback_urls) if vm is not None else []
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """What merging a change will do: per wave, the VMs added, changed and removed.
 
-A plan compares the effective VM specs of two git revisions. It is what the pull
+A plan compares the effective VMs of two git revisions. It is what the pull
 request comment shows and exactly what ``wavepilot publish`` sends.
 """
 
@@ -61,15 +61,15 @@ class BaseVm:
     revision: str
     path: str
     line: int
-    spec_json: dict[str, Any]
+    effective_vm_json: dict[str, Any]
 
     @classmethod
     def of(cls, vm: PublishableVm) -> BaseVm:
-        return cls(vm.migration_id, vm.revision, vm.path, vm.line, vm.spec_json)
+        return cls(vm.migration_id, vm.revision, vm.path, vm.line, vm.effective_vm_json)
 
     @cached_property
-    def spec(self) -> EffectiveVm:
-        return EffectiveVm.model_validate_json(json.dumps(self.spec_json))
+    def effective_vm(self) -> EffectiveVm:
+        return EffectiveVm.model_validate_json(json.dumps(self.effective_vm_json))
 
 
 @dataclass(frozen=True)
@@ -83,9 +83,9 @@ class PlannedVm:
         data: dict[str, Any] = {
             "migrationId": self.vm.migration_id,
             "revision": self.vm.revision,
-            "targetVmName": self.vm.spec.target_vm_name,
-            "appName": self.vm.spec.app_name,
-            "sourceVmId": self.vm.spec.source.azure_resource_id,
+            "targetVmName": self.vm.effective_vm.target_vm_name,
+            "appName": self.vm.effective_vm.app_name,
+            "sourceVmId": self.vm.effective_vm.source.azure_resource_id,
             "path": self.vm.path,
             "line": self.vm.line,
         }
@@ -242,7 +242,7 @@ class ValidatedBase:
         return self._wave_paths
 
     def summary(self) -> dict[str, tuple[str, str]]:
-        return {mid: (vm.revision, vm.spec.wave) for mid, vm in self._vms.items()}
+        return {mid: (vm.revision, vm.effective_vm.wave) for mid, vm in self._vms.items()}
 
     def details(self, wanted: set[str]) -> dict[str, PublishableVm]:
         return {mid: self._vms[mid] for mid in wanted if mid in self._vms}
@@ -389,26 +389,30 @@ def diff_sets(
         for migration_id, (revision, wave) in baseline.revisions.items()
         if wave not in not_planned
     }
-    head_vms = {vm.migration_id: vm for vm in head_set.vms if vm.spec.wave not in not_planned}
+    head_vms = {
+        vm.migration_id: vm for vm in head_set.vms if vm.effective_vm.wave not in not_planned
+    }
     changed = {
         mid for mid, vm in head_vms.items() if base_vms.get(mid, (vm.revision,))[0] != vm.revision
     }
     removed_ids = base_vms.keys() - head_vms.keys()
     before = baseline.details(changed | removed_ids)
     for migration_id, vm in head_vms.items():
-        wave = waves[vm.spec.wave]
+        wave = waves[vm.effective_vm.wave]
         if migration_id not in base_vms:
             wave.added.append(PlannedVm(vm))
         elif migration_id in changed:
-            old = before[migration_id].spec_json
-            wave.changed.append(PlannedVm(vm, tuple(_field_changes(old, vm.spec_json))))
+            old = before[migration_id].effective_vm_json
+            wave.changed.append(PlannedVm(vm, tuple(_field_changes(old, vm.effective_vm_json))))
         else:
             wave.unchanged_count += 1
     for migration_id in removed_ids:
         waves[base_vms[migration_id][1]].removed.append(PlannedVm(before[migration_id]))
     for wave in waves.values():
         for bucket in (wave.added, wave.changed, wave.removed):
-            bucket.sort(key=lambda p: (p.vm.spec.app_name, p.vm.spec.target_vm_name))
+            bucket.sort(
+                key=lambda p: (p.vm.effective_vm.app_name, p.vm.effective_vm.target_vm_name)
+            )
 
     published = [p for wave in waves.values() for p in (*wave.added, *wave.changed)]
     removed = [p for wave in waves.values() for p in wave.removed]

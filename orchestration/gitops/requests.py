@@ -10,19 +10,19 @@ from orchestration.migration_request import REQUEST_SCHEMA_VERSION, MigrationReq
 
 
 class PublishableVm(Protocol):
-    """A VM of a revision: its effective spec, identity, and where it is written.
+    """A VM of a revision: the effective VM, its identity, and where it is written.
 
     A ``LocatedVm`` of a validated revision, or the plan's summary of a base VM.
     """
 
     @property
-    def spec(self) -> EffectiveVm: ...
+    def effective_vm(self) -> EffectiveVm: ...
     @property
     def migration_id(self) -> str: ...
     @property
     def revision(self) -> str: ...
     @property
-    def spec_json(self) -> dict[str, Any]: ...
+    def effective_vm_json(self) -> dict[str, Any]: ...
     @property
     def path(self) -> str: ...
     @property
@@ -33,24 +33,24 @@ def request_for(
     vm: PublishableVm, *, commit: str, author: str, action: str = "migrate"
 ) -> MigrationRequest:
     """Build the request ``wavepilot publish`` sends for one effective VM."""
-    spec = vm.spec
+    effective = vm.effective_vm
     return MigrationRequest.model_validate(
         {
             "schemaVersion": REQUEST_SCHEMA_VERSION,
             "action": action,
             "migrationId": vm.migration_id,
-            "appName": spec.app_name,
+            "appName": effective.app_name,
             "source": "azure",
             "target": "aws",
-            "environment": spec.environment,
-            "wave": spec.wave,
-            "sourceVmId": spec.source.azure_resource_id,
-            "targetVmName": spec.target_vm_name,
-            "instanceType": spec.instance_type,
-            "subnetId": spec.subnet_id,
-            "securityGroupIds": spec.security_group_ids,
+            "environment": effective.environment,
+            "wave": effective.wave,
+            "sourceVmId": effective.source.azure_resource_id,
+            "targetVmName": effective.target_vm_name,
+            "instanceType": effective.instance_type,
+            "subnetId": effective.subnet_id,
+            "securityGroupIds": effective.security_group_ids,
             "revision": vm.revision,
-            "spec": spec,
+            "spec": effective,
             "provenance": {
                 "commit": commit,
                 # From git, not the manifest: made printable rather than refused downstream.

@@ -1,7 +1,7 @@
 """Validate wave manifests: every finding at once, each pinned to ``file:line:col``.
 
 Per file: parse YAML with positions, validate the wave model, apply defaults to get each
-VM's effective spec. Across files: wave names, source VMs, target names and MGN source
+effective VM. Across files: wave names, source VMs, target names and MGN source
 server IDs must be unique. The result is the set of effective VMs that plan and publish use.
 """
 
@@ -31,7 +31,7 @@ from orchestration.manifests.model import (
     Wave,
 )
 from orchestration.manifests.yaml_source import YamlDocument, YamlSourceError, parse_yaml
-from orchestration.request_identity import migration_id, spec_revision
+from orchestration.request_identity import migration_id, vm_revision
 
 WAVE_FILE_SUFFIXES = (".yaml", ".yml")
 
@@ -51,9 +51,9 @@ class ManifestFile:
 
 @dataclass(frozen=True)
 class LocatedVm:
-    """A VM's effective spec, where it is written, and its identity for the pipeline."""
+    """A VM with every default applied, where it is written, and its identity for the pipeline."""
 
-    spec: EffectiveVm
+    effective_vm: EffectiveVm
     document: YamlDocument = field(repr=False, compare=False)
     loc: tuple[str | int, ...]
 
@@ -70,16 +70,16 @@ class LocatedVm:
         return self.document.position((*self.loc, *fields))
 
     @cached_property
-    def spec_json(self) -> dict[str, Any]:
-        return self.spec.model_dump(mode="json")
+    def effective_vm_json(self) -> dict[str, Any]:
+        return self.effective_vm.model_dump(mode="json")
 
     @cached_property
     def migration_id(self) -> str:
-        return migration_id(self.spec.wave, self.spec.source.azure_resource_id)
+        return migration_id(self.effective_vm.wave, self.effective_vm.source.azure_resource_id)
 
     @cached_property
     def revision(self) -> str:
-        return spec_revision(self.spec)
+        return vm_revision(self.effective_vm)
 
 
 @dataclass
@@ -319,7 +319,7 @@ def _missing_settings(document: YamlDocument) -> Iterator[Finding]:
 def _effective_vms(document: YamlDocument, wave: Wave, findings: list[Finding]) -> list[LocatedVm]:
     """Apply defaults to every VM of a validated wave.
 
-    Every value was validated with the wave, so effective specs are assembled without
+    Every value was validated with the wave, so effective VMs are assembled without
     validating again (at 10,000 VMs that halves the time); only the merged tag set can
     break a rule none of its parts broke.
     """
@@ -353,14 +353,14 @@ def _effective_vms(document: YamlDocument, wave: Wave, findings: list[Finding]) 
                     )
                 )
                 continue
-            spec = EffectiveVm.model_construct(
+            effective_vm = EffectiveVm.model_construct(
                 **wave_fields,
                 app_name=app.name,
                 source=vm.source,
                 target_vm_name=vm.target_vm_name,
                 **settings,
             )
-            vms.append(LocatedVm(spec=spec, document=document, loc=loc))
+            vms.append(LocatedVm(effective_vm=effective_vm, document=document, loc=loc))
     return vms
 
 
@@ -414,8 +414,8 @@ def _check_unique_across_files(result: ManifestSet) -> None:
                     vm.path,
                     line,
                     col,
-                    f"{what} {value!r} is already used by {first.spec.target_vm_name!r} "
-                    f"in wave {first.spec.wave!r} ({first.path}:{first.line})",
+                    f"{what} {value!r} is already used by {first.effective_vm.target_vm_name!r} "
+                    f"in wave {first.effective_vm.wave!r} ({first.path}:{first.line})",
                 )
             )
 
@@ -424,42 +424,42 @@ def _check_unique_across_files(result: ManifestSet) -> None:
     user_provided_ids: dict[str, LocatedVm] = {}
     names: dict[str, LocatedVm] = {}
     for vm in result.vms:
-        spec = vm.spec
+        effective = vm.effective_vm
         claim(
             sources,
-            spec.source.azure_resource_id.lower(),
+            effective.source.azure_resource_id.lower(),
             vm,
             "source VM",
-            spec.source.azure_resource_id,
+            effective.source.azure_resource_id,
             "source",
             "azureResourceId",
         )
-        if spec.source.source_server_id:
+        if effective.source.source_server_id:
             claim(
                 server_ids,
-                spec.source.source_server_id.lower(),
+                effective.source.source_server_id.lower(),
                 vm,
                 "MGN source server",
-                spec.source.source_server_id,
+                effective.source.source_server_id,
                 "source",
                 "sourceServerId",
             )
-        if spec.source.user_provided_id:
+        if effective.source.user_provided_id:
             claim(
                 user_provided_ids,
-                spec.source.user_provided_id,
+                effective.source.user_provided_id,
                 vm,
                 "MGN userProvidedId",
-                spec.source.user_provided_id,
+                effective.source.user_provided_id,
                 "source",
                 "userProvidedId",
             )
         claim(
             names,
-            f"{spec.target_account_id}/{spec.target_vm_name.lower()}",
+            f"{effective.target_account_id}/{effective.target_vm_name.lower()}",
             vm,
-            f"targetVmName in account {spec.target_account_id}:",
-            spec.target_vm_name,
+            f"targetVmName in account {effective.target_account_id}:",
+            effective.target_vm_name,
             "targetVmName",
         )
 

@@ -20,7 +20,7 @@ from pydantic_core import ErrorDetails
 from orchestration.manifests.fields import escape_unprintable, shown
 from orchestration.migration_request import MigrationRequest, body_revision
 from orchestration.observability import logger
-from orchestration.request_identity import spec_revision
+from orchestration.request_identity import vm_revision
 
 # The largest body read. SQS's classic maximum message size: what a request from a valid
 # manifest needs at most (its lists and strings are bounded), while the MigrationRequested
@@ -78,10 +78,11 @@ def _parse(body: str) -> tuple[MigrationRequest, str]:
         raise RequestRejectedError(f"not a valid migration request: {problems}") from None
     if request.revision is None:
         return request, body_revision(request)
-    if request.spec is not None and spec_revision(request.spec) != request.revision:
+    vm = request.effective_vm
+    if vm is not None and vm_revision(vm) != request.revision:
         raise RequestRejectedError(
             f"revision {request.revision} does not match the spec it carries "
-            f"({spec_revision(request.spec)}): the message was altered after publishing"
+            f"({vm_revision(vm)}): the message was altered after publishing"
         )
     return request, request.revision
 

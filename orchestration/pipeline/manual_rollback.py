@@ -56,8 +56,8 @@ class RollbackService:
         self._default_operators = default_operators
 
     def operators(self, record: MigrationRecord) -> list[str]:
-        spec = record.request.spec
-        return list(spec.operators) if spec is not None else list(self._default_operators)
+        vm = record.request.effective_vm
+        return list(vm.operators) if vm is not None else list(self._default_operators)
 
     def check(
         self, migration_id: str, *, user: str, is_member: GroupMembership = no_groups

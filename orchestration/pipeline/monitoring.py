@@ -174,8 +174,8 @@ class MigrationMonitor:
         def window_end(migration_id: str) -> datetime | None:
             if migration_id not in ends:
                 record = self._store.get(migration_id)
-                spec = record.request.spec if record is not None else None
-                ends[migration_id] = spec.cutover_window.end if spec is not None else None
+                vm = record.request.effective_vm if record is not None else None
+                ends[migration_id] = vm.cutover_window.end if vm is not None else None
             return ends[migration_id]
 
         return MonitorFigures(replication, approval_figures(pending, window_end, self._clock.now()))

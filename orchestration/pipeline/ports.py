@@ -107,7 +107,7 @@ class MigrationRecords(Protocol):
 class StatusReports(Protocol):
     """Every step reports: status events, numbered per migration."""
 
-    def emit(self, spec: MigrationIdentity, event_type: type[E], **fields: Any) -> E: ...
+    def emit(self, migration: MigrationIdentity, event_type: type[E], **fields: Any) -> E: ...
 
     def step(
         self,

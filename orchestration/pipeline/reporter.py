@@ -57,15 +57,15 @@ class Identity:
 
     @classmethod
     def of(cls, request: MigrationRequest, correlation_id: str) -> Identity:
-        spec = request.spec
+        vm = request.effective_vm
         return cls(
             request.migration_id,
             request.wave,
             request.app_name,
             request.target_vm_name,
             correlation_id,
-            spec.slack_channel if spec is not None else None,
-            tuple(spec.callback_urls) if spec is not None else (),
+            vm.slack_channel if vm is not None else None,
+            tuple(vm.callback_urls) if vm is not None else (),
         )
 
 
@@ -75,18 +75,18 @@ class StatusReporter:
         self._bus = bus
         self._clock = clock
 
-    def emit(self, spec: MigrationIdentity, event_type: type[E], **fields: Any) -> E:
+    def emit(self, migration: MigrationIdentity, event_type: type[E], **fields: Any) -> E:
         """Put one event, numbered with the migration's next sequence number."""
         event = event_type.model_validate(
             {
-                "migration_id": spec.migration_id,
-                "wave": spec.wave,
-                "app_name": spec.app_name,
-                "target_vm_name": spec.target_vm_name,
-                "correlation_id": spec.correlation_id,
-                "sequence": self._store.next_sequence(spec.migration_id),
+                "migration_id": migration.migration_id,
+                "wave": migration.wave,
+                "app_name": migration.app_name,
+                "target_vm_name": migration.target_vm_name,
+                "correlation_id": migration.correlation_id,
+                "sequence": self._store.next_sequence(migration.migration_id),
                 "timestamp": self._clock.now(),
-                "routing": routing_of(spec),
+                "routing": routing_of(migration),
                 **fields,
             }
         )

@@ -1,11 +1,11 @@
 """What one migration runs on: the request, normalised for the pipeline.
 
-A request published from a manifest carries the full effective spec. A hand-written request
-(the seed's Quick Start message) carries only the seed's fields; the rest takes defaults,
-and its MGN source server is looked up by ``sourceVmId`` (as a source server ID if it looks
-like one, then as the agent's ``userProvidedID``). Types here are deliberately plain: the
-manifest rules were enforced at publish time, and live checks (does the subnet exist?) are
-``validate_input``'s job, with messages that say what to fix.
+A request published from a manifest carries the full effective VM (``spec`` on the wire).
+A hand-written request (the seed's Quick Start message) carries only the seed's fields; the
+rest takes defaults, and its MGN source server is looked up by ``sourceVmId`` (as a source
+server ID if it looks like one, then as the agent's ``userProvidedID``). Types here are
+deliberately plain: the manifest rules were enforced at publish time, and live checks (does
+the subnet exist?) are ``validate_input``'s job, with messages that say what to fix.
 """
 
 from __future__ import annotations
@@ -94,8 +94,8 @@ class MigrationSpec(PipelineModel):
             "target_vm_name": request.target_vm_name,
             "requested_by": request.provenance.author if request.provenance else "",
         }
-        spec = request.spec
-        if spec is None:
+        vm = request.effective_vm
+        if vm is None:
             looks_like_id = SOURCE_SERVER_ID.fullmatch(request.source_vm_id) is not None
             return cls.model_validate(
                 {
@@ -118,30 +118,30 @@ class MigrationSpec(PipelineModel):
             {
                 **common,
                 "source": {
-                    "source_vm_id": spec.source.azure_resource_id,
-                    "source_server_id": spec.source.source_server_id,
-                    "user_provided_id": spec.source.user_provided_id,
-                    "hostname": spec.source.hostname,
+                    "source_vm_id": vm.source.azure_resource_id,
+                    "source_server_id": vm.source.source_server_id,
+                    "user_provided_id": vm.source.user_provided_id,
+                    "hostname": vm.source.hostname,
                 },
-                "target_account_id": spec.target_account_id,
-                "target_region": spec.target_region,
-                "os_family": spec.os_family,
-                "instance_type": spec.instance_type,
-                "subnet_id": spec.subnet_id,
-                "security_group_ids": spec.security_group_ids,
-                "test_subnet_id": spec.test_subnet_id,
-                "test_security_group_ids": spec.test_security_group_ids,
-                "iam_instance_profile": spec.iam_instance_profile,
-                "tags": spec.tags,
-                "boot_mode": spec.boot_mode,
-                "os_byol": spec.os_byol,
-                "health_checks": [check.model_dump() for check in spec.health_checks],
-                "callback_urls": spec.callback_urls,
-                "window_start": spec.cutover_window.start,
-                "window_end": spec.cutover_window.end,
-                "slack_channel": spec.slack_channel,
-                "approvers": spec.approvers,
-                "operators": spec.operators,
+                "target_account_id": vm.target_account_id,
+                "target_region": vm.target_region,
+                "os_family": vm.os_family,
+                "instance_type": vm.instance_type,
+                "subnet_id": vm.subnet_id,
+                "security_group_ids": vm.security_group_ids,
+                "test_subnet_id": vm.test_subnet_id,
+                "test_security_group_ids": vm.test_security_group_ids,
+                "iam_instance_profile": vm.iam_instance_profile,
+                "tags": vm.tags,
+                "boot_mode": vm.boot_mode,
+                "os_byol": vm.os_byol,
+                "health_checks": [check.model_dump() for check in vm.health_checks],
+                "callback_urls": vm.callback_urls,
+                "window_start": vm.cutover_window.start,
+                "window_end": vm.cutover_window.end,
+                "slack_channel": vm.slack_channel,
+                "approvers": vm.approvers,
+                "operators": vm.operators,
             }
         )
 

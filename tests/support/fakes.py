@@ -217,15 +217,15 @@ class FakeReporter:
         self._sequence[migration_id] = self._sequence.get(migration_id, 0) + 1
         return self._sequence[migration_id]
 
-    def emit(self, spec: MigrationIdentity, event_type: type[E], **fields: Any) -> E:
+    def emit(self, migration: MigrationIdentity, event_type: type[E], **fields: Any) -> E:
         event = event_type.model_validate(
             {
-                "migration_id": spec.migration_id,
-                "wave": spec.wave,
-                "app_name": spec.app_name,
-                "target_vm_name": spec.target_vm_name,
-                "correlation_id": spec.correlation_id,
-                "sequence": self._next(spec.migration_id),
+                "migration_id": migration.migration_id,
+                "wave": migration.wave,
+                "app_name": migration.app_name,
+                "target_vm_name": migration.target_vm_name,
+                "correlation_id": migration.correlation_id,
+                "sequence": self._next(migration.migration_id),
                 "timestamp": self._clock.now(),
                 **fields,
             }
