@@ -24,6 +24,7 @@ from orchestration.events import (
     MigrationStatusUpdated,
     RollbackCompleted,
     RollbackStarted,
+    Step,
 )
 
 PHASES: tuple[str, ...] = (
@@ -37,17 +38,16 @@ PHASES: tuple[str, ...] = (
     "Finalize",
 )
 STEP_PHASE: dict[str, int] = {
-    "ValidateInput": 1,
-    "PrepareSource": 2,
-    "CheckReplication": 3,
-    "WaitForReplication": 3,
-    "StartTestLaunch": 4,
-    "VerifyTestLaunch": 4,
-    "AwaitApproval": 5,
-    "PrepareCutover": 6,
-    "StartCutover": 6,
-    "VerifyCutover": 6,
-    "FinalizeCutover": 7,
+    Step.VALIDATE_INPUT: 1,
+    Step.PREPARE_SOURCE: 2,
+    Step.WAIT_FOR_REPLICATION: 3,
+    Step.START_TEST_LAUNCH: 4,
+    Step.VERIFY_TEST_LAUNCH: 4,
+    Step.AWAIT_APPROVAL: 5,
+    Step.PREPARE_CUTOVER: 6,
+    Step.START_CUTOVER: 6,
+    Step.VERIFY_CUTOVER: 6,
+    Step.FINALIZE_CUTOVER: 7,
 }
 Outcome = Literal[
     "queued", "running", "awaiting approval", "migrated", "rolling back", "rolled back", "failed"
@@ -150,7 +150,7 @@ def advance(state: ThreadState, event: EventDetail) -> Change:  # noqa: PLR0911 
             return Change(
                 replace(
                     moved,
-                    phase=STEP_PHASE["AwaitApproval"],
+                    phase=STEP_PHASE[Step.AWAIT_APPROVAL],
                     outcome="awaiting approval",
                     detail=f"waiting for {_mention_all(event.approvers)}",
                 ),
@@ -212,11 +212,11 @@ def advance(state: ThreadState, event: EventDetail) -> Change:  # noqa: PLR0911 
 def _status(state: ThreadState, event: MigrationStatusUpdated) -> Change:
     phase = STEP_PHASE.get(event.step, state.phase)
     outcome: Outcome = state.outcome
-    if event.step == "Rollback":
+    if event.step == Step.ROLLBACK:
         outcome = "rolled back" if event.status == "SUCCEEDED" else "rolling back"
     elif event.status == "FAILED":
         outcome = "failed"
-    elif event.step == "AwaitApproval" and event.status == "WAITING":
+    elif event.step == Step.AWAIT_APPROVAL and event.status == "WAITING":
         outcome = "awaiting approval"
     elif state.outcome in {"queued", "awaiting approval"} or phase > state.phase:
         outcome = "running"
@@ -226,13 +226,13 @@ def _status(state: ThreadState, event: MigrationStatusUpdated) -> Change:
 
 
 MILESTONES: dict[tuple[str, str], str] = {
-    ("WaitForReplication", "SUCCEEDED"): (
+    (Step.WAIT_FOR_REPLICATION, "SUCCEEDED"): (
         ":large_green_circle: Replication ready: data is in continuous sync."
     ),
-    ("StartTestLaunch", "SUCCEEDED"): ":rocket: Test launch started: {message}",
-    ("VerifyTestLaunch", "SUCCEEDED"): ":mag: Test instance verified: {message}",
-    ("StartCutover", "WAITING"): ":clock3: {message}",
-    ("VerifyCutover", "SUCCEEDED"): ":arrow_right: Cut over: {message}",
+    (Step.START_TEST_LAUNCH, "SUCCEEDED"): ":rocket: Test launch started: {message}",
+    (Step.VERIFY_TEST_LAUNCH, "SUCCEEDED"): ":mag: Test instance verified: {message}",
+    (Step.START_CUTOVER, "WAITING"): ":clock3: {message}",
+    (Step.VERIFY_CUTOVER, "SUCCEEDED"): ":arrow_right: Cut over: {message}",
 }
 
 

@@ -17,6 +17,7 @@ are refused), so deploy a consumer before a producer that sends it a new field.
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -26,6 +27,30 @@ from orchestration.migration_request import MigrationRequest
 
 EVENT_SOURCE = "wavepilot.migrations"
 EVENT_SCHEMA_VERSION: Literal["1"] = "1"
+
+
+class Step(StrEnum):
+    """The steps a migration reports (``MigrationStatusUpdated.step``, the record's ``step``).
+
+    Each is the name of the state machine's state that reports it (``Intake``: the ingress
+    and ``start_migration``, before any execution), but for ``WAIT_FOR_REPLICATION``, which
+    the ``CheckReplication`` task reports. The values are the events' and the table's wire
+    names: never change one. ``tests/test_statemachine.py`` holds them to the ASL file.
+    """
+
+    INTAKE = "Intake"
+    VALIDATE_INPUT = "ValidateInput"
+    PREPARE_SOURCE = "PrepareSource"
+    WAIT_FOR_REPLICATION = "WaitForReplication"
+    START_TEST_LAUNCH = "StartTestLaunch"
+    VERIFY_TEST_LAUNCH = "VerifyTestLaunch"
+    AWAIT_APPROVAL = "AwaitApproval"
+    PREPARE_CUTOVER = "PrepareCutover"
+    START_CUTOVER = "StartCutover"
+    VERIFY_CUTOVER = "VerifyCutover"
+    FINALIZE_CUTOVER = "FinalizeCutover"
+    ROLLBACK = "Rollback"
+
 
 StepStatus = Literal["STARTED", "IN_PROGRESS", "WAITING", "SUCCEEDED", "FAILED", "SKIPPED"]
 # How an approval ended: a person decided (see pipeline.approvals.Decision), or no one did.
@@ -102,7 +127,7 @@ class MigrationRequested(EventDetail):
 
 
 class MigrationStatusUpdated(EventDetail):
-    step: str
+    step: str  # a Step's value (plain str: the JSON Schema and older events stay as they are)
     status: StepStatus
     message: str
     data: dict[str, Any] = Field(default_factory=dict)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from orchestration.adapters import mgn as mgn_errors
 from orchestration.adapters.errors import TransientError
+from orchestration.events import Step
 from orchestration.pipeline import errors as pipeline_errors
 from orchestration.statemachine import (
     FUNCTION_PLACEHOLDERS,
@@ -22,6 +25,13 @@ ARNS = {
     name: f"arn:aws:lambda:us-east-1:123456789012:function:wavepilot-test-{name}"
     for name in FUNCTION_PLACEHOLDERS.values()
 }
+
+
+ROOT = Path(__file__).resolve().parents[1]
+# The Task states whose Lambda reports under another step name than the state's own.
+REPORTED_AS = {"CheckReplication": Step.WAIT_FOR_REPLICATION}
+# Reported before there is an execution (the ingress and start_migration).
+REPORTED_BEFORE_THE_MACHINE = {Step.INTAKE}
 
 
 @pytest.fixture
@@ -122,3 +132,30 @@ def test_the_template_is_json_once_rendered_and_states_are_reachable(
         )
     assert reachable == set(states)
     json.dumps(definition)
+
+
+def test_every_task_state_reports_a_step_and_every_step_is_reported(
+    definition: dict[str, Any],
+) -> None:
+    tasks = {name for name, state in definition["States"].items() if state["Type"] == "Task"}
+    assert set(REPORTED_AS) <= tasks
+    reported = {REPORTED_AS.get(name, name) for name in tasks}
+
+    assert reported - set(Step) == set(), "a Task state reports a step that is not a Step"
+    assert set(Step) - reported == REPORTED_BEFORE_THE_MACHINE, "a Step no Task state reports"
+
+
+def test_every_step_is_used_by_the_code() -> None:
+    used = {
+        node.attr
+        for package in ("orchestration", "bot")
+        for path in (ROOT / package).rglob("*.py")
+        if path != ROOT / "orchestration" / "events.py"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "Step"
+    }
+
+    assert {step.name for step in Step} - used == set()
+    assert used - {step.name for step in Step} == set()

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from orchestration.events import Step
 from orchestration.migration_request import MigrationRequest
 
 if TYPE_CHECKING:
@@ -184,7 +185,7 @@ class MigrationStore:
             "request": request.model_dump_json(by_alias=True, exclude_none=True),
             "correlationId": correlation_id,
             "status": "REQUESTED",
-            "step": "Intake",
+            "step": Step.INTAKE,
             "seq": 0,
             "createdAt": stamp,
             "updatedAt": stamp,
@@ -217,7 +218,7 @@ class MigrationStore:
                     ":request": item["request"],
                     ":correlation": correlation_id,
                     ":status": "REQUESTED",
-                    ":step": "Intake",
+                    ":step": Step.INTAKE,
                     ":now": stamp,
                 },
             )

@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from orchestration import wiring
 from orchestration.adapters.stepfunctions import ExecutionAlreadyExistsError
-from orchestration.events import MigrationRequested
+from orchestration.events import MigrationRequested, Step
 from orchestration.execution_names import execution_name, migration_prefix
 from orchestration.observability import count, logger, metrics, tracer
 from orchestration.pipeline.spec import MigrationSpec
@@ -47,7 +47,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if running:
         wiring.reporter().step(
             spec,
-            "Intake",
+            Step.INTAKE,
             "WAITING",
             f"revision {spec.revision} waits: execution {running} of an earlier revision is "
             "still running (roll it back to apply this one now)",
@@ -67,7 +67,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     count("ExecutionsStarted")
     wiring.reporter().step(
         spec,
-        "Intake",
+        Step.INTAKE,
         "SUCCEEDED",
         f"execution {name} started",
         executionArn=execution_arn,

@@ -22,6 +22,7 @@ from bot.thread_store import ThreadStore
 from bot.threads import APPROVE_ACTION, REJECT_ACTION
 from orchestration import wiring
 from orchestration.adapters.state_store import MigrationRecord, MigrationStore
+from orchestration.events import Step
 from orchestration.gitops.publish import message_body
 from orchestration.local.runtime import LOCAL_REGION
 from orchestration.local.system import LOCAL_GROUP_MEMBER, EmbeddedSystem, local_group_membership
@@ -112,7 +113,7 @@ class MigrationDriver:
                 if record is None:
                     continue
                 records[migration_id] = record
-                if approver is not None and record.step == "AwaitApproval":
+                if approver is not None and record.step == Step.AWAIT_APPROVAL:
                     self._maybe_decide(record, approver, decided)
             if on_tick is not None:
                 on_tick(statuses, records)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from orchestration.events import Step
 from orchestration.operators.ids import OperatorUsageError, id_kind
 
 if TYPE_CHECKING:
@@ -186,7 +187,7 @@ def wave_status(store: MigrationStore, wave: str) -> WaveStatus:
         history = store.history(record.migration_id)
         last = StepEntry.from_item(history[-1]) if history else None
         pending = None
-        if record.approval_id and record.step == "AwaitApproval":
+        if record.approval_id and record.step == Step.AWAIT_APPROVAL:
             approval = store.approval(record.approval_id)
             if approval is not None and approval.status == "PENDING":
                 pending = approval.approval_id

@@ -22,6 +22,7 @@ from orchestration.events import (
     ApprovalRequested,
     HealthCheckResult,
     LaunchedInstance,
+    Step,
 )
 from orchestration.pipeline.errors import APPROVAL_REJECTED
 from orchestration.pipeline.ports import ApprovalGate, ApprovalRecords, StatusReports
@@ -130,7 +131,7 @@ class ApprovalService:
         self._store.create_approval(approval, task_token)
         self._report.step(
             spec,
-            "AwaitApproval",
+            Step.AWAIT_APPROVAL,
             "WAITING",
             f"test launch verified; awaiting approval {approval.approval_id}",
         )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from orchestration.adapters.state_store import MigrationRecord
 from orchestration.adapters.stepfunctions import ExecutionDoesNotExistError
 from orchestration.clock import Clock
+from orchestration.events import Step
 from orchestration.execution_names import rollback_execution_name
 from orchestration.pipeline.approvals import GroupMembership, no_groups
 from orchestration.pipeline.errors import ROLLBACK_REQUESTED
@@ -98,7 +99,7 @@ class RollbackService:
             )
         if record.status == ROLLED_BACK:
             raise RollbackRequestError(f"{record.target_vm_name} is already rolled back")
-        if record.step == "Rollback":
+        if record.step == Step.ROLLBACK:
             raise RollbackRequestError(f"{record.target_vm_name} is already rolling back")
         if not record.execution_arn:
             raise RollbackRequestError(

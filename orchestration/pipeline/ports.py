@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from orchestration.adapters.mgn import Job, SourceServer
     from orchestration.adapters.state_store import ApprovalRecord, MigrationRecord
     from orchestration.adapters.stepfunctions import Execution
-    from orchestration.events import EventDetail, MigrationStatusUpdated, StepStatus
+    from orchestration.events import EventDetail, MigrationStatusUpdated, Step, StepStatus
     from orchestration.health_checks import CheckResult, HealthCheckSpec
     from orchestration.pipeline.reporter import MigrationIdentity
     from orchestration.pipeline.spec import MigrationSpec
@@ -112,7 +112,7 @@ class StatusReports(Protocol):
     def step(
         self,
         spec: MigrationSpec,
-        step: str,
+        step: Step,
         status: StepStatus,
         message: str,
         *,

@@ -9,7 +9,7 @@ from typing import Any, Protocol, TypeVar
 from orchestration.adapters.event_bus import EventBus
 from orchestration.adapters.state_store import MigrationStore
 from orchestration.clock import Clock
-from orchestration.events import EventDetail, EventRouting, MigrationStatusUpdated, StepStatus
+from orchestration.events import EventDetail, EventRouting, MigrationStatusUpdated, Step, StepStatus
 from orchestration.migration_request import MigrationRequest
 from orchestration.pipeline.spec import MigrationSpec
 
@@ -96,7 +96,7 @@ class StatusReporter:
     def step(
         self,
         spec: MigrationSpec,
-        step: str,
+        step: Step,
         status: StepStatus,
         message: str,
         *,

@@ -25,6 +25,7 @@ from orchestration.events import (
     MigrationFailed,
     RollbackCompleted,
     RollbackStarted,
+    Step,
 )
 from orchestration.pipeline.errors import (
     ROLLBACK_REQUESTED,
@@ -120,7 +121,11 @@ class MigrationSteps:
         """Live prerequisites, all checked and reported at once."""
         spec = MigrationSpec.model_validate(state["spec"])
         self._report.step(
-            spec, "ValidateInput", "STARTED", "checking prerequisites", migration_status="RUNNING"
+            spec,
+            Step.VALIDATE_INPUT,
+            "STARTED",
+            "checking prerequisites",
+            migration_status="RUNNING",
         )
         problems: list[str] = []
         for label, subnet_id, groups in (
@@ -152,7 +157,7 @@ class MigrationSteps:
         launch_template_id = self._mgn.launch_template_id(server.source_server_id)
         self._report.step(
             spec,
-            "ValidateInput",
+            Step.VALIDATE_INPUT,
             "SUCCEEDED",
             f"prerequisites met; MGN source server {server.source_server_id}",
             sourceServerId=server.source_server_id,
@@ -188,7 +193,7 @@ class MigrationSteps:
         """Apply launch settings for the phase; for cutover, retire the test instance first."""
         spec = MigrationSpec.model_validate(state["spec"])
         server_id = state["source"]["sourceServerId"]
-        step = "PrepareSource" if phase == "test" else "PrepareCutover"
+        step = Step.PREPARE_SOURCE if phase == "test" else Step.PREPARE_CUTOVER
         server = self._mgn.source_server(server_id)
         if server.replication_state in STUCK_REPLICATION:
             raise ReplicationStalledError(
@@ -259,7 +264,7 @@ class MigrationSteps:
             "READY_FOR_CUTOVER",
         }:
             self._report.step(
-                spec, "WaitForReplication", "SUCCEEDED", "replication ready (continuous)"
+                spec, Step.WAIT_FOR_REPLICATION, "SUCCEEDED", "replication ready (continuous)"
             )
             return {"done": True, "progress": 100, "replicationState": server.replication_state}
         if _elapsed(state, "replication", self._epoch()) > config.replication_timeout_seconds:
@@ -274,7 +279,7 @@ class MigrationSteps:
         ):
             self._report.step(
                 spec,
-                "WaitForReplication",
+                Step.WAIT_FOR_REPLICATION,
                 "IN_PROGRESS",
                 f"replication {server.replication_state.lower()}, {progress}%",
                 progress=progress,
@@ -295,7 +300,7 @@ class MigrationSteps:
         spec = MigrationSpec.model_validate(state["spec"])
         config = PollConfig.from_state(state)
         server_id = state["source"]["sourceServerId"]
-        step = "StartTestLaunch" if phase == "test" else "StartCutover"
+        step = Step.START_TEST_LAUNCH if phase == "test" else Step.START_CUTOVER
         key = "test" if phase == "test" else "cutover"
         if phase == "cutover":
             window = spec.in_window(self._clock.now())
@@ -355,7 +360,7 @@ class MigrationSteps:
         config = PollConfig.from_state(state)
         server_id = state["source"]["sourceServerId"]
         key = "testCheck" if phase == "test" else "cutoverCheck"
-        step = "VerifyTestLaunch" if phase == "test" else "VerifyCutover"
+        step = Step.VERIFY_TEST_LAUNCH if phase == "test" else Step.VERIFY_CUTOVER
         job = self._mgn.job(state["test" if phase == "test" else "cutover"]["jobId"])
         entry = job.server(server_id)
         if (
@@ -452,7 +457,7 @@ class MigrationSteps:
         duration = (self._clock.now() - started_at).total_seconds() if started_at else 0.0
         self._report.step(
             spec,
-            "FinalizeCutover",
+            Step.FINALIZE_CUTOVER,
             "SUCCEEDED",
             f"cutover finalized; {spec.target_vm_name} runs as {instance_id}",
             migration_status="COMPLETED",
@@ -531,7 +536,7 @@ class MigrationSteps:
         )
         self._report.step(
             spec,
-            "Rollback",
+            Step.ROLLBACK,
             "SUCCEEDED",
             f"rolled back after {failed_step} ({error.get('Error', 'error')}): {reason}",
             migration_status="ROLLED_BACK",

@@ -15,7 +15,7 @@ from orchestration.adapters.ec2 import Instance, Subnet
 from orchestration.adapters.mgn import Job, JobServer, SourceServer, SourceServerNotFoundError
 from orchestration.adapters.state_store import ApprovalRecord, MigrationRecord
 from orchestration.adapters.stepfunctions import Execution, ExecutionAlreadyExistsError
-from orchestration.events import EventDetail, MigrationStatusUpdated, StepStatus
+from orchestration.events import EventDetail, MigrationStatusUpdated, Step, StepStatus
 from orchestration.health_checks import CheckResult, HealthCheckSpec
 from orchestration.migration_request import MigrationRequest
 from orchestration.pipeline.reporter import MigrationIdentity
@@ -236,7 +236,7 @@ class FakeReporter:
     def step(
         self,
         spec: MigrationSpec,
-        step: str,
+        step: Step,
         status: StepStatus,
         message: str,
         *,
