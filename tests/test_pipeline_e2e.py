@@ -92,7 +92,7 @@ def test_a_vm_migrates_through_every_state(system: EmbeddedSystem, driver: Migra
 
 
 @pytest.mark.parametrize(
-    "phase",
+    "failing",
     [
         "prerequisites",
         "replication stall",
@@ -102,25 +102,25 @@ def test_a_vm_migrates_through_every_state(system: EmbeddedSystem, driver: Migra
         "cutover launch",
     ],
 )
-def test_a_failure_in_any_phase_rolls_back_and_leaves_nothing_running(
-    system: EmbeddedSystem, driver: MigrationDriver, phase: str
+def test_a_failure_at_any_point_rolls_back_and_leaves_nothing_running(
+    system: EmbeddedSystem, driver: MigrationDriver, failing: str
 ) -> None:
     [request] = example_requests()[:1]
     server_id = _seeded(system, [request])[request.migration_id]
     assert system.mgn is not None
     assert system.standins is not None
     approver = None
-    if phase == "prerequisites":  # the test subnet is deleted after the estate was built
+    if failing == "prerequisites":  # the test subnet is deleted after the estate was built
         system.client("ec2").delete_subnet(SubnetId=spec_of(request).test_subnet_id)
-    elif phase == "replication stall":
+    elif failing == "replication stall":
         system.mgn.faults.stall_replication(server_id)
-    elif phase == "test launch":
+    elif failing == "test launch":
         system.mgn.faults.fail_next_launch(server_id, launch_type=_launch_type("TEST"))
-    elif phase == "health checks":
+    elif failing == "health checks":
         system.standins.mark_unhealthy(server_id)
-    elif phase == "rejection":
+    elif failing == "rejection":
         approver = lambda record, approvers: ("REJECTED", "U07ALICE001")  # noqa: E731
-    elif phase == "cutover launch":
+    elif failing == "cutover launch":
         system.mgn.faults.fail_next_launch(server_id, launch_type=_launch_type("CUTOVER"))
 
     driver.send([request])
@@ -131,7 +131,7 @@ def test_a_failure_in_any_phase_rolls_back_and_leaves_nothing_running(
     assert outcome.error == "MigrationRolledBack"
     assert outcome.record_status == "ROLLED_BACK"
     assert ("Rollback", "SUCCEEDED") in [(s["step"], s["status"]) for s in outcome.steps]
-    if phase == "rejection":  # the approver's reason reaches the rollback's story
+    if failing == "rejection":  # the approver's reason reaches the rollback's story
         rollback = next(s for s in outcome.steps if s["step"] == "Rollback")
         assert (
             "rejected by <@U07ALICE001>: rejected by the simulated approver" in rollback["message"]

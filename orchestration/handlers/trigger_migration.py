@@ -12,4 +12,5 @@ from orchestration.observability import step_handler
 
 @step_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return wiring.steps().trigger(event["state"], event["phase"])
+    # The ASL passes the launch (test or cutover) as "phase", its name on the wire.
+    return wiring.steps().trigger(event["state"], launch=event["phase"])

@@ -13,6 +13,7 @@ from orchestration.observability import step_handler
 @step_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     steps = wiring.steps()
+    # The ASL's "phase" (its name on the wire): "replication", or the launch to verify.
     if event["phase"] == "replication":
         return steps.check_replication(event["state"])
-    return steps.verify_launch(event["state"], event["phase"])
+    return steps.verify_launch(event["state"], launch=event["phase"])

@@ -42,7 +42,8 @@ from orchestration.pipeline.ports import Ec2, HealthProbe, Mgn, StatusReports
 from orchestration.pipeline.resolution import resolve_source_server
 from orchestration.pipeline.spec import MigrationSpec
 
-Phase = Literal["test", "cutover"]
+# Which of MGN's two launches a step works on (the ASL passes it as ``phase``).
+Launch = Literal["test", "cutover"]
 State = dict[str, Any]
 
 # Replication states that will not become ready without someone acting.
@@ -189,11 +190,11 @@ class MigrationSteps:
 
     # --- PrepareSource -------------------------------------------------------------------
 
-    def prepare_source(self, state: State, phase: Phase) -> dict[str, Any]:
-        """Apply launch settings for the phase; for cutover, retire the test instance first."""
+    def prepare_source(self, state: State, launch: Launch) -> dict[str, Any]:
+        """Apply the launch's settings; for cutover, retire the test instance first."""
         spec = MigrationSpec.model_validate(state["spec"])
         server_id = state["source"]["sourceServerId"]
-        step = Step.PREPARE_SOURCE if phase == "test" else Step.PREPARE_CUTOVER
+        step = Step.PREPARE_SOURCE if launch == "test" else Step.PREPARE_CUTOVER
         server = self._mgn.source_server(server_id)
         if server.replication_state in STUCK_REPLICATION:
             raise ReplicationStalledError(
@@ -202,20 +203,20 @@ class MigrationSteps:
                 "fix the agent or the network, then republish"
             )
         terminate_job: str | None = None
-        if phase == "cutover" and server.lifecycle_state == "TESTING":
+        if launch == "cutover" and server.lifecycle_state == "TESTING":
             server = self._mgn.change_life_cycle_state(server_id, "READY_FOR_CUTOVER")
-        if phase == "cutover" and server.launched_instance_id:
+        if launch == "cutover" and server.launched_instance_id:
             terminate_job = self._terminate_launched(server, _known_jobs(state))
         subnet, groups = (
             (spec.test_subnet_id, spec.test_security_group_ids)
-            if phase == "test"
+            if launch == "test"
             else (spec.subnet_id, spec.security_group_ids)
         )
         tags = {
             **spec.tags,
-            "Name": spec.target_vm_name if phase == "cutover" else f"{spec.target_vm_name}-test",
+            "Name": spec.target_vm_name if launch == "cutover" else f"{spec.target_vm_name}-test",
             "wavepilot:migration-id": spec.migration_id,
-            "wavepilot:phase": phase,
+            "wavepilot:phase": launch,  # the tag's name predates Launch: instances carry it
         }
         version = self._ec2.set_launch_template(
             state["source"]["launchTemplateId"],
@@ -232,7 +233,7 @@ class MigrationSteps:
             spec,
             step,
             "SUCCEEDED",
-            f"{phase} launch settings applied: {spec.instance_type} in {subnet} "
+            f"{launch} launch settings applied: {spec.instance_type} in {subnet} "
             f"(launch template version {version})",
             launchTemplateVersion=version,
         )
@@ -295,14 +296,14 @@ class MigrationSteps:
 
     # --- launches ------------------------------------------------------------------------
 
-    def trigger(self, state: State, phase: Phase) -> dict[str, Any]:
+    def trigger(self, state: State, launch: Launch) -> dict[str, Any]:
         """Start the test or cutover launch (once), inside the cutover window for cutover."""
         spec = MigrationSpec.model_validate(state["spec"])
         config = PollConfig.from_state(state)
         server_id = state["source"]["sourceServerId"]
-        step = Step.START_TEST_LAUNCH if phase == "test" else Step.START_CUTOVER
-        key = "test" if phase == "test" else "cutover"
-        if phase == "cutover":
+        step = Step.START_TEST_LAUNCH if launch == "test" else Step.START_CUTOVER
+        key = "test" if launch == "test" else "cutover"
+        if launch == "cutover":
             window = spec.in_window(self._clock.now())
             if window == "closed":
                 raise CutoverWindowClosedError(
@@ -325,7 +326,7 @@ class MigrationSteps:
                     "waitSeconds": max(1, min(config.max_seconds, int(until) + 1)),
                 }
         active = self._mgn.active_job_for(self._mgn.source_server(server_id), _known_jobs(state))
-        wanted = "START_TEST" if phase == "test" else "START_CUTOVER"
+        wanted = "START_TEST" if launch == "test" else "START_CUTOVER"
         if active is not None and active.initiated_by == wanted:
             return {"started": True, "done": True, "jobId": active.job_id}  # a retry: adopt it
         if active is not None:
@@ -338,30 +339,30 @@ class MigrationSteps:
         try:
             job = (
                 self._mgn.start_test([server_id], tags)
-                if phase == "test"
+                if launch == "test"
                 else self._mgn.start_cutover([server_id], tags)
             )
         except MgnConflictError as exc:
             raise LaunchFailedError(
-                f"MGN refused the {phase} launch of {server_id}: {exc}"
+                f"MGN refused the {launch} launch of {server_id}: {exc}"
             ) from exc
         self._report.step(
             spec,
             step,
             "SUCCEEDED",
-            f"{phase} launch started (MGN job {job.job_id})",
+            f"{launch} launch started (MGN job {job.job_id})",
             jobId=job.job_id,
         )
         return {"started": True, "done": True, "jobId": job.job_id}
 
-    def verify_launch(self, state: State, phase: Phase) -> dict[str, Any]:
+    def verify_launch(self, state: State, launch: Launch) -> dict[str, Any]:
         """Job result, then EC2 status checks, then the VM's own health checks."""
         spec = MigrationSpec.model_validate(state["spec"])
         config = PollConfig.from_state(state)
         server_id = state["source"]["sourceServerId"]
-        key = "testCheck" if phase == "test" else "cutoverCheck"
-        step = Step.VERIFY_TEST_LAUNCH if phase == "test" else Step.VERIFY_CUTOVER
-        job = self._mgn.job(state["test" if phase == "test" else "cutover"]["jobId"])
+        key = "testCheck" if launch == "test" else "cutoverCheck"
+        step = Step.VERIFY_TEST_LAUNCH if launch == "test" else Step.VERIFY_CUTOVER
+        job = self._mgn.job(state["test" if launch == "test" else "cutover"]["jobId"])
         entry = job.server(server_id)
         if (
             entry is None
@@ -369,7 +370,7 @@ class MigrationSteps:
             or (job.status == "COMPLETED" and entry.launch_status != "LAUNCHED")
         ):
             raise LaunchFailedError(
-                f"MGN {phase} launch job {job.job_id} reports "
+                f"MGN {launch} launch job {job.job_id} reports "
                 f"{entry.launch_status if entry else 'no entry'} "
                 f"for {server_id}: see the job log in the MGN console"
             )
@@ -377,7 +378,7 @@ class MigrationSteps:
         if entry.launch_status != "LAUNCHED" or not entry.launched_instance_id:
             if timed_out:
                 raise LaunchTimeoutError(
-                    f"{phase} launch job {job.job_id} still {entry.launch_status}"
+                    f"{launch} launch job {job.job_id} still {entry.launch_status}"
                 )
             return _poll(
                 state,
@@ -430,7 +431,7 @@ class MigrationSteps:
             spec,
             step,
             "SUCCEEDED",
-            f"{phase} instance {instance.instance_id} running, status checks ok, {summary} passed",
+            f"{launch} instance {instance.instance_id} running, status checks ok, {summary} passed",
             instanceId=instance.instance_id,
         )
         # What the approver decides on: the approval gate reads it from the state.

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 class SimulatedClock:
     """A UTC clock that runs `speed` simulated seconds per real second and can be advanced by hand.
 
-    Everything the emulator reports (replication progress, job phases, timestamps) is computed
+    Everything the emulator reports (replication progress, job transitions, timestamps) is computed
     from this clock, so a frozen clock (`speed=0`) plus `advance()` makes a test deterministic,
     and the demo can run at e.g. 600x (ten simulated minutes per real second).
 

@@ -1,10 +1,10 @@
 """Jobs on the simulated clock: each job is a fixed timeline, applied lazily when it is due.
 
-A job's phases are scheduled when it is created; `JobEngine.settle(now)` applies every phase
-whose time has come, oldest first across all jobs, before each request is answered. Side
-effects (EC2 instances launched or terminated) therefore happen on the first request that
-observes the phase, stamped with the phase's simulated time, so results do not depend on
-request timing or on a background thread.
+A job's transitions are scheduled when it is created; `JobEngine.settle(now)` applies every
+transition whose time has come, oldest first across all jobs, before each request is
+answered. Side effects (EC2 instances launched or terminated) therefore happen on the first
+request that observes the transition, stamped with its simulated time, so results do not
+depend on request timing or on a background thread.
 
     LAUNCH     PENDING --pending--> STARTED (cleanup of the previous instance, SNAPSHOT_START)
                --snapshot--> SNAPSHOT_END, CONVERSION_START --conversion--> CONVERSION_END,
@@ -28,7 +28,7 @@ from orchestration.local.mgn.model import (
     LaunchedInstanceRecord,
     MgnState,
     ParticipantRecord,
-    ScheduledPhase,
+    ScheduledTransition,
     SourceServerRecord,
 )
 from orchestration.local.mgn.replication import initial_sync_completed_at
@@ -113,15 +113,15 @@ class JobEngine:
         self._promote_first_syncs(now)
         while True:
             due = [
-                (phase.at, job.sequence, job, phase)
+                (transition.at, job.sequence, job, transition)
                 for job in self._state.active_jobs()
-                if (phase := job.due_phase(now)) is not None
+                if (transition := job.due_transition(now)) is not None
             ]
             if not due:
                 return
-            _, _, job, phase = min(due, key=lambda item: (item[0], item[1]))
-            job.next_phase += 1
-            self._apply(job, phase)
+            _, _, job, transition = min(due, key=lambda item: (item[0], item[1]))
+            job.next_transition += 1
+            self._apply(job, transition)
 
     def _promote_first_syncs(self, now: datetime) -> None:
         """NOT_READY -> READY_FOR_TEST once replication has first been CONTINUOUS."""
@@ -133,38 +133,38 @@ class JobEngine:
                 if server.lifecycle_state is LifeCycleState.NOT_READY:
                     server.lifecycle_state = LifeCycleState.READY_FOR_TEST
 
-    def _timeline(self, job_type: JobType, now: datetime) -> tuple[ScheduledPhase, ...]:
+    def _timeline(self, job_type: JobType, now: datetime) -> tuple[ScheduledTransition, ...]:
         timing = self._timing
         started = now + timing.pending
         if job_type is JobType.TERMINATE:
             return (
-                ScheduledPhase(started, _STARTED),
-                ScheduledPhase(started + timing.terminate, _FINISHED),
+                ScheduledTransition(started, _STARTED),
+                ScheduledTransition(started + timing.terminate, _FINISHED),
             )
         snapshot_taken = started + timing.snapshot
         converted = snapshot_taken + timing.conversion
         return (
-            ScheduledPhase(started, _STARTED),
-            ScheduledPhase(snapshot_taken, _SNAPSHOT_TAKEN),
-            ScheduledPhase(converted, _CONVERTED),
-            ScheduledPhase(converted + timing.boot, _FINISHED),
+            ScheduledTransition(started, _STARTED),
+            ScheduledTransition(snapshot_taken, _SNAPSHOT_TAKEN),
+            ScheduledTransition(converted, _CONVERTED),
+            ScheduledTransition(converted + timing.boot, _FINISHED),
         )
 
-    def _apply(self, job: JobRecord, phase: ScheduledPhase) -> None:
+    def _apply(self, job: JobRecord, transition: ScheduledTransition) -> None:
         launch_type = job.launch_type
-        if phase.name == _STARTED:
-            self._start(job, phase.at)
-        elif phase.name == _SNAPSHOT_TAKEN:
+        if transition.name == _STARTED:
+            self._start(job, transition.at)
+        elif transition.name == _SNAPSHOT_TAKEN:
             for server_id in job.participants:
-                self._log(job, phase.at, JobLogEvent.SNAPSHOT_END, server_id)
-                self._log(job, phase.at, JobLogEvent.CONVERSION_START, server_id)
-        elif phase.name == _CONVERTED and launch_type is not None:
+                self._log(job, transition.at, JobLogEvent.SNAPSHOT_END, server_id)
+                self._log(job, transition.at, JobLogEvent.CONVERSION_START, server_id)
+        elif transition.name == _CONVERTED and launch_type is not None:
             for participant in job.participants.values():
-                self._launch(job, participant, launch_type, phase.at)
-        elif phase.name == _FINISHED and launch_type is not None:
-            self._finish_launch(job, launch_type, phase.at)
-        elif phase.name == _FINISHED:
-            self._finish_termination(job, phase.at)
+                self._launch(job, participant, launch_type, transition.at)
+        elif transition.name == _FINISHED and launch_type is not None:
+            self._finish_launch(job, launch_type, transition.at)
+        elif transition.name == _FINISHED:
+            self._finish_termination(job, transition.at)
 
     def _start(self, job: JobRecord, at: datetime) -> None:
         job.status = JobStatus.STARTED

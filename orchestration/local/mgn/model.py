@@ -122,7 +122,7 @@ class JobLogEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class ScheduledPhase:
+class ScheduledTransition:
     """A point on a job's timeline at which `jobs.JobEngine` moves it on."""
 
     at: datetime
@@ -139,11 +139,11 @@ class JobRecord:
     created_at: datetime
     tags: dict[str, str]
     participants: dict[str, ParticipantRecord]
-    timeline: tuple[ScheduledPhase, ...]
+    timeline: tuple[ScheduledTransition, ...]
     status: JobStatus = JobStatus.PENDING
     ended_at: datetime | None = None
     log: list[JobLogEntry] = field(default_factory=list)
-    next_phase: int = 0
+    next_transition: int = 0
 
     @property
     def is_active(self) -> bool:
@@ -156,9 +156,12 @@ class JobRecord:
             InitiatedBy.START_CUTOVER: LaunchType.CUTOVER,
         }.get(self.initiated_by)
 
-    def due_phase(self, now: datetime) -> ScheduledPhase | None:
-        if self.next_phase < len(self.timeline) and self.timeline[self.next_phase].at <= now:
-            return self.timeline[self.next_phase]
+    def due_transition(self, now: datetime) -> ScheduledTransition | None:
+        if (
+            self.next_transition < len(self.timeline)
+            and self.timeline[self.next_transition].at <= now
+        ):
+            return self.timeline[self.next_transition]
         return None
 
 

@@ -39,7 +39,7 @@ class ReplicationTiming:
 
 @dataclass(frozen=True, slots=True)
 class JobTiming:
-    """Phase durations of jobs (simulated time).
+    """How long each part of a job takes (simulated time), between its transitions.
 
     A launch job is PENDING for `pending`, then STARTED through snapshot, conversion and boot,
     then COMPLETED; a terminate job is PENDING for `pending`, then STARTED for `terminate`.
@@ -102,7 +102,7 @@ class EmulatorSettings:
             answered with a 500). Costs about 0.2 ms per source server described; turn it off
             only for load benchmarks with thousands of servers.
         background_settle_seconds: while serving on a running clock (speed > 0), apply due
-            job phases every this many real seconds even if no MGN request arrives, so EC2
+            job transitions every this many real seconds even if no MGN request arrives, so EC2
             instances appear and disappear in moto on time; None leaves it all to requests.
     """
 
