@@ -171,28 +171,12 @@ def _confirm_approval(services: BotServices, user: str, target: str) -> Reply:
         f"`{approval.migration_id}`; the approval message in the migration's thread shows the "
         "test instance and its health checks."
     )
-    blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": question}},
-        {
-            "type": "actions",
-            "block_id": "approve",
-            "elements": [
-                {
-                    "type": "button",
-                    "action_id": APPROVE_CONFIRM_ACTION,
-                    "text": {"type": "plain_text", "text": "Approve cutover"},
-                    "style": "primary",
-                    "value": approval.approval_id,
-                },
-                {
-                    "type": "button",
-                    "action_id": APPROVE_CANCEL_ACTION,
-                    "text": {"type": "plain_text", "text": "Cancel"},
-                    "value": approval.approval_id,
-                },
-            ],
-        },
-    ]
+    blocks = _confirmation(
+        question,
+        block_id="approve",
+        confirm=(APPROVE_CONFIRM_ACTION, "Approve cutover", "primary", approval.approval_id),
+        cancel=(APPROVE_CANCEL_ACTION, approval.approval_id),
+    )
     return Reply(question, blocks)
 
 
@@ -215,29 +199,48 @@ def _confirm_rollback(services: BotServices, user: str, target: str, reason: str
         f"Its execution stops now (step {record.step or '-'}), anything launched is "
         f"terminated and the source server is made ready to launch again.\nReason: {reason}"
     )
-    blocks: list[dict[str, Any]] = [
+    blocks = _confirmation(
+        question,
+        block_id="rollback",
+        confirm=(ROLLBACK_CONFIRM_ACTION, "Roll back", "danger", value),
+        cancel=(ROLLBACK_CANCEL_ACTION, target),
+    )
+    return Reply(question, blocks)
+
+
+def _confirmation(
+    question: str,
+    *,
+    block_id: str,
+    confirm: tuple[str, str, str, str],
+    cancel: tuple[str, str],
+) -> list[dict[str, Any]]:
+    """A question with its two buttons: ``confirm`` is (action, label, style, value), ``cancel``
+    is (action, value)."""
+    confirm_action, label, style, confirm_value = confirm
+    cancel_action, cancel_value = cancel
+    return [
         {"type": "section", "text": {"type": "mrkdwn", "text": question}},
         {
             "type": "actions",
-            "block_id": "rollback",
+            "block_id": block_id,
             "elements": [
                 {
                     "type": "button",
-                    "action_id": ROLLBACK_CONFIRM_ACTION,
-                    "text": {"type": "plain_text", "text": "Roll back"},
-                    "style": "danger",
-                    "value": value,
+                    "action_id": confirm_action,
+                    "text": {"type": "plain_text", "text": label},
+                    "style": style,
+                    "value": confirm_value,
                 },
                 {
                     "type": "button",
-                    "action_id": ROLLBACK_CANCEL_ACTION,
+                    "action_id": cancel_action,
                     "text": {"type": "plain_text", "text": "Cancel"},
-                    "value": target,
+                    "value": cancel_value,
                 },
             ],
         },
     ]
-    return Reply(question, blocks)
 
 
 def rollback_confirmed(services: BotServices, *, user: str, value: str) -> Reply:
