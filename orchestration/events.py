@@ -20,10 +20,10 @@ import json
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import AwareDatetime, Field
 
 from orchestration.migration_request import MigrationRequest
+from orchestration.wire import WireModel
 
 EVENT_SOURCE = "wavepilot.migrations"
 EVENT_SCHEMA_VERSION: Literal["1"] = "1"
@@ -57,20 +57,8 @@ StepStatus = Literal["STARTED", "IN_PROGRESS", "WAITING", "SUCCEEDED", "FAILED",
 ApprovalOutcome = Literal["APPROVED", "REJECTED", "EXPIRED"]
 
 
-_EVENT_CONFIG = ConfigDict(
-    extra="forbid",
-    frozen=True,
-    alias_generator=to_camel,
-    validate_by_name=True,
-    validate_by_alias=True,
-    serialize_by_alias=True,
-)
-
-
-class EventPart(BaseModel):
+class EventPart(WireModel):
     """A structured value inside an event (camelCase on the wire, like the event)."""
-
-    model_config = _EVENT_CONFIG
 
 
 class EventRouting(EventPart):
@@ -86,10 +74,9 @@ class EventRouting(EventPart):
     )
 
 
-class EventDetail(BaseModel):
+class EventDetail(WireModel):
     """Fields every status event carries."""
 
-    model_config = _EVENT_CONFIG
     detail_type: ClassVar[str]
 
     schema_version: Literal["1"] = EVENT_SCHEMA_VERSION

@@ -10,22 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
-from pydantic.alias_generators import to_camel
+from orchestration.wire import WireModel
 
 
-class HealthCheckSpec(BaseModel):
+class HealthCheckSpec(WireModel):
     """One check of a launched instance, as the spec carries it (camelCase on the wire, like
     every part of the spec)."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-    )
 
     type: Literal["tcp", "http"]
     port: int | None = None

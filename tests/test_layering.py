@@ -51,7 +51,17 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "orchestration.local",
     ),
     # Plain types shared by the layers above import none of them.
-    "orchestration.health_checks": ("orchestration", "bot", "botocore", "boto3"),
+    "orchestration.health_checks": (
+        "orchestration.pipeline",
+        "orchestration.adapters",
+        "orchestration.handlers",
+        "orchestration.local",
+        "orchestration.manifests",
+        "bot",
+        "botocore",
+        "boto3",
+    ),
+    "orchestration.wire": ("orchestration", "bot", "botocore", "boto3"),
 }
 
 

@@ -15,24 +15,17 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import AwareDatetime, Field
 
 from orchestration.health_checks import HealthCheckSpec
 from orchestration.migration_request import MigrationRequest
+from orchestration.wire import WireModel
 
 SOURCE_SERVER_ID = re.compile(r"s-[0-9a-zA-Z]{17}")
 
 
-class PipelineModel(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-    )
+class PipelineModel(WireModel):
+    """What the pipeline passes between steps (camelCase in the state machine's JSON)."""
 
 
 class SourceHints(PipelineModel):
