@@ -31,6 +31,7 @@ from orchestration.cli_errors import (
 from orchestration.clock import SYSTEM_CLOCK
 from orchestration.manifests import disk
 from orchestration.manifests.findings import Finding, Severity
+from orchestration.manifests.limits import LIMITS
 from orchestration.manifests.validation import validate_files
 
 if TYPE_CHECKING:
@@ -47,6 +48,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     with explained(args.command, debug=debug_requested(args.debug)) as status:
         status[0] = int(args.handler(args))
     return status[0]
+
+
+def _vm_count(text: str) -> int:
+    """``--vms``: a synthetic wave is one wave file, so at most the manifests' VM limit."""
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= count <= LIMITS.vms:
+        raise argparse.ArgumentTypeError(
+            f"{count} is out of range: a synthetic wave has 1 to {LIMITS.vms:,} VMs "
+            "(the limit of one wave file)"
+        )
+    return count
 
 
 def _version() -> str:
@@ -191,7 +206,10 @@ def _parser() -> argparse.ArgumentParser:
         help="where to write every migration's Slack thread (default: %(default)s)",
     )
     demo.add_argument(
-        "--vms", type=int, metavar="N", help="a synthetic wave of N VMs instead of the examples"
+        "--vms",
+        type=_vm_count,
+        metavar="N",
+        help=f"a synthetic wave of N VMs instead of the examples (1 to {LIMITS.vms:,})",
     )
     demo.add_argument(
         "--fail",
@@ -457,7 +475,9 @@ def _schema(args: argparse.Namespace) -> int:
         return EXIT_OK
     text = wave_json_schema_text()
     if args.check:
-        if not args.check.is_file() or args.check.read_text(encoding="utf-8") != text:
+        if not args.check.is_file():
+            raise UsageError(f"no such file: {args.check}")
+        if args.check.read_text(encoding="utf-8") != text:
             print(
                 f"{args.check} differs from the models: "
                 f"run `wavepilot schema --output {args.check}`",

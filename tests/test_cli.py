@@ -250,3 +250,52 @@ def _help(command: str) -> str:
         check=True,
     )
     return " ".join(completed.stdout.split())
+
+
+@pytest.mark.parametrize(
+    ("argv", "status", "message"),
+    [
+        (
+            ["schema", "--output", "/no/such/folder/wave.schema.json"],
+            cli.EXIT_INVALID,
+            "wavepilot schema: /no/such/folder/wave.schema.json: No such file or directory",
+        ),
+        (
+            ["schema", "--check", "/no/such/wave.schema.json"],
+            cli.EXIT_USAGE,
+            "wavepilot schema: no such file: /no/such/wave.schema.json",
+        ),
+    ],
+    ids=["schema-output-missing-folder", "schema-check-missing-file"],
+)
+def test_schema_mistakes_are_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], status: int, message: str
+) -> None:
+    code, _, err = _run(capsys, *argv)
+
+    assert code == status
+    assert _one_line(err) == message
+
+
+@pytest.mark.parametrize("count", ["0", "1001", "many"])
+def test_demo_refuses_a_synthetic_wave_it_cannot_build(
+    capsys: pytest.CaptureFixture[str], count: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["demo", "--vms", count])
+
+    assert exited.value.code == cli.EXIT_USAGE
+    assert "argument --vms:" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("no_aws")
+@pytest.mark.parametrize("command", ["approve", "reject"])
+def test_decisions_without_credentials_say_how_to_get_them(
+    capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    code, _, err = _run(
+        capsys, command, "apv-0123456789abcdef", "--as", "U0123456789", "--reason", "no"
+    )
+
+    assert code == cli.EXIT_USAGE
+    assert "no AWS credentials" in _one_line(err)

@@ -75,6 +75,11 @@ class DemoOptions:
     examples: Path = EXAMPLES
 
 
+def _write_report(path: Path, report: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+
+
 def run_demo(options: DemoOptions, *, wavepilot: Wavepilot) -> int:
     """Validate, plan and publish with ``wavepilot``, then run every migration to its end."""
     console = terminal()
@@ -153,7 +158,7 @@ def run_demo(options: DemoOptions, *, wavepilot: Wavepilot) -> int:
             console.print(f"\nDone in {wall:.1f} s of wall time.")
             if options.report_path:
                 report = {**_report(outcomes, counts, wall, speed), "slack": slack.as_json()}
-                options.report_path.write_text(json.dumps(report, indent=2) + "\n")
+                _write_report(options.report_path, report)
                 console.print(f"Report written to {options.report_path}")
             if slack.lost_updates:
                 return EXIT_FAILED
