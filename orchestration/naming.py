@@ -43,6 +43,13 @@ class ResourceNames:
         return f"{self.prefix}-lambda"
 
     @property
+    def target_role(self) -> str:
+        """The role in every target account (and the hub, when it is a target) through which
+        the pipeline's steps call MGN, EC2 and IAM there: ``terraform/modules/target-account``
+        creates it, the hub's functions may assume only roles of this name."""
+        return f"{self.prefix}-target"
+
+    @property
     def state_machine_role(self) -> str:
         return f"{self.prefix}-states"
 

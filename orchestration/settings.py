@@ -15,6 +15,8 @@ from functools import cache
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from orchestration.naming import ResourceNames
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=True)
@@ -31,6 +33,14 @@ class Settings(BaseSettings):
     mgn_region_override: str | None = Field(default=None, validation_alias="MGN_REGION")
     idempotency_days: int = Field(default=90, ge=1, validation_alias="IDEMPOTENCY_DAYS")
     default_approvers_text: str = Field(default="", validation_alias="DEFAULT_APPROVERS")
+    # Lanes (a target account + Region, DESIGN.md decision 12): the role assumed in each,
+    # the hub's own account (a request naming no target runs in the hub's lane) and the lanes
+    # the scheduled monitor watches ("account/region,account/region"; empty: the hub's lane).
+    target_role_name: str = Field(
+        default_factory=lambda: ResourceNames().target_role, validation_alias="TARGET_ROLE_NAME"
+    )
+    hub_account_id: str = Field(default="", validation_alias="HUB_ACCOUNT_ID")
+    target_lanes_text: str = Field(default="", validation_alias="TARGET_LANES")
 
     @property
     def default_approvers(self) -> list[str]:
@@ -40,6 +50,16 @@ class Settings(BaseSettings):
     @property
     def mgn_region(self) -> str:
         return self.mgn_region_override or self.aws_region
+
+    @property
+    def target_lanes(self) -> list[tuple[str, str]]:
+        """``TARGET_LANES`` as (account, Region) pairs, in the order given, without repeats."""
+        lanes: list[tuple[str, str]] = []
+        for item in self.target_lanes_text.replace(";", ",").split(","):
+            account, _, region = item.strip().partition("/")
+            if account and region and (account, region) not in lanes:
+                lanes.append((account, region))
+        return lanes
 
 
 @cache

@@ -6,7 +6,9 @@ else in the pipeline builds adapters or services. Collaborators are built once p
 environment first. Powertools' idempotency persistence layer is built the same way.
 
 Public interface (the operator CLI and the Slack bot's wiring, ``bot/wiring.py``, use these
-too): ``clock``, ``store``, ``reporter``, ``mgn``, ``steps``, ``approvals``, ``rollbacks``.
+too): ``clock``, ``store``, ``reporter``, ``lanes``, ``steps``, ``approvals``, ``rollbacks``.
+MGN and EC2 have no hub client: every call goes to a migration's lane (its target account and
+Region) through ``lanes()``, ``orchestration/adapters/lanes.py``.
 
 Swapping parts (the embedded default, tests): the ``use_*`` hooks below replace one part for
 the process and forget what was built with the old one; ``None`` restores the AWS default.
@@ -26,10 +28,9 @@ from aws_lambda_powertools.utilities.idempotency import (
 from orchestration.adapters import aws
 from orchestration.adapters.callback_transport import CallbackTransport, HttpsCallbackTransport
 from orchestration.adapters.dead_letters import DeadLetterQueue
-from orchestration.adapters.ec2 import Ec2Adapter
 from orchestration.adapters.event_bus import EventBus
 from orchestration.adapters.health import AddressResolver, HealthProber, direct
-from orchestration.adapters.mgn import MgnAdapter
+from orchestration.adapters.lanes import LaneSessions
 from orchestration.adapters.secrets import CallbackSettings, SigningSecretSource
 from orchestration.adapters.state_store import MigrationStore
 from orchestration.adapters.stepfunctions import StepFunctionsAdapter
@@ -47,7 +48,7 @@ __all__ = [
     "clock",
     "ingress_idempotency",
     "ingress_persistence",
-    "mgn",
+    "lanes",
     "reporter",
     "request_dead_letters",
     "reset",
@@ -114,16 +115,33 @@ def reporter() -> StatusReporter:
     return StatusReporter(store(), _event_bus(), clock())
 
 
+def _hub_account_id() -> str:
+    """``HUB_ACCOUNT_ID`` (Terraform and the embedded default set it), else STS's answer."""
+    configured = settings().hub_account_id
+    if configured:
+        return configured
+    return str(aws.sts().get_caller_identity()["Account"])
+
+
 @cache
-def mgn() -> MgnAdapter:
-    return MgnAdapter(aws.mgn())
+def lanes() -> LaneSessions:
+    """Role sessions and MGN/EC2/IAM adapters per lane (target account + Region), cached."""
+    config = settings()
+    return LaneSessions(
+        sts=aws.sts,
+        client_factory=aws.client_with_credentials,
+        role_name=config.target_role_name,
+        hub_account_id=cache(_hub_account_id),
+        default_region=config.mgn_region,
+        clock=clock(),
+        partition=aws.partition(config.aws_region),
+    )
 
 
 @cache
 def steps() -> MigrationSteps:
     return MigrationSteps(
-        mgn=mgn(),
-        ec2=Ec2Adapter(aws.ec2(), aws.iam()),
+        lanes=lanes(),
         prober=HealthProber(_health_address_resolver),
         reporter=reporter(),
         clock=clock(),
@@ -195,7 +213,7 @@ def reset() -> None:
         store,
         _event_bus,
         reporter,
-        mgn,
+        lanes,
         steps,
         stepfunctions,
         approvals,

@@ -8,19 +8,23 @@ locals {
   # KMS, event source mappings, failed asynchronous invocations), each listed in that test with
   # its reason.
   lambda_capabilities = {
-    ingress_handler   = ["consume_requests", "dead_letter_requests", "idempotent_state", "put_events", "kms_decrypt", "kms_generate_data_key"]
-    start_migration   = ["start_executions", "state_read_write", "put_events", "kms_decrypt", "kms_generate_data_key"]
-    validate_input    = ["mgn_validate", "ec2_validate", "ec2_instance_profiles", "state_write", "put_events", "kms_decrypt"]
-    prepare_source    = ["mgn_reset", "mgn_configure_launch", "ec2_launch_templates", "state_write", "put_events", "kms_decrypt"]
-    trigger_migration = ["mgn_launch", "state_write", "put_events", "kms_decrypt"]
-    verify_migration  = ["mgn_watch", "ec2_instances", "state_write", "put_events", "kms_decrypt"]
+    ingress_handler = ["consume_requests", "dead_letter_requests", "idempotent_state", "put_events", "kms_decrypt", "kms_generate_data_key"]
+    start_migration = ["start_executions", "state_read_write", "put_events", "kms_decrypt", "kms_generate_data_key"]
+    # MGN, EC2 and IAM (instance profiles) are called in each migration's lane, through the
+    # target role (terraform/modules/target-account holds those actions): the hub's roles
+    # hold none of them, only sts:AssumeRole on roles of that name.
+    validate_input    = ["assume_target_role", "state_write", "put_events", "kms_decrypt"]
+    prepare_source    = ["assume_target_role", "state_write", "put_events", "kms_decrypt"]
+    trigger_migration = ["assume_target_role", "state_write", "put_events", "kms_decrypt"]
+    verify_migration  = ["assume_target_role", "state_write", "put_events", "kms_decrypt"]
     request_approval  = ["state_write", "put_events", "kms_decrypt"]
-    finalize_cutover  = ["mgn_finalize", "state_write", "put_events", "kms_decrypt"]
+    finalize_cutover  = ["assume_target_role", "state_write", "put_events", "kms_decrypt"]
     callback_handler  = ["state_read", "callback_secret", "kms_decrypt", "kms_generate_data_key"]
-    rollback_handler  = ["mgn_reset", "ec2_instances", "state_read_write", "put_events", "kms_decrypt"]
-    # Reads only: every source server's replication, the pending approvals (gsi1) and their
-    # migrations' cutover windows (GetItem). Its metrics go to CloudWatch as EMF log lines.
-    monitor_migrations = ["mgn_monitor", "pending_approvals", "state_read", "kms_decrypt"]
+    rollback_handler  = ["assume_target_role", "state_read_write", "put_events", "kms_decrypt"]
+    # Reads only: every lane's source servers' replication (through the target role), the
+    # pending approvals (gsi1) and their migrations' cutover windows (GetItem). Its metrics go
+    # to CloudWatch as EMF log lines.
+    monitor_migrations = ["assume_target_role", "pending_approvals", "state_read", "kms_decrypt"]
     slack_app          = ["slack_secrets", "bot_state", "put_events", "decide_approvals", "start_one_execution", "manage_executions", "invoke_self", "kms_decrypt", "kms_generate_data_key"]
     slack_notifier     = ["slack_token", "thread_state", "consume_status", "dead_letter_status", "kms_decrypt", "kms_generate_data_key"]
   }
@@ -89,58 +93,11 @@ locals {
       actions   = ["secretsmanager:GetSecretValue"]
       resources = [aws_secretsmanager_secret.callback_signing.arn]
     }
-    # MGN: Describe* are list operations without resource-level permissions; the rest are
-    # granted on "*" as before (source servers are not created by this configuration).
-    mgn_validate = {
-      actions   = ["mgn:DescribeSourceServers", "mgn:GetLaunchConfiguration"]
-      resources = ["*"]
-    }
-    mgn_reset = {
-      # Terminate what a previous attempt launched and make the server ready to launch again.
-      actions   = ["mgn:DescribeSourceServers", "mgn:DescribeJobs", "mgn:TerminateTargetInstances", "mgn:ChangeServerLifeCycleState"]
-      resources = ["*"]
-    }
-    mgn_configure_launch = {
-      actions   = ["mgn:UpdateLaunchConfiguration"]
-      resources = ["*"]
-    }
-    mgn_launch = {
-      actions   = ["mgn:DescribeSourceServers", "mgn:DescribeJobs", "mgn:StartTest", "mgn:StartCutover"]
-      resources = ["*"]
-    }
-    mgn_watch = {
-      actions   = ["mgn:DescribeSourceServers", "mgn:DescribeJobs"]
-      resources = ["*"]
-    }
-    mgn_monitor = {
-      actions   = ["mgn:DescribeSourceServers"]
-      resources = ["*"]
-    }
-    mgn_finalize = {
-      actions   = ["mgn:DescribeSourceServers", "mgn:FinalizeCutover"]
-      resources = ["*"]
-    }
-    ec2_validate = {
-      # EC2 Describe* calls support no resource-level permissions.
-      actions = [
-        "ec2:DescribeInstanceTypeOfferings",
-        "ec2:DescribeSecurityGroups",
-        "ec2:DescribeSubnets",
-      ]
-      resources = ["*"]
-    }
-    ec2_instance_profiles = {
-      actions   = ["iam:GetInstanceProfile"]
-      resources = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:instance-profile/*"]
-    }
-    ec2_instances = {
-      # EC2 Describe* calls support no resource-level permissions.
-      actions   = ["ec2:DescribeInstances", "ec2:DescribeInstanceStatus"]
-      resources = ["*"]
-    }
-    ec2_launch_templates = {
-      actions   = ["ec2:CreateLaunchTemplateVersion", "ec2:ModifyLaunchTemplate"]
-      resources = ["arn:${data.aws_partition.current.partition}:ec2:${coalesce(var.mgn_region, var.aws_region)}:${data.aws_caller_identity.current.account_id}:launch-template/*"]
+    assume_target_role = {
+      # The target role in any account: lanes are named by the manifests (a wave's
+      # target.accountId), and each account's role trusts only these roles (its trust policy).
+      actions   = ["sts:AssumeRole"]
+      resources = ["arn:${data.aws_partition.current.partition}:iam::*:role/${local.names.target_role}"]
     }
     # The Slack bot (bot/): its secrets, its records, and what its commands and buttons do.
     slack_secrets = {

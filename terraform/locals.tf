@@ -11,8 +11,10 @@ locals {
     state_machine             = "${local.name_prefix}-migration"
     lambda_role               = "${local.name_prefix}-lambda"
     state_machine_role        = "${local.name_prefix}-states"
-    migration_requested_rule  = "${local.name_prefix}-migration-requested"
-    status_callbacks_rule     = "${local.name_prefix}-status-callbacks"
+    # The role in every target account (terraform/modules/target-account creates it).
+    target_role              = "${local.name_prefix}-target"
+    migration_requested_rule = "${local.name_prefix}-migration-requested"
+    status_callbacks_rule    = "${local.name_prefix}-status-callbacks"
     # AWS-only resources (the embedded default has no use for them), named in naming.py too.
     event_target_dead_letter_queue = "${local.name_prefix}-events-dlq"
     callback_signing_secret        = "${local.name_prefix}-callback-signing"
@@ -27,6 +29,14 @@ locals {
   # Built from its name so functions can take it without a dependency cycle (the state machine
   # depends on the functions).
   state_machine_arn = "arn:${data.aws_partition.current.partition}:states:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:stateMachine:${local.names.state_machine}"
+
+  # The lanes (target account/Region) monitor_migrations watches and the alarms cover; the hub's
+  # own lane (its account, MGN_REGION) when none is configured, as the monitor does.
+  target_lanes = length(var.target_lanes) > 0 ? [for lane in var.target_lanes : "${lane.account_id}/${lane.region}"] : ["${data.aws_caller_identity.current.account_id}/${coalesce(var.mgn_region, var.aws_region)}"]
+
+  # The functions that call MGN, EC2 and IAM in the lanes, through the target role: the roles
+  # terraform/modules/target-account trusts (output lane_function_role_arns).
+  lane_functions = ["validate_input", "prepare_source", "trigger_migration", "verify_migration", "finalize_cutover", "rollback_handler", "monitor_migrations"]
 
   # Every Lambda function (naming.FUNCTIONS): its name (ResourceNames.function), its handler
   # (naming.handler_path) and its timeout. The ingress timeout stays below the request queue's
@@ -149,6 +159,9 @@ locals {
     REQUEST_DLQ_URL              = aws_sqs_queue.requests_dlq.url
     STATE_MACHINE_ARN            = local.state_machine_arn
     MGN_REGION                   = coalesce(var.mgn_region, var.aws_region)
+    HUB_ACCOUNT_ID               = data.aws_caller_identity.current.account_id
+    TARGET_ROLE_NAME             = local.names.target_role
+    TARGET_LANES                 = join(",", local.target_lanes)
     DEBUG                        = tostring(var.debug)
     DEFAULT_APPROVERS            = join(",", var.default_approvers)
     IDEMPOTENCY_DAYS             = tostring(var.idempotency_days)

@@ -127,6 +127,45 @@ resource "aws_cloudwatch_metric_alarm" "replication_lag" {
   ok_actions          = [aws_sns_topic.alarms.arn]
 }
 
+# Per lane (target account/Region, var.target_lanes): the same lag alarm, and one for a lane
+# monitor_migrations cannot read (its target role cannot be assumed, or MGN is not initialized
+# there): metrics with a "Lane" dimension ("account/region").
+resource "aws_cloudwatch_metric_alarm" "lane_replication_lag" {
+  for_each = toset(local.target_lanes)
+
+  alarm_name          = "${local.name_prefix}-replication-lag-${replace(each.key, "/", "-")}"
+  alarm_description   = "Replication lag in lane ${each.key} stayed above 10 minutes: docs/RUNBOOK.md, replication lag."
+  namespace           = local.metrics_namespace
+  metric_name         = "ReplicationLagSeconds"
+  dimensions          = merge(local.metrics_dimensions, { Lane = each.key })
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 2
+  threshold           = 600
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+}
+
+resource "aws_cloudwatch_metric_alarm" "lane_unreachable" {
+  for_each = toset(local.target_lanes)
+
+  alarm_name          = "${local.name_prefix}-lane-unreachable-${replace(each.key, "/", "-")}"
+  alarm_description   = "monitor_migrations cannot use lane ${each.key} (target role not assumable, or MGN not initialized): docs/RUNBOOK.md, a lane fails."
+  namespace           = local.metrics_namespace
+  metric_name         = "LaneUnreachable"
+  dimensions          = merge(local.metrics_dimensions, { Lane = each.key })
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 2
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+}
+
 # MGN's own event when a server's data replication stalls (default bus); monitor_migrations
 # also counts stalled servers (ReplicationStalledServers, on the dashboard).
 resource "aws_cloudwatch_event_rule" "replication_stalled" {
@@ -291,6 +330,20 @@ resource "aws_cloudwatch_dashboard" "this" {
             [local.metrics_namespace, "ReplicationLagSeconds", "service", var.project_name, { stat = "Maximum", label = "max lag (monitor_migrations)" }],
             [local.metrics_namespace, "ReplicationStalledServers", "service", var.project_name, { stat = "Maximum", label = "stalled servers", yAxis = "right" }],
             ["AWS/Events", "TriggeredRules", "RuleName", aws_cloudwatch_event_rule.replication_stalled.name, { stat = "Sum", label = "MGN replication stalled events" }],
+          ]
+          annotations = { horizontal = [{ label = "10 min", value = 600 }] }
+        }
+      },
+      {
+        type = "metric", x = 0, y = 18, width = 24, height = 6
+        properties = {
+          title  = "Lanes (target account/Region): replication lag (s) and unreachable"
+          region = var.aws_region
+          view   = "timeSeries"
+          period = 300
+          metrics = [
+            [{ expression = "SEARCH('{${local.metrics_namespace},Lane,service} MetricName=\"ReplicationLagSeconds\"', 'Maximum', 300)", id = "lag", label = "" }],
+            [{ expression = "SEARCH('{${local.metrics_namespace},Lane,service} MetricName=\"LaneUnreachable\"', 'Maximum', 300)", id = "unreachable", label = "unreachable", yAxis = "right" }],
           ]
           annotations = { horizontal = [{ label = "10 min", value = 600 }] }
         }

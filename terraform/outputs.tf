@@ -82,3 +82,13 @@ output "terraform_apply_role_arn" {
   description = "For the repository variable TERRAFORM_APPLY_ROLE_ARN (deploy.yml apply job); null without github_repository."
   value       = try(aws_iam_role.terraform_apply[0].arn, null)
 }
+
+output "lane_function_role_arns" {
+  description = "The Lambda roles that assume the target role in each lane: hub_function_role_arns of terraform/modules/target-account."
+  value       = [for function in local.lane_functions : aws_iam_role.lambda[function].arn]
+}
+
+output "target_role_name" {
+  description = "The role name every target account must have (terraform/modules/target-account creates it)."
+  value       = local.names.target_role
+}

@@ -339,3 +339,17 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "target_lanes" {
+  description = "The lanes (target account + Region) waves migrate into: monitor_migrations watches them (TARGET_LANES) and the alarms cover each. Every account needs terraform/modules/target-account applied. Empty: the hub's own account and MGN Region."
+  type = list(object({
+    account_id = string
+    region     = string
+  }))
+  default = []
+
+  validation {
+    condition     = alltrue([for lane in var.target_lanes : can(regex("^[0-9]{12}$", lane.account_id)) && can(regex("^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", lane.region))])
+    error_message = "target_lanes: account_id is 12 digits, region a Region name such as eu-west-1."
+  }
+}

@@ -37,6 +37,16 @@ def test_demo_migrates_the_examples_and_rolls_back_the_injected_failure(
     assert counts["lambda_invocations_total"] > 25 * 8
     assert counts["state_transitions"] > 25 * 10
     assert counts["api_calls"]["mgn"] > 0
+    # Each wave migrated in its own lane, as the MGN emulator recorded the launches
+    lanes = {(m["wave"], m["targetAccountId"], m["targetRegion"]) for m in report["migrations"]}
+    assert lanes == {
+        ("wave-1", "111122223333", "us-east-1"),
+        ("wave-2", "444455556666", "us-east-1"),
+        ("wave-3", "444455556666", "eu-west-1"),
+        ("wave-4", "444455556666", "eu-west-1"),
+    }
+    assert set(counts["mgn_calls_by_lane"]) == {f"{a}/{r}" for _, a, r in lanes}
+    assert "MGN calls by lane (target account/Region)" in out
     assert report["wall_seconds"] < 120
     # Every migration has its Slack thread, every final state reached its root message.
     slack = report["slack"]

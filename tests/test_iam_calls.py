@@ -11,6 +11,11 @@ scheduled monitor while an approval waits (invoked as its schedule would). The
 recorder (``orchestration/local/api_recorder.py``) attributes each call to the function whose
 handler made it; the Slack app, served over loopback HTTP rather than through the Lambda
 dispatcher, is attributed to ``slack_app`` by ``BoltHttpServer``, its lazy listeners too.
+Calls made with a lane's role session (MGN, EC2 and IAM in the wave's target account and Region)
+are the target role's, not the function's: the recorder tells them apart by the credentials that
+sign them (moto's STS knows which role an access key was issued for), and their union must
+equal the policy of ``terraform/modules/target-account``. The hub's functions call
+``sts:AssumeRole`` instead.
 Terraform's policies are read from ``terraform/iam.tf`` with python-hcl2 and evaluated per
 function; the comparison goes both ways, with an explicit list of the actions a function is
 granted that no handler calls here (AWS's own use of the role, or a path only AWS takes), each
@@ -51,11 +56,13 @@ from orchestration.naming import (
     FUNCTIONS,
     SCHEDULED_FUNCTIONS,
     SLACK_STATUS_MESSAGE_GROUP,
+    ResourceNames,
 )
 from orchestration.statemachine import Timings
 from tests.support.pipeline import example_requests, spec_of
 
 TERRAFORM = Path(__file__).resolve().parent.parent / "terraform"
+TARGET_MODULE = TERRAFORM / "modules" / "target-account"
 TIMINGS = replace(Timings.local(), launch_timeout_seconds=3, approval_timeout_seconds=6)
 WAVE_1_CHANNEL = "C07WAVE0001"
 OPERATOR = "U07BOBOPS01"  # an operator of wave-1 (manifests/waves/wave-1.yaml)
@@ -146,6 +153,24 @@ ALLOWANCES: tuple[Allowance, ...] = (
         "fail go to the event target DLQ (on-failure destination), sent by Lambda with the "
         "function's role",
         ASYNC_FUNCTIONS,
+    ),
+    Allowance(
+        "sts:AssumeRole",
+        "on Lambda every function has its own process and so its own cache of lane sessions, "
+        "and assumes the target role itself; in the embedded process the functions share one "
+        "cache, so whichever function reaches a lane first assumes the role for all (the run "
+        "asserts that some function did)",
+        frozenset(
+            {
+                "validate_input",
+                "prepare_source",
+                "trigger_migration",
+                "verify_migration",
+                "finalize_cutover",
+                "rollback_handler",
+                "monitor_migrations",
+            }
+        ),
     ),
     Allowance(
         "lambda:InvokeFunction",
@@ -242,6 +267,25 @@ def granted_actions() -> dict[str, set[str]]:
     return granted
 
 
+def target_role_actions() -> set[str]:
+    """Every action of ``data.aws_iam_policy_document.target`` in the target-account module."""
+    actions: set[str] = set()
+    for path in sorted(TARGET_MODULE.glob("*.tf")):
+        with path.open(encoding="utf-8") as handle:
+            parsed = _strip(hcl2.load(handle))
+        for block in parsed.get("data", []):
+            for kind, named in block.items():
+                if _unquote(kind) != "aws_iam_policy_document":
+                    continue
+                for name, document in named.items():
+                    if _unquote(name) == "target":
+                        for statement in document.get("statement", []):
+                            actions |= {_unquote(a) for a in statement["actions"]}
+                        assert not document.get("dynamic"), "a statement this test cannot read"
+    assert actions, "the module's policy was found"
+    return actions
+
+
 # --- the recorder on its own --------------------------------------------------------------
 
 
@@ -311,6 +355,7 @@ def test_iam_prefixes_come_from_the_signing_name() -> None:
 @dataclass
 class Run:
     recorded: dict[str, dict[str, int]]  # Terraform function key -> IAM action -> calls
+    by_role: dict[str, dict[str, int]]  # assumed role name -> IAM action -> calls
     outcomes: dict[str, MigrationOutcome]
     expected: dict[str, tuple[str, str]]  # migration ID -> (execution status, record status)
 
@@ -405,8 +450,7 @@ def _run_every_path() -> Run:
             patch.setenv("CALLBACK_SIGNING_SECRET_ARN", arn)
             wiring.reset()
             servers = system.seed([spec_of(r) for r in requests])
-            assert system.mgn is not None
-            system.mgn.faults.fail_next_launch(
+            system.mgn_of_server(servers[failing.migration_id]).faults.fail_next_launch(
                 servers[failing.migration_id], launch_type=LaunchType.TEST
             )
             driver = MigrationDriver(system)
@@ -436,11 +480,13 @@ def _run_every_path() -> Run:
             names = {system.names.function(f): f for f in ALL_FUNCTIONS}
         # After stop(): every asynchronous invocation (callbacks) has finished.
         recorded = {names[name]: calls for name, calls in recorder.by_function().items()}
+        by_role = recorder.by_role()
     finally:
         recorder.stop()
         wiring.reset()  # forget the Secrets Manager source with the variable
     return Run(
         recorded,
+        by_role,
         outcomes,
         {
             with_callbacks.migration_id: ("SUCCEEDED", "COMPLETED"),
@@ -482,6 +528,18 @@ def test_every_call_is_granted_and_every_grant_is_called() -> None:
     assert not problems, "terraform/iam.tf disagrees with the recorded calls:\n  " + (
         "\n  ".join(problems)
     )
+    # AND what the steps did in the lanes is exactly the target role's policy (both ways)
+    print(f"target role: {run.by_role}")
+    assert set(run.by_role) == {ResourceNames().target_role}, run.by_role
+    in_lanes = set(run.by_role[ResourceNames().target_role])
+    assert in_lanes == target_role_actions(), (
+        f"called, not in the module: {sorted(in_lanes - target_role_actions())}; "
+        f"in the module, never called: {sorted(target_role_actions() - in_lanes)}"
+    )
+    # AND the hub's functions reached the lanes only by assuming the role
+    assert any("sts:AssumeRole" in calls for calls in run.recorded.values())
+    for calls in run.recorded.values():
+        assert not {a for a in calls if a.startswith(("mgn:", "ec2:", "iam:"))}, calls
 
 
 def test_every_allowance_is_granted_somewhere() -> None:

@@ -17,6 +17,7 @@ import pytest
 from moto import mock_aws
 
 from orchestration import wiring
+from orchestration.adapters.lanes import Lane, LaneRoleUnavailableError
 from orchestration.adapters.mgn import SourceServer
 from orchestration.adapters.state_store import ApprovalRecord, MigrationRecord, MigrationStore
 from orchestration.local.driver import MigrationDriver, first_listed_approver
@@ -24,11 +25,13 @@ from orchestration.local.provision import provision
 from orchestration.local.system import EmbeddedSystem, SystemOptions
 from orchestration.naming import ResourceNames
 from orchestration.pipeline.monitoring import (
+    MigrationMonitor,
     approval_figures,
     duration_seconds,
     replication_figures,
 )
 from orchestration.statemachine import Timings
+from tests.support.fakes import FixedClock
 from tests.support.pipeline import example_requests, spec_of
 
 FAST = replace(Timings.local(), launch_timeout_seconds=3, approval_timeout_seconds=60)
@@ -65,7 +68,6 @@ def test_the_monitor_reports_lag_stalls_and_the_waiting_approval() -> None:
     # GIVEN a migration whose cutover window closes within the hour, waiting at the gate
     [request] = example_requests(lasts=timedelta(minutes=90))[:1]
     with EmbeddedSystem(SystemOptions(timings=FAST)) as system:
-        assert system.mgn is not None
         servers = system.seed([spec_of(request)])
         driver = MigrationDriver(system)
         before = _monitor(system)
@@ -73,7 +75,8 @@ def test_the_monitor_reports_lag_stalls_and_the_waiting_approval() -> None:
         approval_id = _at_the_gate(request.migration_id)
         # AND its server's replication stalls (lag grows on the emulator's fast clock)
         server_id = servers[request.migration_id]
-        system.mgn.faults.stall_replication(server_id)
+        mgn = system.mgn_of_server(server_id)  # the lane of its wave's target
+        mgn.faults.stall_replication(server_id)
         time.sleep(0.5)
 
         # WHEN the monitor runs
@@ -87,9 +90,13 @@ def test_the_monitor_reports_lag_stalls_and_the_waiting_approval() -> None:
         assert waiting["OldestPendingApprovalId"] == approval_id
         assert waiting["OldestPendingApprovalSeconds"] >= 0
         assert waiting["ApprovalsPastWindow"] == 1
+        # AND per lane: its wave's lane (through the target role) holds the stall
+        lanes = {lane["lane"]: lane for lane in waiting["Lanes"]}
+        assert lanes["111122223333/us-east-1"]["ReplicationStalledServers"] == 1
+        assert all(lane["reachable"] for lane in lanes.values())
 
         # WHEN the approval is decided (rejected: the migration rolls back)
-        system.mgn.faults.clear_replication_stall(server_id)
+        mgn.faults.clear_replication_stall(server_id)
         outcome = driver.wait(
             [request.migration_id],
             approver=_rejecting,
@@ -268,3 +275,33 @@ def test_pending_approvals_leave_gsi1_when_decided_and_return_when_reverted(
         item = table.get_item(Key={"pk": "APPROVAL#apv-done", "sk": "META"})["Item"]
         assert "gsi1pk" not in item
         assert "gsi1sk" not in item
+
+
+def test_a_lane_that_cannot_be_read_is_reported_and_the_others_still_count() -> None:
+    class Lanes:
+        def source_servers_in(self, account_id: str, region: str) -> list[SourceServer]:
+            if account_id == "999988887777":
+                raise LaneRoleUnavailableError(
+                    Lane(account_id, region), "arn:aws:iam::999988887777:role/x", "AccessDenied"
+                )
+            return [_server("s-1", lag_duration="PT5M", replication_state="STALLED")]
+
+    class NoApprovals:
+        def pending_approvals(self) -> list[ApprovalRecord]:
+            return []
+
+        def get(self, migration_id: str) -> MigrationRecord | None:
+            return None
+
+    figures = MigrationMonitor(
+        Lanes(),
+        [("111122223333", "us-east-1"), ("999988887777", "eu-west-1")],
+        NoApprovals(),
+        FixedClock(NOW),
+    ).measure()
+
+    by_lane = {lane.lane: lane for lane in figures.lanes}
+    assert by_lane["999988887777/eu-west-1"].replication is None
+    assert "cannot assume role" in (by_lane["999988887777/eu-west-1"].unreachable or "")
+    assert figures.replication.lag_seconds == 300
+    assert figures.replication.stalled_servers == 1

@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from botocore.exceptions import ClientError
 
+from orchestration.local.estate import open_account
 from orchestration.local.runtime import (
     LOCAL_ACCOUNT_ID,
     MOTO_PATCH_POINTS,
@@ -920,10 +922,9 @@ def test_canary_moto_models_still_have_the_fields_the_runtime_reads(aws: Aws) ->
 def _ec2_as_role_in(aws: Aws, account_id: str, region: str) -> Any:
     """An EC2 client of the runtime's moto with STS AssumeRole credentials in `account_id`."""
     url = aws.runtime.endpoint_url
+    role_arn = open_account(account_id, endpoint_url=url)  # AssumeRole needs the role to exist
     sts: Any = boto3.client("sts", endpoint_url=url, region_name=REGION)
-    issued = sts.assume_role(
-        RoleArn=f"arn:aws:iam::{account_id}:role/wavepilot-target", RoleSessionName="lanes"
-    )["Credentials"]
+    issued = sts.assume_role(RoleArn=role_arn, RoleSessionName="lanes")["Credentials"]
     return boto3.client(
         "ec2",
         endpoint_url=url,
@@ -963,10 +964,9 @@ def test_canary_moto_maps_an_assumed_role_key_to_the_roles_account(aws: Aws) -> 
     """The MGN fleet tells accounts apart with the mapping moto uses for every request."""
     from moto.core.responses import BaseResponse
 
+    role_arn = open_account("444455556666", endpoint_url=aws.runtime.endpoint_url)
     sts: Any = boto3.client("sts", endpoint_url=aws.runtime.endpoint_url, region_name=REGION)
-    key = sts.assume_role(
-        RoleArn="arn:aws:iam::444455556666:role/wavepilot-target", RoleSessionName="lanes"
-    )["Credentials"]["AccessKeyId"]
+    key = sts.assume_role(RoleArn=role_arn, RoleSessionName="lanes")["Credentials"]["AccessKeyId"]
 
     assert account_id_for_access_key(key) == "444455556666", (
         "moto.iam.models.get_account_id_from no longer maps STS AssumeRole keys to the role's "
@@ -978,6 +978,29 @@ def test_canary_moto_maps_an_assumed_role_key_to_the_roles_account(aws: Aws) -> 
     assert "get_account_id_from(self.get_access_key())" in inspect.getsource(
         BaseResponse.get_current_account
     ), "moto.core.responses.BaseResponse.get_current_account no longer maps the access key"
+
+
+def test_canary_moto_sts_still_assumes_roles_that_do_not_exist_unless_patched(aws: Aws) -> None:
+    """moto's own AssumeRole issues credentials for any role ARN (AWS: AccessDenied); the
+    patch refuses a missing role while a runtime runs, and a role created in the account (the
+    header `x-moto-account-id` acting as its administrator) can be assumed."""
+    from moto.sts.models import sts_backends
+
+    point = _patch_point("moto.sts.models.STSBackend.assume_role")
+    missing = "arn:aws:iam::999988887777:role/wavepilot-local-target"
+    backend = sts_backends[LOCAL_ACCOUNT_ID]["aws"]
+    issued = point.original()(backend, REGION, "canary", missing, None, 900, None)
+    assert issued.role_arn == missing, (
+        "moto.sts.models.STSBackend.assume_role now refuses missing roles: retire the patch"
+    )
+    sts: Any = boto3.client("sts", endpoint_url=aws.runtime.endpoint_url, region_name=REGION)
+    with pytest.raises(ClientError) as refused:
+        sts.assume_role(RoleArn=missing, RoleSessionName="canary")
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
+    assert missing in refused.value.response["Error"]["Message"]
+    created = open_account("999988887777", endpoint_url=aws.runtime.endpoint_url)
+    assert created.startswith("arn:aws:iam::999988887777:role/")
+    assert sts.assume_role(RoleArn=created, RoleSessionName="canary")["Credentials"]
 
 
 def test_canary_moto_server_entry_still_has_the_shape_the_fast_stop_copies() -> None:

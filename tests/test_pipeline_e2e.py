@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from orchestration import wiring
+from orchestration.adapters.lanes import Lane
+from orchestration.adapters.mgn import SourceServer
 from orchestration.local.driver import MigrationDriver
 from orchestration.local.mgn import SOURCE_SERVER_ID_TAG
 from orchestration.local.system import EmbeddedSystem, SystemOptions
@@ -38,7 +40,9 @@ def _seeded(system: EmbeddedSystem, requests: list[MigrationRequest]) -> dict[st
 
 
 def _running_instances(system: EmbeddedSystem, source_server_id: str) -> list[str]:
-    reservations = system.client("ec2").describe_instances(
+    """In the server's lane (its wave's target account and Region)."""
+    ec2 = system.lane_ec2(system.lane_of_server[source_server_id])
+    reservations = ec2.describe_instances(
         Filters=[
             {"Name": f"tag:{SOURCE_SERVER_ID_TAG}", "Values": [source_server_id]},
             {
@@ -80,7 +84,7 @@ def test_a_vm_migrates_through_every_state(system: EmbeddedSystem, driver: Migra
     ]:
         assert expected in steps
     server_id = servers[request.migration_id]
-    server = wiring.mgn().source_server(server_id)
+    server = _server(system, server_id)
     assert (server.lifecycle_state, server.replication_state) == ("CUTOVER", "DISCONNECTED")
     assert _running_instances(system, server_id) == [server.launched_instance_id]
     approval_id = wiring.store().pending_approval_id(request.migration_id)
@@ -107,21 +111,23 @@ def test_a_failure_at_any_point_rolls_back_and_leaves_nothing_running(
 ) -> None:
     [request] = example_requests()[:1]
     server_id = _seeded(system, [request])[request.migration_id]
-    assert system.mgn is not None
+    mgn = system.mgn_of_server(server_id)
     assert system.standins is not None
     approver = None
     if failing == "prerequisites":  # the test subnet is deleted after the estate was built
-        system.client("ec2").delete_subnet(SubnetId=spec_of(request).test_subnet_id)
+        system.lane_ec2(system.lane_of_server[server_id]).delete_subnet(
+            SubnetId=spec_of(request).test_subnet_id
+        )
     elif failing == "replication stall":
-        system.mgn.faults.stall_replication(server_id)
+        mgn.faults.stall_replication(server_id)
     elif failing == "test launch":
-        system.mgn.faults.fail_next_launch(server_id, launch_type=_launch_type("TEST"))
+        mgn.faults.fail_next_launch(server_id, launch_type=_launch_type("TEST"))
     elif failing == "health checks":
         system.standins.mark_unhealthy(server_id)
     elif failing == "rejection":
         approver = lambda record, approvers: ("REJECTED", "U07ALICE001")  # noqa: E731
     elif failing == "cutover launch":
-        system.mgn.faults.fail_next_launch(server_id, launch_type=_launch_type("CUTOVER"))
+        mgn.faults.fail_next_launch(server_id, launch_type=_launch_type("CUTOVER"))
 
     driver.send([request])
     kwargs: dict[str, Any] = {"approver": approver} if approver else {}
@@ -137,8 +143,14 @@ def test_a_failure_at_any_point_rolls_back_and_leaves_nothing_running(
             "rejected by <@U07ALICE001>: rejected by the simulated approver" in rollback["message"]
         )
     assert _running_instances(system, server_id) == []
-    server = wiring.mgn().source_server(server_id)
+    server = _server(system, server_id)
     assert server.lifecycle_state in {"NOT_READY", "READY_FOR_TEST", "READY_FOR_CUTOVER"}
+
+
+def _server(system: EmbeddedSystem, server_id: str) -> SourceServer:
+    """The source server as the pipeline sees it, through its lane's role session."""
+    lane = system.lane_of_server[server_id]
+    return wiring.lanes().clients(Lane(*lane)).mgn.source_server(server_id)
 
 
 def _launch_type(name: str) -> Any:
@@ -192,18 +204,17 @@ def test_mgn_throttling_and_quota_pressure_are_retried_and_the_migration_complet
     system: EmbeddedSystem, driver: MigrationDriver
 ) -> None:
     requests = example_requests()[:2]
-    _seeded(system, requests)
-    assert system.mgn is not None
-    system.mgn.faults.throttle_next_requests(6)
-    system.mgn.faults.apply_quota_pressure(active_jobs=20)
+    servers = _seeded(system, requests)
+    mgn = system.mgn_of_server(servers[requests[0].migration_id])  # both in wave-1's lane
+    mgn.faults.throttle_next_requests(6)
+    mgn.faults.apply_quota_pressure(active_jobs=20)
 
     driver.send(requests)
 
     def release_quota_once_refused() -> None:
         # Another tenant's jobs finish only after ours have been refused at least once.
-        assert system.mgn is not None
-        if system.mgn.metrics().quota_errors >= 1:
-            system.mgn.faults.apply_quota_pressure(active_jobs=0)
+        if mgn.metrics().quota_errors >= 1:
+            mgn.faults.apply_quota_pressure(active_jobs=0)
 
     outcomes = driver.wait(
         [r.migration_id for r in requests],
@@ -212,7 +223,7 @@ def test_mgn_throttling_and_quota_pressure_are_retried_and_the_migration_complet
     )
 
     assert {o.status for o in outcomes.values()} == {"SUCCEEDED"}
-    metrics = system.mgn.metrics()
+    metrics = mgn.metrics()
     assert metrics.throttling_errors >= 6
     assert metrics.quota_errors >= 1
 

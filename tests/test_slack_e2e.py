@@ -21,6 +21,7 @@ from bot.thread_store import SlackThread, ThreadStore
 from bot.threads import APPROVE_ACTION
 from orchestration import observability, wiring
 from orchestration.local.driver import MigrationDriver
+from orchestration.local.estate import lane_of_spec
 from orchestration.local.runtime import LOCAL_REGION
 from orchestration.local.slack import Edit, Thread
 from orchestration.local.system import EmbeddedSystem, SystemOptions
@@ -160,7 +161,7 @@ def _assert_the_approval_showed_what_was_launched(
     assert request.effective_vm is not None
     [test_instance] = [
         instance
-        for reservation in system.client("ec2").describe_instances(
+        for reservation in system.lane_ec2(lane_of_spec(spec_of(request))).describe_instances(
             Filters=[{"Name": "tag:wavepilot:phase", "Values": ["test"]}]
         )["Reservations"]
         for instance in reservation["Instances"]
@@ -424,8 +425,9 @@ def test_an_operator_rolls_a_migration_back_mid_run_after_confirming(
     assert outcome.record_status == "ROLLED_BACK"
     rollback = next(s for s in outcome.steps if s["step"] == "Rollback")
     assert f"requested by <@{BOB}>: app team found a licence problem" in rollback["message"]
-    server_id = wiring.mgn().source_servers()[0].source_server_id
-    reservations = system.client("ec2").describe_instances(
+    [server_id] = system.lane_of_server
+    lane = system.lane_of_server[server_id]  # nothing runs in the VM's lane
+    reservations = system.lane_ec2(lane).describe_instances(
         Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}]
     )["Reservations"]
     assert [i for r in reservations for i in r["Instances"]] == []

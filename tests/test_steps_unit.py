@@ -20,6 +20,7 @@ from orchestration.pipeline.spec import MigrationSpec
 from orchestration.pipeline.steps import MigrationSteps
 from tests.support.fakes import (
     FakeEc2,
+    FakeLanes,
     FakeMgn,
     FakeProbe,
     FakeReporter,
@@ -48,6 +49,7 @@ class Pipeline:
     probe: FakeProbe
     reporter: FakeReporter
     clock: FixedClock
+    lanes: FakeLanes
 
     def state(self, **spec_changes: Any) -> dict[str, Any]:
         """The execution's state after ValidateInput, for a spec with two health checks."""
@@ -74,8 +76,9 @@ def pipeline() -> Pipeline:
     clock = FixedClock()
     mgn, ec2, probe = FakeMgn(source_server(SERVER)), FakeEc2(), FakeProbe()
     reporter = FakeReporter(clock)
-    steps = MigrationSteps(mgn=mgn, ec2=ec2, prober=probe, reporter=reporter, clock=clock)
-    return Pipeline(steps, mgn, ec2, probe, reporter, clock)
+    lanes = FakeLanes(mgn, ec2)
+    steps = MigrationSteps(lanes=lanes, prober=probe, reporter=reporter, clock=clock)
+    return Pipeline(steps, mgn, ec2, probe, reporter, clock, lanes)
 
 
 # --- launches --------------------------------------------------------------------------------
@@ -211,6 +214,62 @@ def test_missing_prerequisites_are_reported_together(pipeline: Pipeline) -> None
         "security group sg-12345 is in vpc-bbbb but subnet subnet-12345 is in vpc-aaaa" in message
     )
     assert f"source server {SERVER} does not exist in MGN" in message
+
+
+def test_a_lane_whose_role_cannot_be_assumed_fails_first_and_touches_nothing(
+    pipeline: Pipeline,
+) -> None:
+    # GIVEN the target account has no Wavepilot role (or it does not trust this hub)
+    role = "arn:aws:iam::999988887777:role/wavepilot-local-target"
+    pipeline.lanes.refuse(role)
+    state = pipeline.state(target_account_id="999988887777", target_region="eu-west-1")
+
+    # WHEN the migration is validated
+    with pytest.raises(PrerequisiteError) as raised:
+        pipeline.steps.validate_input(state)
+
+    # THEN the failure names the account, Region and role and what to do; nothing else ran
+    message = str(raised.value)
+    assert "target account 999988887777 (Region eu-west-1)" in message
+    assert role in message
+    assert "Apply terraform/modules/target-account in account 999988887777" in message
+    assert pipeline.mgn.launched == []
+    assert pipeline.ec2.template_versions == 0
+
+
+def test_a_region_where_mgn_is_not_initialized_says_what_to_run(pipeline: Pipeline) -> None:
+    pipeline.mgn.is_initialized = False
+    state = pipeline.state(target_account_id="444455556666", target_region="eu-west-1")
+
+    with pytest.raises(PrerequisiteError) as raised:
+        pipeline.steps.validate_input(state)
+
+    message = str(raised.value)
+    assert "MGN is not initialized in account 444455556666, Region eu-west-1" in message
+    assert "`aws mgn initialize-service --region eu-west-1` in account 444455556666" in message
+
+
+def test_every_step_asks_for_the_migrations_own_lane(pipeline: Pipeline) -> None:
+    state = pipeline.state(target_account_id="444455556666", target_region="eu-west-1")
+    pipeline.steps.trigger(state, "test")
+    assert set(pipeline.lanes.asked) == {("444455556666", "eu-west-1")}
+
+
+def test_a_rollback_after_an_unusable_lane_has_nothing_to_undo(pipeline: Pipeline) -> None:
+    # GIVEN validate_input failed on the lane (no sourceServerId in the state), or an
+    # operator's rollback of a migration whose lane cannot be assumed
+    pipeline.lanes.refuse("arn:aws:iam::999988887777:role/wavepilot-local-target")
+    base = pipeline.state(target_account_id="999988887777", target_region="eu-west-1")
+    for error in ("PrerequisiteError", "RollbackRequested"):
+        state = {k: v for k, v in base.items() if k != "source"}
+        state["error"] = {"Error": error, "Cause": "lane"}
+
+        done = pipeline.steps.rollback(state)
+
+        assert done["done"] is True
+        assert done["terminated"] == []
+    assert pipeline.mgn.terminated == []
+    assert pipeline.mgn.lifecycle_changes == []
 
 
 # --- Rollback --------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ import importlib
 import importlib.util
 import json
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -52,6 +54,9 @@ HANDLER_ENVIRONMENT = {
     "REQUEST_DLQ_URL",
     "STATE_MACHINE_ARN",
     "MGN_REGION",
+    "HUB_ACCOUNT_ID",
+    "TARGET_ROLE_NAME",
+    "TARGET_LANES",
     "DEBUG",
     "DEFAULT_APPROVERS",
     "IDEMPOTENCY_DAYS",
@@ -482,7 +487,7 @@ def test_every_scheduled_function_runs_every_five_minutes() -> None:
 def test_the_monitor_may_read_exactly_what_it_reads() -> None:
     granted = _bot_actions("monitor_migrations")
     assert set(granted) == {
-        "mgn:DescribeSourceServers",
+        "sts:AssumeRole",  # MGN's DescribeSourceServers in each lane, through the target role
         "dynamodb:Query",
         "dynamodb:GetItem",
         "kms:Decrypt",
@@ -924,3 +929,117 @@ def test_outputs_the_docs_use() -> None:
         "${aws_lambda_function_url.slack_app.function_url}"
     )
     assert "aws_cloudwatch_dashboard.this.dashboard_name" in outputs["dashboard_url"]["value"]
+
+
+# --- the target-account module (a lane's role) ---------------------------------------------------
+
+MODULE = TERRAFORM / "modules" / "target-account"
+
+
+def _module() -> dict[str, list[Any]]:
+    merged: dict[str, list[Any]] = {}
+    for path in sorted(MODULE.glob("*.tf")):
+        for key, blocks in _parsed(path).items():
+            merged.setdefault(key, []).extend(blocks)
+    return merged
+
+
+def test_the_module_has_its_files_and_typed_described_variables() -> None:
+    assert {p.name for p in MODULE.glob("*.tf")} == {
+        "main.tf",
+        "variables.tf",
+        "outputs.tf",
+        "versions.tf",
+    }
+    for block in _module()["variable"]:
+        for name, body in block.items():
+            assert body.get("type"), f"variable {name} has no type"
+            assert body.get("description"), f"variable {name} has no description"
+    for block in _module()["output"]:
+        for name, body in block.items():
+            assert body.get("description"), f"output {name} has no description"
+
+
+@pytest.mark.parametrize("environment", ["local", "prod"])
+def test_the_module_names_the_role_as_naming_and_the_hub_do(environment: str) -> None:
+    [module_locals] = _module()["locals"]
+    values = {"var.project_name": "wavepilot", "var.environment": environment}
+    built = re.sub(
+        r"\$\{(var\.\w+)\}", lambda m: values[m[1]], _unquote(module_locals["role_name"])
+    )
+    assert built == ResourceNames(environment=environment).target_role
+    hub = _evaluate(
+        _locals()["names"]["target_role"], {"local.name_prefix": f"wavepilot-{environment}"}
+    )
+    assert hub == built
+
+
+def _plain(node: Any) -> Any:
+    """Every quoted string in a parsed block, unquoted."""
+    if isinstance(node, dict):
+        return {_unquote(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(item) for item in node]
+    return _unquote(node) if isinstance(node, str) else node
+
+
+def test_the_role_trusts_only_the_hub_functions_roles_in_the_hub_account() -> None:
+    documents = {
+        _unquote(name): _plain(body)
+        for block in _module()["data"]
+        for kind, named in block.items()
+        if _unquote(kind) == "aws_iam_policy_document"
+        for name, body in named.items()
+    }
+    [statement] = documents["trust"]["statement"]
+    assert statement["actions"] == ["sts:AssumeRole"]
+    [principals] = statement["principals"]
+    assert (principals["type"], principals["identifiers"]) == (
+        "AWS",
+        "${var.hub_function_role_arns}",
+    )
+    [condition] = statement["condition"]
+    assert (condition["variable"], condition["values"]) == (
+        "aws:PrincipalAccount",
+        ["${var.hub_account_id}"],
+    )
+    [organization] = statement["dynamic"]
+    assert "aws:PrincipalOrgID" in json.dumps(organization)
+    # AND the hub's functions may assume only roles of that name, in any account
+    statements = _plain(_locals()["lambda_statements"])
+    assert statements["assume_target_role"]["actions"] == ["sts:AssumeRole"]
+    assert statements["assume_target_role"]["resources"] == [
+        "arn:${data.aws_partition.current.partition}:iam::*:role/${local.names.target_role}"
+    ]
+    # AND no hub function holds an MGN, EC2 or IAM action of its own
+    for name, statement_body in statements.items():
+        for action in statement_body["actions"]:
+            assert not action.startswith(("mgn:", "ec2:", "iam:")), (name, action)
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="no terraform on PATH")
+@pytest.mark.skipif(not Path("/opt/tf-plugins").is_dir(), reason="no provider mirror")
+@pytest.mark.parametrize("directory", [TERRAFORM, MODULE], ids=["root", "target-account"])
+def test_terraform_validates_offline_with_the_provider_mirror(
+    directory: Path, tmp_path: Path
+) -> None:
+    """``terraform init -backend=false -plugin-dir=/opt/tf-plugins`` + ``validate``, in a copy
+    (so no .terraform/ or lock file is left in the repository)."""
+    copy = tmp_path / directory.name
+    shutil.copytree(directory, copy, ignore=shutil.ignore_patterns(".terraform*"))
+    if directory == TERRAFORM:
+        shutil.copytree(
+            REPO / "orchestration" / "statemachine", tmp_path / "orchestration" / "statemachine"
+        )
+    for command in (
+        ["init", "-backend=false", "-input=false", "-plugin-dir=/opt/tf-plugins"],
+        ["validate", "-no-color"],
+    ):
+        result = subprocess.run(
+            ["terraform", f"-chdir={copy}", *command],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr

@@ -10,7 +10,7 @@ import pytest
 
 from orchestration import wiring
 from orchestration.adapters.state_store import MigrationStore
-from orchestration.local.estate import provision_estate
+from orchestration.local.estate import assumed_role_sessions, provision_lane_estates
 from orchestration.local.mgn import Boto3Ec2LaunchPort, MgnEmulator, SimulatedClock
 from orchestration.manifests.aws_catalog import ec2_instance_types
 from orchestration.pipeline.errors import PrerequisiteError
@@ -37,6 +37,13 @@ def _spec(**changes: Any) -> MigrationSpec:
     return spec_of(request).model_copy(update=changes)
 
 
+def _in_lane(spec: MigrationSpec) -> Any:
+    """The VM's estate in its wave's target account and Region (wave-1: 111122223333,
+    us-east-1); returns that lane's EC2, where validate_input looks through its role."""
+    provision_lane_estates([spec])
+    return assumed_role_sessions()(spec.target_account_id, spec.target_region).client("ec2")
+
+
 def _state(spec: MigrationSpec) -> dict[str, Any]:
     MigrationStore(wiring.store()._table).record_request(
         example_requests("wave-1")[0], spec.revision, spec.correlation_id, wiring.clock().now()
@@ -46,11 +53,7 @@ def _state(spec: MigrationSpec) -> dict[str, Any]:
 
 def test_valid_prerequisites_resolve_the_source_server(mgn: MgnEmulator) -> None:
     spec = _spec()
-    ec2, iam = (
-        boto3.client("ec2", region_name="us-east-1"),
-        boto3.client("iam", region_name="us-east-1"),
-    )
-    provision_estate([spec], ec2=ec2, iam=iam)
+    _in_lane(spec)
     server = mgn.add_source_server(hostname="intranet-web-01", user_provided_id="intranet-web-01")
 
     result = wiring.steps().validate_input(_state(spec))
@@ -61,11 +64,7 @@ def test_valid_prerequisites_resolve_the_source_server(mgn: MgnEmulator) -> None
 
 def test_every_problem_is_reported_at_once_with_what_to_fix(mgn: MgnEmulator) -> None:
     good = _spec()
-    ec2, iam = (
-        boto3.client("ec2", region_name="us-east-1"),
-        boto3.client("iam", region_name="us-east-1"),
-    )
-    provision_estate([good], ec2=ec2, iam=iam)
+    ec2 = _in_lane(good)
     other_vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
     foreign_group = ec2.create_security_group(
         GroupName="elsewhere", Description="x", VpcId=other_vpc
@@ -86,7 +85,10 @@ def test_every_problem_is_reported_at_once_with_what_to_fix(mgn: MgnEmulator) ->
         wiring.steps().validate_input(_state(spec))
 
     message = str(raised.value)
-    assert "test subnet subnet-0deadbee does not exist in this account and Region" in message
+    assert (
+        "test subnet subnet-0deadbee does not exist in account 111122223333, Region us-east-1"
+        in message
+    )
     assert f"security group {foreign_group} is in {other_vpc}" in message
     assert "they must share a VPC" in message
     assert f"instance type {unavailable} is not offered in" in message
@@ -97,11 +99,7 @@ def test_every_problem_is_reported_at_once_with_what_to_fix(mgn: MgnEmulator) ->
 
 def test_a_vm_without_an_agent_says_so(mgn: MgnEmulator) -> None:
     spec = _spec()
-    ec2, iam = (
-        boto3.client("ec2", region_name="us-east-1"),
-        boto3.client("iam", region_name="us-east-1"),
-    )
-    provision_estate([spec], ec2=ec2, iam=iam)
+    _in_lane(spec)
     mgn.add_source_server(hostname=None)  # an agent that reported no hints
 
     with pytest.raises(PrerequisiteError, match="is the replication agent installed"):
@@ -118,3 +116,17 @@ def _type_not_offered_in_the_zone_of(ec2: Any, subnet_id: str) -> str:
         for o in page["InstanceTypeOfferings"]
     }
     return sorted(ec2_instance_types() - offered)[0]
+
+
+def test_the_hub_does_not_see_the_lanes_network(mgn: MgnEmulator) -> None:
+    # GIVEN the VM's network exists in the hub account only, not in its wave's target account
+    spec = _spec()
+    hub = MigrationSpec.model_validate(
+        {**spec.model_dump(by_alias=False), "target_account_id": "", "target_region": ""}
+    )
+    provision_lane_estates([hub])
+    mgn.add_source_server(hostname="intranet-web-01", user_provided_id="intranet-web-01")
+
+    # THEN validate_input, looking in the target account, does not find it
+    with pytest.raises(PrerequisiteError, match="does not exist in account 111122223333"):
+        wiring.steps().validate_input(_state(spec))

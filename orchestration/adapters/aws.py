@@ -19,10 +19,7 @@ from orchestration.settings import settings
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.service_resource import Table
-    from mypy_boto3_ec2.client import EC2Client
     from mypy_boto3_events.client import EventBridgeClient
-    from mypy_boto3_iam.client import IAMClient
-    from mypy_boto3_mgn.client import MgnClient
     from mypy_boto3_sqs.client import SQSClient
     from mypy_boto3_stepfunctions.client import SFNClient
 
@@ -48,17 +45,33 @@ def stepfunctions() -> SFNClient:
     return _client("stepfunctions", settings().aws_region)  # type: ignore[no-any-return]
 
 
-def mgn() -> MgnClient:
-    """In ``MGN_REGION`` (which defaults to ``AWS_REGION``)."""
-    return _client("mgn", settings().mgn_region)  # type: ignore[no-any-return]
+def sts() -> Any:
+    """The hub's STS, in its own Region: it assumes the target role of every lane."""
+    return _client("sts", settings().aws_region)
 
 
-def ec2() -> EC2Client:
-    return _client("ec2", settings().aws_region)  # type: ignore[no-any-return]
+def partition(region: str) -> str:
+    """``aws``, ``aws-cn`` or ``aws-us-gov``: the partition ARNs in ``region`` are in."""
+    return str(boto3.session.Session().get_partition_for_region(region))
 
 
-def iam() -> IAMClient:
-    return _client("iam", settings().aws_region)  # type: ignore[no-any-return]
+def client_with_credentials(
+    service: str, region: str, *, access_key_id: str, secret_access_key: str, session_token: str
+) -> Any:
+    """A client for one lane: ``service`` in ``region`` with a role session's credentials.
+
+    Built on boto3's default session (explicit credentials override its own), so endpoints
+    from the environment and every hook on that session apply as to the hub's clients.
+    ``orchestration/adapters/lanes.py`` asks for these; MGN and EC2 have no hub client.
+    """
+    return boto3.client(  # type: ignore[call-overload]
+        service,
+        region_name=region,
+        config=RETRIES,
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key=secret_access_key,
+        aws_session_token=session_token,
+    )
 
 
 def dynamodb() -> DynamoDBClient:

@@ -172,6 +172,20 @@ class MgnAdapter:
     def __init__(self, client: MgnClient) -> None:
         self._client = client
 
+    def initialized(self) -> bool:
+        """Whether MGN was initialized in this account and Region (one small read: MGN
+        answers every call but InitializeService with UninitializedAccountException until
+        then)."""
+        try:
+            self._call_initialized()
+        except MgnNotInitializedError:
+            return False
+        return True
+
+    @_translated
+    def _call_initialized(self) -> None:
+        self._client.describe_source_servers(filters={"isArchived": False}, maxResults=1)
+
     @_translated
     def source_servers(
         self, ids: Sequence[str] | None = None, *, include_archived: bool = False

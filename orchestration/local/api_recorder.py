@@ -75,6 +75,17 @@ def running_function(function_name: str) -> Iterator[None]:
         _CURRENT_FUNCTION.reset(token)
 
 
+@contextmanager
+def unattributed() -> Iterator[None]:
+    """Calls in this context are nobody's: the harness acting inside a handler's thread (the
+    VM stand-ins looking up an address a health check asks for)."""
+    token = _CURRENT_FUNCTION.set(None)
+    try:
+        yield
+    finally:
+        _CURRENT_FUNCTION.reset(token)
+
+
 def iam_action(operation_model: Any, event_name: str = "") -> str:
     """The IAM action a botocore operation needs: ``mgn:DescribeSourceServers``.
 
@@ -100,7 +111,26 @@ _installed = False
 _active: list[ApiCallRecorder] = []
 
 
-def _hook(event_name: str, model: Any = None, context: Any = None, **_kwargs: Any) -> None:
+def _assumed_role(request_signer: Any) -> str | None:
+    """The name of the role whose credentials sign the call, if they are an STS AssumeRole
+    session's (a lane's target role): the call is then that role's, not the function's."""
+    credentials = getattr(request_signer, "_credentials", None)
+    access_key = getattr(credentials, "access_key", None)
+    if not access_key:
+        return None
+    from orchestration.local.runtime.moto_backends import role_arn_for_access_key
+
+    role_arn = role_arn_for_access_key(str(access_key))
+    return role_arn.rsplit("/", 1)[-1] if role_arn else None
+
+
+def _hook(
+    event_name: str,
+    model: Any = None,
+    context: Any = None,
+    request_signer: Any = None,
+    **_kwargs: Any,
+) -> None:
     function = current_function()
     if function is None or not _active:
         return
@@ -109,8 +139,9 @@ def _hook(event_name: str, model: Any = None, context: Any = None, **_kwargs: An
             return
         context[_RECORDED_MARK] = True
     action = iam_action(model, event_name)
+    role = _assumed_role(request_signer)
     for recorder in list(_active):
-        recorder.record(function, action)
+        recorder.record(function, action, role=role)
 
 
 _ORIGINAL_SUBMIT = ThreadPoolExecutor.submit
@@ -155,11 +186,33 @@ class ApiCallRecorder:
 
     def __init__(self) -> None:
         self._calls: dict[str, Counter[str]] = {}
+        self._role_calls: dict[tuple[str, str], Counter[str]] = {}
         self._lock = threading.Lock()
 
-    def record(self, function: str, action: str) -> None:
+    def record(self, function: str, action: str, *, role: str | None = None) -> None:
+        """A call by `function`'s handler; `role`: made with that assumed role's credentials
+        (a lane's target role), so evaluated against that role's policy, not the function's."""
         with self._lock:
-            self._calls.setdefault(function, Counter())[action] += 1
+            if role is None:
+                self._calls.setdefault(function, Counter())[action] += 1
+            else:
+                self._role_calls.setdefault((role, function), Counter())[action] += 1
+
+    def by_role(self) -> dict[str, dict[str, int]]:
+        """Assumed role name -> IAM action -> calls made with its credentials (any function)."""
+        with self._lock:
+            totals: dict[str, Counter[str]] = {}
+            for (role, _), calls in self._role_calls.items():
+                totals.setdefault(role, Counter()).update(calls)
+        return {role: dict(sorted(calls.items())) for role, calls in sorted(totals.items())}
+
+    def role_calls_by_function(self) -> dict[str, dict[str, dict[str, int]]]:
+        """Function -> assumed role -> IAM action -> calls: what each function did in lanes."""
+        with self._lock:
+            found: dict[str, dict[str, dict[str, int]]] = {}
+            for (role, function), calls in sorted(self._role_calls.items()):
+                found.setdefault(function, {})[role] = dict(sorted(calls.items()))
+        return found
 
     def start(self) -> ApiCallRecorder:
         _install_hook()
@@ -180,7 +233,7 @@ class ApiCallRecorder:
         self.stop()
 
     def by_function(self) -> dict[str, dict[str, int]]:
-        """Lambda function name -> IAM action -> calls, sorted."""
+        """Lambda function name -> IAM action -> calls made with its own role, sorted."""
         with self._lock:
             return {
                 function: dict(sorted(calls.items()))

@@ -38,7 +38,7 @@ from orchestration.cli_errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from orchestration.gitops.requests import request_for
 from orchestration.local.driver import MigrationDriver, MigrationOutcome, first_listed_approver
 from orchestration.local.logs import pipeline_logs_to
-from orchestration.local.mgn import LaunchType
+from orchestration.local.mgn import LaneId, LaunchType
 from orchestration.local.slack_report import SlackReport, slack_report, thread_text
 from orchestration.local.synthetic import wave_yaml
 from orchestration.local.system import EmbeddedSystem, SystemOptions
@@ -107,9 +107,10 @@ def run_demo(options: DemoOptions, *, wavepilot: Wavepilot) -> int:
         with EmbeddedSystem(SystemOptions(timings=timings)) as system:
             console.print(
                 f"AWS is emulated by moto at {_endpoint()}; MGN by the emulator at "
-                f"{system.mgn.endpoint_url if system.mgn else '?'} "
-                f"(its clock runs {system.options.mgn_speed:.0f}x); health checks reach "
-                "loopback stand-ins for the launched instances."
+                f"{system.mgn_fleet.endpoint_url if system.mgn_fleet else '?'} "
+                f"(its clock runs {system.options.mgn_speed:.0f}x), one lane per target "
+                "account and Region, reached through each account's Wavepilot role; health "
+                "checks reach loopback stand-ins for the launched instances."
             )
             code = _validate_and_plan(console, wavepilot, repo, head)
             if code:
@@ -150,14 +151,19 @@ def run_demo(options: DemoOptions, *, wavepilot: Wavepilot) -> int:
             slack = _slack(system, migration_ids)
             wall = time.monotonic() - started
             speed = system.options.mgn_speed
-            _print_summary(console, outcomes, speed, failing)
+            _print_summary(
+                console, outcomes, speed, failing, lanes := launched_lanes(system, servers)
+            )
             _print_thread(console, outcomes)
             _print_slack(console, slack, outcomes, options.threads_path)
             counts = _counts(system)
             _print_counts(console, counts)
             console.print(f"\nDone in {wall:.1f} s of wall time.")
             if options.report_path:
-                report = {**_report(outcomes, counts, wall, speed), "slack": slack.as_json()}
+                report = {
+                    **_report(outcomes, counts, wall, speed, lanes),
+                    "slack": slack.as_json(),
+                }
                 _write_report(options.report_path, report)
                 console.print(f"Report written to {options.report_path}")
             if slack.lost_updates:
@@ -267,9 +273,11 @@ def _inject_failure(
     if not matches:
         console.print(f"[yellow]--fail {vm_name}: no such VM; nothing injected")
         return set()
-    assert system.mgn is not None
     for spec in matches:
-        system.mgn.faults.fail_next_launch(servers[spec.migration_id], launch_type=LaunchType.TEST)
+        server_id = servers[spec.migration_id]
+        system.mgn_of_server(server_id).faults.fail_next_launch(
+            server_id, launch_type=LaunchType.TEST
+        )
         console.print(
             "Fault injected: the MGN emulator fails the test launch of "
             f"[bold]{spec.target_vm_name}[/]; expect it to roll back."
@@ -306,10 +314,22 @@ def _simulated(outcome: MigrationOutcome, speed: float) -> str:
 
 
 def _print_summary(
-    console: Console, outcomes: dict[str, MigrationOutcome], speed: float, failing: set[str]
+    console: Console,
+    outcomes: dict[str, MigrationOutcome],
+    speed: float,
+    failing: set[str],
+    lanes: dict[str, LaneId],
 ) -> None:
     table = Table(title="Summary")
-    for column in ("Wave", "Application", "VM", "Final state", "Simulated duration", "Note"):
+    for column in (
+        "Wave",
+        "Application",
+        "VM",
+        "Lane (account/Region)",
+        "Final state",
+        "Simulated duration",
+        "Note",
+    ):
         table.add_column(column)
     for outcome in sorted(outcomes.values(), key=lambda o: (o.wave, o.app_name, o.target_vm_name)):
         state = {"SUCCEEDED": "[green]migrated[/]", "FAILED": "[red]rolled back[/]"}.get(
@@ -320,6 +340,7 @@ def _print_summary(
             outcome.wave,
             outcome.app_name,
             outcome.target_vm_name,
+            lanes[outcome.migration_id].label if outcome.migration_id in lanes else "-",
             state,
             _simulated(outcome, speed),
             note,
@@ -383,13 +404,20 @@ def _print_slack(
 
 def _counts(system: EmbeddedSystem) -> dict[str, Any]:
     runtime = system.counters()
-    assert system.mgn is not None
-    mgn = system.mgn.metrics()
+    assert system.mgn_fleet is not None
+    fleet = system.mgn_fleet.metrics()
+    by_operation: Counter[str] = Counter()
+    for lane in fleet.by_lane.values():
+        by_operation.update(lane.calls_by_operation)
     return {
         "api_calls": system.api_calls.by_service() if system.api_calls else {},
-        "mgn_calls": dict(mgn.calls_by_operation),
-        "mgn_quota_errors": mgn.quota_errors,
-        "mgn_throttling_errors": mgn.throttling_errors,
+        "mgn_calls": dict(sorted(by_operation.items())),
+        # Every lane the emulator served (a lane is a target account + Region).
+        "mgn_calls_by_lane": {
+            label: calls for label, calls in fleet.calls_by_lane.items() if calls
+        },
+        "mgn_quota_errors": sum(m.quota_errors for m in fleet.by_lane.values()),
+        "mgn_throttling_errors": sum(m.throttling_errors for m in fleet.by_lane.values()),
         "lambda_invocations": dict(runtime.lambda_invocations),
         "lambda_invocations_total": runtime.total_lambda_invocations,
         "state_transitions": runtime.total_state_transitions,
@@ -409,10 +437,32 @@ def _print_counts(console: Console, counts: dict[str, Any]) -> None:
         f"{counts['mgn_quota_errors']}; MGN throttling errors met: "
         f"{counts['mgn_throttling_errors']}."
     )
+    lanes = ", ".join(f"{lane} {calls}" for lane, calls in counts["mgn_calls_by_lane"].items())
+    console.print(f"MGN calls by lane (target account/Region): {lanes}.")
+
+
+def launched_lanes(system: EmbeddedSystem, servers: dict[str, str]) -> dict[str, LaneId]:
+    """Migration ID -> the MGN lane whose launch jobs took part its server (a test launch
+    that failed included), as the emulator recorded it (not the lane the request asked for)."""
+    assert system.mgn_fleet is not None
+    launched_in: dict[str, LaneId] = {}
+    for lane, emulator in system.mgn_fleet.lanes().items():
+        for job in emulator.jobs():
+            for participant in job.participants:
+                launched_in[participant.source_server_id] = lane
+    return {
+        migration_id: launched_in[server_id]
+        for migration_id, server_id in servers.items()
+        if server_id in launched_in
+    }
 
 
 def _report(
-    outcomes: dict[str, MigrationOutcome], counts: dict[str, Any], wall: float, speed: float
+    outcomes: dict[str, MigrationOutcome],
+    counts: dict[str, Any],
+    wall: float,
+    speed: float,
+    lanes: dict[str, LaneId],
 ) -> dict[str, Any]:
     return {
         "migrations": [
@@ -421,6 +471,11 @@ def _report(
                 "wave": o.wave,
                 "appName": o.app_name,
                 "targetVmName": o.target_vm_name,
+                # Where the MGN emulator launched it (null: nothing was launched).
+                "targetAccountId": lanes[o.migration_id].account_id
+                if o.migration_id in lanes
+                else None,
+                "targetRegion": lanes[o.migration_id].region if o.migration_id in lanes else None,
                 "state": o.status,
                 "recordStatus": o.record_status,
                 "error": o.error,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -58,12 +59,20 @@ class Estate:
     instance_profiles: tuple[str, ...]
 
 
-def provision_estate(specs: Iterable[MigrationSpec], *, ec2: EC2Client, iam: IAMClient) -> Estate:
+def provision_estate(
+    specs: Iterable[MigrationSpec],
+    *,
+    ec2: EC2Client,
+    iam: IAMClient,
+    vpc_cidr: str = "10.0.0.0/16",
+) -> Estate:
+    """`vpc_cidr`: the estate VPC's block when it is created (lanes get distinct ones, so a
+    private IP names one instance across lanes, as the VM stand-ins need)."""
     specs = list(specs)
     subnets = sorted({s.subnet_id for s in specs} | {s.test_subnet_id for s in specs})
     groups = sorted({g for s in specs for g in (*s.security_group_ids, *s.test_security_group_ids)})
     profiles = sorted({s.iam_instance_profile for s in specs if s.iam_instance_profile})
-    vpc_id = _estate_vpc(ec2)
+    vpc_id = _estate_vpc(ec2, vpc_cidr)
     zones = [z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"]]
     types_in_subnet: dict[str, set[str]] = {}
     for spec in specs:
@@ -73,7 +82,10 @@ def provision_estate(specs: Iterable[MigrationSpec], *, ec2: EC2Client, iam: IAM
     existing_subnets = {s["SubnetId"] for s in described}
     # Blocks still free in the estate's VPC (it may hold an earlier wave's subnets).
     used = {s["CidrBlock"] for s in described if s["VpcId"] == vpc_id}
-    free_blocks = (f"10.0.{i}.0/24" for i in range(256) if f"10.0.{i}.0/24" not in used)
+    first_two = ".".join(ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"][0]["CidrBlock"].split(".")[:2])
+    free_blocks = (
+        f"{first_two}.{i}.0/24" for i in range(256) if f"{first_two}.{i}.0/24" not in used
+    )
     existing_groups = {g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]}
     with _ID_LOCK:
         for subnet_id in subnets:
@@ -98,14 +110,14 @@ def provision_estate(specs: Iterable[MigrationSpec], *, ec2: EC2Client, iam: IAM
     return Estate(vpc_id, tuple(subnets), tuple(groups), tuple(profiles))
 
 
-def _estate_vpc(ec2: EC2Client) -> str:
+def _estate_vpc(ec2: EC2Client, cidr: str = "10.0.0.0/16") -> str:
     """The estate's VPC in this account and Region, created on first use (so provisioning
     again, e.g. for another wave in the same lane, adds to the same network)."""
     tagged = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [ESTATE_VPC_NAME]}])
     if tagged["Vpcs"]:
         return tagged["Vpcs"][0]["VpcId"]
     return ec2.create_vpc(
-        CidrBlock="10.0.0.0/16",
+        CidrBlock=cidr,
         TagSpecifications=[
             {"ResourceType": "vpc", "Tags": [{"Key": "Name", "Value": ESTATE_VPC_NAME}]}
         ],
@@ -148,6 +160,66 @@ def assumed_role_sessions(
     return session_for
 
 
+# The header moto's server reads the account of a request from before the access key
+# (`BaseResponse.get_current_account`): how the local landing zone acts as an account's
+# administrator before any role exists there, as AWS Organizations does for a new account.
+MOTO_ACCOUNT_HEADER = "x-moto-account-id"
+ORGANIZATION_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:root"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+
+
+def account_admin_client(
+    service: str, account_id: str, region: str = LOCAL_REGION, *, endpoint_url: str | None = None
+) -> Any:
+    """A client acting in `account_id` of the moto server (header `x-moto-account-id`)."""
+    client: Any = boto3.client(  # type: ignore[call-overload]
+        service, region_name=region, endpoint_url=endpoint_url
+    )
+
+    def in_account(request: Any, **_: Any) -> None:
+        request.headers[MOTO_ACCOUNT_HEADER] = account_id
+
+    client.meta.events.register("before-sign.*.*", in_account)
+    return client
+
+
+def ensure_role(
+    iam: Any, role_name: str, trust: dict[str, Any], *, path: str = "/", description: str = ""
+) -> str:
+    """The role's ARN, created with `trust` if it does not exist (its trust updated if it does)."""
+    import json
+
+    try:
+        arn = iam.create_role(
+            RoleName=role_name,
+            Path=path,
+            AssumeRolePolicyDocument=json.dumps(trust),
+            Description=description,
+        )["Role"]["Arn"]
+    except iam.exceptions.EntityAlreadyExistsException:
+        iam.update_assume_role_policy(RoleName=role_name, PolicyDocument=json.dumps(trust))
+        arn = iam.get_role(RoleName=role_name)["Role"]["Arn"]
+    return str(arn)
+
+
+def open_account(account_id: str, *, endpoint_url: str | None = None) -> str:
+    """A member account of the local organization: its `OrganizationAccountAccessRole`
+    (what AWS Organizations creates in every account it creates), trusting the management
+    (hub) account. Idempotent; returns the role's ARN."""
+    iam = account_admin_client("iam", account_id, endpoint_url=endpoint_url)
+    return ensure_role(
+        iam, ESTATE_ROLE_NAME, ORGANIZATION_TRUST, description="the organization's administrator"
+    )
+
+
 def lane_of_spec(spec: MigrationSpec, default: LaneId = HUB_LANE) -> LaneId:
     """The VM's target account and Region; what a spec leaves empty comes from `default`."""
     return LaneId(
@@ -185,8 +257,18 @@ def provision_lane_estates(
         session = sessions(lane.account_id, lane.region)
         ec2: EC2Client = session.client("ec2", endpoint_url=endpoint_url)
         iam: IAMClient = session.client("iam", endpoint_url=endpoint_url)
-        estates[lane] = provision_estate(lane_specs, ec2=ec2, iam=iam)
+        estates[lane] = provision_estate(
+            lane_specs, ec2=ec2, iam=iam, vpc_cidr=lane_vpc_cidr(lane, default_lane)
+        )
     return estates
+
+
+def lane_vpc_cidr(lane: LaneId, hub: LaneId = HUB_LANE) -> str:
+    """A lane's estate VPC block: the hub's 10.0.0.0/16, every other lane one of 10.1-250
+    chosen from its label (stable whatever else is provisioned)."""
+    if lane == hub:
+        return "10.0.0.0/16"
+    return f"10.{1 + zlib.crc32(lane.label.encode()) % 250}.0.0/16"
 
 
 def _zone_offering(ec2: EC2Client, zones: list[str], instance_types: set[str]) -> str:

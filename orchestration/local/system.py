@@ -31,16 +31,26 @@ from orchestration.events import EVENT_SOURCE
 from orchestration.health_checks import HealthCheckSpec
 from orchestration.local.api_calls import ApiCallCounter
 from orchestration.local.callback_receiver import CallbackReceiver
-from orchestration.local.estate import Estate, provision_estate
+from orchestration.local.estate import (
+    HUB_LANE,
+    Estate,
+    assumed_role_sessions,
+    ensure_role,
+    lane_of_spec,
+    open_account,
+    provision_lane_estates,
+)
 from orchestration.local.mgn import (
     SOURCE_SERVER_ID_TAG,
     AssumedRoleEc2Ports,
     Boto3Ec2LaunchPort,
     EmulatorSettings,
+    LaneId,
     MgnEmulator,
     MgnFleet,
     SimulatedClock,
 )
+from orchestration.local.mgn.ec2_port import MGN_SERVICE_ROLE_NAME
 from orchestration.local.provision import ProvisionedResources, provision
 from orchestration.local.runtime import LOCAL_ACCOUNT_ID, LOCAL_REGION, LocalAwsRuntime
 from orchestration.local.slack import BoltHttpServer, SlackStandIn
@@ -102,6 +112,19 @@ STATES_TRUST = {
 }
 
 
+# MGN's service-linked role trusts MGN (AWS creates it at InitializeService).
+MGN_SERVICE_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "mgn.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+
+
 def _placeholder_zip() -> bytes:
     """Lambda needs a package; in-process dispatch runs the installed code instead."""
     buffer = io.BytesIO()
@@ -135,7 +158,11 @@ class EmbeddedSystem:
         self.state_machine_arn = ""
         self.function_arns: dict[str, str] = {}
         self._specs_by_server: dict[str, MigrationSpec] = {}
-        self.estate: Estate | None = None
+        self.estate: Estate | None = None  # the hub lane's, if a VM targets it
+        self.estates: dict[LaneId, Estate] = {}  # every lane's
+        self.lane_of_server: dict[str, LaneId] = {}  # source server ID -> its lane
+        self._lane_ec2: dict[LaneId, Any] = {}  # EC2 of each lane (the stand-ins look there)
+        self._lambda_role_arn = ""
         self.api_calls: ApiCallCounter | None = None
         self.slack: SlackStandIn | None = None  # the workspace: channels, threads, users
         self._bolt: BoltHttpServer | None = None  # the bot's Slack app, served on loopback
@@ -195,6 +222,9 @@ class EmbeddedSystem:
                 "REQUEST_DLQ_URL": self.resources.dead_letter_queue_url,
                 "STATE_MACHINE_ARN": self.state_machine_arn,
                 "MGN_REGION": LOCAL_REGION,
+                "HUB_ACCOUNT_ID": LOCAL_ACCOUNT_ID,
+                "TARGET_ROLE_NAME": names.target_role,
+                "TARGET_LANES": HUB_LANE.label,
                 "AWS_ENDPOINT_URL_MGN": mgn_endpoint,
                 "POWERTOOLS_METRICS_NAMESPACE": "WavepilotLocal",
                 "POWERTOOLS_SERVICE_NAME": "wavepilot",
@@ -213,6 +243,9 @@ class EmbeddedSystem:
         )
         self._forget_cached_clients()
         self._create_functions()
+        # The hub is a lane like any other (hand-written requests, TARGET_LANES' default):
+        # it gets the Wavepilot role too.
+        self.prepare_account(LOCAL_ACCOUNT_ID)
         self._create_state_machine()
         self._create_rules()
         self.client("lambda").create_event_source_mapping(
@@ -229,7 +262,10 @@ class EmbeddedSystem:
         )
         assert self._runtime is not None
         self._runtime.check_function_environments()
-        self.standins = VmStandIns(ec2, self._checks_for_server, SOURCE_SERVER_ID_TAG)
+        self._lane_ec2[HUB_LANE] = ec2
+        self.standins = VmStandIns(
+            lambda: list(self._lane_ec2.values()), self._checks_for_server, SOURCE_SERVER_ID_TAG
+        )
         wiring.use_health_address_resolver(self.standins.resolve)
         self._start_callback_receiver()
         self._start_slack_app()
@@ -285,6 +321,9 @@ class EmbeddedSystem:
             "REQUEST_DLQ_URL",
             "STATE_MACHINE_ARN",
             "MGN_REGION",
+            "HUB_ACCOUNT_ID",
+            "TARGET_ROLE_NAME",
+            "TARGET_LANES",
             "POWERTOOLS_SERVICE_NAME",
             "POWERTOOLS_METRICS_NAMESPACE",
             "DEFAULT_APPROVERS",
@@ -304,6 +343,7 @@ class EmbeddedSystem:
         role_arn = iam.create_role(
             RoleName=self.names.lambda_role, AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST)
         )["Role"]["Arn"]
+        self._lambda_role_arn = role_arn
         lambda_client = self.client("lambda")
         package = _placeholder_zip()
         variables = self._environment_for_functions()
@@ -424,16 +464,40 @@ class EmbeddedSystem:
 
     # --- the estate ----------------------------------------------------------------------
 
-    def seed(self, specs: Iterable[MigrationSpec], *, disk_gib: int = 100) -> dict[str, str]:
-        """Create the network the VMs name and an MGN source server per VM, as if the
-        replication agent had been installed on each. Returns migration ID -> server ID."""
+    def seed(
+        self,
+        specs: Iterable[MigrationSpec],
+        *,
+        disk_gib: int = 100,
+        accounts_without_role: Iterable[str] = (),
+    ) -> dict[str, str]:
+        """Create, in each VM's lane (its wave's target account and Region), what a landing
+        zone holds before a wave: the account (its `OrganizationAccountAccessRole`), the
+        Wavepilot target role trusting the hub's functions (not in `accounts_without_role`),
+        MGN's service-linked role, the network and instance profiles the VMs name, and an MGN
+        source server per VM, as if the replication agent had been installed on each.
+        Returns migration ID -> server ID."""
         specs = list(specs)
-        assert self.mgn is not None
+        assert self.mgn_fleet is not None
         self._add_to_slack(specs)
-        self.estate = provision_estate(specs, ec2=self.client("ec2"), iam=self.client("iam"))
+        endpoint = self._runtime.endpoint_url if self._runtime else None
+        lanes = sorted({lane_of_spec(spec) for spec in specs})
+        without_role = set(accounts_without_role)
+        for account_id in sorted({lane.account_id for lane in lanes}):
+            self.prepare_account(account_id, target_role=account_id not in without_role)
+        self.estates.update(provision_lane_estates(specs, endpoint_url=endpoint))
+        self.estate = self.estates.get(HUB_LANE)
+        sessions = assumed_role_sessions(endpoint_url=endpoint)
+        for lane in lanes:
+            if lane not in self._lane_ec2:
+                self._lane_ec2[lane] = sessions(*lane).client("ec2", endpoint_url=endpoint)
+        self._watch_lanes(lanes)
         servers: dict[str, str] = {}
         for spec in specs:
-            server = self.mgn.add_source_server(
+            lane = lane_of_spec(spec)
+            server = self.mgn_fleet.add_source_server(
+                account_id=lane.account_id,
+                region=lane.region,
                 hostname=(spec.source.hostname or spec.target_vm_name).split(".")[0],
                 fqdn=spec.source.hostname
                 if spec.source.hostname and "." in spec.source.hostname
@@ -445,7 +509,58 @@ class EmbeddedSystem:
             )
             servers[spec.migration_id] = server.source_server_id
             self._specs_by_server[server.source_server_id] = spec
+            self.lane_of_server[server.source_server_id] = lane
         return servers
+
+    def prepare_account(self, account_id: str, *, target_role: bool = True) -> None:
+        """A target account as `terraform/modules/target-account` leaves it: the Wavepilot
+        role (``ResourceNames.target_role``) trusting the hub's function role, and MGN's
+        service-linked role (what `aws mgn initialize-service` creates). Idempotent."""
+        endpoint = self._runtime.endpoint_url if self._runtime else None
+        open_account(account_id, endpoint_url=endpoint)
+        iam = assumed_role_sessions(endpoint_url=endpoint)(account_id, LOCAL_REGION).client(
+            "iam", endpoint_url=endpoint
+        )
+        path, _, name = MGN_SERVICE_ROLE_NAME.rpartition("/")
+        ensure_role(iam, name, MGN_SERVICE_TRUST, path=f"/{path}/")
+        if target_role:
+            trust = {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"AWS": self._lambda_role_arn},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+            ensure_role(iam, self.names.target_role, trust, description="Wavepilot target role")
+
+    def _watch_lanes(self, lanes: Iterable[LaneId]) -> None:
+        """The monitor watches every lane seeded (TARGET_LANES, as Terraform's target_lanes)."""
+        watched = [HUB_LANE.label, *os.environ.get("TARGET_LANES", "").split(",")]
+        watched += [lane.label for lane in lanes]
+        value = ",".join(dict.fromkeys(label for label in watched if label))
+        if value == os.environ.get("TARGET_LANES"):
+            return
+        self._set_environment({"TARGET_LANES": value})
+        variables = self._environment_for_functions()
+        lambda_client = self.client("lambda")
+        for arn in self.function_arns.values():
+            lambda_client.update_function_configuration(
+                FunctionName=arn, Environment={"Variables": variables}
+            )
+        self._forget_cached_clients()  # settings are read once
+
+    def mgn_of_server(self, source_server_id: str) -> MgnEmulator:
+        """The MGN lane that holds a seeded server (its faults, metrics, jobs)."""
+        assert self.mgn_fleet is not None
+        lane = self.lane_of_server.get(source_server_id, HUB_LANE)
+        return self.mgn_fleet.lane(*lane)
+
+    def lane_ec2(self, lane: LaneId) -> Any:
+        """EC2 in a seeded lane's account and Region (the landing zone's administrator)."""
+        return self._lane_ec2[lane]
 
     def _checks_for_server(self, source_server_id: str) -> list[HealthCheckSpec]:
         spec = self._specs_by_server.get(source_server_id)

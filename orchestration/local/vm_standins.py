@@ -2,22 +2,25 @@
 
 An emulated instance has a private IP nobody listens on. When the pipeline's real health
 checks (TCP connect, HTTP(S) GET) ask for ``10.0.1.23:443``, the resolver finds the instance
-in emulated EC2, its MGN source server (the tag MGN puts on what it launches) and that VM's
-manifest health checks, and points the check at a loopback listener that behaves as the VM
-would: it accepts TCP, and answers each checked path with the status the manifest expects.
-A VM marked unhealthy answers 503 and so fails its checks, for fault-injection tests.
+in emulated EC2 (in every lane: each target account and Region is asked, with the landing
+zone's administrator credentials, outside any function's IAM attribution), its MGN source
+server (the tag MGN puts on what it launches) and that VM's manifest health checks, and
+points the check at a loopback listener that behaves as the VM would: it accepts TCP, and
+answers each checked path with the status the manifest expects. A VM marked unhealthy
+answers 503 and so fails its checks, for fault-injection tests.
 """
 
 from __future__ import annotations
 
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from orchestration.health_checks import HealthCheckSpec
+from orchestration.local.api_recorder import unattributed
 from orchestration.local.tls import self_signed_loopback_tls
 
 if TYPE_CHECKING:
@@ -55,7 +58,7 @@ class _Listener:
 class VmStandIns:
     def __init__(
         self,
-        ec2: EC2Client,
+        ec2: Callable[[], Iterable[EC2Client]],
         checks_for_server: Callable[[str], list[HealthCheckSpec]],
         server_tag: str,
     ) -> None:
@@ -88,17 +91,19 @@ class VmStandIns:
     def _server_at(self, address: str) -> str | None:
         if not address:
             return None
-        reservations = self._ec2.describe_instances(
-            Filters=[
-                {"Name": "private-ip-address", "Values": [address]},
-                {"Name": "instance-state-name", "Values": ["pending", "running"]},
-            ]
-        )["Reservations"]
-        for reservation in reservations:
-            for instance in reservation.get("Instances", []):
-                for tag in instance.get("Tags", []):
-                    if tag["Key"] == self._server_tag:
-                        return tag["Value"]
+        with unattributed():  # the harness looking, not the function's role
+            for ec2 in self._ec2():
+                reservations = ec2.describe_instances(
+                    Filters=[
+                        {"Name": "private-ip-address", "Values": [address]},
+                        {"Name": "instance-state-name", "Values": ["pending", "running"]},
+                    ]
+                )["Reservations"]
+                for reservation in reservations:
+                    for instance in reservation.get("Instances", []):
+                        for tag in instance.get("Tags", []):
+                            if tag["Key"] == self._server_tag:
+                                return str(tag["Value"])
         return None
 
     def stop(self) -> None:

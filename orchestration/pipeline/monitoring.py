@@ -13,17 +13,28 @@ minutes and puts them as metrics (``terraform/monitoring.tf`` alarms on them):
   closes within ``WINDOW_WARNING`` (an approval then can no longer lead to a cutover in time).
 
 Pending approvals come from the table's sparse ``gsi1`` partition (a Query, never a Scan).
+
+Replication is measured **per lane** (a target account + Region): the lanes configured in
+``TARGET_LANES`` (Terraform's ``target_lanes``, the same list its alarms are made from; the
+hub's own lane when none is configured), each through its target role. The totals above are
+over every lane; each lane's figures go out with a ``Lane`` dimension (``account/region``),
+and ``LaneUnreachable`` is 1 for a lane whose role cannot be assumed or where MGN is not
+initialized (so a target account losing its role raises an alarm before a wave fails).
+A configured list rather than the lanes of migrations in flight: the alarms need their
+dimensions when Terraform creates them, and a lane without migrations is still worth watching
+(replicating servers waiting for a wave).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
-from orchestration.adapters.mgn import SourceServer
+from orchestration.adapters.lanes import LaneError
+from orchestration.adapters.mgn import MgnNotInitializedError, SourceServer
 from orchestration.adapters.state_store import ApprovalRecord, MigrationRecord
 from orchestration.clock import Clock
 
@@ -77,6 +88,14 @@ class SourceServers(Protocol):
     def source_servers(self) -> list[SourceServer]: ...
 
 
+class LaneSources(Protocol):
+    """The MGN of each watched lane (``orchestration.adapters.lanes.LaneSessions``)."""
+
+    def source_servers_in(self, account_id: str, region: str) -> list[SourceServer]:
+        """Raises ``LaneError`` or ``MgnNotInitializedError`` for an unusable lane."""
+        ...
+
+
 class Approvals(Protocol):
     def pending_approvals(self) -> list[ApprovalRecord]: ...
 
@@ -101,11 +120,32 @@ class ApprovalFigures:
 
 
 @dataclass(frozen=True, slots=True)
+class LaneFigures:
+    """One lane's replication, or why it could not be read."""
+
+    lane: str  # account/region
+    replication: ReplicationFigures | None
+    unreachable: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        replication = self.replication
+        return {
+            "lane": self.lane,
+            "reachable": replication is not None,
+            "problem": self.unreachable,
+            "ReplicationLagSeconds": replication.lag_seconds if replication else None,
+            "ReplicationStalledServers": replication.stalled_servers if replication else None,
+            "ReplicatingServers": replication.replicating_servers if replication else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class MonitorFigures:
     replication: ReplicationFigures
     approvals: ApprovalFigures
+    lanes: tuple[LaneFigures, ...] = ()
 
-    def as_dict(self) -> dict[str, float | int | str | None]:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "ReplicationLagSeconds": self.replication.lag_seconds,
             "ReplicationStalledServers": self.replication.stalled_servers,
@@ -116,6 +156,7 @@ class MonitorFigures:
             "OldestPendingApprovalId": self.approvals.oldest_approval_id,
             "PendingApprovals": self.approvals.pending,
             "ApprovalsPastWindow": self.approvals.past_window,
+            "Lanes": [lane.as_dict() for lane in self.lanes],
         }
 
 
@@ -160,14 +201,44 @@ def approval_figures(
     return ApprovalFigures(count, oldest, oldest_id, past_window)
 
 
+def combined(figures: Iterable[ReplicationFigures]) -> ReplicationFigures:
+    """Every lane's replication as one: the largest lag, the sums of the counts."""
+    lag, lag_server, replicating, stalled, unreadable = 0.0, None, 0, 0, 0
+    for one in figures:
+        if one.lag_server_id is not None and (lag_server is None or one.lag_seconds > lag):
+            lag, lag_server = one.lag_seconds, one.lag_server_id
+        replicating += one.replicating_servers
+        stalled += one.stalled_servers
+        unreadable += one.unreadable_lags
+    return ReplicationFigures(lag, lag_server, replicating, stalled, unreadable)
+
+
 class MigrationMonitor:
-    def __init__(self, mgn: SourceServers, store: Approvals, clock: Clock) -> None:
-        self._mgn = mgn
+    """Args: lanes: the MGN of each lane; watched: the lanes (account, Region) to measure."""
+
+    def __init__(
+        self,
+        lanes: LaneSources,
+        watched: Sequence[tuple[str, str]],
+        store: Approvals,
+        clock: Clock,
+    ) -> None:
+        self._lanes = lanes
+        self._watched = list(watched)
         self._store = store
         self._clock = clock
 
+    def _lane(self, account_id: str, region: str) -> LaneFigures:
+        label = f"{account_id}/{region}"
+        try:
+            servers = self._lanes.source_servers_in(account_id, region)
+        except (LaneError, MgnNotInitializedError) as exc:
+            return LaneFigures(label, None, str(exc))
+        return LaneFigures(label, replication_figures(servers))
+
     def measure(self) -> MonitorFigures:
-        replication = replication_figures(self._mgn.source_servers())
+        lanes = tuple(self._lane(account, region) for account, region in self._watched)
+        replication = combined(lane.replication for lane in lanes if lane.replication)
         pending = self._store.pending_approvals()
         ends: dict[str, datetime | None] = {}
 
@@ -178,4 +249,6 @@ class MigrationMonitor:
                 ends[migration_id] = vm.cutover_window.end if vm is not None else None
             return ends[migration_id]
 
-        return MonitorFigures(replication, approval_figures(pending, window_end, self._clock.now()))
+        return MonitorFigures(
+            replication, approval_figures(pending, window_end, self._clock.now()), lanes
+        )

@@ -139,6 +139,10 @@ class SourceServers(Protocol):
 class Mgn(SourceServers, Protocol):
     """What the migration's steps ask of MGN (errors: ``orchestration.adapters.mgn``)."""
 
+    def initialized(self) -> bool:
+        """Whether MGN was initialized in this account and Region."""
+        ...
+
     def launch_template_id(self, source_server_id: str) -> str: ...
 
     def update_launch_configuration(
@@ -185,6 +189,24 @@ class Ec2(Protocol):
     ) -> int: ...
 
     def instance(self, instance_id: str) -> Instance | None: ...
+
+
+class LaneServices(Protocol):
+    """MGN and EC2 (with IAM) in one lane: the migration's target account and Region."""
+
+    @property
+    def mgn(self) -> Mgn: ...
+
+    @property
+    def ec2(self) -> Ec2: ...
+
+
+class Lanes(Protocol):
+    """The lane of each migration (``orchestration.adapters.lanes.LaneSessions``).
+
+    ``for_spec`` raises ``LaneRoleUnavailableError`` when the lane's role cannot be assumed."""
+
+    def for_spec(self, spec: MigrationSpec) -> LaneServices: ...
 
 
 class HealthProbe(Protocol):

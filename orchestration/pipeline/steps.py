@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from orchestration.adapters.lanes import LaneError
 from orchestration.adapters.mgn import (
     Job,
     MgnConflictError,
+    MgnNotInitializedError,
     SourceServer,
     SourceServerNotFoundError,
 )
@@ -38,7 +40,7 @@ from orchestration.pipeline.errors import (
     ReplicationTimeoutError,
     RollbackRefusedError,
 )
-from orchestration.pipeline.ports import Ec2, HealthProbe, Mgn, StatusReports
+from orchestration.pipeline.ports import Ec2, HealthProbe, Lanes, LaneServices, Mgn, StatusReports
 from orchestration.pipeline.resolution import resolve_source_server
 from orchestration.pipeline.spec import MigrationSpec
 
@@ -100,14 +102,13 @@ class MigrationSteps:
     def __init__(
         self,
         *,
-        mgn: Mgn,
-        ec2: Ec2,
+        lanes: Lanes,
         prober: HealthProbe,
         reporter: StatusReports,
         clock: Clock,
     ) -> None:
-        self._mgn = mgn
-        self._ec2 = ec2
+        # MGN and EC2 are per lane (the spec's target account and Region), asked per call.
+        self._lanes = lanes
         self._prober = prober
         self._report = reporter
         self._clock = clock
@@ -128,6 +129,8 @@ class MigrationSteps:
             "checking prerequisites",
             migration_status="RUNNING",
         )
+        lane = self._lane_checked(spec)
+        mgn, ec2 = lane.mgn, lane.ec2
         problems: list[str] = []
         for label, subnet_id, groups in (
             ("", spec.subnet_id, spec.security_group_ids),
@@ -135,10 +138,8 @@ class MigrationSteps:
         ):
             if label and (subnet_id, groups) == (spec.subnet_id, spec.security_group_ids):
                 continue
-            problems.extend(self._network_problems(spec, label, subnet_id, groups))
-        if spec.iam_instance_profile and not self._ec2.instance_profile_exists(
-            spec.iam_instance_profile
-        ):
+            problems.extend(self._network_problems(ec2, spec, label, subnet_id, groups))
+        if spec.iam_instance_profile and not ec2.instance_profile_exists(spec.iam_instance_profile):
             problems.append(
                 f"IAM instance profile {spec.iam_instance_profile!r} does not exist: create it "
                 "or fix iamInstanceProfile"
@@ -150,12 +151,12 @@ class MigrationSteps:
             )
         server: SourceServer | None = None
         try:
-            server = resolve_source_server(self._mgn, spec.source)
+            server = resolve_source_server(mgn, spec.source)
         except SourceServerNotFoundError as exc:
             problems.append(str(exc))
         if problems or server is None:
             raise PrerequisiteError("; ".join(problems))
-        launch_template_id = self._mgn.launch_template_id(server.source_server_id)
+        launch_template_id = mgn.launch_template_id(server.source_server_id)
         self._report.step(
             spec,
             Step.VALIDATE_INPUT,
@@ -165,14 +166,32 @@ class MigrationSteps:
         )
         return {"sourceServerId": server.source_server_id, "launchTemplateId": launch_template_id}
 
+    def _lane_checked(self, spec: MigrationSpec) -> LaneServices:
+        """The migration's lane, if it can be used at all: its role can be assumed and MGN is
+        initialized there. Checked before anything else, so such a wave touches nothing."""
+        where = _where(spec)
+        try:
+            lane = self._lanes.for_spec(spec)
+        except LaneError as exc:
+            raise PrerequisiteError(str(exc)) from exc
+        if not lane.mgn.initialized():
+            raise PrerequisiteError(
+                f"MGN is not initialized in {where}: run `aws mgn initialize-service --region "
+                f"{spec.target_region or '<region>'}` in account "
+                f"{spec.target_account_id or '<hub account>'} (or open the Application Migration "
+                "Service console there once), install the replication agents, then publish "
+                "the wave again"
+            )
+        return lane
+
     def _network_problems(
-        self, spec: MigrationSpec, label: str, subnet_id: str, group_ids: list[str]
+        self, ec2: Ec2, spec: MigrationSpec, label: str, subnet_id: str, group_ids: list[str]
     ) -> list[str]:
-        subnet = self._ec2.subnet(subnet_id)
+        subnet = ec2.subnet(subnet_id)
         if subnet is None:
-            return [f"{label}subnet {subnet_id} does not exist in this account and Region"]
+            return [f"{label}subnet {subnet_id} does not exist in {_where(spec)}"]
         problems = []
-        vpcs = self._ec2.security_group_vpcs(group_ids)
+        vpcs = ec2.security_group_vpcs(group_ids)
         for group_id in group_ids:
             if group_id not in vpcs:
                 problems.append(f"{label}security group {group_id} does not exist")
@@ -181,7 +200,7 @@ class MigrationSteps:
                     f"{label}security group {group_id} is in {vpcs[group_id]} but {label}subnet "
                     f"{subnet_id} is in {subnet.vpc_id}: they must share a VPC"
                 )
-        if not self._ec2.instance_type_offered(spec.instance_type, subnet.availability_zone):
+        if not ec2.instance_type_offered(spec.instance_type, subnet.availability_zone):
             problems.append(
                 f"instance type {spec.instance_type} is not offered in {subnet.availability_zone} "
                 f"({label}subnet {subnet_id}): choose another type or subnet"
@@ -195,7 +214,8 @@ class MigrationSteps:
         spec = MigrationSpec.model_validate(state["spec"])
         server_id = state["source"]["sourceServerId"]
         step = Step.PREPARE_SOURCE if launch == "test" else Step.PREPARE_CUTOVER
-        server = self._mgn.source_server(server_id)
+        lane = self._lanes.for_spec(spec)
+        server = lane.mgn.source_server(server_id)
         if server.replication_state in STUCK_REPLICATION:
             raise ReplicationStalledError(
                 f"replication of {server_id} is {server.replication_state}"
@@ -204,9 +224,9 @@ class MigrationSteps:
             )
         terminate_job: str | None = None
         if launch == "cutover" and server.lifecycle_state == "TESTING":
-            server = self._mgn.change_life_cycle_state(server_id, "READY_FOR_CUTOVER")
+            server = lane.mgn.change_life_cycle_state(server_id, "READY_FOR_CUTOVER")
         if launch == "cutover" and server.launched_instance_id:
-            terminate_job = self._terminate_launched(server, _known_jobs(state))
+            terminate_job = _terminate_launched(lane.mgn, server, _known_jobs(state))
         subnet, groups = (
             (spec.test_subnet_id, spec.test_security_group_ids)
             if launch == "test"
@@ -218,7 +238,7 @@ class MigrationSteps:
             "wavepilot:migration-id": spec.migration_id,
             "wavepilot:phase": launch,  # the tag's name predates Launch: instances carry it
         }
-        version = self._ec2.set_launch_template(
+        version = lane.ec2.set_launch_template(
             state["source"]["launchTemplateId"],
             instance_type=spec.instance_type,
             subnet_id=subnet,
@@ -226,7 +246,7 @@ class MigrationSteps:
             iam_instance_profile=spec.iam_instance_profile,
             tags=tags,
         )
-        self._mgn.update_launch_configuration(
+        lane.mgn.update_launch_configuration(
             server_id, boot_mode=spec.boot_mode, os_byol=spec.os_byol
         )
         self._report.step(
@@ -239,18 +259,12 @@ class MigrationSteps:
         )
         return {"launchTemplateVersion": version, "terminateJobId": terminate_job}
 
-    def _terminate_launched(self, server: SourceServer, known_jobs: list[str]) -> str | None:
-        active = self._mgn.active_job_for(server, known_jobs)
-        if active is not None:
-            return active.job_id if active.type == "TERMINATE" else None
-        return self._mgn.terminate_target_instances([server.source_server_id]).job_id
-
     # --- replication ---------------------------------------------------------------------
 
     def check_replication(self, state: State) -> dict[str, Any]:
         spec = MigrationSpec.model_validate(state["spec"])
         config = PollConfig.from_state(state)
-        server = self._mgn.source_server(state["source"]["sourceServerId"])
+        server = self._lanes.for_spec(spec).mgn.source_server(state["source"]["sourceServerId"])
         progress = (
             round(100 * server.replicated_bytes / server.total_bytes) if server.total_bytes else 0
         )
@@ -325,7 +339,8 @@ class MigrationSteps:
                     "announced": True,
                     "waitSeconds": max(1, min(config.max_seconds, int(until) + 1)),
                 }
-        active = self._mgn.active_job_for(self._mgn.source_server(server_id), _known_jobs(state))
+        mgn = self._lanes.for_spec(spec).mgn
+        active = mgn.active_job_for(mgn.source_server(server_id), _known_jobs(state))
         wanted = "START_TEST" if launch == "test" else "START_CUTOVER"
         if active is not None and active.initiated_by == wanted:
             return {"started": True, "done": True, "jobId": active.job_id}  # a retry: adopt it
@@ -338,9 +353,9 @@ class MigrationSteps:
         tags = {"wavepilot:migration-id": spec.migration_id, "wavepilot:revision": spec.revision}
         try:
             job = (
-                self._mgn.start_test([server_id], tags)
+                mgn.start_test([server_id], tags)
                 if launch == "test"
-                else self._mgn.start_cutover([server_id], tags)
+                else mgn.start_cutover([server_id], tags)
             )
         except MgnConflictError as exc:
             raise LaunchFailedError(
@@ -362,7 +377,8 @@ class MigrationSteps:
         server_id = state["source"]["sourceServerId"]
         key = "testCheck" if launch == "test" else "cutoverCheck"
         step = Step.VERIFY_TEST_LAUNCH if launch == "test" else Step.VERIFY_CUTOVER
-        job = self._mgn.job(state["test" if launch == "test" else "cutover"]["jobId"])
+        lane = self._lanes.for_spec(spec)
+        job = lane.mgn.job(state["test" if launch == "test" else "cutover"]["jobId"])
         entry = job.server(server_id)
         if (
             entry is None
@@ -388,7 +404,7 @@ class MigrationSteps:
                 stage="launching",
                 launchStatus=entry.launch_status,
             )
-        instance = self._ec2.instance(entry.launched_instance_id)
+        instance = lane.ec2.instance(entry.launched_instance_id)
         if (
             instance is None
             or instance.state != "running"
@@ -451,9 +467,10 @@ class MigrationSteps:
     def finalize(self, state: State, started_at: datetime | None) -> dict[str, Any]:
         spec = MigrationSpec.model_validate(state["spec"])
         server_id = state["source"]["sourceServerId"]
-        server = self._mgn.source_server(server_id)
+        mgn = self._lanes.for_spec(spec).mgn
+        server = mgn.source_server(server_id)
         if server.lifecycle_state != "CUTOVER":
-            server = self._mgn.finalize_cutover(server_id)
+            server = mgn.finalize_cutover(server_id)
         instance_id = state["cutoverCheck"]["instanceId"]
         duration = (self._clock.now() - started_at).total_seconds() if started_at else 0.0
         self._report.step(
@@ -490,22 +507,31 @@ class MigrationSteps:
             self._report.emit(spec, RollbackStarted, step=failed_step, reason=reason)
         terminated: list[str] = list(previous.get("terminated", []))
         server_id = (state.get("source") or {}).get("sourceServerId")
+        server_state = "not resolved"
+        lane: LaneServices | None = None
         if not server_id and error.get("Error") == ROLLBACK_REQUESTED:
             # An operator's rollback runs in a new execution that never validated: find the
-            # server the stopped execution was working on.
+            # server the stopped execution was working on. A lane that cannot be reached
+            # (no role, MGN not initialized) had nothing launched in it by this migration.
             try:
-                server_id = resolve_source_server(self._mgn, spec.source).source_server_id
+                lane = self._lanes.for_spec(spec)
+                server_id = resolve_source_server(lane.mgn, spec.source).source_server_id
             except SourceServerNotFoundError:
                 server_id = None
-        server_state = "not resolved"
+            except (LaneError, MgnNotInitializedError) as exc:
+                server_id, server_state = None, f"lane unavailable: {exc}"
+        # Without a server (validate_input failed, e.g. on a lane it could not use) nothing
+        # was touched in the lane, and the rollback makes no call there.
         if server_id:
-            server = self._mgn.source_server(server_id)
+            lane = lane or self._lanes.for_spec(spec)
+            mgn = lane.mgn
+            server = mgn.source_server(server_id)
             if server.lifecycle_state == "CUTOVER":
                 raise RollbackRefusedError(
                     f"{server_id} is finalized (CUTOVER): the new instance is production now; "
                     "roll back by hand if you must"
                 )
-            active: Job | None = self._mgn.active_job_for(server, _known_jobs(state))
+            active: Job | None = mgn.active_job_for(server, _known_jobs(state))
             if active is not None:
                 return {
                     **_poll(state, "rollback", config, self._epoch()),
@@ -513,13 +539,11 @@ class MigrationSteps:
                     "waitingFor": active.job_id,
                 }
             if server.lifecycle_state in REVERT_TO:
-                server = self._mgn.change_life_cycle_state(
-                    server_id, REVERT_TO[server.lifecycle_state]
-                )
+                server = mgn.change_life_cycle_state(server_id, REVERT_TO[server.lifecycle_state])
             if server.launched_instance_id:
-                instance = self._ec2.instance(server.launched_instance_id)
+                instance = lane.ec2.instance(server.launched_instance_id)
                 if instance is not None and instance.state not in {"terminated", "shutting-down"}:
-                    job = self._mgn.terminate_target_instances([server_id])
+                    job = mgn.terminate_target_instances([server_id])
                     if server.launched_instance_id not in terminated:
                         terminated.append(server.launched_instance_id)
                     return {
@@ -544,6 +568,20 @@ class MigrationSteps:
         )
         self._report.emit(spec, MigrationFailed, step=failed_step, error=failed_step, cause=reason)
         return {"done": True, "terminated": terminated, "sourceServerState": server_state}
+
+
+def _terminate_launched(mgn: Mgn, server: SourceServer, known_jobs: list[str]) -> str | None:
+    active = mgn.active_job_for(server, known_jobs)
+    if active is not None:
+        return active.job_id if active.type == "TERMINATE" else None
+    return mgn.terminate_target_instances([server.source_server_id]).job_id
+
+
+def _where(spec: MigrationSpec) -> str:
+    """``account 111122223333, Region eu-west-1``: the migration's lane, as messages say it."""
+    if not spec.target_account_id and not spec.target_region:
+        return "the hub's account and Region"
+    return f"account {spec.target_account_id or '(hub)'}, Region {spec.target_region or '(hub)'}"
 
 
 def _reason(error: dict[str, Any]) -> str:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from orchestration.adapters.ec2 import Instance, Subnet
+from orchestration.adapters.lanes import Lane, LaneRoleUnavailableError
 from orchestration.adapters.mgn import Job, JobServer, SourceServer, SourceServerNotFoundError
 from orchestration.adapters.state_store import ApprovalRecord, MigrationRecord
 from orchestration.adapters.stepfunctions import Execution, ExecutionAlreadyExistsError
@@ -313,6 +314,10 @@ class FakeMgn:
         self.launched: list[tuple[str, list[str], dict[str, str]]] = []
         self.terminated: list[list[str]] = []
         self.lifecycle_changes: list[tuple[str, str]] = []
+        self.is_initialized = True
+
+    def initialized(self) -> bool:
+        return self.is_initialized
 
     def add_job(self, added: Job) -> None:
         self.jobs[added.job_id] = added
@@ -479,3 +484,24 @@ def migration_record(
         execution_arn=execution_arn,
         request=parsed,
     )
+
+
+class FakeLanes:
+    """One lane for every migration (its MGN and EC2 fakes); ``refuse`` makes its role
+    unassumable, as a target account without the Wavepilot role."""
+
+    def __init__(self, mgn: FakeMgn, ec2: FakeEc2) -> None:
+        self.mgn = mgn
+        self.ec2 = ec2
+        self.refused: str | None = None
+        self.asked: list[tuple[str, str]] = []
+
+    def refuse(self, role_arn: str) -> None:
+        self.refused = role_arn
+
+    def for_spec(self, spec: MigrationSpec) -> FakeLanes:
+        lane = Lane(spec.target_account_id, spec.target_region)
+        self.asked.append((lane.account_id, lane.region))
+        if self.refused is not None:
+            raise LaneRoleUnavailableError(lane, self.refused, "AccessDenied: not authorized")
+        return self

@@ -65,6 +65,18 @@ def account_id_for_access_key(access_key_id: str) -> str:
     return get_account_id_from(access_key_id)
 
 
+def role_arn_for_access_key(access_key_id: str) -> str | None:
+    """The role an STS `AssumeRole` key was issued for (moto's STS keeps them per account),
+    or None for any other key: whose permissions a call made with it is evaluated against."""
+    from moto.sts.models import sts_backends
+
+    for backend in _each_backend(sts_backends):
+        found = backend.get_assumed_role_from_access_key(access_key_id)
+        if found is not None:
+            return str(found.role_arn)
+    return None
+
+
 def _each_backend(backend_dict: Any) -> Iterator[Any]:
     """Every backend moto has created so far, without creating new ones."""
     for account_backends in list(dict.values(backend_dict)):

@@ -14,6 +14,11 @@ moto symbol                                                        why it is pat
 ``moto.awslambda.models.LambdaBackend.create_event_source_mapping``  one SQS delivery path: the
                                                                    runtime's poller, not moto's
                                                                    invoke-on-send
+``moto.sts.models.STSBackend.assume_role``                         refuse roles that do not exist
+                                                                   (AccessDenied, as AWS), so a
+                                                                   target account without the
+                                                                   Wavepilot role is a clear
+                                                                   failure locally too
 =================================================================  =============================
 """
 
@@ -160,6 +165,58 @@ def _replace_create_event_source_mapping(original: Callable[..., Any]) -> Callab
     return create_event_source_mapping
 
 
+def _access_denied(role_arn: str) -> Exception:
+    # STS's own exception class: moto serializes it in STS's query protocol (AWS's code for
+    # it, AccessDenied, is a common error with no shape in STS's model).
+    from moto.sts.exceptions import STSClientError
+
+    return STSClientError(
+        "AccessDenied",
+        f"User: arn:aws:sts::{LOCAL_CALLER_ACCOUNT}:assumed-role/wavepilot-local/caller is not "
+        f"authorized to perform: sts:AssumeRole on resource: {role_arn}",
+    )
+
+
+LOCAL_CALLER_ACCOUNT = "123456789012"
+
+
+def _role_exists(role_arn: str) -> bool:
+    from moto.iam.models import iam_backends
+
+    parts = role_arn.split(":", 5)
+    if len(parts) < 6:
+        return False
+    partition, account_id = parts[1], parts[4]
+    try:
+        iam_backends[account_id][partition].get_role_by_arn(role_arn)
+    except Exception:
+        return False
+    return True
+
+
+def _replace_assume_role(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def assume_role(  # noqa: PLR0917 - moto's positional signature
+        self: Any,
+        region_name: str,
+        role_session_name: str,
+        role_arn: str,
+        policy: str,
+        duration: int,
+        external_id: str,
+    ) -> Any:
+        # AWS refuses AssumeRole on a role that does not exist (AccessDenied: it does not say
+        # which of "missing" and "not trusted" it is). moto issues credentials for any ARN.
+        # Only while a runtime runs: plain mock_aws users keep moto's behaviour.
+        if active_hooks() is not None and not _role_exists(role_arn):
+            raise _access_denied(role_arn)
+        return original(
+            self, region_name, role_session_name, role_arn, policy, duration, external_id
+        )
+
+    return assume_role
+
+
 @dataclass(frozen=True, slots=True)
 class MotoPatchPoint:
     """A moto method the runtime replaces, with the signature the replacement was written for."""
@@ -236,6 +293,21 @@ MOTO_PATCH_POINTS: tuple[MotoPatchPoint, ...] = (
         why="moto invokes SQS-mapped functions synchronously inside SendMessage, one message "
         "at a time, ignoring batch responses; the runtime's poller replaces that path.",
         replacement=_replace_create_event_source_mapping,
+    ),
+    MotoPatchPoint(
+        symbol="moto.sts.models.STSBackend.assume_role",
+        parameters=(
+            "self",
+            "region_name",
+            "role_session_name",
+            "role_arn",
+            "policy",
+            "duration",
+            "external_id",
+        ),
+        why="moto's STS issues credentials for roles that do not exist; AWS answers "
+        "AccessDenied. The replacement refuses them while a runtime runs.",
+        replacement=_replace_assume_role,
     ),
 )
 

@@ -1,0 +1,115 @@
+# The Wavepilot role in a target account: what the hub's step functions do here, through it.
+#
+# Apply once in every target account (a lane is a target account + Region: DESIGN.md decision
+# 12). The hub's functions assume this role (sts:AssumeRole, one session per account, renewed
+# before it expires) and call MGN and EC2 in the lane's Region and IAM in the account. The
+# policy holds exactly the calls the steps make (tests/test_iam_calls.py records them end to
+# end and compares both ways). docs/DEPLOY.md, "Adding a target account".
+
+locals {
+  role_name = "${var.project_name}-${var.environment}-target"
+}
+
+data "aws_partition" "current" {}
+
+data "aws_caller_identity" "current" {}
+
+data "aws_iam_policy_document" "trust" {
+  statement {
+    sid     = "HubStepFunctions"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "AWS"
+      identifiers = var.hub_function_role_arns
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:PrincipalAccount"
+      values   = [var.hub_account_id]
+    }
+
+    dynamic "condition" {
+      for_each = var.organization_id == null ? [] : [var.organization_id]
+      content {
+        test     = "StringEquals"
+        variable = "aws:PrincipalOrgID"
+        values   = [condition.value]
+      }
+    }
+  }
+}
+
+resource "aws_iam_role" "target" {
+  name                 = local.role_name
+  description          = "Wavepilot: MGN, EC2 and IAM calls of the hub ${var.hub_account_id}'s migration steps"
+  assume_role_policy   = data.aws_iam_policy_document.trust.json
+  max_session_duration = var.max_session_duration
+  tags                 = var.tags
+}
+
+data "aws_iam_policy_document" "target" {
+  # MGN: Describe* are list operations without resource-level permissions; the rest are
+  # granted on "*" (source servers come from agent installs, not from this configuration).
+  statement {
+    sid = "Mgn"
+    actions = [
+      "mgn:ChangeServerLifeCycleState",
+      "mgn:DescribeJobs",
+      "mgn:DescribeSourceServers",
+      "mgn:FinalizeCutover",
+      "mgn:GetLaunchConfiguration",
+      "mgn:StartCutover",
+      "mgn:StartTest",
+      "mgn:TerminateTargetInstances",
+      "mgn:UpdateLaunchConfiguration",
+    ]
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestedRegion"
+      values   = var.regions
+    }
+  }
+
+  # EC2 Describe* calls support no resource-level permissions.
+  statement {
+    sid = "Ec2Reads"
+    actions = [
+      "ec2:DescribeInstanceStatus",
+      "ec2:DescribeInstanceTypeOfferings",
+      "ec2:DescribeInstances",
+      "ec2:DescribeSecurityGroups",
+      "ec2:DescribeSubnets",
+    ]
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestedRegion"
+      values   = var.regions
+    }
+  }
+
+  # The launch templates MGN launches from (subnet, security groups, type, profile, tags).
+  statement {
+    sid       = "LaunchTemplates"
+    actions   = ["ec2:CreateLaunchTemplateVersion", "ec2:ModifyLaunchTemplate"]
+    resources = [for region in var.regions : "arn:${data.aws_partition.current.partition}:ec2:${region}:${data.aws_caller_identity.current.account_id}:launch-template/*"]
+  }
+
+  # validate_input checks that the manifest's instance profile exists.
+  statement {
+    sid       = "InstanceProfiles"
+    actions   = ["iam:GetInstanceProfile"]
+    resources = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:instance-profile/*"]
+  }
+}
+
+resource "aws_iam_role_policy" "target" {
+  name   = "least-privilege"
+  role   = aws_iam_role.target.id
+  policy = data.aws_iam_policy_document.target.json
+}
