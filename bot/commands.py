@@ -111,6 +111,7 @@ def _status(services: BotServices, target: str) -> Reply:
         record = status.record
         lines = [
             f"*{record.target_vm_name}* ({record.app_name}, {record.wave}) `{record.migration_id}`",
+            f"Target: {status.lane_text}",
             f"Status: *{record.status}*, step {record.step or '-'} {status.step_status}".rstrip(),
             f"Phase: {_phase(record.step)}",
         ]

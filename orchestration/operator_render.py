@@ -76,6 +76,7 @@ def render_migration_status(
         ("Wave", record.wave),
         ("Application", record.app_name),
         ("VM", record.target_vm_name),
+        ("Target", status.lane_text),
         ("Status", record.status),
         ("Step", step),
         ("Revision", record.revision),

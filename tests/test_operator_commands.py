@@ -120,6 +120,7 @@ def test_an_operator_follows_approves_and_rejects_migrations(
     code, out, _ = _wavepilot(capsys, "status", approved)
     assert code == cli.EXIT_OK
     assert f"Migration {approved}" in out
+    assert "account 111122223333, us-east-1" in out  # its lane: wave-1's target
     assert "AwaitApproval (WAITING)" in out
     assert f"{gates[approved]} PENDING; approvers U07ALICE001, S07MIGLEADS; expires" in out
     assert f"wavepilot approve {gates[approved]} --as" in out
@@ -200,6 +201,10 @@ def test_an_operator_follows_approves_and_rejects_migrations(
     code, out, _ = _wavepilot(capsys, "status", approved, "--format", "json")
     assert code == cli.EXIT_OK
     migration = json.loads(out)
+    assert (migration["targetAccountId"], migration["targetRegion"]) == (
+        "111122223333",
+        "us-east-1",
+    )  # wave-1's lane
     assert migration["approval"]["status"] == "APPROVED"
     assert migration["approval"]["decidedBy"] == ALICE
     assert [(a["actor"], a["outcome"]) for a in migration["approval"]["audit"]] == [

@@ -90,6 +90,18 @@ class MigrationStatus:
             return self.approval.approval_id
         return None
 
+    @property
+    def lane(self) -> tuple[str, str]:
+        """(target account, Region) of the VM's wave; empty for a request that names none
+        (it runs in the hub's account and MGN Region)."""
+        spec = self.record.request.spec
+        return (spec.target_account_id, spec.target_region) if spec is not None else ("", "")
+
+    @property
+    def lane_text(self) -> str:
+        account, region = self.lane
+        return f"account {account}, {region}" if account else "the hub's account and Region"
+
     def as_json(self) -> dict[str, Any]:
         record, approval = self.record, self.approval
         return {
@@ -97,6 +109,8 @@ class MigrationStatus:
             "wave": record.wave,
             "appName": record.app_name,
             "targetVmName": record.target_vm_name,
+            "targetAccountId": self.lane[0] or None,
+            "targetRegion": self.lane[1] or None,
             "status": record.status,
             "step": record.step,
             "stepStatus": self.step_status,
