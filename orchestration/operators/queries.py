@@ -94,8 +94,8 @@ class MigrationStatus:
     def lane(self) -> tuple[str, str]:
         """(target account, Region) of the VM's wave; empty for a request that names none
         (it runs in the hub's account and MGN Region)."""
-        spec = self.record.request.spec
-        return (spec.target_account_id, spec.target_region) if spec is not None else ("", "")
+        vm = self.record.request.effective_vm
+        return (vm.target_account_id, vm.target_region) if vm is not None else ("", "")
 
     @property
     def lane_text(self) -> str:
