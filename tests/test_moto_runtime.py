@@ -13,6 +13,7 @@ import inspect
 import io
 import json
 import os
+import sys
 import threading
 import time
 import zipfile
@@ -43,6 +44,7 @@ from orchestration.local.runtime.eventbridge_targets import (
     render_input_template,
     select_json_path,
 )
+from orchestration.local.runtime.lambda_dispatch import LambdaRuntimeError
 from orchestration.local.runtime.moto_backends import account_id_for_access_key
 from orchestration.local.runtime.sqs_event_sources import failed_message_ids
 from tests.runtime_fixtures import recorder
@@ -586,6 +588,33 @@ def test_handler_reads_the_environment_configured_on_its_function(aws: Aws) -> N
     assert response["ExecutedVersion"] == "$LATEST"
     assert json.loads(response["Payload"].read()) == {"greeting": GREETING}
     aws.runtime.check_function_environments()  # nothing missing
+
+
+def test_handlers_are_imported_up_front_like_lambdas_init_phase(aws: Aws) -> None:
+    # GIVEN a function whose handler module nothing has imported yet
+    module = "tests.runtime_fixtures.init_phase"
+    sys.modules.pop(module, None)
+    aws.awslambda.create_function(
+        FunctionName="init-phase",
+        Runtime="python3.11",
+        Role=aws.role_arn,
+        Handler=f"{module}.handler",
+        Code={"ZipFile": _dummy_zip()},
+    )
+    # WHEN the runtime runs every function's init phase, in this thread
+    aws.runtime.initialize_handlers()
+    # THEN the module is imported before any invocation (no first-call import race)
+    assert module in sys.modules
+    # AND a handler that cannot be imported says so there, not at its first event
+    aws.awslambda.create_function(
+        FunctionName="broken-init",
+        Runtime="python3.11",
+        Role=aws.role_arn,
+        Handler="tests.runtime_fixtures.no_such_module.handler",
+        Code={"ZipFile": _dummy_zip()},
+    )
+    with pytest.raises(LambdaRuntimeError, match="Unable to import module"):
+        aws.runtime.initialize_handlers()
 
 
 def test_a_function_environment_outside_the_shared_one_fails_loudly(aws: Aws) -> None:

@@ -262,6 +262,7 @@ class EmbeddedSystem:
         )
         assert self._runtime is not None
         self._runtime.check_function_environments()
+        self._runtime.initialize_handlers()
         self._lane_ec2[HUB_LANE] = ec2
         self.standins = VmStandIns(
             lambda: list(self._lane_ec2.values()), self._checks_for_server, SOURCE_SERVER_ID_TAG

@@ -26,6 +26,7 @@ from orchestration.local.runtime.eventbridge_targets import EventTargetDelivery
 from orchestration.local.runtime.lambda_dispatch import (
     DEFAULT_ASYNC_INVOKE_WORKERS,
     LambdaDispatcher,
+    resolve_handler,
 )
 from orchestration.local.runtime.moto_backends import (
     EventSourceMappingRef,
@@ -224,6 +225,19 @@ class LocalAwsRuntime:
         }
         if mismatches:
             raise LocalEnvironmentMismatchError(mismatches)
+
+    def initialize_handlers(self) -> None:
+        """Import every function's handler now, in this thread: Lambda's init phase.
+
+        On AWS each function imports its handler before its first invocation, alone in its
+        environment. Here every function shares one process: two first invocations on two
+        threads importing modules that import each other can meet in importlib's module locks
+        and see a partially initialised module (seen under load as ``cannot import name
+        'SQSEvent' ... partially initialized module``). Importing them all up front, in one
+        thread, is the same init phase without the race. Call after provisioning.
+        """
+        for function in all_functions():
+            resolve_handler(function.handler)
 
     # ---------------------------------------------------------------------- event sources
 
