@@ -60,8 +60,8 @@ def main() -> None:
         )
         slack_wall = time.monotonic() - began
         counters = system.counters()
-        assert system.mgn is not None
-        mgn = system.mgn.metrics()
+        assert system.mgn_fleet is not None
+        mgn = system.mgn_fleet.metrics()  # every lane the wave's VMs migrate into
         speed = system.options.mgn_speed
         api_calls = system.api_calls.by_service() if system.api_calls else {}
 

@@ -75,6 +75,8 @@ class ThreadState:
     wave: str
     app_name: str
     target_vm_name: str
+    target_account_id: str = ""  # the lane; empty: the hub's (or a thread from before lanes)
+    target_region: str = ""
     phase: int = 0
     outcome: Outcome = "queued"
     detail: str = ""
@@ -91,6 +93,8 @@ class ThreadState:
             "wave": self.wave,
             "appName": self.app_name,
             "targetVmName": self.target_vm_name,
+            "targetAccountId": self.target_account_id,
+            "targetRegion": self.target_region,
             "phase": self.phase,
             "outcome": self.outcome,
             "detail": self.detail,
@@ -105,6 +109,8 @@ class ThreadState:
             wave=str(item["wave"]),
             app_name=str(item["appName"]),
             target_vm_name=str(item["targetVmName"]),
+            target_account_id=str(item.get("targetAccountId", "")),
+            target_region=str(item.get("targetRegion", "")),
             phase=int(item["phase"]),
             outcome=item["outcome"],
             detail=str(item.get("detail", "")),
@@ -114,7 +120,21 @@ class ThreadState:
 
     @classmethod
     def new(cls, event: EventDetail) -> ThreadState:
-        return cls(event.migration_id, event.wave, event.app_name, event.target_vm_name)
+        return cls(
+            event.migration_id,
+            event.wave,
+            event.app_name,
+            event.target_vm_name,
+            event.target_account_id,
+            event.target_region,
+        )
+
+    @property
+    def lane(self) -> str:
+        """Where the VM migrates: ``account / Region``, or empty when no event has said."""
+        if not self.target_account_id:
+            return ""
+        return f"{self.target_account_id} / {self.target_region}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +160,8 @@ def advance(state: ThreadState, event: EventDetail) -> Change:  # noqa: PLR0911 
         sequence=event.sequence,
         updated_at=event.timestamp.isoformat(),
         target_vm_name=event.target_vm_name or state.target_vm_name,
+        target_account_id=event.target_account_id or state.target_account_id,
+        target_region=event.target_region or state.target_region,
     )
     match event:
         case MigrationRequested():
@@ -253,6 +275,7 @@ def root_message(state: ThreadState) -> Message:
     fields = [
         f"*Application*\n{state.app_name}",
         f"*Wave*\n{state.wave}",
+        *([f"*Target account / Region*\n`{state.lane}`"] if state.lane else []),
         f"*Phase*\n{PHASES[state.phase]} ({state.phase + 1}/{len(PHASES)})",
         f"*Last update*\n{_slack_date(state.updated_at)}",
     ]
@@ -271,8 +294,9 @@ def root_message(state: ThreadState) -> Message:
             "elements": [{"type": "mrkdwn", "text": f"`{state.migration_id}`"}],
         }
     )
+    into = f" into {state.lane}" if state.lane else ""
     text = (
-        f"{state.target_vm_name} ({state.app_name}, {state.wave}): {state.outcome}, "
+        f"{state.target_vm_name} ({state.app_name}, {state.wave}{into}): {state.outcome}, "
         f"{PHASES[state.phase]}"
     )
     return Message(text, tuple(blocks))

@@ -84,6 +84,16 @@ class EventDetail(WireModel):
     wave: str
     app_name: str
     target_vm_name: str = ""
+    target_account_id: str = Field(
+        default="",
+        description="Added within schema version 1: the AWS account the VM migrates into (its "
+        "lane); empty for a request that names none (the hub's) or an event put before it.",
+    )
+    target_region: str = Field(
+        default="",
+        description="Added within schema version 1: the AWS Region the VM migrates into; empty "
+        "as targetAccountId is.",
+    )
     correlation_id: str
     sequence: int = Field(ge=1)
     timestamp: AwareDatetime

@@ -91,6 +91,12 @@ def test_every_status_event_reaches_every_callback_url_signed_and_in_sequence(
         assert all(d.verified and d.answered == 204 for d in mine)
         assert all(d.path == path for d in mine)
         assert {d.event["detail"]["migrationId"] for d in mine} == {request.migration_id}
+        # every event names the lane the VM migrates into, as the manifest says
+        vm = request.effective_vm
+        assert vm is not None
+        assert {
+            (d.event["detail"]["targetAccountId"], d.event["detail"]["targetRegion"]) for d in mine
+        } == {(vm.target_account_id, vm.target_region)}
         types = [d.detail_type for d in mine]
         assert types[-1] == "MigrationCompleted"
         assert {"MigrationStatusUpdated", "ApprovalRequested", "ApprovalDecided"} <= set(types)

@@ -16,12 +16,15 @@ from bot.services import BotServices
 from bot.threads import (
     APPROVE_ACTION,
     REJECT_ACTION,
+    ThreadState,
+    advance,
     approval_request_message,
     cutover_confirm,
     cutover_question,
+    root_message,
 )
 from orchestration.adapters.state_store import ApprovalRecord, MigrationStore
-from orchestration.events import ApprovalRequested
+from orchestration.events import ApprovalRequested, MigrationStatusUpdated
 from orchestration.local.slack.web_api import confirm_problem
 from orchestration.pipeline.approvals import (
     ApprovalAlreadyDecidedError,
@@ -313,3 +316,52 @@ def test_an_approval_no_longer_pending_is_answered_without_asking(status: str) -
     assert not any(b["type"] == "actions" for b in reply.blocks)
     assert reply.text == f":warning: already {status.lower()}"
     assert approvals.attempts == [("apv-0123456789abcdef", "APPROVED", "U07ALICE001")]
+
+
+def _status_event(account: str = "", region: str = "") -> MigrationStatusUpdated:
+    return MigrationStatusUpdated(
+        migration_id="mig-0123456789abcdef",
+        wave="wave-3",
+        app_name="billing-app",
+        target_vm_name="billing-app-prod-01",
+        correlation_id="mig-0123456789abcdef/0123456789abcdef",
+        sequence=2,
+        timestamp=datetime(2026, 12, 2, 6, 0, tzinfo=UTC),
+        step="ValidateInput",
+        status="STARTED",
+        message="checking",
+        target_account_id=account,
+        target_region=region,
+    )
+
+
+def test_the_root_message_names_the_lane_the_vm_migrates_into() -> None:
+    # GIVEN a thread whose events say where the VM goes
+    event = _status_event("444455556666", "eu-west-1")
+    state = advance(ThreadState.new(event), event).state
+
+    # WHEN its root is rendered, THEN the target account and Region are shown with the VM
+    message = root_message(state)
+    assert "billing-app-prod-01 (billing-app, wave-3 into 444455556666 / eu-west-1)" in message.text
+    fields = [f["text"] for b in message.blocks if "fields" in b for f in b["fields"]]
+    assert "*Target account / Region*\n`444455556666 / eu-west-1`" in fields
+    # AND the lane survives the thread's round trip through DynamoDB
+    assert ThreadState.from_item(state.to_item()).lane == "444455556666 / eu-west-1"
+
+
+def test_a_thread_from_before_lanes_learns_its_lane_from_the_next_event() -> None:
+    old = ThreadState.from_item(
+        {
+            "migrationId": "mig-0123456789abcdef",
+            "wave": "wave-3",
+            "appName": "billing-app",
+            "targetVmName": "billing-app-prod-01",
+            "phase": 1,
+            "outcome": "running",
+        }
+    )
+    assert old.lane == ""
+    assert "Target account" not in str(root_message(old).blocks)
+
+    event = _status_event("444455556666", "eu-west-1")
+    assert advance(old, event).state.lane == "444455556666 / eu-west-1"

@@ -93,6 +93,18 @@ class MigrationRecord:
         vm = self.request.effective_vm
         return list(vm.callback_urls) if vm is not None else []
 
+    @property
+    def target_account_id(self) -> str:
+        """The account the wave migrates into (empty for a hand-written request: the hub's)."""
+        vm = self.request.effective_vm
+        return vm.target_account_id if vm is not None else ""
+
+    @property
+    def target_region(self) -> str:
+        """The Region the wave migrates into (empty for a hand-written request)."""
+        vm = self.request.effective_vm
+        return vm.target_region if vm is not None else ""
+
 
 @dataclass(frozen=True, slots=True)
 class ApprovalRecord:

@@ -416,8 +416,8 @@ def _counts(system: EmbeddedSystem) -> dict[str, Any]:
         "mgn_calls_by_lane": {
             label: calls for label, calls in fleet.calls_by_lane.items() if calls
         },
-        "mgn_quota_errors": sum(m.quota_errors for m in fleet.by_lane.values()),
-        "mgn_throttling_errors": sum(m.throttling_errors for m in fleet.by_lane.values()),
+        "mgn_quota_errors": fleet.quota_errors,
+        "mgn_throttling_errors": fleet.throttling_errors,
         "lambda_invocations": dict(runtime.lambda_invocations),
         "lambda_invocations_total": runtime.total_lambda_invocations,
         "state_transitions": runtime.total_state_transitions,

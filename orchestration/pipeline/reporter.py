@@ -33,6 +33,10 @@ class MigrationIdentity(Protocol):
     def slack_channel(self) -> str | None: ...
     @property
     def callback_urls(self) -> Sequence[str]: ...
+    @property
+    def target_account_id(self) -> str: ...
+    @property
+    def target_region(self) -> str: ...
 
 
 def routing_of(migration: MigrationIdentity) -> EventRouting:
@@ -54,6 +58,8 @@ class Identity:
     correlation_id: str
     slack_channel: str | None = None
     callback_urls: tuple[str, ...] = ()
+    target_account_id: str = ""
+    target_region: str = ""
 
     @classmethod
     def of(cls, request: MigrationRequest, correlation_id: str) -> Identity:
@@ -66,6 +72,8 @@ class Identity:
             correlation_id,
             vm.slack_channel if vm is not None else None,
             tuple(vm.callback_urls) if vm is not None else (),
+            vm.target_account_id if vm is not None else "",
+            vm.target_region if vm is not None else "",
         )
 
 
@@ -83,6 +91,8 @@ class StatusReporter:
                 "wave": migration.wave,
                 "app_name": migration.app_name,
                 "target_vm_name": migration.target_vm_name,
+                "target_account_id": migration.target_account_id,
+                "target_region": migration.target_region,
                 "correlation_id": migration.correlation_id,
                 "sequence": self._store.next_sequence(migration.migration_id),
                 "timestamp": self._clock.now(),

@@ -137,6 +137,14 @@ class FleetMetrics:
     def total_calls(self) -> int:
         return sum(metrics.total_calls for metrics in self.by_lane.values())
 
+    @property
+    def quota_errors(self) -> int:
+        return sum(metrics.quota_errors for metrics in self.by_lane.values())
+
+    @property
+    def throttling_errors(self) -> int:
+        return sum(metrics.throttling_errors for metrics in self.by_lane.values())
+
 
 class MgnFleet:
     """Several MGN lanes served on one loopback endpoint, each request routed to its lane.
