@@ -60,7 +60,8 @@ def _secrets() -> SlackSecrets:
 
 @cache
 def _slack_clock() -> PacingClock:
-    return PacingClock(_config().time_scale)
+    time = clock()  # the bot paces and waits out Retry-After on the pipeline's clock
+    return PacingClock(_config().time_scale, monotonic=time.monotonic, sleep=time.sleep)
 
 
 # --- slack_notifier ----------------------------------------------------------------------

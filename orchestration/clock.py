@@ -8,10 +8,12 @@ simulated clock can drive a rehearsal (the embedded default swaps one in through
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-__all__ = ["SYSTEM_CLOCK", "Clock", "SystemClock"]
+__all__ = ["SYSTEM_CLOCK", "Clock", "SystemClock", "parallel_map"]
 
 
 class Clock(Protocol):
@@ -43,3 +45,22 @@ class SystemClock:
 
 
 SYSTEM_CLOCK: Clock = SystemClock()
+
+
+def parallel_map(
+    clock: Clock,
+    function: Callable[[Any], Any],
+    items: Iterable[Any],
+    *,
+    max_workers: int,
+    thread_name_prefix: str = "",
+) -> list[Any]:
+    """``function`` over ``items`` on a thread pool, results in order. A clock that has
+    ``map_counted`` (the embedded default's simulated clock) keeps the waits of the pool's
+    threads on it: its time advances only when none of them can run."""
+    values = list(items)
+    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=thread_name_prefix) as pool:
+        mapper = getattr(clock, "map_counted", None)
+        if mapper is not None:
+            return list(mapper(function, values, pool))
+        return list(pool.map(function, values))

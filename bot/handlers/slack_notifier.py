@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -20,6 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from bot import wiring
+from orchestration.clock import parallel_map
 from orchestration.events import EVENT_TYPES, EventDetail, parse_detail
 from orchestration.observability import count, logger, metrics, tracer
 
@@ -64,8 +64,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
         key = _migration_id(record.body) or f"unreadable:{record.message_id}"
         groups.setdefault(key, []).append(record)
     workers = max(1, min(MAX_PARALLEL_MIGRATIONS, len(groups)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="slack-thread") as pool:
-        results = list(pool.map(_process_group, groups.values()))
+    results = parallel_map(
+        wiring.clock(),
+        _process_group,
+        groups.values(),
+        max_workers=workers,
+        thread_name_prefix="slack-thread",
+    )
     outcomes: Counter[str] = Counter()
     failed: list[str] = []
     for group_outcomes, group_failed in results:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,7 +99,8 @@ class MigrationDriver:
     ) -> dict[str, MigrationOutcome]:
         """Wait until every migration's execution has ended (or ``timeout``)."""
         wanted = set(migration_ids)
-        deadline = time.monotonic() + timeout
+        clock = wiring.clock()  # the system's: simulated when the embedded system runs on one
+        deadline = clock.monotonic() + timeout
         store = self._store
         decided: set[str] = set()
         records: dict[str, MigrationRecord] = {}
@@ -119,9 +119,9 @@ class MigrationDriver:
                 on_tick(statuses, records)
             if len(statuses) == len(wanted) and all(s in TERMINAL for s in statuses.values()):
                 break
-            if time.monotonic() > deadline:
+            if clock.monotonic() > deadline:
                 break
-            time.sleep(poll_seconds)
+            clock.sleep(poll_seconds)
         return self._outcomes(wanted)
 
     def _outcomes(self, wanted: set[str]) -> dict[str, MigrationOutcome]:

@@ -18,7 +18,7 @@ import secrets
 import zipfile
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,8 @@ from orchestration.local.mgn import (
 from orchestration.local.mgn.ec2_port import MGN_SERVICE_ROLE_NAME
 from orchestration.local.provision import ProvisionedResources, provision
 from orchestration.local.runtime import LOCAL_ACCOUNT_ID, LOCAL_REGION, LocalAwsRuntime
-from orchestration.local.slack import BoltHttpServer, SlackStandIn
+from orchestration.local.slack import BoltHttpServer, SlackClock, SlackStandIn
+from orchestration.local.virtual_clock import VirtualClock
 from orchestration.local.vm_standins import VmStandIns
 from orchestration.naming import (
     BOT_FUNCTIONS,
@@ -133,6 +134,9 @@ def _placeholder_zip() -> bytes:
     return buffer.getvalue()
 
 
+CLOCK_MODES = ("scaled", "simulated")
+
+
 @dataclass
 class SystemOptions:
     names: ResourceNames = field(default_factory=ResourceNames)
@@ -140,6 +144,14 @@ class SystemOptions:
     mgn_speed: float = 3600.0  # simulated seconds per real second
     mgn_settings: EmulatorSettings = field(default_factory=EmulatorSettings)
     slack_speed: float = LOCAL_SLACK_SPEED
+    # "scaled": MGN and Slack on their own clocks at mgn_speed/slack_speed x wall time, the
+    # rest in real time. "simulated": one VirtualClock drives every wait (Step Functions,
+    # MGN, Slack, the bot, the driver) and the speed options are ignored (docs/LOCAL_RUNTIME.md).
+    clock: str = "scaled"
+
+    def __post_init__(self) -> None:
+        if self.clock not in CLOCK_MODES:
+            raise ValueError(f"clock must be one of {CLOCK_MODES}, got {self.clock!r}")
 
 
 class EmbeddedSystem:
@@ -167,6 +179,8 @@ class EmbeddedSystem:
         self.slack: SlackStandIn | None = None  # the workspace: channels, threads, users
         self._bolt: BoltHttpServer | None = None  # the bot's Slack app, served on loopback
         self._slack_channels: set[str] = set()
+        self.clock: VirtualClock | None = None  # the simulated clock (clock="simulated")
+        self._clock_participation: AbstractContextManager[None] | None = None
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -177,6 +191,8 @@ class EmbeddedSystem:
         self.stop()
 
     def start(self) -> EmbeddedSystem:
+        if self.options.clock == "simulated":
+            self._start_virtual_clock()
         self.api_calls = ApiCallCounter().start()
         self._runtime = LocalAwsRuntime().start()
         try:
@@ -195,20 +211,24 @@ class EmbeddedSystem:
             events=self.client("events"),
         )
         ec2 = self.client("ec2")
-        clock = SimulatedClock(speed=self.options.mgn_speed)
+        clock = self._emulator_clock(self.options.mgn_speed)
+        settings = self.options.mgn_settings
+        if self.clock is not None:  # job transitions are applied by the MGN requests that look
+            settings = replace(settings, background_settle_seconds=None)
         # Lanes other than the hub launch into their own moto account and Region.
         self.mgn_fleet = MgnFleet(
             AssumedRoleEc2Ports(),
             hub_ec2=Boto3Ec2LaunchPort(ec2),
             clock=clock,
-            settings=self.options.mgn_settings,
+            settings=settings,
         )
         self.mgn = self.mgn_fleet.hub
         mgn_endpoint = self.mgn_fleet.start()
         self.slack = SlackStandIn(
             bot_token=f"xoxb-local-{secrets.token_hex(12)}",
             signing_secret=secrets.token_hex(16),
-            speed=self.options.slack_speed,
+            speed=self.slack_speed,
+            clock=None if self.clock is None else SlackClock(simulated=self._emulator_clock(1.0)),
         ).start()
         self._add_slack_directory()
         self.state_machine_arn = (
@@ -237,7 +257,7 @@ class EmbeddedSystem:
                 "SLACK_SIGNING_SECRET": self.slack.signing_secret,
                 "SLACK_API_URL": self.slack.api_url,
                 "SLACK_DEFAULT_CHANNEL": LOCAL_DEFAULT_CHANNEL,
-                "SLACK_TIME_SCALE": str(self.options.slack_speed),
+                "SLACK_TIME_SCALE": str(self.slack_speed),
                 "SLACK_STATUS_DLQ_URL": self.resources.slack_status_dead_letter_queue_url,
             }
         )
@@ -271,6 +291,34 @@ class EmbeddedSystem:
         self._start_callback_receiver()
         self._start_slack_app()
 
+    # --- the clock -----------------------------------------------------------------------
+
+    @property
+    def slack_speed(self) -> float:
+        """Slack seconds per second of the system's time (1 on the simulated clock)."""
+        return 1.0 if self.options.clock == "simulated" else self.options.slack_speed
+
+    def _start_virtual_clock(self) -> None:
+        """Every wait on one VirtualClock; this (the driver's) thread is counted on it."""
+        self.clock = VirtualClock().start()
+        wiring.use_clock(self.clock)
+        self._clock_participation = self.clock.participating()
+        self._clock_participation.__enter__()
+
+    def _emulator_clock(self, speed: float) -> SimulatedClock:
+        """An emulator's clock: ``speed`` x wall time, or following the virtual clock."""
+        if self.clock is None:
+            return SimulatedClock(speed=speed)
+        return SimulatedClock(speed=1.0, start=self.clock.now(), real_time=self.clock.monotonic)
+
+    def _stop_virtual_clock(self) -> None:
+        if self._clock_participation is not None:
+            self._clock_participation.__exit__(None, None, None)
+            self._clock_participation = None
+        if self.clock is not None:
+            self.clock.close()
+            wiring.use_clock(None)
+
     def stop(self) -> None:
         if self._bolt is not None:
             self._bolt.stop()
@@ -298,6 +346,7 @@ class EmbeddedSystem:
             self.slack.stop()
         if self.api_calls is not None:
             self.api_calls.stop()
+        self._stop_virtual_clock()
 
     # --- parts ---------------------------------------------------------------------------
 

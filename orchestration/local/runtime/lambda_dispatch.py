@@ -24,6 +24,7 @@ from orchestration.local.api_recorder import running_function
 from orchestration.local.runtime.config import environment_mismatches
 from orchestration.local.runtime.counters import CounterBook
 from orchestration.local.runtime.lambda_context import LocalLambdaContext
+from orchestration.local.virtual_clock import active_virtual_clock
 
 LOGGER = logging.getLogger(__name__)
 
@@ -213,7 +214,11 @@ class LambdaDispatcher:
                     function.function_name,
                 )
                 return None
-            return self._async_pool.submit(self.invoke, function, payload)
+            clock = active_virtual_clock()
+            if clock is None:
+                return self._async_pool.submit(self.invoke, function, payload)
+            # Counted from the caller's instant (it is counted: the request is in flight).
+            return self._async_pool.submit(clock.counted(self.invoke), function, payload)
 
     def shutdown(self) -> None:
         """Stop accepting asynchronous invocations and wait for the queued ones to finish."""

@@ -153,6 +153,24 @@ def sqs_event_source_mappings() -> list[EventSourceMappingRef]:
     return refs
 
 
+def visible_message_count(queue_arn: str) -> int:
+    """Messages a receive would return now on the queue ``queue_arn`` (0 if it is gone): the
+    virtual clock's busy probe for a queue a poller has not drained yet."""
+    arn = ArnParts.parse(queue_arn)
+    try:
+        queue = sqs_backends[arn.account_id][arn.region].queues.get(arn.resource)
+    except KeyError:
+        return 0
+    if queue is None:
+        return 0
+    visible = queue.messages
+    if not queue.fifo_queue:
+        return len(visible)
+    # FIFO: a group with a message in flight returns nothing until that one is settled.
+    held = {m.group_id for m in queue._messages if not m.visible}
+    return sum(1 for m in visible if m.group_id not in held)
+
+
 def detach_event_source_mapping_from_queue(moto_mapping: Any) -> bool:
     """Stop moto invoking the mapping's function synchronously inside ``SendMessage``.
 

@@ -29,6 +29,7 @@ import functools
 import importlib
 import inspect
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,12 @@ from orchestration.local.runtime.moto_backends import (
     EventSourceMappingRef,
     detach_event_source_mapping_from_queue,
     function_configuration,
+)
+from orchestration.local.virtual_clock import (
+    ClockEvent,
+    ClockThread,
+    virtual_threading_module,
+    virtual_time_module,
 )
 
 # Set on every replacement: marks it as ours (installs are idempotent) and keeps the original.
@@ -312,6 +319,142 @@ MOTO_PATCH_POINTS: tuple[MotoPatchPoint, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class ModuleNamePatchPoint:
+    """A name a moto interpreter module looks up at call time (``time``, ``threading``,
+    ``Thread``, ``Event``), replaced by one that waits on the active virtual clock and behaves
+    exactly as the original when there is none (``orchestration/local/virtual_clock.py``).
+
+    ``expected`` is what the name must be bound to before the patch: the module ``time``
+    or ``threading``, or ``threading.Thread``/``threading.Event``; ``uses`` lists the calls
+    the module makes through it (each checked in the module's source), so an upgrade that
+    moves the waits elsewhere fails the canary instead of silently running in real time.
+    """
+
+    module: str
+    name: str
+    expected: Any
+    uses: tuple[str, ...]
+    why: str
+    replacement: Callable[[], Any]
+
+    @property
+    def symbol(self) -> str:
+        return f"{self.module}.{self.name}"
+
+    def _module(self) -> Any:
+        try:
+            return importlib.import_module(self.module)
+        except ImportError as exc:
+            raise MotoPatchPointMissingError(
+                f"{self.symbol}: module {self.module} is gone"
+            ) from exc
+
+    def original(self) -> Any:
+        current = self._module().__dict__.get(self.name)
+        return getattr(current, ORIGINAL_ATTRIBUTE, current)
+
+    def is_installed(self) -> bool:
+        return hasattr(self._module().__dict__.get(self.name), ORIGINAL_ATTRIBUTE)
+
+    def verify(self) -> None:
+        module = self._module()
+        if self.original() is not self.expected:
+            raise MotoPatchPointMissingError(
+                f"{self.symbol}: expected {self.expected!r}, moto has {self.original()!r}"
+            )
+        source = inspect.getsource(module)
+        for use in self.uses:
+            if use not in source:
+                raise MotoPatchPointMissingError(
+                    f"{self.symbol}: moto no longer calls {use!r} in {self.module}; the wait "
+                    "moved: re-check the virtual clock's patches against the new moto"
+                )
+
+    def install(self) -> None:
+        if self.is_installed():
+            return
+        self.verify()
+        replacement = self.replacement()
+        if isinstance(replacement, type):
+            replacement = type(
+                replacement.__name__, (replacement,), {ORIGINAL_ATTRIBUTE: self.expected}
+            )
+        else:
+            setattr(replacement, ORIGINAL_ATTRIBUTE, self.expected)
+        setattr(self._module(), self.name, replacement)
+
+
+_ASL = "moto.stepfunctions.parser.asl"
+
+VIRTUAL_CLOCK_PATCH_POINTS: tuple[ModuleNamePatchPoint, ...] = (
+    ModuleNamePatchPoint(
+        module=f"{_ASL}.component.state.wait.wait_function.wait_function",
+        name="time",
+        expected=time,
+        uses=("time.time()",),
+        why="a Wait state measures how long it waited with time.time()",
+        replacement=virtual_time_module,
+    ),
+    ModuleNamePatchPoint(
+        module=f"{_ASL}.eval.environment",
+        name="threading",
+        expected=threading,
+        uses=("self.program_state_event = threading.Event()",),
+        why="a Wait state waits on env.program_state_event (StopExecution sets it)",
+        replacement=virtual_threading_module,
+    ),
+    ModuleNamePatchPoint(
+        module=f"{_ASL}.component.common.retry.retrier_decl",
+        name="time",
+        expected=time,
+        uses=("time.sleep(interval_seconds)",),
+        why="Retry backoff sleeps with time.sleep",
+        replacement=virtual_time_module,
+    ),
+    ModuleNamePatchPoint(
+        module=f"{_ASL}.component.state.exec.execute_state",
+        name="threading",
+        expected=threading,
+        uses=("terminated_event = threading.Event()", "terminated_event.wait(timeout_seconds)"),
+        why="a Task's TimeoutSeconds is a timed wait on its worker thread",
+        replacement=virtual_threading_module,
+    ),
+    ModuleNamePatchPoint(
+        module=f"{_ASL}.component.state.exec.execute_state",
+        name="Thread",
+        expected=threading.Thread,
+        uses=("thread = Thread(target=_exec_and_notify, daemon=True)",),
+        why="a Task runs in a worker thread of its own (counted on the virtual clock)",
+        replacement=lambda: ClockThread,
+    ),
+    ModuleNamePatchPoint(
+        module=f"{_ASL}.component.program.program",
+        name="threading",
+        expected=threading,
+        uses=("threading.Thread(target=super().eval", "worker_thread.join(timeout=timeout)"),
+        why="the program runs in a worker thread; the execution's TimeoutSeconds is a join",
+        replacement=virtual_threading_module,
+    ),
+    ModuleNamePatchPoint(
+        module="moto.stepfunctions.parser.backend.execution_worker",
+        name="Thread",
+        expected=threading.Thread,
+        uses=("Thread(target=self._execution_logic, daemon=True)",),
+        why="each execution starts in a thread of its own (counted from StartExecution)",
+        replacement=lambda: ClockThread,
+    ),
+    ModuleNamePatchPoint(
+        module=f"{_ASL}.eval.callback.callback",
+        name="Event",
+        expected=threading.Event,
+        uses=("self._notify_event = Event()", "self._notify_event.wait(timeout=timeout)"),
+        why=".waitForTaskToken waits on the callback endpoint's event, with the task timeout",
+        replacement=lambda: ClockEvent,
+    ),
+)
+
+
 def install_moto_patches() -> None:
     """Install every patch, once per process.
 
@@ -321,5 +464,10 @@ def install_moto_patches() -> None:
     with _install_lock:
         for point in MOTO_PATCH_POINTS:
             point.verify()
+        for module_point in VIRTUAL_CLOCK_PATCH_POINTS:
+            if not module_point.is_installed():
+                module_point.verify()
         for point in MOTO_PATCH_POINTS:
             point.install()
+        for module_point in VIRTUAL_CLOCK_PATCH_POINTS:
+            module_point.install()

@@ -15,7 +15,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,12 +28,16 @@ from orchestration.local.runtime.moto_backends import (
     EventSourceMappingRef,
     event_source_mapping_configuration,
     find_function_by_arn,
+    visible_message_count,
 )
+from orchestration.local.virtual_clock import active_virtual_clock
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
     from mypy_boto3_sqs.type_defs import MessageAttributeValueOutputTypeDef, MessageTypeDef
 
+# On a virtual clock a queued message holds simulated time until a poller takes it: look often.
+VIRTUAL_CLOCK_IDLE_POLL_SECONDS = 0.002
 LOGGER = logging.getLogger(__name__)
 
 SQS_RECEIVE_LIMIT = 10  # ReceiveMessage returns at most ten messages per call
@@ -167,6 +171,7 @@ class SqsEventSourcePoller:
             target=self._run, name=f"sqs-event-source-{mapping.uuid[:8]}", daemon=True
         )
         self._queue_urls: dict[str, str] = {}
+        self._probe: Callable[[], bool] | None = None
 
     @property
     def is_alive(self) -> bool:
@@ -178,6 +183,9 @@ class SqsEventSourcePoller:
     def stop(self) -> None:
         """Ask the thread to finish; the batch in progress (if any) completes first."""
         self._stopping.set()
+        clock = active_virtual_clock()
+        if clock is not None and self._probe is not None:
+            clock.remove_busy_probe(self._probe)
 
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
@@ -194,12 +202,30 @@ class SqsEventSourcePoller:
                     LOGGER.info("event source mapping %s deleted: poller ends", self.mapping.uuid)
                     return
                 settings = MappingSettings.from_configuration(configuration)
-                if settings.enabled and self._process_one_batch(sqs, settings):
+                if settings.enabled and self._poll(sqs, settings):
                     continue  # more may be waiting: poll again at once
+                if active_virtual_clock() is not None:
+                    continue  # _poll paused already
             except Exception:
                 LOGGER.exception("event source mapping %s: polling failed", self.mapping.uuid)
                 pause = max(pause, FAILURE_BACKOFF_SECONDS)
             self._stopping.wait(pause)
+
+    def _poll(self, sqs: SQSClient, settings: MappingSettings) -> bool:
+        """One batch; on a virtual clock, counted from before the receive to the last delete
+        and (until the first poll takes them) its queue's messages hold virtual time."""
+        clock = active_virtual_clock()
+        if clock is None:
+            return self._process_one_batch(sqs, settings)
+        if self._probe is None:
+            queue_arn = settings.queue_arn
+            self._probe = lambda: visible_message_count(queue_arn) > 0
+            clock.add_busy_probe(self._probe)
+        if not self._probe():  # look in-process first: virtual time waits for this poller
+            self._stopping.wait(VIRTUAL_CLOCK_IDLE_POLL_SECONDS)
+            return False
+        with clock.participating():
+            return self._process_one_batch(sqs, settings)
 
     def _queue_url(self, sqs: SQSClient, queue_arn: str) -> str:
         if queue_arn not in self._queue_urls:

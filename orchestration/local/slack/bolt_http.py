@@ -9,6 +9,7 @@ app does on Lambda; its lazy listeners, on Bolt's thread pool, too.
 from __future__ import annotations
 
 import threading
+from contextlib import nullcontext
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,6 +18,7 @@ from slack_bolt import App
 from slack_bolt.request import BoltRequest
 
 from orchestration.local.api_recorder import running_function
+from orchestration.local.virtual_clock import LENT_HEADER, active_virtual_clock
 
 
 class _BoltHandler(BaseHTTPRequestHandler):
@@ -33,11 +35,14 @@ class _BoltHandler(BaseHTTPRequestHandler):
         for name in set(self.headers.keys()):
             headers[name.lower()] = list(self.headers.get_all(name) or [])
         request = BoltRequest(body=body, query=url.query, headers=dict(headers))
-        if self.server.function_name is None:
-            response = self.server.app.dispatch(request)
-        else:
-            with running_function(self.server.function_name):
+        clock = active_virtual_clock()
+        lent = self.headers.get(LENT_HEADER) == "1"
+        with clock.borrowing(lent) if clock is not None else nullcontext():
+            if self.server.function_name is None:
                 response = self.server.app.dispatch(request)
+            else:
+                with running_function(self.server.function_name):
+                    response = self.server.app.dispatch(request)
         self._reply(response.status, response.headers, response.body)
 
     def _reply(self, status: int, headers: Any, body: str) -> None:

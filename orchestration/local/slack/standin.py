@@ -12,6 +12,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from contextlib import nullcontext
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -31,6 +32,7 @@ from orchestration.local.slack.model import (
 )
 from orchestration.local.slack.rate_limits import RateLimiter, SlackRateLimits
 from orchestration.local.slack.web_api import SlackWorkspace, find_element
+from orchestration.local.virtual_clock import LENT_HEADER, active_virtual_clock
 
 # Arguments Slack accepts as JSON text inside a form body (slack_sdk sends them that way).
 _JSON_ARGUMENTS = frozenset({"blocks", "attachments", "view", "metadata"})
@@ -420,15 +422,19 @@ class SlackStandIn:
         headers = interactions.signed_headers(
             body, signing_secret=signing_secret or self.signing_secret, timestamp=timestamp
         )
-        request = urllib.request.Request(  # noqa: S310 - the app's URL, set by connect_app
-            self._app_url, data=body.encode(), headers=headers, method="POST"
-        )
-        started = time.monotonic()
-        try:
-            with urllib.request.urlopen(request, timeout=_APP_TIMEOUT) as reply:  # noqa: S310
-                status, reply_headers, text = reply.status, dict(reply.headers), reply.read()
-        except urllib.error.HTTPError as refused:
-            status, reply_headers, text = refused.code, dict(refused.headers), refused.read()
+        clock = active_virtual_clock()
+        with clock.lending() if clock is not None else nullcontext(False) as lent:
+            if lent:  # the app may wait on the virtual clock (pacing): it holds our count
+                headers[LENT_HEADER] = "1"
+            request = urllib.request.Request(  # noqa: S310 - the app's URL, set by connect_app
+                self._app_url, data=body.encode(), headers=headers, method="POST"
+            )
+            started = time.monotonic()
+            try:
+                with urllib.request.urlopen(request, timeout=_APP_TIMEOUT) as reply:  # noqa: S310
+                    status, reply_headers, text = reply.status, dict(reply.headers), reply.read()
+            except urllib.error.HTTPError as refused:
+                status, reply_headers, text = refused.code, dict(refused.headers), refused.read()
         return AppResponse(
             status=status,
             headers=reply_headers,
