@@ -46,6 +46,10 @@ from orchestration.local.runtime.eventbridge_targets import (
 )
 from orchestration.local.runtime.lambda_dispatch import LambdaRuntimeError
 from orchestration.local.runtime.moto_backends import account_id_for_access_key
+from orchestration.local.runtime.moto_patches import (
+    VIRTUAL_CLOCK_PATCH_POINTS,
+    ModuleNamePatchPoint,
+)
 from orchestration.local.runtime.sqs_event_sources import failed_message_ids
 from tests.runtime_fixtures import recorder
 
@@ -781,6 +785,16 @@ def test_eventbridge_input_helpers_follow_aws() -> None:
 def test_canary_patched_moto_methods_keep_their_signature(point: MotoPatchPoint) -> None:
     point.verify()  # raises MotoPatchPointMissingError naming the symbol and both signatures
     install_moto_patches()
+    assert point.is_installed(), f"{point.symbol}: the patch did not install"
+
+
+@pytest.mark.parametrize("point", VIRTUAL_CLOCK_PATCH_POINTS, ids=lambda point: point.symbol)
+def test_canary_moto_still_waits_where_the_virtual_clock_patches(
+    point: ModuleNamePatchPoint,
+) -> None:
+    # moto still binds the name to what we expect and still makes the call that waits
+    install_moto_patches()
+    point.verify()
     assert point.is_installed(), f"{point.symbol}: the patch did not install"
 
 
