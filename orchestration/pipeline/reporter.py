@@ -77,6 +77,20 @@ class Identity:
         )
 
 
+def _named(migration: MigrationIdentity) -> dict[str, Any]:
+    """What every event says of its migration: who it is, where it goes, how it is routed."""
+    return {
+        "migration_id": migration.migration_id,
+        "wave": migration.wave,
+        "app_name": migration.app_name,
+        "target_vm_name": migration.target_vm_name,
+        "target_account_id": migration.target_account_id,
+        "target_region": migration.target_region,
+        "correlation_id": migration.correlation_id,
+        "routing": routing_of(migration),
+    }
+
+
 class StatusReporter:
     def __init__(self, store: MigrationStore, bus: EventBus, clock: Clock) -> None:
         self._store = store
@@ -87,16 +101,9 @@ class StatusReporter:
         """Put one event, numbered with the migration's next sequence number."""
         event = event_type.model_validate(
             {
-                "migration_id": migration.migration_id,
-                "wave": migration.wave,
-                "app_name": migration.app_name,
-                "target_vm_name": migration.target_vm_name,
-                "target_account_id": migration.target_account_id,
-                "target_region": migration.target_region,
-                "correlation_id": migration.correlation_id,
+                **_named(migration),
                 "sequence": self._store.next_sequence(migration.migration_id),
                 "timestamp": self._clock.now(),
-                "routing": routing_of(migration),
                 **fields,
             }
         )
@@ -118,19 +125,16 @@ class StatusReporter:
         sequence = self._store.advance(
             spec.migration_id, step=step, status=status, now=now, migration_status=migration_status
         )
-        event = MigrationStatusUpdated(
-            migration_id=spec.migration_id,
-            wave=spec.wave,
-            app_name=spec.app_name,
-            target_vm_name=spec.target_vm_name,
-            correlation_id=spec.correlation_id,
-            sequence=sequence,
-            timestamp=now,
-            routing=routing_of(spec),
-            step=step,
-            status=status,
-            message=message,
-            data=data,
+        event = MigrationStatusUpdated.model_validate(
+            {
+                **_named(spec),
+                "sequence": sequence,
+                "timestamp": now,
+                "step": step,
+                "status": status,
+                "message": message,
+                "data": data,
+            }
         )
         self._bus.put(event)
         self._store.record_history(
