@@ -88,13 +88,33 @@ def test_every_task_has_a_timeout_retries_and_a_way_to_rollback(
         assert catches[0]["Next"] == expected, name
 
 
-def test_throttling_and_quota_errors_are_retried_with_jittered_backoff(
-    definition: dict[str, Any],
-) -> None:
-    [rule] = definition["States"]["StartTestLaunch"]["Retry"]
-    assert {"MgnThrottledError", "MgnQuotaExceededError"} <= set(rule["ErrorEquals"])
+def test_throttling_is_retried_with_jittered_backoff(definition: dict[str, Any]) -> None:
+    _, rule = definition["States"]["StartTestLaunch"]["Retry"]
+    assert "MgnThrottledError" in rule["ErrorEquals"]
     assert rule["JitterStrategy"] == "FULL"
     assert rule["BackoffRate"] > 1
+
+
+def test_a_quota_wait_is_a_steady_poll_that_outlasts_a_long_queue(
+    definition: dict[str, Any],
+) -> None:
+    """Waiting for a slot of MGN's concurrent-job quota is not a transient error: with one
+    server per job a VM may wait for many jobs ahead of it (N/J rounds of ~30 min each), so
+    every Task retries ``MgnQuotaExceededError`` first, on its own rule, at the first poll
+    interval without growth and with a budget of hours (the shared backoff gave ~50 min, ~25
+    with full jitter, and failed migrations that only had to wait)."""
+    timings = Timings.aws()
+    for name, state in definition["States"].items():
+        if state["Type"] != "Task":
+            continue
+        rule = state["Retry"][0]
+        assert rule["ErrorEquals"] == ["MgnQuotaExceededError"], name
+        assert rule["BackoffRate"] == 1.0, name
+        assert rule["IntervalSeconds"] == timings.poll_initial_seconds, name
+        assert rule["JitterStrategy"] == "FULL", name
+        # Full jitter waits half the interval on average: still >= 12 hours of waiting.
+        assert rule["IntervalSeconds"] / 2 * rule["MaxAttempts"] >= 12 * 3600, name
+        assert all("MgnQuotaExceededError" not in r["ErrorEquals"] for r in state["Retry"][1:])
 
 
 def test_the_approval_gate_times_out_into_a_rollback(definition: dict[str, Any]) -> None:
