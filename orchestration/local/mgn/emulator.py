@@ -120,10 +120,9 @@ class MgnEmulator:
             metrics=self._metrics,
             check_responses=self._settings.check_responses,
         )
-        self._server = LoopbackServer(self.answer)
+        self._serving = SettledEndpoint(self.answer, self.settle)
         # Set when an `MgnFleet` hosts this lane: its server, not this one, is the endpoint.
         self._host_url: Callable[[], str | None] | None = None
-        self._ticker: SettleTicker | None = None
         self._faults = FaultInjector(
             state=self._state,
             faults=self._fault_state,
@@ -343,7 +342,7 @@ class MgnEmulator:
         """`http://127.0.0.1:<port>` while serving (this lane's fleet's, if it has one)."""
         if self._host_url is not None:
             return self._host_url()
-        return self._server.url
+        return self._serving.url
 
     def environment(self) -> dict[str, str]:
         """The variables that route an unmodified `boto3.client("mgn")` here."""
@@ -360,17 +359,11 @@ class MgnEmulator:
         """
         if self._host_url is not None:
             raise RuntimeError("this lane is served by its MgnFleet; start the fleet instead")
-        url = self._server.start()
-        interval = self._settings.background_settle_seconds
-        if interval is not None and self._clock.speed > 0:
-            self._ticker = SettleTicker(interval, self.settle)
-        return url
+        running = self._clock.speed > 0
+        return self._serving.start(self._settings.background_settle_seconds if running else None)
 
     def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.stop()
-            self._ticker = None
-        self._server.stop()
+        self._serving.stop()
 
     @contextmanager
     def serve(self) -> Iterator[str]:
@@ -380,6 +373,34 @@ class MgnEmulator:
             yield url
         finally:
             self.stop()
+
+
+class SettledEndpoint:
+    """A loopback endpoint answering MGN requests and, while it serves, the background settle
+    beside it (a lane's or a whole fleet's: both serve the same way)."""
+
+    def __init__(self, answer: Callable[..., Any], settle: Callable[[], None]) -> None:
+        self._server = LoopbackServer(answer)
+        self._settle = settle
+        self._ticker: SettleTicker | None = None
+
+    @property
+    def url(self) -> str | None:
+        return self._server.url
+
+    def start(self, settle_every: float | None) -> str:
+        """Serve on an ephemeral 127.0.0.1 port; settle every ``settle_every`` real seconds
+        (``None``: never in the background)."""
+        url = self._server.start()
+        if settle_every is not None:
+            self._ticker = SettleTicker(settle_every, self._settle)
+        return url
+
+    def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.stop()
+            self._ticker = None
+        self._server.stop()
 
 
 class SettleTicker:

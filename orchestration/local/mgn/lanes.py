@@ -37,12 +37,11 @@ from orchestration.local.mgn.ec2_port import Ec2LaunchPort
 from orchestration.local.mgn.emulator import (
     ENDPOINT_ENVIRONMENT_VARIABLE,
     MgnEmulator,
-    SettleTicker,
+    SettledEndpoint,
 )
 from orchestration.local.mgn.metrics import EmulatorMetrics
 from orchestration.local.mgn.model import SourceServer
 from orchestration.local.mgn.protocol import HttpReply
-from orchestration.local.mgn.server import LoopbackServer
 from orchestration.local.mgn.settings import EmulatorSettings
 
 # `Credential=AKID/20260105/eu-west-1/mgn/aws4_request`: key id, date, Region, service.
@@ -183,8 +182,7 @@ class MgnFleet:
         self._account_for_access_key = account_for_access_key or moto_account_for_access_key
         self._lock = threading.RLock()
         self._lanes: dict[LaneId, MgnEmulator] = {}
-        self._server = LoopbackServer(self.answer)
-        self._ticker: SettleTicker | None = None
+        self._serving = SettledEndpoint(self.answer, self.settle)
         self.hub_lane = LaneId(self._template.account_id, self._template.region)
         self._create(self.hub_lane, self._template, ec2=hub_ec2)
 
@@ -261,7 +259,7 @@ class MgnFleet:
     ) -> MgnEmulator:
         port = ec2 or _LazyEc2Port(lambda: self._ec2(lane_id.account_id, lane_id.region))
         emulator = MgnEmulator(port, clock=self._clock, settings=settings)
-        emulator.host_in(lambda: self._server.url)
+        emulator.host_in(lambda: self._serving.url)
         self._lanes[lane_id] = emulator
         return emulator
 
@@ -305,7 +303,7 @@ class MgnFleet:
     @property
     def endpoint_url(self) -> str | None:
         """`http://127.0.0.1:<port>` while serving, else None."""
-        return self._server.url
+        return self._serving.url
 
     def environment(self) -> dict[str, str]:
         """The variables that route an unmodified `boto3.client("mgn")` here."""
@@ -320,17 +318,11 @@ class MgnFleet:
         On a running clock, one background thread settles every lane (see
         `EmulatorSettings.background_settle_seconds`; the template's value).
         """
-        url = self._server.start()
-        interval = self._template.background_settle_seconds
-        if interval is not None and self._clock.speed > 0:
-            self._ticker = SettleTicker(interval, self.settle)
-        return url
+        running = self._clock.speed > 0
+        return self._serving.start(self._template.background_settle_seconds if running else None)
 
     def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.stop()
-            self._ticker = None
-        self._server.stop()
+        self._serving.stop()
 
     @contextmanager
     def serve(self) -> Iterator[str]:
