@@ -1,0 +1,105 @@
+"""What one rehearsal of the embedded system recorded: plain data, no behaviour.
+
+``run`` fills it in from the running system (the state table's step history, the MGN
+emulator's jobs and quota rejections, the Slack stand-in, the API call counter); ``report``
+turns it into the prediction. Every instant is simulated time (the virtual clock's), every
+duration simulated seconds; ``wall_seconds`` is the only real-time figure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+LaunchKind = Literal["test", "cutover", "terminate"]
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """One status event of a migration (the state table's history, oldest first)."""
+
+    step: str  # orchestration.events.Step value, e.g. "StartCutover"
+    status: str  # STARTED | IN_PROGRESS | WAITING | SUCCEEDED | FAILED | SKIPPED
+    at: datetime
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """One MGN job a VM's source server took part in (the emulator's own record)."""
+
+    job_id: str
+    kind: LaunchKind
+    created_at: datetime
+    ended_at: datetime | None
+    servers_in_job: int  # participating servers: 1 in the per-VM design
+    launch_status: str  # this server's participatingServers[].launchStatus at the end
+
+
+@dataclass(frozen=True, slots=True)
+class VmObservation:
+    migration_id: str
+    wave: str
+    app_name: str
+    target_vm_name: str
+    account_id: str
+    region: str
+    os_family: str
+    disk_bytes: int  # the source's disks in total (replication reads them all)
+    source_server_id: str
+    final_status: str  # the execution's: SUCCEEDED | FAILED | TIMED_OUT | ABORTED | RUNNING
+    record_status: str  # the state table's: COMPLETED | ROLLED_BACK | ...
+    steps: tuple[StepRecord, ...]
+    jobs: tuple[JobRecord, ...]
+    # MGN answered ServiceQuotaExceededException to a StartTest/StartCutover for this server
+    # at these instants (each a retry the state machine waited for).
+    quota_rejections: tuple[datetime, ...] = ()
+    replication_started_at: datetime | None = None  # first byte (after any staging-slot wait)
+    replication_ready_at: datetime | None = None  # first CONTINUOUS: launchable
+    slack_calls: int = 0  # Slack Web API calls the bot made for this migration's thread
+    slack_delays_seconds: tuple[float, ...] = ()  # each event -> the root edit that showed it
+    slack_final_shown: bool = False  # the thread's root shows the migration's final state
+
+
+@dataclass(frozen=True, slots=True)
+class WaveObservation:
+    name: str
+    account_id: str
+    region: str
+    window_start: datetime
+    window_end: datetime
+    slack_channel: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LaneQuotas:
+    """MGN's quotas in one lane (account + Region), as the profile set them for the run."""
+
+    concurrent_jobs: int = 20
+    servers_per_job: int = 200
+    servers_in_active_jobs: int = 200
+    replicating_servers: int = 150
+
+
+@dataclass(frozen=True, slots=True)
+class RehearsalObservation:
+    started_at: datetime  # simulated: when the requests were published
+    ended_at: datetime  # simulated: when the last migration reached a final state
+    wall_seconds: float  # real seconds the run took (the machine's figure, not the forecast)
+    design: str  # "per-vm" (one job per server) or "batched"
+    waves: tuple[WaveObservation, ...]
+    vms: tuple[VmObservation, ...]
+    quotas: dict[str, LaneQuotas]  # "account/region" -> quotas
+    # Durations the profile gave the emulator, for the quota floor: simulated seconds.
+    test_launch_seconds: dict[str, float]  # os family -> test job duration
+    cutover_launch_seconds: dict[str, float]  # os family -> cutover job duration
+    replication_initiation_seconds: float
+    replication_bytes_per_second: dict[str, float]  # wave -> its link's bandwidth
+    api_calls_by_service: dict[str, int] = field(default_factory=dict)  # the pipeline's AWS calls
+    mgn_calls_by_operation: dict[str, int] = field(default_factory=dict)
+    slack_calls_by_method: dict[str, int] = field(default_factory=dict)
+    slack_rate_limited: int = 0  # 429s the bot met
+    lambda_invocations: int = 0
+    state_transitions: int = 0
+    approvals_expired: int = 0
