@@ -16,9 +16,10 @@ import json
 import os
 import secrets
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,8 @@ class SystemOptions:
     # rest in real time. "simulated": one VirtualClock drives every wait (Step Functions,
     # MGN, Slack, the bot, the driver) and the speed options are ignored (docs/LOCAL_RUNTIME.md).
     clock: str = "scaled"
+    # The simulated clock's first instant (clock="simulated"); the real now by default.
+    clock_start: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.clock not in CLOCK_MODES:
@@ -300,7 +303,7 @@ class EmbeddedSystem:
 
     def _start_virtual_clock(self) -> None:
         """Every wait on one VirtualClock; this (the driver's) thread is counted on it."""
-        self.clock = VirtualClock().start()
+        self.clock = VirtualClock(self.options.clock_start).start()
         wiring.use_clock(self.clock)
         self._clock_participation = self.clock.participating()
         self._clock_participation.__enter__()
@@ -520,12 +523,16 @@ class EmbeddedSystem:
         *,
         disk_gib: int = 100,
         accounts_without_role: Iterable[str] = (),
+        disks_gib: Mapping[str, Sequence[int]] | None = None,
+        replication_bytes_per_second: Mapping[str, float] | None = None,
     ) -> dict[str, str]:
         """Create, in each VM's lane (its wave's target account and Region), what a landing
         zone holds before a wave: the account (its `OrganizationAccountAccessRole`), the
         Wavepilot target role trusting the hub's functions (not in `accounts_without_role`),
         MGN's service-linked role, the network and instance profiles the VMs name, and an MGN
         source server per VM, as if the replication agent had been installed on each.
+        ``disks_gib`` and ``replication_bytes_per_second`` (by migration ID) give a VM its own
+        disks (else one of ``disk_gib``) and initial sync rate (else the lane's bandwidth).
         Returns migration ID -> server ID."""
         specs = list(specs)
         assert self.mgn_fleet is not None
@@ -554,8 +561,18 @@ class EmbeddedSystem:
                 else None,
                 user_provided_id=spec.source.user_provided_id,
                 os_family=spec.os_family or "linux",
-                disk_gib=(disk_gib,),
+                disk_gib=tuple((disks_gib or {}).get(spec.migration_id, (disk_gib,))),
                 source_server_id=spec.source.source_server_id,
+                **(
+                    {
+                        "replication_bytes_per_second": replication_bytes_per_second[
+                            spec.migration_id
+                        ]
+                    }
+                    if replication_bytes_per_second
+                    and spec.migration_id in replication_bytes_per_second
+                    else {}
+                ),
             )
             servers[spec.migration_id] = server.source_server_id
             self._specs_by_server[server.source_server_id] = spec

@@ -467,6 +467,14 @@ def _check_unique_across_files(result: ManifestSet) -> None:
 # --- pydantic errors as findings ------------------------------------------------------
 
 
+def findings_from_validation_error(
+    document: YamlDocument, exc: ValidationError
+) -> Iterator[Finding]:
+    """pydantic's errors on ``document``'s data as findings at the lines they point to (for
+    other YAML files validated by a model, e.g. the rehearsal profile)."""
+    return _findings_from_error(document, exc)
+
+
 def _findings_from_error(document: YamlDocument, exc: ValidationError) -> Iterator[Finding]:
     for error in exc.errors(include_url=False):
         loc = _data_loc(document.data, error["loc"])

@@ -137,6 +137,7 @@ class SlackWorkspace:
         self._response_urls: dict[str, _ResponseUrl] = {}
         self._last_ts_micros = 0
         self._counter = itertools.count(1)
+        self._post_listeners: list[Callable[[str, JsonDict], None]] = []
         self._methods: dict[str, Callable[[JsonDict], JsonDict]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
@@ -206,7 +207,17 @@ class SlackWorkspace:
     def _chat_post_message(self, params: JsonDict) -> JsonDict:
         channel = self._channel(params.get("channel"))
         message = self._post(channel, self.bot_user_id, params)
-        return {"ok": True, "channel": channel.id, "ts": message.ts, "message": self._api(message)}
+        posted = self._api(message)
+        for listener in self._post_listeners:
+            listener(channel.id, posted)
+        return {"ok": True, "channel": channel.id, "ts": message.ts, "message": posted}
+
+    def add_post_listener(self, listener: Callable[[str, JsonDict], None]) -> None:
+        """Call ``listener(channel, message)`` for every message the bot posts: what a person
+        watching the channel sees appear (the rehearsal's simulated approvers). It runs under
+        the workspace's lock: keep it short and do not call the workspace from it."""
+        with self._lock:
+            self._post_listeners.append(listener)
 
     def _chat_update(self, params: JsonDict) -> JsonDict:
         channel = self._channel(params.get("channel"))

@@ -1,0 +1,507 @@
+"""Run a rehearsal: the embedded system on the simulated clock, observed from end to end.
+
+Everything is the real thing on loopback (docs/ARCHITECTURE.md): the requests ``wavepilot
+publish`` would send go on the request queue; the ingress, EventBridge, one Step Functions
+execution per VM (the real ASL file), every step's Lambda, the MGN emulator (one per lane,
+with the profile's quotas and timings), the Slack bot against the Slack stand-in (its rate
+limits), and the simulated approvers clicking the real buttons. One ``VirtualClock`` drives
+every wait (docs/LOCAL_RUNTIME.md, "The simulated clock"), so the predicted timeline does
+not depend on how fast this machine runs the code.
+
+``rehearse`` returns a ``RehearsalObservation`` (plain data); ``report`` makes the forecast.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bot.thread_store import ThreadStore
+from orchestration.adapters.state_store import MigrationStore
+from orchestration.gitops.requests import request_for
+from orchestration.local.driver import TERMINAL, MigrationDriver
+from orchestration.local.logs import pipeline_logs_to
+from orchestration.local.mgn import EmulatorSettings
+from orchestration.local.mgn.settings import QuotaLimits, ReplicationTiming
+from orchestration.local.slack_report import FINAL_OUTCOMES
+from orchestration.local.synthetic import wave_yaml
+from orchestration.local.system import EmbeddedSystem, SystemOptions
+from orchestration.manifests.findings import Finding, Severity
+from orchestration.manifests.validation import LocatedVm, ManifestFile, validate_files
+from orchestration.pipeline.spec import MigrationSpec
+from orchestration.rehearsal.approvers import SimulatedApprovers
+from orchestration.rehearsal.observation import (
+    JobRecord,
+    LaneQuotas,
+    RehearsalObservation,
+    StepRecord,
+    VmObservation,
+    WaveObservation,
+)
+from orchestration.rehearsal.profile import RehearsalProfile, fair_share_bytes_per_second
+from orchestration.statemachine import Timings
+
+__all__ = ["Progress", "RehearsalInput", "manifest_input", "rehearse", "synthetic_input"]
+
+_GIB = 1024**3
+_WATCH_SECONDS = 300.0  # the runner looks at the executions every 5 simulated minutes
+_SLACK_SETTLE_SECONDS = 3600.0  # after the last execution: Slack gets an hour to catch up
+_COMMIT = "0" * 40  # a rehearsal publishes no real commit
+_AUTHOR = "Wavepilot rehearsal <rehearsal@wavepilot.invalid>"
+_LAUNCH_KINDS = {"START_TEST": "test", "START_CUTOVER": "cutover", "TERMINATE": "terminate"}
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the progress bar shows: migrations ended so far, on which simulated instant."""
+
+    ended: int
+    total: int
+    simulated_now: datetime
+    wall_seconds: float
+
+
+@dataclass(frozen=True)
+class RehearsalInput:
+    """The VMs to rehearse (validated manifests) and the instant the rehearsal starts."""
+
+    vms: tuple[LocatedVm, ...]
+    start: datetime
+
+
+def manifest_input(
+    files: Sequence[ManifestFile], *, start: datetime, waves: Sequence[str] = ()
+) -> tuple[RehearsalInput, list[Finding]]:
+    """The wave files' VMs (only ``waves`` if given); findings as ``wavepilot validate``'s,
+    judged at ``start`` (a window already closed then is an error)."""
+    result = validate_files(list(files), now=start)
+    findings = sorted(result.findings)
+    vms = [vm for vm in result.vms if not waves or vm.effective_vm.wave in waves]
+    if waves:
+        known = {vm.effective_vm.wave for vm in result.vms}
+        findings += [
+            Finding("--wave", 1, 1, f"no wave named {name!r} in the manifests")
+            for name in waves
+            if name not in known
+        ]
+    return RehearsalInput(tuple(vms), start), findings
+
+
+def synthetic_input(vm_count: int, *, start: datetime, profile: RehearsalProfile) -> RehearsalInput:
+    """A synthetic wave of ``vm_count`` VMs (``wave-000``, one lane), its window where the
+    profile's ``synthetic`` section puts it relative to ``start``."""
+    opens = start + timedelta(hours=profile.synthetic.window_opens_after_hours)
+    closes = opens + timedelta(hours=profile.synthetic.window_hours)
+    text = wave_yaml(0, vm_count, window=(opens.isoformat(), closes.isoformat()))
+    rehearsal, findings = manifest_input([ManifestFile("wave-000.yaml", text)], start=start)
+    errors = [f for f in findings if f.severity is Severity.ERROR]
+    if errors:  # pragma: no cover - the generator writes valid waves
+        raise AssertionError(f"the synthetic wave is invalid: {errors[0]}")
+    return rehearsal
+
+
+def rehearse(
+    rehearsal: RehearsalInput,
+    profile: RehearsalProfile,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    timeout_days: float = 30.0,
+    log_file: Path | None = None,
+) -> RehearsalObservation:
+    """Run every VM of ``rehearsal`` to a final state on the embedded system; observe it."""
+    requests = [request_for(vm, commit=_COMMIT, author=_AUTHOR) for vm in rehearsal.vms]
+    specs = [MigrationSpec.from_request(r, r.revision or "", "rehearsal") for r in requests]
+    disks = {vm.migration_id: _disks_gib(vm, profile) for vm in rehearsal.vms}
+    log = log_file or Path(tempfile.gettempdir()) / "wavepilot-rehearsal.log"
+    options = SystemOptions(
+        timings=Timings.aws(),
+        clock="simulated",
+        clock_start=rehearsal.start,
+        mgn_settings=_lane_settings(profile, None),
+    )
+    began = time.monotonic()
+    with pipeline_logs_to(log), EmbeddedSystem(options) as system:
+        assert system.clock is not None
+        assert system.mgn_fleet is not None
+        assert system.slack is not None
+        for account_id, region in sorted(_lanes(specs)):
+            if (account_id, region) != _hub(system):
+                system.mgn_fleet.add_lane(
+                    account_id, region, settings=_lane_settings(profile, (account_id, region))
+                )
+        servers = system.seed(
+            specs,
+            disks_gib=disks,
+            replication_bytes_per_second=_replication_rates(specs, disks, profile),
+        )
+        table = MigrationStore(_table())
+        approvers = SimulatedApprovers(
+            system.slack, table, system.clock, profile.approvers, seed=profile.seed
+        ).start()
+        try:
+            driver = MigrationDriver(system)
+            published_at = system.clock.now()
+            driver.send(requests)
+            ended_at = _watch(driver, system, specs, on_progress, began, timeout_days * 86400.0)
+            _let_slack_settle(system, specs)
+        finally:
+            approvers.stop()
+        wall = time.monotonic() - began
+        return _observe(
+            system,
+            specs,
+            servers,
+            disks,
+            profile,
+            started_at=published_at,
+            ended_at=ended_at,
+            wall_seconds=wall,
+            approvals_expired=0,
+        )
+
+
+# --- setting the system up -----------------------------------------------------------------
+
+
+def _lanes(specs: Sequence[MigrationSpec]) -> set[tuple[str, str]]:
+    return {(s.target_account_id, s.target_region) for s in specs}
+
+
+def _hub(system: EmbeddedSystem) -> tuple[str, str]:
+    settings = system.options.mgn_settings
+    return settings.account_id, settings.region
+
+
+def _table() -> Any:
+    import boto3
+
+    from orchestration.local.runtime import LOCAL_REGION
+
+    return (
+        boto3.Session(region_name=LOCAL_REGION)
+        .resource("dynamodb")
+        .Table(os.environ["DYNAMODB_TABLE_NAME"])
+    )
+
+
+def _disks_gib(vm: LocatedVm, profile: RehearsalProfile) -> tuple[int, ...]:
+    written = getattr(vm.effective_vm.source, "disks_gib", None)
+    return tuple(written or profile.replication.default_disks_gib)
+
+
+def _lane_settings(profile: RehearsalProfile, lane: tuple[str, str] | None) -> EmulatorSettings:
+    """One lane's MGN: the profile's quotas (with that lane's overrides) and timings."""
+    base = EmulatorSettings()
+    if lane is not None:
+        base = replace(base, account_id=lane[0], region=lane[1])
+    quotas = profile.quotas if lane is None else profile.quotas_for(*lane)
+    launches = profile.launches
+    timings = {
+        (kind, os_family): timing.job_timing()
+        for kind, by_os in (("test", launches.test), ("cutover", launches.cutover))
+        for os_family, timing in by_os.items()
+    }
+    extra: dict[str, Any] = {}
+    if "launch_timings" in EmulatorSettings.__dataclass_fields__:
+        extra["launch_timings"] = timings
+        extra["launch_failure_rate"] = launches.failure_rate
+    quota_fields: dict[str, Any] = {
+        "concurrent_jobs": quotas.concurrent_jobs,
+        "servers_per_job": quotas.servers_per_job,
+        "servers_in_active_jobs": quotas.servers_in_active_jobs,
+    }
+    if "replicating_servers" in QuotaLimits.__dataclass_fields__:
+        quota_fields["replicating_servers"] = quotas.replicating_servers
+    return replace(
+        base,
+        seed=profile.seed,
+        check_responses=False,  # 0.2 ms per server described: the tests check shapes
+        replication=ReplicationTiming(
+            initiation=timedelta(minutes=profile.replication.initiation_minutes),
+            bandwidth_bytes_per_second=profile.replication.link_bytes_per_second(""),
+        ),
+        jobs=launches.test["linux"].job_timing(),
+        quotas=replace(base.quotas, **quota_fields),
+        **extra,
+    )
+
+
+def _replication_rates(
+    specs: Sequence[MigrationSpec],
+    disks: dict[str, tuple[int, ...]],
+    profile: RehearsalProfile,
+) -> dict[str, float]:
+    """Each server's initial sync rate: its fair share of its wave's link (profile)."""
+    groups: dict[tuple[str, str, str], dict[str, int]] = defaultdict(dict)
+    for spec in specs:
+        key = (spec.wave, spec.target_account_id, spec.target_region)
+        groups[key][spec.migration_id] = sum(disks[spec.migration_id]) * _GIB
+    rates: dict[str, float] = {}
+    for (wave, account_id, region), sizes in groups.items():
+        quota = profile.quotas_for(account_id, region).replicating_servers
+        rates.update(
+            fair_share_bytes_per_second(
+                sizes, profile.replication.link_bytes_per_second(wave), quota
+            )
+        )
+    return rates
+
+
+# --- watching the run ----------------------------------------------------------------------
+
+
+def _watch(  # noqa: PLR0917 - a private step of rehearse(), called once
+    driver: MigrationDriver,
+    system: EmbeddedSystem,
+    specs: Sequence[MigrationSpec],
+    on_progress: Callable[[Progress], None] | None,
+    began: float,
+    timeout_seconds: float,
+) -> datetime:
+    """Sleep on the virtual clock until every migration's execution ended; return when the
+    last one did (to the watch's resolution)."""
+    clock = system.clock
+    assert clock is not None
+    wanted = {s.migration_id for s in specs}
+    deadline = clock.monotonic() + timeout_seconds
+    while True:
+        statuses = {m: e["status"] for m, e in driver._latest_executions(wanted).items()}
+        ended = sum(1 for s in statuses.values() if s in TERMINAL)
+        if on_progress is not None:
+            on_progress(Progress(ended, len(wanted), clock.now(), time.monotonic() - began))
+        if ended == len(wanted) or clock.monotonic() >= deadline:
+            return clock.now()
+        clock.sleep(_WATCH_SECONDS)
+
+
+def _let_slack_settle(system: EmbeddedSystem, specs: Sequence[MigrationSpec]) -> None:
+    """The bot may still be posting when the last execution ends: give it simulated time."""
+    clock, slack = system.clock, system.slack
+    assert clock is not None
+    assert slack is not None
+    threads = ThreadStore(_table())
+    migrations = MigrationStore(_table())
+    waiting = [s.migration_id for s in specs]
+    deadline = clock.monotonic() + _SLACK_SETTLE_SECONDS
+    while waiting and clock.monotonic() < deadline:
+        waiting = [m for m in waiting if not _final_shown(slack, threads, migrations, m)]
+        if waiting:
+            clock.sleep(60.0)
+
+
+def _final_shown(slack: Any, threads: ThreadStore, migrations: MigrationStore, mid: str) -> bool:
+    record = migrations.get(mid)
+    expected = FINAL_OUTCOMES.get(record.status) if record is not None else None
+    stored = threads.get(mid)
+    if expected is None or stored is None:
+        return False
+    shown = slack.thread(stored.channel, stored.ts).root.metadata or {}
+    return bool(shown.get("event_payload", {}).get("outcome") == expected)
+
+
+# --- observing what happened ---------------------------------------------------------------
+
+
+def _observe(
+    system: EmbeddedSystem,
+    specs: Sequence[MigrationSpec],
+    servers: dict[str, str],
+    disks: dict[str, tuple[int, ...]],
+    profile: RehearsalProfile,
+    *,
+    started_at: datetime,
+    ended_at: datetime,
+    wall_seconds: float,
+    approvals_expired: int,
+) -> RehearsalObservation:
+    assert system.mgn_fleet is not None
+    assert system.slack is not None
+    driver = MigrationDriver(system)
+    wanted = {s.migration_id for s in specs}
+    executions = driver._latest_executions(wanted)
+    store = MigrationStore(_table())
+    threads = ThreadStore(_table())
+    jobs = _jobs_by_server(system)
+    rejections = _quota_rejections_by_server(system)
+    slack_calls, slack_delays = _slack_by_root(system)
+    vms: list[VmObservation] = []
+    for spec in specs:
+        mid = spec.migration_id
+        server = servers[mid]
+        record = store.get(mid)
+        stored = threads.get(mid)
+        root = (stored.channel, stored.ts) if stored is not None else None
+        replication = _replication_timeline(system, server)
+        vms.append(
+            VmObservation(
+                migration_id=mid,
+                wave=spec.wave,
+                app_name=spec.app_name,
+                target_vm_name=spec.target_vm_name,
+                account_id=spec.target_account_id,
+                region=spec.target_region,
+                os_family=spec.os_family or "linux",
+                disk_bytes=sum(disks[mid]) * _GIB,
+                source_server_id=server,
+                final_status=executions.get(mid, {}).get("status", "NOT_STARTED"),
+                record_status=record.status if record is not None else "UNKNOWN",
+                steps=tuple(
+                    StepRecord(
+                        step=str(s["step"]),
+                        status=str(s["status"]),
+                        at=datetime.fromisoformat(str(s["at"])),
+                        message=str(s.get("message") or ""),
+                    )
+                    for s in store.history(mid)
+                ),
+                jobs=tuple(jobs.get(server, ())),
+                quota_rejections=tuple(rejections.get(server, ())),
+                replication_started_at=replication[0],
+                replication_ready_at=replication[1],
+                slack_calls=slack_calls.get(root, 0) if root else 0,
+                slack_delays_seconds=tuple(slack_delays.get(root, ())) if root else (),
+                slack_final_shown=_final_shown(system.slack, threads, store, mid),
+            )
+        )
+    waves = _waves(specs)
+    lanes = sorted(_lanes(specs))
+    counters = system.counters()
+    metrics = system.mgn_fleet.metrics()
+    mgn_calls: dict[str, int] = defaultdict(int)
+    for lane_metrics in metrics.by_lane.values():
+        for operation, count in lane_metrics.calls_by_operation.items():
+            mgn_calls[operation] += count
+    launches = profile.launches
+    return RehearsalObservation(
+        started_at=started_at,
+        ended_at=ended_at,
+        wall_seconds=wall_seconds,
+        design="per-vm",
+        waves=tuple(waves),
+        vms=tuple(vms),
+        quotas={
+            f"{a}/{r}": LaneQuotas(**profile.quotas_for(a, r).model_dump(by_alias=False))
+            for a, r in lanes
+        },
+        test_launch_seconds={os: t.total_minutes * 60 for os, t in launches.test.items()},
+        cutover_launch_seconds={os: t.total_minutes * 60 for os, t in launches.cutover.items()},
+        replication_initiation_seconds=profile.replication.initiation_minutes * 60,
+        replication_bytes_per_second={
+            w.name: profile.replication.link_bytes_per_second(w.name) for w in waves
+        },
+        api_calls_by_service=dict(system.api_calls.by_service()) if system.api_calls else {},
+        mgn_calls_by_operation=dict(sorted(mgn_calls.items())),
+        slack_calls_by_method=dict(sorted(system.slack.calls_by_method().items())),
+        slack_rate_limited=sum(system.slack.rate_limited().values()),
+        lambda_invocations=counters.total_lambda_invocations,
+        state_transitions=counters.total_state_transitions,
+        approvals_expired=sum(
+            1
+            for vm in vms
+            for step in vm.steps
+            if step.step == "AwaitApproval" and "expired" in step.message.lower()
+        )
+        or approvals_expired,
+    )
+
+
+def _waves(specs: Sequence[MigrationSpec]) -> list[WaveObservation]:
+    seen: dict[str, WaveObservation] = {}
+    for spec in specs:
+        if spec.wave in seen or spec.window_start is None or spec.window_end is None:
+            continue
+        seen[spec.wave] = WaveObservation(
+            name=spec.wave,
+            account_id=spec.target_account_id,
+            region=spec.target_region,
+            window_start=spec.window_start,
+            window_end=spec.window_end,
+            slack_channel=spec.slack_channel or "",
+        )
+    return list(seen.values())
+
+
+def _jobs_by_server(system: EmbeddedSystem) -> dict[str, list[JobRecord]]:
+    assert system.mgn_fleet is not None
+    found: dict[str, list[JobRecord]] = defaultdict(list)
+    for lane in system.mgn_fleet.lanes().values():
+        for job in lane.jobs():
+            for participant in job.participants:
+                found[participant.source_server_id].append(
+                    JobRecord(
+                        job_id=job.job_id,
+                        kind=_LAUNCH_KINDS.get(str(job.initiated_by), "terminate"),  # type: ignore[arg-type]
+                        created_at=job.created_at,
+                        ended_at=job.ended_at,
+                        servers_in_job=len(job.participants),
+                        launch_status=str(participant.launch_status),
+                    )
+                )
+    return found
+
+
+def _quota_rejections_by_server(system: EmbeddedSystem) -> dict[str, list[datetime]]:
+    fleet = system.mgn_fleet
+    found: dict[str, list[datetime]] = defaultdict(list)
+    rejections = getattr(fleet, "quota_rejections", None)
+    if rejections is None:
+        return found
+    for rejection in rejections():
+        for server in rejection.source_server_ids:
+            found[server].append(rejection.at)
+    return found
+
+
+def _replication_timeline(
+    system: EmbeddedSystem, server: str
+) -> tuple[datetime | None, datetime | None]:
+    timeline = getattr(system.mgn_fleet, "replication_timeline", None)
+    if timeline is None:
+        return None, None
+    found = timeline(server)
+    return found.started_at, found.ready_at
+
+
+def _slack_by_root(
+    system: EmbeddedSystem,
+) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], list[float]]]:
+    """Web API calls per thread (a call lands on the thread of the message it posts or edits)
+    and each root version's delay from its event (Slack's clock) per thread."""
+    slack = system.slack
+    assert slack is not None
+    root_of: dict[tuple[str, str], tuple[str, str]] = {}
+    delays: dict[tuple[str, str], list[float]] = {}
+    for thread in slack.threads():
+        root = (thread.channel, thread.root.ts)
+        root_of[root] = root
+        for reply in thread.replies:
+            root_of[(thread.channel, reply.ts)] = root
+        # On the simulated clock, events and Slack share one time: an event's own timestamp
+        # is already Slack time (SlackClock.at maps real instants, for the scaled clock).
+        delays[root] = [
+            version.time - datetime.fromisoformat(payload["event_time"]).timestamp()
+            for version in thread.root.versions
+            if (payload := (version.metadata or {}).get("event_payload") or {}).get("event_time")
+        ]
+    calls: dict[tuple[str, str], int] = defaultdict(int)
+    for request in slack.requests():
+        if not (request.api_method or "").startswith("chat."):
+            continue
+        channel = str(request.params.get("channel") or request.response.get("channel") or "")
+        ts = str(
+            request.params.get("thread_ts")
+            or request.params.get("ts")
+            or request.response.get("ts")
+            or ""
+        )
+        thread_root = root_of.get((channel, ts))
+        if thread_root is not None:
+            calls[thread_root] += 1
+    return calls, delays
