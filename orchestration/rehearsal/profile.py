@@ -82,6 +82,7 @@ class ReplicationModel(ProfileModel):
     )
     default_disks_gib: Annotated[list[DiskGiB], Field(min_length=1, max_length=64)] = Field(
         default_factory=lambda: [100],
+        alias="defaultDisksGiB",
         description="Disks of a VM whose manifest gives no source.disksGiB.",
     )
 
