@@ -60,6 +60,9 @@ class VmObservation:
     slack_calls: int = 0  # Slack Web API calls the bot made for this migration's thread
     slack_delays_seconds: tuple[float, ...] = ()  # each event -> the root edit that showed it
     slack_final_shown: bool = False  # the thread's root shows the migration's final state
+    # The RollbackStarted event's instant (the history records only Rollback's SUCCEEDED):
+    # where the step the migration failed in ends. None: the report infers it (see report).
+    rollback_started_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
