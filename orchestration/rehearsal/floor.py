@@ -39,8 +39,6 @@ from typing import Literal
 from orchestration.rehearsal.observation import LaneQuotas
 
 JobKind = Literal["test", "cutover"]
-# Bytes below this count as synced: float subtraction leaves crumbs.
-_BYTES_EPSILON = 1e-6
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,22 +119,23 @@ def replication_ready_seconds(
     admit()
     while initiating or syncing:
         rates = _sync_rates(syncing, waves)
-        next_event = min(
-            [ends for _server, ends in initiating.values()]
-            + [now + left / rates[name] for name, (_s, left) in syncing.items()]
-        )
+        finishes = {name: now + left / rates[name] for name, (_s, left) in syncing.items()}
+        next_event = min([ends for _server, ends in initiating.values()] + list(finishes.values()))
         elapsed = next_event - now
-        for name, (server, left) in list(syncing.items()):
-            syncing[name] = (server, left - rates[name] * elapsed)
         now = next_event
+        for name, (server, left) in list(syncing.items()):
+            if finishes[name] <= now:  # the same float as the minimum: no crumbs left behind
+                del syncing[name]
+                ready[name] = now
+            else:
+                syncing[name] = (server, left - rates[name] * elapsed)
         for name, (server, ends) in list(initiating.items()):
             if ends <= now:
                 del initiating[name]
-                syncing[name] = (server, float(server.disk_bytes))
-        for name, (_server, left) in list(syncing.items()):
-            if left <= _BYTES_EPSILON:
-                del syncing[name]
-                ready[name] = now
+                if server.disk_bytes <= 0:
+                    ready[name] = now
+                else:
+                    syncing[name] = (server, float(server.disk_bytes))
         admit()
     return ready
 
