@@ -100,6 +100,7 @@ def test_every_second_of_a_vm_is_attributed_once() -> None:
     assert sum(s for cause, s in vm.waits.items() if cause != "slack") == 271 * MINUTE
     assert vm.quota_wait_seconds == 15 * MINUTE
     assert vm.quota_rejections == 3
+    assert [(s.seconds / MINUTE, e.seconds / MINUTE) for s, e in vm.quota_intervals] == [(131, 146)]
 
 
 def test_the_critical_path_reads_as_phases_and_durations() -> None:
@@ -499,6 +500,7 @@ def test_the_json_has_a_stable_shape() -> None:
         "jobs",
         "quotaRejections",
         "quotaWaitSeconds",
+        "quotaWaits",
         "waits",
         "slack",
         "missedWindow",

@@ -241,6 +241,7 @@ class VmReport:
     jobs: tuple[Job, ...]
     quota_rejections: int
     quota_wait_seconds: float
+    quota_intervals: tuple[tuple[Instant, Instant], ...]  # first rejection -> job created
     waits: Mapping[Cause, float]
     slack: SlackFigures
     missed_window: bool  # approved or tested, but no cutover job before the window closed
@@ -264,6 +265,10 @@ class VmReport:
             "jobs": [job.as_json() for job in self.jobs],
             "quotaRejections": self.quota_rejections,
             "quotaWaitSeconds": _r(self.quota_wait_seconds),
+            "quotaWaits": [
+                {"start": start.as_json(), "end": end.as_json()}
+                for start, end in self.quota_intervals
+            ],
             "waits": {cause: _r(self.waits.get(cause, 0.0)) for cause in CAUSES},
             "slack": self.slack.as_json(),
             "missedWindow": self.missed_window,
@@ -578,6 +583,9 @@ def vm_report(
         jobs=tuple(_job(job, origin) for job in vm.jobs),
         quota_rejections=len(vm.quota_rejections),
         quota_wait_seconds=waits["quota"],
+        quota_intervals=tuple(
+            (_instant(start, origin), _instant(end, origin)) for start, end in quota_intervals
+        ),
         waits=waits,
         slack=SlackFigures(
             calls=vm.slack_calls,
@@ -807,9 +815,11 @@ def window_fit(wave: WaveObservation, vms: Sequence[VmReport], origin: datetime)
         fits, verdict = None, "no cutover"
     elif overrun > 0 or missed:
         fits = False
-        verdict = f"overruns by {_minutes(overrun, up=True)} min"
-        if missed:
-            verdict += f"; {len(missed)} VM(s) could not start before the window closed"
+        shut_out = f"{len(missed)} VM(s) could not start before the window closed"
+        verdict = f"overruns by {_minutes(overrun, up=True)} min" if overrun > 0 else "overruns"
+        verdict += (
+            f"; {shut_out}" if missed and overrun > 0 else (f": {shut_out}" if missed else "")
+        )
     else:
         fits = True
         verdict = f"fits with {_minutes(-overrun, up=False)} min to spare"
@@ -828,13 +838,14 @@ def window_fit(wave: WaveObservation, vms: Sequence[VmReport], origin: datetime)
 
 def critical_path(vm: VmReport) -> CriticalPath:
     """The VM that finished last and its phases, e.g. ``replication 6h10 -> test 40m (quota
-    wait 30m) -> approval 12m -> window wait 3h -> cutover 25m``."""
+    wait 30m) -> approval 12m -> window wait 3h -> cutover 25m`` (the text leaves out phases
+    shorter than a second; ``phases`` has them all)."""
     return CriticalPath(
         migration_id=vm.migration_id,
         target_vm_name=vm.target_vm_name,
         ended=vm.ended,
         phases=vm.phases,
-        text=" -> ".join(_phase_text(phase) for phase in vm.phases),
+        text=" -> ".join(_phase_text(phase) for phase in vm.phases if phase.seconds >= 1),
     )
 
 
