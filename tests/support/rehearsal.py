@@ -205,3 +205,60 @@ def observation(
         state_transitions=counters.state_transitions,
         approvals_expired=counters.approvals_expired,
     )
+
+
+HOSTILE_NAME = '</script><script>alert("x")</script><b>&'
+
+
+def two_wave_observation() -> RehearsalObservation:
+    """Two waves, three applications, 12 VMs: staggered replication, quota waits, one
+    rolled back (its approval expired), one with a name that tries to break the page."""
+    vms: list[VmObservation] = []
+    apps = ("billing", "crm", "reporting")
+    for index in range(12):
+        wave_name = "wave-1" if index < 7 else "wave-2"
+        shift = 0 if wave_name == "wave-1" else 300  # wave 2's window opens 5 h later
+        stagger = 9 * (index % 7)
+        queued = 10 * (index % 3)  # the third of each three waited longest for a job slot
+        timeline = Timeline(
+            replication_started=10 + index,
+            replication_ready=100 + stagger + shift,
+            replication_seen=101 + stagger + shift,
+            test_job=(101 + stagger + shift + queued, 131 + stagger + shift + queued),
+            test_verified=135 + stagger + shift + queued,
+            approved=150 + stagger + shift + queued + 3 * index,
+            window_waiting=151 + stagger + shift + queued + 3 * index,
+            cutover_job=(241 + shift + 2 * index, 266 + shift + 2 * index),
+            cutover_verified=270 + shift + 2 * index,
+            finalized=271 + shift + 2 * index,
+            quota_rejections=tuple(101 + stagger + shift + m for m in range(0, queued, 5)),
+        )
+        migration_id = f"{wave_name}-{apps[index % 3]}-{index:02d}"
+        vm = migrated_vm(migration_id, timeline, wave=wave_name, app=apps[index % 3])
+        if index == 4:
+            vm = rolled_back_vm(
+                migration_id,
+                wave=wave_name,
+                app=apps[index % 3],
+                terminate_job_at=330,
+                rolled_back=334,
+                slack_final_shown=False,
+            )
+        if index == 5:
+            vm = replace(vm, target_vm_name=HOSTILE_NAME)
+        vms.append(vm)
+    waves = [wave("wave-1", window=(240, 330)), wave("wave-2", window=(540, 580))]
+    return observation(
+        vms,
+        waves,
+        bytes_per_second=10**9 / 8,  # 1 Gbit/s per wave
+        counters=Counters(
+            api_calls_by_service={"dynamodb": 972, "mgn": 300, "states": 240, "events": 180},
+            mgn_calls_by_operation={"DescribeJobs": 120, "StartTest": 11, "StartCutover": 11},
+            slack_calls_by_method={"chat.postMessage": 24, "chat.update": 84},
+            slack_rate_limited=2,
+            lambda_invocations=180,
+            state_transitions=600,
+            approvals_expired=1,
+        ),
+    )
