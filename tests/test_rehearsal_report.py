@@ -8,6 +8,7 @@ import math
 from dataclasses import replace
 
 import pytest
+from rich.console import Console
 
 from orchestration.rehearsal.floor import (
     FloorServer,
@@ -24,6 +25,7 @@ from orchestration.rehearsal.report import (
     distribution,
     format_duration,
 )
+from orchestration.rehearsal.summary import print_summary
 from tests.support.rehearsal import (
     Counters,
     Slack,
@@ -33,6 +35,7 @@ from tests.support.rehearsal import (
     observation,
     rolled_back_vm,
     step,
+    two_wave_observation,
     wave,
 )
 
@@ -518,3 +521,38 @@ def test_the_json_has_a_stable_shape() -> None:
         "criticalPath",
         "bottlenecks",
     ]
+
+
+def test_replication_at_realistic_sizes_ends() -> None:
+    # 7 servers of 100 GB sharing 12.5 MB/s: all ready together after 600 + 7 x 8000 s
+    ready = replication_ready_seconds(
+        [FloorServer(f"s{i}", "w", "linux", 100 * 10**9) for i in range(7)],
+        {"w": FloorWave("w", bytes_per_second=12.5 * 10**6, window_start_seconds=0)},
+        initiation_seconds=600,
+        replicating_servers=150,
+    )
+
+    assert list(ready.values()) == pytest.approx([56_600] * 7)
+
+
+# --- the terminal summary ------------------------------------------------------------------
+
+
+def test_the_terminal_summary_has_a_row_per_wave_and_the_runs_figures() -> None:
+    report = build_report(two_wave_observation())
+    console = Console(record=True, width=240, color_system=None)
+
+    print_summary(report, console, json_path="out/report.json", html_path="out/report.html")
+
+    text = console.export_text()
+    assert "wave-1" in text
+    assert "wave-2" in text
+    assert "6/7 migrated" in text
+    assert "1 rolled back" in text
+    assert "overruns by 12 min" in text
+    assert "wave-2-reporting-11-vm:" in text
+    assert "replication: 6h58 per VM" in text
+    assert "Makespan 9.9 h" in text
+    assert "1 lost Slack update(s)" in text
+    assert "2 Slack 429(s)" in text
+    assert "Report written: out/report.json (JSON), out/report.html (HTML)" in text
