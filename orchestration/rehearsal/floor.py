@@ -24,8 +24,9 @@ Per lane (account + Region: MGN's quotas are per lane), in seconds from the rehe
 The floor ends at the last cutover job's end. It includes replication, test and cutover jobs
 and the window's opening; it excludes approvals, verification, finalize, polling and Lambda
 time, the window's end (a floor may overrun a window) and failures. The greedy schedule is
-not proven optimal for every input, but for the shapes that matter (servers ready together,
-one OS) it is: N servers, one per job, J concurrent jobs of duration D take ceil(N/J) x D.
+not proven optimal for every input; for servers ready together on one OS its test launches
+take exactly the least the quotas allow: N servers, one per job, J concurrent jobs of
+duration D take ceil(N/J) x D.
 """
 
 from __future__ import annotations
