@@ -32,7 +32,7 @@ from orchestration.rehearsal.report import (
 )
 
 LABEL_WIDTH = 260  # px: the VM and application names left of the bars
-PLOT_WIDTH = 980  # px: the time axis
+PLOT_WIDTH = 900  # px: the time axis (with the labels, fits a 1280 px screen)
 AXIS_HEIGHT = 26
 APP_ROW_HEIGHT = 16
 MAX_BAR_HEIGHT = 16
