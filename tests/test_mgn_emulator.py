@@ -593,7 +593,9 @@ def test_two_hundred_servers_across_active_jobs_is_the_limit(
     aws_env: None, clock: SimulatedClock
 ) -> None:
     # In-memory EC2: 201 moto launch templates would cost seconds and test nothing about MGN.
-    for emulator in serve(MgnEmulator(InMemoryEc2(), clock=clock)):
+    # The replicating-servers quota (150, adjustable) is raised so all 202 replicate.
+    settings = EmulatorSettings(quotas=QuotaLimits(replicating_servers=202))
+    for emulator in serve(MgnEmulator(InMemoryEc2(), clock=clock, settings=settings)):
         mgn = client_for(emulator)
         ids = [seed_ready(emulator, f"vm{index}").source_server_id for index in range(202)]
 

@@ -295,7 +295,10 @@ def test_two_hundred_servers_in_flight_in_one_lane_do_not_block_another(moto: No
     fleet = MgnFleet(
         ec2_for,
         clock=SimulatedClock(speed=0, start=START),
-        settings=EmulatorSettings(check_responses=False),
+        # The replicating-servers quota (150, adjustable) is raised so all 201 replicate.
+        settings=EmulatorSettings(
+            check_responses=False, quotas=QuotaLimits(replicating_servers=201)
+        ),
     )
     crowded = [seed_ready(fleet, WAVE_1, f"vm{index:03}") for index in range(201)]
     other = seed_ready(fleet, WAVE_3, "eu01")

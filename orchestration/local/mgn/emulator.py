@@ -44,8 +44,9 @@ from orchestration.local.mgn.protocol import HttpReply, RestJsonEndpoint, mgn_se
 from orchestration.local.mgn.rendering import render_source_server
 from orchestration.local.mgn.replication import ReplicationPlan
 from orchestration.local.mgn.server import LoopbackServer
-from orchestration.local.mgn.settings import EmulatorSettings
+from orchestration.local.mgn.settings import EmulatorSettings, ReplicationTiming
 from orchestration.local.mgn.sizing import recommended_instance_type
+from orchestration.local.mgn.slots import ReplicationSlots
 from orchestration.local.mgn.states import LifeCycleState, OsFamily
 from orchestration.local.mgn.throttling import RequestGate, TokenBucket
 
@@ -92,7 +93,9 @@ class MgnEmulator:
         self._clock = clock or SimulatedClock()
         self._ec2 = ec2
         self._lock = threading.RLock()
-        self._state = MgnState()
+        self._state = MgnState(
+            replication_slots=ReplicationSlots(self._settings.quotas.replicating_servers)
+        )
         self._fault_state = FaultState()
         self._ids = IdFactory(self._settings.seed)
         self._arns = ArnFactory(self._settings.account_id, self._settings.region)
@@ -163,12 +166,15 @@ class MgnEmulator:
         agent_installed_at: datetime | None = None,
         archived: bool = False,
         source_server_id: str | None = None,
+        replication_bytes_per_second: float | None = None,
     ) -> SourceServer:
         """Register a source server as if its replication agent had just been installed.
 
         Replication then runs INITIATING -> INITIAL_SYNC -> CONTINUOUS on the clock and the
         lifecycle goes NOT_READY -> READY_FOR_TEST at the first CONTINUOUS. The server gets a
-        real EC2 launch template (its `ec2LaunchTemplateID`).
+        real EC2 launch template (its `ec2LaunchTemplateID`). If every replication slot is
+        taken (`QuotaLimits.replicating_servers`), replication waits at INITIATING/WAIT for
+        one and starts when it frees (see `slots`).
 
         Args:
             hostname: the agent's hostname hint; with `fqdn` None too, the server has no
@@ -188,15 +194,20 @@ class MgnEmulator:
                 same host), which filters on isArchived must tell apart.
             source_server_id: the server's ID, for manifests that name it explicitly
                 (`s-` + 17 characters); a fresh one by default.
+            replication_bytes_per_second: this server's initial sync (and backlog drain) rate,
+                e.g. its share of its wave's link; `settings.replication`'s bandwidth by
+                default. A share at or below the change rate clamps this server's change rate
+                (`ReplicationTiming.with_bandwidth`).
 
         Raises:
             ValueError: an argument MGN would never report (checked against the model: ID
-                patterns, lengths, tag counts).
+                patterns, lengths, tag counts), or a bandwidth that is not positive.
             Ec2LaunchError: EC2 refused to create the launch template.
             ServiceQuotaExceededError: 4,000 non-archived source servers already exist.
         """
         family = OsFamily(os_family)
         disk_bytes = tuple(size * _GIB for size in disk_gib)
+        timing = self._replication_timing(replication_bytes_per_second)
         self._check_seed_arguments(
             disk_bytes=disk_bytes,
             cpu_cores=cpu_cores,
@@ -234,7 +245,11 @@ class MgnEmulator:
                 tags=dict(tags or {}),
                 added_at=now,
                 replication=ReplicationPlan(
-                    agent_installed_at or now, disk_bytes, self._settings.replication
+                    agent_installed_at=agent_installed_at or now,
+                    disk_bytes=disk_bytes,
+                    timing=timing,
+                    # An archived seed replicated once, before it was archived: no slot now.
+                    started_at=(agent_installed_at or now) if archived else None,
                 ),
                 launch_configuration=LaunchConfigurationRecord(
                     name=(hostname or server_id)[:_MAX_LAUNCH_CONFIGURATION_NAME],
@@ -253,6 +268,7 @@ class MgnEmulator:
             record.launch_configuration.ec2_launch_template_id = template_id
             self._state.servers[server_id] = record
             if not archived:
+                self._state.replication_slots.admit(record)
                 self._state.awaiting_first_sync.add(server_id)
                 self._engine.settle(now)
             return SourceServer(
@@ -266,6 +282,11 @@ class MgnEmulator:
                 disk_bytes=disk_bytes,
                 is_archived=archived,
             )
+
+    def _replication_timing(self, bytes_per_second: float | None) -> ReplicationTiming:
+        if bytes_per_second is None:
+            return self._settings.replication
+        return self._settings.replication.with_bandwidth(bytes_per_second)
 
     def _check_seed_arguments(
         self,

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from orchestration.local.mgn.replication import ReplicationPlan, ReplicationStall
+from orchestration.local.mgn.settings import QuotaLimits
+from orchestration.local.mgn.slots import ReplicationSlots
 from orchestration.local.mgn.states import (
     FirstBoot,
     InitiatedBy,
@@ -173,6 +175,9 @@ class MgnState:
     jobs: dict[str, JobRecord] = field(default_factory=dict)
     active_job_ids: set[str] = field(default_factory=set)
     awaiting_first_sync: set[str] = field(default_factory=set)
+    replication_slots: ReplicationSlots = field(
+        default_factory=lambda: ReplicationSlots(QuotaLimits().replicating_servers)
+    )
     next_sequence: int = 1
 
     def take_sequence(self) -> int:

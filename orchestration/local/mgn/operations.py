@@ -221,6 +221,7 @@ class MgnOperations:
                 REFUSED_LIFECYCLE_STATE,
             )
         server.is_archived = True
+        self._disconnect_replication(server, now)  # an archived server replicates no more
         return render_source_server(server, now)
 
     def _disconnect_from_service(self, params: JsonObject, now: datetime) -> JsonObject:
@@ -509,9 +510,11 @@ class MgnOperations:
         return server
 
     def _disconnect_replication(self, server: SourceServerRecord, now: datetime) -> None:
+        """End the server's replication now; its replication slot goes to the next server."""
         if server.replication_disconnected_at is None:
             server.replication_disconnected_at = now
         self._state.awaiting_first_sync.discard(server.source_server_id)
+        self._state.replication_slots.release(server, now)
 
     # --- Pagination -----------------------------------------------------------------------
 

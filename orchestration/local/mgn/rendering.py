@@ -110,10 +110,13 @@ def _data_replication_info(server: SourceServerRecord, view: ReplicationView) ->
             "etaDateTime": _timestamp(view.eta),
             "lastSnapshotDateTime": _timestamp(view.last_snapshot_at),
             "replicatedDisks": disks,
-            "dataReplicationInitiation": {
-                "startDateTime": format_timestamp(server.replication.started_at),
-                "steps": [{"name": step.name, "status": step.status} for step in view.steps],
-            },
+            "dataReplicationInitiation": _without_none(
+                {
+                    # Absent while the server waits for a replication slot.
+                    "startDateTime": _timestamp(server.replication.started_at),
+                    "steps": [{"name": step.name, "status": step.status} for step in view.steps],
+                }
+            ),
             "dataReplicationError": error,
         }
     )

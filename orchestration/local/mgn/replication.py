@@ -1,11 +1,14 @@
 """Agent-based replication as a pure function of simulated time.
 
-Nothing here runs in the background: given when the agent was installed, the disks, the timing
+Nothing here runs in the background: given when replication started, the disks, the timing
 settings and the stall intervals (faults), `view_replication` says what MGN would report at any
 instant. The emulator can therefore answer from any thread at any clock speed, and a test that
 advances the clock by an hour sees exactly what an hour of replication would have produced.
 
 Model:
+  - Replication starts at agent install, or, when every replication slot was taken then
+    (`QuotaLimits.replicating_servers`, see `slots`), at the instant a slot freed. Until then
+    the plan has no start: INITIATING with the first step (WAIT) IN_PROGRESS, nothing moves.
   - INITIATING for `initiation` (the initiation steps advance evenly), then INITIAL_SYNC at
     `bandwidth`, then CONTINUOUS. A stall pauses this progress; nothing is lost.
   - While continuous, a stall stops replication while the source keeps writing at
@@ -18,7 +21,7 @@ Model:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from orchestration.local.mgn.settings import ReplicationTiming
@@ -58,11 +61,23 @@ class ReplicationStall:
 
 @dataclass(frozen=True, slots=True)
 class ReplicationPlan:
-    """The fixed inputs of one server's replication."""
+    """The fixed inputs of one server's replication.
 
-    started_at: datetime
+    Attributes:
+        agent_installed_at: when the agent was installed (the server was added).
+        disk_bytes: the disks replication copies.
+        timing: this server's timing (its own bandwidth, if it was given one).
+        started_at: when replication started: the agent install, or the instant a replication
+            slot freed for a server that had to wait; None while it waits.
+    """
+
+    agent_installed_at: datetime
     disk_bytes: tuple[int, ...]
     timing: ReplicationTiming
+    started_at: datetime | None = None
+
+    def starting_at(self, moment: datetime) -> ReplicationPlan:
+        return replace(self, started_at=moment)
 
     @property
     def total_bytes(self) -> int:
@@ -103,7 +118,10 @@ class ReplicationView:
 def time_progress_reaches(
     plan: ReplicationPlan, stalls: Sequence[ReplicationStall], target: timedelta
 ) -> datetime | None:
-    """When stall-free progress first reaches `target`; None if an open stall prevents it."""
+    """When stall-free progress first reaches `target`; None if replication has not started or
+    an open stall prevents it."""
+    if plan.started_at is None:
+        return None
     remaining = target
     cursor = plan.started_at
     for stall in sorted(stalls, key=lambda stall: stall.started_at):
@@ -127,10 +145,29 @@ def initial_sync_completed_at(
 def view_replication(
     plan: ReplicationPlan, stalls: Sequence[ReplicationStall], now: datetime
 ) -> ReplicationView:
+    if plan.started_at is None:
+        return waiting_for_slot_view(plan)
     synced_at = initial_sync_completed_at(plan, stalls)
     if synced_at is None or now < synced_at:
-        return _view_before_continuous(plan, stalls, now)
+        return _view_before_continuous(plan, plan.started_at, stalls, now)
     return _view_after_continuous(plan, stalls, now, synced_at)
+
+
+def waiting_for_slot_view(plan: ReplicationPlan) -> ReplicationView:
+    """Replication queued for a slot: INITIATING at its first step (WAIT), nothing copied yet."""
+    nothing = tuple(0 for _ in plan.disk_bytes)
+    return ReplicationView(
+        state=DataReplicationState.INITIATING,
+        replicated_bytes=nothing,
+        backlogged_bytes=nothing,
+        lag=None,
+        eta=None,
+        steps=_initiation_steps(timedelta(), plan.timing.initiation, stalled=False),
+        stall=None,
+        first_byte_at=None,
+        continuous_since=None,
+        last_snapshot_at=None,
+    )
 
 
 def disconnected_view(plan: ReplicationPlan, stalls: Sequence[ReplicationStall]) -> ReplicationView:
@@ -151,23 +188,26 @@ def disconnected_view(plan: ReplicationPlan, stalls: Sequence[ReplicationStall])
 
 
 def _progress(
-    plan: ReplicationPlan, stalls: Sequence[ReplicationStall], moment: datetime
+    started_at: datetime, stalls: Sequence[ReplicationStall], moment: datetime
 ) -> timedelta:
-    """Stall-free time between agent install and `moment`."""
-    elapsed = max(moment - plan.started_at, timedelta())
+    """Stall-free time between the start of replication and `moment`."""
+    elapsed = max(moment - started_at, timedelta())
     for stall in stalls:
         stall_end = stall.ended_at if stall.ended_at is not None else moment
-        overlap = min(stall_end, moment) - max(stall.started_at, plan.started_at)
+        overlap = min(stall_end, moment) - max(stall.started_at, started_at)
         elapsed -= max(overlap, timedelta())
     return max(elapsed, timedelta())
 
 
 def _view_before_continuous(
-    plan: ReplicationPlan, stalls: Sequence[ReplicationStall], now: datetime
+    plan: ReplicationPlan,
+    started_at: datetime,
+    stalls: Sequence[ReplicationStall],
+    now: datetime,
 ) -> ReplicationView:
     current_stall = next((stall for stall in stalls if stall.covers(now)), None)
     progress_until = current_stall.started_at if current_stall else now
-    progress = _progress(plan, stalls, progress_until)
+    progress = _progress(started_at, stalls, progress_until)
     initiation = plan.timing.initiation
     synced_seconds = max((progress - initiation).total_seconds(), 0.0)
     fraction = min(synced_seconds * plan.timing.bandwidth_bytes_per_second / plan.total_bytes, 1.0)

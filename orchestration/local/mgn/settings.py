@@ -7,8 +7,16 @@ rate, which limits real requests per real second.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
+
+# When a server's share of the link is no faster than the source writes, its change rate is
+# clamped to this share of the bandwidth (see `ReplicationTiming.with_bandwidth`).
+CLAMPED_CHANGE_RATE_SHARE = 0.5
+
+LAUNCH_KINDS = frozenset({"test", "cutover"})
+OS_FAMILIES = frozenset({"linux", "windows"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +44,28 @@ class ReplicationTiming:
         if self.initiation <= timedelta() or self.snapshot_interval <= timedelta():
             raise ValueError("initiation and snapshot_interval must be positive")
 
+    def with_bandwidth(self, bytes_per_second: float) -> ReplicationTiming:
+        """This timing at another bandwidth: one server's share of its wave's link.
+
+        The change rate must stay below the bandwidth, or the backlog of a stall would never
+        drain. A share that small (the source writes as fast as its share carries) is a server
+        MGN would report NOT_CONVERGING; the emulator keeps it converging instead by clamping
+        that server's change rate to `CLAMPED_CHANGE_RATE_SHARE` of its bandwidth.
+
+        Raises:
+            ValueError: `bytes_per_second` is not positive.
+        """
+        if bytes_per_second <= 0:
+            raise ValueError("replication_bytes_per_second must be positive")
+        change_rate = self.change_rate_bytes_per_second
+        if change_rate >= bytes_per_second:
+            change_rate = bytes_per_second * CLAMPED_CHANGE_RATE_SHARE
+        return replace(
+            self,
+            bandwidth_bytes_per_second=bytes_per_second,
+            change_rate_bytes_per_second=change_rate,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class JobTiming:
@@ -62,12 +92,29 @@ class JobTiming:
 
 @dataclass(frozen=True, slots=True)
 class QuotaLimits:
-    """MGN's per-account, per-Region quotas (AWS General Reference; none is adjustable)."""
+    """MGN's per-account, per-Region quotas (AWS General Reference).
+
+    Attributes:
+        concurrent_jobs: jobs PENDING or STARTED at once (not adjustable).
+        servers_per_job: source servers in one job (not adjustable).
+        servers_in_active_jobs: source servers across all active jobs (not adjustable).
+        non_archived_servers: source servers not archived (adjustable in AWS).
+        replicating_servers: "Actively replicating source servers" (adjustable in AWS). A
+            non-archived server holds a slot from agent install until its replication ends
+            (FinalizeCutover, DisconnectFromService, MarkAsArchived); a server added while
+            every slot is taken waits, in the order added, INITIATING at the WAIT step with no
+            progress, and starts replicating at the instant a slot frees (see `slots`).
+    """
 
     concurrent_jobs: int = 20
     servers_per_job: int = 200
     servers_in_active_jobs: int = 200
     non_archived_servers: int = 4000
+    replicating_servers: int = 150
+
+    def __post_init__(self) -> None:
+        if self.replicating_servers < 1:
+            raise ValueError("replicating_servers must be at least 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +151,19 @@ class EmulatorSettings:
         background_settle_seconds: while serving on a running clock (speed > 0), apply due
             job transitions every this many real seconds even if no MGN request arrives, so EC2
             instances appear and disappear in moto on time; None leaves it all to requests.
+        replication: replication timing; `add_source_server(replication_bytes_per_second=)`
+            gives one server a bandwidth of its own.
+        jobs: job timing: every terminate job, and every launch `launch_timings` does not name.
+        launch_timings: job timing of a launch by (launch kind, OS family), e.g.
+            `{("cutover", "windows"): JobTiming(conversion=timedelta(minutes=20))}`; kinds are
+            "test" and "cutover", families "linux" and "windows". In a job with several
+            servers each server moves on its own timing; the job ends with the last of them.
+        launch_failure_rate: the probability (0..1) that one server's launch fails (FAILED,
+            LAUNCH_FAILED, no instance), drawn from `seed` (0 when None), the server's ID, the
+            launch kind and the server's attempt number of that kind: the same input fails the
+            same launches on every run.
+        quotas: MGN's quotas in this account and Region.
+        request_rate: the token bucket over real requests.
     """
 
     account_id: str = "123456789012"
@@ -115,5 +175,25 @@ class EmulatorSettings:
     background_settle_seconds: float | None = 0.5
     replication: ReplicationTiming = field(default_factory=ReplicationTiming)
     jobs: JobTiming = field(default_factory=JobTiming)
+    launch_timings: Mapping[tuple[str, str], JobTiming] = field(default_factory=dict)
+    launch_failure_rate: float = 0.0
     quotas: QuotaLimits = field(default_factory=QuotaLimits)
     request_rate: RequestRateLimit = field(default_factory=RequestRateLimit)
+
+    def __post_init__(self) -> None:
+        unknown = [
+            key
+            for key in self.launch_timings
+            if len(key) != 2 or key[0] not in LAUNCH_KINDS or key[1] not in OS_FAMILIES
+        ]
+        if unknown:
+            raise ValueError(
+                f"launch_timings keys are (test|cutover, linux|windows); got {sorted(unknown)}"
+            )
+        if not 0.0 <= self.launch_failure_rate <= 1.0:
+            raise ValueError("launch_failure_rate must be between 0 and 1")
+
+    def launch_timing(self, launch_kind: str, os_family: str) -> JobTiming:
+        """The timing of one server's launch of `launch_kind` ("test" or "cutover") on
+        `os_family` ("linux" or "windows"): `launch_timings`' entry, else `jobs`."""
+        return self.launch_timings.get((launch_kind, os_family), self.jobs)
