@@ -16,12 +16,16 @@ import pytest
 
 from orchestration.local.mgn import (
     EmulatorSettings,
+    JobTiming,
+    LaunchType,
     MgnEmulator,
     QuotaLimits,
     ReplicationTiming,
     SimulatedClock,
     SourceServer,
 )
+from orchestration.local.mgn.faults import launch_fails_by_chance
+from orchestration.local.mgn.wire_format import format_timestamp
 from tests.test_mgn_emulator import (
     GIB,
     START,
@@ -29,6 +33,7 @@ from tests.test_mgn_emulator import (
     check_every_response_matched_the_model,
     client_for,
     describe,
+    job,
 )
 
 if TYPE_CHECKING:
@@ -42,8 +47,10 @@ def clock() -> SimulatedClock:
     return SimulatedClock(speed=0, start=START)
 
 
-def serving(settings: EmulatorSettings, clock: SimulatedClock) -> Iterator[MgnEmulator]:
-    emulator = MgnEmulator(InMemoryEc2(), clock=clock, settings=settings)
+def serving(
+    settings: EmulatorSettings, clock: SimulatedClock, ec2: InMemoryEc2 | None = None
+) -> Iterator[MgnEmulator]:
+    emulator = MgnEmulator(ec2 or InMemoryEc2(), clock=clock, settings=settings)
     with emulator.serve():
         yield emulator
     check_every_response_matched_the_model(emulator.metrics())
@@ -238,3 +245,199 @@ def test_archived_servers_hold_no_slot_and_a_waiting_server_can_leave_the_queue(
     # THEN the slot goes to the server after it; the one that left never replicates
     assert "startDateTime" in replication(mgn, next_in_line)["dataReplicationInitiation"]
     assert replication(mgn, leaving)["dataReplicationState"] == "DISCONNECTED"
+
+
+# --- Job timing by launch kind and OS family ---------------------------------------------------
+
+WINDOWS_TEST = JobTiming(pending=timedelta(minutes=2), conversion=timedelta(minutes=20))
+LINUX_CUTOVER = JobTiming(boot=timedelta(minutes=10))
+
+
+def test_launch_timings_are_looked_up_by_kind_and_os_and_fall_back_to_jobs() -> None:
+    settings = EmulatorSettings(
+        launch_timings={("test", "windows"): WINDOWS_TEST, ("cutover", "linux"): LINUX_CUTOVER}
+    )
+    assert settings.launch_timing("test", "windows") == WINDOWS_TEST
+    assert settings.launch_timing("cutover", "linux") == LINUX_CUTOVER
+    assert settings.launch_timing("test", "linux") == settings.jobs
+    with pytest.raises(ValueError, match="launch_timings"):
+        EmulatorSettings(launch_timings={("terminate", "linux"): JobTiming()})
+    with pytest.raises(ValueError, match="launch_failure_rate"):
+        EmulatorSettings(launch_failure_rate=1.5)
+
+
+@pytest.fixture
+def timed(aws_env: None, clock: SimulatedClock) -> Iterator[MgnEmulator]:
+    settings = EmulatorSettings(
+        seed=5,
+        launch_timings={("test", "windows"): WINDOWS_TEST, ("cutover", "linux"): LINUX_CUTOVER},
+    )
+    yield from serving(settings, clock)
+
+
+def statuses(job: dict[str, Any]) -> dict[str, str]:
+    return {p["sourceServerID"]: p["launchStatus"] for p in job["participatingServers"]}
+
+
+def test_each_server_in_a_job_moves_on_its_own_timing_and_the_job_ends_with_the_last(
+    timed: MgnEmulator,
+) -> None:
+    emulator, mgn = timed, client_for(timed)
+    ago = emulator.clock.now() - timedelta(days=1)
+    linux = emulator.add_source_server(hostname="web01", agent_installed_at=ago)
+    windows = emulator.add_source_server(
+        hostname="win01", os_family="windows", agent_installed_at=ago
+    )
+    created = emulator.clock.now()
+
+    # WHEN both are test-launched in one job
+    job_id = mgn.start_test(sourceServerIDs=[linux.source_server_id, windows.source_server_id])[
+        "job"
+    ]["jobID"]
+
+    # THEN after a minute the Linux server is in progress, the Windows one still pending
+    emulator.clock.advance(timedelta(minutes=1))
+    early = job(mgn, job_id)
+    assert early["status"] == "STARTED"
+    assert statuses(early) == {
+        linux.source_server_id: "IN_PROGRESS",
+        windows.source_server_id: "PENDING",
+    }
+    # AND when the default launch is over, Linux is LAUNCHED and Windows still converting
+    emulator.clock.advance(JobTiming().launch_total - timedelta(minutes=1))
+    middle = job(mgn, job_id)
+    assert middle["status"] == "STARTED"
+    assert statuses(middle) == {
+        linux.source_server_id: "LAUNCHED",
+        windows.source_server_id: "IN_PROGRESS",
+    }
+    assert describe(mgn, linux.source_server_id)["launchedInstance"]["firstBoot"] == "SUCCEEDED"
+    # AND the job completes exactly when the Windows launch does
+    emulator.clock.advance(WINDOWS_TEST.launch_total - JobTiming().launch_total)
+    done = job(mgn, job_id)
+    assert done["status"] == "COMPLETED"
+    assert set(statuses(done).values()) == {"LAUNCHED"}
+    assert done["endDateTime"] == format_timestamp(created + WINDOWS_TEST.launch_total)
+    # AND each server's log events fall at its own instants, between JOB_START and JOB_END
+    log = mgn.describe_job_log_items(jobID=job_id)["items"]
+    assert [item["event"] for item in (log[0], log[-1])] == ["JOB_START", "JOB_END"]
+    launched_at = {
+        item["eventData"]["sourceServerID"]: item["logDateTime"]
+        for item in log
+        if item["event"] == "LAUNCH_START"
+    }
+    default = JobTiming()
+    assert launched_at == {
+        linux.source_server_id: format_timestamp(created + default.launch_total - default.boot),
+        windows.source_server_id: format_timestamp(
+            created + WINDOWS_TEST.launch_total - WINDOWS_TEST.boot
+        ),
+    }
+
+
+def test_a_cutover_launch_uses_the_cutover_timing(timed: MgnEmulator) -> None:
+    emulator, mgn = timed, client_for(timed)
+    server = emulator.add_source_server(
+        hostname="web01", agent_installed_at=emulator.clock.now() - timedelta(days=1)
+    )
+    server_id = server.source_server_id
+    mgn.start_test(sourceServerIDs=[server_id])
+    emulator.clock.advance(JobTiming().launch_total)
+    mgn.change_server_life_cycle_state(
+        sourceServerID=server_id, lifeCycle={"state": "READY_FOR_CUTOVER"}
+    )
+    job_id = mgn.start_cutover(sourceServerIDs=[server_id])["job"]["jobID"]
+
+    emulator.clock.advance(LINUX_CUTOVER.launch_total - timedelta(seconds=1))
+    assert job(mgn, job_id)["status"] == "STARTED"
+    emulator.clock.advance(timedelta(seconds=1))
+    assert job(mgn, job_id)["status"] == "COMPLETED"
+
+
+# --- Launch failure rate -----------------------------------------------------------------------
+
+SERVER_IDS = [f"s-{index:017x}" for index in range(1, 21)]
+
+
+def launch_all(emulator: MgnEmulator) -> dict[str, str]:
+    """Seed 20 ready servers with fixed IDs, test-launch them in one job; launch statuses."""
+    mgn = client_for(emulator)
+    ago = emulator.clock.now() - timedelta(days=1)
+    for server_id in SERVER_IDS:
+        emulator.add_source_server(
+            hostname=f"vm-{server_id}", source_server_id=server_id, agent_installed_at=ago
+        )
+    job_id = mgn.start_test(sourceServerIDs=SERVER_IDS)["job"]["jobID"]
+    emulator.clock.advance(JobTiming().launch_total)
+    return statuses(job(mgn, job_id))
+
+
+def with_failure_rate(
+    rate: float, seed: int | None = 7, ec2: InMemoryEc2 | None = None
+) -> Iterator[MgnEmulator]:
+    clock = SimulatedClock(speed=0, start=START)
+    return serving(EmulatorSettings(seed=seed, launch_failure_rate=rate), clock, ec2)
+
+
+def test_a_failure_rate_fails_that_share_of_launches_the_same_way_on_every_run(
+    aws_env: None,
+) -> None:
+    runs = []
+    for _ in range(2):
+        ec2 = InMemoryEc2()
+        for emulator in with_failure_rate(0.5, ec2=ec2):
+            outcome = launch_all(emulator)
+            mgn = client_for(emulator)
+            failed = sorted(sid for sid, status in outcome.items() if status == "FAILED")
+            launched = [sid for sid, status in outcome.items() if status == "LAUNCHED"]
+            # THEN failed launches left no instance and their servers can be tested again
+            assert len(ec2.running) == len(launched)
+            for server_id in failed:
+                server = describe(mgn, server_id)
+                assert "launchedInstance" not in server
+                assert server["lifeCycle"]["state"] == "READY_FOR_TEST"
+            runs.append(failed)
+            # AND retrying them is each server's second attempt: a draw of its own
+            retry_id = mgn.start_test(sourceServerIDs=failed)["job"]["jobID"]
+            emulator.clock.advance(JobTiming().launch_total)
+            retry = statuses(job(mgn, retry_id))
+            assert sorted(sid for sid, status in retry.items() if status == "FAILED") == [
+                sid for sid in failed if fails_by_chance(sid, attempt=2)
+            ]
+    # THEN about half failed, and the same servers failed in both runs
+    assert 4 <= len(runs[0]) <= 16
+    assert runs[0] == runs[1]
+    assert runs[0] == sorted(sid for sid in SERVER_IDS if fails_by_chance(sid, attempt=1))
+
+
+def fails_by_chance(server_id: str, *, attempt: int, seed: int = 7) -> bool:
+    return launch_fails_by_chance(
+        rate=0.5,
+        seed=seed,
+        source_server_id=server_id,
+        launch_type=LaunchType.TEST,
+        attempt=attempt,
+    )
+
+
+def test_failure_rates_of_zero_and_one_and_a_retry_draws_again(aws_env: None) -> None:
+    for emulator in with_failure_rate(0.0):
+        assert set(launch_all(emulator).values()) == {"LAUNCHED"}
+    for emulator in with_failure_rate(1.0, seed=None):
+        outcome = launch_all(emulator)
+        assert set(outcome.values()) == {"FAILED"}
+        # A failed log says why, as a fault-injected failure does
+        mgn = client_for(emulator)
+        job_id = mgn.describe_jobs()["items"][0]["jobID"]
+        failure = next(
+            item
+            for item in mgn.describe_job_log_items(jobID=job_id)["items"]
+            if item["event"] == "LAUNCH_FAILED"
+        )
+        assert "launch_failure_rate" in failure["eventData"]["rawError"]
+
+    # A retry (the server's second launch of the kind) is a draw of its own
+    assert any(
+        fails_by_chance(sid, attempt=1, seed=0) != fails_by_chance(sid, attempt=2, seed=0)
+        for sid in SERVER_IDS
+    )

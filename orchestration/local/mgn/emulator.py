@@ -96,14 +96,17 @@ class MgnEmulator:
         self._state = MgnState(
             replication_slots=ReplicationSlots(self._settings.quotas.replicating_servers)
         )
-        self._fault_state = FaultState()
+        self._fault_state = FaultState(
+            launch_failure_rate=self._settings.launch_failure_rate,
+            launch_failure_seed=self._settings.seed or 0,
+        )
         self._ids = IdFactory(self._settings.seed)
         self._arns = ArnFactory(self._settings.account_id, self._settings.region)
         self._engine = JobEngine(
             state=self._state,
             ec2=ec2,
             faults=self._fault_state,
-            timing=self._settings.jobs,
+            settings=self._settings,
             ids=self._ids,
             arns=self._arns,
         )

@@ -7,10 +7,16 @@ emulator.faults.throttle_next_requests(5)           the next 5 requests get Thro
 emulator.faults.throttle_for(timedelta(minutes=5))  every request for 5 simulated minutes
 emulator.faults.apply_quota_pressure(active_jobs=19) as if 19 jobs were already running
 emulator.faults.clear()                             everything back to normal
+
+Besides these one-off faults, `EmulatorSettings.launch_failure_rate` fails a share of all
+launches by chance: each server's launch fails with that probability, drawn from the seed, the
+server's ID, the launch kind and the server's attempt number (`launch_fails_by_chance`), so a
+rerun of the same input fails the same launches. Both take the same failed-launch path.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,21 +42,56 @@ class LaunchFailure:
     raw_error: str
 
 
+RANDOM_LAUNCH_FAILURE_ERROR = (
+    "Failed to launch target instance: conversion failed (emulated launch_failure_rate)"
+)
+
+
+def launch_fails_by_chance(
+    *, rate: float, seed: int, source_server_id: str, launch_type: LaunchType, attempt: int
+) -> bool:
+    """Whether this launch fails under a failure rate: a uniform draw from a hash of exactly
+    these inputs (not Python's `hash`, which varies per process), so reruns agree."""
+    if rate <= 0.0:
+        return False
+    key = f"{seed}:{source_server_id}:{launch_type.value}:{attempt}".encode()
+    draw = int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2**64
+    return draw < rate
+
+
 @dataclass(slots=True)
 class FaultState:
-    """Faults the job engine and quota checks consult (mutated under the emulator lock)."""
+    """Faults the job engine and quota checks consult (mutated under the emulator lock).
+
+    Attributes:
+        launch_failures: one-off failures queued by `FaultInjector.fail_next_launch`.
+        launch_failure_rate: `EmulatorSettings.launch_failure_rate` (not reset by `clear`).
+        launch_failure_seed: the seed of its draws (`EmulatorSettings.seed`, or 0).
+    """
 
     launch_failures: dict[str, list[LaunchFailure]] = field(default_factory=dict)
     phantom_active_jobs: int = 0
     phantom_servers_in_active_jobs: int = 0
+    launch_failure_rate: float = 0.0
+    launch_failure_seed: int = 0
 
     def take_launch_failure(
-        self, source_server_id: str, launch_type: LaunchType
+        self, source_server_id: str, launch_type: LaunchType, *, attempt: int
     ) -> LaunchFailure | None:
+        """How this launch (the server's `attempt`-th of its kind) fails, if it does: a queued
+        one-off failure first, else a failure by chance under the failure rate."""
         pending = self.launch_failures.get(source_server_id, [])
         for index, failure in enumerate(pending):
             if failure.launch_type in (None, launch_type):
                 return pending.pop(index)
+        if launch_fails_by_chance(
+            rate=self.launch_failure_rate,
+            seed=self.launch_failure_seed,
+            source_server_id=source_server_id,
+            launch_type=launch_type,
+            attempt=attempt,
+        ):
+            return LaunchFailure(launch_type, RANDOM_LAUNCH_FAILURE_ERROR)
         return None
 
 

@@ -6,9 +6,18 @@ answered. Side effects (EC2 instances launched or terminated) therefore happen o
 request that observes the transition, stamped with its simulated time, so results do not
 depend on request timing or on a background thread.
 
-    LAUNCH     PENDING --pending--> STARTED (cleanup of the previous instance, SNAPSHOT_START)
-               --snapshot--> SNAPSHOT_END, CONVERSION_START --conversion--> CONVERSION_END,
-               LAUNCH_START (EC2 RunInstances) or LAUNCH_FAILED --boot--> LAUNCHED, COMPLETED
+A LAUNCH job gives each participating server a timeline of its own, from the timing of its
+launch kind and OS family (`EmulatorSettings.launch_timing`), and the job spans them:
+
+    server     PENDING --pending--> IN_PROGRESS (cleanup of the previous instance,
+               SNAPSHOT_START) --snapshot--> SNAPSHOT_END, CONVERSION_START --conversion-->
+               CONVERSION_END, LAUNCH_START (EC2 RunInstances) or LAUNCH_FAILED --boot-->
+               LAUNCHED, or FAILED (the server goes back to where it was)
+    job        PENDING until its first server starts (JOB_START), STARTED until its last
+               server is done, then COMPLETED (JOB_END)
+
+A TERMINATE job has one timeline (`EmulatorSettings.jobs`) for all its servers:
+
     TERMINATE  PENDING --pending--> STARTED (CLEANUP_START) --terminate--> CLEANUP_END
                (EC2 TerminateInstances), TERMINATED, COMPLETED
 """
@@ -23,6 +32,7 @@ from orchestration.local.mgn.faults import FaultState
 from orchestration.local.mgn.identifiers import ArnFactory, IdFactory
 from orchestration.local.mgn.lifecycle import STATE_AFTER_FAILED_LAUNCH, STATE_DURING_LAUNCH
 from orchestration.local.mgn.model import (
+    LAUNCH_TYPE_OF,
     JobLogEntry,
     JobRecord,
     LaunchedInstanceRecord,
@@ -32,7 +42,7 @@ from orchestration.local.mgn.model import (
     SourceServerRecord,
 )
 from orchestration.local.mgn.replication import initial_sync_completed_at
-from orchestration.local.mgn.settings import JobTiming
+from orchestration.local.mgn.settings import EmulatorSettings
 from orchestration.local.mgn.states import (
     FirstBoot,
     InitiatedBy,
@@ -46,11 +56,14 @@ from orchestration.local.mgn.states import (
 
 SOURCE_SERVER_ID_TAG = "AWSApplicationMigrationServiceSourceServerID"
 LAUNCH_TYPE_TAG = "mgn-emulator:launch-type"
-
+# Transitions of a whole job (ScheduledTransition.source_server_id None).
 _STARTED = "started"
+_FINISHED = "finished"
+# Transitions of one server in a launch job.
+_SERVER_STARTED = "server-started"
 _SNAPSHOT_TAKEN = "snapshot-taken"
 _CONVERTED = "converted"
-_FINISHED = "finished"
+_SERVER_FINISHED = "server-finished"
 
 
 class JobEngine:
@@ -62,14 +75,14 @@ class JobEngine:
         state: MgnState,
         ec2: Ec2LaunchPort,
         faults: FaultState,
-        timing: JobTiming,
+        settings: EmulatorSettings,
         ids: IdFactory,
         arns: ArnFactory,
     ) -> None:
         self._state = state
         self._ec2 = ec2
         self._faults = faults
-        self._timing = timing
+        self._settings = settings
         self._ids = ids
         self._arns = arns
 
@@ -84,10 +97,20 @@ class JobEngine:
         """Create a PENDING job on `servers` and mark them busy with it."""
         job_id = self._ids.job_id()
         job_type = JobType.TERMINATE if initiated_by is InitiatedBy.TERMINATE else JobType.LAUNCH
+        servers = list(servers)
+        launch_type = LAUNCH_TYPE_OF.get(initiated_by)
         participants = {
-            server.source_server_id: ParticipantRecord(server.source_server_id)
+            server.source_server_id: ParticipantRecord(
+                server.source_server_id,
+                attempt=server.count_launch_attempt(launch_type) if launch_type else 1,
+            )
             for server in servers
         }
+        timeline = (
+            self._launch_timeline(launch_type, servers, now)
+            if launch_type is not None
+            else self._terminate_timeline(now)
+        )
         job = JobRecord(
             job_id=job_id,
             arn=self._arns.job(job_id),
@@ -97,7 +120,7 @@ class JobEngine:
             created_at=now,
             tags=tags,
             participants=participants,
-            timeline=self._timeline(job_type, now),
+            timeline=timeline,
         )
         for server_id, participant in participants.items():
             server = self._state.servers[server_id]
@@ -133,56 +156,103 @@ class JobEngine:
                 if server.lifecycle_state is LifeCycleState.NOT_READY:
                     server.lifecycle_state = LifeCycleState.READY_FOR_TEST
 
-    def _timeline(self, job_type: JobType, now: datetime) -> tuple[ScheduledTransition, ...]:
-        timing = self._timing
+    def _terminate_timeline(self, now: datetime) -> tuple[ScheduledTransition, ...]:
+        timing = self._settings.jobs
         started = now + timing.pending
-        if job_type is JobType.TERMINATE:
-            return (
-                ScheduledTransition(started, _STARTED),
-                ScheduledTransition(started + timing.terminate, _FINISHED),
+        return (
+            ScheduledTransition(started, _STARTED),
+            ScheduledTransition(started + timing.terminate, _FINISHED),
+        )
+
+    def _launch_timeline(
+        self, launch_type: LaunchType, servers: Iterable[SourceServerRecord], now: datetime
+    ) -> tuple[ScheduledTransition, ...]:
+        """Every server's transitions on its own timing, between the job's start (its first
+        server's) and end (its last server's), in time order; at one instant the job starts
+        before, and ends after, its servers' transitions, and servers keep the job's order."""
+        per_server = [
+            transition
+            for server in servers
+            for transition in self._server_launch_timeline(launch_type, server, now)
+        ]
+        started = min(t.at for t in per_server if t.name == _SERVER_STARTED)
+        finished = max(t.at for t in per_server if t.name == _SERVER_FINISHED)
+        return tuple(
+            sorted(
+                [
+                    ScheduledTransition(started, _STARTED),
+                    *per_server,
+                    ScheduledTransition(finished, _FINISHED),
+                ],
+                key=lambda transition: transition.at,  # stable: ties keep the order above
             )
+        )
+
+    def _server_launch_timeline(
+        self, launch_type: LaunchType, server: SourceServerRecord, now: datetime
+    ) -> tuple[ScheduledTransition, ...]:
+        timing = self._settings.launch_timing(launch_type.value, server.os_family.value)
+        server_id = server.source_server_id
+        started = now + timing.pending
         snapshot_taken = started + timing.snapshot
         converted = snapshot_taken + timing.conversion
         return (
-            ScheduledTransition(started, _STARTED),
-            ScheduledTransition(snapshot_taken, _SNAPSHOT_TAKEN),
-            ScheduledTransition(converted, _CONVERTED),
-            ScheduledTransition(converted + timing.boot, _FINISHED),
+            ScheduledTransition(started, _SERVER_STARTED, server_id),
+            ScheduledTransition(snapshot_taken, _SNAPSHOT_TAKEN, server_id),
+            ScheduledTransition(converted, _CONVERTED, server_id),
+            ScheduledTransition(converted + timing.boot, _SERVER_FINISHED, server_id),
         )
 
     def _apply(self, job: JobRecord, transition: ScheduledTransition) -> None:
         launch_type = job.launch_type
-        if transition.name == _STARTED:
-            self._start(job, transition.at)
-        elif transition.name == _SNAPSHOT_TAKEN:
-            for server_id in job.participants:
-                self._log(job, transition.at, JobLogEvent.SNAPSHOT_END, server_id)
-                self._log(job, transition.at, JobLogEvent.CONVERSION_START, server_id)
-        elif transition.name == _CONVERTED and launch_type is not None:
-            for participant in job.participants.values():
-                self._launch(job, participant, launch_type, transition.at)
+        if transition.source_server_id is not None and launch_type is not None:
+            participant = job.participants[transition.source_server_id]
+            self._apply_to_server(job, participant, launch_type, transition)
+        elif transition.name == _STARTED and launch_type is not None:
+            job.status = JobStatus.STARTED
+            self._log(job, transition.at, JobLogEvent.JOB_START)
+        elif transition.name == _STARTED:
+            self._start_termination(job, transition.at)
         elif transition.name == _FINISHED and launch_type is not None:
-            self._finish_launch(job, launch_type, transition.at)
+            self._complete(job, transition.at)
         elif transition.name == _FINISHED:
             self._finish_termination(job, transition.at)
 
-    def _start(self, job: JobRecord, at: datetime) -> None:
+    def _apply_to_server(
+        self,
+        job: JobRecord,
+        participant: ParticipantRecord,
+        launch_type: LaunchType,
+        transition: ScheduledTransition,
+    ) -> None:
+        server_id, at = participant.source_server_id, transition.at
+        if transition.name == _SERVER_STARTED:
+            self._start_launch(job, participant, at)
+        elif transition.name == _SNAPSHOT_TAKEN:
+            self._log(job, at, JobLogEvent.SNAPSHOT_END, server_id)
+            self._log(job, at, JobLogEvent.CONVERSION_START, server_id)
+        elif transition.name == _CONVERTED:
+            self._launch(job, participant, launch_type, at)
+        elif transition.name == _SERVER_FINISHED:
+            self._finish_launch(participant, launch_type)
+
+    def _start_termination(self, job: JobRecord, at: datetime) -> None:
         job.status = JobStatus.STARTED
         self._log(job, at, JobLogEvent.JOB_START)
         for server_id, participant in job.participants.items():
-            server = self._state.servers[server_id]
-            if job.job_type is JobType.TERMINATE:
-                if participant.launched_ec2_instance_id is None:
-                    participant.launch_status = None
-                    self._log(job, at, JobLogEvent.SERVER_SKIPPED, server_id)
-                else:
-                    participant.launch_status = LaunchStatus.IN_PROGRESS
-                    self._log(job, at, JobLogEvent.CLEANUP_START, server_id)
-                continue
-            participant.launch_status = LaunchStatus.IN_PROGRESS
-            if server.launched_instance is not None:
-                self._replace_previous_instance(job, server, at)
-            self._log(job, at, JobLogEvent.SNAPSHOT_START, server_id)
+            if participant.launched_ec2_instance_id is None:
+                participant.launch_status = None
+                self._log(job, at, JobLogEvent.SERVER_SKIPPED, server_id)
+            else:
+                participant.launch_status = LaunchStatus.IN_PROGRESS
+                self._log(job, at, JobLogEvent.CLEANUP_START, server_id)
+
+    def _start_launch(self, job: JobRecord, participant: ParticipantRecord, at: datetime) -> None:
+        server = self._state.servers[participant.source_server_id]
+        participant.launch_status = LaunchStatus.IN_PROGRESS
+        if server.launched_instance is not None:
+            self._replace_previous_instance(job, server, at)
+        self._log(job, at, JobLogEvent.SNAPSHOT_START, server.source_server_id)
 
     def _replace_previous_instance(
         self, job: JobRecord, server: SourceServerRecord, at: datetime
@@ -209,7 +279,9 @@ class JobEngine:
         server = self._state.servers[participant.source_server_id]
         server_id = server.source_server_id
         self._log(job, at, JobLogEvent.CONVERSION_END, server_id)
-        failure = self._faults.take_launch_failure(server_id, launch_type)
+        failure = self._faults.take_launch_failure(
+            server_id, launch_type, attempt=participant.attempt
+        )
         if failure is not None:
             self._fail_launch(job, participant, at, failure.raw_error)
             return
@@ -239,17 +311,17 @@ class JobEngine:
         self._log(job, at, JobLogEvent.LAUNCH_START, participant.source_server_id)
         self._log(job, at, JobLogEvent.LAUNCH_FAILED, participant.source_server_id, error=raw_error)
 
-    def _finish_launch(self, job: JobRecord, launch_type: LaunchType, at: datetime) -> None:
-        for server_id, participant in job.participants.items():
-            server = self._state.servers[server_id]
-            if participant.launch_status is LaunchStatus.FAILED:
-                if server.lifecycle_state is STATE_DURING_LAUNCH[launch_type]:
-                    server.lifecycle_state = STATE_AFTER_FAILED_LAUNCH[launch_type]
-            else:
-                participant.launch_status = LaunchStatus.LAUNCHED
-                if server.launched_instance is not None:
-                    server.launched_instance.first_boot = FirstBoot.SUCCEEDED
-        self._complete(job, at)
+    def _finish_launch(self, participant: ParticipantRecord, launch_type: LaunchType) -> None:
+        """The server's launch is over: LAUNCHED and booted, or, if it failed, the server goes
+        back to where it was so the pipeline can retry (once the job has ended)."""
+        server = self._state.servers[participant.source_server_id]
+        if participant.launch_status is LaunchStatus.FAILED:
+            if server.lifecycle_state is STATE_DURING_LAUNCH[launch_type]:
+                server.lifecycle_state = STATE_AFTER_FAILED_LAUNCH[launch_type]
+            return
+        participant.launch_status = LaunchStatus.LAUNCHED
+        if server.launched_instance is not None:
+            server.launched_instance.first_boot = FirstBoot.SUCCEEDED
 
     def _finish_termination(self, job: JobRecord, at: datetime) -> None:
         doomed = {

@@ -7,6 +7,7 @@ bottom of this module.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -24,6 +25,12 @@ from orchestration.local.mgn.states import (
     LifeCycleState,
     OsFamily,
 )
+
+# The launch kind of a job, by what started it (a TERMINATE job has none).
+LAUNCH_TYPE_OF: Mapping[InitiatedBy, LaunchType] = {
+    InitiatedBy.START_TEST: LaunchType.TEST,
+    InitiatedBy.START_CUTOVER: LaunchType.CUTOVER,
+}
 
 
 @dataclass(slots=True)
@@ -92,6 +99,13 @@ class SourceServerRecord:
     last_cutover: LaunchMilestones = field(default_factory=LaunchMilestones)
     launched_instance: LaunchedInstanceRecord | None = None
     active_job_id: str | None = None
+    # Launches of each kind so far (what `launch_failure_rate` draws on, with the ID).
+    launch_attempts: dict[LaunchType, int] = field(default_factory=dict)
+
+    def count_launch_attempt(self, launch_type: LaunchType) -> int:
+        """Count one more launch of `launch_type`; returns its number (1 for the first)."""
+        self.launch_attempts[launch_type] = self.launch_attempts.get(launch_type, 0) + 1
+        return self.launch_attempts[launch_type]
 
     @property
     def disk_device_names(self) -> tuple[str, ...]:
@@ -112,6 +126,7 @@ class ParticipantRecord:
     source_server_id: str
     launch_status: LaunchStatus | None = LaunchStatus.PENDING
     launched_ec2_instance_id: str | None = None
+    attempt: int = 1  # the server's launch of this kind this is (1 = its first)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,10 +140,12 @@ class JobLogEntry:
 
 @dataclass(frozen=True, slots=True)
 class ScheduledTransition:
-    """A point on a job's timeline at which `jobs.JobEngine` moves it on."""
+    """A point on a job's timeline at which `jobs.JobEngine` moves it on: the whole job's
+    (`source_server_id` None), or one participating server's."""
 
     at: datetime
     name: str
+    source_server_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -153,10 +170,7 @@ class JobRecord:
 
     @property
     def launch_type(self) -> LaunchType | None:
-        return {
-            InitiatedBy.START_TEST: LaunchType.TEST,
-            InitiatedBy.START_CUTOVER: LaunchType.CUTOVER,
-        }.get(self.initiated_by)
+        return LAUNCH_TYPE_OF.get(self.initiated_by)
 
     def due_transition(self, now: datetime) -> ScheduledTransition | None:
         if (
