@@ -27,6 +27,7 @@ from orchestration.local.mgn import (
     LaneId,
     MgnFleet,
     QuotaLimits,
+    ResourceNotFoundError,
     SimulatedClock,
     SourceServer,
     signed_by,
@@ -428,3 +429,46 @@ def test_seeded_fleets_give_each_lane_reproducible_ids_of_its_own() -> None:
 
     assert len(set(first)) == 4
     assert fleet_ids() == first
+
+
+def test_quota_rejections_and_replication_timelines_are_read_over_every_lane(
+    moto: None,
+) -> None:
+    # GIVEN a fleet allowing one job at a time per lane, two lanes with two ready servers each,
+    # and one new server given its own bandwidth
+    fleet = MgnFleet(
+        lambda account_id, region: InMemoryEc2(),
+        clock=SimulatedClock(speed=0, start=START),
+        settings=EmulatorSettings(seed=5, quotas=QuotaLimits(concurrent_jobs=1)),
+    )
+    servers = {lane: [seed_ready(fleet, lane, f"vm{n}") for n in range(2)] for lane in TARGETS[:2]}
+    installed = fleet.clock.now()
+    slow = fleet.add_source_server(
+        account_id=WAVE_3.account_id,
+        region=WAVE_3.region,
+        hostname="slow01",
+        disk_gib=[10],
+        replication_bytes_per_second=1e6,
+    )
+    with fleet.serve():
+        # WHEN each lane refuses a second job, the second lane a minute later
+        for lane in TARGETS[:2]:
+            mgn = mgn_in(fleet, lane)
+            first, second = (server.source_server_id for server in servers[lane])
+            mgn.start_test(sourceServerIDs=[first])
+            with pytest.raises(mgn.exceptions.ServiceQuotaExceededException):
+                mgn.start_test(sourceServerIDs=[second])
+            fleet.clock.advance(timedelta(minutes=1))
+
+    # THEN the fleet lists both refusals, oldest first, each naming its lane
+    rejections = fleet.quota_rejections()
+    assert [(r.lane_label, r.operation, r.source_server_ids) for r in rejections] == [
+        (lane.label, "StartTest", (servers[lane][1].source_server_id,)) for lane in TARGETS[:2]
+    ]
+    assert rejections[1].at - rejections[0].at == timedelta(minutes=1)
+    # AND a server's replication timeline is found in its lane, at its own bandwidth
+    timeline = fleet.replication_timeline(slow.source_server_id)
+    assert timeline.started_at == installed
+    assert timeline.ready_at == installed + timedelta(minutes=10, seconds=10 * 1024**3 / 1e6)
+    with pytest.raises(ResourceNotFoundError):
+        fleet.replication_timeline("s-00000000000000000")

@@ -15,12 +15,16 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from orchestration.local.mgn import (
+    CONCURRENT_JOBS_QUOTA,
     EmulatorSettings,
     JobTiming,
     LaunchType,
     MgnEmulator,
     QuotaLimits,
+    QuotaRejection,
+    ReplicationTimeline,
     ReplicationTiming,
+    ResourceNotFoundError,
     SimulatedClock,
     SourceServer,
 )
@@ -441,3 +445,98 @@ def test_failure_rates_of_zero_and_one_and_a_retry_draws_again(aws_env: None) ->
         fails_by_chance(sid, attempt=1, seed=0) != fails_by_chance(sid, attempt=2, seed=0)
         for sid in SERVER_IDS
     )
+
+
+# --- Records for the report ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def one_job_at_a_time(aws_env: None, clock: SimulatedClock) -> Iterator[MgnEmulator]:
+    yield from serving(EmulatorSettings(seed=9, quotas=QuotaLimits(concurrent_jobs=1)), clock)
+
+
+def test_every_quota_rejection_of_a_job_request_is_recorded(one_job_at_a_time: MgnEmulator) -> None:
+    emulator, mgn = one_job_at_a_time, client_for(one_job_at_a_time)
+    ago = emulator.clock.now() - timedelta(days=1)
+    busy, first, second = (
+        emulator.add_source_server(hostname=name, agent_installed_at=ago)
+        for name in ("web01", "web02", "web03")
+    )
+    mgn.start_test(sourceServerIDs=[busy.source_server_id])
+    emulator.clock.advance(timedelta(minutes=1))
+    refused_at = emulator.clock.now()
+    both = [first.source_server_id, second.source_server_id]
+
+    # WHEN a test and a terminate are refused by the one-job quota
+    with pytest.raises(mgn.exceptions.ServiceQuotaExceededException):
+        mgn.start_test(sourceServerIDs=both)
+    emulator.clock.advance(timedelta(seconds=5))
+    with pytest.raises(mgn.exceptions.ServiceQuotaExceededException):
+        mgn.terminate_target_instances(sourceServerIDs=[first.source_server_id])
+
+    # THEN both are recorded with the request's servers, the operation, the quota and the instant
+    assert emulator.quota_rejections() == [
+        QuotaRejection(
+            account_id="123456789012",
+            region="us-east-1",
+            operation="StartTest",
+            source_server_ids=tuple(both),
+            quota_code=CONCURRENT_JOBS_QUOTA,
+            at=refused_at,
+        ),
+        QuotaRejection(
+            account_id="123456789012",
+            region="us-east-1",
+            operation="TerminateTargetInstances",
+            source_server_ids=(first.source_server_id,),
+            quota_code=CONCURRENT_JOBS_QUOTA,
+            at=refused_at + timedelta(seconds=5),
+        ),
+    ]
+    assert emulator.quota_rejections()[0].lane_label == "123456789012/us-east-1"
+    # AND a conflict is not a quota rejection
+    with pytest.raises(mgn.exceptions.ConflictException):
+        mgn.start_test(sourceServerIDs=[busy.source_server_id])
+    assert len(emulator.quota_rejections()) == 2
+
+
+def test_a_replication_timeline_says_when_the_agent_came_replication_started_and_was_ready(
+    two_slots: MgnEmulator,
+) -> None:
+    emulator, mgn = two_slots, client_for(two_slots)
+    installed = emulator.clock.now()
+    first, second, waiting = add(emulator, "app01"), add(emulator, "app02"), add(emulator, "app03")
+    ready_after = TIMING.initiation + sync_time(10, TIMING.bandwidth_bytes_per_second)
+
+    # THEN a server with a slot started at install and is ready after initiation and sync
+    assert emulator.replication_timeline(first.source_server_id) == ReplicationTimeline(
+        installed, installed, installed + ready_after
+    )
+    # AND a waiting server has neither started nor a ready instant yet
+    assert emulator.replication_timeline(waiting.source_server_id) == ReplicationTimeline(
+        installed, None, None
+    )
+
+    # WHEN the second server stalls for five minutes during its sync
+    emulator.clock.advance(timedelta(minutes=11))
+    emulator.faults.stall_replication(second.source_server_id)
+    assert emulator.replication_timeline(second.source_server_id).ready_at is None
+    emulator.clock.advance(timedelta(minutes=5))
+    emulator.faults.clear_replication_stall(second.source_server_id)
+    # THEN its ready instant moves by the stall
+    assert emulator.replication_timeline(second.source_server_id).ready_at == (
+        installed + ready_after + timedelta(minutes=5)
+    )
+
+    # WHEN the first server is disconnected a day later THEN the waiting one starts then
+    emulator.clock.advance(timedelta(days=1))
+    freed_at = emulator.clock.now()
+    mgn.disconnect_from_service(sourceServerID=first.source_server_id)
+    assert emulator.replication_timeline(waiting.source_server_id) == ReplicationTimeline(
+        installed, freed_at, freed_at + ready_after
+    )
+    # AND disconnecting it before it was ready leaves it never ready
+    mgn.disconnect_from_service(sourceServerID=waiting.source_server_id)
+    assert emulator.replication_timeline(waiting.source_server_id).ready_at is None
+    with pytest.raises(ResourceNotFoundError):
+        emulator.replication_timeline("s-00000000000000000")

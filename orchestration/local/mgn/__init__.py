@@ -29,7 +29,13 @@ from orchestration.local.mgn.faults import FaultInjector
 from orchestration.local.mgn.jobs import LAUNCH_TYPE_TAG, SOURCE_SERVER_ID_TAG
 from orchestration.local.mgn.lanes import FleetMetrics, LaneId, MgnFleet, SignedBy, signed_by
 from orchestration.local.mgn.metrics import EmulatorMetrics
-from orchestration.local.mgn.model import JobSummary, ParticipantSummary, SourceServer
+from orchestration.local.mgn.model import (
+    JobSummary,
+    ParticipantSummary,
+    QuotaRejection,
+    ReplicationTimeline,
+    SourceServer,
+)
 from orchestration.local.mgn.operations import (
     CONCURRENT_JOBS_QUOTA,
     NON_ARCHIVED_SERVERS_QUOTA,
@@ -83,7 +89,9 @@ __all__ = [
     "OsFamily",
     "ParticipantSummary",
     "QuotaLimits",
+    "QuotaRejection",
     "ReplicationError",
+    "ReplicationTimeline",
     "ReplicationTiming",
     "RequestRateLimit",
     "ResourceNotFoundError",

@@ -35,6 +35,8 @@ from orchestration.local.mgn.model import (
     JobSummary,
     LaunchConfigurationRecord,
     MgnState,
+    QuotaRejection,
+    ReplicationTimeline,
     SourceServer,
     SourceServerRecord,
     summarize_job,
@@ -42,7 +44,7 @@ from orchestration.local.mgn.model import (
 from orchestration.local.mgn.operations import NON_ARCHIVED_SERVERS_QUOTA, MgnOperations
 from orchestration.local.mgn.protocol import HttpReply, RestJsonEndpoint, mgn_service_model
 from orchestration.local.mgn.rendering import render_source_server
-from orchestration.local.mgn.replication import ReplicationPlan
+from orchestration.local.mgn.replication import ReplicationPlan, initial_sync_completed_at
 from orchestration.local.mgn.server import LoopbackServer
 from orchestration.local.mgn.settings import EmulatorSettings, ReplicationTiming
 from orchestration.local.mgn.sizing import recommended_instance_type
@@ -317,14 +319,40 @@ class MgnEmulator:
         with self._lock:
             now = self._clock.now()
             self._engine.settle(now)
-            server = self._state.servers.get(source_server_id)
-            if server is None:
-                raise ResourceNotFoundError(
-                    f"Source server {source_server_id} not found",
-                    resource_id=source_server_id,
-                    resource_type=SOURCE_SERVER_RESOURCE,
-                )
-            return render_source_server(server, now)
+            return render_source_server(self._server(source_server_id), now)
+
+    def replication_timeline(self, source_server_id: str) -> ReplicationTimeline:
+        """When the server's agent was installed, its replication started (it got a slot) and
+        it is (or will be, as things stand) first CONTINUOUS.
+
+        Raises:
+            ResourceNotFoundError: no such server.
+        """
+        with self._lock:
+            self._engine.settle(self._clock.now())
+            server = self._server(source_server_id)
+            plan = server.replication
+            ready_at = initial_sync_completed_at(plan, server.stalls)
+            ended_at = server.replication_disconnected_at
+            if ready_at is not None and ended_at is not None and ready_at > ended_at:
+                ready_at = None  # replication ended before it ever got there
+            return ReplicationTimeline(plan.agent_installed_at, plan.started_at, ready_at)
+
+    def quota_rejections(self) -> list[QuotaRejection]:
+        """Every ServiceQuotaExceededException answered to StartTest, StartCutover or
+        TerminateTargetInstances, oldest first."""
+        with self._lock:
+            return list(self._state.quota_rejections)
+
+    def _server(self, source_server_id: str) -> SourceServerRecord:
+        server = self._state.servers.get(source_server_id)
+        if server is None:
+            raise ResourceNotFoundError(
+                f"Source server {source_server_id} not found",
+                resource_id=source_server_id,
+                resource_type=SOURCE_SERVER_RESOURCE,
+            )
+        return server
 
     def settle(self) -> None:
         """Apply every job phase due by now (EC2 launches and terminations) without a request.

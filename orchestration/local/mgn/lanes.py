@@ -39,8 +39,9 @@ from orchestration.local.mgn.emulator import (
     MgnEmulator,
     SettledEndpoint,
 )
+from orchestration.local.mgn.errors import SOURCE_SERVER_RESOURCE, ResourceNotFoundError
 from orchestration.local.mgn.metrics import EmulatorMetrics
-from orchestration.local.mgn.model import SourceServer
+from orchestration.local.mgn.model import QuotaRejection, ReplicationTimeline, SourceServer
 from orchestration.local.mgn.protocol import HttpReply
 from orchestration.local.mgn.settings import EmulatorSettings
 
@@ -297,6 +298,32 @@ class MgnFleet:
     def reset_metrics(self) -> None:
         for lane in self.lanes().values():
             lane.reset_metrics()
+
+    def quota_rejections(self) -> list[QuotaRejection]:
+        """Every lane's quota rejections (`MgnEmulator.quota_rejections`), oldest first; each
+        names its lane (`account_id`, `region`, `lane_label`)."""
+        every_lane = [
+            rejection for lane in self.lanes().values() for rejection in lane.quota_rejections()
+        ]
+        return sorted(every_lane, key=lambda rejection: rejection.at)
+
+    def replication_timeline(self, source_server_id: str) -> ReplicationTimeline:
+        """`MgnEmulator.replication_timeline` in whichever lane holds the server (source
+        server IDs are unique across lanes, as in MGN; the first lane created wins otherwise).
+
+        Raises:
+            ResourceNotFoundError: no lane has the server.
+        """
+        for lane in self.lanes().values():
+            try:
+                return lane.replication_timeline(source_server_id)
+            except ResourceNotFoundError:
+                continue
+        raise ResourceNotFoundError(
+            f"Source server {source_server_id} not found in any lane",
+            resource_id=source_server_id,
+            resource_type=SOURCE_SERVER_RESOURCE,
+        )
 
     # --- Serving ------------------------------------------------------------------------------
 

@@ -189,6 +189,7 @@ class MgnState:
     jobs: dict[str, JobRecord] = field(default_factory=dict)
     active_job_ids: set[str] = field(default_factory=set)
     awaiting_first_sync: set[str] = field(default_factory=set)
+    quota_rejections: list[QuotaRejection] = field(default_factory=list)
     replication_slots: ReplicationSlots = field(
         default_factory=lambda: ReplicationSlots(QuotaLimits().replicating_servers)
     )
@@ -225,6 +226,51 @@ class SourceServer:
     ec2_launch_template_id: str
     disk_bytes: tuple[int, ...]
     is_archived: bool
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaRejection:
+    """One ServiceQuotaExceededException answered to StartTest, StartCutover or
+    TerminateTargetInstances: a wait the pipeline had to sit out (the rehearsal report's).
+
+    Attributes:
+        account_id: the lane's account.
+        region: the lane's Region.
+        operation: the wire operation refused.
+        source_server_ids: the request's servers, in its order.
+        quota_code: which quota was full (`CONCURRENT_JOBS_QUOTA`, ...).
+        at: the simulated instant of the answer.
+    """
+
+    account_id: str
+    region: str
+    operation: str
+    source_server_ids: tuple[str, ...]
+    quota_code: str
+    at: datetime
+
+    @property
+    def lane_label(self) -> str:
+        """`account/region`, as `LaneId.label`."""
+        return f"{self.account_id}/{self.region}"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicationTimeline:
+    """When one server's replication got going, for the rehearsal report.
+
+    Attributes:
+        agent_installed_at: the agent install (the server was added).
+        started_at: when it got a replication slot and replication started; later than the
+            install only if it waited for one; None while it still waits.
+        ready_at: its first CONTINUOUS (launchable) instant as its plan and stalls give it,
+            possibly in the simulated future; None while that is unknown (it waits for a
+            slot, an open stall blocks it) or if replication ended before it got there.
+    """
+
+    agent_installed_at: datetime
+    started_at: datetime | None
+    ready_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)

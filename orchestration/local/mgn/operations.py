@@ -34,7 +34,12 @@ from orchestration.local.mgn.lifecycle import (
     TERMINATE_REFUSED_IN,
     USER_SETTABLE_FROM,
 )
-from orchestration.local.mgn.model import JobRecord, MgnState, SourceServerRecord
+from orchestration.local.mgn.model import (
+    JobRecord,
+    MgnState,
+    QuotaRejection,
+    SourceServerRecord,
+)
 from orchestration.local.mgn.rendering import (
     JsonObject,
     render_job,
@@ -294,7 +299,8 @@ class MgnOperations:
                 + "; ".join(refusal.message for refusal in refusals),
                 errors=tuple(refusals),
             )
-        self._check_job_quotas(len(servers))
+        operation = "StartTest" if launch_type is LaunchType.TEST else "StartCutover"
+        self._check_job_quotas(operation, servers, now)
         initiated_by = (
             InitiatedBy.START_TEST if launch_type is LaunchType.TEST else InitiatedBy.START_CUTOVER
         )
@@ -328,7 +334,7 @@ class MgnOperations:
                 + "; ".join(refusal.message for refusal in refusals),
                 errors=tuple(refusals),
             )
-        self._check_job_quotas(len(servers))
+        self._check_job_quotas("TerminateTargetInstances", servers, now)
         job = self._engine.open_job(
             initiated_by=InitiatedBy.TERMINATE,
             servers=servers,
@@ -478,7 +484,26 @@ class MgnOperations:
                 REFUSED_NO_CUTOVER_INSTANCE,
             )
 
-    def _check_job_quotas(self, server_count: int) -> None:
+    def _check_job_quotas(
+        self, operation: str, servers: Sequence[SourceServerRecord], now: datetime
+    ) -> None:
+        """Refuse a job the quotas have no room for, and record the refusal for the report."""
+        try:
+            self._check_job_quota_room(len(servers))
+        except ServiceQuotaExceededError as refusal:
+            self._state.quota_rejections.append(
+                QuotaRejection(
+                    account_id=self._settings.account_id,
+                    region=self._settings.region,
+                    operation=operation,
+                    source_server_ids=tuple(server.source_server_id for server in servers),
+                    quota_code=refusal.quota_code,
+                    at=now,
+                )
+            )
+            raise
+
+    def _check_job_quota_room(self, server_count: int) -> None:
         quotas = self._settings.quotas
         active_jobs = len(self._state.active_job_ids) + self._faults.phantom_active_jobs
         if active_jobs >= quotas.concurrent_jobs:
