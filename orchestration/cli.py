@@ -230,6 +230,7 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds to wait for the runs (default 110, or 900 with --approve manual)",
     )
     demo.set_defaults(handler=_demo)
+    _add_rehearse_command(commands)
     _add_operator_commands(commands)
     return parser
 
@@ -269,6 +270,61 @@ def _add_operator_commands(commands: argparse._SubParsersAction[argparse.Argumen
         )
         decide.add_argument("--local", action="store_true", help=local_help)
         decide.set_defaults(handler=_decide, decision=decision)
+
+
+def _add_rehearse_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """rehearse: see orchestration/rehearsal/ and docs/REHEARSAL.md."""
+    rehearse = _command(
+        commands,
+        "rehearse",
+        "predict migration day: run waves through the embedded system on a simulated clock",
+        "wavepilot rehearse                       # every wave of the repository",
+        "wavepilot rehearse --wave wave-2 --html wave-2.html",
+        "wavepilot rehearse --vms 200 --profile pilot.yaml --report rehearsal.json",
+    )
+    rehearse.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="wave files or folders (default: the repository's manifests/waves)",
+    )
+    rehearse.add_argument(
+        "--wave", action="append", default=[], metavar="NAME", help="only this wave (repeatable)"
+    )
+    rehearse.add_argument(
+        "--vms",
+        type=_vm_count,
+        metavar="N",
+        help="a synthetic wave of N VMs instead of manifests (its window: the profile's "
+        "synthetic section)",
+    )
+    rehearse.add_argument(
+        "--profile",
+        type=Path,
+        metavar="FILE",
+        help="the model's figures (YAML; see docs/REHEARSAL.md); defaults otherwise",
+    )
+    rehearse.add_argument("--report", type=Path, metavar="PATH", help="write the JSON report")
+    rehearse.add_argument(
+        "--html", type=Path, metavar="PATH", help="write the report as one HTML page"
+    )
+    rehearse.add_argument(
+        "--start",
+        type=_aware_datetime,
+        metavar="WHEN",
+        help="when replication starts, ISO 8601 with a time zone (default: now)",
+    )
+    rehearse.set_defaults(handler=_rehearse)
+
+
+def _aware_datetime(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date and time: {text!r}") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"give a time zone, e.g. {text}+00:00")
+    return moment
 
 
 def _add_range_arguments(parser: argparse.ArgumentParser, *, base_help: str) -> None:
@@ -506,6 +562,25 @@ def _demo(args: argparse.Namespace) -> int:
             threads_path=args.threads,
         ),
         wavepilot=main,  # the demo runs the real commands through this entry point
+    )
+
+
+def _rehearse(args: argparse.Namespace) -> int:
+    from orchestration.rehearsal.command import RehearseOptions, run_rehearse
+
+    if args.vms is not None and (args.paths or args.wave):
+        raise UsageError("--vms rehearses a synthetic wave: give no PATH or --wave with it")
+    paths = None if args.vms is not None else (args.paths or [_repository_manifests()])
+    return run_rehearse(
+        RehearseOptions(
+            paths=paths,
+            waves=tuple(args.wave),
+            vms=args.vms,
+            profile=args.profile,
+            report=args.report,
+            html=args.html,
+            start=args.start or _now(),
+        )
     )
 
 

@@ -60,8 +60,20 @@ DEFAULT_OUTPUT = REPO_ROOT / "dist" / PACKAGE_NAME
 CACHE_DIR = REPO_ROOT / ".lambda-cache"
 PROJECT_PACKAGES = ("orchestration", "bot")
 # Never deployed: the embedded runtime, and the build itself.
-EXCLUDED = ("orchestration/local", "orchestration/packaging.py", "orchestration/lambda_lock.py")
-EXCLUDED_MODULES = ("orchestration.local", "orchestration.packaging", "orchestration.lambda_lock")
+# What runs on a developer's machine only: the embedded system, the rehearsal (which drives
+# it), and the tools that build the package.
+EXCLUDED = (
+    "orchestration/local",
+    "orchestration/rehearsal",
+    "orchestration/packaging.py",
+    "orchestration/lambda_lock.py",
+)
+EXCLUDED_MODULES = (
+    "orchestration.local",
+    "orchestration.rehearsal",
+    "orchestration.packaging",
+    "orchestration.lambda_lock",
+)
 # pip --target's console scripts are of no use in Lambda.
 EXCLUDED_DEPENDENCY_DIRS = ("bin",)
 # Marks a finished install in the cache (it holds the lock); not part of the package.

@@ -379,9 +379,11 @@ def _observe(
         for operation, count in lane_metrics.calls_by_operation.items():
             mgn_calls[operation] += count
     launches = profile.launches
+    # The last status event, not the watcher's last look (it looks every 5 simulated minutes).
+    last_event = max((vm.steps[-1].at for vm in vms if vm.steps), default=ended_at)
     return RehearsalObservation(
         started_at=started_at,
-        ended_at=ended_at,
+        ended_at=last_event,
         wall_seconds=wall_seconds,
         design="per-vm",
         waves=tuple(waves),

@@ -1,0 +1,117 @@
+"""`wavepilot rehearse` end to end: the embedded system on the simulated clock, predicted.
+
+The clock's acceptance (issue 13) is checked here through the rehearsal itself: the same input
+predicts the same makespan whether or not the machine is busy, and when MGN's job quota binds
+the launch phase takes ceil(N/J) x D.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from orchestration.cli import main
+from orchestration.rehearsal.observation import RehearsalObservation
+from orchestration.rehearsal.profile import RehearsalProfile
+from orchestration.rehearsal.run import rehearse, synthetic_input
+
+# Each test runs the embedded system for simulated days: 30 to 100 s of wall time, more when
+# the other test worker shares the two cores.
+pytestmark = pytest.mark.timeout(600)
+
+START = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)  # a Monday morning
+
+
+def _profile(**sections: object) -> RehearsalProfile:
+    return RehearsalProfile.model_validate(sections)
+
+
+def _rehearse(vms: int, profile: RehearsalProfile) -> RehearsalObservation:
+    return rehearse(synthetic_input(vms, start=START, profile=profile), profile)
+
+
+def test_rehearse_predicts_a_wave_and_writes_json_and_html(tmp_path: Path) -> None:
+    report, html = tmp_path / "rehearsal.json", tmp_path / "rehearsal.html"
+    code = main(
+        [
+            "rehearse",
+            "--vms",
+            "6",
+            "--start",
+            START.isoformat(),
+            "--report",
+            str(report),
+            "--html",
+            str(html),
+        ]
+    )
+    assert code == 0
+    data = json.loads(report.read_text())
+    assert data["vmCount"] == 6
+    assert data["outcomes"]["migrated"] == 6
+    assert data["calls"]["lostSlackUpdates"] == 0
+    assert data["waves"][0]["name"] == "wave-000"
+    for vm in data["vms"]:
+        phases = [phase["name"] for phase in vm["phases"]]
+        assert phases[:2] == ["setup", "replication"], phases
+        assert {"test", "approval", "cutover", "finalize"} <= set(phases), phases
+        assert vm["slack"]["finalShown"] is True
+    page = html.read_text()
+    bars = re.findall(r'<g class="vm-bar[^"]*" data-migration-id="([^"]+)"', page)
+    assert sorted(bars) == sorted(vm["migrationId"] for vm in data["vms"])
+
+
+@contextmanager
+def _other_core_busy() -> Iterator[None]:
+    busy = subprocess.Popen(["yes"], stdout=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        busy.kill()
+        busy.wait()
+
+
+def _makespan(observation: RehearsalObservation) -> float:
+    return (observation.ended_at - observation.started_at).total_seconds()
+
+
+def test_the_prediction_does_not_depend_on_how_busy_the_machine_is() -> None:
+    profile = _profile(synthetic={"windowOpensAfterHours": 2, "windowHours": 12})
+    quiet = _rehearse(10, profile)
+    with _other_core_busy():
+        busy = _rehearse(10, profile)
+    assert {vm.final_status for vm in quiet.vms} == {"SUCCEEDED"}
+    assert [vm.final_status for vm in busy.vms] == [vm.final_status for vm in quiet.vms]
+    print(f"makespan quiet {_makespan(quiet):.0f} s, busy {_makespan(busy):.0f} s")
+    assert abs(_makespan(busy) - _makespan(quiet)) <= 0.05 * _makespan(quiet)
+
+
+def test_when_mgns_job_quota_binds_the_test_launches_take_ceil_n_over_j_rounds() -> None:
+    servers, quota = 6, 2
+    launch = {"snapshotMinutes": 2, "conversionMinutes": 20, "bootMinutes": 7.5}  # D = 30 min
+    profile = _profile(
+        launches={"test": {"linux": launch, "windows": launch}},
+        quotas={"concurrentJobs": quota},
+        # Approvers answer after every test launch: terminating test instances (jobs too)
+        # must not compete with the test launches measured here.
+        approvers={"responseMinutesMin": 600, "responseMinutesMax": 600},
+    )
+    observation = _rehearse(servers, profile)
+    assert {vm.final_status for vm in observation.vms} == {"SUCCEEDED"}
+    tests = [job for vm in observation.vms for job in vm.jobs if job.kind == "test"]
+    assert len(tests) == servers
+    assert all(job.servers_in_job == 1 for job in tests)
+    first = min(job.created_at for job in tests)
+    last = max(job.ended_at for job in tests if job.ended_at is not None)
+    phase = (last - first).total_seconds()
+    expected = math.ceil(servers / quota) * 30 * 60
+    print(f"launch phase {phase:.0f} s, expected {expected:.0f} s")
+    assert abs(phase - expected) <= 0.10 * expected
