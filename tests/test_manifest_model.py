@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from orchestration import cli
+from orchestration.gitops.requests import request_for
 from orchestration.manifests.model import EffectiveVm, HttpHealthCheck, TcpHealthCheck
 from orchestration.manifests.validation import (
     LocatedVm,
@@ -20,6 +22,7 @@ from orchestration.manifests.validation import (
     ManifestSet,
     validate_files,
 )
+from orchestration.migration_request import canonical_body
 from orchestration.request_identity import migration_id
 
 REPO = Path(__file__).resolve().parent.parent
@@ -689,3 +692,51 @@ def test_a_key_valid_elsewhere_is_named_as_misplaced_not_misspelt() -> None:
     assert [f.message for f in result.errors] == [
         "targetVmName: key 'targetVmName' is not allowed at this level"
     ]
+
+
+# --- disk sizes (for the rehearsal only) ---------------------------------------------------
+
+# Revisions computed before `source.disksGiB` existed: a VM's revision must not move with it.
+REVISION_OF_VM_01 = "6d8808a288588ea4"  # a_wave()'s vm-01
+REVISION_OF_INTRANET_WEB_01 = "b611b137dc509c44"  # manifests/waves/wave-1.yaml
+REVISION_OF_INTRANET_DB_01 = "94ddd2113ccb7516"
+
+
+def test_disk_sizes_reach_the_effective_vm_but_neither_its_revision_nor_its_request() -> None:
+    without = only_vm(a_wave())
+    with_disks = only_vm(
+        a_wave("wave-x", a_vm("vm-01", source={**a_vm("vm-01")["source"], "disksGiB": [64, 2]}))
+    )
+
+    assert with_disks.effective_vm.source.disks_gib == [64, 2]
+    assert without.effective_vm.source.disks_gib is None
+    assert without.revision == with_disks.revision == REVISION_OF_VM_01
+    assert "disksGiB" not in json.dumps(with_disks.effective_vm_json)
+    published = [
+        canonical_body(request_for(vm, commit="3f2a" + "0" * 36, author="someone"))
+        for vm in (without, with_disks)
+    ]
+    assert published[0] == published[1]
+
+
+def test_the_example_vms_with_disk_sizes_keep_their_revisions() -> None:
+    vms = {vm.effective_vm.target_vm_name: vm for vm in _validate_examples().vms}
+
+    assert vms["intranet-web-01"].effective_vm.source.disks_gib == [64]
+    assert vms["intranet-db-01"].effective_vm.source.disks_gib == [128, 512]
+    assert vms["intranet-web-01"].revision == REVISION_OF_INTRANET_WEB_01
+    assert vms["intranet-db-01"].revision == REVISION_OF_INTRANET_DB_01
+
+
+@pytest.mark.parametrize(
+    "disks",
+    [[], [0], [65537], [1] * 65, ["64"], [1.5], 64],
+    ids=["none", "zero", "too-large", "65-disks", "string", "float", "not-a-list"],
+)
+def test_disk_sizes_are_1_to_64_disks_of_1_to_65536_gib(disks: Any) -> None:
+    vm = a_vm("vm-01")
+    vm["source"]["disksGiB"] = disks
+
+    (finding,) = validate(a_wave("wave-x", vm)).findings
+
+    assert "disksGiB" in finding.message

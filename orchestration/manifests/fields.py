@@ -162,6 +162,18 @@ UserProvidedId = Annotated[
     USER_PROVIDED_ID,
     Field(description="The userProvidedID given when the MGN replication agent was installed."),
 ]
+DiskSizesGiB = Annotated[
+    list[Annotated[int, Field(ge=1, le=65536)]],
+    Field(
+        min_length=1,
+        max_length=64,
+        description=(
+            "The source VM's disk sizes in GiB (1 to 64 disks, each 1 to 65536 GiB), for the "
+            "rehearsal's replication estimate. MGN reads the disks from its agent; this is not "
+            "published and not part of the VM's revision."
+        ),
+    ),
+]
 Hostname = Annotated[
     str,
     TextRule(

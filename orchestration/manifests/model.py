@@ -18,6 +18,7 @@ from orchestration.manifests.fields import (
     AwsRegion,
     AzureVmResourceId,
     CallbackUrl,
+    DiskSizesGiB,
     EnvironmentName,
     FreeText,
     Hostname,
@@ -131,6 +132,10 @@ class Source(StrictModel):
     source_server_id: SourceServerId | None = None
     user_provided_id: UserProvidedId | None = None
     hostname: Hostname | None = None
+    # For `wavepilot rehearse` only: excluded from every dump, so neither the VM's revision
+    # nor its published request (`spec`) sees it, with or without it; the pipeline reads the
+    # disks from MGN.
+    disks_gib: DiskSizesGiB | None = Field(default=None, alias="disksGiB", exclude=True)
 
     @model_validator(mode="after")
     def _findable_in_mgn(self) -> Source:
