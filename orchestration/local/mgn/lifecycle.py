@@ -14,7 +14,8 @@
     FinalizeCutover                CUTTING_OVER, CUTOVER (instance up)   CUTOVER, replication off
     TerminateTargetInstances       any but TESTING, CUTTING_OVER, CUTOVER  (unchanged)
     DisconnectFromService          any (CUTOVER stays CUTOVER)           DISCONNECTED
-    MarkAsArchived                 DISCONNECTED, CUTOVER                 (unchanged), isArchived
+    MarkAsArchived                 DISCONNECTED, CUTOVER                 (unchanged), isArchived,
+                                                                         replication off
 
 Everything also requires that no job is active on the server and, for launches, that
 replication is CONTINUOUS. Setting the state a server is already in is a no-op, so retries
