@@ -1,117 +1,84 @@
-"""`make bench`: a 200-VM wave rehearsed on the embedded system.
+"""`make bench`: one large wave rehearsed with `wavepilot rehearse` (docs/BENCHMARKS.md).
 
-Every part runs for real on loopback (see docs/ARCHITECTURE.md): publish, ingress, one
-execution per VM, the MGN emulator with its quotas, the Slack bot with every thread in one
-channel of the rate-limited Slack stand-in, approvals clicked by a simulated approver. The
-figures are the baseline the scale work (batched launches) will be measured against.
+A thin caller: it runs the command itself on a synthetic wave (1,000 VMs by default, one lane,
+the profile `benchmarks/profiles/wave-1000.yaml`) and prints the figures the scale work is
+measured by, from the command's JSON report: wall time, makespan and its ratio to the quota
+floors, MGN, Slack and AWS calls per VM, lost Slack updates, quota waits. These are the
+per-VM design's figures: the baseline batched launches are compared against, in one run.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import tempfile
 import time
-from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from orchestration.gitops.requests import request_for
-from orchestration.local.driver import MigrationDriver
-from orchestration.local.logs import pipeline_logs_to
-from orchestration.local.slack_report import slack_report
-from orchestration.local.synthetic import wave_yaml
-from orchestration.local.system import EmbeddedSystem, SystemOptions
-from orchestration.manifests.validation import ManifestFile, validate_files
-from orchestration.pipeline.spec import MigrationSpec
+from orchestration.cli import main as wavepilot
+
+PROFILE = Path(__file__).parent / "profiles" / "wave-1000.yaml"
+START = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)  # a fixed start: the same input every run
+
+
+def run(vms: int, profile: Path, report: Path, html: Path | None) -> tuple[int, float]:
+    argv = ["rehearse", "--vms", str(vms), "--profile", str(profile)]
+    argv += ["--start", START.isoformat(), "--report", str(report)]
+    argv += ["--html", str(html)] if html else []
+    began = time.monotonic()
+    code = wavepilot(argv)
+    return code, time.monotonic() - began
+
+
+def figures(data: dict[str, Any], wall: float) -> list[tuple[str, str]]:
+    calls, floor = data["calls"], data["floor"]
+    quota_wait = sum(vm["quotaWaitSeconds"] for vm in data["vms"]) / max(1, data["vmCount"])
+    return [
+        ("migrations migrated", f"{data['outcomes']['migrated']} / {data['vmCount']}"),
+        ("wall time (the whole command)", f"{wall:.0f} s"),
+        ("simulated makespan", f"{data['makespanHours']:.1f} h"),
+        ("quota floor: batched jobs (the quotas' best)", f"{floor['batchedHours']:.1f} h"),
+        ("quota floor: one server per job (today's design)", f"{floor['perVmHours']:.1f} h"),
+        ("makespan / batched floor", f"{floor['ratioToBatched']:.2f}x"),
+        ("MGN calls per VM", f"{calls['mgnPerVm']:.1f}"),
+        ("AWS calls per VM (all services, MGN included)", f"{calls['awsPerVm']:.1f}"),
+        ("Slack calls per VM", f"{calls['slackPerVm']:.1f}"),
+        ("Slack 429s met", str(calls["slackRateLimited"])),
+        ("Slack updates lost", str(calls["lostSlackUpdates"])),
+        ("approvals expired", str(calls["approvalsExpired"])),
+        ("Lambda invocations per VM", f"{calls['lambdaInvocationsPerVm']:.1f}"),
+        ("state transitions per VM", f"{calls['stateTransitionsPerVm']:.1f}"),
+        ("mean MGN quota wait per VM", f"{quota_wait / 60:.1f} min"),
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--vms", type=int, default=200)
-    parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--vms", type=int, default=1000)
+    parser.add_argument("--profile", type=Path, default=PROFILE)
+    parser.add_argument("--report", type=Path, help="keep the JSON report here")
+    parser.add_argument("--html", type=Path, help="keep the HTML report here")
     args = parser.parse_args()
-
-    start = datetime.now(UTC) - timedelta(hours=1)
-    window = (start.isoformat(), (start + timedelta(days=30)).isoformat())
-    text = wave_yaml(0, args.vms, window=window)
-    result = validate_files([ManifestFile("wave-000.yaml", text)], now=datetime.now(UTC))
-    requests = [
-        request_for(vm, commit="b" * 40, author="Bench <bench@example.com>") for vm in result.vms
-    ]
-
-    log_file = Path(tempfile.gettempdir()) / "wavepilot-rehearsal.log"
-    with pipeline_logs_to(log_file), EmbeddedSystem(SystemOptions()) as system:
-        system.seed([MigrationSpec.from_request(r, r.revision or "", "bench") for r in requests])
-        driver = MigrationDriver(system)
-        began = time.monotonic()
-        driver.send(requests)
-        outcomes = driver.wait([r.migration_id for r in requests], timeout=args.timeout)
-        wall = time.monotonic() - began
-        assert system.slack is not None
-        slack = slack_report(
-            system.slack,
-            os.environ["DYNAMODB_TABLE_NAME"],
-            [r.migration_id for r in requests],
-            settle_seconds=300,
-        )
-        slack_wall = time.monotonic() - began
-        counters = system.counters()
-        assert system.mgn_fleet is not None
-        mgn = system.mgn_fleet.metrics()  # every lane the wave's VMs migrate into
-        speed = system.options.mgn_speed
-        api_calls = system.api_calls.by_service() if system.api_calls else {}
-
-    succeeded = sum(1 for o in outcomes.values() if o.status == "SUCCEEDED")
-    failures = Counter(
-        next((s["message"] for s in o.steps if s["step"] == "Rollback"), o.status)[:120]
-        for o in outcomes.values()
-        if o.status != "SUCCEEDED"
-    )
-    first = min(datetime.fromisoformat(o.steps[0]["at"]) for o in outcomes.values() if o.steps)
-    cutovers = [
-        datetime.fromisoformat(s["at"])
-        for o in outcomes.values()
-        for s in o.steps
-        if s["step"] == "FinalizeCutover" and s["status"] == "SUCCEEDED"
-    ]
-    makespan_hours = ((max(cutovers) - first).total_seconds() * speed / 3600) if cutovers else 0.0
-    n = len(requests)
-    table = Table(title=f"Rehearsal: {n} VMs in one wave on the embedded system")
+    with tempfile.TemporaryDirectory(prefix="wavepilot-bench-") as folder:
+        report = args.report or Path(folder) / "rehearsal.json"
+        code, wall = run(args.vms, args.profile, report, args.html)
+        data = json.loads(report.read_text())
+    table = Table(title=f"wavepilot rehearse --vms {args.vms} ({data['design']} design)")
     table.add_column("Measure")
     table.add_column("Value", justify="right")
-    for label, value in (
-        ("migrations succeeded", f"{succeeded} / {n}"),
-        ("wall time", f"{wall:.1f} s"),
-        ("simulated makespan (first request to last cutover)", f"{makespan_hours:.1f} h"),
-        ("MGN API calls per VM", f"{mgn.total_calls / n:.1f}"),
-        ("Lambda invocations per VM", f"{counters.total_lambda_invocations / n:.1f}"),
-        ("state transitions per VM", f"{counters.total_state_transitions / n:.1f}"),
-        ("MGN quota errors met", str(mgn.quota_errors)),
-        ("MGN throttling errors met", str(mgn.throttling_errors)),
-        ("AWS API calls per VM (all services)", f"{sum(api_calls.values()) / n:.1f}"),
-        ("Slack threads (all in one channel)", f"{len(slack.threads)}"),
-        *(
-            (f"Slack {method} per migration", f"{per:.2f}")
-            for method, per in slack.calls_per_migration().items()
-        ),
-        ("Slack 429s met", str(sum(slack.rate_limited.values()))),
-        (
-            f"slowest event-to-Slack delay (Slack clock, {slack.slack_speed:.0f}x)",
-            f"{slack.slowest_delay_seconds:.1f} s",
-        ),
-        ("Slack updates lost (final states not shown)", str(len(slack.lost_updates))),
-        ("wall time until every final state was in Slack", f"{slack_wall:.1f} s"),
-    ):
+    for label, value in figures(data, wall):
         table.add_row(label, value)
     console = Console(width=110)
     console.print(table)
-    for reason, count in failures.most_common(5):
-        console.print(f"  {count} not migrated: {reason}")
-    print(f"simulated clock: {speed:.0f}x; command: python -m benchmarks.rehearsal --vms {n}")
+    console.print(
+        f"command: python -m benchmarks.rehearsal --vms {args.vms} --profile {args.profile} "
+        f"(exit {code})"
+    )
 
 
 if __name__ == "__main__":

@@ -192,8 +192,7 @@ def _table() -> Any:
 
 
 def _disks_gib(vm: LocatedVm, profile: RehearsalProfile) -> tuple[int, ...]:
-    written = getattr(vm.effective_vm.source, "disks_gib", None)
-    return tuple(written or profile.replication.default_disks_gib)
+    return tuple(vm.effective_vm.source.disks_gib or profile.replication.default_disks_gib)
 
 
 def _lane_settings(profile: RehearsalProfile, lane: tuple[str, str] | None) -> EmulatorSettings:
@@ -208,17 +207,13 @@ def _lane_settings(profile: RehearsalProfile, lane: tuple[str, str] | None) -> E
         for kind, by_os in (("test", launches.test), ("cutover", launches.cutover))
         for os_family, timing in by_os.items()
     }
-    extra: dict[str, Any] = {}
-    if "launch_timings" in EmulatorSettings.__dataclass_fields__:
-        extra["launch_timings"] = timings
-        extra["launch_failure_rate"] = launches.failure_rate
-    quota_fields: dict[str, Any] = {
-        "concurrent_jobs": quotas.concurrent_jobs,
-        "servers_per_job": quotas.servers_per_job,
-        "servers_in_active_jobs": quotas.servers_in_active_jobs,
-    }
-    if "replicating_servers" in QuotaLimits.__dataclass_fields__:
-        quota_fields["replicating_servers"] = quotas.replicating_servers
+    quota_limits = QuotaLimits(
+        concurrent_jobs=quotas.concurrent_jobs,
+        servers_per_job=quotas.servers_per_job,
+        servers_in_active_jobs=quotas.servers_in_active_jobs,
+        replicating_servers=quotas.replicating_servers,
+        non_archived_servers=max(base.quotas.non_archived_servers, quotas.replicating_servers),
+    )
     return replace(
         base,
         seed=profile.seed,
@@ -228,8 +223,9 @@ def _lane_settings(profile: RehearsalProfile, lane: tuple[str, str] | None) -> E
             bandwidth_bytes_per_second=profile.replication.link_bytes_per_second(""),
         ),
         jobs=launches.test["linux"].job_timing(),
-        quotas=replace(base.quotas, **quota_fields),
-        **extra,
+        launch_timings=timings,
+        launch_failure_rate=launches.failure_rate,
+        quotas=quota_limits,
     )
 
 
@@ -450,25 +446,21 @@ def _jobs_by_server(system: EmbeddedSystem) -> dict[str, list[JobRecord]]:
 
 
 def _quota_rejections_by_server(system: EmbeddedSystem) -> dict[str, list[datetime]]:
-    fleet = system.mgn_fleet
+    assert system.mgn_fleet is not None
     found: dict[str, list[datetime]] = defaultdict(list)
-    rejections = getattr(fleet, "quota_rejections", None)
-    if rejections is None:
-        return found
-    for rejection in rejections():
-        for server in rejection.source_server_ids:
-            found[server].append(rejection.at)
+    for rejection in system.mgn_fleet.quota_rejections():
+        if rejection.operation in {"StartTest", "StartCutover"}:
+            for server in rejection.source_server_ids:
+                found[server].append(rejection.at)
     return found
 
 
 def _replication_timeline(
     system: EmbeddedSystem, server: str
 ) -> tuple[datetime | None, datetime | None]:
-    timeline = getattr(system.mgn_fleet, "replication_timeline", None)
-    if timeline is None:
-        return None, None
-    found = timeline(server)
-    return found.started_at, found.ready_at
+    assert system.mgn_fleet is not None
+    timeline = system.mgn_fleet.replication_timeline(server)
+    return timeline.started_at, timeline.ready_at
 
 
 def _slack_by_root(
