@@ -108,7 +108,7 @@ variable "timings" {
     replication_timeout_seconds = 604800
     launch_timeout_seconds      = 3600
     approval_timeout_seconds    = 259200
-    execution_timeout_seconds   = 2592000
+    execution_timeout_seconds   = 31536000
   }
 
   validation {

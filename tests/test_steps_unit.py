@@ -149,6 +149,17 @@ def test_an_approved_cutover_waits_for_its_window_and_says_so_once(pipeline: Pip
     assert [kind for kind, _, _ in pipeline.mgn.launched] == ["START_CUTOVER"]
 
 
+def test_a_window_days_away_is_waited_for_in_one_wait(pipeline: Pipeline) -> None:
+    now = pipeline.clock.now()
+    opens = now + timedelta(days=40)
+    state = pipeline.state(window_start=opens, window_end=opens + timedelta(hours=8))
+
+    waiting = pipeline.steps.trigger(state, "cutover")
+
+    assert waiting["started"] is False
+    assert waiting["waitSeconds"] == 40 * 24 * 3600 + 1  # not the poll cap: no wake-ups
+
+
 # --- verification and health checks ---------------------------------------------------------
 
 

@@ -333,11 +333,14 @@ class MigrationSteps:
                         "WAITING",
                         f"approved; the cutover waits for the window: {_iso(spec.window_start)}",
                     )
+                # One Wait until the window opens, however far: polling every few minutes
+                # for days would only cost invocations and state transitions (the spec, and
+                # so the window, cannot change under a running execution).
                 return {
                     **_poll(state, key, config, self._epoch()),
                     "started": False,
                     "announced": True,
-                    "waitSeconds": max(1, min(config.max_seconds, int(until) + 1)),
+                    "waitSeconds": max(1, int(until) + 1),
                 }
         mgn = self._lanes.for_spec(spec).mgn
         active = mgn.active_job_for(mgn.source_server(server_id), _known_jobs(state))

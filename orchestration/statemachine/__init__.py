@@ -50,7 +50,9 @@ class Timings:
             replication_timeout_seconds=7 * 24 * 3600,
             launch_timeout_seconds=3600,
             approval_timeout_seconds=3 * 24 * 3600,
-            execution_timeout_seconds=30 * 24 * 3600,
+            # Standard workflows' own limit: a wave merged months before its window still
+            # reaches it (the cutover waits for the window inside the execution).
+            execution_timeout_seconds=365 * 24 * 3600,
         )
 
     @classmethod
