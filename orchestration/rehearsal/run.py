@@ -51,7 +51,8 @@ from orchestration.statemachine import Timings
 __all__ = ["Progress", "RehearsalInput", "manifest_input", "rehearse", "synthetic_input"]
 
 _GIB = 1024**3
-_WATCH_SECONDS = 300.0  # the runner looks at the executions every 5 simulated minutes
+_WATCH_SECONDS = 300.0  # the runner looks at the executions every 5 simulated minutes,
+_WATCH_MAX = 4 * 3600.0  # up to every 4 hours while nothing ends
 _SLACK_SETTLE_SECONDS = 3600.0  # after the last execution: Slack gets an hour to catch up
 _COMMIT = "0" * 40  # a rehearsal publishes no real commit
 _AUTHOR = "Wavepilot rehearsal <rehearsal@wavepilot.invalid>"
@@ -267,6 +268,7 @@ def _watch(  # noqa: PLR0917 - a private step of rehearse(), called once
     assert clock is not None
     wanted = {s.migration_id for s in specs}
     deadline = clock.monotonic() + timeout_seconds
+    interval, last_ended = _WATCH_SECONDS, -1
     while True:
         statuses = {m: e["status"] for m, e in driver._latest_executions(wanted).items()}
         ended = sum(1 for s in statuses.values() if s in TERMINAL)
@@ -274,7 +276,11 @@ def _watch(  # noqa: PLR0917 - a private step of rehearse(), called once
             on_progress(Progress(ended, len(wanted), clock.now(), time.monotonic() - began))
         if ended == len(wanted) or clock.monotonic() >= deadline:
             return clock.now()
-        clock.sleep(_WATCH_SECONDS)
+        # Look again soon after a change, and less often while nothing ends (waves whose
+        # windows are weeks away): the makespan comes from the events, not from these looks.
+        interval = _WATCH_SECONDS if ended != last_ended else min(interval * 2, _WATCH_MAX)
+        last_ended = ended
+        clock.sleep(interval)
 
 
 def _let_slack_settle(system: EmbeddedSystem, specs: Sequence[MigrationSpec]) -> None:
