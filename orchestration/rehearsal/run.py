@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+import zlib
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -113,7 +114,7 @@ def rehearse(
     profile: RehearsalProfile,
     *,
     on_progress: Callable[[Progress], None] | None = None,
-    timeout_days: float = 30.0,
+    timeout_days: float = 400.0,  # beyond the executions' own timeout (a year)
     log_file: Path | None = None,
 ) -> RehearsalObservation:
     """Run every VM of ``rehearsal`` to a final state on the embedded system; observe it."""
@@ -215,9 +216,14 @@ def _lane_settings(profile: RehearsalProfile, lane: tuple[str, str] | None) -> E
         replicating_servers=quotas.replicating_servers,
         non_archived_servers=max(base.quotas.non_archived_servers, quotas.replicating_servers),
     )
+    # Each lane its own seed (as MgnFleet derives them): lanes seeded alike would issue the
+    # same source server IDs, which the embedded system (and MGN) keeps unique.
+    seed = (
+        profile.seed if lane is None else profile.seed ^ zlib.crc32(f"{lane[0]}/{lane[1]}".encode())
+    )
     return replace(
         base,
-        seed=profile.seed,
+        seed=seed,
         check_responses=False,  # 0.2 ms per server described: the tests check shapes
         replication=ReplicationTiming(
             initiation=timedelta(minutes=profile.replication.initiation_minutes),
