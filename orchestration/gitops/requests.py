@@ -34,6 +34,11 @@ def request_for(
 ) -> MigrationRequest:
     """Build the request ``wavepilot publish`` sends for one effective VM."""
     effective = vm.effective_vm
+    if effective.source.disks_gib is not None:
+        # Disk sizes feed the rehearsal's estimate only: the request is what the message
+        # carries, and the message leaves them out (MGN reads the disks from the agent).
+        source = effective.source.model_copy(update={"disks_gib": None})
+        effective = effective.model_copy(update={"source": source})
     return MigrationRequest.model_validate(
         {
             "schemaVersion": REQUEST_SCHEMA_VERSION,
