@@ -47,6 +47,7 @@ from orchestration.local.runtime.eventbridge_targets import (
 from orchestration.local.runtime.lambda_dispatch import LambdaRuntimeError
 from orchestration.local.runtime.moto_backends import account_id_for_access_key
 from orchestration.local.runtime.moto_patches import (
+    SHARED_CLIENT_PATCH_POINTS,
     VIRTUAL_CLOCK_PATCH_POINTS,
     ModuleNamePatchPoint,
 )
@@ -1061,6 +1062,32 @@ def test_canary_moto_server_entry_still_has_the_shape_the_fast_stop_copies() -> 
             "moto.moto_server.threaded_moto_server.ThreadedMotoServer._server_entry changed "
             f"(no {fragment!r}): update orchestration/local/runtime/moto_server.py to match"
         )
+
+
+def test_canary_moto_dispatcher_still_looks_backends_up_by_host() -> None:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    from orchestration.local.runtime.moto_server import CachingDispatcherApplication
+
+    source = inspect.getsource(DomainDispatcherApplication.get_application)
+    assert "self.get_backend_for_host(host)" in source, (
+        "moto's DomainDispatcherApplication.get_application no longer calls "
+        "get_backend_for_host: update CachingDispatcherApplication to match"
+    )
+    dispatcher = CachingDispatcherApplication(lambda service: None)
+    reference = DomainDispatcherApplication(lambda service: None)
+    for host in ("dynamodb", "lambda.eu-west-1.amazonaws.com", "sqs.us-east-1.amazonaws.com"):
+        assert dispatcher.get_backend_for_host(host) == reference.get_backend_for_host(host)
+        assert dispatcher.get_backend_for_host(host) == reference.get_backend_for_host(host)
+
+
+@pytest.mark.parametrize("point", SHARED_CLIENT_PATCH_POINTS, ids=lambda point: point.symbol)
+def test_canary_moto_interpreter_still_builds_its_lambda_client_per_task(
+    point: ModuleNamePatchPoint,
+) -> None:
+    install_moto_patches()
+    point.verify()
+    assert point.is_installed(), f"{point.symbol}: the patch did not install"
 
 
 def _patch_point(symbol: str) -> MotoPatchPoint:

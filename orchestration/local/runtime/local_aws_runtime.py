@@ -40,6 +40,7 @@ from orchestration.local.runtime.moto_patches import (
     RuntimeHooks,
     activate_hooks,
     deactivate_hooks,
+    forget_interpreter_clients,
     install_moto_patches,
 )
 from orchestration.local.runtime.moto_server import LoopbackMotoServer
@@ -278,6 +279,7 @@ class LocalAwsRuntime:
         )
         activate_hooks(hooks)
         stack.callback(deactivate_hooks, hooks)
+        stack.callback(forget_interpreter_clients)  # they point at this runtime's port
         self._dispatcher = dispatcher
         if self._poll_event_sources:
             self.start_event_source_pollers()

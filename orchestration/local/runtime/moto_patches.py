@@ -455,6 +455,88 @@ VIRTUAL_CLOCK_PATCH_POINTS: tuple[ModuleNamePatchPoint, ...] = (
 )
 
 
+# The interpreter's Lambda client, one per (Region, moto port) while a runtime runs. moto's
+# boto_client_for builds a new boto3 client for every Task it runs (tens of milliseconds:
+# loading the service model, copying the event hooks, an SSL context), which was the largest
+# single cost of a many-execution run. The cached client is configured exactly as moto's
+# (no retries, no parameter validation, the same timeouts) with a pool as large as the number
+# of Tasks that run at once, so concurrent Tasks keep their connections.
+INTERPRETER_POOL_CONNECTIONS = 64
+_interpreter_clients: dict[tuple[str, str, str], Any] = {}
+_interpreter_clients_lock = threading.Lock()
+
+
+def _shared_boto_client_for() -> Callable[..., Any]:
+    from moto.stepfunctions.parser.asl.utils import boto_client as moto_boto_client
+
+    original = moto_boto_client.boto_client_for
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        # Plain mock_aws users (no runtime, or moto's in-process stubber) keep moto's client.
+        if active_hooks() is None or moto_boto_client.botocore_stubber.enabled:
+            return original(region=region, service=service, state_credentials=state_credentials)
+        key = (region, service, moto_boto_client.moto_server_port())
+        client = _interpreter_clients.get(key)
+        if client is None:
+            with _interpreter_clients_lock:
+                client = _interpreter_clients.get(key)
+                if client is None:
+                    client = _interpreter_client(region, service, key[2])
+                    _interpreter_clients[key] = client
+        return client
+
+    return boto_client_for
+
+
+def _interpreter_client(region: str, service: str, port: str) -> Any:
+    import boto3
+    from botocore.config import Config
+    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
+
+    return boto3.client(  # type: ignore[call-overload]
+        aws_access_key_id="ak",
+        region_name=region,
+        service_name=service,
+        aws_secret_access_key="sk",  # noqa: S106 - moto's placeholder, as in boto_client_for
+        endpoint_url=f"http://localhost:{port}",
+        config=Config(
+            parameter_validation=False,
+            retries={"max_attempts": 0, "total_max_attempts": 1},
+            connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+            read_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+            max_pool_connections=INTERPRETER_POOL_CONNECTIONS,
+        ),
+    )
+
+
+def forget_interpreter_clients() -> None:
+    """Drop the cached interpreter clients (a stopped runtime's port is never reused)."""
+    with _interpreter_clients_lock:
+        _interpreter_clients.clear()
+
+
+def _moto_boto_client_for() -> Any:
+    from moto.stepfunctions.parser.asl.utils import boto_client as moto_boto_client
+
+    return moto_boto_client.boto_client_for
+
+
+SHARED_CLIENT_PATCH_POINTS: tuple[ModuleNamePatchPoint, ...] = (
+    ModuleNamePatchPoint(
+        module=f"{_ASL}.component.state.exec.state_task.lambda_eval_utils",
+        name="boto_client_for",
+        expected=_moto_boto_client_for(),
+        uses=(
+            "lambda_client = boto_client_for(",
+            "lambda_client.invoke(**parameters)",
+        ),
+        why="a Lambda Task builds a new boto3 client per invocation; one shared client per "
+        "Region and port does the same calls",
+        replacement=_shared_boto_client_for,
+    ),
+)
+
+
 def install_moto_patches() -> None:
     """Install every patch, once per process.
 
@@ -464,10 +546,10 @@ def install_moto_patches() -> None:
     with _install_lock:
         for point in MOTO_PATCH_POINTS:
             point.verify()
-        for module_point in VIRTUAL_CLOCK_PATCH_POINTS:
+        for module_point in (*VIRTUAL_CLOCK_PATCH_POINTS, *SHARED_CLIENT_PATCH_POINTS):
             if not module_point.is_installed():
                 module_point.verify()
         for point in MOTO_PATCH_POINTS:
             point.install()
-        for module_point in VIRTUAL_CLOCK_PATCH_POINTS:
+        for module_point in (*VIRTUAL_CLOCK_PATCH_POINTS, *SHARED_CLIENT_PATCH_POINTS):
             module_point.install()
