@@ -25,7 +25,14 @@ if TYPE_CHECKING:
 
 # Standard mode retries throttling and transient errors with jittered backoff; the
 # legacy default (MGN's, among others) does not retry ThrottlingException well.
-RETRIES = Config(retries={"mode": "standard", "max_attempts": 8})
+# The pool is a cap, not connections opened: a Lambda container makes one call at a time and
+# opens one; the embedded default shares these clients among every execution's Task threads
+# (hundreds at once), and beyond botocore's default of 10 each call opened a new connection
+# (and moto's server a new thread) and threw it away ("Connection pool is full").
+MAX_POOL_CONNECTIONS = 64
+RETRIES = Config(
+    retries={"mode": "standard", "max_attempts": 8}, max_pool_connections=MAX_POOL_CONNECTIONS
+)
 
 
 @cache
