@@ -1074,8 +1074,9 @@ def test_canary_moto_dispatcher_still_looks_backends_up_by_host() -> None:
         "moto's DomainDispatcherApplication.get_application no longer calls "
         "get_backend_for_host: update CachingDispatcherApplication to match"
     )
-    dispatcher = CachingDispatcherApplication(lambda service: None)
-    reference = DomainDispatcherApplication(lambda service: None)
+    never_called: Any = None  # the lookup by host builds no app
+    dispatcher = CachingDispatcherApplication(never_called)
+    reference = DomainDispatcherApplication(never_called)
     for host in ("dynamodb", "lambda.eu-west-1.amazonaws.com", "sqs.us-east-1.amazonaws.com"):
         assert dispatcher.get_backend_for_host(host) == reference.get_backend_for_host(host)
         assert dispatcher.get_backend_for_host(host) == reference.get_backend_for_host(host)

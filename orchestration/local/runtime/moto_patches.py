@@ -467,15 +467,17 @@ _interpreter_clients_lock = threading.Lock()
 
 
 def _shared_boto_client_for() -> Callable[..., Any]:
+    from moto.core.models import botocore_stubber
+    from moto.settings import moto_server_port
     from moto.stepfunctions.parser.asl.utils import boto_client as moto_boto_client
 
     original = moto_boto_client.boto_client_for
 
     def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
         # Plain mock_aws users (no runtime, or moto's in-process stubber) keep moto's client.
-        if active_hooks() is None or moto_boto_client.botocore_stubber.enabled:
+        if active_hooks() is None or botocore_stubber.enabled:
             return original(region=region, service=service, state_credentials=state_credentials)
-        key = (region, service, moto_boto_client.moto_server_port())
+        key = (region, service, str(moto_server_port()))
         client = _interpreter_clients.get(key)
         if client is None:
             with _interpreter_clients_lock:
