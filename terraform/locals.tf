@@ -228,6 +228,7 @@ locals {
     LaunchTimeoutSeconds        = var.timings.launch_timeout_seconds
     ApprovalTimeoutSeconds      = var.timings.approval_timeout_seconds
     ExecutionTimeoutSeconds     = var.timings.execution_timeout_seconds
+    QuotaRetryMaxSeconds        = var.timings.quota_retry_max_seconds
   }
 }
 

@@ -98,6 +98,7 @@ variable "timings" {
     launch_timeout_seconds      = number
     approval_timeout_seconds    = number
     execution_timeout_seconds   = number
+    quota_retry_max_seconds     = number
   })
   default = {
     poll_initial_seconds        = 60
@@ -109,6 +110,7 @@ variable "timings" {
     launch_timeout_seconds      = 3600
     approval_timeout_seconds    = 259200
     execution_timeout_seconds   = 31536000
+    quota_retry_max_seconds     = 300
   }
 
   validation {
@@ -120,8 +122,9 @@ variable "timings" {
       var.timings.replication_timeout_seconds >= 1,
       var.timings.launch_timeout_seconds >= 1,
       var.timings.approval_timeout_seconds >= 1,
+      var.timings.quota_retry_max_seconds >= var.timings.poll_initial_seconds,
     ])
-    error_message = "timings must be positive, poll_max_seconds >= poll_initial_seconds and poll_backoff >= 1."
+    error_message = "timings must be positive, poll_max_seconds and quota_retry_max_seconds >= poll_initial_seconds and poll_backoff >= 1."
   }
 
   validation {

@@ -100,20 +100,23 @@ def test_a_quota_wait_is_a_steady_poll_that_outlasts_a_long_queue(
 ) -> None:
     """Waiting for a slot of MGN's concurrent-job quota is not a transient error: with one
     server per job a VM may wait for many jobs ahead of it (N/J rounds of ~30 min each), so
-    every Task retries ``MgnQuotaExceededError`` first, on its own rule, at the first poll
-    interval without growth and with a budget of hours (the shared backoff gave ~50 min, ~25
-    with full jitter, and failed migrations that only had to wait)."""
+    every Task retries ``MgnQuotaExceededError`` first, on its own rule, with a budget of hours
+    (the shared backoff gave ~50 min, ~25 with full jitter, and failed migrations that only
+    had to wait). Retries grow to a cap of minutes, not seconds: hundreds of executions
+    retrying every 30 s each made MGN calls (and, rehearsed, wall time) grow with the square
+    of the wave's size."""
     timings = Timings.aws()
     for name, state in definition["States"].items():
         if state["Type"] != "Task":
             continue
         rule = state["Retry"][0]
         assert rule["ErrorEquals"] == ["MgnQuotaExceededError"], name
-        assert rule["BackoffRate"] == 1.0, name
         assert rule["IntervalSeconds"] == timings.poll_initial_seconds, name
+        assert rule["BackoffRate"] == timings.poll_backoff > 1, name
+        assert rule["MaxDelaySeconds"] == timings.quota_retry_max_seconds, name
         assert rule["JitterStrategy"] == "FULL", name
-        # Full jitter waits half the interval on average: still >= 12 hours of waiting.
-        assert rule["IntervalSeconds"] / 2 * rule["MaxAttempts"] >= 12 * 3600, name
+        # Full jitter waits half the capped delay on average: still >= 12 hours of waiting.
+        assert rule["MaxDelaySeconds"] / 2 * rule["MaxAttempts"] >= 12 * 3600, name
         assert all("MgnQuotaExceededError" not in r["ErrorEquals"] for r in state["Retry"][1:])
 
 

@@ -38,6 +38,10 @@ class Timings:
     launch_timeout_seconds: int
     approval_timeout_seconds: int
     execution_timeout_seconds: int
+    # Waiting for a slot of MGN's job quota: retries grow from poll_initial_seconds by
+    # poll_backoff up to this (with full jitter), so hundreds of waiting executions ask MGN a
+    # few times a minute, not every 30 s each, and a freed slot still goes in seconds.
+    quota_retry_max_seconds: int
 
     @classmethod
     def aws(cls) -> Timings:
@@ -53,6 +57,7 @@ class Timings:
             # Standard workflows' own limit: a wave merged months before its window still
             # reaches it (the cutover waits for the window inside the execution).
             execution_timeout_seconds=365 * 24 * 3600,
+            quota_retry_max_seconds=300,
         )
 
     @classmethod
@@ -68,6 +73,7 @@ class Timings:
             launch_timeout_seconds=600,
             approval_timeout_seconds=300,
             execution_timeout_seconds=3600,
+            quota_retry_max_seconds=2,
         )
 
     def placeholders(self) -> dict[str, str]:

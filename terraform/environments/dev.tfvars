@@ -17,6 +17,7 @@ timings = {
   launch_timeout_seconds      = 3600
   approval_timeout_seconds    = 259200
   execution_timeout_seconds   = 31536000
+  quota_retry_max_seconds     = 120
 }
 
 tags = {
