@@ -62,6 +62,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "boto3",
     ),
     "orchestration.wire": ("orchestration", "bot", "botocore", "boto3"),
+    # The launch coordinator's records: what its planning and its ledger's adapter share.
+    "orchestration.launch_records": ("orchestration", "bot", "botocore", "boto3"),
 }
 
 

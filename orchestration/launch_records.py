@@ -1,0 +1,104 @@
+"""Batched launches: the records a lane's launch coordinator keeps and hands back.
+
+Plain types shared by the coordinator's planning (``orchestration.pipeline``), its ledger
+port and the ledger's DynamoDB adapter (``orchestration.adapters.launch_ledger``): the
+adapters may not import the pipeline, so what both speak lives here, importing neither.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+LaunchKind = Literal["test", "cutover"]
+
+LaunchStatus = Literal["LAUNCHED", "FAILED", "TERMINATED", "REFUSED", "WINDOW_CLOSED"]
+"""How a server's launch ended. The first three are MGN's ``participatingServers``
+``launchStatus``; the coordinator adds two of its own: ``REFUSED`` (MGN's ConflictException
+named the server when its job was started: its state forbids the launch) and
+``WINDOW_CLOSED`` (a cutover whose window closed before it could start)."""
+
+# The tag on every job the coordinator starts: how a restarted coordinator recognises the job
+# a crashed one started (MGN has no client token on StartTest / StartCutover).
+INTENT_TAG = "wavepilot:launch-intent"
+
+
+class LedgerConflictError(Exception):
+    """Another coordinator wrote to the lane's ledger since this one read it: stop, re-read."""
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchRequest:
+    """A migration whose server is ready for its test launch or cutover, asking for it.
+
+    ``window_start`` / ``window_end`` bound a cutover (None: no bound on that side); a test
+    launch has none.
+    """
+
+    migration_id: str
+    source_server_id: str
+    kind: LaunchKind
+    wave: str
+    requested_at: datetime
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+
+    @property
+    def key(self) -> tuple[str, LaunchKind]:
+        """What makes a request the same request: one launch of each kind per migration."""
+        return (self.migration_id, self.kind)
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingLaunch:
+    """An open request and the task token of the execution waiting for its outcome."""
+
+    request: LaunchRequest
+    task_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchIntent:
+    """A job the coordinator decided to start, recorded before MGN is asked.
+
+    ``members`` maps each source server to the migration it is launched for; ``job_id`` is
+    None until MGN's answer is recorded. An intent without a job ID after a crash is either
+    a job MGN started (found by the ``INTENT_TAG`` tag) or one never started.
+    """
+
+    intent_id: str
+    kind: LaunchKind
+    members: Mapping[str, str] = field(hash=False)
+    created_at: datetime
+    job_id: str | None = None
+
+    @property
+    def server_ids(self) -> tuple[str, ...]:
+        return tuple(self.members)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerSnapshot:
+    """The lane's open requests and intents as read at one moment, and the ledger's version
+    (each intent written increments it: a coordinator writes its intents only on the
+    version it planned from)."""
+
+    waiting: tuple[WaitingLaunch, ...]
+    intents: tuple[LaunchIntent, ...]
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchOutcome:
+    """How one server's launch ended, for the execution waiting on ``task_token``."""
+
+    migration_id: str
+    task_token: str
+    kind: LaunchKind
+    job_id: str | None
+    source_server_id: str
+    launch_status: LaunchStatus
+    launched_ec2_instance_id: str | None = None
+    detail: str = ""
