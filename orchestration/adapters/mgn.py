@@ -8,8 +8,9 @@ names the state machine's ``Retry`` and ``Catch`` match.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import wraps
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -17,13 +18,23 @@ from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_mgn.client import MgnClient
-    from mypy_boto3_mgn.type_defs import DescribeSourceServersRequestFiltersTypeDef
+    from mypy_boto3_mgn.type_defs import (
+        DescribeJobsRequestFiltersTypeDef,
+        DescribeSourceServersRequestFiltersTypeDef,
+    )
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-# describe_source_servers accepts up to 200 IDs in its filter.
+# describe_source_servers accepts up to 200 IDs in its filter, describe_jobs up to 1,000.
 MAX_IDS_PER_FILTER = 200
+MAX_JOB_IDS_PER_FILTER = 1000
+
+
+def iso8601(moment: datetime) -> str:
+    """MGN's ISO8601DatetimeString (``2026-12-12T22:00:00.000Z``: UTC, a ``Z``)."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 class MgnError(Exception):
@@ -39,7 +50,15 @@ class MgnQuotaExceededError(MgnError):
 
 
 class MgnConflictError(MgnError):
-    """The server's state forbids the call (wrong lifecycle state, a job already running)."""
+    """The server's state forbids the call (wrong lifecycle state, a job already running).
+
+    ``refused`` names each refused source server and MGN's reason code (``errors[]`` of the
+    ConflictException: a batch call lists every server it refused, e.g. ``JOB_IN_PROGRESS``).
+    """
+
+    def __init__(self, message: str, refused: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.refused: Mapping[str, str] = dict(refused or {})
 
 
 class SourceServerNotFoundError(MgnError):
@@ -74,10 +93,25 @@ def _translated(func: Callable[P, R]) -> Callable[P, R]:
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             message = exc.response.get("Error", {}).get("Message", str(exc))
+            if code == "ConflictException":
+                raise MgnConflictError(f"{code}: {message}", _refused(exc.response)) from exc
             error_class = _ERRORS.get(code, MgnError)
             raise error_class(f"{code}: {message}") from exc
 
     return wrapper
+
+
+def _refused(response: Any) -> dict[str, str]:
+    """Source server ID -> reason code, from a ConflictException's ``errors[]`` (or, for a
+    single-resource conflict, its ``resourceId`` / ``code``)."""
+    details = response.get("errors") or []
+    if not details and response.get("resourceId"):
+        details = [response]
+    return {
+        str(detail["resourceId"]): str(detail.get("code", ""))
+        for detail in details
+        if detail.get("resourceId")
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +180,7 @@ class Job:
     initiated_by: str
     status: str
     servers: tuple[JobServer, ...]
+    tags: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     @classmethod
     def from_api(cls, item: Any) -> Job:
@@ -154,6 +189,7 @@ class Job:
             type=item.get("type", ""),
             initiated_by=item.get("initiatedBy", ""),
             status=item.get("status", ""),
+            tags=dict(item.get("tags") or {}),
             servers=tuple(
                 JobServer(
                     source_server_id=server["sourceServerID"],
@@ -247,11 +283,24 @@ class MgnAdapter:
 
     @_translated
     def jobs(self, job_ids: Sequence[str]) -> list[Job]:
-        """The named jobs, in one call (MGN takes up to 1,000 job IDs per filter)."""
-        if not job_ids:
-            return []
-        response = self._client.describe_jobs(filters={"jobIDs": list(dict.fromkeys(job_ids))})
-        return [Job.from_api(item) for item in response.get("items", [])]
+        """The named jobs: one call per 1,000 IDs (MGN's filter limit), across pages."""
+        unique = list(dict.fromkeys(job_ids))
+        jobs: list[Job] = []
+        for start in range(0, len(unique), MAX_JOB_IDS_PER_FILTER):
+            chunk = unique[start : start + MAX_JOB_IDS_PER_FILTER]
+            jobs.extend(self._job_pages({"jobIDs": chunk}))
+        return jobs
+
+    @_translated
+    def jobs_since(self, from_date: datetime) -> list[Job]:
+        """Every job created at or after ``from_date`` (newest first, across pages): how a
+        restarted caller finds a job it started but could not record."""
+        return list(self._job_pages({"fromDate": iso8601(from_date)}))
+
+    def _job_pages(self, filters: DescribeJobsRequestFiltersTypeDef) -> Iterator[Job]:
+        paginator = self._client.get_paginator("describe_jobs")
+        for page in paginator.paginate(filters=filters, PaginationConfig={"PageSize": 1000}):
+            yield from (Job.from_api(item) for item in page.get("items", []))
 
     def active_job_for(self, server: SourceServer, known_job_ids: Sequence[str] = ()) -> Job | None:
         """The server's job still PENDING or STARTED, if any (MGN allows one per server).

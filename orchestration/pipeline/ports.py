@@ -18,6 +18,12 @@ if TYPE_CHECKING:
     from orchestration.adapters.stepfunctions import Execution
     from orchestration.events import EventDetail, MigrationStatusUpdated, Step, StepStatus
     from orchestration.health_checks import CheckResult, HealthCheckSpec
+    from orchestration.launch_records import (
+        LaunchIntent,
+        LaunchOutcome,
+        LaunchRequest,
+        LedgerSnapshot,
+    )
     from orchestration.pipeline.reporter import MigrationIdentity
     from orchestration.pipeline.spec import MigrationSpec
 
@@ -101,6 +107,41 @@ class MigrationRecords(Protocol):
     ) -> None: ...
 
 
+# --- the launch ledger (orchestration.adapters.launch_ledger.DynamoLaunchLedger) ---------
+
+
+class LaunchLedger(Protocol):
+    """One lane's launch coordinator's durable records: the open requests (with the task
+    tokens waiting for them) and the intents (jobs decided, started or about to be)."""
+
+    def record_request(self, request: LaunchRequest, task_token: str) -> bool:
+        """Keep a request; True if new. A repeat (same migration and kind) while it is open
+        only replaces its task token; a repeat of one already answered with this token is
+        ignored."""
+        ...
+
+    def snapshot(self) -> LedgerSnapshot:
+        """The open requests and intents, read consistently."""
+        ...
+
+    def add_intent(self, intent: LaunchIntent, *, seen_version: int) -> None:
+        """Record an intent, only if the ledger is still at ``seen_version`` (and then one
+        past it); ``LedgerConflictError`` otherwise (another coordinator wrote meanwhile)."""
+        ...
+
+    def record_job(self, intent_id: str, job_id: str) -> None:
+        """The job MGN started for the intent."""
+        ...
+
+    def remove_intent(self, intent_id: str) -> None:
+        """The intent's job has ended, or was never started (its servers are pending again)."""
+        ...
+
+    def complete(self, outcomes: Sequence[LaunchOutcome]) -> None:
+        """These requests are answered: no longer open, their outcomes kept."""
+        ...
+
+
 # --- status events (orchestration.pipeline.reporter.StatusReporter) ----------------------
 
 
@@ -164,6 +205,26 @@ class Mgn(SourceServers, Protocol):
     def job(self, job_id: str) -> Job: ...
 
     def finalize_cutover(self, source_server_id: str) -> SourceServer: ...
+
+
+class LaunchMgn(Protocol):
+    """What a lane's launch coordinator asks of MGN: batched starts, bulk observation.
+
+    ``start_test`` / ``start_cutover`` raise ``MgnQuotaExceededError`` when the lane's job
+    quotas are full and ``MgnConflictError`` (with the refused servers) when a server's state
+    forbids the launch, e.g. it is in a job already."""
+
+    def source_servers(
+        self, ids: Sequence[str] | None = None, *, include_archived: bool = False
+    ) -> list[SourceServer]: ...
+
+    def jobs(self, job_ids: Sequence[str]) -> list[Job]: ...
+
+    def jobs_since(self, from_date: datetime) -> list[Job]: ...
+
+    def start_test(self, source_server_ids: Sequence[str], tags: dict[str, str]) -> Job: ...
+
+    def start_cutover(self, source_server_ids: Sequence[str], tags: dict[str, str]) -> Job: ...
 
 
 class Ec2(Protocol):

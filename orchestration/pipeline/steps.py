@@ -50,6 +50,8 @@ State = dict[str, Any]
 
 # Replication states that will not become ready without someone acting.
 STUCK_REPLICATION = {"STALLED", "DISCONNECTED", "PAUSED", "STOPPED"}
+# Lifecycle states a server is launchable in once its replication is ready.
+LAUNCHABLE_LIFECYCLE = frozenset({"READY_FOR_TEST", "TESTING", "READY_FOR_CUTOVER"})
 # Lifecycle states from which a launch's instances can be terminated after a state change.
 REVERT_TO = {"TESTING": "READY_FOR_TEST", "CUTTING_OVER": "READY_FOR_CUTOVER"}
 
@@ -79,6 +81,16 @@ class PollConfig:
         if not previous:
             return self.initial_seconds
         return min(self.max_seconds, max(1, round(int(previous) * self.backoff)))
+
+
+def replication_ready(server: SourceServer) -> bool:
+    """Whether the server can be launched: replication CONTINUOUS, in a launchable lifecycle
+    state. (MGN sets ``lagDuration`` from the first CONTINUOUS on, and launches only then.)"""
+    return (
+        server.replication_state == "CONTINUOUS"
+        and server.lag_duration is not None
+        and server.lifecycle_state in LAUNCHABLE_LIFECYCLE
+    )
 
 
 def _poll(state: State, key: str, config: PollConfig, now: float, **result: Any) -> dict[str, Any]:
@@ -273,11 +285,7 @@ class MigrationSteps:
                 f"replication of {server.source_server_id} is {server.replication_state}"
                 f"{': ' + server.replication_error if server.replication_error else ''}"
             )
-        if server.replication_state == "CONTINUOUS" and server.lifecycle_state in {
-            "READY_FOR_TEST",
-            "TESTING",
-            "READY_FOR_CUTOVER",
-        }:
+        if replication_ready(server):
             self._report.step(
                 spec, Step.WAIT_FOR_REPLICATION, "SUCCEEDED", "replication ready (continuous)"
             )

@@ -18,6 +18,14 @@ from orchestration.adapters.state_store import ApprovalRecord, MigrationRecord
 from orchestration.adapters.stepfunctions import Execution, ExecutionAlreadyExistsError
 from orchestration.events import EventDetail, MigrationStatusUpdated, Step, StepStatus
 from orchestration.health_checks import CheckResult, HealthCheckSpec
+from orchestration.launch_records import (
+    LaunchIntent,
+    LaunchOutcome,
+    LaunchRequest,
+    LedgerConflictError,
+    LedgerSnapshot,
+    WaitingLaunch,
+)
 from orchestration.migration_request import MigrationRequest
 from orchestration.pipeline.reporter import MigrationIdentity
 from orchestration.pipeline.spec import MigrationSpec
@@ -509,3 +517,63 @@ class FakeLanes:
         if self.refused is not None:
             raise LaneRoleUnavailableError(lane, self.refused, "AccessDenied: not authorized")
         return self
+
+
+# --- the launch ledger -----------------------------------------------------------------------
+
+
+class FakeLaunchLedger:
+    """One lane's launch ledger in dicts (``orchestration.pipeline.ports.LaunchLedger``), with
+    the DynamoDB adapter's rules: requests idempotent per migration and kind, intents written
+    only on the version they were planned from, answered requests kept with their outcome."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[tuple[str, str], WaitingLaunch] = {}
+        self.intents: dict[str, LaunchIntent] = {}
+        self.answered: dict[tuple[str, str], LaunchOutcome] = {}
+        self.version = 0
+        # The next record_job raises this (a coordinator dying after MGN started the job).
+        self.record_job_fails_with: Exception | None = None
+        # Another coordinator writes an intent just before the next add_intent.
+        self.written_meanwhile = False
+
+    def record_request(self, request: LaunchRequest, task_token: str) -> bool:
+        answered = self.answered.get(request.key)
+        if answered is not None and answered.task_token == task_token:
+            return False
+        if request.key in self.waiting:
+            self.waiting[request.key] = replace(self.waiting[request.key], task_token=task_token)
+            return False
+        self.waiting[request.key] = WaitingLaunch(request, task_token)
+        return True
+
+    def snapshot(self) -> LedgerSnapshot:
+        return LedgerSnapshot(
+            tuple(self.waiting.values()), tuple(self.intents.values()), self.version
+        )
+
+    def add_intent(self, intent: LaunchIntent, *, seen_version: int) -> None:
+        if self.written_meanwhile:
+            self.written_meanwhile = False
+            self.version += 1
+        if seen_version != self.version or intent.intent_id in self.intents:
+            raise LedgerConflictError(f"the ledger is at version {self.version}")
+        self.intents[intent.intent_id] = intent
+        self.version += 1
+
+    def record_job(self, intent_id: str, job_id: str) -> None:
+        if self.record_job_fails_with is not None:
+            failure, self.record_job_fails_with = self.record_job_fails_with, None
+            raise failure
+        self.intents[intent_id] = replace(self.intents[intent_id], job_id=job_id)
+
+    def remove_intent(self, intent_id: str) -> None:
+        self.intents.pop(intent_id, None)
+
+    def complete(self, outcomes: Sequence[LaunchOutcome]) -> None:
+        for outcome in outcomes:
+            key = (outcome.migration_id, outcome.kind)
+            launch = self.waiting.get(key)
+            if launch is not None and launch.task_token == outcome.task_token:
+                del self.waiting[key]
+                self.answered[key] = outcome

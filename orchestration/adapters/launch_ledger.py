@@ -1,0 +1,295 @@
+"""A lane's launch ledger in the state table (single-table design, docs/ARCHITECTURE.md).
+
+Items (``<lane>`` is ``account/region``):
+
+- ``LAUNCHLANE#<lane>`` / ``META``: ``version``, incremented by every intent written. An
+  intent is written in one transaction with the increment, on condition that the version is
+  still the one the coordinator planned from: two coordinators of one lane can never both
+  place a server in a job.
+- ``LAUNCHLANE#<lane>`` / ``REQUEST#<kind>#<migrationId>``: an open request and the task
+  token waiting for it; deleted when answered.
+- ``LAUNCHLANE#<lane>`` / ``INTENT#<intentId>``: a job decided (servers -> migrations, kind,
+  time), with its ``jobId`` once MGN started it; deleted when the job has completed, or when
+  it was never started (quota).
+- ``MIGRATION#<id>`` / ``LAUNCH#<kind>``: the migration's last answered launch of that kind
+  (outcome, job, instance, the task token it answered): what makes a repeated request with
+  the same token a no-op, kept with the rest of the migration.
+
+The lane partition holds only what is open, so the coordinator reads all it needs with one
+strongly consistent Query per poll, however long the lane has been in use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from orchestration.adapters.state_store import META, migration_pk
+from orchestration.launch_records import (
+    LaunchIntent,
+    LaunchOutcome,
+    LaunchRequest,
+    LedgerConflictError,
+    LedgerSnapshot,
+    WaitingLaunch,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
+
+REQUEST_PREFIX = "REQUEST#"
+INTENT_PREFIX = "INTENT#"
+OUTCOME_PREFIX = "LAUNCH#"
+
+# No META yet means the ledger was never written to: version 0.
+_STILL_AT_SEEN_VERSION = "attribute_not_exists(version) OR version = :seen"
+# Recording the same job again is a no-op; recording another is a bug, refused.
+_OPEN_AND_NOT_ANOTHER_JOB = "attribute_exists(pk) AND (attribute_not_exists(jobId) OR jobId = :job)"
+
+
+def lane_pk(lane: str) -> str:
+    return f"LAUNCHLANE#{lane}"
+
+
+class DynamoLaunchLedger:
+    """``LaunchLedger`` for one lane, in the state table.
+
+    Args:
+        table: the state table (``orchestration.adapters.aws.state_table``).
+        lane: the lane's label, ``account/region`` (``Lane.label``).
+    """
+
+    def __init__(self, table: Table, lane: str) -> None:
+        self._table = table
+        self._pk = lane_pk(lane)
+
+    def record_request(self, request: LaunchRequest, task_token: str) -> bool:
+        item = {
+            "pk": self._pk,
+            "sk": _request_sk(request.kind, request.migration_id),
+            **_request_attributes(request),
+            "taskToken": task_token,
+        }
+        answered = {"pk": migration_pk(request.migration_id), "sk": OUTCOME_PREFIX + request.kind}
+        try:
+            self._table.meta.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "ConditionCheck": {
+                            "TableName": self._table.name,
+                            "Key": answered,
+                            "ConditionExpression": "attribute_not_exists(pk) OR taskToken <> :t",
+                            "ExpressionAttributeValues": {":t": task_token},
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self._table.name,
+                            "Item": item,
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            already_answered, already_open = _cancelled(exc, 2)
+            if already_answered:
+                return False
+            if not already_open:
+                raise
+        else:
+            return True
+        # Open already: the latest task token is the one waiting (a retried task has a new one).
+        try:
+            self._table.update_item(
+                Key={"pk": self._pk, "sk": item["sk"]},
+                UpdateExpression="SET taskToken = :t",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":t": task_token},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return self.record_request(request, task_token)  # answered meanwhile: ask again
+        return False
+
+    def snapshot(self) -> LedgerSnapshot:
+        waiting: list[WaitingLaunch] = []
+        intents: list[LaunchIntent] = []
+        version = 0
+        query: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": self._pk},
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self._table.query(**query)
+            for item in response.get("Items", []):
+                sk = str(item["sk"])
+                if sk == META:
+                    version = int(item.get("version", 0))  # type: ignore[arg-type]
+                elif sk.startswith(REQUEST_PREFIX):
+                    waiting.append(WaitingLaunch(_request(item), str(item["taskToken"])))
+                elif sk.startswith(INTENT_PREFIX):
+                    intents.append(_intent(item))
+            if "LastEvaluatedKey" not in response:
+                return LedgerSnapshot(tuple(waiting), tuple(intents), version)
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def add_intent(self, intent: LaunchIntent, *, seen_version: int) -> None:
+        item: dict[str, Any] = {
+            "pk": self._pk,
+            "sk": INTENT_PREFIX + intent.intent_id,
+            "intentId": intent.intent_id,
+            "kind": intent.kind,
+            "members": dict(intent.members),
+            "createdAt": intent.created_at.isoformat(),
+        }
+        try:
+            self._table.meta.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self._table.name,
+                            "Key": {"pk": self._pk, "sk": META},
+                            "UpdateExpression": "ADD version :one",
+                            "ConditionExpression": _STILL_AT_SEEN_VERSION,
+                            "ExpressionAttributeValues": {":one": 1, ":seen": seen_version},
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self._table.name,
+                            "Item": item,
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if any(_cancelled(exc, 2)):
+                raise LedgerConflictError(
+                    f"{self._pk}: another coordinator wrote since version {seen_version}"
+                ) from exc
+            raise
+
+    def record_job(self, intent_id: str, job_id: str) -> None:
+        self._table.update_item(
+            Key={"pk": self._pk, "sk": INTENT_PREFIX + intent_id},
+            UpdateExpression="SET jobId = :job",
+            ConditionExpression=_OPEN_AND_NOT_ANOTHER_JOB,
+            ExpressionAttributeValues={":job": job_id},
+        )
+
+    def remove_intent(self, intent_id: str) -> None:
+        self._table.delete_item(Key={"pk": self._pk, "sk": INTENT_PREFIX + intent_id})
+
+    def complete(self, outcomes: Sequence[LaunchOutcome]) -> None:
+        """One transaction per outcome: the request leaves the lane's open set exactly when
+        its outcome is kept. A request whose token changed meanwhile (a retried task) stays
+        open, to be answered on its new token by a later run."""
+        for outcome in outcomes:
+            try:
+                self._table.meta.client.transact_write_items(
+                    TransactItems=[
+                        {
+                            "Delete": {
+                                "TableName": self._table.name,
+                                "Key": {
+                                    "pk": self._pk,
+                                    "sk": _request_sk(outcome.kind, outcome.migration_id),
+                                },
+                                "ConditionExpression": "taskToken = :t",
+                                "ExpressionAttributeValues": {":t": outcome.task_token},
+                            }
+                        },
+                        {"Put": {"TableName": self._table.name, "Item": _outcome_item(outcome)}},
+                    ]
+                )
+            except ClientError as exc:
+                if not any(_cancelled(exc, 2)):
+                    raise
+
+    def answered(self, migration_id: str, kind: str) -> dict[str, Any] | None:
+        """The migration's last answered launch of ``kind`` (for operators and tests)."""
+        item = self._table.get_item(
+            Key={"pk": migration_pk(migration_id), "sk": OUTCOME_PREFIX + kind},
+            ConsistentRead=True,
+        ).get("Item")
+        return dict(item) if item else None
+
+
+def _request_sk(kind: str, migration_id: str) -> str:
+    return f"{REQUEST_PREFIX}{kind}#{migration_id}"
+
+
+def _cancelled(exc: ClientError, actions: int) -> tuple[bool, ...]:
+    """Which actions of a cancelled transaction failed their condition; every one False if
+    the call failed for another reason (the caller re-raises)."""
+    if exc.response["Error"]["Code"] != "TransactionCanceledException":
+        return (False,) * actions
+    reasons = exc.response.get("CancellationReasons") or []
+    failed = tuple(reason.get("Code") == "ConditionalCheckFailed" for reason in reasons[:actions])
+    return failed + (False,) * (actions - len(failed))
+
+
+def _request_attributes(request: LaunchRequest) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        "migrationId": request.migration_id,
+        "sourceServerId": request.source_server_id,
+        "kind": request.kind,
+        "wave": request.wave,
+        "requestedAt": request.requested_at.isoformat(),
+    }
+    if request.window_start is not None:
+        attributes["windowStart"] = request.window_start.isoformat()
+    if request.window_end is not None:
+        attributes["windowEnd"] = request.window_end.isoformat()
+    return attributes
+
+
+def _request(item: dict[str, Any]) -> LaunchRequest:
+    return LaunchRequest(
+        migration_id=str(item["migrationId"]),
+        source_server_id=str(item["sourceServerId"]),
+        kind="cutover" if item["kind"] == "cutover" else "test",
+        wave=str(item["wave"]),
+        requested_at=datetime.fromisoformat(str(item["requestedAt"])),
+        window_start=_moment(item.get("windowStart")),
+        window_end=_moment(item.get("windowEnd")),
+    )
+
+
+def _intent(item: dict[str, Any]) -> LaunchIntent:
+    return LaunchIntent(
+        intent_id=str(item["intentId"]),
+        kind="cutover" if item["kind"] == "cutover" else "test",
+        members={str(server): str(migration) for server, migration in item["members"].items()},
+        created_at=datetime.fromisoformat(str(item["createdAt"])),
+        job_id=str(item["jobId"]) if item.get("jobId") else None,
+    )
+
+
+def _outcome_item(outcome: LaunchOutcome) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "pk": migration_pk(outcome.migration_id),
+        "sk": OUTCOME_PREFIX + outcome.kind,
+        "migrationId": outcome.migration_id,
+        "kind": outcome.kind,
+        "sourceServerId": outcome.source_server_id,
+        "launchStatus": outcome.launch_status,
+        "taskToken": outcome.task_token,
+        "detail": outcome.detail[:2_000],
+    }
+    if outcome.job_id:
+        item["jobId"] = outcome.job_id
+    if outcome.launched_ec2_instance_id:
+        item["launchedEc2InstanceId"] = outcome.launched_ec2_instance_id
+    return item
+
+
+def _moment(value: object) -> datetime | None:
+    return datetime.fromisoformat(str(value)) if value else None

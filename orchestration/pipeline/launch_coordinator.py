@@ -1,0 +1,351 @@
+"""One lane's launch coordinator: MGN jobs started in batches, exactly once, observed in bulk.
+
+Executions hand the coordinator their server (``request``) and wait; each ``run_once``
+(a scheduled poll) does, in order:
+
+a. **observe**: one ``DescribeJobs`` for every job the lane's ledger knows, and each server
+   whose launch ended (``LAUNCHED``, ``FAILED``, ``TERMINATED``) becomes a
+   :class:`LaunchOutcome` for the execution waiting on it: per-VM truth from a shared job,
+   so a server that fails in a batch fails alone. A cutover whose window closed before it
+   could start is answered ``WINDOW_CLOSED``.
+b. **plan** with :func:`plan_launches` (the quotas, windows, linger, FIFO).
+c. **start** each planned job exactly once: an *intent* (its servers, kind and an intent ID)
+   is written first, with a conditional write; then ``StartTest`` / ``StartCutover`` with
+   the intent ID as a tag; then the job ID is recorded on the intent. A coordinator that
+   dies between MGN's answer and the record leaves an intent without a job ID: the next
+   ``run_once`` finds the job by its tag (``DescribeJobs`` from the intent's time) and adopts
+   it, or, if MGN has no such job, starts it then. A start MGN refuses as a conflict (the
+   servers are in a job already) is looked up the same way before anything else is decided.
+
+MGN calls per poll do not depend on how many servers wait: one ``DescribeJobs`` (up to
+1,000 jobs), one start per new job, one ``DescribeJobs`` by date only when recovering.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from orchestration.adapters.mgn import (
+    Job,
+    JobServer,
+    MgnConflictError,
+    MgnQuotaExceededError,
+)
+from orchestration.launch_records import (
+    INTENT_TAG,
+    LaunchIntent,
+    LaunchKind,
+    LaunchOutcome,
+    LaunchRequest,
+    LaunchStatus,
+    LedgerConflictError,
+    WaitingLaunch,
+)
+from orchestration.pipeline.launch_batches import (
+    ActiveJob,
+    LaneQuotas,
+    PlannedJob,
+    cutover_window_closed,
+    plan_launches,
+)
+from orchestration.pipeline.ports import LaunchLedger, LaunchMgn
+from orchestration.pipeline.steps import replication_ready
+
+# A server's launch is over in one of these (MGN's participatingServers[].launchStatus).
+ENDED: Mapping[str, LaunchStatus] = {
+    "LAUNCHED": "LAUNCHED",
+    "FAILED": "FAILED",
+    "TERMINATED": "TERMINATED",
+}
+# Jobs are looked for from this long before an intent was written: the coordinator's clock
+# and MGN's need not agree to the second.
+CLOCK_MARGIN = timedelta(minutes=15)
+
+# The open requests of a lane by migration and kind (``LaunchRequest.key``).
+Waiting = Mapping[tuple[str, LaunchKind], WaitingLaunch]
+
+_INITIATED_BY: Mapping[LaunchKind, str] = {"test": "START_TEST", "cutover": "START_CUTOVER"}
+
+
+class LaunchCoordinator:
+    """Batched launches for ONE lane (target account + Region).
+
+    Args:
+        mgn: the lane's MGN (``MgnAdapter``).
+        ledger: the lane's durable records (``DynamoLaunchLedger``).
+        quotas: the lane's MGN job quotas (from configuration: accounts have them raised).
+        linger: how long a test launch may wait for others to share its job.
+        new_intent_id: intent IDs (random by default; tests make them predictable).
+    """
+
+    def __init__(
+        self,
+        *,
+        mgn: LaunchMgn,
+        ledger: LaunchLedger,
+        quotas: LaneQuotas,
+        linger: timedelta,
+        new_intent_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+    ) -> None:
+        self._mgn = mgn
+        self._ledger = ledger
+        self._quotas = quotas
+        self._linger = linger
+        self._new_intent_id = new_intent_id
+
+    def request(self, request: LaunchRequest, task_token: str) -> bool:
+        """Record an execution's request (idempotent per migration and kind); True if new."""
+        return self._ledger.record_request(request, task_token)
+
+    def replication_ready(self, server_ids: Sequence[str]) -> dict[str, bool]:
+        """Which servers can be launched now, for many at once: ``DescribeSourceServers``
+        with up to 200 IDs per call (MGN's filter limit), not one call per server. A server
+        MGN does not know (or has archived) is not ready."""
+        found = {
+            server.source_server_id: replication_ready(server)
+            for server in self._mgn.source_servers(list(dict.fromkeys(server_ids)))
+        }
+        return {server_id: found.get(server_id, False) for server_id in server_ids}
+
+    def run_once(self, now: datetime) -> list[LaunchOutcome]:
+        """Observe, plan, start (see the module's docstring); the outcomes of this run."""
+        snapshot = self._ledger.snapshot()
+        waiting = {launch.request.key: launch for launch in snapshot.waiting}
+        intents = {intent.intent_id: intent for intent in snapshot.intents}
+
+        unstarted = [intent for intent in intents.values() if intent.job_id is None]
+        for intent_id, job_id in self._started_jobs(unstarted).items():
+            self._ledger.record_job(intent_id, job_id)
+            intents[intent_id] = replace(intents[intent_id], job_id=job_id)
+        outcomes, ended = self._observe(list(intents.values()), waiting)
+        outcomes.extend(self._closed_windows(waiting, intents.values(), now))
+        self._ledger.complete(outcomes)
+        for intent_id in ended:
+            self._ledger.remove_intent(intent_id)
+            del intents[intent_id]
+
+        answered = {(outcome.migration_id, outcome.kind) for outcome in outcomes}
+        open_requests = [launch for key, launch in waiting.items() if key not in answered]
+        pending = [
+            launch.request
+            for launch in open_requests
+            if not any(_belongs(launch.request, intent) for intent in intents.values())
+        ]
+        active = [ActiveJob(i.job_id, i.kind, i.server_ids) for i in intents.values()]
+        planned = plan_launches(pending, active, self._quotas, now=now, linger=self._linger)
+
+        remaining = {launch.request.key: launch for launch in open_requests}
+        unstarted = [intent for intent in intents.values() if intent.job_id is None]
+        outcomes.extend(self._start_all(unstarted, planned, remaining, snapshot.version, now))
+        return outcomes
+
+    # --- (a) observe ------------------------------------------------------------------------
+
+    def _observe(
+        self, intents: Sequence[LaunchIntent], waiting: Waiting
+    ) -> tuple[list[LaunchOutcome], list[str]]:
+        """Outcomes of the servers whose launch ended, and the intents whose job completed:
+        one ``DescribeJobs`` call for all of them."""
+        started = [intent for intent in intents if intent.job_id is not None]
+        if not started:
+            return [], []
+        jobs = {job.job_id: job for job in self._mgn.jobs([i.job_id for i in started if i.job_id])}
+        outcomes: list[LaunchOutcome] = []
+        ended: list[str] = []
+        for intent in started:
+            job = jobs.get(intent.job_id or "")
+            if job is None:
+                continue  # not visible yet (MGN reads are eventually consistent): next poll
+            outcomes.extend(_ended_launches(intent, job, waiting))
+            if job.status == "COMPLETED":
+                ended.append(intent.intent_id)
+        return outcomes, ended
+
+    @staticmethod
+    def _closed_windows(
+        waiting: Waiting,
+        intents: Iterable[LaunchIntent],
+        now: datetime,
+    ) -> list[LaunchOutcome]:
+        """Cutovers no job holds whose window has closed: they will never start."""
+        intents = list(intents)
+        return [
+            _outcome(
+                launch,
+                job_id=None,
+                status="WINDOW_CLOSED",
+                detail=f"the cutover window closed at {launch.request.window_end}",
+            )
+            for launch in waiting.values()
+            if cutover_window_closed(launch.request, now)
+            and not any(_belongs(launch.request, intent) for intent in intents)
+        ]
+
+    # --- (c) start, exactly once ----------------------------------------------------------
+
+    def _start_all(
+        self,
+        unstarted: Sequence[LaunchIntent],
+        planned: Sequence[PlannedJob],
+        waiting: Waiting,
+        version: int,
+        now: datetime,
+    ) -> list[LaunchOutcome]:
+        """Intents left unstarted by a crash first (their servers are already counted), then
+        the planned jobs, each recorded before MGN is asked. Stops at the first quota refusal
+        (the lane is full: the rest waits for the next run) or when another coordinator
+        wrote to the ledger since it was read."""
+        outcomes: list[LaunchOutcome] = []
+        for intent in unstarted:
+            if any(
+                cutover_window_closed(launch.request, now)
+                for launch in _members_waiting(intent, waiting)
+            ):
+                self._ledger.remove_intent(intent.intent_id)  # answered by the next run
+                continue
+            refused, room_left = self._start(intent, waiting)
+            outcomes.extend(refused)
+            if not room_left:
+                return outcomes
+        for job in planned:
+            intent = LaunchIntent(
+                intent_id=self._new_intent_id(),
+                kind=job.kind,
+                members={r.source_server_id: r.migration_id for r in job.requests},
+                created_at=now,
+            )
+            try:
+                self._ledger.add_intent(intent, seen_version=version)
+            except LedgerConflictError:
+                return outcomes
+            version += 1
+            refused, room_left = self._start(intent, waiting)
+            outcomes.extend(refused)
+            if not room_left:
+                break
+        return outcomes
+
+    def _start(self, intent: LaunchIntent, waiting: Waiting) -> tuple[list[LaunchOutcome], bool]:
+        """Start the intent's job; the outcomes of servers MGN refused, and whether the
+        lane's quotas may have room for another job."""
+        start = self._mgn.start_test if intent.kind == "test" else self._mgn.start_cutover
+        try:
+            job = start(list(intent.server_ids), {INTENT_TAG: intent.intent_id})
+        except MgnQuotaExceededError:
+            # Another job (a rollback's, an operator's) took the room: try again next run.
+            self._ledger.remove_intent(intent.intent_id)
+            return [], False
+        except MgnConflictError as conflict:
+            return self._resolve_conflict(intent, conflict, waiting), True
+        self._ledger.record_job(intent.intent_id, job.job_id)
+        return [], True
+
+    def _resolve_conflict(
+        self,
+        intent: LaunchIntent,
+        conflict: MgnConflictError,
+        waiting: Waiting,
+    ) -> list[LaunchOutcome]:
+        """MGN refused the start. If the servers are busy with this very intent's job (its
+        start went through but its answer was lost), adopt that job. Otherwise the servers
+        MGN named fail alone, and the others go back to waiting for the next plan."""
+        adopted = self._started_jobs([intent]).get(intent.intent_id)
+        if adopted is not None:
+            self._ledger.record_job(intent.intent_id, adopted)
+            return []
+        # A conflict naming no server (not MGN's shape) refuses them all: retrying the same
+        # batch would only be refused again.
+        refused = conflict.refused or dict.fromkeys(intent.server_ids, "")
+        outcomes = [
+            _outcome(
+                launch,
+                job_id=None,
+                status="REFUSED",
+                detail=f"MGN refused the {intent.kind} launch "
+                f"({refused[launch.request.source_server_id] or 'conflict'}): {conflict}",
+            )
+            for launch in _members_waiting(intent, waiting)
+            if launch.request.source_server_id in refused
+        ]
+        self._ledger.complete(outcomes)
+        self._ledger.remove_intent(intent.intent_id)
+        return outcomes
+
+    def _started_jobs(self, intents: Sequence[LaunchIntent]) -> dict[str, str]:
+        """Intent ID -> the job MGN started for it (found by its tag), for intents whose job
+        was never recorded: one ``DescribeJobs`` from the oldest intent's time on."""
+        if not intents:
+            return {}
+        since = min(intent.created_at for intent in intents) - CLOCK_MARGIN
+        wanted = {intent.intent_id: intent for intent in intents}
+        found: dict[str, str] = {}
+        for job in self._mgn.jobs_since(since):
+            intent = wanted.get(job.tags.get(INTENT_TAG, ""))
+            if intent is not None and job.initiated_by == _INITIATED_BY[intent.kind]:
+                found[intent.intent_id] = job.job_id
+        return found
+
+
+def _belongs(request: LaunchRequest, intent: LaunchIntent) -> bool:
+    """Whether the intent launches this request: same migration, server and kind, and the
+    request made before the intent (a new request for a later launch is not this one)."""
+    return (
+        intent.kind == request.kind
+        and intent.members.get(request.source_server_id) == request.migration_id
+        and request.requested_at <= intent.created_at
+    )
+
+
+def _members_waiting(intent: LaunchIntent, waiting: Waiting) -> list[WaitingLaunch]:
+    """The open requests the intent launches."""
+    members = [waiting.get((migration_id, intent.kind)) for migration_id in intent.members.values()]
+    return [launch for launch in members if launch is not None and _belongs(launch.request, intent)]
+
+
+def _ended_launches(intent: LaunchIntent, job: Job, waiting: Waiting) -> list[LaunchOutcome]:
+    """An outcome for each of the intent's open requests whose server's launch ended; when
+    the job has completed, a server it does not report as launched has failed."""
+    entries: dict[str, JobServer] = {entry.source_server_id: entry for entry in job.servers}
+    outcomes: list[LaunchOutcome] = []
+    for launch in _members_waiting(intent, waiting):
+        entry = entries.get(launch.request.source_server_id)
+        if entry is not None and entry.launch_status in ENDED:
+            status = ENDED[entry.launch_status]
+            detail = "" if status == "LAUNCHED" else f"see MGN job {job.job_id}'s log"
+            outcomes.append(
+                _outcome(launch, job.job_id, status, entry.launched_instance_id, detail)
+            )
+        elif job.status == "COMPLETED":
+            outcomes.append(
+                _outcome(
+                    launch,
+                    job.job_id,
+                    "FAILED",
+                    detail=f"MGN job {job.job_id} completed "
+                    + (f"with the server {entry.launch_status}" if entry else "without it"),
+                )
+            )
+    return outcomes
+
+
+def _outcome(
+    launch: WaitingLaunch,
+    job_id: str | None,
+    status: LaunchStatus,
+    instance_id: str | None = None,
+    detail: str = "",
+) -> LaunchOutcome:
+    request = launch.request
+    return LaunchOutcome(
+        migration_id=request.migration_id,
+        task_token=launch.task_token,
+        kind=request.kind,
+        job_id=job_id,
+        source_server_id=request.source_server_id,
+        launch_status=status,
+        launched_ec2_instance_id=instance_id,
+        detail=detail,
+    )
