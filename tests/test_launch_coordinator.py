@@ -1,0 +1,545 @@
+"""One lane's launch coordinator against the MGN emulator, through the real boto3 client.
+
+The emulator's clock is frozen and advanced by hand; EC2 is an in-memory port (hundreds of
+servers, and only MGN's side matters here). The ledger is the in-memory fake, and the
+DynamoDB adapter on moto where a test says so.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import boto3
+import pytest
+from botocore.config import Config
+from moto import mock_aws
+
+from orchestration.adapters.launch_ledger import DynamoLaunchLedger
+from orchestration.adapters.mgn import Job, MgnAdapter
+from orchestration.launch_records import INTENT_TAG, LaunchKind, LaunchOutcome, LaunchRequest
+from orchestration.local.mgn import (
+    EmulatorSettings,
+    JobSummary,
+    JobTiming,
+    MgnEmulator,
+    OsFamily,
+    QuotaLimits,
+    SimulatedClock,
+)
+from orchestration.local.provision import provision
+from orchestration.naming import ResourceNames
+from orchestration.pipeline.launch_batches import LaneQuotas
+from orchestration.pipeline.launch_coordinator import LaunchCoordinator
+from orchestration.pipeline.ports import LaunchLedger
+from tests.support.fakes import FakeLaunchLedger
+
+if TYPE_CHECKING:
+    from mypy_boto3_mgn.client import MgnClient
+
+START = datetime(2026, 12, 12, 20, 0, tzinfo=UTC)
+LINGER = timedelta(minutes=2)
+AFTER_LAUNCH = JobTiming().launch_total + timedelta(seconds=1)
+NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})
+LANE = "123456789012/us-east-1"
+
+
+class InMemoryEc2:
+    """An ``Ec2LaunchPort`` without EC2: thousands of servers, no moto launch templates."""
+
+    def __init__(self) -> None:
+        self._count = 0
+
+    def create_launch_template(self, name: str, instance_type: str, tags: Mapping[str, str]) -> str:
+        self._count += 1
+        return f"lt-{self._count:017x}"
+
+    def run_instance(
+        self,
+        launch_template_id: str,
+        source_server_id: str,
+        tags: Mapping[str, str],
+        instance_type_override: str | None = None,
+    ) -> str:
+        self._count += 1
+        return f"i-{self._count:017x}"
+
+    def terminate_instances(self, instance_ids: Sequence[str]) -> None:
+        return None
+
+
+@dataclass
+class Lane:
+    """One emulated lane: MGN, the coordinator's ledger, and a coordinator over both."""
+
+    emulator: MgnEmulator
+    client: MgnClient
+    ledger: LaunchLedger
+    quotas: LaneQuotas
+    server_ids: list[str]
+
+    def coordinator(self, mgn: object | None = None) -> LaunchCoordinator:
+        """A coordinator as a fresh process would build it (a new one after a "crash")."""
+        return LaunchCoordinator(
+            mgn=mgn or MgnAdapter(self.client),  # type: ignore[arg-type]
+            ledger=self.ledger,
+            quotas=self.quotas,
+            linger=LINGER,
+        )
+
+    @property
+    def now(self) -> datetime:
+        return self.emulator.clock.now()
+
+    def request_all(
+        self,
+        kind: LaunchKind,
+        server_ids: Sequence[str] | None = None,
+        *,
+        window: tuple[datetime, datetime] | None = None,
+    ) -> None:
+        coordinator = self.coordinator()
+        for index, server_id in enumerate(server_ids or self.server_ids):
+            coordinator.request(
+                LaunchRequest(
+                    migration_id=f"mig-{server_id}",
+                    source_server_id=server_id,
+                    kind=kind,
+                    wave="wave-1",
+                    # lingered (tests start at once), and first come in the lane's order
+                    requested_at=self.now - LINGER + timedelta(microseconds=index),
+                    window_start=window[0] if window else None,
+                    window_end=window[1] if window else None,
+                ),
+                f"token-{kind}-{server_id}",
+            )
+
+    def calls(self) -> dict[str, int]:
+        return dict(self.emulator.metrics().calls_by_operation)
+
+    def jobs(self, initiated_by: str) -> list[JobSummary]:
+        return [job for job in self.emulator.jobs() if job.initiated_by == initiated_by]
+
+    def make_ready_for_cutover(self) -> None:
+        """Test-launch every server (straight through MGN) and mark it ready for cutover."""
+        for start in range(0, len(self.server_ids), 200):
+            self.client.start_test(sourceServerIDs=self.server_ids[start : start + 200])
+        self.emulator.clock.advance(AFTER_LAUNCH)
+        for server_id in self.server_ids:
+            self.client.change_server_life_cycle_state(
+                sourceServerID=server_id, lifeCycle={"state": "READY_FOR_CUTOVER"}
+            )
+        self.emulator.reset_metrics()
+
+
+LaneFactory = Callable[..., Lane]
+
+
+@pytest.fixture
+def lanes(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[LaneFactory]:
+    """Builds lanes; every emulator stops at the end of the test."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL_MGN", raising=False)
+    emulators: list[MgnEmulator] = []
+
+    def build(
+        servers: int,
+        *,
+        quotas: LaneQuotas | None = None,
+        ledger: LaunchLedger | None = None,
+        launch_timings: Mapping[tuple[str, str], JobTiming] | None = None,
+        os_family: Callable[[int], OsFamily] = lambda index: OsFamily.LINUX,
+    ) -> Lane:
+        quotas = quotas or LaneQuotas()
+        emulator = MgnEmulator(
+            InMemoryEc2(),
+            clock=SimulatedClock(speed=0, start=START),
+            settings=EmulatorSettings(
+                seed=len(emulators) + 11,
+                quotas=QuotaLimits(
+                    concurrent_jobs=quotas.concurrent_jobs,
+                    servers_per_job=quotas.servers_per_job,
+                    servers_in_active_jobs=quotas.servers_in_active_jobs,
+                    replicating_servers=max(servers, 1),
+                    non_archived_servers=max(servers, 4000),
+                ),
+                launch_timings=dict(launch_timings or {}),
+                # 4,000 participating servers per DescribeJobs: the model check would
+                # dominate the suite's time and tests nothing about the coordinator.
+                check_responses=servers <= 500,
+            ),
+        )
+        server_ids = [
+            emulator.add_source_server(
+                hostname=f"vm{index:05d}",
+                os_family=os_family(index),
+                agent_installed_at=START - timedelta(days=1),
+            ).source_server_id
+            for index in range(servers)
+        ]
+        emulator.start()
+        emulators.append(emulator)
+        client = boto3.session.Session().client(
+            "mgn", endpoint_url=emulator.endpoint_url, region_name="us-east-1", config=NO_RETRIES
+        )
+        return Lane(emulator, client, ledger or FakeLaunchLedger(), quotas, server_ids)
+
+    try:
+        yield build
+    finally:
+        for emulator in emulators:
+            emulator.stop()
+
+
+def servers_in(job: JobSummary) -> set[str]:
+    return {participant.source_server_id for participant in job.participants}
+
+
+def by_status(outcomes: Sequence[LaunchOutcome]) -> Counter[str]:
+    return Counter(outcome.launch_status for outcome in outcomes)
+
+
+# --- the issue's figures ------------------------------------------------------------------
+
+
+def test_a_450_server_cutover_starts_three_jobs_at_once_when_its_window_opens(
+    lanes: LaneFactory,
+) -> None:
+    lane = lanes(450, quotas=LaneQuotas(servers_in_active_jobs=1000))
+    lane.make_ready_for_cutover()
+    opens = lane.now + timedelta(hours=1)
+    lane.request_all("cutover", window=(opens, opens + timedelta(hours=4)))
+    coordinator = lane.coordinator()
+
+    # before the window: nothing starts, and no MGN call is made to find that out
+    assert coordinator.run_once(lane.now) == []
+    assert lane.calls() == {}
+
+    # WHEN the window opens THEN three jobs start at once: 200, 200, 50
+    lane.emulator.clock.advance(timedelta(hours=1))
+    assert coordinator.run_once(lane.now) == []
+    cutovers = lane.jobs("START_CUTOVER")
+    assert sorted(len(job.participants) for job in cutovers) == [50, 200, 200]
+    assert {job.created_at for job in cutovers} == {lane.now}
+    assert lane.calls() == {"StartCutover": 3}
+
+    # one poll while they run: ONE DescribeJobs for 450 servers, nothing to answer yet
+    lane.emulator.reset_metrics()
+    assert coordinator.run_once(lane.now) == []
+    assert lane.calls() == {"DescribeJobs": 1}
+
+    # WHEN the jobs end THEN each server's execution gets its own outcome, in one more call
+    lane.emulator.clock.advance(AFTER_LAUNCH)
+    lane.emulator.reset_metrics()
+    outcomes = coordinator.run_once(lane.now)
+    assert lane.calls() == {"DescribeJobs": 1}
+    assert by_status(outcomes) == {"LAUNCHED": 450}
+    assert {o.source_server_id for o in outcomes} == set(lane.server_ids)
+    assert all(o.task_token == f"token-cutover-{o.source_server_id}" for o in outcomes)
+    assert all(o.launched_ec2_instance_id for o in outcomes)
+    assert {o.job_id for o in outcomes} == {job.job_id for job in cutovers}
+    # and the ledger has nothing open left: the next poll makes no MGN call at all
+    lane.emulator.reset_metrics()
+    assert coordinator.run_once(lane.now) == []
+    assert lane.calls() == {}
+
+
+def test_with_25_jobs_worth_of_servers_the_21st_job_waits_until_a_job_ends(
+    lanes: LaneFactory,
+) -> None:
+    # The first 200 servers are Linux, whose test launch is quicker: their job ends first.
+    quick = JobTiming(boot=timedelta(minutes=1))
+    lane = lanes(
+        25 * 200,
+        quotas=LaneQuotas(concurrent_jobs=20, servers_in_active_jobs=10_000),
+        launch_timings={("test", "linux"): quick},
+        os_family=lambda index: OsFamily.LINUX if index < 200 else OsFamily.WINDOWS,
+    )
+    lane.request_all("test")
+    coordinator = lane.coordinator()
+
+    assert coordinator.run_once(lane.now) == []
+    assert len(lane.jobs("START_TEST")) == 20
+    assert lane.emulator.metrics().quota_errors == 0  # planned within the quota, not probed
+
+    # while all 20 run, the 21st waits (and MGN is not asked to start it)
+    lane.emulator.clock.advance(quick.launch_total - timedelta(seconds=5))
+    lane.emulator.reset_metrics()
+    assert coordinator.run_once(lane.now) == []
+    assert lane.calls() == {"DescribeJobs": 1}
+
+    # WHEN the first job ends THEN its 200 servers are answered and the 21st job starts
+    lane.emulator.clock.advance(timedelta(seconds=10))
+    outcomes = coordinator.run_once(lane.now)
+    assert by_status(outcomes) == {"LAUNCHED": 200}
+    assert {o.source_server_id for o in outcomes} == set(lane.server_ids[:200])
+    started = lane.jobs("START_TEST")
+    assert len(started) == 21
+    assert servers_in(started[-1]) == set(lane.server_ids[4000:4200])  # FIFO
+    assert lane.emulator.metrics().quota_errors == 0
+
+
+def test_one_failing_server_in_a_job_of_200_fails_alone(lanes: LaneFactory) -> None:
+    lane = lanes(200)
+    failing = lane.server_ids[57]
+    lane.emulator.faults.fail_next_launch(failing)
+    lane.request_all("test")
+    coordinator = lane.coordinator()
+    coordinator.run_once(lane.now)
+    (job,) = lane.jobs("START_TEST")
+
+    lane.emulator.clock.advance(AFTER_LAUNCH)
+    outcomes = coordinator.run_once(lane.now)
+
+    assert by_status(outcomes) == {"LAUNCHED": 199, "FAILED": 1}
+    (failed,) = [o for o in outcomes if o.launch_status == "FAILED"]
+    assert failed.source_server_id == failing
+    assert failed.migration_id == f"mig-{failing}"
+    assert failed.launched_ec2_instance_id is None
+    assert job.job_id in failed.detail
+    assert {o.job_id for o in outcomes} == {job.job_id}
+
+
+# --- exactly once -------------------------------------------------------------------------
+
+
+class CoordinatorCrashError(Exception):
+    pass
+
+
+# On moto a transaction costs ~15 ms: the DynamoDB ledger's run is kept to 40 servers.
+@pytest.mark.parametrize(("ledger_kind", "servers"), [("fake", 200), ("dynamodb", 40)])
+def test_a_crash_after_start_cutover_starts_nothing_twice_and_loses_nothing(
+    lanes: LaneFactory, ledger_kind: str, servers: int
+) -> None:
+    with mock_aws():
+        ledger = FakeLaunchLedger() if ledger_kind == "fake" else dynamodb_ledger()
+        lane = lanes(servers, ledger=ledger)
+        lane.make_ready_for_cutover()
+        lane.request_all("cutover")
+
+        # GIVEN a coordinator that dies after MGN started the job, before recording it
+        with crash_on_record_job(ledger), pytest.raises(CoordinatorCrashError):
+            lane.coordinator().run_once(lane.now)
+        assert len(lane.jobs("START_CUTOVER")) == 1
+        (intent,) = ledger.snapshot().intents
+        assert intent.job_id is None
+
+        # WHEN a new coordinator runs THEN it adopts the running job: nothing starts twice
+        lane.emulator.reset_metrics()
+        successor = lane.coordinator()
+        assert successor.run_once(lane.now) == []
+        (job,) = lane.jobs("START_CUTOVER")
+        assert servers_in(job) == set(lane.server_ids)
+        assert "StartCutover" not in lane.calls()
+        (intent,) = ledger.snapshot().intents
+        assert intent.job_id == job.job_id
+
+        # AND every server's outcome still arrives
+        lane.emulator.clock.advance(AFTER_LAUNCH)
+        outcomes = successor.run_once(lane.now)
+        assert by_status(outcomes) == {"LAUNCHED": servers}
+        assert {o.job_id for o in outcomes} == {job.job_id}
+        assert ledger.snapshot().intents == ()
+        assert ledger.snapshot().waiting == ()
+        assert len(lane.jobs("START_CUTOVER")) == 1
+        if isinstance(ledger, DynamoLaunchLedger):
+            answered = ledger.answered(f"mig-{lane.server_ids[0]}", "cutover")
+            assert answered is not None
+            assert answered["launchStatus"] == "LAUNCHED"
+
+
+def test_a_crash_before_mgn_was_asked_starts_the_job_once_on_the_next_run(
+    lanes: LaneFactory,
+) -> None:
+    lane = lanes(20)
+    lane.request_all("test")
+    dying = StartFails(MgnAdapter(lane.client))
+    with pytest.raises(CoordinatorCrashError):
+        lane.coordinator(dying).run_once(lane.now)
+    assert lane.jobs("START_TEST") == []
+    (intent,) = lane.ledger.snapshot().intents
+
+    lane.coordinator().run_once(lane.now)
+
+    (job,) = lane.jobs("START_TEST")
+    assert servers_in(job) == set(lane.server_ids)
+    (described,) = lane.client.describe_jobs(filters={"jobIDs": [job.job_id]})["items"]
+    assert described.get("tags") == {INTENT_TAG: intent.intent_id}
+    assert lane.ledger.snapshot().intents[0].job_id == job.job_id
+
+
+def test_a_conflict_on_start_adopts_the_job_already_running(lanes: LaneFactory) -> None:
+    lane = lanes(20)
+    lane.request_all("test")
+    with crash_on_record_job(lane.ledger), pytest.raises(CoordinatorCrashError):
+        lane.coordinator().run_once(lane.now)
+
+    # WHEN the successor's search by date misses the job (a stale read) and it starts again
+    lane.emulator.reset_metrics()
+    outcomes = lane.coordinator(StaleJobSearch(MgnAdapter(lane.client))).run_once(lane.now)
+
+    # THEN MGN's conflict (JOB_IN_PROGRESS) sends it to look again, and it adopts the job
+    assert outcomes == []
+    assert lane.emulator.metrics().errors_by_code == {"ConflictException": 1}
+    (job,) = lane.jobs("START_TEST")
+    assert lane.ledger.snapshot().intents[0].job_id == job.job_id
+
+
+def test_servers_mgn_refuses_fail_alone_and_the_others_start_next_run(
+    lanes: LaneFactory,
+) -> None:
+    lane = lanes(10)
+    lane.make_ready_for_cutover()
+    not_ready = lane.server_ids[3]
+    lane.client.change_server_life_cycle_state(
+        sourceServerID=not_ready, lifeCycle={"state": "READY_FOR_TEST"}
+    )
+    lane.request_all("cutover")
+    coordinator = lane.coordinator()
+
+    outcomes = coordinator.run_once(lane.now)
+
+    assert [(o.source_server_id, o.launch_status) for o in outcomes] == [(not_ready, "REFUSED")]
+    assert "INVALID_LIFECYCLE_STATE" in outcomes[0].detail
+    assert lane.jobs("START_CUTOVER") == []
+    assert coordinator.run_once(lane.now) == []
+    (job,) = lane.jobs("START_CUTOVER")
+    assert servers_in(job) == set(lane.server_ids) - {not_ready}
+
+
+def test_a_full_quota_leaves_the_requests_pending_for_the_next_run(lanes: LaneFactory) -> None:
+    lane = lanes(30)
+    lane.request_all("test")
+    lane.emulator.faults.apply_quota_pressure(active_jobs=20)  # another tenant's jobs
+    coordinator = lane.coordinator()
+
+    assert coordinator.run_once(lane.now) == []
+    assert lane.emulator.metrics().quota_errors == 1
+    assert lane.ledger.snapshot().intents == ()
+    assert len(lane.ledger.snapshot().waiting) == 30
+
+    lane.emulator.faults.clear()
+    coordinator.run_once(lane.now)
+    (job,) = lane.jobs("START_TEST")
+    assert len(job.participants) == 30
+
+
+def test_a_second_coordinator_writing_meanwhile_stops_this_one(lanes: LaneFactory) -> None:
+    ledger = FakeLaunchLedger()
+    lane = lanes(10, ledger=ledger)
+    lane.request_all("test")
+    ledger.written_meanwhile = True
+    assert lane.coordinator().run_once(lane.now) == []
+    assert lane.jobs("START_TEST") == []
+    assert lane.ledger.snapshot().intents == ()
+
+
+# --- requests, windows, readiness ---------------------------------------------------------
+
+
+def test_requests_are_idempotent_per_migration_and_kind(lanes: LaneFactory) -> None:
+    lane = lanes(1)
+    coordinator = lane.coordinator()
+    request = LaunchRequest(
+        f"mig-{lane.server_ids[0]}", lane.server_ids[0], "test", "wave-1", lane.now - LINGER
+    )
+    assert coordinator.request(request, "token-1") is True
+    assert coordinator.request(request, "token-2") is False  # a retried task: new token
+    coordinator.run_once(lane.now)
+    lane.emulator.clock.advance(AFTER_LAUNCH)
+    (outcome,) = coordinator.run_once(lane.now)
+    assert outcome.task_token == "token-2"
+    assert coordinator.request(request, "token-2") is False  # answered: nothing to launch
+    assert lane.ledger.snapshot().waiting == ()
+    assert len(lane.jobs("START_TEST")) == 1
+
+
+def test_a_cutover_whose_window_closed_is_answered_and_never_started(lanes: LaneFactory) -> None:
+    lane = lanes(2)
+    lane.make_ready_for_cutover()
+    closes = lane.now + timedelta(minutes=30)
+    lane.request_all("cutover", window=(closes + timedelta(hours=1), closes + timedelta(hours=2)))
+    lane.emulator.clock.advance(timedelta(hours=3))
+
+    outcomes = lane.coordinator().run_once(lane.now)
+
+    assert by_status(outcomes) == {"WINDOW_CLOSED": 2}
+    assert lane.jobs("START_CUTOVER") == []
+    assert lane.ledger.snapshot().waiting == ()
+
+
+def test_replication_readiness_of_many_servers_in_few_calls(lanes: LaneFactory) -> None:
+    lane = lanes(450)
+    fresh = lane.emulator.add_source_server(hostname="fresh").source_server_id  # initiating
+    lane.emulator.reset_metrics()
+
+    ready = lane.coordinator().replication_ready([*lane.server_ids, fresh, "s-00000000000000999"])
+
+    assert lane.calls() == {"DescribeSourceServers": 3}  # 452 IDs, 200 per call
+    assert all(ready[server_id] for server_id in lane.server_ids)
+    assert ready[fresh] is False
+    assert ready["s-00000000000000999"] is False
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def dynamodb_ledger() -> DynamoLaunchLedger:
+    """The DynamoDB adapter on a fresh moto table (call inside ``mock_aws``)."""
+    resources = provision(
+        ResourceNames(environment="test"),
+        sqs=boto3.client("sqs", region_name="us-east-1"),
+        dynamodb=boto3.client("dynamodb", region_name="us-east-1"),
+        events=boto3.client("events", region_name="us-east-1"),
+    )
+    table = boto3.resource("dynamodb", region_name="us-east-1").Table(resources.table_name)
+    return DynamoLaunchLedger(table, LANE)
+
+
+@contextmanager
+def crash_on_record_job(ledger: LaunchLedger) -> Iterator[None]:
+    """The ledger's ``record_job`` raises, as if the process died before it."""
+
+    def crash(intent_id: str, job_id: str) -> None:
+        raise CoordinatorCrashError(f"died before recording {job_id}")
+
+    original = ledger.record_job
+    ledger.record_job = crash  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        ledger.record_job = original  # type: ignore[method-assign]
+
+
+class StartFails:
+    """The lane's MGN, where the process dies just before ``StartTest`` reaches MGN."""
+
+    def __init__(self, mgn: MgnAdapter) -> None:
+        self._mgn = mgn
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._mgn, name)
+
+    def start_test(self, source_server_ids: Sequence[str], tags: dict[str, str]) -> Job:
+        raise CoordinatorCrashError("died before StartTest")
+
+
+class StaleJobSearch:
+    """The lane's MGN, whose search of jobs by date misses the newest job once."""
+
+    def __init__(self, mgn: MgnAdapter) -> None:
+        self._mgn = mgn
+        self._stale = True
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._mgn, name)
+
+    def jobs_since(self, from_date: datetime) -> list[Job]:
+        if self._stale:
+            self._stale = False
+            return []
+        return self._mgn.jobs_since(from_date)
