@@ -35,7 +35,7 @@ from orchestration.local.provision import provision
 from orchestration.naming import ResourceNames
 from orchestration.pipeline.launch_batches import LaneQuotas
 from orchestration.pipeline.launch_coordinator import LaunchCoordinator
-from orchestration.pipeline.ports import LaunchLedger
+from orchestration.pipeline.ports import LaunchLedger, LaunchMgn
 from tests.support.fakes import FakeLaunchLedger
 
 if TYPE_CHECKING:
@@ -82,10 +82,10 @@ class Lane:
     quotas: LaneQuotas
     server_ids: list[str]
 
-    def coordinator(self, mgn: object | None = None) -> LaunchCoordinator:
+    def coordinator(self, mgn: LaunchMgn | None = None) -> LaunchCoordinator:
         """A coordinator as a fresh process would build it (a new one after a "crash")."""
         return LaunchCoordinator(
-            mgn=mgn or MgnAdapter(self.client),  # type: ignore[arg-type]
+            mgn=mgn or MgnAdapter(self.client),
             ledger=self.ledger,
             quotas=self.quotas,
             linger=LINGER,
@@ -357,7 +357,7 @@ def test_a_crash_before_mgn_was_asked_starts_the_job_once_on_the_next_run(
 ) -> None:
     lane = lanes(20)
     lane.request_all("test")
-    dying = StartFails(MgnAdapter(lane.client))
+    dying = StartFails(lane.client)
     with pytest.raises(CoordinatorCrashError):
         lane.coordinator(dying).run_once(lane.now)
     assert lane.jobs("START_TEST") == []
@@ -380,7 +380,7 @@ def test_a_conflict_on_start_adopts_the_job_already_running(lanes: LaneFactory) 
 
     # WHEN the successor's search by date misses the job (a stale read) and it starts again
     lane.emulator.reset_metrics()
-    outcomes = lane.coordinator(StaleJobSearch(MgnAdapter(lane.client))).run_once(lane.now)
+    outcomes = lane.coordinator(StaleJobSearch(lane.client)).run_once(lane.now)
 
     # THEN MGN's conflict (JOB_IN_PROGRESS) sends it to look again, and it adopts the job
     assert outcomes == []
@@ -515,31 +515,22 @@ def crash_on_record_job(ledger: LaunchLedger) -> Iterator[None]:
         ledger.record_job = original  # type: ignore[method-assign]
 
 
-class StartFails:
+class StartFails(MgnAdapter):
     """The lane's MGN, where the process dies just before ``StartTest`` reaches MGN."""
-
-    def __init__(self, mgn: MgnAdapter) -> None:
-        self._mgn = mgn
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._mgn, name)
 
     def start_test(self, source_server_ids: Sequence[str], tags: dict[str, str]) -> Job:
         raise CoordinatorCrashError("died before StartTest")
 
 
-class StaleJobSearch:
+class StaleJobSearch(MgnAdapter):
     """The lane's MGN, whose search of jobs by date misses the newest job once."""
 
-    def __init__(self, mgn: MgnAdapter) -> None:
-        self._mgn = mgn
+    def __init__(self, client: MgnClient) -> None:
+        super().__init__(client)
         self._stale = True
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._mgn, name)
 
     def jobs_since(self, from_date: datetime) -> list[Job]:
         if self._stale:
             self._stale = False
             return []
-        return self._mgn.jobs_since(from_date)
+        return super().jobs_since(from_date)

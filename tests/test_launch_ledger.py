@@ -1,0 +1,92 @@
+"""The launch ledger's DynamoDB adapter on moto (orchestration/adapters/launch_ledger.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from orchestration.adapters.launch_ledger import DynamoLaunchLedger
+from orchestration.launch_records import (
+    LaunchIntent,
+    LaunchOutcome,
+    LaunchRequest,
+    LedgerConflictError,
+)
+from orchestration.local.provision import provision
+from orchestration.naming import ResourceNames
+
+NOW = datetime(2026, 12, 12, 22, 0, tzinfo=UTC)
+REQUEST = LaunchRequest(
+    "mig-1", "s-00000000000000001", "cutover", "wave-1", NOW, NOW, NOW.replace(hour=23)
+)
+
+
+@pytest.fixture
+def ledger(aws_env: None) -> Iterator[DynamoLaunchLedger]:
+    with mock_aws():
+        resources = provision(
+            ResourceNames(environment="test"),
+            sqs=boto3.client("sqs", region_name="us-east-1"),
+            dynamodb=boto3.client("dynamodb", region_name="us-east-1"),
+            events=boto3.client("events", region_name="us-east-1"),
+        )
+        table = boto3.resource("dynamodb", region_name="us-east-1").Table(resources.table_name)
+        yield DynamoLaunchLedger(table, "123456789012/eu-west-1")
+
+
+def outcome(token: str) -> LaunchOutcome:
+    return LaunchOutcome(
+        "mig-1", token, "cutover", "mgnjob-1", REQUEST.source_server_id, "LAUNCHED", "i-1"
+    )
+
+
+def test_a_request_is_kept_once_and_its_latest_token_waits(ledger: DynamoLaunchLedger) -> None:
+    assert ledger.record_request(REQUEST, "token-1") is True
+    assert ledger.record_request(REQUEST, "token-2") is False
+    (waiting,) = ledger.snapshot().waiting
+    assert waiting.request == REQUEST
+    assert waiting.task_token == "token-2"
+
+
+def test_an_answered_request_leaves_the_lane_and_a_repeat_of_it_is_ignored(
+    ledger: DynamoLaunchLedger,
+) -> None:
+    ledger.record_request(REQUEST, "token-2")
+    ledger.complete([outcome("token-1")])  # a token replaced meanwhile: not this request's
+    assert len(ledger.snapshot().waiting) == 1
+
+    ledger.complete([outcome("token-2")])
+
+    assert ledger.snapshot().waiting == ()
+    answered = ledger.answered("mig-1", "cutover")
+    assert answered is not None
+    assert (answered["launchStatus"], answered["launchedEc2InstanceId"]) == ("LAUNCHED", "i-1")
+    assert ledger.record_request(REQUEST, "token-2") is False
+    assert ledger.snapshot().waiting == ()
+    assert ledger.record_request(REQUEST, "token-3") is True  # a new execution asks anew
+
+
+def test_intents_are_written_only_on_the_version_they_were_planned_from(
+    ledger: DynamoLaunchLedger,
+) -> None:
+    first = LaunchIntent("intent-1", "cutover", {REQUEST.source_server_id: "mig-1"}, NOW)
+    ledger.add_intent(first, seen_version=0)
+    with pytest.raises(LedgerConflictError):
+        ledger.add_intent(LaunchIntent("intent-2", "test", {}, NOW), seen_version=0)
+    with pytest.raises(LedgerConflictError):  # the same intent twice
+        ledger.add_intent(first, seen_version=1)
+
+    ledger.record_job("intent-1", "mgnjob-1")
+    ledger.record_job("intent-1", "mgnjob-1")  # a repeat is harmless
+
+    snapshot = ledger.snapshot()
+    assert snapshot.version == 1
+    assert snapshot.intents == (
+        LaunchIntent("intent-1", "cutover", first.members, NOW, "mgnjob-1"),
+    )
+    ledger.remove_intent("intent-1")
+    assert ledger.snapshot().intents == ()
