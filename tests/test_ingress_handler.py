@@ -209,3 +209,28 @@ def test_a_transient_failure_fails_only_its_record_and_is_retried(
         first.migration_id,
         second.migration_id,
     }
+
+
+def test_the_ingress_never_moves_a_migration_back_to_intake(emulated_aws: EmulatedAws) -> None:
+    """start_migration reports "execution started" after StartExecution returns; by then the
+    execution may have reported ValidateInput: the record must stay there (a rollback names the
+    step it failed after from it)."""
+    [request] = _published_requests(1)
+    _invoke(emulated_aws, message_body(request))
+    store = _store()
+    store.advance(request.migration_id, step="ValidateInput", status="STARTED", now=NOW)
+
+    moved = store.advance(
+        request.migration_id, step="Intake", status="SUCCEEDED", now=NOW, only_while_at="Intake"
+    )
+
+    assert moved is None
+    record = store.get(request.migration_id)
+    assert record is not None
+    assert record.step == "ValidateInput"
+    # Still at Intake: the same call moves it (and allocates the event's sequence).
+    [other] = _published_requests(2)[1:]
+    _invoke(emulated_aws, message_body(other))
+    assert store.advance(
+        other.migration_id, step="Intake", status="SUCCEEDED", now=NOW, only_while_at="Intake"
+    )

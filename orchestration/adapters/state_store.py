@@ -281,8 +281,13 @@ class MigrationStore:
         status: str,
         now: datetime,
         migration_status: str | None = None,
-    ) -> int:
-        """Move the migration to ``step`` and allocate its next event sequence, in one write."""
+        only_while_at: str | None = None,
+    ) -> int | None:
+        """Move the migration to ``step`` and allocate its next event sequence, in one write.
+
+        With ``only_while_at``, only if the migration is still at that step: None (nothing
+        written) if it has moved on, e.g. the ingress reporting the execution it started
+        after that execution already reported its first step."""
         names = {"#step": "step", "#stepStatus": "stepStatus"}
         values: dict[str, Any] = {
             ":one": 1,
@@ -295,14 +300,24 @@ class MigrationStore:
             names["#status"] = "status"
             values[":status"] = migration_status
             expression += ", #status = :status"
-        response = self._table.update_item(
-            Key=migration_key(migration_id),
-            UpdateExpression=expression,
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-            ReturnValues="UPDATED_NEW",
-        )
+        condition = "attribute_exists(pk)"
+        if only_while_at is not None:
+            condition += " AND #step = :at"
+            values[":at"] = only_while_at
+        try:
+            response = self._table.update_item(
+                Key=migration_key(migration_id),
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="UPDATED_NEW",
+            )
+        except ClientError as exc:
+            moved_on = exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
+            if only_while_at is not None and moved_on and self.get(migration_id) is not None:
+                return None
+            raise
         return int(response["Attributes"]["seq"])  # type: ignore[arg-type]
 
     def record_history(

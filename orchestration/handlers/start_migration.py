@@ -65,11 +65,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return {"started": False, "reason": "already started", "name": name}
     store.set_execution(spec.migration_id, spec.revision, execution_arn, wiring.clock().now())
     count("ExecutionsStarted")
+    # The execution may already have reported its first step: never move it back to Intake.
     wiring.reporter().step(
         spec,
         Step.INTAKE,
         "SUCCEEDED",
         f"execution {name} started",
+        only_while_at=Step.INTAKE,
         executionArn=execution_arn,
     )
     return {"started": True, "executionArn": execution_arn}

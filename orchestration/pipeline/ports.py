@@ -158,8 +158,9 @@ class StatusReports(Protocol):
         message: str,
         *,
         migration_status: str | None = None,
+        only_while_at: Step | None = None,
         **data: Any,
-    ) -> MigrationStatusUpdated: ...
+    ) -> MigrationStatusUpdated | None: ...
 
 
 # --- MGN, EC2 and health probes (orchestration.adapters.mgn, .ec2, .health) ---------------

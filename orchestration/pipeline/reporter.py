@@ -118,13 +118,22 @@ class StatusReporter:
         message: str,
         *,
         migration_status: str | None = None,
+        only_while_at: Step | None = None,
         **data: Any,
-    ) -> MigrationStatusUpdated:
-        """Move the migration to the step, announce it, and keep it in the history."""
+    ) -> MigrationStatusUpdated | None:
+        """Move the migration to the step, announce it, and keep it in the history; with
+        ``only_while_at``, only if it is still at that step (None: it moved on, nothing said)."""
         now = self._clock.now()
         sequence = self._store.advance(
-            spec.migration_id, step=step, status=status, now=now, migration_status=migration_status
+            spec.migration_id,
+            step=step,
+            status=status,
+            now=now,
+            migration_status=migration_status,
+            only_while_at=only_while_at,
         )
+        if sequence is None:
+            return None
         event = MigrationStatusUpdated.model_validate(
             {
                 **_named(spec),
