@@ -138,7 +138,16 @@ class LaunchLedger(Protocol):
         ...
 
     def complete(self, outcomes: Sequence[LaunchOutcome]) -> None:
-        """These requests are answered: no longer open, their outcomes kept."""
+        """These requests are answered: no longer open, their outcomes kept, and each in the
+        lane's outbox until ``delivered``."""
+        ...
+
+    def undelivered(self) -> list[LaunchOutcome]:
+        """Answered requests whose outcome has not reached its execution yet."""
+        ...
+
+    def delivered(self, outcome: LaunchOutcome) -> None:
+        """The outcome reached its execution (or the execution no longer waits)."""
         ...
 
 
