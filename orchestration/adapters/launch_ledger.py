@@ -291,6 +291,18 @@ class DynamoLaunchLedger:
         )
         return None
 
+    def abandon_loop(self, execution: str) -> None:
+        """The loop ``execution`` could not be started: give its lease up (if still its)."""
+        try:
+            self._table.delete_item(
+                Key={"pk": self._pk, "sk": LEASE},
+                ConditionExpression="execution = :me",
+                ExpressionAttributeValues={":me": execution},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
     def beat(self, execution: str, now: datetime) -> int | None:
         """The loop ``execution`` is alive: its heartbeat, and the request count it sees now
         (None if the lease is no longer its own)."""
