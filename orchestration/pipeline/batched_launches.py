@@ -138,7 +138,7 @@ class BatchedLaunches:
             on_started=self._report_started,
         )
         answered = coordinator.run_once(now)
-        sent, moved_on = self._deliver(ledger)
+        sent, moved_on = self.deliver(ledger)
         snapshot = ledger.snapshot()
         idle = not snapshot.waiting and not snapshot.intents and not ledger.undelivered()
         result = {
@@ -152,7 +152,7 @@ class BatchedLaunches:
             return {**result, "done": True}
         return {**result, "done": False, "waitSeconds": loop.linger_seconds}
 
-    def _deliver(self, ledger: LaneLaunchLedger) -> tuple[int, int]:
+    def deliver(self, ledger: LaneLaunchLedger) -> tuple[int, int]:
         """Send every outcome of the outbox; each leaves it once sent (or no longer awaited)."""
         sent = moved_on = 0
         for outcome in ledger.undelivered():
