@@ -24,6 +24,8 @@ from orchestration.local.synthetic import wave_yaml
 from orchestration.local.system import EmbeddedSystem, SystemOptions
 from orchestration.manifests.validation import ManifestFile, validate_files
 from orchestration.migration_request import MigrationRequest
+from orchestration.rehearsal.profile import RehearsalProfile
+from orchestration.rehearsal.run import rehearse, synthetic_input
 from orchestration.settings import settings
 from orchestration.statemachine import LaunchSettings, Timings
 from tests.support.pipeline import spec_of
@@ -147,3 +149,28 @@ def test_a_wave_migrates_in_fewer_jobs_than_vms_and_a_failed_test_rolls_back_alo
 def test_the_per_vm_design_is_the_default() -> None:
     assert SystemOptions().launch_settings.design == "per-vm"
     assert replace(LAUNCH, design="per-vm").design == "per-vm"
+
+
+def test_one_rehearsal_input_runs_with_either_design_and_batched_starts_a_job_per_launch() -> None:
+    """The rehearsal (simulated clock, AWS timings) on one input with each design: the same
+    VMs migrate; per-vm starts a job per VM and launch, batched one per launch of the wave."""
+    profile = RehearsalProfile.model_validate({})
+    start = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    observed = {
+        design: rehearse(
+            synthetic_input(8, start=start, profile=profile),
+            profile,
+            launch=LaunchSettings.aws(design),
+        )
+        for design in ("per-vm", "batched")
+    }
+    for observation in observed.values():
+        assert {vm.final_status for vm in observation.vms} == {"SUCCEEDED"}
+    starts = {
+        design: (
+            observation.mgn_calls_by_operation.get("StartTest", 0),
+            observation.mgn_calls_by_operation.get("StartCutover", 0),
+        )
+        for design, observation in observed.items()
+    }
+    assert starts == {"per-vm": (8, 8), "batched": (1, 1)}
