@@ -112,12 +112,12 @@ def test_one_loop_holds_the_lease_and_gives_it_up_only_if_no_request_came(
 ) -> None:
     assert ledger.claim_loop("loop-1", NOW, stale_after=300) == "loop-1"
     assert ledger.claim_loop("loop-2", NOW, stale_after=300) is None  # counted, not started
-    seen = ledger.beat("loop-1", NOW)
+    seen = ledger.beat("loop-1", NOW, 300)
     assert seen == 2
-    assert ledger.beat("loop-2", NOW) is None
+    assert ledger.beat("loop-2", NOW, 300) is None
     ledger.claim_loop("loop-3", NOW, stale_after=300)  # a request after the loop looked
     assert ledger.release_loop("loop-1", seen) is False
-    seen = ledger.beat("loop-1", NOW)
+    seen = ledger.beat("loop-1", NOW, 300)
     assert seen is not None
     assert ledger.release_loop("loop-1", seen) is True
     assert ledger.claim_loop("loop-4", NOW, stale_after=300) == "loop-4"
@@ -127,6 +127,9 @@ def test_a_loop_that_stopped_beating_is_replaced(ledger: DynamoLaunchLedger) -> 
     from datetime import timedelta
 
     assert ledger.claim_loop("loop-1", NOW, stale_after=300) == "loop-1"
-    later = NOW + timedelta(seconds=301)
+    # A beat extends the lease by the loop's own measure (its linger may be long).
+    assert ledger.beat("loop-1", NOW + timedelta(seconds=200), 600) == 1
+    assert ledger.claim_loop("loop-2", NOW + timedelta(seconds=700), stale_after=300) is None
+    later = NOW + timedelta(seconds=801)
     assert ledger.claim_loop("loop-2", later, stale_after=300) == "loop-2"
-    assert ledger.beat("loop-1", later) is None
+    assert ledger.beat("loop-1", later, 300) is None

@@ -264,18 +264,21 @@ class DynamoLaunchLedger:
 
     def claim_loop(self, execution: str, now: datetime, stale_after: float) -> str | None:
         """Count a request, and name ``execution`` the lane's loop if none holds the lease
-        (or the holder stopped beating for ``stale_after`` seconds): the name to start, or
-        None if a loop runs. Called after the request was recorded."""
+        (or the holder's lease expired: it stopped beating): the name to start, or None if
+        a loop runs. The lease lasts ``stale_after`` seconds from now until the loop beats.
+        Called after the request was recorded."""
         try:
             self._table.update_item(
                 Key={"pk": self._pk, "sk": LEASE},
-                UpdateExpression="ADD requests :one SET execution = :me, heartbeat = :now",
-                ConditionExpression="attribute_not_exists(execution) OR heartbeat < :stale",
+                UpdateExpression=(
+                    "ADD requests :one SET execution = :me, heartbeat = :now, expiresAt = :until"
+                ),
+                ConditionExpression="attribute_not_exists(execution) OR expiresAt < :now",
                 ExpressionAttributeValues={
                     ":one": 1,
                     ":me": execution,
                     ":now": now.isoformat(),
-                    ":stale": (now - timedelta(seconds=stale_after)).isoformat(),
+                    ":until": (now + timedelta(seconds=stale_after)).isoformat(),
                 },
             )
         except ClientError as exc:
@@ -303,15 +306,19 @@ class DynamoLaunchLedger:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
 
-    def beat(self, execution: str, now: datetime) -> int | None:
-        """The loop ``execution`` is alive: its heartbeat, and the request count it sees now
-        (None if the lease is no longer its own)."""
+    def beat(self, execution: str, now: datetime, stale_after: float) -> int | None:
+        """The loop ``execution`` is alive (its lease lasts ``stale_after`` seconds more):
+        the request count it sees now, or None if the lease is no longer its own."""
         try:
             response = self._table.update_item(
                 Key={"pk": self._pk, "sk": LEASE},
-                UpdateExpression="SET heartbeat = :now",
+                UpdateExpression="SET heartbeat = :now, expiresAt = :until",
                 ConditionExpression="execution = :me",
-                ExpressionAttributeValues={":me": execution, ":now": now.isoformat()},
+                ExpressionAttributeValues={
+                    ":me": execution,
+                    ":now": now.isoformat(),
+                    ":until": (now + timedelta(seconds=stale_after)).isoformat(),
+                },
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:

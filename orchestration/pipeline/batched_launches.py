@@ -36,10 +36,11 @@ from orchestration.pipeline.ports import LaneLaunchLedger, StatusReports, TaskTo
 from orchestration.pipeline.spec import MigrationSpec
 from orchestration.pipeline.steps import Launch, State
 
-# A loop whose heartbeat is older than this many of its waits is taken for dead (its Lambda
-# failed past its retries): the next request starts a new one.
-STALE_AFTER_WAITS = 10
-STALE_AFTER_MIN_SECONDS = 300.0
+# A loop's lease expires this long after its last run (or its claim) unless it runs again:
+# taken for dead (its Lambda failed past its retries), the next request starts a new loop.
+# Runs are a linger apart (60 s on AWS), so a loop's lease outlasts several lingers.
+STALE_AFTER_SECONDS = 300.0
+STALE_AFTER_LINGERS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +81,7 @@ class BatchedLaunches:
         coordinator_arn: str,
         reporter: StatusReports,
         clock: Clock,
-        stale_after_seconds: float = STALE_AFTER_MIN_SECONDS,
+        stale_after_seconds: float = STALE_AFTER_SECONDS,
     ) -> None:
         self._lanes = lanes
         self._ledger_for = ledger_for
@@ -126,7 +127,8 @@ class BatchedLaunches:
         loop = LoopConfig.from_event(config)
         ledger = self._ledger_for(lane_label)
         now = self._clock.now()
-        seen = ledger.beat(execution, now)
+        stale_after = max(self._stale_after, STALE_AFTER_LINGERS * loop.linger_seconds)
+        seen = ledger.beat(execution, now, stale_after)
         if seen is None:  # another loop holds the lane now (this one was taken for dead)
             return {"done": True, "reason": "another loop holds the lane"}
         account_id, _, region = lane_label.partition("/")

@@ -162,8 +162,9 @@ class LaneLaunchLedger(LaunchLedger, Protocol):
         """The loop ``execution`` could not be started: give its lease up."""
         ...
 
-    def beat(self, execution: str, now: datetime) -> int | None:
-        """The loop is alive: the requests counted so far, or None if the lease is not its."""
+    def beat(self, execution: str, now: datetime, stale_after: float) -> int | None:
+        """The loop is alive for ``stale_after`` seconds more: the requests counted so far,
+        or None if the lease is not its."""
         ...
 
     def release_loop(self, execution: str, seen_requests: int) -> bool:
