@@ -127,7 +127,7 @@ class MigrationDriver:
     def _outcomes(self, wanted: set[str]) -> dict[str, MigrationOutcome]:
         store = self._store
         outcomes: dict[str, MigrationOutcome] = {}
-        executions = self._latest_executions(wanted)
+        executions = self.latest_executions(wanted)
         for migration_id in wanted:
             record = store.get(migration_id)
             execution = executions.get(migration_id)
@@ -149,7 +149,7 @@ class MigrationDriver:
             )
         return outcomes
 
-    def _latest_executions(self, wanted: set[str]) -> dict[str, dict[str, Any]]:
+    def latest_executions(self, wanted: set[str]) -> dict[str, dict[str, Any]]:
         latest: dict[str, dict[str, Any]] = {}
         for execution in self.executions():
             # Executions are named <migrationId>-<revision>[-rollback-<time>] (an operator's
@@ -162,7 +162,7 @@ class MigrationDriver:
         return latest
 
     def _latest_statuses(self, wanted: set[str]) -> dict[str, str]:
-        return {m: e["status"] for m, e in self._latest_executions(wanted).items()}
+        return {m: e["status"] for m, e in self.latest_executions(wanted).items()}
 
     def _maybe_decide(self, record: MigrationRecord, approver: Approver, decided: set[str]) -> None:
         store = self._store

@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from orchestration.local.mgn.settings import JobTiming
 from orchestration.manifests.findings import Finding
 from orchestration.manifests.yaml_source import YamlSourceError, parse_yaml
+from orchestration.wire import WireModel
 
 __all__ = [
     "ApproverModel",
@@ -47,17 +47,9 @@ OS_FAMILIES = ("linux", "windows")
 _MBPS = 1_000_000 / 8  # bytes per second in one megabit per second
 
 
-class ProfileModel(BaseModel):
-    """camelCase keys, unknown keys refused (a typo must not silently keep a default)."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-    )
+class ProfileModel(WireModel):
+    """camelCase keys, unknown keys refused (a typo must not silently keep a default), frozen:
+    the wire's model conventions, for a file people write."""
 
 
 Minutes = Annotated[float, Field(ge=0, le=7 * 24 * 60)]

@@ -276,7 +276,7 @@ def _watch(  # noqa: PLR0917 - a private step of rehearse(), called once
     deadline = clock.monotonic() + timeout_seconds
     interval, last_ended = _WATCH_SECONDS, -1
     while True:
-        statuses = {m: e["status"] for m, e in driver._latest_executions(wanted).items()}
+        statuses = {m: e["status"] for m, e in driver.latest_executions(wanted).items()}
         ended = sum(1 for s in statuses.values() if s in TERMINAL)
         if on_progress is not None:
             on_progress(Progress(ended, len(wanted), clock.now(), time.monotonic() - began))
@@ -333,7 +333,7 @@ def _observe(
     assert system.slack is not None
     driver = MigrationDriver(system)
     wanted = {s.migration_id for s in specs}
-    executions = driver._latest_executions(wanted)
+    executions = driver.latest_executions(wanted)
     store = MigrationStore(_table())
     threads = ThreadStore(_table())
     jobs = _jobs_by_server(system)
