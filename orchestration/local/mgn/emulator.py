@@ -23,8 +23,6 @@ from orchestration.local.mgn.clock import SimulatedClock
 from orchestration.local.mgn.conformance import shape_problems
 from orchestration.local.mgn.ec2_port import Ec2LaunchPort
 from orchestration.local.mgn.errors import (
-    SOURCE_SERVER_RESOURCE,
-    ResourceNotFoundError,
     ServiceQuotaExceededError,
 )
 from orchestration.local.mgn.faults import FaultInjector, FaultState
@@ -345,14 +343,7 @@ class MgnEmulator:
             return list(self._state.quota_rejections)
 
     def _server(self, source_server_id: str) -> SourceServerRecord:
-        server = self._state.servers.get(source_server_id)
-        if server is None:
-            raise ResourceNotFoundError(
-                f"Source server {source_server_id} not found",
-                resource_id=source_server_id,
-                resource_type=SOURCE_SERVER_RESOURCE,
-            )
-        return server
+        return self._state.server(source_server_id)
 
     def settle(self) -> None:
         """Apply every job phase due by now (EC2 launches and terminations) without a request.

@@ -26,7 +26,6 @@ from orchestration.local.mgn.clock import SimulatedClock
 from orchestration.local.mgn.errors import (
     SOURCE_SERVER_RESOURCE,
     ConflictError,
-    ResourceNotFoundError,
 )
 from orchestration.local.mgn.model import MgnState, SourceServerRecord
 from orchestration.local.mgn.replication import ReplicationStall
@@ -191,14 +190,7 @@ class FaultInjector:
             self._faults.phantom_active_jobs = self._faults.phantom_servers_in_active_jobs = 0
 
     def _server(self, source_server_id: str) -> SourceServerRecord:
-        server = self._state.servers.get(source_server_id)
-        if server is None:
-            raise ResourceNotFoundError(
-                f"Source server {source_server_id} not found",
-                resource_id=source_server_id,
-                resource_type=SOURCE_SERVER_RESOURCE,
-            )
-        return server
+        return self._state.server(source_server_id)
 
 
 def end_stall(server: SourceServerRecord, now: datetime) -> bool:

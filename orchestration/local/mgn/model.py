@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from orchestration.local.mgn.errors import SOURCE_SERVER_RESOURCE, ResourceNotFoundError
 from orchestration.local.mgn.replication import ReplicationPlan, ReplicationStall
 from orchestration.local.mgn.settings import QuotaLimits
 from orchestration.local.mgn.slots import ReplicationSlots
@@ -194,6 +195,17 @@ class MgnState:
         default_factory=lambda: ReplicationSlots(QuotaLimits().replicating_servers)
     )
     next_sequence: int = 1
+
+    def server(self, source_server_id: str) -> SourceServerRecord:
+        """The server, or MGN's ResourceNotFoundException for it."""
+        server = self.servers.get(source_server_id)
+        if server is None:
+            raise ResourceNotFoundError(
+                f"Source server {source_server_id} not found",
+                resource_id=source_server_id,
+                resource_type=SOURCE_SERVER_RESOURCE,
+            )
+        return server
 
     def take_sequence(self) -> int:
         sequence = self.next_sequence

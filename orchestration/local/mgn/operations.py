@@ -525,14 +525,7 @@ class MgnOperations:
             )
 
     def _server(self, server_id: str) -> SourceServerRecord:
-        server = self._state.servers.get(server_id)
-        if server is None:
-            raise ResourceNotFoundError(
-                f"Source server {server_id} not found",
-                resource_id=server_id,
-                resource_type=SOURCE_SERVER_RESOURCE,
-            )
-        return server
+        return self._state.server(server_id)
 
     def _disconnect_replication(self, server: SourceServerRecord, now: datetime) -> None:
         """End the server's replication now; its replication slot goes to the next server."""
