@@ -33,6 +33,7 @@ from orchestration.manifests import disk
 from orchestration.manifests.findings import Finding, Severity
 from orchestration.manifests.limits import LIMITS
 from orchestration.manifests.validation import validate_files
+from orchestration.statemachine import LAUNCH_DESIGNS
 
 if TYPE_CHECKING:
     from orchestration.gitops.plan import Plan
@@ -314,6 +315,13 @@ def _add_rehearse_command(commands: argparse._SubParsersAction[argparse.Argument
         metavar="WHEN",
         help="when replication starts, ISO 8601 with a time zone (default: now)",
     )
+    rehearse.add_argument(
+        "--launch-design",
+        choices=LAUNCH_DESIGNS,
+        default="per-vm",
+        help="how MGN launches start: per-vm (each migration its own job, the default) or "
+        "batched (each lane's launch coordinator packs them into jobs)",
+    )
     rehearse.set_defaults(handler=_rehearse)
 
 
@@ -580,6 +588,7 @@ def _rehearse(args: argparse.Namespace) -> int:
             report=args.report,
             html=args.html,
             start=args.start or _now(),
+            launch_design=args.launch_design,
         )
     )
 

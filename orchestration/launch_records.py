@@ -44,6 +44,9 @@ class LaunchRequest:
     requested_at: datetime
     window_start: datetime | None = None
     window_end: datetime | None = None
+    # What the requester needs said on its behalf when its job starts (the migration's spec,
+    # as JSON: the coordinator reports StartTestLaunch / StartCutover for it); opaque here.
+    payload: str = field(default="", compare=False, repr=False)
 
     @property
     def key(self) -> tuple[str, LaunchKind]:

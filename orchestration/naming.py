@@ -54,6 +54,15 @@ class ResourceNames:
         return f"{self.prefix}-states"
 
     @property
+    def launch_coordinator(self) -> str:
+        """The launch coordinator loop (batched launches): one execution per busy lane."""
+        return f"{self.prefix}-launch-coordinator"
+
+    @property
+    def launch_coordinator_role(self) -> str:
+        return f"{self.prefix}-launch-coordinator"
+
+    @property
     def migration_requested_rule(self) -> str:
         return f"{self.prefix}-migration-requested"
 
@@ -100,8 +109,10 @@ class ResourceNames:
         return f"{self.prefix}-{handler.replace('_', '-')}"
 
 
-# Every Lambda function: the seed's eight names plus the two this design adds
-# (start_migration names executions; request_approval is the approval gate).
+# Every Lambda function: the seed's eight names plus those this design adds
+# (start_migration names executions; request_approval is the approval gate; request_launch
+# and coordinate_launches are the batched launch design's: an execution's request to its
+# lane's coordinator, and the coordinator loop's run).
 FUNCTIONS: tuple[str, ...] = (
     "ingress_handler",
     "start_migration",
@@ -113,6 +124,8 @@ FUNCTIONS: tuple[str, ...] = (
     "finalize_cutover",
     "callback_handler",
     "rollback_handler",
+    "request_launch",
+    "coordinate_launches",
 )
 
 

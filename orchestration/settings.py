@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     table_name: str = Field(default="wavepilot-local-state", validation_alias="DYNAMODB_TABLE_NAME")
     dead_letter_queue_url: str = Field(default="", validation_alias="REQUEST_DLQ_URL")
     state_machine_arn: str = Field(default="", validation_alias="STATE_MACHINE_ARN")
+    # Batched launches: each lane's coordinator loop is an execution of this state machine.
+    launch_coordinator_arn: str = Field(default="", validation_alias="LAUNCH_COORDINATOR_ARN")
     mgn_region_override: str | None = Field(default=None, validation_alias="MGN_REGION")
     idempotency_days: int = Field(default=90, ge=1, validation_alias="IDEMPOTENCY_DAYS")
     default_approvers_text: str = Field(default="", validation_alias="DEFAULT_APPROVERS")

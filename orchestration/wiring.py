@@ -31,11 +31,13 @@ from orchestration.adapters.dead_letters import DeadLetterQueue
 from orchestration.adapters.event_bus import EventBus
 from orchestration.adapters.health import AddressResolver, HealthProber, direct
 from orchestration.adapters.lanes import LaneSessions
+from orchestration.adapters.launch_ledger import DynamoLaunchLedger
 from orchestration.adapters.secrets import CallbackSettings, SigningSecretSource
 from orchestration.adapters.state_store import MigrationStore
 from orchestration.adapters.stepfunctions import StepFunctionsAdapter
 from orchestration.clock import SYSTEM_CLOCK, Clock
 from orchestration.pipeline.approvals import ApprovalService
+from orchestration.pipeline.batched_launches import BatchedLaunches
 from orchestration.pipeline.manual_rollback import RollbackService
 from orchestration.pipeline.reporter import StatusReporter
 from orchestration.pipeline.steps import MigrationSteps
@@ -49,6 +51,7 @@ __all__ = [
     "ingress_idempotency",
     "ingress_persistence",
     "lanes",
+    "launches",
     "reporter",
     "request_dead_letters",
     "reset",
@@ -149,6 +152,21 @@ def steps() -> MigrationSteps:
 
 
 @cache
+def launches() -> BatchedLaunches:
+    """Batched launches: requests to each lane's coordinator, and the coordinator's runs."""
+    config = settings()
+    table = aws.state_table(config.table_name, config.aws_region)
+    return BatchedLaunches(
+        lanes=lanes(),
+        ledger_for=lambda lane: DynamoLaunchLedger(table, lane),
+        tasks=stepfunctions(),
+        coordinator_arn=config.launch_coordinator_arn,
+        reporter=reporter(),
+        clock=clock(),
+    )
+
+
+@cache
 def stepfunctions() -> StepFunctionsAdapter:
     return StepFunctionsAdapter(aws.stepfunctions())
 
@@ -215,6 +233,7 @@ def reset() -> None:
         reporter,
         lanes,
         steps,
+        launches,
         stepfunctions,
         approvals,
         rollbacks,

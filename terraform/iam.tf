@@ -21,6 +21,11 @@ locals {
     finalize_cutover  = ["assume_target_role", "state_write", "put_events", "kms_decrypt"]
     callback_handler  = ["state_read", "callback_secret", "kms_decrypt", "kms_generate_data_key"]
     rollback_handler  = ["assume_target_role", "state_read_write", "put_events", "kms_decrypt"]
+    # Batched launches: a request goes into the lane's ledger (a transaction) and claims the
+    # lane's loop lease, starting the loop when none runs; the loop reads and writes the
+    # ledger, starts MGN jobs in the lane (target role), reports and answers the executions.
+    request_launch      = ["launch_requests", "start_launch_coordinator", "kms_decrypt"]
+    coordinate_launches = ["assume_target_role", "launch_ledger", "send_launch_outcomes", "put_events", "kms_decrypt"]
     # Reads only: every lane's source servers' replication (through the target role), the
     # pending approvals (gsi1) and their migrations' cutover windows (GetItem). Its metrics go
     # to CloudWatch as EMF log lines.
@@ -84,6 +89,27 @@ locals {
       # Sending to a queue encrypted with the key (a dead-letter queue).
       actions   = ["kms:GenerateDataKey"]
       resources = [aws_kms_key.this.arn]
+    }
+    launch_requests = {
+      # TransactWriteItems is authorized per item: a condition on the answered outcome, the
+      # request's put; the lease's update; its delete only when the loop could not start.
+      actions   = ["dynamodb:ConditionCheckItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+      resources = [aws_dynamodb_table.state.arn]
+    }
+    start_launch_coordinator = {
+      actions   = ["states:StartExecution"]
+      resources = [local.launch_coordinator_arn]
+    }
+    launch_ledger = {
+      # The lane's partition in one Query per run; intents, outcomes, the outbox and the lease
+      # (transactions authorized per item), and the status events' records.
+      actions   = ["dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+      resources = [aws_dynamodb_table.state.arn]
+    }
+    send_launch_outcomes = {
+      # SendTaskSuccess takes a task token and supports no resource-level permissions.
+      actions   = ["states:SendTaskSuccess"]
+      resources = ["*"]
     }
     start_executions = {
       actions   = ["states:StartExecution", "states:ListExecutions"]
@@ -285,4 +311,49 @@ resource "aws_iam_role_policy" "state_machine" {
   name   = "least-privilege"
   role   = aws_iam_role.state_machine.id
   policy = data.aws_iam_policy_document.state_machine.json
+}
+
+# The launch coordinator loop may invoke its one function, and log and trace as the other.
+resource "aws_iam_role" "launch_coordinator" {
+  name               = local.names.launch_coordinator_role
+  assume_role_policy = data.aws_iam_policy_document.states_trust.json
+}
+
+data "aws_iam_policy_document" "launch_coordinator" {
+  statement {
+    sid     = "InvokeCoordinator"
+    actions = ["lambda:InvokeFunction"]
+    resources = [
+      aws_lambda_function.this["coordinate_launches"].arn,
+      "${aws_lambda_function.this["coordinate_launches"].arn}:*",
+    ]
+  }
+
+  # Log delivery and X-Ray have no resource-level permissions.
+  statement {
+    sid = "ExecutionLogs"
+    actions = [
+      "logs:CreateLogDelivery",
+      "logs:GetLogDelivery",
+      "logs:UpdateLogDelivery",
+      "logs:DeleteLogDelivery",
+      "logs:ListLogDeliveries",
+      "logs:PutResourcePolicy",
+      "logs:DescribeResourcePolicies",
+      "logs:DescribeLogGroups",
+    ]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "Tracing"
+    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets"]
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_role_policy" "launch_coordinator" {
+  name   = "least-privilege"
+  role   = aws_iam_role.launch_coordinator.id
+  policy = data.aws_iam_policy_document.launch_coordinator.json
 }

@@ -11,6 +11,9 @@ locals {
     state_machine             = "${local.name_prefix}-migration"
     lambda_role               = "${local.name_prefix}-lambda"
     state_machine_role        = "${local.name_prefix}-states"
+    # Batched launches: the lane's coordinator loop (a second state machine) and its role.
+    launch_coordinator      = "${local.name_prefix}-launch-coordinator"
+    launch_coordinator_role = "${local.name_prefix}-launch-coordinator"
     # The role in every target account (terraform/modules/target-account creates it).
     target_role              = "${local.name_prefix}-target"
     migration_requested_rule = "${local.name_prefix}-migration-requested"
@@ -29,6 +32,8 @@ locals {
   # Built from its name so functions can take it without a dependency cycle (the state machine
   # depends on the functions).
   state_machine_arn = "arn:${data.aws_partition.current.partition}:states:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:stateMachine:${local.names.state_machine}"
+  # The same for the launch coordinator loop, which request_launch starts.
+  launch_coordinator_arn = "arn:${data.aws_partition.current.partition}:states:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:stateMachine:${local.names.launch_coordinator}"
 
   # The lanes (target account/Region) monitor_migrations watches and the alarms cover; the hub's
   # own lane (its account, MGN_REGION) when none is configured, as the monitor does.
@@ -36,7 +41,7 @@ locals {
 
   # The functions that call MGN, EC2 and IAM in the lanes, through the target role: the roles
   # terraform/modules/target-account trusts (output lane_function_role_arns).
-  lane_functions = ["validate_input", "prepare_source", "trigger_migration", "verify_migration", "finalize_cutover", "rollback_handler", "monitor_migrations"]
+  lane_functions = ["validate_input", "prepare_source", "trigger_migration", "verify_migration", "finalize_cutover", "rollback_handler", "monitor_migrations", "coordinate_launches"]
 
   # Every Lambda function (naming.FUNCTIONS): its name (ResourceNames.function), its handler
   # (naming.handler_path) and its timeout. The ingress timeout stays below the request queue's
@@ -92,6 +97,18 @@ locals {
       handler = "orchestration.handlers.rollback_handler.handler"
       timeout = var.timings.task_timeout_seconds
     }
+    # Batched launches (var.launch.design = "batched"): an execution's request to its lane's
+    # coordinator, and one run of the coordinator loop.
+    request_launch = {
+      name    = "${local.name_prefix}-request-launch"
+      handler = "orchestration.handlers.request_launch.handler"
+      timeout = var.timings.task_timeout_seconds
+    }
+    coordinate_launches = {
+      name    = "${local.name_prefix}-coordinate-launches"
+      handler = "orchestration.handlers.coordinate_launches.handler"
+      timeout = var.timings.task_timeout_seconds
+    }
     # Scheduled (naming.SCHEDULED_FUNCTIONS, schedules.tf): reads MGN and the table, puts the
     # metrics the replication-lag and approval-waiting alarms watch (monitoring.tf).
     monitor_migrations = {
@@ -133,6 +150,9 @@ locals {
     finalize_cutover  = var.mgn_function_concurrency
     callback_handler  = null
     rollback_handler  = var.mgn_function_concurrency
+    request_launch    = null
+    # One loop per lane runs it at a time (the lease): no cap needed.
+    coordinate_launches = null
     # One run at a time: a run that overlaps the next schedule only repeats its MGN reads.
     monitor_migrations = 1
     slack_app          = null
@@ -148,6 +168,7 @@ locals {
     "request_approval",
     "finalize_cutover",
     "rollback_handler",
+    "request_launch",
   ]
 
   # Environment every function gets: orchestration/settings.py reads these in every handler.
@@ -158,6 +179,7 @@ locals {
     SQS_QUEUE_URL                = aws_sqs_queue.requests.url
     REQUEST_DLQ_URL              = aws_sqs_queue.requests_dlq.url
     STATE_MACHINE_ARN            = local.state_machine_arn
+    LAUNCH_COORDINATOR_ARN       = local.launch_coordinator_arn
     MGN_REGION                   = coalesce(var.mgn_region, var.aws_region)
     HUB_ACCOUNT_ID               = data.aws_caller_identity.current.account_id
     TARGET_ROLE_NAME             = local.names.target_role
@@ -212,23 +234,38 @@ locals {
   # Every templatefile() placeholder in orchestration/statemachine/migration.asl.json, and
   # nothing else (templatefile() fails on a missing one; a test checks both directions).
   state_machine_placeholders = {
-    ValidateInputFunctionArn    = aws_lambda_function.this["validate_input"].arn
-    PrepareSourceFunctionArn    = aws_lambda_function.this["prepare_source"].arn
-    TriggerMigrationFunctionArn = aws_lambda_function.this["trigger_migration"].arn
-    VerifyMigrationFunctionArn  = aws_lambda_function.this["verify_migration"].arn
-    RequestApprovalFunctionArn  = aws_lambda_function.this["request_approval"].arn
-    FinalizeCutoverFunctionArn  = aws_lambda_function.this["finalize_cutover"].arn
-    RollbackHandlerFunctionArn  = aws_lambda_function.this["rollback_handler"].arn
-    PollInitialSeconds          = var.timings.poll_initial_seconds
-    PollMaxSeconds              = var.timings.poll_max_seconds
-    PollBackoff                 = var.timings.poll_backoff
-    RetryIntervalSeconds        = var.timings.retry_interval_seconds
-    TaskTimeoutSeconds          = var.timings.task_timeout_seconds
-    ReplicationTimeoutSeconds   = var.timings.replication_timeout_seconds
-    LaunchTimeoutSeconds        = var.timings.launch_timeout_seconds
-    ApprovalTimeoutSeconds      = var.timings.approval_timeout_seconds
-    ExecutionTimeoutSeconds     = var.timings.execution_timeout_seconds
-    QuotaRetryMaxSeconds        = var.timings.quota_retry_max_seconds
+    ValidateInputFunctionArn     = aws_lambda_function.this["validate_input"].arn
+    PrepareSourceFunctionArn     = aws_lambda_function.this["prepare_source"].arn
+    TriggerMigrationFunctionArn  = aws_lambda_function.this["trigger_migration"].arn
+    VerifyMigrationFunctionArn   = aws_lambda_function.this["verify_migration"].arn
+    RequestApprovalFunctionArn   = aws_lambda_function.this["request_approval"].arn
+    FinalizeCutoverFunctionArn   = aws_lambda_function.this["finalize_cutover"].arn
+    RollbackHandlerFunctionArn   = aws_lambda_function.this["rollback_handler"].arn
+    RequestLaunchFunctionArn     = aws_lambda_function.this["request_launch"].arn
+    PollInitialSeconds           = var.timings.poll_initial_seconds
+    PollMaxSeconds               = var.timings.poll_max_seconds
+    PollBackoff                  = var.timings.poll_backoff
+    RetryIntervalSeconds         = var.timings.retry_interval_seconds
+    TaskTimeoutSeconds           = var.timings.task_timeout_seconds
+    ReplicationTimeoutSeconds    = var.timings.replication_timeout_seconds
+    LaunchTimeoutSeconds         = var.timings.launch_timeout_seconds
+    ApprovalTimeoutSeconds       = var.timings.approval_timeout_seconds
+    ExecutionTimeoutSeconds      = var.timings.execution_timeout_seconds
+    QuotaRetryMaxSeconds         = var.timings.quota_retry_max_seconds
+    LaunchDesign                 = var.launch.design
+    CutoverRequestTimeoutSeconds = var.launch.cutover_timeout_seconds
+  }
+
+  # The launch coordinator loop's placeholders (launch-coordinator.asl.json), the same way.
+  launch_coordinator_placeholders = {
+    CoordinateLaunchesFunctionArn = aws_lambda_function.this["coordinate_launches"].arn
+    TaskTimeoutSeconds            = var.timings.task_timeout_seconds
+    RetryIntervalSeconds          = var.timings.retry_interval_seconds
+    PollMaxSeconds                = var.timings.poll_max_seconds
+    ConcurrentJobs                = var.launch.concurrent_jobs
+    ServersPerJob                 = var.launch.servers_per_job
+    ServersInActiveJobs           = var.launch.servers_in_active_jobs
+    LingerSeconds                 = var.launch.linger_seconds
   }
 }
 

@@ -194,9 +194,12 @@ resource "aws_cloudwatch_metric_alarm" "replication_stalled" {
   alarm_actions       = [aws_sns_topic.alarms.arn]
 }
 
-# Approvals waiting longer than allowed: the approval gate (the only waitForTaskToken task in
-# the definition) times out after timings.approval_timeout_seconds, and the execution rolls
-# back (ApprovalExpired). Step Functions logs that TaskTimedOut at level ERROR.
+# Approvals waiting longer than allowed: the approval gate times out after
+# timings.approval_timeout_seconds, and the execution rolls back (ApprovalExpired). Step
+# Functions logs that TaskTimedOut at level ERROR. With launch.design = "batched" the launch
+# requests (RequestTestLaunch, RequestCutover) wait on a task token too, and one the lane's
+# coordinator did not answer in time is logged the same way (no field tells them apart): the
+# figure then counts those as well, each a rollback someone should look at.
 resource "aws_cloudwatch_log_metric_filter" "approvals_expired" {
   name           = "${local.name_prefix}-approvals-expired"
   log_group_name = aws_cloudwatch_log_group.state_machine.name

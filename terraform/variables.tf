@@ -143,6 +143,42 @@ variable "timings" {
   }
 }
 
+variable "launch" {
+  description = "How MGN launches start: design \"per-vm\" (each execution starts its own job) or \"batched\" (each lane's launch coordinator packs them into jobs), the lane's MGN quotas (raise them with the account's), the linger (s) a test launch waits for others and the coordinator waits between runs, and how long (s) a cutover request may wait. Defaults equal LaunchSettings.aws() in orchestration/statemachine."
+  type = object({
+    design                  = string
+    concurrent_jobs         = number
+    servers_per_job         = number
+    servers_in_active_jobs  = number
+    linger_seconds          = number
+    cutover_timeout_seconds = number
+  })
+  default = {
+    design                  = "per-vm"
+    concurrent_jobs         = 20
+    servers_per_job         = 200
+    servers_in_active_jobs  = 200
+    linger_seconds          = 60
+    cutover_timeout_seconds = 604800
+  }
+
+  validation {
+    condition     = contains(["per-vm", "batched"], var.launch.design)
+    error_message = "launch.design must be \"per-vm\" or \"batched\"."
+  }
+
+  validation {
+    condition = alltrue([
+      var.launch.concurrent_jobs >= 1,
+      var.launch.servers_per_job >= 1,
+      var.launch.servers_in_active_jobs >= 1,
+      var.launch.linger_seconds >= 1,
+      var.launch.cutover_timeout_seconds >= 1,
+    ])
+    error_message = "launch quotas, linger_seconds and cutover_timeout_seconds must be positive."
+  }
+}
+
 variable "default_approvers" {
   description = "Approvers for requests that name none (DEFAULT_APPROVERS), e.g. GitHub or Slack handles."
   type        = list(string)

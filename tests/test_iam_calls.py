@@ -58,7 +58,7 @@ from orchestration.naming import (
     SLACK_STATUS_MESSAGE_GROUP,
     ResourceNames,
 )
-from orchestration.statemachine import Timings
+from orchestration.statemachine import LaunchSettings, Timings
 from tests.support.pipeline import example_requests, spec_of
 
 TERRAFORM = Path(__file__).resolve().parent.parent / "terraform"
@@ -169,8 +169,15 @@ ALLOWANCES: tuple[Allowance, ...] = (
                 "finalize_cutover",
                 "rollback_handler",
                 "monitor_migrations",
+                "coordinate_launches",
             }
         ),
+    ),
+    Allowance(
+        "dynamodb:DeleteItem",
+        "a request whose lane's loop it claimed but could not start (StartExecution refused) "
+        "gives the lease up, so the next request starts the loop; Step Functions starts it here",
+        frozenset({"request_launch"}),
     ),
     Allowance(
         "lambda:InvokeFunction",
@@ -498,6 +505,61 @@ def _run_every_path() -> Run:
     )
 
 
+def _run_batched_paths() -> Run:
+    """The batched launch design's functions: two VMs handed to their lane's coordinator,
+    one migrated, one whose test launch fails in the shared job (rolled back)."""
+    migrated, failing = example_requests()[:2]
+    requests = [migrated, failing]
+    recorder = ApiCallRecorder().start()
+    options = SystemOptions(
+        timings=replace(Timings.local(), approval_timeout_seconds=60),
+        launch_design="batched",
+        launch=replace(LaunchSettings.local("batched"), linger_seconds=1),
+    )
+    try:
+        with EmbeddedSystem(options) as system:
+            servers = system.seed([spec_of(r) for r in requests])
+            system.mgn_of_server(servers[failing.migration_id]).faults.fail_next_launch(
+                servers[failing.migration_id], launch_type=LaunchType.TEST
+            )
+            driver = MigrationDriver(system)
+            driver.send(requests)
+            outcomes = driver.wait([r.migration_id for r in requests], timeout=120)
+            names = {system.names.function(f): f for f in ALL_FUNCTIONS}
+        recorded = {names[name]: calls for name, calls in recorder.by_function().items()}
+        by_role = recorder.by_role()
+    finally:
+        recorder.stop()
+        wiring.reset()
+    return Run(
+        recorded,
+        by_role,
+        outcomes,
+        {
+            migrated.migration_id: ("SUCCEEDED", "COMPLETED"),
+            failing.migration_id: ("FAILED", "ROLLED_BACK"),
+        },
+    )
+
+
+def _merged(*runs: Run) -> Run:
+    """Every run's calls together: a function's policy must cover all the paths it takes."""
+    recorded: dict[str, dict[str, int]] = {}
+    by_role: dict[str, dict[str, int]] = {}
+    for run in runs:
+        for merged, calls in ((recorded, run.recorded), (by_role, run.by_role)):
+            for who, actions in calls.items():
+                into = merged.setdefault(who, {})
+                for action, count in actions.items():
+                    into[action] = into.get(action, 0) + count
+    return Run(
+        recorded,
+        by_role,
+        {k: v for run in runs for k, v in run.outcomes.items()},
+        {k: v for run in runs for k, v in run.expected.items()},
+    )
+
+
 def _diff(function: str, run: Run) -> tuple[set[str], set[str]]:
     """(called but not granted, granted but neither called nor allowed)."""
     granted = granted_actions()[function]
@@ -508,7 +570,7 @@ def _diff(function: str, run: Run) -> tuple[set[str], set[str]]:
 
 def test_every_call_is_granted_and_every_grant_is_called() -> None:
     """One run, one test (so pytest-xdist runs it once): every function's diff at once."""
-    run = _run_every_path()
+    run = _merged(_run_every_path(), _run_batched_paths())
     for migration_id, expected in run.expected.items():
         outcome = run.outcomes[migration_id]
         assert (outcome.status, outcome.record_status) == expected, outcome.cause

@@ -90,3 +90,46 @@ def test_intents_are_written_only_on_the_version_they_were_planned_from(
     )
     ledger.remove_intent("intent-1")
     assert ledger.snapshot().intents == ()
+
+
+def test_an_answered_outcome_waits_in_the_outbox_until_delivered(
+    ledger: DynamoLaunchLedger,
+) -> None:
+    ledger.record_request(REQUEST, "token-1")
+    ledger.complete([outcome("token-1")])
+
+    (pending,) = ledger.undelivered()
+    assert pending == outcome("token-1")
+    ledger.delivered(outcome("token-0"))  # another token's: kept
+    assert ledger.undelivered() == [outcome("token-1")]
+    ledger.delivered(outcome("token-1"))
+    assert ledger.undelivered() == []
+    assert ledger.snapshot().waiting == ()
+
+
+def test_one_loop_holds_the_lease_and_gives_it_up_only_if_no_request_came(
+    ledger: DynamoLaunchLedger,
+) -> None:
+    assert ledger.claim_loop("loop-1", NOW, stale_after=300) == "loop-1"
+    assert ledger.claim_loop("loop-2", NOW, stale_after=300) is None  # counted, not started
+    seen = ledger.beat("loop-1", NOW, 300)
+    assert seen == 2
+    assert ledger.beat("loop-2", NOW, 300) is None
+    ledger.claim_loop("loop-3", NOW, stale_after=300)  # a request after the loop looked
+    assert ledger.release_loop("loop-1", seen) is False
+    seen = ledger.beat("loop-1", NOW, 300)
+    assert seen is not None
+    assert ledger.release_loop("loop-1", seen) is True
+    assert ledger.claim_loop("loop-4", NOW, stale_after=300) == "loop-4"
+
+
+def test_a_loop_that_stopped_beating_is_replaced(ledger: DynamoLaunchLedger) -> None:
+    from datetime import timedelta
+
+    assert ledger.claim_loop("loop-1", NOW, stale_after=300) == "loop-1"
+    # A beat extends the lease by the loop's own measure (its linger may be long).
+    assert ledger.beat("loop-1", NOW + timedelta(seconds=200), 600) == 1
+    assert ledger.claim_loop("loop-2", NOW + timedelta(seconds=700), stale_after=300) is None
+    later = NOW + timedelta(seconds=801)
+    assert ledger.claim_loop("loop-2", later, stale_after=300) == "loop-2"
+    assert ledger.beat("loop-1", later, 300) is None

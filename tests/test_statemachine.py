@@ -14,10 +14,15 @@ from orchestration.adapters.errors import TransientError
 from orchestration.events import Step
 from orchestration.pipeline import errors as pipeline_errors
 from orchestration.statemachine import (
+    COORDINATOR_DEFINITION_FILE,
+    COORDINATOR_FUNCTION_PLACEHOLDERS,
+    COORDINATOR_TIMINGS,
     FUNCTION_PLACEHOLDERS,
+    LaunchSettings,
     Timings,
     placeholders,
     render,
+    render_coordinator_definition,
     render_definition,
 )
 
@@ -29,7 +34,14 @@ ARNS = {
 
 ROOT = Path(__file__).resolve().parents[1]
 # The Task states whose Lambda reports under another step name than the state's own.
-REPORTED_AS = {"CheckReplication": Step.WAIT_FOR_REPLICATION}
+# Batched launches: the lane's coordinator reports StartTestLaunch / StartCutover for each
+# server of the job it starts; the window's wait reports StartCutover WAITING.
+REPORTED_AS = {
+    "CheckReplication": Step.WAIT_FOR_REPLICATION,
+    "RequestTestLaunch": Step.START_TEST_LAUNCH,
+    "AwaitCutoverWindow": Step.START_CUTOVER,
+    "RequestCutover": Step.START_CUTOVER,
+}
 # Reported before there is an execution (the ingress and start_migration).
 REPORTED_BEFORE_THE_MACHINE = {Step.INTAKE}
 
@@ -41,8 +53,88 @@ def definition() -> dict[str, Any]:
 
 def test_every_placeholder_is_a_function_arn_or_a_timing() -> None:
     timing_names = set(Timings.aws().placeholders())
+    launch_names = set(LaunchSettings().placeholders())
 
-    assert placeholders() == set(FUNCTION_PLACEHOLDERS) | timing_names
+    assert placeholders() == set(FUNCTION_PLACEHOLDERS) | timing_names | launch_names
+
+
+def test_the_coordinators_placeholders_are_its_function_its_timings_and_the_launch_settings() -> (
+    None
+):
+    assert placeholders(COORDINATOR_DEFINITION_FILE) == (
+        set(COORDINATOR_FUNCTION_PLACEHOLDERS)
+        | set(COORDINATOR_TIMINGS)
+        | set(LaunchSettings().coordinator_placeholders())
+    )
+    assert set(COORDINATOR_TIMINGS) <= set(Timings.aws().placeholders())
+
+
+def test_the_launch_design_is_chosen_where_the_launch_loops_begin(
+    definition: dict[str, Any],
+) -> None:
+    states = definition["States"]
+    assert definition["States"]["Configure"]["Result"]["launchDesign"] == "per-vm"
+    for choice, batched, per_vm in [
+        ("TestLaunchDesign", "RequestTestLaunch", "StartTestLaunch"),
+        ("CutoverDesign", "AwaitCutoverWindow", "StartCutover"),
+    ]:
+        [rule] = states[choice]["Choices"]
+        assert rule == {
+            "Variable": "$.config.launchDesign",
+            "StringEquals": "batched",
+            "Next": batched,
+        }
+        assert states[choice]["Default"] == per_vm
+    assert states["ReplicationReady"]["Choices"][0]["Next"] == "TestLaunchDesign"
+    assert states["PrepareCutover"]["Next"] == "CutoverDesign"
+    # The cutover waits for its window before it is requested; both requests wait on a token
+    # and flow into the verify steps, which read the coordinator's outcome.
+    assert states["CutoverWindowOpen"]["Choices"][0]["Next"] == "RequestCutover"
+    for request, result, verify, timeout in [
+        ("RequestTestLaunch", "$.test", "VerifyTestLaunch", Timings.aws().launch_timeout_seconds),
+        ("RequestCutover", "$.cutover", "VerifyCutover", LaunchSettings().cutover_timeout_seconds),
+    ]:
+        state = states[request]
+        assert state["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+        assert state["Parameters"]["FunctionName"] == ARNS["request_launch"]
+        assert state["Parameters"]["Payload"]["taskToken.$"] == "$$.Task.Token"
+        assert (state["ResultPath"], state["Next"], state["TimeoutSeconds"]) == (
+            result,
+            verify,
+            timeout,
+        )
+    rendered = render_definition(ARNS, Timings.aws(), LaunchSettings(design="batched"))
+    assert rendered["States"]["Configure"]["Result"]["launchDesign"] == "batched"
+
+
+def test_the_coordinator_loop_lingers_runs_and_ends_when_idle() -> None:
+    launch = LaunchSettings(design="batched", linger_seconds=42)
+    loop = render_coordinator_definition(
+        {"coordinate_launches": "arn:coordinate"}, Timings.aws(), launch
+    )
+    states = loop["States"]
+    assert states["Configure"]["Result"]["lingerSeconds"] == 42
+    assert states["Linger"]["Next"] == "Coordinate"
+    task = states["Coordinate"]
+    assert task["Resource"] == "arn:coordinate"
+    assert task["Parameters"]["execution.$"] == "$$.Execution.Name"
+    assert task["TimeoutSeconds"] == Timings.aws().task_timeout_seconds
+    assert task["Retry"][0]["JitterStrategy"] == "FULL"
+    assert states["Idle"]["Choices"][0]["Next"] == "Done"
+    assert states["WaitForNextRun"] == {
+        "Type": "Wait",
+        "SecondsPath": "$.run.waitSeconds",
+        "Next": "Coordinate",
+    }
+
+
+def test_launch_settings_refuse_an_unknown_design_and_non_positive_quotas() -> None:
+    with pytest.raises(ValueError, match="launch design"):
+        LaunchSettings(design="bulk")
+    with pytest.raises(ValueError, match="quotas"):
+        LaunchSettings(servers_per_job=0)
+    assert LaunchSettings.aws().design == "per-vm"
+    assert LaunchSettings.local("batched").linger_seconds < LaunchSettings.aws().linger_seconds
 
 
 def test_rendering_refuses_missing_or_unknown_placeholders() -> None:

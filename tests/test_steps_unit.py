@@ -13,6 +13,7 @@ from orchestration.events import MigrationFailed, RollbackCompleted, RollbackSta
 from orchestration.pipeline.errors import (
     CutoverWindowClosedError,
     HealthCheckFailedError,
+    LaunchFailedError,
     PrerequisiteError,
     RollbackRefusedError,
 )
@@ -342,3 +343,59 @@ def test_a_finalized_cutover_is_never_rolled_back_automatically(pipeline: Pipeli
         pipeline.steps.rollback(_failed(pipeline))
 
     assert pipeline.mgn.terminated == []
+
+
+# --- batched launches: the coordinator's outcome ---------------------------------------------
+
+
+def test_a_batched_launch_is_verified_from_the_coordinators_outcome_without_asking_for_the_job(
+    pipeline: Pipeline,
+) -> None:
+    pipeline.ec2.instances["i-0123456789abcdef0"] = running_instance("i-0123456789abcdef0")
+    outcome = {
+        "started": True,
+        "jobId": "mgnjob-batch",  # MGN's job of many servers: never looked up here
+        "instanceId": "i-0123456789abcdef0",
+        "launchStatus": "LAUNCHED",
+        "detail": "",
+    }
+
+    result = pipeline.steps.verify_launch({**pipeline.state(), "test": outcome}, "test")
+
+    assert result["done"] is True
+    assert result["instanceId"] == "i-0123456789abcdef0"
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        ("FAILED", LaunchFailedError),
+        ("REFUSED", LaunchFailedError),
+        ("TERMINATED", LaunchFailedError),
+        ("WINDOW_CLOSED", CutoverWindowClosedError),
+    ],
+)
+def test_a_batched_launch_that_did_not_launch_fails_with_the_coordinators_reason(
+    pipeline: Pipeline, status: str, error: type[Exception]
+) -> None:
+    outcome = {"jobId": None, "launchStatus": status, "detail": "the reason it gave"}
+
+    with pytest.raises(error, match="the reason it gave"):
+        pipeline.steps.verify_launch({**pipeline.state(), "cutover": outcome}, "cutover")
+
+
+def test_a_batched_cutover_waits_for_its_window_before_it_is_requested(
+    pipeline: Pipeline,
+) -> None:
+    now = pipeline.clock.now()
+    state = pipeline.state(window_start=now + timedelta(seconds=30), window_end=now + timedelta(1))
+
+    waiting = pipeline.steps.await_window(state)
+    assert (waiting["open"], waiting["waitSeconds"]) == (False, 31)
+    pipeline.clock.advance(timedelta(seconds=31))
+    assert pipeline.steps.await_window({**state, "window": waiting}) == {"open": True}
+    assert [(s.step, s.status) for s in pipeline.reporter.steps] == [("StartCutover", "WAITING")]
+    assert pipeline.mgn.launched == []
+    closed = pipeline.state(window_start=now - timedelta(hours=3), window_end=now)
+    with pytest.raises(CutoverWindowClosedError):
+        pipeline.steps.await_window(closed)

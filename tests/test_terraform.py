@@ -35,7 +35,15 @@ from orchestration.naming import (
 )
 from orchestration.pipeline.callbacks import CALLBACK_DETAIL_TYPES, CALLBACK_ROUTING_PATTERN
 from orchestration.settings import Settings
-from orchestration.statemachine import DEFINITION_FILE, FUNCTION_PLACEHOLDERS, Timings, placeholders
+from orchestration.statemachine import (
+    COORDINATOR_DEFINITION_FILE,
+    COORDINATOR_FUNCTION_PLACEHOLDERS,
+    DEFINITION_FILE,
+    FUNCTION_PLACEHOLDERS,
+    LaunchSettings,
+    Timings,
+    placeholders,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 TERRAFORM = REPO / "terraform"
@@ -53,6 +61,7 @@ HANDLER_ENVIRONMENT = {
     "SQS_QUEUE_URL",
     "REQUEST_DLQ_URL",
     "STATE_MACHINE_ARN",
+    "LAUNCH_COORDINATOR_ARN",
     "MGN_REGION",
     "HUB_ACCOUNT_ID",
     "TARGET_ROLE_NAME",
@@ -527,6 +536,45 @@ def test_placeholders_take_the_right_function_and_timing() -> None:
         assert values[pascal] == f"${{var.timings.{field.name}}}"
 
 
+def test_the_launch_settings_default_to_the_aws_launch_settings() -> None:
+    default = _labelled("variable")["launch"]["default"]
+    assert {k: _unquote(v) if isinstance(v, str) else v for k, v in default.items()} == (
+        dataclasses.asdict(LaunchSettings.aws())
+    )
+
+
+def test_the_launch_coordinator_renders_its_definition_and_may_invoke_only_its_function() -> None:
+    machine = _resources("aws_sfn_state_machine")["launch_coordinator"]
+    assert machine["name"] == "${local.names.launch_coordinator}"
+    assert machine["role_arn"] == "${aws_iam_role.launch_coordinator.arn}"
+    match = re.fullmatch(
+        r'\$\{templatefile\("\$\{path\.module\}/(?P<path>[^"]+)", '
+        r"local\.launch_coordinator_placeholders\)\}",
+        machine["definition"],
+    )
+    assert match, machine["definition"]
+    assert (TERRAFORM / match["path"]).resolve().name == COORDINATOR_DEFINITION_FILE
+    values = _locals()["launch_coordinator_placeholders"]
+    assert set(values) == placeholders(COORDINATOR_DEFINITION_FILE)
+    for placeholder, function in COORDINATOR_FUNCTION_PLACEHOLDERS.items():
+        assert values[placeholder] == f'${{aws_lambda_function.this["{function}"].arn}}'
+    for field in dataclasses.fields(LaunchSettings):
+        pascal = "".join(part.capitalize() for part in field.name.split("_"))
+        if pascal in values:
+            assert values[pascal] == f"${{var.launch.{field.name}}}"
+    placeholders_of_migration = _locals()["state_machine_placeholders"]
+    assert placeholders_of_migration["LaunchDesign"] == "${var.launch.design}"
+    policy = _policy_document("launch_coordinator")
+    invoking = [
+        statement
+        for statement in policy["statement"]
+        if any("lambda:" in _unquote(action) for action in statement["actions"])
+    ]
+    assert len(invoking) == 1
+    assert [_unquote(action) for action in invoking[0]["actions"]] == ["lambda:InvokeFunction"]
+    assert all('["coordinate_launches"]' in resource for resource in invoking[0]["resources"])
+
+
 def test_the_state_machine_may_invoke_only_the_pipeline_functions() -> None:
     pipeline = [_unquote(item) for item in _locals()["pipeline_functions"]]
     assert sorted(pipeline) == sorted(FUNCTION_PLACEHOLDERS.values())
@@ -820,8 +868,10 @@ def test_every_alarm_the_seed_lists_exists_and_notifies_the_topic() -> None:
 
 
 def test_the_approval_expiry_filter_matches_only_the_approval_gate() -> None:
-    # The approval gate is the only task that can raise TaskTimedOut: the others call Lambda
-    # by ARN (LambdaFunctionTimedOut), so the filter counts exactly the expired approvals.
+    # The approval gate and, in the batched launch design, the launch requests are the only
+    # tasks that can raise TaskTimedOut: the others call Lambda by ARN (LambdaFunctionTimedOut),
+    # so the filter counts the expired approvals (and launch requests nobody answered in time,
+    # which the per-vm default never makes).
     definition = json.loads(
         re.sub(
             r"\$\{\w+\}",
@@ -834,8 +884,8 @@ def test_the_approval_expiry_filter_matches_only_the_approval_gate() -> None:
         for name, state in definition["States"].items()
         if str(state.get("Resource", "")).startswith("arn:aws:states:::")
     ]
-    assert len(integrations) == 1
-    gate = definition["States"][integrations[0]]
+    assert sorted(integrations) == ["AwaitApproval", "RequestCutover", "RequestTestLaunch"]
+    gate = definition["States"]["AwaitApproval"]
     assert gate["Resource"].endswith(".waitForTaskToken")
     assert any("States.Timeout" in catch["ErrorEquals"] for catch in gate["Catch"])
     metric_filter = _resources("aws_cloudwatch_log_metric_filter")["approvals_expired"]

@@ -11,6 +11,13 @@ Items (``<lane>`` is ``account/region``):
 - ``LAUNCHLANE#<lane>`` / ``INTENT#<intentId>``: a job decided (servers -> migrations, kind,
   time), with its ``jobId`` once MGN started it; deleted when the job has completed, or when
   it was never started (quota).
+- ``LAUNCHLANE#<lane>`` / ``OUTBOX#<kind>#<migrationId>``: an answered request whose
+  outcome has not yet reached its execution (written in the transaction that answers it,
+  deleted once ``SendTaskSuccess`` succeeded or the execution had moved on): a coordinator
+  that dies between the two re-sends it on its next run.
+- ``LAUNCHLANE#<lane>`` / ``LEASE``: the lane's running coordinator loop (its execution's
+  name), a counter of requests, and a heartbeat: a request starts a loop only when none
+  holds the lease; a loop gives it up only if no request arrived since it last looked.
 - ``MIGRATION#<id>`` / ``LAUNCH#<kind>``: the migration's last answered launch of that kind
   (outcome, job, instance, the task token it answered): what makes a repeated request with
   the same token a no-op, kept with the rest of the migration.
@@ -22,8 +29,8 @@ strongly consistent Query per poll, however long the lane has been in use.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast, get_args
 
 from botocore.exceptions import ClientError
 
@@ -32,6 +39,7 @@ from orchestration.launch_records import (
     LaunchIntent,
     LaunchOutcome,
     LaunchRequest,
+    LaunchStatus,
     LedgerConflictError,
     LedgerSnapshot,
     WaitingLaunch,
@@ -41,6 +49,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
 REQUEST_PREFIX = "REQUEST#"
+OUTBOX_PREFIX = "OUTBOX#"
+LEASE = "LEASE"
 INTENT_PREFIX = "INTENT#"
 OUTCOME_PREFIX = "LAUNCH#"
 
@@ -207,11 +217,129 @@ class DynamoLaunchLedger:
                             }
                         },
                         {"Put": {"TableName": self._table.name, "Item": _outcome_item(outcome)}},
+                        {
+                            "Put": {
+                                "TableName": self._table.name,
+                                "Item": {
+                                    **_outcome_item(outcome),
+                                    "pk": self._pk,
+                                    "sk": _outbox_sk(outcome.kind, outcome.migration_id),
+                                },
+                            }
+                        },
                     ]
                 )
             except ClientError as exc:
-                if not any(_cancelled(exc, 2)):
+                if not any(_cancelled(exc, 3)):
                     raise
+
+    def undelivered(self) -> list[LaunchOutcome]:
+        """Answered requests whose outcome has not reached its execution yet."""
+        outcomes: list[LaunchOutcome] = []
+        query: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :outbox)",
+            "ExpressionAttributeValues": {":pk": self._pk, ":outbox": OUTBOX_PREFIX},
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self._table.query(**query)
+            outcomes.extend(_outcome(item) for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return outcomes
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def delivered(self, outcome: LaunchOutcome) -> None:
+        """The outcome reached its execution (or the execution no longer waits for it)."""
+        try:
+            self._table.delete_item(
+                Key={"pk": self._pk, "sk": _outbox_sk(outcome.kind, outcome.migration_id)},
+                ConditionExpression="taskToken = :t",
+                ExpressionAttributeValues={":t": outcome.task_token},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    # --- the lane's coordinator loop: one at a time ----------------------------------------
+
+    def claim_loop(self, execution: str, now: datetime, stale_after: float) -> str | None:
+        """Count a request, and name ``execution`` the lane's loop if none holds the lease
+        (or the holder's lease expired: it stopped beating): the name to start, or None if
+        a loop runs. The lease lasts ``stale_after`` seconds from now until the loop beats.
+        Called after the request was recorded."""
+        try:
+            self._table.update_item(
+                Key={"pk": self._pk, "sk": LEASE},
+                UpdateExpression=(
+                    "ADD requests :one SET execution = :me, heartbeat = :now, expiresAt = :until"
+                ),
+                ConditionExpression="attribute_not_exists(execution) OR expiresAt < :now",
+                ExpressionAttributeValues={
+                    ":one": 1,
+                    ":me": execution,
+                    ":now": now.isoformat(),
+                    ":until": (now + timedelta(seconds=stale_after)).isoformat(),
+                },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+        else:
+            return execution
+        # A loop holds it: count the request, so that loop does not give the lease up unseen.
+        self._table.update_item(
+            Key={"pk": self._pk, "sk": LEASE},
+            UpdateExpression="ADD requests :one",
+            ExpressionAttributeValues={":one": 1},
+        )
+        return None
+
+    def abandon_loop(self, execution: str) -> None:
+        """The loop ``execution`` could not be started: give its lease up (if still its)."""
+        try:
+            self._table.delete_item(
+                Key={"pk": self._pk, "sk": LEASE},
+                ConditionExpression="execution = :me",
+                ExpressionAttributeValues={":me": execution},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    def beat(self, execution: str, now: datetime, stale_after: float) -> int | None:
+        """The loop ``execution`` is alive (its lease lasts ``stale_after`` seconds more):
+        the request count it sees now, or None if the lease is no longer its own."""
+        try:
+            response = self._table.update_item(
+                Key={"pk": self._pk, "sk": LEASE},
+                UpdateExpression="SET heartbeat = :now, expiresAt = :until",
+                ConditionExpression="execution = :me",
+                ExpressionAttributeValues={
+                    ":me": execution,
+                    ":now": now.isoformat(),
+                    ":until": (now + timedelta(seconds=stale_after)).isoformat(),
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return None
+        return int(response["Attributes"].get("requests", 0))  # type: ignore[arg-type]
+
+    def release_loop(self, execution: str, seen_requests: int) -> bool:
+        """Give the lease up, only if no request was counted since ``seen_requests``."""
+        try:
+            self._table.delete_item(
+                Key={"pk": self._pk, "sk": LEASE},
+                ConditionExpression="execution = :me AND requests = :seen",
+                ExpressionAttributeValues={":me": execution, ":seen": seen_requests},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
 
     def answered(self, migration_id: str, kind: str) -> dict[str, Any] | None:
         """The migration's last answered launch of ``kind`` (for operators and tests)."""
@@ -224,6 +352,10 @@ class DynamoLaunchLedger:
 
 def _request_sk(kind: str, migration_id: str) -> str:
     return f"{REQUEST_PREFIX}{kind}#{migration_id}"
+
+
+def _outbox_sk(kind: str, migration_id: str) -> str:
+    return f"{OUTBOX_PREFIX}{kind}#{migration_id}"
 
 
 def _cancelled(exc: ClientError, actions: int) -> tuple[bool, ...]:
@@ -248,6 +380,8 @@ def _request_attributes(request: LaunchRequest) -> dict[str, Any]:
         attributes["windowStart"] = request.window_start.isoformat()
     if request.window_end is not None:
         attributes["windowEnd"] = request.window_end.isoformat()
+    if request.payload:
+        attributes["payload"] = request.payload
     return attributes
 
 
@@ -260,6 +394,7 @@ def _request(item: dict[str, Any]) -> LaunchRequest:
         requested_at=datetime.fromisoformat(str(item["requestedAt"])),
         window_start=_moment(item.get("windowStart")),
         window_end=_moment(item.get("windowEnd")),
+        payload=str(item.get("payload", "")),
     )
 
 
@@ -289,6 +424,28 @@ def _outcome_item(outcome: LaunchOutcome) -> dict[str, Any]:
     if outcome.launched_ec2_instance_id:
         item["launchedEc2InstanceId"] = outcome.launched_ec2_instance_id
     return item
+
+
+def _outcome(item: dict[str, Any]) -> LaunchOutcome:
+    return LaunchOutcome(
+        migration_id=str(item["migrationId"]),
+        task_token=str(item["taskToken"]),
+        kind="cutover" if item["kind"] == "cutover" else "test",
+        job_id=str(item["jobId"]) if item.get("jobId") else None,
+        source_server_id=str(item["sourceServerId"]),
+        launch_status=_status(str(item["launchStatus"])),
+        launched_ec2_instance_id=(
+            str(item["launchedEc2InstanceId"]) if item.get("launchedEc2InstanceId") else None
+        ),
+        detail=str(item.get("detail", "")),
+    )
+
+
+def _status(value: str) -> LaunchStatus:
+    for status in get_args(LaunchStatus):
+        if status == value:
+            return cast(LaunchStatus, status)
+    return "FAILED"
 
 
 def _moment(value: object) -> datetime | None:

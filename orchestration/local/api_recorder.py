@@ -26,6 +26,7 @@ never inside a handler, so nothing they do is attributed to a function.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -140,8 +141,40 @@ def _hook(
         context[_RECORDED_MARK] = True
     action = iam_action(model, event_name)
     role = _assumed_role(request_signer)
+    actions = (
+        transaction_actions(_kwargs.get("params"))
+        if action == "dynamodb:TransactWriteItems"
+        else [action]
+    )
     for recorder in list(_active):
-        recorder.record(function, action, role=role)
+        for each in actions:
+            recorder.record(function, each, role=role)
+
+
+# IAM has no action for a DynamoDB transaction: each of its items is authorized as the
+# single-item action it performs.
+_TRANSACT_ITEM_ACTIONS = {
+    "ConditionCheck": "dynamodb:ConditionCheckItem",
+    "Put": "dynamodb:PutItem",
+    "Update": "dynamodb:UpdateItem",
+    "Delete": "dynamodb:DeleteItem",
+}
+
+
+def transaction_actions(params: Any) -> list[str]:
+    """The IAM actions a ``TransactWriteItems`` request needs, from its serialized body."""
+    body = params.get("body") if isinstance(params, dict) else None
+    try:
+        items = json.loads(body or b"{}").get("TransactItems", [])
+    except ValueError:
+        items = []
+    actions = [
+        _TRANSACT_ITEM_ACTIONS[kind]
+        for item in items
+        for kind in item
+        if kind in _TRANSACT_ITEM_ACTIONS
+    ]
+    return list(dict.fromkeys(actions)) or ["dynamodb:TransactWriteItems"]
 
 
 _ORIGINAL_SUBMIT = ThreadPoolExecutor.submit

@@ -67,7 +67,12 @@ from orchestration.naming import (
 )
 from orchestration.pipeline.callbacks import callback_event_pattern
 from orchestration.pipeline.spec import MigrationSpec
-from orchestration.statemachine import Timings, render_definition
+from orchestration.statemachine import (
+    LaunchSettings,
+    Timings,
+    render_coordinator_definition,
+    render_definition,
+)
 
 # Who approves hand-written requests (no manifest, no approvers) on the embedded default.
 LOCAL_APPROVER = "U0LOCALOPS01"
@@ -142,6 +147,11 @@ CLOCK_MODES = ("scaled", "simulated")
 class SystemOptions:
     names: ResourceNames = field(default_factory=ResourceNames)
     timings: Timings = field(default_factory=Timings.local)
+    # How MGN launches start: "per-vm" (each execution its own job) or "batched" (each lane's
+    # launch coordinator packs them into jobs). None: the design's local defaults
+    # (LaunchSettings.local(launch_design)), quotas and linger included.
+    launch_design: str = "per-vm"
+    launch: LaunchSettings | None = None
     mgn_speed: float = 3600.0  # simulated seconds per real second
     mgn_settings: EmulatorSettings = field(default_factory=EmulatorSettings)
     slack_speed: float = LOCAL_SLACK_SPEED
@@ -155,6 +165,12 @@ class SystemOptions:
     def __post_init__(self) -> None:
         if self.clock not in CLOCK_MODES:
             raise ValueError(f"clock must be one of {CLOCK_MODES}, got {self.clock!r}")
+        if self.launch is not None and self.launch.design != self.launch_design:
+            raise ValueError("launch.design and launch_design disagree")
+
+    @property
+    def launch_settings(self) -> LaunchSettings:
+        return self.launch or LaunchSettings.local(self.launch_design)
 
 
 class EmbeddedSystem:
@@ -171,6 +187,7 @@ class EmbeddedSystem:
         self.callbacks: CallbackReceiver | None = None  # every callback URL's stand-in
         self.resources: ProvisionedResources | None = None
         self.state_machine_arn = ""
+        self.launch_coordinator_arn = ""
         self.function_arns: dict[str, str] = {}
         self._specs_by_server: dict[str, MigrationSpec] = {}
         self.estate: Estate | None = None  # the hub lane's, if a VM targets it
@@ -237,6 +254,10 @@ class EmbeddedSystem:
         self.state_machine_arn = (
             f"arn:aws:states:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:stateMachine:{names.state_machine}"
         )
+        self.launch_coordinator_arn = (
+            f"arn:aws:states:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:stateMachine:"
+            f"{names.launch_coordinator}"
+        )
         self._set_environment(
             {
                 "EVENTBRIDGE_BUS_NAME": self.resources.event_bus_name,
@@ -244,6 +265,7 @@ class EmbeddedSystem:
                 "SQS_QUEUE_URL": self.resources.request_queue_url,
                 "REQUEST_DLQ_URL": self.resources.dead_letter_queue_url,
                 "STATE_MACHINE_ARN": self.state_machine_arn,
+                "LAUNCH_COORDINATOR_ARN": self.launch_coordinator_arn,
                 "MGN_REGION": LOCAL_REGION,
                 "HUB_ACCOUNT_ID": LOCAL_ACCOUNT_ID,
                 "TARGET_ROLE_NAME": names.target_role,
@@ -373,6 +395,7 @@ class EmbeddedSystem:
             "SQS_QUEUE_URL",
             "REQUEST_DLQ_URL",
             "STATE_MACHINE_ARN",
+            "LAUNCH_COORDINATOR_ARN",
             "MGN_REGION",
             "HUB_ACCOUNT_ID",
             "TARGET_ROLE_NAME",
@@ -420,11 +443,26 @@ class EmbeddedSystem:
             RoleName=self.names.state_machine_role,
             AssumeRolePolicyDocument=json.dumps(STATES_TRUST),
         )["Role"]["Arn"]
-        definition = render_definition(self.function_arns, self.options.timings)
+        launch = self.options.launch_settings
+        definition = render_definition(self.function_arns, self.options.timings, launch)
         created = self.client("stepfunctions").create_state_machine(
             name=self.names.state_machine, definition=json.dumps(definition), roleArn=role_arn
         )
         self.state_machine_arn = created["stateMachineArn"]
+        # The launch coordinator loop (batched launches), with its own role, as on AWS.
+        coordinator_role_arn = self.client("iam").create_role(
+            RoleName=self.names.launch_coordinator_role,
+            AssumeRolePolicyDocument=json.dumps(STATES_TRUST),
+        )["Role"]["Arn"]
+        coordinator = render_coordinator_definition(
+            self.function_arns, self.options.timings, launch
+        )
+        created = self.client("stepfunctions").create_state_machine(
+            name=self.names.launch_coordinator,
+            definition=json.dumps(coordinator),
+            roleArn=coordinator_role_arn,
+        )
+        self.launch_coordinator_arn = created["stateMachineArn"]
 
     def _create_rules(self) -> None:
         assert self.resources is not None

@@ -79,6 +79,8 @@ class LaunchCoordinator:
         quotas: the lane's MGN job quotas (from configuration: accounts have them raised).
         linger: how long a test launch may wait for others to share its job.
         new_intent_id: intent IDs (random by default; tests make them predictable).
+        on_started: told of each job started (or adopted) with the open requests it
+            launches: the wiring reports StartTestLaunch / StartCutover for each.
     """
 
     def __init__(
@@ -89,12 +91,14 @@ class LaunchCoordinator:
         quotas: LaneQuotas,
         linger: timedelta,
         new_intent_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        on_started: Callable[[LaunchIntent, str, Sequence[WaitingLaunch]], None] | None = None,
     ) -> None:
         self._mgn = mgn
         self._ledger = ledger
         self._quotas = quotas
         self._linger = linger
         self._new_intent_id = new_intent_id
+        self._on_started = on_started or (lambda _intent, _job, _members: None)
 
     def request(self, request: LaunchRequest, task_token: str) -> bool:
         """Record an execution's request (idempotent per migration and kind); True if new."""
@@ -241,6 +245,7 @@ class LaunchCoordinator:
         except MgnConflictError as conflict:
             return self._resolve_conflict(intent, conflict, waiting), True
         self._ledger.record_job(intent.intent_id, job.job_id)
+        self._on_started(intent, job.job_id, _members_waiting(intent, waiting))
         return [], True
 
     def _resolve_conflict(
@@ -255,6 +260,7 @@ class LaunchCoordinator:
         adopted = self._started_jobs([intent]).get(intent.intent_id)
         if adopted is not None:
             self._ledger.record_job(intent.intent_id, adopted)
+            self._on_started(intent, adopted, _members_waiting(intent, waiting))
             return []
         # A conflict naming no server (not MGN's shape) refuses them all: retrying the same
         # batch would only be refused again.

@@ -138,8 +138,48 @@ class LaunchLedger(Protocol):
         ...
 
     def complete(self, outcomes: Sequence[LaunchOutcome]) -> None:
-        """These requests are answered: no longer open, their outcomes kept."""
+        """These requests are answered: no longer open, their outcomes kept, and each in the
+        lane's outbox until ``delivered``."""
         ...
+
+    def undelivered(self) -> list[LaunchOutcome]:
+        """Answered requests whose outcome has not reached its execution yet."""
+        ...
+
+    def delivered(self, outcome: LaunchOutcome) -> None:
+        """The outcome reached its execution (or the execution no longer waits)."""
+        ...
+
+
+class LaneLaunchLedger(LaunchLedger, Protocol):
+    """A lane's ledger with the lease of its coordinator loop (``DynamoLaunchLedger``)."""
+
+    def claim_loop(self, execution: str, now: datetime, stale_after: float) -> str | None:
+        """Count a request; ``execution`` if it is now the lane's loop (start it), else None."""
+        ...
+
+    def abandon_loop(self, execution: str) -> None:
+        """The loop ``execution`` could not be started: give its lease up."""
+        ...
+
+    def beat(self, execution: str, now: datetime, stale_after: float) -> int | None:
+        """The loop is alive for ``stale_after`` seconds more: the requests counted so far,
+        or None if the lease is not its."""
+        ...
+
+    def release_loop(self, execution: str, seen_requests: int) -> bool:
+        """End the loop's lease, only if no request was counted since ``seen_requests``."""
+        ...
+
+
+class TaskTokens(Protocol):
+    """Answering the executions waiting on a task token, and starting executions."""
+
+    def send_task_success(self, task_token: str, output: Mapping[str, Any]) -> None:
+        """Raises ``TaskNotWaitingError`` when the task no longer waits."""
+        ...
+
+    def start(self, state_machine_arn: str, name: str, payload: Mapping[str, Any]) -> str: ...
 
 
 # --- status events (orchestration.pipeline.reporter.StatusReporter) ----------------------

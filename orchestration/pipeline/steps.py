@@ -326,30 +326,9 @@ class MigrationSteps:
         step = Step.START_TEST_LAUNCH if launch == "test" else Step.START_CUTOVER
         key = "test" if launch == "test" else "cutover"
         if launch == "cutover":
-            window = spec.in_window(self._clock.now())
-            if window == "closed":
-                raise CutoverWindowClosedError(
-                    f"the cutover window closed at {_iso(spec.window_end)}"
-                    ": the migration is rolled back; set a new window in the manifest and merge"
-                )
-            if window == "before" and spec.window_start is not None:
-                until = (spec.window_start - self._clock.now()).total_seconds()
-                if not (state.get(key) or {}).get("announced"):
-                    self._report.step(
-                        spec,
-                        step,
-                        "WAITING",
-                        f"approved; the cutover waits for the window: {_iso(spec.window_start)}",
-                    )
-                # One Wait until the window opens, however far: polling every few minutes
-                # for days would only cost invocations and state transitions (the spec, and
-                # so the window, cannot change under a running execution).
-                return {
-                    **_poll(state, key, config, self._epoch()),
-                    "started": False,
-                    "announced": True,
-                    "waitSeconds": max(1, int(until) + 1),
-                }
+            waiting = self._window_wait(state, spec, config, key)
+            if waiting is not None:
+                return {**waiting, "started": False}
         mgn = self._lanes.for_spec(spec).mgn
         active = mgn.active_job_for(mgn.source_server(server_id), _known_jobs(state))
         wanted = "START_TEST" if launch == "test" else "START_CUTOVER"
@@ -381,6 +360,43 @@ class MigrationSteps:
         )
         return {"started": True, "done": True, "jobId": job.job_id}
 
+    def await_window(self, state: State) -> dict[str, Any]:
+        """Batched launches: the cutover is requested from the coordinator only once its
+        window has opened (one Wait until then, however far); a closed window rolls back."""
+        spec = MigrationSpec.model_validate(state["spec"])
+        waiting = self._window_wait(state, spec, PollConfig.from_state(state), "window")
+        return {**waiting, "open": False} if waiting is not None else {"open": True}
+
+    def _window_wait(
+        self, state: State, spec: MigrationSpec, config: PollConfig, key: str
+    ) -> dict[str, Any] | None:
+        """A polling result that waits for the cutover window to open, or None if it is
+        open; raises if it has closed."""
+        window = spec.in_window(self._clock.now())
+        if window == "closed":
+            raise CutoverWindowClosedError(
+                f"the cutover window closed at {_iso(spec.window_end)}"
+                ": the migration is rolled back; set a new window in the manifest and merge"
+            )
+        if window == "before" and spec.window_start is not None:
+            until = (spec.window_start - self._clock.now()).total_seconds()
+            if not (state.get(key) or {}).get("announced"):
+                self._report.step(
+                    spec,
+                    Step.START_CUTOVER,
+                    "WAITING",
+                    f"approved; the cutover waits for the window: {_iso(spec.window_start)}",
+                )
+            # One Wait until the window opens, however far: polling every few minutes
+            # for days would only cost invocations and state transitions (the spec, and
+            # so the window, cannot change under a running execution).
+            return {
+                **_poll(state, key, config, self._epoch()),
+                "announced": True,
+                "waitSeconds": max(1, int(until) + 1),
+            }
+        return None
+
     def verify_launch(self, state: State, launch: Launch) -> dict[str, Any]:
         """Job result, then EC2 status checks, then the VM's own health checks."""
         spec = MigrationSpec.model_validate(state["spec"])
@@ -389,33 +405,39 @@ class MigrationSteps:
         key = "testCheck" if launch == "test" else "cutoverCheck"
         step = Step.VERIFY_TEST_LAUNCH if launch == "test" else Step.VERIFY_CUTOVER
         lane = self._lanes.for_spec(spec)
-        job = lane.mgn.job(state["test" if launch == "test" else "cutover"]["jobId"])
-        entry = job.server(server_id)
-        if (
-            entry is None
-            or entry.launch_status == "FAILED"
-            or (job.status == "COMPLETED" and entry.launch_status != "LAUNCHED")
-        ):
-            raise LaunchFailedError(
-                f"MGN {launch} launch job {job.job_id} reports "
-                f"{entry.launch_status if entry else 'no entry'} "
-                f"for {server_id}: see the job log in the MGN console"
-            )
+        started = state["test" if launch == "test" else "cutover"]
         timed_out = _elapsed(state, key, self._epoch()) > config.launch_timeout_seconds
-        if entry.launch_status != "LAUNCHED" or not entry.launched_instance_id:
-            if timed_out:
-                raise LaunchTimeoutError(
-                    f"{launch} launch job {job.job_id} still {entry.launch_status}"
+        if "launchStatus" in started:
+            # Batched: the coordinator's outcome for this server; MGN is not asked again.
+            instance_id = _coordinated_launch(started, launch, server_id)
+        else:
+            job = lane.mgn.job(started["jobId"])
+            entry = job.server(server_id)
+            if (
+                entry is None
+                or entry.launch_status == "FAILED"
+                or (job.status == "COMPLETED" and entry.launch_status != "LAUNCHED")
+            ):
+                raise LaunchFailedError(
+                    f"MGN {launch} launch job {job.job_id} reports "
+                    f"{entry.launch_status if entry else 'no entry'} "
+                    f"for {server_id}: see the job log in the MGN console"
                 )
-            return _poll(
-                state,
-                key,
-                config,
-                self._epoch(),
-                stage="launching",
-                launchStatus=entry.launch_status,
-            )
-        instance = lane.ec2.instance(entry.launched_instance_id)
+            if entry.launch_status != "LAUNCHED" or not entry.launched_instance_id:
+                if timed_out:
+                    raise LaunchTimeoutError(
+                        f"{launch} launch job {job.job_id} still {entry.launch_status}"
+                    )
+                return _poll(
+                    state,
+                    key,
+                    config,
+                    self._epoch(),
+                    stage="launching",
+                    launchStatus=entry.launch_status,
+                )
+            instance_id = entry.launched_instance_id
+        instance = lane.ec2.instance(instance_id)
         if (
             instance is None
             or instance.state != "running"
@@ -423,7 +445,7 @@ class MigrationSteps:
         ):
             if timed_out:
                 raise LaunchTimeoutError(
-                    f"instance {entry.launched_instance_id} is "
+                    f"instance {instance_id} is "
                     f"{instance.state if instance else 'missing'} "
                     f"after {config.launch_timeout_seconds} s"
                 )
@@ -433,7 +455,7 @@ class MigrationSteps:
                 config,
                 self._epoch(),
                 stage="booting",
-                instanceId=entry.launched_instance_id,
+                instanceId=instance_id,
             )
         results = [
             self._prober.run(instance.private_ip or "", check) for check in spec.health_checks
@@ -579,6 +601,25 @@ class MigrationSteps:
         )
         self._report.emit(spec, MigrationFailed, step=failed_step, error=failed_step, cause=reason)
         return {"done": True, "terminated": terminated, "sourceServerState": server_state}
+
+
+def _coordinated_launch(outcome: dict[str, Any], launch: Launch, server_id: str) -> str:
+    """The instance the coordinator reports launched for this server; a launch that did not
+    end LAUNCHED fails the step with the coordinator's reason (the rollback reports it)."""
+    status = str(outcome.get("launchStatus"))
+    detail = str(outcome.get("detail") or "")
+    if status == "WINDOW_CLOSED":
+        raise CutoverWindowClosedError(
+            f"{detail or 'the cutover window closed'} before the cutover of {server_id} could "
+            "start: the migration is rolled back; set a new window in the manifest and merge"
+        )
+    job = outcome.get("jobId") or "none"
+    if status != "LAUNCHED" or not outcome.get("instanceId"):
+        raise LaunchFailedError(
+            f"MGN {launch} launch of {server_id} ended {status} (job {job})"
+            + (f": {detail}" if detail else "")
+        )
+    return str(outcome["instanceId"])
 
 
 def _terminate_launched(mgn: Mgn, server: SourceServer, known_jobs: list[str]) -> str | None:

@@ -25,6 +25,7 @@ from orchestration.manifests import disk
 from orchestration.manifests.findings import Severity
 from orchestration.rehearsal import run
 from orchestration.rehearsal.profile import ProfileError, RehearsalProfile, load_profile
+from orchestration.statemachine import LaunchSettings
 from orchestration.terminal import terminal
 
 TERMINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
@@ -39,6 +40,7 @@ class RehearseOptions:
     profile: Path | None = None
     report: Path | None = None
     html: Path | None = None
+    launch_design: str = "per-vm"  # LaunchSettings.design: "per-vm" or "batched"
 
 
 def _read_input(options: RehearseOptions, profile: RehearsalProfile) -> run.RehearsalInput | None:
@@ -101,7 +103,12 @@ def run_rehearse(options: RehearseOptions) -> int:
             hours, rest = divmod(int(elapsed.total_seconds()), 3600)
             bar.update(task, completed=progress.ended, simulated=f"+{hours}h{rest // 60:02d}")
 
-        observation = run.rehearse(rehearsal, profile, on_progress=show)
+        observation = run.rehearse(
+            rehearsal,
+            profile,
+            on_progress=show,
+            launch=LaunchSettings.aws(options.launch_design),
+        )
     report = build_report(observation)
     if options.report:
         options.report.parent.mkdir(parents=True, exist_ok=True)

@@ -47,7 +47,7 @@ from orchestration.rehearsal.observation import (
     WaveObservation,
 )
 from orchestration.rehearsal.profile import RehearsalProfile, fair_share_bytes_per_second
-from orchestration.statemachine import Timings
+from orchestration.statemachine import LaunchSettings, Timings
 
 __all__ = ["Progress", "RehearsalInput", "manifest_input", "rehearse", "synthetic_input"]
 
@@ -116,14 +116,20 @@ def rehearse(
     on_progress: Callable[[Progress], None] | None = None,
     timeout_days: float = 400.0,  # beyond the executions' own timeout (a year)
     log_file: Path | None = None,
+    launch: LaunchSettings | None = None,
 ) -> RehearsalObservation:
-    """Run every VM of ``rehearsal`` to a final state on the embedded system; observe it."""
+    """Run every VM of ``rehearsal`` to a final state on the embedded system; observe it.
+    ``launch``: the launch design and its settings (``LaunchSettings.aws()``, per-vm, by
+    default), so one input can be rehearsed with each design."""
     requests = [request_for(vm, commit=_COMMIT, author=_AUTHOR) for vm in rehearsal.vms]
     specs = [MigrationSpec.from_request(r, r.revision or "", "rehearsal") for r in requests]
     disks = {vm.migration_id: _disks_gib(vm, profile) for vm in rehearsal.vms}
     log = log_file or Path(tempfile.gettempdir()) / "wavepilot-rehearsal.log"
+    launch = launch or LaunchSettings.aws()
     options = SystemOptions(
         timings=Timings.aws(),
+        launch_design=launch.design,
+        launch=launch,
         clock="simulated",
         clock_start=rehearsal.start,
         mgn_settings=_lane_settings(profile, None),
@@ -393,7 +399,7 @@ def _observe(
         started_at=started_at,
         ended_at=last_event,
         wall_seconds=wall_seconds,
-        design="per-vm",
+        design=system.options.launch_settings.design,
         waves=tuple(waves),
         vms=tuple(vms),
         quotas={

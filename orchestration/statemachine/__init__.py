@@ -15,14 +15,16 @@ from typing import Any
 
 PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 DEFINITION_FILE = "migration.asl.json"
+# The lane's launch coordinator loop (batched launches): a second, small state machine.
+COORDINATOR_DEFINITION_FILE = "launch-coordinator.asl.json"
 
 
-def template() -> str:
-    return resources.files(__package__).joinpath(DEFINITION_FILE).read_text(encoding="utf-8")
+def template(file: str = DEFINITION_FILE) -> str:
+    return resources.files(__package__).joinpath(file).read_text(encoding="utf-8")
 
 
-def placeholders() -> set[str]:
-    return set(PLACEHOLDER.findall(template()))
+def placeholders(file: str = DEFINITION_FILE) -> set[str]:
+    return set(PLACEHOLDER.findall(template(file)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,59 @@ class Timings:
         return {_pascal(name): str(value) for name, value in asdict(self).items()}
 
 
+LAUNCH_DESIGNS = ("per-vm", "batched")
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchSettings:
+    """How MGN launches are started, per deployment (docs/ARCHITECTURE.md, batched launches).
+
+    ``design``: ``per-vm`` (each execution starts its own MGN job) or ``batched`` (executions
+    hand their server to their lane's launch coordinator and wait for its outcome). The
+    quotas are MGN's per lane (accounts have them raised); ``linger_seconds`` is how long a
+    test launch waits for others to share its job, and how long a coordinator loop waits
+    between its runs; ``cutover_timeout_seconds`` bounds a cutover request's wait (the
+    coordinator answers ``WINDOW_CLOSED`` when its window closes first)."""
+
+    design: str = "per-vm"
+    concurrent_jobs: int = 20
+    servers_per_job: int = 200
+    servers_in_active_jobs: int = 200
+    linger_seconds: int = 60
+    cutover_timeout_seconds: int = 7 * 24 * 3600
+
+    def __post_init__(self) -> None:
+        if self.design not in LAUNCH_DESIGNS:
+            raise ValueError(f"launch design must be one of {LAUNCH_DESIGNS}, got {self.design!r}")
+        if min(self.concurrent_jobs, self.servers_per_job, self.servers_in_active_jobs) < 1:
+            raise ValueError("launch quotas must be positive")
+        if self.linger_seconds < 1 or self.cutover_timeout_seconds < 1:
+            raise ValueError("linger_seconds and cutover_timeout_seconds must be positive")
+
+    @classmethod
+    def aws(cls, design: str = "per-vm") -> LaunchSettings:
+        return cls(design=design)
+
+    @classmethod
+    def local(cls, design: str = "per-vm") -> LaunchSettings:
+        return cls(design=design, linger_seconds=3, cutover_timeout_seconds=600)
+
+    def placeholders(self) -> dict[str, str]:
+        """The migration definition's: the design and the cutover request's timeout."""
+        return {
+            "LaunchDesign": self.design,
+            "CutoverRequestTimeoutSeconds": str(self.cutover_timeout_seconds),
+        }
+
+    def coordinator_placeholders(self) -> dict[str, str]:
+        return {
+            "ConcurrentJobs": str(self.concurrent_jobs),
+            "ServersPerJob": str(self.servers_per_job),
+            "ServersInActiveJobs": str(self.servers_in_active_jobs),
+            "LingerSeconds": str(self.linger_seconds),
+        }
+
+
 def _pascal(snake: str) -> str:
     return "".join(part.capitalize() for part in snake.split("_"))
 
@@ -92,26 +147,55 @@ FUNCTION_PLACEHOLDERS = {
     "RequestApprovalFunctionArn": "request_approval",
     "FinalizeCutoverFunctionArn": "finalize_cutover",
     "RollbackHandlerFunctionArn": "rollback_handler",
+    "RequestLaunchFunctionArn": "request_launch",
 }
+COORDINATOR_FUNCTION_PLACEHOLDERS = {"CoordinateLaunchesFunctionArn": "coordinate_launches"}
+# The Timings the coordinator's definition uses (its task's timeout and retries).
+COORDINATOR_TIMINGS = ("TaskTimeoutSeconds", "RetryIntervalSeconds", "PollMaxSeconds")
 
 
-def render(values: Mapping[str, str]) -> str:
+def render(values: Mapping[str, str], file: str = DEFINITION_FILE) -> str:
     """The definition with every placeholder replaced; unknown or missing names are errors."""
-    wanted = placeholders()
+    wanted = placeholders(file)
     missing, extra = wanted - values.keys(), values.keys() - wanted
     if missing or extra:
         raise ValueError(
             f"placeholders missing: {sorted(missing)}; not in the template: {sorted(extra)}"
         )
-    text = PLACEHOLDER.sub(lambda m: values[m.group(1)], template())
+    text = PLACEHOLDER.sub(lambda m: values[m.group(1)], template(file))
     json.loads(text)  # a rendered definition must be JSON
     return text
 
 
-def render_definition(function_arns: Mapping[str, str], timings: Timings) -> dict[str, Any]:
+def render_definition(
+    function_arns: Mapping[str, str],
+    timings: Timings,
+    launch: LaunchSettings | None = None,
+) -> dict[str, Any]:
     """Render with function ARNs keyed by function name (``validate_input``...)."""
     values = {
         placeholder: function_arns[name] for placeholder, name in FUNCTION_PLACEHOLDERS.items()
     }
-    rendered: dict[str, Any] = json.loads(render({**values, **timings.placeholders()}))
+    launch = launch or LaunchSettings()
+    rendered: dict[str, Any] = json.loads(
+        render({**values, **timings.placeholders(), **launch.placeholders()})
+    )
+    return rendered
+
+
+def render_coordinator_definition(
+    function_arns: Mapping[str, str], timings: Timings, launch: LaunchSettings
+) -> dict[str, Any]:
+    """The lane's launch coordinator loop (``launch-coordinator.asl.json``)."""
+    values = {
+        placeholder: function_arns[name]
+        for placeholder, name in COORDINATOR_FUNCTION_PLACEHOLDERS.items()
+    }
+    timing_values = {k: v for k, v in timings.placeholders().items() if k in COORDINATOR_TIMINGS}
+    rendered: dict[str, Any] = json.loads(
+        render(
+            {**values, **timing_values, **launch.coordinator_placeholders()},
+            COORDINATOR_DEFINITION_FILE,
+        )
+    )
     return rendered

@@ -531,6 +531,7 @@ class FakeLaunchLedger:
         self.waiting: dict[tuple[str, str], WaitingLaunch] = {}
         self.intents: dict[str, LaunchIntent] = {}
         self.answered: dict[tuple[str, str], LaunchOutcome] = {}
+        self.outbox: dict[tuple[str, str], LaunchOutcome] = {}
         self.version = 0
         # The next record_job raises this (a coordinator dying after MGN started the job).
         self.record_job_fails_with: Exception | None = None
@@ -577,3 +578,12 @@ class FakeLaunchLedger:
             if launch is not None and launch.task_token == outcome.task_token:
                 del self.waiting[key]
                 self.answered[key] = outcome
+                self.outbox[key] = outcome
+
+    def undelivered(self) -> list[LaunchOutcome]:
+        return list(self.outbox.values())
+
+    def delivered(self, outcome: LaunchOutcome) -> None:
+        key = (outcome.migration_id, outcome.kind)
+        if key in self.outbox and self.outbox[key].task_token == outcome.task_token:
+            del self.outbox[key]

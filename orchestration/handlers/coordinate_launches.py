@@ -1,0 +1,24 @@
+"""``coordinate_launches``: one run of a lane's launch coordinator loop (batched launches).
+
+The loop's state machine (``launch-coordinator.asl.json``) calls it with the lane, its own
+execution name and its configuration (quotas, linger); it answers ``done`` when the loop may
+end, else how long to wait before the next run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from orchestration import wiring
+from orchestration.observability import count, logger, metrics, tracer
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    count("CoordinatorRuns")
+    logger.append_keys(lane=event["lane"])
+    return wiring.launches().coordinate(event["lane"], event["execution"], event["config"])

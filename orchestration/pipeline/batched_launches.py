@@ -1,0 +1,204 @@
+"""Batched launches, wired: executions ask their lane's coordinator, a loop per lane answers.
+
+``request`` (the ``request_launch`` handler, invoked with ``.waitForTaskToken`` by the
+RequestTestLaunch / RequestCutover states) records the execution's request in its lane's
+ledger and makes sure the lane's coordinator loop runs: the first request since the last
+loop ended claims the lane's lease (a conditional write) and starts the loop, a second
+state machine; later requests are only counted, so the running loop sees them.
+
+``coordinate`` (the ``coordinate_launches`` handler, the loop's one Task) runs the lane's
+:class:`LaunchCoordinator` once, reports StartTestLaunch / StartCutover for every server of
+each job it started (so each migration's thread tells its own story), and sends every
+answered outcome to its waiting execution with ``SendTaskSuccess``. An outcome leaves the
+lane's outbox only once sent (or once its execution turned out to have moved on: a
+``TaskDoesNotExist``, ``InvalidToken`` or ``TaskTimedOut`` answer), so a loop that dies in
+between re-sends it on its next run. The loop ends when nothing waits, no job runs and no
+request was counted since it looked; otherwise it waits and runs again.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from orchestration.adapters.lanes import Lane, LaneSessions
+from orchestration.adapters.stepfunctions import TaskNotWaitingError
+from orchestration.clock import Clock
+from orchestration.events import Step
+from orchestration.launch_records import LaunchIntent, LaunchOutcome, LaunchRequest, WaitingLaunch
+from orchestration.pipeline.launch_batches import LaneQuotas
+from orchestration.pipeline.launch_coordinator import LaunchCoordinator
+from orchestration.pipeline.ports import LaneLaunchLedger, StatusReports, TaskTokens
+from orchestration.pipeline.spec import MigrationSpec
+from orchestration.pipeline.steps import Launch, State
+
+# A loop's lease expires this long after its last run (or its claim) unless it runs again:
+# taken for dead (its Lambda failed past its retries), the next request starts a new loop.
+# Runs are a linger apart (60 s on AWS), so a loop's lease outlasts several lingers.
+STALE_AFTER_SECONDS = 300.0
+STALE_AFTER_LINGERS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class LoopConfig:
+    """The coordinator loop's ``config`` (rendered into its definition's Configure state)."""
+
+    quotas: LaneQuotas
+    linger_seconds: int
+
+    @classmethod
+    def from_event(cls, config: Mapping[str, Any]) -> LoopConfig:
+        return cls(
+            quotas=LaneQuotas(
+                concurrent_jobs=int(config["concurrentJobs"]),
+                servers_per_job=int(config["serversPerJob"]),
+                servers_in_active_jobs=int(config["serversInActiveJobs"]),
+            ),
+            linger_seconds=int(config["lingerSeconds"]),
+        )
+
+
+class BatchedLaunches:
+    """Args:
+    lanes: the lane sessions (MGN of each lane, through its target role).
+    ledger_for: the ledger of a lane, by its label (``account/region``).
+    tasks: Step Functions (task tokens, starting the loop).
+    coordinator_arn: the launch coordinator state machine.
+    reporter, clock: as for the steps.
+    stale_after_seconds: when a loop that stopped beating is replaced.
+    """
+
+    def __init__(
+        self,
+        *,
+        lanes: LaneSessions,
+        ledger_for: Callable[[str], LaneLaunchLedger],
+        tasks: TaskTokens,
+        coordinator_arn: str,
+        reporter: StatusReports,
+        clock: Clock,
+        stale_after_seconds: float = STALE_AFTER_SECONDS,
+    ) -> None:
+        self._lanes = lanes
+        self._ledger_for = ledger_for
+        self._tasks = tasks
+        self._coordinator_arn = coordinator_arn
+        self._report = reporter
+        self._clock = clock
+        self._stale_after = stale_after_seconds
+
+    # --- request_launch --------------------------------------------------------------------
+
+    def request(self, state: State, launch: Launch, task_token: str) -> dict[str, Any]:
+        spec = MigrationSpec.model_validate(state["spec"])
+        lane = self._lanes.lane_of(spec)
+        ledger = self._ledger_for(lane.label)
+        now = self._clock.now()
+        request = LaunchRequest(
+            migration_id=spec.migration_id,
+            source_server_id=state["source"]["sourceServerId"],
+            kind=launch,
+            wave=spec.wave,
+            requested_at=now,
+            window_start=spec.window_start if launch == "cutover" else None,
+            window_end=spec.window_end if launch == "cutover" else None,
+            payload=json.dumps(spec.model_dump(mode="json", by_alias=True)),
+        )
+        recorded = ledger.record_request(request, task_token)
+        name = loop_name(lane, now.timestamp())
+        claimed = ledger.claim_loop(name, now, self._stale_after)
+        if claimed is not None:
+            try:
+                self._tasks.start(self._coordinator_arn, claimed, {"lane": lane.label})
+            except Exception:
+                ledger.abandon_loop(claimed)  # the next request (or this one retried) starts it
+                raise
+        return {"requested": recorded, "lane": lane.label, "startedLoop": claimed}
+
+    # --- coordinate_launches ---------------------------------------------------------------
+
+    def coordinate(
+        self, lane_label: str, execution: str, config: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        loop = LoopConfig.from_event(config)
+        ledger = self._ledger_for(lane_label)
+        now = self._clock.now()
+        stale_after = max(self._stale_after, STALE_AFTER_LINGERS * loop.linger_seconds)
+        seen = ledger.beat(execution, now, stale_after)
+        if seen is None:  # another loop holds the lane now (this one was taken for dead)
+            return {"done": True, "reason": "another loop holds the lane"}
+        account_id, _, region = lane_label.partition("/")
+        coordinator = LaunchCoordinator(
+            mgn=self._lanes.clients(Lane(account_id, region)).mgn,
+            ledger=ledger,
+            quotas=loop.quotas,
+            linger=timedelta(seconds=loop.linger_seconds),
+            on_started=self._report_started,
+        )
+        answered = coordinator.run_once(now)
+        sent, moved_on = self.deliver(ledger)
+        snapshot = ledger.snapshot()
+        idle = not snapshot.waiting and not snapshot.intents and not ledger.undelivered()
+        result = {
+            "answered": len(answered),
+            "sent": sent,
+            "movedOn": moved_on,
+            "waiting": len(snapshot.waiting),
+            "jobs": len(snapshot.intents),
+        }
+        if idle and ledger.release_loop(execution, seen):
+            return {**result, "done": True}
+        return {**result, "done": False, "waitSeconds": loop.linger_seconds}
+
+    def deliver(self, ledger: LaneLaunchLedger) -> tuple[int, int]:
+        """Send every outcome of the outbox; each leaves it once sent (or no longer awaited)."""
+        sent = moved_on = 0
+        for outcome in ledger.undelivered():
+            try:
+                self._tasks.send_task_success(outcome.task_token, outcome_output(outcome))
+                sent += 1
+            except TaskNotWaitingError:
+                moved_on += 1  # the execution timed out, was stopped or retried: nothing waits
+            ledger.delivered(outcome)
+        return sent, moved_on
+
+    def _report_started(
+        self, intent: LaunchIntent, job_id: str, members: Sequence[WaitingLaunch]
+    ) -> None:
+        step = Step.START_TEST_LAUNCH if intent.kind == "test" else Step.START_CUTOVER
+        servers = len(intent.members)
+        for launch in members:
+            if not launch.request.payload:
+                continue
+            spec = MigrationSpec.model_validate_json(launch.request.payload)
+            self._report.step(
+                spec,
+                step,
+                "SUCCEEDED",
+                f"{intent.kind} launch started (MGN job {job_id}, "
+                f"{servers} server{'s' if servers != 1 else ''})",
+                jobId=job_id,
+                servers=servers,
+            )
+
+
+def outcome_output(outcome: LaunchOutcome) -> dict[str, Any]:
+    """What RequestTestLaunch / RequestCutover put at ``$.test`` / ``$.cutover``: the
+    verify step reads it instead of asking MGN for the job again."""
+    return {
+        "started": True,
+        "done": True,
+        "jobId": outcome.job_id,
+        "instanceId": outcome.launched_ec2_instance_id,
+        "launchStatus": outcome.launch_status,
+        "detail": outcome.detail,
+    }
+
+
+def loop_name(lane: Lane, epoch: float) -> str:
+    """A unique execution name for a lane's loop (<= 80 characters, no ``/``)."""
+    return f"launches-{lane.account_id}-{lane.region}-{int(epoch * 1000)}-{uuid.uuid4().hex[:8]}"

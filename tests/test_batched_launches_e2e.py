@@ -1,0 +1,176 @@
+"""Batched launches end to end on the embedded system: real handlers, both state machines.
+
+A wave of twelve VMs in one lane, on ``SystemOptions(launch_design="batched")``: executions
+hand their servers to the lane's launch coordinator (``.waitForTaskToken``), which starts
+MGN jobs of many servers and answers each execution with its own server's outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from orchestration import wiring
+from orchestration.adapters import aws
+from orchestration.adapters.launch_ledger import DynamoLaunchLedger
+from orchestration.gitops.requests import request_for
+from orchestration.local.driver import MigrationDriver
+from orchestration.local.mgn import LaunchType
+from orchestration.local.synthetic import wave_yaml
+from orchestration.local.system import EmbeddedSystem, SystemOptions
+from orchestration.manifests.validation import ManifestFile, validate_files
+from orchestration.migration_request import MigrationRequest
+from orchestration.rehearsal.profile import RehearsalProfile
+from orchestration.rehearsal.run import rehearse, synthetic_input
+from orchestration.settings import settings
+from orchestration.statemachine import LaunchSettings, Timings
+from tests.support.pipeline import spec_of
+
+pytestmark = pytest.mark.timeout(600)
+
+VMS = 12
+# Requests that come within the linger of the first share a job (5 s: two shared cores).
+LAUNCH = replace(LaunchSettings.local("batched"), linger_seconds=5)
+
+
+# The window opens once every VM has passed its test launch and waits, approved (about 25 s
+# in, alone on two cores): the wave's cutovers are requested together when it opens.
+OPENS_IN = timedelta(seconds=75)
+
+
+def _wave(vms: int, opens_in: timedelta) -> list[MigrationRequest]:
+    """A synthetic wave of ``vms`` VMs in one lane, its cutover window opening soon."""
+    now = datetime.now(UTC)
+    window = ((now + opens_in).isoformat(), (now + opens_in + timedelta(hours=2)).isoformat())
+    text = wave_yaml(0, vms, window=window)
+    result = validate_files([ManifestFile("wave-000.yaml", text)], now=now)
+    assert result.valid, result.findings
+    return [
+        request_for(vm, commit="c" * 40, author="Dana Migration <dana@contoso.com>")
+        for vm in result.vms
+    ]
+
+
+@pytest.fixture
+def system() -> Iterator[EmbeddedSystem]:
+    options = SystemOptions(timings=Timings.local(), launch_design="batched", launch=LAUNCH)
+    with EmbeddedSystem(options) as running:
+        yield running
+
+
+def _jobs(system: EmbeddedSystem, server_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Every launch job of the lane, by job ID: its type and servers."""
+    client = wiring.lanes().clients(_lane(system, server_ids[0])).mgn
+    jobs = client.jobs_since(datetime.now(UTC) - timedelta(days=2))
+    return {
+        job.job_id: {
+            "initiatedBy": job.initiated_by,
+            "servers": sorted(s.source_server_id for s in job.servers),
+        }
+        for job in jobs
+        if job.initiated_by in {"START_TEST", "START_CUTOVER"}
+    }
+
+
+def _lane(system: EmbeddedSystem, server_id: str) -> Any:
+    from orchestration.adapters.lanes import Lane
+
+    return Lane(*system.lane_of_server[server_id])
+
+
+def test_a_wave_migrates_in_fewer_jobs_than_vms_and_a_failed_test_rolls_back_alone(
+    system: EmbeddedSystem,
+) -> None:
+    requests = _wave(VMS, OPENS_IN)
+    servers = system.seed([spec_of(r) for r in requests])
+    failing = requests[3]
+    failing_server = servers[failing.migration_id]
+    mgn = system.mgn_of_server(failing_server)
+    mgn.faults.fail_next_launch(failing_server, launch_type=LaunchType.TEST)
+    driver = MigrationDriver(system)
+    wanted = {r.migration_id for r in requests}
+
+    driver.send(requests)
+    outcomes = driver.wait(wanted, timeout=420)
+
+    # THEN every VM but the failing one migrated; the failing one rolled back alone
+    for request in requests:
+        outcome = outcomes[request.migration_id]
+        if request is failing:
+            assert (outcome.status, outcome.record_status) == ("FAILED", "ROLLED_BACK")
+            rollback = next(s for s in outcome.steps if s["step"] == "Rollback")
+            assert "FAILED" in rollback["message"], rollback
+        else:
+            assert (outcome.status, outcome.record_status) == ("SUCCEEDED", "COMPLETED"), (
+                request.migration_id,
+                outcome.cause,
+            )
+        # AND each thread's story is its own: the launch steps are reported per VM
+        steps = [(s["step"], s["status"]) for s in outcome.steps]
+        assert ("StartTestLaunch", "SUCCEEDED") in steps, steps
+        started = next(s for s in outcome.steps if s["step"] == "StartTestLaunch")
+        assert "MGN job" in started["message"]
+        assert "server" in started["message"]
+        if request is not failing:
+            for expected in [
+                ("VerifyTestLaunch", "SUCCEEDED"),
+                ("StartCutover", "SUCCEEDED"),
+                ("VerifyCutover", "SUCCEEDED"),
+                ("FinalizeCutover", "SUCCEEDED"),
+            ]:
+                assert expected in steps, (request.migration_id, steps)
+
+    # AND the launches went in batches: fewer jobs than VMs, the cutovers in one job
+    jobs = _jobs(system, list(servers.values()))
+    tests = [j for j in jobs.values() if j["initiatedBy"] == "START_TEST"]
+    cutovers = [j for j in jobs.values() if j["initiatedBy"] == "START_CUTOVER"]
+    assert len(tests) < VMS, tests
+    assert sum(len(j["servers"]) for j in tests) == VMS
+    assert len(cutovers) == 1, cutovers
+    assert len(cutovers[0]["servers"]) == VMS - 1
+    assert failing_server not in cutovers[0]["servers"]
+    # AND MGN was asked to start each job once, not once per VM
+    calls = mgn.metrics().calls_by_operation
+    starts = calls.get("StartTest", 0) + calls.get("StartCutover", 0)
+    assert starts <= 2 * len(jobs), calls
+    assert starts < VMS, calls
+
+    # AND the lane's ledger holds nothing open, and its loop has ended
+    table = aws.state_table(settings().table_name, settings().aws_region)
+    ledger = DynamoLaunchLedger(table, "/".join(system.lane_of_server[failing_server]))
+    snapshot = ledger.snapshot()
+    assert (snapshot.waiting, snapshot.intents, ledger.undelivered()) == ((), (), [])
+
+
+def test_the_per_vm_design_is_the_default() -> None:
+    assert SystemOptions().launch_settings.design == "per-vm"
+    assert replace(LAUNCH, design="per-vm").design == "per-vm"
+
+
+def test_one_rehearsal_input_runs_with_either_design_and_batched_starts_a_job_per_launch() -> None:
+    """The rehearsal (simulated clock, AWS timings) on one input with each design: the same
+    VMs migrate; per-vm starts a job per VM and launch, batched one per launch of the wave."""
+    profile = RehearsalProfile.model_validate({})
+    start = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    observed = {
+        design: rehearse(
+            synthetic_input(8, start=start, profile=profile),
+            profile,
+            launch=LaunchSettings.aws(design),
+        )
+        for design in ("per-vm", "batched")
+    }
+    for observation in observed.values():
+        assert {vm.final_status for vm in observation.vms} == {"SUCCEEDED"}
+    starts = {
+        design: (
+            observation.mgn_calls_by_operation.get("StartTest", 0),
+            observation.mgn_calls_by_operation.get("StartCutover", 0),
+        )
+        for design, observation in observed.items()
+    }
+    assert starts == {"per-vm": (8, 8), "batched": (1, 1)}
