@@ -14,6 +14,13 @@ from typing import Literal
 
 LaunchKind = Literal["test", "cutover"]
 
+RequestRecorded = Literal["new", "open", "answered", "reanswered"]
+"""What ``record_request`` made of a request: ``new``; ``open`` (asked already and not yet
+answered: the latest task token waits); ``answered`` (this very task was answered: nothing
+to do); ``reanswered`` (this execution's launch was answered, to a task that no longer
+waits, e.g. one retried after its Lambda failed: the recorded outcome goes to the new task,
+and no second job is started)."""
+
 LaunchStatus = Literal["LAUNCHED", "FAILED", "TERMINATED", "REFUSED", "WINDOW_CLOSED"]
 """How a server's launch ended. The first three are MGN's ``participatingServers``
 ``launchStatus``; the coordinator adds two of its own: ``REFUSED`` (MGN's ConflictException
@@ -44,6 +51,9 @@ class LaunchRequest:
     requested_at: datetime
     window_start: datetime | None = None
     window_end: datetime | None = None
+    # The Step Functions execution asking (``$$.Execution.Id``): a request repeated by the
+    # same execution is the same launch, whatever its task token.
+    execution: str = ""
     # What the requester needs said on its behalf when its job starts (the migration's spec,
     # as JSON: the coordinator reports StartTestLaunch / StartCutover for it); opaque here.
     payload: str = field(default="", compare=False, repr=False)
@@ -105,3 +115,4 @@ class LaunchOutcome:
     launch_status: LaunchStatus
     launched_ec2_instance_id: str | None = None
     detail: str = ""
+    execution: str = ""  # the execution whose request this answers

@@ -33,18 +33,18 @@ from tests.support.pipeline import spec_of
 pytestmark = pytest.mark.timeout(600)
 
 VMS = 12
-# Requests that come within the linger of the first share a job (5 s: two shared cores).
-LAUNCH = replace(LaunchSettings.local("batched"), linger_seconds=5)
-
-
-# The window opens once every VM has passed its test launch and waits, approved (about 25 s
-# in, alone on two cores): the wave's cutovers are requested together when it opens.
-OPENS_IN = timedelta(seconds=75)
+LAUNCH = LaunchSettings.aws("batched")
+# The system runs on the simulated clock with AWS's timings (the rehearsal's): its time does
+# not stretch with the CPU, and waits of hours cost no wall time.
+START = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+# The window opens once every VM has passed its test launch and waits, approved (a day of
+# replication and tests): the wave's cutovers are requested together when it opens.
+OPENS_IN = timedelta(days=2)
 
 
 def _wave(vms: int, opens_in: timedelta) -> list[MigrationRequest]:
-    """A synthetic wave of ``vms`` VMs in one lane, its cutover window opening soon."""
-    now = datetime.now(UTC)
+    """A synthetic wave of ``vms`` VMs in one lane, its cutover window opening later."""
+    now = START
     window = ((now + opens_in).isoformat(), (now + opens_in + timedelta(hours=2)).isoformat())
     text = wave_yaml(0, vms, window=window)
     result = validate_files([ManifestFile("wave-000.yaml", text)], now=now)
@@ -57,7 +57,13 @@ def _wave(vms: int, opens_in: timedelta) -> list[MigrationRequest]:
 
 @pytest.fixture
 def system() -> Iterator[EmbeddedSystem]:
-    options = SystemOptions(timings=Timings.local(), launch_design="batched", launch=LAUNCH)
+    options = SystemOptions(
+        timings=Timings.aws(),
+        clock="simulated",
+        clock_start=START,
+        launch_design="batched",
+        launch=LAUNCH,
+    )
     with EmbeddedSystem(options) as running:
         yield running
 
@@ -65,7 +71,7 @@ def system() -> Iterator[EmbeddedSystem]:
 def _jobs(system: EmbeddedSystem, server_ids: list[str]) -> dict[str, dict[str, Any]]:
     """Every launch job of the lane, by job ID: its type and servers."""
     client = wiring.lanes().clients(_lane(system, server_ids[0])).mgn
-    jobs = client.jobs_since(datetime.now(UTC) - timedelta(days=2))
+    jobs = client.jobs_since(START - timedelta(days=1))
     return {
         job.job_id: {
             "initiatedBy": job.initiated_by,
@@ -95,7 +101,7 @@ def test_a_wave_migrates_in_fewer_jobs_than_vms_and_a_failed_test_rolls_back_alo
     wanted = {r.migration_id for r in requests}
 
     driver.send(requests)
-    outcomes = driver.wait(wanted, timeout=420)
+    outcomes = driver.wait(wanted, timeout=timedelta(days=5).total_seconds(), poll_seconds=600)
 
     # THEN every VM but the failing one migrated; the failing one rolled back alone
     for request in requests:

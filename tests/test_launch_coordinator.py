@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -441,21 +441,75 @@ def test_a_second_coordinator_writing_meanwhile_stops_this_one(lanes: LaneFactor
 # --- requests, windows, readiness ---------------------------------------------------------
 
 
-def test_requests_are_idempotent_per_migration_and_kind(lanes: LaneFactory) -> None:
-    lane = lanes(1)
-    coordinator = lane.coordinator()
-    request = LaunchRequest(
-        f"mig-{lane.server_ids[0]}", lane.server_ids[0], "test", "wave-1", lane.now - LINGER
-    )
-    assert coordinator.request(request, "token-1") is True
-    assert coordinator.request(request, "token-2") is False  # a retried task: new token
-    coordinator.run_once(lane.now)
-    lane.emulator.clock.advance(AFTER_LAUNCH)
-    (outcome,) = coordinator.run_once(lane.now)
-    assert outcome.task_token == "token-2"
-    assert coordinator.request(request, "token-2") is False  # answered: nothing to launch
-    assert lane.ledger.snapshot().waiting == ()
-    assert len(lane.jobs("START_TEST")) == 1
+@pytest.mark.parametrize("ledger_kind", ["fake", "dynamodb"])
+def test_requests_are_idempotent_per_execution_and_kind(
+    lanes: LaneFactory, ledger_kind: str
+) -> None:
+    with mock_aws():
+        ledger = FakeLaunchLedger() if ledger_kind == "fake" else dynamodb_ledger()
+        lane = lanes(1, ledger=ledger)
+        coordinator = lane.coordinator()
+        server = lane.server_ids[0]
+        request = LaunchRequest(
+            f"mig-{server}", server, "test", "wave-1", lane.now - LINGER, execution="exec-1"
+        )
+        assert coordinator.request(request, "token-1") == "new"
+        assert coordinator.request(request, "token-2") == "open"  # a retried task: new token
+        coordinator.run_once(lane.now)
+        lane.emulator.clock.advance(AFTER_LAUNCH)
+        (outcome,) = coordinator.run_once(lane.now)
+        assert outcome.task_token == "token-2"
+        assert coordinator.request(request, "token-2") == "answered"  # nothing to launch
+
+        # WHEN the answer found no one waiting (the task failed after recording its request)
+        # and the same execution asks again on a new task
+        ledger.delivered(outcome)
+        assert coordinator.request(request, "token-3") == "reanswered"
+
+        # THEN the recorded outcome goes to the new task, and no second job starts
+        (again,) = ledger.undelivered()
+        assert again == replace(outcome, task_token="token-3")
+        assert coordinator.run_once(lane.now + LINGER) == []
+        assert ledger.snapshot().waiting == ()
+        assert len(lane.jobs("START_TEST")) == 1
+
+        # A new execution (the migration's next revision) asks anew
+        later = replace(request, execution="exec-2", requested_at=lane.now)
+        assert coordinator.request(later, "token-4") == "new"
+
+
+@pytest.mark.parametrize("ledger_kind", ["fake", "dynamodb"])
+def test_an_outcome_follows_its_request_to_a_new_task_token(
+    lanes: LaneFactory, ledger_kind: str
+) -> None:
+    with mock_aws():
+        ledger = FakeLaunchLedger() if ledger_kind == "fake" else dynamodb_ledger()
+        lane = lanes(1, ledger=ledger)
+        server = lane.server_ids[0]
+        request = LaunchRequest(
+            f"mig-{server}", server, "test", "wave-1", lane.now - LINGER, execution="exec-1"
+        )
+        ledger.record_request(request, "token-1")
+        lane.coordinator().run_once(lane.now)
+        lane.emulator.clock.advance(AFTER_LAUNCH)
+
+        # GIVEN the execution retried its task between the coordinator's read and its answer
+        (waiting,) = ledger.snapshot().waiting
+        ledger.record_request(request, "token-2")
+        stale = LaunchOutcome(
+            request.migration_id, "token-1", "test", "job-1", server, "LAUNCHED",
+            execution="exec-1",
+        )  # fmt: skip
+        ledger.complete([stale])
+
+        # THEN the request is answered on the token now waiting, and leaves the lane
+        assert [o.task_token for o in ledger.undelivered()] == ["token-2"]
+        assert ledger.snapshot().waiting == ()
+        assert waiting.task_token == "token-1"
+        # and another execution's request is never answered with this one's outcome
+        ledger.record_request(replace(request, execution="exec-2"), "token-3")
+        ledger.complete([replace(stale, task_token="token-2")])
+        assert [w.task_token for w in ledger.snapshot().waiting] == ["token-3"]
 
 
 def test_a_cutover_whose_window_closed_is_answered_and_never_started(lanes: LaneFactory) -> None:

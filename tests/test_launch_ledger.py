@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import boto3
@@ -21,7 +22,14 @@ from orchestration.naming import ResourceNames
 
 NOW = datetime(2026, 12, 12, 22, 0, tzinfo=UTC)
 REQUEST = LaunchRequest(
-    "mig-1", "s-00000000000000001", "cutover", "wave-1", NOW, NOW, NOW.replace(hour=23)
+    "mig-1",
+    "s-00000000000000001",
+    "cutover",
+    "wave-1",
+    NOW,
+    NOW,
+    NOW.replace(hour=23),
+    execution="exec-1",
 )
 
 
@@ -40,13 +48,20 @@ def ledger(aws_env: None) -> Iterator[DynamoLaunchLedger]:
 
 def outcome(token: str) -> LaunchOutcome:
     return LaunchOutcome(
-        "mig-1", token, "cutover", "mgnjob-1", REQUEST.source_server_id, "LAUNCHED", "i-1"
+        "mig-1",
+        token,
+        "cutover",
+        "mgnjob-1",
+        REQUEST.source_server_id,
+        "LAUNCHED",
+        "i-1",
+        execution="exec-1",
     )
 
 
 def test_a_request_is_kept_once_and_its_latest_token_waits(ledger: DynamoLaunchLedger) -> None:
-    assert ledger.record_request(REQUEST, "token-1") is True
-    assert ledger.record_request(REQUEST, "token-2") is False
+    assert ledger.record_request(REQUEST, "token-1") == "new"
+    assert ledger.record_request(REQUEST, "token-2") == "open"
     (waiting,) = ledger.snapshot().waiting
     assert waiting.request == REQUEST
     assert waiting.task_token == "token-2"
@@ -56,18 +71,16 @@ def test_an_answered_request_leaves_the_lane_and_a_repeat_of_it_is_ignored(
     ledger: DynamoLaunchLedger,
 ) -> None:
     ledger.record_request(REQUEST, "token-2")
-    ledger.complete([outcome("token-1")])  # a token replaced meanwhile: not this request's
-    assert len(ledger.snapshot().waiting) == 1
-
     ledger.complete([outcome("token-2")])
 
     assert ledger.snapshot().waiting == ()
     answered = ledger.answered("mig-1", "cutover")
     assert answered is not None
     assert (answered["launchStatus"], answered["launchedEc2InstanceId"]) == ("LAUNCHED", "i-1")
-    assert ledger.record_request(REQUEST, "token-2") is False
+    assert ledger.record_request(REQUEST, "token-2") == "answered"
     assert ledger.snapshot().waiting == ()
-    assert ledger.record_request(REQUEST, "token-3") is True  # a new execution asks anew
+    # a new execution asks anew
+    assert ledger.record_request(replace(REQUEST, execution="exec-2"), "token-3") == "new"
 
 
 def test_intents_are_written_only_on_the_version_they_were_planned_from(

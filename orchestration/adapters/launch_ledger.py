@@ -29,6 +29,7 @@ strongly consistent Query per poll, however long the lane has been in use.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast, get_args
 
@@ -42,6 +43,7 @@ from orchestration.launch_records import (
     LaunchStatus,
     LedgerConflictError,
     LedgerSnapshot,
+    RequestRecorded,
     WaitingLaunch,
 )
 
@@ -56,6 +58,15 @@ OUTCOME_PREFIX = "LAUNCH#"
 
 # No META yet means the ledger was never written to: version 0.
 _STILL_AT_SEEN_VERSION = "attribute_not_exists(version) OR version = :seen"
+# The migration's launch of this kind was not answered for this request: no outcome yet, or
+# one for another execution (a new revision asks anew) that is not this very task's.
+_NOT_ANSWERED_FOR = (
+    "attribute_not_exists(pk) OR (taskToken <> :t AND "
+    "(attribute_not_exists(execution) OR execution <> :e))"
+)
+# How often completing an outcome follows a request's changing task token before giving up
+# for this run (the next run answers it on the token then waiting).
+_TOKEN_RACES = 3
 # Recording the same job again is a no-op; recording another is a bug, refused.
 _OPEN_AND_NOT_ANOTHER_JOB = "attribute_exists(pk) AND (attribute_not_exists(jobId) OR jobId = :job)"
 
@@ -76,23 +87,29 @@ class DynamoLaunchLedger:
         self._table = table
         self._pk = lane_pk(lane)
 
-    def record_request(self, request: LaunchRequest, task_token: str) -> bool:
+    def record_request(self, request: LaunchRequest, task_token: str) -> RequestRecorded:
         item = {
             "pk": self._pk,
             "sk": _request_sk(request.kind, request.migration_id),
             **_request_attributes(request),
             "taskToken": task_token,
         }
-        answered = {"pk": migration_pk(request.migration_id), "sk": OUTCOME_PREFIX + request.kind}
+        answered_key = {
+            "pk": migration_pk(request.migration_id),
+            "sk": OUTCOME_PREFIX + request.kind,
+        }
         try:
             self._table.meta.client.transact_write_items(
                 TransactItems=[
                     {
                         "ConditionCheck": {
                             "TableName": self._table.name,
-                            "Key": answered,
-                            "ConditionExpression": "attribute_not_exists(pk) OR taskToken <> :t",
-                            "ExpressionAttributeValues": {":t": task_token},
+                            "Key": answered_key,
+                            "ConditionExpression": _NOT_ANSWERED_FOR,
+                            "ExpressionAttributeValues": {
+                                ":t": task_token,
+                                ":e": request.execution,
+                            },
                         }
                     },
                     {
@@ -107,11 +124,11 @@ class DynamoLaunchLedger:
         except ClientError as exc:
             already_answered, already_open = _cancelled(exc, 2)
             if already_answered:
-                return False
+                return self._answer_again(answered_key, task_token)
             if not already_open:
                 raise
         else:
-            return True
+            return "new"
         # Open already: the latest task token is the one waiting (a retried task has a new one).
         try:
             self._table.update_item(
@@ -124,7 +141,34 @@ class DynamoLaunchLedger:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
             return self.record_request(request, task_token)  # answered meanwhile: ask again
-        return False
+        return "open"
+
+    def _answer_again(self, answered_key: dict[str, str], task_token: str) -> RequestRecorded:
+        """The execution's launch was answered already: its recorded outcome goes to the
+        outbox on ``task_token`` (unless that very token was answered), and the record now
+        names that token, so a further repeat of it is a no-op."""
+        item = self._table.get_item(Key=answered_key, ConsistentRead=True).get("Item")
+        if item is None:  # pragma: no cover - outcomes are never deleted
+            raise LedgerConflictError(f"{answered_key}: answered, then gone")
+        if item.get("taskToken") == task_token:
+            return "answered"
+        outcome = replace(_outcome(dict(item)), task_token=task_token)
+        self._table.meta.client.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": self._table.name, "Item": _outcome_item(outcome)}},
+                {
+                    "Put": {
+                        "TableName": self._table.name,
+                        "Item": {
+                            **_outcome_item(outcome),
+                            "pk": self._pk,
+                            "sk": _outbox_sk(outcome.kind, outcome.migration_id),
+                        },
+                    }
+                },
+            ]
+        )
+        return "reanswered"
 
     def snapshot(self) -> LedgerSnapshot:
         waiting: list[WaitingLaunch] = []
@@ -199,19 +243,22 @@ class DynamoLaunchLedger:
 
     def complete(self, outcomes: Sequence[LaunchOutcome]) -> None:
         """One transaction per outcome: the request leaves the lane's open set exactly when
-        its outcome is kept. A request whose token changed meanwhile (a retried task) stays
-        open, to be answered on its new token by a later run."""
+        its outcome is kept. A request whose token changed meanwhile (the same execution
+        retried its task) is answered on its new token; a request gone, or another
+        execution's, is left alone."""
         for outcome in outcomes:
+            self._complete(outcome)
+
+    def _complete(self, outcome: LaunchOutcome) -> None:
+        request_key = {"pk": self._pk, "sk": _request_sk(outcome.kind, outcome.migration_id)}
+        for _ in range(_TOKEN_RACES):
             try:
                 self._table.meta.client.transact_write_items(
                     TransactItems=[
                         {
                             "Delete": {
                                 "TableName": self._table.name,
-                                "Key": {
-                                    "pk": self._pk,
-                                    "sk": _request_sk(outcome.kind, outcome.migration_id),
-                                },
+                                "Key": request_key,
                                 "ConditionExpression": "taskToken = :t",
                                 "ExpressionAttributeValues": {":t": outcome.task_token},
                             }
@@ -232,6 +279,12 @@ class DynamoLaunchLedger:
             except ClientError as exc:
                 if not any(_cancelled(exc, 3)):
                     raise
+            else:
+                return
+            current = self._table.get_item(Key=request_key, ConsistentRead=True).get("Item")
+            if current is None or str(current.get("execution", "")) != outcome.execution:
+                return  # answered already, or a later execution's request: not this outcome's
+            outcome = replace(outcome, task_token=str(current["taskToken"]))
 
     def undelivered(self) -> list[LaunchOutcome]:
         """Answered requests whose outcome has not reached its execution yet."""
@@ -376,6 +429,8 @@ def _request_attributes(request: LaunchRequest) -> dict[str, Any]:
         "wave": request.wave,
         "requestedAt": request.requested_at.isoformat(),
     }
+    if request.execution:
+        attributes["execution"] = request.execution
     if request.window_start is not None:
         attributes["windowStart"] = request.window_start.isoformat()
     if request.window_end is not None:
@@ -394,6 +449,7 @@ def _request(item: dict[str, Any]) -> LaunchRequest:
         requested_at=datetime.fromisoformat(str(item["requestedAt"])),
         window_start=_moment(item.get("windowStart")),
         window_end=_moment(item.get("windowEnd")),
+        execution=str(item.get("execution", "")),
         payload=str(item.get("payload", "")),
     )
 
@@ -421,6 +477,8 @@ def _outcome_item(outcome: LaunchOutcome) -> dict[str, Any]:
     }
     if outcome.job_id:
         item["jobId"] = outcome.job_id
+    if outcome.execution:
+        item["execution"] = outcome.execution
     if outcome.launched_ec2_instance_id:
         item["launchedEc2InstanceId"] = outcome.launched_ec2_instance_id
     return item
@@ -438,6 +496,7 @@ def _outcome(item: dict[str, Any]) -> LaunchOutcome:
             str(item["launchedEc2InstanceId"]) if item.get("launchedEc2InstanceId") else None
         ),
         detail=str(item.get("detail", "")),
+        execution=str(item.get("execution", "")),
     )
 
 

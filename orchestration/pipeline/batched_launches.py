@@ -93,7 +93,9 @@ class BatchedLaunches:
 
     # --- request_launch --------------------------------------------------------------------
 
-    def request(self, state: State, launch: Launch, task_token: str) -> dict[str, Any]:
+    def request(
+        self, state: State, launch: Launch, task_token: str, execution: str = ""
+    ) -> dict[str, Any]:
         spec = MigrationSpec.model_validate(state["spec"])
         lane = self._lanes.lane_of(spec)
         ledger = self._ledger_for(lane.label)
@@ -106,6 +108,7 @@ class BatchedLaunches:
             requested_at=now,
             window_start=spec.window_start if launch == "cutover" else None,
             window_end=spec.window_end if launch == "cutover" else None,
+            execution=execution,
             payload=json.dumps(spec.model_dump(mode="json", by_alias=True)),
         )
         recorded = ledger.record_request(request, task_token)

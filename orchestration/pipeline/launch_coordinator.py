@@ -42,6 +42,7 @@ from orchestration.launch_records import (
     LaunchRequest,
     LaunchStatus,
     LedgerConflictError,
+    RequestRecorded,
     WaitingLaunch,
 )
 from orchestration.pipeline.launch_batches import (
@@ -100,8 +101,8 @@ class LaunchCoordinator:
         self._new_intent_id = new_intent_id
         self._on_started = on_started or (lambda _intent, _job, _members: None)
 
-    def request(self, request: LaunchRequest, task_token: str) -> bool:
-        """Record an execution's request (idempotent per migration and kind); True if new."""
+    def request(self, request: LaunchRequest, task_token: str) -> RequestRecorded:
+        """Record an execution's request (idempotent per migration and kind)."""
         return self._ledger.record_request(request, task_token)
 
     def replication_ready(self, server_ids: Sequence[str]) -> dict[str, bool]:
@@ -354,4 +355,5 @@ def _outcome(
         launch_status=status,
         launched_ec2_instance_id=instance_id,
         detail=detail,
+        execution=request.execution,
     )

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         LaunchOutcome,
         LaunchRequest,
         LedgerSnapshot,
+        RequestRecorded,
     )
     from orchestration.pipeline.reporter import MigrationIdentity
     from orchestration.pipeline.spec import MigrationSpec
@@ -114,10 +115,11 @@ class LaunchLedger(Protocol):
     """One lane's launch coordinator's durable records: the open requests (with the task
     tokens waiting for them) and the intents (jobs decided, started or about to be)."""
 
-    def record_request(self, request: LaunchRequest, task_token: str) -> bool:
-        """Keep a request; True if new. A repeat (same migration and kind) while it is open
-        only replaces its task token; a repeat of one already answered with this token is
-        ignored."""
+    def record_request(self, request: LaunchRequest, task_token: str) -> RequestRecorded:
+        """Keep a request (see ``RequestRecorded``). A repeat (same migration and kind)
+        while it is open only replaces its task token; a repeat by the execution whose
+        launch was answered is answered again from the recorded outcome (into the outbox,
+        with the new token), never launched twice."""
         ...
 
     def snapshot(self) -> LedgerSnapshot:
@@ -139,7 +141,9 @@ class LaunchLedger(Protocol):
 
     def complete(self, outcomes: Sequence[LaunchOutcome]) -> None:
         """These requests are answered: no longer open, their outcomes kept, and each in the
-        lane's outbox until ``delivered``."""
+        lane's outbox until ``delivered``. An outcome whose request's task token changed
+        meanwhile (the same execution asked again) is answered on the request's new token;
+        one whose request is gone, or is another execution's, is dropped."""
         ...
 
     def undelivered(self) -> list[LaunchOutcome]:

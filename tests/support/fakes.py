@@ -24,6 +24,7 @@ from orchestration.launch_records import (
     LaunchRequest,
     LedgerConflictError,
     LedgerSnapshot,
+    RequestRecorded,
     WaitingLaunch,
 )
 from orchestration.migration_request import MigrationRequest
@@ -538,15 +539,19 @@ class FakeLaunchLedger:
         # Another coordinator writes an intent just before the next add_intent.
         self.written_meanwhile = False
 
-    def record_request(self, request: LaunchRequest, task_token: str) -> bool:
+    def record_request(self, request: LaunchRequest, task_token: str) -> RequestRecorded:
         answered = self.answered.get(request.key)
         if answered is not None and answered.task_token == task_token:
-            return False
+            return "answered"
+        if answered is not None and request.execution and answered.execution == request.execution:
+            again = replace(answered, task_token=task_token)
+            self.answered[request.key] = self.outbox[request.key] = again
+            return "reanswered"
         if request.key in self.waiting:
             self.waiting[request.key] = replace(self.waiting[request.key], task_token=task_token)
-            return False
+            return "open"
         self.waiting[request.key] = WaitingLaunch(request, task_token)
-        return True
+        return "new"
 
     def snapshot(self) -> LedgerSnapshot:
         return LedgerSnapshot(
@@ -575,10 +580,11 @@ class FakeLaunchLedger:
         for outcome in outcomes:
             key = (outcome.migration_id, outcome.kind)
             launch = self.waiting.get(key)
-            if launch is not None and launch.task_token == outcome.task_token:
-                del self.waiting[key]
-                self.answered[key] = outcome
-                self.outbox[key] = outcome
+            if launch is None or launch.request.execution != outcome.execution:
+                continue
+            answer = replace(outcome, task_token=launch.task_token)
+            del self.waiting[key]
+            self.answered[key] = self.outbox[key] = answer
 
     def undelivered(self) -> list[LaunchOutcome]:
         return list(self.outbox.values())
