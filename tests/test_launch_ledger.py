@@ -146,3 +146,31 @@ def test_a_loop_that_stopped_beating_is_replaced(ledger: DynamoLaunchLedger) -> 
     later = NOW + timedelta(seconds=801)
     assert ledger.claim_loop("loop-2", later, stale_after=300) == "loop-2"
     assert ledger.beat("loop-1", later, 300) is None
+
+
+def test_a_loop_hands_its_lease_over_only_while_it_holds_it(ledger: DynamoLaunchLedger) -> None:
+    from datetime import timedelta
+
+    assert ledger.claim_loop("loop-1", NOW, stale_after=300) == "loop-1"
+    assert ledger.beat("loop-1", NOW, 300) == 1
+    later = NOW + timedelta(seconds=250)
+    assert ledger.hand_over_loop("loop-1", "loop-1b", later, 300) is True
+    # The new loop holds it, for stale_after from the handover; the old one no longer does.
+    assert ledger.beat("loop-1", later, 300) is None
+    assert ledger.claim_loop("loop-2", later + timedelta(seconds=299), stale_after=300) is None
+    # The same handover again (a retried run) is a success, and changes nothing else.
+    assert ledger.hand_over_loop("loop-1", "loop-1b", later, 300) is True
+    # The request count went along: the new loop sees the requests counted meanwhile.
+    assert ledger.beat("loop-1b", later, 300) == 2
+    # Handing back (the new execution could not start) works the same way.
+    assert ledger.hand_over_loop("loop-1b", "loop-1", later, 300) is True
+    assert ledger.beat("loop-1b", later, 300) is None
+    assert ledger.beat("loop-1", later, 300) is not None
+    # A loop that no longer holds the lease cannot hand it over, nor take it.
+    assert ledger.hand_over_loop("loop-1b", "loop-1c", later, 300) is False
+    assert ledger.beat("loop-1", later, 300) is not None
+    seen = ledger.beat("loop-1", later, 300)
+    assert seen is not None
+    assert ledger.release_loop("loop-1", seen) is True
+    assert ledger.hand_over_loop("loop-1", "loop-1d", later, 300) is False  # nobody holds it
+    assert ledger.claim_loop("loop-3", later, stale_after=300) == "loop-3"

@@ -17,7 +17,8 @@ Items (``<lane>`` is ``account/region``):
   that dies between the two re-sends it on its next run.
 - ``LAUNCHLANE#<lane>`` / ``LEASE``: the lane's running coordinator loop (its execution's
   name), a counter of requests, and a heartbeat: a request starts a loop only when none
-  holds the lease; a loop gives it up only if no request arrived since it last looked.
+  holds the lease; a loop gives it up only if no request arrived since it last looked, or
+  hands it over to a fresh execution of itself (before its history grows too long).
 - ``MIGRATION#<id>`` / ``LAUNCH#<kind>``: the migration's last answered launch of that kind
   (outcome, job, instance, the task token it answered): what makes a repeated request with
   the same token a no-op, kept with the rest of the migration.
@@ -379,6 +380,32 @@ class DynamoLaunchLedger:
                 raise
             return None
         return int(response["Attributes"].get("requests", 0))  # type: ignore[arg-type]
+
+    def hand_over_loop(
+        self, from_execution: str, to_execution: str, now: datetime, stale_after: float
+    ) -> bool:
+        """Name ``to_execution`` the lane's loop instead of ``from_execution``, in one
+        conditional write: only if ``from_execution`` still holds the lease, or it names
+        ``to_execution`` already (the same handover again: a retried run). The lease lasts
+        ``stale_after`` seconds from now, until the new loop beats; the request count stays.
+        False if another loop holds it, or none does."""
+        try:
+            self._table.update_item(
+                Key={"pk": self._pk, "sk": LEASE},
+                UpdateExpression="SET execution = :to, heartbeat = :now, expiresAt = :until",
+                ConditionExpression="execution = :from OR execution = :to",
+                ExpressionAttributeValues={
+                    ":from": from_execution,
+                    ":to": to_execution,
+                    ":now": now.isoformat(),
+                    ":until": (now + timedelta(seconds=stale_after)).isoformat(),
+                },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
 
     def release_loop(self, execution: str, seen_requests: int) -> bool:
         """Give the lease up, only if no request was counted since ``seen_requests``."""

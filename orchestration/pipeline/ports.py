@@ -175,6 +175,13 @@ class LaneLaunchLedger(LaunchLedger, Protocol):
         """End the loop's lease, only if no request was counted since ``seen_requests``."""
         ...
 
+    def hand_over_loop(
+        self, from_execution: str, to_execution: str, now: datetime, stale_after: float
+    ) -> bool:
+        """Move the lease from ``from_execution`` to ``to_execution`` (one conditional write,
+        also true if it names ``to_execution`` already); False if another loop holds it."""
+        ...
+
 
 class TaskTokens(Protocol):
     """Answering the executions waiting on a task token, and starting executions."""
