@@ -23,9 +23,10 @@ locals {
     rollback_handler  = ["assume_target_role", "state_read_write", "put_events", "kms_decrypt"]
     # Batched launches: a request goes into the lane's ledger (a transaction) and claims the
     # lane's loop lease, starting the loop when none runs; the loop reads and writes the
-    # ledger, starts MGN jobs in the lane (target role), reports and answers the executions.
+    # ledger, starts MGN jobs in the lane (target role), reports and answers the executions,
+    # and after its runs hands the lane over to a fresh execution of itself (StartExecution).
     request_launch      = ["launch_requests", "start_launch_coordinator", "kms_decrypt"]
-    coordinate_launches = ["assume_target_role", "launch_ledger", "send_launch_outcomes", "put_events", "kms_decrypt"]
+    coordinate_launches = ["assume_target_role", "launch_ledger", "send_launch_outcomes", "start_launch_coordinator", "put_events", "kms_decrypt"]
     # Reads only: every lane's source servers' replication (through the target role), the
     # pending approvals (gsi1) and their migrations' cutover windows (GetItem). Its metrics go
     # to CloudWatch as EMF log lines.

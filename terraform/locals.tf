@@ -266,6 +266,7 @@ locals {
     ServersPerJob                 = var.launch.servers_per_job
     ServersInActiveJobs           = var.launch.servers_in_active_jobs
     LingerSeconds                 = var.launch.linger_seconds
+    HandOverAfterRuns             = var.launch.hand_over_after_runs
   }
 }
 

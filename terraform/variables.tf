@@ -144,7 +144,7 @@ variable "timings" {
 }
 
 variable "launch" {
-  description = "How MGN launches start: design \"per-vm\" (each execution starts its own job) or \"batched\" (each lane's launch coordinator packs them into jobs), the lane's MGN quotas (raise them with the account's), the linger (s) a test launch waits for others and the coordinator waits between runs, and how long (s) a cutover request may wait. Defaults equal LaunchSettings.aws() in orchestration/statemachine."
+  description = "How MGN launches start: design \"per-vm\" (each execution starts its own job) or \"batched\" (each lane's launch coordinator packs them into jobs), the lane's MGN quotas (raise them with the account's), the linger (s) a test launch waits for others and the coordinator waits between runs, how long (s) a cutover request may wait, and after how many runs a coordinator loop hands its lane over to a fresh execution (its history stays below Step Functions' 25,000 events: a run costs about 9). Defaults equal LaunchSettings.aws() in orchestration/statemachine."
   type = object({
     design                  = string
     concurrent_jobs         = number
@@ -152,6 +152,7 @@ variable "launch" {
     servers_in_active_jobs  = number
     linger_seconds          = number
     cutover_timeout_seconds = number
+    hand_over_after_runs    = optional(number, 1000)
   })
   default = {
     design                  = "per-vm"
@@ -160,6 +161,7 @@ variable "launch" {
     servers_in_active_jobs  = 200
     linger_seconds          = 60
     cutover_timeout_seconds = 604800
+    hand_over_after_runs    = 1000
   }
 
   validation {
@@ -176,6 +178,12 @@ variable "launch" {
       var.launch.cutover_timeout_seconds >= 1,
     ])
     error_message = "launch quotas, linger_seconds and cutover_timeout_seconds must be positive."
+  }
+
+  validation {
+    # MAX_RUNS_PER_LOOP in orchestration/statemachine: 2,000 runs are some 18,000 events.
+    condition     = var.launch.hand_over_after_runs >= 1 && var.launch.hand_over_after_runs <= 2000
+    error_message = "launch.hand_over_after_runs must be between 1 and 2000."
   }
 }
 

@@ -1,9 +1,11 @@
-"""BatchedLaunches: outcomes reach their executions exactly once, whatever fails in between."""
+"""BatchedLaunches: outcomes reach their executions exactly once, whatever fails in between;
+a lane's loop hands over to a fresh execution of itself, never leaving the lane without one."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -12,21 +14,41 @@ from moto import mock_aws
 
 from orchestration.adapters.lanes import Lane
 from orchestration.adapters.launch_ledger import DynamoLaunchLedger
-from orchestration.adapters.stepfunctions import TaskDoesNotExistError
+from orchestration.adapters.stepfunctions import (
+    ExecutionAlreadyExistsError,
+    StepFunctionsRefusedError,
+    TaskDoesNotExistError,
+)
 from orchestration.launch_records import LaunchOutcome, LaunchRequest
 from orchestration.local.provision import provision
 from orchestration.naming import ResourceNames
-from orchestration.pipeline.batched_launches import BatchedLaunches, loop_name, outcome_output
+from orchestration.pipeline.batched_launches import (
+    BatchedLaunches,
+    loop_name,
+    outcome_output,
+    successor_name,
+)
 from tests.support.fakes import FixedClock
 
 NOW = datetime(2026, 12, 12, 22, 0, tzinfo=UTC)
 REQUEST = LaunchRequest("mig-1", "s-0123456789abcdef0", "test", "wave-1", NOW)
+LANE = "123456789012/eu-west-1"
+# The loop's config (its definition's Configure state); it hands over after its third run.
+CONFIG = {
+    "concurrentJobs": 20,
+    "serversPerJob": 200,
+    "serversInActiveJobs": 200,
+    "lingerSeconds": 60,
+    "handOverAfterRuns": 3,
+}
 
 
 class Tasks:
     def __init__(self) -> None:
         self.sent: list[tuple[str, Mapping[str, Any]]] = []
         self.fail_with: Exception | None = None
+        self.started: list[tuple[str, str, Mapping[str, Any]]] = []
+        self.start_fails_with: Exception | None = None
 
     def send_task_success(self, task_token: str, output: Mapping[str, Any]) -> None:
         if self.fail_with is not None:
@@ -34,7 +56,20 @@ class Tasks:
         self.sent.append((task_token, output))
 
     def start(self, state_machine_arn: str, name: str, payload: Mapping[str, Any]) -> str:
+        if self.start_fails_with is not None:
+            raise self.start_fails_with
+        if any(started == name for _, started, _ in self.started):
+            raise ExecutionAlreadyExistsError(f"ExecutionAlreadyExists: {name}")
+        self.started.append((state_machine_arn, name, payload))
         return f"{state_machine_arn}:{name}"
+
+
+class NoMgn:
+    """The lane's sessions, for runs that have nothing to start or observe: a fresh test
+    request waits for its linger, so MGN is never asked."""
+
+    def clients(self, lane: Lane) -> SimpleNamespace:
+        return SimpleNamespace(mgn=None)
 
 
 @pytest.fixture
@@ -47,19 +82,19 @@ def ledger(aws_env: None) -> Iterator[DynamoLaunchLedger]:
             events=boto3.client("events", region_name="us-east-1"),
         )
         table = boto3.resource("dynamodb", region_name="us-east-1").Table(resources.table_name)
-        yield DynamoLaunchLedger(table, "123456789012/eu-west-1")
+        yield DynamoLaunchLedger(table, LANE)
 
 
 @pytest.fixture
 def launches(ledger: DynamoLaunchLedger) -> tuple[BatchedLaunches, Any, Tasks]:
     tasks = Tasks()
     service = BatchedLaunches(
-        lanes=None,  # type: ignore[arg-type]  # delivery touches no lane
+        lanes=NoMgn(),  # type: ignore[arg-type]
         ledger_for=lambda _lane: ledger,
         tasks=tasks,
         coordinator_arn="arn:coordinator",
         reporter=None,  # type: ignore[arg-type]
-        clock=FixedClock(),
+        clock=FixedClock(NOW),
     )
     return service, ledger, tasks
 
@@ -105,3 +140,151 @@ def test_loop_names_are_unique_and_valid_execution_names() -> None:
     names = {loop_name(lane, NOW.timestamp()) for _ in range(50)}
     assert len(names) == 50
     assert all(len(name) <= 80 and "/" not in name for name in names)
+
+
+# --- a loop hands over to a fresh execution of itself ("continue as new") ------------------
+
+
+def _busy_lane(ledger: Any) -> str:
+    """A request waits in the lane (its linger not over), and a loop holds the lease."""
+    ledger.record_request(REQUEST, "token-1")
+    name = ledger.claim_loop("launches-123456789012-eu-west-1-1-aaaaaaaa", NOW, 300)
+    assert name is not None
+    return str(name)
+
+
+def test_a_busy_loop_hands_its_lane_over_after_its_runs_and_ends(
+    launches: tuple[BatchedLaunches, Any, Tasks],
+) -> None:
+    service, ledger, tasks = launches
+    loop = _busy_lane(ledger)
+    runs = 0
+    for _ in range(2):
+        run = service.coordinate(LANE, loop, CONFIG, runs)
+        assert (run["done"], run["waitSeconds"]) == (False, 60)
+        runs = run["runs"]
+    assert (runs, tasks.started) == (2, [])
+
+    run = service.coordinate(LANE, loop, CONFIG, runs)  # the third
+
+    # THEN the lease went to a new execution of the coordinator, started with the lane
+    successor = successor_name(loop, 3)
+    assert (run["done"], run["handedOverTo"], run["runs"]) == (True, successor, 3)
+    assert tasks.started == [("arn:coordinator", successor, {"lane": LANE})]
+    assert successor != loop
+    assert len(successor) <= 80
+    assert "/" not in successor
+    # AND the new loop holds the lane and runs it, counting from its own first run
+    after = service.coordinate(LANE, successor, CONFIG, 0)
+    assert (after["done"], after["runs"], after["waiting"]) == (False, 1, 1)
+    # AND the old one, run again (its Lambda retried), ends without a second start
+    again = service.coordinate(LANE, loop, CONFIG, runs)
+    assert (again["done"], again["handedOverTo"]) == (True, successor)
+    assert len(tasks.started) == 1
+    assert ledger.beat(loop, NOW, 300) is None
+    assert ledger.beat(successor, NOW, 300) is not None
+
+
+def test_a_retried_run_starts_the_successor_it_handed_the_lease_to(
+    launches: tuple[BatchedLaunches, Any, Tasks],
+) -> None:
+    service, ledger, tasks = launches
+    loop = _busy_lane(ledger)
+    # The run moved the lease, then its Lambda died before StartExecution.
+    successor = successor_name(loop, 3)
+    assert ledger.hand_over_loop(loop, successor, NOW, 300) is True
+
+    run = service.coordinate(LANE, loop, CONFIG, 2)  # the retry: the same input
+
+    assert (run["done"], run["handedOverTo"]) == (True, successor)
+    assert tasks.started == [("arn:coordinator", successor, {"lane": LANE})]
+
+
+def test_a_successor_that_cannot_start_leaves_the_lane_with_the_old_loop(
+    launches: tuple[BatchedLaunches, Any, Tasks],
+) -> None:
+    service, ledger, tasks = launches
+    loop = _busy_lane(ledger)
+    tasks.start_fails_with = StepFunctionsRefusedError(
+        {"Error": {"Code": "ExecutionLimitExceeded", "Message": "too many"}}, "StartExecution"
+    )
+
+    run = service.coordinate(LANE, loop, CONFIG, 2)
+
+    # THEN the old loop keeps the lease and runs on; the successor's name holds nothing
+    assert (run["done"], run["waitSeconds"], run["handOverFailed"]) == (
+        False,
+        60,
+        "StepFunctionsRefusedError",
+    )
+    assert tasks.started == []
+    failed = successor_name(loop, 3)
+    assert service.coordinate(LANE, failed, CONFIG, 0) == {
+        "runs": 1,
+        "done": True,
+        "reason": "another loop holds the lane",
+    }
+    # AND its next run hands over, to another name (the failed one may exist after all)
+    tasks.start_fails_with = None
+    run = service.coordinate(LANE, loop, CONFIG, run["runs"])
+    assert (run["done"], run["handedOverTo"]) == (True, successor_name(loop, 4))
+    assert successor_name(loop, 4) != failed
+    assert [name for _, name, _ in tasks.started] == [successor_name(loop, 4)]
+
+
+def test_a_loop_that_lost_the_lease_ends_without_handing_over(
+    launches: tuple[BatchedLaunches, Any, Tasks],
+) -> None:
+    service, ledger, tasks = launches
+    loop = _busy_lane(ledger)
+    # Taken for dead: its lease expired and a request started another loop.
+    later = NOW + timedelta(seconds=301)
+    assert ledger.claim_loop("launches-other", later, 300) == "launches-other"
+
+    run = service.coordinate(LANE, loop, CONFIG, 2)
+
+    assert run == {"runs": 3, "done": True, "reason": "another loop holds the lane"}
+    assert tasks.started == []
+    assert ledger.beat("launches-other", later, 300) is not None
+
+
+def test_an_idle_loop_ends_rather_than_hands_over(
+    launches: tuple[BatchedLaunches, Any, Tasks],
+) -> None:
+    service, ledger, tasks = launches
+    loop = ledger.claim_loop("launches-idle", NOW, 300)
+
+    run = service.coordinate(LANE, loop, CONFIG, 2)
+
+    assert (run["done"], "handedOverTo" in run) == (True, False)
+    assert tasks.started == []
+    assert ledger.claim_loop("launches-next", NOW, 300) == "launches-next"  # released
+
+
+def test_a_loop_of_a_definition_that_counts_no_runs_hands_over_after_its_next_run(
+    launches: tuple[BatchedLaunches, Any, Tasks],
+) -> None:
+    """Running when handovers were deployed: no ``handOverAfterRuns``, no ``runs``."""
+    service, ledger, tasks = launches
+    loop = _busy_lane(ledger)
+    uncounted = {k: v for k, v in CONFIG.items() if k != "handOverAfterRuns"}
+
+    run = service.coordinate(LANE, loop, uncounted)
+
+    assert (run["done"], run["handedOverTo"]) == (True, successor_name(loop, 1))
+    assert [name for _, name, _ in tasks.started] == [successor_name(loop, 1)]
+
+
+def test_successor_names_are_the_same_for_a_retry_and_new_for_each_handover() -> None:
+    lane = Lane("444455556666", "ap-southeast-2")
+    first = loop_name(lane, NOW.timestamp())
+    names = [first]
+    for _ in range(20):
+        names.append(successor_name(names[-1], 1000))
+    assert len(set(names)) == len(names)
+    assert successor_name(first, 1000) == names[1]
+    assert successor_name(first, 1001) != names[1]
+    stem = first.rsplit("-", 1)[0]
+    assert all(n.startswith(stem + "-") and len(n) == len(first) for n in names)
+    assert successor_name("x" * 80, 1) == successor_name("x" * 80, 1)
+    assert len(successor_name("x" * 80, 1)) <= 80

@@ -507,14 +507,15 @@ def _run_every_path() -> Run:
 
 def _run_batched_paths() -> Run:
     """The batched launch design's functions: two VMs handed to their lane's coordinator,
-    one migrated, one whose test launch fails in the shared job (rolled back)."""
+    one migrated, one whose test launch fails in the shared job (rolled back); the loop hands
+    the lane over to a fresh execution of itself after every run that leaves it busy."""
     migrated, failing = example_requests()[:2]
     requests = [migrated, failing]
     recorder = ApiCallRecorder().start()
     options = SystemOptions(
         timings=replace(Timings.local(), approval_timeout_seconds=60),
         launch_design="batched",
-        launch=replace(LaunchSettings.local("batched"), linger_seconds=1),
+        launch=replace(LaunchSettings.local("batched"), linger_seconds=1, hand_over_after_runs=1),
     )
     try:
         with EmbeddedSystem(options) as system:

@@ -18,6 +18,7 @@ from orchestration.statemachine import (
     COORDINATOR_FUNCTION_PLACEHOLDERS,
     COORDINATOR_TIMINGS,
     FUNCTION_PLACEHOLDERS,
+    MAX_RUNS_PER_LOOP,
     LaunchSettings,
     Timings,
     placeholders,
@@ -107,17 +108,27 @@ def test_the_launch_design_is_chosen_where_the_launch_loops_begin(
     assert rendered["States"]["Configure"]["Result"]["launchDesign"] == "batched"
 
 
-def test_the_coordinator_loop_lingers_runs_and_ends_when_idle() -> None:
-    launch = LaunchSettings(design="batched", linger_seconds=42)
+def test_the_coordinator_loop_lingers_runs_and_ends_when_idle_or_handed_over() -> None:
+    launch = LaunchSettings(design="batched", linger_seconds=42, hand_over_after_runs=500)
     loop = render_coordinator_definition(
         {"coordinate_launches": "arn:coordinate"}, Timings.aws(), launch
     )
     states = loop["States"]
     assert states["Configure"]["Result"]["lingerSeconds"] == 42
+    assert states["Configure"]["Result"]["handOverAfterRuns"] == 500
+    # The runs are counted from 0 in each execution; each run returns them, one more.
+    assert states["Configure"]["Next"] == "CountRuns"
+    assert (states["CountRuns"]["Result"], states["CountRuns"]["ResultPath"]) == (
+        {"runs": 0},
+        "$.run",
+    )
+    assert states["CountRuns"]["Next"] == "Linger"
     assert states["Linger"]["Next"] == "Coordinate"
     task = states["Coordinate"]
     assert task["Resource"] == "arn:coordinate"
     assert task["Parameters"]["execution.$"] == "$$.Execution.Name"
+    assert task["Parameters"]["runs.$"] == "$.run.runs"
+    assert task["ResultPath"] == "$.run"
     assert task["TimeoutSeconds"] == Timings.aws().task_timeout_seconds
     assert task["Retry"][0]["JitterStrategy"] == "FULL"
     assert states["Idle"]["Choices"][0]["Next"] == "Done"
@@ -133,6 +144,12 @@ def test_launch_settings_refuse_an_unknown_design_and_non_positive_quotas() -> N
         LaunchSettings(design="bulk")
     with pytest.raises(ValueError, match="quotas"):
         LaunchSettings(servers_per_job=0)
+    for runs in (0, MAX_RUNS_PER_LOOP + 1):
+        with pytest.raises(ValueError, match="hand_over_after_runs"):
+            LaunchSettings(hand_over_after_runs=runs)
+    # A run costs about 9 history events, more when retried: far below 25,000 either way.
+    assert LaunchSettings.aws().hand_over_after_runs * 9 <= 10_000
+    assert MAX_RUNS_PER_LOOP * 9 <= 20_000
     assert LaunchSettings.aws().design == "per-vm"
     assert LaunchSettings.local("batched").linger_seconds < LaunchSettings.aws().linger_seconds
 

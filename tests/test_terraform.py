@@ -40,6 +40,7 @@ from orchestration.statemachine import (
     COORDINATOR_FUNCTION_PLACEHOLDERS,
     DEFINITION_FILE,
     FUNCTION_PLACEHOLDERS,
+    MAX_RUNS_PER_LOOP,
     LaunchSettings,
     Timings,
     placeholders,
@@ -541,6 +542,21 @@ def test_the_launch_settings_default_to_the_aws_launch_settings() -> None:
     assert {k: _unquote(v) if isinstance(v, str) else v for k, v in default.items()} == (
         dataclasses.asdict(LaunchSettings.aws())
     )
+
+
+def test_a_loop_hands_over_within_the_bounds_launch_settings_allow() -> None:
+    launch = _labelled("variable")["launch"]
+    # Optional: a launch object written before handovers keeps working, with the default.
+    assert "hand_over_after_runs = optional(number, 1000)" in launch["type"]
+    assert LaunchSettings.aws().hand_over_after_runs == 1000
+    assert any(
+        validation["condition"]
+        == (
+            "${var.launch.hand_over_after_runs >= 1 && "
+            f"var.launch.hand_over_after_runs <= {MAX_RUNS_PER_LOOP}}}"
+        )
+        for validation in launch["validation"]
+    ), launch["validation"]
 
 
 def test_the_launch_coordinator_renders_its_definition_and_may_invoke_only_its_function() -> None:

@@ -1,8 +1,9 @@
 """``coordinate_launches``: one run of a lane's launch coordinator loop (batched launches).
 
 The loop's state machine (``launch-coordinator.asl.json``) calls it with the lane, its own
-execution name and its configuration (quotas, linger); it answers ``done`` when the loop may
-end, else how long to wait before the next run.
+execution name, its configuration (quotas, linger, runs before a handover) and its runs so
+far; it answers ``done`` when the loop may end (the lane is idle, or handed over to a fresh
+execution), else how long to wait before the next run, and the runs with this one.
 """
 
 from __future__ import annotations
@@ -21,4 +22,7 @@ from orchestration.observability import count, logger, metrics, tracer
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     count("CoordinatorRuns")
     logger.append_keys(lane=event["lane"])
-    return wiring.launches().coordinate(event["lane"], event["execution"], event["config"])
+    # "runs" is absent only for a loop started on a definition that did not count its runs.
+    return wiring.launches().coordinate(
+        event["lane"], event["execution"], event["config"], int(event.get("runs", 0))
+    )

@@ -14,22 +14,33 @@ lane's outbox only once sent (or once its execution turned out to have moved on:
 ``TaskDoesNotExist``, ``InvalidToken`` or ``TaskTimedOut`` answer), so a loop that dies in
 between re-sends it on its next run. The loop ends when nothing waits, no job runs and no
 request was counted since it looked; otherwise it waits and runs again.
+
+A loop also ends after ``hand_over_after_runs`` runs (its execution's history would
+otherwise reach Step Functions' 25,000 events while a wave keeps its lane busy for days): it
+moves the lease to a successor's name (one conditional write, while it still holds it),
+starts an execution of that name and ends; the successor lingers, then runs as any loop. If
+the start fails, the loop takes the lease back and keeps running (it tries again next run):
+the lane is never without a loop, and never has two. The successor's name follows from the
+loop's own and its run count, so a retried run that handed over already finds the lease
+with its successor and makes sure it started (a name that exists is a success).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from orchestration.adapters.lanes import Lane, LaneSessions
-from orchestration.adapters.stepfunctions import TaskNotWaitingError
+from orchestration.adapters.stepfunctions import ExecutionAlreadyExistsError, TaskNotWaitingError
 from orchestration.clock import Clock
 from orchestration.events import Step
 from orchestration.launch_records import LaunchIntent, LaunchOutcome, LaunchRequest, WaitingLaunch
+from orchestration.observability import logger
 from orchestration.pipeline.launch_batches import LaneQuotas
 from orchestration.pipeline.launch_coordinator import LaunchCoordinator
 from orchestration.pipeline.ports import LaneLaunchLedger, StatusReports, TaskTokens
@@ -41,6 +52,10 @@ from orchestration.pipeline.steps import Launch, State
 # Runs are a linger apart (60 s on AWS), so a loop's lease outlasts several lingers.
 STALE_AFTER_SECONDS = 300.0
 STALE_AFTER_LINGERS = 5
+# A loop started on a definition that counts no runs (running when handovers were deployed)
+# hands over after its next run, to a loop that counts.
+UNCOUNTED_HAND_OVER_AFTER_RUNS = 1
+ANOTHER_LOOP = "another loop holds the lane"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +64,7 @@ class LoopConfig:
 
     quotas: LaneQuotas
     linger_seconds: int
+    hand_over_after_runs: int
 
     @classmethod
     def from_event(cls, config: Mapping[str, Any]) -> LoopConfig:
@@ -59,6 +75,9 @@ class LoopConfig:
                 servers_in_active_jobs=int(config["serversInActiveJobs"]),
             ),
             linger_seconds=int(config["lingerSeconds"]),
+            hand_over_after_runs=int(
+                config.get("handOverAfterRuns", UNCOUNTED_HAND_OVER_AFTER_RUNS)
+            ),
         )
 
 
@@ -125,15 +144,34 @@ class BatchedLaunches:
     # --- coordinate_launches ---------------------------------------------------------------
 
     def coordinate(
-        self, lane_label: str, execution: str, config: Mapping[str, Any]
+        self, lane_label: str, execution: str, config: Mapping[str, Any], runs: int = 0
     ) -> dict[str, Any]:
+        """One run of the lane's loop ``execution``, which has run ``runs`` times before: the
+        result says whether the loop ends (``done``) and carries its runs, this one counted."""
         loop = LoopConfig.from_event(config)
         ledger = self._ledger_for(lane_label)
         now = self._clock.now()
         stale_after = max(self._stale_after, STALE_AFTER_LINGERS * loop.linger_seconds)
+        runs += 1
+        hand_over = runs >= loop.hand_over_after_runs
         seen = ledger.beat(execution, now, stale_after)
-        if seen is None:  # another loop holds the lane now (this one was taken for dead)
-            return {"done": True, "reason": "another loop holds the lane"}
+        if seen is None:
+            # Another loop holds the lane (this one was taken for dead), or this run, retried,
+            # handed it over already: then make sure its successor started.
+            if hand_over:
+                return {
+                    "runs": runs,
+                    **self._hand_over(
+                        ledger,
+                        lane_label,
+                        execution,
+                        runs,
+                        now=now,
+                        stale_after=stale_after,
+                        linger_seconds=loop.linger_seconds,
+                    ),
+                }
+            return {"runs": runs, "done": True, "reason": ANOTHER_LOOP}
         account_id, _, region = lane_label.partition("/")
         coordinator = LaunchCoordinator(
             mgn=self._lanes.clients(Lane(account_id, region)).mgn,
@@ -146,16 +184,67 @@ class BatchedLaunches:
         sent, moved_on = self.deliver(ledger)
         snapshot = ledger.snapshot()
         idle = not snapshot.waiting and not snapshot.intents and not ledger.undelivered()
-        result = {
+        result: dict[str, Any] = {
             "answered": len(answered),
             "sent": sent,
             "movedOn": moved_on,
             "waiting": len(snapshot.waiting),
             "jobs": len(snapshot.intents),
+            "runs": runs,
         }
         if idle and ledger.release_loop(execution, seen):
             return {**result, "done": True}
+        if hand_over:
+            return {
+                **result,
+                **self._hand_over(
+                    ledger,
+                    lane_label,
+                    execution,
+                    runs,
+                    now=now,
+                    stale_after=stale_after,
+                    linger_seconds=loop.linger_seconds,
+                ),
+            }
         return {**result, "done": False, "waitSeconds": loop.linger_seconds}
+
+    def _hand_over(
+        self,
+        ledger: LaneLaunchLedger,
+        lane_label: str,
+        execution: str,
+        runs: int,
+        *,
+        now: datetime,
+        stale_after: float,
+        linger_seconds: int,
+    ) -> dict[str, Any]:
+        """Move the lane's lease to this loop's successor and start it ("continue as new"):
+        the end of the run's result (``done`` unless the start failed and the loop kept it)."""
+        successor = successor_name(execution, runs)
+        if not ledger.hand_over_loop(execution, successor, now, stale_after):
+            return {"done": True, "reason": ANOTHER_LOOP}
+        try:
+            self._tasks.start(self._coordinator_arn, successor, {"lane": lane_label})
+        except ExecutionAlreadyExistsError:
+            pass  # this run, retried, had started it already
+        except Exception as exc:
+            # Not started (or not known to be): take the lease back and keep running, so the
+            # lane always has a loop. A successor that did start finds the lease not its own.
+            if not ledger.hand_over_loop(successor, execution, now, stale_after):
+                return {"done": True, "reason": ANOTHER_LOOP}
+            logger.warning(
+                "handing the lane over failed: the loop keeps it and tries again next run",
+                extra={"successor": successor},
+                exc_info=True,
+            )
+            return {
+                "done": False,
+                "waitSeconds": linger_seconds,
+                "handOverFailed": type(exc).__name__,
+            }
+        return {"done": True, "handedOverTo": successor}
 
     def deliver(self, ledger: LaneLaunchLedger) -> tuple[int, int]:
         """Send every outcome of the outbox; each leaves it once sent (or no longer awaited)."""
@@ -200,6 +289,15 @@ def outcome_output(outcome: LaunchOutcome) -> dict[str, Any]:
         "launchStatus": outcome.launch_status,
         "detail": outcome.detail,
     }
+
+
+def successor_name(execution: str, runs: int) -> str:
+    """The execution the loop ``execution`` hands its lane over to after ``runs`` runs: the
+    same for a retried run (a repeated start is refused as existing: a success), another for
+    each handover. Shaped as :func:`loop_name`: its last part is replaced by a digest."""
+    stem = execution.rsplit("-", 1)[0][:71]
+    digest = hashlib.sha256(f"{execution}#{runs}".encode()).hexdigest()[:8]
+    return f"{stem}-{digest}"
 
 
 def loop_name(lane: Lane, epoch: float) -> str:

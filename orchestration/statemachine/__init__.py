@@ -83,6 +83,9 @@ class Timings:
 
 
 LAUNCH_DESIGNS = ("per-vm", "batched")
+# A coordinator loop's runs before it must hand over: a standard execution's history holds at
+# most 25,000 events and a run costs about 9 (more when its Lambda is retried).
+MAX_RUNS_PER_LOOP = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +97,11 @@ class LaunchSettings:
     quotas are MGN's per lane (accounts have them raised); ``linger_seconds`` is how long a
     test launch waits for others to share its job, and how long a coordinator loop waits
     between its runs; ``cutover_timeout_seconds`` bounds a cutover request's wait (the
-    coordinator answers ``WINDOW_CLOSED`` when its window closes first)."""
+    coordinator answers ``WINDOW_CLOSED`` when its window closes first);
+    ``hand_over_after_runs``: after this many runs a coordinator loop hands its lane over to a
+    fresh execution of itself, so its history stays far below Step Functions' limit of
+    25,000 events (a run costs about 9: 1,000 runs are some 9,000 events, 17 hours at a 60 s
+    linger)."""
 
     design: str = "per-vm"
     concurrent_jobs: int = 20
@@ -102,6 +109,7 @@ class LaunchSettings:
     servers_in_active_jobs: int = 200
     linger_seconds: int = 60
     cutover_timeout_seconds: int = 7 * 24 * 3600
+    hand_over_after_runs: int = 1000
 
     def __post_init__(self) -> None:
         if self.design not in LAUNCH_DESIGNS:
@@ -110,6 +118,8 @@ class LaunchSettings:
             raise ValueError("launch quotas must be positive")
         if self.linger_seconds < 1 or self.cutover_timeout_seconds < 1:
             raise ValueError("linger_seconds and cutover_timeout_seconds must be positive")
+        if not 1 <= self.hand_over_after_runs <= MAX_RUNS_PER_LOOP:
+            raise ValueError(f"hand_over_after_runs must be between 1 and {MAX_RUNS_PER_LOOP}")
 
     @classmethod
     def aws(cls, design: str = "per-vm") -> LaunchSettings:
@@ -132,6 +142,7 @@ class LaunchSettings:
             "ServersPerJob": str(self.servers_per_job),
             "ServersInActiveJobs": str(self.servers_in_active_jobs),
             "LingerSeconds": str(self.linger_seconds),
+            "HandOverAfterRuns": str(self.hand_over_after_runs),
         }
 
 
