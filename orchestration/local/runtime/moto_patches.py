@@ -1,4 +1,4 @@
-"""The three moto methods the runtime replaces, and the hooks they delegate to while it runs.
+"""The moto methods the runtime replaces, and the hooks they delegate to while it runs.
 
 Patches are installed once per process and stay installed (moto's classes are process-wide);
 each replacement calls the original moto method unless a runtime has activated its hooks, so
@@ -19,6 +19,16 @@ moto symbol                                                        why it is pat
                                                                    target account without the
                                                                    Wavepilot role is a clear
                                                                    failure locally too
+``moto.dynamodb.models.DynamoDBBackend.transact_write_items``      moto deep-copies the table for
+                                                                   every item and puts the copy
+                                                                   back on a failure: O(table
+                                                                   size), 500s ("dictionary
+                                                                   changed size") and lost
+                                                                   writes under concurrent
+                                                                   writes. Here: every condition,
+                                                                   then the writes, under one
+                                                                   lock; a failed write restores
+                                                                   only the items it touched
 =================================================================  =============================
 """
 
@@ -33,6 +43,19 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from moto.dynamodb.comparisons import get_filter_expression
+from moto.dynamodb.exceptions import (
+    ConditionalCheckFailed,
+    MockValidationException,
+    MultipleTransactionsException,
+    TooManyTransactionsException,
+    TransactionCanceledException,
+    TransactWriteSingleOpException,
+)
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
+from moto.dynamodb.models.table import Table
 
 from orchestration.local.runtime.errors import MotoPatchPointMissingError, RuntimeAlreadyActiveError
 from orchestration.local.runtime.eventbridge_targets import EventTargetDelivery
@@ -224,6 +247,172 @@ def _replace_assume_role(original: Callable[..., Any]) -> Callable[..., Any]:
     return assume_role
 
 
+# Transactions serialize among themselves (all accounts and Regions: one moto process).
+_transaction_lock = threading.Lock()
+_TRANSACTION_OPERATIONS = frozenset({"ConditionCheck", "Put", "Delete", "Update"})
+MAX_TRANSACTION_ITEMS = 100
+
+# moto's per-item cancellation reason: (Code, Message, Item), all None for an item that passed.
+_Reason = tuple[str, str, dict[str, Any] | None] | tuple[None, None, None]
+_PASSED: _Reason = (None, None, None)
+
+
+@dataclass(frozen=True, slots=True)
+class _TransactionWrite:
+    """A Put, Update or Delete whose condition held, and the item it writes."""
+
+    index: int
+    operation: str
+    request: dict[str, Any]
+    table: Table
+    hash_key: DynamoType
+    range_key: DynamoType | None
+
+
+def _check_transaction(
+    backend: DynamoDBBackend, items: list[dict[str, Any]]
+) -> list[_TransactionWrite]:
+    """Phase 1, writing nothing: moto's validations and every item's condition.
+
+    moto's exceptions, in moto's order: a validation error ends the request, any other
+    failure is the item's cancellation reason; a reason on any item cancels the transaction.
+    One difference: moto writes each item before checking the next, so an Update's
+    validation error that needs the item (phase 2 here) came before a later item's failed
+    condition; here the failed condition answers.
+    """
+    if len(items) > MAX_TRANSACTION_ITEMS:
+        raise TooManyTransactionsException()
+    targets: set[tuple[str, str]] = set()
+    reasons: list[_Reason] = []
+    writes: list[_TransactionWrite] = []
+    for index, item in enumerate(items):
+        if len(item) > 1:
+            raise TransactWriteSingleOpException()
+        write: _TransactionWrite | None = None
+        try:
+            reason, write = _check_item(backend, index, item, targets)
+        except MockValidationException:  # MultipleTransactionsException is one
+            raise
+        except Exception as error:
+            reason = (type(error).__name__, str(error), None)
+        reasons.append(reason)
+        if write is not None:
+            writes.append(write)
+    if any(code is not None for code, _, _ in reasons):
+        raise TransactionCanceledException(reasons)
+    return writes
+
+
+def _check_item(
+    backend: DynamoDBBackend, index: int, item: dict[str, Any], targets: set[tuple[str, str]]
+) -> tuple[_Reason, _TransactionWrite | None]:
+    """One item: its reason (passed, or its condition failed) and what it writes, if any."""
+    operation, request = next(iter(item.items()))
+    if operation not in _TRANSACTION_OPERATIONS:
+        raise ValueError("Unsupported transaction operation")
+    table_name = request["TableName"]
+    if operation == "Put":
+        put_table = backend.get_table(table_name)
+        key = {
+            name: request["Item"][name]
+            for name in (put_table.hash_key_attr, put_table.range_key_attr)
+            if name is not None
+        }
+    else:
+        key = request["Key"]
+    target = (str(table_name), str(dict(sorted(key.items()))))
+    if target in targets:
+        raise MultipleTransactionsException()
+    targets.add(target)
+    table = backend.get_table(table_name)
+    hash_key, range_key = backend.get_keys_value(table, key)
+    current = table.get_item(hash_key, range_key)
+    condition = request.get("ConditionExpression")
+    if condition is not None and not get_filter_expression(
+        condition,
+        request.get("ExpressionAttributeNames"),
+        request.get("ExpressionAttributeValues"),
+    ).expr(current):
+        old_image = None
+        if request.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
+            old_image = current.to_json()["Attributes"]
+        return ("ConditionalCheckFailed", str(ConditionalCheckFailed().message), old_image), None
+    if operation == "ConditionCheck":
+        return _PASSED, None
+    return _PASSED, _TransactionWrite(index, operation, request, table, hash_key, range_key)
+
+
+def _apply_transaction(
+    backend: DynamoDBBackend, writes: list[_TransactionWrite], item_count: int
+) -> None:
+    """Phase 2: moto's own writes (conditions already held); on failure, restore the items
+    written and raise as moto does (a validation error as is, anything else as a reason)."""
+    before = [(write, copy.deepcopy(_stored_item(write))) for write in writes]
+    reasons: list[_Reason] = [_PASSED] * item_count
+    try:
+        for write in writes:
+            try:
+                _write(backend, write)
+            except MockValidationException:
+                raise
+            except Exception as error:  # moto: the item's reason
+                reasons[write.index] = (type(error).__name__, str(error), None)
+        if any(code is not None for code, _, _ in reasons):
+            raise TransactionCanceledException(reasons)
+    except Exception:
+        for write, item in reversed(before):
+            _restore_item(write, item)
+        raise
+
+
+def _stored_item(write: _TransactionWrite) -> Item | None:
+    return write.table.get_item(write.hash_key, write.range_key)
+
+
+def _write(backend: DynamoDBBackend, write: _TransactionWrite) -> None:
+    request, table_name = write.request, write.request["TableName"]
+    if write.operation == "Put":
+        backend.put_item(table_name, request["Item"])
+    elif write.operation == "Delete":
+        backend.delete_item(table_name, request["Key"])
+    else:
+        # As moto's own call: None when absent (moto's signature says dict).
+        names: Any = request.get("ExpressionAttributeNames")
+        values: Any = request.get("ExpressionAttributeValues")
+        backend.update_item(
+            table_name,
+            request["Key"],
+            update_expression=request["UpdateExpression"],
+            expression_attribute_names=names,
+            expression_attribute_values=values,
+        )
+
+
+def _restore_item(write: _TransactionWrite, item: Item | None) -> None:
+    """Put the item back as it was (absent: removed). Stream records of the undone writes
+    stay (moto's whole-table rollback dropped them too); Wavepilot's tables have no stream."""
+    items: Any = write.table.items
+    if write.range_key is not None:
+        items = items[write.hash_key]
+    key = write.range_key if write.range_key is not None else write.hash_key
+    if item is None:
+        items.pop(key, None)
+    else:
+        items[key] = item
+
+
+def _replace_transact_write_items(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+        if active_hooks() is None:
+            original(self, transact_items)
+            return
+        with _transaction_lock:
+            _apply_transaction(self, _check_transaction(self, transact_items), len(transact_items))
+
+    return transact_write_items
+
+
 @dataclass(frozen=True, slots=True)
 class MotoPatchPoint:
     """A moto method the runtime replaces, with the signature the replacement was written for."""
@@ -315,6 +504,15 @@ MOTO_PATCH_POINTS: tuple[MotoPatchPoint, ...] = (
         why="moto's STS issues credentials for roles that do not exist; AWS answers "
         "AccessDenied. The replacement refuses them while a runtime runs.",
         replacement=_replace_assume_role,
+    ),
+    MotoPatchPoint(
+        symbol="moto.dynamodb.models.DynamoDBBackend.transact_write_items",
+        parameters=("self", "transact_items"),
+        why="moto deep-copies every table a transaction names and restores the copies on a "
+        "failed condition: O(table size) per transaction, 500s when another thread writes "
+        "during the copy, lost writes on rollback. The replacement checks all conditions, "
+        "then writes, under one lock, and restores only the items it touched.",
+        replacement=_replace_transact_write_items,
     ),
 )
 
