@@ -21,11 +21,15 @@ to do); ``reanswered`` (this execution's launch was answered, to a task that no 
 waits, e.g. one retried after its Lambda failed: the recorded outcome goes to the new task,
 and no second job is started)."""
 
-LaunchStatus = Literal["LAUNCHED", "FAILED", "TERMINATED", "REFUSED", "WINDOW_CLOSED"]
+LaunchStatus = Literal[
+    "LAUNCHED", "FAILED", "TERMINATED", "REFUSED", "WINDOW_CLOSED", "REPLICATION_STALLED"
+]
 """How a server's launch ended. The first three are MGN's ``participatingServers``
-``launchStatus``; the coordinator adds two of its own: ``REFUSED`` (MGN's ConflictException
-named the server when its job was started: its state forbids the launch) and
-``WINDOW_CLOSED`` (a cutover whose window closed before it could start)."""
+``launchStatus``; the coordinator adds three of its own: ``REFUSED`` (MGN's
+ConflictException named the server when its job was started: its state forbids the launch),
+``WINDOW_CLOSED`` (a cutover whose window closed before it could start) and
+``REPLICATION_STALLED`` (a test launch whose server's replication stalled, disconnected or
+stopped while it waited to become launchable)."""
 
 # The tag on every job the coordinator starts: how a restarted coordinator recognises the job
 # a crashed one started (MGN has no client token on StartTest / StartCutover).
@@ -66,10 +70,14 @@ class LaunchRequest:
 
 @dataclass(frozen=True, slots=True)
 class WaitingLaunch:
-    """An open request and the task token of the execution waiting for its outcome."""
+    """An open request and the task token of the execution waiting for its outcome.
+
+    ``replication_ready``: the coordinator saw the server launchable (a test request waits
+    for its server's replication before it is planned; a cutover's server is ready)."""
 
     request: LaunchRequest
     task_token: str
+    replication_ready: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -254,6 +254,8 @@ locals {
     QuotaRetryMaxSeconds         = var.timings.quota_retry_max_seconds
     LaunchDesign                 = var.launch.design
     CutoverRequestTimeoutSeconds = var.launch.cutover_timeout_seconds
+    # A batched test request waits for replication, then its launch (Timings.test_request_timeout_seconds).
+    TestRequestTimeoutSeconds = var.timings.replication_timeout_seconds + var.timings.launch_timeout_seconds
   }
 
   # The launch coordinator loop's placeholders (launch-coordinator.asl.json), the same way.

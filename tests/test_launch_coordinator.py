@@ -152,6 +152,7 @@ def lanes(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[LaneFactor
         ledger: LaunchLedger | None = None,
         launch_timings: Mapping[tuple[str, str], JobTiming] | None = None,
         os_family: Callable[[int], OsFamily] = lambda index: OsFamily.LINUX,
+        replicating: int | None = None,
     ) -> Lane:
         quotas = quotas or LaneQuotas()
         emulator = MgnEmulator(
@@ -163,7 +164,7 @@ def lanes(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[LaneFactor
                     concurrent_jobs=quotas.concurrent_jobs,
                     servers_per_job=quotas.servers_per_job,
                     servers_in_active_jobs=quotas.servers_in_active_jobs,
-                    replicating_servers=max(servers, 1),
+                    replicating_servers=replicating or max(servers, 1),
                     non_archived_servers=max(servers, 4000),
                 ),
                 launch_timings=dict(launch_timings or {}),
@@ -526,17 +527,56 @@ def test_a_cutover_whose_window_closed_is_answered_and_never_started(lanes: Lane
     assert lane.ledger.snapshot().waiting == ()
 
 
-def test_replication_readiness_of_many_servers_in_few_calls(lanes: LaneFactory) -> None:
-    lane = lanes(450)
-    fresh = lane.emulator.add_source_server(hostname="fresh").source_server_id  # initiating
+def test_test_requests_wait_for_replication_watched_in_bulk(lanes: LaneFactory) -> None:
+    lane = lanes(0, replicating=300)
+    fresh = [
+        lane.emulator.add_source_server(
+            hostname=f"fresh{index:03d}", disk_gib=(20,)
+        ).source_server_id
+        for index in range(250)
+    ]  # just installed: initial sync
+    stalling = fresh[0]
+    lane.emulator.faults.stall_replication(stalling, ends_on_retry=False)
+    replicated: list[str] = []
+    coordinator = LaunchCoordinator(
+        mgn=MgnAdapter(lane.client),
+        ledger=lane.ledger,
+        quotas=lane.quotas,
+        linger=LINGER,
+        readiness_poll=5 * LINGER,
+        on_replicated=lambda ready: replicated.extend(r.request.migration_id for r in ready),
+    )
+    lane.request_all("test", fresh)
     lane.emulator.reset_metrics()
 
-    ready = lane.coordinator().replication_ready([*lane.server_ids, fresh, "s-00000000000000999"])
+    # WHEN the coordinator runs while the servers still replicate
+    outcomes = coordinator.run_once(lane.now)
 
-    assert lane.calls() == {"DescribeSourceServers": 3}  # 452 IDs, 200 per call
-    assert all(ready[server_id] for server_id in lane.server_ids)
-    assert ready[fresh] is False
-    assert ready["s-00000000000000999"] is False
+    # THEN the new requests' servers are looked at in bulk (250 IDs: two calls), and the one
+    # whose replication stalled is answered so, alone; nothing is launched
+    assert lane.calls() == {"DescribeSourceServers": 2}
+    assert [(o.source_server_id, o.launch_status) for o in outcomes] == [
+        (stalling, "REPLICATION_STALLED")
+    ]
+    assert lane.jobs("START_TEST") == []
+
+    # AND between polls, runs do not ask MGN about replication at all
+    lane.emulator.clock.advance(timedelta(days=2))  # replicated by now
+    # polls every 5 lingers (10 min): a run at :05 (the last one at :03) crosses no boundary
+    between = lane.now.replace(minute=5, second=0, microsecond=0)
+    lane.emulator.reset_metrics()
+    assert coordinator.run_once(between) == []
+    assert "DescribeSourceServers" not in lane.calls()
+
+    # AND the run that crosses a poll boundary sees them launchable and starts them together
+    boundary = between.replace(minute=11)  # the last run at :09: it crosses :10
+    coordinator.run_once(boundary)
+    assert lane.calls().get("DescribeSourceServers") == 2
+    (job,) = lane.jobs("START_TEST")  # 200 servers: MGN's servers across active jobs
+    assert len(servers_in(job)) == 200
+    assert servers_in(job) < set(fresh[1:])
+    assert sorted(replicated) == sorted(f"mig-{server}" for server in fresh[1:])
+    assert all(launch.replication_ready for launch in lane.ledger.snapshot().waiting)
 
 
 # --- helpers ------------------------------------------------------------------------------

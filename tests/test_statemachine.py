@@ -76,7 +76,7 @@ def test_the_launch_design_is_chosen_where_the_launch_loops_begin(
     states = definition["States"]
     assert definition["States"]["Configure"]["Result"]["launchDesign"] == "per-vm"
     for choice, batched, per_vm in [
-        ("TestLaunchDesign", "RequestTestLaunch", "StartTestLaunch"),
+        ("TestLaunchDesign", "RequestTestLaunch", "CheckReplication"),
         ("CutoverDesign", "AwaitCutoverWindow", "StartCutover"),
     ]:
         [rule] = states[choice]["Choices"]
@@ -86,13 +86,20 @@ def test_the_launch_design_is_chosen_where_the_launch_loops_begin(
             "Next": batched,
         }
         assert states[choice]["Default"] == per_vm
-    assert states["ReplicationReady"]["Choices"][0]["Next"] == "TestLaunchDesign"
+    # Batched, replication is watched by the lane's coordinator in bulk: no per-VM polling
+    assert states["PrepareSource"]["Next"] == "TestLaunchDesign"
+    assert states["ReplicationReady"]["Choices"][0]["Next"] == "StartTestLaunch"
     assert states["PrepareCutover"]["Next"] == "CutoverDesign"
     # The cutover waits for its window before it is requested; both requests wait on a token
     # and flow into the verify steps, which read the coordinator's outcome.
     assert states["CutoverWindowOpen"]["Choices"][0]["Next"] == "RequestCutover"
     for request, result, verify, timeout in [
-        ("RequestTestLaunch", "$.test", "VerifyTestLaunch", Timings.aws().launch_timeout_seconds),
+        (
+            "RequestTestLaunch",
+            "$.test",
+            "VerifyTestLaunch",
+            Timings.aws().test_request_timeout_seconds,
+        ),
         ("RequestCutover", "$.cutover", "VerifyCutover", LaunchSettings().cutover_timeout_seconds),
     ]:
         state = states[request]

@@ -7,7 +7,8 @@ Items (``<lane>`` is ``account/region``):
   still the one the coordinator planned from: two coordinators of one lane can never both
   place a server in a job.
 - ``LAUNCHLANE#<lane>`` / ``REQUEST#<kind>#<migrationId>``: an open request and the task
-  token waiting for it; deleted when answered.
+  token waiting for it (``replicationReady`` once its server was seen launchable); deleted
+  when answered.
 - ``LAUNCHLANE#<lane>`` / ``INTENT#<intentId>``: a job decided (servers -> migrations, kind,
   time), with its ``jobId`` once MGN started it; deleted when the job has completed, or when
   it was never started (quota).
@@ -187,7 +188,13 @@ class DynamoLaunchLedger:
                 if sk == META:
                     version = int(item.get("version", 0))  # type: ignore[arg-type]
                 elif sk.startswith(REQUEST_PREFIX):
-                    waiting.append(WaitingLaunch(_request(item), str(item["taskToken"])))
+                    waiting.append(
+                        WaitingLaunch(
+                            _request(item),
+                            str(item["taskToken"]),
+                            replication_ready=bool(item.get("replicationReady", False)),
+                        )
+                    )
                 elif sk.startswith(INTENT_PREFIX):
                     intents.append(_intent(item))
             if "LastEvaluatedKey" not in response:
@@ -238,6 +245,22 @@ class DynamoLaunchLedger:
             ConditionExpression=_OPEN_AND_NOT_ANOTHER_JOB,
             ExpressionAttributeValues={":job": job_id},
         )
+
+    def mark_replication_ready(self, launches: Sequence[WaitingLaunch]) -> None:
+        for launch in launches:
+            try:
+                self._table.update_item(
+                    Key={
+                        "pk": self._pk,
+                        "sk": _request_sk(launch.request.kind, launch.request.migration_id),
+                    },
+                    UpdateExpression="SET replicationReady = :yes",
+                    ConditionExpression="attribute_exists(pk)",
+                    ExpressionAttributeValues={":yes": True},
+                )
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise  # else answered meanwhile: nothing to mark
 
     def remove_intent(self, intent_id: str) -> None:
         self._table.delete_item(Key={"pk": self._pk, "sk": INTENT_PREFIX + intent_id})

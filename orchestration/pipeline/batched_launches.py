@@ -7,7 +7,9 @@ loop ended claims the lane's lease (a conditional write) and starts the loop, a 
 state machine; later requests are only counted, so the running loop sees them.
 
 ``coordinate`` (the ``coordinate_launches`` handler, the loop's one Task) runs the lane's
-:class:`LaunchCoordinator` once, reports StartTestLaunch / StartCutover for every server of
+:class:`LaunchCoordinator` once (test requests wait there for their servers' replication,
+looked at in bulk), reports WaitForReplication as servers become launchable and
+StartTestLaunch / StartCutover for every server of
 each job it started (so each migration's thread tells its own story), and sends every
 answered outcome to its waiting execution with ``SendTaskSuccess``. An outcome leaves the
 lane's outbox only once sent (or once its execution turned out to have moved on: a
@@ -56,6 +58,9 @@ STALE_AFTER_LINGERS = 5
 # hands over after its next run, to a loop that counts.
 UNCOUNTED_HAND_OVER_AFTER_RUNS = 1
 ANOTHER_LOOP = "another loop holds the lane"
+# Servers still replicating are looked at every this many lingers (5 minutes on AWS), and
+# new requests' servers at once: one DescribeSourceServers per 200 servers per look.
+READINESS_POLL_LINGERS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +184,8 @@ class BatchedLaunches:
             quotas=loop.quotas,
             linger=timedelta(seconds=loop.linger_seconds),
             on_started=self._report_started,
+            readiness_poll=timedelta(seconds=READINESS_POLL_LINGERS * loop.linger_seconds),
+            on_replicated=self._report_replicated,
         )
         answered = coordinator.run_once(now)
         sent, moved_on = self.deliver(ledger)
@@ -257,6 +264,14 @@ class BatchedLaunches:
                 moved_on += 1  # the execution timed out, was stopped or retried: nothing waits
             ledger.delivered(outcome)
         return sent, moved_on
+
+    def _report_replicated(self, launches: Sequence[WaitingLaunch]) -> None:
+        for launch in launches:
+            if launch.request.payload:
+                spec = MigrationSpec.model_validate_json(launch.request.payload)
+                self._report.step(
+                    spec, Step.WAIT_FOR_REPLICATION, "SUCCEEDED", "replication ready (continuous)"
+                )
 
     def _report_started(
         self, intent: LaunchIntent, job_id: str, members: Sequence[WaitingLaunch]

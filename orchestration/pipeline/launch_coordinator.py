@@ -8,8 +8,13 @@ a. **observe**: one ``DescribeJobs`` for every job the lane's ledger knows, and 
    :class:`LaunchOutcome` for the execution waiting on it: per-VM truth from a shared job,
    so a server that fails in a batch fails alone. A cutover whose window closed before it
    could start is answered ``WINDOW_CLOSED``.
-b. **plan** with :func:`plan_launches` (the quotas, windows, linger, FIFO).
-c. **start** each planned job exactly once: an *intent* (its servers, kind and an intent ID)
+b. **replication**: test requests wait for their server's replication here, not in their
+   executions: one ``DescribeSourceServers`` per 200 servers not yet seen launchable, for
+   new requests at once and for the others every ``readiness_poll``. A server seen
+   launchable is marked so (never asked again); one whose replication stalled is answered
+   ``REPLICATION_STALLED``.
+c. **plan** with :func:`plan_launches` (the quotas, windows, linger, FIFO) what is ready.
+d. **start** each planned job exactly once: an *intent* (its servers, kind and an intent ID)
    is written first, with a conditional write; then ``StartTest`` / ``StartCutover`` with
    the intent ID as a tag; then the job ID is recorded on the intent. A coordinator that
    dies between MGN's answer and the record leaves an intent without a job ID: the next
@@ -17,8 +22,9 @@ c. **start** each planned job exactly once: an *intent* (its servers, kind and a
    it, or, if MGN has no such job, starts it then. A start MGN refuses as a conflict (the
    servers are in a job already) is looked up the same way before anything else is decided.
 
-MGN calls per poll do not depend on how many servers wait: one ``DescribeJobs`` (up to
-1,000 jobs), one start per new job, one ``DescribeJobs`` by date only when recovering.
+MGN calls per poll do not grow with the servers that wait, beyond one call per 200 still
+replicating: one ``DescribeJobs`` (up to 1,000 jobs), one start per new job, one
+``DescribeJobs`` by date only when recovering.
 """
 
 from __future__ import annotations
@@ -53,7 +59,7 @@ from orchestration.pipeline.launch_batches import (
     plan_launches,
 )
 from orchestration.pipeline.ports import LaunchLedger, LaunchMgn
-from orchestration.pipeline.steps import replication_ready
+from orchestration.pipeline.steps import STUCK_REPLICATION, replication_ready
 
 # A server's launch is over in one of these (MGN's participatingServers[].launchStatus).
 ENDED: Mapping[str, LaunchStatus] = {
@@ -82,6 +88,9 @@ class LaunchCoordinator:
         new_intent_id: intent IDs (random by default; tests make them predictable).
         on_started: told of each job started (or adopted) with the open requests it
             launches: the wiring reports StartTestLaunch / StartCutover for each.
+        readiness_poll: how often servers still replicating are looked at again.
+        on_replicated: told of the open requests whose servers became launchable: the
+            wiring reports WaitForReplication for each.
     """
 
     def __init__(
@@ -93,6 +102,8 @@ class LaunchCoordinator:
         linger: timedelta,
         new_intent_id: Callable[[], str] = lambda: uuid.uuid4().hex,
         on_started: Callable[[LaunchIntent, str, Sequence[WaitingLaunch]], None] | None = None,
+        readiness_poll: timedelta = timedelta(minutes=5),
+        on_replicated: Callable[[Sequence[WaitingLaunch]], None] | None = None,
     ) -> None:
         self._mgn = mgn
         self._ledger = ledger
@@ -100,6 +111,8 @@ class LaunchCoordinator:
         self._linger = linger
         self._new_intent_id = new_intent_id
         self._on_started = on_started or (lambda _intent, _job, _members: None)
+        self._readiness_poll = readiness_poll
+        self._on_replicated = on_replicated or (lambda _launches: None)
 
     def request(self, request: LaunchRequest, task_token: str) -> RequestRecorded:
         """Record an execution's request (idempotent per migration and kind)."""
@@ -134,10 +147,21 @@ class LaunchCoordinator:
 
         answered = {(outcome.migration_id, outcome.kind) for outcome in outcomes}
         open_requests = [launch for key, launch in waiting.items() if key not in answered]
-        pending = [
-            launch.request
+        unclaimed = [
+            launch
             for launch in open_requests
             if not any(_belongs(launch.request, intent) for intent in intents.values())
+        ]
+        replicated, stalled = self._replication(unclaimed, now)
+        outcomes.extend(stalled)
+        answered |= {(outcome.migration_id, outcome.kind) for outcome in stalled}
+        open_requests = [launch for launch in open_requests if launch.request.key not in answered]
+        pending = [
+            launch.request
+            for launch in unclaimed
+            if launch.request.kind == "cutover"
+            or launch.replication_ready
+            or launch.request.key in replicated
         ]
         active = [ActiveJob(i.job_id, i.kind, i.server_ids) for i in intents.values()]
         planned = plan_launches(pending, active, self._quotas, now=now, linger=self._linger)
@@ -146,6 +170,62 @@ class LaunchCoordinator:
         unstarted = [intent for intent in intents.values() if intent.job_id is None]
         outcomes.extend(self._start_all(unstarted, planned, remaining, snapshot.version, now))
         return outcomes
+
+    # --- (b) replication, in bulk ---------------------------------------------------------
+
+    def _replication(
+        self, unclaimed: Sequence[WaitingLaunch], now: datetime
+    ) -> tuple[set[tuple[str, LaunchKind]], list[LaunchOutcome]]:
+        """The test requests whose servers became launchable (marked, and reported), and
+        the outcomes of those whose replication stalled. Servers are looked at when their
+        request is new (since the last run, about a linger ago) and every
+        ``readiness_poll`` (the runs that cross a multiple of it)."""
+        replicating = [
+            launch
+            for launch in unclaimed
+            if launch.request.kind == "test" and not launch.replication_ready
+        ]
+        due = self._poll_due(now)
+        recent = now - 2 * self._linger
+        looked_at = [
+            launch for launch in replicating if due or launch.request.requested_at > recent
+        ]
+        if not looked_at:
+            return set(), []
+        servers = {
+            server.source_server_id: server
+            for server in self._mgn.source_servers(
+                list(dict.fromkeys(launch.request.source_server_id for launch in looked_at))
+            )
+        }
+        ready: list[WaitingLaunch] = []
+        stalled: list[LaunchOutcome] = []
+        for launch in looked_at:
+            server = servers.get(launch.request.source_server_id)
+            if server is not None and replication_ready(server):
+                ready.append(launch)
+            elif server is not None and server.replication_state in STUCK_REPLICATION:
+                reason = f": {server.replication_error}" if server.replication_error else ""
+                stalled.append(
+                    _outcome(
+                        launch,
+                        job_id=None,
+                        status="REPLICATION_STALLED",
+                        detail=f"replication of {server.source_server_id} is "
+                        f"{server.replication_state}{reason}",
+                    )
+                )
+        if ready:
+            self._ledger.mark_replication_ready(ready)
+            self._on_replicated(ready)
+        self._ledger.complete(stalled)
+        return {launch.request.key for launch in ready}, stalled
+
+    def _poll_due(self, now: datetime) -> bool:
+        """Whether a multiple of ``readiness_poll`` passed since the last run (a linger ago):
+        stateless, so a restarted loop keeps the cadence."""
+        poll = max(self._readiness_poll.total_seconds(), 1.0)
+        return int(now.timestamp() // poll) != int((now - self._linger).timestamp() // poll)
 
     # --- (a) observe ------------------------------------------------------------------------
 
@@ -189,7 +269,7 @@ class LaunchCoordinator:
             and not any(_belongs(launch.request, intent) for intent in intents)
         ]
 
-    # --- (c) start, exactly once ----------------------------------------------------------
+    # --- (d) start, exactly once ----------------------------------------------------------
 
     def _start_all(
         self,

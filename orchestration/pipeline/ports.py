@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         LaunchRequest,
         LedgerSnapshot,
         RequestRecorded,
+        WaitingLaunch,
     )
     from orchestration.pipeline.reporter import MigrationIdentity
     from orchestration.pipeline.spec import MigrationSpec
@@ -133,6 +134,10 @@ class LaunchLedger(Protocol):
 
     def record_job(self, intent_id: str, job_id: str) -> None:
         """The job MGN started for the intent."""
+        ...
+
+    def mark_replication_ready(self, launches: Sequence[WaitingLaunch]) -> None:
+        """These open requests' servers are launchable (seen so once: never asked again)."""
         ...
 
     def remove_intent(self, intent_id: str) -> None:

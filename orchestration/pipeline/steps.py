@@ -613,6 +613,11 @@ def _coordinated_launch(outcome: dict[str, Any], launch: Launch, server_id: str)
             f"{detail or 'the cutover window closed'} before the cutover of {server_id} could "
             "start: the migration is rolled back; set a new window in the manifest and merge"
         )
+    if status == "REPLICATION_STALLED":
+        raise ReplicationStalledError(
+            f"{detail or f'replication of {server_id} stalled'}; fix the agent or the "
+            "network, then republish"
+        )
     job = outcome.get("jobId") or "none"
     if status != "LAUNCHED" or not outcome.get("instanceId"):
         raise LaunchFailedError(

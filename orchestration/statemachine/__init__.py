@@ -78,8 +78,16 @@ class Timings:
             quota_retry_max_seconds=2,
         )
 
+    @property
+    def test_request_timeout_seconds(self) -> int:
+        """A batched test request waits for replication, then its launch: both bounds."""
+        return self.replication_timeout_seconds + self.launch_timeout_seconds
+
     def placeholders(self) -> dict[str, str]:
-        return {_pascal(name): str(value) for name, value in asdict(self).items()}
+        return {
+            **{_pascal(name): str(value) for name, value in asdict(self).items()},
+            "TestRequestTimeoutSeconds": str(self.test_request_timeout_seconds),
+        }
 
 
 LAUNCH_DESIGNS = ("per-vm", "batched")

@@ -573,6 +573,12 @@ class FakeLaunchLedger:
             raise failure
         self.intents[intent_id] = replace(self.intents[intent_id], job_id=job_id)
 
+    def mark_replication_ready(self, launches: Sequence[WaitingLaunch]) -> None:
+        for launch in launches:
+            key = launch.request.key
+            if key in self.waiting:
+                self.waiting[key] = replace(self.waiting[key], replication_ready=True)
+
     def remove_intent(self, intent_id: str) -> None:
         self.intents.pop(intent_id, None)
 
