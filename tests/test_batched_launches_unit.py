@@ -3,7 +3,7 @@ a lane's loop hands over to a fresh execution of itself, never leaving the lane 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -64,12 +64,26 @@ class Tasks:
         return f"{state_machine_arn}:{name}"
 
 
+class StillReplicating:
+    """A lane's MGN whose servers all still replicate: test requests keep waiting, so a run
+    starts and observes nothing; it counts the servers it was asked about."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def source_servers(self, ids: Sequence[str]) -> list[Any]:
+        self.asked.extend(ids)
+        return []
+
+
 class NoMgn:
-    """The lane's sessions, for runs that have nothing to start or observe: a fresh test
-    request waits for its linger, so MGN is never asked."""
+    """The lane's sessions, for runs that have nothing to start or observe."""
+
+    def __init__(self) -> None:
+        self.mgn = StillReplicating()
 
     def clients(self, lane: Lane) -> SimpleNamespace:
-        return SimpleNamespace(mgn=None)
+        return SimpleNamespace(mgn=self.mgn)
 
 
 @pytest.fixture
