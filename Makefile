@@ -50,7 +50,8 @@ fmt: $(STAMP) ## format and fix what ruff can
 
 bench: $(STAMP) ## benchmarks: figures and ratios
 	$(BIN)/python -m benchmarks.manifests $(BENCH_ARGS)
-	$(BIN)/python -m benchmarks.rehearsal
+	$(BIN)/python -m benchmarks.rehearsal --vms 200 --designs per-vm,batched
+	$(BIN)/python -m benchmarks.rehearsal --vms 1000 --designs batched
 
 schema: $(STAMP) ## regenerate manifests/wave.schema.json and docs/events/ from the models
 	$(BIN)/wavepilot schema --output manifests/wave.schema.json

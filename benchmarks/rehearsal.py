@@ -1,10 +1,16 @@
-"""`make bench`: one large wave rehearsed with `wavepilot rehearse` (docs/BENCHMARKS.md).
+"""`make bench`: large waves rehearsed with `wavepilot rehearse`, per launch design.
 
-A thin caller: it runs the command itself on a synthetic wave (200 VMs by default, one lane,
-the profile `benchmarks/profiles/wave-1000.yaml`) and prints the figures the scale work is
-measured by, from the command's JSON report: wall time, makespan and its ratio to the quota
-floors, MGN, Slack and AWS calls per VM, lost Slack updates, quota waits. These are the
-per-VM design's figures: the baseline batched launches are compared against, in one run.
+The figures are recorded in docs/BENCHMARKS.md.
+
+A thin caller: it runs the command itself on a synthetic wave (one lane, the profile
+`benchmarks/profiles/wave-1000.yaml`, a fixed start) once per launch design asked for, and
+prints the figures the scale work is measured by, from each run's JSON report, side by side
+with the ratio per-vm / batched when both ran: wall time, makespan and its ratio to the quota
+floor (P1), MGN and AWS calls per VM (P2, P6), Slack calls, lost Slack updates, quota waits.
+
+`make bench` runs 200 VMs with both designs (the ratio, in one run), then 1,000 VMs batched
+(P5: the per-VM design's quota retries grow with the square of the wave, so 1,000 VMs of it
+would take hours of wall time; docs/BENCHMARKS.md has the estimate).
 """
 
 from __future__ import annotations
@@ -21,65 +27,116 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestration.cli import main as wavepilot
+from orchestration.statemachine import LAUNCH_DESIGNS
 
 PROFILE = Path(__file__).parent / "profiles" / "wave-1000.yaml"
 START = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)  # a fixed start: the same input every run
 
 
-def run(vms: int, profile: Path, report: Path, html: Path | None) -> tuple[int, float]:
+def run(vms: int, design: str, profile: Path, report: Path, html: Path | None) -> tuple[int, float]:
     argv = ["rehearse", "--vms", str(vms), "--profile", str(profile)]
-    argv += ["--start", START.isoformat(), "--report", str(report)]
+    argv += ["--start", START.isoformat(), "--launch-design", design, "--report", str(report)]
     argv += ["--html", str(html)] if html else []
     began = time.monotonic()
     code = wavepilot(argv)
     return code, time.monotonic() - began
 
 
-def figures(data: dict[str, Any], wall: float) -> list[tuple[str, str]]:
-    calls, floor = data["calls"], data["floor"]
-    quota_wait = sum(vm["quotaWaitSeconds"] for vm in data["vms"]) / max(1, data["vmCount"])
-    return [
-        ("migrations migrated", f"{data['outcomes']['migrated']} / {data['vmCount']}"),
-        ("wall time (the whole command)", f"{wall:.0f} s"),
-        ("simulated makespan", f"{data['makespanHours']:.1f} h"),
-        ("quota floor: batched jobs (the quotas' best)", f"{floor['batchedHours']:.1f} h"),
-        ("quota floor: one server per job (today's design)", f"{floor['perVmHours']:.1f} h"),
-        ("makespan / batched floor", f"{floor['ratioToBatched']:.2f}x"),
-        ("MGN calls per VM", f"{calls['mgnPerVm']:.1f}"),
-        ("AWS calls per VM (all services, MGN included)", f"{calls['awsPerVm']:.1f}"),
-        ("Slack calls per VM", f"{calls['slackPerVm']:.1f}"),
-        ("Slack 429s met", str(calls["slackRateLimited"])),
-        ("Slack updates lost", str(calls["lostSlackUpdates"])),
-        ("approvals expired", str(calls["approvalsExpired"])),
-        ("Lambda invocations per VM", f"{calls['lambdaInvocationsPerVm']:.1f}"),
-        ("state transitions per VM", f"{calls['stateTransitionsPerVm']:.1f}"),
-        ("mean MGN quota wait per VM", f"{quota_wait / 60:.1f} min"),
-    ]
+# (label, how to read it from a report and the wall time, format, compare as a ratio)
+MEASURES: list[tuple[str, Any, str, bool]] = [
+    (
+        "migrations migrated",
+        lambda d, w: f"{d['outcomes']['migrated']} / {d['vmCount']}",
+        "",
+        False,
+    ),
+    ("wall time of the whole command (P5)", lambda d, w: w, "{:,.0f} s", True),
+    ("simulated makespan", lambda d, w: d["makespanHours"], "{:.1f} h", True),
+    (
+        "quota floor: jobs as large as the quotas allow",
+        lambda d, w: d["floor"]["batchedHours"],
+        "{:.1f} h",
+        False,
+    ),
+    ("quota floor: one server per job", lambda d, w: d["floor"]["perVmHours"], "{:.1f} h", False),
+    ("makespan / batched floor (P1)", lambda d, w: d["floor"]["ratioToBatched"], "{:.2f}x", False),
+    ("MGN calls per VM (P2)", lambda d, w: d["calls"]["mgnPerVm"], "{:.1f}", True),
+    ("AWS calls per VM, all services (P6)", lambda d, w: d["calls"]["awsPerVm"], "{:.1f}", True),
+    (
+        "Lambda invocations per VM",
+        lambda d, w: d["calls"]["lambdaInvocationsPerVm"],
+        "{:.1f}",
+        True,
+    ),
+    ("state transitions per VM", lambda d, w: d["calls"]["stateTransitionsPerVm"], "{:.1f}", True),
+    ("Slack calls per VM", lambda d, w: d["calls"]["slackPerVm"], "{:.1f}", True),
+    ("Slack 429s met", lambda d, w: d["calls"]["slackRateLimited"], "{}", False),
+    ("Slack updates lost", lambda d, w: d["calls"]["lostSlackUpdates"], "{}", False),
+    ("approvals expired", lambda d, w: d["calls"]["approvalsExpired"], "{}", False),
+    ("mean MGN quota wait per VM", lambda d, w: _quota_wait_minutes(d), "{:.1f} min", True),
+    ("MGN jobs started (StartTest + StartCutover)", lambda d, w: _starts(d), "{:,}", True),
+]
+
+
+def _quota_wait_minutes(data: dict[str, Any]) -> float:
+    waited = sum(float(vm["quotaWaitSeconds"]) for vm in data["vms"])
+    return waited / max(1, int(data["vmCount"])) / 60
+
+
+def _starts(data: dict[str, Any]) -> int:
+    per_vm = data["calls"]["mgnPerVmByOperation"]
+    starts = float(per_vm.get("StartTest", 0)) + float(per_vm.get("StartCutover", 0))
+    return round(starts * int(data["vmCount"]))
+
+
+def table(vms: int, results: dict[str, tuple[dict[str, Any], float]]) -> Table:
+    designs = list(results)
+    compared = designs == ["per-vm", "batched"]
+    rendered = Table(title=f"wavepilot rehearse --vms {vms}, by launch design")
+    rendered.add_column("Measure")
+    for design in designs:
+        rendered.add_column(design, justify="right")
+    if compared:
+        rendered.add_column("per-vm / batched", justify="right")
+    for label, read, fmt, ratio in MEASURES:
+        values = [read(*results[design]) for design in designs]
+        cells = [fmt.format(v) if fmt else str(v) for v in values]
+        if compared:
+            cells.append(f"{values[0] / values[1]:.2f}x" if ratio and values[1] else "")
+        rendered.add_row(label, *cells)
+    return rendered
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    # 200: the per-VM design retries MGN quota refusals, so its cost grows with the square of
-    # the wave (docs/BENCHMARKS.md); 1,000 VMs is for batched launches.
     parser.add_argument("--vms", type=int, default=200)
+    parser.add_argument(
+        "--designs",
+        default="per-vm,batched",
+        help=f"comma-separated launch designs, of {', '.join(LAUNCH_DESIGNS)}",
+    )
     parser.add_argument("--profile", type=Path, default=PROFILE)
-    parser.add_argument("--report", type=Path, help="keep the JSON report here")
-    parser.add_argument("--html", type=Path, help="keep the HTML report here")
+    parser.add_argument("--keep", type=Path, help="keep each design's JSON and HTML reports here")
     args = parser.parse_args()
+    designs = [d.strip() for d in args.designs.split(",") if d.strip()]
+    unknown = sorted(set(designs) - set(LAUNCH_DESIGNS))
+    if unknown:
+        parser.error(f"unknown launch design(s): {', '.join(unknown)}")
+    results: dict[str, tuple[dict[str, Any], float]] = {}
+    codes: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="wavepilot-bench-") as folder:
-        report = args.report or Path(folder) / "rehearsal.json"
-        code, wall = run(args.vms, args.profile, report, args.html)
-        data = json.loads(report.read_text())
-    table = Table(title=f"wavepilot rehearse --vms {args.vms} ({data['design']} design)")
-    table.add_column("Measure")
-    table.add_column("Value", justify="right")
-    for label, value in figures(data, wall):
-        table.add_row(label, value)
-    console = Console(width=110)
-    console.print(table)
+        where = args.keep or Path(folder)
+        where.mkdir(parents=True, exist_ok=True)
+        for design in designs:
+            report = where / f"rehearsal-{args.vms}-{design}.json"
+            html = where / f"rehearsal-{args.vms}-{design}.html" if args.keep else None
+            codes[design], wall = run(args.vms, design, args.profile, report, html)
+            results[design] = (json.loads(report.read_text()), wall)
+    console = Console(width=120)
+    console.print(table(args.vms, results))
     console.print(
-        f"command: python -m benchmarks.rehearsal --vms {args.vms} --profile {args.profile} "
-        f"(exit {code})"
+        f"command: python -m benchmarks.rehearsal --vms {args.vms} --designs {','.join(designs)}"
+        f" --profile {args.profile} (exit {', '.join(f'{d} {c}' for d, c in codes.items())})"
     )
 
 
