@@ -180,3 +180,22 @@ def test_one_rehearsal_input_runs_with_either_design_and_batched_starts_a_job_pe
         for design, observation in observed.items()
     }
     assert starts == {"per-vm": (8, 8), "batched": (1, 1)}
+
+
+def test_servers_wait_for_their_shared_job_before_their_next_step() -> None:
+    """A test job of Linux and Windows servers completes when its slowest server's launch
+    ends; a Linux VM approved before then must wait for it (MGN allows one job per server) to
+    prepare its cutover, and a cutover job's first servers to finalize. Rehearsed (AWS
+    timings by OS, approvers answering in minutes): every VM migrates."""
+    profile = RehearsalProfile.model_validate({})
+    start = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    observation = rehearse(
+        synthetic_input(20, start=start, profile=profile),
+        profile,
+        launch=LaunchSettings.aws("batched"),
+    )
+    assert {vm.os_family for vm in observation.vms} == {"linux", "windows"}
+    assert {vm.migration_id: vm.final_status for vm in observation.vms} == {
+        vm.migration_id: "SUCCEEDED" for vm in observation.vms
+    }
+    assert observation.mgn_calls_by_operation.get("StartTest", 0) < 20

@@ -14,6 +14,7 @@ from orchestration.pipeline.errors import (
     CutoverWindowClosedError,
     HealthCheckFailedError,
     LaunchFailedError,
+    LaunchJobRunningError,
     PrerequisiteError,
     RollbackRefusedError,
 )
@@ -292,6 +293,30 @@ def _failed(pipeline: Pipeline) -> dict[str, Any]:
         **pipeline.state(),
         "error": {"Error": "HealthCheckFailedError", "Cause": '{"errorMessage": "tcp 22 failed"}'},
     }
+
+
+def test_a_cutover_is_prepared_only_once_the_servers_shared_test_job_has_completed(
+    pipeline: Pipeline,
+) -> None:
+    # GIVEN the test instance passed and was approved while its batch (a test job of many
+    # servers) is still launching others: MGN allows one job per server
+    pipeline.mgn.servers[SERVER] = source_server(
+        SERVER, lifecycle_state="TESTING", launched_instance_id="i-0123456789abcdef0"
+    )
+    pipeline.mgn.add_job(job("mgnjob-batch", initiated_by="START_TEST"))
+    state = pipeline.state()
+
+    # THEN preparing the cutover waits (retried by the state machine), touching nothing
+    with pytest.raises(LaunchJobRunningError, match="mgnjob-batch"):
+        pipeline.steps.prepare_source(state, "cutover")
+    assert (pipeline.mgn.terminated, pipeline.mgn.lifecycle_changes) == ([], [])
+
+    # AND once the batch completed, the test instance is retired and the server made ready
+    pipeline.mgn.add_job(job("mgnjob-batch", status="COMPLETED", launch_status="LAUNCHED"))
+    prepared = pipeline.steps.prepare_source(state, "cutover")
+    assert pipeline.mgn.terminated == [[SERVER]]
+    assert pipeline.mgn.lifecycle_changes == [(SERVER, "READY_FOR_CUTOVER")]
+    assert prepared["terminateJobId"]
 
 
 def test_a_rollback_waits_for_mgns_job_then_terminates_what_was_launched(

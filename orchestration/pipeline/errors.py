@@ -33,6 +33,12 @@ class HealthCheckFailedError(PipelineError):
     """The launched instance kept failing its health checks."""
 
 
+class LaunchJobRunningError(PipelineError):
+    """The server's launch job has not completed yet: a batched job completes when its last
+    server's launch ends, and MGN allows one job per server, so the next step on this server
+    waits (the state machine retries it, as for MGN's quotas)."""
+
+
 class CutoverWindowClosedError(PipelineError):
     """The wave's cutover window closed before the cutover could start."""
 

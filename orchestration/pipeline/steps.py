@@ -34,13 +34,14 @@ from orchestration.pipeline.errors import (
     CutoverWindowClosedError,
     HealthCheckFailedError,
     LaunchFailedError,
+    LaunchJobRunningError,
     LaunchTimeoutError,
     PrerequisiteError,
     ReplicationStalledError,
     ReplicationTimeoutError,
     RollbackRefusedError,
 )
-from orchestration.pipeline.ports import Ec2, HealthProbe, Lanes, LaneServices, Mgn, StatusReports
+from orchestration.pipeline.ports import Ec2, HealthProbe, Lanes, LaneServices, StatusReports
 from orchestration.pipeline.resolution import resolve_source_server
 from orchestration.pipeline.spec import MigrationSpec
 
@@ -235,10 +236,18 @@ class MigrationSteps:
                 "fix the agent or the network, then republish"
             )
         terminate_job: str | None = None
-        if launch == "cutover" and server.lifecycle_state == "TESTING":
-            server = lane.mgn.change_life_cycle_state(server_id, "READY_FOR_CUTOVER")
-        if launch == "cutover" and server.launched_instance_id:
-            terminate_job = _terminate_launched(lane.mgn, server, _known_jobs(state))
+        if launch == "cutover" and (
+            server.lifecycle_state == "TESTING" or server.launched_instance_id
+        ):
+            active = _unless_launching(lane.mgn.active_job_for(server, _known_jobs(state)), server)
+            if server.lifecycle_state == "TESTING":
+                server = lane.mgn.change_life_cycle_state(server_id, "READY_FOR_CUTOVER")
+            if server.launched_instance_id:
+                terminate_job = (
+                    active.job_id
+                    if active is not None  # a TERMINATE job: a retry of this step started it
+                    else lane.mgn.terminate_target_instances([server_id]).job_id
+                )
         subnet, groups = (
             (spec.test_subnet_id, spec.test_security_group_ids)
             if launch == "test"
@@ -503,7 +512,12 @@ class MigrationSteps:
         mgn = self._lanes.for_spec(spec).mgn
         server = mgn.source_server(server_id)
         if server.lifecycle_state != "CUTOVER":
-            server = mgn.finalize_cutover(server_id)
+            try:
+                server = mgn.finalize_cutover(server_id)
+            except MgnConflictError:
+                # Still in its cutover job (a batch completes with its last server)?
+                _unless_launching(mgn.active_job_for(server, _known_jobs(state)), server)
+                raise
         instance_id = state["cutoverCheck"]["instanceId"]
         duration = (self._clock.now() - started_at).total_seconds() if started_at else 0.0
         self._report.step(
@@ -627,11 +641,15 @@ def _coordinated_launch(outcome: dict[str, Any], launch: Launch, server_id: str)
     return str(outcome["instanceId"])
 
 
-def _terminate_launched(mgn: Mgn, server: SourceServer, known_jobs: list[str]) -> str | None:
-    active = mgn.active_job_for(server, known_jobs)
-    if active is not None:
-        return active.job_id if active.type == "TERMINATE" else None
-    return mgn.terminate_target_instances([server.source_server_id]).job_id
+def _unless_launching(active: Job | None, server: SourceServer) -> Job | None:
+    """The server's active job, unless it is a launch job still running (its batch has not
+    completed: MGN allows one job per server, so the step waits and is retried)."""
+    if active is not None and active.type != "TERMINATE":
+        raise LaunchJobRunningError(
+            f"{server.source_server_id} is still in MGN job {active.job_id} "
+            f"({active.initiated_by}, {active.status}): its batch has not completed; retrying"
+        )
+    return active
 
 
 def _where(spec: MigrationSpec) -> str:
