@@ -29,6 +29,17 @@ moto symbol                                                        why it is pat
                                                                    then the writes, under one
                                                                    lock; a failed write restores
                                                                    only the items it touched
+``moto.sqs.models.Queue.attributes`` (a property)                  it builds every attribute,
+                                                                   three of them scans of all the
+                                                                   queue's messages, and moto
+                                                                   reads it for one value per
+                                                                   SendMessage and per message
+                                                                   received (retention period):
+                                                                   quadratic on a backed-up queue,
+                                                                   a quarter of all CPU in a
+                                                                   1,000-VM rehearsal. Here: the
+                                                                   same keys, each value computed
+                                                                   when read
 =================================================================  =============================
 """
 
@@ -38,9 +49,10 @@ import copy
 import functools
 import importlib
 import inspect
+import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -413,9 +425,76 @@ def _replace_transact_write_items(original: Callable[..., Any]) -> Callable[...,
     return transact_write_items
 
 
+def _queue_attribute_names(queue: Any) -> dict[str, None]:
+    """The names moto's ``Queue.attributes`` has, in its order (a dict: ordered, O(1) ``in``)."""
+    names = list(queue.BASE_ATTRIBUTES)
+    if queue.fifo_queue:
+        names += queue.FIFO_ATTRIBUTES
+    if queue.kms_master_key_id:
+        names += queue.KMS_ATTRIBUTES
+    return dict.fromkeys(names)
+
+
+@functools.cache
+def _queue_attribute_field(name: str) -> str:
+    from moto.core.utils import camelcase_to_underscores
+
+    field: str = camelcase_to_underscores(name)
+    return field
+
+
+class _QueueAttributes(Mapping[str, Any]):
+    """moto's ``Queue.attributes`` dict, read-only, each value computed when read.
+
+    The same keys in the same order, and the same values: the queue's field for each name,
+    ``RedrivePolicy`` as JSON when set, booleans as ``"true"``/``"false"``. Reading one value
+    costs that value only; the message counts scan the queue only when asked for.
+    """
+
+    __slots__ = ("_names", "_queue")
+
+    def __init__(self, queue: Any) -> None:
+        self._queue = queue
+        self._names = _queue_attribute_names(queue)
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._names:
+            raise KeyError(name)
+        value = getattr(self._queue, _queue_attribute_field(name))
+        if name == "RedrivePolicy" and value:
+            value = json.dumps(value)
+        if isinstance(value, bool):
+            value = str(value).lower()
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+def _replace_queue_attributes(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def attributes(self: Any) -> Mapping[str, Any]:
+        if active_hooks() is None:
+            result: Mapping[str, Any] = original(self)
+            return result
+        return _QueueAttributes(self)
+
+    return attributes
+
+
 @dataclass(frozen=True, slots=True)
 class MotoPatchPoint:
-    """A moto method the runtime replaces, with the signature the replacement was written for."""
+    """A moto method the runtime replaces, with the signature the replacement was written for.
+
+    A read-only property is patched the same way: the replacement wraps its getter, and
+    ``parameters`` is the getter's (``("self",)``).
+    """
 
     symbol: str
     parameters: tuple[str, ...]
@@ -437,15 +516,26 @@ class MotoPatchPoint:
     def attribute(self) -> str:
         return self.symbol.rsplit(".", 1)[1]
 
-    def original(self) -> Callable[..., Any]:
-        """moto's own implementation, whether or not the patch is installed."""
+    def _defined(self) -> Any:
+        """What the class defines under the name now: a function, or a property."""
         current = self.owner.__dict__.get(self.attribute)
         if current is None:
             raise MotoPatchPointMissingError(
                 f"{self.symbol}: moto no longer defines {self.attribute} on this class"
             )
-        original: Callable[..., Any] = getattr(current, ORIGINAL_ATTRIBUTE, current)
-        return original
+        return current
+
+    def original(self) -> Callable[..., Any]:
+        """moto's own implementation (a property's getter), whether or not the patch is
+        installed."""
+        current = self._defined()
+        original = getattr(current, ORIGINAL_ATTRIBUTE, current)
+        if isinstance(original, property):
+            if original.fget is None:
+                raise MotoPatchPointMissingError(f"{self.symbol}: the property has no getter")
+            return original.fget
+        function: Callable[..., Any] = original
+        return function
 
     def is_installed(self) -> bool:
         return hasattr(self.owner.__dict__.get(self.attribute), ORIGINAL_ATTRIBUTE)
@@ -463,10 +553,19 @@ class MotoPatchPoint:
         if self.is_installed():
             return
         self.verify()
+        defined = self._defined()
         original = self.original()
-        replacement = self.replacement(original)
+        replacement: Any = self.replacement(original)
         setattr(replacement, ORIGINAL_ATTRIBUTE, original)
+        if isinstance(defined, property):
+            # A read-only property stays one; the replacement replaces its getter.
+            replacement = _PatchedProperty(replacement, doc=defined.__doc__)
+            setattr(replacement, ORIGINAL_ATTRIBUTE, defined)
         setattr(self.owner, self.attribute, replacement)
+
+
+class _PatchedProperty(property):
+    """A replaced moto property (a plain ``property`` cannot carry ``ORIGINAL_ATTRIBUTE``)."""
 
 
 MOTO_PATCH_POINTS: tuple[MotoPatchPoint, ...] = (
@@ -513,6 +612,14 @@ MOTO_PATCH_POINTS: tuple[MotoPatchPoint, ...] = (
         "during the copy, lost writes on rollback. The replacement checks all conditions, "
         "then writes, under one lock, and restores only the items it touched.",
         replacement=_replace_transact_write_items,
+    ),
+    MotoPatchPoint(
+        symbol="moto.sqs.models.Queue.attributes",
+        parameters=("self",),
+        why="moto builds every queue attribute, counting the queue's messages three times, "
+        "to read one: ContentBasedDeduplication in SendMessage, MessageRetentionPeriod once "
+        "per message ReceiveMessage returns. The replacement computes a value when read.",
+        replacement=_replace_queue_attributes,
     ),
 )
 
