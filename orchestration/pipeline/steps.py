@@ -144,6 +144,16 @@ class MigrationSteps:
         )
         lane = self._lane_checked(spec)
         mgn, ec2 = lane.mgn, lane.ec2
+        # The source server first: its lookup also says whether MGN is initialized in the
+        # lane (MGN answers UninitializedAccountException until then), one call for both.
+        server: SourceServer | None = None
+        server_problem: str | None = None
+        try:
+            server = resolve_source_server(mgn, spec.source)
+        except MgnNotInitializedError as exc:
+            raise _not_initialized(spec, _where(spec)) from exc
+        except SourceServerNotFoundError as exc:
+            server_problem = str(exc)
         problems: list[str] = []
         for label, subnet_id, groups in (
             ("", spec.subnet_id, spec.security_group_ids),
@@ -162,11 +172,8 @@ class MigrationSteps:
                 "nobody may approve this migration: list approvers in the wave manifest "
                 "(or set DEFAULT_APPROVERS for hand-written requests)"
             )
-        server: SourceServer | None = None
-        try:
-            server = resolve_source_server(mgn, spec.source)
-        except SourceServerNotFoundError as exc:
-            problems.append(str(exc))
+        if server_problem is not None:
+            problems.append(server_problem)
         if problems or server is None:
             raise PrerequisiteError("; ".join(problems))
         launch_template_id = mgn.launch_template_id(server.source_server_id)
@@ -180,22 +187,13 @@ class MigrationSteps:
         return {"sourceServerId": server.source_server_id, "launchTemplateId": launch_template_id}
 
     def _lane_checked(self, spec: MigrationSpec) -> LaneServices:
-        """The migration's lane, if it can be used at all: its role can be assumed and MGN is
-        initialized there. Checked before anything else, so such a wave touches nothing."""
-        where = _where(spec)
+        """The migration's lane, if its role can be assumed. Checked before anything else,
+        so such a wave touches nothing (MGN's initialization is known from the first MGN
+        call, the source server's lookup)."""
         try:
-            lane = self._lanes.for_spec(spec)
+            return self._lanes.for_spec(spec)
         except LaneError as exc:
             raise PrerequisiteError(str(exc)) from exc
-        if not lane.mgn.initialized():
-            raise PrerequisiteError(
-                f"MGN is not initialized in {where}: run `aws mgn initialize-service --region "
-                f"{spec.target_region or '<region>'}` in account "
-                f"{spec.target_account_id or '<hub account>'} (or open the Application Migration "
-                "Service console there once), install the replication agents, then publish "
-                "the wave again"
-            )
-        return lane
 
     def _network_problems(
         self, ec2: Ec2, spec: MigrationSpec, label: str, subnet_id: str, group_ids: list[str]
@@ -267,9 +265,10 @@ class MigrationSteps:
             iam_instance_profile=spec.iam_instance_profile,
             tags=tags,
         )
-        lane.mgn.update_launch_configuration(
-            server_id, boot_mode=spec.boot_mode, os_byol=spec.os_byol
-        )
+        if launch == "test":  # the same for the cutover: applied once
+            lane.mgn.update_launch_configuration(
+                server_id, boot_mode=spec.boot_mode, os_byol=spec.os_byol
+            )
         self._report.step(
             spec,
             step,
@@ -510,12 +509,13 @@ class MigrationSteps:
         spec = MigrationSpec.model_validate(state["spec"])
         server_id = state["source"]["sourceServerId"]
         mgn = self._lanes.for_spec(spec).mgn
-        server = mgn.source_server(server_id)
-        if server.lifecycle_state != "CUTOVER":
-            try:
-                server = mgn.finalize_cutover(server_id)
-            except MgnConflictError:
-                # Still in its cutover job (a batch completes with its last server)?
+        try:
+            server = mgn.finalize_cutover(server_id)
+        except MgnConflictError:
+            # Finalized already (a retry), or still in its cutover job (a batch completes
+            # with its last server: wait for it)? Only then is the server looked at.
+            server = mgn.source_server(server_id)
+            if server.lifecycle_state != "CUTOVER":
                 _unless_launching(mgn.active_job_for(server, _known_jobs(state)), server)
                 raise
         instance_id = state["cutoverCheck"]["instanceId"]
@@ -639,6 +639,16 @@ def _coordinated_launch(outcome: dict[str, Any], launch: Launch, server_id: str)
             + (f": {detail}" if detail else "")
         )
     return str(outcome["instanceId"])
+
+
+def _not_initialized(spec: MigrationSpec, where: str) -> PrerequisiteError:
+    return PrerequisiteError(
+        f"MGN is not initialized in {where}: run `aws mgn initialize-service --region "
+        f"{spec.target_region or '<region>'}` in account "
+        f"{spec.target_account_id or '<hub account>'} (or open the Application Migration "
+        "Service console there once), install the replication agents, then publish "
+        "the wave again"
+    )
 
 
 def _unless_launching(active: Job | None, server: SourceServer) -> Job | None:

@@ -13,7 +13,13 @@ from typing import Any, TypeVar
 
 from orchestration.adapters.ec2 import Instance, Subnet
 from orchestration.adapters.lanes import Lane, LaneRoleUnavailableError
-from orchestration.adapters.mgn import Job, JobServer, SourceServer, SourceServerNotFoundError
+from orchestration.adapters.mgn import (
+    Job,
+    JobServer,
+    MgnNotInitializedError,
+    SourceServer,
+    SourceServerNotFoundError,
+)
 from orchestration.adapters.state_store import ApprovalRecord, MigrationRecord
 from orchestration.adapters.stepfunctions import Execution, ExecutionAlreadyExistsError
 from orchestration.events import EventDetail, MigrationStatusUpdated, Step, StepStatus
@@ -338,6 +344,7 @@ class FakeMgn:
     def source_servers(
         self, ids: Sequence[str] | None = None, *, include_archived: bool = False
     ) -> list[SourceServer]:
+        self._answer_only_if_initialized()
         return [
             server
             for server in self.servers.values()
@@ -345,7 +352,12 @@ class FakeMgn:
             and (include_archived or not server.is_archived)
         ]
 
+    def _answer_only_if_initialized(self) -> None:
+        if not self.is_initialized:  # MGN answers every call so until InitializeService
+            raise MgnNotInitializedError("UninitializedAccountException: not initialized")
+
     def source_server(self, source_server_id: str) -> SourceServer:
+        self._answer_only_if_initialized()
         if source_server_id not in self.servers:
             raise SourceServerNotFoundError(f"source server {source_server_id} does not exist")
         return self.servers[source_server_id]
