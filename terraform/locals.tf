@@ -269,6 +269,16 @@ locals {
     ServersInActiveJobs           = var.launch.servers_in_active_jobs
     LingerSeconds                 = var.launch.linger_seconds
     HandOverAfterRuns             = var.launch.hand_over_after_runs
+    # LaunchSettings.coordinator_placeholders: the lanes' raised quotas, by their names in the loop's config.
+    QuotasByLane = jsonencode({
+      for lane, quotas in var.launch.quotas_by_lane : lane => {
+        for name, value in {
+          concurrentJobs      = quotas.concurrent_jobs
+          serversPerJob       = quotas.servers_per_job
+          serversInActiveJobs = quotas.servers_in_active_jobs
+        } : name => value if value != null
+      }
+    })
   }
 }
 

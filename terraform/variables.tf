@@ -144,7 +144,7 @@ variable "timings" {
 }
 
 variable "launch" {
-  description = "How MGN launches start: design \"per-vm\" (each execution starts its own job) or \"batched\" (each lane's launch coordinator packs them into jobs), the lane's MGN quotas (raise them with the account's), the linger (s) a test launch waits for others and the coordinator waits between runs, how long (s) a cutover request may wait, and after how many runs a coordinator loop hands its lane over to a fresh execution (its history stays below Step Functions' 25,000 events: a run costs about 9). Defaults equal LaunchSettings.aws() in orchestration/statemachine."
+  description = "How MGN launches start: design \"per-vm\" (each execution starts its own job) or \"batched\" (each lane's launch coordinator packs them into jobs), the lane's MGN quotas (raise them with the account's), the linger (s) a test launch waits for others and the coordinator waits between runs, how long (s) a cutover request may wait, after how many runs a coordinator loop hands its lane over to a fresh execution (its history stays below Step Functions' 25,000 events: a run costs about 9), and per lane (\"accountId/region\") the quotas that account has had raised. Defaults equal LaunchSettings.aws() in orchestration/statemachine."
   type = object({
     design                  = string
     concurrent_jobs         = number
@@ -153,6 +153,11 @@ variable "launch" {
     linger_seconds          = number
     cutover_timeout_seconds = number
     hand_over_after_runs    = optional(number, 1000)
+    quotas_by_lane = optional(map(object({
+      concurrent_jobs        = optional(number)
+      servers_per_job        = optional(number)
+      servers_in_active_jobs = optional(number)
+    })), {})
   })
   default = {
     design                  = "per-vm"
@@ -162,6 +167,7 @@ variable "launch" {
     linger_seconds          = 60
     cutover_timeout_seconds = 604800
     hand_over_after_runs    = 1000
+    quotas_by_lane          = {}
   }
 
   validation {
@@ -184,6 +190,17 @@ variable "launch" {
     # MAX_RUNS_PER_LOOP in orchestration/statemachine: 2,000 runs are some 18,000 events.
     condition     = var.launch.hand_over_after_runs >= 1 && var.launch.hand_over_after_runs <= 2000
     error_message = "launch.hand_over_after_runs must be between 1 and 2000."
+  }
+
+  validation {
+    # LANE_LABEL and LANE_QUOTA_NAMES in orchestration/statemachine.
+    condition = alltrue([
+      for lane, quotas in var.launch.quotas_by_lane :
+      can(regex("^[0-9]{12}/[a-z]{2}(-[a-z]+)+-[0-9]$", lane)) && alltrue([
+        for value in values(quotas) : value == null ? true : value >= 1
+      ])
+    ])
+    error_message = "launch.quotas_by_lane keys must be accountId/region and its quotas positive."
   }
 }
 

@@ -24,6 +24,7 @@ from orchestration.local.provision import provision
 from orchestration.naming import ResourceNames
 from orchestration.pipeline.batched_launches import (
     BatchedLaunches,
+    LoopConfig,
     loop_name,
     outcome_output,
     successor_name,
@@ -302,3 +303,18 @@ def test_successor_names_are_the_same_for_a_retry_and_new_for_each_handover() ->
     assert all(n.startswith(stem + "-") and len(n) == len(first) for n in names)
     assert successor_name("x" * 80, 1) == successor_name("x" * 80, 1)
     assert len(successor_name("x" * 80, 1)) <= 80
+
+
+def test_a_loop_plans_with_its_own_lanes_quotas() -> None:
+    config = {
+        "concurrentJobs": 20,
+        "serversPerJob": 200,
+        "serversInActiveJobs": 200,
+        "lingerSeconds": 60,
+        "handOverAfterRuns": 1000,
+        "quotasByLane": {"444455556666/eu-west-1": {"concurrentJobs": 40}},
+    }
+    raised = LoopConfig.from_event(config, "444455556666/eu-west-1").quotas
+    assert (raised.concurrent_jobs, raised.servers_per_job) == (40, 200)
+    assert LoopConfig.from_event(config, "111122223333/eu-west-1").quotas.concurrent_jobs == 20
+    assert LoopConfig.from_event({**config, "quotasByLane": {}}, LANE).quotas.concurrent_jobs == 20

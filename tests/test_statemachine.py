@@ -304,3 +304,27 @@ def test_every_step_is_used_by_the_code() -> None:
 
     assert {step.name for step in Step} - used == set()
     assert used - {step.name for step in Step} == set()
+
+
+def test_a_lane_whose_account_has_raised_quotas_gets_its_own() -> None:
+    """MGN's job quotas are per account and Region, and accounts have them raised: the
+    coordinator's configuration carries each configured lane's own."""
+    launch = LaunchSettings(
+        design="batched",
+        quotas_by_lane={"444455556666/eu-west-1": {"concurrent_jobs": 40}},
+    )
+    loop = render_coordinator_definition(
+        {"coordinate_launches": "arn:aws:lambda:us-east-1:123456789012:function:c"},
+        Timings.aws(),
+        launch,
+    )
+    config = loop["States"]["Configure"]["Result"]
+    assert config["quotasByLane"] == {"444455556666/eu-west-1": {"concurrentJobs": 40}}
+    assert config["concurrentJobs"] == 20  # every other lane: MGN's default
+    for wrong in (
+        {"eu-west-1": {"concurrent_jobs": 40}},
+        {"444455556666/eu-west-1": {"concurrent_jobs": 0}},
+        {"444455556666/eu-west-1": {"jobs": 40}},
+    ):
+        with pytest.raises(ValueError, match="quotas_by_lane"):
+            LaunchSettings(quotas_by_lane=wrong)

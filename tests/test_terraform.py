@@ -40,6 +40,7 @@ from orchestration.statemachine import (
     COORDINATOR_FUNCTION_PLACEHOLDERS,
     DEFINITION_FILE,
     FUNCTION_PLACEHOLDERS,
+    LANE_QUOTA_NAMES,
     MAX_RUNS_PER_LOOP,
     LaunchSettings,
     Timings,
@@ -576,7 +577,12 @@ def test_the_launch_coordinator_renders_its_definition_and_may_invoke_only_its_f
         assert values[placeholder] == f'${{aws_lambda_function.this["{function}"].arn}}'
     for field in dataclasses.fields(LaunchSettings):
         pascal = "".join(part.capitalize() for part in field.name.split("_"))
-        if pascal in values:
+        if pascal == "QuotasByLane":  # rendered as JSON, named as the loop's config names them
+            assert values[pascal].startswith("${jsonencode(")
+            assert "var.launch.quotas_by_lane" in values[pascal]
+            for name, in_config in LANE_QUOTA_NAMES.items():
+                assert f"{in_config} = quotas.{name}" in values[pascal]
+        elif pascal in values:
             assert values[pascal] == f"${{var.launch.{field.name}}}"
     placeholders_of_migration = _locals()["state_machine_placeholders"]
     assert placeholders_of_migration["LaunchDesign"] == "${var.launch.design}"

@@ -72,12 +72,15 @@ class LoopConfig:
     hand_over_after_runs: int
 
     @classmethod
-    def from_event(cls, config: Mapping[str, Any]) -> LoopConfig:
+    def from_event(cls, config: Mapping[str, Any], lane: str = "") -> LoopConfig:
+        """The loop's configuration for ``lane``: its own quotas where configured for it
+        (``quotasByLane``: accounts have them raised), MGN's defaults otherwise."""
+        quotas = {**config, **(config.get("quotasByLane") or {}).get(lane, {})}
         return cls(
             quotas=LaneQuotas(
-                concurrent_jobs=int(config["concurrentJobs"]),
-                servers_per_job=int(config["serversPerJob"]),
-                servers_in_active_jobs=int(config["serversInActiveJobs"]),
+                concurrent_jobs=int(quotas["concurrentJobs"]),
+                servers_per_job=int(quotas["serversPerJob"]),
+                servers_in_active_jobs=int(quotas["serversInActiveJobs"]),
             ),
             linger_seconds=int(config["lingerSeconds"]),
             hand_over_after_runs=int(
@@ -153,7 +156,7 @@ class BatchedLaunches:
     ) -> dict[str, Any]:
         """One run of the lane's loop ``execution``, which has run ``runs`` times before: the
         result says whether the loop ends (``done``) and carries its runs, this one counted."""
-        loop = LoopConfig.from_event(config)
+        loop = LoopConfig.from_event(config, lane_label)
         ledger = self._ledger_for(lane_label)
         now = self._clock.now()
         stale_after = max(self._stale_after, STALE_AFTER_LINGERS * loop.linger_seconds)

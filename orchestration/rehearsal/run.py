@@ -125,7 +125,7 @@ def rehearse(
     specs = [MigrationSpec.from_request(r, r.revision or "", "rehearsal") for r in requests]
     disks = {vm.migration_id: _disks_gib(vm, profile) for vm in rehearsal.vms}
     log = log_file or Path(tempfile.gettempdir()) / "wavepilot-rehearsal.log"
-    launch = launch or LaunchSettings.aws()
+    launch = _with_profile_quotas(launch or LaunchSettings.aws(), profile)
     options = SystemOptions(
         timings=Timings.aws(),
         launch_design=launch.design,
@@ -517,3 +517,20 @@ def _slack_by_root(
         if thread_root is not None:
             calls[thread_root] += 1
     return calls, delays
+
+
+def _with_profile_quotas(launch: LaunchSettings, profile: RehearsalProfile) -> LaunchSettings:
+    """The launch settings with the profile's MGN quotas, its lanes' own included: the
+    coordinator plans with the quotas the emulator enforces, as a deployment's
+    ``var.launch`` is set to the account's."""
+    quotas = profile.quotas
+    return replace(
+        launch,
+        concurrent_jobs=quotas.concurrent_jobs,
+        servers_per_job=quotas.servers_per_job,
+        servers_in_active_jobs=quotas.servers_in_active_jobs,
+        quotas_by_lane={
+            lane: overrides.model_dump(by_alias=False, exclude_none=True)
+            for lane, overrides in profile.quotas_by_lane.items()
+        },
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -91,6 +91,13 @@ class Timings:
 
 
 LAUNCH_DESIGNS = ("per-vm", "batched")
+# A lane's quota overrides: their names here (and in Terraform) -> in the loop's config.
+LANE_QUOTA_NAMES = {
+    "concurrent_jobs": "concurrentJobs",
+    "servers_per_job": "serversPerJob",
+    "servers_in_active_jobs": "serversInActiveJobs",
+}
+LANE_LABEL = re.compile(r"\d{12}/[a-z]{2}(-[a-z]+)+-\d")
 # A coordinator loop's runs before it must hand over: a standard execution's history holds at
 # most 25,000 events and a run costs about 9 (more when its Lambda is retried).
 MAX_RUNS_PER_LOOP = 2000
@@ -118,6 +125,9 @@ class LaunchSettings:
     linger_seconds: int = 60
     cutover_timeout_seconds: int = 7 * 24 * 3600
     hand_over_after_runs: int = 1000
+    # Per lane ("accountId/region"), the quotas that account has had raised: any of
+    # concurrent_jobs, servers_per_job, servers_in_active_jobs; the others as above.
+    quotas_by_lane: Mapping[str, Mapping[str, int]] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if self.design not in LAUNCH_DESIGNS:
@@ -128,6 +138,14 @@ class LaunchSettings:
             raise ValueError("linger_seconds and cutover_timeout_seconds must be positive")
         if not 1 <= self.hand_over_after_runs <= MAX_RUNS_PER_LOOP:
             raise ValueError(f"hand_over_after_runs must be between 1 and {MAX_RUNS_PER_LOOP}")
+        for lane, quotas in self.quotas_by_lane.items():
+            if not LANE_LABEL.fullmatch(lane):
+                raise ValueError(f"quotas_by_lane: {lane!r} is not accountId/region")
+            unknown = set(quotas) - set(LANE_QUOTA_NAMES)
+            if unknown or min(quotas.values(), default=1) < 1:
+                raise ValueError(
+                    f"quotas_by_lane[{lane!r}]: positive {', '.join(LANE_QUOTA_NAMES)} only"
+                )
 
     @classmethod
     def aws(cls, design: str = "per-vm") -> LaunchSettings:
@@ -145,7 +163,12 @@ class LaunchSettings:
         }
 
     def coordinator_placeholders(self) -> dict[str, str]:
+        by_lane = {
+            lane: {LANE_QUOTA_NAMES[name]: int(value) for name, value in quotas.items()}
+            for lane, quotas in sorted(self.quotas_by_lane.items())
+        }
         return {
+            "QuotasByLane": json.dumps(by_lane, sort_keys=True),
             "ConcurrentJobs": str(self.concurrent_jobs),
             "ServersPerJob": str(self.servers_per_job),
             "ServersInActiveJobs": str(self.servers_in_active_jobs),
