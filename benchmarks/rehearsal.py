@@ -74,7 +74,7 @@ MEASURES: list[tuple[str, Any, str, bool]] = [
     ("Slack updates lost", lambda d, w: d["calls"]["lostSlackUpdates"], "{}", False),
     ("approvals expired", lambda d, w: d["calls"]["approvalsExpired"], "{}", False),
     ("mean MGN quota wait per VM", lambda d, w: _quota_wait_minutes(d), "{:.1f} min", True),
-    ("MGN jobs started (StartTest + StartCutover)", lambda d, w: _starts(d), "{:,}", True),
+    ("StartTest + StartCutover calls (refusals included)", lambda d, w: _starts(d), "{:,}", True),
 ]
 
 
