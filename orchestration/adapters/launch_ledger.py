@@ -51,6 +51,7 @@ from orchestration.launch_records import (
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 REQUEST_PREFIX = "REQUEST#"
 OUTBOX_PREFIX = "OUTBOX#"
@@ -157,20 +158,20 @@ class DynamoLaunchLedger:
         outcome = replace(_outcome(dict(item)), task_token=task_token)
         self._table.meta.client.transact_write_items(
             TransactItems=[
-                {"Put": {"TableName": self._table.name, "Item": _outcome_item(outcome)}},
-                {
-                    "Put": {
-                        "TableName": self._table.name,
-                        "Item": {
-                            **_outcome_item(outcome),
-                            "pk": self._pk,
-                            "sk": _outbox_sk(outcome.kind, outcome.migration_id),
-                        },
-                    }
-                },
+                *self._answer_writes(outcome),
             ]
         )
         return "reanswered"
+
+    def _answer_writes(self, outcome: LaunchOutcome) -> list[TransactWriteItemTypeDef]:
+        """An answer's two writes, in a transaction: the migration's outcome record and the
+        lane's outbox item (until the outcome reaches its execution)."""
+        item = _outcome_item(outcome)
+        outbox = {**item, "pk": self._pk, "sk": _outbox_sk(outcome.kind, outcome.migration_id)}
+        return [
+            {"Put": {"TableName": self._table.name, "Item": item}},
+            {"Put": {"TableName": self._table.name, "Item": outbox}},
+        ]
 
     def snapshot(self) -> LedgerSnapshot:
         waiting: list[WaitingLaunch] = []
@@ -287,17 +288,7 @@ class DynamoLaunchLedger:
                                 "ExpressionAttributeValues": {":t": outcome.task_token},
                             }
                         },
-                        {"Put": {"TableName": self._table.name, "Item": _outcome_item(outcome)}},
-                        {
-                            "Put": {
-                                "TableName": self._table.name,
-                                "Item": {
-                                    **_outcome_item(outcome),
-                                    "pk": self._pk,
-                                    "sk": _outbox_sk(outcome.kind, outcome.migration_id),
-                                },
-                            }
-                        },
+                        *self._answer_writes(outcome),
                     ]
                 )
             except ClientError as exc:
