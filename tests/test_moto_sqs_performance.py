@@ -21,6 +21,7 @@ from moto import mock_aws
 from moto.sqs.models import Queue, sqs_backends
 
 from orchestration.local.runtime import MOTO_PATCH_POINTS, start_local_aws
+from orchestration.local.runtime.moto_backends import has_visible_message
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
@@ -233,3 +234,44 @@ def test_canary_plain_moto_still_builds_every_attribute_to_send(
         "moto.sqs.models.SQSBackend.send_message no longer builds Queue.attributes: re-check "
         "whether the runtime's replacement of moto.sqs.models.Queue.attributes is still needed"
     )
+
+
+def _queue_arn(queue_url: str) -> str:
+    account_id, name = queue_url.rsplit("/", 2)[1:]
+    return f"arn:aws:sqs:{REGION}:{account_id}:{name}"
+
+
+def test_the_busy_probe_sees_what_a_receive_would_return(sqs: SQSClient) -> None:
+    """The virtual clock's probe against the answers of ReceiveMessage, on both kinds of queue:
+    in flight, delayed and held FIFO groups are not work a poller can take now."""
+    standard = sqs.create_queue(QueueName="probe-standard")["QueueUrl"]
+    fifo = sqs.create_queue(
+        QueueName="probe.fifo",
+        Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"},
+    )["QueueUrl"]
+    assert not has_visible_message(_queue_arn(standard))
+    assert not has_visible_message(f"arn:aws:sqs:{REGION}:123456789012:no-such-queue")
+
+    sqs.send_message(QueueUrl=standard, MessageBody="later", DelaySeconds=LONG)
+    assert not has_visible_message(_queue_arn(standard))
+    sqs.send_message(QueueUrl=standard, MessageBody="now")
+    assert has_visible_message(_queue_arn(standard))
+    received = sqs.receive_message(QueueUrl=standard, VisibilityTimeout=LONG)["Messages"]
+    assert [m["Body"] for m in received] == ["now"]
+    assert not has_visible_message(_queue_arn(standard))
+
+    # FIFO: one group's head in flight holds the rest of that group, not another group.
+    for body in ("a1", "a2", "a3"):
+        sqs.send_message(QueueUrl=fifo, MessageBody=body, MessageGroupId="a")
+    assert has_visible_message(_queue_arn(fifo))
+    head = sqs.receive_message(QueueUrl=fifo, MaxNumberOfMessages=1, VisibilityTimeout=LONG)
+    assert [m["Body"] for m in head["Messages"]] == ["a1"]
+    assert "Messages" not in sqs.receive_message(QueueUrl=fifo, VisibilityTimeout=LONG)
+    assert not has_visible_message(_queue_arn(fifo))
+    sqs.send_message(QueueUrl=fifo, MessageBody="b1", MessageGroupId="b")
+    assert has_visible_message(_queue_arn(fifo))
+    taken = sqs.receive_message(QueueUrl=fifo, VisibilityTimeout=LONG)["Messages"]
+    assert [m["Body"] for m in taken] == ["b1"]
+    assert not has_visible_message(_queue_arn(fifo))
+    sqs.delete_message(QueueUrl=fifo, ReceiptHandle=head["Messages"][0]["ReceiptHandle"])
+    assert has_visible_message(_queue_arn(fifo))  # a2 is the group's head now

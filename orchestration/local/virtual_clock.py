@@ -45,6 +45,10 @@ __all__ = [
 # A request carrying this header was sent by a counted thread lending its count (``lending``).
 LENT_HEADER = "X-Wavepilot-Clock-Lent"
 _INTERRUPT_POLL_SECONDS = 0.2  # real: how often a waiter re-checks its interrupt predicate
+# Real seconds between looks at busy probes while one says busy: doubling from the first to the
+# last (the wait for work held in data costs at most the last pause once it is taken).
+_PROBE_PAUSE_FIRST = 0.001
+_PROBE_PAUSE_MAX = 0.032
 
 _active_lock = threading.Lock()
 _active: VirtualClock | None = None
@@ -322,6 +326,7 @@ class VirtualClock:
         waiter.ready.set()
 
     def _schedule(self) -> None:
+        probe_pause = _PROBE_PAUSE_FIRST
         while True:
             with self._lock:
                 while not self._closed and not (self._active == 0 and self._due_heap()):
@@ -330,8 +335,12 @@ class VirtualClock:
                     return
                 generation = self._generation
             if any(probe() for probe in list(self._probes)):
-                time.sleep(0.001)
+                # Work held in data: look again soon, less often the longer it stays (a backed-up
+                # queue is scanned by its probe; every look takes the CPU from the work itself).
+                time.sleep(probe_pause)
+                probe_pause = min(probe_pause * 2, _PROBE_PAUSE_MAX)
                 continue
+            probe_pause = _PROBE_PAUSE_FIRST
             if self._settle:
                 time.sleep(self._settle)
             with self._lock:

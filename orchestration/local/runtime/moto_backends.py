@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from moto.awslambda.models import lambda_backends
 from moto.awslambda.utils import get_backend as lambda_backend_for
 from moto.awslambda_simple.models import lambda_simple_backends
+from moto.core.utils import unix_time_millis
 from moto.iam.models import get_account_id_from
 from moto.moto_api._internal.models import moto_api_backend
 from moto.sqs.models import sqs_backends
@@ -153,22 +154,33 @@ def sqs_event_source_mappings() -> list[EventSourceMappingRef]:
     return refs
 
 
-def visible_message_count(queue_arn: str) -> int:
-    """Messages a receive would return now on the queue ``queue_arn`` (0 if it is gone): the
-    virtual clock's busy probe for a queue a poller has not drained yet."""
+def has_visible_message(queue_arn: str) -> bool:
+    """True if a receive on the queue ``queue_arn`` would return a message now (False if it is
+    gone): the virtual clock's busy probe for a queue a poller has not drained yet.
+
+    Called every few milliseconds while it says True, so it reads each message's two times
+    against one ``now`` (moto's ``Queue.messages`` builds a list and reads the clock twice per
+    message) and stops at the first visible message of a standard queue. A FIFO queue needs one
+    pass: a group with a message in flight returns nothing until that one is settled."""
     arn = ArnParts.parse(queue_arn)
     try:
         queue = sqs_backends[arn.account_id][arn.region].queues.get(arn.resource)
     except KeyError:
-        return 0
+        return False
     if queue is None:
-        return 0
-    visible = queue.messages
+        return False
+    now = unix_time_millis()
+    messages = list(queue._messages)  # a snapshot: senders and receivers change it meanwhile
     if not queue.fifo_queue:
-        return len(visible)
-    # FIFO: a group with a message in flight returns nothing until that one is settled.
-    held = {m.group_id for m in queue._messages if not m.visible}
-    return sum(1 for m in visible if m.group_id not in held)
+        return any(now > m.visible_at and now >= m.delayed_until for m in messages)
+    ready: set[str | None] = set()
+    held: set[str | None] = set()
+    for message in messages:
+        if now <= message.visible_at:
+            held.add(message.group_id)
+        elif now >= message.delayed_until:
+            ready.add(message.group_id)
+    return not ready <= held
 
 
 def detach_event_source_mapping_from_queue(moto_mapping: Any) -> bool:

@@ -28,7 +28,7 @@ from orchestration.local.runtime.moto_backends import (
     EventSourceMappingRef,
     event_source_mapping_configuration,
     find_function_by_arn,
-    visible_message_count,
+    has_visible_message,
 )
 from orchestration.local.virtual_clock import active_virtual_clock
 
@@ -219,7 +219,7 @@ class SqsEventSourcePoller:
             return self._process_one_batch(sqs, settings)
         if self._probe is None:
             queue_arn = settings.queue_arn
-            self._probe = lambda: visible_message_count(queue_arn) > 0
+            self._probe = lambda: has_visible_message(queue_arn)
             clock.add_busy_probe(self._probe)
         if not self._probe():  # look in-process first: virtual time waits for this poller
             self._stopping.wait(VIRTUAL_CLOCK_IDLE_POLL_SECONDS)
