@@ -25,6 +25,7 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from botocore.exceptions import ClientError
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
 from orchestration.local.estate import open_account
 from orchestration.local.runtime import (
@@ -227,6 +228,44 @@ def test_state_machine_runs_real_handlers_through_choice_and_wait(aws: Aws) -> N
     counters = aws.runtime.counters()
     assert counters.lambda_invocations == {"plan-step": 1, "finish-step": 1}
     assert counters.state_transitions == {"plan-then-finish": 4}  # Plan, Route, Pause, Finish
+
+
+def test_a_definition_is_parsed_once_and_each_execution_evaluates_its_own_program(
+    aws: Aws,
+) -> None:
+    # GIVEN a machine whose path depends on its input
+    definition = {
+        "StartAt": "Route",
+        "States": {
+            "Route": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.go", "StringEquals": "left", "Next": "Left"}],
+                "Default": "Right",
+            },
+            "Left": {"Type": "Pass", "Result": {"went": "left"}, "End": True},
+            "Right": {"Type": "Pass", "Result": {"went": "right"}, "End": True},
+        },
+    }
+    state_machine = create_state_machine(aws, "left-or-right", definition)
+
+    # WHEN executions with different inputs run side by side
+    executions = {
+        side: aws.sfn.start_execution(
+            stateMachineArn=state_machine, name=f"go-{side}-{n}", input=json.dumps({"go": side})
+        )["executionArn"]
+        for n, side in enumerate(("left", "right", "left"))
+    }
+
+    # THEN each took its own path, and the definition's parse tree is shared, not its program
+    for side, execution in executions.items():
+        described = finished_execution(aws, execution)
+        assert described["status"] == "SUCCEEDED", described
+        assert json.loads(described["output"]) == {"went": side}, described
+    text = aws.sfn.describe_state_machine(stateMachineArn=state_machine)["definition"]
+    first_program, first_tree = AmazonStateLanguageParser.parse(text)
+    second_program, second_tree = AmazonStateLanguageParser.parse(text)
+    assert second_tree is first_tree
+    assert second_program is not first_program
 
 
 def test_retry_matches_one_error_name_and_catch_matches_the_exception_class_name(

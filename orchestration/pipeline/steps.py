@@ -42,7 +42,7 @@ from orchestration.pipeline.errors import (
     RollbackRefusedError,
 )
 from orchestration.pipeline.ports import Ec2, HealthProbe, Lanes, LaneServices, StatusReports
-from orchestration.pipeline.resolution import resolve_source_server
+from orchestration.pipeline.resolution import SourceServerDirectory, resolve_source_server
 from orchestration.pipeline.spec import MigrationSpec
 
 # Which of MGN's two launches a step works on (the ASL passes it as ``phase``).
@@ -125,6 +125,7 @@ class MigrationSteps:
         self._prober = prober
         self._report = reporter
         self._clock = clock
+        self._source_servers = SourceServerDirectory(clock)
 
     def _epoch(self) -> float:
         """Now in epoch seconds (what polling steps keep in ``startedAt``)."""
@@ -149,7 +150,9 @@ class MigrationSteps:
         server: SourceServer | None = None
         server_problem: str | None = None
         try:
-            server = resolve_source_server(mgn, spec.source)
+            server = self._source_servers.resolve(
+                (spec.target_account_id, spec.target_region), mgn, spec.source
+            )
         except MgnNotInitializedError as exc:
             raise _not_initialized(spec, _where(spec)) from exc
         except SourceServerNotFoundError as exc:
