@@ -9,7 +9,7 @@ locals {
   # its reason.
   lambda_capabilities = {
     ingress_handler = ["consume_requests", "dead_letter_requests", "idempotent_state", "put_events", "kms_decrypt", "kms_generate_data_key"]
-    start_migration = ["start_executions", "state_read_write", "put_events", "kms_decrypt", "kms_generate_data_key"]
+    start_migration = ["start_executions", "describe_executions", "state_read_write", "put_events", "kms_decrypt", "kms_generate_data_key"]
     # MGN, EC2 and IAM (instance profiles) are called in each migration's lane, through the
     # target role (terraform/modules/target-account holds those actions): the hub's roles
     # hold none of them, only sts:AssumeRole on roles of that name.
@@ -149,6 +149,11 @@ locals {
       # An operator's rollback starts the rollback execution.
       actions   = ["states:StartExecution"]
       resources = [local.state_machine_arn]
+    }
+    describe_executions = {
+      # A new revision looks at the migration's last execution (still running: it waits).
+      actions   = ["states:DescribeExecution"]
+      resources = ["arn:${data.aws_partition.current.partition}:states:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:execution:${local.names.state_machine}:*"]
     }
     manage_executions = {
       actions   = ["states:DescribeExecution", "states:StopExecution"]

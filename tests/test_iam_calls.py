@@ -180,6 +180,19 @@ ALLOWANCES: tuple[Allowance, ...] = (
         frozenset({"request_launch"}),
     ),
     Allowance(
+        "states:DescribeExecution",
+        "a new revision of a migration whose last execution may still run looks at that "
+        "execution (tests/test_pipeline_e2e.py::"
+        "test_a_new_revision_waits_while_the_earlier_execution_runs); here every VM is new",
+        frozenset({"start_migration"}),
+    ),
+    Allowance(
+        "states:ListExecutions",
+        "only for a record written before records kept their last execution's ARN: the running "
+        "executions are listed to find an earlier revision's",
+        frozenset({"start_migration"}),
+    ),
+    Allowance(
         "lambda:InvokeFunction",
         "on Lambda, Bolt runs the Slack app's lazy listeners by invoking the function itself "
         "asynchronously; the embedded system runs them on Bolt's thread pool",

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from orchestration.local.driver import MigrationDriver
 from orchestration.local.mgn import SOURCE_SERVER_ID_TAG
 from orchestration.local.system import EmbeddedSystem, SystemOptions
 from orchestration.migration_request import MigrationRequest
+from orchestration.request_identity import vm_revision
 from orchestration.statemachine import Timings
 from tests.support.pipeline import example_requests, spec_of
 
@@ -263,3 +265,50 @@ def test_the_seed_quick_start_message_migrates_a_vm(
 
     assert outcome.status == "SUCCEEDED", outcome.cause
     assert json.loads(body)["targetVmName"] == outcome.target_vm_name
+
+
+def test_a_new_revision_waits_while_the_earlier_execution_runs(
+    system: EmbeddedSystem, driver: MigrationDriver
+) -> None:
+    # GIVEN a VM whose execution is running (nobody approves it)
+    [request] = example_requests()[:1]
+    _seeded(system, [request])
+    driver.send([request])
+    first = _when(lambda: wiring.store().get(request.migration_id), lambda r: r.execution_arn)
+
+    # WHEN the manifest changes the VM (a new revision) while that execution runs
+    assert request.effective_vm is not None
+    changed_vm = request.effective_vm.model_copy(update={"instance_type": "m5.2xlarge"})
+    revised = request.model_copy(
+        update={"effective_vm": changed_vm, "revision": vm_revision(changed_vm)}
+    )
+    assert revised.revision != request.revision
+    driver.send([revised])
+
+    # THEN the new revision is recorded and waits for the running execution: none started
+    waiting = _when(
+        lambda: [
+            step
+            for step in _events(system, request.migration_id)
+            if (step["step"], step["status"]) == ("Intake", "WAITING")
+        ],
+        bool,
+    )
+    assert f"revision {revised.revision} waits" in waiting[0]["message"]
+    assert first.execution_arn is not None
+    assert first.execution_arn.rsplit(":", 1)[-1] in waiting[0]["message"]
+    assert [e["name"] for e in driver.executions()] == [first.execution_arn.rsplit(":", 1)[-1]]
+    record = wiring.store().get(request.migration_id)
+    assert record is not None
+    assert (record.revision, record.last_execution_arn) == (revised.revision, first.execution_arn)
+
+
+def _when(read: Callable[[], Any], ready: Callable[[Any], Any], timeout: float = 60) -> Any:
+    """``read()`` once ``ready`` says it is (real time: the system runs on the wall clock)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if value is not None and ready(value):
+            return value
+        assert time.monotonic() < deadline, f"not ready after {timeout} s: {value!r}"
+        time.sleep(0.2)

@@ -64,6 +64,9 @@ class MigrationRecord:
     execution_arn: str | None
     request: MigrationRequest
     approval_id: str | None = None
+    # The last execution started for any revision (kept when a new revision clears
+    # ``execution_arn``): "" if none was started; None in a record written before it was kept.
+    last_execution_arn: str | None = ""
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> MigrationRecord:
@@ -79,6 +82,9 @@ class MigrationRecord:
             execution_arn=str(item["executionArn"]) if item.get("executionArn") else None,
             request=MigrationRequest.model_validate_json(str(item["request"])),
             approval_id=str(item["approvalId"]) if item.get("approvalId") else None,
+            last_execution_arn=(
+                str(item["lastExecutionArn"]) if "lastExecutionArn" in item else None
+            ),
         )
 
     @property
@@ -199,6 +205,7 @@ class MigrationStore:
             "status": "REQUESTED",
             "step": Step.INTAKE,
             "seq": 0,
+            "lastExecutionArn": "",
             "createdAt": stamp,
             "updatedAt": stamp,
             "gsi1pk": f"WAVE#{request.wave}",
@@ -262,7 +269,10 @@ class MigrationStore:
     ) -> None:
         self._table.update_item(
             Key=migration_key(migration_id),
-            UpdateExpression="SET executionArn = :arn, #status = :running, updatedAt = :now",
+            UpdateExpression=(
+                "SET executionArn = :arn, lastExecutionArn = :arn, #status = :running,"
+                " updatedAt = :now"
+            ),
             ConditionExpression="#revision = :revision",
             ExpressionAttributeNames={"#status": "status", "#revision": "revision"},
             ExpressionAttributeValues={

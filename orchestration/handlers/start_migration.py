@@ -16,7 +16,11 @@ from aws_lambda_powertools.utilities.parser.envelopes import EventBridgeEnvelope
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from orchestration import wiring
-from orchestration.adapters.stepfunctions import ExecutionAlreadyExistsError
+from orchestration.adapters.state_store import MigrationRecord
+from orchestration.adapters.stepfunctions import (
+    ExecutionAlreadyExistsError,
+    ExecutionDoesNotExistError,
+)
 from orchestration.events import MigrationRequested, Step
 from orchestration.execution_names import execution_name, migration_prefix
 from orchestration.observability import count, logger, metrics, tracer
@@ -43,7 +47,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if record is not None and record.revision != spec.revision:
         logger.info("a newer revision was recorded since this event; skipping")
         return {"started": False, "reason": "superseded"}
-    running = _running_execution(spec.migration_id, spec.revision)
+    running = _earlier_execution_running(record, spec)
     if running:
         wiring.reporter().step(
             spec,
@@ -75,6 +79,26 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         executionArn=execution_arn,
     )
     return {"started": True, "executionArn": execution_arn}
+
+
+def _earlier_execution_running(record: MigrationRecord | None, spec: MigrationSpec) -> str | None:
+    """The name of a RUNNING execution of another revision of this migration, if any.
+
+    The record names the last execution started for the migration, so that one is looked at
+    (none for a new migration: a wave's starts cost no Step Functions call for this). Only a
+    record written before it kept that ARN makes the function list the machine's running
+    executions, as it did before (a call per 100 running executions, for each start)."""
+    this_revision = execution_name(spec.migration_id, spec.revision)
+    if record is not None and record.last_execution_arn is not None:
+        last = record.last_execution_arn
+        if not last or last.rsplit(":", 1)[-1] == this_revision:
+            return None
+        try:
+            execution = wiring.stepfunctions().execution(last)
+        except ExecutionDoesNotExistError:
+            return None
+        return execution.execution_arn.rsplit(":", 1)[-1] if execution.running else None
+    return _running_execution(spec.migration_id, spec.revision)
 
 
 def _running_execution(migration_id: str, revision: str) -> str | None:
