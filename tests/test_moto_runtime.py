@@ -230,7 +230,7 @@ def test_state_machine_runs_real_handlers_through_choice_and_wait(aws: Aws) -> N
     assert counters.state_transitions == {"plan-then-finish": 4}  # Plan, Route, Pause, Finish
 
 
-def test_a_definition_is_parsed_once_and_each_execution_evaluates_its_own_program(
+def test_a_definition_is_parsed_once_and_executions_share_its_program(
     aws: Aws,
 ) -> None:
     # GIVEN a machine whose path depends on its input
@@ -256,7 +256,7 @@ def test_a_definition_is_parsed_once_and_each_execution_evaluates_its_own_progra
         for n, side in enumerate(("left", "right", "left"))
     }
 
-    # THEN each took its own path, and the definition's parse tree is shared, not its program
+    # THEN each took its own path, on the one program built from the definition
     for side, execution in executions.items():
         described = finished_execution(aws, execution)
         assert described["status"] == "SUCCEEDED", described
@@ -264,8 +264,8 @@ def test_a_definition_is_parsed_once_and_each_execution_evaluates_its_own_progra
     text = aws.sfn.describe_state_machine(stateMachineArn=state_machine)["definition"]
     first_program, first_tree = AmazonStateLanguageParser.parse(text)
     second_program, second_tree = AmazonStateLanguageParser.parse(text)
-    assert second_tree is first_tree
-    assert second_program is not first_program
+    assert (second_program, second_tree) == (first_program, first_tree)
+    assert second_program is first_program
 
 
 def test_retry_matches_one_error_name_and_catch_matches_the_exception_class_name(
@@ -826,6 +826,109 @@ def test_canary_patched_moto_methods_keep_their_signature(point: MotoPatchPoint)
     point.verify()  # raises MotoPatchPointMissingError naming the symbol and both signatures
     install_moto_patches()
     assert point.is_installed(), f"{point.symbol}: the patch did not install"
+
+
+# Where moto's ASL components assign to themselves after construction (file, class, method,
+# attribute): the workers and records a Map or Parallel state creates for each run, and a key
+# computed once. Anything else would be an execution's state on a component that the runtime
+# shares between executions (moto_patches: the program is built once per definition).
+ASL_COMPONENT_ASSIGNMENTS_AFTER_CONSTRUCTION = {
+    ("eval_component.py", "EvalComponent", "heap_key", "__heap_key"),
+    (
+        "state/exec/state_map/iteration/iteration_worker.py",
+        "IterationWorker",
+        "sig_stop",
+        "_stop_signal_received",
+    ),
+    ("state/exec/state_map/iteration/job.py", "JobPool", "close_job", "_worker_exception"),
+    (
+        "state/exec/state_map/iteration/itemprocessor/map_run_record.py",
+        "Counter",
+        "offset",
+        "_count",
+    ),
+    (
+        "state/exec/state_map/iteration/itemprocessor/map_run_record.py",
+        "MapRunRecord",
+        "set_stop",
+        "status",
+    ),
+    (
+        "state/exec/state_map/iteration/itemprocessor/map_run_record.py",
+        "MapRunRecord",
+        "set_stop",
+        "stop_date",
+    ),
+    (
+        "state/exec/state_map/iteration/itemprocessor/map_run_record.py",
+        "MapRunRecord",
+        "update",
+        "max_concurrency",
+    ),
+    (
+        "state/exec/state_map/iteration/itemprocessor/map_run_record.py",
+        "MapRunRecord",
+        "update",
+        "tolerated_failure_count",
+    ),
+    (
+        "state/exec/state_map/iteration/itemprocessor/map_run_record.py",
+        "MapRunRecord",
+        "update",
+        "tolerated_failure_percentage",
+    ),
+    ("state/exec/state_parallel/branch_worker.py", "BranchWorker", "start", "_worker_thread"),
+    (
+        "state/exec/state_parallel/branches_decl.py",
+        "BranchWorkerPool",
+        "on_terminated",
+        "_terminated_with_error",
+    ),
+    (
+        "state/exec/state_map/iteration/itemprocessor/map_run_record.py",
+        "Counter",
+        "count",
+        "_count",
+    ),
+    (
+        "state/exec/state_parallel/branches_decl.py",
+        "BranchWorkerPool",
+        "on_terminated",
+        "_active_workers_num",
+    ),
+}
+
+
+def test_canary_moto_asl_components_keep_no_execution_state() -> None:
+    import ast
+    from pathlib import Path
+
+    import moto.stepfunctions.parser.asl.component as components
+
+    root = Path(components.__file__).parent
+    found = set()
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for cls in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):
+            for method in (n for n in cls.body if isinstance(n, ast.FunctionDef)):
+                if method.name in {"__init__", "__post_init__", "from_state_props"}:
+                    continue  # construction, by the preprocessor, before any execution
+                for node in ast.walk(method):
+                    targets = node.targets if isinstance(node, ast.Assign) else []
+                    if isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+                        targets = [node.target]
+                    for target in targets:
+                        if (
+                            isinstance(target, ast.Attribute)
+                            and isinstance(target.value, ast.Name)
+                            and target.value.id == "self"
+                        ):
+                            where = path.relative_to(root).as_posix()
+                            found.add((where, cls.name, method.name, target.attr))
+    assert found == ASL_COMPONENT_ASSIGNMENTS_AFTER_CONSTRUCTION, (
+        "moto's ASL components changed what they assign after construction: check that no "
+        "execution's state is kept on a component before updating this list"
+    )
 
 
 @pytest.mark.parametrize("point", VIRTUAL_CLOCK_PATCH_POINTS, ids=lambda point: point.symbol)
