@@ -53,6 +53,7 @@ from orchestration.local.runtime.moto_patches import (
     ModuleNamePatchPoint,
 )
 from orchestration.local.runtime.sqs_event_sources import failed_message_ids
+from orchestration.local.virtual_clock import VirtualClock
 from tests.runtime_fixtures import recorder
 
 if TYPE_CHECKING:
@@ -594,6 +595,51 @@ def test_sqs_mapping_deletes_successes_and_redrives_a_reported_failure_to_the_dl
     # One delivery path: every invocation is one of the poller's batches (moto's own
     # invoke-on-send would have added invocations for vm-late).
     assert counters.lambda_invocations == {"process-batch": stats.batches}
+
+
+def test_a_batch_past_its_visibility_timeout_does_not_stop_the_clock_its_handler_waits_on() -> None:
+    """The handler waits on the virtual clock while real time runs out the batch's visibility
+    timeout (the driver computes); the batch's messages show on the queue again, but only this
+    poller could take them, and it is busy: the clock must go on, or the handler never ends."""
+    clock = VirtualClock().start()
+    try:
+        with (
+            clock.participating(),
+            start_local_aws(sqs_idle_poll_seconds=0.05) as runtime,
+        ):
+            aws = _clients_for(runtime)
+            queue_url = aws.sqs.create_queue(
+                QueueName="slow.fifo",
+                Attributes={
+                    "FifoQueue": "true",
+                    "ContentBasedDeduplication": "true",
+                    "VisibilityTimeout": "1",
+                },
+            )["QueueUrl"]
+            queue_arn = aws.sqs.get_queue_attributes(
+                QueueUrl=queue_url, AttributeNames=["QueueArn"]
+            )["Attributes"]["QueueArn"]
+            create_function(aws, "slow-consumer", "wait_on_the_clock")
+            aws.awslambda.create_event_source_mapping(
+                EventSourceArn=queue_arn, FunctionName="slow-consumer", BatchSize=10
+            )
+            for body in ("first", "second"):
+                aws.sqs.send_message(QueueUrl=queue_url, MessageBody=body, MessageGroupId="g")
+            started = clock.monotonic()
+            # The driver computes for longer than the visibility timeout (virtual time holds).
+            deadline = time.monotonic() + 2.5
+            while not recorder.recorded("waited") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert recorder.recorded("waited") == []  # the handler is waiting on the clock
+            assert clock.monotonic() == started
+            waited_for = 0.0
+            while not recorder.recorded("waited") and waited_for < 600:
+                clock.sleep(5)  # the driver waits on the clock: time may move now
+                waited_for += 5
+            assert recorder.recorded("waited") == [["first", "second"]]
+            assert clock.monotonic() - started >= 60
+    finally:
+        clock.close()
 
 
 def test_batch_failure_rules_follow_lambda() -> None:

@@ -86,3 +86,14 @@ def read_greeting(event: dict[str, Any], context: LambdaContext) -> dict[str, st
 
 def not_json_serialisable(event: dict[str, Any], context: LambdaContext) -> object:
     return object()
+
+
+def wait_on_the_clock(event: dict[str, Any], context: LambdaContext) -> None:
+    """An SQS batch handler that waits a simulated minute (as the Slack notifier waits out a
+    rate limit) before it records the batch's bodies."""
+    from orchestration.local.virtual_clock import active_virtual_clock
+
+    clock = active_virtual_clock()
+    assert clock is not None, "this handler runs on a virtual clock"
+    clock.sleep(60)
+    recorder.record("waited", [record["body"] for record in event["Records"]])

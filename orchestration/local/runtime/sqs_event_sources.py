@@ -172,6 +172,7 @@ class SqsEventSourcePoller:
         )
         self._queue_urls: dict[str, str] = {}
         self._probe: Callable[[], bool] | None = None
+        self._in_batch = False
 
     @property
     def is_alive(self) -> bool:
@@ -219,13 +220,22 @@ class SqsEventSourcePoller:
             return self._process_one_batch(sqs, settings)
         if self._probe is None:
             queue_arn = settings.queue_arn
-            self._probe = lambda: has_visible_message(queue_arn)
+            # While this poller handles a batch, nothing on its queue can be taken (one poller
+            # per mapping), whatever the queue shows: a batch whose visibility timeout (real
+            # seconds, moto's) runs out while its handler waits on the clock shows its
+            # messages again, and a probe saying "busy" then would stop the clock that
+            # handler waits for.
+            self._probe = lambda: not self._in_batch and has_visible_message(queue_arn)
             clock.add_busy_probe(self._probe)
         if not self._probe():  # look in-process first: virtual time waits for this poller
             self._stopping.wait(VIRTUAL_CLOCK_IDLE_POLL_SECONDS)
             return False
         with clock.participating():
-            return self._process_one_batch(sqs, settings)
+            self._in_batch = True
+            try:
+                return self._process_one_batch(sqs, settings)
+            finally:
+                self._in_batch = False
 
     def _queue_url(self, sqs: SQSClient, queue_arn: str) -> str:
         if queue_arn not in self._queue_urls:
