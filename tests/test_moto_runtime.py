@@ -48,6 +48,7 @@ from orchestration.local.runtime.eventbridge_targets import (
 from orchestration.local.runtime.lambda_dispatch import LambdaRuntimeError
 from orchestration.local.runtime.moto_backends import account_id_for_access_key
 from orchestration.local.runtime.moto_patches import (
+    JSONPATH_PATCH_POINTS,
     SHARED_CLIENT_PATCH_POINTS,
     VIRTUAL_CLOCK_PATCH_POINTS,
     ModuleNamePatchPoint,
@@ -1277,6 +1278,27 @@ def test_canary_moto_interpreter_still_builds_its_lambda_client_per_task(
     install_moto_patches()
     point.verify()
     assert point.is_installed(), f"{point.symbol}: the patch did not install"
+
+
+@pytest.mark.parametrize("point", JSONPATH_PATCH_POINTS, ids=lambda point: point.symbol)
+def test_canary_moto_still_parses_jsonpaths_where_they_are_kept(
+    point: ModuleNamePatchPoint,
+) -> None:
+    install_moto_patches()
+    point.verify()
+    assert point.is_installed(), f"{point.symbol}: the patch did not install"
+
+
+def test_a_jsonpath_is_parsed_once_and_finds_in_each_document_on_its_own() -> None:
+    install_moto_patches()
+    import jsonpath_ng.ext
+    from moto.stepfunctions.parser.asl.utils.json_path import extract_json
+
+    parse = jsonpath_ng.ext.__dict__["parse"]  # what moto's EventBridge imports at each call
+    assert parse("$.detail.routing") is parse("$.detail.routing")
+    assert extract_json("$.a.b", {"a": {"b": 1}}) == 1
+    assert extract_json("$.a.b", {"a": {"b": 2}}) == 2
+    assert extract_json("$.items[*].id", {"items": [{"id": "x"}, {"id": "y"}]}) == ["x", "y"]
 
 
 def _patch_point(symbol: str) -> MotoPatchPoint:

@@ -64,6 +64,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from jsonpath_ng.ext.parser import parse as jsonpath_ng_ext_parse
+from jsonpath_ng.parser import parse as jsonpath_ng_parse
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
     ConditionalCheckFailed,
@@ -894,6 +896,68 @@ SHARED_CLIENT_PATCH_POINTS: tuple[ModuleNamePatchPoint, ...] = (
 )
 
 
+@functools.lru_cache(maxsize=4096)
+def _extended_jsonpath(path: str) -> Any:
+    return jsonpath_ng_ext_parse(path)
+
+
+@functools.lru_cache(maxsize=4096)
+def _jsonpath(path: str) -> Any:
+    return jsonpath_ng_parse(path)
+
+
+def _cached_extended_jsonpath_parse() -> Callable[..., Any]:
+    def parse(path: str, debug: bool | None = None) -> Any:
+        if debug or not isinstance(path, str):
+            return jsonpath_ng_ext_parse(path, debug)
+        return _extended_jsonpath(path)
+
+    return parse
+
+
+def _cached_jsonpath_parse() -> Callable[..., Any]:
+    def parse(string: str) -> Any:
+        if not isinstance(string, str):
+            return jsonpath_ng_parse(string)
+        return _jsonpath(string)
+
+    return parse
+
+
+# jsonpath_ng builds a PLY parser (its yacc tables) for every expression it parses; moto parses
+# each JSONPath where it is used: every EventBridge target's input path for every event
+# delivered (a sixth of all CPU in a 1,000-VM rehearsal), every InputPath, ResultPath and
+# ``.$`` field of every state of every execution. Parsed expressions are immutable (``find``
+# and ``update`` build results of their own), so one parse per expression text is kept.
+JSONPATH_PATCH_POINTS: tuple[ModuleNamePatchPoint, ...] = (
+    ModuleNamePatchPoint(
+        module="jsonpath_ng.ext",
+        name="parse",
+        expected=jsonpath_ng_ext_parse,
+        uses=("from .parser import parse",),
+        why="moto.events.utils.EventTemplateParser.parse imports it at each call (input paths "
+        "of every EventBridge target, for every event)",
+        replacement=_cached_extended_jsonpath_parse,
+    ),
+    ModuleNamePatchPoint(
+        module=f"{_ASL}.utils.json_path",
+        name="parse",
+        expected=jsonpath_ng_ext_parse,
+        uses=("input_expr = parse(path)",),
+        why="every JSONPath a state reads (InputPath, OutputPath, Parameters' .$ fields)",
+        replacement=_cached_extended_jsonpath_parse,
+    ),
+    ModuleNamePatchPoint(
+        module=f"{_ASL}.component.common.path.result_path",
+        name="parse",
+        expected=jsonpath_ng_parse,
+        uses=("result_expr = parse(self.result_path_src)",),
+        why="every ResultPath, at every state's end",
+        replacement=_cached_jsonpath_parse,
+    ),
+)
+
+
 def install_moto_patches() -> None:
     """Install every patch, once per process.
 
@@ -903,10 +967,15 @@ def install_moto_patches() -> None:
     with _install_lock:
         for point in MOTO_PATCH_POINTS:
             point.verify()
-        for module_point in (*VIRTUAL_CLOCK_PATCH_POINTS, *SHARED_CLIENT_PATCH_POINTS):
+        module_points = (
+            *VIRTUAL_CLOCK_PATCH_POINTS,
+            *SHARED_CLIENT_PATCH_POINTS,
+            *JSONPATH_PATCH_POINTS,
+        )
+        for module_point in module_points:
             if not module_point.is_installed():
                 module_point.verify()
         for point in MOTO_PATCH_POINTS:
             point.install()
-        for module_point in (*VIRTUAL_CLOCK_PATCH_POINTS, *SHARED_CLIENT_PATCH_POINTS):
+        for module_point in module_points:
             module_point.install()
