@@ -9,16 +9,16 @@ locals {
   # its reason.
   lambda_capabilities = {
     ingress_handler = ["consume_requests", "dead_letter_requests", "idempotent_state", "put_events", "kms_decrypt", "kms_generate_data_key"]
-    start_migration = ["start_executions", "describe_executions", "state_read_write", "put_events", "kms_decrypt", "kms_generate_data_key"]
+    start_migration = ["start_executions", "describe_executions", "state_read_update", "put_events", "kms_decrypt", "kms_generate_data_key"]
     # MGN, EC2 and IAM (instance profiles) are called in each migration's lane, through the
     # target role (terraform/modules/target-account holds those actions): the hub's roles
     # hold none of them, only sts:AssumeRole on roles of that name.
-    validate_input    = ["assume_target_role", "state_write", "put_events", "kms_decrypt"]
-    prepare_source    = ["assume_target_role", "state_write", "put_events", "kms_decrypt"]
-    trigger_migration = ["assume_target_role", "state_write", "put_events", "kms_decrypt"]
-    verify_migration  = ["assume_target_role", "state_write", "put_events", "kms_decrypt"]
-    request_approval  = ["state_write", "put_events", "kms_decrypt"]
-    finalize_cutover  = ["assume_target_role", "state_write", "put_events", "kms_decrypt"]
+    validate_input    = ["assume_target_role", "report_steps", "put_events", "kms_decrypt"]
+    prepare_source    = ["assume_target_role", "report_steps", "put_events", "kms_decrypt"]
+    trigger_migration = ["assume_target_role", "report_steps", "put_events", "kms_decrypt"]
+    verify_migration  = ["assume_target_role", "report_steps", "put_events", "kms_decrypt"]
+    request_approval  = ["report_steps", "approval_gates", "put_events", "kms_decrypt"]
+    finalize_cutover  = ["assume_target_role", "report_steps", "put_events", "kms_decrypt"]
     callback_handler  = ["state_read", "callback_secret", "kms_decrypt", "kms_generate_data_key"]
     rollback_handler  = ["assume_target_role", "state_read_write", "put_events", "kms_decrypt"]
     # Batched launches: a request goes into the lane's ledger (a transaction) and claims the
@@ -58,8 +58,19 @@ locals {
       actions   = ["dynamodb:Query"]
       resources = ["${aws_dynamodb_table.state.arn}/index/gsi1"]
     }
-    state_write = {
-      actions   = ["dynamodb:PutItem", "dynamodb:UpdateItem"]
+    report_steps = {
+      # A step report is one conditional UpdateItem of the migration's record: it moves the
+      # record, allocates the event's sequence and appends the step to the record's history.
+      actions   = ["dynamodb:UpdateItem"]
+      resources = [aws_dynamodb_table.state.arn]
+    }
+    approval_gates = {
+      # A new approval gate's item (a conditional put).
+      actions   = ["dynamodb:PutItem"]
+      resources = [aws_dynamodb_table.state.arn]
+    }
+    state_read_update = {
+      actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
       resources = [aws_dynamodb_table.state.arn]
     }
     state_read_write = {

@@ -2,7 +2,10 @@
 
 Items:
 - ``MIGRATION#<id>`` / ``META``: the request, its revision, status, step, execution ARN,
-  the per-migration event ``seq`` counter, the Slack thread; ``gsi1pk = WAVE#<wave>``.
+  the per-migration event ``seq`` counter, the step ``history`` (a bounded list, appended by
+  the write that advances the record); ``gsi1pk = WAVE#<wave>``.
+- ``MIGRATION#<id>`` / ``STEP#<seq>``: one step each, written by versions before the history
+  moved onto the record; still read (``history``), never written.
 - ``APPROVAL#<id>`` / ``META``: an approval gate (its task token, decision); while PENDING
   also a sparse member of ``gsi1`` (``gsi1pk = APPROVALS#PENDING``, ``gsi1sk`` = its expiry),
   so the monitor finds pending approvals with a Query, never a Scan.
@@ -13,10 +16,12 @@ Items:
 from __future__ import annotations
 
 import enum
+import heapq
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from orchestration.events import Step
@@ -29,6 +34,23 @@ META = "META"
 # gsi1 partition of the approvals still waiting for a decision (sparse: removed on decision).
 PENDING_APPROVALS = "APPROVALS#PENDING"
 REJECTION_RETENTION = timedelta(days=90)
+
+# The step history is a list on the migration's record (``history``), appended to by the
+# same UpdateItem that advances the record and allocates the event's sequence: one write per
+# step. Its bound keeps the record far under DynamoDB's 400 KB with the largest request the
+# ingress accepts (256 KiB, ``intake.MAX_BODY_BYTES``): a message is kept to
+# ``HISTORY_MESSAGE_BYTES`` of UTF-8 (the event carries it whole), an entry is then at most
+# about 600 bytes, and the list holds at most ``HISTORY_LIMIT`` entries (about 60 KB); a full
+# list drops its oldest ``HISTORY_TRIM`` (counted in ``historyTrimmed``). A migration
+# reports about 25 steps per run, so only one re-run many times ever trims.
+HISTORY = "history"
+HISTORY_LIMIT = 100
+HISTORY_TRIM = 50
+HISTORY_MESSAGE_BYTES = 500
+# Steps kept one item each by versions before the list (``MIGRATION#<id>`` / ``STEP#<seq>``).
+LEGACY_STEP_PREFIX = "STEP#"
+# How often an advance is tried again after trimming a full history another writer changed.
+_TRIM_ATTEMPTS = 5
 
 
 def migration_pk(migration_id: str) -> str:
@@ -67,6 +89,10 @@ class MigrationRecord:
     # The last execution started for any revision (kept when a new revision clears
     # ``execution_arn``): "" if none was started; None in a record written before it was kept.
     last_execution_arn: str | None = ""
+    # The steps on the record, oldest first (``MigrationStore.history`` adds steps kept as
+    # items by older versions), and how many older ones a full list dropped.
+    history: tuple[dict[str, str], ...] = ()
+    history_trimmed: int = 0
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> MigrationRecord:
@@ -85,6 +111,8 @@ class MigrationRecord:
             last_execution_arn=(
                 str(item["lastExecutionArn"]) if "lastExecutionArn" in item else None
             ),
+            history=tuple(_entry(entry) for entry in item.get(HISTORY) or ()),
+            history_trimmed=int(item.get("historyTrimmed", 0)),
         )
 
     @property
@@ -182,6 +210,48 @@ class ApprovalRecord:
 
 def _moment(value: object) -> datetime | None:
     return datetime.fromisoformat(str(value)) if value else None
+
+
+def _old_item(exc: ClientError) -> dict[str, Any]:
+    """The item a failed condition was checked against (``ReturnValuesOnConditionCheckFailure``:
+    in DynamoDB's JSON, which the resource layer leaves as it is in errors); empty if none."""
+    raw: dict[str, Any] = dict(exc.response).get("Item") or {}  # type: ignore[assignment]
+    deserializer = TypeDeserializer()
+    return {name: deserializer.deserialize(value) for name, value in raw.items()}
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def history_entry(step: str, status: str, message: str, at: datetime) -> dict[str, str]:
+    """One step as the history keeps it: its message cut to ``HISTORY_MESSAGE_BYTES``."""
+    return {
+        "step": step,
+        "status": status,
+        "message": clip_utf8(message, HISTORY_MESSAGE_BYTES),
+        "at": at.isoformat(),
+    }
+
+
+def clip_utf8(text: str, limit: int) -> str:
+    """``text`` if its UTF-8 takes at most ``limit`` bytes, else its longest prefix that fits
+    with an ellipsis (never a broken character)."""
+    encoded = text.encode("utf-8")
+    if len(encoded) <= limit:
+        return text
+    ellipsis = "…"
+    room = limit - len(ellipsis.encode("utf-8"))
+    return encoded[:room].decode("utf-8", errors="ignore") + ellipsis
+
+
+def _entry(item: Any) -> dict[str, str]:
+    """A step of the history, from the list or from an older version's ``STEP#`` item."""
+    return {key: _text(item.get(key)) for key in ("step", "status", "message", "at")}
+
+
+def _entry_time(entry: dict[str, str]) -> datetime:
+    return datetime.fromisoformat(entry["at"]) if entry["at"] else datetime.min.replace(tzinfo=UTC)
 
 
 class MigrationStore:
@@ -290,10 +360,13 @@ class MigrationStore:
         step: str,
         status: str,
         now: datetime,
+        message: str | None = None,
         migration_status: str | None = None,
         only_while_at: str | None = None,
     ) -> int | None:
-        """Move the migration to ``step`` and allocate its next event sequence, in one write.
+        """Move the migration to ``step`` and allocate its next event sequence, in one write;
+        with ``message``, the step goes into the migration's history in that same write (the
+        list's order is the sequence's: each append is the write that allocates it).
 
         With ``only_while_at``, only if the migration is still at that step: None (nothing
         written) if it has moved on, e.g. the ingress reporting the execution it started
@@ -306,58 +379,103 @@ class MigrationStore:
             ":now": now.isoformat(),
         }
         expression = "ADD seq :one SET #step = :step, #stepStatus = :stepStatus, updatedAt = :now"
+        condition = "attribute_exists(pk)"
+        if message is not None:
+            names["#history"] = HISTORY
+            values[":entry"] = [history_entry(step, status, message, now)]
+            values[":empty"] = []
+            values[":limit"] = HISTORY_LIMIT
+            expression += ", #history = list_append(if_not_exists(#history, :empty), :entry)"
+            condition += " AND (attribute_not_exists(#history) OR size(#history) < :limit)"
         if migration_status:
             names["#status"] = "status"
             values[":status"] = migration_status
             expression += ", #status = :status"
-        condition = "attribute_exists(pk)"
         if only_while_at is not None:
             condition += " AND #step = :at"
             values[":at"] = only_while_at
+        for _ in range(_TRIM_ATTEMPTS):
+            try:
+                response = self._table.update_item(
+                    Key=migration_key(migration_id),
+                    UpdateExpression=expression,
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                    ReturnValues="UPDATED_NEW",
+                    # Why the condition failed, without reading the record again.
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+                item = _old_item(exc)
+                if not item:
+                    raise  # no such migration
+                if only_while_at is not None and _text(item.get("step")) != only_while_at:
+                    return None
+                held = item.get(HISTORY) or []
+                if message is None or len(held) < HISTORY_LIMIT:  # pragma: no cover - no race
+                    raise
+                self._trim_history(migration_id, held)
+                continue
+            return int(response["Attributes"]["seq"])  # type: ignore[arg-type]
+        raise RuntimeError(  # pragma: no cover - five other writers in between, each time
+            f"the history of {migration_id} kept changing while it was trimmed"
+        )
+
+    def _trim_history(self, migration_id: str, held: list[Any]) -> None:
+        """Drop the oldest ``HISTORY_TRIM`` steps of a full history, if it is still as read
+        (another writer may have trimmed or appended since: the advance then tries again)."""
         try:
-            response = self._table.update_item(
+            self._table.update_item(
                 Key=migration_key(migration_id),
-                UpdateExpression=expression,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValues="UPDATED_NEW",
+                UpdateExpression="SET #history = :kept ADD historyTrimmed :dropped",
+                ConditionExpression="size(#history) = :held",
+                ExpressionAttributeNames={"#history": HISTORY},
+                ExpressionAttributeValues={
+                    ":kept": held[HISTORY_TRIM:],
+                    ":dropped": HISTORY_TRIM,
+                    ":held": len(held),
+                },
             )
         except ClientError as exc:
-            moved_on = exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
-            if only_while_at is not None and moved_on and self.get(migration_id) is not None:
-                return None
-            raise
-        return int(response["Attributes"]["seq"])  # type: ignore[arg-type]
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
 
-    def record_history(
-        self,
-        migration_id: str,
-        *,
-        sequence: int,
-        step: str,
-        status: str,
-        message: str,
-        at: datetime,
-    ) -> None:
-        """Keep one step of the migration's history (its key orders it by sequence)."""
-        self._table.put_item(
-            Item={
-                "pk": migration_pk(migration_id),
-                "sk": f"STEP#{sequence:08d}",
-                "step": step,
-                "status": status,
-                "message": message[:4_000],
-                "at": at.isoformat(),
-            }
-        )
+    def history(self, migration_id: str) -> list[dict[str, str]]:
+        """The migration's steps, oldest first: the list on its record, after any steps an
+        older version kept as items of their own (``STEP#<seq>``), merged by time.
 
-    def history(self, migration_id: str) -> list[dict[str, Any]]:
-        response = self._table.query(
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-            ExpressionAttributeValues={":pk": migration_pk(migration_id), ":prefix": "STEP#"},
-        )
-        return [dict(item) for item in response.get("Items", [])]
+        One strongly consistent Query from the record (``META``) to the last ``STEP#`` item
+        (the thread's ``SLACK`` item lies between and is skipped)."""
+        query: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :meta AND :steps",
+            "ExpressionAttributeValues": {
+                ":pk": migration_pk(migration_id),
+                ":meta": META,
+                ":steps": LEGACY_STEP_PREFIX + "\uffff",
+            },
+            "ConsistentRead": True,
+        }
+        legacy: list[dict[str, str]] = []
+        current: list[dict[str, str]] = []
+        while True:
+            response = self._table.query(**query)
+            for item in response.get("Items", []):
+                sk = str(item["sk"])
+                if sk == META:
+                    current = [_entry(entry) for entry in item.get(HISTORY) or ()]  # type: ignore[union-attr]
+                elif sk.startswith(LEGACY_STEP_PREFIX):
+                    legacy.append(_entry(item))
+            if "LastEvaluatedKey" not in response:
+                break
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        if not legacy:
+            return current
+        # Steps older versions kept come before the list (a deployment's overlap aside, when
+        # both may be written: by time then, each source keeping its own order).
+        return list(heapq.merge(legacy, current, key=_entry_time))
 
     def wave_migrations(self, wave: str) -> list[MigrationRecord]:
         response = self._table.query(

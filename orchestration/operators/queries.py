@@ -198,7 +198,9 @@ def wave_status(store: MigrationStore, wave: str) -> WaveStatus:
         raise OperatorUsageError(f"no migrations recorded for wave {wave!r}")
     rows = []
     for record in sorted(records, key=lambda r: (r.app_name, r.target_vm_name, r.migration_id)):
-        history = store.history(record.migration_id)
+        # The record (gsi1 projects it whole) holds its history: only a migration whose
+        # steps were all kept by an older version needs them read.
+        history = record.history or tuple(store.history(record.migration_id))
         last = StepEntry.from_item(history[-1]) if history else None
         pending = None
         if record.approval_id and record.step == Step.AWAIT_APPROVAL:

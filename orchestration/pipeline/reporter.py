@@ -121,14 +121,16 @@ class StatusReporter:
         only_while_at: Step | None = None,
         **data: Any,
     ) -> MigrationStatusUpdated | None:
-        """Move the migration to the step, announce it, and keep it in the history; with
-        ``only_while_at``, only if it is still at that step (None: it moved on, nothing said)."""
+        """Move the migration to the step and keep it in its history (one write), then
+        announce it; with ``only_while_at``, only if it is still at that step (None: it moved
+        on, nothing said)."""
         now = self._clock.now()
         sequence = self._store.advance(
             spec.migration_id,
             step=step,
             status=status,
             now=now,
+            message=message,
             migration_status=migration_status,
             only_while_at=only_while_at,
         )
@@ -146,7 +148,4 @@ class StatusReporter:
             }
         )
         self._bus.put(event)
-        self._store.record_history(
-            spec.migration_id, sequence=sequence, step=step, status=status, message=message, at=now
-        )
         return event

@@ -1,0 +1,267 @@
+"""The step history on the migration's record (DynamoDB on moto): a step report is one write
+and one event, the history reads back in sequence order, stays bounded, and steps kept as
+items by older versions (``STEP#<seq>``) are still read."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from orchestration.adapters import aws
+from orchestration.adapters.event_bus import EventBus
+from orchestration.adapters.state_store import (
+    HISTORY_LIMIT,
+    HISTORY_MESSAGE_BYTES,
+    HISTORY_TRIM,
+    MigrationStore,
+    clip_utf8,
+    migration_key,
+    migration_pk,
+)
+from orchestration.events import MigrationRequested, Step
+from orchestration.migration_request import MigrationRequest
+from orchestration.operators.queries import migration_status, wave_status
+from orchestration.pipeline.reporter import StatusReporter
+from orchestration.settings import settings
+from tests.support.aws_fixtures import EmulatedAws, emulated_aws
+from tests.support.fakes import FixedClock
+from tests.support.pipeline import example_requests, spec_of
+
+__all__ = ["emulated_aws"]  # the fixture, re-exported for pytest
+
+
+@pytest.fixture
+def store(emulated_aws: EmulatedAws) -> MigrationStore:
+    config = settings()
+    return MigrationStore(aws.state_table(config.table_name, config.aws_region))
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock()
+
+
+@pytest.fixture
+def reporter(store: MigrationStore, clock: FixedClock) -> StatusReporter:
+    return StatusReporter(store, EventBus(aws.events(), settings().event_bus_name), clock)
+
+
+@pytest.fixture
+def calls(store: MigrationStore) -> Iterator[Counter[str]]:
+    """Every DynamoDB and EventBridge operation made from here on, by name."""
+    counted: Counter[str] = Counter()
+
+    def count(model: Any, **_: Any) -> None:
+        counted[model.name] += 1
+
+    clients = (store._table.meta.client, aws.events())
+    for client in clients:
+        client.meta.events.register("before-call", count)
+    yield counted
+    for client in clients:
+        client.meta.events.unregister("before-call", count)
+
+
+def _recorded(store: MigrationStore, clock: FixedClock) -> MigrationRequest:
+    [request] = example_requests()[:1]
+    store.record_request(request, request.revision or "", "corr-1", clock.now())
+    return request
+
+
+def _table(store: MigrationStore) -> Any:
+    return store._table
+
+
+def test_a_step_report_is_one_write_and_one_event(
+    store: MigrationStore,
+    reporter: StatusReporter,
+    clock: FixedClock,
+    calls: Counter[str],
+    emulated_aws: EmulatedAws,
+) -> None:
+    request = _recorded(store, clock)
+    spec = spec_of(request)
+    calls.clear()
+
+    event = reporter.step(spec, Step.VALIDATE_INPUT, "SUCCEEDED", "inputs valid")
+
+    assert event is not None
+    assert calls == Counter({"UpdateItem": 1, "PutEvents": 1})
+    [put] = emulated_aws.captured()
+    assert put["detail"]["sequence"] == event.sequence == 1
+    assert store.history(request.migration_id) == [
+        {
+            "step": "ValidateInput",
+            "status": "SUCCEEDED",
+            "message": "inputs valid",
+            "at": clock.now().isoformat(),
+        }
+    ]
+    # Nothing kept beside the record: the step lives on it.
+    items = _table(store).query(
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": migration_pk(request.migration_id)},
+    )["Items"]
+    assert [item["sk"] for item in items] == ["META"]
+
+
+def test_the_history_is_in_sequence_order_and_only_while_at_writes_nothing(
+    store: MigrationStore, reporter: StatusReporter, clock: FixedClock
+) -> None:
+    request = _recorded(store, clock)
+    spec = spec_of(request)
+
+    first = reporter.emit(spec, MigrationRequested, revision=request.revision, request=request)
+    clock.advance(timedelta(seconds=1))
+    second = reporter.step(spec, Step.VALIDATE_INPUT, "STARTED", "validating")
+    clock.advance(timedelta(seconds=1))
+    # The ingress's late "execution started": the migration has moved on, nothing is said.
+    late = reporter.step(
+        spec, Step.INTAKE, "SUCCEEDED", "execution started", only_while_at=Step.INTAKE
+    )
+    third = reporter.step(spec, Step.VALIDATE_INPUT, "SUCCEEDED", "inputs valid")
+
+    assert late is None
+    assert second is not None
+    assert third is not None
+    # Sequences are the migration's, shared by every event: 1, 2, 3 (the refused one took none).
+    assert [first.sequence, second.sequence, third.sequence] == [1, 2, 3]
+    assert [(s["step"], s["status"]) for s in store.history(request.migration_id)] == [
+        ("ValidateInput", "STARTED"),
+        ("ValidateInput", "SUCCEEDED"),
+    ]
+    record = store.get(request.migration_id)
+    assert record is not None
+    assert record.step == "ValidateInput"
+    assert [s["message"] for s in record.history] == ["validating", "inputs valid"]
+
+
+def test_only_while_at_on_a_missing_migration_still_fails(store: MigrationStore) -> None:
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError):
+        store.advance(
+            "mig-0000000000000000",
+            step="Intake",
+            status="SUCCEEDED",
+            now=FixedClock().now(),
+            message="execution started",
+            only_while_at="Intake",
+        )
+
+
+def test_a_full_history_drops_its_oldest_steps_and_counts_them(
+    store: MigrationStore, reporter: StatusReporter, clock: FixedClock, calls: Counter[str]
+) -> None:
+    request = _recorded(store, clock)
+    spec = spec_of(request)
+    for n in range(HISTORY_LIMIT):
+        reporter.step(spec, Step.WAIT_FOR_REPLICATION, "IN_PROGRESS", f"poll {n}")
+        clock.advance(timedelta(seconds=1))
+    calls.clear()
+
+    event = reporter.step(spec, Step.WAIT_FOR_REPLICATION, "SUCCEEDED", "replication ready")
+
+    assert event is not None
+    assert event.sequence == HISTORY_LIMIT + 1
+    # The refused append, the trim, the append again; then the event.
+    assert calls == Counter({"UpdateItem": 3, "PutEvents": 1})
+    history = store.history(request.migration_id)
+    assert len(history) == HISTORY_LIMIT - HISTORY_TRIM + 1
+    assert history[0]["message"] == f"poll {HISTORY_TRIM}"
+    assert history[-1]["message"] == "replication ready"
+    record = store.get(request.migration_id)
+    assert record is not None
+    assert record.history_trimmed == HISTORY_TRIM
+    calls.clear()
+    reporter.step(spec, Step.START_TEST_LAUNCH, "SUCCEEDED", "started")
+    assert calls == Counter({"UpdateItem": 1, "PutEvents": 1})
+
+
+def test_a_long_message_is_cut_to_its_bytes_without_breaking_a_character(
+    store: MigrationStore, reporter: StatusReporter, clock: FixedClock
+) -> None:
+    request = _recorded(store, clock)
+    message = "rollback: " + "é" * 1_000  # two bytes each
+
+    event = reporter.step(spec_of(request), Step.ROLLBACK, "FAILED", message)
+
+    assert event is not None
+    assert event.message == message
+    [kept] = store.history(request.migration_id)
+    assert len(kept["message"].encode("utf-8")) <= HISTORY_MESSAGE_BYTES
+    assert kept["message"].endswith("…")
+    assert message.startswith(kept["message"][:-1])
+    assert clip_utf8("short", HISTORY_MESSAGE_BYTES) == "short"
+    assert clip_utf8("aé€𝄞", 6) == "aé…"  # 1 + 2 + 3 (the ellipsis)
+    assert clip_utf8("aé€𝄞", 5) == "a…"  # half an é is left out
+
+
+def test_steps_kept_as_items_by_an_older_version_are_read_first(
+    store: MigrationStore, reporter: StatusReporter, clock: FixedClock
+) -> None:
+    """A migration in flight across the deployment: its first steps are ``STEP#`` items."""
+    request = _recorded(store, clock)
+    table = _table(store)
+    for sequence, step in ((1, "ValidateInput"), (2, "PrepareSource")):
+        table.put_item(
+            Item={
+                "pk": migration_pk(request.migration_id),
+                "sk": f"STEP#{sequence:08d}",
+                "step": step,
+                "status": "SUCCEEDED",
+                "message": f"{step} done",
+                "at": clock.now().isoformat(),
+            }
+        )
+        clock.advance(timedelta(seconds=1))
+    table.update_item(
+        Key=migration_key(request.migration_id),
+        UpdateExpression="SET seq = :two",
+        ExpressionAttributeValues={":two": 2},
+    )
+
+    event = reporter.step(spec_of(request), Step.WAIT_FOR_REPLICATION, "SUCCEEDED", "ready")
+
+    assert event is not None
+    assert event.sequence == 3
+    assert [s["step"] for s in store.history(request.migration_id)] == [
+        "ValidateInput",
+        "PrepareSource",
+        "WaitForReplication",
+    ]
+    status = migration_status(store, request.migration_id)
+    assert [entry.step for entry in status.history][-1] == "WaitForReplication"
+
+
+def test_a_wave_row_reads_its_last_step_from_the_record_or_the_older_items(
+    store: MigrationStore, reporter: StatusReporter, clock: FixedClock
+) -> None:
+    first, second = example_requests()[:2]
+    assert first.wave == second.wave
+    for request in (first, second):
+        store.record_request(request, request.revision or "", "corr-1", clock.now())
+    reporter.step(spec_of(first), Step.PREPARE_SOURCE, "SUCCEEDED", "prepared")
+    # The second's only step was kept by an older version.
+    _table(store).put_item(
+        Item={
+            "pk": migration_pk(second.migration_id),
+            "sk": "STEP#00000001",
+            "step": "ValidateInput",
+            "status": "FAILED",
+            "message": "no such subnet",
+            "at": clock.now().isoformat(),
+        }
+    )
+
+    rows = {row.migration_id: row for row in wave_status(store, first.wave).rows}
+
+    assert (rows[first.migration_id].step_status, rows[first.migration_id].step) == (
+        "SUCCEEDED",
+        "PrepareSource",
+    )
+    assert rows[second.migration_id].step_status == "FAILED"
