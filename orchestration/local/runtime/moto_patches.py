@@ -48,6 +48,10 @@ moto symbol                                                        why it is pat
                                                                    definition; the components
                                                                    keep no execution's state
                                                                    (checked on moto's sources)
+``moto.dynamodb.models.table.Table.query`` and ``.all_items``      a base-table Query sorts every
+                                                                   item of the table to keep its
+                                                                   partition's: O(table) per
+                                                                   Query. Here: that partition
 =================================================================  =============================
 """
 
@@ -61,6 +65,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -498,6 +503,43 @@ def _replace_queue_attributes(original: Callable[..., Any]) -> Callable[..., Any
     return attributes
 
 
+# (table, hash key) while moto's Table.query reads one partition of the base table.
+_QUERIED_PARTITION: ContextVar[tuple[Any, Any] | None] = ContextVar(
+    "wavepilot_queried_partition", default=None
+)
+
+
+def _replace_table_query(original: Callable[..., Any]) -> Callable[..., Any]:
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = signature.bind(self, hash_key, *args, **kwargs).arguments.get("index_name")
+        if active_hooks() is None or index_name or hash_key is None or not self.range_key_attr:
+            return original(self, hash_key, *args, **kwargs)
+        token = _QUERIED_PARTITION.set((self, hash_key))
+        try:
+            return original(self, hash_key, *args, **kwargs)
+        finally:
+            _QUERIED_PARTITION.reset(token)
+
+    return query
+
+
+def _replace_table_all_items(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def all_items(self: Any) -> list[Any]:
+        queried = _QUERIED_PARTITION.get()
+        if queried is None or queried[0] is not self:
+            result: list[Any] = original(self)
+            return result
+        # The query keeps the items of its hash key and sorts them by range key itself.
+        partition = self.items.get(queried[1])
+        return list(partition.values()) if partition else []
+
+    return all_items
+
+
 # Definition -> moto's program and parse tree of it; a handful of state machines per process.
 _ASL_PROGRAMS: dict[str, tuple[Any, Any]] = {}
 _ASL_PROGRAMS_KEPT = 32
@@ -672,6 +714,35 @@ MOTO_PATCH_POINTS: tuple[MotoPatchPoint, ...] = (
         "replacement does it once per definition; executions share the components, which "
         "keep no execution's state.",
         replacement=_replace_asl_parse,
+    ),
+    MotoPatchPoint(
+        symbol="moto.dynamodb.models.table.Table.query",
+        parameters=(
+            "self",
+            "hash_key",
+            "range_comparison",
+            "range_objs",
+            "limit",
+            "exclusive_start_key",
+            "scan_index_forward",
+            "projection_expressions",
+            "index_name",
+            "consistent_read",
+            "filter_expression",
+            "hash_key_conditions",
+            "range_key_conditions",
+            "filter_kwargs",
+        ),
+        why="a Query of the base table reads all_items(): every item of the table, sorted, "
+        "then kept if of the queried hash key (O(table) per Query; a third of all CPU in a "
+        "1,000-VM rehearsal). The replacement has all_items() give that partition only.",
+        replacement=_replace_table_query,
+    ),
+    MotoPatchPoint(
+        symbol="moto.dynamodb.models.table.Table.all_items",
+        parameters=("self",),
+        why="see Table.query: inside a base-table Query, the queried partition's items.",
+        replacement=_replace_table_all_items,
     ),
 )
 
