@@ -304,6 +304,50 @@ def test_one_failing_server_in_a_job_of_200_fails_alone(lanes: LaneFactory) -> N
     assert {o.job_id for o in outcomes} == {job.job_id}
 
 
+def test_a_batch_is_answered_when_its_job_completes_not_when_each_server_launched(
+    lanes: LaneFactory,
+) -> None:
+    # A Linux boot ends long before a Windows conversion, but MGN holds every server of the
+    # job until the job completes: answered earlier, an execution's next MGN call (its
+    # lifecycle change, FinalizeCutover) would only be refused as a conflict and retried.
+    quick = JobTiming(boot=timedelta(minutes=1))
+    slow = JobTiming(conversion=timedelta(minutes=30))
+    lane = lanes(
+        3,
+        launch_timings={("test", "linux"): quick, ("test", "windows"): slow},
+        os_family=lambda index: OsFamily.WINDOWS if index == 1 else OsFamily.LINUX,
+    )
+    linux, windows, failing = lane.server_ids
+    lane.emulator.faults.fail_next_launch(failing)
+    lane.request_all("test")
+    coordinator = lane.coordinator()
+    assert coordinator.run_once(lane.now) == []
+    (job,) = lane.jobs("START_TEST")
+
+    # the Linux servers' launches have ended (one launched, one failed), the job still runs
+    lane.emulator.clock.advance(quick.launch_total + timedelta(minutes=1))
+    (described,) = lane.client.describe_jobs(filters={"jobIDs": [job.job_id]})["items"]
+    statuses = {s["sourceServerID"]: s["launchStatus"] for s in described["participatingServers"]}
+    assert described["status"] == "STARTED"
+    assert statuses[linux] == "LAUNCHED"
+    assert statuses[failing] == "FAILED"
+    assert statuses[windows] != "LAUNCHED"
+    # THEN nobody is answered yet, the failure neither
+    assert coordinator.run_once(lane.now) == []
+    assert lane.ledger.undelivered() == []
+
+    # WHEN the job completes THEN each server gets its own outcome, in the same run
+    lane.emulator.clock.advance(slow.launch_total)
+    outcomes = coordinator.run_once(lane.now)
+    assert {o.source_server_id: o.launch_status for o in outcomes} == {
+        linux: "LAUNCHED",
+        windows: "LAUNCHED",
+        failing: "FAILED",
+    }
+    assert all(o.task_token == f"token-test-{o.source_server_id}" for o in outcomes)
+    assert coordinator.run_once(lane.now) == []  # answered once
+
+
 # --- exactly once -------------------------------------------------------------------------
 
 

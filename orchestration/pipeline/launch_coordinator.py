@@ -3,11 +3,13 @@
 Executions hand the coordinator their server (``request``) and wait; each ``run_once``
 (a scheduled poll) does, in order:
 
-a. **observe**: one ``DescribeJobs`` for every job the lane's ledger knows, and each server
-   whose launch ended (``LAUNCHED``, ``FAILED``, ``TERMINATED``) becomes a
-   :class:`LaunchOutcome` for the execution waiting on it: per-VM truth from a shared job,
-   so a server that fails in a batch fails alone. A cutover whose window closed before it
-   could start is answered ``WINDOW_CLOSED``.
+a. **observe**: one ``DescribeJobs`` for every job the lane's ledger knows; when a job has
+   COMPLETED, each of its servers becomes a :class:`LaunchOutcome` for the execution
+   waiting on it, from its own ``launchStatus`` (``LAUNCHED``, ``FAILED``, ``TERMINATED``):
+   per-VM truth from a shared job, so a server that fails in a batch fails alone. Not
+   before the job completes (MGN holds each server in its job until then: see
+   ``_ended_launches``). A cutover whose window closed before it could start is answered
+   ``WINDOW_CLOSED``.
 b. **replication**: test requests wait for their server's replication here, not in their
    executions: one ``DescribeSourceServers`` per 200 servers not yet seen launchable, for
    new requests at once and for the others every ``readiness_poll``. A server seen
@@ -232,8 +234,8 @@ class LaunchCoordinator:
     def _observe(
         self, intents: Sequence[LaunchIntent], waiting: Waiting
     ) -> tuple[list[LaunchOutcome], list[str]]:
-        """Outcomes of the servers whose launch ended, and the intents whose job completed:
-        one ``DescribeJobs`` call for all of them."""
+        """Outcomes of the servers of the jobs that completed, and those jobs' intents: one
+        ``DescribeJobs`` call for all of them."""
         started = [intent for intent in intents if intent.job_id is not None]
         if not started:
             return [], []
@@ -393,8 +395,18 @@ def _members_waiting(intent: LaunchIntent, waiting: Waiting) -> list[WaitingLaun
 
 
 def _ended_launches(intent: LaunchIntent, job: Job, waiting: Waiting) -> list[LaunchOutcome]:
-    """An outcome for each of the intent's open requests whose server's launch ended; when
-    the job has completed, a server it does not report as launched has failed."""
+    """An outcome for each of the intent's open requests, once the job has COMPLETED (each
+    server's from its own ``launchStatus``; one the job does not report as launched has
+    failed); none while the job runs.
+
+    A server's launch may end long before its job does (a Linux boot beside a Windows
+    conversion), but MGN allows one job per server and a job holds all its servers until
+    it completes: an execution answered earlier would only meet a ConflictException at its
+    next MGN call (ChangeServerLifeCycleState, FinalizeCutover) and retry it. Failures wait
+    too: the failed server's rollback could do nothing in MGN before the job completes
+    either (it would poll the running job, at two MGN calls a poll)."""
+    if job.status != "COMPLETED":
+        return []
     entries: dict[str, JobServer] = {entry.source_server_id: entry for entry in job.servers}
     outcomes: list[LaunchOutcome] = []
     for launch in _members_waiting(intent, waiting):
@@ -405,7 +417,7 @@ def _ended_launches(intent: LaunchIntent, job: Job, waiting: Waiting) -> list[La
             outcomes.append(
                 _outcome(launch, job.job_id, status, entry.launched_instance_id, detail)
             )
-        elif job.status == "COMPLETED":
+        else:
             outcomes.append(
                 _outcome(
                     launch,
