@@ -14,6 +14,11 @@ from typing import Literal
 
 LaunchKind = Literal["test", "cutover"]
 
+JobKind = Literal["test", "cutover", "retire"]
+"""What a coordinator's job does: a test launch, a cutover launch, or ``retire``: a
+TERMINATE job (``TerminateTargetInstances``) of the test instances of servers whose cutover
+was requested, before their cutover job."""
+
 RequestRecorded = Literal["new", "open", "answered", "reanswered"]
 """What ``record_request`` made of a request: ``new``; ``open`` (asked already and not yet
 answered: the latest task token waits); ``answered`` (this very task was answered: nothing
@@ -58,6 +63,9 @@ class LaunchRequest:
     # The Step Functions execution asking (``$$.Execution.Id``): a request repeated by the
     # same execution is the same launch, whatever its task token.
     execution: str = ""
+    # A cutover's server's test instance, still running: the coordinator retires it (a
+    # batched TERMINATE job) before the cutover starts. None: nothing to retire.
+    test_instance_id: str | None = None
     # What the requester needs said on its behalf when its job starts (the migration's spec,
     # as JSON: the coordinator reports StartTestLaunch / StartCutover for it); opaque here.
     payload: str = field(default="", compare=False, repr=False)
@@ -73,11 +81,23 @@ class WaitingLaunch:
     """An open request and the task token of the execution waiting for its outcome.
 
     ``replication_ready``: the coordinator saw the server launchable (a test request waits
-    for its server's replication before it is planned; a cutover's server is ready)."""
+    for its server's replication before it is planned; a cutover's server is ready).
+    ``test_instance_retired``: a cutover request's test instance was retired (its TERMINATE
+    job completed): the cutover may be planned."""
 
     request: LaunchRequest
     task_token: str
     replication_ready: bool = False
+    test_instance_retired: bool = False
+
+    @property
+    def to_retire(self) -> bool:
+        """A cutover request whose server's test instance is still to be retired."""
+        return (
+            self.request.kind == "cutover"
+            and self.request.test_instance_id is not None
+            and not self.test_instance_retired
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +110,7 @@ class LaunchIntent:
     """
 
     intent_id: str
-    kind: LaunchKind
+    kind: JobKind
     members: Mapping[str, str] = field(hash=False)
     created_at: datetime
     job_id: str | None = None
@@ -98,6 +118,11 @@ class LaunchIntent:
     @property
     def server_ids(self) -> tuple[str, ...]:
         return tuple(self.members)
+
+    @property
+    def request_kind(self) -> LaunchKind:
+        """The kind of the requests the intent's job serves (a retirement: cutovers)."""
+        return "test" if self.kind == "test" else "cutover"
 
 
 @dataclass(frozen=True, slots=True)

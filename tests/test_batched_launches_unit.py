@@ -29,7 +29,8 @@ from orchestration.pipeline.batched_launches import (
     outcome_output,
     successor_name,
 )
-from tests.support.fakes import FixedClock
+from orchestration.pipeline.spec import MigrationSpec
+from tests.support.fakes import FixedClock, migration_record
 
 NOW = datetime(2026, 12, 12, 22, 0, tzinfo=UTC)
 REQUEST = LaunchRequest("mig-1", "s-0123456789abcdef0", "test", "wave-1", NOW)
@@ -318,3 +319,46 @@ def test_a_loop_plans_with_its_own_lanes_quotas() -> None:
     assert (raised.concurrent_jobs, raised.servers_per_job) == (40, 200)
     assert LoopConfig.from_event(config, "111122223333/eu-west-1").quotas.concurrent_jobs == 20
     assert LoopConfig.from_event({**config, "quotasByLane": {}}, LANE).quotas.concurrent_jobs == 20
+
+
+class OneLane(NoMgn):
+    def lane_of(self, spec: MigrationSpec) -> Lane:
+        return Lane("123456789012", "eu-west-1")
+
+
+def _state(migration_id: str, **results: Any) -> dict[str, Any]:
+    record = migration_record()
+    spec = MigrationSpec.from_request(
+        record.request, record.revision, record.correlation_id, default_approvers=["U1"]
+    )
+    spec = spec.model_validate({**spec.model_dump(by_alias=False), "migration_id": migration_id})
+    return {
+        "spec": spec.model_dump(mode="json", by_alias=True),
+        "source": {"sourceServerId": f"s-{migration_id[-1] * 17}"},
+        **results,
+    }
+
+
+def test_a_cutover_request_names_the_test_instance_its_coordinator_retires(
+    ledger: DynamoLaunchLedger,
+) -> None:
+    service = BatchedLaunches(
+        lanes=OneLane(),  # type: ignore[arg-type]
+        ledger_for=lambda _lane: ledger,
+        tasks=Tasks(),
+        coordinator_arn="arn:coordinator",
+        reporter=None,  # type: ignore[arg-type]
+        clock=FixedClock(NOW),
+    )
+    verified = {"testCheck": {"done": True, "instanceId": "i-0123456789abcdef0"}}
+    service.request(_state("mig-1", **verified), "cutover", "token-1", "exec-1")
+    # prepared by a PrepareCutover that terminated the test instance itself: nothing to retire
+    terminated = {**verified, "preparedCutover": {"terminateJobId": "mgnjob-1"}}
+    service.request(_state("mig-2", **terminated), "cutover", "token-2", "exec-2")
+    service.request(_state("mig-3", **verified), "test", "token-3", "exec-3")
+
+    to_retire = {
+        launch.request.migration_id: launch.request.test_instance_id
+        for launch in ledger.snapshot().waiting
+    }
+    assert to_retire == {"mig-1": "i-0123456789abcdef0", "mig-2": None, "mig-3": None}

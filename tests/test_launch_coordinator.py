@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 START = datetime(2026, 12, 12, 20, 0, tzinfo=UTC)
 LINGER = timedelta(minutes=2)
 AFTER_LAUNCH = JobTiming().launch_total + timedelta(seconds=1)
+AFTER_TERMINATE = JobTiming().terminate_total + timedelta(seconds=1)
 NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})
 LANE = "123456789012/us-east-1"
 
@@ -101,6 +102,7 @@ class Lane:
         server_ids: Sequence[str] | None = None,
         *,
         window: tuple[datetime, datetime] | None = None,
+        test_instances: Mapping[str, str] | None = None,
     ) -> None:
         coordinator = self.coordinator()
         for index, server_id in enumerate(server_ids or self.server_ids):
@@ -114,6 +116,7 @@ class Lane:
                     requested_at=self.now - LINGER + timedelta(microseconds=index),
                     window_start=window[0] if window else None,
                     window_end=window[1] if window else None,
+                    test_instance_id=(test_instances or {}).get(server_id),
                 ),
                 f"token-{kind}-{server_id}",
             )
@@ -123,6 +126,15 @@ class Lane:
 
     def jobs(self, initiated_by: str) -> list[JobSummary]:
         return [job for job in self.emulator.jobs() if job.initiated_by == initiated_by]
+
+    def launched_instances(self) -> dict[str, str]:
+        """Source server -> the instance MGN reports launched for it (test or cutover)."""
+        servers = self.client.describe_source_servers(filters={})["items"]
+        return {
+            server["sourceServerID"]: server["launchedInstance"]["ec2InstanceID"]
+            for server in servers
+            if server.get("launchedInstance", {}).get("ec2InstanceID")
+        }
 
     def make_ready_for_cutover(self) -> None:
         """Test-launch every server (straight through MGN) and mark it ready for cutover."""
@@ -346,6 +358,137 @@ def test_a_batch_is_answered_when_its_job_completes_not_when_each_server_launche
     }
     assert all(o.task_token == f"token-test-{o.source_server_id}" for o in outcomes)
     assert coordinator.run_once(lane.now) == []  # answered once
+
+
+# --- retiring test instances -------------------------------------------------------------
+
+
+# On moto a transaction costs ~15 ms: the DynamoDB ledger's run is kept to 40 servers.
+@pytest.mark.parametrize(("ledger_kind", "servers"), [("fake", 200), ("dynamodb", 40)])
+def test_test_instances_are_retired_in_one_terminate_job_then_the_cutover_starts(
+    lanes: LaneFactory, ledger_kind: str, servers: int
+) -> None:
+    with mock_aws():
+        ledger = FakeLaunchLedger() if ledger_kind == "fake" else dynamodb_ledger()
+        lane = lanes(servers, ledger=ledger)
+        lane.make_ready_for_cutover()
+        test_instances = lane.launched_instances()
+        assert len(test_instances) == servers
+        lane.request_all("cutover", test_instances=test_instances)
+        coordinator = lane.coordinator()
+        lane.emulator.reset_metrics()
+
+        # THEN one TERMINATE job retires every test instance, and no cutover starts yet
+        assert coordinator.run_once(lane.now) == []
+        assert lane.calls() == {"TerminateTargetInstances": 1}
+        (retire,) = lane.jobs("TERMINATE")
+        assert servers_in(retire) == set(lane.server_ids)
+        (described,) = lane.client.describe_jobs(filters={"jobIDs": [retire.job_id]})["items"]
+        (intent,) = ledger.snapshot().intents
+        assert (intent.kind, intent.job_id) == ("retire", retire.job_id)
+        assert described["tags"] == {INTENT_TAG: intent.intent_id}
+
+        # while it runs: one DescribeJobs a poll, nothing else (the servers are in a job)
+        lane.emulator.reset_metrics()
+        assert coordinator.run_once(lane.now) == []
+        assert lane.calls() == {"DescribeJobs": 1}
+
+        # WHEN it completes THEN the test instances are gone, the cutover starts in the same
+        # run, and nobody was answered for the retirement
+        lane.emulator.clock.advance(AFTER_TERMINATE)
+        lane.emulator.reset_metrics()
+        assert coordinator.run_once(lane.now) == []
+        assert lane.calls() == {"DescribeJobs": 1, "StartCutover": 1}
+        assert not set(lane.launched_instances().values()) & set(test_instances.values())
+        (cutover,) = lane.jobs("START_CUTOVER")
+        assert servers_in(cutover) == set(lane.server_ids)
+        assert ledger.undelivered() == []
+
+        # AND each execution gets its own cutover instance
+        lane.emulator.clock.advance(AFTER_LAUNCH)
+        outcomes = coordinator.run_once(lane.now)
+        assert by_status(outcomes) == {"LAUNCHED": servers}
+        assert {o.job_id for o in outcomes} == {cutover.job_id}
+        assert not {o.launched_ec2_instance_id for o in outcomes} & set(test_instances.values())
+        assert len(lane.jobs("TERMINATE")) == 1
+        assert ledger.snapshot() == replace(ledger.snapshot(), waiting=(), intents=())
+
+
+def test_a_crash_after_terminate_retires_nothing_twice(lanes: LaneFactory) -> None:
+    lane = lanes(30)
+    lane.make_ready_for_cutover()
+    lane.request_all("cutover", test_instances=lane.launched_instances())
+
+    # GIVEN a coordinator that dies after MGN started the TERMINATE job, before recording it
+    with crash_on_record_job(lane.ledger), pytest.raises(CoordinatorCrashError):
+        lane.coordinator().run_once(lane.now)
+    assert len(lane.jobs("TERMINATE")) == 1
+
+    # WHEN a new coordinator runs THEN it adopts that job (found by its tag)
+    lane.emulator.reset_metrics()
+    successor = lane.coordinator()
+    assert successor.run_once(lane.now) == []
+    assert "TerminateTargetInstances" not in lane.calls()
+    (retire,) = lane.jobs("TERMINATE")
+    (intent,) = lane.ledger.snapshot().intents
+    assert intent.job_id == retire.job_id
+
+    lane.emulator.clock.advance(AFTER_TERMINATE)
+    successor.run_once(lane.now)
+    lane.emulator.clock.advance(AFTER_LAUNCH)
+    assert by_status(successor.run_once(lane.now)) == {"LAUNCHED": 30}
+    assert len(lane.jobs("TERMINATE")) == 1
+
+
+def test_retiring_test_instances_shares_the_lanes_quota_with_launches(
+    lanes: LaneFactory,
+) -> None:
+    # 30 servers have their cutover requested and test instances to retire, 20 others are
+    # ready for their test launch: at most 40 servers in active jobs
+    lane = lanes(50, quotas=LaneQuotas(servers_in_active_jobs=40))
+    cutting_over, testing = lane.server_ids[:30], lane.server_ids[30:]
+    lane.server_ids = cutting_over
+    lane.make_ready_for_cutover()
+    lane.request_all("cutover", test_instances=lane.launched_instances())
+    lane.request_all("test", testing)
+    coordinator = lane.coordinator()
+
+    coordinator.run_once(lane.now)
+
+    # the retirement goes first (cutover work), the tests take what room is left
+    (retire,) = lane.jobs("TERMINATE")
+    (test,) = [job for job in lane.jobs("START_TEST") if servers_in(job) <= set(testing)]
+    assert servers_in(retire) == set(cutting_over)
+    assert servers_in(test) == set(testing[:10])
+    assert lane.emulator.metrics().quota_errors == 0
+
+
+def test_servers_mgn_will_not_terminate_for_go_on_to_their_cutover(lanes: LaneFactory) -> None:
+    # GIVEN a server still TESTING (MGN refuses to terminate its instances) among others
+    lane = lanes(3)
+    lane.make_ready_for_cutover()
+    stuck = lane.server_ids[0]
+    lane.client.change_server_life_cycle_state(
+        sourceServerID=stuck, lifeCycle={"state": "READY_FOR_TEST"}
+    )
+    lane.client.start_test(sourceServerIDs=[stuck])
+    lane.emulator.clock.advance(AFTER_LAUNCH)
+    lane.request_all("cutover", test_instances=lane.launched_instances())
+    coordinator = lane.coordinator()
+
+    # THEN nothing is terminated this run; the refused server's cutover goes ahead (and
+    # MGN refuses it: its execution rolls back, which retires the test instance)
+    assert coordinator.run_once(lane.now) == []
+    assert lane.jobs("TERMINATE") == []
+    outcomes = coordinator.run_once(lane.now)
+    assert [(o.source_server_id, o.launch_status) for o in outcomes] == [(stuck, "REFUSED")]
+    # AND the others are retired together, then cut over
+    (retire,) = lane.jobs("TERMINATE")
+    assert servers_in(retire) == set(lane.server_ids[1:])
+    lane.emulator.clock.advance(AFTER_TERMINATE)
+    coordinator.run_once(lane.now)
+    lane.emulator.clock.advance(AFTER_LAUNCH)
+    assert by_status(coordinator.run_once(lane.now)) == {"LAUNCHED": 2}
 
 
 # --- exactly once -------------------------------------------------------------------------

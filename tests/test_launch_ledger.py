@@ -174,3 +174,34 @@ def test_a_loop_hands_its_lease_over_only_while_it_holds_it(ledger: DynamoLaunch
     assert ledger.release_loop("loop-1", seen) is True
     assert ledger.hand_over_loop("loop-1", "loop-1d", later, 300) is False  # nobody holds it
     assert ledger.claim_loop("loop-3", later, stale_after=300) == "loop-3"
+
+
+def test_a_cutovers_test_instance_to_retire_and_its_retirement_are_kept(
+    ledger: DynamoLaunchLedger,
+) -> None:
+    request = replace(REQUEST, test_instance_id="i-0123456789abcdef0")
+    ledger.record_request(request, "token-1")
+    ledger.record_request(replace(REQUEST, migration_id="mig-2"), "token-2")
+    retire = LaunchIntent("intent-1", "retire", {request.source_server_id: "mig-1"}, NOW)
+    ledger.add_intent(retire, seen_version=0)
+
+    snapshot = ledger.snapshot()
+    waiting = {launch.request.migration_id: launch for launch in snapshot.waiting}
+    assert waiting["mig-1"].request.test_instance_id == "i-0123456789abcdef0"
+    assert waiting["mig-1"].to_retire
+    assert waiting["mig-2"].request.test_instance_id is None
+    assert not waiting["mig-2"].to_retire
+    assert snapshot.intents == (retire,)
+
+    # WHEN its TERMINATE job completed THEN the request is retired, its token kept
+    ledger.mark_test_instance_retired([waiting["mig-1"]])
+    ledger.record_request(request, "token-3")  # a repeat keeps the mark
+    (retired,) = [w for w in ledger.snapshot().waiting if w.request.migration_id == "mig-1"]
+    assert retired.test_instance_retired
+    assert not retired.to_retire
+    assert retired.task_token == "token-3"
+
+    # a request answered meanwhile is not brought back by the mark
+    ledger.complete([outcome("token-3")])
+    ledger.mark_test_instance_retired([retired])
+    assert [w.request.migration_id for w in ledger.snapshot().waiting] == ["mig-2"]

@@ -610,6 +610,45 @@ def test_two_hundred_servers_across_active_jobs_is_the_limit(
         assert error_body(refused.value)["quotaCode"] == SERVERS_IN_ACTIVE_JOBS_QUOTA
 
 
+def test_one_terminate_job_retires_200_servers_instances_within_the_job_quotas(
+    aws_env: None, clock: SimulatedClock
+) -> None:
+    # How the launch coordinator retires a batch's test instances: TerminateTargetInstances
+    # takes 1-200 servers, and its job counts against the same quotas as launches.
+    settings = EmulatorSettings(quotas=QuotaLimits(replicating_servers=202))
+    for emulator in serve(MgnEmulator(InMemoryEc2(), clock=clock, settings=settings)):
+        mgn = client_for(emulator)
+        ids = [seed_ready(emulator, f"vm{index}").source_server_id for index in range(202)]
+        mgn.start_test(sourceServerIDs=ids[:200])
+        clock.advance(AFTER_LAUNCH)
+        mgn.start_test(sourceServerIDs=ids[200:])
+        clock.advance(AFTER_LAUNCH)
+        for server_id in ids:
+            mgn.change_server_life_cycle_state(
+                sourceServerID=server_id, lifeCycle={"state": "READY_FOR_CUTOVER"}
+            )
+
+        with pytest.raises(mgn.exceptions.ValidationException):
+            mgn.terminate_target_instances(sourceServerIDs=ids[:201])
+        started = mgn.terminate_target_instances(sourceServerIDs=ids[:200], tags={"k": "v"})
+        assert started["job"]["type"] == "TERMINATE"
+        assert started["job"]["tags"] == {"k": "v"}
+        # 200 servers in an active job: a further job (even a terminate) exceeds the quota
+        with pytest.raises(mgn.exceptions.ServiceQuotaExceededException) as refused:
+            mgn.terminate_target_instances(sourceServerIDs=ids[200:])
+        assert error_body(refused.value)["quotaCode"] == SERVERS_IN_ACTIVE_JOBS_QUOTA
+
+        clock.advance(AFTER_TERMINATE)
+        done = job(mgn, started["job"]["jobID"])
+        assert done["status"] == "COMPLETED"
+        assert {s["launchStatus"] for s in done["participatingServers"]} == {"TERMINATED"}
+        assert len(done["participatingServers"]) == 200
+        assert all("launchedInstance" not in describe(mgn, server_id) for server_id in ids[:200])
+        assert "launchedInstance" in describe(mgn, ids[200])
+        # the servers keep their lifecycle state: ready for their cutover
+        assert {describe(mgn, i)["lifeCycle"]["state"] for i in ids[:200]} == {"READY_FOR_CUTOVER"}
+
+
 def test_a_second_job_on_a_busy_server_is_a_conflict(emulator: MgnEmulator, mgn: MgnClient) -> None:
     server = seed_ready(emulator)
     running = mgn.start_test(sourceServerIDs=[server.source_server_id])["job"]["jobID"]

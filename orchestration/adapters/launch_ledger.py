@@ -7,11 +7,12 @@ Items (``<lane>`` is ``account/region``):
   still the one the coordinator planned from: two coordinators of one lane can never both
   place a server in a job.
 - ``LAUNCHLANE#<lane>`` / ``REQUEST#<kind>#<migrationId>``: an open request and the task
-  token waiting for it (``replicationReady`` once its server was seen launchable); deleted
-  when answered.
-- ``LAUNCHLANE#<lane>`` / ``INTENT#<intentId>``: a job decided (servers -> migrations, kind,
-  time), with its ``jobId`` once MGN started it; deleted when the job has completed, or when
-  it was never started (quota).
+  token waiting for it (``replicationReady`` once its server was seen launchable; a
+  cutover's ``testInstanceId`` to retire first, ``testInstanceRetired`` once it was);
+  deleted when answered.
+- ``LAUNCHLANE#<lane>`` / ``INTENT#<intentId>``: a job decided (servers -> migrations, kind:
+  ``test``, ``cutover`` or ``retire``, time), with its ``jobId`` once MGN started it; deleted
+  when the job has completed, or when it was never started (quota).
 - ``LAUNCHLANE#<lane>`` / ``OUTBOX#<kind>#<migrationId>``: an answered request whose
   outcome has not yet reached its execution (written in the transaction that answers it,
   deleted once ``SendTaskSuccess`` succeeded or the execution had moved on): a coordinator
@@ -39,6 +40,7 @@ from botocore.exceptions import ClientError
 
 from orchestration.adapters.state_store import META, migration_pk
 from orchestration.launch_records import (
+    JobKind,
     LaunchIntent,
     LaunchOutcome,
     LaunchRequest,
@@ -194,6 +196,7 @@ class DynamoLaunchLedger:
                             _request(item),
                             str(item["taskToken"]),
                             replication_ready=bool(item.get("replicationReady", False)),
+                            test_instance_retired=bool(item.get("testInstanceRetired", False)),
                         )
                     )
                 elif sk.startswith(INTENT_PREFIX):
@@ -256,6 +259,22 @@ class DynamoLaunchLedger:
                         "sk": _request_sk(launch.request.kind, launch.request.migration_id),
                     },
                     UpdateExpression="SET replicationReady = :yes",
+                    ConditionExpression="attribute_exists(pk)",
+                    ExpressionAttributeValues={":yes": True},
+                )
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise  # else answered meanwhile: nothing to mark
+
+    def mark_test_instance_retired(self, launches: Sequence[WaitingLaunch]) -> None:
+        for launch in launches:
+            try:
+                self._table.update_item(
+                    Key={
+                        "pk": self._pk,
+                        "sk": _request_sk(launch.request.kind, launch.request.migration_id),
+                    },
+                    UpdateExpression="SET testInstanceRetired = :yes",
                     ConditionExpression="attribute_exists(pk)",
                     ExpressionAttributeValues={":yes": True},
                 )
@@ -476,6 +495,8 @@ def _request_attributes(request: LaunchRequest) -> dict[str, Any]:
         attributes["windowStart"] = request.window_start.isoformat()
     if request.window_end is not None:
         attributes["windowEnd"] = request.window_end.isoformat()
+    if request.test_instance_id:
+        attributes["testInstanceId"] = request.test_instance_id
     if request.payload:
         attributes["payload"] = request.payload
     return attributes
@@ -491,14 +512,16 @@ def _request(item: dict[str, Any]) -> LaunchRequest:
         window_start=_moment(item.get("windowStart")),
         window_end=_moment(item.get("windowEnd")),
         execution=str(item.get("execution", "")),
+        test_instance_id=str(item["testInstanceId"]) if item.get("testInstanceId") else None,
         payload=str(item.get("payload", "")),
     )
 
 
 def _intent(item: dict[str, Any]) -> LaunchIntent:
+    kinds: dict[str, JobKind] = {"test": "test", "cutover": "cutover", "retire": "retire"}
     return LaunchIntent(
         intent_id=str(item["intentId"]),
-        kind="cutover" if item["kind"] == "cutover" else "test",
+        kind=kinds[str(item["kind"])],
         members={str(server): str(migration) for server, migration in item["members"].items()},
         created_at=datetime.fromisoformat(str(item["createdAt"])),
         job_id=str(item["jobId"]) if item.get("jobId") else None,

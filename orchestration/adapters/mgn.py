@@ -268,9 +268,14 @@ class MgnAdapter:
         )
 
     @_translated
-    def terminate_target_instances(self, source_server_ids: Sequence[str]) -> Job:
+    def terminate_target_instances(
+        self, source_server_ids: Sequence[str], tags: dict[str, str] | None = None
+    ) -> Job:
+        """A TERMINATE job for up to 200 servers' launched instances (tagged as a rollback's
+        unless ``tags`` say otherwise)."""
         response = self._client.terminate_target_instances(
-            sourceServerIDs=list(source_server_ids), tags={"wavepilot": "rollback"}
+            sourceServerIDs=list(source_server_ids),
+            tags=tags if tags is not None else {"wavepilot": "rollback"},
         )
         return Job.from_api(response["job"])
 

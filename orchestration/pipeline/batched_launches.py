@@ -136,6 +136,7 @@ class BatchedLaunches:
             window_start=spec.window_start if launch == "cutover" else None,
             window_end=spec.window_end if launch == "cutover" else None,
             execution=execution,
+            test_instance_id=_test_instance_to_retire(state) if launch == "cutover" else None,
             payload=json.dumps(spec.model_dump(mode="json", by_alias=True)),
         )
         recorded = ledger.record_request(request, task_token)
@@ -294,6 +295,16 @@ class BatchedLaunches:
                 jobId=job_id,
                 servers=servers,
             )
+
+
+def _test_instance_to_retire(state: State) -> str | None:
+    """The execution's test instance, which the coordinator retires before the cutover;
+    None if PrepareCutover terminated it already (as the per-VM design does, and executions
+    prepared before the coordinator retired test instances did)."""
+    if (state.get("preparedCutover") or {}).get("terminateJobId"):
+        return None
+    instance_id = (state.get("testCheck") or {}).get("instanceId")
+    return str(instance_id) if instance_id else None
 
 
 def outcome_output(outcome: LaunchOutcome) -> dict[str, Any]:

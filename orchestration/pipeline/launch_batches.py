@@ -16,6 +16,11 @@ quotas allow. The rules, in the order they decide:
    ``linger``, or, before that, in jobs of exactly ``servers_per_job`` (a full job gains
    nothing by waiting).
 5. Where the quotas force a choice, first requested first served.
+
+A cutover whose server still runs its test instance is not planned as a cutover: its test
+instance is *retired* first, in TERMINATE jobs (``retire``) that count against the same
+quotas, planned after the cutovers and before the tests, packed like cutovers (as soon as
+the cutover is requested, in as few jobs as fit).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from orchestration.launch_records import LaunchKind, LaunchRequest
+from orchestration.launch_records import JobKind, LaunchRequest
 
 __all__ = [
     "ActiveJob",
@@ -55,15 +60,16 @@ class ActiveJob:
     """A job the lane's quotas already count: started, or about to be (an intent)."""
 
     job_id: str | None
-    kind: LaunchKind
+    kind: JobKind
     server_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class PlannedJob:
-    """One job to start: one kind, its requests in the order they were made."""
+    """One job to start: one kind, its requests in the order they were made (a ``retire``
+    job's are the cutover requests whose test instances it terminates)."""
 
-    kind: LaunchKind
+    kind: JobKind
     requests: tuple[LaunchRequest, ...]
 
     @property
@@ -78,8 +84,11 @@ def plan_launches(
     *,
     now: datetime,
     linger: timedelta,
+    retire: Iterable[LaunchRequest] = (),
 ) -> list[PlannedJob]:
-    """The jobs to start now, cutovers first; what is not planned waits for a later call."""
+    """The jobs to start now, cutovers first, then the retirement of the test instances of
+    the cutovers in ``retire`` (cutover requests not yet launchable: their servers' test
+    instances run), then tests; what is not planned waits for a later call."""
     busy = {server_id for job in active_jobs for server_id in job.server_ids}
     room = _Room(
         jobs=quotas.concurrent_jobs - len(active_jobs),
@@ -92,7 +101,17 @@ def plan_launches(
     planned: list[PlannedJob] = []
     for wave in _waves_in_order(cutovers):
         planned.extend(room.pack("cutover", wave))
-    planned.extend(_plan_tests(tests, room, now=now, linger=linger))
+    taken = busy | {server_id for job in planned for server_id in job.server_ids}
+    retiring = [
+        r for r in _one_request_per_server(retire, taken) if not cutover_window_closed(r, now)
+    ]
+    planned.extend(room.pack("retire", retiring))
+    taken |= {request.source_server_id for request in retiring}
+    planned.extend(
+        _plan_tests(
+            [r for r in tests if r.source_server_id not in taken], room, now=now, linger=linger
+        )
+    )
     return planned
 
 
@@ -116,7 +135,7 @@ class _Room:
         return min(self.per_job, self.servers) if self.jobs > 0 else 0
 
     def pack(
-        self, kind: LaunchKind, requests: Sequence[LaunchRequest], *, full_jobs_only: bool = False
+        self, kind: JobKind, requests: Sequence[LaunchRequest], *, full_jobs_only: bool = False
     ) -> list[PlannedJob]:
         """``requests`` (in order) in as few jobs as fit; with ``full_jobs_only``, only jobs
         of ``per_job`` servers."""

@@ -15,7 +15,12 @@ b. **replication**: test requests wait for their server's replication here, not 
    new requests at once and for the others every ``readiness_poll``. A server seen
    launchable is marked so (never asked again); one whose replication stalled is answered
    ``REPLICATION_STALLED``.
-c. **plan** with :func:`plan_launches` (the quotas, windows, linger, FIFO) what is ready.
+c. **plan** with :func:`plan_launches` (the quotas, windows, linger, FIFO) what is ready,
+   and the retirement of test instances: a cutover request names its server's test
+   instance, still running, and the coordinator terminates those of many servers in one
+   TERMINATE job (``TerminateTargetInstances``, up to 200 servers), started exactly once
+   like a launch (an intent of kind ``retire``). When it completes, the requests are marked
+   retired (nobody is answered) and their cutovers are planned.
 d. **start** each planned job exactly once: an *intent* (its servers, kind and an intent ID)
    is written first, with a conditional write; then ``StartTest`` / ``StartCutover`` with
    the intent ID as a tag; then the job ID is recorded on the intent. A coordinator that
@@ -25,8 +30,8 @@ d. **start** each planned job exactly once: an *intent* (its servers, kind and a
    servers are in a job already) is looked up the same way before anything else is decided.
 
 MGN calls per poll do not grow with the servers that wait, beyond one call per 200 still
-replicating: one ``DescribeJobs`` (up to 1,000 jobs), one start per new job, one
-``DescribeJobs`` by date only when recovering.
+replicating: one ``DescribeJobs`` (up to 1,000 jobs), one start (or terminate) per new job,
+one ``DescribeJobs`` by date only when recovering.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from orchestration.adapters.mgn import (
 )
 from orchestration.launch_records import (
     INTENT_TAG,
+    JobKind,
     LaunchIntent,
     LaunchKind,
     LaunchOutcome,
@@ -76,7 +82,11 @@ CLOCK_MARGIN = timedelta(minutes=15)
 # The open requests of a lane by migration and kind (``LaunchRequest.key``).
 Waiting = Mapping[tuple[str, LaunchKind], WaitingLaunch]
 
-_INITIATED_BY: Mapping[LaunchKind, str] = {"test": "START_TEST", "cutover": "START_CUTOVER"}
+_INITIATED_BY: Mapping[JobKind, str] = {
+    "test": "START_TEST",
+    "cutover": "START_CUTOVER",
+    "retire": "TERMINATE",
+}
 
 
 class LaunchCoordinator:
@@ -88,8 +98,9 @@ class LaunchCoordinator:
         quotas: the lane's MGN job quotas (from configuration: accounts have them raised).
         linger: how long a test launch may wait for others to share its job.
         new_intent_id: intent IDs (random by default; tests make them predictable).
-        on_started: told of each job started (or adopted) with the open requests it
-            launches: the wiring reports StartTestLaunch / StartCutover for each.
+        on_started: told of each launch job started (or adopted) with the open requests
+            it launches: the wiring reports StartTestLaunch / StartCutover for each (not of
+            the jobs that retire test instances).
         readiness_poll: how often servers still replicating are looked at again.
         on_replicated: told of the open requests whose servers became launchable: the
             wiring reports WaitForReplication for each.
@@ -141,6 +152,21 @@ class LaunchCoordinator:
             self._ledger.record_job(intent_id, job_id)
             intents[intent_id] = replace(intents[intent_id], job_id=job_id)
         outcomes, ended = self._observe(list(intents.values()), waiting)
+        retired = [
+            launch
+            for intent_id in ended
+            if intents[intent_id].kind == "retire"
+            for launch in _members_waiting(intents[intent_id], waiting)
+        ]
+        if retired:
+            self._ledger.mark_test_instance_retired(retired)
+            waiting = {
+                **waiting,
+                **{
+                    launch.request.key: replace(launch, test_instance_retired=True)
+                    for launch in retired
+                },
+            }
         outcomes.extend(self._closed_windows(waiting, intents.values(), now))
         self._ledger.complete(outcomes)
         for intent_id in ended:
@@ -161,12 +187,19 @@ class LaunchCoordinator:
         pending = [
             launch.request
             for launch in unclaimed
-            if launch.request.kind == "cutover"
+            if (launch.request.kind == "cutover" and not launch.to_retire)
             or launch.replication_ready
             or launch.request.key in replicated
         ]
+        retire = [
+            launch.request
+            for launch in unclaimed
+            if launch.to_retire and launch.request.key not in answered
+        ]
         active = [ActiveJob(i.job_id, i.kind, i.server_ids) for i in intents.values()]
-        planned = plan_launches(pending, active, self._quotas, now=now, linger=self._linger)
+        planned = plan_launches(
+            pending, active, self._quotas, now=now, linger=self._linger, retire=retire
+        )
 
         remaining = {launch.request.key: launch for launch in open_requests}
         unstarted = [intent for intent in intents.values() if intent.job_id is None]
@@ -318,7 +351,11 @@ class LaunchCoordinator:
     def _start(self, intent: LaunchIntent, waiting: Waiting) -> tuple[list[LaunchOutcome], bool]:
         """Start the intent's job; the outcomes of servers MGN refused, and whether the
         lane's quotas may have room for another job."""
-        start = self._mgn.start_test if intent.kind == "test" else self._mgn.start_cutover
+        start = {
+            "test": self._mgn.start_test,
+            "cutover": self._mgn.start_cutover,
+            "retire": self._mgn.terminate_target_instances,
+        }[intent.kind]
         try:
             job = start(list(intent.server_ids), {INTENT_TAG: intent.intent_id})
         except MgnQuotaExceededError:
@@ -328,8 +365,12 @@ class LaunchCoordinator:
         except MgnConflictError as conflict:
             return self._resolve_conflict(intent, conflict, waiting), True
         self._ledger.record_job(intent.intent_id, job.job_id)
-        self._on_started(intent, job.job_id, _members_waiting(intent, waiting))
+        self._started(intent, job.job_id, waiting)
         return [], True
+
+    def _started(self, intent: LaunchIntent, job_id: str, waiting: Waiting) -> None:
+        if intent.kind != "retire":
+            self._on_started(intent, job_id, _members_waiting(intent, waiting))
 
     def _resolve_conflict(
         self,
@@ -343,7 +384,22 @@ class LaunchCoordinator:
         adopted = self._started_jobs([intent]).get(intent.intent_id)
         if adopted is not None:
             self._ledger.record_job(intent.intent_id, adopted)
-            self._on_started(intent, adopted, _members_waiting(intent, waiting))
+            self._started(intent, adopted, waiting)
+            return []
+        if intent.kind == "retire":
+            # MGN will not terminate these servers' instances now (another job holds them,
+            # or their lifecycle state forbids it): their cutovers go ahead, and MGN's answer
+            # to StartCutover decides (refused: REFUSED, and the rollback retires the test
+            # instance). The others are planned again.
+            refused_retire = conflict.refused or dict.fromkeys(intent.server_ids, "")
+            self._ledger.mark_test_instance_retired(
+                [
+                    launch
+                    for launch in _members_waiting(intent, waiting)
+                    if launch.request.source_server_id in refused_retire
+                ]
+            )
+            self._ledger.remove_intent(intent.intent_id)
             return []
         # A conflict naming no server (not MGN's shape) refuses them all: retrying the same
         # batch would only be refused again.
@@ -379,10 +435,11 @@ class LaunchCoordinator:
 
 
 def _belongs(request: LaunchRequest, intent: LaunchIntent) -> bool:
-    """Whether the intent launches this request: same migration, server and kind, and the
-    request made before the intent (a new request for a later launch is not this one)."""
+    """Whether the intent launches this request (or retires its test instance): same
+    migration, server and kind, and the request made before the intent (a new request for a
+    later launch is not this one)."""
     return (
-        intent.kind == request.kind
+        intent.request_kind == request.kind
         and intent.members.get(request.source_server_id) == request.migration_id
         and request.requested_at <= intent.created_at
     )
@@ -390,7 +447,9 @@ def _belongs(request: LaunchRequest, intent: LaunchIntent) -> bool:
 
 def _members_waiting(intent: LaunchIntent, waiting: Waiting) -> list[WaitingLaunch]:
     """The open requests the intent launches."""
-    members = [waiting.get((migration_id, intent.kind)) for migration_id in intent.members.values()]
+    members = [
+        waiting.get((migration_id, intent.request_kind)) for migration_id in intent.members.values()
+    ]
     return [launch for launch in members if launch is not None and _belongs(launch.request, intent)]
 
 
@@ -405,7 +464,7 @@ def _ended_launches(intent: LaunchIntent, job: Job, waiting: Waiting) -> list[La
     next MGN call (ChangeServerLifeCycleState, FinalizeCutover) and retry it. Failures wait
     too: the failed server's rollback could do nothing in MGN before the job completes
     either (it would poll the running job, at two MGN calls a poll)."""
-    if job.status != "COMPLETED":
+    if job.status != "COMPLETED" or intent.kind == "retire":
         return []
     entries: dict[str, JobServer] = {entry.source_server_id: entry for entry in job.servers}
     outcomes: list[LaunchOutcome] = []

@@ -140,6 +140,10 @@ class LaunchLedger(Protocol):
         """These open requests' servers are launchable (seen so once: never asked again)."""
         ...
 
+    def mark_test_instance_retired(self, launches: Sequence[WaitingLaunch]) -> None:
+        """These open cutover requests' test instances were retired: they may be planned."""
+        ...
+
     def remove_intent(self, intent_id: str) -> None:
         """The intent's job has ended, or was never started (its servers are pending again)."""
         ...
@@ -257,7 +261,9 @@ class Mgn(SourceServers, Protocol):
 
     def start_cutover(self, source_server_ids: Sequence[str], tags: dict[str, str]) -> Job: ...
 
-    def terminate_target_instances(self, source_server_ids: Sequence[str]) -> Job: ...
+    def terminate_target_instances(
+        self, source_server_ids: Sequence[str], tags: dict[str, str] | None = None
+    ) -> Job: ...
 
     def job(self, job_id: str) -> Job: ...
 
@@ -282,6 +288,13 @@ class LaunchMgn(Protocol):
     def start_test(self, source_server_ids: Sequence[str], tags: dict[str, str]) -> Job: ...
 
     def start_cutover(self, source_server_ids: Sequence[str], tags: dict[str, str]) -> Job: ...
+
+    def terminate_target_instances(
+        self, source_server_ids: Sequence[str], tags: dict[str, str] | None = None
+    ) -> Job:
+        """A TERMINATE job for the servers' launched instances (the coordinator retires test
+        instances in batches, tagged with its intent)."""
+        ...
 
 
 class Ec2(Protocol):

@@ -6,6 +6,7 @@ what the real adapter does with it, no more: no AWS, no emulator, no mocks of ou
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from orchestration.adapters.lanes import Lane, LaneRoleUnavailableError
 from orchestration.adapters.mgn import (
     Job,
     JobServer,
+    MgnConflictError,
     MgnNotInitializedError,
     SourceServer,
     SourceServerNotFoundError,
@@ -325,9 +327,12 @@ def job(
 
 
 class FakeMgn:
-    """Source servers and jobs in dicts; launches record what they started."""
+    """Source servers and jobs in dicts; launches record what they started. As MGN, a
+    lifecycle change or a termination of a server an unfinished job holds is refused
+    (``JOB_IN_PROGRESS``). ``calls`` counts what was asked, by method."""
 
     def __init__(self, *servers: SourceServer) -> None:
+        self.calls: Counter[str] = Counter()
         self.servers = {server.source_server_id: server for server in servers}
         self.jobs: dict[str, Job] = {}
         self.launched: list[tuple[str, list[str], dict[str, str]]] = []
@@ -344,6 +349,7 @@ class FakeMgn:
     def source_servers(
         self, ids: Sequence[str] | None = None, *, include_archived: bool = False
     ) -> list[SourceServer]:
+        self.calls["source_servers"] += 1
         self._answer_only_if_initialized()
         return [
             server
@@ -357,6 +363,7 @@ class FakeMgn:
             raise MgnNotInitializedError("UninitializedAccountException: not initialized")
 
     def source_server(self, source_server_id: str) -> SourceServer:
+        self.calls["source_server"] += 1
         self._answer_only_if_initialized()
         if source_server_id not in self.servers:
             raise SourceServerNotFoundError(f"source server {source_server_id} does not exist")
@@ -371,13 +378,26 @@ class FakeMgn:
         return None
 
     def change_life_cycle_state(self, source_server_id: str, state: str) -> SourceServer:
+        self.calls["change_life_cycle_state"] += 1
+        self._refuse_if_busy([source_server_id])
         self.lifecycle_changes.append((source_server_id, state))
         self.servers[source_server_id] = replace(
             self.servers[source_server_id], lifecycle_state=state
         )
         return self.servers[source_server_id]
 
+    def _refuse_if_busy(self, source_server_ids: Sequence[str]) -> None:
+        busy = {
+            server_id: "JOB_IN_PROGRESS"
+            for server_id in source_server_ids
+            for candidate in self.jobs.values()
+            if candidate.status != "COMPLETED" and candidate.server(server_id)
+        }
+        if busy:
+            raise MgnConflictError(f"ConflictException: in a job: {sorted(busy)}", busy)
+
     def active_job_for(self, server: SourceServer, known_job_ids: Sequence[str] = ()) -> Job | None:
+        self.calls["active_job_for"] += 1
         for candidate in self.jobs.values():
             if candidate.status != "COMPLETED" and candidate.server(server.source_server_id):
                 return candidate
@@ -395,7 +415,11 @@ class FakeMgn:
     def start_cutover(self, source_server_ids: Sequence[str], tags: dict[str, str]) -> Job:
         return self._launch("START_CUTOVER", source_server_ids, tags)
 
-    def terminate_target_instances(self, source_server_ids: Sequence[str]) -> Job:
+    def terminate_target_instances(
+        self, source_server_ids: Sequence[str], tags: dict[str, str] | None = None
+    ) -> Job:
+        self.calls["terminate_target_instances"] += 1
+        self._refuse_if_busy(source_server_ids)
         self.terminated.append(list(source_server_ids))
         started = job(
             f"mgnjob-{len(self.jobs) + 1:04d}",
@@ -409,7 +433,13 @@ class FakeMgn:
         return self.jobs[job_id]
 
     def finalize_cutover(self, source_server_id: str) -> SourceServer:
-        return self.change_life_cycle_state(source_server_id, "CUTOVER")
+        self.calls["finalize_cutover"] += 1
+        self._refuse_if_busy([source_server_id])
+        self.lifecycle_changes.append((source_server_id, "CUTOVER"))
+        self.servers[source_server_id] = replace(
+            self.servers[source_server_id], lifecycle_state="CUTOVER"
+        )
+        return self.servers[source_server_id]
 
 
 class FakeEc2:
@@ -590,6 +620,12 @@ class FakeLaunchLedger:
             key = launch.request.key
             if key in self.waiting:
                 self.waiting[key] = replace(self.waiting[key], replication_ready=True)
+
+    def mark_test_instance_retired(self, launches: Sequence[WaitingLaunch]) -> None:
+        for launch in launches:
+            key = launch.request.key
+            if key in self.waiting:
+                self.waiting[key] = replace(self.waiting[key], test_instance_retired=True)
 
     def remove_intent(self, intent_id: str) -> None:
         self.intents.pop(intent_id, None)
