@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from orchestration.adapters.ec2 import Subnet
+from orchestration.adapters.mgn import MgnConflictError
 from orchestration.events import MigrationFailed, RollbackCompleted, RollbackStarted
 from orchestration.pipeline.errors import (
     CutoverWindowClosedError,
@@ -16,6 +17,7 @@ from orchestration.pipeline.errors import (
     LaunchFailedError,
     LaunchJobRunningError,
     PrerequisiteError,
+    ReplicationStalledError,
     RollbackRefusedError,
 )
 from orchestration.pipeline.spec import MigrationSpec
@@ -317,6 +319,100 @@ def test_a_cutover_is_prepared_only_once_the_servers_shared_test_job_has_complet
     assert pipeline.mgn.terminated == [[SERVER]]
     assert pipeline.mgn.lifecycle_changes == [(SERVER, "READY_FOR_CUTOVER")]
     assert prepared["terminateJobId"]
+
+
+def batched(state: dict[str, Any]) -> dict[str, Any]:
+    return {**state, "config": {**state["config"], "launchDesign": "batched"}}
+
+
+def test_a_batched_cutover_is_prepared_with_one_mgn_call_and_the_test_instance_left_running(
+    pipeline: Pipeline,
+) -> None:
+    # GIVEN an approved test instance (the batched design: the lane's coordinator retires it)
+    pipeline.mgn.servers[SERVER] = source_server(
+        SERVER, lifecycle_state="TESTING", launched_instance_id="i-0123456789abcdef0"
+    )
+    pipeline.mgn.add_job(job("mgnjob-batch", status="COMPLETED", launch_status="LAUNCHED"))
+
+    prepared = pipeline.steps.prepare_source(batched(pipeline.state()), "cutover")
+
+    # THEN MGN is asked one thing: the lifecycle change (its answer is the server)
+    assert pipeline.mgn.calls == {"change_life_cycle_state": 1}
+    assert pipeline.mgn.lifecycle_changes == [(SERVER, "READY_FOR_CUTOVER")]
+    assert pipeline.mgn.terminated == []
+    assert prepared["terminateJobId"] is None
+
+
+def test_a_batched_cutover_prepared_while_its_batch_still_runs_waits_for_it(
+    pipeline: Pipeline,
+) -> None:
+    # The safety net: MGN refuses the lifecycle change while the batch's job holds the server
+    pipeline.mgn.servers[SERVER] = source_server(
+        SERVER, lifecycle_state="TESTING", launched_instance_id="i-0123456789abcdef0"
+    )
+    pipeline.mgn.add_job(job("mgnjob-batch", initiated_by="START_TEST"))
+
+    with pytest.raises(LaunchJobRunningError, match="mgnjob-batch"):
+        pipeline.steps.prepare_source(batched(pipeline.state()), "cutover")
+    assert pipeline.mgn.lifecycle_changes == []
+
+
+def test_a_batched_cutover_prepared_again_finds_the_server_ready_already(
+    pipeline: Pipeline,
+) -> None:
+    # GIVEN a retry of the step after it changed the state (an MGN that refuses the change
+    # to the state the server is in already)
+    pipeline.mgn.servers[SERVER] = source_server(SERVER, lifecycle_state="READY_FOR_CUTOVER")
+
+    def refuse(source_server_id: str, state: str) -> Any:
+        raise MgnConflictError("ConflictException: already", {SERVER: "INVALID_LIFECYCLE_STATE"})
+
+    pipeline.mgn.change_life_cycle_state = refuse  # type: ignore[method-assign]
+
+    prepared = pipeline.steps.prepare_source(batched(pipeline.state()), "cutover")
+
+    assert prepared["launchTemplateVersion"]
+    assert pipeline.mgn.calls == {"source_server": 1}
+
+
+def test_a_batched_cutover_whose_replication_stalled_rolls_back(pipeline: Pipeline) -> None:
+    pipeline.mgn.servers[SERVER] = source_server(
+        SERVER,
+        lifecycle_state="TESTING",
+        replication_state="STALLED",
+        replication_error="AGENT_NOT_SEEN",
+    )
+    with pytest.raises(ReplicationStalledError, match="STALLED: AGENT_NOT_SEEN"):
+        pipeline.steps.prepare_source(batched(pipeline.state()), "cutover")
+
+
+def test_a_batched_test_launch_is_prepared_without_looking_at_the_server(
+    pipeline: Pipeline,
+) -> None:
+    # the coordinator watches replication in bulk (REPLICATION_STALLED), not this step
+    prepared = pipeline.steps.prepare_source(batched(pipeline.state()), "test")
+
+    assert prepared["launchTemplateVersion"]
+    assert pipeline.mgn.calls == {}
+
+
+def test_a_rollback_waits_while_the_coordinator_retires_the_test_instance(
+    pipeline: Pipeline,
+) -> None:
+    # GIVEN a TERMINATE job this execution did not start (its lane's coordinator's) holds
+    # the server, which the server's record does not name
+    pipeline.mgn.servers[SERVER] = source_server(
+        SERVER, lifecycle_state="READY_FOR_CUTOVER", launched_instance_id="i-0123456789abcdef0"
+    )
+    pipeline.ec2.instances["i-0123456789abcdef0"] = running_instance("i-0123456789abcdef0")
+    pipeline.mgn.active_job_for = lambda server, known=(): None  # type: ignore[method-assign,assignment]
+    pipeline.mgn.add_job(job("mgnjob-retire", initiated_by="TERMINATE"))
+    state = _failed(pipeline)
+
+    waiting = pipeline.steps.rollback(state)
+
+    assert (waiting["done"], waiting["waitingFor"]) == (False, None)
+    assert pipeline.mgn.terminated == []
 
 
 def test_a_rollback_waits_for_mgns_job_then_terminates_what_was_launched(

@@ -41,7 +41,14 @@ from orchestration.pipeline.errors import (
     ReplicationTimeoutError,
     RollbackRefusedError,
 )
-from orchestration.pipeline.ports import Ec2, HealthProbe, Lanes, LaneServices, StatusReports
+from orchestration.pipeline.ports import (
+    Ec2,
+    HealthProbe,
+    Lanes,
+    LaneServices,
+    Mgn,
+    StatusReports,
+)
 from orchestration.pipeline.resolution import SourceServerDirectory, resolve_source_server
 from orchestration.pipeline.spec import MigrationSpec
 
@@ -224,31 +231,21 @@ class MigrationSteps:
     # --- PrepareSource -------------------------------------------------------------------
 
     def prepare_source(self, state: State, launch: Launch) -> dict[str, Any]:
-        """Apply the launch's settings; for cutover, retire the test instance first."""
+        """Apply the launch's settings; for cutover, mark the server ready for it and retire
+        the test instance first (batched: the lane's coordinator retires it, in batches)."""
         spec = MigrationSpec.model_validate(state["spec"])
         server_id = state["source"]["sourceServerId"]
         step = Step.PREPARE_SOURCE if launch == "test" else Step.PREPARE_CUTOVER
         lane = self._lanes.for_spec(spec)
-        server = lane.mgn.source_server(server_id)
-        if server.replication_state in STUCK_REPLICATION:
-            raise ReplicationStalledError(
-                f"replication of {server_id} is {server.replication_state}"
-                f"{': ' + server.replication_error if server.replication_error else ''}; "
-                "fix the agent or the network, then republish"
-            )
         terminate_job: str | None = None
-        if launch == "cutover" and (
-            server.lifecycle_state == "TESTING" or server.launched_instance_id
-        ):
-            active = _unless_launching(lane.mgn.active_job_for(server, _known_jobs(state)), server)
-            if server.lifecycle_state == "TESTING":
-                server = lane.mgn.change_life_cycle_state(server_id, "READY_FOR_CUTOVER")
-            if server.launched_instance_id:
-                terminate_job = (
-                    active.job_id
-                    if active is not None  # a TERMINATE job: a retry of this step started it
-                    else lane.mgn.terminate_target_instances([server_id]).job_id
-                )
+        if state["config"].get("launchDesign") == "batched":
+            # Batched, the lane's coordinator watches replication in bulk (a stalled one is
+            # answered REPLICATION_STALLED) and retires the test instance before the cutover
+            # starts (its request names it): the server is not looked at here.
+            if launch == "cutover":
+                _stalled_or_fine(_ready_for_cutover(lane.mgn, server_id, state))
+        else:
+            terminate_job = self._prepare_per_vm(lane, server_id, state, launch)
         subnet, groups = (
             (spec.test_subnet_id, spec.test_security_group_ids)
             if launch == "test"
@@ -281,6 +278,25 @@ class MigrationSteps:
             launchTemplateVersion=version,
         )
         return {"launchTemplateVersion": version, "terminateJobId": terminate_job}
+
+    def _prepare_per_vm(
+        self, lane: LaneServices, server_id: str, state: State, launch: Launch
+    ) -> str | None:
+        """Per-VM: the server's replication must not be stuck; for the cutover, the server
+        is marked ready for it and its test instance terminated (the TERMINATE job's ID)."""
+        server = _stalled_or_fine(lane.mgn.source_server(server_id))
+        if launch == "test" or not (
+            server.lifecycle_state == "TESTING" or server.launched_instance_id
+        ):
+            return None
+        active = _unless_launching(lane.mgn.active_job_for(server, _known_jobs(state)), server)
+        if server.lifecycle_state == "TESTING":
+            server = lane.mgn.change_life_cycle_state(server_id, "READY_FOR_CUTOVER")
+        if not server.launched_instance_id:
+            return None
+        if active is not None:  # a TERMINATE job: a retry of this step started it
+            return active.job_id
+        return lane.mgn.terminate_target_instances([server_id]).job_id
 
     # --- replication ---------------------------------------------------------------------
 
@@ -593,13 +609,13 @@ class MigrationSteps:
             if server.launched_instance_id:
                 instance = lane.ec2.instance(server.launched_instance_id)
                 if instance is not None and instance.state not in {"terminated", "shutting-down"}:
-                    job = mgn.terminate_target_instances([server_id])
+                    waiting_for = _terminate_unless_retiring(mgn, server_id)
                     if server.launched_instance_id not in terminated:
                         terminated.append(server.launched_instance_id)
                     return {
                         **_poll(state, "rollback", config, self._epoch()),
                         "terminated": terminated,
-                        "waitingFor": job.job_id,
+                        "waitingFor": waiting_for,
                     }
             server_state = server.lifecycle_state
         self._report.emit(
@@ -652,6 +668,44 @@ def _not_initialized(spec: MigrationSpec, where: str) -> PrerequisiteError:
         "Service console there once), install the replication agents, then publish "
         "the wave again"
     )
+
+
+def _terminate_unless_retiring(mgn: Mgn, server_id: str) -> str | None:
+    """Terminate the server's launched instance: the TERMINATE job's ID, or None if a job
+    this execution did not start holds the server (the lane's launch coordinator retiring
+    its test instance, batched): the rollback waits for it."""
+    try:
+        return mgn.terminate_target_instances([server_id]).job_id
+    except MgnConflictError as conflict:
+        if conflict.refused.get(server_id) != "JOB_IN_PROGRESS":
+            raise
+        return None
+
+
+def _stalled_or_fine(server: SourceServer) -> SourceServer:
+    """The server, unless its replication is stuck (then the migration rolls back)."""
+    if server.replication_state in STUCK_REPLICATION:
+        raise ReplicationStalledError(
+            f"replication of {server.source_server_id} is {server.replication_state}"
+            f"{': ' + server.replication_error if server.replication_error else ''}; "
+            "fix the agent or the network, then republish"
+        )
+    return server
+
+
+def _ready_for_cutover(mgn: Mgn, server_id: str, state: State) -> SourceServer:
+    """Mark the server ready for its cutover with one ChangeServerLifeCycleState (its answer
+    is the server): the server is looked at only if MGN answers a conflict, as a retry of
+    this step that changed it already may meet, or a server still in its test batch's job
+    (then the step waits and is retried: ``LaunchJobRunningError``)."""
+    try:
+        return mgn.change_life_cycle_state(server_id, "READY_FOR_CUTOVER")
+    except MgnConflictError:
+        server = _stalled_or_fine(mgn.source_server(server_id))
+        if server.lifecycle_state != "READY_FOR_CUTOVER":
+            _unless_launching(mgn.active_job_for(server, _known_jobs(state)), server)
+            raise
+        return server
 
 
 def _unless_launching(active: Job | None, server: SourceServer) -> Job | None:
