@@ -275,3 +275,22 @@ def test_the_busy_probe_sees_what_a_receive_would_return(sqs: SQSClient) -> None
     assert not has_visible_message(_queue_arn(fifo))
     sqs.delete_message(QueueUrl=fifo, ReceiptHandle=head["Messages"][0]["ReceiptHandle"])
     assert has_visible_message(_queue_arn(fifo))  # a2 is the group's head now
+
+
+def test_the_visible_messages_are_moto_s_read_on_one_clock_reading(sqs: SQSClient) -> None:
+    """ReceiveMessage lists ``Queue.messages`` (the visible ones) before taking ten: the
+    runtime's listing reads the clock once and must list exactly what moto's would."""
+    queue_url = sqs.create_queue(QueueName="listing")["QueueUrl"]
+    for n in range(30):
+        sqs.send_message(
+            QueueUrl=queue_url, MessageBody=f"m{n}", DelaySeconds=LONG if n % 5 == 0 else 0
+        )
+    sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=7, VisibilityTimeout=LONG)
+    queue = _queue(queue_url)
+    original = next(p for p in MOTO_PATCH_POINTS if p.symbol.endswith("Queue.messages"))
+
+    listed = [m.body for m in queue.messages]
+    by_moto = [m.body for m in original.original()(queue)]
+
+    assert listed == by_moto
+    assert len(listed) == 30 - 6 - 7  # six delayed, seven in flight
