@@ -193,14 +193,15 @@ class BatchedLaunches:
         )
         answered = coordinator.run_once(now)
         sent, moved_on = self.deliver(ledger)
-        snapshot = ledger.snapshot()
-        idle = not snapshot.waiting and not snapshot.intents and not ledger.undelivered()
+        left = coordinator.last_run
+        assert left is not None  # run_once sets it
+        idle = left.idle and not ledger.undelivered()
         result: dict[str, Any] = {
             "answered": len(answered),
             "sent": sent,
             "movedOn": moved_on,
-            "waiting": len(snapshot.waiting),
-            "jobs": len(snapshot.intents),
+            "waiting": max(left.waiting, 0),
+            "jobs": left.jobs,
             "runs": runs,
         }
         if idle and ledger.release_loop(execution, seen):

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from orchestration.adapters.mgn import (
@@ -89,6 +89,20 @@ _INITIATED_BY: Mapping[JobKind, str] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """What a run left: requests still open and jobs (intents) still held. Read instead of a
+    second look at the ledger (the lane's whole partition) to tell whether the loop may end:
+    a request recorded since the run began makes the loop's release fail anyway."""
+
+    waiting: int
+    jobs: int
+
+    @property
+    def idle(self) -> bool:
+        return self.waiting <= 0 and self.jobs == 0
+
+
 class LaunchCoordinator:
     """Batched launches for ONE lane (target account + Region).
 
@@ -126,6 +140,7 @@ class LaunchCoordinator:
         self._on_started = on_started or (lambda _intent, _job, _members: None)
         self._readiness_poll = readiness_poll
         self._on_replicated = on_replicated or (lambda _launches: None)
+        self.last_run: RunSummary | None = None
 
     def request(self, request: LaunchRequest, task_token: str) -> RequestRecorded:
         """Record an execution's request (idempotent per migration and kind)."""
@@ -203,7 +218,12 @@ class LaunchCoordinator:
 
         remaining = {launch.request.key: launch for launch in open_requests}
         unstarted = [intent for intent in intents.values() if intent.job_id is None]
-        outcomes.extend(self._start_all(unstarted, planned, remaining, snapshot.version, now))
+        started = self._start_all(unstarted, planned, remaining, snapshot.version, now)
+        outcomes.extend(started)
+        self.last_run = RunSummary(
+            waiting=len(open_requests) - len(started),
+            jobs=len(intents) + len(planned),
+        )
         return outcomes
 
     # --- (b) replication, in bulk ---------------------------------------------------------
