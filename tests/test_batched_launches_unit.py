@@ -162,7 +162,7 @@ def test_loop_names_are_unique_and_valid_execution_names() -> None:
 
 
 def _busy_lane(ledger: Any) -> str:
-    """A request waits in the lane (its linger not over), and a loop holds the lease."""
+    """A request waits in the lane (its server still replicating), and a loop holds it."""
     ledger.record_request(REQUEST, "token-1")
     name = ledger.claim_loop("launches-123456789012-eu-west-1-1-aaaaaaaa", NOW, 300)
     assert name is not None
@@ -177,7 +177,8 @@ def test_a_busy_loop_hands_its_lane_over_after_its_runs_and_ends(
     runs = 0
     for _ in range(2):
         run = service.coordinate(LANE, loop, CONFIG, runs)
-        assert (run["done"], run["waitSeconds"]) == (False, 60)
+        # nothing to start or watch (the server replicates): the next run in five lingers
+        assert (run["done"], run["waitSeconds"]) == (False, 300)
         runs = run["runs"]
     assert (runs, tasks.started) == (2, [])
 
@@ -362,3 +363,75 @@ def test_a_cutover_request_names_the_test_instance_its_coordinator_retires(
         for launch in ledger.snapshot().waiting
     }
     assert to_retire == {"mig-1": "i-0123456789abcdef0", "mig-2": None, "mig-3": None}
+
+
+# --- how long a loop waits between runs ------------------------------------------------------
+
+
+def _loop_with(ledger: Any, *requests: LaunchRequest) -> str:
+    for n, request in enumerate(requests):
+        ledger.record_request(request, f"token-{n}")
+    name = ledger.claim_loop("launches-123456789012-eu-west-1-1-bbbbbbbb", NOW, 300)
+    assert name is not None
+    return str(name)
+
+
+def _cutover(migration_id: str, opens_in: timedelta) -> LaunchRequest:
+    return LaunchRequest(
+        migration_id,
+        f"s-{migration_id[-1] * 17}",
+        "cutover",
+        "wave-1",
+        NOW - timedelta(hours=1),
+        window_start=NOW + opens_in,
+        window_end=NOW + opens_in + timedelta(hours=8),
+    )
+
+
+@pytest.mark.parametrize(
+    ("opens_in", "wait"),
+    [
+        (timedelta(hours=3), 300),  # a quiet lane looks every five lingers
+        (timedelta(seconds=150), 150),  # ... and at the window's opening, not later
+        (timedelta(seconds=20), 60),  # never sooner than a linger
+    ],
+)
+def test_a_lane_waiting_for_its_window_runs_at_most_every_five_lingers_and_at_the_opening(
+    launches: tuple[BatchedLaunches, Any, Tasks], opens_in: timedelta, wait: int
+) -> None:
+    service, ledger, _ = launches
+    loop = _loop_with(ledger, _cutover("mig-1", opens_in), _cutover("mig-2", opens_in * 2))
+    run = service.coordinate(LANE, loop, CONFIG, 0)
+    assert (run["done"], run["waiting"], run["jobs"], run["waitSeconds"]) == (False, 2, 0, wait)
+
+
+def test_a_lane_with_a_launch_to_start_runs_again_after_a_linger(
+    launches: tuple[BatchedLaunches, Any, Tasks],
+) -> None:
+    service, ledger, _ = launches
+    # a test request already replicated, lingering for company (its linger not over)
+    ledger.record_request(REQUEST, "token-1")
+    ledger.mark_replication_ready(ledger.snapshot().waiting)
+    loop = _loop_with(ledger, _cutover("mig-2", timedelta(hours=3)))
+    run = service.coordinate(LANE, loop, CONFIG, 0)
+    assert (run["done"], run["waiting"], run["waitSeconds"]) == (False, 2, 60)
+
+
+def test_replication_is_looked_at_when_a_multiple_of_the_poll_passed_during_the_wait(
+    launches: tuple[BatchedLaunches, Any, Tasks],
+) -> None:
+    """The readiness poll (every five lingers, on multiples of it) is due when one passed
+    since the previous run, however long the loop waited: the loop says how long."""
+    service, ledger, _ = launches
+    mgn = service._lanes.mgn  # type: ignore[attr-defined]
+    old = LaunchRequest("mig-1", "s-0123456789abcdef0", "test", "wave-1", NOW - timedelta(hours=1))
+    loop = _loop_with(ledger, old)
+    since_boundary = 200  # seconds since the last multiple of the poll (300 s): NOW is one
+    service._clock.current = NOW + timedelta(seconds=since_boundary)  # type: ignore[attr-defined]
+
+    service.coordinate(LANE, loop, CONFIG, 0, waited_seconds=since_boundary - 1)
+    asked_after_a_short_wait = list(mgn.asked)
+    service.coordinate(LANE, loop, CONFIG, 1, waited_seconds=since_boundary + 1)
+
+    assert asked_after_a_short_wait == []
+    assert mgn.asked == [old.source_server_id]

@@ -126,7 +126,7 @@ def test_the_coordinator_loop_lingers_runs_and_ends_when_idle_or_handed_over() -
     # The runs are counted from 0 in each execution; each run returns them, one more.
     assert states["Configure"]["Next"] == "CountRuns"
     assert (states["CountRuns"]["Result"], states["CountRuns"]["ResultPath"]) == (
-        {"runs": 0},
+        {"runs": 0, "waitSeconds": 0},
         "$.run",
     )
     assert states["CountRuns"]["Next"] == "Linger"
@@ -135,6 +135,7 @@ def test_the_coordinator_loop_lingers_runs_and_ends_when_idle_or_handed_over() -
     assert task["Resource"] == "arn:coordinate"
     assert task["Parameters"]["execution.$"] == "$$.Execution.Name"
     assert task["Parameters"]["runs.$"] == "$.run.runs"
+    assert task["Parameters"]["waitedSeconds.$"] == "$.run.waitSeconds"
     assert task["ResultPath"] == "$.run"
     assert task["TimeoutSeconds"] == Timings.aws().task_timeout_seconds
     assert task["Retry"][0]["JitterStrategy"] == "FULL"

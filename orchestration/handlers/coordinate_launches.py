@@ -22,7 +22,11 @@ from orchestration.observability import count, logger, metrics, tracer
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     count("CoordinatorRuns")
     logger.append_keys(lane=event["lane"])
-    # "runs" is absent only for a loop started on a definition that did not count its runs.
+    # "runs" and "waitedSeconds" are absent only for a loop started on an older definition.
     return wiring.launches().coordinate(
-        event["lane"], event["execution"], event["config"], int(event.get("runs", 0))
+        event["lane"],
+        event["execution"],
+        event["config"],
+        int(event.get("runs", 0)),
+        float(event.get("waitedSeconds", 0)),
     )

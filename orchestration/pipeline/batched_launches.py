@@ -61,6 +61,9 @@ ANOTHER_LOOP = "another loop holds the lane"
 # Servers still replicating are looked at every this many lingers (5 minutes on AWS), and
 # new requests' servers at once: one DescribeSourceServers per 200 servers per look.
 READINESS_POLL_LINGERS = 5
+# A loop with nothing to start or watch runs every this many lingers (a new request waits that
+# long at most; the lane's whole ledger is read once per run).
+QUIET_LINGERS = READINESS_POLL_LINGERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,10 +156,19 @@ class BatchedLaunches:
     # --- coordinate_launches ---------------------------------------------------------------
 
     def coordinate(
-        self, lane_label: str, execution: str, config: Mapping[str, Any], runs: int = 0
+        self,
+        lane_label: str,
+        execution: str,
+        config: Mapping[str, Any],
+        runs: int = 0,
+        waited_seconds: float = 0,
     ) -> dict[str, Any]:
-        """One run of the lane's loop ``execution``, which has run ``runs`` times before: the
-        result says whether the loop ends (``done``) and carries its runs, this one counted."""
+        """One run of the lane's loop ``execution``, which has run ``runs`` times before and
+        waited ``waited_seconds`` since its last run (a linger if less, as at its start): the
+        result says whether the loop ends (``done``), else how long to wait, and carries its
+        runs, this one counted. The loop waits a linger while it has something to start or
+        watch, and up to ``QUIET_LINGERS`` of them (never past a window's opening) while the
+        lane only waits: for replication (looked at that often anyway), approvals, a window."""
         loop = LoopConfig.from_event(config, lane_label)
         ledger = self._ledger_for(lane_label)
         now = self._clock.now()
@@ -191,7 +203,7 @@ class BatchedLaunches:
             readiness_poll=timedelta(seconds=READINESS_POLL_LINGERS * loop.linger_seconds),
             on_replicated=self._report_replicated,
         )
-        answered = coordinator.run_once(now)
+        answered = coordinator.run_once(now, waited=timedelta(seconds=waited_seconds))
         sent, moved_on = self.deliver(ledger)
         left = coordinator.last_run
         assert left is not None  # run_once sets it
@@ -219,7 +231,9 @@ class BatchedLaunches:
                     linger_seconds=loop.linger_seconds,
                 ),
             }
-        return {**result, "done": False, "waitSeconds": loop.linger_seconds}
+        quiet = left.quiet_for(now, timedelta(seconds=QUIET_LINGERS * loop.linger_seconds))
+        wait = loop.linger_seconds if quiet is None else max(quiet.total_seconds(), 1)
+        return {**result, "done": False, "waitSeconds": max(int(wait), loop.linger_seconds)}
 
     def _hand_over(
         self,

@@ -97,10 +97,24 @@ class RunSummary:
 
     waiting: int
     jobs: int
+    # Something to start or watch at the next linger (a job, a launch lingering or held by
+    # the quotas, a test instance to retire); else the lane only waits (for replication, a
+    # window, new requests) and ``next_window`` is the earliest window still to open.
+    busy: bool = True
+    next_window: datetime | None = None
 
     @property
     def idle(self) -> bool:
         return self.waiting <= 0 and self.jobs == 0
+
+    def quiet_for(self, now: datetime, most: timedelta) -> timedelta | None:
+        """How long the loop may wait before its next run, at most ``most``, if nothing is
+        to start or watch before then (None: run again after a linger)."""
+        if self.busy:
+            return None
+        if self.next_window is not None:
+            return min(most, max(self.next_window - now, timedelta(0)))
+        return most
 
 
 class LaunchCoordinator:
@@ -141,6 +155,7 @@ class LaunchCoordinator:
         self._readiness_poll = readiness_poll
         self._on_replicated = on_replicated or (lambda _launches: None)
         self.last_run: RunSummary | None = None
+        self._since: datetime | None = None
 
     def request(self, request: LaunchRequest, task_token: str) -> RequestRecorded:
         """Record an execution's request (idempotent per migration and kind)."""
@@ -156,8 +171,10 @@ class LaunchCoordinator:
         }
         return {server_id: found.get(server_id, False) for server_id in server_ids}
 
-    def run_once(self, now: datetime) -> list[LaunchOutcome]:
-        """Observe, plan, start (see the module's docstring); the outcomes of this run."""
+    def run_once(self, now: datetime, *, waited: timedelta | None = None) -> list[LaunchOutcome]:
+        """Observe, plan, start (see the module's docstring); the outcomes of this run.
+        ``waited``: the time since the loop's previous run (a linger when not said)."""
+        self._since = now - max(waited or self._linger, self._linger)
         snapshot = self._ledger.snapshot()
         waiting = {launch.request.key: launch for launch in snapshot.waiting}
         intents = {intent.intent_id: intent for intent in snapshot.intents}
@@ -220,9 +237,18 @@ class LaunchCoordinator:
         unstarted = [intent for intent in intents.values() if intent.job_id is None]
         started = self._start_all(unstarted, planned, remaining, snapshot.version, now)
         outcomes.extend(started)
+        waits_for_window = [
+            launch.window_start
+            for launch in pending
+            if launch.kind == "cutover"
+            and launch.window_start is not None
+            and launch.window_start > now
+        ]
         self.last_run = RunSummary(
             waiting=len(open_requests) - len(started),
             jobs=len(intents) + len(planned),
+            busy=bool(intents or planned or retire or len(waits_for_window) < len(pending)),
+            next_window=min(waits_for_window, default=None),
         )
         return outcomes
 
@@ -241,7 +267,7 @@ class LaunchCoordinator:
             if launch.request.kind == "test" and not launch.replication_ready
         ]
         due = self._poll_due(now)
-        recent = now - 2 * self._linger
+        recent = (self._since or now - self._linger) - self._linger
         looked_at = [
             launch for launch in replicating if due or launch.request.requested_at > recent
         ]
@@ -277,10 +303,11 @@ class LaunchCoordinator:
         return {launch.request.key for launch in ready}, stalled
 
     def _poll_due(self, now: datetime) -> bool:
-        """Whether a multiple of ``readiness_poll`` passed since the last run (a linger ago):
-        stateless, so a restarted loop keeps the cadence."""
+        """Whether a multiple of ``readiness_poll`` passed since the last run: stateless (the
+        loop says how long it waited), so a restarted loop keeps the cadence."""
         poll = max(self._readiness_poll.total_seconds(), 1.0)
-        return int(now.timestamp() // poll) != int((now - self._linger).timestamp() // poll)
+        since = self._since or now - self._linger
+        return int(now.timestamp() // poll) != int(since.timestamp() // poll)
 
     # --- (a) observe ------------------------------------------------------------------------
 
