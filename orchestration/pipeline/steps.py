@@ -41,6 +41,7 @@ from orchestration.pipeline.errors import (
     ReplicationTimeoutError,
     RollbackRefusedError,
 )
+from orchestration.pipeline.lane_facts import LaneFacts
 from orchestration.pipeline.ports import (
     Ec2,
     HealthProbe,
@@ -133,6 +134,7 @@ class MigrationSteps:
         self._report = reporter
         self._clock = clock
         self._source_servers = SourceServerDirectory(clock)
+        self._facts = LaneFacts(clock)
 
     def _epoch(self) -> float:
         """Now in epoch seconds (what polling steps keep in ``startedAt``)."""
@@ -157,9 +159,7 @@ class MigrationSteps:
         server: SourceServer | None = None
         server_problem: str | None = None
         try:
-            server = self._source_servers.resolve(
-                (spec.target_account_id, spec.target_region), mgn, spec.source
-            )
+            server = self._source_servers.resolve(_lane_of(spec), mgn, spec.source)
         except MgnNotInitializedError as exc:
             raise _not_initialized(spec, _where(spec)) from exc
         except SourceServerNotFoundError as exc:
@@ -172,7 +172,12 @@ class MigrationSteps:
             if label and (subnet_id, groups) == (spec.subnet_id, spec.security_group_ids):
                 continue
             problems.extend(self._network_problems(ec2, spec, label, subnet_id, groups))
-        if spec.iam_instance_profile and not ec2.instance_profile_exists(spec.iam_instance_profile):
+        profile = spec.iam_instance_profile
+        if profile and not self._facts.get(
+            (_lane_of(spec), "instance profile", profile),
+            lambda: ec2.instance_profile_exists(profile),
+            good=bool,
+        ):
             problems.append(
                 f"IAM instance profile {spec.iam_instance_profile!r} does not exist: create it "
                 "or fix iamInstanceProfile"
@@ -208,11 +213,18 @@ class MigrationSteps:
     def _network_problems(
         self, ec2: Ec2, spec: MigrationSpec, label: str, subnet_id: str, group_ids: list[str]
     ) -> list[str]:
-        subnet = ec2.subnet(subnet_id)
+        lane = _lane_of(spec)
+        subnet = self._facts.get(
+            (lane, "subnet", subnet_id), lambda: ec2.subnet(subnet_id), good=lambda s: s is not None
+        )
         if subnet is None:
             return [f"{label}subnet {subnet_id} does not exist in {_where(spec)}"]
         problems = []
-        vpcs = ec2.security_group_vpcs(group_ids)
+        vpcs = self._facts.get(
+            (lane, "security groups", tuple(sorted(group_ids))),
+            lambda: ec2.security_group_vpcs(group_ids),
+            good=lambda found: set(group_ids) <= set(found),
+        )
         for group_id in group_ids:
             if group_id not in vpcs:
                 problems.append(f"{label}security group {group_id} does not exist")
@@ -221,7 +233,12 @@ class MigrationSteps:
                     f"{label}security group {group_id} is in {vpcs[group_id]} but {label}subnet "
                     f"{subnet_id} is in {subnet.vpc_id}: they must share a VPC"
                 )
-        if not ec2.instance_type_offered(spec.instance_type, subnet.availability_zone):
+        zone = subnet.availability_zone
+        if not self._facts.get(
+            (lane, "instance type", spec.instance_type, zone),
+            lambda: ec2.instance_type_offered(spec.instance_type, zone),
+            good=bool,
+        ):
             problems.append(
                 f"instance type {spec.instance_type} is not offered in {subnet.availability_zone} "
                 f"({label}subnet {subnet_id}): choose another type or subnet"
@@ -751,3 +768,8 @@ def _known_jobs(state: State) -> list[str]:
         (state.get("rollback") or {}).get("waitingFor"),
     ]
     return [job for job in found if job]
+
+
+def _lane_of(spec: MigrationSpec) -> tuple[str, str]:
+    """The key of the migration's lane (its target account and Region; empty: the hub's)."""
+    return (spec.target_account_id, spec.target_region)
