@@ -175,23 +175,24 @@ class BatchedLaunches:
         stale_after = max(self._stale_after, STALE_AFTER_LINGERS * loop.linger_seconds)
         runs += 1
         hand_over = runs >= loop.hand_over_after_runs
+
+        def hand_over_now() -> dict[str, Any]:
+            return self._hand_over(
+                ledger,
+                lane_label,
+                execution,
+                runs,
+                now=now,
+                stale_after=stale_after,
+                linger_seconds=loop.linger_seconds,
+            )
+
         seen = ledger.beat(execution, now, stale_after)
         if seen is None:
             # Another loop holds the lane (this one was taken for dead), or this run, retried,
             # handed it over already: then make sure its successor started.
             if hand_over:
-                return {
-                    "runs": runs,
-                    **self._hand_over(
-                        ledger,
-                        lane_label,
-                        execution,
-                        runs,
-                        now=now,
-                        stale_after=stale_after,
-                        linger_seconds=loop.linger_seconds,
-                    ),
-                }
+                return {"runs": runs, **hand_over_now()}
             return {"runs": runs, "done": True, "reason": ANOTHER_LOOP}
         account_id, _, region = lane_label.partition("/")
         coordinator = LaunchCoordinator(
@@ -221,15 +222,7 @@ class BatchedLaunches:
         if hand_over:
             return {
                 **result,
-                **self._hand_over(
-                    ledger,
-                    lane_label,
-                    execution,
-                    runs,
-                    now=now,
-                    stale_after=stale_after,
-                    linger_seconds=loop.linger_seconds,
-                ),
+                **hand_over_now(),
             }
         quiet = left.quiet_for(now, timedelta(seconds=QUIET_LINGERS * loop.linger_seconds))
         wait = loop.linger_seconds if quiet is None else max(quiet.total_seconds(), 1)
