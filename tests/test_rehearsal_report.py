@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import replace
+from datetime import datetime
 
 import pytest
 from rich.console import Console
@@ -17,7 +18,7 @@ from orchestration.rehearsal.floor import (
     lane_floor,
     replication_ready_seconds,
 )
-from orchestration.rehearsal.observation import LaneQuotas
+from orchestration.rehearsal.observation import LaneQuotas, StepRecord
 from orchestration.rehearsal.report import (
     RehearsalReport,
     VmReport,
@@ -127,6 +128,37 @@ def test_the_critical_path_is_the_vm_that_finished_last() -> None:
     path = report.waves[0].critical_path
     assert path is not None
     assert (path.migration_id, path.ended.seconds) == ("m-b", 281 * MINUTE)
+
+
+def test_a_vm_that_did_not_migrate_says_which_step_failed_first_and_why() -> None:
+    # GIVEN a VM whose approval expired (AwaitApproval FAILED), then rolled back; and a VM
+    # that migrated after a step that failed and was retried
+    expired = rolled_back_vm("m-c")
+    failed_step = StepRecord(
+        step="AwaitApproval", status="FAILED", at=at(285), message="approval expired"
+    )
+    expired = replace(expired, steps=tuple(sorted((*expired.steps, failed_step), key=_when)))
+    retried = migrated_vm("m-a")
+    hiccup = StepRecord(step="VerifyTestLaunch", status="FAILED", at=at(150), message="retried")
+    retried = replace(retried, steps=tuple(sorted((*retried.steps, hiccup), key=_when)))
+
+    report = build_report(observation([expired, retried], [wave(window=(240, 360))]))
+
+    by_id = {vm.migration_id: vm for vm in report.vms}
+    failure = by_id["m-c"].failure
+    assert failure is not None
+    assert (failure.step, failure.at.seconds, failure.message) == (
+        "AwaitApproval",
+        285 * MINUTE,
+        "approval expired",
+    )
+    assert by_id["m-c"].as_json()["failure"]["message"] == "approval expired"
+    assert by_id["m-a"].failure is None  # it migrated: nothing to explain
+    assert by_id["m-a"].as_json()["failure"] is None
+
+
+def _when(record: StepRecord) -> datetime:
+    return record.at
 
 
 def test_a_rolled_back_vms_open_approval_ends_where_the_rollback_began() -> None:
@@ -507,6 +539,7 @@ def test_the_json_has_a_stable_shape() -> None:
         "waits",
         "slack",
         "missedWindow",
+        "failure",
     ]
     assert list(document["waves"][0]) == [
         "name",

@@ -245,6 +245,8 @@ class VmReport:
     waits: Mapping[Cause, float]
     slack: SlackFigures
     missed_window: bool  # approved or tested, but no cutover job before the window closed
+    # The first step that failed (a VM rolled back or failed): what a person would read first.
+    failure: StepFailure | None = None
 
     def phase(self, name: PhaseName) -> Phase | None:
         return next((phase for phase in self.phases if phase.name == name), None)
@@ -272,7 +274,30 @@ class VmReport:
             "waits": {cause: _r(self.waits.get(cause, 0.0)) for cause in CAUSES},
             "slack": self.slack.as_json(),
             "missedWindow": self.missed_window,
+            "failure": self.failure.as_json() if self.failure is not None else None,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class StepFailure:
+    """A migration's first FAILED step, as its history says it (the rollback's cause)."""
+
+    step: str
+    at: Instant
+    message: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"step": self.step, "at": self.at.as_json(), "message": self.message}
+
+
+def first_failure(vm: VmObservation, origin: datetime) -> StepFailure | None:
+    """The VM's first FAILED step, if it did not migrate (None for a VM that did)."""
+    if outcome_of(vm) == "migrated":
+        return None
+    failed = next((s for s in vm.steps if s.status == "FAILED"), None)
+    if failed is None:
+        return None
+    return StepFailure(failed.step, _instant(failed.at, origin), failed.message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -594,6 +619,7 @@ def vm_report(
             final_shown=vm.slack_final_shown,
         ),
         missed_window=missed_window(vm, phases, wave, cut or vm_end),
+        failure=first_failure(vm, origin),
     )
 
 
