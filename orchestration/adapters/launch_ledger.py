@@ -251,22 +251,13 @@ class DynamoLaunchLedger:
         )
 
     def mark_replication_ready(self, launches: Sequence[WaitingLaunch]) -> None:
-        for launch in launches:
-            try:
-                self._table.update_item(
-                    Key={
-                        "pk": self._pk,
-                        "sk": _request_sk(launch.request.kind, launch.request.migration_id),
-                    },
-                    UpdateExpression="SET replicationReady = :yes",
-                    ConditionExpression="attribute_exists(pk)",
-                    ExpressionAttributeValues={":yes": True},
-                )
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                    raise  # else answered meanwhile: nothing to mark
+        self._mark_requests(launches, "replicationReady")
 
     def mark_test_instance_retired(self, launches: Sequence[WaitingLaunch]) -> None:
+        self._mark_requests(launches, "testInstanceRetired")
+
+    def _mark_requests(self, launches: Sequence[WaitingLaunch], attribute: str) -> None:
+        """Set ``attribute`` on each request still open (one answered meanwhile is skipped)."""
         for launch in launches:
             try:
                 self._table.update_item(
@@ -274,8 +265,9 @@ class DynamoLaunchLedger:
                         "pk": self._pk,
                         "sk": _request_sk(launch.request.kind, launch.request.migration_id),
                     },
-                    UpdateExpression="SET testInstanceRetired = :yes",
+                    UpdateExpression="SET #flag = :yes",
                     ConditionExpression="attribute_exists(pk)",
+                    ExpressionAttributeNames={"#flag": attribute},
                     ExpressionAttributeValues={":yes": True},
                 )
             except ClientError as exc:
