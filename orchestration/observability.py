@@ -17,6 +17,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from orchestration.adapters.event_bus import events_deferred
+
 R = TypeVar("R")
 
 # A handler that only replays an idempotent result adds no metric; that is not a problem.
@@ -54,12 +56,14 @@ def step_handler(
     func: Callable[[dict[str, Any], LambdaContext], R],
 ) -> Callable[[dict[str, Any], LambdaContext], R]:
     """Powertools for a pipeline step: logs keyed by the migration's correlation ID, a trace,
-    and one invocation metric (so every flush has a metric)."""
+    and one invocation metric (so every flush has a metric); the step's status events are
+    put together when it returns or raises (``events_deferred``)."""
 
     @wraps(func)
     def counted(event: dict[str, Any], context: LambdaContext) -> R:
         count("StepInvocations")
-        return func(event, context)
+        with events_deferred():
+            return func(event, context)
 
     return logger.inject_lambda_context(
         correlation_id_path="state.spec.correlationId",

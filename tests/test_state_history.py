@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from orchestration.adapters import aws
-from orchestration.adapters.event_bus import EventBus
+from orchestration.adapters.event_bus import EventBus, _chunks, events_deferred
 from orchestration.adapters.state_store import (
     HISTORY_LIMIT,
     HISTORY_MESSAGE_BYTES,
@@ -265,3 +265,56 @@ def test_a_wave_row_reads_its_last_step_from_the_record_or_the_older_items(
         "PrepareSource",
     )
     assert rows[second.migration_id].step_status == "FAILED"
+
+
+def test_reports_of_one_invocation_are_put_together_ten_to_a_call(
+    store: MigrationStore,
+    reporter: StatusReporter,
+    clock: FixedClock,
+    calls: Counter[str],
+    emulated_aws: EmulatedAws,
+) -> None:
+    request = _recorded(store, clock)
+    spec = spec_of(request)
+    calls.clear()
+
+    with events_deferred():
+        for n in range(23):
+            reporter.step(spec, Step.VALIDATE_INPUT, "WAITING", f"report {n}")
+        assert calls["PutEvents"] == 0  # kept until the invocation ends
+        assert emulated_aws.captured() == []
+
+    assert calls == Counter({"UpdateItem": 23, "PutEvents": 3})
+    put = emulated_aws.captured()
+    assert sorted(event["detail"]["sequence"] for event in put) == list(range(1, 24))
+
+
+def test_reports_kept_are_put_when_the_invocation_raises(
+    store: MigrationStore,
+    reporter: StatusReporter,
+    clock: FixedClock,
+    emulated_aws: EmulatedAws,
+) -> None:
+    request = _recorded(store, clock)
+    spec = spec_of(request)
+
+    def failing_step() -> None:
+        with events_deferred():
+            reporter.step(spec, Step.PREPARE_SOURCE, "STARTED", "preparing")
+            raise RuntimeError("the step failed after its first report")
+
+    with pytest.raises(RuntimeError):
+        failing_step()
+
+    [put] = emulated_aws.captured()
+    assert put["detail"]["message"] == "preparing"
+
+
+def test_a_put_is_cut_at_ten_entries_and_at_256_kib() -> None:
+    def entry(detail_bytes: int) -> dict[str, Any]:
+        return {"Source": "s", "DetailType": "t", "Detail": "x" * detail_bytes}
+
+    assert [len(c) for c in _chunks([entry(10)] * 21)] == [10, 10, 1]
+    # Three of 100 KiB do not fit in one request of 256 KiB: two and one.
+    assert [len(c) for c in _chunks([entry(100 * 1024)] * 3)] == [2, 1]
+    assert list(_chunks([])) == []

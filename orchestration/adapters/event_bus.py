@@ -1,8 +1,19 @@
-"""Put status events on the custom bus, each with the migration's next sequence number."""
+"""Put status events on the custom bus, each with the migration's next sequence number.
+
+Inside :func:`events_deferred` (one Lambda invocation: every pipeline step, the launch
+coordinator's run) events are kept and put when it ends, ten to a ``PutEvents`` call: a step
+that reports twice, or a coordinator run that answers 200 executions, puts its events in one
+call or a few instead of one each. They are put when the invocation ends however it ends (a
+step that raises still says what it reported first); only a process that dies mid-invocation
+loses them, as it would lose an event between its write and its put without deferral.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
 
 from orchestration.adapters.errors import TransientError
 from orchestration.events import EventDetail
@@ -10,7 +21,34 @@ from orchestration.events import EventDetail
 if TYPE_CHECKING:
     from mypy_boto3_events.client import EventBridgeClient
 
-E = TypeVar("E", bound=EventDetail)
+# PutEvents takes at most 10 entries and 256 KiB per request (an entry's size: its Detail,
+# DetailType, Source and resources, in UTF-8); a status event is about 1 KiB.
+MAX_ENTRIES_PER_PUT = 10
+MAX_BYTES_PER_PUT = 256 * 1024
+
+# The invocation's kept events, with the bus each goes to (None: put at once).
+_deferred: ContextVar[list[tuple[EventBus, EventDetail]] | None] = ContextVar(
+    "wavepilot_deferred_events", default=None
+)
+
+
+@contextmanager
+def events_deferred() -> Iterator[None]:
+    """Keep the events put inside, and put them (in order, batched) when it ends."""
+    if _deferred.get() is not None:  # nested: the outer one puts them
+        yield
+        return
+    kept: list[tuple[EventBus, EventDetail]] = []
+    token = _deferred.set(kept)
+    try:
+        yield
+    finally:
+        _deferred.reset(token)
+        buses: dict[int, tuple[EventBus, list[EventDetail]]] = {}
+        for bus, event in kept:
+            buses.setdefault(id(bus), (bus, []))[1].append(event)
+        for bus, events in buses.values():
+            bus.put_many(events)
 
 
 class EventBus:
@@ -19,10 +57,44 @@ class EventBus:
         self._bus_name = bus_name
 
     def put(self, event: EventDetail) -> None:
-        response = self._client.put_events(Entries=[event.to_entry(self._bus_name)])  # type: ignore[list-item]
-        if response.get("FailedEntryCount"):
-            failure: Any = response["Entries"][0]
-            raise TransientError(
-                f"EventBridge refused {event.detail_type}: "
-                f"{failure.get('ErrorCode')} {failure.get('ErrorMessage')}"
-            )
+        kept = _deferred.get()
+        if kept is not None:
+            kept.append((self, event))
+            return
+        self.put_many([event])
+
+    def put_many(self, events: Sequence[EventDetail]) -> None:
+        """Put ``events`` in as few calls as PutEvents' limits allow; raise if any is refused
+        (after putting the rest: one refused event does not hold back the others)."""
+        refused: list[str] = []
+        for chunk in _chunks([event.to_entry(self._bus_name) for event in events]):
+            response = self._client.put_events(Entries=chunk)  # type: ignore[arg-type]
+            if response.get("FailedEntryCount"):
+                answers: list[Any] = response.get("Entries", [])
+                refused.extend(
+                    f"{entry['DetailType']}: {answer.get('ErrorCode')} {answer.get('ErrorMessage')}"
+                    for entry, answer in zip(chunk, answers, strict=False)
+                    if answer.get("ErrorCode")
+                )
+        if refused:
+            raise TransientError(f"EventBridge refused {len(refused)} event(s): {refused[0]}")
+
+
+def _entry_size(entry: dict[str, Any]) -> int:
+    return sum(
+        len(str(entry.get(field, "")).encode()) for field in ("Source", "DetailType", "Detail")
+    )
+
+
+def _chunks(entries: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    chunk: list[dict[str, Any]] = []
+    size = 0
+    for entry in entries:
+        entry_size = _entry_size(entry)
+        if chunk and (len(chunk) == MAX_ENTRIES_PER_PUT or size + entry_size > MAX_BYTES_PER_PUT):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(entry)
+        size += entry_size
+    if chunk:
+        yield chunk

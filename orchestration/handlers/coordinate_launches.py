@@ -13,6 +13,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from orchestration import wiring
+from orchestration.adapters.event_bus import events_deferred
 from orchestration.observability import count, logger, metrics, tracer
 
 
@@ -23,10 +24,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     count("CoordinatorRuns")
     logger.append_keys(lane=event["lane"])
     # "runs" and "waitedSeconds" are absent only for a loop started on an older definition.
-    return wiring.launches().coordinate(
-        event["lane"],
-        event["execution"],
-        event["config"],
-        int(event.get("runs", 0)),
-        float(event.get("waitedSeconds", 0)),
-    )
+    # The run's status events (one per execution it answers) go ten to a PutEvents call.
+    with events_deferred():
+        return wiring.launches().coordinate(
+            event["lane"],
+            event["execution"],
+            event["config"],
+            int(event.get("runs", 0)),
+            float(event.get("waitedSeconds", 0)),
+        )
