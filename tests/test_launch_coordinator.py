@@ -651,7 +651,7 @@ def test_requests_are_idempotent_per_execution_and_kind(
 
         # WHEN the answer found no one waiting (the task failed after recording its request)
         # and the same execution asks again on a new task
-        ledger.delivered(outcome)
+        ledger.delivered([outcome])
         assert coordinator.request(request, "token-3") == "reanswered"
 
         # THEN the recorded outcome goes to the new task, and no second job starts

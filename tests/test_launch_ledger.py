@@ -113,9 +113,9 @@ def test_an_answered_outcome_waits_in_the_outbox_until_delivered(
 
     (pending,) = ledger.undelivered()
     assert pending == outcome("token-1")
-    ledger.delivered(outcome("token-0"))  # another token's: kept
+    ledger.delivered([outcome("token-0")])  # another token's: kept
     assert ledger.undelivered() == [outcome("token-1")]
-    ledger.delivered(outcome("token-1"))
+    ledger.delivered([outcome("token-1")])
     assert ledger.undelivered() == []
     assert ledger.snapshot().waiting == ()
 
@@ -205,3 +205,92 @@ def test_a_cutovers_test_instance_to_retire_and_its_retirement_are_kept(
     ledger.complete([outcome("token-3")])
     ledger.mark_test_instance_retired([retired])
     assert [w.request.migration_id for w in ledger.snapshot().waiting] == ["mig-2"]
+
+
+def _many(n: int) -> list[LaunchRequest]:
+    return [
+        replace(
+            REQUEST,
+            migration_id=f"mig-{i}",
+            source_server_id=f"s-{i:017d}",
+            execution=f"exec-{i}",
+        )
+        for i in range(n)
+    ]
+
+
+def _outcome_of(request: LaunchRequest, token: str) -> LaunchOutcome:
+    return replace(outcome(token), migration_id=request.migration_id, execution=request.execution)
+
+
+@pytest.fixture
+def transactions(ledger: DynamoLaunchLedger) -> Iterator[list[int]]:
+    """The number of items of each TransactWriteItems call made from here on."""
+    sizes: list[int] = []
+
+    def count(model: object, params: dict[str, object], **_: object) -> None:
+        if getattr(model, "name", "") == "TransactWriteItems":
+            sizes.append(len(params["TransactItems"]))  # type: ignore[arg-type]
+
+    events = ledger._table.meta.client.meta.events
+    events.register("provide-client-params.dynamodb.TransactWriteItems", count)
+    yield sizes
+    events.unregister("provide-client-params.dynamodb.TransactWriteItems", count)
+
+
+def test_answers_share_transactions_and_one_retried_request_is_answered_on_its_new_token(
+    ledger: DynamoLaunchLedger, transactions: list[int]
+) -> None:
+    # GIVEN 70 open requests, one of them (the 50th) asked again on a new task token
+    requests = _many(70)
+    for request in requests:
+        ledger.record_request(request, f"token-{request.migration_id}")
+    ledger.record_request(requests[50], "token-retried")
+    transactions.clear()
+
+    # WHEN all 70 are answered on the tokens the coordinator read before the retry
+    ledger.complete([_outcome_of(r, f"token-{r.migration_id}") for r in requests])
+
+    # THEN 33 answers go to a transaction (99 items); the one holding the retried request is
+    # cancelled and its answers are written alone; every request is answered, the retried
+    # one on its new token
+    # (the retried one alone: refused on the old token, then answered on the new one; the
+    # last 4 answers together)
+    assert transactions == [99, 99] + [3] * 34 + [12]
+    assert ledger.snapshot().waiting == ()
+    by_migration = {o.migration_id: o.task_token for o in ledger.undelivered()}
+    assert len(by_migration) == 70
+    assert by_migration["mig-50"] == "token-retried"
+
+    # AND delivering them empties the outbox in one transaction per 100, keeping an answer
+    # whose token is not the one delivered
+    transactions.clear()
+    delivered = [_outcome_of(r, f"token-{r.migration_id}") for r in requests]
+    ledger.delivered(delivered)
+    assert [o.migration_id for o in ledger.undelivered()] == ["mig-50"]
+    assert transactions == [70]  # cancelled by mig-50's, then one conditional delete each
+
+    transactions.clear()
+    ledger.delivered([_outcome_of(requests[50], "token-retried")])
+    assert ledger.undelivered() == []
+
+
+def test_marks_share_a_transaction_and_skip_a_request_answered_meanwhile(
+    ledger: DynamoLaunchLedger, transactions: list[int]
+) -> None:
+    requests = _many(5)
+    for request in requests:
+        ledger.record_request(request, f"token-{request.migration_id}")
+    waiting = ledger.snapshot().waiting
+    ledger.complete([_outcome_of(requests[2], "token-mig-2")])  # answered meanwhile
+    transactions.clear()
+
+    ledger.mark_replication_ready(waiting)
+
+    assert transactions[0] == 5  # tried together, cancelled by the answered one
+    marked = {w.request.migration_id: w.replication_ready for w in ledger.snapshot().waiting}
+    assert marked == {"mig-0": True, "mig-1": True, "mig-3": True, "mig-4": True}
+
+    transactions.clear()
+    ledger.mark_test_instance_retired(ledger.snapshot().waiting)
+    assert transactions == [4]  # nothing answered meanwhile: one call

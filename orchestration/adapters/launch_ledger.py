@@ -31,10 +31,10 @@ strongly consistent Query per poll, however long the lane has been in use.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast, get_args
+from typing import TYPE_CHECKING, Any, TypeVar, cast, get_args
 
 from botocore.exceptions import ClientError
 
@@ -54,6 +54,10 @@ from orchestration.launch_records import (
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
+
+# DynamoDB's limit on the items of one TransactWriteItems call.
+MAX_TRANSACTION_ITEMS = 100
+T = TypeVar("T")
 
 REQUEST_PREFIX = "REQUEST#"
 OUTBOX_PREFIX = "OUTBOX#"
@@ -258,13 +262,23 @@ class DynamoLaunchLedger:
 
     def _mark_requests(self, launches: Sequence[WaitingLaunch], attribute: str) -> None:
         """Set ``attribute`` on each request still open (one answered meanwhile is skipped)."""
-        for launch in launches:
+
+        def mark(launch: WaitingLaunch) -> TransactWriteItemTypeDef:
+            return {
+                "Update": {
+                    "TableName": self._table.name,
+                    "Key": self._request_key(launch.request.kind, launch.request.migration_id),
+                    "UpdateExpression": "SET #flag = :yes",
+                    "ConditionExpression": "attribute_exists(pk)",
+                    "ExpressionAttributeNames": {"#flag": attribute},
+                    "ExpressionAttributeValues": {":yes": True},
+                }
+            }
+
+        def mark_alone(launch: WaitingLaunch) -> None:
             try:
                 self._table.update_item(
-                    Key={
-                        "pk": self._pk,
-                        "sk": _request_sk(launch.request.kind, launch.request.migration_id),
-                    },
+                    Key=self._request_key(launch.request.kind, launch.request.migration_id),
                     UpdateExpression="SET #flag = :yes",
                     ConditionExpression="attribute_exists(pk)",
                     ExpressionAttributeNames={"#flag": attribute},
@@ -274,16 +288,74 @@ class DynamoLaunchLedger:
                 if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                     raise  # else answered meanwhile: nothing to mark
 
+        self._in_transactions(launches, lambda launch: [mark(launch)], mark_alone)
+
+    def _request_key(self, kind: str, migration_id: str) -> dict[str, str]:
+        return {"pk": self._pk, "sk": _request_sk(kind, migration_id)}
+
+    def _in_transactions(
+        self,
+        units: Sequence[T],
+        writes: Callable[[T], list[TransactWriteItemTypeDef]],
+        alone: Callable[[T], None],
+    ) -> None:
+        """Write each unit's items, as many units to a transaction as fit in one: a unit's
+        writes are all-or-nothing either way, and 200 answers are a few calls, not 200. When
+        a transaction is cancelled by a condition (a request answered or retried meanwhile),
+        its units are written ``alone``, each deciding for itself as it would unbatched."""
+        batch: list[T] = []
+        items: list[TransactWriteItemTypeDef] = []
+        for unit in units:
+            unit_items = writes(unit)
+            if batch and len(items) + len(unit_items) > MAX_TRANSACTION_ITEMS:
+                self._transact_or_alone(batch, items, alone)
+                batch, items = [], []
+            batch.append(unit)
+            items.extend(unit_items)
+        if batch:
+            self._transact_or_alone(batch, items, alone)
+
+    def _transact_or_alone(
+        self,
+        batch: list[T],
+        items: list[TransactWriteItemTypeDef],
+        alone: Callable[[T], None],
+    ) -> None:
+        if len(batch) == 1:
+            alone(batch[0])
+            return
+        try:
+            self._table.meta.client.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            if not any(_cancelled(exc, len(items))):
+                raise
+            for unit in batch:
+                alone(unit)
+
     def remove_intent(self, intent_id: str) -> None:
         self._table.delete_item(Key={"pk": self._pk, "sk": INTENT_PREFIX + intent_id})
 
     def complete(self, outcomes: Sequence[LaunchOutcome]) -> None:
-        """One transaction per outcome: the request leaves the lane's open set exactly when
-        its outcome is kept. A request whose token changed meanwhile (the same execution
-        retried its task) is answered on its new token; a request gone, or another
-        execution's, is left alone."""
-        for outcome in outcomes:
-            self._complete(outcome)
+        """Each outcome in one transaction with its request: the request leaves the lane's
+        open set exactly when its outcome is kept (outcomes share transactions, up to 33 to
+        one). A request whose token changed meanwhile (the same execution retried its task)
+        is answered on its new token; a request gone, or another execution's, is left
+        alone."""
+
+        def writes(outcome: LaunchOutcome) -> list[TransactWriteItemTypeDef]:
+            return [
+                {
+                    "Delete": {
+                        "TableName": self._table.name,
+                        "Key": self._request_key(outcome.kind, outcome.migration_id),
+                        "ConditionExpression": "taskToken = :t",
+                        "ExpressionAttributeValues": {":t": outcome.task_token},
+                    }
+                },
+                *self._answer_writes(outcome),
+            ]
+
+        self._in_transactions(outcomes, writes, self._complete)
 
     def _complete(self, outcome: LaunchOutcome) -> None:
         request_key = {"pk": self._pk, "sk": _request_sk(outcome.kind, outcome.migration_id)}
@@ -327,8 +399,28 @@ class DynamoLaunchLedger:
                 return outcomes
             query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
-    def delivered(self, outcome: LaunchOutcome) -> None:
-        """The outcome reached its execution (or the execution no longer waits for it)."""
+    def delivered(self, outcomes: Sequence[LaunchOutcome]) -> None:
+        """These outcomes reached their executions (or the executions no longer wait): each
+        leaves the outbox unless a newer answer (another token) took its place."""
+
+        def writes(outcome: LaunchOutcome) -> list[TransactWriteItemTypeDef]:
+            return [
+                {
+                    "Delete": {
+                        "TableName": self._table.name,
+                        "Key": {
+                            "pk": self._pk,
+                            "sk": _outbox_sk(outcome.kind, outcome.migration_id),
+                        },
+                        "ConditionExpression": "taskToken = :t",
+                        "ExpressionAttributeValues": {":t": outcome.task_token},
+                    }
+                }
+            ]
+
+        self._in_transactions(outcomes, writes, self._delivered)
+
+    def _delivered(self, outcome: LaunchOutcome) -> None:
         try:
             self._table.delete_item(
                 Key={"pk": self._pk, "sk": _outbox_sk(outcome.kind, outcome.migration_id)},

@@ -268,13 +268,19 @@ class BatchedLaunches:
     def deliver(self, ledger: LaneLaunchLedger) -> tuple[int, int]:
         """Send every outcome of the outbox; each leaves it once sent (or no longer awaited)."""
         sent = moved_on = 0
-        for outcome in ledger.undelivered():
-            try:
-                self._tasks.send_task_success(outcome.task_token, outcome_output(outcome))
-                sent += 1
-            except TaskNotWaitingError:
-                moved_on += 1  # the execution timed out, was stopped or retried: nothing waits
-            ledger.delivered(outcome)
+        done: list[LaunchOutcome] = []
+        try:
+            for outcome in ledger.undelivered():
+                try:
+                    self._tasks.send_task_success(outcome.task_token, outcome_output(outcome))
+                    sent += 1
+                except TaskNotWaitingError:
+                    moved_on += 1  # the execution timed out, was stopped or retried
+                done.append(outcome)
+        finally:
+            # Those sent leave the outbox together (one sent twice after a crash here is
+            # answered TaskNotWaiting: harmless).
+            ledger.delivered(done)
         return sent, moved_on
 
     def _report_replicated(self, launches: Sequence[WaitingLaunch]) -> None:

@@ -159,8 +159,8 @@ class LaunchLedger(Protocol):
         """Answered requests whose outcome has not reached its execution yet."""
         ...
 
-    def delivered(self, outcome: LaunchOutcome) -> None:
-        """The outcome reached its execution (or the execution no longer waits)."""
+    def delivered(self, outcomes: Sequence[LaunchOutcome]) -> None:
+        """These outcomes reached their executions (or the executions no longer wait)."""
         ...
 
 

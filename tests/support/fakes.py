@@ -643,7 +643,8 @@ class FakeLaunchLedger:
     def undelivered(self) -> list[LaunchOutcome]:
         return list(self.outbox.values())
 
-    def delivered(self, outcome: LaunchOutcome) -> None:
-        key = (outcome.migration_id, outcome.kind)
-        if key in self.outbox and self.outbox[key].task_token == outcome.task_token:
-            del self.outbox[key]
+    def delivered(self, outcomes: Sequence[LaunchOutcome]) -> None:
+        for outcome in outcomes:
+            key = (outcome.migration_id, outcome.kind)
+            if key in self.outbox and self.outbox[key].task_token == outcome.task_token:
+                del self.outbox[key]
