@@ -1,9 +1,14 @@
-"""Each migration's Slack thread, kept with the migration (``MIGRATION#<id>`` / ``SLACK``).
+"""The bot's Slack items: each migration's thread and each wave's summary message.
 
-The item holds the channel, the root message's ``ts`` (the thread), what the root should
-show (the folded :class:`~bot.threads.ThreadState`), the sequence the root shows now, and the
-approval message. ``shownSequence < state.sequence`` means a root edit is owed: it is paid
-on the next event or redelivery, so a final state is never lost to a failed edit.
+A thread is kept with its migration (``MIGRATION#<id>`` / ``SLACK``): the channel, the root
+message's ``ts`` (the thread), what the root should show (the folded
+:class:`~bot.threads.ThreadState`), the stage the root shows now, the approval message, and
+which events' replies were posted (so a late or redelivered event replies exactly once).
+``shownStage != state.stage`` means a root edit is owed: it is paid on the next event or
+redelivery, so a final state is never lost to a failed edit. Thread items are also in the
+table's ``gsi1`` under ``SLACKTHREADS#<wave>``: one Query counts a wave for its summary.
+
+A wave's summary message is ``SLACKWAVE#<wave>`` / ``SUMMARY``: its channel and ``ts``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,18 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
 SLACK_SK = "SLACK"
+SUMMARY_SK = "SUMMARY"
+# Sequences whose replies a thread remembers; older ones are below ``reply_floor``.
+MAX_REPLIED = 16
+# A root's stage change within this many Slack seconds of its last edit waits (coalesced)
+# unless it is one of these; the final state is always shown at once.
+STAGES_SHOWN_AT_ONCE: frozenset[str] = frozenset(
+    {"cutting over", "migrated", "rolled back", "failed"}
+)
+
+
+def wave_threads_key(wave: str) -> str:
+    return f"SLACKTHREADS#{wave}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,38 +49,45 @@ class SlackThread:
     shown_sequence: int
     approval_ts: str = ""
     approval_id: str = ""
-    shown_phase: int = 0  # what the root shows now, and when it was edited (Slack seconds)
-    shown_outcome: str = ""
+    shown_stage: str = ""  # what the root shows now, and when it was edited (Slack seconds)
     shown_at: float = 0.0
+    replied: tuple[int, ...] = ()  # the latest events whose replies were posted
+    reply_floor: int = 0  # and every event up to this one
 
     @property
     def root_owed(self) -> bool:
-        return self.shown_sequence < self.state.sequence
+        """The root does not show the thread's stage yet (details alone are not shown)."""
+        return self.shown_stage != self.state.stage
 
-    def root_edit_due(self, now: float, min_interval: float, *, behind: bool = False) -> bool:
+    def root_edit_due(self, now: float, min_interval: float) -> bool:
         """Whether the owed edit should be made now.
 
-        A new outcome (awaiting approval, migrated, rolled back, failed...) and a final state
-        are shown at once. A new phase is shown at once too, unless the bot is ``behind`` (its
-        events are old: it is catching up), when, like a change of detail only (replication
-        40% -> 60%), it waits until the root has not been edited for ``min_interval`` Slack
-        seconds; the next event pays what is owed, so nothing is lost, only skipped over."""
+        Cutting over, failed and a final state are shown at once; another change of stage
+        (rolling back, usually followed at once by rolled back) waits until the root has not
+        been edited for ``min_interval`` Slack seconds. The next event or a redelivery pays
+        what is owed, so nothing is lost, only skipped over."""
         if not self.root_owed:
             return False
-        if self.state.outcome != self.shown_outcome or self.state.final:
-            return True
-        if self.state.phase != self.shown_phase and not behind:
+        if self.state.stage in STAGES_SHOWN_AT_ONCE:
             return True
         return now - self.shown_at >= min_interval
 
     def shown(self, at: float) -> SlackThread:
         return replace(
-            self,
-            shown_sequence=self.state.sequence,
-            shown_phase=self.state.phase,
-            shown_outcome=self.state.outcome,
-            shown_at=at,
+            self, shown_sequence=self.state.sequence, shown_stage=self.state.stage, shown_at=at
         )
+
+    def replied_to(self, sequence: int) -> bool:
+        return sequence <= self.reply_floor or sequence in self.replied
+
+    def with_reply(self, sequence: int) -> SlackThread:
+        """Remember that ``sequence``'s replies are posted (the oldest beyond the bound fold
+        into ``reply_floor``: a migration has a handful of reply-bearing events)."""
+        replied = tuple(sorted({*self.replied, sequence}))
+        floor = self.reply_floor
+        if len(replied) > MAX_REPLIED:
+            floor, replied = max(floor, replied[-MAX_REPLIED - 1]), replied[-MAX_REPLIED:]
+        return replace(self, replied=replied, reply_floor=floor)
 
 
 class ThreadExistsError(Exception):
@@ -84,20 +108,22 @@ class ThreadStore:
 
     def get(self, migration_id: str) -> SlackThread | None:
         item = self._table.get_item(Key=self._key(migration_id), ConsistentRead=True).get("Item")
-        if not item:
-            return None
-        return SlackThread(
-            migration_id=migration_id,
-            channel=str(item["channel"]),
-            ts=str(item["threadTs"]),
-            state=ThreadState.from_item(dict(item["state"])),  # type: ignore[arg-type]
-            shown_sequence=int(item["shownSequence"]),  # type: ignore[arg-type]
-            approval_ts=str(item.get("approvalTs", "")),
-            approval_id=str(item.get("approvalId", "")),
-            shown_phase=int(item.get("shownPhase", 0)),  # type: ignore[arg-type]
-            shown_outcome=str(item.get("shownOutcome", "")),
-            shown_at=float(item.get("shownAt", 0)),  # type: ignore[arg-type]
-        )
+        return _thread(item) if item else None
+
+    def wave_threads(self, wave: str) -> list[SlackThread]:
+        """Every thread of the wave (one Query on ``gsi1``, paged; eventually consistent)."""
+        query: dict[str, Any] = {
+            "IndexName": "gsi1",
+            "KeyConditionExpression": "gsi1pk = :wave",
+            "ExpressionAttributeValues": {":wave": wave_threads_key(wave)},
+        }
+        found: list[SlackThread] = []
+        while True:
+            response = self._table.query(**query)
+            found += [_thread(item) for item in response.get("Items", [])]
+            if "LastEvaluatedKey" not in response:
+                return found
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def create(self, thread: SlackThread) -> None:
         try:
@@ -125,15 +151,95 @@ class ThreadStore:
             raise
 
 
+def _thread(item: dict[str, Any]) -> SlackThread:
+    state = ThreadState.from_item(dict(item["state"]))
+    replied = item.get("replied")
+    return SlackThread(
+        migration_id=state.migration_id,
+        channel=str(item["channel"]),
+        ts=str(item["threadTs"]),
+        state=state,
+        shown_sequence=int(item["shownSequence"]),
+        approval_ts=str(item.get("approvalTs", "")),
+        approval_id=str(item.get("approvalId", "")),
+        shown_stage=str(item.get("shownStage", "")),
+        shown_at=float(item.get("shownAt", 0)),
+        replied=tuple(sorted(int(n) for n in replied or ())),
+        # A thread from before replies were remembered: every event it folded in was replied.
+        reply_floor=int(item.get("replyFloor", 0)) if replied is not None else state.sequence,
+    )
+
+
 def _attributes(thread: SlackThread) -> dict[str, Any]:
     return {
+        "gsi1pk": wave_threads_key(thread.state.wave),
+        "gsi1sk": thread.migration_id,
         "channel": thread.channel,
         "threadTs": thread.ts,
         "state": thread.state.to_item(),
         "shownSequence": thread.shown_sequence,
         "approvalTs": thread.approval_ts,
         "approvalId": thread.approval_id,
-        "shownPhase": thread.shown_phase,
-        "shownOutcome": thread.shown_outcome,
+        "shownStage": thread.shown_stage,
         "shownAt": Decimal(str(round(thread.shown_at, 3))),
+        "replied": list(thread.replied),
+        "replyFloor": thread.reply_floor,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class WaveSummaryMessage:
+    """Where a wave's summary message is: it is posted once and edited in place."""
+
+    wave: str
+    channel: str
+    ts: str
+    window_start: str = ""  # the wave's cutover window (ISO 8601), once an event named it
+    window_end: str = ""
+
+
+class WaveSummaryStore:
+    """``SLACKWAVE#<wave>`` / ``SUMMARY``: written when the summary is posted (and when the
+    wave's window is learned later, which a request from before windows would make rare)."""
+
+    def __init__(self, table: Table) -> None:
+        self._table = table
+
+    @staticmethod
+    def _key(wave: str) -> dict[str, str]:
+        return {"pk": f"SLACKWAVE#{wave}", "sk": SUMMARY_SK}
+
+    def get(self, wave: str) -> WaveSummaryMessage | None:
+        item = self._table.get_item(Key=self._key(wave), ConsistentRead=True).get("Item")
+        if not item:
+            return None
+        return WaveSummaryMessage(
+            wave,
+            str(item["channel"]),
+            str(item["ts"]),
+            str(item.get("windowStart", "")),
+            str(item.get("windowEnd", "")),
+        )
+
+    def create(self, summary: WaveSummaryMessage) -> None:
+        try:
+            self._table.put_item(
+                Item={**self._key(summary.wave), **_summary_attributes(summary)},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise ThreadExistsError(summary.wave) from None
+            raise
+
+    def save(self, summary: WaveSummaryMessage) -> None:
+        self._table.put_item(Item={**self._key(summary.wave), **_summary_attributes(summary)})
+
+
+def _summary_attributes(summary: WaveSummaryMessage) -> dict[str, Any]:
+    return {
+        "channel": summary.channel,
+        "ts": summary.ts,
+        "windowStart": summary.window_start,
+        "windowEnd": summary.window_end,
     }

@@ -1,10 +1,13 @@
 """What a migration's Slack thread says: pure functions from status events to messages.
 
-One root message per migration, edited in place, always shows where it stands (VM,
-application, wave, phase, progress through the pipeline, last update). Replies in its thread
-mark milestones (replication ready, test launched and verified, awaiting approval, cut over,
-finalized) and every failure and rollback, with the reason. ``advance`` folds one event into
-the thread's state and says which replies it adds; nothing here talks to Slack.
+One root message per migration, edited in place, shows its *stage*: what a person needs to
+know (in progress, cutting over, migrated, rolling back, rolled back, failed), with the VM,
+application, wave and lane. Replies in its thread are only what a person needs: every failure
+and rollback with its reason, the final result, and the approval message. Routine detail
+(replication ready, test launched and verified, waiting for the window) stays in the step
+history, which ``/wavepilot status`` shows. ``advance`` folds one event into the thread's
+state and says which replies it adds; ``advance_late`` does the same for an event older than
+the thread (one that came by the other queue); nothing here talks to Slack.
 """
 
 from __future__ import annotations
@@ -53,15 +56,41 @@ Outcome = Literal[
     "queued", "running", "awaiting approval", "migrated", "rolling back", "rolled back", "failed"
 ]
 FINAL_OUTCOMES: frozenset[str] = frozenset({"migrated", "rolled back"})
-OUTCOME_ICON: dict[str, str] = {
-    "queued": ":hourglass_flowing_sand:",
-    "running": ":arrows_counterclockwise:",
-    "awaiting approval": ":raised_hand:",
+# What the root shows as its headline. Awaiting approval is not a stage of the root: the
+# approval message in the thread (mentioning the approvers) and the wave summary's count say
+# it, which keeps a migration's thread within its Slack budget (docs/SLACK.md).
+Stage = Literal["in progress", "cutting over", "migrated", "rolling back", "rolled back", "failed"]
+STAGE_ICON: dict[str, str] = {
+    "in progress": ":arrows_counterclockwise:",
+    "cutting over": ":arrow_right:",
     "migrated": ":white_check_mark:",
     "rolling back": ":rewind:",
     "rolled back": ":leftwards_arrow_with_hook:",
     "failed": ":x:",
 }
+STAGES_SHOWN: tuple[str, ...] = ("Replicate and test", "Approval", "Cutover", "Done")
+# What a wave summary counts: each thread is in exactly one category.
+Category = Literal[
+    "queued",
+    "replicating/testing",
+    "awaiting approval",
+    "cutting over",
+    "migrated",
+    "rolling back",
+    "rolled back",
+    "failed",
+]
+CATEGORIES: tuple[Category, ...] = (
+    "queued",
+    "replicating/testing",
+    "awaiting approval",
+    "cutting over",
+    "migrated",
+    "rolling back",
+    "rolled back",
+    "failed",
+)
+FAILURE_CATEGORIES: frozenset[str] = frozenset({"failed", "rolling back", "rolled back"})
 APPROVE_ACTION = "approval_approve"
 REJECT_ACTION = "approval_reject"
 METADATA_EVENT_TYPE = "wavepilot_migration_status"
@@ -86,6 +115,30 @@ class ThreadState:
     @property
     def final(self) -> bool:
         return self.outcome in FINAL_OUTCOMES
+
+    @property
+    def past_the_gate(self) -> bool:
+        return self.phase >= STEP_PHASE[Step.AWAIT_APPROVAL]
+
+    @property
+    def stage(self) -> Stage:
+        """The root's headline."""
+        match self.outcome:
+            case "queued" | "awaiting approval":
+                return "in progress"
+            case "running":
+                return "cutting over" if self.past_the_gate else "in progress"
+            case _:
+                return self.outcome
+
+    @property
+    def category(self) -> Category:
+        """Where the wave summary counts the migration."""
+        match self.outcome:
+            case "running":
+                return "cutting over" if self.past_the_gate else "replicating/testing"
+            case _:
+                return self.outcome
 
     def to_item(self) -> dict[str, Any]:
         return {
@@ -185,7 +238,11 @@ def advance(state: ThreadState, event: EventDetail) -> Change:  # noqa: PLR0911 
                 "EXPIRED": "approval expired: nobody decided in time",
             }[event.decision]
             outcome: Outcome = "running" if event.decision == "APPROVED" else "rolling back"
-            return Change(replace(moved, outcome=outcome, detail=decided), approval_decision=event)
+            gate = max(state.phase, STEP_PHASE[Step.AWAIT_APPROVAL])
+            return Change(
+                replace(moved, phase=gate, outcome=outcome, detail=decided),
+                approval_decision=event,
+            )
         case MigrationCompleted():
             minutes = event.duration_seconds / 60
             done = replace(
@@ -204,8 +261,9 @@ def advance(state: ThreadState, event: EventDetail) -> Change:  # noqa: PLR0911 
                 ),
             )
         case MigrationFailed():
-            if state.outcome == "rolled back":
-                # The pipeline's last word after a rollback: the thread has told it already.
+            if state.outcome in {"rolling back", "rolled back"}:
+                # The pipeline's last word after a rollback: the thread has told it already
+                # (with two queues it may overtake the rollback's own end).
                 return Change(moved)
             return Change(
                 replace(moved, outcome="failed", detail=f"{event.step} failed: {event.cause}"),
@@ -231,6 +289,22 @@ def advance(state: ThreadState, event: EventDetail) -> Change:  # noqa: PLR0911 
     return Change(moved)  # pragma: no cover - every event type is matched above
 
 
+def advance_late(state: ThreadState, event: EventDetail) -> Change:
+    """Fold ``event``, older than ``state.sequence``, into the thread.
+
+    Events of one migration come by two queues (approvals and failures ahead of routine
+    events), so an older event can arrive after a newer one. Its replies still belong in the
+    thread (the caller posts them once); its state does not, since the thread shows something
+    newer, unless it is the migration's end (``RollbackCompleted`` overtaken by the
+    ``MigrationFailed`` that follows it): a final state is never dropped."""
+    change = advance(state, event)
+    if change.state.final and not state.final:
+        moved = replace(change.state, sequence=state.sequence)
+    else:
+        moved = state
+    return replace(change, state=moved, approval_request=None, approval_decision=None)
+
+
 def _status(state: ThreadState, event: MigrationStatusUpdated) -> Change:
     phase = STEP_PHASE.get(event.step, state.phase)
     outcome: Outcome = state.outcome
@@ -247,42 +321,32 @@ def _status(state: ThreadState, event: MigrationStatusUpdated) -> Change:
     return Change(moved, (Message(milestone),) if milestone else ())
 
 
-MILESTONES: dict[tuple[str, str], str] = {
-    (Step.WAIT_FOR_REPLICATION, "SUCCEEDED"): (
-        ":large_green_circle: Replication ready: data is in continuous sync."
-    ),
-    (Step.START_TEST_LAUNCH, "SUCCEEDED"): ":rocket: Test launch started: {message}",
-    (Step.VERIFY_TEST_LAUNCH, "SUCCEEDED"): ":mag: Test instance verified: {message}",
-    (Step.START_CUTOVER, "WAITING"): ":clock3: {message}",
-    (Step.VERIFY_CUTOVER, "SUCCEEDED"): ":arrow_right: Cut over: {message}",
-}
-
-
 def _milestone(event: MigrationStatusUpdated) -> str | None:
+    """A step's report is a reply only when it failed: the rest is routine detail."""
     if event.status == "FAILED":
         return f":x: *{event.step} failed*: {event.message}"
-    template = MILESTONES.get((event.step, event.status))
-    return template.format(message=event.message) if template else None
+    return None
 
 
 # --- rendering -----------------------------------------------------------------------------
 
 
 def root_message(state: ThreadState) -> Message:
-    icon = OUTCOME_ICON[state.outcome]
-    title = f"{icon} {state.target_vm_name}: {state.outcome}"
-    progress = _progress(state)
+    """The root: the stage, what the VM is and where it goes; the detail of the event that
+    brought the stage (who approved, which step failed). Routine progress is not shown here
+    (each change would cost an edit): ``/wavepilot status`` has it."""
+    stage = state.stage
+    title = f"{STAGE_ICON[stage]} {state.target_vm_name}: {stage}"
     fields = [
         f"*Application*\n{state.app_name}",
         f"*Wave*\n{state.wave}",
         *([f"*Target account / Region*\n`{state.lane}`"] if state.lane else []),
-        f"*Phase*\n{PHASES[state.phase]} ({state.phase + 1}/{len(PHASES)})",
-        f"*Last update*\n{_slack_date(state.updated_at)}",
+        f"*Last update*\n{slack_date(state.updated_at)}",
     ]
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*{title}*"}},
         {"type": "section", "fields": [{"type": "mrkdwn", "text": text} for text in fields]},
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"`{progress}`"}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"`{_progress(state)}`"}},
     ]
     if state.detail:
         blocks.append(
@@ -291,14 +355,17 @@ def root_message(state: ThreadState) -> Message:
     blocks.append(
         {
             "type": "context",
-            "elements": [{"type": "mrkdwn", "text": f"`{state.migration_id}`"}],
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": f"`{state.migration_id}` · step by step: "
+                    f"`/wavepilot status {state.migration_id}`",
+                }
+            ],
         }
     )
     into = f" into {state.lane}" if state.lane else ""
-    text = (
-        f"{state.target_vm_name} ({state.app_name}, {state.wave}{into}): {state.outcome}, "
-        f"{PHASES[state.phase]}"
-    )
+    text = f"{state.target_vm_name} ({state.app_name}, {state.wave}{into}): {stage}"
     return Message(text, tuple(blocks))
 
 
@@ -316,12 +383,14 @@ def root_metadata(state: ThreadState) -> dict[str, Any]:
 
 
 def _progress(state: ThreadState) -> str:
-    done = len(PHASES) if state.outcome == "migrated" else state.phase
-    bar = "".join("■" if i < done else "□" for i in range(len(PHASES)))
-    names = " > ".join(
-        f"[{name}]" if i == state.phase and state.outcome != "migrated" else name
-        for i, name in enumerate(PHASES)
-    )
+    """``■■□□  Replicate and test > Approval > [Cutover] > Done``, by stage."""
+    current = {"cutting over": 2, "migrated": 4}.get(state.stage)
+    if current is None:  # in progress, or where it failed
+        current = 2 if state.past_the_gate and state.outcome != "awaiting approval" else 0
+        current = 1 if state.outcome == "awaiting approval" else current
+    done = min(current, len(STAGES_SHOWN))
+    bar = "".join("■" if i < done else "□" for i in range(len(STAGES_SHOWN)))
+    names = " > ".join(f"[{name}]" if i == current else name for i, name in enumerate(STAGES_SHOWN))
     return f"{bar}  {names}"
 
 
@@ -400,8 +469,8 @@ def approval_request_message(event: ApprovalRequested) -> Message:
         else "not reported"
     )
     window = (
-        f"{_slack_date(event.window_start.isoformat(), TIME_FORMAT)} to "
-        f"{_slack_date(event.window_end.isoformat(), TIME_FORMAT)}"
+        f"{slack_date(event.window_start.isoformat(), TIME_FORMAT)} to "
+        f"{slack_date(event.window_end.isoformat(), TIME_FORMAT)}"
         if event.window_start and event.window_end
         else window_plain(event)
     )
@@ -417,7 +486,7 @@ def approval_request_message(event: ApprovalRequested) -> Message:
         f"*Cutover window*\n{window}",
         f"*Test instance*\n{tested}",
         f"*Requested by*\n{_escape(event.requested_by) or 'unknown (no commit author)'}",
-        f"*Expires*\n{_slack_date(event.expires_at.isoformat())}",
+        f"*Expires*\n{slack_date(event.expires_at.isoformat())}",
     ]
     passed = sum(check.passed for check in event.health_checks)
     tested_plain = (
@@ -492,7 +561,7 @@ def approval_decided_message(
     approval_id: str, decision: str, decided_by: str, reason: str, at: str
 ) -> Message:
     """The approval message once decided: the buttons are gone, the decision stays."""
-    when = _slack_date(at)
+    when = slack_date(at)
     line = {
         "APPROVED": f":white_check_mark: *Approved* by {_who(decided_by)} {when}",
         "REJECTED": f":no_entry: *Rejected* by {_who(decided_by)} {when}: {_clip(reason)}",
@@ -522,7 +591,7 @@ TIME_SECS_FORMAT = "{date_short_pretty} {time_secs}"
 TIME_FORMAT = "{date_short_pretty} {time}"
 
 
-def _slack_date(iso: str, token_format: str = TIME_SECS_FORMAT) -> str:
+def slack_date(iso: str, token_format: str = TIME_SECS_FORMAT) -> str:
     """Slack renders ``<!date^epoch^...|fallback>`` in each reader's own time zone."""
     if not iso:
         return "-"

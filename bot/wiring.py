@@ -26,7 +26,8 @@ from bot.directory import SlackDirectory
 from bot.notifier import StatusNotifier
 from bot.services import BotServices
 from bot.slack_api import PacedSlack, PacingClock, SlackUsage, web_client
-from bot.thread_store import ThreadStore
+from bot.summary_notifier import WaveSummaryNotifier
+from bot.thread_store import ThreadStore, WaveSummaryStore
 from orchestration import wiring as pipeline
 from orchestration.adapters import aws
 from orchestration.adapters.dead_letters import DeadLetterQueue
@@ -84,11 +85,14 @@ def _notifier() -> StatusNotifier:
     client = web_client(
         _secrets().bot_token(), config.api_url, clock=clock, usage=usage, rate_limit_retries=0
     )
+    table = aws.state_table(settings().table_name, settings().aws_region)
+    threads, slack = ThreadStore(table), PacedSlack(client, clock, usage)
     return StatusNotifier(
-        ThreadStore(aws.state_table(settings().table_name, settings().aws_region)),
+        threads,
         pipeline.store(),
-        PacedSlack(client, clock, usage),
+        slack,
         config.default_channel,
+        WaveSummaryNotifier(WaveSummaryStore(table), threads, slack),
     )
 
 

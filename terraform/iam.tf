@@ -32,7 +32,7 @@ locals {
     # to CloudWatch as EMF log lines.
     monitor_migrations = ["assume_target_role", "pending_approvals", "state_read", "kms_decrypt"]
     slack_app          = ["slack_secrets", "bot_state", "put_events", "decide_approvals", "start_one_execution", "manage_executions", "invoke_self", "kms_decrypt", "kms_generate_data_key"]
-    slack_notifier     = ["slack_token", "thread_state", "consume_status", "dead_letter_status", "kms_decrypt", "kms_generate_data_key"]
+    slack_notifier     = ["slack_token", "thread_state", "wave_threads", "consume_status", "dead_letter_status", "kms_decrypt", "kms_generate_data_key"]
   }
 
   lambda_statements = {
@@ -78,9 +78,16 @@ locals {
       resources = [aws_dynamodb_table.state.arn]
     }
     thread_state = {
-      # The notifier keeps each migration's Slack thread item (read, then conditional put).
+      # The notifier keeps each migration's Slack thread item (read, then conditional put)
+      # and each wave's summary item.
       actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
       resources = [aws_dynamodb_table.state.arn]
+    }
+    wave_threads = {
+      # A wave's summary recounts the wave's thread items: one Query on gsi1
+      # (SLACKTHREADS#<wave>).
+      actions   = ["dynamodb:Query"]
+      resources = ["${aws_dynamodb_table.state.arn}/index/gsi1"]
     }
     idempotent_state = {
       # Powertools idempotency records live in the state table: read back after a lost

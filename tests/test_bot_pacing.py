@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from bot.slack_api import PacingClock, TokenBucket
 from bot.thread_store import SlackThread
 from bot.threads import ThreadState, advance
-from orchestration.events import MigrationCompleted, MigrationStatusUpdated
+from orchestration.events import ApprovalDecided, MigrationCompleted, MigrationStatusUpdated
 
 
 class FakeTime:
@@ -54,32 +54,40 @@ def _thread(state: ThreadState, shown_at: float) -> SlackThread:
     return SlackThread("mig-1", "C1", "1.0", state, 0).shown(shown_at)
 
 
-def test_a_detail_only_change_waits_but_a_phase_change_or_final_state_does_not() -> None:
+def test_the_root_is_owed_an_edit_only_when_its_stage_changes() -> None:
     start = ThreadState("mig-1", "wave-1", "app", "vm-01")
     replicating = advance(start, _status(1, "WaitForReplication", "IN_PROGRESS", "40%")).state
     thread = _thread(replicating, shown_at=100.0)
 
+    # Routine progress (detail, phase) does not change what the root shows.
     progressed = advance(replicating, _status(2, "WaitForReplication", "IN_PROGRESS", "60%"))
-    moved = _replace_state(thread, progressed.state)
-    assert moved.root_owed
-    assert not moved.root_edit_due(now=110.0, min_interval=30.0)
-    assert moved.root_edit_due(now=131.0, min_interval=30.0)
-
     testing = advance(progressed.state, _status(3, "StartTestLaunch", "SUCCEEDED", "job"))
-    new_phase = _replace_state(thread, testing.state)
-    assert new_phase.root_edit_due(now=101.0, min_interval=30.0)
-    # ... unless the bot is catching up: then a new phase waits like a detail does.
-    assert not new_phase.root_edit_due(now=101.0, min_interval=30.0, behind=True)
-    assert new_phase.root_edit_due(now=131.0, min_interval=30.0, behind=True)
+    for state in (progressed.state, testing.state):
+        assert not _replace_state(thread, state).root_owed
+        assert not _replace_state(thread, state).root_edit_due(now=1_000.0, min_interval=30.0)
+
+    # Approved: cutting over is shown at once.
+    approved = advance(testing.state, _decided(4, "APPROVED"))
+    assert approved.state.stage == "cutting over"
+    assert _replace_state(thread, approved.state).root_edit_due(now=100.5, min_interval=30.0)
+
+    # Rejected: rolling back waits for the interval (rolled back usually follows at once).
+    rejected = advance(testing.state, _decided(4, "REJECTED"))
+    rolling_back = _replace_state(thread, rejected.state)
+    assert rolling_back.root_owed
+    assert not rolling_back.root_edit_due(now=110.0, min_interval=30.0)
+    assert rolling_back.root_edit_due(now=131.0, min_interval=30.0)
+
+    # The final state is shown at once, with its reply.
     done = advance(
-        testing.state,
+        approved.state,
         MigrationCompleted(
             migration_id="mig-1",
             wave="wave-1",
             app_name="app",
             target_vm_name="vm-01",
             correlation_id="c",
-            sequence=4,
+            sequence=5,
             timestamp=datetime(2026, 11, 26, tzinfo=UTC),
             target_instance_id="i-1",
             duration_seconds=60,
@@ -88,6 +96,22 @@ def test_a_detail_only_change_waits_but_a_phase_change_or_final_state_does_not()
     assert done.state.final
     assert _replace_state(thread, done.state).root_edit_due(now=100.5, min_interval=30.0)
     assert [r.text.split(":")[1] for r in done.replies] == ["white_check_mark"]
+
+
+def _decided(sequence: int, decision: str) -> ApprovalDecided:
+    return ApprovalDecided(
+        migration_id="mig-1",
+        wave="wave-1",
+        app_name="app",
+        target_vm_name="vm-01",
+        correlation_id="c",
+        sequence=sequence,
+        timestamp=datetime(2026, 11, 26, tzinfo=UTC),
+        approval_id="apv-1",
+        decision=decision,  # type: ignore[arg-type]
+        decided_by="U1",
+        reason="no" if decision == "REJECTED" else "",
+    )
 
 
 def _replace_state(thread: SlackThread, state: ThreadState) -> SlackThread:

@@ -1,4 +1,5 @@
-"""StatusNotifier's decisions over in-memory fakes: order by sequence, coalesced root edits.
+"""StatusNotifier's decisions over in-memory fakes: order by sequence (two queues), the
+thread's Slack budget, coalesced root edits, writes of the thread item.
 
 The fakes stand in for the thread table, the migrations table and paced Slack; they subclass
 the real classes only to satisfy their types (bot/notifier.py names concrete classes), and
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot.notifier import BEHIND_SECONDS, MIN_ROOT_EDIT_SECONDS, StatusNotifier
+from bot.notifier import MIN_ROOT_EDIT_SECONDS, StatusNotifier
 from bot.slack_api import PacedSlack
 from bot.thread_store import SlackThread, StaleThreadError, ThreadExistsError, ThreadStore
 from orchestration.adapters.state_store import MigrationRecord, MigrationStore
@@ -21,9 +22,15 @@ from orchestration.events import (
     ApprovalDecided,
     ApprovalRequested,
     EventDetail,
+    MigrationCompleted,
+    MigrationFailed,
+    MigrationRequested,
     MigrationStatusUpdated,
+    RollbackCompleted,
+    RollbackStarted,
 )
 from tests.support.fakes import NOW
+from tests.support.pipeline import example_requests
 
 CHANNEL = "C0DEFAULT01"
 
@@ -31,6 +38,7 @@ CHANNEL = "C0DEFAULT01"
 class InMemoryThreads(ThreadStore):
     def __init__(self) -> None:
         self.items: dict[str, SlackThread] = {}
+        self.writes = 0
 
     def get(self, migration_id: str) -> SlackThread | None:
         return self.items.get(migration_id)
@@ -39,12 +47,14 @@ class InMemoryThreads(ThreadStore):
         if thread.migration_id in self.items:
             raise ThreadExistsError(thread.migration_id)
         self.items[thread.migration_id] = thread
+        self.writes += 1
 
     def save(self, thread: SlackThread, *, previous_sequence: int) -> None:
         stored = self.items.get(thread.migration_id)
         if stored is not None and stored.state.sequence != previous_sequence:
             raise StaleThreadError(thread.migration_id)
         self.items[thread.migration_id] = thread
+        self.writes += 1
 
 
 class NoMigrations(MigrationStore):
@@ -174,79 +184,150 @@ def test_an_event_not_newer_than_the_thread_is_dropped(bot: Bot) -> None:
         "duplicate"
     )
 
-    # THEN nothing is posted again and the thread keeps the newest state
+    # THEN nothing is posted again
     assert len(bot.slack.calls) == calls
-    assert bot.threads.items["mig-12345"].state.sequence == 3
 
 
-def test_a_milestone_is_a_reply_in_the_thread(bot: Bot) -> None:
+def test_routine_steps_are_not_replies_but_a_failure_is(bot: Bot) -> None:
     bot.notifier.apply(_status(1, "ValidateInput", "STARTED"), edit_root=True)
 
-    bot.notifier.apply(_status(2, "WaitForReplication", "SUCCEEDED"), edit_root=False)
+    for sequence, step in enumerate(
+        ("WaitForReplication", "StartTestLaunch", "VerifyTestLaunch"), start=2
+    ):
+        bot.notifier.apply(_status(sequence, step, "SUCCEEDED"), edit_root=True)
+    assert bot.slack.methods() == ["post"]  # the root alone: neither replies nor edits
 
-    reply = bot.slack.calls[1]
+    bot.notifier.apply(
+        _status(5, "VerifyTestLaunch", "FAILED", message="no answer on :80"), edit_root=True
+    )
+
+    reply = bot.slack.calls[-1]
     assert (reply.method, reply.thread_ts) == ("post", bot.root_ts())
-    assert "Replication ready" in reply.text
+    assert "*VerifyTestLaunch failed*: no answer on :80" in reply.text
+    assert bot.slack.methods() == ["post", "update", "post"]  # the root shows failed at once
 
 
-def test_root_edits_are_coalesced_to_the_last_event_of_a_batch(bot: Bot) -> None:
+def test_a_happy_migration_costs_six_slack_calls_and_six_item_writes(bot: Bot) -> None:
+    # GIVEN every event a migration approved per VM puts on the bus, in order, each in its
+    # own batch (the worst case for coalescing)
+    events = _happy_path()
+
+    for event in events:
+        bot.slack.now += 60
+        assert bot.notifier.apply(event, edit_root=True) == "applied"
+
+    # THEN: the root, the approval message and its decided form, the root for the cutover
+    # and for the end, and the final result as a reply
+    assert [(c.method, c.thread_ts is not None) for c in bot.slack.calls] == [
+        ("post", False),  # the root
+        ("post", True),  # the approval message
+        ("update", False),  # the approval message, decided (buttons gone)
+        ("update", False),  # the root: cutting over
+        ("update", False),  # the root: migrated
+        ("post", True),  # Finalized ...
+    ]
+    assert bot.slack.calls[2].ts == bot.threads.items["mig-12345"].approval_ts
+    assert "Finalized" in bot.slack.calls[-1].text
+    # The item is written when what Slack shows, or what the summary counts, moved:
+    # created (queued), replicating, awaiting approval, the approval message posted,
+    # cutting over, migrated.
+    assert bot.threads.writes == 6
+    assert len(events) == 18  # one write for every three events (was one for each)
+
+
+def test_a_reply_older_than_the_thread_is_posted_once_when_it_arrives(bot: Bot) -> None:
     bot.notifier.apply(_status(1, "ValidateInput", "STARTED"), edit_root=True)
+    # GIVEN the rollback (priority queue) overtook the failed step's report (routine queue)
+    rollback = RollbackStarted(**_identity(6), step="StartTestLaunch", reason="launch failed")
+    assert bot.notifier.apply(rollback, edit_root=True) == "applied"
 
-    # WHEN a batch of three events arrives; the handler marks the last one to edit the root
-    bot.notifier.apply(_status(2, "ValidateInput", "SUCCEEDED"), edit_root=False)
-    bot.notifier.apply(_status(3, "PrepareSource", "SUCCEEDED"), edit_root=False)
-    assert bot.threads.items["mig-12345"].root_owed
-    bot.notifier.apply(_status(4, "CheckReplication", "IN_PROGRESS"), edit_root=True)
+    # WHEN the failed step's report and two routine reports before it arrive, twice
+    failed = _status(5, "StartTestLaunch", "FAILED", message="MGN job failed")
+    for _ in range(2):
+        assert bot.notifier.apply(_status(4, "StartTestLaunch", "STARTED"), edit_root=True) == (
+            "duplicate"
+        )
+        bot.notifier.apply(failed, edit_root=True)
 
-    # THEN the root is edited once, for the last event
-    assert bot.slack.methods() == ["post", "update"]
+    # THEN its reply is in the thread once, after the rollback's; the root is not taken back
+    replies = [c.text for c in bot.slack.calls if c.thread_ts]
+    assert replies == [
+        ":rewind: Rolling back after StartTestLaunch: launch failed",
+        ":x: *StartTestLaunch failed*: MGN job failed",
+    ]
     thread = bot.threads.items["mig-12345"]
-    assert (thread.shown_sequence, thread.root_owed) == (4, False)
+    assert (thread.state.sequence, thread.state.outcome) == (6, "rolling back")
 
 
-def test_a_change_of_detail_only_edits_the_root_at_most_every_interval(bot: Bot) -> None:
-    bot.notifier.apply(_status(1, "WaitForReplication", "IN_PROGRESS"), edit_root=True)
+def test_a_rollback_end_overtaken_by_the_last_failure_still_ends_the_thread(bot: Bot) -> None:
+    bot.notifier.apply(_status(1, "ValidateInput", "STARTED"), edit_root=True)
+    bot.notifier.apply(
+        RollbackStarted(**_identity(2), step="StartTestLaunch", reason="launch failed"),
+        edit_root=True,
+    )
+    # GIVEN the pipeline's last word (MigrationFailed, priority queue) overtook the rollback's
+    # end (RollbackCompleted, routine queue)
+    last = MigrationFailed(**_identity(4), step="StartTestLaunch", error="x", cause="launch failed")
+    bot.notifier.apply(last, edit_root=True)
+    assert bot.threads.items["mig-12345"].state.outcome == "rolling back"  # no second story
 
-    # WHEN progress changes within the same phase a few seconds later
-    bot.slack.now += 5
-    bot.notifier.apply(_status(2, "WaitForReplication", message="40%"), edit_root=True)
-    # THEN the edit is owed, not made
-    assert bot.slack.methods() == ["post"]
-    assert bot.threads.items["mig-12345"].root_owed
+    # WHEN the rollback's end arrives
+    completed = RollbackCompleted(
+        **_identity(3),
+        reason="launch failed",
+        terminated_instance_ids=["i-0abc"],
+        source_server_state="READY_FOR_TEST",
+    )
+    bot.slack.now += 1
+    assert bot.notifier.apply(completed, edit_root=True) == "late"
 
-    # WHEN the interval has passed, the next event pays what is owed
-    bot.slack.now += MIN_ROOT_EDIT_SECONDS
-    bot.notifier.apply(_status(3, "WaitForReplication", message="60%"), edit_root=True)
-    assert bot.slack.methods() == ["post", "update"]
+    # THEN its reply is posted and the root shows the end: a final state is never dropped
+    thread = bot.threads.items["mig-12345"]
+    assert (thread.state.outcome, thread.shown_stage, thread.root_owed) == (
+        "rolled back",
+        "rolled back",
+        False,
+    )
+    assert [c.text.split(":")[1] for c in bot.slack.calls if c.thread_ts] == [
+        "rewind",
+        "leftwards_arrow_with_hook",
+    ]
+    assert bot.slack.methods()[-2:] == ["update", "post"]  # the root, then the reply
 
 
 def test_a_redelivery_pays_an_owed_root_edit(bot: Bot) -> None:
     bot.notifier.apply(_status(1, "WaitForReplication", "IN_PROGRESS"), edit_root=True)
+    # GIVEN a rollback started seconds after the root was posted: its edit waits
     bot.slack.now += 5
-    bot.notifier.apply(_status(2, "WaitForReplication", message="40%"), edit_root=True)
+    rollback = RollbackStarted(**_identity(2), step="StartTestLaunch", reason="launch failed")
+    bot.notifier.apply(rollback, edit_root=True)
+    assert bot.slack.methods() == ["post", "post"]  # the root, the rollback's reply
+    assert bot.threads.items["mig-12345"].root_owed
 
+    # WHEN the event comes again after the interval
     bot.slack.now += MIN_ROOT_EDIT_SECONDS
-    assert bot.notifier.apply(_status(2, "WaitForReplication", message="40%"), edit_root=True) == (
-        "duplicate"
-    )
+    assert bot.notifier.apply(rollback, edit_root=True) == "duplicate"
 
-    assert bot.slack.methods() == ["post", "update"]
+    # THEN the owed edit is made, and the reply is not posted again
+    assert bot.slack.methods() == ["post", "post", "update"]
     assert not bot.threads.items["mig-12345"].root_owed
 
 
-def test_a_new_phase_is_shown_at_once_unless_the_bot_is_catching_up(bot: Bot) -> None:
-    bot.notifier.apply(_status(1, "ValidateInput", "STARTED"), edit_root=True)
-    bot.slack.now += 5
-    bot.notifier.apply(_status(2, "PrepareSource", "SUCCEEDED"), edit_root=True)
-    assert bot.slack.methods() == ["post", "update"]
+def test_edits_wait_for_the_last_event_of_a_batch(bot: Bot) -> None:
+    bot.notifier.apply(_status(1, "VerifyTestLaunch", "SUCCEEDED"), edit_root=True)
+    approved = ApprovalDecided(
+        **_identity(2), approval_id="apv-1", decision="APPROVED", decided_by="U07ALICE001"
+    )
 
-    # GIVEN events that waited longer than BEHIND_SECONDS in the queue
-    old = NOW - timedelta(seconds=BEHIND_SECONDS + 1)
-    bot.slack.now += 5
-    bot.notifier.apply(_status(3, "WaitForReplication", timestamp=old), edit_root=True)
-
-    assert bot.slack.methods() == ["post", "update"]  # the phase change waits its turn
+    # WHEN a batch brings the approval and two routine steps; the handler marks the last
+    bot.notifier.apply(approved, edit_root=False)
+    bot.notifier.apply(_status(3, "PrepareCutover", "SUCCEEDED"), edit_root=False)
     assert bot.threads.items["mig-12345"].root_owed
+    bot.notifier.apply(_status(4, "StartCutover", "STARTED"), edit_root=True)
+
+    # THEN the root is edited once, for the last event
+    assert bot.slack.methods() == ["post", "update"]
+    assert not bot.threads.items["mig-12345"].root_owed
 
 
 def test_the_approval_message_is_posted_then_updated_with_the_decision(bot: Bot) -> None:
@@ -283,15 +364,58 @@ def test_a_thread_moved_on_by_another_writer_is_read_again(bot: Bot) -> None:
     stored = bot.threads.items["mig-12345"]
     bot.threads.items["mig-12345"] = replace(stored, state=replace(stored.state, sequence=3))
 
-    # WHEN this container applies event 3 (a duplicate now) and event 4
-    assert bot.notifier.apply(_status(3, "PrepareSource", "SUCCEEDED"), edit_root=False) == (
-        "duplicate"
+    # WHEN this container applies event 3 (routine: nothing to write) and an approval (4)
+    bot.notifier.apply(_status(3, "PrepareSource", "SUCCEEDED"), edit_root=False)
+    approved = ApprovalDecided(
+        **_identity(4), approval_id="apv-1", decision="APPROVED", decided_by="U07ALICE001"
     )
-    assert bot.notifier.apply(_status(4, "WaitForReplication", "SUCCEEDED"), edit_root=False) == (
-        "applied"
-    )
+    assert bot.notifier.apply(approved, edit_root=False) == "applied"
 
-    assert bot.threads.items["mig-12345"].state.sequence == 4
+    # THEN its write found the thread moved on, read it again and applied the approval
+    stored = bot.threads.items["mig-12345"]
+    assert (stored.state.sequence, stored.state.stage) == (4, "cutting over")
+
+
+def _happy_path() -> list[EventDetail]:
+    """The events of a migration approved per VM, as the pipeline puts them."""
+    steps = [
+        ("ValidateInput", "STARTED"),
+        ("ValidateInput", "SUCCEEDED"),
+        ("PrepareSource", "SUCCEEDED"),
+        ("WaitForReplication", "IN_PROGRESS"),
+        ("WaitForReplication", "IN_PROGRESS"),
+        ("WaitForReplication", "SUCCEEDED"),
+        ("StartTestLaunch", "SUCCEEDED"),
+        ("VerifyTestLaunch", "SUCCEEDED"),
+        ("AwaitApproval", "WAITING"),
+    ]
+    request = example_requests()[0]
+    events: list[EventDetail] = [MigrationRequested(**_identity(1), revision="r1", request=request)]
+    events += [_status(n, step, status) for n, (step, status) in enumerate(steps, start=2)]
+    n = len(events) + 1
+    events += [
+        ApprovalRequested(
+            **_identity(n),
+            approval_id="apv-0123456789abcdef",
+            approvers=["U07ALICE001"],
+            requested_by="",
+            expires_at=NOW + timedelta(hours=1),
+            summary="Cut over billing-app-prod-01?",
+        ),
+        ApprovalDecided(
+            **_identity(n + 1),
+            approval_id="apv-0123456789abcdef",
+            decision="APPROVED",
+            decided_by="U07ALICE001",
+        ),
+        _status(n + 2, "PrepareCutover", "SUCCEEDED"),
+        _status(n + 3, "StartCutover", "WAITING"),
+        _status(n + 4, "StartCutover", "SUCCEEDED"),
+        _status(n + 5, "VerifyCutover", "SUCCEEDED"),
+        _status(n + 6, "FinalizeCutover", "SUCCEEDED"),
+        MigrationCompleted(**_identity(n + 7), target_instance_id="i-0new", duration_seconds=600),
+    ]
+    return events
 
 
 def test_without_any_channel_nothing_is_posted(bot: Bot) -> None:

@@ -85,6 +85,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
 
 OUTCOME_METRICS = {
     "applied": "SlackEventsApplied",
+    "late": "SlackEventsAppliedLate",
     "duplicate": "SlackEventsDropped",
     "no channel": "SlackEventsWithoutChannel",
     "dead-lettered": "SlackEventsUnreadable",

@@ -1,0 +1,175 @@
+"""Each wave's summary message: posted at the wave's first event, edited in place, coalesced.
+
+The notifier tells it about every event it handled (``note``). A change of a thread's
+category owes the summary an edit; the edit is made once the summary has not been edited for
+``SUMMARY_MIN_EDIT_SECONDS`` (Slack seconds), and at once when the wave's last migration
+ends, so the counts it ends with are exact. What is owed and not yet due is paid by the
+wave's next event; an edit that fails stays owed and the event comes back (SQS), so the final
+counts are never lost. The counts are recounted from the wave's thread items (one Query on
+``gsi1``), overlaid with the threads this container wrote last (the index is eventually
+consistent).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from bot.slack_api import PacedSlack
+from bot.thread_store import (
+    SlackThread,
+    ThreadExistsError,
+    ThreadStore,
+    WaveSummaryMessage,
+    WaveSummaryStore,
+)
+from bot.threads import Category
+from bot.wave_summary import (
+    ENDED,
+    WaveView,
+    Window,
+    summary_message,
+    summary_metadata,
+    wave_view,
+    window_of,
+)
+from orchestration.events import EventDetail
+from orchestration.observability import logger
+
+SUMMARY_MIN_EDIT_SECONDS = 30.0
+# Threads remembered per container for the overlay (a wave is at most a few thousand VMs).
+MAX_OVERLAID_THREADS = 20_000
+
+
+@dataclass
+class _Summary:
+    message: WaveSummaryMessage
+    window: Window | None = None
+    shown: str = ""  # the rendered message last shown ("": not known in this container)
+    shown_at: float = 0.0
+    owed: bool = True
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class WaveSummaryNotifier:
+    def __init__(self, store: WaveSummaryStore, threads: ThreadStore, slack: PacedSlack) -> None:
+        self._store = store
+        self._threads = threads
+        self._slack = slack
+        self._summaries: dict[str, _Summary] = {}
+        self._latest: dict[str, dict[str, SlackThread]] = {}  # wave -> migration -> thread
+        self._lock = threading.RLock()
+
+    def note(self, event: EventDetail, thread: SlackThread, *, before: Category | None) -> None:
+        """The notifier handled ``event`` of ``thread`` (``before``: the thread's category
+        before it, None for a new thread); edit the wave's summary if that is due."""
+        wave = thread.state.wave
+        self._remember(thread)
+        summary = self._summary(wave, thread.channel, event)
+        with summary.lock:
+            if summary.window is None and (window := window_of(event)) is not None:
+                summary.window, summary.owed = window, True
+                summary.message = replace(
+                    summary.message,
+                    window_start=window.start.isoformat(),
+                    window_end=window.end.isoformat(),
+                )
+                self._store.save(summary.message)
+            changed = before != thread.state.category
+            summary.owed = summary.owed or changed
+            if not summary.owed:
+                return
+            now = self._slack.wall_seconds()
+            interval_passed = now - summary.shown_at >= SUMMARY_MIN_EDIT_SECONDS
+            ended_now = changed and thread.state.category in ENDED
+            if not (interval_passed or ended_now):
+                return
+            view = self._view(wave, summary)
+            if not (interval_passed or view.ended):
+                return  # a migration ended, not the wave's last: wait like any change
+            self._show(summary, view, now)
+
+    def _remember(self, thread: SlackThread) -> None:
+        with self._lock:
+            latest = self._latest.setdefault(thread.state.wave, {})
+            latest[thread.migration_id] = thread
+            if sum(len(threads) for threads in self._latest.values()) > MAX_OVERLAID_THREADS:
+                self._latest.pop(next(iter(self._latest)))
+
+    def _summary(self, wave: str, channel: str, event: EventDetail) -> _Summary:
+        with self._lock:
+            summary = self._summaries.get(wave)
+            if summary is not None:
+                return summary
+            stored = self._store.get(wave)
+            if stored is None:
+                summary = self._post(wave, channel, event)
+            else:
+                summary = _Summary(stored, _window(stored))
+            self._summaries[wave] = summary
+            return summary
+
+    def _post(self, wave: str, channel: str, event: EventDetail) -> _Summary:
+        """The wave's first event: post its summary (the counts as they are now)."""
+        window = window_of(event)
+        view = wave_view(wave, self._overlaid(wave), window=window)
+        message = summary_message(view)
+        ts = self._slack.post(
+            channel, text=message.text, blocks=message.blocks, metadata=summary_metadata(view)
+        )
+        posted = WaveSummaryMessage(
+            wave,
+            channel,
+            ts,
+            window.start.isoformat() if window else "",
+            window.end.isoformat() if window else "",
+        )
+        try:
+            self._store.create(posted)
+        except ThreadExistsError:  # pragma: no cover - the notifier runs one at a time
+            logger.warning("wave summary created concurrently; a second one was posted")
+            raise
+        return _Summary(
+            posted,
+            window,
+            shown=repr(message),
+            shown_at=self._slack.wall_seconds(),
+            owed=False,
+        )
+
+    def _overlaid(self, wave: str, stored: list[SlackThread] | None = None) -> list[SlackThread]:
+        threads = {thread.migration_id: thread for thread in stored or ()}
+        with self._lock:
+            latest = list(self._latest.get(wave, {}).values())
+        for thread in latest:
+            known = threads.get(thread.migration_id)
+            if known is None or known.state.sequence <= thread.state.sequence:
+                threads[thread.migration_id] = thread
+        return list(threads.values())
+
+    def _view(self, wave: str, summary: _Summary) -> WaveView:
+        stored = self._threads.wave_threads(wave)
+        return wave_view(wave, self._overlaid(wave, stored), window=summary.window)
+
+    def _show(self, summary: _Summary, view: WaveView, now: float) -> None:
+        message = summary_message(view)
+        rendered = repr(message)
+        if rendered != summary.shown:
+            self._slack.update(
+                summary.message.channel,
+                summary.message.ts,
+                text=message.text,
+                blocks=message.blocks,
+                metadata=summary_metadata(view),
+            )
+            summary.shown, summary.shown_at = rendered, now
+        summary.owed = False
+
+
+def _window(stored: WaveSummaryMessage) -> Window | None:
+    if not stored.window_start or not stored.window_end:
+        return None
+    return Window(
+        datetime.fromisoformat(stored.window_start), datetime.fromisoformat(stored.window_end)
+    )
