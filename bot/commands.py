@@ -117,8 +117,12 @@ def _status(services: BotServices, target: str) -> Reply:
         ]
         if status.pending_approval_id:
             lines.append(f"Waiting for approval `{status.pending_approval_id}`")
-        for entry in status.history[-5:]:
-            lines.append(f"• {entry.at[:19]} {entry.step} {entry.status}: {entry.message}")
+        # The step history: the routine detail the thread leaves out (docs/SLACK.md).
+        earlier = len(status.history) - MAX_STEPS_SHOWN
+        if earlier > 0:
+            lines.append(f"… {earlier} earlier steps (`wavepilot status {record.migration_id}`)")
+        for entry in status.history[-MAX_STEPS_SHOWN:]:
+            lines.append(f"• {entry.at[:19]} {entry.step} {entry.status}: {_clip(entry.message)}")
         return Reply("\n".join(lines))
     try:
         wave = wave_status(services.store, target)
@@ -137,6 +141,13 @@ def _status(services: BotServices, target: str) -> Reply:
     if len(wave.rows) > 40:
         lines.append(f"… and {len(wave.rows) - 40} more (`wavepilot status --wave` lists all)")
     return Reply("\n".join(lines))
+
+
+MAX_STEPS_SHOWN = 20
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _phase(step: str) -> str:
