@@ -809,6 +809,7 @@ def test_the_bot_functions_get_exactly_the_contracts_permissions() -> None:
         "secretsmanager:GetSecretValue",
         "dynamodb:GetItem",
         "dynamodb:PutItem",
+        "dynamodb:Query",
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",
         "sqs:GetQueueAttributes",
@@ -817,6 +818,8 @@ def test_the_bot_functions_get_exactly_the_contracts_permissions() -> None:
         "kms:GenerateDataKey",
     }
     assert notifier["sqs:SendMessage"] == ["${aws_sqs_queue.slack_status_dlq.arn}"]
+    # A wave summary recounts its threads on gsi1 only, never on the table.
+    assert notifier["dynamodb:Query"] == ["${aws_dynamodb_table.state.arn}/index/gsi1"]
     assert notifier["secretsmanager:GetSecretValue"] == [
         "${aws_secretsmanager_secret.slack_bot_token.arn}"
     ]
