@@ -382,6 +382,111 @@ def test_calls_are_divided_by_the_vm_count() -> None:
     }
 
 
+# --- Slack ---------------------------------------------------------------------------------
+
+
+def _slack_run() -> RehearsalReport:
+    """wave-1: m-a (events 2 s and 4 s after they happened; its approval message 3 s after
+    the request), m-b (events 1, 30, 90 s; approval message after 45 s; 3 posts and 12
+    edits), m-c (approval expired, final state never shown); wave-2: m-d, whose approval
+    message never appeared. 429s: 4 on #wave-1, 1 on #wave-2, 2 on no channel."""
+    vms = [
+        migrated_vm("m-a"),
+        migrated_vm(
+            "m-b",
+            slack=Slack(
+                calls=15,
+                delays_seconds=(1.0, 30.0, 90.0),
+                calls_by_method=(("chat.postMessage", 3), ("chat.update", 12)),
+                approval_shown_after=45.0,
+            ),
+        ),
+        rolled_back_vm("m-c", slack_final_shown=False),
+        migrated_vm("m-d", wave="wave-2", slack=Slack(approval_shown_after=None)),
+    ]
+    counters = Counters(
+        slack_calls_by_method={"chat.postMessage": 10, "chat.update": 30, "users.info": 4},
+        slack_rate_limited=7,
+        slack_rate_limited_by_channel={"#wave-1": 4, "#wave-2": 1, "": 2},
+    )
+    waves = [wave("wave-1"), wave("wave-2", window=(540, 580))]
+    return build_report(observation(vms, waves, counters=counters))
+
+
+def test_a_waves_slack_figures_pool_its_threads() -> None:
+    report = _slack_run()
+
+    first, second = report.waves
+    assert first.slack.as_json() == {
+        "vms": 3,
+        "callsPerVm": 11.0,  # (9 + 15 + 9) / 3
+        "callsPerVmByMethod": {"chat.postMessage": 2.333, "chat.update": 8.667},  # 7/3, 26/3
+        # 1, 2, 2, 4, 4, 30, 90: every event of the three threads
+        "eventToSlack": {"count": 7, "medianSeconds": 4.0, "p95Seconds": 90.0, "maxSeconds": 90.0},
+        # 3 (m-a), 45 (m-b), 3 (m-c)
+        "approvalMessage": {
+            "count": 3,
+            "medianSeconds": 3.0,
+            "p95Seconds": 45.0,
+            "maxSeconds": 45.0,
+        },
+        "approvalsRequested": 3,
+        "approvalsNotShown": 0,
+        "approvalsExpired": 1,
+        "lostUpdates": 1,
+        "rateLimited": 4,
+    }
+    assert second.slack.as_json() == {
+        "vms": 1,
+        "callsPerVm": 9.0,
+        "callsPerVmByMethod": {"chat.postMessage": 2.0, "chat.update": 7.0},
+        "eventToSlack": {"count": 2, "medianSeconds": 3.0, "p95Seconds": 4.0, "maxSeconds": 4.0},
+        "approvalMessage": {"count": 0, "medianSeconds": 0.0, "p95Seconds": 0.0, "maxSeconds": 0.0},
+        "approvalsRequested": 1,
+        "approvalsNotShown": 1,
+        "approvalsExpired": 0,
+        "lostUpdates": 0,
+        "rateLimited": 1,
+    }
+
+
+def test_the_runs_slack_figures_count_every_call_and_every_429() -> None:
+    report = _slack_run()
+
+    assert report.slack.as_json() == {
+        "vms": 4,
+        "callsPerVm": 11.0,  # 44 calls, directory lookups included
+        "callsPerVmByMethod": {"chat.postMessage": 2.5, "chat.update": 7.5, "users.info": 1.0},
+        # 1, 2, 2, 2, 4, 4, 4, 30, 90
+        "eventToSlack": {"count": 9, "medianSeconds": 4.0, "p95Seconds": 90.0, "maxSeconds": 90.0},
+        "approvalMessage": {
+            "count": 3,
+            "medianSeconds": 3.0,
+            "p95Seconds": 45.0,
+            "maxSeconds": 45.0,
+        },
+        "approvalsRequested": 4,
+        "approvalsNotShown": 1,
+        "approvalsExpired": 1,
+        "lostUpdates": 1,
+        "rateLimited": 7,
+    }
+
+
+def test_a_vms_approval_message_waits_from_the_request_to_the_button() -> None:
+    vms = {vm.migration_id: vm for vm in _slack_run().vms}
+
+    assert vms["m-b"].slack.as_json()["approvalMessageSeconds"] == 45.0
+    assert vms["m-b"].slack.as_json()["callsByMethod"] == {
+        "chat.postMessage": 3,
+        "chat.update": 12,
+    }
+    assert vms["m-c"].slack.as_json()["approvalStatus"] == "EXPIRED"
+    # never shown: no wait to report
+    assert vms["m-d"].slack.as_json()["approvalMessageSeconds"] is None
+    assert vms["m-d"].slack.as_json()["approvalStatus"] == "APPROVED"
+
+
 # --- the quota floor -----------------------------------------------------------------------
 
 
@@ -516,6 +621,7 @@ def test_the_json_has_a_stable_shape() -> None:
         "floor",
         "bottlenecks",
         "calls",
+        "slack",
         "waves",
         "vms",
     ]
@@ -553,6 +659,7 @@ def test_the_json_has_a_stable_shape() -> None:
         "window",
         "criticalPath",
         "bottlenecks",
+        "slack",
     ]
 
 
@@ -588,4 +695,10 @@ def test_the_terminal_summary_has_a_row_per_wave_and_the_runs_figures() -> None:
     assert "Makespan 9.9 h" in text
     assert "1 lost Slack update(s)" in text
     assert "2 Slack 429(s)" in text
+    # AND the run's Slack line: calls per VM by method, event to Slack, approval messages
+    assert (
+        "Slack · per VM: 2.0 postMessage, 7.0 update · event to Slack p95 4.0s, max 4.0s"
+        " · approval message p50 3.0s, p95 3.0s, max 3.0s · 1 lost update(s)"
+        " · 1 expired approval(s) · 2 429(s)"
+    ) in text
     assert "Report written: out/report.json (JSON), out/report.html (HTML)" in text

@@ -64,6 +64,15 @@ def test_rehearse_predicts_a_wave_and_writes_json_and_html(tmp_path: Path) -> No
         assert phases[:2] == ["setup", "replication"], phases
         assert {"test", "approval", "cutover", "finalize"} <= set(phases), phases
         assert vm["slack"]["finalShown"] is True
+        assert vm["slack"]["approvalStatus"] == "APPROVED"
+        assert vm["slack"]["approvalMessageSeconds"] >= 0
+    # AND the wave's Slack figures: every approval message found in Slack, with its wait
+    slack = data["waves"][0]["slack"]
+    assert (slack["approvalsRequested"], slack["approvalsNotShown"]) == (6, 0)
+    assert slack["approvalMessage"]["count"] == 6
+    assert slack["eventToSlack"]["count"] >= 6 * 4  # a thread's root shows several events
+    assert slack["callsPerVmByMethod"]["chat.postMessage"] >= 1
+    assert (slack["lostUpdates"], slack["approvalsExpired"]) == (0, 0)
     page = html.read_text()
     bars = re.findall(r'<g class="vm-bar[^"]*" data-migration-id="([^"]+)"', page)
     assert sorted(bars) == sorted(vm["migrationId"] for vm in data["vms"])

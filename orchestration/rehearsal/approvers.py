@@ -88,7 +88,7 @@ class SimulatedApprovers:
     # --- Slack tells us a message was posted (in the stand-in's request thread) -----------
 
     def _on_post(self, channel: str, message: dict[str, Any]) -> None:
-        approval_id = _approval_button_value(message.get("blocks") or [])
+        approval_id = approval_button_value(message.get("blocks") or [])
         if approval_id is None:
             return
         with self._lock:
@@ -151,7 +151,8 @@ class SimulatedApprovers:
         )
 
 
-def _approval_button_value(blocks: list[dict[str, Any]]) -> str | None:
+def approval_button_value(blocks: list[dict[str, Any]]) -> str | None:
+    """The approval ID an Approve button in these blocks carries (None: no such button)."""
     for block in blocks:
         for element in block.get("elements") or []:
             if isinstance(element, dict) and element.get("action_id") == APPROVE_ACTION:

@@ -8,6 +8,7 @@ duration simulated seconds; ``wall_seconds`` is the only real-time figure.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -58,11 +59,19 @@ class VmObservation:
     replication_started_at: datetime | None = None  # first byte (after any staging-slot wait)
     replication_ready_at: datetime | None = None  # first CONTINUOUS: launchable
     slack_calls: int = 0  # Slack Web API calls the bot made for this migration's thread
+    # The same calls by method (chat.postMessage, chat.update, ...).
+    slack_calls_by_method: Mapping[str, int] = field(default_factory=dict)
     slack_delays_seconds: tuple[float, ...] = ()  # each event -> the root edit that showed it
     slack_final_shown: bool = False  # the thread's root shows the migration's final state
     # The RollbackStarted event's instant (the history records only Rollback's SUCCEEDED):
     # where the step the migration failed in ends. None: the report infers it (see report).
     rollback_started_at: datetime | None = None
+    # The migration's (last) approval: when the pipeline requested it (the ApprovalRequested
+    # event's instant), when its message with the Approve button appeared in Slack (None: it
+    # never did) and how it ended (PENDING | APPROVED | REJECTED | EXPIRED; "": none requested).
+    approval_requested_at: datetime | None = None
+    approval_shown_at: datetime | None = None
+    approval_status: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +112,8 @@ class RehearsalObservation:
     mgn_calls_by_operation: dict[str, int] = field(default_factory=dict)
     slack_calls_by_method: dict[str, int] = field(default_factory=dict)
     slack_rate_limited: int = 0  # 429s the bot met
+    # The same 429s by the channel the refused call named (a wave's channel: its figure).
+    slack_rate_limited_by_channel: dict[str, int] = field(default_factory=dict)
     lambda_invocations: int = 0
     state_transitions: int = 0
     approvals_expired: int = 0

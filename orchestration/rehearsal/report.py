@@ -72,7 +72,7 @@ import bisect
 import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -211,17 +211,68 @@ class Distribution:
 
 @dataclass(frozen=True, slots=True)
 class SlackFigures:
+    """One migration's thread: its calls, each event's wait for the root to show it (Slack's
+    clock), and its approval message's wait from the pipeline's request (None: no approval
+    was requested, or its message never appeared)."""
+
     calls: int
     delays: Distribution
     total_delay_seconds: float
     final_shown: bool
+    calls_by_method: Mapping[str, int] = field(default_factory=dict)
+    delay_values: tuple[float, ...] = ()  # each event's, for a wave's distribution
+    approval_status: str = ""  # "": no approval requested
+    approval_message_seconds: float | None = None
+
+    @property
+    def approval_requested(self) -> bool:
+        return bool(self.approval_status)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "calls": self.calls,
+            "callsByMethod": dict(sorted(self.calls_by_method.items())),
             "delays": self.delays.as_json(),
             "totalDelaySeconds": _r(self.total_delay_seconds),
             "finalShown": self.final_shown,
+            "approvalStatus": self.approval_status or None,
+            "approvalMessageSeconds": _r(self.approval_message_seconds),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SlackSummary:
+    """What Slack showed of a wave (or the run), and what it cost.
+
+    ``eventToSlack`` pools every event's wait for its thread's root to show it, ``approvalMessage``
+    every approval's wait from the pipeline's request to its message with the Approve button
+    (Slack's clock, which the simulated clock shares). A wave's calls are those on its
+    migrations' threads; the run's are every call the bot made (directory lookups included).
+    """
+
+    vms: int
+    calls_per_vm: float
+    calls_per_vm_by_method: Mapping[str, float]
+    event_to_slack: Distribution
+    approval_message: Distribution
+    approvals_requested: int
+    approvals_not_shown: int  # requested, but no message with the Approve button appeared
+    approvals_expired: int
+    lost_updates: int  # final states the thread's root never showed
+    rate_limited: int  # 429s
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "vms": self.vms,
+            "callsPerVm": _r(self.calls_per_vm),
+            "callsPerVmByMethod": _rounded(self.calls_per_vm_by_method),
+            "eventToSlack": self.event_to_slack.as_json(),
+            "approvalMessage": self.approval_message.as_json(),
+            "approvalsRequested": self.approvals_requested,
+            "approvalsNotShown": self.approvals_not_shown,
+            "approvalsExpired": self.approvals_expired,
+            "lostUpdates": self.lost_updates,
+            "rateLimited": self.rate_limited,
         }
 
 
@@ -399,6 +450,7 @@ class WaveReport:
     window: WindowFit | None  # None: the wave is not in the observation's waves
     critical_path: CriticalPath | None
     bottlenecks: tuple[Bottleneck, ...]
+    slack: SlackSummary
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -416,6 +468,7 @@ class WaveReport:
             "window": self.window.as_json() if self.window else None,
             "criticalPath": self.critical_path.as_json() if self.critical_path else None,
             "bottlenecks": [bottleneck.as_json() for bottleneck in self.bottlenecks],
+            "slack": self.slack.as_json(),
         }
 
 
@@ -514,6 +567,7 @@ class RehearsalReport:
     bottlenecks: tuple[Bottleneck, ...]
     calls: CallFigures
     floor: FloorReport
+    slack: SlackSummary
 
     @property
     def makespan_seconds(self) -> float:
@@ -538,6 +592,7 @@ class RehearsalReport:
             "floor": self.floor.as_json(),
             "bottlenecks": [bottleneck.as_json() for bottleneck in self.bottlenecks],
             "calls": self.calls.as_json(),
+            "slack": self.slack.as_json(),
             "waves": [wave.as_json() for wave in self.waves],
             "vms": [vm.as_json() for vm in self.vms],
         }
@@ -561,6 +616,7 @@ def build_report(observation: RehearsalObservation) -> RehearsalReport:
             waves_by_name.get(name),
             [vm for vm in vms if vm.wave == name],
             observation.started_at,
+            rate_limited=_wave_rate_limited(waves_by_name.get(name), observation),
         )
         for name in wave_names
     )
@@ -574,7 +630,19 @@ def build_report(observation: RehearsalObservation) -> RehearsalReport:
         bottlenecks=rank_bottlenecks(vms),
         calls=call_figures(observation),
         floor=floor_report(observation),
+        slack=slack_summary(
+            vms,
+            rate_limited=observation.slack_rate_limited,
+            calls_by_method=observation.slack_calls_by_method,
+        ),
     )
+
+
+def _wave_rate_limited(wave: WaveObservation | None, observation: RehearsalObservation) -> int:
+    """The 429s of calls naming the wave's channel (0 for a wave with none)."""
+    if wave is None or not wave.slack_channel:
+        return 0
+    return observation.slack_rate_limited_by_channel.get(wave.slack_channel, 0)
 
 
 # --- one VM --------------------------------------------------------------------------------
@@ -617,10 +685,21 @@ def vm_report(
             delays=distribution(delays),
             total_delay_seconds=sum(delays),
             final_shown=vm.slack_final_shown,
+            calls_by_method=vm.slack_calls_by_method,
+            delay_values=tuple(delays),
+            approval_status=vm.approval_status,
+            approval_message_seconds=approval_message_seconds(vm),
         ),
         missed_window=missed_window(vm, phases, wave, cut or vm_end),
         failure=first_failure(vm, origin),
     )
+
+
+def approval_message_seconds(vm: VmObservation) -> float | None:
+    """From the pipeline's approval request to its message in Slack (None: not both)."""
+    if vm.approval_requested_at is None or vm.approval_shown_at is None:
+        return None
+    return (vm.approval_shown_at - vm.approval_requested_at).total_seconds()
 
 
 def lane_of(account_id: str, region: str) -> str:
@@ -805,7 +884,12 @@ def missed_window(
 
 
 def wave_report(
-    name: str, wave: WaveObservation | None, vms: Sequence[VmReport], origin: datetime
+    name: str,
+    wave: WaveObservation | None,
+    vms: Sequence[VmReport],
+    origin: datetime,
+    *,
+    rate_limited: int = 0,
 ) -> WaveReport:
     outcomes: dict[Outcome, int] = {outcome: _count(vms, outcome) for outcome in _OUTCOMES}
     replication_ends = [p.end for p in _phases(vms, "replication") if p.complete]
@@ -824,6 +908,43 @@ def wave_report(
         window=window_fit(wave, vms, origin) if wave else None,
         critical_path=critical_path(last) if last else None,
         bottlenecks=rank_bottlenecks(vms),
+        slack=slack_summary(vms, rate_limited=rate_limited),
+    )
+
+
+def slack_summary(
+    vms: Sequence[VmReport],
+    *,
+    rate_limited: int,
+    calls_by_method: Mapping[str, int] | None = None,
+) -> SlackSummary:
+    """The VMs' Slack figures together (see ``SlackSummary``); ``calls_by_method``: the run's
+    every call, else the calls on the VMs' threads."""
+    if calls_by_method is None:
+        summed: dict[str, int] = {}
+        for vm in vms:
+            for method, n in vm.slack.calls_by_method.items():
+                summed[method] = summed.get(method, 0) + n
+        calls_by_method = summed
+    count = len(vms)
+    requested = [vm.slack for vm in vms if vm.slack.approval_requested]
+    shown = [
+        f.approval_message_seconds for f in requested if f.approval_message_seconds is not None
+    ]
+    return SlackSummary(
+        vms=count,
+        calls_per_vm=sum(calls_by_method.values()) / count if count else 0.0,
+        calls_per_vm_by_method={
+            method: calls_by_method[method] / count if count else 0.0
+            for method in sorted(calls_by_method)
+        },
+        event_to_slack=distribution(d for vm in vms for d in vm.slack.delay_values),
+        approval_message=distribution(shown),
+        approvals_requested=len(requested),
+        approvals_not_shown=len(requested) - len(shown),
+        approvals_expired=sum(1 for f in requested if f.approval_status == "EXPIRED"),
+        lost_updates=sum(1 for vm in vms if not vm.slack.final_shown),
+        rate_limited=rate_limited,
     )
 
 

@@ -20,7 +20,8 @@ import zlib
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from orchestration.local.system import EmbeddedSystem, SystemOptions
 from orchestration.manifests.findings import Finding, Severity
 from orchestration.manifests.validation import LocatedVm, ManifestFile, validate_files
 from orchestration.pipeline.spec import MigrationSpec
-from orchestration.rehearsal.approvers import SimulatedApprovers
+from orchestration.rehearsal.approvers import SimulatedApprovers, approval_button_value
 from orchestration.rehearsal.observation import (
     JobRecord,
     LaneQuotas,
@@ -344,7 +345,7 @@ def _observe(
     threads = ThreadStore(_table())
     jobs = _jobs_by_server(system)
     rejections = _quota_rejections_by_server(system)
-    slack_calls, slack_delays = _slack_by_root(system)
+    slack = _slack_by_root(system)
     vms: list[VmObservation] = []
     for spec in specs:
         mid = spec.migration_id
@@ -353,6 +354,7 @@ def _observe(
         stored = threads.get(mid)
         root = (stored.channel, stored.ts) if stored is not None else None
         replication = _replication_timeline(system, server)
+        approval = store.approval(record.approval_id) if record and record.approval_id else None
         vms.append(
             VmObservation(
                 migration_id=mid,
@@ -379,9 +381,15 @@ def _observe(
                 quota_rejections=tuple(rejections.get(server, ())),
                 replication_started_at=replication[0],
                 replication_ready_at=replication[1],
-                slack_calls=slack_calls.get(root, 0) if root else 0,
-                slack_delays_seconds=tuple(slack_delays.get(root, ())) if root else (),
+                slack_calls=sum(slack.calls.get(root, {}).values()) if root else 0,
+                slack_calls_by_method=dict(slack.calls.get(root, {})) if root else {},
+                slack_delays_seconds=tuple(slack.delays.get(root, ())) if root else (),
                 slack_final_shown=_final_shown(system.slack, threads, store, mid),
+                approval_requested_at=approval.requested_at if approval else None,
+                approval_shown_at=slack.approvals_shown.get(approval.approval_id)
+                if approval
+                else None,
+                approval_status=approval.status if approval else "",
             )
         )
     waves = _waves(specs)
@@ -416,6 +424,7 @@ def _observe(
         mgn_calls_by_operation=dict(sorted(mgn_calls.items())),
         slack_calls_by_method=dict(sorted(system.slack.calls_by_method().items())),
         slack_rate_limited=sum(system.slack.rate_limited().values()),
+        slack_rate_limited_by_channel=slack.rate_limited_by_channel,
         lambda_invocations=counters.total_lambda_invocations,
         state_transitions=counters.total_state_transitions,
         approvals_expired=sum(
@@ -481,15 +490,25 @@ def _replication_timeline(
     return timeline.started_at, timeline.ready_at
 
 
-def _slack_by_root(
-    system: EmbeddedSystem,
-) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], list[float]]]:
-    """Web API calls per thread (a call lands on the thread of the message it posts or edits)
-    and each root version's delay from its event (Slack's clock) per thread."""
+@dataclass
+class _SlackSeen:
+    """What the Slack stand-in shows of the run, by thread (a root's channel and ts)."""
+
+    calls: dict[tuple[str, str], dict[str, int]]  # chat.* calls on the thread, by method
+    delays: dict[tuple[str, str], list[float]]  # each root version's wait from its event
+    approvals_shown: dict[str, datetime]  # approval ID -> its Approve button first posted
+    rate_limited_by_channel: dict[str, int]  # 429s by the channel the call named
+
+
+def _slack_by_root(system: EmbeddedSystem) -> _SlackSeen:
+    """Web API calls per thread (a call lands on the thread of the message it posts or edits),
+    each root version's delay from its event (Slack's clock) per thread, when each approval's
+    message (the one with its Approve button) was posted, and the 429s per channel."""
     slack = system.slack
     assert slack is not None
     root_of: dict[tuple[str, str], tuple[str, str]] = {}
     delays: dict[tuple[str, str], list[float]] = {}
+    approvals_shown: dict[str, datetime] = {}
     for thread in slack.threads():
         root = (thread.channel, thread.root.ts)
         root_of[root] = root
@@ -502,11 +521,19 @@ def _slack_by_root(
             for version in thread.root.versions
             if (payload := (version.metadata or {}).get("event_payload") or {}).get("event_time")
         ]
-    calls: dict[tuple[str, str], int] = defaultdict(int)
+        for message in (thread.root, *thread.replies):
+            approval_id = approval_button_value(message.original_blocks)
+            if approval_id is not None and approval_id not in approvals_shown:
+                approvals_shown[approval_id] = datetime.fromtimestamp(message.posted_at, UTC)
+    calls: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    rate_limited: dict[str, int] = defaultdict(int)
     for request in slack.requests():
-        if not (request.api_method or "").startswith("chat."):
-            continue
+        method = request.api_method or ""
         channel = str(request.params.get("channel") or request.response.get("channel") or "")
+        if request.status == HTTPStatus.TOO_MANY_REQUESTS:
+            rate_limited[channel] += 1
+        if not method.startswith("chat."):
+            continue
         ts = str(
             request.params.get("thread_ts")
             or request.params.get("ts")
@@ -515,8 +542,13 @@ def _slack_by_root(
         )
         thread_root = root_of.get((channel, ts))
         if thread_root is not None:
-            calls[thread_root] += 1
-    return calls, delays
+            calls[thread_root][method] += 1
+    return _SlackSeen(
+        calls={root: dict(by_method) for root, by_method in calls.items()},
+        delays=delays,
+        approvals_shown=approvals_shown,
+        rate_limited_by_channel=dict(sorted(rate_limited.items())),
+    )
 
 
 def _with_profile_quotas(launch: LaunchSettings, profile: RehearsalProfile) -> LaunchSettings:

@@ -18,6 +18,7 @@ from orchestration.rehearsal.report import (
     Bottleneck,
     Cause,
     RehearsalReport,
+    SlackSummary,
     WaveReport,
     format_duration,
 )
@@ -40,7 +41,11 @@ def summary_renderables(
     html_path: Path | str | None = None,
 ) -> list[RenderableType]:
     """The table per wave, the run's line, and where the report was written (if it was)."""
-    renderables: list[RenderableType] = [wave_table(report.waves), run_line(report)]
+    renderables: list[RenderableType] = [
+        wave_table(report.waves),
+        run_line(report),
+        slack_line(report.slack),
+    ]
     written = [
         f"{path} ({kind})" for kind, path in (("JSON", json_path), ("HTML", html_path)) if path
     ]
@@ -68,6 +73,7 @@ def wave_table(waves: Sequence[WaveReport]) -> Table:
     table.add_column("Window")
     table.add_column("Critical path")
     table.add_column("Held up most by")
+    table.add_column("Slack")
     for wave in waves:
         table.add_row(
             wave.name,
@@ -76,6 +82,7 @@ def wave_table(waves: Sequence[WaveReport]) -> Table:
             _window(wave),
             _critical_path(wave),
             _top_bottleneck(wave.bottlenecks),
+            _slack_cell(wave.slack),
         )
     return table
 
@@ -100,6 +107,59 @@ def run_line(report: RehearsalReport) -> Text:
         line.append(f" · {calls.slack_rate_limited} Slack 429(s)")
     line.append(f" · {report.design} design, {report.wall_seconds:.0f} s real time", style="dim")
     return line
+
+
+def slack_line(slack: SlackSummary) -> Text:
+    """The run's Slack figures: calls per VM by method, event to Slack, approval messages."""
+    line = Text("Slack", style="bold")
+    by_method = ", ".join(
+        f"{per_vm:.1f} {method.removeprefix('chat.')}"
+        for method, per_vm in slack.calls_per_vm_by_method.items()
+    )
+    line.append(f" · per VM: {by_method or 'no calls'}")
+    events = slack.event_to_slack
+    line.append(
+        f" · event to Slack p95 {_seconds(events.p95_seconds)}, max {_seconds(events.max_seconds)}"
+    )
+    line.append(f" · {_approval_text(slack)}")
+    line.append(
+        f" · {slack.lost_updates} lost update(s)", style="red" if slack.lost_updates else ""
+    )
+    line.append(f" · {slack.approvals_expired} expired approval(s) · {slack.rate_limited} 429(s)")
+    return line
+
+
+def _slack_cell(slack: SlackSummary) -> Text:
+    events = slack.event_to_slack
+    text = Text(
+        f"event p95 {_seconds(events.p95_seconds)}, max {_seconds(events.max_seconds)}\n"
+        f"{_approval_text(slack)}\n{slack.calls_per_vm:.1f} calls per VM"
+    )
+    if slack.lost_updates:
+        text.append(f"\n{slack.lost_updates} lost", style="red")
+    if slack.approvals_expired:
+        text.append(f"\n{slack.approvals_expired} expired")
+    if slack.rate_limited:
+        text.append(f"\n{slack.rate_limited} 429(s)")
+    return text
+
+
+def _approval_text(slack: SlackSummary) -> str:
+    approvals = slack.approval_message
+    if approvals.count == 0:
+        return "no approval messages"
+    text = (
+        f"approval message p50 {_seconds(approvals.median_seconds)}, "
+        f"p95 {_seconds(approvals.p95_seconds)}, max {_seconds(approvals.max_seconds)}"
+    )
+    if slack.approvals_not_shown:
+        text += f" ({slack.approvals_not_shown} never shown)"
+    return text
+
+
+def _seconds(seconds: float) -> str:
+    """Slack's lags are seconds to minutes: one decimal below a minute."""
+    return f"{seconds:.1f}s" if seconds < 60 else format_duration(seconds)
 
 
 def _vm_counts(wave: WaveReport) -> Text:

@@ -52,6 +52,12 @@ class Slack:
     calls: int = 9
     delays_seconds: tuple[float, ...] = (2.0, 4.0)
     final_shown: bool = True
+    # The thread's calls by method (they add up to ``calls``).
+    calls_by_method: tuple[tuple[str, int], ...] = (("chat.postMessage", 2), ("chat.update", 7))
+    # Seconds from the approval's request (VerifyTestLaunch's minute) to its message in Slack;
+    # None: the message never appeared.
+    approval_shown_after: float | None = 3.0
+    approval_status: str = "APPROVED"
 
 
 def step(name: str, status: str, minutes: float) -> StepRecord:
@@ -109,8 +115,16 @@ def migrated_vm(
         replication_started_at=at(t.replication_started),
         replication_ready_at=at(t.replication_ready),
         slack_calls=slack.calls,
+        slack_calls_by_method=dict(slack.calls_by_method),
         slack_delays_seconds=slack.delays_seconds,
         slack_final_shown=slack.final_shown,
+        approval_requested_at=at(t.test_verified),
+        approval_shown_at=(
+            at(t.test_verified) + timedelta(seconds=slack.approval_shown_after)
+            if slack.approval_shown_after is not None
+            else None
+        ),
+        approval_status=slack.approval_status,
     )
 
 
@@ -138,6 +152,7 @@ def rolled_back_vm(
             job(f"mgnjob-x-{migration_id}", "terminate", terminate_job_at, rolled_back - 5),
         ),
         slack_final_shown=slack_final_shown,
+        approval_status="EXPIRED",
     )
 
 
@@ -169,6 +184,7 @@ class Counters:
     mgn_calls_by_operation: dict[str, int] = field(default_factory=dict)
     slack_calls_by_method: dict[str, int] = field(default_factory=dict)
     slack_rate_limited: int = 0
+    slack_rate_limited_by_channel: dict[str, int] = field(default_factory=dict)
     lambda_invocations: int = 0
     state_transitions: int = 0
     approvals_expired: int = 0
@@ -201,6 +217,7 @@ def observation(
         mgn_calls_by_operation=counters.mgn_calls_by_operation,
         slack_calls_by_method=counters.slack_calls_by_method,
         slack_rate_limited=counters.slack_rate_limited,
+        slack_rate_limited_by_channel=counters.slack_rate_limited_by_channel,
         lambda_invocations=counters.lambda_invocations,
         state_transitions=counters.state_transitions,
         approvals_expired=counters.approvals_expired,
