@@ -43,6 +43,9 @@ class BotSettings(BaseSettings):
     default_channel: str = Field(default="", validation_alias="SLACK_DEFAULT_CHANNEL")
     time_scale: float = Field(default=1.0, gt=0, validation_alias="SLACK_TIME_SCALE")
     status_dead_letter_queue_url: str = Field(default="", validation_alias="SLACK_STATUS_DLQ_URL")
+    priority_dead_letter_queue_url: str = Field(
+        default="", validation_alias="SLACK_PRIORITY_DLQ_URL"
+    )
 
 
 class SlackSecrets:

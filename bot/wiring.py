@@ -32,6 +32,7 @@ from orchestration import wiring as pipeline
 from orchestration.adapters import aws
 from orchestration.adapters.dead_letters import DeadLetterQueue
 from orchestration.clock import Clock
+from orchestration.naming import SLACK_PRIORITY_QUEUE_SUFFIX
 from orchestration.settings import settings
 
 __all__ = [
@@ -97,10 +98,16 @@ def _notifier() -> StatusNotifier:
 
 
 @cache
-def status_dead_letters() -> DeadLetterQueue | None:
-    """The status queue's DLQ for bodies that are not status events (None: not configured,
-    such a body is retried until the queue's redrive policy moves it)."""
-    url = _config().status_dead_letter_queue_url
+def status_dead_letters(source_queue_arn: str = "") -> DeadLetterQueue | None:
+    """The DLQ of the queue a body came from (the priority queue's, else the status queue's)
+    for bodies that are not status events (None: not configured, such a body is retried until
+    the queue's redrive policy moves it)."""
+    config = _config()
+    url = (
+        config.priority_dead_letter_queue_url
+        if source_queue_arn.endswith(SLACK_PRIORITY_QUEUE_SUFFIX)
+        else config.status_dead_letter_queue_url
+    )
     return DeadLetterQueue(aws.sqs(), url) if url else None
 
 

@@ -208,6 +208,27 @@ EVENT_TYPES: dict[str, type[EventDetail]] = {
 }
 
 
+# What a person must act on or know at once: an approval to decide (and that it was decided,
+# so nobody clicks a stale button), a failure, a rollback under way. These reach Slack on a
+# queue of their own, never behind the routine events (docs/ARCHITECTURE.md, "Two paths to
+# Slack"); every other type takes the status queue. Terraform lists the same types
+# (local.slack_priority_detail_types; tests/test_terraform.py holds the two together).
+PRIORITY_EVENT_TYPES: tuple[str, ...] = (
+    ApprovalRequested.detail_type,
+    ApprovalDecided.detail_type,
+    MigrationFailed.detail_type,
+    RollbackStarted.detail_type,
+)
+
+
+def slack_event_patterns(source: str = EVENT_SOURCE) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The EventBridge patterns of the two paths to Slack: (routine, priority). Every event of
+    ``source`` matches exactly one of them, so nothing reaches the bot twice."""
+    routine = {"source": [source], "detail-type": [{"anything-but": list(PRIORITY_EVENT_TYPES)}]}
+    priority = {"source": [source], "detail-type": list(PRIORITY_EVENT_TYPES)}
+    return routine, priority
+
+
 def parse_detail(detail_type: str, detail: dict[str, Any] | str) -> EventDetail:
     """Parse an event's ``detail`` by its ``detail-type``."""
     model = EVENT_TYPES[detail_type]

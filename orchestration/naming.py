@@ -97,6 +97,20 @@ class ResourceNames:
         return f"{self.prefix}-status-to-slack"
 
     @property
+    def slack_priority_queue(self) -> str:
+        """What a person must act on or know at once (``events.PRIORITY_EVENT_TYPES``), on
+        its way to the Slack bot beside the status queue, never behind it (FIFO)."""
+        return f"{self.prefix}{SLACK_PRIORITY_QUEUE_SUFFIX}"
+
+    @property
+    def slack_priority_dead_letter_queue(self) -> str:
+        return f"{self.prefix}-slack-priority-dlq.fifo"
+
+    @property
+    def priority_to_slack_rule(self) -> str:
+        return f"{self.prefix}-priority-to-slack"
+
+    @property
     def slack_bot_token_secret(self) -> str:
         return f"{self.prefix}-slack-bot-token"
 
@@ -141,6 +155,11 @@ BOT_FUNCTIONS: tuple[str, ...] = ("slack_app", "slack_notifier")
 # from the event), so the status queue is a single group: every event in order, one batch at
 # a time. The bot also drops anything older than what it has shown (per-migration sequence).
 SLACK_STATUS_MESSAGE_GROUP = "status-events"
+# The priority queue's one group: approvals and failures in order among themselves, one batch
+# at a time, whatever the status queue holds.
+SLACK_PRIORITY_MESSAGE_GROUP = "priority-events"
+# How the notifier tells a record from the priority queue (its event source ARN ends so).
+SLACK_PRIORITY_QUEUE_SUFFIX = "-slack-priority.fifo"
 
 
 def handler_path(function: str) -> str:

@@ -93,16 +93,19 @@ resource "aws_lambda_permission" "events_callback_handler" {
   source_arn    = aws_cloudwatch_event_rule.status_callbacks.arn
 }
 
-# Every status event, in order, to the Slack bot's FIFO queue (the notifier keeps one thread
-# per migration). EventBridge takes only a fixed group ID: naming.SLACK_STATUS_MESSAGE_GROUP.
+# Two paths to Slack (docs/ARCHITECTURE.md): the routine status events, in order, to the bot's
+# status queue, and what a person must act on or know at once to its priority queue, so an
+# approval never waits behind a wave's routine events. Every event matches exactly one rule
+# (orchestration.events.slack_event_patterns). EventBridge takes only a fixed group ID per
+# FIFO target: naming.SLACK_STATUS_MESSAGE_GROUP and SLACK_PRIORITY_MESSAGE_GROUP.
 resource "aws_cloudwatch_event_rule" "status_to_slack" {
   name           = local.names.status_to_slack_rule
-  description    = "Every migration event: show it in the migration's Slack thread."
+  description    = "Every migration event but those on the priority path: show it in the migration's Slack thread."
   event_bus_name = aws_cloudwatch_event_bus.this.name
 
   event_pattern = jsonencode({
     source        = ["wavepilot.migrations"]
-    "detail-type" = local.status_detail_types
+    "detail-type" = [{ anything-but = local.slack_priority_detail_types }]
   })
 }
 
@@ -114,6 +117,37 @@ resource "aws_cloudwatch_event_target" "slack_status" {
 
   sqs_target {
     message_group_id = "status-events"
+  }
+
+  retry_policy {
+    maximum_event_age_in_seconds = 3600
+    maximum_retry_attempts       = 10
+  }
+
+  dead_letter_config {
+    arn = aws_sqs_queue.event_target_dlq.arn
+  }
+}
+
+resource "aws_cloudwatch_event_rule" "priority_to_slack" {
+  name           = local.names.priority_to_slack_rule
+  description    = "Approvals, failures and rollbacks: show them in Slack at once, beside the routine events."
+  event_bus_name = aws_cloudwatch_event_bus.this.name
+
+  event_pattern = jsonencode({
+    source        = ["wavepilot.migrations"]
+    "detail-type" = local.slack_priority_detail_types
+  })
+}
+
+resource "aws_cloudwatch_event_target" "slack_priority" {
+  rule           = aws_cloudwatch_event_rule.priority_to_slack.name
+  event_bus_name = aws_cloudwatch_event_bus.this.name
+  target_id      = "priority-to-slack"
+  arn            = aws_sqs_queue.slack_priority.arn
+
+  sqs_target {
+    message_group_id = "priority-events"
   }
 
   retry_policy {

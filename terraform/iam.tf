@@ -190,12 +190,12 @@ locals {
     consume_status = {
       # The SQS event source mapping polls with the function's role.
       actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
-      resources = [aws_sqs_queue.slack_status.arn]
+      resources = [aws_sqs_queue.slack_status.arn, aws_sqs_queue.slack_priority.arn]
     }
     dead_letter_status = {
-      # A body that is no status event goes straight to the status DLQ with its reason.
+      # A body that is no status event goes straight to its queue's DLQ with its reason.
       actions   = ["sqs:SendMessage"]
-      resources = [aws_sqs_queue.slack_status_dlq.arn]
+      resources = [aws_sqs_queue.slack_status_dlq.arn, aws_sqs_queue.slack_priority_dlq.arn]
     }
   }
 }

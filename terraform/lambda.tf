@@ -66,10 +66,19 @@ resource "aws_lambda_event_source_mapping" "requests" {
   }
 }
 
-# The ordered status queue feeds the Slack notifier, one batch at a time (one message group
-# and reserved concurrency 1); a failed record and everything after it in the group is retried.
+# The ordered status queue feeds the Slack notifier, one batch at a time (one message group);
+# a failed record and everything after it in the group is retried.
 resource "aws_lambda_event_source_mapping" "slack_status" {
   event_source_arn        = aws_sqs_queue.slack_status.arn
+  function_name           = aws_lambda_function.this["slack_notifier"].arn
+  batch_size              = 10
+  function_response_types = ["ReportBatchItemFailures"]
+}
+
+# The priority queue feeds the same function beside it, one batch at a time too: an approval
+# waits at most for the priority batch before it, never for the status queue's backlog.
+resource "aws_lambda_event_source_mapping" "slack_priority" {
+  event_source_arn        = aws_sqs_queue.slack_priority.arn
   function_name           = aws_lambda_function.this["slack_notifier"].arn
   batch_size              = 10
   function_response_types = ["ReportBatchItemFailures"]

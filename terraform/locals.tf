@@ -25,8 +25,12 @@ locals {
     slack_status_queue             = "${local.name_prefix}-slack-status.fifo"
     slack_status_dead_letter_queue = "${local.name_prefix}-slack-status-dlq.fifo"
     status_to_slack_rule           = "${local.name_prefix}-status-to-slack"
-    slack_bot_token_secret         = "${local.name_prefix}-slack-bot-token"
-    slack_signing_secret           = "${local.name_prefix}-slack-signing-secret"
+    # What a person must act on or know at once, on a queue of its own (orchestration/events.py).
+    slack_priority_queue             = "${local.name_prefix}-slack-priority.fifo"
+    slack_priority_dead_letter_queue = "${local.name_prefix}-slack-priority-dlq.fifo"
+    priority_to_slack_rule           = "${local.name_prefix}-priority-to-slack"
+    slack_bot_token_secret           = "${local.name_prefix}-slack-bot-token"
+    slack_signing_secret             = "${local.name_prefix}-slack-signing-secret"
   }
 
   # Built from its name so functions can take it without a dependency cycle (the state machine
@@ -134,7 +138,9 @@ locals {
   bot_functions = ["slack_app", "slack_notifier"]
 
   # Reserved concurrency where it protects a rate-limited API. The notifier paces Slack calls
-  # in-process, so two copies would double the rate: exactly one. The functions that call MGN
+  # in-process; it reads two FIFO queues of one message group each, so at most two batches run
+  # at once (one per queue): two, so the priority queue's batch is never throttled (a throttled
+  # SQS batch counts as a receive and can dead-letter an approval). The functions that call MGN
   # are capped so a large wave queues in Step Functions' retries (Lambda.TooManyRequests is
   # retried) instead of in MGN's throttling. The rest are unreserved (null): the ingress
   # handler is capped by its event source mapping instead (a reserved limit on an SQS-fed
@@ -156,7 +162,7 @@ locals {
     # One run at a time: a run that overlaps the next schedule only repeats its MGN reads.
     monitor_migrations = 1
     slack_app          = null
-    slack_notifier     = 1
+    slack_notifier     = 2
   }
 
   # The functions the state machine invokes (statemachine.FUNCTION_PLACEHOLDERS).
@@ -214,6 +220,7 @@ locals {
     slack_notifier = {
       SLACK_BOT_TOKEN_SECRET_ARN   = aws_secretsmanager_secret.slack_bot_token.arn
       SLACK_STATUS_DLQ_URL         = aws_sqs_queue.slack_status_dlq.url
+      SLACK_PRIORITY_DLQ_URL       = aws_sqs_queue.slack_priority_dlq.url
       DYNAMODB_TABLE_NAME          = aws_dynamodb_table.state.name
       SLACK_DEFAULT_CHANNEL        = var.slack_default_channel
       DEFAULT_APPROVERS            = join(",", var.default_approvers)
@@ -288,6 +295,13 @@ locals {
 
   slack_app_arn = "arn:${data.aws_partition.current.partition}:lambda:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:function:${local.lambda_functions.slack_app.name}"
 
-  # orchestration.events.EVENT_TYPES: every status event the bot shows in Slack.
-  status_detail_types = concat(["MigrationRequested"], local.callback_detail_types)
+  # orchestration.events.PRIORITY_EVENT_TYPES: what a person must act on or know at once. They
+  # take the priority rule and queue; the status rule takes every other type (anything-but),
+  # so each event reaches the bot once (events.slack_event_patterns).
+  slack_priority_detail_types = [
+    "ApprovalRequested",
+    "ApprovalDecided",
+    "MigrationFailed",
+    "RollbackStarted",
+  ]
 }

@@ -7,9 +7,10 @@ locals {
   dashboard_name     = "${local.name_prefix}-migrations"
 
   dead_letter_queues = {
-    requests     = aws_sqs_queue.requests_dlq.name
-    events       = aws_sqs_queue.event_target_dlq.name
-    slack_status = aws_sqs_queue.slack_status_dlq.name
+    requests       = aws_sqs_queue.requests_dlq.name
+    events         = aws_sqs_queue.event_target_dlq.name
+    slack_status   = aws_sqs_queue.slack_status_dlq.name
+    slack_priority = aws_sqs_queue.slack_priority_dlq.name
   }
 }
 

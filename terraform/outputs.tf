@@ -58,6 +58,11 @@ output "slack_status_queue_url" {
   value       = aws_sqs_queue.slack_status.url
 }
 
+output "slack_priority_queue_url" {
+  description = "URL of the Slack bot's priority queue (FIFO): approvals, failures and rollbacks, beside the status queue."
+  value       = aws_sqs_queue.slack_priority.url
+}
+
 output "dashboard_url" {
   description = "CloudWatch dashboard of the migrations."
   value       = "https://${var.aws_region}.console.aws.amazon.com/cloudwatch/home?region=${var.aws_region}#dashboards/dashboard/${aws_cloudwatch_dashboard.this.dashboard_name}"

@@ -58,6 +58,7 @@ data "aws_iam_policy_document" "event_target_dlq" {
         aws_cloudwatch_event_rule.migration_requested.arn,
         aws_cloudwatch_event_rule.status_callbacks.arn,
         aws_cloudwatch_event_rule.status_to_slack.arn,
+        aws_cloudwatch_event_rule.priority_to_slack.arn,
         aws_cloudwatch_event_rule.monitor_migrations.arn,
       ]
     }
@@ -118,6 +119,64 @@ data "aws_iam_policy_document" "slack_status" {
       test     = "ArnEquals"
       variable = "aws:SourceArn"
       values   = [aws_cloudwatch_event_rule.status_to_slack.arn]
+    }
+  }
+}
+
+# What a person must act on or know at once (local.slack_priority_detail_types), on its way to
+# the Slack bot beside the status queue: FIFO with one group of its own (in order among
+# themselves, one batch at a time), the same settings and redrive as the status queue.
+resource "aws_sqs_queue" "slack_priority_dlq" {
+  name                              = local.names.slack_priority_dead_letter_queue
+  fifo_queue                        = true
+  content_based_deduplication       = true
+  message_retention_seconds         = 1209600
+  kms_master_key_id                 = aws_kms_key.this.arn
+  kms_data_key_reuse_period_seconds = 300
+}
+
+resource "aws_sqs_queue" "slack_priority" {
+  name                              = local.names.slack_priority_queue
+  fifo_queue                        = true
+  content_based_deduplication       = true
+  visibility_timeout_seconds        = 6 * local.lambda_functions.slack_notifier.timeout
+  message_retention_seconds         = 345600
+  kms_master_key_id                 = aws_kms_key.this.arn
+  kms_data_key_reuse_period_seconds = 300
+
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.slack_priority_dlq.arn
+    maxReceiveCount     = 5
+  })
+}
+
+resource "aws_sqs_queue_redrive_allow_policy" "slack_priority_dlq" {
+  queue_url = aws_sqs_queue.slack_priority_dlq.id
+
+  redrive_allow_policy = jsonencode({
+    redrivePermission = "byQueue"
+    sourceQueueArns   = [aws_sqs_queue.slack_priority.arn]
+  })
+}
+
+resource "aws_sqs_queue_policy" "slack_priority" {
+  queue_url = aws_sqs_queue.slack_priority.id
+  policy    = data.aws_iam_policy_document.slack_priority.json
+}
+
+data "aws_iam_policy_document" "slack_priority" {
+  statement {
+    sid = "PriorityToSlackRule"
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.slack_priority.arn]
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [aws_cloudwatch_event_rule.priority_to_slack.arn]
     }
   }
 }

@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,6 +21,7 @@ from bot.commands import APPROVE_CONFIRM_ACTION, ROLLBACK_CONFIRM_ACTION
 from bot.thread_store import SlackThread, ThreadStore
 from bot.threads import APPROVE_ACTION
 from orchestration import observability, wiring
+from orchestration.events import PRIORITY_EVENT_TYPES
 from orchestration.local.driver import MigrationDriver
 from orchestration.local.estate import lane_of_spec
 from orchestration.local.mgn import LaunchType
@@ -27,6 +29,7 @@ from orchestration.local.runtime import LOCAL_REGION
 from orchestration.local.slack import Edit, Thread
 from orchestration.local.system import EmbeddedSystem, SystemOptions
 from orchestration.migration_request import MigrationRequest
+from orchestration.naming import SLACK_PRIORITY_MESSAGE_GROUP, SLACK_STATUS_MESSAGE_GROUP
 from orchestration.statemachine import Timings
 from tests.support.pipeline import example_requests, spec_of
 
@@ -280,6 +283,99 @@ def _kind(text: str) -> str:
         if needle in text:
             return kind
     return text
+
+
+def _queued_detail_types(queue_arn: str) -> list[str]:
+    """The detail-type of every message on a queue of the embedded moto, read without
+    receiving (a receive would hide a FIFO group's messages behind the first ten)."""
+    from moto.sqs.models import sqs_backends
+
+    from orchestration.local.runtime.moto_backends import ArnParts
+
+    arn = ArnParts.parse(queue_arn)
+    queue = sqs_backends[arn.account_id][arn.region].queues[arn.resource]
+    return [json.loads(message.body)["detail-type"] for message in list(queue._messages)]
+
+
+def test_an_approval_reaches_slack_while_the_routine_events_wait_on_their_queue(
+    system: EmbeddedSystem, driver: MigrationDriver
+) -> None:
+    # GIVEN the notifier reads nothing from the status queue (a wave's backlog, at its worst)
+    assert system.resources is not None
+    assert system.slack is not None
+    lambda_client = system.client("lambda")
+    mappings = lambda_client.list_event_source_mappings(
+        FunctionName=system.function_arns["slack_notifier"]
+    )["EventSourceMappings"]
+    assert {m["EventSourceArn"] for m in mappings} == {
+        system.resources.slack_status_queue_arn,
+        system.resources.slack_priority_queue_arn,
+    }
+    status_mapping = next(
+        m["UUID"]
+        for m in mappings
+        if m["EventSourceArn"] == system.resources.slack_status_queue_arn
+    )
+    lambda_client.update_event_source_mapping(UUID=status_mapping, Enabled=False)
+
+    # WHEN a migration reaches its approval gate
+    [request] = _start(system, driver)
+    _wait_at_gate(driver, request.migration_id)
+
+    # THEN its approval message with the Approve button is in Slack all the same
+    stored = _stored(request.migration_id)
+    thread = system.slack.thread(stored.channel, stored.ts)
+    [approval] = [m for m in (thread.root, *thread.replies) if m.ts == stored.approval_ts]
+    assert APPROVE_ACTION in json.dumps(approval.blocks)
+    # AND every routine event so far waits on the status queue, and only those: each event
+    # took exactly one of the two paths
+    waiting = _queued_detail_types(system.resources.slack_status_queue_arn)
+    assert {"MigrationRequested", "MigrationStatusUpdated"} <= set(waiting)
+    assert not set(waiting) & set(PRIORITY_EVENT_TYPES), waiting
+    assert _queued_detail_types(system.resources.slack_priority_queue_arn) == []
+
+    # WHEN the status queue is read again and the migration is approved
+    lambda_client.update_event_source_mapping(UUID=status_mapping, Enabled=True)
+    outcome = driver.wait([request.migration_id])[request.migration_id]
+
+    # THEN it ends as ever: its final state in its thread's root
+    assert outcome.status == "SUCCEEDED", outcome.cause
+    _settled_thread(system, request.migration_id, "migrated")
+
+
+def test_a_body_that_is_no_event_goes_to_the_dead_letter_queue_of_the_queue_it_came_from(
+    system: EmbeddedSystem,
+) -> None:
+    # GIVEN a body that is no status event on each of the notifier's queues
+    resources = system.resources
+    assert resources is not None
+    sqs = system.client("sqs")
+    for queue_url, group in (
+        (resources.slack_status_queue_url, SLACK_STATUS_MESSAGE_GROUP),
+        (resources.slack_priority_queue_url, SLACK_PRIORITY_MESSAGE_GROUP),
+    ):
+        sqs.send_message(
+            QueueUrl=queue_url,
+            MessageBody=f"{{not an event from {queue_url}",
+            MessageGroupId=group,
+            MessageDeduplicationId=f"unreadable-{group}",
+        )
+
+    # THEN each goes, with its reason, to its own queue's DLQ (the redrive goes back there)
+    def dead_lettered(dlq_url: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = sqs.receive_message(
+            QueueUrl=dlq_url, MessageAttributeNames=["All"], MaxNumberOfMessages=10
+        ).get("Messages", [])
+        return found
+
+    for source_url, dlq_url in (
+        (resources.slack_status_queue_url, resources.slack_status_dead_letter_queue_url),
+        (resources.slack_priority_queue_url, resources.slack_priority_dead_letter_queue_url),
+    ):
+        [message] = _wait_for(f"a dead letter in {dlq_url}", partial(dead_lettered, dlq_url))
+        assert message["Body"] == f"{{not an event from {source_url}"
+        reason = message["MessageAttributes"]["failureReason"]["StringValue"]
+        assert reason.startswith("not a status event")
 
 
 def test_a_rejection_in_the_modal_rolls_the_migration_back(

@@ -23,12 +23,13 @@ import pytest
 from pydantic import AliasChoices
 
 from bot.config import BotSettings
-from orchestration.events import EVENT_TYPES
+from orchestration.events import EVENT_TYPES, PRIORITY_EVENT_TYPES
 from orchestration.local.provision import REQUEST_MAX_RECEIVE_COUNT, REQUEST_VISIBILITY_TIMEOUT
 from orchestration.naming import (
     BOT_FUNCTIONS,
     FUNCTIONS,
     SCHEDULED_FUNCTIONS,
+    SLACK_PRIORITY_MESSAGE_GROUP,
     SLACK_STATUS_MESSAGE_GROUP,
     ResourceNames,
     handler_path,
@@ -93,6 +94,7 @@ BOT_ENVIRONMENT = {
     "slack_notifier": {
         "SLACK_BOT_TOKEN_SECRET_ARN",
         "SLACK_STATUS_DLQ_URL",
+        "SLACK_PRIORITY_DLQ_URL",
         "DYNAMODB_TABLE_NAME",
         "SLACK_DEFAULT_CHANNEL",
         "DEFAULT_APPROVERS",
@@ -687,16 +689,17 @@ def _policy_document(name: str) -> dict[str, Any]:
     raise AssertionError(f"no aws_iam_policy_document.{name}")
 
 
-def test_the_status_rule_sends_every_event_to_the_fifo_queue_in_one_group() -> None:
+def test_the_status_rule_sends_every_routine_event_to_the_fifo_queue_in_one_group() -> None:
     # GIVEN the status rule and its target
     rule = _resources("aws_cloudwatch_event_rule")["status_to_slack"]
     target = _resources("aws_cloudwatch_event_target")["slack_status"]
-    # THEN the rule matches every event type the code defines, from the bus
+    # THEN the rule matches every event type but the priority path's, from the bus
     assert rule["name"] == "${local.names.status_to_slack_rule}"
     assert rule["event_bus_name"] == "${aws_cloudwatch_event_bus.this.name}"
-    assert "local.status_detail_types" in rule["event_pattern"]
-    detail_types = _locals()["status_detail_types"]
-    assert detail_types == '${concat(["MigrationRequested"], local.callback_detail_types)}'
+    assert re.search(
+        r'"detail-type"\s*=\s*\[\{\s*"?anything-but"?\s*=\s*local\.slack_priority_detail_types',
+        rule["event_pattern"],
+    ), rule["event_pattern"]
     assert {"MigrationRequested", *CALLBACK_DETAIL_TYPES} == set(EVENT_TYPES)
     # AND the target is the FIFO status queue with naming's fixed group, retries and a DLQ
     assert target["arn"] == "${aws_sqs_queue.slack_status.arn}"
@@ -713,39 +716,80 @@ def test_the_status_rule_sends_every_event_to_the_fifo_queue_in_one_group() -> N
     ]
 
 
+def test_the_priority_rule_sends_what_a_person_must_act_on_to_its_own_fifo_queue() -> None:
+    # GIVEN the priority rule and its target
+    rule = _resources("aws_cloudwatch_event_rule")["priority_to_slack"]
+    target = _resources("aws_cloudwatch_event_target")["slack_priority"]
+    # THEN the rule matches exactly the code's priority types, which the status rule excludes
+    assert rule["name"] == "${local.names.priority_to_slack_rule}"
+    assert rule["event_bus_name"] == "${aws_cloudwatch_event_bus.this.name}"
+    assert re.search(
+        r'"detail-type"\s*=\s*local\.slack_priority_detail_types', rule["event_pattern"]
+    ), rule["event_pattern"]
+    listed = [_unquote(t) for t in _locals()["slack_priority_detail_types"]]
+    assert listed == list(PRIORITY_EVENT_TYPES)
+    assert set(PRIORITY_EVENT_TYPES) < set(EVENT_TYPES)
+    # AND the target is the priority queue with naming's group, retries and a DLQ
+    assert target["arn"] == "${aws_sqs_queue.slack_priority.arn}"
+    assert target["rule"] == "${aws_cloudwatch_event_rule.priority_to_slack.name}"
+    group = _unquote(target["sqs_target"][0]["message_group_id"])
+    assert group == SLACK_PRIORITY_MESSAGE_GROUP
+    assert target["retry_policy"][0]["maximum_retry_attempts"] > 0
+    assert target["dead_letter_config"][0]["arn"] == "${aws_sqs_queue.event_target_dlq.arn}"
+    # AND EventBridge may send to the queue only from this rule
+    statement = _policy_document("slack_priority")["statement"][0]
+    assert [_unquote(action) for action in statement["actions"]] == ["sqs:SendMessage"]
+    assert statement["condition"][0]["values"] == [
+        "${aws_cloudwatch_event_rule.priority_to_slack.arn}"
+    ]
+    # AND a target that cannot deliver to it leaves the event in the events DLQ
+    dlq_sources = _policy_document("event_target_dlq")["statement"][0]["condition"][0]["values"]
+    assert "${aws_cloudwatch_event_rule.priority_to_slack.arn}" in dlq_sources
+
+
 def test_the_status_queue_is_an_encrypted_fifo_queue_with_a_fifo_dead_letter_queue() -> None:
     queues = _resources("aws_sqs_queue")
-    queue, dead_letters = queues["slack_status"], queues["slack_status_dlq"]
-    assert queue["name"] == "${local.names.slack_status_queue}"
-    assert dead_letters["name"] == "${local.names.slack_status_dead_letter_queue}"
-    for body in (queue, dead_letters):
-        assert body["fifo_queue"] is True
-        assert body["content_based_deduplication"] is True
-        assert body["kms_master_key_id"] == "${aws_kms_key.this.arn}"
-    assert "aws_sqs_queue.slack_status_dlq.arn" in queue["redrive_policy"]
-    assert "maxReceiveCount = 5" in queue["redrive_policy"]
-    # Six times the notifier's timeout (AWS's advice for a Lambda event source).
-    assert queue["visibility_timeout_seconds"] == (
-        "${6 * local.lambda_functions.slack_notifier.timeout}"
-    )
+    redrive_allowed = _resources("aws_sqs_queue_redrive_allow_policy")
+    # Both of the bot's queues, the same way (the priority queue beside the status queue)
+    for key, name in (("slack_status", "slack_status"), ("slack_priority", "slack_priority")):
+        queue, dead_letters = queues[key], queues[f"{key}_dlq"]
+        assert queue["name"] == f"${{local.names.{name}_queue}}"
+        assert dead_letters["name"] == f"${{local.names.{name}_dead_letter_queue}}"
+        for body in (queue, dead_letters):
+            assert body["fifo_queue"] is True
+            assert body["content_based_deduplication"] is True
+            assert body["kms_master_key_id"] == "${aws_kms_key.this.arn}"
+        assert f"aws_sqs_queue.{key}_dlq.arn" in queue["redrive_policy"]
+        assert "maxReceiveCount = 5" in queue["redrive_policy"]
+        # Six times the notifier's timeout (AWS's advice for a Lambda event source).
+        assert queue["visibility_timeout_seconds"] == (
+            "${6 * local.lambda_functions.slack_notifier.timeout}"
+        )
+        # Its DLQ may be redriven back to it only (docs/RUNBOOK.md)
+        allow = redrive_allowed[f"{key}_dlq"]
+        assert allow["queue_url"] == f"${{aws_sqs_queue.{key}_dlq.id}}"
+        assert f"aws_sqs_queue.{key}.arn" in allow["redrive_allow_policy"]
     assert _locals()["lambda_functions"]["slack_notifier"]["timeout"] == 60
 
 
-def test_the_notifier_reads_the_status_queue_in_partial_batches_one_at_a_time() -> None:
-    mapping = _resources("aws_lambda_event_source_mapping")["slack_status"]
-    assert mapping["function_name"] == '${aws_lambda_function.this["slack_notifier"].arn}'
-    assert mapping["event_source_arn"] == "${aws_sqs_queue.slack_status.arn}"
-    assert mapping["batch_size"] == 10
-    assert [_unquote(kind) for kind in mapping["function_response_types"]] == [
-        "ReportBatchItemFailures"
-    ]
+def test_the_notifier_reads_both_queues_in_partial_batches_one_at_a_time_each() -> None:
+    mappings = _resources("aws_lambda_event_source_mapping")
+    for key in ("slack_status", "slack_priority"):
+        mapping = mappings[key]
+        assert mapping["function_name"] == '${aws_lambda_function.this["slack_notifier"].arn}'
+        assert mapping["event_source_arn"] == f"${{aws_sqs_queue.{key}.arn}}"
+        assert mapping["batch_size"] == 10
+        assert [_unquote(kind) for kind in mapping["function_response_types"]] == [
+            "ReportBatchItemFailures"
+        ]
     function = _resources("aws_lambda_function")["this"]
     assert function["reserved_concurrent_executions"] == (
         "${local.lambda_reserved_concurrency[each.key]}"
     )
     reserved = _locals()["lambda_reserved_concurrency"]
     assert set(reserved) == set(ALL_FUNCTIONS)
-    assert reserved["slack_notifier"] == 1
+    # One batch per queue at a time (one message group each): two, so neither is throttled
+    assert reserved["slack_notifier"] == 2
     # A reserved limit on the SQS-fed ingress handler would dead-letter throttled requests.
     assert reserved["ingress_handler"] is None
 
@@ -817,13 +861,19 @@ def test_the_bot_functions_get_exactly_the_contracts_permissions() -> None:
         "kms:Decrypt",
         "kms:GenerateDataKey",
     }
-    assert notifier["sqs:SendMessage"] == ["${aws_sqs_queue.slack_status_dlq.arn}"]
+    assert set(notifier["sqs:SendMessage"]) == {
+        "${aws_sqs_queue.slack_status_dlq.arn}",
+        "${aws_sqs_queue.slack_priority_dlq.arn}",
+    }
     # A wave summary recounts its threads on gsi1 only, never on the table.
     assert notifier["dynamodb:Query"] == ["${aws_dynamodb_table.state.arn}/index/gsi1"]
     assert notifier["secretsmanager:GetSecretValue"] == [
         "${aws_secretsmanager_secret.slack_bot_token.arn}"
     ]
-    assert set(notifier["sqs:ReceiveMessage"]) == {"${aws_sqs_queue.slack_status.arn}"}
+    assert set(notifier["sqs:ReceiveMessage"]) == {
+        "${aws_sqs_queue.slack_status.arn}",
+        "${aws_sqs_queue.slack_priority.arn}",
+    }
 
 
 def test_secrets_are_encrypted_and_get_no_value_from_terraform() -> None:
@@ -874,7 +924,12 @@ def test_every_alarm_the_seed_lists_exists_and_notifies_the_topic() -> None:
     # THEN each has the seed's threshold
     dead_letters = alarms["dead_letters"]
     assert dead_letters["for_each"] == "${local.dead_letter_queues}"
-    assert set(_locals()["dead_letter_queues"]) == {"requests", "events", "slack_status"}
+    assert set(_locals()["dead_letter_queues"]) == {
+        "requests",
+        "events",
+        "slack_status",
+        "slack_priority",
+    }
     assert (dead_letters["threshold"], _unquote(dead_letters["metric_name"])) == (
         5,
         "ApproximateNumberOfMessagesVisible",

@@ -1,10 +1,13 @@
-"""``slack_notifier``: the FIFO status queue -> each migration's Slack thread.
+"""``slack_notifier``: the two FIFO queues to Slack -> each migration's Slack thread.
 
-EventBridge (rule ``<prefix>-status-to-slack``) puts every status event on the queue; this
-function reads it in batches of up to ten, migrations side by side and each migration's
-events in order (see ``handler``). A body that is not a status event can never succeed: it
-goes to the status dead-letter queue at once with its reason (``SLACK_STATUS_DLQ_URL``), so it
-cannot hold up the events behind it.
+EventBridge puts the routine status events on the status queue (rule
+``<prefix>-status-to-slack``) and what a person must act on or know at once on the priority
+queue (rule ``<prefix>-priority-to-slack``, ``events.PRIORITY_EVENT_TYPES``); this function
+reads both, each through its own event source mapping, in batches of up to ten, migrations
+side by side and each migration's events in order (see ``handler``). A body that is not a
+status event can never succeed: it goes at once, with its reason, to the dead-letter queue of
+the queue it came from (``SLACK_STATUS_DLQ_URL``, ``SLACK_PRIORITY_DLQ_URL``), so it cannot
+hold up the events behind it.
 """
 
 from __future__ import annotations
@@ -116,7 +119,7 @@ def _process(record: SQSRecord, *, edit_root: bool) -> str:
         logger.error(
             "unreadable status event", extra={"reason": str(exc), "message_id": record.message_id}
         )
-        dead_letters = wiring.status_dead_letters()
+        dead_letters = wiring.status_dead_letters(record.event_source_arn)
         if dead_letters is None:
             raise  # retried until the queue's redrive policy dead-letters it
         dead_letters.send(

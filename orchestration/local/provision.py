@@ -35,6 +35,9 @@ class ProvisionedResources:
     slack_status_queue_url: str
     slack_status_queue_arn: str
     slack_status_dead_letter_queue_url: str
+    slack_priority_queue_url: str
+    slack_priority_queue_arn: str
+    slack_priority_dead_letter_queue_url: str
 
 
 def _queue(
@@ -90,26 +93,11 @@ def provision(
         TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"},
     )
     bus_arn = events.create_event_bus(Name=names.event_bus)["EventBusArn"]
-    status_dlq_url, status_dlq_arn = _queue(
-        sqs,
-        names.slack_status_dead_letter_queue,
-        {"FifoQueue": "true", "ContentBasedDeduplication": "true"},
+    status_url, status_arn, status_dlq_url = _slack_queue(
+        sqs, names.slack_status_queue, names.slack_status_dead_letter_queue
     )
-    status_url, status_arn = _queue(
-        sqs,
-        names.slack_status_queue,
-        {
-            "FifoQueue": "true",
-            # EventBridge sends to a FIFO queue only with content-based deduplication.
-            "ContentBasedDeduplication": "true",
-            "VisibilityTimeout": str(STATUS_VISIBILITY_TIMEOUT),
-            "RedrivePolicy": json.dumps(
-                {
-                    "deadLetterTargetArn": status_dlq_arn,
-                    "maxReceiveCount": str(REQUEST_MAX_RECEIVE_COUNT),
-                }
-            ),
-        },
+    priority_url, priority_arn, priority_dlq_url = _slack_queue(
+        sqs, names.slack_priority_queue, names.slack_priority_dead_letter_queue
     )
     return ProvisionedResources(
         request_queue_url=queue_url,
@@ -121,4 +109,32 @@ def provision(
         slack_status_queue_url=status_url,
         slack_status_queue_arn=status_arn,
         slack_status_dead_letter_queue_url=status_dlq_url,
+        slack_priority_queue_url=priority_url,
+        slack_priority_queue_arn=priority_arn,
+        slack_priority_dead_letter_queue_url=priority_dlq_url,
     )
+
+
+def _slack_queue(sqs: SQSClient, name: str, dead_letter_name: str) -> tuple[str, str, str]:
+    """One of the bot's two FIFO queues (status, priority) and its FIFO DLQ: (URL, ARN, DLQ
+    URL), as terraform/sqs.tf creates them."""
+    dlq_url, dlq_arn = _queue(
+        sqs, dead_letter_name, {"FifoQueue": "true", "ContentBasedDeduplication": "true"}
+    )
+    url, arn = _queue(
+        sqs,
+        name,
+        {
+            "FifoQueue": "true",
+            # EventBridge sends to a FIFO queue only with content-based deduplication.
+            "ContentBasedDeduplication": "true",
+            "VisibilityTimeout": str(STATUS_VISIBILITY_TIMEOUT),
+            "RedrivePolicy": json.dumps(
+                {
+                    "deadLetterTargetArn": dlq_arn,
+                    "maxReceiveCount": str(REQUEST_MAX_RECEIVE_COUNT),
+                }
+            ),
+        },
+    )
+    return url, arn, dlq_url

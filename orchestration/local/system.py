@@ -28,7 +28,7 @@ import boto3
 from bot import wiring as bot_wiring
 from orchestration import wiring
 from orchestration.adapters.callback_transport import HttpsCallbackTransport
-from orchestration.events import EVENT_SOURCE
+from orchestration.events import EVENT_SOURCE, slack_event_patterns
 from orchestration.health_checks import HealthCheckSpec
 from orchestration.local.api_calls import ApiCallCounter
 from orchestration.local.callback_receiver import CallbackReceiver
@@ -61,6 +61,7 @@ from orchestration.naming import (
     BOT_FUNCTIONS,
     FUNCTIONS,
     SCHEDULED_FUNCTIONS,
+    SLACK_PRIORITY_MESSAGE_GROUP,
     SLACK_STATUS_MESSAGE_GROUP,
     ResourceNames,
     handler_path,
@@ -284,6 +285,7 @@ class EmbeddedSystem:
                 "SLACK_DEFAULT_CHANNEL": LOCAL_DEFAULT_CHANNEL,
                 "SLACK_TIME_SCALE": str(self.slack_speed),
                 "SLACK_STATUS_DLQ_URL": self.resources.slack_status_dead_letter_queue_url,
+                "SLACK_PRIORITY_DLQ_URL": self.resources.slack_priority_dead_letter_queue_url,
             }
         )
         self._forget_cached_clients()
@@ -299,12 +301,19 @@ class EmbeddedSystem:
             BatchSize=10,
             FunctionResponseTypes=["ReportBatchItemFailures"],
         )
-        self.client("lambda").create_event_source_mapping(
-            EventSourceArn=self.resources.slack_status_queue_arn,
-            FunctionName=self.function_arns["slack_notifier"],
-            BatchSize=10,
-            FunctionResponseTypes=["ReportBatchItemFailures"],
-        )
+        # The notifier reads both of its queues, each with a poller of its own (and so a
+        # busy probe of its own on the virtual clock): a batch of approvals never waits for
+        # the status queue's backlog, only at most for the one batch in hand.
+        for queue_arn in (
+            self.resources.slack_status_queue_arn,
+            self.resources.slack_priority_queue_arn,
+        ):
+            self.client("lambda").create_event_source_mapping(
+                EventSourceArn=queue_arn,
+                FunctionName=self.function_arns["slack_notifier"],
+                BatchSize=10,
+                FunctionResponseTypes=["ReportBatchItemFailures"],
+            )
         assert self._runtime is not None
         self._runtime.check_function_environments()
         self._runtime.initialize_handlers()
@@ -411,6 +420,7 @@ class EmbeddedSystem:
             "SLACK_DEFAULT_CHANNEL",
             "SLACK_TIME_SCALE",
             "SLACK_STATUS_DLQ_URL",
+            "SLACK_PRIORITY_DLQ_URL",
         )
         return {key: os.environ[key] for key in keys}
 
@@ -489,22 +499,37 @@ class EmbeddedSystem:
             EventBusName=self.resources.event_bus_name,
             Targets=[{"Id": "status-callbacks", "Arn": self.function_arns["callback_handler"]}],
         )
-        events.put_rule(
-            Name=self.names.status_to_slack_rule,
-            EventBusName=self.resources.event_bus_name,
-            EventPattern=json.dumps({"source": [EVENT_SOURCE]}),
-        )
-        events.put_targets(
-            Rule=self.names.status_to_slack_rule,
-            EventBusName=self.resources.event_bus_name,
-            Targets=[
-                {
-                    "Id": "slack-status",
-                    "Arn": self.resources.slack_status_queue_arn,
-                    "SqsParameters": {"MessageGroupId": SLACK_STATUS_MESSAGE_GROUP},
-                }
-            ],
-        )
+        # Two paths to Slack: the routine events, and what a person must act on or know at
+        # once (events.PRIORITY_EVENT_TYPES); every event matches exactly one of the rules.
+        routine, priority = slack_event_patterns(EVENT_SOURCE)
+        for rule, pattern, target_id, queue_arn, group in (
+            (
+                self.names.status_to_slack_rule,
+                routine,
+                "slack-status",
+                self.resources.slack_status_queue_arn,
+                SLACK_STATUS_MESSAGE_GROUP,
+            ),
+            (
+                self.names.priority_to_slack_rule,
+                priority,
+                "slack-priority",
+                self.resources.slack_priority_queue_arn,
+                SLACK_PRIORITY_MESSAGE_GROUP,
+            ),
+        ):
+            events.put_rule(
+                Name=rule,
+                EventBusName=self.resources.event_bus_name,
+                EventPattern=json.dumps(pattern),
+            )
+            events.put_targets(
+                Rule=rule,
+                EventBusName=self.resources.event_bus_name,
+                Targets=[
+                    {"Id": target_id, "Arn": queue_arn, "SqsParameters": {"MessageGroupId": group}}
+                ],
+            )
 
     def _start_callback_receiver(self) -> None:
         """One loopback HTTPS receiver answers for every callback host (cmdb.contoso.com, ...);
