@@ -138,9 +138,10 @@ locals {
   bot_functions = ["slack_app", "slack_notifier"]
 
   # Reserved concurrency where it protects a rate-limited API. The notifier paces Slack calls
-  # in-process; it reads two FIFO queues of one message group each, so at most two batches run
-  # at once (one per queue): two, so the priority queue's batch is never throttled (a throttled
-  # SQS batch counts as a receive and can dead-letter an approval). The functions that call MGN
+  # in-process, and two copies would double the rate and fold one migration's thread from two
+  # queues at once: exactly one. Its two FIFO queues (one group each) offer at most two
+  # batches; the throttled one is retried by its poller within seconds, far inside the
+  # queues' visibility timeout (6 x 60 s), so it is not dead-lettered. The functions that call MGN
   # are capped so a large wave queues in Step Functions' retries (Lambda.TooManyRequests is
   # retried) instead of in MGN's throttling. The rest are unreserved (null): the ingress
   # handler is capped by its event source mapping instead (a reserved limit on an SQS-fed
@@ -162,7 +163,7 @@ locals {
     # One run at a time: a run that overlaps the next schedule only repeats its MGN reads.
     monitor_migrations = 1
     slack_app          = null
-    slack_notifier     = 2
+    slack_notifier     = 1
   }
 
   # The functions the state machine invokes (statemachine.FUNCTION_PLACEHOLDERS).

@@ -1303,3 +1303,41 @@ def test_a_jsonpath_is_parsed_once_and_finds_in_each_document_on_its_own() -> No
 
 def _patch_point(symbol: str) -> MotoPatchPoint:
     return next(point for point in MOTO_PATCH_POINTS if point.symbol == symbol)
+
+
+def test_a_functions_reserved_concurrency_holds_its_sqs_pollers_to_that_many_batches() -> None:
+    from orchestration.local.runtime.sqs_event_sources import ConcurrencySlots
+
+    # GIVEN a function with reserved concurrency 1, read from two queues (two pollers)
+    slots = ConcurrencySlots()
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:notifier"
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def batch() -> None:
+        nonlocal running, most
+        slots.acquire(arn, 1)
+        try:
+            with lock:
+                running += 1
+                most = max(most, running)
+            time.sleep(0.02)
+            with lock:
+                running -= 1
+        finally:
+            slots.release(arn)
+
+    # WHEN both pollers have batches at once, several times
+    threads = [threading.Thread(target=batch) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=5)
+
+    # THEN one batch ran at a time, and a held slot is not free for the other poller
+    assert most == 1
+    slots.acquire(arn, 1)
+    assert not slots.free(arn, 1)
+    assert slots.free(arn, None)  # unreserved: never held back
+    slots.release(arn)
+    assert slots.free(arn, 1)

@@ -788,8 +788,8 @@ def test_the_notifier_reads_both_queues_in_partial_batches_one_at_a_time_each() 
     )
     reserved = _locals()["lambda_reserved_concurrency"]
     assert set(reserved) == set(ALL_FUNCTIONS)
-    # One batch per queue at a time (one message group each): two, so neither is throttled
-    assert reserved["slack_notifier"] == 2
+    # One notifier for both queues: its pacing sees every call, one batch folds a thread
+    assert reserved["slack_notifier"] == 1
     # A reserved limit on the SQS-fed ingress handler would dead-letter throttled requests.
     assert reserved["ingress_handler"] is None
 

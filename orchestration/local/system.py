@@ -75,6 +75,10 @@ from orchestration.statemachine import (
     render_definition,
 )
 
+# terraform/locals.tf lambda_reserved_concurrency.slack_notifier: one notifier at a time, so
+# its in-process pacing sees every Slack call and no two batches fold one thread at once.
+NOTIFIER_RESERVED_CONCURRENCY = 1
+
 # Who approves hand-written requests (no manifest, no approvers) on the embedded default.
 LOCAL_APPROVER = "U0LOCALOPS01"
 # The simulated directory: every Slack user group a manifest names has one member, the
@@ -302,8 +306,13 @@ class EmbeddedSystem:
             FunctionResponseTypes=["ReportBatchItemFailures"],
         )
         # The notifier reads both of its queues, each with a poller of its own (and so a
-        # busy probe of its own on the virtual clock): a batch of approvals never waits for
-        # the status queue's backlog, only at most for the one batch in hand.
+        # busy probe of its own on the virtual clock), one batch at a time in all (reserved
+        # concurrency 1, as on AWS): a batch of approvals never waits for the status queue's
+        # backlog, only at most for the one batch in hand.
+        self.client("lambda").put_function_concurrency(
+            FunctionName=self.function_arns["slack_notifier"],
+            ReservedConcurrentExecutions=NOTIFIER_RESERVED_CONCURRENCY,
+        )
         for queue_arn in (
             self.resources.slack_status_queue_arn,
             self.resources.slack_priority_queue_arn,

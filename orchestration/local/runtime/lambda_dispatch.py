@@ -47,6 +47,8 @@ class FunctionConfiguration:
     memory_mb: int
     log_group_name: str
     environment: Mapping[str, str] = field(default_factory=dict)
+    # ReservedConcurrentExecutions (None: unreserved): the SQS pollers keep to it.
+    reserved_concurrency: int | None = None
 
     def invoked_arn(self, qualifier: str | None) -> str:
         """The ARN the caller used: qualified when it named a version or alias."""

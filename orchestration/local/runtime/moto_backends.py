@@ -95,6 +95,11 @@ def function_configuration(moto_function: Any) -> FunctionConfiguration:
         memory_mb=int(moto_function.memory_size),
         log_group_name=str(moto_function.logs_group_name),
         environment={str(k): str(v) for k, v in (moto_function.environment_vars or {}).items()},
+        reserved_concurrency=(
+            int(moto_function.reserved_concurrency)
+            if moto_function.reserved_concurrency is not None
+            else None
+        ),
     )
 
 

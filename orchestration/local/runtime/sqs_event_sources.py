@@ -145,6 +145,38 @@ def failed_message_ids(  # noqa: PLR0911 - one return per rule of Lambda's
     return failed
 
 
+class ConcurrencySlots:
+    """A function's reserved concurrency, as its SQS event sources meet it.
+
+    On AWS, Lambda's SQS poller retries a batch the function's reserved concurrency throttled,
+    with backoff, until it runs (or the visibility timeout returns the messages). Here a
+    poller waits for a slot instead: the same order of batches, without the backoff's delay
+    or its receive counts. Shared by every poller of the runtime, keyed by function ARN.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._in_use: dict[str, int] = {}
+
+    def free(self, function_arn: str, limit: int | None) -> bool:
+        with self._condition:
+            return limit is None or self._in_use.get(function_arn, 0) < limit
+
+    def acquire(self, function_arn: str, limit: int | None) -> None:
+        with self._condition:
+            while limit is not None and self._in_use.get(function_arn, 0) >= limit:
+                self._condition.wait()
+            self._in_use[function_arn] = self._in_use.get(function_arn, 0) + 1
+
+    def release(self, function_arn: str) -> None:
+        with self._condition:
+            self._in_use[function_arn] -= 1
+            self._condition.notify_all()
+
+
+FUNCTION_SLOTS = ConcurrencySlots()
+
+
 class SqsEventSourcePoller:
     """Polls one queue for one mapping on a background thread until stopped or the mapping goes.
 
@@ -173,6 +205,8 @@ class SqsEventSourcePoller:
         self._queue_urls: dict[str, str] = {}
         self._probe: Callable[[], bool] | None = None
         self._in_batch = False
+        self._slots = FUNCTION_SLOTS
+        self._function_limit: int | None = None  # the function's reserved concurrency
 
     @property
     def is_alive(self) -> bool:
@@ -217,25 +251,41 @@ class SqsEventSourcePoller:
         and (until the first poll takes them) its queue's messages hold virtual time."""
         clock = active_virtual_clock()
         if clock is None:
-            return self._process_one_batch(sqs, settings)
+            limit = find_function_by_arn(settings.function_arn).reserved_concurrency
+            self._slots.acquire(settings.function_arn, limit)
+            try:
+                return self._process_one_batch(sqs, settings)
+            finally:
+                self._slots.release(settings.function_arn)
         if self._probe is None:
-            queue_arn = settings.queue_arn
+            queue_arn, function_arn = settings.queue_arn, settings.function_arn
+            self._function_limit = find_function_by_arn(function_arn).reserved_concurrency
             # While this poller handles a batch, nothing on its queue can be taken (one poller
             # per mapping), whatever the queue shows: a batch whose visibility timeout (real
             # seconds, moto's) runs out while its handler waits on the clock shows its
             # messages again, and a probe saying "busy" then would stop the clock that
-            # handler waits for.
-            self._probe = lambda: not self._in_batch and has_visible_message(queue_arn)
+            # handler waits for. Likewise while another mapping's batch holds the function's
+            # last reserved slot: that batch's waits on the clock must be able to end.
+            self._probe = lambda: (
+                not self._in_batch
+                and self._slots.free(function_arn, self._function_limit)
+                and has_visible_message(queue_arn)
+            )
             clock.add_busy_probe(self._probe)
         if not self._probe():  # look in-process first: virtual time waits for this poller
             self._stopping.wait(VIRTUAL_CLOCK_IDLE_POLL_SECONDS)
             return False
-        with clock.participating():
-            self._in_batch = True
-            try:
-                return self._process_one_batch(sqs, settings)
-            finally:
-                self._in_batch = False
+        # Taken before counting on the clock: a poller waiting for a slot holds no time.
+        self._slots.acquire(settings.function_arn, self._function_limit)
+        try:
+            with clock.participating():
+                self._in_batch = True
+                try:
+                    return self._process_one_batch(sqs, settings)
+                finally:
+                    self._in_batch = False
+        finally:
+            self._slots.release(settings.function_arn)
 
     def _queue_url(self, sqs: SQSClient, queue_arn: str) -> str:
         if queue_arn not in self._queue_urls:
@@ -274,6 +324,7 @@ class SqsEventSourcePoller:
             return False
         event = {"Records": [sqs_event_record(m, queue_arn=settings.queue_arn) for m in batch]}
         function = find_function_by_arn(settings.function_arn)
+        self._function_limit = function.reserved_concurrency
         outcome = self._dispatcher.invoke(function, json.dumps(event))
         failed = failed_message_ids(
             outcome,
