@@ -70,7 +70,8 @@ def test_rehearse_predicts_a_wave_and_writes_json_and_html(tmp_path: Path) -> No
     slack = data["waves"][0]["slack"]
     assert (slack["approvalsRequested"], slack["approvalsNotShown"]) == (6, 0)
     assert slack["approvalMessage"]["count"] == 6
-    assert slack["eventToSlack"]["count"] >= 6 * 4  # a thread's root shows several events
+    # a thread's root shows each change of stage: in progress, cutting over, migrated
+    assert slack["eventToSlack"]["count"] >= 6 * 3
     assert slack["callsPerVmByMethod"]["chat.postMessage"] >= 1
     assert (slack["lostUpdates"], slack["approvalsExpired"]) == (0, 0)
     page = html.read_text()
