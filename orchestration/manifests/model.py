@@ -157,9 +157,31 @@ class Vm(LaunchSettings):
     target_vm_name: TargetVmName
 
 
+ApprovalScope = Literal["vm", "application", "wave"]
+# What one approval decision covers when the manifest does not say (docs/MANIFESTS.md says
+# why: application owners sign off on their application's test as a unit).
+DEFAULT_APPROVAL_SCOPE: ApprovalScope = "application"
+
+
+class Approval(StrictModel):
+    """How the cutover approvals of a wave (or one application) are presented and decided.
+
+    Every VM still gets its own decision and audit entry; the scope groups them in Slack.
+    """
+
+    scope: ApprovalScope = Field(
+        default=DEFAULT_APPROVAL_SCOPE,
+        description="vm: one approval message per VM, in its thread; application: one group "
+        "message per application; wave: one group message for the wave.",
+    )
+
+
 class Application(StrictModel):
     name: AppName
     description: FreeText | None = None
+    approval: Approval | None = Field(
+        default=None, description="Overrides the wave's approval settings for this application."
+    )
     defaults: LaunchSettings | None = None
     vms: Annotated[list[Vm], Field(min_length=1)]
 
@@ -202,6 +224,9 @@ class Wave(StrictModel):
     operators: Annotated[list[SlackPrincipalId], Field(min_length=1, max_length=MAX_PRINCIPALS)] = (
         Field(description="Slack user IDs and user-group IDs allowed to roll a migration back.")
     )
+    approval: Approval | None = Field(
+        default=None, description="Approval scope; applications may override it."
+    )
     defaults: LaunchSettings | None = None
     applications: Annotated[list[Application], Field(min_length=1)]
 
@@ -226,12 +251,21 @@ class EffectiveVm(StrictModel):
     security_group_ids: Annotated[list[SecurityGroupId], Field(min_length=1, max_length=5)]
     test_subnet_id: SubnetId
     test_security_group_ids: Annotated[list[SecurityGroupId], Field(min_length=1, max_length=5)]
-    iam_instance_profile: IamInstanceProfileName | None
+    # A default: the migration record keeps its request without nulls (exclude_none), so a VM
+    # without an instance profile must read back.
+    iam_instance_profile: IamInstanceProfileName | None = None
     tags: Tags
     boot_mode: BootMode
     os_byol: bool
     health_checks: Annotated[list[HealthCheck], Field(max_length=10)]
     callback_urls: Annotated[list[CallbackUrl], Field(max_length=5)]
+    # Left out of the JSON (so out of the revision and the published spec) when it is the
+    # default: adding the field changed no published VM's revision, and a VM whose scope is
+    # the default reads the same before and after.
+    approval_scope: ApprovalScope = Field(
+        default=DEFAULT_APPROVAL_SCOPE,
+        exclude_if=lambda scope: scope == DEFAULT_APPROVAL_SCOPE,
+    )
 
 
 # Settings a VM must end up with once defaults are applied, in the order they are reported.
@@ -243,8 +277,11 @@ REQUIRED_EFFECTIVE_SETTINGS: tuple[str, ...] = (
 )
 
 __all__ = [
+    "DEFAULT_APPROVAL_SCOPE",
     "REQUIRED_EFFECTIVE_SETTINGS",
     "Application",
+    "Approval",
+    "ApprovalScope",
     "CutoverWindow",
     "EffectiveVm",
     "HealthCheck",
