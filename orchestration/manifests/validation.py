@@ -25,6 +25,7 @@ from orchestration.manifests.fields import check_tags
 from orchestration.manifests.findings import Finding, Severity
 from orchestration.manifests.limits import LIMITS
 from orchestration.manifests.model import (
+    DEFAULT_APPROVAL_SCOPE,
     REQUIRED_EFFECTIVE_SETTINGS,
     EffectiveVm,
     LaunchSettings,
@@ -335,6 +336,8 @@ def _effective_vms(document: YamlDocument, wave: Wave, findings: list[Finding]) 
     }
     vms: list[LocatedVm] = []
     for app_index, app in enumerate(wave.applications):
+        approval = app.approval or wave.approval
+        scope = approval.scope if approval is not None else DEFAULT_APPROVAL_SCOPE
         for vm_index, vm in enumerate(app.vms):
             loc = ("applications", app_index, "vms", vm_index)
             settings = _merge_settings((wave.defaults, app.defaults, vm))
@@ -358,6 +361,7 @@ def _effective_vms(document: YamlDocument, wave: Wave, findings: list[Finding]) 
                 app_name=app.name,
                 source=vm.source,
                 target_vm_name=vm.target_vm_name,
+                approval_scope=scope,
                 **settings,
             )
             vms.append(LocatedVm(effective_vm=effective_vm, document=document, loc=loc))

@@ -67,6 +67,14 @@ class MigrationSpec(PipelineModel):
     approvers: list[str] = Field(default_factory=list)
     operators: list[str] = Field(default_factory=list)
     requested_by: str = ""
+    # What one approval decision covers (the manifest's ``approval.scope``). A hand-written
+    # request names no group: each VM is approved on its own, as before scopes existed.
+    approval_scope: Literal["vm", "application", "wave"] = "vm"
+
+    @property
+    def approval_group(self) -> str:
+        """The group this VM's approval belongs to ("" for ``vm`` scope)."""
+        return approval_group(self.approval_scope, self.wave, self.app_name)
 
     @classmethod
     def from_request(
@@ -135,6 +143,7 @@ class MigrationSpec(PipelineModel):
                 "slack_channel": vm.slack_channel,
                 "approvers": vm.approvers,
                 "operators": vm.operators,
+                "approval_scope": vm.approval_scope,
             }
         )
 
@@ -144,3 +153,14 @@ class MigrationSpec(PipelineModel):
         if self.window_end is not None and now >= self.window_end:
             return "closed"
         return "open"
+
+
+def approval_group(scope: str, wave: str, app_name: str) -> str:
+    """The key of an approval group: ``<wave>/<app>`` (application scope), ``<wave>`` (wave
+    scope), "" for ``vm`` scope (no group). Wave and application names are slugs, so the
+    ``/`` is unambiguous."""
+    if scope == "application":
+        return f"{wave}/{app_name}"
+    if scope == "wave":
+        return wave
+    return ""
