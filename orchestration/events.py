@@ -162,6 +162,16 @@ class ApprovalRequested(EventDetail):
     window_end: AwareDatetime | None = None
     test_instance: LaunchedInstance | None = None
     health_checks: list[HealthCheckResult] = Field(default_factory=list)
+    approval_scope: Literal["vm", "application", "wave"] = Field(
+        default="vm",
+        description="Added within schema version 1: what one approval decision covers (the "
+        "manifest's approval.scope); vm on an event put before it.",
+    )
+    approval_group: str = Field(
+        default="",
+        description="Added within schema version 1: the approval group, '<wave>/<app>' or "
+        "'<wave>'; empty for vm scope.",
+    )
 
 
 class ApprovalDecided(EventDetail):
@@ -169,6 +179,15 @@ class ApprovalDecided(EventDetail):
     decision: ApprovalOutcome
     decided_by: str
     reason: str = ""
+    approval_group: str = Field(
+        default="",
+        description="Added within schema version 1: the approval's group (empty: none).",
+    )
+    group_decision_id: str = Field(
+        default="",
+        description="Added within schema version 1: the group decision this one was part of "
+        "(grp-...); empty for a decision on this VM alone.",
+    )
 
 
 class MigrationCompleted(EventDetail):

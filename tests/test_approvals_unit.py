@@ -248,3 +248,66 @@ def test_a_decided_gate_is_not_expired(gate: Gate) -> None:
 
     assert gate.status() == "APPROVED"
     assert [d.decision for d in gate.reporter.of_type(ApprovalDecided)] == ["APPROVED"]
+
+
+# --- group decisions (approval.scope application or wave) ---------------------------------
+
+
+def _group_of(size: int) -> tuple[ApprovalService, FakeStore, FakeStepFunctions, list[str]]:
+    """GIVEN ``size`` VMs of the application ``intranet`` waiting at their gates."""
+    clock = FixedClock()
+    store = FakeStore()
+    sfn = FakeStepFunctions()
+    service = ApprovalService(store, sfn, FakeReporter(clock), clock)
+    ids = []
+    for index in range(size):
+        record = migration_record(migrationId=f"mig-{index:05d}", targetVmName=f"vm-{index:02d}")
+        store.migrations[record.migration_id] = record
+        spec = MigrationSpec.from_request(
+            record.request, record.revision, "corr", default_approvers=[ALICE]
+        ).model_copy(update={"approval_scope": "application"})
+        ids.append(service.request(spec, f"token-{index}", TIMEOUT).approval_id)
+    return service, store, sfn, ids
+
+
+def test_a_group_approval_decides_each_selected_vm_with_its_own_token_and_audit_entry() -> None:
+    service, store, sfn, ids = _group_of(4)
+    [group] = {a.group for a in store.approvals.values()}
+
+    outcome = service.decide_group(group, "APPROVED", user=ALICE, selected=ids[:3])
+
+    assert len(outcome.decided) == 3
+    assert outcome.ready == 4
+    assert sorted(answer.token for answer in sfn.answers) == ["token-0", "token-1", "token-2"]
+    assert store.approval(ids[3]) is not None
+    assert store.approvals[ids[3]].status == "PENDING"  # left out: keeps waiting
+    details = [a.detail for a in store.audits]
+    assert len(details) == 3
+    assert all(
+        d.startswith(f"group decision {outcome.decision.decision_id} on {group} by {ALICE}")
+        and d.endswith("approve selected 3 of 4 ready")
+        for d in details
+    ), details
+
+
+def test_a_non_approver_is_refused_for_every_vm_and_each_refusal_is_audited() -> None:
+    service, store, sfn, ids = _group_of(3)
+    [group] = {a.group for a in store.approvals.values()}
+
+    outcome = service.decide_group(group, "APPROVED", user=BOB)
+
+    assert (len(outcome.decided), len(outcome.refused)) == (0, 3)
+    assert sfn.answers == []
+    assert sorted((a.actor, a.outcome) for a in store.audits) == [(BOB, "refused")] * 3
+    assert all(store.approvals[i].status == "PENDING" for i in ids)
+
+
+def test_a_second_group_click_finds_nothing_waiting_and_decides_nothing() -> None:
+    service, store, sfn, _ids = _group_of(2)
+    [group] = {a.group for a in store.approvals.values()}
+    service.decide_group(group, "APPROVED", user=ALICE)
+
+    again = service.decide_group(group, "APPROVED", user=ALICE)
+
+    assert (again.ready, again.decided, again.refused) == (0, (), ())
+    assert len(sfn.answers) == 2

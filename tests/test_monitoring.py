@@ -305,3 +305,58 @@ def test_a_lane_that_cannot_be_read_is_reported_and_the_others_still_count() -> 
     assert "cannot assume role" in (by_lane["999988887777/eu-west-1"].unreachable or "")
     assert figures.replication.lag_seconds == 300
     assert figures.replication.stalled_servers == 1
+
+
+def test_a_groups_pending_approvals_are_one_query_and_leave_it_when_decided(
+    aws_env: None,
+) -> None:
+    names = ResourceNames()
+    with mock_aws():
+        provision(
+            names,
+            sqs=boto3.client("sqs", region_name="us-east-1"),
+            dynamodb=boto3.client("dynamodb", region_name="us-east-1"),
+            events=boto3.client("events", region_name="us-east-1"),
+        )
+        table = boto3.resource("dynamodb", region_name="us-east-1").Table(names.state_table)
+        store = MigrationStore(table)
+        # GIVEN approvals of two application groups of wave-1, a wave group of wave-10 and
+        # one approved alone
+        for approval_id, group in [
+            ("apv-a1", "wave-1/billing"),
+            ("apv-a2", "wave-1/billing"),
+            ("apv-b1", "wave-1/crm"),
+            ("apv-w1", "wave-10"),
+            ("apv-v1", ""),
+        ]:
+            approval = replace(
+                _approval(approval_id, f"m-{approval_id}", NOW),
+                group=group,
+                scope="application" if "/" in group else ("wave" if group else "vm"),
+            )
+            store.create_approval(approval, f"token-{approval_id}")
+        # THEN each group lists its own, a wave prefix lists every group of that wave only
+        assert [a.approval_id for a in store.pending_group_approvals("wave-1/billing")] == [
+            "apv-a1",
+            "apv-a2",
+        ]
+        assert {a.approval_id for a in store.pending_group_approvals("wave-1/")} == {
+            "apv-a1",
+            "apv-a2",
+            "apv-b1",
+        }
+        assert [a.approval_id for a in store.pending_group_approvals("wave-10")] == ["apv-w1"]
+        assert len(store.pending_approvals()) == 5  # the monitor still sees every one
+        # WHEN one is decided it leaves its group; reverted, it is back in its group
+        store.decide_approval("apv-a1", decision="APPROVED", user="U1", reason="", now=NOW)
+        assert [a.approval_id for a in store.pending_group_approvals("wave-1/billing")] == [
+            "apv-a2"
+        ]
+        store.revert_decision("apv-a1", user="U1")
+        assert {a.approval_id for a in store.pending_group_approvals("wave-1/billing")} == {
+            "apv-a1",
+            "apv-a2",
+        }
+        reverted = store.approval("apv-a1")
+        assert reverted is not None
+        assert (reverted.group, reverted.scope) == ("wave-1/billing", "application")

@@ -7,8 +7,10 @@ Items:
 - ``MIGRATION#<id>`` / ``STEP#<seq>``: one step each, written by versions before the history
   moved onto the record; still read (``history``), never written.
 - ``APPROVAL#<id>`` / ``META``: an approval gate (its task token, decision); while PENDING
-  also a sparse member of ``gsi1`` (``gsi1pk = APPROVALS#PENDING``, ``gsi1sk`` = its expiry),
-  so the monitor finds pending approvals with a Query, never a Scan.
+  also a sparse member of ``gsi1`` (``gsi1pk = APPROVALS#PENDING``), so the monitor finds
+  pending approvals with a Query, never a Scan. ``gsi1sk`` is its expiry, or for a member of
+  an approval group ``GROUP#<wave>/<app or *>#<expiry>``: one Query (``begins_with``) lists
+  a group's (or a wave's groups') pending approvals, soonest expiry first.
 - ``REJECTED#<sqs message id>`` / ``META``: a request the ingress refused, and why.
 - ``idempotency#<function>`` / ``<key hash>``: Powertools' idempotency records.
 """
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 META = "META"
 # gsi1 partition of the approvals still waiting for a decision (sparse: removed on decision).
 PENDING_APPROVALS = "APPROVALS#PENDING"
+GROUP_SK_PREFIX = "GROUP#"
 REJECTION_RETENTION = timedelta(days=90)
 
 # The step history is a list on the migration's record (``history``), appended to by the
@@ -61,6 +64,16 @@ def migration_pk(migration_id: str) -> str:
 
 def approval_pk(approval_id: str) -> str:
     return f"APPROVAL#{approval_id}"
+
+
+def group_sk_prefix(group: str) -> str:
+    """The start of the gsi1 sort key of a group's pending approvals: ``<wave>/<app>`` ->
+    ``GROUP#<wave>/<app>#``; a wave group ``<wave>`` -> ``GROUP#<wave>/*#``; a bare ``<wave>/``
+    -> ``GROUP#<wave>/`` (every group of the wave, whatever its scope)."""
+    wave, slash, app = group.partition("/")
+    if not slash:
+        return f"{GROUP_SK_PREFIX}{wave}/*#"
+    return f"{GROUP_SK_PREFIX}{wave}/{app}#" if app else f"{GROUP_SK_PREFIX}{wave}/"
 
 
 def migration_key(migration_id: str) -> dict[str, str]:
@@ -162,6 +175,11 @@ class ApprovalRecord:
     target_region: str = ""
     window_start: datetime | None = None
     window_end: datetime | None = None
+    # The approval group (``spec.approval_group``: "" for a VM approved on its own) and its
+    # scope; empty on approvals stored before groups existed.
+    group: str = ""
+    scope: str = "vm"
+    app_name: str = ""
 
     def to_item(self) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -184,6 +202,11 @@ class ApprovalRecord:
             item["windowStart"] = self.window_start.isoformat()
         if self.window_end is not None:
             item["windowEnd"] = self.window_end.isoformat()
+        if self.group:
+            item["approvalGroup"] = self.group
+            item["approvalScope"] = self.scope
+        if self.app_name:
+            item["appName"] = self.app_name
         return item
 
     @classmethod
@@ -205,6 +228,9 @@ class ApprovalRecord:
             target_region=str(item.get("targetRegion", "")),
             window_start=_moment(item.get("windowStart")),
             window_end=_moment(item.get("windowEnd")),
+            group=str(item.get("approvalGroup", "")),
+            scope=str(item.get("approvalScope", "vm")),
+            app_name=str(item.get("appName", "")),
         )
 
 
@@ -478,19 +504,28 @@ class MigrationStore:
         return list(heapq.merge(legacy, current, key=_entry_time))
 
     def wave_migrations(self, wave: str) -> list[MigrationRecord]:
-        response = self._table.query(
-            IndexName="gsi1",
-            KeyConditionExpression="gsi1pk = :wave",
-            ExpressionAttributeValues={":wave": f"WAVE#{wave}"},
-        )
-        return [MigrationRecord.from_item(item) for item in response.get("Items", [])]
+        """Every migration of the wave (a Query on gsi1, across pages: a wave of a few hundred
+        VMs is more than one 1 MB page)."""
+        records: list[MigrationRecord] = []
+        query: dict[str, Any] = {
+            "IndexName": "gsi1",
+            "KeyConditionExpression": "gsi1pk = :wave",
+            "ExpressionAttributeValues": {":wave": f"WAVE#{wave}"},
+        }
+        while True:
+            response = self._table.query(**query)
+            records.extend(MigrationRecord.from_item(item) for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return records
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     # --- approvals -----------------------------------------------------------------------
 
     def create_approval(self, approval: ApprovalRecord, task_token: str) -> None:
         """Store the gate's task token under the approval ID; the token never leaves AWS.
 
-        A pending approval is also in gsi1 (``PENDING_APPROVALS``, by expiry) until decided.
+        A pending approval is also in gsi1 (``PENDING_APPROVALS``, by expiry, under its group
+        if it has one) until decided; ``pendingSk`` keeps that sort key for a revert.
         """
         item: dict[str, Any] = {
             "pk": approval_pk(approval.approval_id),
@@ -499,8 +534,12 @@ class MigrationStore:
             "taskToken": task_token,
         }
         if approval.status == "PENDING":
+            sort_key = item["expiresAt"]
+            if approval.group:
+                sort_key = group_sk_prefix(approval.group) + sort_key
             item["gsi1pk"] = PENDING_APPROVALS
-            item["gsi1sk"] = item["expiresAt"]
+            item["gsi1sk"] = sort_key
+            item["pendingSk"] = sort_key
         self._table.put_item(
             Item=item,
             ConditionExpression="attribute_not_exists(pk)",
@@ -526,12 +565,30 @@ class MigrationStore:
     def pending_approvals(self) -> list[ApprovalRecord]:
         """Every approval still PENDING, soonest expiry first: a Query on gsi1's sparse
         ``APPROVALS#PENDING`` partition (decided approvals leave it), across pages."""
+        found = self._pending_query(
+            {
+                "KeyConditionExpression": "gsi1pk = :pending",
+                "ExpressionAttributeValues": {":pending": PENDING_APPROVALS},
+            }
+        )
+        return sorted(found, key=lambda approval: approval.expires_at)
+
+    def pending_group_approvals(self, group: str) -> list[ApprovalRecord]:
+        """The approvals of ``group`` still PENDING, soonest expiry first: one Query on gsi1
+        (``begins_with`` on the group's sort key prefix, see ``group_sk_prefix``)."""
+        return self._pending_query(
+            {
+                "KeyConditionExpression": "gsi1pk = :pending AND begins_with(gsi1sk, :group)",
+                "ExpressionAttributeValues": {
+                    ":pending": PENDING_APPROVALS,
+                    ":group": group_sk_prefix(group),
+                },
+            }
+        )
+
+    def _pending_query(self, condition: dict[str, Any]) -> list[ApprovalRecord]:
         approvals: list[ApprovalRecord] = []
-        query: dict[str, Any] = {
-            "IndexName": "gsi1",
-            "KeyConditionExpression": "gsi1pk = :pending",
-            "ExpressionAttributeValues": {":pending": PENDING_APPROVALS},
-        }
+        query: dict[str, Any] = {"IndexName": "gsi1", **condition}
         while True:
             response = self._table.query(**query)
             approvals.extend(
@@ -583,7 +640,8 @@ class MigrationStore:
         self._table.update_item(
             Key={"pk": approval_pk(approval_id), "sk": META},
             UpdateExpression=(
-                "SET #status = :pending, gsi1pk = :partition, gsi1sk = expiresAt"
+                "SET #status = :pending, gsi1pk = :partition,"
+                " gsi1sk = if_not_exists(pendingSk, expiresAt)"
                 " REMOVE decidedBy, decidedAt, reason"
             ),
             ConditionExpression="decidedBy = :user",

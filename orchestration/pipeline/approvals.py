@@ -8,8 +8,9 @@ audited. The Slack bot and ``wavepilot approve`` both decide through this servic
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
@@ -90,6 +91,32 @@ class DecisionOutcome:
     user: str
 
 
+@dataclass(frozen=True, slots=True)
+class GroupDecision:
+    """One click (or command) deciding several VMs of an approval group."""
+
+    decision_id: str
+    group: str
+    user: str
+    summary: str  # "approve all ready 10 of 10 ready"
+
+    def describe(self) -> str:
+        """What each VM's audit entry says about the group decision it was part of."""
+        return f"group decision {self.decision_id} on {self.group} by {self.user}: {self.summary}"
+
+
+@dataclass(frozen=True, slots=True)
+class GroupOutcome:
+    """What a group decision did, VM by VM."""
+
+    decision: GroupDecision
+    ready: int  # the group's approvals pending when the decision was taken
+    decided: tuple[DecisionOutcome, ...]
+    refused: tuple[tuple[ApprovalRecord, ApprovalError], ...]
+    # Selected approvals that were no longer pending (decided or expired meanwhile).
+    not_pending: tuple[str, ...] = ()
+
+
 class ApprovalService:
     def __init__(
         self,
@@ -127,6 +154,9 @@ class ApprovalService:
             target_region=spec.target_region,
             window_start=spec.window_start,
             window_end=spec.window_end,
+            group=spec.approval_group,
+            scope=spec.approval_scope if spec.approval_group else "vm",
+            app_name=spec.app_name,
         )
         self._store.create_approval(approval, task_token)
         self._report.step(
@@ -152,6 +182,8 @@ class ApprovalService:
             window_end=spec.window_end,
             test_instance=test_launch.instance,
             health_checks=list(test_launch.health_checks),
+            approval_scope=approval.scope,
+            approval_group=approval.group,
         )
         return approval
 
@@ -164,9 +196,14 @@ class ApprovalService:
         reason: str = "",
         is_member: GroupMembership = no_groups,
         is_requester: Callable[[str], bool] = lambda _user: False,
+        group_decision: GroupDecision | None = None,
     ) -> DecisionOutcome:
-        """Decide the approval, or raise an ApprovalError saying why not (and audit it)."""
+        """Decide the approval, or raise an ApprovalError saying why not (and audit it).
+
+        ``group_decision``: this is one VM of a group decision; its audit entries name it.
+        """
         now = self._clock.now()
+        context = group_decision.describe() if group_decision is not None else ""
         action = "approve" if decision == "APPROVED" else "reject"
         approval = self._store.approval(approval_id)
         if approval is None:
@@ -178,7 +215,7 @@ class ApprovalService:
                 actor=user,
                 action=action,
                 outcome="refused",
-                detail=str(error),
+                detail=_joined(context, str(error)),
                 now=now,
             )
             return error
@@ -222,7 +259,12 @@ class ApprovalService:
             )
             raise
         self._store.audit(
-            approval_id, actor=user, action=action, outcome="decided", detail=reason, now=now
+            approval_id,
+            actor=user,
+            action=action,
+            outcome="decided",
+            detail=_joined(context, reason),
+            now=now,
         )
         record = self._store.get(approval.migration_id)
         if record is not None:
@@ -233,8 +275,60 @@ class ApprovalService:
                 decision=decision,
                 decided_by=user,
                 reason=reason,
+                approval_group=approval.group,
+                group_decision_id=group_decision.decision_id if group_decision else "",
             )
         return DecisionOutcome(approval, decision, user)
+
+    def pending_in_group(self, group: str) -> list[ApprovalRecord]:
+        """The group's approvals waiting now: the VMs whose test launch passed its checks
+        and that nobody decided yet (``<wave>/`` lists every group of the wave)."""
+        return self._store.pending_group_approvals(group)
+
+    def decide_group(
+        self,
+        group: str,
+        decision: Decision,
+        *,
+        user: str,
+        reason: str = "",
+        selected: Collection[str] | None = None,
+        is_member: GroupMembership = no_groups,
+        is_requester: Callable[[ApprovalRecord, str], bool] = lambda _approval, _user: False,
+    ) -> GroupOutcome:
+        """Decide every approval of ``group`` pending now (or those of them ``selected``, by
+        approval ID), each through :meth:`decide`: its own token, checks and audit entry,
+        which names this group decision. A VM whose approval is not pending at this moment
+        (still testing, failed, decided, expired) is never covered."""
+        ready = self.pending_in_group(group)
+        chosen = [a for a in ready if selected is None or a.approval_id in selected]
+        label = {"APPROVED": "approve", "REJECTED": "reject"}[decision]
+        what = f"{label} all ready" if selected is None else f"{label} selected"
+        group_decision = GroupDecision(
+            decision_id=f"grp-{uuid.uuid4().hex[:16]}",
+            group=group,
+            user=user,
+            summary=f"{what} {len(chosen)} of {len(ready)} ready",
+        )
+        decided: list[DecisionOutcome] = []
+        refused: list[tuple[ApprovalRecord, ApprovalError]] = []
+        for approval in chosen:
+            try:
+                decided.append(
+                    self.decide(
+                        approval.approval_id,
+                        decision,
+                        user=user,
+                        reason=reason,
+                        is_member=is_member,
+                        is_requester=functools.partial(is_requester, approval),
+                        group_decision=group_decision,
+                    )
+                )
+            except ApprovalError as exc:
+                refused.append((approval, exc))
+        missing = tuple(sorted(set(selected or ()) - {a.approval_id for a in ready}))
+        return GroupOutcome(group_decision, len(ready), tuple(decided), tuple(refused), missing)
 
     def expire(self, migration_id: str, reason: str = "") -> None:
         """Mark the migration's pending approval EXPIRED (its gate timed out, or an operator
@@ -263,6 +357,7 @@ class ApprovalService:
             now=now,
         )
         record = self._store.get(migration_id)
+        approval = self._store.approval(approval_id)  # its group, for the group message
         if record is not None:
             self._report.emit(
                 record,
@@ -271,6 +366,7 @@ class ApprovalService:
                 decision="EXPIRED",
                 decided_by="wavepilot",
                 reason=reason or "no decision before the approval timed out",
+                approval_group=approval.group if approval is not None else "",
             )
 
 
@@ -278,6 +374,10 @@ def _is_approver(user: str, approvers: tuple[str, ...], is_member: GroupMembersh
     if user in approvers:
         return True
     return any(group.startswith("S") and is_member(user, group) for group in approvers)
+
+
+def _joined(*parts: str) -> str:
+    return "; ".join(part for part in parts if part)
 
 
 def _already(approval: ApprovalRecord) -> ApprovalAlreadyDecidedError:

@@ -73,6 +73,10 @@ class ApprovalRecords(Protocol):
 
     def pending_approval_id(self, migration_id: str) -> str | None: ...
 
+    def pending_group_approvals(self, group: str) -> list[ApprovalRecord]:
+        """A group's approvals still PENDING (``<wave>/``: every group of the wave)."""
+        ...
+
     def decide_approval(
         self, approval_id: str, *, decision: str, user: str, reason: str, now: datetime
     ) -> str | None:

@@ -171,6 +171,19 @@ class FakeStore:
         record = self.migrations.get(migration_id)
         return record.approval_id if record is not None else None
 
+    def pending_group_approvals(self, group: str) -> list[ApprovalRecord]:
+        in_wave = group.endswith("/")
+        return sorted(
+            (
+                a
+                for a in self.approvals.values()
+                if a.status == "PENDING"
+                and a.group
+                and (a.group.startswith(group) if in_wave else a.group == group)
+            ),
+            key=lambda a: a.expires_at,
+        )
+
     def decide_approval(
         self, approval_id: str, *, decision: str, user: str, reason: str, now: datetime
     ) -> str | None:
