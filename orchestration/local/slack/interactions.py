@@ -110,7 +110,11 @@ def block_actions_payload(
 
 
 def view_submission_payload(
-    actor: Actor, *, view: JsonDict, values: dict[str, dict[str, str]], trigger_id: str
+    actor: Actor,
+    *,
+    view: JsonDict,
+    values: dict[str, dict[str, str | list[str]]],
+    trigger_id: str,
 ) -> JsonDict:
     view = {**view, "state": {"values": _state_values(view, values)}}
     return {
@@ -127,19 +131,34 @@ def view_submission_payload(
     }
 
 
-def _state_values(view: JsonDict, values: dict[str, dict[str, str]]) -> JsonDict:
-    """Slack's `state.values`: each input typed as the view declares it (text unless known)."""
-    declared: dict[tuple[str, str], str] = {}
+def _state_values(view: JsonDict, values: dict[str, dict[str, str | list[str]]]) -> JsonDict:
+    """Slack's `state.values`: each input typed as the view declares it (text unless known).
+
+    A multiple choice (``checkboxes``, ``multi_static_select``) takes a list of option values
+    and is sent as Slack sends it: ``selected_options``, each the option object the view
+    declared (an option the view does not offer raises ``LookupError``)."""
+    declared: dict[tuple[str, str], JsonDict] = {}
     for block in view.get("blocks", []):
         element = block.get("element")
         if isinstance(element, dict):
-            declared[(block.get("block_id", ""), element.get("action_id", ""))] = element["type"]
+            declared[(block.get("block_id", ""), element.get("action_id", ""))] = element
     state: JsonDict = {}
     for block_id, actions in values.items():
         state[block_id] = {}
         for action_id, value in actions.items():
-            kind = declared.get((block_id, action_id), "plain_text_input")
-            if kind in ("static_select", "radio_buttons"):
+            element = declared.get((block_id, action_id), {"type": "plain_text_input"})
+            kind = element["type"]
+            if kind in ("checkboxes", "multi_static_select"):
+                offered = {str(o["value"]): o for o in element.get("options") or []}
+                chosen = [value] if isinstance(value, str) else value
+                missing = [v for v in chosen if v not in offered]
+                if missing:
+                    raise LookupError(f"the view offers no option {missing[0]!r}")
+                state[block_id][action_id] = {
+                    "type": kind,
+                    "selected_options": [offered[v] for v in chosen],
+                }
+            elif kind in ("static_select", "radio_buttons"):
                 option = {"text": {"type": "plain_text", "text": value}, "value": value}
                 state[block_id][action_id] = {"type": kind, "selected_option": option}
             else:

@@ -383,11 +383,12 @@ class SlackStandIn:
         *,
         user: str,
         view_id: str,
-        values: dict[str, dict[str, str]],
+        values: dict[str, dict[str, str | list[str]]],
         signing_secret: str | None = None,
         timestamp: int | None = None,
     ) -> AppResponse:
-        """`user` submits an open modal; `values` is {block_id: {action_id: value}}.
+        """`user` submits an open modal; `values` is {block_id: {action_id: value}} (a list
+        of option values for checkboxes and multi_static_select).
 
         The app's ack decides what happens to the modal, as in Slack: an empty ack closes it,
         `response_action: errors` keeps it open, `update` replaces it.

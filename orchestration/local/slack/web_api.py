@@ -138,6 +138,7 @@ class SlackWorkspace:
         self._last_ts_micros = 0
         self._counter = itertools.count(1)
         self._post_listeners: list[Callable[[str, JsonDict], None]] = []
+        self._update_listeners: list[Callable[[str, JsonDict], None]] = []
         self._methods: dict[str, Callable[[JsonDict], JsonDict]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
@@ -219,6 +220,12 @@ class SlackWorkspace:
         with self._lock:
             self._post_listeners.append(listener)
 
+    def add_update_listener(self, listener: Callable[[str, JsonDict], None]) -> None:
+        """Call ``listener(channel, message)`` for every message the bot edits (a group
+        approval message gaining ready VMs, say); same rules as ``add_post_listener``."""
+        with self._lock:
+            self._update_listeners.append(listener)
+
     def _chat_update(self, params: JsonDict) -> JsonDict:
         channel = self._channel(params.get("channel"))
         message = self._message(channel, params.get("ts"))
@@ -229,6 +236,9 @@ class SlackWorkspace:
         if text is None and blocks is None:
             raise ApiError("no_text")
         self._edit(message, text, blocks, _metadata(params.get("metadata")))
+        shown = self._api(message)
+        for listener in self._update_listeners:
+            listener(channel.id, shown)
         return {
             "ok": True,
             "channel": channel.id,
