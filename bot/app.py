@@ -23,6 +23,17 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot import commands
+from bot.group_approvals import (
+    GROUP_APPROVE_READY_ACTION,
+    GROUP_APPROVE_SELECTED_ACTION,
+    GROUP_REJECT_ACTION,
+    SELECT_BLOCK,
+    SELECT_MODAL,
+    outcome_text,
+    select_modal,
+    selected_ids,
+)
+from bot.group_approvals import REJECT_MODAL as GROUP_REJECT_MODAL
 from bot.services import BotServices
 from bot.threads import APPROVE_ACTION, REJECT_ACTION, approval_decided_message
 from orchestration.clock import Clock
@@ -54,6 +65,11 @@ def build_app(
     app.action(APPROVE_ACTION)(ack=_ack, lazy=[listeners.approve])
     app.action(REJECT_ACTION)(listeners.open_reject_modal)
     app.view(REJECT_MODAL)(ack=listeners.ack_reason, lazy=[listeners.reject])
+    app.action(GROUP_APPROVE_READY_ACTION)(ack=_ack, lazy=[listeners.approve_group])
+    app.action(GROUP_APPROVE_SELECTED_ACTION)(listeners.open_select_modal)
+    app.view(SELECT_MODAL)(ack=listeners.ack_selection, lazy=[listeners.approve_selected])
+    app.action(GROUP_REJECT_ACTION)(listeners.open_group_reject_modal)
+    app.view(GROUP_REJECT_MODAL)(ack=listeners.ack_reason, lazy=[listeners.reject_group])
     app.command("/wavepilot")(ack=_ack, lazy=[listeners.run_command])
     app.action(commands.ROLLBACK_CONFIRM_ACTION)(ack=_ack, lazy=[listeners.confirm_rollback])
     app.action(commands.ROLLBACK_CANCEL_ACTION)(listeners.cancel_rollback)
@@ -157,6 +173,104 @@ class Listeners:
                 blocks=list(decided.blocks),
             )
 
+    # --- group approval buttons (approval.scope application or wave) -----------------------
+
+    def approve_group(self, body: dict[str, Any], respond: Respond) -> None:
+        """Approve all ready: every VM of the group waiting for a decision at this moment,
+        each decided and audited on its own."""
+        services = self._services()
+        group = str(body["actions"][0].get("value", ""))
+        count("SlackGroupApprovalClicks")
+        outcome = services.approvals.decide_group(
+            group,
+            "APPROVED",
+            user=body["user"]["id"],
+            is_member=services.directory.is_member,
+            is_requester=lambda approval, who: services.directory.is_requester(
+                who, approval.requested_by
+            ),
+        )
+        respond(text=outcome_text(outcome), response_type="ephemeral", replace_original=False)
+
+    def open_select_modal(
+        self, ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond
+    ) -> None:
+        """Approve selected: a modal listing the VMs ready now (the trigger ID lives three
+        seconds, so this one Query runs before the modal opens)."""
+        ack()
+        group = str(body["actions"][0].get("value", ""))
+        ready = self._services().approvals.pending_in_group(group)
+        if not ready:
+            respond(
+                text=f":information_source: No VM of `{group}` is waiting for a decision now.",
+                response_type="ephemeral",
+                replace_original=False,
+            )
+            return
+        client.views_open(
+            trigger_id=body["trigger_id"],
+            view=select_modal(
+                group,
+                sorted(((a.approval_id, a.target_vm_name) for a in ready), key=lambda r: r[1]),
+                _channel_of(body),
+            ),
+        )
+
+    def ack_selection(self, ack: Ack, view: dict[str, Any]) -> None:
+        if not selected_ids(view):
+            ack(response_action="errors", errors={SELECT_BLOCK: "Pick at least one VM"})
+            return
+        ack()
+
+    def approve_selected(
+        self, body: dict[str, Any], view: dict[str, Any], client: WebClient
+    ) -> None:
+        services = self._services()
+        metadata = json.loads(view.get("private_metadata") or "{}")
+        user = body["user"]["id"]
+        outcome = services.approvals.decide_group(
+            str(metadata.get("group", "")),
+            "APPROVED",
+            user=user,
+            selected=selected_ids(view),
+            is_member=services.directory.is_member,
+            is_requester=lambda approval, who: services.directory.is_requester(
+                who, approval.requested_by
+            ),
+        )
+        if metadata.get("channel"):
+            client.chat_postEphemeral(
+                channel=metadata["channel"], user=user, text=outcome_text(outcome)
+            )
+
+    def open_group_reject_modal(self, ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        metadata = {"group": body["actions"][0].get("value", ""), "channel": _channel_of(body)}
+        modal = _reject_modal(metadata)
+        modal["callback_id"] = GROUP_REJECT_MODAL
+        modal["title"] = {"type": "plain_text", "text": "Reject the group"}
+        modal["blocks"][0]["label"]["text"] = "Why? (every VM waiting now is rejected)"
+        client.views_open(trigger_id=body["trigger_id"], view=modal)
+
+    def reject_group(self, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
+        services = self._services()
+        metadata = json.loads(view.get("private_metadata") or "{}")
+        user = body["user"]["id"]
+        outcome = services.approvals.decide_group(
+            str(metadata.get("group", "")),
+            "REJECTED",
+            user=user,
+            reason=_reason(view),
+            is_member=services.directory.is_member,
+            is_requester=lambda approval, who: services.directory.is_requester(
+                who, approval.requested_by
+            ),
+        )
+        if metadata.get("channel"):
+            client.chat_postEphemeral(
+                channel=metadata["channel"], user=user, text=outcome_text(outcome)
+            )
+
     # --- /wavepilot ----------------------------------------------------------------------
 
     def run_command(self, body: dict[str, Any], respond: Respond) -> None:
@@ -186,6 +300,11 @@ class Listeners:
     def cancel_rollback(self, ack: Ack, respond: Respond) -> None:
         ack()
         respond(text="Rollback cancelled: nothing was changed.", replace_original=True)
+
+
+def _channel_of(body: dict[str, Any]) -> str:
+    container = body.get("container") or {}
+    return str(container.get("channel_id") or (body.get("channel") or {}).get("id") or "")
 
 
 def _is_requester(services: BotServices, approval_id: str, user: str) -> bool:

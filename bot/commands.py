@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.group_approvals import GroupFacts, group_question, outcome_text
 from bot.services import BotServices
 from bot.threads import PHASES, STEP_PHASE, cutover_question
 from orchestration.operators import (
@@ -25,6 +26,7 @@ from orchestration.operators import (
     resolve_approval,
     wave_status,
 )
+from orchestration.operators.ids import APPROVAL_PREFIX, MIGRATION_PREFIX
 from orchestration.pipeline.manual_rollback import RollbackRequestError
 
 ROLLBACK_CONFIRM_ACTION = "rollback_confirm"
@@ -34,7 +36,10 @@ APPROVE_CANCEL_ACTION = "approve_cancel"
 HELP = """*`/wavepilot` commands*
 • `status <migration|wave>`: where a migration (`mig-...`) or every migration of a wave stands
 • `approve <approval|migration>`: approve a cutover (`apv-...` or its migration; asks first)
+• `approve <wave|wave/application>`: approve every VM of the wave (or application) ready now, \
+each decided and audited on its own (asks first, naming the count, account and window)
 • `reject <approval|migration> <reason>`: reject it; the migration rolls back
+• `reject <wave|wave/application> <reason>`: reject every VM of it waiting for a decision
 • `rollback <migration> <reason>`: stop a migration and roll it back (operators; asks first)
 • `help`: this list"""
 
@@ -72,12 +77,73 @@ def _status_command(services: BotServices, user: str, args: list[str]) -> Reply:
 
 
 def _approve_command(services: BotServices, user: str, args: list[str]) -> Reply:
-    return _confirm_approval(services, user, _one(args, "approve <approval|migration>"))
+    target = _one(args, "approve <approval|migration|wave|wave/application>")
+    if not _names_one_vm(target):
+        return _confirm_group_approval(services, target)
+    return _confirm_approval(services, user, target)
 
 
 def _reject_command(services: BotServices, user: str, args: list[str]) -> Reply:
-    target, reason = _target_and_reason(args, "reject <approval|migration> <reason>")
+    target, reason = _target_and_reason(
+        args, "reject <approval|migration|wave|wave/application> <reason>"
+    )
+    if not _names_one_vm(target):
+        return _decide_group(services, user, target, reason)
     return _decide(services, user, target, reason)
+
+
+def _names_one_vm(target: str) -> bool:
+    return target.startswith((APPROVAL_PREFIX, MIGRATION_PREFIX))
+
+
+def _group_of(target: str) -> str:
+    """``wave-1/intranet`` is that application's group; ``wave-1`` is every group of the wave
+    (its wave group, or its applications' groups): the store's ``<wave>/`` prefix."""
+    return target if "/" in target else f"{target}/"
+
+
+def _confirm_group_approval(services: BotServices, target: str) -> Reply:
+    """Ask before approving a group, naming the count of VMs ready now, the wave, the target
+    account(s) and the window; nothing is decided until the approver confirms."""
+    ready = services.approvals.pending_in_group(_group_of(target))
+    if not ready:
+        raise CommandError(
+            f"no VM of `{target}` is waiting for a decision now (name a wave, or a wave and "
+            "application as `wave-1/intranet`; VMs approved one by one are named by `mig-...`)"
+        )
+    first = ready[0]
+    lanes = sorted({(a.target_account_id, a.target_region) for a in ready})
+    wave, _, app = target.partition("/")
+    facts = GroupFacts(
+        wave=wave,
+        what=f"{app} (wave {wave})" if app else f"wave {wave}",
+        target_account_id=", ".join(account for account, _region in lanes),
+        target_region=", ".join(sorted({region for _account, region in lanes})),
+        window_start=first.window_start,
+        window_end=first.window_end,
+    )
+    question = f":warning: {group_question(facts, len(ready))}"
+    blocks = _confirmation(
+        question,
+        block_id="approve",
+        confirm=(APPROVE_CONFIRM_ACTION, "Approve cutover", "primary", target),
+        cancel=(APPROVE_CANCEL_ACTION, target),
+    )
+    return Reply(question, blocks)
+
+
+def _decide_group(services: BotServices, user: str, target: str, reason: str) -> Reply:
+    outcome = services.approvals.decide_group(
+        _group_of(target),
+        "REJECTED" if reason else "APPROVED",
+        user=user,
+        reason=reason,
+        is_member=services.directory.is_member,
+        is_requester=lambda approval, who: services.directory.is_requester(
+            who, approval.requested_by
+        ),
+    )
+    return Reply(outcome_text(outcome))
 
 
 def _rollback_command(services: BotServices, user: str, args: list[str]) -> Reply:
@@ -196,6 +262,8 @@ def approve_confirmed(services: BotServices, *, user: str, value: str) -> Reply:
     """The approver confirmed: decide the approval the question named (checked and audited
     as a button click is)."""
     try:
+        if not _names_one_vm(value):
+            return _decide_group(services, user, value, "")
         return _decide(services, user, value, "")
     except (OperatorUsageError, OperatorFailedError) as exc:
         return Reply(f":warning: {exc}")

@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from bot.group_approvals import GroupApprovalMessages, grouped
 from bot.slack_api import PacedSlack
 from bot.summary_notifier import WaveSummaryNotifier
 from bot.thread_store import SlackThread, StaleThreadError, ThreadExistsError, ThreadStore
@@ -68,7 +69,9 @@ class StatusNotifier:
         slack: PacedSlack,
         default_channel: str,
         summaries: WaveSummaryNotifier | None = None,
+        groups: GroupApprovalMessages | None = None,
     ) -> None:
+        self._groups = groups  # approval groups (issue 15): bot/group_approvals.py
         self._threads = threads
         self._migrations = migrations
         self._slack = slack
@@ -81,11 +84,16 @@ class StatusNotifier:
     def apply(self, event: EventDetail, *, edit_root: bool) -> Applied:
         """Fold one event into its thread; edit the root too when ``edit_root``."""
         try:
-            return self._apply(event, edit_root=edit_root)
+            applied = self._apply(event, edit_root=edit_root)
         except StaleThreadError:
             # Another writer moved the thread on (a second container): start from the table.
             self._known.pop(event.migration_id, None)
-            return self._apply(event, edit_root=edit_root)
+            applied = self._apply(event, edit_root=edit_root)
+        # --- approval groups hook (issue 15): the group message lives in its own module;
+        # after the thread, so a group that fails (redelivered) never holds the thread back.
+        if self._groups is not None:
+            self._groups.apply(event)
+        return applied
 
     def _apply(self, event: EventDetail, *, edit_root: bool) -> Applied:
         known = self._thread(event.migration_id)
@@ -160,7 +168,8 @@ class StatusNotifier:
             self._slack.post(thread.channel, text=reply.text, thread_ts=thread.ts)
         if change.replies:
             thread = thread.with_reply(event.sequence)
-        if change.approval_request is not None:
+        # Approval groups hook (issue 15): a grouped approval is decided in its group message.
+        if change.approval_request is not None and not grouped(change.approval_request):
             request = change.approval_request
             message = approval_request_message(request)
             ts = self._slack.post(

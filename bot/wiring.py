@@ -23,6 +23,7 @@ from slack_sdk import WebClient
 from bot.app import build_app
 from bot.config import BotSettings, SlackSecrets, bot_settings
 from bot.directory import SlackDirectory
+from bot.group_approvals import GroupApprovalMessages, GroupStore
 from bot.notifier import StatusNotifier
 from bot.services import BotServices
 from bot.slack_api import PacedSlack, PacingClock, SlackUsage, web_client
@@ -33,6 +34,7 @@ from orchestration.adapters import aws
 from orchestration.adapters.dead_letters import DeadLetterQueue
 from orchestration.clock import Clock
 from orchestration.naming import SLACK_PRIORITY_QUEUE_SUFFIX
+from orchestration.events import EventDetail
 from orchestration.settings import settings
 
 __all__ = [
@@ -88,12 +90,18 @@ def _notifier() -> StatusNotifier:
     )
     table = aws.state_table(settings().table_name, settings().aws_region)
     threads, slack = ThreadStore(table), PacedSlack(client, clock, usage)
+
+    def channel_for(event: EventDetail) -> str:
+        routed = event.routing.slack_channel if event.routing is not None else ""
+        return routed or config.default_channel
+
     return StatusNotifier(
         threads,
         pipeline.store(),
         slack,
         config.default_channel,
         WaveSummaryNotifier(WaveSummaryStore(table), threads, slack),
+        groups=GroupApprovalMessages(GroupStore(table), pipeline.store(), slack, channel_for),
     )
 
 

@@ -84,8 +84,9 @@ locals {
       resources = [aws_dynamodb_table.state.arn]
     }
     wave_threads = {
-      # A wave's summary recounts the wave's thread items: one Query on gsi1
-      # (SLACKTHREADS#<wave>).
+      # One Query on gsi1, never on the table: a wave's summary recounts the wave's thread
+      # items (SLACKTHREADS#<wave>), and a group approval message counts its group's VMs
+      # once from the wave's migrations (WAVE#<wave>, bot/group_approvals.py).
       actions   = ["dynamodb:Query"]
       resources = ["${aws_dynamodb_table.state.arn}/index/gsi1"]
     }

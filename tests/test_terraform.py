@@ -865,7 +865,7 @@ def test_the_bot_functions_get_exactly_the_contracts_permissions() -> None:
         "${aws_sqs_queue.slack_status_dlq.arn}",
         "${aws_sqs_queue.slack_priority_dlq.arn}",
     }
-    # A wave summary recounts its threads on gsi1 only, never on the table.
+    # The wave summary and the group approval message count on gsi1 only, never the table.
     assert notifier["dynamodb:Query"] == ["${aws_dynamodb_table.state.arn}/index/gsi1"]
     assert notifier["secretsmanager:GetSecretValue"] == [
         "${aws_secretsmanager_secret.slack_bot_token.arn}"
