@@ -98,7 +98,7 @@ def _approval_posted(migration_id: str) -> SlackThread | None:
 def _start(
     system: EmbeddedSystem, driver: MigrationDriver, count: int = 1
 ) -> list[MigrationRequest]:
-    requests = example_requests()[:count]
+    requests = example_requests(approval_scope="vm")[:count]
     system.seed([spec_of(r) for r in requests])
     driver.send(requests)
     return requests

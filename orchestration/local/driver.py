@@ -17,6 +17,13 @@ from typing import Any
 import boto3
 
 from bot.app import REASON_BLOCK, REASON_INPUT, REJECT_MODAL
+from bot.group_approvals import (
+    GROUP_APPROVE_SELECTED_ACTION,
+    SELECT_BLOCK,
+    SELECT_INPUT,
+    SELECT_MODAL,
+    GroupStore,
+)
 from bot.thread_store import ThreadStore
 from bot.threads import APPROVE_ACTION, REJECT_ACTION
 from orchestration import wiring
@@ -68,6 +75,7 @@ class MigrationDriver:
         table = session.resource("dynamodb").Table(os.environ["DYNAMODB_TABLE_NAME"])
         self._store = MigrationStore(table)
         self._threads = ThreadStore(table)
+        self._groups = GroupStore(table)
 
     def send(self, requests: Iterable[MigrationRequest | str]) -> int:
         """Put request bodies on the request queue, as ``wavepilot publish`` would."""
@@ -193,9 +201,16 @@ class MigrationDriver:
 
     def click(self, migration_id: str, approval_id: str, decision: str, user: str) -> bool:
         """Click Approve (or Reject, then give a reason in the modal) as ``user`` in Slack;
-        False while the approval message is not posted yet."""
+        False while the approval message is not posted yet.
+
+        A VM approved with its group (``approval.scope`` application or wave) is approved
+        alone through the group message's Approve selected (only it ticked in the modal), or
+        rejected alone with ``/wavepilot reject <migration> <reason>``."""
         slack = self.system.slack
         assert slack is not None
+        approval = self._store.approval(approval_id)
+        if approval is not None and approval.group:
+            return self._click_in_group(approval.group, migration_id, approval_id, decision, user)
         thread = self._threads.get(migration_id)
         if thread is None or thread.approval_id != approval_id or not thread.approval_ts:
             return False
@@ -218,3 +233,36 @@ class MigrationDriver:
             values={REASON_BLOCK: {REASON_INPUT: "rejected by the simulated approver"}},
         )
         return True
+
+    def _click_in_group(
+        self, group: str, migration_id: str, approval_id: str, decision: str, user: str
+    ) -> bool:
+        slack = self.system.slack
+        assert slack is not None
+        state = self._groups.get(group)
+        if decision != "APPROVED":
+            record = self._store.get(migration_id)
+            channel = (state.channel if state else "") or (record and record.slack_channel)
+            response = slack.slash_command(
+                user=user,
+                channel=channel or "C0000000000",
+                text=f"reject {migration_id} rejected by the simulated approver",
+            )
+            return response.status == 200
+        if state is None or not state.ts or approval_id not in {m.approval_id for m in state.ready}:
+            return False  # the group message does not list it as ready yet
+        response = slack.click_button(
+            user=user,
+            channel=state.channel,
+            message_ts=state.ts,
+            action_id=GROUP_APPROVE_SELECTED_ACTION,
+        )
+        views = [
+            v for v in slack.opened_views(user) if v.callback_id == SELECT_MODAL and not v.closed
+        ]
+        if response.status != 200 or not views:
+            return False
+        submitted = slack.submit_view(
+            user=user, view_id=views[-1].id, values={SELECT_BLOCK: {SELECT_INPUT: [approval_id]}}
+        )
+        return submitted.status == 200

@@ -8,6 +8,10 @@ state table: one thread sleeps on the virtual clock until the next click is due.
 
 Who clicks: the first user the wave lists as approver, else a member of its first group (the
 embedded directory's group member), as the demo's simulated approver does.
+
+A group approval message (``approval.scope`` application or wave) is posted once and edited as
+its VMs become ready: whenever it shows ready VMs and no click is due for it, a person is due
+to click its Approve all ready (which decides the VMs ready at that moment).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bot.group_approvals import GROUP_APPROVE_READY_ACTION
 from bot.threads import APPROVE_ACTION
 from orchestration.adapters.state_store import MigrationStore
 from orchestration.local.slack import SlackStandIn
@@ -75,6 +80,7 @@ class SimulatedApprovers:
 
     def start(self) -> SimulatedApprovers:
         self._slack.workspace.add_post_listener(self._on_post)
+        self._slack.workspace.add_update_listener(self._on_group_message)
         self._thread = ClockThread(target=self._run, name="simulated-approvers", daemon=True)
         self._thread.start()
         return self
@@ -87,7 +93,32 @@ class SimulatedApprovers:
 
     # --- Slack tells us a message was posted (in the stand-in's request thread) -----------
 
+    def _on_group_message(self, channel: str, message: dict[str, Any]) -> None:
+        group = _button_value(message.get("blocks") or [], GROUP_APPROVE_READY_ACTION)
+        if group is None:
+            return
+        key = f"group:{group}"
+        with self._lock:
+            if key in self._seen:
+                return  # a click is already due for it
+            self._seen.add(key)
+            posted = self._clock.now()
+            self._sequence += 1
+            heapq.heappush(
+                self._due,
+                _Click(
+                    due=self._model.responds_at(posted, self._rng),
+                    sequence=self._sequence,
+                    approval_id=key,
+                    channel=channel,
+                    message_ts=str(message["ts"]),
+                    posted_at=posted,
+                ),
+            )
+        self._wake.set()
+
     def _on_post(self, channel: str, message: dict[str, Any]) -> None:
+        self._on_group_message(channel, message)
         approval_id = approval_button_value(message.get("blocks") or [])
         if approval_id is None:
             return
@@ -131,7 +162,32 @@ class SimulatedApprovers:
         self._wake.wait(timeout=timeout)
         return None
 
+    def _click_group(self, click: _Click) -> None:
+        group = click.approval_id.removeprefix("group:")
+        with self._lock:
+            self._seen.discard(click.approval_id)  # the next edit showing ready VMs is due again
+        ready = self._store.pending_group_approvals(group)
+        if not ready:
+            self.clicks.append(ApprovalClick(click.approval_id, click.posted_at, None, False))
+            return
+        users = [a for a in ready[0].approvers if a[:1] in {"U", "W"}]
+        response = self._slack.click_button(
+            user=users[0] if users else LOCAL_GROUP_MEMBER,
+            channel=click.channel,
+            message_ts=click.message_ts,
+            action_id=GROUP_APPROVE_READY_ACTION,
+            value=group,
+        )
+        self.clicks.append(
+            ApprovalClick(
+                click.approval_id, click.posted_at, self._clock.now(), response.status == 200
+            )
+        )
+
     def _click(self, click: _Click) -> None:
+        if click.approval_id.startswith("group:"):
+            self._click_group(click)
+            return
         approval = self._store.approval(click.approval_id)
         if approval is None or approval.status != "PENDING":
             self.clicks.append(ApprovalClick(click.approval_id, click.posted_at, None, False))
@@ -153,9 +209,13 @@ class SimulatedApprovers:
 
 def approval_button_value(blocks: list[dict[str, Any]]) -> str | None:
     """The approval ID an Approve button in these blocks carries (None: no such button)."""
+    return _button_value(blocks, APPROVE_ACTION)
+
+
+def _button_value(blocks: list[dict[str, Any]], action_id: str) -> str | None:
     for block in blocks:
         for element in block.get("elements") or []:
-            if isinstance(element, dict) and element.get("action_id") == APPROVE_ACTION:
+            if isinstance(element, dict) and element.get("action_id") == action_id:
                 value = element.get("value")
                 return str(value) if value else None
     return None
