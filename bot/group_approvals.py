@@ -49,6 +49,9 @@ GROUP_APPROVE_READY_ACTION = "group_approve_ready"
 GROUP_APPROVE_SELECTED_ACTION = "group_approve_selected"
 GROUP_REJECT_ACTION = "group_reject"
 GROUP_SK = "SLACK"
+# The ts of a group message being posted (claimed by the notifier posting it).
+POSTING = "posting"
+CONFLICT_ATTEMPTS = 20
 
 MemberStatus = Literal["ready", "failed", "approved", "rejected", "expired"]
 DECIDED: frozenset[str] = frozenset({"approved", "rejected", "expired"})
@@ -478,11 +481,18 @@ class GroupApprovalMessages:
         return ""
 
     def apply(self, event: EventDetail) -> bool:
-        """Fold the event into its group's message; False if it concerns no group."""
+        """Fold the event into its group's message; False if it concerns no group.
+
+        The state is saved first (conditionally), Slack is called after: of two notifiers
+        folding the same group at once, the loser folds again on what the winner saved. The
+        first ready member claims the post (``ts = "posting"``) in that save, so only one
+        message is ever posted; members folded while it posts are shown by the poster's
+        final edit."""
         group = self.group_of(event)
         if not group:
             return False
-        for _attempt in range(3):
+        # A conflict means another notifier saved the group: fold again on what it saved.
+        for _attempt in range(CONFLICT_ATTEMPTS):
             try:
                 self._apply(group, event)
                 return True
@@ -498,18 +508,33 @@ class GroupApprovalMessages:
         folded = fold(state, event)
         if folded == state:
             return
-        if not folded.ts and not folded.ready:
-            # Nothing to decide yet: the message appears with its first ready member.
-            self._store.save(folded)
+        if not folded.ts and folded.ready:
+            claimed = self._store.save(
+                replace(folded, ts=POSTING, channel=self._channel_for(event))
+            )
+            self._post(claimed)
             return
-        message = group_message(folded)
-        if folded.ts:
-            self._slack.update(folded.channel, folded.ts, text=message.text, blocks=message.blocks)
-        else:
-            channel = self._channel_for(event)
-            ts = self._slack.post(channel, text=message.text, blocks=message.blocks)
-            folded = replace(folded, channel=channel, ts=ts)
-        self._store.save(folded)
+        saved = self._store.save(folded)
+        if saved.ts and saved.ts != POSTING:
+            self._show(saved)
+
+    def _post(self, claimed: GroupState) -> None:
+        message = group_message(claimed)
+        ts = self._slack.post(claimed.channel, text=message.text, blocks=message.blocks)
+        shown = claimed.version
+        while True:
+            latest = self._store.get(claimed.group) or claimed
+            try:
+                posted = self._store.save(replace(latest, ts=ts))
+                break
+            except GroupMessageConflictError:
+                continue  # another member was folded in meanwhile: keep it, add the ts
+        if posted.version != shown + 1:
+            self._show(posted)  # members folded while posting
+
+    def _show(self, state: GroupState) -> None:
+        message = group_message(state)
+        self._slack.update(state.channel, state.ts, text=message.text, blocks=message.blocks)
 
     def _size(self, group: str, wave: str) -> int:
         return sum(1 for r in self._migrations.wave_migrations(wave) if _record_group(r) == group)
