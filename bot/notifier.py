@@ -68,6 +68,7 @@ class StatusNotifier:
         migrations: MigrationStore,
         slack: PacedSlack,
         default_channel: str,
+        *,
         summaries: WaveSummaryNotifier | None = None,
         groups: GroupApprovalMessages | None = None,
     ) -> None:

@@ -33,8 +33,8 @@ from orchestration import wiring as pipeline
 from orchestration.adapters import aws
 from orchestration.adapters.dead_letters import DeadLetterQueue
 from orchestration.clock import Clock
-from orchestration.naming import SLACK_PRIORITY_QUEUE_SUFFIX
 from orchestration.events import EventDetail
+from orchestration.naming import SLACK_PRIORITY_QUEUE_SUFFIX
 from orchestration.settings import settings
 
 __all__ = [
@@ -100,7 +100,7 @@ def _notifier() -> StatusNotifier:
         pipeline.store(),
         slack,
         config.default_channel,
-        WaveSummaryNotifier(WaveSummaryStore(table), threads, slack),
+        summaries=WaveSummaryNotifier(WaveSummaryStore(table), threads, slack),
         groups=GroupApprovalMessages(GroupStore(table), pipeline.store(), slack, channel_for),
     )
 
