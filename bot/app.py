@@ -36,7 +36,7 @@ from bot.group_approvals import (
 from bot.group_approvals import REJECT_MODAL as GROUP_REJECT_MODAL
 from bot.services import BotServices
 from bot.threads import APPROVE_ACTION, REJECT_ACTION, approval_decided_message
-from orchestration.clock import Clock
+from orchestration.clock import Clock, ClockAwareExecutor
 from orchestration.observability import count, logger
 from orchestration.pipeline.approvals import ApprovalError
 
@@ -60,6 +60,9 @@ def build_app(
         process_before_response=process_before_response,
         token_verification_enabled=False,
         logger=_BOLT_LOGGER,
+        # Bolt's default pool (five threads), on the clock: the embedded default's simulated
+        # clock keeps counting a lazy listener until it ends.
+        listener_executor=ClockAwareExecutor(clock, max_workers=5, thread_name_prefix="bolt"),
     )
     listeners = Listeners(services, clock)
     app.action(APPROVE_ACTION)(ack=_ack, lazy=[listeners.approve])

@@ -172,6 +172,25 @@ def fold(state: GroupState, event: EventDetail) -> GroupState:
     return replace(state, members=members, size=max(state.size, len(members)))
 
 
+GROUP_METADATA_EVENT_TYPE = "wavepilot_approval_group"
+
+
+def group_metadata(state: GroupState) -> dict[str, Any]:
+    """The message's metadata: the group and its counts (how many members have reached the
+    gate, ``ready`` or decided, is what a reader, or the rehearsal, checks it by)."""
+    decided = sum(state.count(status) for status in ("approved", "rejected", "expired"))
+    return {
+        "event_type": GROUP_METADATA_EVENT_TYPE,
+        "event_payload": {
+            "group": state.group,
+            "size": state.size,
+            "ready": len(state.ready),
+            "decided": decided,
+            "failed": state.count("failed"),
+        },
+    }
+
+
 def group_message(state: GroupState) -> Message:
     """The group's approval message: counts, who is ready, and the three buttons while any
     member is ready."""
@@ -480,47 +499,64 @@ class GroupApprovalMessages:
                 return _record_group(record) if record is not None else ""
         return ""
 
-    def apply(self, event: EventDetail) -> bool:
-        """Fold the event into its group's message; False if it concerns no group.
+    def apply(self, events: Sequence[EventDetail]) -> int:
+        """Fold a batch's events into their groups' messages: per group one read, one save
+        and one Slack call, however many of its members the batch moved (a group of 200
+        ready in the same minute is a handful of edits, not 200). Returns how many groups
+        moved.
 
         The state is saved first (conditionally), Slack is called after: of two notifiers
         folding the same group at once, the loser folds again on what the winner saved. The
         first ready member claims the post (``ts = "posting"``) in that save, so only one
         message is ever posted; members folded while it posts are shown by the poster's
         final edit."""
-        group = self.group_of(event)
-        if not group:
-            return False
-        # A conflict means another notifier saved the group: fold again on what it saved.
-        for _attempt in range(CONFLICT_ATTEMPTS):
-            try:
-                self._apply(group, event)
-                return True
-            except GroupMessageConflictError:
-                logger.info("group state moved on; folding again", extra={"group": group})
-        raise GroupMessageConflictError(group)
+        by_group: dict[str, list[EventDetail]] = {}
+        for event in events:
+            group = self.group_of(event)
+            if group:
+                by_group.setdefault(group, []).append(event)
+        moved = 0
+        for group, members in by_group.items():
+            # A conflict means another notifier saved the group: fold again on what it saved.
+            for _attempt in range(CONFLICT_ATTEMPTS):
+                try:
+                    moved += self._apply(group, members)
+                    break
+                except GroupMessageConflictError:
+                    logger.info("group state moved on; folding again", extra={"group": group})
+            else:
+                raise GroupMessageConflictError(group)
+        return moved
 
-    def _apply(self, group: str, event: EventDetail) -> None:
+    def _apply(self, group: str, events: Sequence[EventDetail]) -> bool:
         state = self._store.get(group)
         if state is None:
             wave, _, app = group.partition("/")
             state = GroupState(group, wave, app, size=self._size(group, wave))
-        folded = fold(state, event)
+        folded = state
+        for event in events:
+            folded = fold(folded, event)
         if folded == state:
-            return
+            return False
         if not folded.ts and folded.ready:
             claimed = self._store.save(
-                replace(folded, ts=POSTING, channel=self._channel_for(event))
+                replace(folded, ts=POSTING, channel=self._channel_for(events[0]))
             )
             self._post(claimed)
-            return
+            return True
         saved = self._store.save(folded)
         if saved.ts and saved.ts != POSTING:
             self._show(saved)
+        return True
 
     def _post(self, claimed: GroupState) -> None:
         message = group_message(claimed)
-        ts = self._slack.post(claimed.channel, text=message.text, blocks=message.blocks)
+        ts = self._slack.post(
+            claimed.channel,
+            text=message.text,
+            blocks=message.blocks,
+            metadata=group_metadata(claimed),
+        )
         shown = claimed.version
         while True:
             latest = self._store.get(claimed.group) or claimed
@@ -534,7 +570,13 @@ class GroupApprovalMessages:
 
     def _show(self, state: GroupState) -> None:
         message = group_message(state)
-        self._slack.update(state.channel, state.ts, text=message.text, blocks=message.blocks)
+        self._slack.update(
+            state.channel,
+            state.ts,
+            text=message.text,
+            blocks=message.blocks,
+            metadata=group_metadata(state),
+        )
 
     def _size(self, group: str, wave: str) -> int:
         return sum(1 for r in self._migrations.wave_migrations(wave) if _record_group(r) == group)

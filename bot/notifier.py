@@ -22,6 +22,7 @@ if it must.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -90,11 +91,14 @@ class StatusNotifier:
             # Another writer moved the thread on (a second container): start from the table.
             self._known.pop(event.migration_id, None)
             applied = self._apply(event, edit_root=edit_root)
-        # --- approval groups hook (issue 15): the group message lives in its own module;
-        # after the thread, so a group that fails (redelivered) never holds the thread back.
-        if self._groups is not None:
-            self._groups.apply(event)
         return applied
+
+    def apply_to_groups(self, events: Sequence[EventDetail]) -> None:
+        """Fold a batch's events (already in their threads) into their approval groups'
+        messages: after the threads, once per batch, so members of one group folded side by
+        side never race for its message (bot/group_approvals.py)."""
+        if self._groups is not None:
+            self._groups.apply(events)
 
     def _apply(self, event: EventDetail, *, edit_root: bool) -> Applied:
         known = self._thread(event.migration_id)

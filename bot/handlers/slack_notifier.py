@@ -76,9 +76,18 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     )
     outcomes: Counter[str] = Counter()
     failed: list[str] = []
-    for group_outcomes, group_failed in results:
+    shown: list[tuple[str, EventDetail]] = []
+    for group_outcomes, group_failed, group_shown in results:
         outcomes.update(group_outcomes)
         failed.extend(group_failed)
+        shown.extend(group_shown)
+    try:
+        wiring.notifier().apply_to_groups([event for _, event in shown])
+    except Exception:
+        # The threads have these events (a redelivery repeats nothing there); their approval
+        # groups' messages do not yet: SQS delivers them again.
+        logger.exception("approval group messages not updated; SQS delivers the events again")
+        failed.extend(message_id for message_id, _ in shown)
     for outcome, n in outcomes.items():  # Metrics is not thread-safe: added here
         count(OUTCOME_METRICS[outcome], n)
     if failed:
@@ -97,22 +106,29 @@ OUTCOME_METRICS = {
 MAX_PARALLEL_MIGRATIONS = 10
 
 
-def _process_group(records: list[SQSRecord]) -> tuple[list[str], list[str]]:
-    """One migration's records in order; (outcomes, IDs of the records to retry)."""
+def _process_group(
+    records: list[SQSRecord],
+) -> tuple[list[str], list[str], list[tuple[str, EventDetail]]]:
+    """One migration's records in order: (outcomes, IDs of the records to retry, the events
+    its thread took, by message ID)."""
     outcomes: list[str] = []
+    shown: list[tuple[str, EventDetail]] = []
     for index, record in enumerate(records):
         try:
-            outcomes.append(_process(record, edit_root=index == len(records) - 1))
+            outcome, detail = _process(record, edit_root=index == len(records) - 1)
         except Exception:
             logger.exception(
                 "status event not shown in Slack; SQS delivers it again",
                 extra={"message_id": record.message_id},
             )
-            return outcomes, [r.message_id for r in records[index:]]
-    return outcomes, []
+            return outcomes, [r.message_id for r in records[index:]], shown
+        outcomes.append(outcome)
+        if detail is not None:
+            shown.append((record.message_id, detail))
+    return outcomes, [], shown
 
 
-def _process(record: SQSRecord, *, edit_root: bool) -> str:
+def _process(record: SQSRecord, *, edit_root: bool) -> tuple[str, EventDetail | None]:
     try:
         detail = read_event(record.body)
     except UnreadableEventError as exc:
@@ -129,8 +145,8 @@ def _process(record: SQSRecord, *, edit_root: bool) -> str:
             now=wiring.clock().now(),
             rejected_by="slack_notifier",
         )
-        return "dead-lettered"
-    return wiring.notifier().apply(detail, edit_root=edit_root)
+        return "dead-lettered", None
+    return wiring.notifier().apply(detail, edit_root=edit_root), detail
 
 
 def _migration_id(body: str) -> str:

@@ -25,8 +25,9 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
+from bot.group_approvals import GROUP_METADATA_EVENT_TYPE
 from bot.thread_store import ThreadStore
-from orchestration.adapters.state_store import MigrationStore
+from orchestration.adapters.state_store import ApprovalRecord, MigrationStore
 from orchestration.gitops.requests import request_for
 from orchestration.local.driver import TERMINAL, MigrationDriver
 from orchestration.local.logs import pipeline_logs_to
@@ -346,6 +347,15 @@ def _observe(
     jobs = _jobs_by_server(system)
     rejections = _quota_rejections_by_server(system)
     slack = _slack_by_root(system)
+    approvals = {
+        s.migration_id: store.approval(record.approval_id)
+        if (record := store.get(s.migration_id)) and record.approval_id
+        else None
+        for s in specs
+    }
+    shown_in_group = _shown_in_group_messages(
+        [a for a in approvals.values() if a is not None], slack.group_versions
+    )
     vms: list[VmObservation] = []
     for spec in specs:
         mid = spec.migration_id
@@ -354,7 +364,7 @@ def _observe(
         stored = threads.get(mid)
         root = (stored.channel, stored.ts) if stored is not None else None
         replication = _replication_timeline(system, server)
-        approval = store.approval(record.approval_id) if record and record.approval_id else None
+        approval = approvals[mid]
         vms.append(
             VmObservation(
                 migration_id=mid,
@@ -386,7 +396,10 @@ def _observe(
                 slack_delays_seconds=tuple(slack.delays.get(root, ())) if root else (),
                 slack_final_shown=_final_shown(system.slack, threads, store, mid),
                 approval_requested_at=approval.requested_at if approval else None,
-                approval_shown_at=slack.approvals_shown.get(approval.approval_id)
+                approval_shown_at=(
+                    slack.approvals_shown.get(approval.approval_id)
+                    or shown_in_group.get(approval.approval_id)
+                )
                 if approval
                 else None,
                 approval_status=approval.status if approval else "",
@@ -497,7 +510,32 @@ class _SlackSeen:
     calls: dict[tuple[str, str], dict[str, int]]  # chat.* calls on the thread, by method
     delays: dict[tuple[str, str], list[float]]  # each root version's wait from its event
     approvals_shown: dict[str, datetime]  # approval ID -> its Approve button first posted
+    # group -> each version of its approval message: (when, members that reached the gate)
+    group_versions: dict[str, list[tuple[datetime, int]]]
     rate_limited_by_channel: dict[str, int]  # 429s by the channel the call named
+
+
+def _shown_in_group_messages(
+    approvals: Sequence[ApprovalRecord], versions: dict[str, list[tuple[datetime, int]]]
+) -> dict[str, datetime]:
+    """When each grouped approval first showed in its group's message: the k-th of a group's
+    approvals to be requested shows in the first version that counts k members at the gate
+    (ready or decided; a member never leaves the gate once there). Members requested in the
+    same moment may be shown in another order than requested: the figure is exact per group
+    message version, not per member within one."""
+    shown: dict[str, datetime] = {}
+    by_group: dict[str, list[ApprovalRecord]] = {}
+    for approval in approvals:
+        if approval.group and approval.requested_at is not None:
+            by_group.setdefault(approval.group, []).append(approval)
+    for group, members in by_group.items():
+        group_versions = sorted(versions.get(group, ()))
+        in_order = sorted(members, key=lambda a: a.requested_at or datetime.min.replace(tzinfo=UTC))
+        for rank, approval in enumerate(in_order, start=1):
+            at = next((when for when, reached in group_versions if reached >= rank), None)
+            if at is not None and approval.requested_at is not None:
+                shown[approval.approval_id] = max(at, approval.requested_at)
+    return shown
 
 
 def _slack_by_root(system: EmbeddedSystem) -> _SlackSeen:
@@ -509,6 +547,7 @@ def _slack_by_root(system: EmbeddedSystem) -> _SlackSeen:
     root_of: dict[tuple[str, str], tuple[str, str]] = {}
     delays: dict[tuple[str, str], list[float]] = {}
     approvals_shown: dict[str, datetime] = {}
+    group_versions: dict[str, list[tuple[datetime, int]]] = {}
     for thread in slack.threads():
         root = (thread.channel, thread.root.ts)
         root_of[root] = root
@@ -525,6 +564,16 @@ def _slack_by_root(system: EmbeddedSystem) -> _SlackSeen:
             approval_id = approval_button_value(message.original_blocks)
             if approval_id is not None and approval_id not in approvals_shown:
                 approvals_shown[approval_id] = datetime.fromtimestamp(message.posted_at, UTC)
+        for version in thread.root.versions:
+            metadata = version.metadata or {}
+            if metadata.get("event_type") == GROUP_METADATA_EVENT_TYPE:
+                payload = metadata.get("event_payload") or {}
+                group_versions.setdefault(str(payload.get("group", "")), []).append(
+                    (
+                        datetime.fromtimestamp(version.time, UTC),
+                        int(payload.get("ready", 0)) + int(payload.get("decided", 0)),
+                    )
+                )
     calls: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     rate_limited: dict[str, int] = defaultdict(int)
     for request in slack.requests():
@@ -547,6 +596,7 @@ def _slack_by_root(system: EmbeddedSystem) -> _SlackSeen:
         calls={root: dict(by_method) for root, by_method in calls.items()},
         delays=delays,
         approvals_shown=approvals_shown,
+        group_versions=group_versions,
         rate_limited_by_channel=dict(sorted(rate_limited.items())),
     )
 
