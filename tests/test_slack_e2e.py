@@ -144,7 +144,7 @@ def test_a_migration_has_one_thread_within_its_slack_budget(
     # response_url, not the Web API; it and the notifier's update may come in either order.)
     in_thread = {thread.ts, *(reply.ts for reply in thread.replies)}
     web_api = [
-        request.api_method
+        request.api_method or ""
         for request in system.slack.requests()
         if (request.api_method or "").startswith("chat.")
         and str(request.params.get("channel") or "") == WAVE_1_CHANNEL

@@ -19,6 +19,7 @@ import boto3
 from bot.app import REASON_BLOCK, REASON_INPUT, REJECT_MODAL
 from bot.group_approvals import (
     GROUP_APPROVE_SELECTED_ACTION,
+    POSTING,
     SELECT_BLOCK,
     SELECT_INPUT,
     SELECT_MODAL,
@@ -249,8 +250,12 @@ class MigrationDriver:
                 text=f"reject {migration_id} rejected by the simulated approver",
             )
             return response.status == 200
-        if state is None or not state.ts or approval_id not in {m.approval_id for m in state.ready}:
-            return False  # the group message does not list it as ready yet
+        if (
+            state is None
+            or state.ts in {"", POSTING}
+            or approval_id not in {m.approval_id for m in state.ready}
+        ):
+            return False  # the group message is not in Slack yet, or does not list it as ready
         response = slack.click_button(
             user=user,
             channel=state.channel,
