@@ -110,6 +110,9 @@ class StatusNotifier:
             change = advance_late(thread.state, event)
             if thread.replied_to(event.sequence):
                 change = replace(change, replies=())
+            request = change.approval_request
+            if request is not None and request.approval_id == thread.approval_id:
+                change = replace(change, approval_request=None)  # posted already
         else:
             change = advance(thread.state, event)
         shown = self._show(replace(thread, state=change.state), change, event, edit_root=edit_root)

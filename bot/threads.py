@@ -293,8 +293,9 @@ def advance_late(state: ThreadState, event: EventDetail) -> Change:
     """Fold ``event``, older than ``state.sequence``, into the thread.
 
     Events of one migration come by two queues (approvals and failures ahead of routine
-    events), so an older event can arrive after a newer one. Its replies still belong in the
-    thread (the caller posts them once); its state does not, since the thread shows something
+    events), so an older event can arrive after a newer one. Its replies and its approval
+    message still belong in the thread (the caller posts them once); its state does not,
+    since the thread shows something
     newer, unless it is the migration's end (``RollbackCompleted`` overtaken by the
     ``MigrationFailed`` that follows it): a final state is never dropped."""
     change = advance(state, event)
@@ -302,7 +303,10 @@ def advance_late(state: ThreadState, event: EventDetail) -> Change:
         moved = replace(change.state, sequence=state.sequence)
     else:
         moved = state
-    return replace(change, state=moved, approval_request=None, approval_decision=None)
+    # The approval message is its own: a late request is posted unless it was (the caller
+    # knows), a late decision still edits it (an edit is idempotent), e.g. a decision by
+    # `/wavepilot approve` whose event arrived after the cutover's first steps.
+    return replace(change, state=moved)
 
 
 def _status(state: ThreadState, event: MigrationStatusUpdated) -> Change:

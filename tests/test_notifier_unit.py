@@ -357,6 +357,34 @@ def test_the_approval_message_is_posted_then_updated_with_the_decision(bot: Bot)
     assert bot.threads.items["mig-12345"].state.outcome == "running"
 
 
+def test_a_decision_that_arrives_after_newer_events_still_edits_its_approval_message(
+    bot: Bot,
+) -> None:
+    # GIVEN a migration at its gate, its approval message posted
+    events = _happy_path()
+    requested_at = next(i for i, e in enumerate(events) if isinstance(e, ApprovalRequested))
+    for event in events[: requested_at + 1]:
+        bot.notifier.apply(event, edit_root=True)
+    approval_ts = bot.threads.items["mig-12345"].approval_ts
+    decided, prepared = events[requested_at + 1], events[requested_at + 2]
+    assert isinstance(decided, ApprovalDecided)
+
+    # WHEN the cutover's first step (routine) is folded before the decision (its queue was
+    # faster this time), then the decision arrives, and again (redelivered)
+    bot.notifier.apply(prepared, edit_root=True)
+    assert bot.notifier.apply(decided, edit_root=True) == "duplicate"
+    bot.notifier.apply(decided, edit_root=True)
+    bot.notifier.apply(requested := events[requested_at], edit_root=True)
+
+    # THEN the approval message shows the decision (an idempotent edit), and the request
+    # redelivered posts no second approval message
+    updates = [call for call in bot.slack.calls if call.method == "update"]
+    assert approval_ts in {call.ts for call in updates}
+    assert isinstance(requested, ApprovalRequested)
+    posts_of_approval = [c for c in bot.slack.calls if c.method == "post" and "Approv" in c.text]
+    assert len(posts_of_approval) == 1
+
+
 def test_a_thread_moved_on_by_another_writer_is_read_again(bot: Bot) -> None:
     bot.notifier.apply(_status(1, "ValidateInput", "STARTED"), edit_root=True)
     bot.notifier.apply(_status(2, "ValidateInput", "SUCCEEDED"), edit_root=False)
