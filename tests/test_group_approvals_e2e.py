@@ -18,6 +18,7 @@ import pytest
 from bot.group_approvals import (
     GROUP_APPROVE_READY_ACTION,
     GROUP_APPROVE_SELECTED_ACTION,
+    POSTING,
     SELECT_BLOCK,
     SELECT_INPUT,
     SELECT_MODAL,
@@ -86,10 +87,19 @@ def _wait_for(what: str, check: Callable[[], Any], timeout: float = 120.0) -> An
         time.sleep(0.2)
 
 
-def _all_ready(group: str, count: int) -> GroupState:
+def _all_ready(system: EmbeddedSystem, group: str, count: int) -> GroupState:
+    """The group once ``count`` of its VMs are ready, in its state and in its Slack message
+    (the state is saved before the message is edited)."""
+    assert system.slack is not None
+    slack = system.slack
+
     def ready() -> GroupState | None:
         state = _groups().get(group)
-        return state if state is not None and state.ts and len(state.ready) == count else None
+        if state is None or state.ts in {"", POSTING} or len(state.ready) != count:
+            return None
+        [shown] = [m for m in slack.channel_messages(state.channel) if m.ts == state.ts]
+        payload = (shown.metadata or {}).get("event_payload") or {}
+        return state if payload.get("ready") == count else None
 
     state: GroupState = _wait_for(f"{count} VMs of {group} ready in Slack", ready)
     return state
@@ -105,7 +115,7 @@ def test_an_application_approves_ten_selected_of_twelve_and_the_two_left_out_rol
     system.seed([spec_of(r) for r in requests])
     driver = MigrationDriver(system)
     driver.send(requests)
-    state = _all_ready("wave-9/billing", 12)
+    state = _all_ready(system, "wave-9/billing", 12)
 
     # THEN one group message in the wave's channel, not one approval per thread
     group_messages = [
@@ -206,7 +216,7 @@ def test_a_group_click_twice_decides_once_and_a_non_approver_is_refused_per_vm(
     system.seed([spec_of(r) for r in requests])
     driver = MigrationDriver(system)
     driver.send(requests)
-    state = _all_ready("wave-8/billing", 3)
+    state = _all_ready(system, "wave-8/billing", 3)
     approval_ids = sorted(m.approval_id for m in state.ready)
 
     # WHEN someone who is no approver clicks Approve all ready
