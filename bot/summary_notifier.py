@@ -7,7 +7,9 @@ ends, so the counts it ends with are exact. What is owed and not yet due is paid
 wave's next event; an edit that fails stays owed and the event comes back (SQS), so the final
 counts are never lost. The counts are recounted from the wave's thread items (one Query on
 ``gsi1``), overlaid with the threads this container wrote last (the index is eventually
-consistent).
+consistent). The wave's recorded prediction (``wavepilot record-prediction``) is read when the
+summary is posted and at most once a ``PREDICTION_MAX_AGE_SECONDS`` after (one GetItem), so a
+prediction recorded while the wave runs shows at the next edit after that.
 """
 
 from __future__ import annotations
@@ -34,10 +36,12 @@ from bot.wave_summary import (
     wave_view,
     window_of,
 )
+from orchestration.adapters.wave_predictions import WavePrediction, WavePredictionStore
 from orchestration.events import EventDetail
 from orchestration.observability import logger
 
 SUMMARY_MIN_EDIT_SECONDS = 30.0
+PREDICTION_MAX_AGE_SECONDS = 60.0
 # Threads remembered per container for the overlay (a wave is at most a few thousand VMs).
 MAX_OVERLAID_THREADS = 20_000
 
@@ -49,12 +53,21 @@ class _Summary:
     shown: str = ""  # the rendered message last shown ("": not known in this container)
     shown_at: float = 0.0
     owed: bool = True
+    prediction: WavePrediction | None = None
+    prediction_read_at: float | None = None  # None: not read in this container yet
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class WaveSummaryNotifier:
-    def __init__(self, store: WaveSummaryStore, threads: ThreadStore, slack: PacedSlack) -> None:
+    def __init__(
+        self,
+        store: WaveSummaryStore,
+        threads: ThreadStore,
+        slack: PacedSlack,
+        predictions: WavePredictionStore,
+    ) -> None:
         self._store = store
+        self._predictions = predictions
         self._threads = threads
         self._slack = slack
         self._summaries: dict[str, _Summary] = {}
@@ -113,7 +126,8 @@ class WaveSummaryNotifier:
     def _post(self, wave: str, channel: str, event: EventDetail) -> _Summary:
         """The wave's first event: post its summary (the counts as they are now)."""
         window = window_of(event)
-        view = wave_view(wave, self._overlaid(wave), window=window)
+        prediction, read_at = self._predictions.get(wave), self._slack.wall_seconds()
+        view = wave_view(wave, self._overlaid(wave), window=window, prediction=prediction)
         message = summary_message(view)
         ts = self._slack.post(
             channel, text=message.text, blocks=message.blocks, metadata=summary_metadata(view)
@@ -136,6 +150,8 @@ class WaveSummaryNotifier:
             shown=repr(message),
             shown_at=self._slack.wall_seconds(),
             owed=False,
+            prediction=prediction,
+            prediction_read_at=read_at,
         )
 
     def _overlaid(self, wave: str, stored: list[SlackThread] | None = None) -> list[SlackThread]:
@@ -150,7 +166,16 @@ class WaveSummaryNotifier:
 
     def _view(self, wave: str, summary: _Summary) -> WaveView:
         stored = self._threads.wave_threads(wave)
-        return wave_view(wave, self._overlaid(wave, stored), window=summary.window)
+        now = self._slack.wall_seconds()
+        read_at = summary.prediction_read_at
+        if read_at is None or now - read_at >= PREDICTION_MAX_AGE_SECONDS:
+            summary.prediction, summary.prediction_read_at = self._predictions.get(wave), now
+        return wave_view(
+            wave,
+            self._overlaid(wave, stored),
+            window=summary.window,
+            prediction=summary.prediction,
+        )
 
     def _show(self, summary: _Summary, view: WaveView, now: float) -> None:
         message = summary_message(view)

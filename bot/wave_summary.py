@@ -3,23 +3,34 @@
 One message per wave in its channel, edited in place: how many migrations are in each
 category (queued, replicating/testing, awaiting approval, cutting over, migrated, rolling
 back, rolled back, failed), the failures with links to their threads, the cutover window and
-the predicted end once something predicts it. The counts are recounted from the threads
+the predicted end once a rehearsal's prediction is recorded (``wavepilot record-prediction``),
+with whether it fits the window. The counts are recounted from the threads
 (the notifier's own items), never kept as running totals, so they are exact once the last
 thread is.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from bot.thread_store import SlackThread
-from bot.threads import CATEGORIES, FAILURE_CATEGORIES, Category, Message, slack_date
+from bot.threads import (
+    CATEGORIES,
+    FAILURE_CATEGORIES,
+    TIME_FORMAT,
+    Category,
+    Message,
+    slack_date,
+)
+from orchestration.adapters.wave_predictions import WavePrediction
 from orchestration.events import ApprovalRequested, EventDetail, MigrationRequested
 
 METADATA_EVENT_TYPE = "wavepilot_wave_summary"
+DATE_FORMAT = "{date_short_pretty}"
 # Migrations whose thread has ended: a wave whose threads all have is done.
 ENDED: frozenset[str] = frozenset({"migrated", "rolled back", "failed"})
 MAX_FAILURES_LISTED = 20
@@ -57,7 +68,7 @@ class WaveView:
     counts: dict[Category, int]
     failures: tuple[Failure, ...] = ()
     window: Window | None = None
-    predicted_end: datetime | None = None  # filled by whoever predicts it (the rehearsal)
+    prediction: WavePrediction | None = None  # the rehearsal's, once one is recorded
     updated_at: str = ""  # the newest event folded into any of its threads (ISO 8601)
     ended: bool = False  # every migration of the wave has ended (migrated, rolled back, failed)
 
@@ -71,7 +82,7 @@ def wave_view(
     threads: Iterable[SlackThread],
     *,
     window: Window | None = None,
-    predicted_end: datetime | None = None,
+    prediction: WavePrediction | None = None,
 ) -> WaveView:
     counts: dict[Category, int] = dict.fromkeys(CATEGORIES, 0)
     failures: list[Failure] = []
@@ -91,7 +102,7 @@ def wave_view(
                 )
             )
     ended = bool(listed) and all(t.state.category in ENDED for t in listed)
-    return WaveView(wave, counts, tuple(failures), window, predicted_end, updated_at, ended)
+    return WaveView(wave, counts, tuple(failures), window, prediction, updated_at, ended)
 
 
 def permalink(channel: str, ts: str) -> str:
@@ -118,7 +129,7 @@ def summary_message(view: WaveView) -> Message:
         if view.window
         else "none set"
     )
-    predicted = slack_date(view.predicted_end.isoformat()) if view.predicted_end else "-"
+    predicted = predicted_end_text(view.prediction, view.window)
     done = " (done)" if view.ended else ""
     title = f":bar_chart: *Wave {view.wave}*: {view.total} migrations{done}"
     blocks: list[dict[str, Any]] = [
@@ -158,6 +169,26 @@ def summary_message(view: WaveView) -> Message:
     return Message(text, tuple(blocks))
 
 
+def predicted_end_text(prediction: WavePrediction | None, window: Window | None) -> str:
+    """ "<end> (recorded <date>)" and, against the wave's window, "fits, N min to spare"
+    (rounded down) or "overruns by N min" (rounded up), as the rehearsal report counts them;
+    "-" when no prediction was recorded."""
+    if prediction is None:
+        return "-"
+    recorded = slack_date(prediction.recorded_at.isoformat(), DATE_FORMAT)
+    end = slack_date(prediction.predicted_end.isoformat(), TIME_FORMAT)
+    text = f"{end} (recorded {recorded})"
+    if window is not None:
+        spare = (window.end - prediction.predicted_end).total_seconds()
+        if spare >= 0:
+            text += f"\n:white_check_mark: fits, {int(spare // 60)} min to spare"
+        else:
+            text += f"\n:warning: overruns by {math.ceil(-spare / 60)} min"
+    if prediction.missed:
+        text += f"\n{prediction.missed} VMs missed the window in the rehearsal"
+    return text
+
+
 def summary_metadata(view: WaveView) -> dict[str, Any]:
     """Message metadata: the counts as data (lets anyone check them against the wave)."""
     return {
@@ -167,6 +198,7 @@ def summary_metadata(view: WaveView) -> dict[str, Any]:
             "counts": {c.replace("/", "_").replace(" ", "_"): n for c, n in view.counts.items()},
             "ended": view.ended,
             "updated_at": view.updated_at,
+            "predicted_end": view.prediction.predicted_end.isoformat() if view.prediction else "",
         },
     }
 

@@ -32,6 +32,7 @@ from bot.thread_store import ThreadStore, WaveSummaryStore
 from orchestration import wiring as pipeline
 from orchestration.adapters import aws
 from orchestration.adapters.dead_letters import DeadLetterQueue
+from orchestration.adapters.wave_predictions import WavePredictionStore
 from orchestration.clock import Clock
 from orchestration.events import EventDetail
 from orchestration.naming import SLACK_PRIORITY_QUEUE_SUFFIX
@@ -100,7 +101,9 @@ def _notifier() -> StatusNotifier:
         pipeline.store(),
         slack,
         config.default_channel,
-        summaries=WaveSummaryNotifier(WaveSummaryStore(table), threads, slack),
+        summaries=WaveSummaryNotifier(
+            WaveSummaryStore(table), threads, slack, WavePredictionStore(table)
+        ),
         groups=GroupApprovalMessages(GroupStore(table), pipeline.store(), slack, channel_for),
     )
 

@@ -232,6 +232,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=_demo)
     _add_rehearse_command(commands)
+    _add_record_prediction_command(commands)
     _add_operator_commands(commands)
     return parser
 
@@ -323,6 +324,29 @@ def _add_rehearse_command(commands: argparse._SubParsersAction[argparse.Argument
         "batched (each lane's launch coordinator packs them into jobs)",
     )
     rehearse.set_defaults(handler=_rehearse)
+
+
+def _add_record_prediction_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """record-prediction: see orchestration/rehearsal/prediction.py."""
+    record = _command(
+        commands,
+        "record-prediction",
+        "record a rehearsal's prediction per wave where the Slack bot's wave summary reads it",
+        "wavepilot record-prediction rehearsal.json",
+        "wavepilot record-prediction rehearsal.json --wave wave-2 --local",
+    )
+    record.add_argument("report", type=Path, metavar="REPORT", help="`rehearse --report` JSON")
+    record.add_argument(
+        "--wave", action="append", default=[], metavar="NAME", help="only this wave (repeatable)"
+    )
+    record.add_argument(
+        "--local",
+        action="store_true",
+        help="reach the running `make demo` (.wavepilot/local.json) instead of AWS",
+    )
+    record.set_defaults(handler=_record_prediction)
 
 
 def _aware_datetime(text: str) -> datetime:
@@ -591,6 +615,12 @@ def _rehearse(args: argparse.Namespace) -> int:
             launch_design=args.launch_design,
         )
     )
+
+
+def _record_prediction(args: argparse.Namespace) -> int:
+    from orchestration.rehearsal.prediction import run_record_prediction
+
+    return run_record_prediction(args.report, waves=tuple(args.wave), local=args.local)
 
 
 def _status(args: argparse.Namespace) -> int:
