@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 from urllib.parse import urlencode
@@ -21,6 +22,7 @@ from bot.commands import APPROVE_CONFIRM_ACTION, ROLLBACK_CONFIRM_ACTION
 from bot.thread_store import SlackThread, ThreadStore
 from bot.threads import APPROVE_ACTION
 from orchestration import observability, wiring
+from orchestration.adapters.wave_predictions import WavePrediction, WavePredictionStore
 from orchestration.events import PRIORITY_EVENT_TYPES
 from orchestration.local.driver import MigrationDriver
 from orchestration.local.estate import lane_of_spec
@@ -224,6 +226,41 @@ def test_the_wave_summary_counts_equal_the_executions_states_at_the_end(
     assert summary.text == "Wave wave-1: 3 migrations (2 migrated, 1 rolled back) (done)"
     # Edited in place, not reposted: far fewer versions than the wave's events.
     assert 1 <= len(summary.versions) <= 12
+
+
+def test_the_wave_summary_shows_the_recorded_prediction_against_the_window(
+    system: EmbeddedSystem, driver: MigrationDriver
+) -> None:
+    assert system.slack is not None
+    # GIVEN wave-1's prediction recorded from a rehearsal: its cutovers end 45 min before
+    # its window closes
+    [request] = example_requests()[:1]
+    assert request.effective_vm is not None
+    window_end = request.effective_vm.cutover_window.end
+    predicted_end = window_end - timedelta(minutes=45)
+    table = boto3.resource("dynamodb", region_name=LOCAL_REGION).Table(wiring.store()._table.name)
+    WavePredictionStore(table).put_all(
+        [WavePrediction("wave-1", predicted_end, datetime.now(UTC), predicted_end, 1, "per-vm")]
+    )
+
+    # WHEN the wave migrates
+    system.seed([spec_of(request)])
+    driver.send([request])
+    outcome = driver.wait([request.migration_id])[request.migration_id]
+    assert outcome.status == "SUCCEEDED", outcome.cause
+
+    # THEN its summary shows the predicted end, and that it fits with 45 min to spare
+    def ended_summary() -> Any:
+        assert system.slack is not None
+        summaries = [m for m in system.slack.channel_messages(WAVE_1_CHANNEL) if _is_summary(m)]
+        payload = (summaries[0].metadata or {}).get("event_payload") or {} if summaries else {}
+        return summaries[0] if payload.get("ended") else None
+
+    summary = _wait_for("the wave summary to end", ended_summary)
+    assert summary.metadata["event_payload"]["predicted_end"] == predicted_end.isoformat()
+    shown = json.dumps(summary.blocks)
+    assert f"<!date^{int(predicted_end.timestamp())}^" in shown
+    assert "fits, 45 min to spare" in shown
 
 
 def _assert_the_approval_showed_what_was_launched(
