@@ -79,7 +79,7 @@ locals {
     }
     thread_state = {
       # The notifier keeps each migration's Slack thread item (read, then conditional put)
-      # and each wave's summary item.
+      # and each wave's summary item, and reads the wave's recorded prediction (GetItem).
       actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
       resources = [aws_dynamodb_table.state.arn]
     }

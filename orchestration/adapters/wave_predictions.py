@@ -51,12 +51,13 @@ class WavePredictionStore:
         return _prediction(item) if item else None
 
     def put_all(self, predictions: Iterable[WavePrediction]) -> None:
-        """Each wave's item, replacing what an earlier rehearsal recorded (BatchWriteItem)."""
-        with self._table.batch_writer() as batch:
-            for prediction in predictions:
-                batch.put_item(
-                    Item={**wave_prediction_key(prediction.wave), **_attributes(prediction)}
-                )
+        """Each wave's item, replacing what an earlier rehearsal recorded. One PutItem per
+        wave, not BatchWriteItem: a report holds a few waves, and PutItem is what the operator
+        commands' credentials already hold (``operator_cli.IAM_HINT``)."""
+        for prediction in predictions:
+            self._table.put_item(
+                Item={**wave_prediction_key(prediction.wave), **_attributes(prediction)}
+            )
 
 
 def _attributes(prediction: WavePrediction) -> dict[str, Any]:
