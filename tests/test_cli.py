@@ -225,8 +225,8 @@ def test_every_command_has_a_summary_and_an_example() -> None:
         action for action in _parser()._actions if isinstance(action, argparse._SubParsersAction)
     ]
     assert sorted(commands.choices) == [
-        "approve", "demo", "plan", "publish", "rehearse", "reject", "schema", "status",
-        "validate",
+        "approve", "demo", "plan", "publish", "record-prediction", "rehearse", "reject", "schema",
+        "status", "validate",
     ]  # fmt: skip
     for name, subparser in commands.choices.items():
         description = subparser.description or ""
