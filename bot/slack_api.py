@@ -242,6 +242,10 @@ class PacedSlack:
             ),
         )
 
+    def wait(self, slack_seconds: float) -> None:
+        """Wait on Slack's clock (the embedded default's simulated one, where it runs)."""
+        self._clock.sleep(slack_seconds)
+
     def _paced(
         self, method: str, buckets: Sequence[TokenBucket], call: Callable[[], SlackResponse]
     ) -> SlackResponse:

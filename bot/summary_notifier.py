@@ -15,6 +15,8 @@ prediction recorded while the wave runs shows at the next edit after that.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -42,6 +44,8 @@ from orchestration.observability import logger
 
 SUMMARY_MIN_EDIT_SECONDS = 30.0
 PREDICTION_MAX_AGE_SECONDS = 60.0
+# How often a thread waiting for a summary's lock looks again (Slack seconds).
+LOCK_WAIT_SECONDS = 0.05
 # Threads remembered per container for the overlay (a wave is at most a few thousand VMs).
 MAX_OVERLAID_THREADS = 20_000
 
@@ -80,7 +84,7 @@ class WaveSummaryNotifier:
         wave = thread.state.wave
         self._remember(thread)
         summary = self._summary(wave, thread.channel, event)
-        with summary.lock:
+        with self._holding(summary.lock):
             if summary.window is None and (window := window_of(event)) is not None:
                 summary.window, summary.owed = window, True
                 summary.message = replace(
@@ -103,15 +107,28 @@ class WaveSummaryNotifier:
                 return  # a migration ended, not the wave's last: wait like any change
             self._show(summary, view, now)
 
+    @contextmanager
+    def _holding(self, lock: threading.Lock | threading.RLock) -> Iterator[None]:
+        """Hold ``lock``, waiting for it on Slack's clock rather than blocked on the lock: the
+        holder may be pacing a Slack call (a sleep on that clock), and in the embedded default
+        a thread blocked on a lock looks busy to the simulated clock, which then never moves
+        on to wake the holder (the 1,000-VM rehearsal stopped there)."""
+        while not lock.acquire(blocking=False):
+            self._slack.wait(LOCK_WAIT_SECONDS)
+        try:
+            yield
+        finally:
+            lock.release()
+
     def _remember(self, thread: SlackThread) -> None:
-        with self._lock:
+        with self._holding(self._lock):
             latest = self._latest.setdefault(thread.state.wave, {})
             latest[thread.migration_id] = thread
             if sum(len(threads) for threads in self._latest.values()) > MAX_OVERLAID_THREADS:
                 self._latest.pop(next(iter(self._latest)))
 
     def _summary(self, wave: str, channel: str, event: EventDetail) -> _Summary:
-        with self._lock:
+        with self._holding(self._lock):
             summary = self._summaries.get(wave)
             if summary is not None:
                 return summary
@@ -156,7 +173,7 @@ class WaveSummaryNotifier:
 
     def _overlaid(self, wave: str, stored: list[SlackThread] | None = None) -> list[SlackThread]:
         threads = {thread.migration_id: thread for thread in stored or ()}
-        with self._lock:
+        with self._holding(self._lock):
             latest = list(self._latest.get(wave, {}).values())
         for thread in latest:
             known = threads.get(thread.migration_id)
