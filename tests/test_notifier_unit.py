@@ -8,6 +8,7 @@ override every method the notifier calls.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
@@ -16,8 +17,18 @@ import pytest
 
 from bot.notifier import MIN_ROOT_EDIT_SECONDS, StatusNotifier
 from bot.slack_api import PacedSlack
-from bot.thread_store import SlackThread, StaleThreadError, ThreadExistsError, ThreadStore
+from bot.summary_notifier import WaveSummaryNotifier
+from bot.thread_store import (
+    SlackThread,
+    StaleThreadError,
+    ThreadExistsError,
+    ThreadStore,
+    WaveSummaryMessage,
+    WaveSummaryStore,
+)
+from bot.threads import ThreadState, advance
 from orchestration.adapters.state_store import MigrationRecord, MigrationStore
+from orchestration.adapters.wave_predictions import WavePrediction, WavePredictionStore
 from orchestration.events import (
     ApprovalDecided,
     ApprovalRequested,
@@ -29,6 +40,7 @@ from orchestration.events import (
     RollbackCompleted,
     RollbackStarted,
 )
+from orchestration.local.virtual_clock import VirtualClock
 from tests.support.fakes import NOW
 from tests.support.pipeline import example_requests
 
@@ -451,3 +463,80 @@ def test_without_any_channel_nothing_is_posted(bot: Bot) -> None:
 
     assert notifier.apply(_status(1, "ValidateInput", "STARTED"), edit_root=True) == "no channel"
     assert bot.slack.calls == []
+
+
+class _SummaryAt(WaveSummaryStore):
+    """The wave's summary, posted already (in memory)."""
+
+    def __init__(self) -> None:
+        self.saved: list[WaveSummaryMessage] = []
+
+    def get(self, wave: str) -> WaveSummaryMessage | None:
+        return WaveSummaryMessage(wave, CHANNEL, "1700000000.000100")
+
+    def save(self, summary: WaveSummaryMessage) -> None:
+        self.saved.append(summary)
+
+
+class _NoThreads(InMemoryThreads):
+    def wave_threads(self, wave: str) -> list[SlackThread]:
+        return []
+
+
+class _NoPredictions(WavePredictionStore):
+    def __init__(self) -> None:
+        pass
+
+    def get(self, wave: str) -> WavePrediction | None:
+        return None
+
+
+@dataclass
+class _PacedOnTheClock(RecordingSlack):
+    """Each edit waits two seconds for its token, on the simulated clock, as PacedSlack's
+    pacing does in the embedded default."""
+
+    clock: VirtualClock = field(default_factory=VirtualClock)
+
+    def wall_seconds(self) -> float:
+        return self.clock.time()
+
+    def wait(self, slack_seconds: float) -> None:
+        self.clock.sleep(slack_seconds)
+
+    def update(self, channel: str, ts: str, **kwargs: Any) -> None:
+        self.clock.sleep(2.0)
+        super().update(channel, ts, **kwargs)
+
+
+def test_two_notes_of_one_wave_at_once_do_not_stop_the_simulated_clock() -> None:
+    # GIVEN the wave summary being edited by one thread (its edit paced on the simulated
+    # clock) while another thread notes a change of the same wave
+    clock = VirtualClock().start()
+    slack = _PacedOnTheClock(clock=clock)
+    summaries = WaveSummaryNotifier(_SummaryAt(), _NoThreads(), slack, _NoPredictions())
+    event = _status(5, "FinalizeCutover", "SUCCEEDED")
+    thread = SlackThread(
+        "mig-12345", CHANNEL, "1700000000.000200", advance(ThreadState.new(event), event).state, 0
+    )
+    try:
+        workers = [
+            threading.Thread(
+                target=clock.counted(summaries.note),
+                args=(event, replace(thread, migration_id=f"mig-{n}")),
+                kwargs={"before": None},
+                daemon=True,
+            )
+            for n in range(2)
+        ]
+        for worker in workers:
+            worker.start()
+
+        # THEN both end: the second waits for the lock on the clock, so the clock moves on
+        # and wakes the first (blocked on the lock, it looked busy and time stood still)
+        for worker in workers:
+            worker.join(timeout=20)
+        assert not any(worker.is_alive() for worker in workers)
+        assert [call.method for call in slack.calls].count("update") >= 1
+    finally:
+        clock.close()
