@@ -621,11 +621,13 @@ def test_a_batch_past_its_visibility_timeout_does_not_stop_the_clock_its_handler
                 QueueUrl=queue_url, AttributeNames=["QueueArn"]
             )["Attributes"]["QueueArn"]
             create_function(aws, "slow-consumer", "wait_on_the_clock")
+            # Both messages are on the queue before its poller starts, so they are one batch
+            # (sent after it, a poller quicker than the second send took "first" alone).
+            for body in ("first", "second"):
+                aws.sqs.send_message(QueueUrl=queue_url, MessageBody=body, MessageGroupId="g")
             aws.awslambda.create_event_source_mapping(
                 EventSourceArn=queue_arn, FunctionName="slow-consumer", BatchSize=10
             )
-            for body in ("first", "second"):
-                aws.sqs.send_message(QueueUrl=queue_url, MessageBody=body, MessageGroupId="g")
             started = clock.monotonic()
             # The driver computes for longer than the visibility timeout (virtual time holds).
             deadline = time.monotonic() + 2.5
