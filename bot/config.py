@@ -46,6 +46,8 @@ class BotSettings(BaseSettings):
     priority_dead_letter_queue_url: str = Field(
         default="", validation_alias="SLACK_PRIORITY_DLQ_URL"
     )
+    # The notifier's own status queue: owed-roots reminders (bot/owed_roots.py).
+    status_queue_url: str = Field(default="", validation_alias="SLACK_STATUS_QUEUE_URL")
 
 
 class SlackSecrets:

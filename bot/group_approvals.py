@@ -488,6 +488,9 @@ class GroupApprovalMessages:
         self._migrations = migrations
         self._slack = slack
         self._channel_for = channel_for
+        # Groups whose message owes an edit, and since when (Slack seconds): a burst of ready
+        # members edits each message once when Slack has a token, not once per batch.
+        self._owed: dict[str, float] = {}
 
     def group_of(self, event: EventDetail) -> str:
         """The event's approval group, "" if it has none (vm scope) or does not concern one."""
@@ -546,7 +549,7 @@ class GroupApprovalMessages:
             return True
         saved = self._store.save(folded)
         if saved.ts and saved.ts != POSTING:
-            self._show(saved)
+            self._show_or_owe(saved)
         return True
 
     def _post(self, claimed: GroupState) -> None:
@@ -566,17 +569,56 @@ class GroupApprovalMessages:
             except GroupMessageConflictError:
                 continue  # another member was folded in meanwhile: keep it, add the ts
         if posted.version != shown + 1:
-            self._show(posted)  # members folded while posting
+            self._show_or_owe(posted)  # members folded while posting
 
-    def _show(self, state: GroupState) -> None:
+    def _show_or_owe(self, state: GroupState) -> None:
+        """Edit the message with a token Slack has free now, else owe the edit (paid by
+        ``pay_owed`` with the group's state as it is then)."""
         message = group_message(state)
-        self._slack.update(
+        if self._slack.try_update(
             state.channel,
             state.ts,
             text=message.text,
             blocks=message.blocks,
             metadata=group_metadata(state),
-        )
+        ):
+            self._owed.pop(state.group, None)
+        else:
+            self._owed.setdefault(state.group, self._slack.wall_seconds())
+
+    def owed(self) -> list[str]:
+        """Groups whose message owes an edit, the longest owed first."""
+        return sorted(self._owed, key=self._owed.__getitem__)
+
+    def adopt_owed(self, groups: Sequence[str]) -> None:
+        now = self._slack.wall_seconds()
+        for group in groups:
+            self._owed.setdefault(group, now)
+
+    def pay_owed(self, *, wait: bool, budget_seconds: float = 0.0) -> list[str]:
+        """Edit owed group messages to their stored state, the longest owed first: with the
+        tokens Slack has free now, or waiting for up to ``budget_seconds``. Returns what is
+        still owed."""
+        started = self._slack.wall_seconds()
+        for group in self.owed():
+            if wait and self._slack.wall_seconds() - started >= budget_seconds:
+                break
+            state = self._store.get(group)
+            if state is None or not state.ts or state.ts == POSTING:
+                self._owed.pop(group, None)  # nothing to edit (the poster shows it)
+                continue
+            message = group_message(state)
+            arguments: dict[str, Any] = {
+                "text": message.text,
+                "blocks": message.blocks,
+                "metadata": group_metadata(state),
+            }
+            if wait:
+                self._slack.update(state.channel, state.ts, **arguments)
+            elif not self._slack.try_update(state.channel, state.ts, **arguments):
+                break  # edits share one budget: none is free now
+            self._owed.pop(group, None)
+        return self.owed()
 
     def _size(self, group: str, wave: str) -> int:
         return sum(1 for r in self._migrations.wave_migrations(wave) if _record_group(r) == group)

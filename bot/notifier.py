@@ -10,9 +10,13 @@ events), and EventBridge and SQS deliver at least once, so an event can be older
 the thread has folded in. The root shows the newest state (the event's ``sequence`` decides);
 an older event's replies are still posted, exactly once (the thread remembers which events'
 replies it posted); an older routine event is dropped. Root edits are coalesced: the root is
-edited for the last of a migration's events in a batch (the handler says which that is), and
-an edit that fails or waits is owed and paid on the next event or redelivery, so the final
-state always reaches Slack.
+edited for the last of a migration's events in a batch (the handler says which that is).
+
+A root never holds up the events behind it: its post or edit is made with a token Slack's
+pacer has free now, else it is owed and paid after a later batch (``pay_owed_roots``, the
+longest owed first), on its next event or redelivery, or by the notifier's owed-roots reminder
+(bot/owed_roots.py), so the final state always reaches Slack. What a person needs (a reply,
+the approval message) waits for Slack's budget; a reply posts its thread's owed root first.
 
 One event is handled as fold, then effects, then save: ``advance`` (pure, bot/threads.py)
 says what changes; ``_show`` makes the Slack calls, idempotent edits before posts, so a
@@ -26,10 +30,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from slack_sdk.errors import SlackApiError
+
 from bot.group_approvals import GroupApprovalMessages, grouped
+from bot.owed_roots import Owed
 from bot.slack_api import PacedSlack
 from bot.summary_notifier import WaveSummaryNotifier
-from bot.thread_store import SlackThread, StaleThreadError, ThreadExistsError, ThreadStore
+from bot.thread_store import (
+    UNPOSTED,
+    SlackThread,
+    StaleThreadError,
+    ThreadExistsError,
+    ThreadStore,
+)
 from bot.threads import (
     Change,
     ThreadState,
@@ -82,6 +95,12 @@ class StatusNotifier:
         # The notifier runs one container at a time, so most reads are saved; every write is
         # conditional on the sequence the item held when this container read or wrote it.
         self._known: dict[str, _Known] = {}
+        # Migrations whose root owes a post or an edit, and since when (Slack seconds): paid
+        # with the tokens Slack has free after each batch, and by ``pay_owed_roots``.
+        self._owed: dict[str, float] = {}
+        # An owed-roots message is on the status queue (this container sent one, or is
+        # handling one): a batch does not send another.
+        self.owed_message_pending = False
 
     def apply(self, event: EventDetail, *, edit_root: bool) -> Applied:
         """Fold one event into its thread; edit the root too when ``edit_root``."""
@@ -117,6 +136,7 @@ class StatusNotifier:
             change = advance(thread.state, event)
         shown = self._show(replace(thread, state=change.state), change, event, edit_root=edit_root)
         self._keep(shown, known)
+        self._note_owed(shown)
         if self._summaries is not None:
             self._summaries.note(event, shown, before=thread.state.category)
         if not late:
@@ -147,6 +167,7 @@ class StatusNotifier:
         known = _Known(thread, thread.state.sequence)
         shown = self._show(thread, change, event, edit_root=False)
         self._keep(shown, known)
+        self._note_owed(shown)
         if self._summaries is not None:
             self._summaries.note(event, shown, before=None)
         return "applied"
@@ -170,8 +191,13 @@ class StatusNotifier:
                 thread.channel, thread.approval_ts, text=message.text, blocks=message.blocks
             )
         if edit_root and thread.root_edit_due(self._now(), MIN_ROOT_EDIT_SECONDS):
-            self._edit_root(thread)
-            thread = thread.shown(self._now())
+            # Only with a token Slack has free now: a burst of a job's results must not hold
+            # up the events behind it (and the wave summary, which shows them at once).
+            thread = self._show_root(thread, wait=False) or thread
+        if change.replies or (
+            change.approval_request is not None and not grouped(change.approval_request)
+        ):
+            thread = self._posted(thread)  # what a person needs is posted in its thread
         for reply in change.replies:
             self._slack.post(thread.channel, text=reply.text, thread_ts=thread.ts)
         if change.replies:
@@ -198,7 +224,8 @@ class StatusNotifier:
         what the summary counts moved); otherwise only this container keeps the fold."""
         before = known.thread
         durable = (
-            thread.state.category != before.state.category
+            thread.ts != before.ts
+            or thread.state.category != before.state.category
             or thread.state.stage != before.state.stage
             or thread.shown_stage != before.shown_stage
             or thread.replied != before.replied
@@ -213,11 +240,11 @@ class StatusNotifier:
             self._known.pop(next(iter(self._known)))
 
     def _start_thread(self, channel: str, state: ThreadState) -> SlackThread:
-        message = root_message(state)
-        ts = self._slack.post(
-            channel, text=message.text, blocks=message.blocks, metadata=root_metadata(state)
-        )
-        thread = SlackThread(state.migration_id, channel, ts, state, 0).shown(self._now())
+        """The thread's item, its root posted if Slack has a token free now, else owed (a
+        wave's first events are a burst of one root per VM in one channel: 1,000 posts are
+        18 minutes of Slack's budget)."""
+        unposted = SlackThread(state.migration_id, channel, UNPOSTED, state, 0)
+        thread = self._show_root(unposted, wait=False) or unposted
         try:
             self._threads.create(thread)
         except ThreadExistsError:  # pragma: no cover - the notifier runs one at a time
@@ -228,15 +255,127 @@ class StatusNotifier:
     def _now(self) -> float:
         return self._slack.wall_seconds()
 
-    def _edit_root(self, thread: SlackThread) -> None:
+    def _show_root(self, thread: SlackThread, *, wait: bool) -> SlackThread | None:
+        """Post the root (not posted yet) or edit it to show the thread's state; waiting for
+        Slack's budget when ``wait``, else only with a token free now. The thread as shown,
+        or None if Slack was not called (no token now, or a 429)."""
         message = root_message(thread.state)
-        self._slack.update(
-            thread.channel,
-            thread.ts,
-            text=message.text,
-            blocks=message.blocks,
-            metadata=root_metadata(thread.state),
+        metadata = root_metadata(thread.state)
+        if not thread.ts:
+            if wait:
+                ts: str | None = self._slack.post(
+                    thread.channel, text=message.text, blocks=message.blocks, metadata=metadata
+                )
+            else:
+                ts = self._slack.try_post(
+                    thread.channel, text=message.text, blocks=message.blocks, metadata=metadata
+                )
+            return None if ts is None else replace(thread, ts=ts).shown(self._now())
+        if wait:
+            self._slack.update(
+                thread.channel,
+                thread.ts,
+                text=message.text,
+                blocks=message.blocks,
+                metadata=metadata,
+            )
+        elif not self._slack.try_update(
+            thread.channel, thread.ts, text=message.text, blocks=message.blocks, metadata=metadata
+        ):
+            return None
+        return thread.shown(self._now())
+
+    def _posted(self, thread: SlackThread) -> SlackThread:
+        """The thread with its root in Slack (posted now, waiting for Slack's budget, if it
+        was owed): a reply needs its thread."""
+        if thread.ts:
+            return thread
+        shown = self._show_root(thread, wait=True)
+        assert shown is not None  # a waiting post returns its ts or raises
+        return shown
+
+    def _note_owed(self, thread: SlackThread) -> None:
+        if thread.root_owed:
+            self._owed.setdefault(thread.migration_id, self._now())
+        else:
+            self._owed.pop(thread.migration_id, None)
+
+    # --- owed roots ---------------------------------------------------------------------
+
+    def owed_roots(self) -> list[str]:
+        """The migrations whose root owes a post or an edit, the longest owed first."""
+        return sorted(self._owed, key=self._owed.__getitem__)
+
+    def adopt_owed(self, owed: Owed) -> None:
+        """What another container (or an earlier batch) left owed: pay it here too."""
+        now = self._now()
+        for migration_id in owed.migration_ids:
+            self._owed.setdefault(migration_id, now)
+        if self._groups is not None:
+            self._groups.adopt_owed(owed.groups)
+
+    def pay_owed(self, *, wait: bool, budget_seconds: float = 0.0) -> Owed:
+        """Pay what Slack does not show yet, approval group messages first (a person acts on
+        them), then roots (``pay_owed_roots``); returns what is still owed."""
+        started = self._now()
+        groups = (
+            self._groups.pay_owed(wait=wait, budget_seconds=budget_seconds)
+            if self._groups is not None
+            else []
         )
+        left = budget_seconds - (self._now() - started)
+        roots = self.pay_owed_roots(wait=wait, budget_seconds=max(0.0, left))
+        return Owed(tuple(roots), tuple(groups))
+
+    def pay_owed_roots(self, *, wait: bool, budget_seconds: float = 0.0) -> list[str]:
+        """Post or edit owed roots, the longest owed first: with the tokens Slack has free now
+        (``wait=False``, after a batch of events), or waiting for Slack's budget for up to
+        ``budget_seconds`` (an owed-roots message, nothing else waiting). A root whose
+        coalescing interval has not passed stays owed. Returns what is still owed."""
+        started = self._now()
+        exhausted: set[tuple[str, bool]] = set()  # (channel, posting) out of tokens now
+        due_next: float | None = None  # when the first root not due yet is (Slack seconds)
+        for migration_id in self.owed_roots():
+            if wait and self._now() - started >= budget_seconds:
+                break
+            known = self._thread(migration_id)
+            if known is None or not known.thread.root_owed:
+                self._owed.pop(migration_id, None)
+                continue
+            thread = known.thread
+            kind = (thread.channel, not thread.ts)
+            if not thread.root_edit_due(self._now(), MIN_ROOT_EDIT_SECONDS):
+                due = thread.shown_at + MIN_ROOT_EDIT_SECONDS
+                due_next = due if due_next is None else min(due_next, due)
+                continue
+            if kind in exhausted:
+                continue
+            try:
+                shown = self._show_root(thread, wait=wait)
+            except SlackApiError as exc:
+                # Not Slack's budget (the channel is gone, the token revoked): the item keeps
+                # what is owed, the migration's next event tries again; the chain goes on.
+                logger.error(
+                    "owed root not shown",
+                    extra={"migration_id": migration_id, "error": str(exc)},
+                )
+                self._owed.pop(migration_id, None)
+                continue
+            if shown is None:
+                exhausted.add(kind)
+                continue
+            try:
+                self._keep(shown, known)
+            except StaleThreadError:
+                # Another writer moved the thread on: read it again on the next payment.
+                self._known.pop(migration_id, None)
+                continue
+            self._owed.pop(migration_id, None)
+        if wait and due_next is not None:
+            # Only roots coalescing an edit are left (rolling back): wait for the first of
+            # them within the budget, so a reminder does not come straight back for nothing.
+            self._slack.wait(min(due_next, started + budget_seconds) - self._now())
+        return self.owed_roots()
 
     def _channel_for(self, event: EventDetail) -> str:
         """The channel of a new thread: the event says (the thread keeps it from then on);

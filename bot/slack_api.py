@@ -103,6 +103,23 @@ class TokenBucket:
         self._clock.sleep(wait)
         return wait
 
+    def try_take(self) -> bool:
+        """Take a token if one is there now, without waiting (and without going ahead of a
+        caller already waiting for one)."""
+        with self._lock:
+            now = self._clock.now()
+            self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._rate)
+            self._updated = now
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True
+
+    def give_back(self) -> None:
+        """Return a token taken with ``try_take`` and not spent."""
+        with self._lock:
+            self._tokens = min(self._burst, self._tokens + 1)
+
 
 @dataclass
 class SlackUsage:
@@ -213,17 +230,39 @@ class PacedSlack:
         response = self._paced(
             "chat.postMessage",
             (self._channel(channel), self._posts),
-            lambda: self.client.chat_postMessage(
-                channel=channel,
-                text=text,
-                blocks=list(blocks) or None,
-                thread_ts=thread_ts,
-                metadata=metadata,
-                unfurl_links=False,
-                unfurl_media=False,
-            ),
+            self._post_call(channel, text, blocks, thread_ts, metadata),
         )
         return str(response["ts"])
+
+    def _post_call(
+        self,
+        channel: str,
+        text: str,
+        blocks: Sequence[dict[str, Any]],
+        thread_ts: str | None,
+        metadata: dict[str, Any] | None,
+    ) -> Callable[[], SlackResponse]:
+        return lambda: self.client.chat_postMessage(
+            channel=channel,
+            text=text,
+            blocks=list(blocks) or None,
+            thread_ts=thread_ts,
+            metadata=metadata,
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+
+    def _update_call(
+        self,
+        channel: str,
+        ts: str,
+        text: str,
+        blocks: Sequence[dict[str, Any]],
+        metadata: dict[str, Any] | None,
+    ) -> Callable[[], SlackResponse]:
+        return lambda: self.client.chat_update(
+            channel=channel, ts=ts, text=text, blocks=list(blocks), metadata=metadata
+        )
 
     def update(
         self,
@@ -235,16 +274,65 @@ class PacedSlack:
         metadata: dict[str, Any] | None = None,
     ) -> None:
         self._paced(
-            "chat.update",
-            (self._updates,),
-            lambda: self.client.chat_update(
-                channel=channel, ts=ts, text=text, blocks=list(blocks), metadata=metadata
-            ),
+            "chat.update", (self._updates,), self._update_call(channel, ts, text, blocks, metadata)
         )
+
+    def try_post(
+        self,
+        channel: str,
+        *,
+        text: str,
+        blocks: Sequence[dict[str, Any]] = (),
+        metadata: dict[str, Any] | None = None,
+    ) -> str | None:
+        """Post a message to the channel if Slack's budget allows it now; its ``ts``, or None
+        (not posted: no token now, or a 429)."""
+        response = self._now_or_never(
+            "chat.postMessage",
+            (self._channel(channel), self._posts),
+            self._post_call(channel, text, blocks, None, metadata),
+        )
+        return None if response is None else str(response["ts"])
+
+    def try_update(
+        self,
+        channel: str,
+        ts: str,
+        *,
+        text: str,
+        blocks: Sequence[dict[str, Any]] = (),
+        metadata: dict[str, Any] | None = None,
+    ) -> bool:
+        """Edit a message if Slack's budget allows it now; whether it was edited."""
+        response = self._now_or_never(
+            "chat.update", (self._updates,), self._update_call(channel, ts, text, blocks, metadata)
+        )
+        return response is not None
 
     def wait(self, slack_seconds: float) -> None:
         """Wait on Slack's clock (the embedded default's simulated one, where it runs)."""
         self._clock.sleep(slack_seconds)
+
+    def _now_or_never(
+        self, method: str, buckets: Sequence[TokenBucket], call: Callable[[], SlackResponse]
+    ) -> SlackResponse | None:
+        """Call if every bucket has a token now (else None, taking nothing); a 429 is None too
+        (the caller keeps the call owed; a blocking call waits ``Retry-After`` out)."""
+        taken: list[TokenBucket] = []
+        for bucket in buckets:
+            if not bucket.try_take():
+                for held in taken:
+                    held.give_back()
+                return None
+            taken.append(bucket)
+        self.usage.called(method)
+        try:
+            return call()
+        except SlackApiError as exc:
+            if exc.response.status_code != 429:
+                raise
+            self.usage.limited(method)
+            return None
 
     def _paced(
         self, method: str, buckets: Sequence[TokenBucket], call: Callable[[], SlackResponse]

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
 SLACK_SK = "SLACK"
+# The ts of a root not posted yet (owed: the notifier posts it when Slack has budget).
+UNPOSTED = ""
 SUMMARY_SK = "SUMMARY"
 # Sequences whose replies a thread remembers; older ones are below ``reply_floor``.
 MAX_REPLIED = 16

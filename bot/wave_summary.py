@@ -98,7 +98,7 @@ def wave_view(
                     thread.state.target_vm_name,
                     category,
                     thread.state.detail,
-                    permalink(thread.channel, thread.ts),
+                    permalink(thread.channel, thread.ts) if thread.ts else "",
                 )
             )
     ended = bool(listed) and all(t.state.category in ENDED for t in listed)
@@ -145,7 +145,8 @@ def summary_message(view: WaveView) -> Message:
     ]
     if view.failures:
         lines = [
-            f"• <{f.link}|{f.target_vm_name}>: {f.category}"
+            (f"• <{f.link}|{f.target_vm_name}>" if f.link else f"• {f.target_vm_name}")
+            + f": {f.category}"
             + (f": {_escape(_clip(f.detail, 150))}" if f.detail else "")
             for f in view.failures[:MAX_FAILURES_LISTED]
         ]

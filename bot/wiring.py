@@ -25,6 +25,7 @@ from bot.config import BotSettings, SlackSecrets, bot_settings
 from bot.directory import SlackDirectory
 from bot.group_approvals import GroupApprovalMessages, GroupStore
 from bot.notifier import StatusNotifier
+from bot.owed_roots import OwedRootsQueue
 from bot.services import BotServices
 from bot.slack_api import PacedSlack, PacingClock, SlackUsage, web_client
 from bot.summary_notifier import WaveSummaryNotifier
@@ -122,6 +123,14 @@ def status_dead_letters(source_queue_arn: str = "") -> DeadLetterQueue | None:
     return DeadLetterQueue(aws.sqs(), url) if url else None
 
 
+@cache
+def owed_roots_queue() -> OwedRootsQueue | None:
+    """Where the notifier reminds itself of owed roots (None: not configured; owed roots are
+    then paid by later events only)."""
+    url = _config().status_queue_url
+    return OwedRootsQueue(aws.sqs(), url) if url else None
+
+
 # --- slack_app -----------------------------------------------------------------------------
 
 
@@ -169,6 +178,7 @@ def reset() -> None:
             _slack_clock,
             _notifier,
             status_dead_letters,
+            owed_roots_queue,
             _app_client,
             services,
             slack_app,

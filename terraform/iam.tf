@@ -32,7 +32,7 @@ locals {
     # to CloudWatch as EMF log lines.
     monitor_migrations = ["assume_target_role", "pending_approvals", "state_read", "kms_decrypt"]
     slack_app          = ["slack_secrets", "bot_state", "put_events", "decide_approvals", "start_one_execution", "manage_executions", "invoke_self", "kms_decrypt", "kms_generate_data_key"]
-    slack_notifier     = ["slack_token", "thread_state", "wave_threads", "consume_status", "dead_letter_status", "kms_decrypt", "kms_generate_data_key"]
+    slack_notifier     = ["slack_token", "thread_state", "wave_threads", "consume_status", "dead_letter_status", "remind_owed_roots", "kms_decrypt", "kms_generate_data_key"]
   }
 
   lambda_statements = {
@@ -197,6 +197,11 @@ locals {
       # A body that is no status event goes straight to its queue's DLQ with its reason.
       actions   = ["sqs:SendMessage"]
       resources = [aws_sqs_queue.slack_status_dlq.arn, aws_sqs_queue.slack_priority_dlq.arn]
+    }
+    remind_owed_roots = {
+      # Thread roots not yet shown: the notifier reminds its own queue (bot/owed_roots.py).
+      actions   = ["sqs:SendMessage"]
+      resources = [aws_sqs_queue.slack_status.arn]
     }
   }
 }

@@ -222,6 +222,7 @@ locals {
       SLACK_BOT_TOKEN_SECRET_ARN   = aws_secretsmanager_secret.slack_bot_token.arn
       SLACK_STATUS_DLQ_URL         = aws_sqs_queue.slack_status_dlq.url
       SLACK_PRIORITY_DLQ_URL       = aws_sqs_queue.slack_priority_dlq.url
+      SLACK_STATUS_QUEUE_URL       = aws_sqs_queue.slack_status.url
       DYNAMODB_TABLE_NAME          = aws_dynamodb_table.state.name
       SLACK_DEFAULT_CHANNEL        = var.slack_default_channel
       DEFAULT_APPROVERS            = join(",", var.default_approvers)

@@ -15,13 +15,15 @@ class FakeTime:
     def __init__(self) -> None:
         self.now = 1_000.0
         self.slept: list[float] = []
+        self.advances = True  # False: a sleep is only recorded (another thread's wait)
 
     def monotonic(self) -> float:
         return self.now
 
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
-        self.now += seconds
+        if self.advances:
+            self.now += seconds
 
 
 def test_a_bucket_spaces_calls_at_its_rate_on_the_slack_clock() -> None:
@@ -33,6 +35,33 @@ def test_a_bucket_spaces_calls_at_its_rate_on_the_slack_clock() -> None:
 
     assert waits == [0.0, 1.0, 1.0, 1.0]  # Slack seconds
     assert fake.slept == [0.1, 0.1, 0.1]  # real seconds at 10x
+
+
+def test_a_call_that_does_not_wait_takes_a_token_only_if_one_is_free_now() -> None:
+    fake = FakeTime()
+    clock = PacingClock(1.0, monotonic=fake.monotonic, sleep=fake.sleep)
+    bucket = TokenBucket(rate=1.0, burst=2, clock=clock)
+
+    assert [bucket.try_take() for _ in range(3)] == [True, True, False]
+    fake.now += 0.5
+    assert not bucket.try_take()  # half a token
+    fake.now += 0.5
+    assert bucket.try_take()
+    assert fake.slept == []  # never waited
+
+
+def test_a_call_that_does_not_wait_never_goes_ahead_of_one_that_waits() -> None:
+    fake = FakeTime()
+    clock = PacingClock(1.0, monotonic=fake.monotonic, sleep=fake.sleep)
+    bucket = TokenBucket(rate=1.0, burst=1, clock=clock)
+    assert bucket.take() == 0.0
+    # A waiting call reserved the next token (it sleeps on another thread: time stays)
+    fake.advances = False
+    assert bucket.take() == 1.0
+    fake.now += 1.0  # that token's time comes: it is the waiting call's
+    assert not bucket.try_take()
+    bucket.give_back()  # a token returned (taken and not spent) is free again
+    assert bucket.try_take()
 
 
 def _status(sequence: int, step: str, status: str, message: str) -> MigrationStatusUpdated:

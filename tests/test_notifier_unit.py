@@ -15,7 +15,14 @@ from typing import Any
 
 import pytest
 
+from bot.group_approvals import (
+    GroupApprovalMessages,
+    GroupMessageConflictError,
+    GroupState,
+    GroupStore,
+)
 from bot.notifier import MIN_ROOT_EDIT_SECONDS, StatusNotifier
+from bot.owed_roots import Owed, owed_roots_body, owed_roots_in
 from bot.slack_api import PacedSlack
 from bot.summary_notifier import WaveSummaryNotifier
 from bot.thread_store import (
@@ -94,6 +101,10 @@ class RecordingSlack(PacedSlack):
 
     now: float = NOW.timestamp()
     calls: list[Call] = field(default_factory=list)
+    # Tokens Slack has free now for a call that does not wait (try_post, try_update).
+    free_tokens: float = float("inf")
+    # Slack seconds a call that waits takes (its pacing), moving ``now``.
+    paced_seconds: float = 0.0
 
     def wall_seconds(self) -> float:
         return self.now
@@ -112,6 +123,7 @@ class RecordingSlack(PacedSlack):
     ) -> str:
         ts = f"{1_700_000_000 + len(self.calls)}.000100"
         self.calls.append(Call("post", channel, text, ts, thread_ts))
+        self.now += self.paced_seconds
         return ts
 
     def update(
@@ -124,6 +136,38 @@ class RecordingSlack(PacedSlack):
         metadata: dict[str, Any] | None = None,
     ) -> None:
         self.calls.append(Call("update", channel, text, ts))
+        self.now += self.paced_seconds
+
+    def try_post(
+        self,
+        channel: str,
+        *,
+        text: str,
+        blocks: Any = (),
+        metadata: dict[str, Any] | None = None,
+    ) -> str | None:
+        if self.free_tokens < 1:
+            return None
+        self.free_tokens -= 1
+        return self.post(channel, text=text, blocks=blocks, metadata=metadata)
+
+    def try_update(
+        self,
+        channel: str,
+        ts: str,
+        *,
+        text: str,
+        blocks: Any = (),
+        metadata: dict[str, Any] | None = None,
+    ) -> bool:
+        if self.free_tokens < 1:
+            return False
+        self.free_tokens -= 1
+        self.update(channel, ts, text=text, blocks=blocks, metadata=metadata)
+        return True
+
+    def wait(self, slack_seconds: float) -> None:
+        self.now += max(0.0, slack_seconds)
 
     def methods(self) -> list[str]:
         return [call.method for call in self.calls]
@@ -540,3 +584,191 @@ def test_two_notes_of_one_wave_at_once_do_not_stop_the_simulated_clock() -> None
         assert [call.method for call in slack.calls].count("update") >= 1
     finally:
         clock.close()
+
+
+# --- owed roots: a burst does not wait for Slack's budget ----------------------------------
+
+
+def _requested(migration_id: str, sequence: int = 1) -> EventDetail:
+    return _status(sequence, "ValidateInput", "STARTED").model_copy(
+        update={"migration_id": migration_id}
+    )
+
+
+def test_roots_without_a_free_token_are_owed_and_the_events_go_on(bot: Bot) -> None:
+    # GIVEN Slack's budget spent (a wave's first events: one root per VM in one channel)
+    bot.slack.free_tokens = 0
+    for n, migration_id in enumerate(("mig-a", "mig-b", "mig-c")):
+        bot.slack.now += n
+        assert bot.notifier.apply(_requested(migration_id), edit_root=True) == "applied"
+
+    # THEN nothing waited: the threads are kept, their roots owed, the longest owed first
+    assert bot.slack.calls == []
+    assert [t.ts for t in bot.threads.items.values()] == ["", "", ""]
+    assert bot.notifier.owed_roots() == ["mig-a", "mig-b", "mig-c"]
+
+    # WHEN two tokens are free after a later batch
+    bot.slack.free_tokens = 2
+    still_owed = bot.notifier.pay_owed_roots(wait=False)
+
+    # THEN the two longest owed are posted and kept; the third stays owed
+    assert still_owed == ["mig-c"]
+    assert [c.method for c in bot.slack.calls] == ["post", "post"]
+    assert bot.threads.items["mig-a"].ts == bot.slack.calls[0].ts
+    assert not bot.threads.items["mig-b"].root_owed
+    assert bot.threads.items["mig-c"].root_owed
+
+
+def test_a_reply_posts_its_owed_root_first(bot: Bot) -> None:
+    bot.slack.free_tokens = 0
+    bot.notifier.apply(_status(1, "ValidateInput", "STARTED"), edit_root=True)
+    assert bot.root_ts() == ""
+
+    failed = MigrationFailed(
+        **_identity(2), step="ValidateInput", error="SubnetNotFound", cause="subnet not found"
+    )
+    bot.notifier.apply(failed, edit_root=True)
+
+    # The failure is what a person needs: its root is posted (waiting), then the reply in it
+    root, reply = bot.slack.calls
+    assert (root.method, root.thread_ts) == ("post", None)
+    assert (reply.method, reply.thread_ts) == ("post", root.ts)
+    assert bot.root_ts() == root.ts
+
+
+def test_an_owed_edit_is_paid_once_the_root_shows_the_newest_state(bot: Bot) -> None:
+    bot.notifier.apply(_status(1, "WaitForReplication", "IN_PROGRESS"), edit_root=True)
+    bot.slack.free_tokens = 0
+    events = _happy_path()
+    for event in events[events.index(_first_cutover(events)) :]:
+        bot.slack.now += 60
+        bot.notifier.apply(event, edit_root=True)
+    assert bot.notifier.owed_roots() == ["mig-12345"]
+    edits_before = bot.slack.methods().count("update")
+
+    bot.slack.free_tokens = 5
+    assert bot.notifier.pay_owed_roots(wait=False) == []
+
+    # One edit, to the final state: the stages in between were skipped over, not shown late
+    assert bot.slack.methods().count("update") == edits_before + 1
+    assert bot.slack.calls[-1].text.endswith(": migrated")
+    assert not bot.threads.items["mig-12345"].root_owed
+
+
+def test_paying_owed_roots_while_waiting_stops_at_its_budget(bot: Bot) -> None:
+    bot.slack.free_tokens = 0
+    for n in range(20):
+        bot.notifier.apply(_requested(f"mig-{n:02d}"), edit_root=True)
+    bot.slack.paced_seconds = 1.1  # one post a channel a second, a little under
+
+    still_owed = bot.notifier.pay_owed_roots(wait=True, budget_seconds=10.0)
+
+    assert len(bot.slack.calls) == 10  # 0, 1.1, ..., 9.9 Slack seconds in: then the budget
+    assert still_owed == [f"mig-{n:02d}" for n in range(10, 20)]
+
+
+def test_an_owed_root_another_container_left_is_paid_here(bot: Bot) -> None:
+    bot.slack.free_tokens = 0
+    bot.notifier.apply(_status(1, "ValidateInput", "STARTED"), edit_root=True)
+    # GIVEN a fresh container that knows nothing of it but the reminder
+    fresh = StatusNotifier(bot.threads, NoMigrations(), bot.slack, CHANNEL)
+    fresh.adopt_owed(Owed(("mig-12345", "mig-unknown")))
+    bot.slack.free_tokens = 1
+
+    assert fresh.pay_owed_roots(wait=False) == []
+    assert bot.root_ts() == bot.slack.calls[0].ts
+
+
+def _first_cutover(events: list[EventDetail]) -> EventDetail:
+    return next(
+        e for e in events if isinstance(e, MigrationStatusUpdated) and e.step == "StartCutover"
+    )
+
+
+def test_an_owed_roots_reminder_names_its_migrations_and_nothing_else_is_one() -> None:
+    owed = Owed(("mig-a", "mig-b"), ("wave-9/billing",))
+
+    assert owed_roots_in(owed_roots_body(owed)) == owed
+    assert owed_roots_in('{"detail-type": "MigrationFailed", "detail": {}}') is None
+    assert owed_roots_in("not json") is None
+    assert owed_roots_in('{"kind": "wavepilot.slack/roots-owed", "migrationIds": 7}') == Owed()
+
+
+# --- owed approval group edits --------------------------------------------------------------
+
+
+class InMemoryGroups(GroupStore):
+    def __init__(self) -> None:
+        self.items: dict[str, GroupState] = {}
+
+    def get(self, group: str) -> GroupState | None:
+        return self.items.get(group)
+
+    def save(self, state: GroupState) -> GroupState:
+        stored = self.items.get(state.group)
+        if stored is not None and stored.version != state.version:
+            raise GroupMessageConflictError(state.group)
+        saved = replace(state, version=state.version + 1)
+        self.items[state.group] = saved
+        return saved
+
+
+class SizedMigrations(NoMigrations):
+    def wave_migrations(self, wave: str) -> list[MigrationRecord]:
+        return []
+
+
+def _ready_for_group(n: int) -> EventDetail:
+    return ApprovalRequested.model_validate(
+        {
+            **_identity(10),
+            "migration_id": f"mig-{n:02d}",
+            "target_vm_name": f"billing-{n:02d}",
+            "approval_id": f"apv-{n:02d}",
+            "approvers": ["U07ALICE001"],
+            "requested_by": "",
+            "expires_at": NOW + timedelta(hours=1),
+            "summary": "Cut over?",
+            "approval_scope": "application",
+            "approval_group": "wave-3/billing-app",
+        }
+    )
+
+
+def test_a_burst_of_ready_members_edits_their_group_message_once_when_a_token_is_free() -> None:
+    slack, store = RecordingSlack(), InMemoryGroups()
+    groups = GroupApprovalMessages(store, SizedMigrations(), slack, lambda _event: CHANNEL)
+    groups.apply([_ready_for_group(1)])  # the message is posted with its first ready member
+    assert slack.methods() == ["post"]
+
+    # GIVEN no free token: three more batches of ready members
+    slack.free_tokens = 0
+    for n in (2, 3, 4):
+        groups.apply([_ready_for_group(n)])
+
+    # THEN the edits are owed, not made (nor waited for)
+    assert slack.methods() == ["post"]
+    assert groups.owed() == ["wave-3/billing-app"]
+
+    # WHEN a token is free: one edit shows all four ready
+    slack.free_tokens = 1
+    assert groups.pay_owed(wait=False) == []
+    assert slack.methods() == ["post", "update"]
+    assert ": 4 ready," in slack.calls[-1].text
+    assert store.items["wave-3/billing-app"].count("ready") == 4
+
+
+def test_a_reminder_with_only_a_coalescing_root_left_waits_for_it_rather_than_spin(
+    bot: Bot,
+) -> None:
+    bot.notifier.apply(_status(1, "WaitForReplication", "IN_PROGRESS"), edit_root=True)
+    bot.slack.now += 5
+    rollback = RollbackStarted(**_identity(2), step="StartTestLaunch", reason="launch failed")
+    bot.notifier.apply(rollback, edit_root=True)  # rolling back: its edit waits 30 s
+    shown_at = bot.threads.items["mig-12345"].shown_at
+
+    assert bot.notifier.pay_owed_roots(wait=True, budget_seconds=60.0) == ["mig-12345"]
+    assert bot.slack.now == shown_at + MIN_ROOT_EDIT_SECONDS  # waited until it is due
+
+    assert bot.notifier.pay_owed_roots(wait=True, budget_seconds=10.0) == []
+    assert bot.slack.methods()[-1] == "update"

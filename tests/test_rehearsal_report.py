@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from rich.console import Console
@@ -26,6 +26,7 @@ from orchestration.rehearsal.report import (
     distribution,
     format_duration,
 )
+from orchestration.rehearsal.run import _shown_in_summaries
 from orchestration.rehearsal.summary import print_summary
 from tests.support.rehearsal import (
     Counters,
@@ -399,6 +400,7 @@ def _slack_run() -> RehearsalReport:
                 delays_seconds=(1.0, 30.0, 90.0),
                 calls_by_method=(("chat.postMessage", 3), ("chat.update", 12)),
                 approval_shown_after=45.0,
+                final_in_summary_after=25.0,
             ),
         ),
         rolled_back_vm("m-c", slack_final_shown=False),
@@ -430,6 +432,13 @@ def test_a_waves_slack_figures_pool_its_threads() -> None:
             "p95Seconds": 45.0,
             "maxSeconds": 45.0,
         },
+        # 10 (m-a), 25 (m-b), 10 (m-c)
+        "finalToSummary": {
+            "count": 3,
+            "medianSeconds": 10.0,
+            "p95Seconds": 25.0,
+            "maxSeconds": 25.0,
+        },
         "approvalsRequested": 3,
         "approvalsNotShown": 0,
         "approvalsExpired": 1,
@@ -442,6 +451,12 @@ def test_a_waves_slack_figures_pool_its_threads() -> None:
         "callsPerVmByMethod": {"chat.postMessage": 2.0, "chat.update": 7.0},
         "eventToSlack": {"count": 2, "medianSeconds": 3.0, "p95Seconds": 4.0, "maxSeconds": 4.0},
         "approvalMessage": {"count": 0, "medianSeconds": 0.0, "p95Seconds": 0.0, "maxSeconds": 0.0},
+        "finalToSummary": {
+            "count": 1,
+            "medianSeconds": 10.0,
+            "p95Seconds": 10.0,
+            "maxSeconds": 10.0,
+        },
         "approvalsRequested": 1,
         "approvalsNotShown": 1,
         "approvalsExpired": 0,
@@ -464,6 +479,13 @@ def test_the_runs_slack_figures_count_every_call_and_every_429() -> None:
             "medianSeconds": 3.0,
             "p95Seconds": 45.0,
             "maxSeconds": 45.0,
+        },
+        # 10 (m-a), 25 (m-b), 10 (m-c), 10 (m-d)
+        "finalToSummary": {
+            "count": 4,
+            "medianSeconds": 10.0,
+            "p95Seconds": 25.0,
+            "maxSeconds": 25.0,
         },
         "approvalsRequested": 4,
         "approvalsNotShown": 1,
@@ -695,10 +717,37 @@ def test_the_terminal_summary_has_a_row_per_wave_and_the_runs_figures() -> None:
     assert "Makespan 9.9 h" in text
     assert "1 lost Slack update(s)" in text
     assert "2 Slack 429(s)" in text
-    # AND the run's Slack line: calls per VM by method, event to Slack, approval messages
+    # AND the run's Slack line: calls per VM by method, event to root and to the summary,
+    # approval messages
     assert (
-        "Slack · per VM: 2.0 postMessage, 7.0 update · event to Slack p95 4.0s, max 4.0s"
+        "Slack · per VM: 2.0 postMessage, 7.0 update · event to thread root p95 4.0s, max 4.0s"
+        " · final result to wave summary p95 10.0s, max 10.0s"
         " · approval message p50 3.0s, p95 3.0s, max 3.0s · 1 lost update(s)"
         " · 1 expired approval(s) · 2 429(s)"
     ) in text
     assert "Report written: out/report.json (JSON), out/report.html (HTML)" in text
+
+
+def test_a_final_result_is_shown_by_the_first_summary_version_counting_it() -> None:
+    t0 = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)
+
+    def after(seconds: float) -> datetime:
+        return t0 + timedelta(seconds=seconds)
+
+    finals = [
+        ("m-1", "w", "migrated", after(0)),
+        ("m-2", "w", "migrated", after(5)),
+        ("m-3", "w", "rolled back", after(6)),
+        ("m-4", "w", "migrated", after(100)),  # never counted
+    ]
+    versions = {
+        "w": [
+            (after(-30), {"migrated": 0}),
+            (after(20), {"migrated": 1}),  # the first result
+            (after(50), {"migrated": 2, "rolled_back": 1}),  # the next two
+        ]
+    }
+
+    shown = _shown_in_summaries(finals, versions)
+
+    assert shown == {"m-1": after(20), "m-2": after(50), "m-3": after(50)}

@@ -95,6 +95,7 @@ BOT_ENVIRONMENT = {
         "SLACK_BOT_TOKEN_SECRET_ARN",
         "SLACK_STATUS_DLQ_URL",
         "SLACK_PRIORITY_DLQ_URL",
+        "SLACK_STATUS_QUEUE_URL",
         "DYNAMODB_TABLE_NAME",
         "SLACK_DEFAULT_CHANNEL",
         "DEFAULT_APPROVERS",
@@ -861,9 +862,11 @@ def test_the_bot_functions_get_exactly_the_contracts_permissions() -> None:
         "kms:Decrypt",
         "kms:GenerateDataKey",
     }
+    # The DLQs (unreadable bodies), and its own status queue (owed-roots reminders).
     assert set(notifier["sqs:SendMessage"]) == {
         "${aws_sqs_queue.slack_status_dlq.arn}",
         "${aws_sqs_queue.slack_priority_dlq.arn}",
+        "${aws_sqs_queue.slack_status.arn}",
     }
     # The wave summary and the group approval message count on gsi1 only, never the table.
     assert notifier["dynamodb:Query"] == ["${aws_dynamodb_table.state.arn}/index/gsi1"]

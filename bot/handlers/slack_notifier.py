@@ -22,6 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from bot import wiring
+from bot.owed_roots import OWED_ROOTS_PAYMENT_SECONDS, Owed, owed_roots_in
 from orchestration.clock import parallel_map
 from orchestration.events import EVENT_TYPES, EventDetail, parse_detail
 from orchestration.observability import count, logger, metrics, tracer
@@ -62,17 +63,28 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     The last record of each group edits the root: successive edits of a root are coalesced.
     """
     groups: dict[str, list[SQSRecord]] = {}
+    reminders: list[SQSRecord] = []  # owed-roots messages (bot/owed_roots.py)
+    owed = Owed()
     for raw in event.get("Records", []):
         record = SQSRecord(raw)
+        named = owed_roots_in(record.body)
+        if named is not None:
+            reminders.append(record)
+            owed = Owed(owed.migration_ids + named.migration_ids, owed.groups + named.groups)
+            continue
         key = _migration_id(record.body) or f"unreadable:{record.message_id}"
         groups.setdefault(key, []).append(record)
     workers = max(1, min(MAX_PARALLEL_MIGRATIONS, len(groups)))
-    results = parallel_map(
-        wiring.clock(),
-        _process_group,
-        groups.values(),
-        max_workers=workers,
-        thread_name_prefix="slack-thread",
+    results = (
+        parallel_map(
+            wiring.clock(),
+            _process_group,
+            groups.values(),
+            max_workers=workers,
+            thread_name_prefix="slack-thread",
+        )
+        if groups
+        else []
     )
     outcomes: Counter[str] = Counter()
     failed: list[str] = []
@@ -88,11 +100,49 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
         # groups' messages do not yet: SQS delivers them again.
         logger.exception("approval group messages not updated; SQS delivers the events again")
         failed.extend(message_id for message_id, _ in shown)
+    failed += _pay_owed_roots(reminders, owed, events_waited=bool(groups), batch=groups)
     for outcome, n in outcomes.items():  # Metrics is not thread-safe: added here
         count(OUTCOME_METRICS[outcome], n)
     if failed:
         count("SlackEventsRetried", len(failed))
-    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
+    return {
+        "batchItemFailures": [
+            {"itemIdentifier": message_id} for message_id in dict.fromkeys(failed)
+        ]
+    }
+
+
+def _pay_owed_roots(
+    reminders: list[SQSRecord],
+    owed: Owed,
+    *,
+    events_waited: bool,
+    batch: dict[str, list[SQSRecord]],
+) -> list[str]:
+    """Pay owed roots after the batch's events: with Slack's free tokens only while events
+    flow, waiting for Slack's budget for a few seconds when an owed-roots message came alone;
+    remind the queue of what is still owed. Returns the message IDs to retry."""
+    notifier = wiring.notifier()
+    if reminders:
+        notifier.adopt_owed(owed)
+        notifier.owed_message_pending = False  # this one is being handled
+    still_owed = notifier.pay_owed(
+        wait=bool(reminders) and not events_waited, budget_seconds=OWED_ROOTS_PAYMENT_SECONDS
+    )
+    queue = wiring.owed_roots_queue()
+    if not still_owed or notifier.owed_message_pending or queue is None:
+        return []
+    try:
+        queue.send(still_owed)
+    except Exception:
+        # Nothing reminds the queue: the batch comes back, and its redelivery tries again.
+        logger.exception("owed-roots reminder not sent; the batch is delivered again")
+        return [r.message_id for r in reminders] + [
+            r.message_id for records in batch.values() for r in records
+        ]
+    notifier.owed_message_pending = True
+    count("SlackRootsOwed", len(still_owed.migration_ids))
+    return []
 
 
 OUTCOME_METRICS = {

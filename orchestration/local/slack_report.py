@@ -75,7 +75,7 @@ def slack_report(
     )
     for migration_id in wanted:
         stored = threads.get(migration_id)
-        if stored is None:
+        if stored is None or not stored.ts:  # no ts: its root is still owed
             report.threads.append({"migrationId": migration_id, "thread": None})
             continue
         thread = slack.thread(stored.channel, stored.ts)
@@ -90,7 +90,7 @@ def _delivered(
     record = migrations.get(migration_id)
     expected = FINAL_OUTCOMES.get(record.status) if record is not None else None
     stored: SlackThread | None = threads.get(migration_id)
-    if expected is None or stored is None:
+    if expected is None or stored is None or not stored.ts:
         return False
     shown = slack.thread(stored.channel, stored.ts).root.metadata or {}
     return bool(shown.get("event_payload", {}).get("outcome") == expected)

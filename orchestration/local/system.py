@@ -290,6 +290,7 @@ class EmbeddedSystem:
                 "SLACK_TIME_SCALE": str(self.slack_speed),
                 "SLACK_STATUS_DLQ_URL": self.resources.slack_status_dead_letter_queue_url,
                 "SLACK_PRIORITY_DLQ_URL": self.resources.slack_priority_dead_letter_queue_url,
+                "SLACK_STATUS_QUEUE_URL": self.resources.slack_status_queue_url,
             }
         )
         self._forget_cached_clients()
@@ -430,6 +431,7 @@ class EmbeddedSystem:
             "SLACK_TIME_SCALE",
             "SLACK_STATUS_DLQ_URL",
             "SLACK_PRIORITY_DLQ_URL",
+            "SLACK_STATUS_QUEUE_URL",
         )
         return {key: os.environ[key] for key in keys}
 

@@ -71,6 +71,10 @@ class VmObservation:
     # never did) and how it ended (PENDING | APPROVED | REJECTED | EXPIRED; "": none requested).
     approval_requested_at: datetime | None = None
     approval_shown_at: datetime | None = None
+    # The final result's event (migrated, rolled back, failed), and the first version of the
+    # wave's summary message that counted it (None: not both).
+    final_event_at: datetime | None = None
+    final_in_summary_at: datetime | None = None
     approval_status: str = ""
 
 

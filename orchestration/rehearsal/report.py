@@ -223,6 +223,8 @@ class SlackFigures:
     delay_values: tuple[float, ...] = ()  # each event's, for a wave's distribution
     approval_status: str = ""  # "": no approval requested
     approval_message_seconds: float | None = None
+    # From the final result's event to the wave summary counting it (None: not counted).
+    final_to_summary_seconds: float | None = None
 
     @property
     def approval_requested(self) -> bool:
@@ -245,7 +247,8 @@ class SlackSummary:
     """What Slack showed of a wave (or the run), and what it cost.
 
     ``eventToSlack`` pools every event's wait for its thread's root to show it, ``approvalMessage``
-    every approval's wait from the pipeline's request to its message with the Approve button
+    every approval's wait from the pipeline's request to its message with the Approve button,
+    ``finalToSummary`` every final result's wait for the wave's summary message to count it
     (Slack's clock, which the simulated clock shares). A wave's calls are those on its
     migrations' threads; the run's are every call the bot made (directory lookups included).
     """
@@ -255,6 +258,7 @@ class SlackSummary:
     calls_per_vm_by_method: Mapping[str, float]
     event_to_slack: Distribution
     approval_message: Distribution
+    final_to_summary: Distribution
     approvals_requested: int
     approvals_not_shown: int  # requested, but no message with the Approve button appeared
     approvals_expired: int
@@ -268,6 +272,7 @@ class SlackSummary:
             "callsPerVmByMethod": _rounded(self.calls_per_vm_by_method),
             "eventToSlack": self.event_to_slack.as_json(),
             "approvalMessage": self.approval_message.as_json(),
+            "finalToSummary": self.final_to_summary.as_json(),
             "approvalsRequested": self.approvals_requested,
             "approvalsNotShown": self.approvals_not_shown,
             "approvalsExpired": self.approvals_expired,
@@ -689,6 +694,7 @@ def vm_report(
             delay_values=tuple(delays),
             approval_status=vm.approval_status,
             approval_message_seconds=approval_message_seconds(vm),
+            final_to_summary_seconds=final_to_summary_seconds(vm),
         ),
         missed_window=missed_window(vm, phases, wave, cut or vm_end),
         failure=first_failure(vm, origin),
@@ -700,6 +706,13 @@ def approval_message_seconds(vm: VmObservation) -> float | None:
     if vm.approval_requested_at is None or vm.approval_shown_at is None:
         return None
     return (vm.approval_shown_at - vm.approval_requested_at).total_seconds()
+
+
+def final_to_summary_seconds(vm: VmObservation) -> float | None:
+    """From the final result's event to the wave summary counting it (None: not both)."""
+    if vm.final_event_at is None or vm.final_in_summary_at is None:
+        return None
+    return (vm.final_in_summary_at - vm.final_event_at).total_seconds()
 
 
 def lane_of(account_id: str, region: str) -> str:
@@ -940,6 +953,9 @@ def slack_summary(
         },
         event_to_slack=distribution(d for vm in vms for d in vm.slack.delay_values),
         approval_message=distribution(shown),
+        final_to_summary=distribution(
+            f for vm in vms if (f := vm.slack.final_to_summary_seconds) is not None
+        ),
         approvals_requested=len(requested),
         approvals_not_shown=len(requested) - len(shown),
         approvals_expired=sum(1 for f in requested if f.approval_status == "EXPIRED"),

@@ -27,6 +27,8 @@ from typing import Any
 
 from bot.group_approvals import GROUP_METADATA_EVENT_TYPE
 from bot.thread_store import ThreadStore
+from bot.threads import METADATA_EVENT_TYPE as THREAD_METADATA_EVENT_TYPE
+from bot.wave_summary import METADATA_EVENT_TYPE as SUMMARY_METADATA_EVENT_TYPE
 from orchestration.adapters.state_store import ApprovalRecord, MigrationStore
 from orchestration.gitops.requests import request_for
 from orchestration.local.driver import TERMINAL, MigrationDriver
@@ -316,7 +318,7 @@ def _final_shown(slack: Any, threads: ThreadStore, migrations: MigrationStore, m
     record = migrations.get(mid)
     expected = FINAL_OUTCOMES.get(record.status) if record is not None else None
     stored = threads.get(mid)
-    if expected is None or stored is None:
+    if expected is None or stored is None or not stored.ts:  # no ts: its root is owed
         return False
     shown = slack.thread(stored.channel, stored.ts).root.metadata or {}
     return bool(shown.get("event_payload", {}).get("outcome") == expected)
@@ -356,13 +358,28 @@ def _observe(
     shown_in_group = _shown_in_group_messages(
         [a for a in approvals.values() if a is not None], slack.group_versions
     )
+    roots = {
+        s.migration_id: (stored.channel, stored.ts)
+        for s in specs
+        if (stored := threads.get(s.migration_id)) is not None and stored.ts
+    }
+    finals = {
+        mid: slack.final_results[root] for mid, root in roots.items() if root in slack.final_results
+    }
+    final_in_summary = _shown_in_summaries(
+        [
+            (s.migration_id, s.wave, *finals[s.migration_id])
+            for s in specs
+            if s.migration_id in finals
+        ],
+        slack.summary_versions,
+    )
     vms: list[VmObservation] = []
     for spec in specs:
         mid = spec.migration_id
         server = servers[mid]
         record = store.get(mid)
-        stored = threads.get(mid)
-        root = (stored.channel, stored.ts) if stored is not None else None
+        root = roots.get(mid)
         replication = _replication_timeline(system, server)
         approval = approvals[mid]
         vms.append(
@@ -403,6 +420,8 @@ def _observe(
                 if approval
                 else None,
                 approval_status=approval.status if approval else "",
+                final_event_at=finals[mid][1] if mid in finals else None,
+                final_in_summary_at=final_in_summary.get(mid),
             )
         )
     waves = _waves(specs)
@@ -513,6 +532,45 @@ class _SlackSeen:
     # group -> each version of its approval message: (when, members that reached the gate)
     group_versions: dict[str, list[tuple[datetime, int]]]
     rate_limited_by_channel: dict[str, int]  # 429s by the channel the call named
+    # wave -> each version of its summary message: (when, its counts by category key)
+    summary_versions: dict[str, list[tuple[datetime, dict[str, int]]]]
+    # root -> the final result its root shows (outcome) and that result's event time
+    final_results: dict[tuple[str, str], tuple[str, datetime]]
+
+
+# A final outcome (the root's metadata) -> the wave summary's count of it (its metadata key).
+_SUMMARY_COUNT_OF: dict[str, str] = {
+    "migrated": "migrated",
+    "rolled back": "rolled_back",
+    "failed": "failed",
+}
+
+
+def _shown_in_summaries(
+    finals: Sequence[tuple[str, str, str, datetime]],
+    versions: dict[str, list[tuple[datetime, dict[str, int]]]],
+) -> dict[str, datetime]:
+    """When each migration's final result was first counted by its wave's summary message:
+    the k-th of a wave's migrations to end with an outcome shows in the first version (at or
+    after its event) that counts k of that outcome (a final result never changes). ``finals``
+    are (migration, wave, outcome, event time). Exact per summary version, not per migration
+    within one (results of one moment may be counted in another order)."""
+    shown: dict[str, datetime] = {}
+    ranked: dict[tuple[str, str], list[tuple[datetime, str]]] = defaultdict(list)
+    for migration_id, wave, outcome, at in finals:
+        if outcome in _SUMMARY_COUNT_OF:
+            ranked[(wave, outcome)].append((at, migration_id))
+    for (wave, outcome), ended in ranked.items():
+        key = _SUMMARY_COUNT_OF[outcome]
+        wave_versions = sorted(versions.get(wave, ()), key=lambda v: v[0])
+        for rank, (at, migration_id) in enumerate(sorted(ended), start=1):
+            when = next(
+                (t for t, counts in wave_versions if counts.get(key, 0) >= rank and t >= at),
+                None,
+            )
+            if when is not None:
+                shown[migration_id] = when
+    return shown
 
 
 def _shown_in_group_messages(
@@ -548,6 +606,8 @@ def _slack_by_root(system: EmbeddedSystem) -> _SlackSeen:
     delays: dict[tuple[str, str], list[float]] = {}
     approvals_shown: dict[str, datetime] = {}
     group_versions: dict[str, list[tuple[datetime, int]]] = {}
+    summary_versions: dict[str, list[tuple[datetime, dict[str, int]]]] = {}
+    final_results: dict[tuple[str, str], tuple[str, datetime]] = {}
     for thread in slack.threads():
         root = (thread.channel, thread.root.ts)
         root_of[root] = root
@@ -564,16 +624,10 @@ def _slack_by_root(system: EmbeddedSystem) -> _SlackSeen:
             approval_id = approval_button_value(message.original_blocks)
             if approval_id is not None and approval_id not in approvals_shown:
                 approvals_shown[approval_id] = datetime.fromtimestamp(message.posted_at, UTC)
-        for version in thread.root.versions:
-            metadata = version.metadata or {}
-            if metadata.get("event_type") == GROUP_METADATA_EVENT_TYPE:
-                payload = metadata.get("event_payload") or {}
-                group_versions.setdefault(str(payload.get("group", "")), []).append(
-                    (
-                        datetime.fromtimestamp(version.time, UTC),
-                        int(payload.get("ready", 0)) + int(payload.get("decided", 0)),
-                    )
-                )
+        final = _final_result(thread.root.versions)
+        if final is not None:
+            final_results[root] = final
+        _message_versions(thread.root.versions, summary_versions, group_versions)
     calls: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     rate_limited: dict[str, int] = defaultdict(int)
     for request in slack.requests():
@@ -598,7 +652,40 @@ def _slack_by_root(system: EmbeddedSystem) -> _SlackSeen:
         approvals_shown=approvals_shown,
         group_versions=group_versions,
         rate_limited_by_channel=dict(sorted(rate_limited.items())),
+        summary_versions=summary_versions,
+        final_results=final_results,
     )
+
+
+def _final_result(versions: Sequence[Any]) -> tuple[str, datetime] | None:
+    """The final result a migration's root shows last (outcome, its event's time), if any."""
+    last = (versions[-1].metadata or {}) if versions else {}
+    payload = last.get("event_payload") or {}
+    if last.get("event_type") != THREAD_METADATA_EVENT_TYPE:
+        return None
+    if payload.get("outcome") not in _SUMMARY_COUNT_OF or not payload.get("event_time"):
+        return None
+    return str(payload["outcome"]), datetime.fromisoformat(str(payload["event_time"]))
+
+
+def _message_versions(
+    versions: Sequence[Any],
+    summary_versions: dict[str, list[tuple[datetime, dict[str, int]]]],
+    group_versions: dict[str, list[tuple[datetime, int]]],
+) -> None:
+    """Add a wave summary's or an approval group message's versions (from their metadata)."""
+    for version in versions:
+        metadata = version.metadata or {}
+        payload = metadata.get("event_payload") or {}
+        at = datetime.fromtimestamp(version.time, UTC)
+        if metadata.get("event_type") == SUMMARY_METADATA_EVENT_TYPE:
+            summary_versions.setdefault(str(payload.get("wave", "")), []).append(
+                (at, {str(k): int(v) for k, v in (payload.get("counts") or {}).items()})
+            )
+        elif metadata.get("event_type") == GROUP_METADATA_EVENT_TYPE:
+            group_versions.setdefault(str(payload.get("group", "")), []).append(
+                (at, int(payload.get("ready", 0)) + int(payload.get("decided", 0)))
+            )
 
 
 def _with_profile_quotas(launch: LaunchSettings, profile: RehearsalProfile) -> LaunchSettings:

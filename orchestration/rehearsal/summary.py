@@ -117,9 +117,14 @@ def slack_line(slack: SlackSummary) -> Text:
         for method, per_vm in slack.calls_per_vm_by_method.items()
     )
     line.append(f" · per VM: {by_method or 'no calls'}")
-    events = slack.event_to_slack
+    events, finals = slack.event_to_slack, slack.final_to_summary
     line.append(
-        f" · event to Slack p95 {_seconds(events.p95_seconds)}, max {_seconds(events.max_seconds)}"
+        f" · event to thread root p95 {_seconds(events.p95_seconds)}, "
+        f"max {_seconds(events.max_seconds)}"
+    )
+    line.append(
+        f" · final result to wave summary p95 {_seconds(finals.p95_seconds)}, "
+        f"max {_seconds(finals.max_seconds)}"
     )
     line.append(f" · {_approval_text(slack)}")
     line.append(

@@ -58,6 +58,9 @@ class Slack:
     # None: the message never appeared.
     approval_shown_after: float | None = 3.0
     approval_status: str = "APPROVED"
+    # Seconds from the final result (FinalizeCutover's minute) to the wave summary counting
+    # it; None: never counted.
+    final_in_summary_after: float | None = 10.0
 
 
 def step(name: str, status: str, minutes: float) -> StepRecord:
@@ -125,6 +128,12 @@ def migrated_vm(
             else None
         ),
         approval_status=slack.approval_status,
+        final_event_at=at(t.finalized),
+        final_in_summary_at=(
+            at(t.finalized) + timedelta(seconds=slack.final_in_summary_after)
+            if slack.final_in_summary_after is not None
+            else None
+        ),
     )
 
 

@@ -29,6 +29,10 @@ moto symbol                                                        why it is pat
                                                                    then the writes, under one
                                                                    lock; a failed write restores
                                                                    only the items it touched
+``moto.dynamodb.responses.DynamoHandler.call_action``             moto's item writes interleave
+                                                                   under threads (a condition
+                                                                   passes twice; 500s). Here:
+                                                                   one DynamoDB request at a time
 ``moto.sqs.models.Queue.attributes`` (a property)                  it builds every attribute,
                                                                    three of them scans of all the
                                                                    queue's messages, and moto
@@ -278,8 +282,9 @@ def _replace_assume_role(original: Callable[..., Any]) -> Callable[..., Any]:
     return assume_role
 
 
-# Transactions serialize among themselves (all accounts and Regions: one moto process).
-_transaction_lock = threading.Lock()
+# DynamoDB requests serialize (all accounts and Regions: one moto process): moto's item
+# writes are not atomic under threads, DynamoDB's are.
+_dynamodb_lock = threading.RLock()
 _TRANSACTION_OPERATIONS = frozenset({"ConditionCheck", "Put", "Delete", "Update"})
 MAX_TRANSACTION_ITEMS = 100
 
@@ -438,10 +443,21 @@ def _replace_transact_write_items(original: Callable[..., Any]) -> Callable[...,
         if active_hooks() is None:
             original(self, transact_items)
             return
-        with _transaction_lock:
+        with _dynamodb_lock:
             _apply_transaction(self, _check_transaction(self, transact_items), len(transact_items))
 
     return transact_write_items
+
+
+def _replace_dynamodb_call_action(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def call_action(self: Any) -> Any:
+        if active_hooks() is None:
+            return original(self)
+        with _dynamodb_lock:
+            return original(self)
+
+    return call_action
 
 
 def _queue_attribute_names(queue: Any) -> dict[str, None]:
@@ -713,6 +729,16 @@ MOTO_PATCH_POINTS: tuple[MotoPatchPoint, ...] = (
         "during the copy, lost writes on rollback. The replacement checks all conditions, "
         "then writes, under one lock, and restores only the items it touched.",
         replacement=_replace_transact_write_items,
+    ),
+    MotoPatchPoint(
+        symbol="moto.dynamodb.responses.DynamoHandler.call_action",
+        parameters=("self",),
+        why="moto's server answers requests on threads and its DynamoDB backend has no "
+        "lock: two UpdateItems of one item interleave (a condition checked by both before "
+        "either writes passes twice; the deep copy of an item another thread is writing "
+        "answers 500, 'dictionary changed size during iteration'). DynamoDB's writes of an "
+        "item are atomic; the replacement serves one DynamoDB request at a time.",
+        replacement=_replace_dynamodb_call_action,
     ),
     MotoPatchPoint(
         symbol="moto.sqs.models.Queue.attributes",
