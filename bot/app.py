@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -38,7 +38,7 @@ from bot.services import BotServices
 from bot.threads import APPROVE_ACTION, REJECT_ACTION, approval_decided_message
 from orchestration.clock import Clock, ClockAwareExecutor
 from orchestration.observability import count, logger
-from orchestration.pipeline.approvals import ApprovalError
+from orchestration.pipeline.approvals import ApprovalError, Decision
 
 REJECT_MODAL = "reject_reason"
 REASON_BLOCK = "reason"
@@ -228,23 +228,9 @@ class Listeners:
     def approve_selected(
         self, body: dict[str, Any], view: dict[str, Any], client: WebClient
     ) -> None:
-        services = self._services()
-        metadata = json.loads(view.get("private_metadata") or "{}")
-        user = body["user"]["id"]
-        outcome = services.approvals.decide_group(
-            str(metadata.get("group", "")),
-            "APPROVED",
-            user=user,
-            selected=selected_ids(view),
-            is_member=services.directory.is_member,
-            is_requester=lambda approval, who: services.directory.is_requester(
-                who, approval.requested_by
-            ),
+        self._decide_group_from_modal(
+            body, view, client, decision="APPROVED", selected=selected_ids(view)
         )
-        if metadata.get("channel"):
-            client.chat_postEphemeral(
-                channel=metadata["channel"], user=user, text=outcome_text(outcome)
-            )
 
     def open_group_reject_modal(self, ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
@@ -256,14 +242,28 @@ class Listeners:
         client.views_open(trigger_id=body["trigger_id"], view=modal)
 
     def reject_group(self, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
+        self._decide_group_from_modal(body, view, client, decision="REJECTED", reason=_reason(view))
+
+    def _decide_group_from_modal(
+        self,
+        body: dict[str, Any],
+        view: dict[str, Any],
+        client: WebClient,
+        *,
+        decision: Decision,
+        selected: Collection[str] | None = None,
+        reason: str = "",
+    ) -> None:
+        """A group decision submitted in a modal; the decider is told the outcome privately."""
         services = self._services()
         metadata = json.loads(view.get("private_metadata") or "{}")
         user = body["user"]["id"]
         outcome = services.approvals.decide_group(
             str(metadata.get("group", "")),
-            "REJECTED",
+            decision,
             user=user,
-            reason=_reason(view),
+            selected=selected,
+            reason=reason,
             is_member=services.directory.is_member,
             is_requester=lambda approval, who: services.directory.is_requester(
                 who, approval.requested_by

@@ -15,9 +15,11 @@ from typing import Any
 import boto3
 import pytest
 
+from bot.app import REASON_BLOCK, REASON_INPUT
 from bot.group_approvals import (
     GROUP_APPROVE_READY_ACTION,
     GROUP_APPROVE_SELECTED_ACTION,
+    GROUP_REJECT_ACTION,
     POSTING,
     SELECT_BLOCK,
     SELECT_INPUT,
@@ -25,6 +27,7 @@ from bot.group_approvals import (
     GroupState,
     GroupStore,
 )
+from bot.group_approvals import REJECT_MODAL as GROUP_REJECT_MODAL
 from orchestration import wiring
 from orchestration.gitops.requests import request_for
 from orchestration.local.driver import MigrationDriver
@@ -285,3 +288,54 @@ def test_a_group_click_twice_decides_once_and_a_non_approver_is_refused_per_vm(
         n for op, n in system.api_calls.by_operation().items() if op.endswith(".SendTaskSuccess")
     ]
     assert successes == [3]
+
+
+def test_a_group_rejected_with_a_reason_rolls_back_every_vm_waiting_each_audited(
+    system: EmbeddedSystem,
+) -> None:
+    assert system.slack is not None
+    requests = _wave("wave-7", 3)
+    system.seed([spec_of(r) for r in requests])
+    driver = MigrationDriver(system)
+    driver.send(requests)
+    state = _all_ready(system, "wave-7/billing", 3)
+
+    # WHEN the approver clicks Reject and says why in its modal
+    system.slack.click_button(
+        user=APPROVER,
+        channel=state.channel,
+        message_ts=state.ts,
+        action_id=GROUP_REJECT_ACTION,
+        value=state.group,
+    )
+    [modal] = [
+        v for v in system.slack.opened_views(APPROVER) if v.callback_id == GROUP_REJECT_MODAL
+    ]
+    response = system.slack.submit_view(
+        user=APPROVER,
+        view_id=modal.id,
+        values={REASON_BLOCK: {REASON_INPUT: "test instances answer on the old DNS name"}},
+    )
+    assert response.status == 200
+    outcomes = driver.wait([r.migration_id for r in requests], approver=None, timeout=240)
+
+    # THEN every VM waiting was rejected on its own, with the reason, and rolled back
+    store = wiring.store()
+    for request in requests:
+        outcome = outcomes[request.migration_id]
+        assert (outcome.status, outcome.record_status) == ("FAILED", "ROLLED_BACK")
+        approval_id = next(m.approval_id for m in state.ready if m.vm == request.target_vm_name)
+        approval = store.approval(approval_id)
+        assert approval is not None
+        assert (approval.status, approval.decided_by) == ("REJECTED", APPROVER)
+        assert approval.reason == "test instances answer on the old DNS name"
+        [entry] = store.audit_trail(approval_id)
+        assert entry["outcome"] == "decided"
+        assert "group decision grp-" in entry["detail"]
+        assert "on wave-7/billing" in entry["detail"]
+    # AND the approver was told what was decided
+    told = _wait_for(
+        "the outcome",
+        lambda: system.slack and [m.text for m in system.slack.ephemeral_messages(APPROVER)],
+    )
+    assert any("Rejected" in text and "3" in text for text in told), told
