@@ -63,18 +63,21 @@ class PacingClock:
         *,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        epoch: Callable[[], float] = time.time,
     ) -> None:
         self.scale = scale
         self._monotonic = monotonic
         self._sleep = sleep
+        self._epoch = epoch
 
     def now(self) -> float:
         """Slack seconds since an arbitrary origin."""
         return self._monotonic() * self.scale
 
     def wall_seconds(self) -> float:
-        """Slack seconds since the epoch (comparable across processes, unlike ``now``)."""
-        return time.time() * self.scale
+        """Slack seconds since the epoch (comparable across processes, unlike ``now``), on the
+        same clock as ``now`` and ``sleep``: a rehearsal's simulated epoch, not the machine's."""
+        return self._epoch() * self.scale
 
     def sleep(self, slack_seconds: float) -> None:
         if slack_seconds > 0:

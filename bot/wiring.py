@@ -67,7 +67,12 @@ def _secrets() -> SlackSecrets:
 @cache
 def _slack_clock() -> PacingClock:
     time = clock()  # the bot paces and waits out Retry-After on the pipeline's clock
-    return PacingClock(_config().time_scale, monotonic=time.monotonic, sleep=time.sleep)
+    return PacingClock(
+        _config().time_scale,
+        monotonic=time.monotonic,
+        sleep=time.sleep,
+        epoch=lambda: time.now().timestamp(),
+    )
 
 
 # --- slack_notifier ----------------------------------------------------------------------
