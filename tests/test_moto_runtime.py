@@ -1343,3 +1343,29 @@ def test_a_functions_reserved_concurrency_holds_its_sqs_pollers_to_that_many_bat
     assert slots.free(arn, None)  # unreserved: never held back
     slots.release(arn)
     assert slots.free(arn, 1)
+
+
+def test_a_reserved_slot_goes_to_the_poller_that_waited_for_it_first() -> None:
+    from orchestration.local.runtime.sqs_event_sources import ConcurrencySlots
+
+    # GIVEN the notifier's one slot held by the status queue's poller, and the priority
+    # queue's poller waiting with a batch
+    slots = ConcurrencySlots()
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:notifier"
+    status, priority = object(), object()
+    slots.acquire(arn, 1, status)
+    slots.want(arn, priority)
+
+    # WHEN the status poller ends its batch and finds more on its queue
+    slots.release(arn)
+    slots.want(arn, status)
+
+    # THEN the slot is the priority poller's turn, not the status poller's again
+    assert not slots.free(arn, 1, status)
+    assert slots.free(arn, 1, priority)
+    slots.acquire(arn, 1, priority)
+    slots.release(arn)
+    assert slots.free(arn, 1, status)
+    # AND a poller whose batch went away does not hold up the others' turn
+    slots.withdraw(arn, status)
+    assert slots.free(arn, 1, priority)

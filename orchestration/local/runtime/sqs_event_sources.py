@@ -152,20 +152,57 @@ class ConcurrencySlots:
     with backoff, until it runs (or the visibility timeout returns the messages). Here a
     poller waits for a slot instead: the same order of batches, without the backoff's delay
     or its receive counts. Shared by every poller of the runtime, keyed by function ARN.
+
+    Slots go to waiting pollers first come, first served (``want``): a poller that ends a
+    batch and finds more on its queue does not take the slot again ahead of another queue's
+    poller that waited for it (on AWS each event source retries on its own; here the poller
+    that just released would always win, and one queue's steady traffic would starve the
+    other's, e.g. the notifier's status queue its priority queue).
     """
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
         self._in_use: dict[str, int] = {}
+        self._waiting: dict[str, list[object]] = {}
 
-    def free(self, function_arn: str, limit: int | None) -> bool:
+    def free(self, function_arn: str, limit: int | None, who: object = None) -> bool:
+        """A slot is free for ``who``: under the limit, and no other poller waits ahead."""
         with self._condition:
-            return limit is None or self._in_use.get(function_arn, 0) < limit
+            return self._free(function_arn, limit, who)
 
-    def acquire(self, function_arn: str, limit: int | None) -> None:
+    def _free(self, function_arn: str, limit: int | None, who: object) -> bool:
+        if limit is None:
+            return True
+        waiting = self._waiting.get(function_arn, [])
+        ahead = bool(waiting) and waiting[0] is not who
+        return self._in_use.get(function_arn, 0) < limit and not ahead
+
+    def want(self, function_arn: str, who: object) -> None:
+        """``who`` has a batch waiting for a slot: it gets the next one in its turn."""
         with self._condition:
-            while limit is not None and self._in_use.get(function_arn, 0) >= limit:
+            waiting = self._waiting.setdefault(function_arn, [])
+            if not any(w is who for w in waiting):
+                waiting.append(who)
+
+    def withdraw(self, function_arn: str, who: object) -> None:
+        """``who`` has nothing waiting any more: it does not hold up the others' turn."""
+        with self._condition:
+            waiting = self._waiting.get(function_arn, [])
+            if any(w is who for w in waiting):
+                self._waiting[function_arn] = [w for w in waiting if w is not who]
+                self._condition.notify_all()
+
+    def acquire(self, function_arn: str, limit: int | None, who: object = None) -> None:
+        with self._condition:
+            if who is not None and limit is not None:
+                waiting = self._waiting.setdefault(function_arn, [])
+                if not any(w is who for w in waiting):
+                    waiting.append(who)
+            while not self._free(function_arn, limit, who):
                 self._condition.wait()
+            waiting = self._waiting.get(function_arn, [])
+            if waiting and waiting[0] is who:
+                waiting.pop(0)
             self._in_use[function_arn] = self._in_use.get(function_arn, 0) + 1
 
     def release(self, function_arn: str) -> None:
@@ -252,7 +289,7 @@ class SqsEventSourcePoller:
         clock = active_virtual_clock()
         if clock is None:
             limit = find_function_by_arn(settings.function_arn).reserved_concurrency
-            self._slots.acquire(settings.function_arn, limit)
+            self._slots.acquire(settings.function_arn, limit, self)
             try:
                 return self._process_one_batch(sqs, settings)
             finally:
@@ -268,15 +305,21 @@ class SqsEventSourcePoller:
             # last reserved slot: that batch's waits on the clock must be able to end.
             self._probe = lambda: (
                 not self._in_batch
-                and self._slots.free(function_arn, self._function_limit)
+                and self._slots.free(function_arn, self._function_limit, self)
                 and has_visible_message(queue_arn)
             )
             clock.add_busy_probe(self._probe)
         if not self._probe():  # look in-process first: virtual time waits for this poller
+            if self._in_batch:
+                pass
+            elif has_visible_message(settings.queue_arn):
+                self._slots.want(settings.function_arn, self)  # its turn at the next slot
+            else:
+                self._slots.withdraw(settings.function_arn, self)
             self._stopping.wait(VIRTUAL_CLOCK_IDLE_POLL_SECONDS)
             return False
         # Taken before counting on the clock: a poller waiting for a slot holds no time.
-        self._slots.acquire(settings.function_arn, self._function_limit)
+        self._slots.acquire(settings.function_arn, self._function_limit, self)
         try:
             with clock.participating():
                 self._in_batch = True
