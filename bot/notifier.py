@@ -194,12 +194,18 @@ class StatusNotifier:
             # Only with a token Slack has free now: a burst of a job's results must not hold
             # up the events behind it (and the wave summary, which shows them at once).
             thread = self._show_root(thread, wait=False) or thread
-        if change.replies or (
+        at_once = [reply for reply in change.replies if not reply.can_wait]
+        if at_once or (
             change.approval_request is not None and not grouped(change.approval_request)
         ):
             thread = self._posted(thread)  # what a person needs is posted in its thread
-        for reply in change.replies:
+        for reply in at_once:
             self._slack.post(thread.channel, text=reply.text, thread_ts=thread.ts)
+        can_wait = tuple(reply.text for reply in change.replies if reply.can_wait)
+        if can_wait:
+            thread = self._reply_now_or_owe(
+                replace(thread, owed_replies=(*thread.owed_replies, *can_wait))
+            )
         if change.replies:
             thread = thread.with_reply(event.sequence)
         # Approval groups hook (issue 15): a grouped approval is decided in its group message.
@@ -230,6 +236,7 @@ class StatusNotifier:
             or thread.shown_stage != before.shown_stage
             or thread.replied != before.replied
             or thread.approval_ts != before.approval_ts
+            or thread.owed_replies != before.owed_replies
         )
         stored = known.stored_sequence
         if durable:
@@ -285,6 +292,21 @@ class StatusNotifier:
             return None
         return thread.shown(self._now())
 
+    def _reply_now_or_owe(self, thread: SlackThread, *, wait: bool = False) -> SlackThread:
+        """Post the thread's owed replies in order (waiting for Slack's budget when ``wait``,
+        else with tokens free now); those not posted stay owed. A reply needs its root: while
+        the root is owed, so are they."""
+        if not thread.ts:
+            return thread
+        owed = list(thread.owed_replies)
+        while owed:
+            if wait:
+                self._slack.post(thread.channel, text=owed[0], thread_ts=thread.ts)
+            elif self._slack.try_post(thread.channel, text=owed[0], thread_ts=thread.ts) is None:
+                break
+            owed.pop(0)
+        return replace(thread, owed_replies=tuple(owed))
+
     def _posted(self, thread: SlackThread) -> SlackThread:
         """The thread with its root in Slack (posted now, waiting for Slack's budget, if it
         was owed): a reply needs its thread."""
@@ -295,7 +317,7 @@ class StatusNotifier:
         return shown
 
     def _note_owed(self, thread: SlackThread) -> None:
-        if thread.root_owed:
+        if thread.owes:
             self._owed.setdefault(thread.migration_id, self._now())
         else:
             self._owed.pop(thread.migration_id, None)
@@ -313,10 +335,13 @@ class StatusNotifier:
             self._owed.setdefault(migration_id, now)
         if self._groups is not None:
             self._groups.adopt_owed(owed.groups)
+        if self._summaries is not None:
+            self._summaries.adopt_owed(owed.waves)
 
     def pay_owed(self, *, wait: bool, budget_seconds: float = 0.0) -> Owed:
         """Pay what Slack does not show yet, approval group messages first (a person acts on
-        them), then roots (``pay_owed_roots``); returns what is still owed."""
+        them), then roots (``pay_owed_roots``), then wave summaries whose edit is due;
+        returns what is still owed."""
         started = self._now()
         groups = (
             self._groups.pay_owed(wait=wait, budget_seconds=budget_seconds)
@@ -325,7 +350,13 @@ class StatusNotifier:
         )
         left = budget_seconds - (self._now() - started)
         roots = self.pay_owed_roots(wait=wait, budget_seconds=max(0.0, left))
-        return Owed(tuple(roots), tuple(groups))
+        left = budget_seconds - (self._now() - started)
+        waves = (
+            self._summaries.pay_owed(wait=wait, budget_seconds=max(0.0, left))
+            if self._summaries is not None
+            else []
+        )
+        return Owed(tuple(roots), tuple(groups), tuple(waves))
 
     def pay_owed_roots(self, *, wait: bool, budget_seconds: float = 0.0) -> list[str]:
         """Post or edit owed roots, the longest owed first: with the tokens Slack has free now
@@ -339,43 +370,68 @@ class StatusNotifier:
             if wait and self._now() - started >= budget_seconds:
                 break
             known = self._thread(migration_id)
-            if known is None or not known.thread.root_owed:
+            if known is None or not known.thread.owes:
                 self._owed.pop(migration_id, None)
                 continue
-            thread = known.thread
-            kind = (thread.channel, not thread.ts)
-            if not thread.root_edit_due(self._now(), MIN_ROOT_EDIT_SECONDS):
-                due = thread.shown_at + MIN_ROOT_EDIT_SECONDS
-                due_next = due if due_next is None else min(due_next, due)
-                continue
-            if kind in exhausted:
-                continue
             try:
-                shown = self._show_root(thread, wait=wait)
+                thread, due = self._pay_thread(known.thread, wait=wait, exhausted=exhausted)
             except SlackApiError as exc:
                 # Not Slack's budget (the channel is gone, the token revoked): the item keeps
                 # what is owed, the migration's next event tries again; the chain goes on.
                 logger.error(
-                    "owed root not shown",
-                    extra={"migration_id": migration_id, "error": str(exc)},
+                    "owed root not shown", extra={"migration_id": migration_id, "error": str(exc)}
                 )
                 self._owed.pop(migration_id, None)
                 continue
-            if shown is None:
-                exhausted.add(kind)
+            if due is not None:
+                due_next = due if due_next is None else min(due_next, due)
+            if thread == known.thread:
                 continue
             try:
-                self._keep(shown, known)
+                self._keep(thread, known)
             except StaleThreadError:
                 # Another writer moved the thread on: read it again on the next payment.
                 self._known.pop(migration_id, None)
                 continue
-            self._owed.pop(migration_id, None)
+            if not thread.owes:
+                self._owed.pop(migration_id, None)
         if wait and due_next is not None:
             # Only roots coalescing an edit are left (rolling back): wait for the first of
             # them within the budget, so a reminder does not come straight back for nothing.
             self._slack.wait(min(due_next, started + budget_seconds) - self._now())
         return self.owed_roots()
+
+    def _pay_thread(
+        self, thread: SlackThread, *, wait: bool, exhausted: set[tuple[str, bool]]
+    ) -> tuple[SlackThread, float | None]:
+        """Show what the thread owes (its root, then its replies that could wait) with the
+        tokens of kinds not ``exhausted`` (channel, posting); the thread as shown now, and
+        when its root's coalesced edit is due if that is not yet."""
+        if thread.root_owed:
+            kind = (thread.channel, not thread.ts)
+            if not thread.root_edit_due(self._now(), MIN_ROOT_EDIT_SECONDS):
+                return self._pay_replies(thread, wait, exhausted), (
+                    thread.shown_at + MIN_ROOT_EDIT_SECONDS
+                )
+            if kind in exhausted:
+                return thread, None
+            shown = self._show_root(thread, wait=wait)
+            if shown is None:
+                exhausted.add(kind)
+                return thread, None
+            thread = shown
+        return self._pay_replies(thread, wait, exhausted), None
+
+    def _pay_replies(
+        self, thread: SlackThread, wait: bool, exhausted: set[tuple[str, bool]]
+    ) -> SlackThread:
+        posting = (thread.channel, True)  # replies are posts: the channel's post tokens
+        if not thread.owed_replies or not thread.ts or posting in exhausted:
+            return thread
+        replied = self._reply_now_or_owe(thread, wait=wait)
+        if replied.owed_replies:
+            exhausted.add(posting)
+        return replied
 
     def _channel_for(self, event: EventDetail) -> str:
         """The channel of a new thread: the event says (the thread keeps it from then on);

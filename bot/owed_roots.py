@@ -6,7 +6,8 @@ stays owed. So that the last ones are paid when no more events come (a cutover j
 results end a wave), the notifier puts one message on its own status queue naming what is
 owed; handling it pays for a few Slack seconds and puts the next one while anything is still
 owed. Approval group messages whose edit waits are named too (paid before the roots: a
-person acts on them). One message is in the queue at a time (one FIFO group, and a container
+person acts on them), and wave summaries whose coalesced edit is due after the last event of a
+burst. One message is in the queue at a time (one FIFO group, and a container
 sends one only if it has none pending), so the reminders form one chain that ends when nothing
 is owed.
 """
@@ -37,9 +38,10 @@ class Owed:
 
     migration_ids: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
+    waves: tuple[str, ...] = ()  # wave summaries owing an edit
 
     def __bool__(self) -> bool:
-        return bool(self.migration_ids or self.groups)
+        return bool(self.migration_ids or self.groups or self.waves)
 
 
 def owed_roots_body(owed: Owed) -> str:
@@ -48,6 +50,7 @@ def owed_roots_body(owed: Owed) -> str:
             "kind": OWED_ROOTS_KIND,
             "migrationIds": list(owed.migration_ids[:MAX_OWED_IN_MESSAGE]),
             "groups": list(owed.groups[:MAX_OWED_IN_MESSAGE]),
+            "waves": list(owed.waves[:MAX_OWED_IN_MESSAGE]),
         }
     )
 
@@ -60,7 +63,11 @@ def owed_roots_in(body: str) -> Owed | None:
         return None
     if not isinstance(message, dict) or message.get("kind") != OWED_ROOTS_KIND:
         return None
-    return Owed(_names(message.get("migrationIds")), _names(message.get("groups")))
+    return Owed(
+        _names(message.get("migrationIds")),
+        _names(message.get("groups")),
+        _names(message.get("waves")),
+    )
 
 
 def _names(value: object) -> tuple[str, ...]:

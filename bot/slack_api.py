@@ -287,13 +287,14 @@ class PacedSlack:
         text: str,
         blocks: Sequence[dict[str, Any]] = (),
         metadata: dict[str, Any] | None = None,
+        thread_ts: str | None = None,
     ) -> str | None:
-        """Post a message to the channel if Slack's budget allows it now; its ``ts``, or None
-        (not posted: no token now, or a 429)."""
+        """Post a message to the channel (in a thread with ``thread_ts``) if Slack's budget
+        allows it now; its ``ts``, or None (not posted: no token now, or a 429)."""
         response = self._now_or_never(
             "chat.postMessage",
             (self._channel(channel), self._posts),
-            self._post_call(channel, text, blocks, None, metadata),
+            self._post_call(channel, text, blocks, thread_ts, metadata),
         )
         return None if response is None else str(response["ts"])
 

@@ -4,18 +4,20 @@ The notifier tells it about every event it handled (``note``). A change of a thr
 category owes the summary an edit; the edit is made once the summary has not been edited for
 ``SUMMARY_MIN_EDIT_SECONDS`` (Slack seconds), and at once when the wave's last migration
 ends, so the counts it ends with are exact. What is owed and not yet due is paid by the
-wave's next event; an edit that fails stays owed and the event comes back (SQS), so the final
-counts are never lost. The counts are recounted from the wave's thread items (one Query on
-``gsi1``), overlaid with the threads this container wrote last (the index is eventually
-consistent). The wave's recorded prediction (``wavepilot record-prediction``) is read when the
-summary is posted and at most once a ``PREDICTION_MAX_AGE_SECONDS`` after (one GetItem), so a
-prediction recorded while the wave runs shows at the next edit after that.
+wave's next event, or once due by ``pay_owed`` (after each batch, and by the notifier's
+owed-roots reminder in a quiet spell: bot/owed_roots.py); an edit that fails stays owed and
+the event comes back (SQS), so the final counts are never lost. The counts are recounted from
+the wave's thread items (one Query on ``gsi1``), overlaid with the threads this container
+wrote last (the index is eventually consistent). The wave's recorded prediction (``wavepilot
+record-prediction``) is read when the summary is posted and at most once a
+``PREDICTION_MAX_AGE_SECONDS`` after (one GetItem), so a prediction recorded while the wave
+runs shows at the next edit after that.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -106,6 +108,45 @@ class WaveSummaryNotifier:
             if not (interval_passed or view.ended):
                 return  # a migration ended, not the wave's last: wait like any change
             self._show(summary, view, now)
+
+    def owed(self) -> list[str]:
+        """Waves whose summary owes an edit (a change shown at the next due edit)."""
+        with self._holding(self._lock):
+            return [wave for wave, summary in self._summaries.items() if summary.owed]
+
+    def adopt_owed(self, waves: Sequence[str]) -> None:
+        """Summaries another container left owed: edit them here when due."""
+        for wave in waves:
+            with self._holding(self._lock):
+                summary = self._summaries.get(wave)
+                if summary is None:
+                    stored = self._store.get(wave)
+                    if stored is None:
+                        continue
+                    summary = _Summary(stored, _window(stored))
+                    self._summaries[wave] = summary
+            summary.owed = True
+
+    def pay_owed(self, *, wait: bool, budget_seconds: float = 0.0) -> list[str]:
+        """Edit each owed summary whose interval has passed (a quiet spell after a burst of
+        results: no next event would pay it); when ``wait``, wait within the budget for the
+        first that is not due yet. Returns the waves still owed."""
+        started = self._slack.wall_seconds()
+        due_next: float | None = None
+        for wave in self.owed():
+            summary = self._summaries[wave]
+            with self._holding(summary.lock):
+                if not summary.owed:
+                    continue
+                now = self._slack.wall_seconds()
+                due = summary.shown_at + SUMMARY_MIN_EDIT_SECONDS
+                if now < due:
+                    due_next = due if due_next is None else min(due_next, due)
+                    continue
+                self._show(summary, self._view(wave, summary), now)
+        if wait and due_next is not None:
+            self._slack.wait(min(due_next, started + budget_seconds) - self._slack.wall_seconds())
+        return self.owed()
 
     @contextmanager
     def _holding(self, lock: threading.Lock | threading.RLock) -> Iterator[None]:

@@ -55,11 +55,17 @@ class SlackThread:
     shown_at: float = 0.0
     replied: tuple[int, ...] = ()  # the latest events whose replies were posted
     reply_floor: int = 0  # and every event up to this one
+    owed_replies: tuple[str, ...] = ()  # replies that can wait, not posted yet (in order)
 
     @property
     def root_owed(self) -> bool:
         """The root does not show the thread's stage yet (details alone are not shown)."""
         return self.shown_stage != self.state.stage
+
+    @property
+    def owes(self) -> bool:
+        """Slack does not show all of the thread yet: its root, or a reply that could wait."""
+        return self.root_owed or bool(self.owed_replies)
 
     def root_edit_due(self, now: float, min_interval: float) -> bool:
         """Whether the owed edit should be made now.
@@ -169,6 +175,7 @@ def _thread(item: dict[str, Any]) -> SlackThread:
         replied=tuple(sorted(int(n) for n in replied or ())),
         # A thread from before replies were remembered: every event it folded in was replied.
         reply_floor=int(item.get("replyFloor", 0)) if replied is not None else state.sequence,
+        owed_replies=tuple(str(text) for text in item.get("owedReplies") or ()),
     )
 
 
@@ -186,6 +193,7 @@ def _attributes(thread: SlackThread) -> dict[str, Any]:
         "shownAt": Decimal(str(round(thread.shown_at, 3))),
         "replied": list(thread.replied),
         "replyFloor": thread.reply_floor,
+        "owedReplies": list(thread.owed_replies),
     }
 
 

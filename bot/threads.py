@@ -194,6 +194,10 @@ class ThreadState:
 class Message:
     text: str  # the notification text (and what screen readers say)
     blocks: tuple[dict[str, Any], ...] = ()
+    # News nobody acts on (a migration finalized): posted with a token Slack has free now,
+    # else owed and posted after the events behind it (a cutover job's 200 results must not
+    # wait for 200 posts at one a second). Failures and rollbacks are posted at once.
+    can_wait: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,7 +260,8 @@ def advance(state: ThreadState, event: EventDetail) -> Change:  # noqa: PLR0911 
                 (
                     Message(
                         f":white_check_mark: Finalized: {event.target_vm_name} runs in AWS as "
-                        f"`{event.target_instance_id}` ({minutes:.1f} min end to end)."
+                        f"`{event.target_instance_id}` ({minutes:.1f} min end to end).",
+                        can_wait=True,
                     ),
                 ),
             )

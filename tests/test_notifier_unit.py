@@ -145,11 +145,12 @@ class RecordingSlack(PacedSlack):
         text: str,
         blocks: Any = (),
         metadata: dict[str, Any] | None = None,
+        thread_ts: str | None = None,
     ) -> str | None:
         if self.free_tokens < 1:
             return None
         self.free_tokens -= 1
-        return self.post(channel, text=text, blocks=blocks, metadata=metadata)
+        return self.post(channel, text=text, blocks=blocks, metadata=metadata, thread_ts=thread_ts)
 
     def try_update(
         self,
@@ -650,9 +651,13 @@ def test_an_owed_edit_is_paid_once_the_root_shows_the_newest_state(bot: Bot) -> 
     assert bot.notifier.pay_owed_roots(wait=False) == []
 
     # One edit, to the final state: the stages in between were skipped over, not shown late
-    assert bot.slack.methods().count("update") == edits_before + 1
-    assert bot.slack.calls[-1].text.endswith(": migrated")
-    assert not bot.threads.items["mig-12345"].root_owed
+    updates = [call for call in bot.slack.calls if call.method == "update"]
+    assert len(updates) == edits_before + 1
+    assert updates[-1].text.endswith(": migrated")
+    # AND the final result, a reply that could wait, is posted after the root shows it
+    assert "Finalized" in bot.slack.calls[-1].text
+    assert bot.slack.calls[-1].thread_ts == bot.root_ts()
+    assert not bot.threads.items["mig-12345"].owes
 
 
 def test_paying_owed_roots_while_waiting_stops_at_its_budget(bot: Bot) -> None:
@@ -772,3 +777,88 @@ def test_a_reminder_with_only_a_coalescing_root_left_waits_for_it_rather_than_sp
 
     assert bot.notifier.pay_owed_roots(wait=True, budget_seconds=10.0) == []
     assert bot.slack.methods()[-1] == "update"
+
+
+def test_a_final_result_without_a_free_token_is_owed_and_a_fresh_container_posts_it_once(
+    bot: Bot,
+) -> None:
+    # GIVEN a migration whose last events come in a cutover job's burst: no token free
+    events = _happy_path()
+    for event in events[:-1]:
+        bot.slack.now += 60
+        bot.notifier.apply(event, edit_root=True)
+    bot.slack.free_tokens = 0
+    calls_before = len(bot.slack.calls)
+    bot.notifier.apply(events[-1], edit_root=True)
+
+    # THEN the notifier went on without posting "Finalized" (nobody acts on it) and owes it,
+    # in the thread's item, not only in this container
+    assert len(bot.slack.calls) == calls_before
+    assert bot.notifier.owed_roots() == ["mig-12345"]
+    assert [text.split(":")[1] for text in bot.threads.items["mig-12345"].owed_replies] == [
+        "white_check_mark"
+    ]
+
+    # WHEN a fresh container is reminded of it, twice
+    fresh = StatusNotifier(bot.threads, NoMigrations(), bot.slack, CHANNEL)
+    fresh.adopt_owed(Owed(("mig-12345",)))
+    bot.slack.free_tokens = 5
+    assert fresh.pay_owed_roots(wait=False) == []
+    assert fresh.pay_owed_roots(wait=False) == []
+
+    # THEN the root shows the end, and the final result is posted once, in the thread
+    posted = [call for call in bot.slack.calls[calls_before:] if call.method == "post"]
+    assert [("Finalized" in call.text, call.thread_ts) for call in posted] == [
+        (True, bot.root_ts())
+    ]
+    assert bot.slack.calls[-2].text.endswith(": migrated")
+    assert not bot.threads.items["mig-12345"].owes
+
+
+def test_a_failure_is_posted_at_once_even_without_a_free_token(bot: Bot) -> None:
+    bot.notifier.apply(_status(1, "ValidateInput", "STARTED"), edit_root=True)
+    bot.slack.free_tokens = 0
+
+    bot.notifier.apply(
+        _status(2, "ValidateInput", "FAILED", message="no such server"), edit_root=True
+    )
+
+    assert "failed" in bot.slack.calls[-1].text
+    assert bot.slack.calls[-1].thread_ts == bot.root_ts()
+    assert not bot.threads.items["mig-12345"].owed_replies
+
+
+def test_a_threads_owed_replies_survive_its_item() -> None:
+    from bot.thread_store import _attributes, _thread
+
+    state = advance(ThreadState.new(_requested("mig-12345")), _requested("mig-12345")).state
+    thread = SlackThread("mig-12345", CHANNEL, "1700000000.000100", state, 1)
+    owing = replace(thread, owed_replies=("first", "second"))
+
+    assert _thread(_attributes(owing)).owed_replies == ("first", "second")
+    assert _thread(_attributes(thread)).owed_replies == ()
+
+
+def test_a_summary_change_after_the_last_event_of_a_burst_is_shown_once_due() -> None:
+    # GIVEN the summary edited for a result, and another result seconds later (the end of a
+    # job's burst: no event comes after it for the next half hour)
+    slack = RecordingSlack()
+    summaries = WaveSummaryNotifier(_SummaryAt(), _NoThreads(), slack, _NoPredictions())
+    first, second = _status(20, "FinalizeCutover", "SUCCEEDED"), _status(21, "Rollback", "FAILED")
+    for n, event in enumerate((first, second)):
+        thread = SlackThread(
+            f"mig-{n}", CHANNEL, "1.1", advance(ThreadState.new(event), event).state, 0
+        )
+        summaries.note(event, thread, before=None)
+        slack.now += 5
+    edits = slack.methods().count("update")
+    assert summaries.owed() == ["wave-3"]
+
+    # WHEN paid before it is due: nothing; with a wait, the pay waits for it within its budget
+    assert summaries.pay_owed(wait=False) == ["wave-3"]
+    assert summaries.pay_owed(wait=True, budget_seconds=60.0) == ["wave-3"]
+    assert slack.methods().count("update") == edits
+
+    # THEN once due, one edit shows it
+    assert summaries.pay_owed(wait=False) == []
+    assert slack.methods().count("update") == edits + 1

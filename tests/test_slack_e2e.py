@@ -333,15 +333,17 @@ def _kind(text: str) -> str:
 
 
 def _queued_detail_types(queue_arn: str) -> list[str]:
-    """The detail-type of every message on a queue of the embedded moto, read without
-    receiving (a receive would hide a FIFO group's messages behind the first ten)."""
+    """The detail-type of every message on a queue of the embedded moto (the ``kind`` of the
+    notifier's own owed-roots reminder), read without receiving (a receive would hide a FIFO
+    group's messages behind the first ten)."""
     from moto.sqs.models import sqs_backends
 
     from orchestration.local.runtime.moto_backends import ArnParts
 
     arn = ArnParts.parse(queue_arn)
     queue = sqs_backends[arn.account_id][arn.region].queues[arn.resource]
-    return [json.loads(message.body)["detail-type"] for message in list(queue._messages)]
+    bodies = [json.loads(message.body) for message in list(queue._messages)]
+    return [body.get("detail-type") or body["kind"] for body in bodies]
 
 
 def test_an_approval_reaches_slack_while_the_routine_events_wait_on_their_queue(
