@@ -331,9 +331,12 @@ def _status(state: ThreadState, event: MigrationStatusUpdated) -> Change:
 
 
 def _milestone(event: MigrationStatusUpdated) -> str | None:
-    """A step's report is a reply only when it failed: the rest is routine detail."""
+    """A step's report is a reply only when it failed, or when a verified cutover is held
+    before FinalizeCutover (until when, and how to go back): the rest is routine detail."""
     if event.status == "FAILED":
         return f":x: *{event.step} failed*: {event.message}"
+    if event.step == Step.FINALIZE_CUTOVER and event.status == "WAITING":
+        return f":hourglass_flowing_sand: Cutover verified, *finalize* {event.message}"
     return None
 
 

@@ -740,3 +740,46 @@ def test_disk_sizes_are_1_to_64_disks_of_1_to_65536_gib(disks: Any) -> None:
     (finding,) = validate(a_wave("wave-x", vm)).findings
 
     assert "disksGiB" in finding.message
+
+
+# --- finalizeAfter: the hold before FinalizeCutover ------------------------------------------
+
+
+def test_finalize_after_is_held_per_application_over_the_wave() -> None:
+    wave = a_wave()
+    wave["finalizeAfter"] = "24h"
+    wave["applications"].append(
+        {"name": "db", "finalizeAfter": "90m", "vms": [a_vm("db-01")]},
+    )
+    wave["applications"].append({"name": "now", "finalizeAfter": "0", "vms": [a_vm("now-01")]})
+
+    held = {vm.app_name: vm.finalize_after_minutes for vm in effective(wave)}
+
+    assert held == {"app": 24 * 60, "db": 90, "now": 0}
+
+
+def test_without_finalize_after_a_cutover_is_finalized_at_once_and_the_vm_reads_the_same() -> None:
+    (vm,) = effective(a_wave())
+
+    assert vm.finalize_after_minutes == 0
+    assert "finalizeAfterMinutes" not in vm.model_dump(mode="json", by_alias=True)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("31d", "finalizeAfter: 31d is longer than 30d"),
+        ("24 hours", "finalizeAfter: String should match pattern"),
+        ("-1h", "finalizeAfter: String should match pattern"),
+    ],
+)
+def test_a_bad_finalize_after_is_reported_at_its_line(value: str, expected: str) -> None:
+    wave = a_wave()
+    wave["finalizeAfter"] = value
+
+    result = validate(wave)
+
+    assert result.vms == []
+    [finding] = result.findings
+    assert expected in finding.message, finding.message
+    assert finding.line > 1

@@ -22,6 +22,7 @@ from bot.commands import APPROVE_CONFIRM_ACTION, ROLLBACK_CONFIRM_ACTION
 from bot.thread_store import SlackThread, ThreadStore
 from bot.threads import APPROVE_ACTION
 from orchestration import observability, wiring
+from orchestration.adapters.lanes import Lane
 from orchestration.adapters.wave_predictions import WavePrediction, WavePredictionStore
 from orchestration.events import PRIORITY_EVENT_TYPES
 from orchestration.local.driver import MigrationDriver
@@ -98,9 +99,13 @@ def _approval_posted(migration_id: str) -> SlackThread | None:
 
 
 def _start(
-    system: EmbeddedSystem, driver: MigrationDriver, count: int = 1
+    system: EmbeddedSystem,
+    driver: MigrationDriver,
+    count: int = 1,
+    *,
+    finalize_after: str | None = None,
 ) -> list[MigrationRequest]:
-    requests = example_requests(approval_scope="vm")[:count]
+    requests = example_requests(approval_scope="vm", finalize_after=finalize_after)[:count]
     system.seed([spec_of(r) for r in requests])
     driver.send(requests)
     return requests
@@ -654,6 +659,74 @@ def test_an_operator_rolls_a_migration_back_mid_run_after_confirming(
     assert stored is not None
     approval_message = next(r for r in thread.replies if r.ts == stored.approval_ts)
     assert "*Expired*" in approval_message.text
+
+
+class _HeldError(Exception):
+    """The migration reached its hold before FinalizeCutover."""
+
+
+def test_an_operators_rollback_during_the_finalize_hold_returns_to_the_source(
+    system: EmbeddedSystem, driver: MigrationDriver
+) -> None:
+    assert system.slack is not None
+    # GIVEN a wave that holds verified cutovers for a day before FinalizeCutover
+    [request] = _start(system, driver, finalize_after="24h")
+
+    def held(_statuses: dict[str, str], records: dict[str, Any]) -> None:
+        record = records.get(request.migration_id)
+        history = record.history if record is not None else ()
+        if ("FinalizeCutover", "WAITING") in [(s.get("step"), s.get("status")) for s in history]:
+            raise _HeldError
+
+    with pytest.raises(_HeldError):
+        driver.wait([request.migration_id], on_tick=held, timeout=300)
+
+    # The thread says until when, and how to go back
+    def hold_reply() -> Any:
+        assert system.slack is not None
+        stored = _threads().get(request.migration_id)
+        if stored is None or not stored.ts:
+            return None
+        thread = system.slack.thread(stored.channel, stored.ts)
+        return next((r for r in thread.replies if "held until" in r.text), None)
+
+    hold = _wait_for("the hold in the thread", hold_reply)
+    assert f"/wavepilot rollback {request.migration_id}" in hold.text
+
+    # WHEN an operator rolls it back during the hold
+    system.slack.slash_command(
+        user=BOB, channel=WAVE_1_CHANNEL, text=f'rollback {request.migration_id} "payroll broke"'
+    )
+    question = _wait_for(
+        "the confirmation",
+        lambda: (
+            system.slack is not None
+            and next(
+                (m for m in system.slack.ephemeral_messages(BOB) if "Roll back *" in m.text), None
+            )
+        ),
+    )
+    system.slack.click_ephemeral_button(
+        user=BOB, message=question, action_id=ROLLBACK_CONFIRM_ACTION
+    )
+    outcome = driver.wait([request.migration_id], approver=None)[request.migration_id]
+
+    # THEN the source is back to ready-for-cutover, the cutover instance is gone, and MGN's
+    # FinalizeCutover was never called
+    assert outcome.record_status == "ROLLED_BACK"
+    [server_id] = system.lane_of_server
+    lane = system.lane_of_server[server_id]
+    server = wiring.lanes().clients(Lane(*lane)).mgn.source_server(server_id)
+    assert server.lifecycle_state == "READY_FOR_CUTOVER"
+    reservations = system.lane_ec2(lane).describe_instances(
+        Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}]
+    )["Reservations"]
+    assert [i for r in reservations for i in r["Instances"]] == []
+    assert (
+        system.mgn_of_server(server_id).metrics().calls_by_operation.get("FinalizeCutover", 0) == 0
+    )
+    assert ("FinalizeCutover", "SUCCEEDED") not in [(s["step"], s["status"]) for s in outcome.steps]
+    _settled_thread(system, request.migration_id, "rolled back")
 
 
 def test_a_storm_of_429s_still_delivers_every_final_state(

@@ -253,6 +253,25 @@ def test_the_approval_gate_times_out_into_a_rollback(definition: dict[str, Any])
     assert definition["States"][timeout["Next"]]["Next"] == "Rollback"
 
 
+def test_a_verified_cutover_waits_its_hold_before_finalize_only_when_it_has_one(
+    definition: dict[str, Any],
+) -> None:
+    states = definition["States"]
+    verified = states["CutoverVerified"]
+    [done] = verified["Choices"]
+    assert (done["Variable"], done["BooleanEquals"]) == ("$.cutoverCheck.done", True)
+    held = states[done["Next"]]
+    [hold] = held["Choices"]
+    assert (hold["Variable"], hold["NumericGreaterThan"]) == ("$.cutoverCheck.holdSeconds", 0)
+    assert held["Default"] == "FinalizeCutover"
+    wait = states[hold["Next"]]
+    assert (wait["Type"], wait["SecondsPath"], wait["Next"]) == (
+        "Wait",
+        "$.cutoverCheck.holdSeconds",
+        "FinalizeCutover",
+    )
+
+
 def test_polling_waits_come_from_the_state_not_constants(definition: dict[str, Any]) -> None:
     waits = [s for s in definition["States"].values() if s["Type"] == "Wait"]
 

@@ -520,3 +520,37 @@ def test_a_batched_cutover_waits_for_its_window_before_it_is_requested(
     closed = pipeline.state(window_start=now - timedelta(hours=3), window_end=now)
     with pytest.raises(CutoverWindowClosedError):
         pipeline.steps.await_window(closed)
+
+
+def test_a_verified_cutover_is_held_before_finalize_as_the_manifest_says(
+    pipeline: Pipeline,
+) -> None:
+    pipeline.ec2.instances["i-0123456789abcdef0"] = running_instance("i-0123456789abcdef0")
+    outcome: dict[str, Any] = {"jobId": "mgnjob-batch", "instanceId": "i-0123456789abcdef0"}
+    outcome |= {"launchStatus": "LAUNCHED", "detail": "", "started": True}
+    held = pipeline.state(finalize_after_minutes=24 * 60)
+
+    result = pipeline.steps.verify_launch({**held, "cutover": outcome}, "cutover")
+
+    # The state machine waits holdSeconds (HoldBeforeFinalize) before FinalizeCutover
+    assert (result["done"], result["holdSeconds"]) == (True, 24 * 3600)
+    assert [(s.step, s.status) for s in pipeline.reporter.steps] == [
+        ("VerifyCutover", "SUCCEEDED"),
+        ("FinalizeCutover", "WAITING"),
+    ]
+    until = pipeline.clock.now() + timedelta(hours=24)
+    message = pipeline.reporter.steps[-1].message
+    assert f"held until {until:%Y-%m-%d %H:%M} UTC" in message
+    assert "/wavepilot rollback mig-12345" in message
+    assert pipeline.mgn.calls["finalize_cutover"] == 0
+
+
+def test_without_a_hold_a_verified_cutover_goes_straight_to_finalize(pipeline: Pipeline) -> None:
+    pipeline.ec2.instances["i-0123456789abcdef0"] = running_instance("i-0123456789abcdef0")
+    outcome: dict[str, Any] = {"jobId": "mgnjob-batch", "instanceId": "i-0123456789abcdef0"}
+    outcome |= {"launchStatus": "LAUNCHED", "detail": "", "started": True}
+
+    result = pipeline.steps.verify_launch({**pipeline.state(), "cutover": outcome}, "cutover")
+
+    assert (result["done"], result["holdSeconds"]) == (True, 0)
+    assert [(s.step, s.status) for s in pipeline.reporter.steps] == [("VerifyCutover", "SUCCEEDED")]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from orchestration.manifests.fields import (
@@ -176,12 +176,52 @@ class Approval(StrictModel):
     )
 
 
+# How long a verified cutover waits before MGN's FinalizeCutover (which, within about 90
+# minutes, deletes the replication resources: no way back to the source after it). "0" (the
+# default) finalizes at once; "24h" keeps the source replicating for a day, during which
+# `/wavepilot rollback` returns to it. Minutes, hours or days, at most 30 days.
+FINALIZE_AFTER_PATTERN = r"^(0|[1-9][0-9]{0,4}[mhd])$"
+MAX_FINALIZE_AFTER_MINUTES = 30 * 24 * 60
+
+
+def _within_30_days(value: str) -> str:
+    if finalize_after_minutes(value) > MAX_FINALIZE_AFTER_MINUTES:
+        raise ValueError(
+            f"{value} is longer than 30d: MGN keeps replicating (and billing) "
+            "while a cutover waits; finalize within 30 days"
+        )
+    return value
+
+
+FinalizeAfter = Annotated[
+    str,
+    Field(
+        pattern=FINALIZE_AFTER_PATTERN,
+        description="How long a verified cutover is held before FinalizeCutover: 0 (at once), "
+        "or minutes, hours or days such as 90m, 24h, 2d (at most 30d). Until then the source "
+        "keeps replicating and a rollback returns to it.",
+    ),
+    AfterValidator(_within_30_days),
+]
+
+
+def finalize_after_minutes(value: str) -> int:
+    """``finalizeAfter`` in minutes ("0" -> 0, "90m" -> 90, "24h" -> 1440, "2d" -> 2880)."""
+    if value == "0":
+        return 0
+    return int(value[:-1]) * {"m": 1, "h": 60, "d": 24 * 60}[value[-1]]
+
+
 class Application(StrictModel):
     name: AppName
     description: FreeText | None = None
     approval: Approval | None = Field(
         default=None, description="Overrides the wave's approval settings for this application."
     )
+    finalize_after: FinalizeAfter | None = Field(
+        default=None, description="Overrides the wave's finalizeAfter for this application."
+    )
+
     defaults: LaunchSettings | None = None
     vms: Annotated[list[Vm], Field(min_length=1)]
 
@@ -227,6 +267,10 @@ class Wave(StrictModel):
     approval: Approval | None = Field(
         default=None, description="Approval scope; applications may override it."
     )
+    finalize_after: FinalizeAfter | None = Field(
+        default=None,
+        description="Hold before FinalizeCutover (0 by default); applications may override it.",
+    )
     defaults: LaunchSettings | None = None
     applications: Annotated[list[Application], Field(min_length=1)]
 
@@ -266,6 +310,10 @@ class EffectiveVm(StrictModel):
         default=DEFAULT_APPROVAL_SCOPE,
         exclude_if=lambda scope: scope == DEFAULT_APPROVAL_SCOPE,
     )
+    # The hold before FinalizeCutover, in minutes; left out when 0 (the default), likewise.
+    finalize_after_minutes: Annotated[int, Field(ge=0, le=MAX_FINALIZE_AFTER_MINUTES)] = Field(
+        default=0, exclude_if=lambda minutes: minutes == 0
+    )
 
 
 # Settings a VM must end up with once defaults are applied, in the order they are reported.
@@ -278,6 +326,7 @@ REQUIRED_EFFECTIVE_SETTINGS: tuple[str, ...] = (
 
 __all__ = [
     "DEFAULT_APPROVAL_SCOPE",
+    "MAX_FINALIZE_AFTER_MINUTES",
     "REQUIRED_EFFECTIVE_SETTINGS",
     "Application",
     "Approval",
@@ -293,4 +342,5 @@ __all__ = [
     "TcpHealthCheck",
     "Vm",
     "Wave",
+    "finalize_after_minutes",
 ]

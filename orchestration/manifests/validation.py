@@ -30,6 +30,7 @@ from orchestration.manifests.model import (
     EffectiveVm,
     LaunchSettings,
     Wave,
+    finalize_after_minutes,
 )
 from orchestration.manifests.yaml_source import YamlDocument, YamlSourceError, parse_yaml
 from orchestration.request_identity import migration_id, vm_revision
@@ -338,6 +339,7 @@ def _effective_vms(document: YamlDocument, wave: Wave, findings: list[Finding]) 
     for app_index, app in enumerate(wave.applications):
         approval = app.approval or wave.approval
         scope = approval.scope if approval is not None else DEFAULT_APPROVAL_SCOPE
+        hold = finalize_after_minutes(app.finalize_after or wave.finalize_after or "0")
         for vm_index, vm in enumerate(app.vms):
             loc = ("applications", app_index, "vms", vm_index)
             settings = _merge_settings((wave.defaults, app.defaults, vm))
@@ -362,6 +364,7 @@ def _effective_vms(document: YamlDocument, wave: Wave, findings: list[Finding]) 
                 source=vm.source,
                 target_vm_name=vm.target_vm_name,
                 approval_scope=scope,
+                finalize_after_minutes=hold,
                 **settings,
             )
             vms.append(LocatedVm(effective_vm=effective_vm, document=document, loc=loc))

@@ -70,6 +70,9 @@ class MigrationSpec(PipelineModel):
     # What one approval decision covers (the manifest's ``approval.scope``). A hand-written
     # request names no group: each VM is approved on its own, as before scopes existed.
     approval_scope: Literal["vm", "application", "wave"] = "vm"
+    # The hold between a verified cutover and FinalizeCutover (the manifest's
+    # ``finalizeAfter``): 0 finalizes at once, as a hand-written request always does.
+    finalize_after_minutes: int = 0
 
     @property
     def approval_group(self) -> str:
@@ -144,6 +147,7 @@ class MigrationSpec(PipelineModel):
                 "approvers": vm.approvers,
                 "operators": vm.operators,
                 "approval_scope": vm.approval_scope,
+                "finalize_after_minutes": vm.finalize_after_minutes,
             }
         )
 

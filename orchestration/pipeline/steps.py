@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from orchestration.adapters.lanes import LaneError
@@ -527,9 +527,13 @@ class MigrationSteps:
             f"{launch} instance {instance.instance_id} running, status checks ok, {summary} passed",
             instanceId=instance.instance_id,
         )
+        hold_seconds = spec.finalize_after_minutes * 60 if launch == "cutover" else 0
+        if hold_seconds:
+            self._report_finalize_hold(spec, hold_seconds)
         # What the approver decides on: the approval gate reads it from the state.
         return {
             "done": True,
+            "holdSeconds": hold_seconds,
             "instanceId": instance.instance_id,
             "privateIp": instance.private_ip or "",
             "checks": [r.check for r in results],
@@ -538,6 +542,19 @@ class MigrationSteps:
                 for r in results
             ],
         }
+
+    def _report_finalize_hold(self, spec: MigrationSpec, hold_seconds: int) -> None:
+        """The cutover passed its checks and waits before FinalizeCutover (the manifest's
+        ``finalizeAfter``): say until when, and how to go back meanwhile."""
+        until = self._clock.now() + timedelta(seconds=hold_seconds)
+        self._report.step(
+            spec,
+            Step.FINALIZE_CUTOVER,
+            "WAITING",
+            f"held until {until:%Y-%m-%d %H:%M} UTC (finalizeAfter): the source keeps "
+            f"replicating; `/wavepilot rollback {spec.migration_id}` returns to it until then",
+            finalizeAt=until.isoformat(),
+        )
 
     # --- FinalizeCutover -----------------------------------------------------------------
 

@@ -20,15 +20,19 @@ def example_requests(
     opens_in: timedelta = timedelta(hours=-1),
     lasts: timedelta = timedelta(hours=2),
     approval_scope: str | None = None,
+    finalize_after: str | None = None,
 ) -> list[MigrationRequest]:
     """The example wave's requests; ``approval_scope`` sets the wave's ``approval.scope``
-    (the examples leave it to the default, ``application``)."""
+    (the examples leave it to the default, ``application``), ``finalize_after`` its
+    ``finalizeAfter`` (0 by default)."""
     path = REPO_ROOT / "manifests" / "waves" / f"{wave}.yaml"
     start = datetime.now(UTC) + opens_in
     times = iter([start.isoformat(), (start + lasts).isoformat()])
     text = WINDOW.sub(lambda m: f"{m.group(1)}: {next(times)}", path.read_text())
     if approval_scope is not None:
         text = text.replace("\ndefaults:", f"\napproval:\n  scope: {approval_scope}\ndefaults:", 1)
+    if finalize_after is not None:
+        text = text.replace("\ndefaults:", f"\nfinalizeAfter: {finalize_after}\ndefaults:", 1)
     result = validate_files([ManifestFile(str(path), text)], now=datetime.now(UTC))
     assert result.valid, result.findings
     return [
