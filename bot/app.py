@@ -39,6 +39,7 @@ from bot.threads import APPROVE_ACTION, REJECT_ACTION, approval_decided_message
 from orchestration.clock import Clock, ClockAwareExecutor
 from orchestration.observability import count, logger
 from orchestration.pipeline.approvals import ApprovalError, Decision
+from orchestration.pipeline.wave_control import wave_control_text
 
 REJECT_MODAL = "reject_reason"
 REASON_BLOCK = "reason"
@@ -78,6 +79,10 @@ def build_app(
     app.action(commands.ROLLBACK_CANCEL_ACTION)(listeners.cancel_rollback)
     app.action(commands.APPROVE_CONFIRM_ACTION)(ack=_ack, lazy=[listeners.confirm_approval])
     app.action(commands.APPROVE_CANCEL_ACTION)(listeners.cancel_approval)
+    app.action(commands.WAVE_CONTROL_CONFIRM_ACTION)(
+        ack=_ack, lazy=[listeners.confirm_wave_control]
+    )
+    app.action(commands.WAVE_CONTROL_CANCEL_ACTION)(listeners.cancel_wave_control)
     return app
 
 
@@ -303,6 +308,33 @@ class Listeners:
     def cancel_rollback(self, ack: Ack, respond: Respond) -> None:
         ack()
         respond(text="Rollback cancelled: nothing was changed.", replace_original=True)
+
+    def confirm_wave_control(
+        self, body: dict[str, Any], respond: Respond, client: WebClient
+    ) -> None:
+        """Pause, resume or cancel the wave; its channel is told who did it and why."""
+        user = body["user"]["id"]
+        services = self._services()
+        reply, done = commands.wave_control_confirmed(
+            services, user=user, value=str(body["actions"][0].get("value", "{}"))
+        )
+        respond(text=reply.text, replace_original=True)
+        if done is None:
+            return
+        channels = {
+            r.request.effective_vm.slack_channel
+            for r in services.store.wave_migrations(done.wave)
+            if r.request.effective_vm is not None
+        }
+        control = services.wave_control.state(done.wave)
+        why = f": {control.reason}" if control is not None and control.reason else ""
+        text = f"{commands.WAVE_ICON[done.action]} {wave_control_text(done)} (<@{user}>{why})"
+        for channel in sorted(channels):
+            client.chat_postMessage(channel=channel, text=text)
+
+    def cancel_wave_control(self, ack: Ack, respond: Respond) -> None:
+        ack()
+        respond(text="Nothing was changed: the wave goes on as it was.", replace_original=True)
 
 
 def _channel_of(body: dict[str, Any]) -> str:

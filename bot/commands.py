@@ -1,4 +1,5 @@
-"""``/wavepilot status|approve|reject|rollback|help``: parsing and answers, Slack-formatted.
+"""``/wavepilot status|approve|reject|rollback|pause|resume|cancel|help``: parsing and answers,
+Slack-formatted.
 
 The commands decide through the same services as the buttons and ``wavepilot`` on the
 command line (:mod:`orchestration.operators`), so the approver check, the
@@ -28,11 +29,19 @@ from orchestration.operators import (
 )
 from orchestration.operators.ids import APPROVAL_PREFIX, MIGRATION_PREFIX
 from orchestration.pipeline.manual_rollback import RollbackRequestError
+from orchestration.pipeline.wave_control import (
+    WaveAction,
+    WaveControlError,
+    WaveControlled,
+    wave_control_text,
+)
 
 ROLLBACK_CONFIRM_ACTION = "rollback_confirm"
 ROLLBACK_CANCEL_ACTION = "rollback_cancel"
 APPROVE_CONFIRM_ACTION = "approve_confirm"
 APPROVE_CANCEL_ACTION = "approve_cancel"
+WAVE_CONTROL_CONFIRM_ACTION = "wave_control_confirm"
+WAVE_CONTROL_CANCEL_ACTION = "wave_control_cancel"
 HELP = """*`/wavepilot` commands*
 • `status <migration|wave>`: where a migration (`mig-...`) or every migration of a wave stands
 • `approve <approval|migration>`: approve a cutover (`apv-...` or its migration; asks first)
@@ -41,6 +50,11 @@ each decided and audited on its own (asks first, naming the count, account and w
 • `reject <approval|migration> <reason>`: reject it; the migration rolls back
 • `reject <wave|wave/application> <reason>`: reject every VM of it waiting for a decision
 • `rollback <migration> <reason>`: stop a migration and roll it back (operators; asks first)
+• `pause <wave> <reason>`: no new test launch or cutover starts in the wave; running jobs \
+finish (operators; asks first)
+• `resume <wave>`: the paused wave goes on where each migration stood (operators; asks first)
+• `cancel <wave> <reason>`: roll back every migration of the wave that has not finalized \
+(operators; asks first)
 • `help`: this list"""
 
 
@@ -68,7 +82,13 @@ def run(services: BotServices, *, user: str, text: str) -> Reply:
         return Reply(f":warning: unknown command `{verb}`.\n{HELP}")
     try:
         return command(services, user, args)
-    except (CommandError, OperatorUsageError, OperatorFailedError, RollbackRequestError) as exc:
+    except (
+        CommandError,
+        OperatorUsageError,
+        OperatorFailedError,
+        RollbackRequestError,
+        WaveControlError,
+    ) as exc:
         return Reply(f":warning: {exc}")
 
 
@@ -151,11 +171,82 @@ def _rollback_command(services: BotServices, user: str, args: list[str]) -> Repl
     return _confirm_rollback(services, user, target, reason)
 
 
+def _wave_command(action: WaveAction) -> Callable[[BotServices, str, list[str]], Reply]:
+    def command(services: BotServices, user: str, args: list[str]) -> Reply:
+        if action == "resume":
+            wave, reason = _one(args, "resume <wave>"), ""
+        else:
+            wave, reason = _target_and_reason(args, f"{action} <wave> <reason>")
+        return _confirm_wave_control(services, user, action, wave, reason)
+
+    return command
+
+
 COMMANDS: dict[str, Callable[[BotServices, str, list[str]], Reply]] = {
     "status": _status_command,
     "approve": _approve_command,
     "reject": _reject_command,
     "rollback": _rollback_command,
+    "pause": _wave_command("pause"),
+    "resume": _wave_command("resume"),
+    "cancel": _wave_command("cancel"),
+}
+
+WAVE_QUESTIONS = {
+    "pause": "Pause *{wave}* ({count} migrations)? No new test launch or cutover starts until "
+    "it is resumed; MGN jobs already running finish.",
+    "resume": "Resume *{wave}* ({count} migrations)? Each goes on where it stood.",
+    "cancel": "Cancel *{wave}*? Every one of its {count} migrations that has not finalized is "
+    "rolled back: executions stop, anything launched is terminated.",
+}
+WAVE_BUTTONS = {"pause": ("Pause wave", "danger"), "resume": ("Resume wave", "primary")}
+
+
+def _confirm_wave_control(
+    services: BotServices, user: str, action: WaveAction, wave: str, reason: str
+) -> Reply:
+    """Ask before pausing, resuming or cancelling a wave (checked first: an operator, a state
+    the wave can move from); nothing changes until the operator confirms."""
+    records = services.wave_control.check(
+        wave, action, user=user, is_member=services.directory.is_member
+    )
+    question = ":warning: " + WAVE_QUESTIONS[action].format(wave=wave, count=len(records))
+    if reason:
+        question += f"\nReason: {reason}"
+    label, style = WAVE_BUTTONS.get(action, ("Cancel wave", "danger"))
+    value = json.dumps({"action": action, "wave": wave, "reason": reason[:1_500]})
+    blocks = _confirmation(
+        question,
+        block_id="wave_control",
+        confirm=(WAVE_CONTROL_CONFIRM_ACTION, label, style, value),
+        cancel=(WAVE_CONTROL_CANCEL_ACTION, wave),
+    )
+    return Reply(question, blocks)
+
+
+def wave_control_confirmed(
+    services: BotServices, *, user: str, value: str
+) -> tuple[Reply, WaveControlled | None]:
+    """The operator confirmed: re-check and pause, resume or cancel the wave. The reply, and
+    what was done (None if refused)."""
+    request = json.loads(value)
+    try:
+        done = services.wave_control.change(
+            str(request["wave"]),
+            request["action"],
+            user=user,
+            reason=str(request.get("reason", "")),
+            is_member=services.directory.is_member,
+        )
+    except WaveControlError as exc:
+        return Reply(f":warning: {exc}"), None
+    return Reply(f"{WAVE_ICON[done.action]} {wave_control_text(done)}"), done
+
+
+WAVE_ICON = {
+    "pause": ":double_vertical_bar:",
+    "resume": ":arrow_forward:",
+    "cancel": ":octagonal_sign:",
 }
 
 

@@ -9,6 +9,7 @@ from bot.directory import SlackDirectory
 from orchestration.adapters.state_store import MigrationStore
 from orchestration.pipeline.approvals import ApprovalService
 from orchestration.pipeline.manual_rollback import RollbackService
+from orchestration.pipeline.wave_control import WaveControlService
 
 
 @dataclass(frozen=True)
@@ -17,3 +18,4 @@ class BotServices:
     approvals: ApprovalService
     rollbacks: RollbackService
     directory: SlackDirectory
+    wave_control: WaveControlService

@@ -154,6 +154,7 @@ def services() -> BotServices:
         approvals=pipeline.approvals(),
         rollbacks=pipeline.rollbacks(),
         directory=SlackDirectory(_app_client()),
+        wave_control=pipeline.wave_control(),
     )
 
 

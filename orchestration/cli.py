@@ -238,7 +238,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_operator_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """status, approve, reject: see orchestration/operator_cli.py."""
+    """status, approve, reject, pause, resume, cancel: see orchestration/operator_cli.py."""
     local_help = "reach the running `make demo` (.wavepilot/local.json) instead of AWS"
     status = _command(
         commands,
@@ -272,6 +272,30 @@ def _add_operator_commands(commands: argparse._SubParsersAction[argparse.Argumen
         )
         decide.add_argument("--local", action="store_true", help=local_help)
         decide.set_defaults(handler=_decide, decision=decision)
+    for name, what in (
+        ("pause", "no new test launch or cutover starts in a wave; running jobs finish"),
+        ("resume", "a paused wave goes on where each migration stood"),
+        ("cancel", "roll back every migration of a wave that has not finalized"),
+    ):
+        reason = "" if name == "resume" else " --reason 'DNS cutover blocked'"
+        control = _command(
+            commands,
+            name,
+            f"{what} (operators; the Slack bot's /wavepilot {name} is the normal way)",
+            f"wavepilot {name} wave-2 --as U0123456789{reason}",
+        )
+        control.add_argument("wave", metavar="WAVE", help="the wave's name")
+        control.add_argument(
+            "--as", dest="user", required=True, metavar="USER", help="your Slack user ID"
+        )
+        control.add_argument(
+            "--reason",
+            required=name != "resume",
+            default="",
+            help="why (kept in the audit trail and shown in Slack)",
+        )
+        control.add_argument("--local", action="store_true", help=local_help)
+        control.set_defaults(handler=_control_wave, action=name)
 
 
 def _add_rehearse_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -634,6 +658,14 @@ def _decide(args: argparse.Namespace) -> int:
 
     return run_decision(
         args.decision, args.target, user=args.user, reason=args.reason, local=args.local
+    )
+
+
+def _control_wave(args: argparse.Namespace) -> int:
+    from orchestration.operator_cli import run_wave_control
+
+    return run_wave_control(
+        args.action, args.wave, user=args.user, reason=args.reason, local=args.local
     )
 
 

@@ -52,6 +52,7 @@ from orchestration.operators import (
     wave_status,
 )
 from orchestration.pipeline.approvals import Decision, GroupMembership, no_groups
+from orchestration.pipeline.wave_control import WaveAction, WaveControlError, wave_control_text
 from orchestration.terminal import terminal
 
 IAM_HINT = (
@@ -212,5 +213,27 @@ def run_decision(
     console = terminal()
     console.print(Text(result.message), soft_wrap=True)
     follow = f"wavepilot status {result.migration_id}" + (" --local" if local else "")
+    console.print(Text(f"follow it: {follow}", style="dim"), soft_wrap=True)
+    return EXIT_OK
+
+
+def run_wave_control(
+    action: WaveAction, wave: str, *, user: str, reason: str = "", local: bool = False
+) -> int:
+    """``wavepilot pause|resume|cancel``: exit 0 once done; a refusal is a failed command."""
+    from orchestration import wiring
+
+    with operator_errors(local=local):
+        check_slack_user(user)
+        environment = connect(local=local)
+        try:
+            done = wiring.wave_control().change(
+                wave, action, user=user, reason=reason, is_member=environment.is_member()
+            )
+        except WaveControlError as exc:
+            raise CommandFailedError(f"refused: {exc}") from None
+    console = terminal()
+    console.print(Text(wave_control_text(done)), soft_wrap=True)
+    follow = f"wavepilot status --wave {wave}" + (" --local" if local else "")
     console.print(Text(f"follow it: {follow}", style="dim"), soft_wrap=True)
     return EXIT_OK

@@ -35,12 +35,14 @@ from orchestration.adapters.launch_ledger import DynamoLaunchLedger
 from orchestration.adapters.secrets import CallbackSettings, SigningSecretSource
 from orchestration.adapters.state_store import MigrationStore
 from orchestration.adapters.stepfunctions import StepFunctionsAdapter
+from orchestration.adapters.wave_control import WaveControlStore
 from orchestration.clock import SYSTEM_CLOCK, Clock
 from orchestration.pipeline.approvals import ApprovalService
 from orchestration.pipeline.batched_launches import BatchedLaunches
 from orchestration.pipeline.manual_rollback import RollbackService
 from orchestration.pipeline.reporter import StatusReporter
 from orchestration.pipeline.steps import MigrationSteps
+from orchestration.pipeline.wave_control import WaveControlService
 from orchestration.settings import settings
 
 __all__ = [
@@ -148,7 +150,20 @@ def steps() -> MigrationSteps:
         prober=HealthProber(_health_address_resolver),
         reporter=reporter(),
         clock=clock(),
+        wave_controls=wave_controls(),
     )
+
+
+@cache
+def wave_controls() -> WaveControlStore:
+    """Each wave's pause or cancel (the state table)."""
+    config = settings()
+    return WaveControlStore(aws.state_table(config.table_name, config.aws_region))
+
+
+@cache
+def wave_control() -> WaveControlService:
+    return WaveControlService(wave_controls(), store(), rollbacks(), clock())
 
 
 @cache
@@ -163,6 +178,7 @@ def launches() -> BatchedLaunches:
         coordinator_arn=config.launch_coordinator_arn,
         reporter=reporter(),
         clock=clock(),
+        wave_controls=wave_controls(),
     )
 
 
@@ -237,6 +253,8 @@ def reset() -> None:
         stepfunctions,
         approvals,
         rollbacks,
+        wave_controls,
+        wave_control,
         request_dead_letters,
         ingress_idempotency,
         ingress_persistence,

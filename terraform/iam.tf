@@ -13,9 +13,9 @@ locals {
     # MGN, EC2 and IAM (instance profiles) are called in each migration's lane, through the
     # target role (terraform/modules/target-account holds those actions): the hub's roles
     # hold none of them, only sts:AssumeRole on roles of that name.
-    validate_input    = ["assume_target_role", "report_steps", "put_events", "kms_decrypt"]
+    validate_input    = ["assume_target_role", "report_steps", "wave_controls", "put_events", "kms_decrypt"]
     prepare_source    = ["assume_target_role", "report_steps", "put_events", "kms_decrypt"]
-    trigger_migration = ["assume_target_role", "report_steps", "put_events", "kms_decrypt"]
+    trigger_migration = ["assume_target_role", "report_steps", "wave_controls", "put_events", "kms_decrypt"]
     verify_migration  = ["assume_target_role", "report_steps", "put_events", "kms_decrypt"]
     request_approval  = ["report_steps", "approval_gates", "put_events", "kms_decrypt"]
     finalize_cutover  = ["assume_target_role", "report_steps", "put_events", "kms_decrypt"]
@@ -25,8 +25,8 @@ locals {
     # lane's loop lease, starting the loop when none runs; the loop reads and writes the
     # ledger, starts MGN jobs in the lane (target role), reports and answers the executions,
     # and after its runs hands the lane over to a fresh execution of itself (StartExecution).
-    request_launch      = ["launch_requests", "start_launch_coordinator", "kms_decrypt"]
-    coordinate_launches = ["assume_target_role", "launch_ledger", "send_launch_outcomes", "start_launch_coordinator", "put_events", "kms_decrypt"]
+    request_launch      = ["launch_requests", "wave_controls", "start_launch_coordinator", "kms_decrypt"]
+    coordinate_launches = ["assume_target_role", "launch_ledger", "wave_controls", "send_launch_outcomes", "start_launch_coordinator", "put_events", "kms_decrypt"]
     # Reads only: every lane's source servers' replication (through the target role), the
     # pending approvals (gsi1) and their migrations' cutover windows (GetItem). Its metrics go
     # to CloudWatch as EMF log lines.
@@ -50,6 +50,11 @@ locals {
     # state_read: the callback handler reads only for an event put before events carried their
     # routing (an EventBridge or Lambda retry across the deployment).
     state_read = {
+      actions   = ["dynamodb:GetItem"]
+      resources = [aws_dynamodb_table.state.arn]
+    }
+    wave_controls = {
+      # A wave's pause or cancel (WAVECONTROL#<wave>), read before anything is launched in it.
       actions   = ["dynamodb:GetItem"]
       resources = [aws_dynamodb_table.state.arn]
     }

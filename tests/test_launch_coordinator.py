@@ -83,13 +83,17 @@ class Lane:
     quotas: LaneQuotas
     server_ids: list[str]
 
-    def coordinator(self, mgn: LaunchMgn | None = None) -> LaunchCoordinator:
-        """A coordinator as a fresh process would build it (a new one after a "crash")."""
+    def coordinator(
+        self, mgn: LaunchMgn | None = None, *, held: set[str] | None = None
+    ) -> LaunchCoordinator:
+        """A coordinator as a fresh process would build it (a new one after a "crash");
+        ``held``: the waves an operator paused."""
         return LaunchCoordinator(
             mgn=mgn or MgnAdapter(self.client),
             ledger=self.ledger,
             quotas=self.quotas,
             linger=LINGER,
+            wave_held=lambda wave: wave in (held or set()),
         )
 
     @property
@@ -612,6 +616,26 @@ def test_a_full_quota_leaves_the_requests_pending_for_the_next_run(lanes: LaneFa
 
     lane.emulator.faults.clear()
     coordinator.run_once(lane.now)
+    (job,) = lane.jobs("START_TEST")
+    assert len(job.participants) == 30
+
+
+def test_a_paused_waves_requests_stay_open_and_start_once_it_is_resumed(
+    lanes: LaneFactory,
+) -> None:
+    lane = lanes(30)
+    lane.request_all("test")
+    paused = lane.coordinator(held={"wave-1"})
+
+    # WHILE the wave is paused: no job, every request still open, the loop not idle
+    assert paused.run_once(lane.now) == []
+    assert lane.jobs("START_TEST") == []
+    assert len(lane.ledger.snapshot().waiting) == 30
+    assert paused.last_run is not None
+    assert not paused.last_run.idle
+
+    # WHEN it is resumed THEN the next run starts them in one job
+    lane.coordinator().run_once(lane.now)
     (job,) = lane.jobs("START_TEST")
     assert len(job.participants) == 30
 

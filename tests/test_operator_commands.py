@@ -50,6 +50,7 @@ from tests.support.pipeline import example_requests, spec_of
 FAST = replace(Timings.local(), launch_timeout_seconds=3, approval_timeout_seconds=60)
 ALICE = "U07ALICE001"  # wave-1 lists her as an approver
 BOB = "U07BOBOPS01"  # an operator of wave-1, not an approver
+MALLORY = "U0MALLORY01"  # in no list of wave-1
 
 
 @pytest.fixture
@@ -490,3 +491,47 @@ def test_the_operators_errors_become_the_clis_exit_statuses(
     assert explanation is not None
     assert explanation.status == status
     assert explanation.message.startswith(message)
+
+
+def test_an_operator_pauses_and_resumes_a_wave_from_the_command_line(
+    system: EmbeddedSystem,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    [request] = example_requests()[:1]
+    system.seed([spec_of(request)])
+    MigrationDriver(system).send([request])
+    _at_the_gate([request.migration_id])
+
+    with system.connection_file():
+        # a non-operator is refused (exit 1, says why); a pause needs a reason
+        code, _, err = _wavepilot(
+            capsys, "pause", "wave-1", "--as", MALLORY, "--reason", "freeze", "--local"
+        )
+        assert code == cli.EXIT_INVALID
+        assert f"refused: <@{MALLORY}> is not an operator of wave-1" in err
+        with pytest.raises(SystemExit) as exited:
+            cli.main(["pause", "wave-1", "--as", BOB, "--local"])
+        assert exited.value.code == 2
+        assert "--reason" in capsys.readouterr().err
+
+        code, out, _ = _wavepilot(
+            capsys, "pause", "wave-1", "--as", BOB, "--reason", "DNS freeze", "--local"
+        )
+        assert code == cli.EXIT_OK
+        assert "wave-1 paused: no new test launch or cutover starts" in out
+        control = wiring.wave_control().state("wave-1")
+        assert control is not None
+        assert (control.state, control.by, control.reason) == ("PAUSED", BOB, "DNS freeze")
+
+        code, out, _ = _wavepilot(capsys, "resume", "wave-1", "--as", BOB, "--local")
+        assert code == cli.EXIT_OK
+        assert "wave-1 resumed" in out
+    trail = wiring.store().migration_audit_trail(request.migration_id)
+    assert [(a["actor"], a["action"], a["outcome"]) for a in trail] == [
+        (MALLORY, "wave-pause", "refused"),
+        (BOB, "wave-pause", "done"),
+        (BOB, "wave-resume", "done"),
+    ]

@@ -18,7 +18,11 @@ import boto3
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
-from bot.commands import APPROVE_CONFIRM_ACTION, ROLLBACK_CONFIRM_ACTION
+from bot.commands import (
+    APPROVE_CONFIRM_ACTION,
+    ROLLBACK_CONFIRM_ACTION,
+    WAVE_CONTROL_CONFIRM_ACTION,
+)
 from bot.thread_store import SlackThread, ThreadStore
 from bot.threads import APPROVE_ACTION
 from orchestration import observability, wiring
@@ -727,6 +731,64 @@ def test_an_operators_rollback_during_the_finalize_hold_returns_to_the_source(
     )
     assert ("FinalizeCutover", "SUCCEEDED") not in [(s["step"], s["status"]) for s in outcome.steps]
     _settled_thread(system, request.migration_id, "rolled back")
+
+
+def test_an_operator_pauses_and_resumes_a_wave_from_slack_and_its_channel_is_told(
+    system: EmbeddedSystem, driver: MigrationDriver
+) -> None:
+    assert system.slack is not None
+    [request] = _start(system, driver)
+    _wait_for("the migration's record", lambda: wiring.store().get(request.migration_id))
+
+    def ask(user: str, text: str, wanted: str) -> Any:
+        assert system.slack is not None
+        system.slack.slash_command(user=user, channel=WAVE_1_CHANNEL, text=text)
+        return _wait_for(
+            wanted,
+            lambda: (
+                system.slack is not None
+                and next(
+                    (m for m in system.slack.ephemeral_messages(user) if wanted in m.text), None
+                )
+            ),
+        )
+
+    # A non-operator is refused (and audited); an operator is asked to confirm first
+    ask(MALLORY, "pause wave-1 freeze", "not an operator of wave-1")
+    question = ask(BOB, 'pause wave-1 "DNS change freeze"', "Pause *wave-1*")
+    assert wiring.wave_control().state("wave-1") is None  # nothing changed before confirming
+    system.slack.click_ephemeral_button(
+        user=BOB, message=question, action_id=WAVE_CONTROL_CONFIRM_ACTION
+    )
+    told = _wait_for(
+        "the channel told of the pause",
+        lambda: next(
+            (
+                m
+                for m in (system.slack.channel_messages(WAVE_1_CHANNEL) if system.slack else [])
+                if "wave-1 paused" in m.text
+            ),
+            None,
+        ),
+    )
+    assert f"<@{BOB}>: DNS change freeze" in told.text
+    control = wiring.wave_control().state("wave-1")
+    assert control is not None
+    assert (control.state, control.by) == ("PAUSED", BOB)
+
+    # Resumed the same way, the migration completes
+    question = ask(BOB, "resume wave-1", "Resume *wave-1*")
+    system.slack.click_ephemeral_button(
+        user=BOB, message=question, action_id=WAVE_CONTROL_CONFIRM_ACTION
+    )
+    outcome = driver.wait([request.migration_id], timeout=180)[request.migration_id]
+    assert outcome.status == "SUCCEEDED", outcome.cause
+    trail = wiring.store().migration_audit_trail(request.migration_id)
+    assert [(a["actor"], a["action"], a["outcome"]) for a in trail] == [
+        (MALLORY, "wave-pause", "refused"),
+        (BOB, "wave-pause", "done"),
+        (BOB, "wave-resume", "done"),
+    ]
 
 
 def test_a_storm_of_429s_still_delivers_every_final_state(

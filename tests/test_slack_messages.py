@@ -32,6 +32,7 @@ from orchestration.pipeline.approvals import (
     VerifiedTestLaunch,
 )
 from orchestration.pipeline.manual_rollback import RollbackService
+from orchestration.pipeline.wave_control import WaveControlService
 
 EST = timezone(timedelta(hours=-5))
 WINDOW_START = datetime(2026, 12, 5, 20, 0, tzinfo=EST)
@@ -280,6 +281,7 @@ def _services(approval: ApprovalRecord) -> tuple[BotServices, _Approvals]:
         approvals=cast(ApprovalService, approvals),
         rollbacks=cast(RollbackService, None),
         directory=cast(SlackDirectory, _Directory()),
+        wave_control=cast(WaveControlService, None),
     )
     return services, approvals
 

@@ -43,9 +43,10 @@ from orchestration.clock import Clock
 from orchestration.events import Step
 from orchestration.launch_records import LaunchIntent, LaunchOutcome, LaunchRequest, WaitingLaunch
 from orchestration.observability import logger
+from orchestration.pipeline.errors import WaveCancelledError
 from orchestration.pipeline.launch_batches import LaneQuotas
 from orchestration.pipeline.launch_coordinator import LaunchCoordinator
-from orchestration.pipeline.ports import LaneLaunchLedger, StatusReports, TaskTokens
+from orchestration.pipeline.ports import LaneLaunchLedger, StatusReports, TaskTokens, WaveControls
 from orchestration.pipeline.spec import MigrationSpec
 from orchestration.pipeline.steps import Launch, State
 
@@ -112,8 +113,10 @@ class BatchedLaunches:
         reporter: StatusReports,
         clock: Clock,
         stale_after_seconds: float = STALE_AFTER_SECONDS,
+        wave_controls: WaveControls | None = None,
     ) -> None:
         self._lanes = lanes
+        self._wave_controls = wave_controls
         self._ledger_for = ledger_for
         self._tasks = tasks
         self._coordinator_arn = coordinator_arn
@@ -127,6 +130,12 @@ class BatchedLaunches:
         self, state: State, launch: Launch, task_token: str, execution: str = ""
     ) -> dict[str, Any]:
         spec = MigrationSpec.model_validate(state["spec"])
+        control = self._wave_controls.get(spec.wave) if self._wave_controls else None
+        if control is not None and control.state == "CANCELLED":
+            raise WaveCancelledError(
+                f"wave {spec.wave} was cancelled by <@{control.by}>: nothing is launched; "
+                "publish its VMs again to start over"
+            )
         lane = self._lanes.lane_of(spec)
         ledger = self._ledger_for(lane.label)
         now = self._clock.now()
@@ -203,6 +212,7 @@ class BatchedLaunches:
             on_started=self._report_started,
             readiness_poll=timedelta(seconds=READINESS_POLL_LINGERS * loop.linger_seconds),
             on_replicated=self._report_replicated,
+            wave_held=self._held_waves(),
         )
         answered = coordinator.run_once(now, waited=timedelta(seconds=waited_seconds))
         sent, moved_on = self.deliver(ledger)
@@ -227,6 +237,22 @@ class BatchedLaunches:
         quiet = left.quiet_for(now, timedelta(seconds=QUIET_LINGERS * loop.linger_seconds))
         wait = loop.linger_seconds if quiet is None else max(quiet.total_seconds(), 1)
         return {**result, "done": False, "waitSeconds": max(int(wait), loop.linger_seconds)}
+
+    def _held_waves(self) -> Callable[[str], bool]:
+        """Whether a wave's launches are held (paused or cancelled), each wave read once a
+        run."""
+        controls = self._wave_controls
+        seen: dict[str, bool] = {}
+
+        def held(wave: str) -> bool:
+            if controls is None:
+                return False
+            if wave not in seen:
+                control = controls.get(wave)
+                seen[wave] = control is not None and control.holds_launches
+            return seen[wave]
+
+        return held
 
     def _hand_over(
         self,

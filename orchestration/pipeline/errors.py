@@ -43,6 +43,10 @@ class CutoverWindowClosedError(PipelineError):
     """The wave's cutover window closed before the cutover could start."""
 
 
+class WaveCancelledError(PipelineError):
+    """An operator cancelled the wave: the migration rolls back instead of launching."""
+
+
 class RollbackRefusedError(PipelineError):
     """A finalized cutover is not rolled back automatically."""
 

@@ -132,6 +132,8 @@ class LaunchCoordinator:
         readiness_poll: how often servers still replicating are looked at again.
         on_replicated: told of the open requests whose servers became launchable: the
             wiring reports WaitForReplication for each.
+        wave_held: whether an operator paused (or cancelled) a wave: its requests are not
+            planned (asked once per wave per run).
     """
 
     def __init__(
@@ -145,8 +147,10 @@ class LaunchCoordinator:
         on_started: Callable[[LaunchIntent, str, Sequence[WaitingLaunch]], None] | None = None,
         readiness_poll: timedelta = timedelta(minutes=5),
         on_replicated: Callable[[Sequence[WaitingLaunch]], None] | None = None,
+        wave_held: Callable[[str], bool] | None = None,
     ) -> None:
         self._mgn = mgn
+        self._wave_held = wave_held or (lambda _wave: False)
         self._ledger = ledger
         self._quotas = quotas
         self._linger = linger
@@ -228,6 +232,10 @@ class LaunchCoordinator:
             for launch in unclaimed
             if launch.to_retire and launch.request.key not in answered
         ]
+        # A paused (or cancelled) wave starts nothing new: its requests stay open, its jobs
+        # already running are watched and answered as ever.
+        pending = [r for r in pending if not self._wave_held(r.wave)]
+        retire = [r for r in retire if not self._wave_held(r.wave)]
         active = [ActiveJob(i.job_id, i.kind, i.server_ids) for i in intents.values()]
         planned = plan_launches(
             pending, active, self._quotas, now=now, linger=self._linger, retire=retire

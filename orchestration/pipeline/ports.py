@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from orchestration.adapters.mgn import Job, SourceServer
     from orchestration.adapters.state_store import ApprovalRecord, MigrationRecord
     from orchestration.adapters.stepfunctions import Execution
+    from orchestration.adapters.wave_control import WaveControl
     from orchestration.events import EventDetail, MigrationStatusUpdated, Step, StepStatus
     from orchestration.health_checks import CheckResult, HealthCheckSpec
     from orchestration.launch_records import (
@@ -30,6 +31,13 @@ if TYPE_CHECKING:
     from orchestration.pipeline.spec import MigrationSpec
 
 E = TypeVar("E", bound="EventDetail")
+
+
+# --- A wave's pause or cancel (orchestration.adapters.wave_control.WaveControlStore) ------
+
+
+class WaveControls(Protocol):
+    def get(self, wave: str) -> WaveControl | None: ...
 
 
 # --- Step Functions (orchestration.adapters.stepfunctions.StepFunctionsAdapter) ------------

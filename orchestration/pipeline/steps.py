@@ -21,6 +21,7 @@ from orchestration.adapters.mgn import (
     SourceServer,
     SourceServerNotFoundError,
 )
+from orchestration.adapters.wave_control import WaveControl
 from orchestration.clock import Clock
 from orchestration.events import (
     MigrationCompleted,
@@ -40,6 +41,7 @@ from orchestration.pipeline.errors import (
     ReplicationStalledError,
     ReplicationTimeoutError,
     RollbackRefusedError,
+    WaveCancelledError,
 )
 from orchestration.pipeline.lane_facts import LaneFacts
 from orchestration.pipeline.ports import (
@@ -49,6 +51,7 @@ from orchestration.pipeline.ports import (
     LaneServices,
     Mgn,
     StatusReports,
+    WaveControls,
 )
 from orchestration.pipeline.resolution import SourceServerDirectory, resolve_source_server
 from orchestration.pipeline.spec import MigrationSpec
@@ -127,9 +130,11 @@ class MigrationSteps:
         prober: HealthProbe,
         reporter: StatusReports,
         clock: Clock,
+        wave_controls: WaveControls | None = None,
     ) -> None:
         # MGN and EC2 are per lane (the spec's target account and Region), asked per call.
         self._lanes = lanes
+        self._wave_controls = wave_controls
         self._prober = prober
         self._report = reporter
         self._clock = clock
@@ -145,6 +150,7 @@ class MigrationSteps:
     def validate_input(self, state: State) -> dict[str, Any]:
         """Live prerequisites, all checked and reported at once."""
         spec = MigrationSpec.model_validate(state["spec"])
+        self._unless_cancelled(spec.wave)
         self._report.step(
             spec,
             Step.VALIDATE_INPUT,
@@ -384,6 +390,26 @@ class MigrationSteps:
                 "started": False,
                 "blockedBy": active.job_id,
             }
+        held = self._held(spec.wave)
+        if held is not None and held.state == "CANCELLED":
+            raise WaveCancelledError(_cancelled(held))
+        if held is not None:
+            # An operator paused the wave: nothing new starts until it is resumed.
+            if not (state.get(key) or {}).get("held"):
+                self._report.step(
+                    spec,
+                    step,
+                    "WAITING",
+                    f"wave {spec.wave} {held.state.lower()} by <@{held.by}>"
+                    + (f" ({held.reason})" if held.reason else "")
+                    + f": the {launch} launch starts when the wave is resumed",
+                )
+            return {
+                **_poll(state, key, config, self._epoch()),
+                "started": False,
+                "held": True,
+                "waitSeconds": config.initial_seconds,
+            }
         tags = {"wavepilot:migration-id": spec.migration_id, "wavepilot:revision": spec.revision}
         try:
             job = (
@@ -403,6 +429,18 @@ class MigrationSteps:
             jobId=job.job_id,
         )
         return {"started": True, "done": True, "jobId": job.job_id}
+
+    def _unless_cancelled(self, wave: str) -> None:
+        held = self._held(wave)
+        if held is not None and held.state == "CANCELLED":
+            raise WaveCancelledError(_cancelled(held))
+
+    def _held(self, wave: str) -> WaveControl | None:
+        """The wave's pause or cancel, if an operator holds its launches now."""
+        if self._wave_controls is None:
+            return None
+        control = self._wave_controls.get(wave)
+        return control if control is not None and control.holds_launches else None
 
     def await_window(self, state: State) -> dict[str, Any]:
         """Batched launches: the cutover is requested from the coordinator only once its
@@ -692,6 +730,14 @@ def _coordinated_launch(outcome: dict[str, Any], launch: Launch, server_id: str)
             + (f": {detail}" if detail else "")
         )
     return str(outcome["instanceId"])
+
+
+def _cancelled(control: WaveControl) -> str:
+    why = f": {control.reason}" if control.reason else ""
+    return (
+        f"wave {control.wave} was cancelled by <@{control.by}> at "
+        f"{control.at:%Y-%m-%d %H:%M} UTC{why}; publish its VMs again to start over"
+    )
 
 
 def _not_initialized(spec: MigrationSpec, where: str) -> PrerequisiteError:
