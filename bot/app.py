@@ -34,6 +34,7 @@ from bot.group_approvals import (
     selected_ids,
 )
 from bot.group_approvals import REJECT_MODAL as GROUP_REJECT_MODAL
+from bot.owed_roots import Owed, OwedRootsQueue
 from bot.services import BotServices
 from bot.threads import APPROVE_ACTION, REJECT_ACTION, approval_decided_message
 from orchestration.clock import Clock, ClockAwareExecutor
@@ -53,8 +54,11 @@ def build_app(
     services: Callable[[], BotServices],
     clock: Clock,
     process_before_response: bool = True,
+    owed_queue: Callable[[], OwedRootsQueue | None] = lambda: None,
 ) -> App:
-    """The Bolt app; ``services`` is called on first use (not at import or cold start)."""
+    """The Bolt app; ``services`` is called on first use (not at import or cold start);
+    ``owed_queue``: the notifier's status queue, asked to edit a wave's summary after a
+    pause, resume or cancel."""
     app = App(
         client=client,
         signing_secret=signing_secret,
@@ -65,7 +69,7 @@ def build_app(
         # clock keeps counting a lazy listener until it ends.
         listener_executor=ClockAwareExecutor(clock, max_workers=5, thread_name_prefix="bolt"),
     )
-    listeners = Listeners(services, clock)
+    listeners = Listeners(services, clock, owed_queue)
     app.action(APPROVE_ACTION)(ack=_ack, lazy=[listeners.approve])
     app.action(REJECT_ACTION)(listeners.open_reject_modal)
     app.view(REJECT_MODAL)(ack=listeners.ack_reason, lazy=[listeners.reject])
@@ -105,9 +109,15 @@ def _ack(ack: Ack) -> None:
 class Listeners:
     """The app's listeners; each fast one only acknowledges (or opens the modal)."""
 
-    def __init__(self, services: Callable[[], BotServices], clock: Clock) -> None:
+    def __init__(
+        self,
+        services: Callable[[], BotServices],
+        clock: Clock,
+        owed_queue: Callable[[], OwedRootsQueue | None] = lambda: None,
+    ) -> None:
         self._services = services
         self._clock = clock
+        self._owed_queue = owed_queue
 
     # --- approval buttons ----------------------------------------------------------------
 
@@ -331,6 +341,10 @@ class Listeners:
         text = f"{commands.WAVE_ICON[done.action]} {wave_control_text(done)} (<@{user}>{why})"
         for channel in sorted(channels):
             client.chat_postMessage(channel=channel, text=text)
+        queue = self._owed_queue()
+        if queue is not None:
+            # The wave's summary shows the pause (or cancel) at the notifier's next edit.
+            queue.send(Owed(waves=(done.wave,)))
 
     def cancel_wave_control(self, ack: Ack, respond: Respond) -> None:
         ack()

@@ -43,6 +43,7 @@ from bot.wave_summary import (
 from orchestration.adapters.wave_predictions import WavePrediction, WavePredictionStore
 from orchestration.events import EventDetail
 from orchestration.observability import logger
+from orchestration.pipeline.ports import WaveControls
 
 SUMMARY_MIN_EDIT_SECONDS = 30.0
 PREDICTION_MAX_AGE_SECONDS = 60.0
@@ -71,9 +72,11 @@ class WaveSummaryNotifier:
         threads: ThreadStore,
         slack: PacedSlack,
         predictions: WavePredictionStore,
+        controls: WaveControls | None = None,
     ) -> None:
         self._store = store
         self._predictions = predictions
+        self._controls = controls
         self._threads = threads
         self._slack = slack
         self._summaries: dict[str, _Summary] = {}
@@ -233,6 +236,7 @@ class WaveSummaryNotifier:
             self._overlaid(wave, stored),
             window=summary.window,
             prediction=summary.prediction,
+            control=self._controls.get(wave) if self._controls is not None else None,
         )
 
     def _show(self, summary: _Summary, view: WaveView, now: float) -> None:

@@ -26,6 +26,7 @@ from bot.threads import (
     Message,
     slack_date,
 )
+from orchestration.adapters.wave_control import WaveControl
 from orchestration.adapters.wave_predictions import WavePrediction
 from orchestration.events import ApprovalRequested, EventDetail, MigrationRequested
 
@@ -71,6 +72,7 @@ class WaveView:
     prediction: WavePrediction | None = None  # the rehearsal's, once one is recorded
     updated_at: str = ""  # the newest event folded into any of its threads (ISO 8601)
     ended: bool = False  # every migration of the wave has ended (migrated, rolled back, failed)
+    held: WaveControl | None = None  # an operator's pause or cancel, while it holds the wave
 
     @property
     def total(self) -> int:
@@ -83,6 +85,7 @@ def wave_view(
     *,
     window: Window | None = None,
     prediction: WavePrediction | None = None,
+    control: WaveControl | None = None,
 ) -> WaveView:
     counts: dict[Category, int] = dict.fromkeys(CATEGORIES, 0)
     failures: list[Failure] = []
@@ -102,7 +105,8 @@ def wave_view(
                 )
             )
     ended = bool(listed) and all(t.state.category in ENDED for t in listed)
-    return WaveView(wave, counts, tuple(failures), window, prediction, updated_at, ended)
+    held = control if control is not None and control.holds_launches else None
+    return WaveView(wave, counts, tuple(failures), window, prediction, updated_at, ended, held)
 
 
 def permalink(channel: str, ts: str) -> str:
@@ -143,6 +147,26 @@ def summary_message(view: WaveView) -> Message:
             ],
         },
     ]
+    if view.held is not None:
+        held = view.held
+        icon = ":double_vertical_bar:" if held.state == "PAUSED" else ":octagonal_sign:"
+        what = (
+            "no new test launch or cutover starts until it is resumed"
+            if held.state == "PAUSED"
+            else "its migrations that had not finalized are rolled back"
+        )
+        why = f": {_escape(_clip(held.reason, 300))}" if held.reason else ""
+        blocks.insert(
+            1,
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": f"{icon} *{held.state.capitalize()}* by <@{held.by}> "
+                    f"{slack_date(held.at.isoformat())}{why} ({what})",
+                },
+            },
+        )
     if view.failures:
         lines = [
             (f"• <{f.link}|{f.target_vm_name}>" if f.link else f"• {f.target_vm_name}")
@@ -166,7 +190,8 @@ def summary_message(view: WaveView) -> Message:
         }
     )
     counts_text = ", ".join(f"{n} {c}" for c, n in view.counts.items() if n)
-    text = f"Wave {view.wave}: {view.total} migrations ({counts_text or 'none yet'}){done}"
+    state = f", {view.held.state.lower()}" if view.held is not None else ""
+    text = f"Wave {view.wave}{state}: {view.total} migrations ({counts_text or 'none yet'}){done}"
     return Message(text, tuple(blocks))
 
 

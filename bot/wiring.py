@@ -33,6 +33,7 @@ from bot.thread_store import ThreadStore, WaveSummaryStore
 from orchestration import wiring as pipeline
 from orchestration.adapters import aws
 from orchestration.adapters.dead_letters import DeadLetterQueue
+from orchestration.adapters.wave_control import WaveControlStore
 from orchestration.adapters.wave_predictions import WavePredictionStore
 from orchestration.clock import Clock
 from orchestration.events import EventDetail
@@ -108,7 +109,11 @@ def _notifier() -> StatusNotifier:
         slack,
         config.default_channel,
         summaries=WaveSummaryNotifier(
-            WaveSummaryStore(table), threads, slack, WavePredictionStore(table)
+            WaveSummaryStore(table),
+            threads,
+            slack,
+            WavePredictionStore(table),
+            WaveControlStore(table),
         ),
         groups=GroupApprovalMessages(GroupStore(table), pipeline.store(), slack, channel_for),
     )
@@ -167,6 +172,7 @@ def slack_app() -> App:
         services=services,
         clock=clock(),
         process_before_response=True,
+        owed_queue=owed_roots_queue,
     )
 
 

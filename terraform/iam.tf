@@ -31,7 +31,7 @@ locals {
     # pending approvals (gsi1) and their migrations' cutover windows (GetItem). Its metrics go
     # to CloudWatch as EMF log lines.
     monitor_migrations = ["assume_target_role", "pending_approvals", "state_read", "kms_decrypt"]
-    slack_app          = ["slack_secrets", "bot_state", "put_events", "decide_approvals", "start_one_execution", "manage_executions", "invoke_self", "kms_decrypt", "kms_generate_data_key"]
+    slack_app          = ["slack_secrets", "bot_state", "put_events", "decide_approvals", "start_one_execution", "manage_executions", "invoke_self", "remind_owed_roots", "kms_decrypt", "kms_generate_data_key"]
     slack_notifier     = ["slack_token", "thread_state", "wave_threads", "consume_status", "dead_letter_status", "remind_owed_roots", "kms_decrypt", "kms_generate_data_key"]
   }
 
@@ -204,7 +204,8 @@ locals {
       resources = [aws_sqs_queue.slack_status_dlq.arn, aws_sqs_queue.slack_priority_dlq.arn]
     }
     remind_owed_roots = {
-      # Thread roots not yet shown: the notifier reminds its own queue (bot/owed_roots.py).
+      # Thread roots not yet shown: the notifier reminds its own queue (bot/owed_roots.py);
+      # the Slack app asks it the same way to show a wave's pause or cancel in its summary.
       actions   = ["sqs:SendMessage"]
       resources = [aws_sqs_queue.slack_status.arn]
     }

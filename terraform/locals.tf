@@ -215,6 +215,7 @@ locals {
       STATE_MACHINE_ARN            = local.state_machine_arn
       DEFAULT_APPROVERS            = join(",", var.default_approvers)
       SLACK_DEFAULT_CHANNEL        = var.slack_default_channel
+      SLACK_STATUS_QUEUE_URL       = aws_sqs_queue.slack_status.url
       POWERTOOLS_SERVICE_NAME      = var.project_name
       POWERTOOLS_METRICS_NAMESPACE = "Wavepilot"
     }

@@ -738,7 +738,9 @@ def test_an_operator_pauses_and_resumes_a_wave_from_slack_and_its_channel_is_tol
 ) -> None:
     assert system.slack is not None
     [request] = _start(system, driver)
-    _wait_for("the migration's record", lambda: wiring.store().get(request.migration_id))
+    # At its gate, nobody deciding: no event comes to edit the wave's summary on its own
+    _wait_at_gate(driver, request.migration_id)
+    _settled_thread(system, request.migration_id, "awaiting approval")
 
     def ask(user: str, text: str, wanted: str) -> Any:
         assert system.slack is not None
@@ -772,6 +774,19 @@ def test_an_operator_pauses_and_resumes_a_wave_from_slack_and_its_channel_is_tol
         ),
     )
     assert f"<@{BOB}>: DNS change freeze" in told.text
+    # AND the wave's summary says it is paused, by whom and why
+    summary = _wait_for(
+        "the summary to show the pause",
+        lambda: next(
+            (
+                m
+                for m in (system.slack.channel_messages(WAVE_1_CHANNEL) if system.slack else [])
+                if m.text.startswith("Wave wave-1, paused")
+            ),
+            None,
+        ),
+    )
+    assert f"*Paused* by <@{BOB}>" in json.dumps(summary.blocks)
     control = wiring.wave_control().state("wave-1")
     assert control is not None
     assert (control.state, control.by) == ("PAUSED", BOB)

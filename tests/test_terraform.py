@@ -89,6 +89,8 @@ BOT_ENVIRONMENT = {
         "STATE_MACHINE_ARN",
         "DEFAULT_APPROVERS",
         "SLACK_DEFAULT_CHANNEL",
+        # A pause, resume or cancel asks the notifier (its status queue) to edit the summary.
+        "SLACK_STATUS_QUEUE_URL",
         "POWERTOOLS_SERVICE_NAME",
     },
     "slack_notifier": {
@@ -835,9 +837,11 @@ def test_the_bot_functions_get_exactly_the_contracts_permissions() -> None:
         "states:DescribeExecution",
         "states:StopExecution",
         "lambda:InvokeFunction",
+        "sqs:SendMessage",
         "kms:Decrypt",
         "kms:GenerateDataKey",
     }
+    assert app["sqs:SendMessage"] == ["${aws_sqs_queue.slack_status.arn}"]
     assert sorted(app["secretsmanager:GetSecretValue"]) == [
         "${aws_secretsmanager_secret.slack_bot_token.arn}",
         "${aws_secretsmanager_secret.slack_signing.arn}",

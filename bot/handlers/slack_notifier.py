@@ -70,7 +70,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
         named = owed_roots_in(record.body)
         if named is not None:
             reminders.append(record)
-            owed = Owed(owed.migration_ids + named.migration_ids, owed.groups + named.groups)
+            owed = Owed(
+                owed.migration_ids + named.migration_ids,
+                owed.groups + named.groups,
+                owed.waves + named.waves,
+            )
             continue
         key = _migration_id(record.body) or f"unreadable:{record.message_id}"
         groups.setdefault(key, []).append(record)
