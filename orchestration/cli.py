@@ -231,6 +231,7 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds to wait for the runs (default 110, or 900 with --approve manual)",
     )
     demo.set_defaults(handler=_demo)
+    _add_import_command(commands)
     _add_rehearse_command(commands)
     _add_record_prediction_command(commands)
     _add_operator_commands(commands)
@@ -296,6 +297,38 @@ def _add_operator_commands(commands: argparse._SubParsersAction[argparse.Argumen
         )
         control.add_argument("--local", action="store_true", help=local_help)
         control.set_defaults(handler=_control_wave, action=name)
+
+
+def _add_import_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """import: see orchestration/inventory/ and docs/IMPORT.md."""
+    importer = _command(
+        commands,
+        "import",
+        "write wave manifests from an inventory (CMF server list, MGN import CSV, Azure VM JSON)",
+        "wavepilot import server-list.csv",
+        "wavepilot import mgn-import.csv --output manifests/waves",
+        "wavepilot import vms.json --wave wave-5   # az vm list --show-details -o json > vms.json",
+    )
+    importer.add_argument("inventory", type=Path, metavar="FILE", help="the inventory file")
+    importer.add_argument(
+        "--format",
+        dest="inventory_format",
+        choices=("cmf", "mgn", "azure"),
+        help="the inventory's format (default: from its header or JSON shape)",
+    )
+    importer.add_argument(
+        "--wave",
+        metavar="NAME",
+        help="the wave of rows that name none (required for Azure JSON, which has no waves)",
+    )
+    importer.add_argument(
+        "--output",
+        type=Path,
+        default=Path(DEFAULT_MANIFESTS),
+        metavar="DIR",
+        help="where the wave files go (default: %(default)s)",
+    )
+    importer.set_defaults(handler=_import)
 
 
 def _add_rehearse_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -618,6 +651,19 @@ def _demo(args: argparse.Namespace) -> int:
             threads_path=args.threads,
         ),
         wavepilot=main,  # the demo runs the real commands through this entry point
+    )
+
+
+def _import(args: argparse.Namespace) -> int:
+    from orchestration.inventory.command import ImportOptions, run_import
+
+    return run_import(
+        ImportOptions(
+            inventory=args.inventory,
+            output=args.output,
+            inventory_format=args.inventory_format,
+            wave=args.wave,
+        )
     )
 
 
