@@ -14,10 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 
 from orchestration import cli
 from orchestration.cli_errors import UsageError
 from orchestration.inventory.command import plan_import, read_inventory_text
+from orchestration.inventory.emit import scalar
 from orchestration.inventory.sources import MAX_INVENTORY_BYTES, looks_like_formula
 from orchestration.manifests.validation import ManifestFile, ManifestSet, validate_files
 from tests.support.waves import azure_id
@@ -388,3 +390,39 @@ def test_cli_exit_codes_when_nothing_can_be_imported(
     assert code == 2
     assert "not an inventory this command reads" in err
     assert "--format cmf|mgn|azure" in err
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["yes", "0755", "2024-01-01", "123", "null", "", "a: b", "#x", "- x", "café", "a\u2028b"],
+)
+def test_every_value_reads_back_as_the_string_it_was(value: str) -> None:
+    assert yaml.safe_load(f"key: {scalar(value)}") == {"key": value}
+    assert yaml.safe_load(f"key: [{scalar(value)}]") == {"key": [value]}
+
+
+def test_a_wave_lands_in_one_account_region_and_environment(tmp_path: Path) -> None:
+    text = (
+        "wave_name,app_name,aws_region,aws_accountid,server_name,server_environment\n"
+        "Wave 1,shop,eu-west-1,444455556666,web-01,dev\n"
+        "Wave 1,shop,eu-west-1,444455556666,web-02,prod\n"
+        "Wave 1,shop,us-east-1,444455556666,web-03,prod\n"
+    )
+    result = plan_import("sheet.csv", text, tmp_path)
+    assert [str(p) for p in result.problems] == [
+        "sheet.csv:4: aws_region: 'us-east-1' differs from 'eu-west-1' in row 2: a wave lands in "
+        "one account and Region, so give this server its own wave: row not imported"
+    ]
+    draft, _ = result.drafts[tmp_path / "wave-1.yaml"]
+    assert [vm.target_vm_name for app in draft.applications for vm in app.vms] == [
+        "web-01",
+        "web-02",
+    ]
+    assert (
+        "sheet.csv:2: server_environment: 'dev;prod' will not validate: a wave has one "
+        "environment: split the wave or pick one"
+    ) in [str(v) for v in draft.to_fill]
+    assert (
+        "environment: CHANGE-ME  # inventory: 'dev;prod'\n"
+        in result.files[tmp_path / "wave-1.yaml"]
+    )

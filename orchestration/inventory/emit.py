@@ -28,7 +28,9 @@ def scalar(value: str, *, timestamp: bool = False) -> str:
         return value
     if _PLAIN.match(value) and not value.endswith(" ") and _reads_back(value):
         return value
-    return json.dumps(value, ensure_ascii=False)
+    quoted = json.dumps(value, ensure_ascii=False)
+    # JSON leaves these unescaped, but YAML reads them as line breaks inside quotes.
+    return quoted.replace("\x85", "\\N").replace("\u2028", "\\L").replace("\u2029", "\\P")
 
 
 def _reads_back(value: str) -> bool:

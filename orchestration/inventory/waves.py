@@ -257,13 +257,23 @@ def group_waves(
         if row.name is None or not target_vm_name(row.name.value):
             problems.append(RowProblem(row.origin, "no server name: row not imported"))
             continue
-        first = waves.get(name, [None])[0] if name in waves else None
-        clash = first is not None and _target_clash(first, row)
+        clash = _target_clash(waves[name][0], row) if name in waves else None
         if clash:
             problems.append(RowProblem(row.origin, clash))
             continue
         waves.setdefault(name, []).append(row)
     return waves, problems
+
+
+def _environment(rows: Sequence[ServerRow]) -> tuple[str | None, str | None, str]:
+    """The wave's environment when its rows agree on a valid one; else what they gave and why."""
+    given = sorted({row.environment.value.lower() for row in rows if row.environment})
+    if not given:
+        return None, None, "the wave's environment label (lowercase, such as prod)"
+    if len(given) > 1:
+        return None, ";".join(given), "a wave has one environment: split the wave or pick one"
+    problem = rule_problem(EnvironmentName, given[0])
+    return (given[0], None, "") if problem is None else (None, given[0], problem)
 
 
 def _target_clash(first: ServerRow, row: ServerRow) -> str | None:
@@ -293,23 +303,15 @@ def draft_wave(
     collect = _Collector(draft, existing)
     origin = first.origin
 
-    environments = {row.environment.value.lower() for row in rows if row.environment}
-    environment_column = next((r.environment.column for r in rows if r.environment), "environment")
-    if len(environments) == 1 and rule_problem(EnvironmentName, next(iter(environments))) is None:
-        draft.top["environment"] = Setting(next(iter(environments)))
+    environment, shown, why = _environment(rows)
+    if environment is not None:
+        draft.top["environment"] = Setting(environment)
     else:
-        why = (
-            "a wave has one environment, the rows give " + ", ".join(sorted(environments))
-            if len(environments) > 1
-            else "the wave's environment label (lowercase, such as prod)"
-        )
-        shown = None if len(environments) != 1 else next(iter(environments))
-        if shown is not None:
-            why = str(rule_problem(EnvironmentName, shown))
+        column = next((r.environment.column for r in rows if r.environment), "environment")
         draft.top["environment"] = collect.placeholder(
             origin,
             "environment",
-            environment_column,
+            column,
             shown,
             why,
             kept=collect.kept_top("environment", _valid(EnvironmentName)),
