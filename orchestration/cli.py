@@ -330,6 +330,23 @@ def _add_import_command(commands: argparse._SubParsersAction[argparse.ArgumentPa
     )
     importer.set_defaults(handler=_import)
 
+    exporter = _command(
+        commands,
+        "export",
+        "write the manifests' VMs as MGN's import CSV (for MGN's StartImport)",
+        "wavepilot export --format mgn-csv --output mgn-import.csv",
+        "wavepilot export --format mgn-csv manifests/waves/wave-2.yaml",
+    )
+    exporter.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="wave files or folders (default: the repository's manifests/waves)",
+    )
+    exporter.add_argument("--format", choices=("mgn-csv",), required=True)
+    exporter.add_argument("--output", type=Path, metavar="FILE", help="default: stdout")
+    exporter.set_defaults(handler=_export)
+
 
 def _add_rehearse_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """rehearse: see orchestration/rehearsal/ and docs/REHEARSAL.md."""
@@ -665,6 +682,12 @@ def _import(args: argparse.Namespace) -> int:
             wave=args.wave,
         )
     )
+
+
+def _export(args: argparse.Namespace) -> int:
+    from orchestration.inventory.export import run_export
+
+    return run_export(args.paths or [_repository_manifests()], args.output)
 
 
 def _rehearse(args: argparse.Namespace) -> int:

@@ -225,7 +225,7 @@ def test_mgn_import_csv(tmp_path: Path) -> None:
     assert "    description: Customer CRM\n" in wave
     # The instance Name tag names the VM; security groups follow their index, not the column.
     assert "          userProvidedId: crm-web-01\n" in wave
-    assert "        targetVmName: crm-web-01\n" in wave
+    assert "        targetVmName: CRM-Web-01\n" in wave  # EC2's Name tag itself: as written
     assert "securityGroupIds: [sg-0e31f42a, sg-0e31f42b]" in wave
     draft = result.drafts[tmp_path / "wave-7.yaml"][0]
     assert [str(c) for c in draft.warnings] == [
@@ -235,7 +235,7 @@ def test_mgn_import_csv(tmp_path: Path) -> None:
     filled = _validate({path: fill(t) for path, t in result.files.items()})
     assert filled.errors == []
     vms = _effective(filled)
-    assert vms["crm-web-01"]["osFamily"] == "windows"
+    assert vms["CRM-Web-01"]["osFamily"] == "windows"
     assert vms["crm-db-01"]["instanceType"] == "r6i.large"
     assert vms["crm-db-01"]["tags"] == {"Owner": "crm-team"}
     assert vms["crm-db-01"]["iamInstanceProfile"] == "crm-profile"
@@ -426,3 +426,85 @@ def test_a_wave_lands_in_one_account_region_and_environment(tmp_path: Path) -> N
         "environment: CHANGE-ME  # inventory: 'dev;prod'\n"
         in result.files[tmp_path / "wave-1.yaml"]
     )
+
+
+ROUND_TRIP_WAVE = f"""\
+# yaml-language-server: $schema=../wave.schema.json
+name: wave-9
+description: "CRM, production: web and database"
+environment: prod
+target:
+  accountId: "444455556666"
+  region: eu-west-1
+cutoverWindow:
+  start: 2027-02-06T20:00:00Z
+  end: 2027-02-07T04:00:00Z
+slackChannel: C07WAVE0009
+approvers: [S07MIGLEADS]
+operators: [U07BOBOPS01]
+defaults:
+  osFamily: linux
+  subnetId: subnet-0e31f42a
+  securityGroupIds: [sg-0e31f42a]
+  iamInstanceProfile: wavepilot-ssm-instance
+  tags: {{CostCenter: "6300", Backup: "yes"}}
+applications:
+  - name: crm
+    description: CRM web tier
+    defaults:
+      instanceType: m6i.large
+      tags: {{Application: crm}}
+    vms:
+      - source:
+          azureResourceId: {azure_id("crm-web-01", "rg-crm")}
+          userProvidedId: crm-web-01
+          hostname: crm-web-01.corp.example
+        targetVmName: CRM-Web-Prod-01
+        securityGroupIds: [sg-0e31f42a, sg-0e31f42b]
+      - source:
+          azureResourceId: {azure_id("crm-web-02", "rg-crm")}
+          userProvidedId: crm-web-02
+        targetVmName: crm-web-prod-02
+        tags: {{Tier: web}}
+  - name: crm-db
+    vms:
+      - source:
+          azureResourceId: {azure_id("crm-db-01", "rg-crm")}
+          userProvidedId: crm-db-01
+        targetVmName: crm-db-prod-01
+        osFamily: windows
+        instanceType: r6i.xlarge
+"""
+
+
+def test_export_to_mgn_csv_then_import_gives_the_same_effective_vms(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    waves = tmp_path / "waves"
+    waves.mkdir()
+    (waves / "wave-9.yaml").write_text(ROUND_TRIP_WAVE)
+    original = _validate({waves / "wave-9.yaml": ROUND_TRIP_WAVE})
+    assert original.errors == []
+
+    exported = tmp_path / "mgn-import.csv"
+    assert cli.main(["export", "--format", "mgn-csv", str(waves), "--output", str(exported)]) == 0
+    _, err = capsys.readouterr()
+    assert "3 VMs exported" in err
+    rows = exported.read_text().splitlines()
+    assert rows[0].startswith("mgn:account-id,mgn:region,mgn:wave:name,mgn:wave:description,")
+    assert rows[1] == (
+        '444455556666,eu-west-1,wave-9,"CRM, production: web and database",crm,CRM web tier,'
+        "crm-web-01,LINUX,crm-web-01.corp.example,m6i.large,wavepilot-ssm-instance,"
+        "subnet-0e31f42a,sg-0e31f42a,sg-0e31f42b,CRM-Web-Prod-01,crm,yes,6300,"
+    )
+
+    # Imported next to the same manifests: what MGN's file lacks (the Azure resource IDs,
+    # the window, Slack) is kept from them; everything else comes from the CSV.
+    code, out, _ = _run(capsys, str(exported), "--output", str(waves))
+    assert code == 0, out
+    reimported = (waves / "wave-9.yaml").read_text()
+    assert reimported != ROUND_TRIP_WAVE
+    result = _validate({waves / "wave-9.yaml": reimported})
+    assert result.errors == []
+    assert _effective(result) == _effective(original)
+    assert len(_effective(result)) == 3

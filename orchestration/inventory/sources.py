@@ -87,6 +87,8 @@ class ServerRow:
     region: Cell | None = None
     environment: Cell | None = None
     name: Cell | None = None  # what targetVmName is made from
+    # The name is the EC2 Name tag itself (MGN's instance Name tag): kept as written when valid.
+    name_is_target_vm_name: bool = False
     azure_resource_id: Cell | None = None
     user_provided_id: Cell | None = None
     hostname: Cell | None = None
@@ -320,6 +322,7 @@ def _mgn_row(
         account_id=_cell(cells, "mgn:account-id"),
         region=_cell(cells, "mgn:region"),
         name=name,
+        name_is_target_vm_name=bool(name_tag),
         user_provided_id=_cell(cells, "mgn:server:user-provided-id"),
         hostname=_cell(cells, "mgn:server:fqdn-for-action-framework"),
         os_family=_cell(cells, "mgn:server:platform"),

@@ -27,6 +27,7 @@ from orchestration.manifests.fields import (
     InstanceType,
     SecurityGroupId,
     SubnetId,
+    TargetVmName,
     UserProvidedId,
     check_tags,
 )
@@ -383,7 +384,8 @@ def _draft_vm(  # noqa: PLR0912, PLR0915 - one block per VM key
 ) -> VmDraft | None:
     origin = row.origin
     assert row.name is not None  # group_waves refused rows without one
-    name = target_vm_name(row.name.value)
+    as_written = row.name_is_target_vm_name and rule_problem(TargetVmName, row.name.value) is None
+    name = row.name.value if as_written else target_vm_name(row.name.value)
     for kind, value, column in (
         ("name", name.lower(), row.name.column),
         ("id", row.azure_resource_id.value.lower() if row.azure_resource_id else "", "id"),
