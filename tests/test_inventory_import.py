@@ -508,3 +508,18 @@ def test_export_to_mgn_csv_then_import_gives_the_same_effective_vms(
     assert result.errors == []
     assert _effective(result) == _effective(original)
     assert len(_effective(result)) == 3
+
+
+def test_a_broken_csv_is_refused_with_a_message(tmp_path: Path) -> None:
+    text = "wave_name,app_name,server_name\nWave 1,app," + "s" * 200_000 + "\n"
+    with pytest.raises(UsageError, match=r"sheet\.csv: not a CSV file .*field larger than"):
+        plan_import("sheet.csv", text, tmp_path)
+
+
+def test_a_description_that_would_not_validate_is_left_out_and_said(tmp_path: Path) -> None:
+    long = "x" * 501
+    text = "\n".join([MGN_HEADER, MGN_ROWS[0].replace("Customer CRM", long)]) + "\n"
+    result = plan_import("mgn.csv", text, tmp_path)
+    draft, _ = result.drafts[tmp_path / "wave-7.yaml"]
+    assert long not in result.files[tmp_path / "wave-7.yaml"]
+    assert any("application description:" in str(c) for c in draft.warnings)

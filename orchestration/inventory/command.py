@@ -35,6 +35,7 @@ from orchestration.inventory.waves import (
 )
 from orchestration.manifests import disk
 from orchestration.manifests.findings import Finding
+from orchestration.manifests.limits import LIMITS
 from orchestration.manifests.validation import ManifestFile, validate_files
 
 
@@ -112,11 +113,11 @@ def plan_import(
 
 def _existing(path: Path) -> ExistingWave | None:
     """The values filled in an earlier import of this wave, when its file can be read."""
-    if not path.is_file():
-        return None
+    if not path.is_file() or path.stat().st_size > LIMITS.file_bytes:
+        return None  # a file the validator would refuse has nothing to keep
     try:
         document = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=yaml.BaseLoader)  # noqa: S506 - the base loader builds only strings, lists and dicts
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
         return None
     return existing_wave(document)
 

@@ -134,7 +134,10 @@ def detect_format(text: str) -> InventoryFormat | None:
     stripped = text.lstrip()
     if stripped.startswith(("[", "{")):
         return "azure"
-    header = next(csv.reader(io.StringIO(text, newline="")), [])
+    try:
+        header = next(csv.reader(io.StringIO(text, newline="")), [])
+    except csv.Error:
+        return None
     columns = {column.strip() for column in header}
     if any(column.startswith(MGN_PREFIX) for column in columns):
         return "mgn"
@@ -144,6 +147,16 @@ def detect_format(text: str) -> InventoryFormat | None:
 
 
 def parse_inventory(name: str, text: str, inventory_format: InventoryFormat) -> Inventory:
+    """Every row the file holds, and a problem for each row that cannot be imported."""
+    try:
+        return _parse_inventory(name, text, inventory_format)
+    except csv.Error as exc:
+        raise InventoryRefusedError(
+            f"{name}: not a CSV file this command can read: {exc}"
+        ) from None
+
+
+def _parse_inventory(name: str, text: str, inventory_format: InventoryFormat) -> Inventory:
     if inventory_format == "azure":
         rows, problems = _parse_azure(name, text)
     else:

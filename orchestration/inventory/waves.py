@@ -22,6 +22,7 @@ from orchestration.manifests.fields import (
     AwsRegion,
     AzureVmResourceId,
     EnvironmentName,
+    FreeText,
     Hostname,
     IamInstanceProfileName,
     InstanceType,
@@ -266,6 +267,15 @@ def group_waves(
     return waves, problems
 
 
+def _description(draft: WaveDraft, origin: Origin, level: str, text: str | None) -> str | None:
+    """A wave's or application's description, left out (and said) when it would not validate."""
+    problem = rule_problem(FreeText, text) if text is not None else None
+    if problem is None:
+        return text
+    draft.warnings.append(Caution(origin, f"{level} description: {problem}: left out"))
+    return None
+
+
 def _environment(rows: Sequence[ServerRow]) -> tuple[str | None, str | None, str]:
     """The wave's environment when its rows agree on a valid one; else what they gave and why."""
     given = sorted({row.environment.value.lower() for row in rows if row.environment})
@@ -300,7 +310,8 @@ def draft_wave(
     description = first.wave_description or (
         first.wave.value if first.wave and first.wave.value != name else None
     )
-    draft = WaveDraft(name=name, description=description, first_row=first.origin, top={})
+    draft = WaveDraft(name=name, description=None, first_row=first.origin, top={})
+    draft.description = _description(draft, first.origin, "wave", description)
     collect = _Collector(draft, existing)
     origin = first.origin
 
@@ -369,6 +380,7 @@ def draft_wave(
             app_description = row.application_description or (
                 row.application.value if row.application.value != app_name else None
             )
+            app_description = _description(draft, row.origin, "application", app_description)
             app = applications[app_name] = ApplicationDraft(app_name, app_description)
         app.vms.append(vm)
     draft.applications = list(applications.values())
