@@ -321,6 +321,16 @@ def _add_import_command(commands: argparse._SubParsersAction[argparse.ArgumentPa
         metavar="NAME",
         help="the wave of rows that name none (required for Azure JSON, which has no waves)",
     )
+    for option, what in (
+        ("--account-id", "the AWS account ID"),
+        ("--region", "the AWS Region"),
+        ("--environment", "the environment label"),
+    ):
+        importer.add_argument(
+            option,
+            metavar=option.strip("-").split("-")[0].upper(),
+            help=f"{what} of rows that give none (Azure JSON gives none)",
+        )
     importer.add_argument(
         "--output",
         type=Path,
@@ -673,6 +683,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     from orchestration.inventory.command import ImportOptions, run_import
+    from orchestration.inventory.waves import WaveSettings
 
     return run_import(
         ImportOptions(
@@ -680,6 +691,7 @@ def _import(args: argparse.Namespace) -> int:
             output=args.output,
             inventory_format=args.inventory_format,
             wave=args.wave,
+            given=WaveSettings(args.account_id, args.region, args.environment),
         )
     )
 

@@ -56,7 +56,7 @@ def _azure_vm(
             "dataDisks": [{"lun": i, "diskSizeGb": size_gb} for i, size_gb in enumerate(disks[1:])],
         },
         "privateIps": "10.1.0.4",
-        "tags": {"CostCenter": "4410", "Tier": "web" if "web" in name else "db"},
+        "tags": {"CostCenter": "4410", "Tier": "web" if "web" in name.lower() else "db"},
     }
 
 
@@ -523,3 +523,23 @@ def test_a_description_that_would_not_validate_is_left_out_and_said(tmp_path: Pa
     draft, _ = result.drafts[tmp_path / "wave-7.yaml"]
     assert long not in result.files[tmp_path / "wave-7.yaml"]
     assert any("application description:" in str(c) for c in draft.warnings)
+
+
+def test_wave_settings_given_on_the_command_line_fill_what_azure_lacks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    vms = tmp_path / "vms.json"
+    vms.write_text(json.dumps(AZURE_VMS))
+    argv = [str(vms), "--wave", "Wave 8", "--output", str(tmp_path / "w"), "--region", "eu-west-1"]
+    code, out, _ = _run(capsys, *argv, "--account-id", "444455556666", "--environment", "prod")
+    assert code == 1
+    wave = (tmp_path / "w" / "wave-8.yaml").read_text()
+    assert 'environment: prod\ntarget:\n  accountId: "444455556666"\n  region: eu-west-1\n' in wave
+    assert "target." not in out
+    # Into another folder: next to the first wave, its account ID would be kept.
+    argv[argv.index(str(tmp_path / "w"))] = str(tmp_path / "w2")
+    code, out, _ = _run(capsys, *argv, "--account-id", "4444")
+    assert (
+        "vms.json:item 1: --account-id: '4444' will not validate: '4444' is not an AWS account "
+        "ID of 12 digits"
+    ) in out

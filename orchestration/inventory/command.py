@@ -7,7 +7,7 @@ need the listed values filled (or some rows were refused); 2 nothing could be im
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -29,6 +29,7 @@ from orchestration.inventory.waves import (
     ExistingWave,
     ValueToFill,
     WaveDraft,
+    WaveSettings,
     draft_wave,
     existing_wave,
     group_waves,
@@ -45,6 +46,7 @@ class ImportOptions:
     output: Path
     inventory_format: InventoryFormat | None = None
     wave: str | None = None
+    given: WaveSettings = field(default_factory=WaveSettings)
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ def plan_import(
     *,
     inventory_format: InventoryFormat | None = None,
     wave: str | None = None,
+    given: WaveSettings | None = None,
 ) -> ImportResult:
     """The wave files an inventory's text becomes, given the files already in ``output``."""
     chosen = inventory_format or detect_format(text)
@@ -94,7 +97,8 @@ def plan_import(
         inventory = parse_inventory(name, text, chosen)
     except InventoryRefusedError as exc:
         raise UsageError(str(exc)) from None
-    waves, refused = group_waves(inventory.rows, wave_name=wave)
+    rows = [(given or WaveSettings()).fill(row) for row in inventory.rows]
+    waves, refused = group_waves(rows, wave_name=wave)
     problems = [*inventory.problems, *refused]
     files: dict[Path, str] = {}
     drafts: dict[Path, tuple[WaveDraft, EmittedWave]] = {}
@@ -130,6 +134,7 @@ def run_import(options: ImportOptions) -> int:
         options.output,
         inventory_format=options.inventory_format,
         wave=options.wave,
+        given=options.given,
     )
     for problem in result.problems:
         print(problem)

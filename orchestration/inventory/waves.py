@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
@@ -131,6 +131,30 @@ class ExistingWave:
 
     top: Mapping[str, Any]
     vms: Mapping[str, Mapping[str, Any]]  # lowercase targetVmName -> effective settings
+
+
+@dataclass(frozen=True)
+class WaveSettings:
+    """Wave settings given on the command line, for rows whose inventory does not give them.
+
+    A row's own value wins; a given value is checked like any other (its column is the option).
+    """
+
+    account_id: str | None = None
+    region: str | None = None
+    environment: str | None = None
+
+    def fill(self, row: ServerRow) -> ServerRow:
+        return replace(
+            row,
+            account_id=row.account_id or _given("--account-id", self.account_id),
+            region=row.region or _given("--region", self.region),
+            environment=row.environment or _given("--environment", self.environment),
+        )
+
+
+def _given(option: str, value: str | None) -> Cell | None:
+    return Cell(option, value) if value else None
 
 
 def slug(text: str) -> str:
