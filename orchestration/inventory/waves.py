@@ -27,6 +27,8 @@ from orchestration.manifests.fields import (
     IamInstanceProfileName,
     InstanceType,
     SecurityGroupId,
+    SlackChannelId,
+    SlackPrincipalId,
     SubnetId,
     TargetVmName,
     UserProvidedId,
@@ -232,22 +234,16 @@ def _valid_list(rule: object) -> Callable[[Any], bool]:
     )
 
 
-_SLACK_CHANNEL = re.compile(r"^[CG][A-Z0-9]{8,}$")
-_SLACK_PRINCIPAL = re.compile(r"^(?:[UW][A-Z0-9]{8,}|S[A-Z0-9]{8,})$")
 _TIMESTAMP = re.compile(
     r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})$"
 )
-
-
-def _slack_channel(value: Any) -> bool:
-    return isinstance(value, str) and bool(_SLACK_CHANNEL.match(value))
 
 
 def _slack_principals(value: Any) -> bool:
     return (
         isinstance(value, list)
         and bool(value)
-        and all(isinstance(item, str) and _SLACK_PRINCIPAL.match(item) for item in value)
+        and all(_valid(SlackPrincipalId)(item) for item in value)
     )
 
 
@@ -376,7 +372,7 @@ def draft_wave(
             _timestamp,
         ),
         ("cutoverWindow.end", "when cutovers must be done, with a time zone", _timestamp),
-        ("slackChannel", "the wave's Slack channel ID (C...)", _slack_channel),
+        ("slackChannel", "the wave's Slack channel ID (C...)", _valid(SlackChannelId)),
         ("approvers", "Slack user (U...) or group (S...) IDs who approve", _slack_principals),
         ("operators", "Slack user or group IDs who may roll back", _slack_principals),
     ):
