@@ -394,7 +394,10 @@ def test_cli_exit_codes_when_nothing_can_be_imported(
 
 @pytest.mark.parametrize(
     "value",
-    ["yes", "0755", "2024-01-01", "123", "null", "", "a: b", "#x", "- x", "café", "a\u2028b"],
+    [
+        *("yes", "Off", "0755", "0x1F", "1_000", "1e3", ".inf", "12:30", "2024-01-01", "123"),
+        *("null", "~", "=", "<<", "", "a: b", "#x", "- x", "@x", "café", "a\u2028b", "a=b"),
+    ],
 )
 def test_every_value_reads_back_as_the_string_it_was(value: str) -> None:
     assert yaml.safe_load(f"key: {scalar(value)}") == {"key": value}

@@ -33,11 +33,18 @@ def scalar(value: str, *, timestamp: bool = False) -> str:
     return quoted.replace("\x85", "\\N").replace("\u2028", "\\L").replace("\u2029", "\\P")
 
 
+_RESOLVER = yaml.SafeLoader("")
+_STRING_TAG = "tag:yaml.org,2002:str"
+
+
 def _reads_back(value: str) -> bool:
-    try:
-        return bool(yaml.safe_load(f"[{value}]") == [value])
-    except yaml.YAMLError:
-        return False
+    """PyYAML (the validator's YAML 1.1 reader) resolves the plain scalar as a string.
+
+    ``_PLAIN`` already keeps out YAML's indicators, so only the implicit types remain: a
+    number, boolean, null, date or ``=`` would be read as something else.
+    """
+    resolved = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
+    return bool(resolved == _STRING_TAG)
 
 
 def _flow_list(values: tuple[str, ...] | tuple[int, ...]) -> str:
