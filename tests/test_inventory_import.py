@@ -546,3 +546,14 @@ def test_wave_settings_given_on_the_command_line_fill_what_azure_lacks(
         "vms.json:item 1: --account-id: '4444' will not validate: '4444' is not an AWS account "
         "ID of 12 digits"
     ) in out
+
+
+def test_an_inventory_name_with_control_characters_cannot_break_the_wave_file(
+    tmp_path: Path,
+) -> None:
+    text = "wave_name,app_name,server_name\nWave 1,app,srv-01\n"
+    result = plan_import("evil\nname: x\x1b.csv", text, tmp_path)
+    wave = result.files[tmp_path / "wave-1.yaml"]
+    assert "# from evil?name: x?.csv row 2" in wave
+    assert "\x1b" not in wave
+    assert wave.count("\nname: ") == 1

@@ -88,8 +88,8 @@ class _Writer:
 
 
 def _comment(text: str | None) -> str | None:
-    # A comment is one line: the values in it come from the inventory.
-    return None if text is None else text.replace("\n", " ").replace("\r", " ")
+    # A comment is one line of printable text: what is in it comes from the inventory.
+    return None if text is None else "".join(c if c.isprintable() else "?" for c in text)
 
 
 def emit_wave(
@@ -98,8 +98,8 @@ def emit_wave(
     out = _Writer()
     out.add(SCHEMA_LINE)
     out.add(
-        f"# Written by `wavepilot import` from {source_file} ({FORMAT_NAMES[inventory_format]}); "
-        "importing again rewrites it."
+        f"# Written by `wavepilot import` from {_comment(source_file)} "
+        f"({FORMAT_NAMES[inventory_format]}); importing again rewrites it."
     )
     if draft.to_fill:
         out.add(
@@ -136,7 +136,7 @@ def emit_wave(
         _defaults(out, "    ", app.defaults, app.default_tags, [vm.origin for vm in app.vms])
         out.add("    vms:")
         for vm in app.vms:
-            out.add("      - source:", f"from {vm.origin.described}")
+            out.add("      - source:", _comment(f"from {vm.origin.described}"))
             for key, setting in vm.source.items():
                 out.setting("          ", key, setting, [vm.origin], path=f"source.{key}")
             out.add(f"        targetVmName: {scalar(vm.target_vm_name)}")
