@@ -557,3 +557,14 @@ def test_an_inventory_name_with_control_characters_cannot_break_the_wave_file(
     assert "# from evil?name: x?.csv row 2" in wave
     assert "\x1b" not in wave
     assert wave.count("\nname: ") == 1
+
+
+def test_a_semicolon_separated_sheet_as_some_excel_locales_save_it(tmp_path: Path) -> None:
+    text = (
+        "wave_name;app_name;server_name;server_fqdn;securitygroup_IDs;tags\r\n"
+        'Wave 1;shop;web-01;web-01.corp.example;"sg-0e31f42a;sg-0e31f42b";"Owner=shop;Tier=web"\r\n'
+    )
+    result = plan_import("sheet.csv", text, tmp_path)
+    wave = result.files[tmp_path / "wave-1.yaml"]
+    assert "securityGroupIds: [sg-0e31f42a, sg-0e31f42b]" in wave
+    assert "    Owner: shop\n    Tier: web\n" in wave

@@ -135,7 +135,7 @@ def detect_format(text: str) -> InventoryFormat | None:
     if stripped.startswith(("[", "{")):
         return "azure"
     try:
-        header = next(csv.reader(io.StringIO(text, newline="")), [])
+        header = next(csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text)), [])
     except csv.Error:
         return None
     columns = {column.strip() for column in header}
@@ -192,8 +192,14 @@ def _shown(value: str) -> str:
     return repr(value if len(value) <= 80 else value[:77] + "...")
 
 
+def _delimiter(text: str) -> str:
+    """``,``, or ``;`` as some Excel locales save: told by the header (names hold neither)."""
+    header = text.split("\n", 1)[0]
+    return ";" if header.count(";") > header.count(",") else ","
+
+
 def _csv_records(name: str, text: str) -> Iterator[tuple[Origin, dict[str, str]]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
     header = [column.strip() for column in next(reader, [])]
     line = reader.line_num + 1
     for record in reader:
