@@ -568,3 +568,24 @@ def test_a_semicolon_separated_sheet_as_some_excel_locales_save_it(tmp_path: Pat
     wave = result.files[tmp_path / "wave-1.yaml"]
     assert "securityGroupIds: [sg-0e31f42a, sg-0e31f42b]" in wave
     assert "    Owner: shop\n    Tier: web\n" in wave
+
+
+def test_validation_errors_the_placeholders_do_not_explain_are_printed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "waves"
+    out.mkdir()
+    shutil.copy(Path(__file__).parents[1] / "manifests" / "waves" / "wave-3.yaml", out)
+    sheet = tmp_path / "mgn.csv"
+    sheet.write_text("\n".join([MGN_HEADER, MGN_ROWS[0].replace("CRM-Web-01", "hr-portal-web-01")]))
+    argv = [str(sheet), "--output", str(out), "--environment", "prod"]
+    assert _run(capsys, *argv)[0] == 1
+    (out / "wave-7.yaml").write_text(fill((out / "wave-7.yaml").read_text()))
+
+    code, printed, _ = _run(capsys, *argv)
+    assert code == 1
+    assert "will not validate" not in printed
+    [clash] = [line for line in printed.splitlines() if "already used" in line]
+    assert clash.startswith(f"{out / 'wave-7.yaml'}:")
+    assert "targetVmName in account 444455556666: 'hr-portal-web-01' is already used" in clash
+    assert printed.splitlines()[-1].startswith("1 validation error in the written waves (0 values")

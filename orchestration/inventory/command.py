@@ -143,29 +143,43 @@ def run_import(options: ImportOptions) -> int:
         return EXIT_USAGE
     options.output.mkdir(parents=True, exist_ok=True)
     to_fill = 0
+    placeholder_lines: set[tuple[str, int]] = set()
     for path, text_out in result.files.items():
         path.write_text(text_out, encoding="utf-8", newline="\n")
         draft, emitted = result.drafts[path]
         for caution in draft.warnings:
             print(caution)
-        for message in values_to_fill_messages(draft, emitted, path):
+        messages = values_to_fill_messages(draft, emitted, path)
+        for message in messages:
             print(message)
-        to_fill += len(draft.to_fill)
+        to_fill += len(messages)
+        placeholder_lines |= {(str(path), line) for line in emitted.lines.values()}
         vms = sum(len(app.vms) for app in draft.applications)
-        print(f"wrote {path}: {len(draft.applications)} applications, {vms} VMs")
+        print(
+            f"wrote {path}: {_count(len(draft.applications), 'application')}, {_count(vms, 'VM')}"
+        )
     errors = _validation_errors(result.files, options.output)
+    # What the placeholders do not explain (a name already used in another wave, ...).
+    for finding in errors:
+        if (finding.path, finding.line) not in placeholder_lines:
+            print(finding)
     if not errors and not result.problems:
         print("ok: the written waves validate as they are")
         return EXIT_OK
     if errors:
         written = " ".join(str(path) for path in result.files)
         print(
-            f"{len(errors)} validation errors in the written waves ({to_fill} values to fill): "
-            f"fill them, then run `wavepilot validate {written}`"
+            f"{_count(len(errors), 'validation error')} in the written waves "
+            f"({_count(to_fill, 'value')} to fill): fill them, then run "
+            f"`wavepilot validate {written}`"
         )
     if result.problems:
         print(f"{len(result.problems)} rows not imported: see above")
     return EXIT_FAILED
+
+
+def _count(number: int, thing: str) -> str:
+    return f"{number} {thing}{'' if number == 1 else 's'}"
 
 
 def values_to_fill_messages(draft: WaveDraft, emitted: EmittedWave, path: Path) -> list[str]:
