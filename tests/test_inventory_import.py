@@ -367,6 +367,9 @@ def test_values_filled_by_the_team_survive_a_reimport_and_then_it_exits_0(
     assert "slackChannel: C07WAVE0002\n" in wave_2
     assert "  start: 2027-01-09T21:00:00+01:00\n" in wave_2
     assert "CHANGE-ME" not in wave_2
+    # And importing once more changes nothing.
+    assert _run(capsys, str(sheet), "--output", "waves")[0] == 0
+    assert (tmp_path / "waves" / "wave-2.yaml").read_text() == wave_2
 
 
 def test_cli_exit_codes_when_nothing_can_be_imported(
