@@ -592,3 +592,26 @@ def test_validation_errors_the_placeholders_do_not_explain_are_printed(
     assert clash.startswith(f"{out / 'wave-7.yaml'}:")
     assert "targetVmName in account 444455556666: 'hr-portal-web-01' is already used" in clash
     assert printed.splitlines()[-1].startswith("1 validation error in the written waves (0 values")
+
+
+def test_export_leaves_out_what_mgn_cannot_take_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wave_1 = Path(__file__).parents[1] / "manifests" / "waves" / "wave-1.yaml"
+    exported = tmp_path / "mgn.csv"
+    assert cli.main(["export", "--format", "mgn-csv", str(wave_1), "--output", str(exported)]) == 1
+    _, err = capsys.readouterr()
+    assert (
+        "wave-1.yaml:67: rpt-ssrs-01: no source.userProvidedId: MGN's import identifies servers by "
+        "it: not exported"
+    ) in err
+    assert (
+        "wave-1.yaml:32: intranet-web-01: not in MGN's import file: testSubnetId, healthChecks"
+        in err
+    )
+    assert len(exported.read_text().splitlines()) == 1 + 3
+
+    broken = tmp_path / "wave-x.yaml"
+    broken.write_text("name: wave-x\n")
+    assert cli.main(["export", "--format", "mgn-csv", str(broken)]) == 1
+    assert "the manifests must validate before they are exported" in capsys.readouterr().err
