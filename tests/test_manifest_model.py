@@ -15,14 +15,16 @@ import yaml
 
 from orchestration import cli
 from orchestration.gitops.requests import request_for
-from orchestration.manifests.model import EffectiveVm, HttpHealthCheck, TcpHealthCheck
+from orchestration.manifests.model import EffectiveVm, HttpHealthCheck, TcpHealthCheck, Wave
 from orchestration.manifests.validation import (
     LocatedVm,
     ManifestFile,
     ManifestSet,
+    cutover_levels,
     validate_files,
 )
-from orchestration.migration_request import canonical_body
+from orchestration.migration_request import MigrationRequest, canonical_body
+from orchestration.pipeline.spec import MigrationSpec
 from orchestration.request_identity import migration_id
 
 REPO = Path(__file__).resolve().parent.parent
@@ -783,3 +785,136 @@ def test_a_bad_finalize_after_is_reported_at_its_line(value: str, expected: str)
     [finding] = result.findings
     assert expected in finding.message, finding.message
     assert finding.line > 1
+
+
+# --- dependsOn: the order of cutovers within a wave -------------------------------------------
+
+
+def a_wave_of_apps(*apps: tuple[str, list[str] | None]) -> Manifest:
+    """A valid wave with one VM per application; ``None`` leaves ``dependsOn`` out."""
+    wave = a_wave()
+    wave["applications"] = [
+        {"name": name, **({"dependsOn": deps} if deps is not None else {}), "vms": [a_vm(name)]}
+        for name, deps in apps
+    ]
+    return wave
+
+
+def test_depends_on_reaches_the_vms_of_the_application_as_cutover_after() -> None:
+    wave = a_wave_of_apps(("db", None), ("cache", []), ("app", ["db", "cache"]))
+
+    vms = {vm.app_name: vm for vm in effective(wave)}
+
+    assert vms["app"].cutover_after == ["db", "cache"]
+    assert vms["app"].model_dump(mode="json", by_alias=True)["cutoverAfter"] == ["db", "cache"]
+    assert vms["db"].cutover_after == vms["cache"].cutover_after == []
+
+
+def test_without_depends_on_a_vm_reads_the_same_and_keeps_its_revision() -> None:
+    vm = only_vm(a_wave())
+
+    assert "cutoverAfter" not in vm.effective_vm_json
+    assert vm.revision == REVISION_OF_VM_01
+    empty = a_wave()
+    empty["applications"][0]["dependsOn"] = []
+    assert only_vm(empty).revision == REVISION_OF_VM_01
+
+
+def _findings(wave: Manifest) -> list[tuple[int, str]]:
+    text = yaml.safe_dump(wave, sort_keys=False)
+    result = validate_files([ManifestFile("wave-x.yaml", text)], now=NOW)
+    lines = text.splitlines()
+    # Each finding's line is the line of the dependsOn entry it names.
+    found = []
+    for finding in result.findings:
+        assert finding.path == "wave-x.yaml"
+        found.append((finding.line, finding.message))
+        assert lines[finding.line - 1].strip().startswith("- "), lines[finding.line - 1]
+    return found
+
+
+def _line_of(wave: Manifest, app: str, dependency: str) -> int:
+    text = yaml.safe_dump(wave, sort_keys=False).splitlines()
+    start = text.index(f"- name: {app}")
+    return next(
+        n for n, line in enumerate(text, 1) if n > start and line.strip() == f"- {dependency}"
+    )
+
+
+def test_an_unknown_application_is_an_error_at_its_line_with_a_hint() -> None:
+    wave = a_wave_of_apps(("database", None), ("app", ["databse"]))
+
+    [(line, message)] = _findings(wave)
+
+    assert line == _line_of(wave, "app", "databse")
+    assert message == (
+        "applications[1].dependsOn[0]: no application 'databse' in wave 'wave-x' "
+        "(did you mean 'database'?): dependsOn names applications of the same wave"
+    )
+
+
+def test_an_application_depending_on_itself_or_twice_on_another_is_an_error() -> None:
+    wave = a_wave_of_apps(("db", None), ("app", ["app", "db", "db"]))
+
+    findings = _findings(wave)
+
+    assert [message for _, message in findings] == [
+        "applications[1].dependsOn[0]: application 'app' cannot depend on itself",
+        "applications[1].dependsOn[2]: 'db' is listed twice in dependsOn",
+    ]
+
+
+def test_a_cycle_is_an_error_that_names_it() -> None:
+    wave = a_wave_of_apps(("a", ["b"]), ("b", ["c"]), ("c", ["a"]), ("d", ["a"]))
+
+    [(line, message)] = _findings(wave)
+
+    assert line == _line_of(wave, "c", "a")
+    assert message == (
+        "applications[2].dependsOn[0]: dependsOn makes a cycle, a -> b -> c -> a (each depends "
+        "on the next): none of these could ever cut over; remove one dependency"
+    )
+    assert validate(wave).valid is False
+
+
+def test_two_applications_depending_on_each_other_make_a_cycle() -> None:
+    wave = a_wave_of_apps(("web", ["api"]), ("api", ["web"]))
+
+    [(_, message)] = _findings(wave)
+
+    assert "dependsOn makes a cycle, web -> api -> web" in message
+
+
+def test_depends_on_names_applications_of_the_same_wave_only() -> None:
+    other = a_wave("wave-y", a_vm("db-01"))
+    other["applications"][0]["name"] = "db"
+    wave = a_wave_of_apps(("app", ["db"]))
+
+    result = validate(other, wave)
+
+    [finding] = result.errors
+    assert finding.path == "wave-x.yaml"
+    assert "no application 'db' in wave 'wave-x'" in finding.message
+
+
+def test_cutover_levels_follow_the_dependencies() -> None:
+    wave = a_wave_of_apps(
+        ("web", ["api"]), ("api", ["db", "cache"]), ("db", None), ("cache", []), ("batch", ["db"])
+    )
+    assert validate(wave).valid
+
+    assert cutover_levels(Wave.model_validate(wave)) == [["db", "cache"], ["api", "batch"], ["web"]]
+    assert cutover_levels(Wave.model_validate(a_wave())) == []
+
+
+def test_the_pipeline_spec_carries_cutover_after_from_the_published_request() -> None:
+    result = validate(a_wave_of_apps(("db", None), ("app", ["db"])))
+    specs = {}
+    for vm in result.vms:
+        request = request_for(vm, commit="3f2a" + "0" * 36, author="someone")
+        # As the pipeline receives it: the published JSON body, parsed again.
+        received = MigrationRequest.model_validate_json(canonical_body(request))
+        specs[vm.effective_vm.app_name] = MigrationSpec.from_request(received, vm.revision, "c")
+
+    assert specs["app"].cutover_after == ["db"]
+    assert specs["db"].cutover_after == []

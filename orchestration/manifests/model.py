@@ -212,6 +212,11 @@ def finalize_after_minutes(value: str) -> int:
     return int(value[:-1]) * {"m": 1, "h": 60, "d": 24 * 60}[value[-1]]
 
 
+# Applications one application may depend on (``dependsOn``): bounded so that a VM's
+# published request stays small; a longer list is a sign the wave wants splitting.
+MAX_DEPENDENCIES = 50
+
+
 class Application(StrictModel):
     name: AppName
     description: FreeText | None = None
@@ -220,6 +225,11 @@ class Application(StrictModel):
     )
     finalize_after: FinalizeAfter | None = Field(
         default=None, description="Overrides the wave's finalizeAfter for this application."
+    )
+    depends_on: Annotated[list[AppName], Field(max_length=MAX_DEPENDENCIES)] | None = Field(
+        default=None,
+        description="Applications of the same wave whose cutovers go first (for example the "
+        "databases before the application servers); no cycles.",
     )
 
     defaults: LaunchSettings | None = None
@@ -314,6 +324,11 @@ class EffectiveVm(StrictModel):
     finalize_after_minutes: Annotated[int, Field(ge=0, le=MAX_FINALIZE_AFTER_MINUTES)] = Field(
         default=0, exclude_if=lambda minutes: minutes == 0
     )
+    # The applications (of the same wave) whose cutovers go before this VM's: its
+    # application's ``dependsOn``. Left out when empty (the default), likewise.
+    cutover_after: Annotated[list[AppName], Field(max_length=MAX_DEPENDENCIES)] = Field(
+        default_factory=list, exclude_if=lambda apps: not apps
+    )
 
 
 # Settings a VM must end up with once defaults are applied, in the order they are reported.
@@ -326,6 +341,7 @@ REQUIRED_EFFECTIVE_SETTINGS: tuple[str, ...] = (
 
 __all__ = [
     "DEFAULT_APPROVAL_SCOPE",
+    "MAX_DEPENDENCIES",
     "MAX_FINALIZE_AFTER_MINUTES",
     "REQUIRED_EFFECTIVE_SETTINGS",
     "Application",

@@ -249,8 +249,99 @@ def _validate_file(manifest: ManifestFile, now: datetime) -> FileResult:
                 )
             )
         seen_apps.add(app.name)
+    findings.extend(_dependency_findings(document, wave))
     vms = _effective_vms(document, wave, findings)
     return FileResult(wave, tuple(vms), tuple(findings), document)
+
+
+def _dependency_findings(document: YamlDocument, wave: Wave) -> Iterator[Finding]:
+    """``dependsOn``: names of other applications of the wave, each once, without cycles."""
+    names = [app.name for app in wave.applications]
+    known = set(names)
+    edges: dict[str, list[tuple[str, int, int]]] = {}  # app -> (dependency, app index, entry)
+    for index, app in enumerate(wave.applications):
+        seen: set[str] = set()
+        for entry, name in enumerate(app.depends_on or ()):
+            loc = ("applications", index, "dependsOn", entry)
+            line, col = document.position(loc)
+            where = f"{_format_loc(loc)}: "
+            if name == app.name:
+                message = f"application {name!r} cannot depend on itself"
+            elif name not in known:
+                close = difflib.get_close_matches(name, names, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                message = (
+                    f"no application {name!r} in wave {wave.name!r}{hint}: dependsOn names "
+                    "applications of the same wave"
+                )
+            elif name in seen:
+                message = f"{name!r} is listed twice in dependsOn"
+            else:
+                message = ""
+                edges.setdefault(app.name, []).append((name, index, entry))
+            seen.add(name)
+            if message:
+                yield Finding(document.path, line, col, where + message)
+    for cycle, index, entry in _cycles(names, edges):
+        loc = ("applications", index, "dependsOn", entry)
+        line, col = document.position(loc)
+        yield Finding(
+            document.path,
+            line,
+            col,
+            f"{_format_loc(loc)}: dependsOn makes a cycle, {' -> '.join(cycle)} (each "
+            "depends on the next): none of these could ever cut over; remove one dependency",
+        )
+
+
+def _cycles(
+    names: Sequence[str], edges: dict[str, list[tuple[str, int, int]]]
+) -> Iterator[tuple[list[str], int, int]]:
+    """Each dependency that closes a cycle: the cycle (first name repeated at its end) and
+    where that dependency is written. Iterative depth-first search, in file order."""
+    done: set[str] = set()
+    for root in names:
+        if root in done:
+            continue
+        path: list[str] = [root]
+        on_path = {root}
+        pending = [iter(edges.get(root, ()))]
+        while pending:
+            step = next(pending[-1], None)
+            if step is None:
+                pending.pop()
+                finished = path.pop()
+                on_path.discard(finished)
+                done.add(finished)
+                continue
+            name, index, entry = step
+            if name in on_path:
+                yield [*path[path.index(name) :], name], index, entry
+            elif name not in done:
+                path.append(name)
+                on_path.add(name)
+                pending.append(iter(edges.get(name, ())))
+
+
+def cutover_levels(wave: Wave) -> list[list[str]]:
+    """The wave's applications in cutover order: level 1 has no dependencies, level 2
+    depends only on level 1, and so on (file order within a level). Empty when no
+    application has ``dependsOn``. For a wave that validated (no unknown names, no cycles);
+    applications a cycle would hold are left out."""
+    if not any(app.depends_on for app in wave.applications):
+        return []
+    remaining = {app.name: set(app.depends_on or ()) - {app.name} for app in wave.applications}
+    placed: set[str] = set()
+    levels: list[list[str]] = []
+    while remaining:
+        level = [name for name, needs in remaining.items() if needs <= placed]
+        if not level:
+            break
+        levels.append(level)
+        placed.update(level)
+        for name in level:
+            del remaining[name]
+    return levels
 
 
 def _yaml_kind(value: object) -> str:
@@ -340,6 +431,7 @@ def _effective_vms(document: YamlDocument, wave: Wave, findings: list[Finding]) 
         approval = app.approval or wave.approval
         scope = approval.scope if approval is not None else DEFAULT_APPROVAL_SCOPE
         hold = finalize_after_minutes(app.finalize_after or wave.finalize_after or "0")
+        after = list(dict.fromkeys(app.depends_on or ()))
         for vm_index, vm in enumerate(app.vms):
             loc = ("applications", app_index, "vms", vm_index)
             settings = _merge_settings((wave.defaults, app.defaults, vm))
@@ -365,6 +457,7 @@ def _effective_vms(document: YamlDocument, wave: Wave, findings: list[Finding]) 
                 target_vm_name=vm.target_vm_name,
                 approval_scope=scope,
                 finalize_after_minutes=hold,
+                cutover_after=after,
                 **settings,
             )
             vms.append(LocatedVm(effective_vm=effective_vm, document=document, loc=loc))

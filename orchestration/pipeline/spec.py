@@ -73,6 +73,9 @@ class MigrationSpec(PipelineModel):
     # The hold between a verified cutover and FinalizeCutover (the manifest's
     # ``finalizeAfter``): 0 finalizes at once, as a hand-written request always does.
     finalize_after_minutes: int = 0
+    # The applications of the same wave whose cutovers go before this one's (the manifest's
+    # ``dependsOn``, direct dependencies only): none for a hand-written request.
+    cutover_after: list[str] = Field(default_factory=list)
 
     @property
     def approval_group(self) -> str:
@@ -148,6 +151,7 @@ class MigrationSpec(PipelineModel):
                 "operators": vm.operators,
                 "approval_scope": vm.approval_scope,
                 "finalize_after_minutes": vm.finalize_after_minutes,
+                "cutover_after": vm.cutover_after,
             }
         )
 
