@@ -325,3 +325,67 @@ def test_a_base_validated_in_a_second_process_plans_the_same(
     here_pids, forked_pids = pids.read_text().split()[:2], pids.read_text().split()[2:]
     assert set(map(int, here_pids)) == {os.getpid()}
     assert sorted(int(pid) != os.getpid() for pid in forked_pids) == [False, True]
+
+
+def _app_text(name: str, depends_on: list[str], *vms: VmText) -> str:
+    head = f"  - name: {name}\n    dependsOn: [{', '.join(depends_on)}]\n    vms:\n"
+    return head + "".join(vm.render() for vm in vms)
+
+
+def test_the_plan_shows_each_waves_cutover_order_in_markdown_and_json(git_repo: GitRepo) -> None:
+    git_repo.write(WAVE, wave_text("wave-1", [VmText("db-01")], app="db"))
+    git_repo.write("manifests/waves/wave-2.yaml", wave_text("wave-2", [VmText("solo-01")]))
+    base = git_repo.commit("base")
+    git_repo.write(
+        WAVE,
+        wave_text("wave-1", [VmText("db-01")], app="db")
+        + _app_text("cache", [], VmText("cache-01"))
+        + _app_text("api", ["db", "cache"], VmText("api-01"))
+        + _app_text("web", ["api"], VmText("web-01")),
+    )
+    git_repo.commit("api and web after db and cache")
+
+    plan = _plan(git_repo, base)
+
+    assert plan.valid, plan.findings
+    waves = {w["name"]: w for w in plan.as_json()["waves"]}
+    assert waves["wave-1"]["cutoverOrder"] == [["db", "cache"], ["api"], ["web"]]
+    assert waves["wave-2"]["cutoverOrder"] == []
+    markdown = render_markdown(plan)
+    assert "- `wave-1`: 1. `db`, `cache` → 2. `api` → 3. `web`\n" in markdown
+    assert "`wave-2`:" not in markdown
+    api = next(p for p in plan.waves[0].added if p.vm.effective_vm.app_name == "api")
+    assert api.vm.effective_vm.cutover_after == ["db", "cache"]
+
+
+def test_a_plan_without_dependencies_shows_no_cutover_order(git_repo: GitRepo) -> None:
+    git_repo.write(WAVE, wave_text("wave-1", [VmText("web-01")]))
+    git_repo.commit("first wave")
+
+    plan = _plan(git_repo, EMPTY_TREE)
+
+    assert plan.as_json()["waves"][0]["cutoverOrder"] == []
+    assert "Cutover order" not in render_markdown(plan)
+
+
+def test_a_dependency_cycle_is_an_error_in_the_plan_and_no_order_is_shown(
+    git_repo: GitRepo,
+) -> None:
+    git_repo.write(
+        WAVE,
+        wave_text("wave-1", [VmText("db-01")], app="db")
+        + _app_text("api", ["web"], VmText("api-01"))
+        + _app_text("web", ["api"], VmText("web-01")),
+    )
+    git_repo.commit("a cycle")
+
+    plan = _plan(git_repo, EMPTY_TREE)
+
+    assert not plan.valid
+    [finding] = plan.findings
+    assert finding.path == WAVE
+    assert "dependsOn makes a cycle, api -> web -> api" in finding.message
+    assert plan.as_json()["waves"][0]["cutoverOrder"] == []
+    markdown = render_markdown(plan)
+    assert "Cutover order" not in markdown
+    assert f"`{WAVE}:{finding.line}:{finding.col}`" in markdown

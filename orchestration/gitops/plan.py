@@ -28,6 +28,7 @@ from orchestration.manifests.validation import (
     LocatedVm,
     ManifestFile,
     ManifestSet,
+    cutover_levels,
     validate_files,
 )
 from orchestration.migration_request import MigrationRequest
@@ -104,6 +105,9 @@ class WavePlan:
     unchanged_count: int = 0
     errors: int = 0
     """Error findings in the wave's head file: such a wave is not planned at all."""
+    cutover_order: list[list[str]] = field(default_factory=list)
+    """The head's applications in cutover order (``dependsOn``), level by level; empty when
+    no application has dependencies or the wave is not planned."""
 
     @property
     def plannable(self) -> bool:
@@ -165,6 +169,7 @@ class Plan:
                     "changed": [p.as_json() for p in w.changed],
                     "removed": [p.as_json() for p in w.removed],
                     "unchangedCount": w.unchanged_count,
+                    "cutoverOrder": w.cutover_order,
                 }
                 for w in self.waves
             ],
@@ -409,6 +414,9 @@ def diff_sets(
     for migration_id in removed_ids:
         waves[base_vms[migration_id][1]].removed.append(PlannedVm(before[migration_id]))
     for wave in waves.values():
+        head_wave = head_set.waves.get(wave.name)
+        if head_wave is not None and wave.plannable:
+            wave.cutover_order = cutover_levels(head_wave)
         for bucket in (wave.added, wave.changed, wave.removed):
             bucket.sort(
                 key=lambda p: (p.vm.effective_vm.app_name, p.vm.effective_vm.target_vm_name)
