@@ -151,6 +151,7 @@ def steps() -> MigrationSteps:
         reporter=reporter(),
         clock=clock(),
         wave_controls=wave_controls(),
+        migrations=store(),
     )
 
 

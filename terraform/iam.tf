@@ -15,7 +15,7 @@ locals {
     # hold none of them, only sts:AssumeRole on roles of that name.
     validate_input    = ["assume_target_role", "report_steps", "wave_controls", "put_events", "kms_decrypt"]
     prepare_source    = ["assume_target_role", "report_steps", "put_events", "kms_decrypt"]
-    trigger_migration = ["assume_target_role", "report_steps", "wave_controls", "put_events", "kms_decrypt"]
+    trigger_migration = ["assume_target_role", "report_steps", "wave_controls", "wave_migrations", "put_events", "kms_decrypt"]
     verify_migration  = ["assume_target_role", "report_steps", "put_events", "kms_decrypt"]
     request_approval  = ["report_steps", "approval_gates", "put_events", "kms_decrypt"]
     finalize_cutover  = ["assume_target_role", "report_steps", "put_events", "kms_decrypt"]
@@ -45,8 +45,9 @@ locals {
       actions   = ["sqs:SendMessage"]
       resources = [aws_sqs_queue.requests_dlq.arn]
     }
-    # The state table. Only the bot (its status command, on the table and gsi1) and the monitor
-    # (pending approvals, on gsi1 only) query.
+    # The state table. Only the bot (its status command, on the table and gsi1), the monitor
+    # (pending approvals) and a cutover with dependsOn (the wave's migrations) query, the
+    # last two on gsi1 only.
     # state_read: the callback handler reads only for an event put before events carried their
     # routing (an EventBridge or Lambda retry across the deployment).
     state_read = {
@@ -57,6 +58,12 @@ locals {
       # A wave's pause or cancel (WAVECONTROL#<wave>), read before anything is launched in it.
       actions   = ["dynamodb:GetItem"]
       resources = [aws_dynamodb_table.state.arn]
+    }
+    wave_migrations = {
+      # A cutover whose application has dependsOn reads the wave's migrations (WAVE#<wave>,
+      # a partition of gsi1) to see whether the applications it goes after have cut over.
+      actions   = ["dynamodb:Query"]
+      resources = ["${aws_dynamodb_table.state.arn}/index/gsi1"]
     }
     pending_approvals = {
       # The approvals still PENDING: a sparse partition of gsi1 (APPROVALS#PENDING).

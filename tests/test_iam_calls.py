@@ -193,6 +193,13 @@ ALLOWANCES: tuple[Allowance, ...] = (
         frozenset({"start_migration"}),
     ),
     Allowance(
+        "dynamodb:Query",
+        "a cutover whose application has dependsOn reads the wave's migrations (gsi1) until "
+        "the applications it goes after have cut over; the example wave has no dependsOn "
+        "(tests/test_steps_unit.py covers the gate)",
+        frozenset({"trigger_migration"}),
+    ),
+    Allowance(
         "lambda:InvokeFunction",
         "on Lambda, Bolt runs the Slack app's lazy listeners by invoking the function itself "
         "asynchronously; the embedded system runs them on Bolt's thread pool",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -10,9 +10,11 @@ import pytest
 
 from orchestration.adapters.ec2 import Subnet
 from orchestration.adapters.mgn import MgnConflictError
+from orchestration.adapters.state_store import MigrationRecord
 from orchestration.events import MigrationFailed, RollbackCompleted, RollbackStarted
 from orchestration.pipeline.errors import (
     CutoverWindowClosedError,
+    DependencyFailedError,
     HealthCheckFailedError,
     LaunchFailedError,
     LaunchJobRunningError,
@@ -28,6 +30,7 @@ from tests.support.fakes import (
     FakeMgn,
     FakeProbe,
     FakeReporter,
+    FakeStore,
     FixedClock,
     job,
     migration_record,
@@ -554,3 +557,151 @@ def test_without_a_hold_a_verified_cutover_goes_straight_to_finalize(pipeline: P
 
     assert (result["done"], result["holdSeconds"]) == (True, 0)
     assert [(s.step, s.status) for s in pipeline.reporter.steps] == [("VerifyCutover", "SUCCEEDED")]
+
+
+# --- dependsOn: a cutover goes after its application's dependencies --------------------------
+
+
+def _dependency(
+    name: str, *, app: str = "db", wave: str = "wave-3", status: str = "RUNNING", **record: Any
+) -> MigrationRecord:
+    dependency = migration_record(
+        status=status,
+        migrationId=f"mig-{name}",
+        appName=app,
+        wave=wave,
+        targetVmName=name,
+        sourceVmId=f"/vm/{name}",
+    )
+    return replace(dependency, **record)
+
+
+def _verified(at_minute: int) -> dict[str, str]:
+    return {"step": "VerifyCutover", "status": "SUCCEEDED", "message": "ok", "at": f"{at_minute}"}
+
+
+def _entry(step: str, status: str) -> dict[str, str]:
+    return {"step": step, "status": status, "message": "", "at": ""}
+
+
+@pytest.fixture
+def ordered(pipeline: Pipeline) -> tuple[Pipeline, FakeStore]:
+    """The pipeline with the wave's migrations to look at (as wiring gives it)."""
+    store = FakeStore()
+    pipeline.steps = MigrationSteps(
+        lanes=pipeline.lanes,
+        prober=pipeline.probe,
+        reporter=pipeline.reporter,
+        clock=pipeline.clock,
+        migrations=store,
+    )
+    return pipeline, store
+
+
+def _add(store: FakeStore, *records: MigrationRecord) -> None:
+    for record in records:
+        store.migrations[record.migration_id] = record
+
+
+def test_a_cutover_waits_for_the_applications_it_depends_on_and_says_so_once(
+    ordered: tuple[Pipeline, FakeStore],
+) -> None:
+    pipeline, store = ordered
+    _add(
+        store,
+        _dependency("db-01", status="COMPLETED"),
+        _dependency("db-02", step="AwaitApproval"),
+        _dependency("cache-01", app="cache", status="COMPLETED"),
+        _dependency("web-01", app="web"),  # not a dependency: it does not hold the cutover
+        _dependency("db-09", wave="wave-9"),  # another wave's db: neither
+    )
+    state = pipeline.state(cutover_after=["db", "cache", "queue"])
+
+    first = pipeline.steps.trigger(state, "cutover")
+    second = pipeline.steps.trigger({**state, "cutover": first}, "cutover")
+
+    assert pipeline.mgn.launched == []
+    assert (first["started"], first["done"], first["dependsOn"]) == (False, False, ["db", "queue"])
+    assert first["waitSeconds"] == CONFIG["pollInitialSeconds"]
+    assert second["waitSeconds"] == CONFIG["pollInitialSeconds"] * 2
+    assert second["polls"] == 2
+    assert [(s.step, s.status, s.message) for s in pipeline.reporter.steps] == [
+        (
+            "StartCutover",
+            "WAITING",
+            "the cutover waits for db, queue to cut over first (dependsOn): "
+            "db: db-02; queue: no migration requested yet",
+        )
+    ]
+
+
+def test_a_cutover_starts_once_every_dependency_has_cut_over(
+    ordered: tuple[Pipeline, FakeStore],
+) -> None:
+    pipeline, store = ordered
+    _add(
+        store,
+        _dependency("db-01", status="COMPLETED"),
+        # Verified and held before FinalizeCutover (finalizeAfter): it has cut over.
+        _dependency(
+            "db-02",
+            step="VerifyCutover",
+            history=(_entry("ValidateInput", "SUCCEEDED"), _verified(5)),
+        ),
+    )
+    state = pipeline.state(cutover_after=["db"])
+    waiting = {"done": False, "waitSeconds": 5, "dependsOn": ["db"], "startedAt": 1.0}
+
+    result = pipeline.steps.trigger({**state, "cutover": waiting}, "cutover")
+
+    assert result == {"started": True, "done": True, "jobId": "mgnjob-0001"}
+    [(kind, ids, _)] = pipeline.mgn.launched
+    assert (kind, ids) == ("START_CUTOVER", [SERVER])
+
+
+def test_a_cutover_verified_in_an_earlier_run_does_not_count(
+    ordered: tuple[Pipeline, FakeStore],
+) -> None:
+    pipeline, store = ordered
+    # db-01 cut over, was rolled back by an operator, and runs again (a new revision).
+    history = (_verified(1), _entry("Rollback", "SUCCEEDED"), _entry("ValidateInput", "STARTED"))
+    _add(store, _dependency("db-01", step="ValidateInput", history=history))
+
+    result = pipeline.steps.trigger(pipeline.state(cutover_after=["db"]), "cutover")
+
+    assert (result["started"], result["dependsOn"]) == (False, ["db"])
+    assert pipeline.mgn.launched == []
+
+
+@pytest.mark.parametrize("status", ["ROLLED_BACK", "FAILED"])
+def test_a_dependency_that_did_not_cut_over_rolls_this_cutover_back(
+    ordered: tuple[Pipeline, FakeStore], status: str
+) -> None:
+    pipeline, store = ordered
+    _add(store, _dependency("db-01", status="COMPLETED"), _dependency("db-02", status=status))
+
+    with pytest.raises(
+        DependencyFailedError,
+        match=rf"goes after db \(dependsOn\), but db-02 \(db, {status}\) did not cut over: "
+        "the migration is rolled back",
+    ):
+        pipeline.steps.trigger(pipeline.state(cutover_after=["db"]), "cutover")
+
+    assert pipeline.mgn.launched == []
+
+
+@pytest.mark.parametrize(
+    ("launch", "cutover_after", "kind"),
+    [("test", ["db"], "START_TEST"), ("cutover", [], "START_CUTOVER")],
+    ids=["test-launch", "cutover-without-dependencies"],
+)
+def test_the_test_launch_and_a_cutover_without_dependencies_do_not_wait(
+    ordered: tuple[Pipeline, FakeStore], launch: Any, cutover_after: list[str], kind: str
+) -> None:
+    pipeline, store = ordered
+    _add(store, _dependency("db-01"))
+
+    result = pipeline.steps.trigger(pipeline.state(cutover_after=cutover_after), launch)
+
+    assert result["started"]
+    assert [launched for launched, _, _ in pipeline.mgn.launched] == [kind]

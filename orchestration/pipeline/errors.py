@@ -47,6 +47,11 @@ class WaveCancelledError(PipelineError):
     """An operator cancelled the wave: the migration rolls back instead of launching."""
 
 
+class DependencyFailedError(PipelineError):
+    """An application this cutover waits for (``dependsOn``) rolled back or failed: the
+    cutover is rolled back instead of going ahead without it."""
+
+
 class RollbackRefusedError(PipelineError):
     """A finalized cutover is not rolled back automatically."""
 

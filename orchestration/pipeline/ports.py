@@ -40,6 +40,12 @@ class WaveControls(Protocol):
     def get(self, wave: str) -> WaveControl | None: ...
 
 
+class WaveMigrations(Protocol):
+    """The migrations of a wave (orchestration.adapters.state_store.MigrationStore)."""
+
+    def wave_migrations(self, wave: str) -> list[MigrationRecord]: ...
+
+
 # --- Step Functions (orchestration.adapters.stepfunctions.StepFunctionsAdapter) ------------
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from orchestration.adapters.lanes import LaneError
 from orchestration.adapters.mgn import (
@@ -33,6 +33,7 @@ from orchestration.events import (
 from orchestration.pipeline.errors import (
     ROLLBACK_REQUESTED,
     CutoverWindowClosedError,
+    DependencyFailedError,
     HealthCheckFailedError,
     LaunchFailedError,
     LaunchJobRunningError,
@@ -52,9 +53,13 @@ from orchestration.pipeline.ports import (
     Mgn,
     StatusReports,
     WaveControls,
+    WaveMigrations,
 )
 from orchestration.pipeline.resolution import SourceServerDirectory, resolve_source_server
 from orchestration.pipeline.spec import MigrationSpec
+
+if TYPE_CHECKING:
+    from orchestration.adapters.state_store import MigrationRecord
 
 # Which of MGN's two launches a step works on (the ASL passes it as ``phase``).
 Launch = Literal["test", "cutover"]
@@ -131,10 +136,14 @@ class MigrationSteps:
         reporter: StatusReports,
         clock: Clock,
         wave_controls: WaveControls | None = None,
+        migrations: WaveMigrations | None = None,
     ) -> None:
         # MGN and EC2 are per lane (the spec's target account and Region), asked per call.
         self._lanes = lanes
         self._wave_controls = wave_controls
+        # The wave's migrations, for a cutover that waits for other applications
+        # (``dependsOn``); without them (unit tests of other steps) nothing waits.
+        self._migrations = migrations
         self._prober = prober
         self._report = reporter
         self._clock = clock
@@ -410,6 +419,10 @@ class MigrationSteps:
                 "held": True,
                 "waitSeconds": config.initial_seconds,
             }
+        if launch == "cutover" and spec.cutover_after:
+            waiting = self._dependencies_wait(state, spec, config, key)
+            if waiting is not None:
+                return {**waiting, "started": False}
         tags = {"wavepilot:migration-id": spec.migration_id, "wavepilot:revision": spec.revision}
         try:
             job = (
@@ -429,6 +442,50 @@ class MigrationSteps:
             jobId=job.job_id,
         )
         return {"started": True, "done": True, "jobId": job.job_id}
+
+    def _dependencies_wait(
+        self, state: State, spec: MigrationSpec, config: PollConfig, key: str
+    ) -> dict[str, Any] | None:
+        """A polling result while a VM of an application this cutover goes after
+        (``cutoverAfter``) has not cut over, or None once all have; raises if one of them
+        rolled back or failed. An application with no migration recorded yet is waited
+        for too: the cutover window bounds the wait (a closed window rolls back)."""
+        if self._migrations is None:
+            return None
+        wanted = set(spec.cutover_after)
+        records = [
+            record
+            for record in self._migrations.wave_migrations(spec.wave)
+            if record.app_name in wanted and record.migration_id != spec.migration_id
+        ]
+        failed = sorted(
+            (r for r in records if r.status in DEPENDENCY_FAILED), key=lambda r: r.target_vm_name
+        )
+        if failed:
+            names = ", ".join(f"{r.target_vm_name} ({r.app_name}, {r.status})" for r in failed)
+            raise DependencyFailedError(
+                f"this cutover goes after {', '.join(spec.cutover_after)} (dependsOn), but "
+                f"{names} did not cut over: the migration is rolled back; migrate "
+                "the dependency again, then this VM"
+            )
+        pending_vms = [r for r in records if not _cut_over(r)]
+        recorded = {r.app_name for r in records}
+        pending = [
+            app
+            for app in spec.cutover_after
+            if app not in recorded or any(r.app_name == app for r in pending_vms)
+        ]
+        if not pending:
+            return None
+        if not (state.get(key) or {}).get("dependsOn"):
+            self._report.step(
+                spec,
+                Step.START_CUTOVER,
+                "WAITING",
+                f"the cutover waits for {', '.join(pending)} to cut over first (dependsOn): "
+                f"{_not_yet(pending, pending_vms)}",
+            )
+        return {**_poll(state, key, config, self._epoch()), "dependsOn": pending}
 
     def _unless_cancelled(self, wave: str) -> None:
         held = self._held(wave)
@@ -730,6 +787,33 @@ def _coordinated_launch(outcome: dict[str, Any], launch: Launch, server_id: str)
             + (f": {detail}" if detail else "")
         )
     return str(outcome["instanceId"])
+
+
+# A dependency's record in one of these states will never cut over (this execution's).
+DEPENDENCY_FAILED = frozenset({"ROLLED_BACK", "FAILED"})
+
+
+def _cut_over(record: MigrationRecord) -> bool:
+    """Whether a migration has cut over: COMPLETED (finalized), or its cutover verified in
+    its current run (a held finalize: ``finalizeAfter``). A history entry from before its
+    last ValidateInput or Rollback belongs to an earlier run and does not count."""
+    if record.status == "COMPLETED":
+        return True
+    for entry in reversed(record.history):
+        if entry["step"] == Step.VERIFY_CUTOVER and entry["status"] == "SUCCEEDED":
+            return True
+        if entry["step"] in {Step.VALIDATE_INPUT, Step.ROLLBACK}:
+            return False
+    return False
+
+
+def _not_yet(apps: list[str], pending: list[MigrationRecord]) -> str:
+    """Which of the applications' VMs have not cut over (or that none is requested yet)."""
+    parts = []
+    for app in apps:
+        vms = sorted(r.target_vm_name for r in pending if r.app_name == app)
+        parts.append(f"{app}: {', '.join(vms)}" if vms else f"{app}: no migration requested yet")
+    return "; ".join(parts)
 
 
 def _cancelled(control: WaveControl) -> str:

@@ -147,6 +147,9 @@ class FakeStore:
     def get(self, migration_id: str) -> MigrationRecord | None:
         return self.migrations.get(migration_id)
 
+    def wave_migrations(self, wave: str) -> list[MigrationRecord]:
+        return [record for record in self.migrations.values() if record.wave == wave]
+
     def set_execution(
         self, migration_id: str, revision: str, execution_arn: str, now: datetime
     ) -> None:
