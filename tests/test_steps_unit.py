@@ -705,3 +705,20 @@ def test_the_test_launch_and_a_cutover_without_dependencies_do_not_wait(
 
     assert result["started"]
     assert [launched for launched, _, _ in pipeline.mgn.launched] == [kind]
+
+
+def test_a_dependency_wait_looks_again_within_five_minutes_whatever_poll_max_seconds(
+    ordered: tuple[Pipeline, FakeStore],
+) -> None:
+    pipeline, store = ordered
+    _add(store, _dependency("db-01"))
+    state = {
+        **pipeline.state(cutover_after=["db"]),
+        "config": {**CONFIG, "pollMaxSeconds": 900},
+        "cutover": {"done": False, "waitSeconds": 600, "dependsOn": ["db"], "startedAt": 1.0},
+    }
+
+    result = pipeline.steps.trigger(state, "cutover")
+
+    assert (result["started"], result["waitSeconds"]) == (False, 300)
+    assert pipeline.reporter.steps == []  # said once already

@@ -485,7 +485,11 @@ class MigrationSteps:
                 f"the cutover waits for {', '.join(pending)} to cut over first (dependsOn): "
                 f"{_not_yet(pending, pending_vms)}",
             )
-        return {**_poll(state, key, config, self._epoch()), "dependsOn": pending}
+        waiting = _poll(state, key, config, self._epoch())
+        # Capped lower than the other waits: on migration day the dependent cutover should
+        # follow within minutes, not pollMaxSeconds (15 minutes as deployed).
+        waiting["waitSeconds"] = min(waiting["waitSeconds"], DEPENDENCY_POLL_MAX_SECONDS)
+        return {**waiting, "dependsOn": pending}
 
     def _unless_cancelled(self, wave: str) -> None:
         held = self._held(wave)
@@ -789,6 +793,9 @@ def _coordinated_launch(outcome: dict[str, Any], launch: Launch, server_id: str)
     return str(outcome["instanceId"])
 
 
+# The longest wait between two looks at the wave's migrations while a cutover waits for its
+# dependencies (each look is one Query of the wave, per waiting VM).
+DEPENDENCY_POLL_MAX_SECONDS = 300
 # A dependency's record in one of these states will never cut over (this execution's).
 DEPENDENCY_FAILED = frozenset({"ROLLED_BACK", "FAILED"})
 
