@@ -196,7 +196,7 @@ ALLOWANCES: tuple[Allowance, ...] = (
         "dynamodb:Query",
         "a cutover whose application has dependsOn reads the wave's migrations (gsi1) until "
         "the applications it goes after have cut over; the example wave has no dependsOn "
-        "(tests/test_steps_unit.py covers the gate)",
+        "(tests/test_steps_unit.py and test_pipeline_e2e.py cover the gate)",
         frozenset({"trigger_migration"}),
     ),
     Allowance(

@@ -320,3 +320,73 @@ def _when(read: Callable[[], Any], ready: Callable[[Any], Any], timeout: float =
             return value
         assert time.monotonic() < deadline, f"not ready after {timeout} s: {value!r}"
         time.sleep(0.2)
+
+
+# --- dependsOn: reporting's cutover goes after intranet's --------------------------------------
+
+
+def _reporting_after_intranet(
+    system: EmbeddedSystem, intranet_decision: str
+) -> tuple[MigrationRequest, MigrationRequest, Callable[..., tuple[str, str] | None]]:
+    """intranet-db-01 and rpt-ssrs-01 (reporting dependsOn intranet). The approver decides
+    reporting at once and intranet only once reporting is at its cutover, so that reporting
+    is the one that has to wait."""
+    requests = example_requests(approval_scope="vm", depends_on={"reporting": ["intranet"]})
+    by_name = {r.target_vm_name: r for r in requests}
+    db, report = by_name["intranet-db-01"], by_name["rpt-ssrs-01"]
+    _seeded(system, [db, report])
+
+    def approver(record: Any, approvers: tuple[str, ...]) -> tuple[str, str] | None:
+        if record.migration_id == report.migration_id:
+            return "APPROVED", "U07ALICE001"
+        reporting = wiring.store().get(report.migration_id)
+        at_cutover = reporting is not None and (
+            reporting.step in {"StartCutover", "VerifyCutover", "FinalizeCutover", "Rollback"}
+        )
+        return (intranet_decision, "U07ALICE001") if at_cutover else None
+
+    return db, report, approver
+
+
+def test_a_cutover_waits_for_the_application_it_depends_on(
+    system: EmbeddedSystem, driver: MigrationDriver
+) -> None:
+    db, report, approver = _reporting_after_intranet(system, "APPROVED")
+
+    driver.send([db, report])
+    outcomes = driver.wait([db.migration_id, report.migration_id], approver=approver)
+
+    assert [outcomes[m].record_status for m in (db.migration_id, report.migration_id)] == [
+        "COMPLETED",
+        "COMPLETED",
+    ], [outcomes[m].cause for m in outcomes]
+    reporting = outcomes[report.migration_id].steps
+    waiting = [s for s in reporting if (s["step"], s["status"]) == ("StartCutover", "WAITING")]
+    assert [s["message"] for s in waiting] == [
+        "the cutover waits for intranet to cut over first (dependsOn): intranet: intranet-db-01"
+    ]
+    db_verified = next(
+        s["at"]
+        for s in outcomes[db.migration_id].steps
+        if (s["step"], s["status"]) == ("VerifyCutover", "SUCCEEDED")
+    )
+    reporting_started = next(
+        s["at"] for s in reporting if (s["step"], s["status"]) == ("StartCutover", "SUCCEEDED")
+    )
+    assert reporting_started >= db_verified
+
+
+def test_a_cutover_whose_dependency_rolled_back_rolls_back_too(
+    system: EmbeddedSystem, driver: MigrationDriver
+) -> None:
+    db, report, approver = _reporting_after_intranet(system, "REJECTED")
+
+    driver.send([db, report])
+    outcomes = driver.wait([db.migration_id, report.migration_id], approver=approver)
+
+    assert outcomes[db.migration_id].record_status == "ROLLED_BACK"
+    reporting = outcomes[report.migration_id]
+    assert (reporting.status, reporting.record_status) == ("FAILED", "ROLLED_BACK")
+    assert ("StartCutover", "SUCCEEDED") not in [(s["step"], s["status"]) for s in reporting.steps]
+    rollback = next(s for s in reporting.steps if s["step"] == "Rollback")
+    assert "but intranet-db-01 (intranet, ROLLED_BACK) did not cut over" in rollback["message"]

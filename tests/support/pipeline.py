@@ -21,10 +21,11 @@ def example_requests(
     lasts: timedelta = timedelta(hours=2),
     approval_scope: str | None = None,
     finalize_after: str | None = None,
+    depends_on: dict[str, list[str]] | None = None,
 ) -> list[MigrationRequest]:
     """The example wave's requests; ``approval_scope`` sets the wave's ``approval.scope``
     (the examples leave it to the default, ``application``), ``finalize_after`` its
-    ``finalizeAfter`` (0 by default)."""
+    ``finalizeAfter`` (0 by default), ``depends_on`` applications' ``dependsOn``."""
     path = REPO_ROOT / "manifests" / "waves" / f"{wave}.yaml"
     start = datetime.now(UTC) + opens_in
     times = iter([start.isoformat(), (start + lasts).isoformat()])
@@ -33,6 +34,10 @@ def example_requests(
         text = text.replace("\ndefaults:", f"\napproval:\n  scope: {approval_scope}\ndefaults:", 1)
     if finalize_after is not None:
         text = text.replace("\ndefaults:", f"\nfinalizeAfter: {finalize_after}\ndefaults:", 1)
+    for app, names in (depends_on or {}).items():
+        entry = f"\n  - name: {app}\n"
+        assert entry in text, app
+        text = text.replace(entry, f"{entry}    dependsOn: [{', '.join(names)}]\n", 1)
     result = validate_files([ManifestFile(str(path), text)], now=datetime.now(UTC))
     assert result.valid, result.findings
     return [
