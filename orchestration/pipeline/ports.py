@@ -46,6 +46,21 @@ class WaveMigrations(Protocol):
     def wave_migrations(self, wave: str) -> list[MigrationRecord]: ...
 
 
+class AuditedWaveMigrations(WaveMigrations, Protocol):
+    """A wave's migrations and each one's audit trail (a wave's pause, resume or cancel)."""
+
+    def audit_migration(
+        self,
+        migration_id: str,
+        *,
+        actor: str,
+        action: str,
+        outcome: str,
+        detail: str,
+        now: datetime,
+    ) -> None: ...
+
+
 # --- Step Functions (orchestration.adapters.stepfunctions.StepFunctionsAdapter) ------------
 
 

@@ -15,8 +15,7 @@ rollback. Every attempt is audited on each migration of the wave, refusals too.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal
 
 from orchestration.adapters.state_store import MigrationRecord
 from orchestration.adapters.wave_control import (
@@ -32,6 +31,7 @@ from orchestration.pipeline.manual_rollback import (
     RollbackRequestError,
     RollbackService,
 )
+from orchestration.pipeline.ports import AuditedWaveMigrations
 
 WaveAction = Literal["pause", "resume", "cancel"]
 # The state each action moves the wave to, and the states it may start from.
@@ -44,21 +44,6 @@ TRANSITIONS: dict[str, tuple[str, frozenset[str]]] = {
 
 class WaveControlError(Exception):
     """A pause, resume or cancel that was not made; the message says why and what to do."""
-
-
-class WaveMigrations(Protocol):
-    def wave_migrations(self, wave: str) -> list[MigrationRecord]: ...
-
-    def audit_migration(
-        self,
-        migration_id: str,
-        *,
-        actor: str,
-        action: str,
-        outcome: str,
-        detail: str,
-        now: datetime,
-    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +60,7 @@ class WaveControlService:
     def __init__(
         self,
         controls: WaveControlStore,
-        migrations: WaveMigrations,
+        migrations: AuditedWaveMigrations,
         rollbacks: RollbackService,
         clock: Clock,
     ) -> None:
