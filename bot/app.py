@@ -36,10 +36,18 @@ from bot.group_approvals import (
 from bot.group_approvals import REJECT_MODAL as GROUP_REJECT_MODAL
 from bot.owed_roots import Owed, OwedRootsQueue
 from bot.services import BotServices
-from bot.threads import APPROVE_ACTION, REJECT_ACTION, approval_decided_message
+from bot.threads import (
+    APPROVE_ACTION,
+    PARK_RETRY_ACTION,
+    PARK_ROLLBACK_ACTION,
+    REJECT_ACTION,
+    approval_decided_message,
+    park_decided_message,
+)
 from orchestration.clock import Clock, ClockAwareExecutor
 from orchestration.observability import count, logger
 from orchestration.pipeline.approvals import ApprovalError, Decision
+from orchestration.pipeline.parking import ParkDecision, ParkError
 from orchestration.pipeline.wave_control import wave_control_text
 
 REJECT_MODAL = "reject_reason"
@@ -78,6 +86,8 @@ def build_app(
     app.view(SELECT_MODAL)(ack=listeners.ack_selection, lazy=[listeners.approve_selected])
     app.action(GROUP_REJECT_ACTION)(listeners.open_group_reject_modal)
     app.view(GROUP_REJECT_MODAL)(ack=listeners.ack_reason, lazy=[listeners.reject_group])
+    app.action(PARK_RETRY_ACTION)(ack=_ack, lazy=[listeners.retry_parked])
+    app.action(PARK_ROLLBACK_ACTION)(ack=_ack, lazy=[listeners.roll_back_parked])
     app.command("/wavepilot")(ack=_ack, lazy=[listeners.run_command])
     app.action(commands.ROLLBACK_CONFIRM_ACTION)(ack=_ack, lazy=[listeners.confirm_rollback])
     app.action(commands.ROLLBACK_CANCEL_ACTION)(listeners.cancel_rollback)
@@ -190,6 +200,33 @@ class Listeners:
                 text=decided.text,
                 blocks=list(decided.blocks),
             )
+
+    # --- a parked migration's buttons (onFailure: park) -------------------------------------
+
+    def retry_parked(self, body: dict[str, Any], respond: Respond) -> None:
+        self._decide_park(body, respond, "retry")
+
+    def roll_back_parked(self, body: dict[str, Any], respond: Respond) -> None:
+        self._decide_park(body, respond, "rollback")
+
+    def _decide_park(self, body: dict[str, Any], respond: Respond, decision: ParkDecision) -> None:
+        """Retry or Roll back, by one of the wave's operators (checked, exactly once, audited
+        by ParkService); the message keeps who decided, without its buttons."""
+        services = self._services()
+        migration_id, _, park_id = str(body["actions"][0].get("value", "")).partition("|")
+        try:
+            done = services.parks.decide(
+                migration_id,
+                decision,
+                user=body["user"]["id"],
+                park_id=park_id or None,
+                is_member=services.directory.is_member,
+            )
+        except ParkError as exc:
+            respond(text=f":warning: {exc}", response_type="ephemeral", replace_original=False)
+            return
+        decided = park_decided_message(done.decision, done.user, self._clock.now().isoformat())
+        respond(text=decided.text, blocks=list(decided.blocks), replace_original=True)
 
     # --- group approval buttons (approval.scope application or wave) -----------------------
 

@@ -29,6 +29,7 @@ from orchestration.operators import (
 )
 from orchestration.operators.ids import APPROVAL_PREFIX, MIGRATION_PREFIX
 from orchestration.pipeline.manual_rollback import RollbackRequestError
+from orchestration.pipeline.parking import ParkError
 from orchestration.pipeline.wave_control import (
     WaveAction,
     WaveControlError,
@@ -50,6 +51,7 @@ each decided and audited on its own (asks first, naming the count, account and w
 • `reject <approval|migration> <reason>`: reject it; the migration rolls back
 • `reject <wave|wave/application> <reason>`: reject every VM of it waiting for a decision
 • `rollback <migration> <reason>`: stop a migration and roll it back (operators; asks first)
+• `retry <migration> [reason]`: start a parked migration's test launch again (operators)
 • `pause <wave> <reason>`: no new test launch or cutover starts in the wave; running jobs \
 finish (operators; asks first)
 • `resume <wave>`: the paused wave goes on where each migration stood (operators; asks first)
@@ -171,6 +173,25 @@ def _rollback_command(services: BotServices, user: str, args: list[str]) -> Repl
     return _confirm_rollback(services, user, target, reason)
 
 
+def _retry_command(services: BotServices, user: str, args: list[str]) -> Reply:
+    """A parked migration (onFailure: park): its test launch starts again."""
+    if not args:
+        raise CommandError("usage: `/wavepilot retry <migration> [reason]`")
+    target, reason = args[0], " ".join(args[1:])
+    if id_kind(target) != "migration":
+        raise CommandError("retry a migration (`mig-...`), not an approval")
+    try:
+        done = services.parks.decide(
+            target, "retry", user=user, reason=reason, is_member=services.directory.is_member
+        )
+    except ParkError as exc:
+        return Reply(f":warning: {exc}")
+    return Reply(
+        f":repeat: Retry of *{done.target_vm_name}*: its test launch starts again "
+        f"(`/wavepilot status {target}`)."
+    )
+
+
 def _wave_command(action: WaveAction) -> Callable[[BotServices, str, list[str]], Reply]:
     def command(services: BotServices, user: str, args: list[str]) -> Reply:
         if action == "resume":
@@ -187,6 +208,7 @@ COMMANDS: dict[str, Callable[[BotServices, str, list[str]], Reply]] = {
     "approve": _approve_command,
     "reject": _reject_command,
     "rollback": _rollback_command,
+    "retry": _retry_command,
     "pause": _wave_command("pause"),
     "resume": _wave_command("resume"),
     "cancel": _wave_command("cancel"),

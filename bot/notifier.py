@@ -200,7 +200,10 @@ class StatusNotifier:
         ):
             thread = self._posted(thread)  # what a person needs is posted in its thread
         for reply in at_once:
-            self._slack.post(thread.channel, text=reply.text, thread_ts=thread.ts)
+            # Blocks too: a parked migration's reply carries its Retry and Roll back buttons.
+            self._slack.post(
+                thread.channel, text=reply.text, blocks=reply.blocks, thread_ts=thread.ts
+            )
         can_wait = tuple(reply.text for reply in change.replies if reply.can_wait)
         if can_wait:
             thread = self._reply_now_or_owe(

@@ -9,6 +9,7 @@ from bot.directory import SlackDirectory
 from orchestration.adapters.state_store import MigrationStore
 from orchestration.pipeline.approvals import ApprovalService
 from orchestration.pipeline.manual_rollback import RollbackService
+from orchestration.pipeline.parking import ParkService
 from orchestration.pipeline.wave_control import WaveControlService
 
 
@@ -19,3 +20,4 @@ class BotServices:
     rollbacks: RollbackService
     directory: SlackDirectory
     wave_control: WaveControlService
+    parks: ParkService

@@ -23,6 +23,7 @@ from orchestration.events import (
     HealthCheckResult,
     MigrationCompleted,
     MigrationFailed,
+    MigrationParked,
     MigrationRequested,
     MigrationStatusUpdated,
     RollbackCompleted,
@@ -53,15 +54,25 @@ STEP_PHASE: dict[str, int] = {
     Step.FINALIZE_CUTOVER: 7,
 }
 Outcome = Literal[
-    "queued", "running", "awaiting approval", "migrated", "rolling back", "rolled back", "failed"
+    "queued",
+    "running",
+    "awaiting approval",
+    "parked",
+    "migrated",
+    "rolling back",
+    "rolled back",
+    "failed",
 ]
 FINAL_OUTCOMES: frozenset[str] = frozenset({"migrated", "rolled back"})
 # What the root shows as its headline. Awaiting approval is not a stage of the root: the
 # approval message in the thread (mentioning the approvers) and the wave summary's count say
 # it, which keeps a migration's thread within its Slack budget (docs/SLACK.md).
-Stage = Literal["in progress", "cutting over", "migrated", "rolling back", "rolled back", "failed"]
+Stage = Literal[
+    "in progress", "parked", "cutting over", "migrated", "rolling back", "rolled back", "failed"
+]
 STAGE_ICON: dict[str, str] = {
     "in progress": ":arrows_counterclockwise:",
+    "parked": ":parking:",
     "cutting over": ":arrow_right:",
     "migrated": ":white_check_mark:",
     "rolling back": ":rewind:",
@@ -74,6 +85,7 @@ Category = Literal[
     "queued",
     "replicating/testing",
     "awaiting approval",
+    "parked",
     "cutting over",
     "migrated",
     "rolling back",
@@ -84,15 +96,20 @@ CATEGORIES: tuple[Category, ...] = (
     "queued",
     "replicating/testing",
     "awaiting approval",
+    "parked",
     "cutting over",
     "migrated",
     "rolling back",
     "rolled back",
     "failed",
 )
-FAILURE_CATEGORIES: frozenset[str] = frozenset({"failed", "rolling back", "rolled back"})
+# What the wave summary lists, with links: what went wrong, and what waits for a person.
+FAILURE_CATEGORIES: frozenset[str] = frozenset({"failed", "parked", "rolling back", "rolled back"})
 APPROVE_ACTION = "approval_approve"
 REJECT_ACTION = "approval_reject"
+# A parked migration's buttons (onFailure: park); the value is ``<migration>|<park>``.
+PARK_RETRY_ACTION = "park_retry"
+PARK_ROLLBACK_ACTION = "park_rollback"
 METADATA_EVENT_TYPE = "wavepilot_migration_status"
 
 
@@ -247,6 +264,11 @@ def advance(state: ThreadState, event: EventDetail) -> Change:  # noqa: PLR0911 
                 replace(moved, phase=gate, outcome=outcome, detail=decided),
                 approval_decision=event,
             )
+        case MigrationParked():
+            return Change(
+                replace(moved, outcome="parked", detail=f"parked: {event.step} failed"),
+                (parked_message(event),),
+            )
         case MigrationCompleted():
             minutes = event.duration_seconds / 60
             done = replace(
@@ -319,6 +341,9 @@ def _status(state: ThreadState, event: MigrationStatusUpdated) -> Change:
     outcome: Outcome = state.outcome
     if event.step == Step.ROLLBACK:
         outcome = "rolled back" if event.status == "SUCCEEDED" else "rolling back"
+    elif event.step == Step.PARK:
+        # Parked (WAITING) until an operator's Retry (SUCCEEDED) or a rollback.
+        outcome = "parked" if event.status == "WAITING" else "running"
     elif event.status == "FAILED":
         outcome = "failed"
     elif event.step == Step.AWAIT_APPROVAL and event.status == "WAITING":
@@ -337,7 +362,85 @@ def _milestone(event: MigrationStatusUpdated) -> str | None:
         return f":x: *{event.step} failed*: {event.message}"
     if event.step == Step.FINALIZE_CUTOVER and event.status == "WAITING":
         return f":hourglass_flowing_sand: Cutover verified, *finalize* {event.message}"
+    if event.step == Step.PARK and event.status == "SUCCEEDED":
+        return f":repeat: {_upper_first(event.message)}"
     return None
+
+
+def _upper_first(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def parked_message(event: MigrationParked) -> Message:
+    """A parked migration's reply: what failed, that nothing runs, when it rolls back on its
+    own, and the operators' two buttons (Roll back asks to confirm first)."""
+    operators = _mention_all(event.operators) if event.operators else "the wave's operators"
+    headline = (
+        f":parking: *Parked* after *{event.step}* failed: {_clip(_escape(event.cause), 1_500)}"
+    )
+    body = (
+        "Nothing is running: the test instance was terminated and the source keeps "
+        f"replicating. {operators}: *Retry* starts the test launch again, *Roll back* ends "
+        f"the migration. Nobody deciding rolls it back "
+        f"{slack_date(event.rollback_at.isoformat(), TIME_FORMAT)}."
+    )
+    value = f"{event.migration_id}|{event.park_id}"
+    text = (
+        f"Parked: {event.target_vm_name} ({event.wave}) after {event.step} failed: "
+        f"{event.cause}. Retry or Roll back; it rolls back on its own at "
+        f"{event.rollback_at.isoformat()}."
+    )
+    blocks = (
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"{headline}\n{body}"}},
+        {
+            "type": "actions",
+            "block_id": "park",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": PARK_RETRY_ACTION,
+                    "text": _plain("Retry"),
+                    "style": "primary",
+                    "value": value,
+                },
+                {
+                    "type": "button",
+                    "action_id": PARK_ROLLBACK_ACTION,
+                    "text": _plain("Roll back"),
+                    "style": "danger",
+                    "value": value,
+                    "confirm": {
+                        "title": _plain(_clip(f"Roll back {event.target_vm_name}?", 100)),
+                        "text": _plain(
+                            _clip(
+                                f"End the migration of {event.target_vm_name} (wave "
+                                f"{event.wave}); the source stays as it is. Publish it again "
+                                "to start over.",
+                                300,
+                            )
+                        ),
+                        "confirm": _plain("Roll back"),
+                        "deny": _plain("Cancel"),
+                        "style": "danger",
+                    },
+                },
+            ],
+        },
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": f"`{event.migration_id}` · `{event.park_id}`"}],
+        },
+    )
+    return Message(text, blocks)
+
+
+def park_decided_message(decision: str, user: str, at: str) -> Message:
+    """The parked message once decided: the buttons are gone, who decided stays."""
+    line = {
+        "retry": f":repeat: *Retry* by {_who(user)} {slack_date(at)}: the test launch starts again",
+        "rollback": f":leftwards_arrow_with_hook: *Roll back* by {_who(user)} {slack_date(at)}",
+    }[decision]
+    return Message(line, ({"type": "section", "text": {"type": "mrkdwn", "text": line}},))
 
 
 # --- rendering -----------------------------------------------------------------------------

@@ -160,6 +160,7 @@ def services() -> BotServices:
         rollbacks=pipeline.rollbacks(),
         directory=SlackDirectory(_app_client()),
         wave_control=pipeline.wave_control(),
+        parks=pipeline.parks(),
     )
 
 

@@ -297,6 +297,20 @@ def _add_operator_commands(commands: argparse._SubParsersAction[argparse.Argumen
         )
         control.add_argument("--local", action="store_true", help=local_help)
         control.set_defaults(handler=_control_wave, action=name)
+    retry = _command(
+        commands,
+        "retry",
+        "start a parked migration's test launch again (onFailure: park; operators; the "
+        "thread's Retry button is the normal way)",
+        "wavepilot retry mig-0123456789abcdef --as U0123456789",
+    )
+    retry.add_argument("target", metavar="ID", help="the parked migration (mig-...)")
+    retry.add_argument(
+        "--as", dest="user", required=True, metavar="USER", help="your Slack user ID"
+    )
+    retry.add_argument("--reason", default="", help="why (kept in the audit trail and in Slack)")
+    retry.add_argument("--local", action="store_true", help=local_help)
+    retry.set_defaults(handler=_retry)
 
 
 def _add_import_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -740,6 +754,12 @@ def _decide(args: argparse.Namespace) -> int:
     return run_decision(
         args.decision, args.target, user=args.user, reason=args.reason, local=args.local
     )
+
+
+def _retry(args: argparse.Namespace) -> int:
+    from orchestration.operator_cli import run_retry
+
+    return run_retry(args.target, user=args.user, reason=args.reason, local=args.local)
 
 
 def _control_wave(args: argparse.Namespace) -> int:

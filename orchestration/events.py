@@ -49,6 +49,9 @@ class Step(StrEnum):
     START_CUTOVER = "StartCutover"
     VERIFY_CUTOVER = "VerifyCutover"
     FINALIZE_CUTOVER = "FinalizeCutover"
+    # ``onFailure: park``: a failure before the cutover cleaned up and waiting for a person's
+    # Retry or Roll back (WAITING), or retried (SUCCEEDED).
+    PARK = "Park"
     ROLLBACK = "Rollback"
 
 
@@ -201,6 +204,19 @@ class MigrationFailed(EventDetail):
     cause: str
 
 
+class MigrationParked(EventDetail):
+    park_id: str = Field(description="This park (prk-...): a decision names it.")
+    step: str = Field(description="The step that failed (StartTestLaunch, VerifyTestLaunch...).")
+    error: str
+    cause: str
+    rollback_at: AwareDatetime = Field(
+        description="When the migration rolls back on its own if nobody decides."
+    )
+    operators: list[str] = Field(
+        default_factory=list, description="Who may Retry or Roll back (the wave's operators)."
+    )
+
+
 class RollbackStarted(EventDetail):
     step: str
     reason: str
@@ -221,6 +237,7 @@ EVENT_TYPES: dict[str, type[EventDetail]] = {
         ApprovalDecided,
         MigrationCompleted,
         MigrationFailed,
+        MigrationParked,
         RollbackStarted,
         RollbackCompleted,
     )
@@ -228,14 +245,16 @@ EVENT_TYPES: dict[str, type[EventDetail]] = {
 
 
 # What a person must act on or know at once: an approval to decide (and that it was decided,
-# so nobody clicks a stale button), a failure, a rollback under way. These reach Slack on a
-# queue of their own, never behind the routine events (docs/ARCHITECTURE.md, "Two paths to
-# Slack"); every other type takes the status queue. Terraform lists the same types
+# so nobody clicks a stale button), a failure, a parked migration, a rollback under way.
+# These reach Slack on a queue of their own, never behind the routine events
+# (docs/ARCHITECTURE.md, "Two paths to Slack"); every other type takes the status queue.
+# Terraform lists the same types
 # (local.slack_priority_detail_types; tests/test_terraform.py holds the two together).
 PRIORITY_EVENT_TYPES: tuple[str, ...] = (
     ApprovalRequested.detail_type,
     ApprovalDecided.detail_type,
     MigrationFailed.detail_type,
+    MigrationParked.detail_type,
     RollbackStarted.detail_type,
 )
 

@@ -52,6 +52,7 @@ from orchestration.operators import (
     wave_status,
 )
 from orchestration.pipeline.approvals import Decision, GroupMembership, no_groups
+from orchestration.pipeline.parking import ParkError
 from orchestration.pipeline.wave_control import WaveAction, WaveControlError, wave_control_text
 from orchestration.terminal import terminal
 
@@ -235,5 +236,30 @@ def run_wave_control(
     console = terminal()
     console.print(Text(wave_control_text(done)), soft_wrap=True)
     follow = f"wavepilot status --wave {wave}" + (" --local" if local else "")
+    console.print(Text(f"follow it: {follow}", style="dim"), soft_wrap=True)
+    return EXIT_OK
+
+
+def run_retry(target: str, *, user: str, reason: str = "", local: bool = False) -> int:
+    """``wavepilot retry``: a parked migration's test launch starts again; exit 0 once the
+    execution was told, a refusal (not an operator, not parked) is a failed command."""
+    from orchestration import wiring
+
+    with operator_errors(local=local):
+        if id_kind(target) != "migration":
+            raise UsageError("retry a migration (mig-...), not an approval")
+        check_slack_user(user)
+        environment = connect(local=local)
+        try:
+            done = wiring.parks().decide(
+                target, "retry", user=user, reason=reason, is_member=environment.is_member()
+            )
+        except ParkError as exc:
+            raise CommandFailedError(f"refused: {exc}") from None
+    console = terminal()
+    console.print(
+        Text(f"retry of {done.target_vm_name}: its test launch starts again"), soft_wrap=True
+    )
+    follow = f"wavepilot status {target}" + (" --local" if local else "")
     console.print(Text(f"follow it: {follow}", style="dim"), soft_wrap=True)
     return EXIT_OK

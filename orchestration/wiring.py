@@ -32,6 +32,7 @@ from orchestration.adapters.event_bus import EventBus
 from orchestration.adapters.health import AddressResolver, HealthProber, direct
 from orchestration.adapters.lanes import LaneSessions
 from orchestration.adapters.launch_ledger import DynamoLaunchLedger
+from orchestration.adapters.parks import ParkStore
 from orchestration.adapters.secrets import CallbackSettings, SigningSecretSource
 from orchestration.adapters.state_store import MigrationStore
 from orchestration.adapters.stepfunctions import StepFunctionsAdapter
@@ -40,6 +41,7 @@ from orchestration.clock import SYSTEM_CLOCK, Clock
 from orchestration.pipeline.approvals import ApprovalService
 from orchestration.pipeline.batched_launches import BatchedLaunches
 from orchestration.pipeline.manual_rollback import RollbackService
+from orchestration.pipeline.parking import ParkService
 from orchestration.pipeline.reporter import StatusReporter
 from orchestration.pipeline.steps import MigrationSteps
 from orchestration.pipeline.wave_control import WaveControlService
@@ -202,6 +204,20 @@ def rollbacks() -> RollbackService:
 
 
 @cache
+def parks() -> ParkService:
+    """Parked migrations (``onFailure: park``): Retry or Roll back by the wave's operators."""
+    config = settings()
+    return ParkService(
+        ParkStore(aws.state_table(config.table_name, config.aws_region)),
+        store(),
+        stepfunctions(),
+        reporter(),
+        clock(),
+        config.default_approvers,
+    )
+
+
+@cache
 def request_dead_letters() -> DeadLetterQueue:
     """The request queue's DLQ, where the ingress sends what can never succeed."""
     url = settings().dead_letter_queue_url
@@ -254,6 +270,7 @@ def reset() -> None:
         stepfunctions,
         approvals,
         rollbacks,
+        parks,
         wave_controls,
         wave_control,
         request_dead_letters,

@@ -7,6 +7,7 @@ locals {
     "ApprovalDecided",
     "MigrationCompleted",
     "MigrationFailed",
+    "MigrationParked",
     "RollbackStarted",
     "RollbackCompleted",
   ]

@@ -305,6 +305,7 @@ locals {
     "ApprovalRequested",
     "ApprovalDecided",
     "MigrationFailed",
+    "MigrationParked",
     "RollbackStarted",
   ]
 }

@@ -200,7 +200,9 @@ resource "aws_cloudwatch_metric_alarm" "replication_stalled" {
 # Functions logs that TaskTimedOut at level ERROR. With launch.design = "batched" the launch
 # requests (RequestTestLaunch, RequestCutover) wait on a task token too, and one the lane's
 # coordinator did not answer in time is logged the same way (no field tells them apart): the
-# figure then counts those as well, each a rollback someone should look at.
+# figure then counts those as well, each a rollback someone should look at. So does a parked
+# migration (onFailure: park) that nobody retried or rolled back within its parkFor
+# (AwaitParkDecision): a decision nobody made in time, the same kind of news.
 resource "aws_cloudwatch_log_metric_filter" "approvals_expired" {
   name           = "${local.name_prefix}-approvals-expired"
   log_group_name = aws_cloudwatch_log_group.state_machine.name

@@ -42,11 +42,12 @@ START = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 OPENS_IN = timedelta(days=2)
 
 
-def _wave(vms: int, opens_in: timedelta) -> list[MigrationRequest]:
-    """A synthetic wave of ``vms`` VMs in one lane, its cutover window opening later."""
+def _wave(vms: int, opens_in: timedelta, settings: str = "") -> list[MigrationRequest]:
+    """A synthetic wave of ``vms`` VMs in one lane, its cutover window opening later;
+    ``settings``: wave-level manifest lines (YAML) added before its defaults."""
     now = START
     window = ((now + opens_in).isoformat(), (now + opens_in + timedelta(hours=2)).isoformat())
-    text = wave_yaml(0, vms, window=window)
+    text = wave_yaml(0, vms, window=window).replace("\ndefaults:", f"\n{settings}defaults:", 1)
     result = validate_files([ManifestFile("wave-000.yaml", text)], now=now)
     assert result.valid, result.findings
     return [
@@ -150,6 +151,64 @@ def test_a_wave_migrates_in_fewer_jobs_than_vms_and_a_failed_test_rolls_back_alo
     ledger = DynamoLaunchLedger(table, "/".join(system.lane_of_server[failing_server]))
     snapshot = ledger.snapshot()
     assert (snapshot.waiting, snapshot.intents, ledger.undelivered()) == ((), (), [])
+
+
+def test_parked_test_failures_in_a_batch_retry_or_roll_back_after_park_for(
+    system: EmbeddedSystem,
+) -> None:
+    # GIVEN a wave that parks failures (for two hours), two of whose servers fail their test
+    requests = _wave(4, OPENS_IN, settings="onFailure: park\nparkFor: 2h\n")
+    servers = system.seed([spec_of(r) for r in requests])
+    retried, abandoned = requests[1], requests[2]
+    for request in (retried, abandoned):
+        server = servers[request.migration_id]
+        system.mgn_of_server(server).faults.fail_next_launch(server, launch_type=LaunchType.TEST)
+    driver = MigrationDriver(system)
+    parked_at: dict[str, datetime] = {}
+
+    def operator(_statuses: dict[str, str], records: dict[str, Any]) -> None:
+        for request in (retried, abandoned):
+            record = records.get(request.migration_id)
+            if record is not None and record.status == "PARKED":
+                parked_at.setdefault(request.migration_id, wiring.clock().now())
+        record = records.get(retried.migration_id)
+        if record is not None and record.status == "PARKED" and record.step == "Park":
+            # WHEN an operator retries one (the other is left alone)
+            wiring.parks().decide(retried.migration_id, "retry", user="U07BOBOPS01")
+
+    driver.send(requests)
+    outcomes = driver.wait(
+        {r.migration_id for r in requests},
+        timeout=timedelta(days=5).total_seconds(),
+        poll_seconds=300,
+        on_tick=operator,
+    )
+
+    # THEN the retried one migrated after a second test launch, in a batch of its own
+    assert set(parked_at) == {retried.migration_id, abandoned.migration_id}
+    for request in requests:
+        outcome = outcomes[request.migration_id]
+        if request is abandoned:
+            assert (outcome.status, outcome.record_status) == ("FAILED", "ROLLED_BACK")
+            rollback = next(s for s in outcome.steps if s["step"] == "Rollback")
+            assert "ParkExpired" in rollback["message"], rollback
+            # ... rolled back on its own once parkFor (2h) had passed, not before
+            rolled_back = datetime.fromisoformat(rollback["at"])
+            assert rolled_back - parked_at[request.migration_id] >= timedelta(hours=1, minutes=55)
+        else:
+            assert (outcome.status, outcome.record_status) == ("SUCCEEDED", "COMPLETED"), (
+                request.migration_id,
+                outcome.cause,
+            )
+    steps = [(s["step"], s["status"]) for s in outcomes[retried.migration_id].steps]
+    assert ("Park", "SUCCEEDED") in steps
+    jobs = _jobs(system, list(servers.values()))
+    tested = [
+        job
+        for job in jobs.values()
+        if job["initiatedBy"] == "START_TEST" and servers[retried.migration_id] in job["servers"]
+    ]
+    assert len(tested) == 2, tested
 
 
 def test_the_per_vm_design_is_the_default() -> None:

@@ -226,7 +226,8 @@ def test_every_command_has_a_summary_and_an_example() -> None:
     ]
     assert sorted(commands.choices) == [
         "approve", "cancel", "demo", "export", "import", "pause", "plan", "publish",
-        "record-prediction", "rehearse", "reject", "resume", "schema", "status", "validate",
+        "record-prediction", "rehearse", "reject", "resume", "retry", "schema", "status",
+        "validate",
     ]  # fmt: skip
     for name, subparser in commands.choices.items():
         description = subparser.description or ""

@@ -26,7 +26,7 @@ COMMON = {
 }
 
 
-def test_the_eight_event_types_of_the_design_exist() -> None:
+def test_the_eight_event_types_of_the_design_exist_and_the_parked_one() -> None:
     assert sorted(EVENT_TYPES) == sorted(
         [
             "MigrationRequested",
@@ -35,6 +35,7 @@ def test_the_eight_event_types_of_the_design_exist() -> None:
             "ApprovalDecided",
             "MigrationCompleted",
             "MigrationFailed",
+            "MigrationParked",  # onFailure: park (issue 16)
             "RollbackStarted",
             "RollbackCompleted",
         ]

@@ -787,6 +787,57 @@ def test_a_bad_finalize_after_is_reported_at_its_line(value: str, expected: str)
     assert finding.line > 1
 
 
+# --- onFailure and parkFor: park a failure before the cutover for a person ---------------------
+
+
+def test_on_failure_park_is_chosen_per_application_over_the_wave_with_its_park_for() -> None:
+    wave = a_wave()
+    wave["onFailure"] = "park"
+    wave["applications"].append(
+        {"name": "db", "parkFor": "4h", "vms": [a_vm("db-01")]},
+    )
+    wave["applications"].append(
+        {"name": "web", "onFailure": "rollback", "parkFor": "4h", "vms": [a_vm("web-01")]}
+    )
+
+    chosen = {vm.app_name: (vm.on_failure, vm.park_for_minutes) for vm in effective(wave)}
+
+    # parkFor is 24h unless set; a VM that rolls back parks for no time at all
+    assert chosen == {"app": ("park", 24 * 60), "db": ("park", 4 * 60), "web": ("rollback", 0)}
+
+
+def test_without_on_failure_a_failure_rolls_back_and_the_vm_reads_the_same() -> None:
+    (vm,) = effective(a_wave())
+
+    assert (vm.on_failure, vm.park_for_minutes) == ("rollback", 0)
+    dumped = vm.model_dump(mode="json", by_alias=True)
+    assert "onFailure" not in dumped
+    assert "parkForMinutes" not in dumped
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("onFailure", "retry", "onFailure: should be 'rollback' or 'park', got 'retry'"),
+        ("parkFor", "8d", "parkFor: 8d is longer than 7d"),
+        ("parkFor", "0", "parkFor: 0 would roll back at once"),
+        ("parkFor", "a day", "parkFor: String should match pattern"),
+    ],
+)
+def test_a_bad_on_failure_or_park_for_is_reported_at_its_line(
+    key: str, value: str, expected: str
+) -> None:
+    wave = a_wave()
+    wave[key] = value
+
+    result = validate(wave)
+
+    assert result.vms == []
+    [finding] = result.findings
+    assert expected in finding.message, finding.message
+    assert finding.line > 1
+
+
 # --- dependsOn: the order of cutovers within a wave -------------------------------------------
 
 

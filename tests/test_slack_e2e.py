@@ -24,7 +24,7 @@ from bot.commands import (
     WAVE_CONTROL_CONFIRM_ACTION,
 )
 from bot.thread_store import SlackThread, ThreadStore
-from bot.threads import APPROVE_ACTION
+from bot.threads import APPROVE_ACTION, PARK_RETRY_ACTION, PARK_ROLLBACK_ACTION
 from orchestration import observability, wiring
 from orchestration.adapters.lanes import Lane
 from orchestration.adapters.wave_predictions import WavePrediction, WavePredictionStore
@@ -108,8 +108,11 @@ def _start(
     count: int = 1,
     *,
     finalize_after: str | None = None,
+    on_failure: str | None = None,
 ) -> list[MigrationRequest]:
-    requests = example_requests(approval_scope="vm", finalize_after=finalize_after)[:count]
+    requests = example_requests(
+        approval_scope="vm", finalize_after=finalize_after, on_failure=on_failure
+    )[:count]
     system.seed([spec_of(r) for r in requests])
     driver.send(requests)
     return requests
@@ -731,6 +734,123 @@ def test_an_operators_rollback_during_the_finalize_hold_returns_to_the_source(
     )
     assert ("FinalizeCutover", "SUCCEEDED") not in [(s["step"], s["status"]) for s in outcome.steps]
     _settled_thread(system, request.migration_id, "rolled back")
+
+
+def _wait_parked(migration_id: str) -> None:
+    _wait_for(
+        "the park",
+        lambda: (
+            (record := wiring.store().get(migration_id)) is not None and record.status == "PARKED"
+        ),
+        timeout=120,
+    )
+
+
+def _parked_reply(system: EmbeddedSystem, migration_id: str) -> tuple[Thread, Any]:
+    """The parked migration's thread and its reply with Retry and Roll back."""
+    thread = _settled_thread(system, migration_id, "parked")
+
+    def parked_reply() -> Any:
+        assert system.slack is not None
+        replies = system.slack.thread(thread.channel, thread.ts).replies
+        return next((r for r in replies if "Parked" in r.text), None)
+
+    parked = _wait_for("the parked reply", parked_reply)
+    assert PARK_RETRY_ACTION in json.dumps(parked.blocks)
+    return thread, parked
+
+
+def test_a_parked_migration_rolled_back_from_its_thread_says_who_and_why(
+    system: EmbeddedSystem, driver: MigrationDriver
+) -> None:
+    assert system.slack is not None
+    requests = example_requests(approval_scope="vm", on_failure="park")[:1]
+    servers = system.seed([spec_of(r) for r in requests])
+    [request] = requests
+    server_id = servers[request.migration_id]
+    system.mgn_of_server(server_id).faults.fail_next_launch(server_id, launch_type=LaunchType.TEST)
+    driver.send(requests)
+    _wait_parked(request.migration_id)
+    thread, parked = _parked_reply(system, request.migration_id)
+
+    # WHEN an operator chooses Roll back (and confirms Slack's dialog)
+    system.slack.click_button(
+        user=BOB, channel=thread.channel, message_ts=parked.ts, action_id=PARK_ROLLBACK_ACTION
+    )
+    outcome = driver.wait([request.migration_id], approver=None)[request.migration_id]
+
+    # THEN the same execution rolled back, saying who, and the test launch ran once
+    assert (outcome.status, outcome.record_status) == ("FAILED", "ROLLED_BACK")
+    rollback = next(s for s in outcome.steps if s["step"] == "Rollback")
+    assert f"ParkRolledBack): rolled back by <@{BOB}> while parked" in rollback["message"]
+    assert "StartTestLaunch" in rollback["message"] or "VerifyTestLaunch" in rollback["message"]
+    assert system.mgn_of_server(server_id).metrics().calls_by_operation.get("StartTest") == 1
+    done = _settled_thread(system, request.migration_id, "rolled back")
+    assert any(f"Roll back* by <@{BOB}>" in r.text for r in done.replies)
+
+
+def test_a_parked_test_launch_failure_retried_from_its_thread_migrates(
+    system: EmbeddedSystem, driver: MigrationDriver
+) -> None:
+    assert system.slack is not None
+    # GIVEN a wave that parks failures before the cutover, and a VM whose test launch fails
+    requests = example_requests(approval_scope="vm", on_failure="park")[:1]
+    servers = system.seed([spec_of(r) for r in requests])
+    [request] = requests
+    server_id = servers[request.migration_id]
+    mgn = system.mgn_of_server(server_id)
+    mgn.faults.fail_next_launch(server_id, launch_type=LaunchType.TEST)
+    driver.send(requests)
+
+    # WHEN it is parked
+    _wait_parked(request.migration_id)
+    # THEN nothing is running: the server is ready for test again, no instance alive
+    lane = system.lane_of_server[server_id]
+    server = wiring.lanes().clients(Lane(*lane)).mgn.source_server(server_id)
+    assert server.lifecycle_state == "READY_FOR_TEST"
+    alive = system.lane_ec2(lane).describe_instances(
+        Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}]
+    )["Reservations"]
+    assert [i for r in alive for i in r["Instances"]] == []
+    # AND its thread says why, with Retry and Roll back
+    thread, parked = _parked_reply(system, request.migration_id)
+    assert "StartTestLaunch" in parked.text or "VerifyTestLaunch" in parked.text, parked.text
+    assert "LAUNCH_FAILED" in parked.text or "FAILED" in parked.text, parked.text
+
+    # A non-operator's Retry is refused (and audited); nothing moves
+    system.slack.click_button(
+        user=MALLORY, channel=thread.channel, message_ts=parked.ts, action_id=PARK_RETRY_ACTION
+    )
+    _wait_for(
+        "the refusal",
+        lambda: any(
+            "not an operator" in m.text
+            for m in (system.slack.ephemeral_messages(MALLORY) if system.slack else [])
+        ),
+    )
+    # WHEN an operator chooses Retry
+    system.slack.click_button(
+        user=BOB, channel=thread.channel, message_ts=parked.ts, action_id=PARK_RETRY_ACTION
+    )
+    outcome = driver.wait([request.migration_id], timeout=180)[request.migration_id]
+
+    # THEN the test launch ran again, and the migration went on to its cutover
+    assert (outcome.status, outcome.record_status) == ("SUCCEEDED", "COMPLETED"), outcome.cause
+    steps = [(s["step"], s["status"]) for s in outcome.steps]
+    assert steps.index(("Park", "WAITING")) < steps.index(("Park", "SUCCEEDED"))
+    assert steps.index(("Park", "SUCCEEDED")) < steps.index(("VerifyTestLaunch", "SUCCEEDED"))
+    assert ("Rollback", "SUCCEEDED") not in steps
+    assert mgn.metrics().calls_by_operation.get("StartTest", 0) == 2
+    audit = wiring.store().migration_audit_trail(request.migration_id)
+    assert [(a["actor"], a["action"], a["outcome"]) for a in audit] == [
+        (MALLORY, "park-retry", "refused"),
+        (BOB, "park-retry", "decided"),
+    ]
+    # AND the parked message keeps who retried, without its buttons
+    done = _settled_thread(system, request.migration_id, "migrated")
+    retried = next(r for r in done.replies if r.ts == parked.ts)
+    assert f"Retry* by <@{BOB}>" in retried.text
+    assert "actions" not in json.dumps(retried.blocks)
 
 
 def test_an_operator_pauses_and_resumes_a_wave_from_slack_and_its_channel_is_told(

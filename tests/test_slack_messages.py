@@ -15,6 +15,8 @@ from bot.directory import SlackDirectory
 from bot.services import BotServices
 from bot.threads import (
     APPROVE_ACTION,
+    PARK_RETRY_ACTION,
+    PARK_ROLLBACK_ACTION,
     REJECT_ACTION,
     ThreadState,
     advance,
@@ -24,7 +26,7 @@ from bot.threads import (
     root_message,
 )
 from orchestration.adapters.state_store import ApprovalRecord, MigrationStore
-from orchestration.events import ApprovalRequested, MigrationStatusUpdated
+from orchestration.events import ApprovalRequested, MigrationParked, MigrationStatusUpdated
 from orchestration.local.slack.web_api import confirm_problem
 from orchestration.pipeline.approvals import (
     ApprovalAlreadyDecidedError,
@@ -32,6 +34,7 @@ from orchestration.pipeline.approvals import (
     VerifiedTestLaunch,
 )
 from orchestration.pipeline.manual_rollback import RollbackService
+from orchestration.pipeline.parking import ParkService
 from orchestration.pipeline.wave_control import WaveControlService
 
 EST = timezone(timedelta(hours=-5))
@@ -282,6 +285,7 @@ def _services(approval: ApprovalRecord) -> tuple[BotServices, _Approvals]:
         rollbacks=cast(RollbackService, None),
         directory=cast(SlackDirectory, _Directory()),
         wave_control=cast(WaveControlService, None),
+        parks=cast(ParkService, None),
     )
     return services, approvals
 
@@ -367,3 +371,76 @@ def test_a_thread_from_before_lanes_learns_its_lane_from_the_next_event() -> Non
 
     event = _status_event("444455556666", "eu-west-1")
     assert advance(old, event).state.lane == "444455556666 / eu-west-1"
+
+
+# --- a parked migration (onFailure: park) -----------------------------------------------------
+
+
+def _parked(**changes: Any) -> MigrationParked:
+    fields: dict[str, Any] = {
+        "migration_id": "mig-0123456789abcdef",
+        "wave": "wave-1",
+        "app_name": "intranet",
+        "target_vm_name": "intranet-web-01",
+        "correlation_id": "corr-1",
+        "sequence": 14,
+        "timestamp": datetime(2026, 12, 2, 9, 0, tzinfo=UTC),
+        "park_id": "prk-0123456789abcdef",
+        "step": "VerifyTestLaunch",
+        "error": "HealthCheckFailedError",
+        "cause": "http://10.0.1.17:80/healthz answered 503 <b>",
+        "rollback_at": datetime(2026, 12, 3, 9, 0, tzinfo=UTC),
+        "operators": ["U07BOBOPS01", "S07MIGLEADS"],
+    }
+    fields.update(changes)
+    return MigrationParked.model_validate(fields)
+
+
+def test_a_parked_migration_says_why_and_offers_retry_and_a_confirmed_roll_back() -> None:
+    event = _parked()
+    change = advance(ThreadState.new(event), event)
+
+    assert (change.state.outcome, change.state.stage, change.state.category) == (
+        "parked",
+        "parked",
+        "parked",
+    )
+    [reply] = change.replies
+    assert not reply.can_wait  # a person must act: posted at once
+    text = _mrkdwn(reply.blocks)
+    assert "*Parked* after *VerifyTestLaunch* failed" in text
+    assert "answered 503 &lt;b&gt;" in text  # free text escaped
+    assert "<@U07BOBOPS01>, <!subteam^S07MIGLEADS>" in text
+    # when it rolls back on its own, in each reader's time zone
+    assert f"<!date^{int(event.rollback_at.timestamp())}^" in text
+    buttons = _buttons(reply.blocks)
+    assert {b["value"] for b in buttons.values()} == {"mig-0123456789abcdef|prk-0123456789abcdef"}
+    assert "confirm" not in buttons[PARK_RETRY_ACTION]
+    assert confirm_problem(buttons[PARK_ROLLBACK_ACTION]["confirm"]) is None
+    for block in reply.blocks:
+        parsed = Block.parse(block)
+        assert parsed is not None
+        parsed.validate_json()
+
+
+def test_a_retried_park_runs_again_and_says_who_retried() -> None:
+    event = _parked()
+    parked = advance(ThreadState.new(event), event).state
+    retried = MigrationStatusUpdated.model_validate(
+        {
+            **_parked().model_dump(include={"migration_id", "wave", "app_name", "correlation_id"}),
+            "target_vm_name": "intranet-web-01",
+            "sequence": 15,
+            "timestamp": datetime(2026, 12, 2, 9, 5, tzinfo=UTC),
+            "step": "Park",
+            "status": "SUCCEEDED",
+            "message": "retry by <@U07BOBOPS01>: the test launch starts again",
+        }
+    )
+
+    change = advance(parked, retried)
+
+    assert change.state.outcome == "running"
+    assert [r.text for r in change.replies] == [
+        ":repeat: Retry by <@U07BOBOPS01>: the test launch starts again"
+    ]

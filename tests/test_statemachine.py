@@ -42,6 +42,7 @@ REPORTED_AS = {
     "RequestTestLaunch": Step.START_TEST_LAUNCH,
     "AwaitCutoverWindow": Step.START_CUTOVER,
     "RequestCutover": Step.START_CUTOVER,
+    "AwaitParkDecision": Step.PARK,
 }
 # Reported before there is an execution (the ingress and start_migration).
 REPORTED_BEFORE_THE_MACHINE = {Step.INTAKE}
@@ -197,12 +198,51 @@ def test_every_task_has_a_timeout_retries_and_a_way_to_rollback(
     for name, state in definition["States"].items():
         if state["Type"] != "Task":
             continue
-        assert state["TimeoutSeconds"] > 0, name
+        if name == "AwaitParkDecision":  # as long as the manifest's parkFor (the Park result)
+            assert state["TimeoutSecondsPath"] == "$.park.parkSeconds"
+        else:
+            assert state["TimeoutSeconds"] > 0, name
         assert state["Retry"], name
         catches = [c for c in state["Catch"] if "States.ALL" in c["ErrorEquals"]]
         assert catches, name
         expected = "RollbackFailed" if name == "Rollback" else "Rollback"
+        if name in PARKABLE:
+            expected = "FailedBeforeCutover"
         assert catches[0]["Next"] == expected, name
+
+
+# The test launch's Tasks: their failure is parked under ``onFailure: park``.
+PARKABLE = {"RequestTestLaunch", "StartTestLaunch", "VerifyTestLaunch"}
+
+
+def test_a_failed_test_launch_parks_only_when_the_manifest_says_park(
+    definition: dict[str, Any],
+) -> None:
+    choice = definition["States"]["FailedBeforeCutover"]
+    assert choice["Default"] == "Rollback"
+    (rule,) = choice["Choices"]
+    assert rule["Next"] == "Park"
+    conditions = rule["And"]
+    assert {"Variable": "$.spec.onFailure", "StringEquals": "park"} in conditions
+    # A cancelled wave rolls back, never parks.
+    assert {"Not": {"Variable": "$.error.Error", "StringEquals": "WaveCancelledError"}} in (
+        conditions
+    )
+    # Nothing after the approval is parked: a cutover's failure rolls back at once.
+    for name in ("StartCutover", "RequestCutover", "VerifyCutover", "FinalizeCutover"):
+        assert definition["States"][name]["Catch"][-1]["Next"] == "Rollback", name
+    # Retry returns to the test launch, with the failed attempt forgotten.
+    states = definition["States"]
+    assert states["ParkDecided"]["Choices"][0]["Next"] == "ForgetFailedTest"
+    forgotten = states["ForgetFailedTest"]["Parameters"]
+    assert {"test", "testCheck", "error", "park"} <= set(forgotten)
+    assert forgotten["testAttempt.$"] == "$.parkDecision.parkId"
+    assert states["RetryTestLaunch"]["Next"] == "TestLaunchDesign"
+    assert states["AwaitParkDecision"]["Catch"][0] == {
+        "ErrorEquals": ["States.Timeout"],
+        "ResultPath": "$.parkTimeout",
+        "Next": "ParkExpired",
+    }
 
 
 def test_throttling_is_retried_with_jittered_backoff(definition: dict[str, Any]) -> None:

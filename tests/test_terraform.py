@@ -971,7 +971,12 @@ def test_the_approval_expiry_filter_matches_only_the_approval_gate() -> None:
         for name, state in definition["States"].items()
         if str(state.get("Resource", "")).startswith("arn:aws:states:::")
     ]
-    assert sorted(integrations) == ["AwaitApproval", "RequestCutover", "RequestTestLaunch"]
+    assert sorted(integrations) == [
+        "AwaitApproval",
+        "AwaitParkDecision",  # a park nobody decided in time: counted too (monitoring.tf)
+        "RequestCutover",
+        "RequestTestLaunch",
+    ]
     gate = definition["States"]["AwaitApproval"]
     assert gate["Resource"].endswith(".waitForTaskToken")
     assert any("States.Timeout" in catch["ErrorEquals"] for catch in gate["Catch"])

@@ -1,9 +1,15 @@
-"""``request_approval``: the gate. Stores the task token under an approval ID, announces it.
+"""``request_approval``: the gates. Stores the task token under an ID, announces it.
 
-Invoked with ``.waitForTaskToken``: the execution waits until ``ApprovalService.decide``
-sends the token back (Slack button, ``/wavepilot approve``, ``wavepilot approve``) or the
-state's timeout expires. The state carries ``VerifyTestLaunch``'s result (``$.testCheck``):
-the test instance and its health checks go into the announcement.
+Invoked with ``.waitForTaskToken``: the execution waits until the token is sent back or the
+state's timeout expires.
+
+- ``AwaitApproval`` (the approval gate): ``ApprovalService.decide`` sends it back (Slack
+  button, ``/wavepilot approve``, ``wavepilot approve``). The state carries
+  ``VerifyTestLaunch``'s result (``$.testCheck``): the test instance and its health checks
+  go into the announcement.
+- ``AwaitParkDecision`` (``"gate": "park"``, the manifest's ``onFailure: park``): a failed
+  test launch, cleaned up, waits for an operator's Retry or Roll back
+  (``ParkService.decide``).
 """
 
 from __future__ import annotations
@@ -21,8 +27,12 @@ from orchestration.pipeline.spec import MigrationSpec
 @step_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     state = event["state"]
+    spec = MigrationSpec.model_validate(state["spec"])
+    if event.get("gate") == "park":
+        park = wiring.parks().park(spec, event["taskToken"], state)
+        return {"parkId": park.park_id}
     approval = wiring.approvals().request(
-        MigrationSpec.model_validate(state["spec"]),
+        spec,
         event["taskToken"],
         int(state["config"]["approvalTimeoutSeconds"]),
         VerifiedTestLaunch.from_step(state.get("testCheck")),

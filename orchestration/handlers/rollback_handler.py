@@ -1,4 +1,8 @@
-"""``rollback_handler``: undo a failed migration; polled by the state machine until done."""
+"""``rollback_handler``: undo a failed migration; polled by the state machine until done.
+
+With ``"mode": "park"`` (the ``Park`` state, the manifest's ``onFailure: park``) the same
+clean-up keeps the migration, which then waits for an operator's Retry or Roll back.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +12,26 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from orchestration import wiring
 from orchestration.observability import step_handler
-from orchestration.pipeline.errors import APPROVAL_REJECTED, ROLLBACK_REQUESTED
+from orchestration.pipeline.errors import APPROVAL_REJECTED, PARK_EXPIRED, ROLLBACK_REQUESTED
 
 
 @step_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     state = event["state"]
     migration_id = state["spec"]["migrationId"]
-    first_call = not state.get("rollback")
+    park = event.get("mode") == "park"
+    first_call = not state.get("park" if park else "rollback")
     error = state.get("error") or {}
     if first_call and error.get("Error") == "ApprovalExpired":
         wiring.approvals().expire(migration_id)
     if first_call and error.get("Error") == ROLLBACK_REQUESTED:
         # An operator's rollback runs in an execution of its own (see
-        # orchestration/pipeline/manual_rollback.py): close the stopped one's approval.
+        # orchestration/pipeline/manual_rollback.py): close the stopped one's approval, or
+        # its park.
         wiring.approvals().expire(migration_id, reason=str(error.get("Cause", "")))
+        wiring.parks().expire(migration_id, reason=str(error.get("Cause", "")))
+    if first_call and error.get("Error") == PARK_EXPIRED:
+        wiring.parks().expire(migration_id, reason=str(error.get("Cause", "")))
     record = wiring.store().get(migration_id)
     if error.get("Error") == APPROVAL_REJECTED and record and record.approval_id:
         # Step Functions may drop SendTaskFailure's cause; the decision record keeps it.
@@ -30,4 +39,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         if approval is not None:
             why = f"rejected by <@{approval.decided_by}>: {approval.reason or 'no reason given'}"
             state = {**state, "error": {**error, "Cause": why}}
-    return wiring.steps().rollback(state, failed_step=record.step if record else None)
+    # After a park the record's step is Park: the step that failed is the park's.
+    failed_step = (state.get("park") or {}).get("failedStep") or (record.step if record else None)
+    return wiring.steps().rollback(state, failed_step=failed_step, park=park)

@@ -212,6 +212,40 @@ def finalize_after_minutes(value: str) -> int:
     return int(value[:-1]) * {"m": 1, "h": 60, "d": 24 * 60}[value[-1]]
 
 
+# What a failure before the cutover does (a test launch that failed, a health check that did
+# not pass): roll back at once (the default), or park the migration with nothing running and
+# let a person choose Retry or Roll back in its thread; unanswered, it rolls back after
+# ``parkFor`` (24h by default, at most 7 days).
+OnFailure = Literal["rollback", "park"]
+DEFAULT_ON_FAILURE: OnFailure = "rollback"
+DEFAULT_PARK_FOR = "24h"
+MAX_PARK_FOR_MINUTES = 7 * 24 * 60
+
+
+def _within_7_days(value: str) -> str:
+    minutes = finalize_after_minutes(value)
+    if minutes == 0:
+        raise ValueError("0 would roll back at once: use onFailure: rollback instead")
+    if minutes > MAX_PARK_FOR_MINUTES:
+        raise ValueError(
+            f"{value} is longer than 7d: a parked migration holds its wave's approval and "
+            "its place in the cutover; decide within a week"
+        )
+    return value
+
+
+ParkFor = Annotated[
+    str,
+    Field(
+        pattern=FINALIZE_AFTER_PATTERN,
+        description="How long a parked migration waits for Retry or Roll back before it rolls "
+        "back on its own: minutes, hours or days such as 90m, 8h, 2d (at most 7d; 24h by "
+        "default).",
+    ),
+    AfterValidator(_within_7_days),
+]
+
+
 # Applications one application may depend on (``dependsOn``): bounded so that a VM's
 # published request stays small; a longer list is a sign the wave wants splitting.
 MAX_DEPENDENCIES = 50
@@ -225,6 +259,12 @@ class Application(StrictModel):
     )
     finalize_after: FinalizeAfter | None = Field(
         default=None, description="Overrides the wave's finalizeAfter for this application."
+    )
+    on_failure: OnFailure | None = Field(
+        default=None, description="Overrides the wave's onFailure for this application."
+    )
+    park_for: ParkFor | None = Field(
+        default=None, description="Overrides the wave's parkFor for this application."
     )
     depends_on: Annotated[list[AppName], Field(max_length=MAX_DEPENDENCIES)] | None = Field(
         default=None,
@@ -281,6 +321,17 @@ class Wave(StrictModel):
         default=None,
         description="Hold before FinalizeCutover (0 by default); applications may override it.",
     )
+    on_failure: OnFailure | None = Field(
+        default=None,
+        description="A failure before the cutover (test launch, health checks): rollback at "
+        "once (the default), or park: nothing left running, Retry and Roll back buttons in "
+        "the migration's thread; applications may override it.",
+    )
+    park_for: ParkFor | None = Field(
+        default=None,
+        description="How long a parked migration waits for a decision before it rolls back "
+        "(24h by default); applications may override it.",
+    )
     defaults: LaunchSettings | None = None
     applications: Annotated[list[Application], Field(min_length=1)]
 
@@ -329,6 +380,14 @@ class EffectiveVm(StrictModel):
     cutover_after: Annotated[list[AppName], Field(max_length=MAX_DEPENDENCIES)] = Field(
         default_factory=list, exclude_if=lambda apps: not apps
     )
+    # What a failure before the cutover does, and for how long (minutes) a parked migration
+    # waits for a decision: left out when rollback (the default), likewise.
+    on_failure: OnFailure = Field(
+        default=DEFAULT_ON_FAILURE, exclude_if=lambda value: value == DEFAULT_ON_FAILURE
+    )
+    park_for_minutes: Annotated[int, Field(ge=0, le=MAX_PARK_FOR_MINUTES)] = Field(
+        default=0, exclude_if=lambda minutes: minutes == 0
+    )
 
 
 # Settings a VM must end up with once defaults are applied, in the order they are reported.
@@ -341,8 +400,11 @@ REQUIRED_EFFECTIVE_SETTINGS: tuple[str, ...] = (
 
 __all__ = [
     "DEFAULT_APPROVAL_SCOPE",
+    "DEFAULT_ON_FAILURE",
+    "DEFAULT_PARK_FOR",
     "MAX_DEPENDENCIES",
     "MAX_FINALIZE_AFTER_MINUTES",
+    "MAX_PARK_FOR_MINUTES",
     "REQUIRED_EFFECTIVE_SETTINGS",
     "Application",
     "Approval",

@@ -26,6 +26,8 @@ from orchestration.manifests.findings import Finding, Severity
 from orchestration.manifests.limits import LIMITS
 from orchestration.manifests.model import (
     DEFAULT_APPROVAL_SCOPE,
+    DEFAULT_ON_FAILURE,
+    DEFAULT_PARK_FOR,
     REQUIRED_EFFECTIVE_SETTINGS,
     EffectiveVm,
     LaunchSettings,
@@ -432,6 +434,12 @@ def _effective_vms(document: YamlDocument, wave: Wave, findings: list[Finding]) 
         scope = approval.scope if approval is not None else DEFAULT_APPROVAL_SCOPE
         hold = finalize_after_minutes(app.finalize_after or wave.finalize_after or "0")
         after = list(dict.fromkeys(app.depends_on or ()))
+        on_failure = app.on_failure or wave.on_failure or DEFAULT_ON_FAILURE
+        park_for = (
+            finalize_after_minutes(app.park_for or wave.park_for or DEFAULT_PARK_FOR)
+            if on_failure == "park"
+            else 0
+        )
         for vm_index, vm in enumerate(app.vms):
             loc = ("applications", app_index, "vms", vm_index)
             settings = _merge_settings((wave.defaults, app.defaults, vm))
@@ -458,6 +466,8 @@ def _effective_vms(document: YamlDocument, wave: Wave, findings: list[Finding]) 
                 approval_scope=scope,
                 finalize_after_minutes=hold,
                 cutover_after=after,
+                on_failure=on_failure,
+                park_for_minutes=park_for,
                 **settings,
             )
             vms.append(LocatedVm(effective_vm=effective_vm, document=document, loc=loc))

@@ -139,6 +139,11 @@ class BatchedLaunches:
         lane = self._lanes.lane_of(spec)
         ledger = self._ledger_for(lane.label)
         now = self._clock.now()
+        attempt = state.get("testAttempt")
+        if launch == "test" and attempt:
+            # A parked test launch retried (onFailure: park): a new request of the same
+            # execution, not a repeat of the one already answered.
+            execution = f"{execution}#{attempt}"
         request = LaunchRequest(
             migration_id=spec.migration_id,
             source_server_id=state["source"]["sourceServerId"],

@@ -60,3 +60,5 @@ class RollbackRefusedError(PipelineError):
 APPROVAL_REJECTED = "ApprovalRejected"
 # An operator asked for the rollback (/wavepilot rollback); the cause is their reason.
 ROLLBACK_REQUESTED = "RollbackRequested"
+# The ASL's ParkExpired state: a parked migration nobody decided within parkFor.
+PARK_EXPIRED = "ParkExpired"

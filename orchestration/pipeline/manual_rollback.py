@@ -26,6 +26,13 @@ FINALIZED = "COMPLETED"
 ROLLED_BACK = "ROLLED_BACK"
 
 
+def operators_of(record: MigrationRecord, default_operators: list[str]) -> list[str]:
+    """Who may act on a migration: its wave's operators (a hand-written request names none:
+    the deployment's default approvers)."""
+    vm = record.request.effective_vm
+    return list(vm.operators) if vm is not None else list(default_operators)
+
+
 class RollbackRequestError(Exception):
     """A rollback that was not started; the message says why and what to do."""
 
@@ -57,8 +64,7 @@ class RollbackService:
         self._default_operators = default_operators
 
     def operators(self, record: MigrationRecord) -> list[str]:
-        vm = record.request.effective_vm
-        return list(vm.operators) if vm is not None else list(self._default_operators)
+        return operators_of(record, self._default_operators)
 
     def check(
         self, migration_id: str, *, user: str, is_member: GroupMembership = no_groups

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 if TYPE_CHECKING:
     from orchestration.adapters.ec2 import Instance, Subnet
     from orchestration.adapters.mgn import Job, SourceServer
+    from orchestration.adapters.parks import ParkRecord, ParkStatus
     from orchestration.adapters.state_store import ApprovalRecord, MigrationRecord
     from orchestration.adapters.stepfunctions import Execution
     from orchestration.adapters.wave_control import WaveControl
@@ -140,6 +141,29 @@ class MigrationRecords(Protocol):
         detail: str,
         now: datetime,
     ) -> None: ...
+
+
+class ParkRecords(Protocol):
+    """Parked migrations and their task tokens (orchestration.adapters.parks.ParkStore)."""
+
+    def create_park(self, park: ParkRecord, task_token: str) -> None: ...
+
+    def park(self, migration_id: str) -> ParkRecord | None: ...
+
+    def decide_park(
+        self,
+        migration_id: str,
+        park_id: str,
+        *,
+        decision: ParkStatus,
+        user: str,
+        reason: str,
+        now: datetime,
+    ) -> str | None:
+        """The task token if this call decided the park; None if it was decided before."""
+        ...
+
+    def revert_park_decision(self, migration_id: str, park_id: str, *, user: str) -> None: ...
 
 
 # --- the launch ledger (orchestration.adapters.launch_ledger.DynamoLaunchLedger) ---------

@@ -76,6 +76,11 @@ class MigrationSpec(PipelineModel):
     # The applications of the same wave whose cutovers go before this one's (the manifest's
     # ``dependsOn``, direct dependencies only): none for a hand-written request.
     cutover_after: list[str] = Field(default_factory=list)
+    # A failure before the cutover: roll back at once, or park (nothing running, Retry or
+    # Roll back in the thread) for ``park_for_minutes`` before rolling back (the manifest's
+    # ``onFailure`` and ``parkFor``). A hand-written request rolls back, as before.
+    on_failure: Literal["rollback", "park"] = "rollback"
+    park_for_minutes: int = 0
 
     @property
     def approval_group(self) -> str:
@@ -152,6 +157,8 @@ class MigrationSpec(PipelineModel):
                 "approval_scope": vm.approval_scope,
                 "finalize_after_minutes": vm.finalize_after_minutes,
                 "cutover_after": vm.cutover_after,
+                "on_failure": vm.on_failure,
+                "park_for_minutes": vm.park_for_minutes,
             }
         )
 

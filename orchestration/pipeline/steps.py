@@ -9,6 +9,7 @@ Lambda finds the MGN job it already started instead of starting a second one.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -689,21 +690,39 @@ class MigrationSteps:
 
     # --- Rollback ------------------------------------------------------------------------
 
-    def rollback(self, state: State, failed_step: str | None = None) -> dict[str, Any]:
+    def rollback(  # noqa: PLR0912 - one clean-up, two endings (rolled back, or parked)
+        self, state: State, failed_step: str | None = None, *, park: bool = False
+    ) -> dict[str, Any]:
         """Terminate what was launched and return the source server to a launchable state.
 
         A polling step (result at ``$.rollback``): while an MGN job for the server is still
         running, or an instance it launched is still alive, it returns ``done: false`` and
         the state machine waits and calls it again. It ends only when nothing is left.
+
+        ``park``: the same clean-up for ``onFailure: park`` (result at ``$.park``), but the
+        migration is kept: no rollback events; once nothing is left it answers how long the
+        park may wait for a decision (``parkSeconds``) and which step failed.
         """
         spec = MigrationSpec.model_validate(state["spec"])
         config = PollConfig.from_state(state)
         error = state.get("error") or {}
-        failed_step = failed_step or str(error.get("Error", "Unknown"))
-        reason = _reason(error)
-        previous = state.get("rollback") or {}
+        key = "park" if park else "rollback"
+        previous = state.get(key) or {}
+        failed_step = (
+            previous.get("failedStep") or failed_step or str(error.get("Error", "Unknown"))
+        )
+        reason = failure_reason(error)
         if not previous:
-            self._report.emit(spec, RollbackStarted, step=failed_step, reason=reason)
+            if park:
+                self._report.step(
+                    spec,
+                    Step.PARK,
+                    "IN_PROGRESS",
+                    f"{failed_step} failed ({error.get('Error', 'error')}): {reason}; parking "
+                    "it (onFailure: park): cleaning up what the test launch left",
+                )
+            else:
+                self._report.emit(spec, RollbackStarted, step=failed_step, reason=reason)
         terminated: list[str] = list(previous.get("terminated", []))
         server_id = (state.get("source") or {}).get("sourceServerId")
         server_state = "not resolved"
@@ -733,9 +752,10 @@ class MigrationSteps:
             active: Job | None = mgn.active_job_for(server, _known_jobs(state))
             if active is not None:
                 return {
-                    **_poll(state, "rollback", config, self._epoch()),
+                    **_poll(state, key, config, self._epoch()),
                     "terminated": terminated,
                     "waitingFor": active.job_id,
+                    "failedStep": failed_step,
                 }
             if server.lifecycle_state in REVERT_TO:
                 server = mgn.change_life_cycle_state(server_id, REVERT_TO[server.lifecycle_state])
@@ -746,11 +766,20 @@ class MigrationSteps:
                     if server.launched_instance_id not in terminated:
                         terminated.append(server.launched_instance_id)
                     return {
-                        **_poll(state, "rollback", config, self._epoch()),
+                        **_poll(state, key, config, self._epoch()),
                         "terminated": terminated,
                         "waitingFor": waiting_for,
+                        "failedStep": failed_step,
                     }
             server_state = server.lifecycle_state
+        if park:
+            return {
+                "done": True,
+                "terminated": terminated,
+                "sourceServerState": server_state,
+                "failedStep": failed_step,
+                "parkSeconds": max(60, spec.park_for_minutes * 60),
+            }
         self._report.emit(
             spec,
             RollbackCompleted,
@@ -897,7 +926,7 @@ def _where(spec: MigrationSpec) -> str:
     return f"account {spec.target_account_id or '(hub)'}, Region {spec.target_region or '(hub)'}"
 
 
-def _reason(error: dict[str, Any]) -> str:
+def failure_reason(error: Mapping[str, Any]) -> str:
     """The human reason inside a Catch's ``Cause`` (a Lambda error's JSON, or plain text)."""
     cause = str(error.get("Cause", ""))
     try:
@@ -920,6 +949,7 @@ def _known_jobs(state: State) -> list[str]:
         (state.get("cutover") or {}).get("jobId"),
         (state.get("preparedCutover") or {}).get("terminateJobId"),
         (state.get("rollback") or {}).get("waitingFor"),
+        (state.get("park") or {}).get("waitingFor"),
     ]
     return [job for job in found if job]
 

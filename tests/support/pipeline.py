@@ -22,10 +22,12 @@ def example_requests(
     approval_scope: str | None = None,
     finalize_after: str | None = None,
     depends_on: dict[str, list[str]] | None = None,
+    on_failure: str | None = None,
 ) -> list[MigrationRequest]:
     """The example wave's requests; ``approval_scope`` sets the wave's ``approval.scope``
     (the examples leave it to the default, ``application``), ``finalize_after`` its
-    ``finalizeAfter`` (0 by default), ``depends_on`` applications' ``dependsOn``."""
+    ``finalizeAfter`` (0 by default), ``depends_on`` applications' ``dependsOn``,
+    ``on_failure`` its ``onFailure`` (rollback by default)."""
     path = REPO_ROOT / "manifests" / "waves" / f"{wave}.yaml"
     start = datetime.now(UTC) + opens_in
     times = iter([start.isoformat(), (start + lasts).isoformat()])
@@ -34,6 +36,8 @@ def example_requests(
         text = text.replace("\ndefaults:", f"\napproval:\n  scope: {approval_scope}\ndefaults:", 1)
     if finalize_after is not None:
         text = text.replace("\ndefaults:", f"\nfinalizeAfter: {finalize_after}\ndefaults:", 1)
+    if on_failure is not None:
+        text = text.replace("\ndefaults:", f"\nonFailure: {on_failure}\ndefaults:", 1)
     for app, names in (depends_on or {}).items():
         entry = f"\n  - name: {app}\n"
         assert entry in text, app
