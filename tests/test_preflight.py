@@ -25,6 +25,7 @@ from orchestration.adapters import aws
 from orchestration.adapters.ec2 import Ec2Adapter
 from orchestration.cli import main
 from orchestration.gitops.requests import request_for
+from orchestration.local.api_calls import ApiCallCounter
 from orchestration.local.estate import assumed_role_sessions, provision_lane_estates
 from orchestration.local.mgn import Boto3Ec2LaunchPort, MgnEmulator, SimulatedClock
 from orchestration.manifests.model import EffectiveVm
@@ -262,6 +263,29 @@ def test_an_initial_sync_that_ends_after_the_window_opens(wave: Wave) -> None:
     assert "after the window opens" in finding.message
 
 
+@pytest.mark.parametrize(
+    ("stalled_for", "severity", "text"),
+    [
+        (timedelta(hours=8), "error", "longer than the 6 h left of its window"),
+        (timedelta(minutes=40), "warning", "(more than 15 min)"),
+    ],
+)
+def test_a_replication_lag_against_the_window(
+    wave: Wave, stalled_for: timedelta, severity: str, text: str
+) -> None:
+    """A stall lets the source's writes pile up; once it ends, MGN reports the lag while
+    the backlog drains (``lagDuration``)."""
+    _prepared(wave)
+    wave.mgn.faults.stall_replication(wave.servers[APP])
+    wave.mgn.clock.advance(stalled_for)
+    wave.mgn.faults.clear_replication_stall(wave.servers[APP])
+
+    finding = _only(wave.findings())
+
+    assert (finding.vm, finding.check, finding.severity) == (APP, "replication-lag", severity)
+    assert text in finding.message
+
+
 def test_a_stalled_replication(wave: Wave) -> None:
     _prepared(wave)
     wave.mgn.faults.stall_replication(wave.servers[APP])
@@ -370,3 +394,28 @@ def test_the_command_exits_2_for_an_unknown_wave(
 
     assert code == 2
     assert "no valid wave 'wave-9'" in err
+
+
+def test_reads_are_batched_per_lane_and_at_most_three_calls_per_vm(wave: Wave) -> None:
+    _prepared(wave)
+    wiring.reset()  # lane clients built from here are counted
+    counter = ApiCallCounter().start()
+    try:
+        assert wave.findings() == []
+    finally:
+        counter.stop()
+
+    calls = {k: v for k, v in counter.by_operation().items() if not k.startswith("sts.")}
+    assert calls == {
+        # once per lane (200 IDs per call, pages of 1,000 servers)
+        "mgn.DescribeSourceServers": 1,
+        "mgn.DescribeReplicationConfigurationTemplates": 1,
+        "ec2.DescribeSubnets": 1,
+        "ec2.DescribeVpcs": 2,
+        "ec2.DescribeLaunchTemplates": 1,
+        "iam.GetInstanceProfile": 1,
+        # once per VM: MGN and EC2 have no batch read of these
+        "mgn.GetLaunchConfiguration": 4,
+        "mgn.GetReplicationConfiguration": 4,
+        "ec2.DescribeLaunchTemplateVersions": 4,
+    }
