@@ -83,27 +83,6 @@ class Wave:
             copyPrivateIp=False,
         )
 
-    def add_conversion_profile(self) -> None:
-        self.iam.create_role(
-            RoleName=CONVERSION_PROFILE,
-            AssumeRolePolicyDocument=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "ec2.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
-        )
-        self.iam.create_instance_profile(InstanceProfileName=CONVERSION_PROFILE)
-        self.iam.add_role_to_instance_profile(
-            InstanceProfileName=CONVERSION_PROFILE, RoleName=CONVERSION_PROFILE
-        )
-
     def findings(self) -> list[PreflightFinding]:
         return preflight(self.vms, role_lanes, datetime.now(UTC))
 
@@ -144,11 +123,11 @@ def wave(
 
 
 def _prepared(wave: Wave, skip: str = "") -> Wave:
-    """Every VM's server added and prepared, the conversion profile in place."""
+    """Every VM's server added and prepared (the estate holds the conversion server's
+    instance profile, as MGN's InitializeService leaves it)."""
     for vm in wave.vms:
         if vm.target_vm_name != skip:
             wave.add_server(vm.target_vm_name)
-    wave.add_conversion_profile()
     return wave
 
 
@@ -296,15 +275,24 @@ def test_a_stalled_replication(wave: Wave) -> None:
     assert "replication is STALLED" in finding.message
 
 
-def test_no_conversion_server_profile_is_one_finding_naming_the_vms(wave: Wave) -> None:
-    for vm in wave.vms:
-        wave.add_server(vm.target_vm_name)
+@pytest.mark.parametrize(
+    ("removed", "problem"), [("role", "has no role"), ("profile", "does not exist")]
+)
+def test_no_conversion_server_profile_is_one_finding_naming_the_vms(
+    wave: Wave, removed: str, problem: str
+) -> None:
+    _prepared(wave)
+    wave.iam.remove_role_from_instance_profile(
+        InstanceProfileName=CONVERSION_PROFILE, RoleName=CONVERSION_PROFILE
+    )
+    if removed == "profile":
+        wave.iam.delete_instance_profile(InstanceProfileName=CONVERSION_PROFILE)
 
     finding = _only(wave.findings())
 
     assert (finding.check, finding.severity) == ("conversion-iam", "error")
     assert finding.vm == ", ".join(vm.target_vm_name for vm in wave.vms)
-    assert f"instance profile {CONVERSION_PROFILE} does not exist in {ACCOUNT}/{REGION}" in (
+    assert f"instance profile {CONVERSION_PROFILE} {problem} in {ACCOUNT}/{REGION}" in (
         finding.message
     )
 
