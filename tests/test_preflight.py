@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,8 @@ import pytest
 
 from orchestration import wiring
 from orchestration.adapters import aws
-from orchestration.adapters.ec2 import Ec2Adapter
+from orchestration.adapters.ec2 import Ec2Adapter, SubnetFacts, TemplateFacts
+from orchestration.adapters.mgn import LaunchConfiguration, SourceServer
 from orchestration.cli import main
 from orchestration.gitops.requests import request_for
 from orchestration.local.api_calls import ApiCallCounter
@@ -30,7 +31,13 @@ from orchestration.local.estate import assumed_role_sessions, provision_lane_est
 from orchestration.local.mgn import Boto3Ec2LaunchPort, MgnEmulator, SimulatedClock
 from orchestration.manifests.model import EffectiveVm
 from orchestration.manifests.validation import ManifestFile, validate_files
-from orchestration.pipeline.preflight import CONVERSION_PROFILE, PreflightFinding
+from orchestration.pipeline.preflight import (
+    CONVERSION_PROFILE,
+    LaneFacts,
+    PreflightFinding,
+    VmFacts,
+    check_vm,
+)
 from orchestration.preflight_cli import preflight, role_lanes
 from tests.conftest import REPO_ROOT
 from tests.support.aws_fixtures import EmulatedAws, emulated_aws
@@ -407,3 +414,68 @@ def test_reads_are_batched_per_lane_and_at_most_three_calls_per_vm(wave: Wave) -
         "mgn.GetReplicationConfiguration": 4,
         "ec2.DescribeLaunchTemplateVersions": 4,
     }
+
+
+# --- the pure checks, on facts AWS cannot easily be made to report -------------------------
+
+
+def _facts(**changes: Any) -> VmFacts:
+    start = datetime(2027, 1, 9, 20, tzinfo=UTC)
+    server = SourceServer.from_api(
+        {
+            "sourceServerID": "s-0123456789abcdef0",
+            "lifeCycle": {"state": "READY_FOR_TEST"},
+            "dataReplicationInfo": {"dataReplicationState": "CONTINUOUS", "lagDuration": "PT5S"},
+        }
+    )
+    values: dict[str, Any] = {
+        "vm": "db-01",
+        "instance_type": "r6i.large",
+        "subnet_id": "subnet-0a1b2c3d",
+        "window_start": start,
+        "window_end": start + timedelta(hours=6),
+        "server": server,
+        "launch": LaunchConfiguration("lt-0123", "NONE", copy_private_ip=False),
+        "template": TemplateFacts("lt-0123", 2, 2, subnet_id="subnet-0a1b2c3d"),
+        "subnet": SubnetFacts("subnet-0a1b2c3d", "vpc-1", "10.20.1.0/24", default_vpc=False),
+        "replication_key": "DEFAULT",
+    }
+    return VmFacts(**{**values, **changes})
+
+
+LANE = LaneFacts(
+    "111122223333/us-east-1", has_default_vpc=False, template_keys=frozenset({"DEFAULT"})
+)
+BEFORE = datetime(2027, 1, 8, tzinfo=UTC)
+
+
+def test_pure_checks_find_nothing_in_good_facts() -> None:
+    assert check_vm(_facts(), LANE, BEFORE) == []
+
+
+def test_a_templates_own_private_ip_outside_the_subnet() -> None:
+    template = TemplateFacts("lt-0123", 2, 2, subnet_id="subnet-0a1b2c3d", private_ip="10.20.9.4")
+
+    [finding] = check_vm(_facts(template=template), LANE, BEFORE)
+
+    assert finding.check == "private-ip"
+    assert "launch template lt-0123 sets private IP 10.20.9.4" in finding.message
+
+
+def test_no_subnet_in_the_template_and_no_default_vpc_would_fail_the_launch() -> None:
+    [finding] = check_vm(_facts(template=TemplateFacts("lt-0123", 2, 2)), LANE, BEFORE)
+
+    assert finding.check == "subnet-explicit"
+    assert "has no default VPC, so a launch would fail" in finding.message
+
+
+def test_right_sizing_after_the_test_launch_is_an_error() -> None:
+    server = _facts().server
+    assert server is not None
+    server = replace(server, lifecycle_state="READY_FOR_CUTOVER")
+    launch = LaunchConfiguration("lt-0123", "BASIC", copy_private_ip=False)
+
+    [finding] = check_vm(_facts(server=server, launch=launch), LANE, BEFORE)
+
+    assert (finding.check, finding.severity) == ("right-sizing", "error")
+    assert "does not again" in finding.message
