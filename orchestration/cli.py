@@ -235,7 +235,32 @@ def _parser() -> argparse.ArgumentParser:
     _add_rehearse_command(commands)
     _add_record_prediction_command(commands)
     _add_operator_commands(commands)
+    _add_preflight_command(commands)
     return parser
+
+
+def _add_preflight_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """preflight: see orchestration/preflight_cli.py."""
+    preflight = _command(
+        commands,
+        "preflight",
+        "check a wave's VMs in AWS for MGN's known mistakes, the day before migration day",
+        "wavepilot preflight wave-2",
+        "wavepilot preflight wave-1 --local --format json",
+    )
+    preflight.add_argument("wave", metavar="WAVE", help="the wave's name")
+    preflight.add_argument(
+        "--manifests",
+        default=None,
+        help="folder of wave files (default: the repository's manifests/waves)",
+    )
+    preflight.add_argument("--format", choices=("text", "json"), default="text")
+    preflight.add_argument(
+        "--local",
+        action="store_true",
+        help="reach the running `make demo` (.wavepilot/local.json) instead of AWS",
+    )
+    preflight.set_defaults(handler=_preflight)
 
 
 def _add_operator_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -760,6 +785,18 @@ def _retry(args: argparse.Namespace) -> int:
     from orchestration.operator_cli import run_retry
 
     return run_retry(args.target, user=args.user, reason=args.reason, local=args.local)
+
+
+def _preflight(args: argparse.Namespace) -> int:
+    from orchestration.preflight_cli import run_preflight
+
+    return run_preflight(
+        args.wave,
+        manifests=args.manifests or _repository_manifests(),
+        now=_now(),
+        output=args.format,
+        local=args.local,
+    )
 
 
 def _control_wave(args: argparse.Namespace) -> int:

@@ -130,3 +130,46 @@ def test_the_hub_does_not_see_the_lanes_network(mgn: MgnEmulator) -> None:
     # THEN validate_input, looking in the target account, does not find it
     with pytest.raises(PrerequisiteError, match="does not exist in account 111122223333"):
         wiring.steps().validate_input(_state(spec))
+
+
+def test_more_nics_than_mgn_launches_fail_validation_saying_so(mgn: MgnEmulator) -> None:
+    spec = _spec()
+    _in_lane(spec)
+    mgn.add_source_server(
+        hostname="intranet-web-01",
+        user_provided_id="intranet-web-01",
+        private_ips=["172.16.4.1", "172.16.5.1", "172.16.6.1"],
+    )
+
+    with pytest.raises(PrerequisiteError) as raised:
+        wiring.steps().validate_input(_state(spec))
+
+    assert "the source VM reports 3 network interfaces; MGN launches at most 2" in str(raised.value)
+
+
+def test_an_initial_sync_ending_after_the_window_opens_is_a_warning_in_the_status(
+    mgn: MgnEmulator, emulated_aws: EmulatedAws
+) -> None:
+    spec = _spec()  # its window opened an hour ago
+    _in_lane(spec)
+    mgn.add_source_server(
+        hostname="intranet-web-01",
+        user_provided_id="intranet-web-01",
+        disk_gib=[500],
+        replication_bytes_per_second=1_000_000,
+    )
+
+    result = wiring.steps().validate_input(_state(spec))
+
+    assert result["sourceServerId"].startswith("s-")
+    messages = [
+        event["detail"]["message"]
+        for event in emulated_aws.captured()
+        if event["detail-type"] == "MigrationStatusUpdated"
+    ]
+    assert any(
+        message.startswith("prerequisites met; MGN source server ")
+        and "; warning: initial sync ends about " in message
+        and "after the window opens" in message
+        for message in messages
+    ), messages

@@ -40,6 +40,12 @@ def _client(service: str, region: str) -> Any:
     return boto3.client(service, region_name=region, config=RETRIES)  # type: ignore[call-overload]
 
 
+def caller_client(service: str, region: str) -> Any:
+    """``service`` in ``region`` with the caller's own credentials: an operator command's
+    reads in a target account (``wavepilot preflight``), where no hub role is needed."""
+    return _client(service, region)
+
+
 def sqs() -> SQSClient:
     return _client("sqs", settings().aws_region)  # type: ignore[no-any-return]
 

@@ -21,6 +21,37 @@ class Subnet:
 
 
 @dataclass(frozen=True, slots=True)
+class SubnetFacts:
+    """A subnet as preflight needs it: its VPC (and whether that is the default one), CIDR."""
+
+    subnet_id: str
+    vpc_id: str
+    cidr_block: str
+    default_vpc: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateFacts:
+    """A launch template's versions and what its default version launches into."""
+
+    launch_template_id: str
+    default_version: int
+    latest_version: int
+    subnet_id: str | None = None
+    private_ip: str | None = None
+    network_interfaces: int = 0
+
+
+# EC2's filters take at most 200 values per filter.
+MAX_FILTER_VALUES = 200
+
+
+def _chunks(values: list[str], size: int = MAX_FILTER_VALUES) -> list[list[str]]:
+    unique = sorted(set(values))
+    return [unique[i : i + size] for i in range(0, len(unique), size)]
+
+
+@dataclass(frozen=True, slots=True)
 class Instance:
     instance_id: str
     state: str
@@ -87,6 +118,95 @@ class Ec2Adapter:
                 return False
             raise
         return True
+
+    def subnets(self, subnet_ids: list[str]) -> dict[str, SubnetFacts]:
+        """The subnets that exist among ``subnet_ids``, 200 per call (a filter, so one missing
+        ID does not fail the batch), with their VPCs' default flag (one more call per 200)."""
+        found: list[Any] = []
+        for chunk in _chunks(subnet_ids):
+            paginator = self._ec2.get_paginator("describe_subnets")
+            for page in paginator.paginate(Filters=[{"Name": "subnet-id", "Values": chunk}]):
+                found.extend(page.get("Subnets", []))
+        defaults: set[str] = set()
+        for chunk in _chunks([subnet["VpcId"] for subnet in found]):
+            vpcs = self._ec2.describe_vpcs(Filters=[{"Name": "vpc-id", "Values": chunk}])
+            defaults |= {vpc["VpcId"] for vpc in vpcs.get("Vpcs", []) if vpc.get("IsDefault")}
+        return {
+            subnet["SubnetId"]: SubnetFacts(
+                subnet["SubnetId"],
+                subnet["VpcId"],
+                subnet["CidrBlock"],
+                subnet["VpcId"] in defaults,
+            )
+            for subnet in found
+        }
+
+    def has_default_vpc(self) -> bool:
+        vpcs = self._ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])
+        return bool(vpcs.get("Vpcs"))
+
+    def launch_templates(self, template_ids: list[str]) -> dict[str, TemplateFacts]:
+        """Each template's default and latest version numbers (200 per call), and what its
+        default version launches into (one call per template: EC2 describes one template's
+        versions at a time). A template that is gone is left out."""
+        found: dict[str, TemplateFacts] = {}
+        for chunk in _chunks(template_ids):
+            for template in self._described_templates(chunk):
+                template_id = template["LaunchTemplateId"]
+                found[template_id] = self._with_default_version(
+                    TemplateFacts(
+                        template_id,
+                        int(template["DefaultVersionNumber"]),
+                        int(template["LatestVersionNumber"]),
+                    )
+                )
+        return found
+
+    def _described_templates(self, template_ids: list[str]) -> list[Any]:
+        """By ID, in one call; one by one only if one of them is missing (EC2 then fails
+        the whole call)."""
+        try:
+            return list(
+                self._ec2.describe_launch_templates(LaunchTemplateIds=template_ids)[
+                    "LaunchTemplates"
+                ]
+            )
+        except ClientError as exc:
+            if not _missing(exc):
+                raise
+            if len(template_ids) == 1:
+                return []
+        return [
+            template
+            for template_id in template_ids
+            for template in self._described_templates([template_id])
+        ]
+
+    def _with_default_version(self, template: TemplateFacts) -> TemplateFacts:
+        versions = self._ec2.describe_launch_template_versions(
+            LaunchTemplateId=template.launch_template_id, Versions=["$Default"]
+        )["LaunchTemplateVersions"]
+        data: Any = versions[0].get("LaunchTemplateData", {}) if versions else {}
+        interfaces = data.get("NetworkInterfaces", [])
+        primary: Any = next((nic for nic in interfaces if nic.get("DeviceIndex", 0) == 0), {})
+        return TemplateFacts(
+            template.launch_template_id,
+            template.default_version,
+            template.latest_version,
+            subnet_id=primary.get("SubnetId"),
+            private_ip=primary.get("PrivateIpAddress"),
+            network_interfaces=len(interfaces),
+        )
+
+    def instance_profile_roles(self, name: str) -> list[str] | None:
+        """The roles of an instance profile, None if it does not exist."""
+        try:
+            profile = self._iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+        except ClientError as exc:
+            if _missing(exc):
+                return None
+            raise
+        return [role["RoleName"] for role in profile.get("Roles", [])]
 
     def set_launch_template(
         self,

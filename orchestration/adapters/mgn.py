@@ -132,6 +132,11 @@ class SourceServer:
     replication_error: str | None
     # The jobs MGN remembers for the server: its last test, last cutover, launched instance.
     recent_job_ids: tuple[str, ...] = ()
+    # The source's NICs as the agent reports them (``sourceProperties.networkInterfaces``):
+    # each one's first private IP, the primary first ("" for a NIC that reported none).
+    private_ips: tuple[str, ...] = ()
+    # When MGN expects the initial sync to end (``etaDateTime``), while it has not.
+    replication_eta: str | None = None
 
     @classmethod
     def from_api(cls, item: Any) -> SourceServer:
@@ -163,7 +168,31 @@ class SourceServer:
                 else None
             ),
             recent_job_ids=tuple(dict.fromkeys(job for job in recent if job)),
+            private_ips=tuple(
+                next(iter(nic.get("ips") or []), "")
+                for nic in sorted(
+                    item.get("sourceProperties", {}).get("networkInterfaces", []),
+                    key=lambda nic: not nic.get("isPrimary", False),
+                )
+            ),
+            replication_eta=replication.get("etaDateTime"),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchConfiguration:
+    """MGN's launch settings of one server that decide what EC2 launches."""
+
+    launch_template_id: str
+    right_sizing: str
+    copy_private_ip: bool
+
+
+def ebs_key(item: Any) -> str:
+    """A replication configuration's (or template's) EBS key: its ARN, or ``DEFAULT``."""
+    if item.get("ebsEncryption") == "CUSTOM" and item.get("ebsEncryptionKeyArn"):
+        return str(item["ebsEncryptionKeyArn"])
+    return "DEFAULT"
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,6 +364,30 @@ class MgnAdapter:
     def launch_template_id(self, source_server_id: str) -> str:
         response = self._client.get_launch_configuration(sourceServerID=source_server_id)
         return response["ec2LaunchTemplateID"]
+
+    @_translated
+    def launch_configuration(self, source_server_id: str) -> LaunchConfiguration:
+        response = self._client.get_launch_configuration(sourceServerID=source_server_id)
+        return LaunchConfiguration(
+            launch_template_id=response["ec2LaunchTemplateID"],
+            right_sizing=response.get("targetInstanceTypeRightSizingMethod", "NONE"),
+            copy_private_ip=bool(response.get("copyPrivateIp", False)),
+        )
+
+    @_translated
+    def replication_key(self, source_server_id: str) -> str:
+        """The EBS key the server replicates with (``ebs_key``)."""
+        return ebs_key(self._client.get_replication_configuration(sourceServerID=source_server_id))
+
+    @_translated
+    def template_replication_keys(self) -> set[str]:
+        """The EBS keys of the Region's replication templates (what new servers get)."""
+        paginator = self._client.get_paginator("describe_replication_configuration_templates")
+        return {
+            ebs_key(item)
+            for page in paginator.paginate(PaginationConfig={"PageSize": 1000})
+            for item in page.get("items", [])
+        }
 
     @_translated
     def update_launch_configuration(

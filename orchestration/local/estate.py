@@ -13,6 +13,7 @@ one VPC per lane, the instance profiles in the lane's account (IAM is global per
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -26,6 +27,7 @@ import moto.ec2.models.subnets as moto_subnets
 
 from orchestration.local.mgn import LaneId
 from orchestration.local.runtime import LOCAL_ACCOUNT_ID, LOCAL_REGION
+from orchestration.pipeline.preflight import CONVERSION_PROFILE
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2.client import EC2Client
@@ -107,7 +109,37 @@ def provision_estate(
     for profile in profiles:
         with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
             iam.create_instance_profile(InstanceProfileName=profile)
+    _conversion_server_profile(iam)
     return Estate(vpc_id, tuple(subnets), tuple(groups), tuple(profiles))
+
+
+# What MGN's InitializeService creates in the account for its conversion server (and
+# `wavepilot preflight` looks for): the instance profile and its role of the same name.
+CONVERSION_SERVER_ROLE = CONVERSION_PROFILE
+_EC2_TRUST = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "ec2.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+)
+
+
+def _conversion_server_profile(iam: IAMClient) -> None:
+    with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
+        iam.create_role(RoleName=CONVERSION_SERVER_ROLE, AssumeRolePolicyDocument=_EC2_TRUST)
+    with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
+        iam.create_instance_profile(InstanceProfileName=CONVERSION_SERVER_ROLE)
+    profile = iam.get_instance_profile(InstanceProfileName=CONVERSION_SERVER_ROLE)
+    if not profile["InstanceProfile"].get("Roles"):
+        iam.add_role_to_instance_profile(
+            InstanceProfileName=CONVERSION_SERVER_ROLE, RoleName=CONVERSION_SERVER_ROLE
+        )
 
 
 def _estate_vpc(ec2: EC2Client, cidr: str = "10.0.0.0/16") -> str:

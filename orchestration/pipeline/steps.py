@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -55,6 +55,11 @@ from orchestration.pipeline.ports import (
     StatusReports,
     WaveControls,
     WaveMigrations,
+)
+from orchestration.pipeline.preflight import (
+    PreflightFinding,
+    network_interface_findings,
+    replication_findings,
 )
 from orchestration.pipeline.resolution import SourceServerDirectory, resolve_source_server
 from orchestration.pipeline.spec import MigrationSpec
@@ -205,17 +210,39 @@ class MigrationSteps:
             )
         if server_problem is not None:
             problems.append(server_problem)
+        preflight = self._preflight(spec, server) if server is not None else []
+        problems.extend(f.message for f in preflight if f.severity == "error")
         if problems or server is None:
             raise PrerequisiteError("; ".join(problems))
         launch_template_id = mgn.launch_template_id(server.source_server_id)
+        warnings = "".join(f"; warning: {f.message}" for f in preflight)
         self._report.step(
             spec,
             Step.VALIDATE_INPUT,
             "SUCCEEDED",
-            f"prerequisites met; MGN source server {server.source_server_id}",
+            f"prerequisites met; MGN source server {server.source_server_id}{warnings}",
             sourceServerId=server.source_server_id,
         )
         return {"sourceServerId": server.source_server_id, "launchTemplateId": launch_template_id}
+
+    def _preflight(self, spec: MigrationSpec, server: SourceServer) -> list[PreflightFinding]:
+        """Preflight's checks that need nothing but the source server already read (no call
+        of their own): too many NICs fails validation (no launch could carry them); the
+        replication against the window is only reported (the pipeline waits for replication
+        and rolls back a closed window itself). ``wavepilot preflight`` runs them all."""
+        findings = network_interface_findings(spec.target_vm_name, server)
+        if spec.window_start is not None and spec.window_end is not None:
+            findings += [
+                replace(finding, severity="warning")
+                for finding in replication_findings(
+                    spec.target_vm_name,
+                    server,
+                    spec.window_start,
+                    spec.window_end,
+                    self._clock.now(),
+                )
+            ]
+        return findings
 
     def _lane_checked(self, spec: MigrationSpec) -> LaneServices:
         """The migration's lane, if its role can be assumed. Checked before anything else,

@@ -170,6 +170,7 @@ class MgnEmulator:
         archived: bool = False,
         source_server_id: str | None = None,
         replication_bytes_per_second: float | None = None,
+        private_ips: Sequence[str] = (),
     ) -> SourceServer:
         """Register a source server as if its replication agent had just been installed.
 
@@ -261,6 +262,8 @@ class MgnEmulator:
                 lifecycle_state=initial_state,
                 is_archived=archived,
                 replication_disconnected_at=now if archived else None,
+                private_ips=tuple(private_ips),
+                ebs_encryption_key_arn=self._state.template_ebs_encryption_key_arn,
             )
             problems = shape_problems(render_source_server(record, now), _source_server_shape())
             if problems:
@@ -285,6 +288,13 @@ class MgnEmulator:
                 disk_bytes=disk_bytes,
                 is_archived=archived,
             )
+
+    def set_replication_template_key(self, key_arn: str | None) -> None:
+        """Point the Region's replication template at a KMS key (None: EBS's default key), as
+        a team does in MGN's console. Servers already added keep the key they replicate with;
+        servers added from now on get this one."""
+        with self._lock:
+            self._state.template_ebs_encryption_key_arn = key_arn
 
     def _replication_timing(self, bytes_per_second: float | None) -> ReplicationTiming:
         if bytes_per_second is None:

@@ -102,6 +102,12 @@ class SourceServerRecord:
     active_job_id: str | None = None
     # Launches of each kind so far (what `launch_failure_rate` draws on, with the ID).
     launch_attempts: dict[LaunchType, int] = field(default_factory=dict)
+    # The source's NICs as the agent reports them: each one's private IPv4 address, the
+    # primary first (`sourceProperties.networkInterfaces`).
+    private_ips: tuple[str, ...] = ()
+    # The replication settings' EBS key (`ebsEncryptionKeyArn`; None: EBS's default key),
+    # copied from the replication template when the agent was installed, as MGN does.
+    ebs_encryption_key_arn: str | None = None
 
     def count_launch_attempt(self, launch_type: LaunchType) -> int:
         """Count one more launch of `launch_type`; returns its number (1 for the first)."""
@@ -194,6 +200,9 @@ class MgnState:
     replication_slots: ReplicationSlots = field(
         default_factory=lambda: ReplicationSlots(QuotaLimits().replicating_servers)
     )
+    # The Region's replication template's EBS key (None: EBS's default key): what a newly
+    # installed agent's server gets; changing it changes no existing server.
+    template_ebs_encryption_key_arn: str | None = None
     next_sequence: int = 1
 
     def server(self, source_server_id: str) -> SourceServerRecord:

@@ -45,6 +45,8 @@ from orchestration.local.mgn.rendering import (
     render_job,
     render_job_log_entry,
     render_launch_configuration,
+    render_replication_configuration,
+    render_replication_template,
     render_source_server,
     replication_view_of,
 )
@@ -78,6 +80,13 @@ REFUSED_REPLICATION_NOT_CONTINUOUS = "REPLICATION_NOT_CONTINUOUS"
 REFUSED_NO_CUTOVER_INSTANCE = "NO_SUCCESSFUL_CUTOVER_LAUNCH"
 
 Handler = Callable[[JsonObject, datetime], JsonObject]
+
+
+def replication_template_id(account_id: str) -> str:
+    """The emulated Region's one replication template: `rct-` + 17 characters, stable."""
+    return f"rct-{account_id[-12:]:0>12}00000"
+
+
 _Item = TypeVar("_Item")
 
 
@@ -105,10 +114,14 @@ class MgnOperations:
             "ChangeServerLifeCycleState": self._change_server_life_cycle_state,
             "DescribeJobLogItems": self._describe_job_log_items,
             "DescribeJobs": self._describe_jobs,
+            "DescribeReplicationConfigurationTemplates": (
+                self._describe_replication_configuration_templates
+            ),
             "DescribeSourceServers": self._describe_source_servers,
             "DisconnectFromService": self._disconnect_from_service,
             "FinalizeCutover": self._finalize_cutover,
             "GetLaunchConfiguration": self._get_launch_configuration,
+            "GetReplicationConfiguration": self._get_replication_configuration,
             "InitializeService": self._initialize_service,
             "ListSourceServerActions": self._list_source_server_actions,
             "MarkAsArchived": self._mark_as_archived,
@@ -275,6 +288,26 @@ class MgnOperations:
         if "licensing" in params and "osByol" in params["licensing"]:
             configuration.os_byol = params["licensing"]["osByol"]
         return render_launch_configuration(server.source_server_id, configuration)
+
+    # --- Replication configuration --------------------------------------------------------
+
+    def _get_replication_configuration(self, params: JsonObject, now: datetime) -> JsonObject:
+        return render_replication_configuration(self._server(params["sourceServerID"]))
+
+    def _describe_replication_configuration_templates(
+        self, params: JsonObject, now: datetime
+    ) -> JsonObject:
+        """The Region's one template (MGN creates it at InitializeService); no paging needed."""
+        template_id = replication_template_id(self._settings.account_id)
+        wanted = params.get("replicationConfigurationTemplateIDs") or [template_id]
+        if template_id not in wanted:
+            return {"items": []}
+        arn = (
+            f"arn:aws:mgn:{self._settings.region}:{self._settings.account_id}:"
+            f"replication-configuration-template/{template_id}"
+        )
+        key = self._state.template_ebs_encryption_key_arn
+        return {"items": [render_replication_template(template_id, arn, key)]}
 
     # --- Jobs -----------------------------------------------------------------------------
 

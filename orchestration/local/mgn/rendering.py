@@ -77,8 +77,45 @@ def _source_properties(server: SourceServerRecord) -> JsonObject:
             "cpus": [{"cores": server.cpu_cores, "modelName": "Intel(R) Xeon(R) Platinum 8272CL"}],
             "ramBytes": server.ram_bytes,
             "os": {"fullString": server.os_full_string},
+            "networkInterfaces": [
+                {"macAddress": _mac_address(server, index), "ips": [ip], "isPrimary": index == 0}
+                for index, ip in enumerate(server.private_ips)
+            ]
+            or None,
         }
     )
+
+
+def _mac_address(server: SourceServerRecord, index: int) -> str:
+    """A stable, locally administered MAC address per NIC (02:...)."""
+    digits = f"{server.sequence:06x}{index:02x}"[-8:]
+    return "02:00:" + ":".join(digits[i : i + 2] for i in range(0, 8, 2))
+
+
+def _ebs_encryption(key_arn: str | None) -> JsonObject:
+    return (
+        {"ebsEncryption": "CUSTOM", "ebsEncryptionKeyArn": key_arn}
+        if key_arn
+        else {"ebsEncryption": "DEFAULT"}
+    )
+
+
+def render_replication_configuration(server: SourceServerRecord) -> JsonObject:
+    """GetReplicationConfiguration's answer: the members the emulator models."""
+    return {
+        "sourceServerID": server.source_server_id,
+        "name": server.launch_configuration.name,
+        **_ebs_encryption(server.ebs_encryption_key_arn),
+    }
+
+
+def render_replication_template(template_id: str, arn: str, key_arn: str | None) -> JsonObject:
+    """One item of DescribeReplicationConfigurationTemplates."""
+    return {
+        "replicationConfigurationTemplateID": template_id,
+        "arn": arn,
+        **_ebs_encryption(key_arn),
+    }
 
 
 def _data_replication_info(server: SourceServerRecord, view: ReplicationView) -> JsonObject:
