@@ -995,6 +995,7 @@ def test_every_alarm_the_seed_lists_exists_and_notifies_the_topic() -> None:
         "events",
         "slack_status",
         "slack_priority",
+        "github_progress",
     }
     assert (dead_letters["threshold"], _unquote(dead_letters["metric_name"])) == (
         5,
