@@ -168,6 +168,39 @@ def test_a_wave_gets_one_deployment_whose_statuses_follow_it_and_one_comment(
     assert len(github.comments_on(REPO, PULL)) == 1
 
 
+def test_each_publishing_commit_has_its_deployment_counting_the_vms_it_published(
+    configured: EmulatedAws, github: GitHubState
+) -> None:
+    # GIVEN wave-1's first two VMs published by one merge, the third by a later merge
+    later = "d" * 40
+    github.add_pull(REPO, PULL + 1, base_sha="a" * 40, head_sha="e" * 40, merge_commit_sha=later)
+    first, second, third = example_requests("wave-1")[:3]
+    assert third.provenance is not None
+    third = third.model_copy(
+        update={"provenance": third.provenance.model_copy(update={"commit": later})}
+    )
+    for request in (first, second, third):
+        assert request.revision is not None
+        wiring.store().record_request(request, request.revision, "corr-1", NOW)
+
+    # WHEN all three are requested, and the later merge's VM migrates
+    _deliver(*(_body(r, "MigrationRequested") for r in (first, second, third)))
+    _deliver(_end(third, "COMPLETED"))
+
+    # THEN each merge commit has its own deployment of the wave, counting its own VMs
+    by_commit = {d["sha"]: d for d in github.deployments_of(REPO)}
+    assert set(by_commit) == {COMMIT, later}
+    assert {d["environment"] for d in by_commit.values()} == {"migration/wave-1"}
+    assert [s["description"] for s in by_commit[COMMIT]["statuses"]] == ["0/2 migrated"]
+    assert [(s["state"], s["description"]) for s in by_commit[later]["statuses"]] == [
+        ("in_progress", "0/1 migrated"),
+        ("success", "1/1 migrated"),
+    ]
+    # AND the later merge's pull request has the comment, the first one's none yet
+    assert github.comments_on(REPO, PULL) == []
+    assert len(github.comments_on(REPO, PULL + 1)) == 1
+
+
 def test_a_deployment_github_has_is_found_again_never_created_twice(
     configured: EmulatedAws, github: GitHubState
 ) -> None:

@@ -101,7 +101,8 @@ class GitHubRest:
                 allowed_methods=frozenset({"GET", "HEAD", "PATCH", "PUT", "DELETE"}),
                 raise_on_status=False,
                 respect_retry_after_header=True,
-                redirect=0,
+                # A redirect (a renamed repository) is an answer to report, not to follow.
+                redirect=False,
             ),
             timeout=urllib3.Timeout(total=options.timeout),
         )
@@ -209,7 +210,7 @@ def _message(response: urllib3.BaseHTTPResponse) -> str:
 
 
 def _answer(what: str, response: urllib3.BaseHTTPResponse) -> Any:
-    if response.status >= 400:
+    if response.status >= 300:
         message = _message(response) or response.data[:200].decode("utf-8", "replace")
         raise GitHubApiError(f"{what}: HTTP {response.status}: {message}", response.status)
     if not response.data:
