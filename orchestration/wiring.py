@@ -63,6 +63,7 @@ __all__ = [
     "callback_transport",
     "clock",
     "github_progress",
+    "github_progress_dead_letters",
     "github_settings",
     "ingress_idempotency",
     "ingress_persistence",
@@ -281,6 +282,14 @@ def _wave_deployments() -> WaveDeploymentStore:
     return WaveDeploymentStore(aws.state_table(config.table_name, config.aws_region))
 
 
+@cache
+def github_progress_dead_letters() -> DeadLetterQueue | None:
+    """report_github_progress's DLQ (``GITHUB_PROGRESS_DLQ_URL``), for bodies that are no
+    status event; None when not set (they are then logged and dropped)."""
+    url = github_settings().dead_letter_queue_url
+    return DeadLetterQueue(aws.sqs(), url) if url else None
+
+
 @contextmanager
 def github_progress() -> Iterator[WaveProgressReporter | None]:
     """The reporter of waves' progress on GitHub, or None when it is not configured
@@ -322,6 +331,7 @@ def reset() -> None:
         callback_signing_secret,
         callback_transport,
         github_settings,
+        github_progress_dead_letters,
         _github_token,
         _wave_deployments,
     ):

@@ -30,9 +30,10 @@ locals {
     # Reads only: every lane's source servers' replication (through the target role), the
     # pending approvals (gsi1) and their migrations' cutover windows (GetItem). Its metrics go
     # to CloudWatch as EMF log lines.
-    # Progress on GitHub: its queue, the GitHub token, the wave's migrations (gsi1, then each
-    # event's migration read again: GetItem) and what GitHub was last shown (its own items).
-    report_github_progress = ["consume_github_progress", "github_token", "wave_migrations", "github_progress_state", "kms_decrypt"]
+    # Progress on GitHub: its queue (and its DLQ, for a body that is no status event), the
+    # GitHub token, the wave's migrations (gsi1, then each event's migration read again:
+    # GetItem) and what GitHub was last shown (its own items).
+    report_github_progress = ["consume_github_progress", "dead_letter_github_progress", "github_token", "wave_migrations", "github_progress_state", "kms_decrypt", "kms_generate_data_key"]
     monitor_migrations     = ["assume_target_role", "pending_approvals", "state_read", "kms_decrypt"]
     slack_app              = ["slack_secrets", "bot_state", "put_events", "decide_approvals", "start_one_execution", "manage_executions", "invoke_self", "remind_owed_roots", "kms_decrypt", "kms_generate_data_key"]
     slack_notifier         = ["slack_token", "thread_state", "wave_threads", "consume_status", "dead_letter_status", "remind_owed_roots", "kms_decrypt", "kms_generate_data_key"]
@@ -217,6 +218,11 @@ locals {
       # The SQS event source mapping polls with the function's role.
       actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
       resources = [aws_sqs_queue.github_progress.arn]
+    }
+    dead_letter_github_progress = {
+      # A body that is no status event goes straight to the DLQ with its reason.
+      actions   = ["sqs:SendMessage"]
+      resources = [aws_sqs_queue.github_progress_dlq.arn]
     }
     github_token = {
       actions   = ["secretsmanager:GetSecretValue"]

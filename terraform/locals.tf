@@ -223,6 +223,7 @@ locals {
       GITHUB_REPOSITORY       = local.github_progress_repository
       GITHUB_TOKEN_SECRET_ARN = aws_secretsmanager_secret.github_token.arn
       GITHUB_API_URL          = var.github_api_url
+      GITHUB_PROGRESS_DLQ_URL = aws_sqs_queue.github_progress_dlq.url
     }
   }
 

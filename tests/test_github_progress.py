@@ -54,6 +54,9 @@ def configured(
     monkeypatch.setenv("GITHUB_TOKEN", "ghs_local")
     monkeypatch.setenv("GITHUB_API_URL", github.base_url)
     monkeypatch.delenv("GITHUB_TOKEN_SECRET_ARN", raising=False)
+    monkeypatch.setenv(
+        "GITHUB_PROGRESS_DLQ_URL", emulated_aws.resources.github_progress_dead_letter_queue_url
+    )
     wiring.use_github_options(FAST)
     wiring.reset()
     yield emulated_aws
@@ -281,11 +284,23 @@ def test_without_a_repository_and_token_nothing_is_reported(
     wiring.reset()
 
 
-def test_a_body_that_is_no_status_event_is_dropped_not_retried(
+def test_a_body_that_is_no_status_event_goes_to_the_dlq_with_its_reason(
     configured: EmulatedAws, github: GitHubState
 ) -> None:
-    assert _deliver("{not json", json.dumps({"detail-type": "Nope", "detail": {}})) == [
-        "done",
-        "done",
-    ]
-    assert github.requests == []
+    # GIVEN an event of a wave between two bodies that are no status events
+    [request] = _wave_of_three()[:1]
+    bodies = ["{not json", _body(request, "MigrationRequested"), '{"detail-type": "Nope"}']
+
+    # WHEN they are delivered: none comes back, the event is reported
+    assert _deliver(*bodies) == ["done"] * 3
+    assert len(github.deployments_of(REPO)) == 1
+
+    # AND the two others are in the DLQ, each with its reason
+    dead = configured.sqs.receive_message(
+        QueueUrl=configured.resources.github_progress_dead_letter_queue_url,
+        MaxNumberOfMessages=10,
+        MessageAttributeNames=["All"],
+    )["Messages"]
+    assert sorted(m["Body"] for m in dead) == sorted([bodies[0], bodies[2]])
+    reasons = [m["MessageAttributes"]["failureReason"]["StringValue"] for m in dead]
+    assert all(r.startswith("not a status event") for r in reasons), reasons

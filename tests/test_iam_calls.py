@@ -6,7 +6,8 @@ from Secrets Manager, as on AWS), a rejection (the Reject button and its modal),
 nobody answers (it expires), a failed test launch (each rolled back), an operator's rollback
 from Slack (``/wavepilot rollback``, then the confirmation button), ``/wavepilot status`` for a
 migration and for a wave, a duplicate delivery and a malformed message (to the request DLQ),
-a body on the Slack status queue that is no status event (to the status DLQ), the
+a body on the Slack status queue that is no status event (to the status DLQ; the same on the
+GitHub progress queue), the
 scheduled monitor while an approval waits (invoked as its schedule would), and each wave's
 progress on GitHub (the GitHub stand-in, the token read from Secrets Manager as on AWS). The
 recorder (``orchestration/local/api_recorder.py``) attributes each call to the function whose
@@ -55,6 +56,7 @@ from orchestration.local.system import EmbeddedSystem, LocalGitHub, SystemOption
 from orchestration.naming import (
     BOT_FUNCTIONS,
     FUNCTIONS,
+    GITHUB_PROGRESS_MESSAGE_GROUP,
     SCHEDULED_FUNCTIONS,
     SLACK_STATUS_MESSAGE_GROUP,
     ResourceNames,
@@ -508,6 +510,13 @@ def _run_every_path() -> Run:
                 MessageBody="{this is not a status event",
                 MessageGroupId=SLACK_STATUS_MESSAGE_GROUP,
                 MessageDeduplicationId="iam-calls-unreadable",
+            )
+            # Nor on the GitHub progress queue: report_github_progress dead-letters it.
+            system.client("sqs").send_message(
+                QueueUrl=system.resources.github_progress_queue_url,
+                MessageBody="{this is not a status event either",
+                MessageGroupId=GITHUB_PROGRESS_MESSAGE_GROUP,
+                MessageDeduplicationId="iam-calls-unreadable-github",
             )
             operator = threading.Thread(
                 target=_operator_rolls_back, args=(system, rolled_back.migration_id), daemon=True

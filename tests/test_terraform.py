@@ -79,7 +79,12 @@ HANDLER_ENVIRONMENT = {
 }
 FUNCTION_ONLY_ENVIRONMENT = {
     "callback_handler": {"CALLBACK_SIGNING_SECRET_ARN"},
-    "report_github_progress": {"GITHUB_REPOSITORY", "GITHUB_TOKEN_SECRET_ARN", "GITHUB_API_URL"},
+    "report_github_progress": {
+        "GITHUB_REPOSITORY",
+        "GITHUB_TOKEN_SECRET_ARN",
+        "GITHUB_API_URL",
+        "GITHUB_PROGRESS_DLQ_URL",
+    },
 }
 # bot/config.py settings that exist for the embedded default only (plain-text credentials, the
 # Slack stand-in's URL, its accelerated clock): never set on AWS.

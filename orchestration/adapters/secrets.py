@@ -92,6 +92,8 @@ class GitHubSettings(BaseSettings):
     token: SecretStr | None = Field(default=None, validation_alias="GITHUB_TOKEN")
     token_secret_arn: str | None = Field(default=None, validation_alias="GITHUB_TOKEN_SECRET_ARN")
     api_url: str = Field(default="https://api.github.com", validation_alias="GITHUB_API_URL")
+    # Where a body that is no status event goes, with its reason (it can never succeed).
+    dead_letter_queue_url: str = Field(default="", validation_alias="GITHUB_PROGRESS_DLQ_URL")
 
     @property
     def configured(self) -> bool:

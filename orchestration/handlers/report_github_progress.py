@@ -36,11 +36,16 @@ from orchestration.observability import count, logger, metrics, tracer
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     records = [SQSRecord(raw) for raw in event.get("Records", [])]
     waves: dict[str, list[tuple[int, str]]] = {}  # wave -> (position, migration ID)
+    first_failed = len(records)
     for position, record in enumerate(records):
-        read = _wave_and_migration(record)
+        try:
+            read = _wave_and_migration(record)
+        except Exception:
+            logger.exception("unreadable event not dead-lettered; SQS delivers it again")
+            first_failed = min(first_failed, position)
+            continue
         if read is not None:
             waves.setdefault(read[0], []).append((position, read[1]))
-    first_failed = len(records)
     with wiring.github_progress() as reporter:
         if reporter is None:
             logger.info(
@@ -75,8 +80,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
 
 
 def _wave_and_migration(record: SQSRecord) -> tuple[str, str] | None:
-    """The event's wave and migration; None (logged, dropped: it can never succeed) when the
-    body is no status event. Only EventBridge's rule sends here."""
+    """The event's wave and migration; None when the body is no status event: it can never
+    succeed, so it goes at once to the queue's DLQ with its reason (or, without one, is logged
+    and dropped), never holding up the events behind it."""
     try:
         envelope = json.loads(record.body)
         detail_type = envelope["detail-type"]
@@ -84,11 +90,18 @@ def _wave_and_migration(record: SQSRecord) -> tuple[str, str] | None:
             raise ValueError(f"detail-type {detail_type!r}")
         detail = parse_detail(detail_type, envelope["detail"])
     except (ValueError, KeyError, TypeError, ValidationError) as exc:
-        logger.error(
-            "not a status event: dropped",
-            extra={"message_id": record.message_id, "reason": str(exc)[:500]},
-        )
+        reason = f"not a status event: {str(exc)[:500]}"
+        logger.error("unreadable event", extra={"message_id": record.message_id, "reason": reason})
         count("GitHubProgressUnreadable")
+        dead_letters = wiring.github_progress_dead_letters()
+        if dead_letters is not None:
+            dead_letters.send(
+                record.body,
+                reason=reason,
+                source_message_id=record.message_id,
+                now=wiring.clock().now(),
+                rejected_by="report_github_progress",
+            )
         return None
     return detail.wave, detail.migration_id
 

@@ -324,7 +324,7 @@ class EmbeddedSystem:
                 "SLACK_STATUS_DLQ_URL": self.resources.slack_status_dead_letter_queue_url,
                 "SLACK_PRIORITY_DLQ_URL": self.resources.slack_priority_dead_letter_queue_url,
                 "SLACK_STATUS_QUEUE_URL": self.resources.slack_status_queue_url,
-                **(self.options.github.environment if self.options.github else {}),
+                **self._github_environment(),
             }
         )
         if self.options.github is not None:
@@ -472,8 +472,17 @@ class EmbeddedSystem:
             "SLACK_PRIORITY_DLQ_URL",
             "SLACK_STATUS_QUEUE_URL",
         )
-        github = tuple(self.options.github.environment) if self.options.github else ()
-        return {key: os.environ[key] for key in (*keys, *github)}
+        return {key: os.environ[key] for key in (*keys, *self._github_environment())}
+
+    def _github_environment(self) -> dict[str, str]:
+        """report_github_progress's settings, when the system is given a GitHub."""
+        if self.options.github is None:
+            return {}
+        assert self.resources is not None
+        return {
+            **self.options.github.environment,
+            "GITHUB_PROGRESS_DLQ_URL": self.resources.github_progress_dead_letter_queue_url,
+        }
 
     def _create_functions(self) -> None:
         iam = self.client("iam")
