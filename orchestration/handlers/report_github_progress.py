@@ -5,8 +5,8 @@ EventBridge puts the events that can change a migration's standing in its wave
 FIFO queue (rule ``<prefix>-status-to-github``, one message group: one batch at a time, so two
 batches never race to create a wave's deployment). A batch is grouped by wave; each wave is
 reported once (``WaveProgressReporter.report``), from the migrations' records, so the order
-and repetition of events do not matter. A wave whose report fails (GitHub down after
-PyGithub's retries, DynamoDB) comes back, and with it every record after its first one (FIFO:
+and repetition of events do not matter. A wave whose report fails (GitHub down after the
+client's retries, DynamoDB) comes back, and with it every record after its first one (FIFO:
 nothing after a failed record may be taken as done).
 
 Without a repository and a token (``GitHubSettings.configured``) the function does nothing
