@@ -70,6 +70,17 @@ def test_a_secondary_rate_limit_waits_what_github_asks_and_succeeds(
     assert [c["body"] for c in github.comments_on(REPO, PULL)] == ["hello"]
 
 
+def test_a_spent_hourly_budget_waits_for_its_reset_and_succeeds(
+    github: GitHubState, rest: GitHubRest
+) -> None:
+    # GIVEN the token's hourly budget spent (403, x-ratelimit-remaining: 0, reset in 1 s)
+    github.exhaust_rate_limit(1)
+
+    # WHEN the comments are listed: answered once the budget was reset
+    assert rest.get_all(COMMENTS) == []
+    assert [r.status for r in github.requests] == [403, 200]
+
+
 def test_a_rate_limit_longer_than_allowed_fails_without_waiting(github: GitHubState) -> None:
     github.rate_limit_next_writes(1)
     client = GitHubRest("ghs_test", github.base_url, RestOptions(max_rate_limit_wait=0.5))

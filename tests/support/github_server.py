@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ class GitHubState:
     deployment_statuses: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[RecordedRequest] = field(default_factory=list)
     rate_limited_writes: int = 0
+    exhausted_requests: int = 0  # answered 403 with x-ratelimit-remaining: 0
     failing_requests: list[int] = field(default_factory=list)
     next_id: int = 1000
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -108,6 +110,12 @@ class GitHubState:
         with self.lock:
             self.rate_limited_writes = count
 
+    def exhaust_rate_limit(self, count: int) -> None:
+        """Answer the next ``count`` requests as GitHub does when the hour's budget is spent:
+        403, ``x-ratelimit-remaining: 0``, ``x-ratelimit-reset`` one second ahead."""
+        with self.lock:
+            self.exhausted_requests = count
+
     def fail_next_request(self, status: int = 502) -> None:
         with self.lock:
             self.failing_requests.append(status)
@@ -164,6 +172,14 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> tuple[int, Any, dict[str, str]]:
         if state.failing_requests:
             return state.failing_requests.pop(0), {"message": "Server Error"}, {}
+        if state.exhausted_requests > 0:
+            state.exhausted_requests -= 1
+            reset = int(time.time()) + 1
+            return (
+                403,
+                {"message": "API rate limit exceeded for installation ID 42."},
+                {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset)},
+            )
         if method in _WRITES and state.rate_limited_writes > 0:
             state.rate_limited_writes -= 1
             return (
