@@ -118,6 +118,24 @@ class ResourceNames:
     def slack_signing_secret(self) -> str:
         return f"{self.prefix}-slack-signing-secret"
 
+    @property
+    def github_progress_queue(self) -> str:
+        """Status events on their way to ``report_github_progress`` (FIFO, one group)."""
+        return f"{self.prefix}-github-progress.fifo"
+
+    @property
+    def github_progress_dead_letter_queue(self) -> str:
+        return f"{self.prefix}-github-progress-dlq.fifo"
+
+    @property
+    def status_to_github_rule(self) -> str:
+        return f"{self.prefix}-status-to-github"
+
+    @property
+    def github_token_secret(self) -> str:
+        """The token ``report_github_progress`` calls GitHub with (a plain string)."""
+        return f"{self.prefix}-github-token"
+
     def function(self, handler: str) -> str:
         """``ingress_handler`` -> ``wavepilot-prod-ingress-handler``."""
         return f"{self.prefix}-{handler.replace('_', '-')}"
@@ -126,7 +144,8 @@ class ResourceNames:
 # Every Lambda function: the seed's eight names plus those this design adds
 # (start_migration names executions; request_approval is the approval gate; request_launch
 # and coordinate_launches are the batched launch design's: an execution's request to its
-# lane's coordinator, and the coordinator loop's run).
+# lane's coordinator, and the coordinator loop's run; report_github_progress shows each wave's
+# progress on GitHub).
 FUNCTIONS: tuple[str, ...] = (
     "ingress_handler",
     "start_migration",
@@ -140,6 +159,7 @@ FUNCTIONS: tuple[str, ...] = (
     "rollback_handler",
     "request_launch",
     "coordinate_launches",
+    "report_github_progress",
 )
 
 
@@ -158,6 +178,9 @@ SLACK_STATUS_MESSAGE_GROUP = "status-events"
 # The priority queue's one group: approvals and failures in order among themselves, one batch
 # at a time, whatever the status queue holds.
 SLACK_PRIORITY_MESSAGE_GROUP = "priority-events"
+# The GitHub progress queue's one group: one batch at a time, so two batches never race to
+# create a wave's deployment.
+GITHUB_PROGRESS_MESSAGE_GROUP = "github-progress"
 # How the notifier tells a record from the priority queue (its event source ARN ends so).
 SLACK_PRIORITY_QUEUE_SUFFIX = "-slack-priority.fifo"
 

@@ -18,6 +18,8 @@ choices: call it after changing the environment.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 
 from aws_lambda_powertools.utilities.idempotency import (
@@ -29,15 +31,25 @@ from orchestration.adapters import aws
 from orchestration.adapters.callback_transport import CallbackTransport, HttpsCallbackTransport
 from orchestration.adapters.dead_letters import DeadLetterQueue
 from orchestration.adapters.event_bus import EventBus
+from orchestration.adapters.github_rest import DEFAULT_REST_OPTIONS, GitHubRest, RestOptions
 from orchestration.adapters.health import AddressResolver, HealthProber, direct
 from orchestration.adapters.lanes import LaneSessions
 from orchestration.adapters.launch_ledger import DynamoLaunchLedger
 from orchestration.adapters.parks import ParkStore
-from orchestration.adapters.secrets import CallbackSettings, SigningSecretSource
+from orchestration.adapters.secrets import (
+    CallbackSettings,
+    GitHubSettings,
+    GitHubTokenSource,
+    SigningSecretSource,
+)
 from orchestration.adapters.state_store import MigrationStore
 from orchestration.adapters.stepfunctions import StepFunctionsAdapter
 from orchestration.adapters.wave_control import WaveControlStore
+from orchestration.adapters.wave_deployments import WaveDeploymentStore
 from orchestration.clock import SYSTEM_CLOCK, Clock
+from orchestration.gitops.github_deployments import WaveDeployments
+from orchestration.gitops.progress_reporter import WaveProgressReporter
+from orchestration.gitops.wave_progress import Links
 from orchestration.pipeline.approvals import ApprovalService
 from orchestration.pipeline.batched_launches import BatchedLaunches
 from orchestration.pipeline.manual_rollback import RollbackService
@@ -52,6 +64,9 @@ __all__ = [
     "callback_signing_secret",
     "callback_transport",
     "clock",
+    "github_progress",
+    "github_progress_dead_letters",
+    "github_settings",
     "ingress_idempotency",
     "ingress_persistence",
     "lanes",
@@ -65,6 +80,7 @@ __all__ = [
     "store",
     "use_callback_transport",
     "use_clock",
+    "use_github_options",
     "use_health_address_resolver",
 ]
 
@@ -73,6 +89,7 @@ __all__ = [
 _clock: Clock = SYSTEM_CLOCK
 _health_address_resolver: AddressResolver = direct
 _callback_transport: CallbackTransport | None = None
+_github_options: RestOptions = DEFAULT_REST_OPTIONS
 
 
 def use_clock(clock: Clock | None) -> None:
@@ -97,6 +114,13 @@ def use_callback_transport(transport: CallbackTransport | None) -> None:
     global _callback_transport  # noqa: PLW0603 - a process-wide hook, set once at start
     _callback_transport = transport
     reset()
+
+
+def use_github_options(options: RestOptions | None) -> None:
+    """How patient the GitHub client is (the embedded default's stand-in answers at once, so
+    it spaces nothing); ``None`` restores GitHub's pacing."""
+    global _github_options  # noqa: PLW0603 - a process-wide hook, set once at start
+    _github_options = options or DEFAULT_REST_OPTIONS
 
 
 # --- what the handlers ask for -----------------------------------------------------------
@@ -258,6 +282,51 @@ def callback_transport() -> CallbackTransport:
     return _callback_transport or HttpsCallbackTransport()
 
 
+@cache
+def github_settings() -> GitHubSettings:
+    return GitHubSettings()
+
+
+@cache
+def _github_token() -> GitHubTokenSource:
+    return GitHubTokenSource(github_settings())
+
+
+@cache
+def _wave_deployments() -> WaveDeploymentStore:
+    config = settings()
+    return WaveDeploymentStore(aws.state_table(config.table_name, config.aws_region))
+
+
+@cache
+def github_progress_dead_letters() -> DeadLetterQueue | None:
+    """report_github_progress's DLQ (``GITHUB_PROGRESS_DLQ_URL``), for bodies that are no
+    status event; None when not set (they are then logged and dropped)."""
+    url = github_settings().dead_letter_queue_url
+    return DeadLetterQueue(aws.sqs(), url) if url else None
+
+
+@contextmanager
+def github_progress() -> Iterator[WaveProgressReporter | None]:
+    """The reporter of waves' progress on GitHub, or None when it is not configured
+    (``GitHubSettings.configured``). Its client is built on the token as it is now (the
+    Secrets Manager read is cached, so a rotated token is picked up) and closed after use."""
+    config = github_settings()
+    if not config.configured:
+        yield None
+        return
+    client = GitHubRest(_github_token().current(), config.api_url, _github_options, clock())
+    try:
+        yield WaveProgressReporter(
+            store(),
+            _wave_deployments(),
+            WaveDeployments(client, config.repository),
+            Links(settings().aws_region, settings().state_machine_arn),
+        )
+    finally:
+        client.close()
+
+
 def reset() -> None:
     """Forget every collaborator built, the boto3 clients and the settings (not the hooks)."""
     for built in (
@@ -278,6 +347,10 @@ def reset() -> None:
         ingress_persistence,
         callback_signing_secret,
         callback_transport,
+        github_settings,
+        github_progress_dead_letters,
+        _github_token,
+        _wave_deployments,
     ):
         built.cache_clear()
     aws.reset()

@@ -160,3 +160,38 @@ resource "aws_cloudwatch_event_target" "slack_priority" {
     arn = aws_sqs_queue.event_target_dlq.arn
   }
 }
+
+# Progress on GitHub (docs/ARCHITECTURE.md): the events that can change a migration's standing
+# in its wave, to report_github_progress's FIFO queue (one group:
+# naming.GITHUB_PROGRESS_MESSAGE_GROUP). Disabled unless var.github_progress names a repository.
+resource "aws_cloudwatch_event_rule" "status_to_github" {
+  name           = local.names.status_to_github_rule
+  description    = "Requests, steps and ends of migrations: show each wave's progress on GitHub."
+  event_bus_name = aws_cloudwatch_event_bus.this.name
+  state          = local.github_progress_repository == "" ? "DISABLED" : "ENABLED"
+
+  event_pattern = jsonencode({
+    source        = ["wavepilot.migrations"]
+    "detail-type" = local.github_progress_detail_types
+  })
+}
+
+resource "aws_cloudwatch_event_target" "github_progress" {
+  rule           = aws_cloudwatch_event_rule.status_to_github.name
+  event_bus_name = aws_cloudwatch_event_bus.this.name
+  target_id      = "status-to-github"
+  arn            = aws_sqs_queue.github_progress.arn
+
+  sqs_target {
+    message_group_id = "github-progress"
+  }
+
+  retry_policy {
+    maximum_event_age_in_seconds = 3600
+    maximum_retry_attempts       = 10
+  }
+
+  dead_letter_config {
+    arn = aws_sqs_queue.event_target_dlq.arn
+  }
+}

@@ -30,9 +30,13 @@ locals {
     # Reads only: every lane's source servers' replication (through the target role), the
     # pending approvals (gsi1) and their migrations' cutover windows (GetItem). Its metrics go
     # to CloudWatch as EMF log lines.
-    monitor_migrations = ["assume_target_role", "pending_approvals", "state_read", "kms_decrypt"]
-    slack_app          = ["slack_secrets", "bot_state", "put_events", "decide_approvals", "start_one_execution", "manage_executions", "invoke_self", "remind_owed_roots", "kms_decrypt", "kms_generate_data_key"]
-    slack_notifier     = ["slack_token", "thread_state", "wave_threads", "consume_status", "dead_letter_status", "remind_owed_roots", "kms_decrypt", "kms_generate_data_key"]
+    # Progress on GitHub: its queue (and its DLQ, for a body that is no status event), the
+    # GitHub token, the wave's migrations (gsi1, then each event's migration read again:
+    # GetItem) and what GitHub was last shown (its own items).
+    report_github_progress = ["consume_github_progress", "dead_letter_github_progress", "github_token", "wave_migrations", "github_progress_state", "kms_decrypt", "kms_generate_data_key"]
+    monitor_migrations     = ["assume_target_role", "pending_approvals", "state_read", "kms_decrypt"]
+    slack_app              = ["slack_secrets", "bot_state", "put_events", "decide_approvals", "start_one_execution", "manage_executions", "invoke_self", "remind_owed_roots", "kms_decrypt", "kms_generate_data_key"]
+    slack_notifier         = ["slack_token", "thread_state", "wave_threads", "consume_status", "dead_letter_status", "remind_owed_roots", "kms_decrypt", "kms_generate_data_key"]
   }
 
   lambda_statements = {
@@ -209,6 +213,26 @@ locals {
       # A body that is no status event goes straight to its queue's DLQ with its reason.
       actions   = ["sqs:SendMessage"]
       resources = [aws_sqs_queue.slack_status_dlq.arn, aws_sqs_queue.slack_priority_dlq.arn]
+    }
+    consume_github_progress = {
+      # The SQS event source mapping polls with the function's role.
+      actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
+      resources = [aws_sqs_queue.github_progress.arn]
+    }
+    dead_letter_github_progress = {
+      # A body that is no status event goes straight to the DLQ with its reason.
+      actions   = ["sqs:SendMessage"]
+      resources = [aws_sqs_queue.github_progress_dlq.arn]
+    }
+    github_token = {
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = [aws_secretsmanager_secret.github_token.arn]
+    }
+    github_progress_state = {
+      # Each event's migration (a consistent GetItem: gsi1 lags) and each wave's
+      # WAVEDEPLOYMENT#<wave> items (read, then put).
+      actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
+      resources = [aws_dynamodb_table.state.arn]
     }
     remind_owed_roots = {
       # Thread roots not yet shown: the notifier reminds its own queue (bot/owed_roots.py);

@@ -31,6 +31,11 @@ locals {
     priority_to_slack_rule           = "${local.name_prefix}-priority-to-slack"
     slack_bot_token_secret           = "${local.name_prefix}-slack-bot-token"
     slack_signing_secret             = "${local.name_prefix}-slack-signing-secret"
+    # Progress on GitHub (report_github_progress).
+    github_progress_queue             = "${local.name_prefix}-github-progress.fifo"
+    github_progress_dead_letter_queue = "${local.name_prefix}-github-progress-dlq.fifo"
+    status_to_github_rule             = "${local.name_prefix}-status-to-github"
+    github_token_secret               = "${local.name_prefix}-github-token"
   }
 
   # Built from its name so functions can take it without a dependency cycle (the state machine
@@ -113,6 +118,13 @@ locals {
       handler = "orchestration.handlers.coordinate_launches.handler"
       timeout = var.timings.task_timeout_seconds
     }
+    # Each wave's deployment and result comment on GitHub, from its FIFO queue (sqs.tf); its
+    # timeout times six is that queue's visibility timeout.
+    report_github_progress = {
+      name    = "${local.name_prefix}-report-github-progress"
+      handler = "orchestration.handlers.report_github_progress.handler"
+      timeout = 60
+    }
     # Scheduled (naming.SCHEDULED_FUNCTIONS, schedules.tf): reads MGN and the table, puts the
     # metrics the replication-lag and approval-waiting alarms watch (monitoring.tf).
     monitor_migrations = {
@@ -160,6 +172,8 @@ locals {
     request_launch    = null
     # One loop per lane runs it at a time (the lease): no cap needed.
     coordinate_launches = null
+    # Its FIFO queue's one message group gives it one batch at a time: no cap needed.
+    report_github_progress = null
     # One run at a time: a run that overlaps the next schedule only repeats its MGN reads.
     monitor_migrations = 1
     slack_app          = null
@@ -202,6 +216,14 @@ locals {
   function_environment = {
     callback_handler = {
       CALLBACK_SIGNING_SECRET_ARN = aws_secretsmanager_secret.callback_signing.arn
+    }
+    # Empty GITHUB_REPOSITORY (var.github_progress off): the function reports nothing (and
+    # its rule is disabled, eventbridge.tf).
+    report_github_progress = {
+      GITHUB_REPOSITORY       = local.github_progress_repository
+      GITHUB_TOKEN_SECRET_ARN = aws_secretsmanager_secret.github_token.arn
+      GITHUB_API_URL          = var.github_api_url
+      GITHUB_PROGRESS_DLQ_URL = aws_sqs_queue.github_progress_dlq.url
     }
   }
 
@@ -307,5 +329,18 @@ locals {
     "MigrationFailed",
     "MigrationParked",
     "RollbackStarted",
+  ]
+
+  # The repository each wave's progress is shown on; empty: not shown.
+  github_progress_repository = var.github_progress && var.github_repository != null ? var.github_repository : ""
+
+  # orchestration.gitops.wave_progress.PROGRESS_DETAIL_TYPES: the events that can change a
+  # migration's standing in its wave, to report_github_progress.
+  github_progress_detail_types = [
+    "MigrationRequested",
+    "MigrationStatusUpdated",
+    "MigrationCompleted",
+    "MigrationFailed",
+    "RollbackCompleted",
   ]
 }

@@ -11,6 +11,8 @@ locals {
     events         = aws_sqs_queue.event_target_dlq.name
     slack_status   = aws_sqs_queue.slack_status_dlq.name
     slack_priority = aws_sqs_queue.slack_priority_dlq.name
+    # The wave progress reports GitHub refused five times (docs/RUNBOOK.md).
+    github_progress = aws_sqs_queue.github_progress_dlq.name
   }
 }
 

@@ -43,6 +43,11 @@ output "slack_endpoint_url" {
   value       = aws_lambda_function_url.slack_app.function_url
 }
 
+output "github_token_secret_arn" {
+  description = "ARN of the GitHub token secret of the progress reports (var.github_progress); set its value with put-secret-value."
+  value       = aws_secretsmanager_secret.github_token.arn
+}
+
 output "slack_bot_token_secret_arn" {
   description = "ARN of the Slack bot token secret; set its value with put-secret-value."
   value       = aws_secretsmanager_secret.slack_bot_token.arn

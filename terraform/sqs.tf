@@ -60,6 +60,7 @@ data "aws_iam_policy_document" "event_target_dlq" {
         aws_cloudwatch_event_rule.status_to_slack.arn,
         aws_cloudwatch_event_rule.priority_to_slack.arn,
         aws_cloudwatch_event_rule.monitor_migrations.arn,
+        aws_cloudwatch_event_rule.status_to_github.arn,
       ]
     }
   }
@@ -177,6 +178,65 @@ data "aws_iam_policy_document" "slack_priority" {
       test     = "ArnEquals"
       variable = "aws:SourceArn"
       values   = [aws_cloudwatch_event_rule.priority_to_slack.arn]
+    }
+  }
+}
+
+# Status events on their way to report_github_progress: FIFO with one message group, so one
+# batch at a time (two batches never race to create a wave's deployment); the same settings
+# and redrive as the Slack queues.
+resource "aws_sqs_queue" "github_progress_dlq" {
+  name                              = local.names.github_progress_dead_letter_queue
+  fifo_queue                        = true
+  content_based_deduplication       = true
+  message_retention_seconds         = 1209600
+  kms_master_key_id                 = aws_kms_key.this.arn
+  kms_data_key_reuse_period_seconds = 300
+}
+
+resource "aws_sqs_queue" "github_progress" {
+  name                        = local.names.github_progress_queue
+  fifo_queue                  = true
+  content_based_deduplication = true
+  # Six times the function's timeout, as AWS recommends for a Lambda event source.
+  visibility_timeout_seconds        = 6 * local.lambda_functions.report_github_progress.timeout
+  message_retention_seconds         = 345600
+  kms_master_key_id                 = aws_kms_key.this.arn
+  kms_data_key_reuse_period_seconds = 300
+
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.github_progress_dlq.arn
+    maxReceiveCount     = 5
+  })
+}
+
+resource "aws_sqs_queue_redrive_allow_policy" "github_progress_dlq" {
+  queue_url = aws_sqs_queue.github_progress_dlq.id
+
+  redrive_allow_policy = jsonencode({
+    redrivePermission = "byQueue"
+    sourceQueueArns   = [aws_sqs_queue.github_progress.arn]
+  })
+}
+
+resource "aws_sqs_queue_policy" "github_progress" {
+  queue_url = aws_sqs_queue.github_progress.id
+  policy    = data.aws_iam_policy_document.github_progress.json
+}
+
+data "aws_iam_policy_document" "github_progress" {
+  statement {
+    sid = "StatusToGitHubRule"
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.github_progress.arn]
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [aws_cloudwatch_event_rule.status_to_github.arn]
     }
   }
 }

@@ -417,3 +417,20 @@ variable "target_lanes" {
     error_message = "target_lanes: account_id is 12 digits, region a Region name such as eu-west-1."
   }
 }
+
+variable "github_progress" {
+  description = "Show each wave's progress on var.github_repository (report_github_progress: a deployment per wave, a comment on the merged pull request), with the token in the secret named by output github_token_secret_arn. False, or no github_repository: not reported (the rule is disabled)."
+  type        = bool
+  default     = false
+}
+
+variable "github_api_url" {
+  description = "GitHub's REST API: https://api.github.com, or a GitHub Enterprise Server's https://HOST/api/v3."
+  type        = string
+  default     = "https://api.github.com"
+
+  validation {
+    condition     = can(regex("^https://[^\\s]+$", var.github_api_url))
+    error_message = "github_api_url must be an https URL."
+  }
+}

@@ -6,8 +6,10 @@ from Secrets Manager, as on AWS), a rejection (the Reject button and its modal),
 nobody answers (it expires), a failed test launch (each rolled back), an operator's rollback
 from Slack (``/wavepilot rollback``, then the confirmation button), ``/wavepilot status`` for a
 migration and for a wave, a duplicate delivery and a malformed message (to the request DLQ),
-a body on the Slack status queue that is no status event (to the status DLQ), and the
-scheduled monitor while an approval waits (invoked as its schedule would). The
+a body on the Slack status queue that is no status event (to the status DLQ; the same on the
+GitHub progress queue), the
+scheduled monitor while an approval waits (invoked as its schedule would), and each wave's
+progress on GitHub (the GitHub stand-in, the token read from Secrets Manager as on AWS). The
 recorder (``orchestration/local/api_recorder.py``) attributes each call to the function whose
 handler made it; the Slack app, served over loopback HTTP rather than through the Lambda
 dispatcher, is attributed to ``slack_app`` by ``BoltHttpServer``, its lazy listeners too.
@@ -50,21 +52,25 @@ from orchestration.local.api_recorder import ApiCallRecorder, iam_action, runnin
 from orchestration.local.driver import MigrationDriver, MigrationOutcome, first_listed_approver
 from orchestration.local.mgn import LaunchType
 from orchestration.local.slack.model import EphemeralMessage
-from orchestration.local.system import EmbeddedSystem, SystemOptions
+from orchestration.local.system import EmbeddedSystem, LocalGitHub, SystemOptions
 from orchestration.naming import (
     BOT_FUNCTIONS,
     FUNCTIONS,
+    GITHUB_PROGRESS_MESSAGE_GROUP,
     SCHEDULED_FUNCTIONS,
     SLACK_STATUS_MESSAGE_GROUP,
     ResourceNames,
 )
 from orchestration.statemachine import LaunchSettings, Timings
+from tests.support.github_server import github_stand_in
 from tests.support.pipeline import example_requests, spec_of
 
 TERRAFORM = Path(__file__).resolve().parent.parent / "terraform"
 TARGET_MODULE = TERRAFORM / "modules" / "target-account"
 TIMINGS = replace(Timings.local(), launch_timeout_seconds=3, approval_timeout_seconds=6)
 WAVE_1_CHANNEL = "C07WAVE0001"
+GITHUB_REPOSITORY = "contoso/waves"
+COMMIT = "c" * 40  # the commit tests.support.pipeline publishes the example requests from
 OPERATOR = "U07BOBOPS01"  # an operator of wave-1 (manifests/waves/wave-1.yaml)
 
 
@@ -80,7 +86,7 @@ class Allowance:
         return self.functions is None or function in self.functions
 
 
-EVENT_SOURCE_MAPPED = frozenset({"ingress_handler", "slack_notifier"})
+EVENT_SOURCE_MAPPED = frozenset({"ingress_handler", "slack_notifier", "report_github_progress"})
 # EventBridge targets (and the Slack app's lazy listeners): local.async_functions in Terraform.
 ASYNC_FUNCTIONS = frozenset({"start_migration", "callback_handler", "slack_app"})
 
@@ -467,14 +473,29 @@ def _run_every_path() -> Run:
     try:
         with (
             pytest.MonkeyPatch.context() as patch,
-            EmbeddedSystem(SystemOptions(timings=TIMINGS)) as system,
+            github_stand_in() as github,
+            EmbeddedSystem(
+                SystemOptions(
+                    timings=TIMINGS, github=LocalGitHub(github.base_url, GITHUB_REPOSITORY)
+                )
+            ) as system,
         ):
-            # As on AWS: the callback handler reads its key from Secrets Manager by ARN.
-            arn = system.client("secretsmanager").create_secret(
+            # Each wave's progress goes to the merged pull request of the publishing commit.
+            github.add_pull(
+                GITHUB_REPOSITORY, 1, base_sha="a" * 40, head_sha="b" * 40, merge_commit_sha=COMMIT
+            )
+            # As on AWS: the callback handler reads its key, and report_github_progress its
+            # token, from Secrets Manager by ARN.
+            secretsmanager = system.client("secretsmanager")
+            arn = secretsmanager.create_secret(
                 Name=system.names.callback_signing_secret,
                 SecretString=os.environ["CALLBACK_SIGNING_SECRET"],
             )["ARN"]
             patch.setenv("CALLBACK_SIGNING_SECRET_ARN", arn)
+            github_arn = secretsmanager.create_secret(
+                Name=system.names.github_token_secret, SecretString="ghs_from_secrets_manager"
+            )["ARN"]
+            patch.setenv("GITHUB_TOKEN_SECRET_ARN", github_arn)  # before GITHUB_TOKEN
             wiring.reset()
             servers = system.seed([spec_of(r) for r in requests])
             system.mgn_of_server(servers[failing.migration_id]).faults.fail_next_launch(
@@ -490,6 +511,13 @@ def _run_every_path() -> Run:
                 MessageGroupId=SLACK_STATUS_MESSAGE_GROUP,
                 MessageDeduplicationId="iam-calls-unreadable",
             )
+            # Nor on the GitHub progress queue: report_github_progress dead-letters it.
+            system.client("sqs").send_message(
+                QueueUrl=system.resources.github_progress_queue_url,
+                MessageBody="{this is not a status event either",
+                MessageGroupId=GITHUB_PROGRESS_MESSAGE_GROUP,
+                MessageDeduplicationId="iam-calls-unreadable-github",
+            )
             operator = threading.Thread(
                 target=_operator_rolls_back, args=(system, rolled_back.migration_id), daemon=True
             )
@@ -504,6 +532,14 @@ def _run_every_path() -> Run:
             trail = wiring.store().migration_audit_trail(rolled_back.migration_id)
             assert [(a["actor"], a["outcome"]) for a in trail] == [(OPERATOR, "started")]
             _status_commands(system, rolled_back.migration_id)
+            # Both waves ended: each has its deployment and its result comment, made with the
+            # token from Secrets Manager.
+            _wait_for("each wave's result comment", lambda: len(github.comments) == 2)
+            assert {d["environment"] for d in github.deployments_of(GITHUB_REPOSITORY)} == {
+                "migration/wave-1",
+                "migration/wave-2",
+            }
+            assert {r.authorization for r in github.requests} == {"Bearer ghs_from_secrets_manager"}
             names = {system.names.function(f): f for f in ALL_FUNCTIONS}
         # After stop(): every asynchronous invocation (callbacks) has finished.
         recorded = {names[name]: calls for name, calls in recorder.by_function().items()}

@@ -24,10 +24,12 @@ from pydantic import AliasChoices
 
 from bot.config import BotSettings
 from orchestration.events import EVENT_TYPES, PRIORITY_EVENT_TYPES
+from orchestration.gitops.wave_progress import PROGRESS_DETAIL_TYPES
 from orchestration.local.provision import REQUEST_MAX_RECEIVE_COUNT, REQUEST_VISIBILITY_TIMEOUT
 from orchestration.naming import (
     BOT_FUNCTIONS,
     FUNCTIONS,
+    GITHUB_PROGRESS_MESSAGE_GROUP,
     SCHEDULED_FUNCTIONS,
     SLACK_PRIORITY_MESSAGE_GROUP,
     SLACK_STATUS_MESSAGE_GROUP,
@@ -75,7 +77,15 @@ HANDLER_ENVIRONMENT = {
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
 }
-FUNCTION_ONLY_ENVIRONMENT = {"callback_handler": {"CALLBACK_SIGNING_SECRET_ARN"}}
+FUNCTION_ONLY_ENVIRONMENT = {
+    "callback_handler": {"CALLBACK_SIGNING_SECRET_ARN"},
+    "report_github_progress": {
+        "GITHUB_REPOSITORY",
+        "GITHUB_TOKEN_SECRET_ARN",
+        "GITHUB_API_URL",
+        "GITHUB_PROGRESS_DLQ_URL",
+    },
+}
 # bot/config.py settings that exist for the embedded default only (plain-text credentials, the
 # Slack stand-in's URL, its accelerated clock): never set on AWS.
 BOT_LOCAL_ONLY = {"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_API_URL", "SLACK_TIME_SCALE"}
@@ -719,6 +729,54 @@ def test_the_status_rule_sends_every_routine_event_to_the_fifo_queue_in_one_grou
     ]
 
 
+def test_progress_on_github_is_a_fifo_queue_of_one_group_fed_by_a_rule_off_until_configured() -> (
+    None
+):
+    # GIVEN the rule to report_github_progress, its target, queue and event source mapping
+    rule = _resources("aws_cloudwatch_event_rule")["status_to_github"]
+    target = _resources("aws_cloudwatch_event_target")["github_progress"]
+    queues = _resources("aws_sqs_queue")
+    mapping = _resources("aws_lambda_event_source_mapping")["github_progress"]
+    # THEN the rule takes the events wave_progress names, and is off without a repository
+    assert rule["name"] == "${local.names.status_to_github_rule}"
+    assert "local.github_progress_detail_types" in rule["event_pattern"]
+    detail_types = [_unquote(t) for t in _locals()["github_progress_detail_types"]]
+    assert tuple(detail_types) == PROGRESS_DETAIL_TYPES
+    assert rule["state"] == '${local.github_progress_repository == "" ? "DISABLED" : "ENABLED"}'
+    assert _locals()["github_progress_repository"] == (
+        '${var.github_progress && var.github_repository != null ? var.github_repository : ""}'
+    )
+    # AND its target is the FIFO queue in naming's one group (one batch at a time)
+    assert target["arn"] == "${aws_sqs_queue.github_progress.arn}"
+    group = _unquote(target["sqs_target"][0]["message_group_id"])
+    assert group == GITHUB_PROGRESS_MESSAGE_GROUP
+    assert target["dead_letter_config"][0]["arn"] == "${aws_sqs_queue.event_target_dlq.arn}"
+    queue, dead_letters = queues["github_progress"], queues["github_progress_dlq"]
+    for body in (queue, dead_letters):
+        assert body["fifo_queue"] is True
+        assert body["kms_master_key_id"] == "${aws_kms_key.this.arn}"
+    assert "aws_sqs_queue.github_progress_dlq.arn" in queue["redrive_policy"]
+    assert queue["visibility_timeout_seconds"] == (
+        "${6 * local.lambda_functions.report_github_progress.timeout}"
+    )
+    statement = _policy_document("github_progress")["statement"][0]
+    assert statement["condition"][0]["values"] == [
+        "${aws_cloudwatch_event_rule.status_to_github.arn}"
+    ]
+    # AND the function reads it in partial batches; its token's secret (which Terraform sets no
+    # value of: test_secrets_are_encrypted_and_get_no_value_from_terraform) is named in its
+    # environment with the repository
+    assert mapping["function_name"] == ('${aws_lambda_function.this["report_github_progress"].arn}')
+    assert [_unquote(kind) for kind in mapping["function_response_types"]] == [
+        "ReportBatchItemFailures"
+    ]
+    environment = _locals()["function_environment"]["report_github_progress"]
+    assert environment["GITHUB_TOKEN_SECRET_ARN"] == (
+        "${aws_secretsmanager_secret.github_token.arn}"
+    )
+    assert environment["GITHUB_REPOSITORY"] == "${local.github_progress_repository}"
+
+
 def test_the_priority_rule_sends_what_a_person_must_act_on_to_its_own_fifo_queue() -> None:
     # GIVEN the priority rule and its target
     rule = _resources("aws_cloudwatch_event_rule")["priority_to_slack"]
@@ -885,7 +943,13 @@ def test_the_bot_functions_get_exactly_the_contracts_permissions() -> None:
 
 def test_secrets_are_encrypted_and_get_no_value_from_terraform() -> None:
     secrets = _resources("aws_secretsmanager_secret")
-    assert {"callback_signing", "slack_bot_token", "slack_signing"} <= secrets.keys()
+    assert {
+        "callback_signing",
+        "slack_bot_token",
+        "slack_signing",
+        "github_token",
+    } <= secrets.keys()
+    assert secrets["github_token"]["name"] == "${local.names.github_token_secret}"
     assert secrets["slack_bot_token"]["name"] == "${local.names.slack_bot_token_secret}"
     assert secrets["slack_signing"]["name"] == "${local.names.slack_signing_secret}"
     for name, body in secrets.items():
@@ -936,6 +1000,7 @@ def test_every_alarm_the_seed_lists_exists_and_notifies_the_topic() -> None:
         "events",
         "slack_status",
         "slack_priority",
+        "github_progress",
     }
     assert (dead_letters["threshold"], _unquote(dead_letters["metric_name"])) == (
         5,

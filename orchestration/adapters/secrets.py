@@ -1,7 +1,7 @@
 """Secrets read from Secrets Manager on AWS, or from the environment on the embedded default.
 
-The callback signing key is here; the bot's Slack credentials (``bot/config.py``) are read
-with the same provider and cache time.
+The callback signing key and the GitHub token (progress on GitHub) are here; the bot's Slack
+credentials (``bot/config.py``) are read with the same provider and cache time.
 
 Secrets Manager is read with Powertools Parameters, at most every ``SECRET_CACHE_SECONDS``
 per container, so a rotated secret is picked up without a deployment.
@@ -75,3 +75,63 @@ class SigningSecretSource:
 
 def secrets_provider() -> BaseProvider:
     return SecretsProvider(boto_config=aws.RETRIES)
+
+
+class GitHubSettings(BaseSettings):
+    """Where a wave's progress is shown on GitHub (``report_github_progress``).
+
+    ``GITHUB_REPOSITORY`` (``owner/name``, the repository whose merges publish the waves) and
+    a token: ``GITHUB_TOKEN_SECRET_ARN`` names a Secrets Manager secret (a plain string: a
+    fine-grained token, or a GitHub App installation token kept fresh there) on AWS;
+    ``GITHUB_TOKEN`` on the embedded default. Without both, progress is not reported.
+    """
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=True)
+
+    repository: str = Field(default="", validation_alias="GITHUB_REPOSITORY")
+    token: SecretStr | None = Field(default=None, validation_alias="GITHUB_TOKEN")
+    token_secret_arn: str | None = Field(default=None, validation_alias="GITHUB_TOKEN_SECRET_ARN")
+    api_url: str = Field(default="https://api.github.com", validation_alias="GITHUB_API_URL")
+    # Where a body that is no status event goes, with its reason (it can never succeed).
+    dead_letter_queue_url: str = Field(default="", validation_alias="GITHUB_PROGRESS_DLQ_URL")
+
+    @property
+    def configured(self) -> bool:
+        has_token = bool(self.token_secret_arn) or (
+            self.token is not None and bool(self.token.get_secret_value())
+        )
+        return bool(self.repository) and has_token
+
+
+class GitHubTokenMissingError(RuntimeError):
+    """The secret named by GITHUB_TOKEN_SECRET_ARN is empty or not a string."""
+
+
+class GitHubTokenSource:
+    """The token: from Secrets Manager when an ARN is configured (cached like the signing key,
+    so a rotated token is picked up without a deployment), else from the variable."""
+
+    def __init__(
+        self,
+        config: GitHubSettings,
+        provider_factory: Callable[[], BaseProvider] | None = None,
+    ) -> None:
+        self._config = config
+        self._provider_factory = provider_factory or secrets_provider
+        self._provider: BaseProvider | None = None
+
+    def current(self) -> str:
+        """Raises ``GetParameterError`` when Secrets Manager fails (an AWS error: retried)."""
+        if self._config.token_secret_arn:
+            if self._provider is None:
+                self._provider = self._provider_factory()
+            value = self._provider.get(self._config.token_secret_arn, max_age=SECRET_CACHE_SECONDS)
+            token = value.decode("utf-8") if isinstance(value, bytes) else value
+            if not isinstance(token, str) or not token.strip():
+                raise GitHubTokenMissingError(
+                    "the secret named by GITHUB_TOKEN_SECRET_ARN is not a non-empty string"
+                )
+            return token.strip()
+        if self._config.token is not None and self._config.token.get_secret_value():
+            return self._config.token.get_secret_value()
+        raise GitHubTokenMissingError("set GITHUB_TOKEN_SECRET_ARN (AWS) or GITHUB_TOKEN (local)")

@@ -38,6 +38,11 @@ class ProvisionedResources:
     slack_priority_queue_url: str
     slack_priority_queue_arn: str
     slack_priority_dead_letter_queue_url: str
+    # report_github_progress's queue: created always (as in Terraform), fed only when the
+    # system is configured with a GitHub repository (SystemOptions.github).
+    github_progress_queue_url: str
+    github_progress_queue_arn: str
+    github_progress_dead_letter_queue_url: str
 
 
 def _queue(
@@ -93,11 +98,14 @@ def provision(
         TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"},
     )
     bus_arn = events.create_event_bus(Name=names.event_bus)["EventBusArn"]
-    status_url, status_arn, status_dlq_url = _slack_queue(
+    status_url, status_arn, status_dlq_url = _fifo_queue(
         sqs, names.slack_status_queue, names.slack_status_dead_letter_queue
     )
-    priority_url, priority_arn, priority_dlq_url = _slack_queue(
+    priority_url, priority_arn, priority_dlq_url = _fifo_queue(
         sqs, names.slack_priority_queue, names.slack_priority_dead_letter_queue
+    )
+    github_url, github_arn, github_dlq_url = _fifo_queue(
+        sqs, names.github_progress_queue, names.github_progress_dead_letter_queue
     )
     return ProvisionedResources(
         request_queue_url=queue_url,
@@ -112,12 +120,15 @@ def provision(
         slack_priority_queue_url=priority_url,
         slack_priority_queue_arn=priority_arn,
         slack_priority_dead_letter_queue_url=priority_dlq_url,
+        github_progress_queue_url=github_url,
+        github_progress_queue_arn=github_arn,
+        github_progress_dead_letter_queue_url=github_dlq_url,
     )
 
 
-def _slack_queue(sqs: SQSClient, name: str, dead_letter_name: str) -> tuple[str, str, str]:
-    """One of the bot's two FIFO queues (status, priority) and its FIFO DLQ: (URL, ARN, DLQ
-    URL), as terraform/sqs.tf creates them."""
+def _fifo_queue(sqs: SQSClient, name: str, dead_letter_name: str) -> tuple[str, str, str]:
+    """A FIFO queue EventBridge feeds (the bot's status and priority queues, the GitHub
+    progress queue) and its FIFO DLQ: (URL, ARN, DLQ URL), as terraform/sqs.tf creates them."""
     dlq_url, dlq_arn = _queue(
         sqs, dead_letter_name, {"FifoQueue": "true", "ContentBasedDeduplication": "true"}
     )

@@ -28,7 +28,9 @@ import boto3
 from bot import wiring as bot_wiring
 from orchestration import wiring
 from orchestration.adapters.callback_transport import HttpsCallbackTransport
+from orchestration.adapters.github_rest import RestOptions
 from orchestration.events import EVENT_SOURCE, slack_event_patterns
+from orchestration.gitops.wave_progress import progress_event_pattern
 from orchestration.health_checks import HealthCheckSpec
 from orchestration.local.api_calls import ApiCallCounter
 from orchestration.local.callback_receiver import CallbackReceiver
@@ -60,6 +62,7 @@ from orchestration.local.vm_standins import VmStandIns
 from orchestration.naming import (
     BOT_FUNCTIONS,
     FUNCTIONS,
+    GITHUB_PROGRESS_MESSAGE_GROUP,
     SCHEDULED_FUNCTIONS,
     SLACK_PRIORITY_MESSAGE_GROUP,
     SLACK_STATUS_MESSAGE_GROUP,
@@ -146,6 +149,34 @@ def _placeholder_zip() -> bytes:
 
 
 CLOCK_MODES = ("scaled", "simulated")
+# A GitHub on loopback (a stand-in) answers at once: no spacing, short waits.
+LOCAL_GITHUB_OPTIONS = RestOptions(
+    retries=3,
+    backoff_factor=0.05,
+    secondary_rate_wait=1.0,
+    max_rate_limit_wait=5.0,
+    seconds_between_writes=0.0,
+    timeout=10.0,
+)
+
+
+@dataclass(frozen=True)
+class LocalGitHub:
+    """Where the system shows each wave's progress (``report_github_progress``): a GitHub
+    API (a stand-in on loopback in tests), the repository and a token. Without it the
+    function is not wired, as on AWS without ``var.github_repository``."""
+
+    api_url: str
+    repository: str
+    token: str = "ghs_local"  # noqa: S105 - the stand-in accepts any token
+
+    @property
+    def environment(self) -> dict[str, str]:
+        return {
+            "GITHUB_API_URL": self.api_url,
+            "GITHUB_REPOSITORY": self.repository,
+            "GITHUB_TOKEN": self.token,
+        }
 
 
 @dataclass
@@ -166,6 +197,8 @@ class SystemOptions:
     clock: str = "scaled"
     # The simulated clock's first instant (clock="simulated"); the real now by default.
     clock_start: datetime | None = None
+    # Progress on GitHub: None leaves report_github_progress unwired.
+    github: LocalGitHub | None = None
 
     def __post_init__(self) -> None:
         if self.clock not in CLOCK_MODES:
@@ -291,8 +324,11 @@ class EmbeddedSystem:
                 "SLACK_STATUS_DLQ_URL": self.resources.slack_status_dead_letter_queue_url,
                 "SLACK_PRIORITY_DLQ_URL": self.resources.slack_priority_dead_letter_queue_url,
                 "SLACK_STATUS_QUEUE_URL": self.resources.slack_status_queue_url,
+                **self._github_environment(),
             }
         )
+        if self.options.github is not None:
+            wiring.use_github_options(LOCAL_GITHUB_OPTIONS)
         self._forget_cached_clients()
         self._create_functions()
         # The hub is a lane like any other (hand-written requests, TARGET_LANES' default):
@@ -324,6 +360,8 @@ class EmbeddedSystem:
                 BatchSize=10,
                 FunctionResponseTypes=["ReportBatchItemFailures"],
             )
+        if self.options.github is not None:
+            self._wire_github_progress()
         assert self._runtime is not None
         self._runtime.check_function_environments()
         self._runtime.initialize_handlers()
@@ -385,6 +423,7 @@ class EmbeddedSystem:
             else:
                 os.environ[key] = value
         self._saved_environment.clear()
+        wiring.use_github_options(None)
         self._forget_cached_clients()
         if self.slack is not None:
             self.slack.stop()
@@ -433,7 +472,17 @@ class EmbeddedSystem:
             "SLACK_PRIORITY_DLQ_URL",
             "SLACK_STATUS_QUEUE_URL",
         )
-        return {key: os.environ[key] for key in keys}
+        return {key: os.environ[key] for key in (*keys, *self._github_environment())}
+
+    def _github_environment(self) -> dict[str, str]:
+        """report_github_progress's settings, when the system is given a GitHub."""
+        if self.options.github is None:
+            return {}
+        assert self.resources is not None
+        return {
+            **self.options.github.environment,
+            "GITHUB_PROGRESS_DLQ_URL": self.resources.github_progress_dead_letter_queue_url,
+        }
 
     def _create_functions(self) -> None:
         iam = self.client("iam")
@@ -541,6 +590,34 @@ class EmbeddedSystem:
                     {"Id": target_id, "Arn": queue_arn, "SqsParameters": {"MessageGroupId": group}}
                 ],
             )
+
+    def _wire_github_progress(self) -> None:
+        """The rule to report_github_progress's FIFO queue (one group) and the queue's event
+        source mapping, as terraform/eventbridge.tf and lambda.tf create them."""
+        assert self.resources is not None
+        events = self.client("events")
+        events.put_rule(
+            Name=self.names.status_to_github_rule,
+            EventBusName=self.resources.event_bus_name,
+            EventPattern=json.dumps(progress_event_pattern(EVENT_SOURCE)),
+        )
+        events.put_targets(
+            Rule=self.names.status_to_github_rule,
+            EventBusName=self.resources.event_bus_name,
+            Targets=[
+                {
+                    "Id": "status-to-github",
+                    "Arn": self.resources.github_progress_queue_arn,
+                    "SqsParameters": {"MessageGroupId": GITHUB_PROGRESS_MESSAGE_GROUP},
+                }
+            ],
+        )
+        self.client("lambda").create_event_source_mapping(
+            EventSourceArn=self.resources.github_progress_queue_arn,
+            FunctionName=self.function_arns["report_github_progress"],
+            BatchSize=10,
+            FunctionResponseTypes=["ReportBatchItemFailures"],
+        )
 
     def _start_callback_receiver(self) -> None:
         """One loopback HTTPS receiver answers for every callback host (cmdb.contoso.com, ...);
