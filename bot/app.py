@@ -38,15 +38,18 @@ from bot.owed_roots import Owed, OwedRootsQueue
 from bot.services import BotServices
 from bot.threads import (
     APPROVE_ACTION,
+    FINALIZE_NOW_ACTION,
     PARK_RETRY_ACTION,
     PARK_ROLLBACK_ACTION,
     REJECT_ACTION,
     approval_decided_message,
+    finalize_requested_message,
     park_decided_message,
 )
 from orchestration.clock import Clock, ClockAwareExecutor
 from orchestration.observability import count, logger
 from orchestration.pipeline.approvals import ApprovalError, Decision
+from orchestration.pipeline.finalize_now import FinalizeNowError
 from orchestration.pipeline.parking import ParkDecision, ParkError
 from orchestration.pipeline.wave_control import wave_control_text
 
@@ -88,6 +91,9 @@ def build_app(
     app.view(GROUP_REJECT_MODAL)(ack=listeners.ack_reason, lazy=[listeners.reject_group])
     app.action(PARK_RETRY_ACTION)(ack=_ack, lazy=[listeners.retry_parked])
     app.action(PARK_ROLLBACK_ACTION)(ack=_ack, lazy=[listeners.roll_back_parked])
+    app.action(FINALIZE_NOW_ACTION)(ack=_ack, lazy=[listeners.finalize_now])
+    app.action(commands.FINALIZE_CONFIRM_ACTION)(ack=_ack, lazy=[listeners.confirm_finalize])
+    app.action(commands.FINALIZE_CANCEL_ACTION)(listeners.cancel_finalize)
     app.command("/wavepilot")(ack=_ack, lazy=[listeners.run_command])
     app.action(commands.ROLLBACK_CONFIRM_ACTION)(ack=_ack, lazy=[listeners.confirm_rollback])
     app.action(commands.ROLLBACK_CANCEL_ACTION)(listeners.cancel_rollback)
@@ -227,6 +233,35 @@ class Listeners:
             return
         decided = park_decided_message(done.decision, done.user, self._clock.now().isoformat())
         respond(text=decided.text, blocks=list(decided.blocks), replace_original=True)
+
+    # --- a held cutover's Finalize now (finalizeAfter) ---------------------------------------
+
+    def finalize_now(self, body: dict[str, Any], respond: Respond) -> None:
+        """Finalize now (Slack's dialog confirmed it): by one of the wave's operators, while
+        the cutover is held; the hold's message then says who asked, without its button."""
+        services = self._services()
+        migration_id = str(body["actions"][0].get("value", ""))
+        try:
+            done = services.finalizes.request(
+                migration_id, user=body["user"]["id"], is_member=services.directory.is_member
+            )
+        except FinalizeNowError as exc:
+            respond(text=f":warning: {exc}", response_type="ephemeral", replace_original=False)
+            return
+        asked = finalize_requested_message(done.user, self._clock.now().isoformat())
+        respond(text=asked.text, blocks=list(asked.blocks), replace_original=True)
+
+    def confirm_finalize(self, body: dict[str, Any], respond: Respond) -> None:
+        reply = commands.finalize_confirmed(
+            self._services(),
+            user=body["user"]["id"],
+            value=str(body["actions"][0].get("value", "")),
+        )
+        respond(text=reply.text, replace_original=True)
+
+    def cancel_finalize(self, ack: Ack, respond: Respond) -> None:
+        ack()
+        respond(text="Nothing was finalized: the hold goes on.", replace_original=True)
 
     # --- group approval buttons (approval.scope application or wave) -----------------------
 

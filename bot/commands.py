@@ -28,6 +28,7 @@ from orchestration.operators import (
     wave_status,
 )
 from orchestration.operators.ids import APPROVAL_PREFIX, MIGRATION_PREFIX
+from orchestration.pipeline.finalize_now import FinalizeNowError
 from orchestration.pipeline.manual_rollback import RollbackRequestError
 from orchestration.pipeline.parking import ParkError
 from orchestration.pipeline.wave_control import (
@@ -41,6 +42,8 @@ ROLLBACK_CONFIRM_ACTION = "rollback_confirm"
 ROLLBACK_CANCEL_ACTION = "rollback_cancel"
 APPROVE_CONFIRM_ACTION = "approve_confirm"
 APPROVE_CANCEL_ACTION = "approve_cancel"
+FINALIZE_CONFIRM_ACTION = "finalize_confirm"
+FINALIZE_CANCEL_ACTION = "finalize_cancel"
 WAVE_CONTROL_CONFIRM_ACTION = "wave_control_confirm"
 WAVE_CONTROL_CANCEL_ACTION = "wave_control_cancel"
 HELP = """*`/wavepilot` commands*
@@ -52,6 +55,8 @@ each decided and audited on its own (asks first, naming the count, account and w
 • `reject <wave|wave/application> <reason>`: reject every VM of it waiting for a decision
 • `rollback <migration> <reason>`: stop a migration and roll it back (operators; asks first)
 • `retry <migration> [reason]`: start a parked migration's test launch again (operators)
+• `finalize <migration>`: end a finalizeAfter hold now: MGN finalizes, no way back \
+(operators; asks first)
 • `pause <wave> <reason>`: no new test launch or cutover starts in the wave; running jobs \
 finish (operators; asks first)
 • `resume <wave>`: the paused wave goes on where each migration stood (operators; asks first)
@@ -192,6 +197,42 @@ def _retry_command(services: BotServices, user: str, args: list[str]) -> Reply:
     )
 
 
+def _finalize_command(services: BotServices, user: str, args: list[str]) -> Reply:
+    """Ask before cutting a held cutover's finalizeAfter short (checked first: an operator,
+    not finalized); nothing is asked of the execution until the operator confirms."""
+    target = _one(args, "finalize <migration>")
+    if id_kind(target) != "migration":
+        raise CommandError("finalize a migration (`mig-...`), not an approval")
+    try:
+        record = services.finalizes.check(target, user=user, is_member=services.directory.is_member)
+    except FinalizeNowError as exc:
+        return Reply(f":warning: {exc}")
+    question = (
+        f":warning: Finalize *{record.target_vm_name}* ({record.app_name}, {record.wave}) "
+        "now? MGN's FinalizeCutover deletes the replication resources: the source can no "
+        "longer be returned to."
+    )
+    blocks = _confirmation(
+        question,
+        block_id="finalize",
+        confirm=(FINALIZE_CONFIRM_ACTION, "Finalize now", "danger", target),
+        cancel=(FINALIZE_CANCEL_ACTION, target),
+    )
+    return Reply(question, blocks)
+
+
+def finalize_confirmed(services: BotServices, *, user: str, value: str) -> Reply:
+    """The operator confirmed: re-check and ask the held execution to finalize."""
+    try:
+        done = services.finalizes.request(value, user=user, is_member=services.directory.is_member)
+    except FinalizeNowError as exc:
+        return Reply(f":warning: {exc}")
+    return Reply(
+        f":fast_forward: Finalize now: *{done.target_vm_name}* is finalized within minutes "
+        f"(`/wavepilot status {value}`)."
+    )
+
+
 def _wave_command(action: WaveAction) -> Callable[[BotServices, str, list[str]], Reply]:
     def command(services: BotServices, user: str, args: list[str]) -> Reply:
         if action == "resume":
@@ -209,6 +250,7 @@ COMMANDS: dict[str, Callable[[BotServices, str, list[str]], Reply]] = {
     "reject": _reject_command,
     "rollback": _rollback_command,
     "retry": _retry_command,
+    "finalize": _finalize_command,
     "pause": _wave_command("pause"),
     "resume": _wave_command("resume"),
     "cancel": _wave_command("cancel"),

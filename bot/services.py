@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from bot.directory import SlackDirectory
 from orchestration.adapters.state_store import MigrationStore
 from orchestration.pipeline.approvals import ApprovalService
+from orchestration.pipeline.finalize_now import FinalizeNowService
 from orchestration.pipeline.manual_rollback import RollbackService
 from orchestration.pipeline.parking import ParkService
 from orchestration.pipeline.wave_control import WaveControlService
@@ -21,3 +22,4 @@ class BotServices:
     directory: SlackDirectory
     wave_control: WaveControlService
     parks: ParkService
+    finalizes: FinalizeNowService

@@ -57,6 +57,7 @@ Outcome = Literal[
     "queued",
     "running",
     "awaiting approval",
+    "paused",
     "parked",
     "migrated",
     "rolling back",
@@ -68,10 +69,18 @@ FINAL_OUTCOMES: frozenset[str] = frozenset({"migrated", "rolled back"})
 # approval message in the thread (mentioning the approvers) and the wave summary's count say
 # it, which keeps a migration's thread within its Slack budget (docs/SLACK.md).
 Stage = Literal[
-    "in progress", "parked", "cutting over", "migrated", "rolling back", "rolled back", "failed"
+    "in progress",
+    "paused",
+    "parked",
+    "cutting over",
+    "migrated",
+    "rolling back",
+    "rolled back",
+    "failed",
 ]
 STAGE_ICON: dict[str, str] = {
     "in progress": ":arrows_counterclockwise:",
+    "paused": ":double_vertical_bar:",
     "parked": ":parking:",
     "cutting over": ":arrow_right:",
     "migrated": ":white_check_mark:",
@@ -85,6 +94,7 @@ Category = Literal[
     "queued",
     "replicating/testing",
     "awaiting approval",
+    "paused",
     "parked",
     "cutting over",
     "migrated",
@@ -96,6 +106,7 @@ CATEGORIES: tuple[Category, ...] = (
     "queued",
     "replicating/testing",
     "awaiting approval",
+    "paused",
     "parked",
     "cutting over",
     "migrated",
@@ -110,6 +121,8 @@ REJECT_ACTION = "approval_reject"
 # A parked migration's buttons (onFailure: park); the value is ``<migration>|<park>``.
 PARK_RETRY_ACTION = "park_retry"
 PARK_ROLLBACK_ACTION = "park_rollback"
+# A held cutover's button (finalizeAfter); the value is the migration ID.
+FINALIZE_NOW_ACTION = "finalize_now"
 METADATA_EVENT_TYPE = "wavepilot_migration_status"
 
 
@@ -346,22 +359,28 @@ def _status(state: ThreadState, event: MigrationStatusUpdated) -> Change:
         outcome = "parked" if event.status == "WAITING" else "running"
     elif event.status == "FAILED":
         outcome = "failed"
+    elif event.status == "WAITING" and event.data.get("held"):
+        # An operator paused the wave: this launch waits for the resume (the root says so).
+        outcome = "paused"
     elif event.step == Step.AWAIT_APPROVAL and event.status == "WAITING":
         outcome = "awaiting approval"
-    elif state.outcome in {"queued", "awaiting approval"} or phase > state.phase:
+    elif state.outcome in {"queued", "awaiting approval", "paused"} or phase > state.phase:
         outcome = "running"
     moved = replace(state, phase=max(phase, state.phase), outcome=outcome, detail=event.message)
+    if event.step == Step.FINALIZE_CUTOVER and event.status == "WAITING":
+        return Change(moved, (finalize_hold_message(event),))
     milestone = _milestone(event)
     return Change(moved, (Message(milestone),) if milestone else ())
 
 
 def _milestone(event: MigrationStatusUpdated) -> str | None:
-    """A step's report is a reply only when it failed, or when a verified cutover is held
-    before FinalizeCutover (until when, and how to go back): the rest is routine detail."""
+    """A step's report is a reply only when it failed, when an operator cut a finalizeAfter
+    hold short or retried a parked migration (who did): the rest is routine detail. (A held
+    cutover's reply, with its button, is ``finalize_hold_message``.)"""
     if event.status == "FAILED":
         return f":x: *{event.step} failed*: {event.message}"
-    if event.step == Step.FINALIZE_CUTOVER and event.status == "WAITING":
-        return f":hourglass_flowing_sand: Cutover verified, *finalize* {event.message}"
+    if event.step == Step.FINALIZE_CUTOVER and event.status == "IN_PROGRESS":
+        return f":fast_forward: {_upper_first(event.message)}"
     if event.step == Step.PARK and event.status == "SUCCEEDED":
         return f":repeat: {_upper_first(event.message)}"
     return None
@@ -369,6 +388,52 @@ def _milestone(event: MigrationStatusUpdated) -> str | None:
 
 def _upper_first(text: str) -> str:
     return text[:1].upper() + text[1:]
+
+
+def finalize_hold_message(event: MigrationStatusUpdated) -> Message:
+    """A verified cutover held before FinalizeCutover: until when, how to go back, and the
+    operators' **Finalize now** (behind Slack's confirmation: there is no way back after)."""
+    line = f":hourglass_flowing_sand: Cutover verified, *finalize* {event.message}"
+    name = event.target_vm_name or event.migration_id
+    blocks = (
+        {"type": "section", "text": {"type": "mrkdwn", "text": line}},
+        {
+            "type": "actions",
+            "block_id": "finalize_hold",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": FINALIZE_NOW_ACTION,
+                    "text": _plain("Finalize now"),
+                    "value": event.migration_id,
+                    "confirm": {
+                        "title": _plain(_clip(f"Finalize {name} now?", 100)),
+                        "text": _plain(
+                            _clip(
+                                f"MGN finalizes the cutover of {name}: the replication "
+                                "resources are deleted and the source can no longer be "
+                                "returned to. Operators only.",
+                                300,
+                            )
+                        ),
+                        "confirm": _plain("Finalize now"),
+                        "deny": _plain("Cancel"),
+                        "style": "danger",
+                    },
+                }
+            ],
+        },
+    )
+    return Message(line, blocks)
+
+
+def finalize_requested_message(user: str, at: str) -> Message:
+    """The hold's message once an operator asked to finalize: the button is gone."""
+    line = (
+        f":fast_forward: *Finalize now* asked by {_who(user)} {slack_date(at)}: MGN's "
+        "FinalizeCutover follows within minutes"
+    )
+    return Message(line, ({"type": "section", "text": {"type": "mrkdwn", "text": line}},))
 
 
 def parked_message(event: MigrationParked) -> Message:

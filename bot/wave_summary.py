@@ -39,6 +39,7 @@ CATEGORY_ICON: dict[str, str] = {
     "queued": ":hourglass_flowing_sand:",
     "replicating/testing": ":arrows_counterclockwise:",
     "awaiting approval": ":raised_hand:",
+    "paused": ":double_vertical_bar:",
     "parked": ":parking:",
     "cutting over": ":arrow_right:",
     "migrated": ":white_check_mark:",

@@ -161,6 +161,7 @@ def services() -> BotServices:
         directory=SlackDirectory(_app_client()),
         wave_control=pipeline.wave_control(),
         parks=pipeline.parks(),
+        finalizes=pipeline.finalize_now(),
     )
 
 

@@ -336,6 +336,20 @@ def _add_operator_commands(commands: argparse._SubParsersAction[argparse.Argumen
     retry.add_argument("--reason", default="", help="why (kept in the audit trail and in Slack)")
     retry.add_argument("--local", action="store_true", help=local_help)
     retry.set_defaults(handler=_retry)
+    finalize = _command(
+        commands,
+        "finalize",
+        "end a held cutover's finalizeAfter now: MGN finalizes within minutes, no way back "
+        "to the source after (operators; the thread's Finalize now button is the normal way)",
+        "wavepilot finalize mig-0123456789abcdef --as U0123456789 --reason 'owners signed off'",
+    )
+    finalize.add_argument("target", metavar="ID", help="the held migration (mig-...)")
+    finalize.add_argument(
+        "--as", dest="user", required=True, metavar="USER", help="your Slack user ID"
+    )
+    finalize.add_argument("--reason", default="", help="why (kept in the audit trail)")
+    finalize.add_argument("--local", action="store_true", help=local_help)
+    finalize.set_defaults(handler=_finalize)
 
 
 def _add_import_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -779,6 +793,12 @@ def _decide(args: argparse.Namespace) -> int:
     return run_decision(
         args.decision, args.target, user=args.user, reason=args.reason, local=args.local
     )
+
+
+def _finalize(args: argparse.Namespace) -> int:
+    from orchestration.operator_cli import run_finalize
+
+    return run_finalize(args.target, user=args.user, reason=args.reason, local=args.local)
 
 
 def _retry(args: argparse.Namespace) -> int:

@@ -52,6 +52,7 @@ from orchestration.operators import (
     wave_status,
 )
 from orchestration.pipeline.approvals import Decision, GroupMembership, no_groups
+from orchestration.pipeline.finalize_now import FinalizeNowError
 from orchestration.pipeline.parking import ParkError
 from orchestration.pipeline.wave_control import WaveAction, WaveControlError, wave_control_text
 from orchestration.terminal import terminal
@@ -259,6 +260,31 @@ def run_retry(target: str, *, user: str, reason: str = "", local: bool = False) 
     console = terminal()
     console.print(
         Text(f"retry of {done.target_vm_name}: its test launch starts again"), soft_wrap=True
+    )
+    follow = f"wavepilot status {target}" + (" --local" if local else "")
+    console.print(Text(f"follow it: {follow}", style="dim"), soft_wrap=True)
+    return EXIT_OK
+
+
+def run_finalize(target: str, *, user: str, reason: str = "", local: bool = False) -> int:
+    """``wavepilot finalize``: a held cutover (finalizeAfter) is finalized within minutes;
+    exit 0 once asked, a refusal (not an operator, not held) is a failed command."""
+    from orchestration import wiring
+
+    with operator_errors(local=local):
+        if id_kind(target) != "migration":
+            raise UsageError("finalize a migration (mig-...), not an approval")
+        check_slack_user(user)
+        environment = connect(local=local)
+        try:
+            done = wiring.finalize_now().request(
+                target, user=user, reason=reason, is_member=environment.is_member()
+            )
+        except FinalizeNowError as exc:
+            raise CommandFailedError(f"refused: {exc}") from None
+    console = terminal()
+    console.print(
+        Text(f"finalize now: {done.target_vm_name} is finalized within minutes"), soft_wrap=True
     )
     follow = f"wavepilot status {target}" + (" --local" if local else "")
     console.print(Text(f"follow it: {follow}", style="dim"), soft_wrap=True)

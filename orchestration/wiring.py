@@ -52,6 +52,7 @@ from orchestration.gitops.progress_reporter import WaveProgressReporter
 from orchestration.gitops.wave_progress import Links
 from orchestration.pipeline.approvals import ApprovalService
 from orchestration.pipeline.batched_launches import BatchedLaunches
+from orchestration.pipeline.finalize_now import FinalizeNowService
 from orchestration.pipeline.manual_rollback import RollbackService
 from orchestration.pipeline.parking import ParkService
 from orchestration.pipeline.reporter import StatusReporter
@@ -178,6 +179,7 @@ def steps() -> MigrationSteps:
         clock=clock(),
         wave_controls=wave_controls(),
         migrations=store(),
+        finalize_requests=store(),
     )
 
 
@@ -225,6 +227,12 @@ def rollbacks() -> RollbackService:
     return RollbackService(
         store(), stepfunctions(), config.state_machine_arn, clock(), config.default_approvers
     )
+
+
+@cache
+def finalize_now() -> FinalizeNowService:
+    """An operator's "finalize now" of a held cutover (finalizeAfter)."""
+    return FinalizeNowService(store(), clock(), settings().default_approvers)
 
 
 @cache
@@ -340,6 +348,7 @@ def reset() -> None:
         approvals,
         rollbacks,
         parks,
+        finalize_now,
         wave_controls,
         wave_control,
         request_dead_letters,

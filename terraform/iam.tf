@@ -16,7 +16,7 @@ locals {
     validate_input    = ["assume_target_role", "report_steps", "wave_controls", "put_events", "kms_decrypt"]
     prepare_source    = ["assume_target_role", "report_steps", "put_events", "kms_decrypt"]
     trigger_migration = ["assume_target_role", "report_steps", "wave_controls", "wave_migrations", "put_events", "kms_decrypt"]
-    verify_migration  = ["assume_target_role", "report_steps", "put_events", "kms_decrypt"]
+    verify_migration  = ["assume_target_role", "report_steps", "finalize_requests", "put_events", "kms_decrypt"]
     request_approval  = ["report_steps", "approval_gates", "put_events", "kms_decrypt"]
     finalize_cutover  = ["assume_target_role", "report_steps", "put_events", "kms_decrypt"]
     callback_handler  = ["state_read", "callback_secret", "kms_decrypt", "kms_generate_data_key"]
@@ -60,6 +60,11 @@ locals {
     }
     wave_controls = {
       # A wave's pause or cancel (WAVECONTROL#<wave>), read before anything is launched in it.
+      actions   = ["dynamodb:GetItem"]
+      resources = [aws_dynamodb_table.state.arn]
+    }
+    finalize_requests = {
+      # A finalizeAfter hold looks at its migration's record for an operator's "finalize now".
       actions   = ["dynamodb:GetItem"]
       resources = [aws_dynamodb_table.state.arn]
     }

@@ -225,7 +225,7 @@ def test_every_command_has_a_summary_and_an_example() -> None:
         action for action in _parser()._actions if isinstance(action, argparse._SubParsersAction)
     ]
     assert sorted(commands.choices) == [
-        "approve", "cancel", "demo", "export", "import", "pause", "plan", "preflight",
+        "approve", "cancel", "demo", "export", "finalize", "import", "pause", "plan", "preflight",
         "publish", "record-prediction", "rehearse", "reject", "resume", "retry", "schema",
         "status",
         "validate",

@@ -61,6 +61,7 @@ from orchestration.naming import (
     SLACK_STATUS_MESSAGE_GROUP,
     ResourceNames,
 )
+from orchestration.pipeline.finalize_now import FinalizeNowError
 from orchestration.statemachine import LaunchSettings, Timings
 from tests.support.github_server import github_stand_in
 from tests.support.pipeline import example_requests, spec_of
@@ -564,8 +565,9 @@ def _run_every_path() -> Run:
 def _run_batched_paths() -> Run:
     """The batched launch design's functions: two VMs handed to their lane's coordinator,
     one migrated, one whose test launch fails in the shared job (rolled back); the loop hands
-    the lane over to a fresh execution of itself after every run that leaves it busy."""
-    migrated, failing = example_requests()[:2]
+    the lane over to a fresh execution of itself after every run that leaves it busy. The wave
+    holds verified cutovers (finalizeAfter): an operator finalizes the migrated one now."""
+    migrated, failing = example_requests(finalize_after="24h")[:2]
     requests = [migrated, failing]
     recorder = ApiCallRecorder().start()
     options = SystemOptions(
@@ -581,7 +583,25 @@ def _run_batched_paths() -> Run:
             )
             driver = MigrationDriver(system)
             driver.send(requests)
-            outcomes = driver.wait([r.migration_id for r in requests], timeout=120)
+
+            def finalize_now(_statuses: dict[str, str], records: dict[str, Any]) -> None:
+                record = records.get(migrated.migration_id)
+                held = (
+                    record is not None
+                    and record.history[-1:]
+                    and (
+                        record.history[-1]["step"],
+                        record.history[-1]["status"],
+                    )
+                    == ("FinalizeCutover", "WAITING")
+                )
+                if held:
+                    with contextlib.suppress(FinalizeNowError):  # asked at the previous tick
+                        wiring.finalize_now().request(migrated.migration_id, user=OPERATOR)
+
+            outcomes = driver.wait(
+                [r.migration_id for r in requests], timeout=120, on_tick=finalize_now
+            )
             names = {system.names.function(f): f for f in ALL_FUNCTIONS}
         recorded = {names[name]: calls for name, calls in recorder.by_function().items()}
         by_role = recorder.by_role()

@@ -24,7 +24,12 @@ from bot.commands import (
     WAVE_CONTROL_CONFIRM_ACTION,
 )
 from bot.thread_store import SlackThread, ThreadStore
-from bot.threads import APPROVE_ACTION, PARK_RETRY_ACTION, PARK_ROLLBACK_ACTION
+from bot.threads import (
+    APPROVE_ACTION,
+    FINALIZE_NOW_ACTION,
+    PARK_RETRY_ACTION,
+    PARK_ROLLBACK_ACTION,
+)
 from orchestration import observability, wiring
 from orchestration.adapters.lanes import Lane
 from orchestration.adapters.wave_predictions import WavePrediction, WavePredictionStore
@@ -853,6 +858,72 @@ def test_a_parked_test_launch_failure_retried_from_its_thread_migrates(
     assert "actions" not in json.dumps(retried.blocks)
 
 
+def test_an_operator_finalizes_a_held_cutover_now_from_its_thread(
+    system: EmbeddedSystem, driver: MigrationDriver
+) -> None:
+    assert system.slack is not None
+    # GIVEN a wave that holds verified cutovers for a day, one VM held
+    [request] = _start(system, driver, finalize_after="24h")
+
+    def held(_statuses: dict[str, str], records: dict[str, Any]) -> None:
+        record = records.get(request.migration_id)
+        history = record.history if record is not None else ()
+        if ("FinalizeCutover", "WAITING") in [(s.get("step"), s.get("status")) for s in history]:
+            raise _HeldError
+
+    with pytest.raises(_HeldError):
+        driver.wait([request.migration_id], on_tick=held, timeout=300)
+
+    def hold_reply() -> Any:
+        assert system.slack is not None
+        stored = _threads().get(request.migration_id)
+        if stored is None or not stored.ts:
+            return None
+        thread = system.slack.thread(stored.channel, stored.ts)
+        return next((r for r in thread.replies if "held until" in r.text), None)
+
+    hold = _wait_for("the hold in the thread", hold_reply)
+    stored = _threads().get(request.migration_id)
+    assert stored is not None
+    # A non-operator is refused (and audited), and nothing is finalized
+    system.slack.click_button(
+        user=MALLORY, channel=stored.channel, message_ts=hold.ts, action_id=FINALIZE_NOW_ACTION
+    )
+    _wait_for(
+        "the refusal",
+        lambda: any(
+            "not an operator" in m.text
+            for m in (system.slack.ephemeral_messages(MALLORY) if system.slack else [])
+        ),
+    )
+    [server_id] = system.lane_of_server
+    mgn = system.mgn_of_server(server_id)
+    assert mgn.metrics().calls_by_operation.get("FinalizeCutover", 0) == 0
+
+    # WHEN an operator clicks Finalize now (and confirms Slack's dialog)
+    system.slack.click_button(
+        user=BOB, channel=stored.channel, message_ts=hold.ts, action_id=FINALIZE_NOW_ACTION
+    )
+    outcome = driver.wait([request.migration_id], approver=None, timeout=120)[request.migration_id]
+
+    # THEN it is finalized long before its day's hold, saying who asked
+    assert (outcome.status, outcome.record_status) == ("SUCCEEDED", "COMPLETED"), outcome.cause
+    assert mgn.metrics().calls_by_operation.get("FinalizeCutover") == 1
+    asked = next(
+        s for s in outcome.steps if (s["step"], s["status"]) == ("FinalizeCutover", "IN_PROGRESS")
+    )
+    assert f"asked by <@{BOB}>" in asked["message"]
+    trail = wiring.store().migration_audit_trail(request.migration_id)
+    assert [(a["actor"], a["action"], a["outcome"]) for a in trail] == [
+        (MALLORY, "finalize-now", "refused"),
+        (BOB, "finalize-now", "requested"),
+    ]
+    done = _settled_thread(system, request.migration_id, "migrated")
+    answered = next(r for r in done.replies if r.ts == hold.ts)
+    assert f"Finalize now* asked by <@{BOB}>" in answered.text
+    assert "actions" not in json.dumps(answered.blocks)
+
+
 def test_an_operator_pauses_and_resumes_a_wave_from_slack_and_its_channel_is_told(
     system: EmbeddedSystem, driver: MigrationDriver
 ) -> None:
@@ -910,6 +981,12 @@ def test_an_operator_pauses_and_resumes_a_wave_from_slack_and_its_channel_is_tol
     control = wiring.wave_control().state("wave-1")
     assert control is not None
     assert (control.state, control.by) == ("PAUSED", BOB)
+    # AND once approved, its cutover waits for the resume, and its thread shows it paused
+    approval_id = wiring.store().pending_approval_id(request.migration_id)
+    assert approval_id is not None
+    wiring.approvals().decide(approval_id, "APPROVED", user=ALICE)
+    paused = _settled_thread(system, request.migration_id, "paused")
+    assert "paused" in paused.root.text
 
     # Resumed the same way, the migration completes
     question = ask(BOB, "resume wave-1", "Resume *wave-1*")

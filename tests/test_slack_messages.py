@@ -33,6 +33,7 @@ from orchestration.pipeline.approvals import (
     ApprovalService,
     VerifiedTestLaunch,
 )
+from orchestration.pipeline.finalize_now import FinalizeNowService
 from orchestration.pipeline.manual_rollback import RollbackService
 from orchestration.pipeline.parking import ParkService
 from orchestration.pipeline.wave_control import WaveControlService
@@ -286,6 +287,7 @@ def _services(approval: ApprovalRecord) -> tuple[BotServices, _Approvals]:
         directory=cast(SlackDirectory, _Directory()),
         wave_control=cast(WaveControlService, None),
         parks=cast(ParkService, None),
+        finalizes=cast(FinalizeNowService, None),
     )
     return services, approvals
 
@@ -444,3 +446,27 @@ def test_a_retried_park_runs_again_and_says_who_retried() -> None:
     assert [r.text for r in change.replies] == [
         ":repeat: Retry by <@U07BOBOPS01>: the test launch starts again"
     ]
+
+
+def test_a_launch_held_by_a_wave_pause_shows_paused_until_it_goes_on() -> None:
+    event = _status_event()
+    state = advance(ThreadState.new(event), event).state
+    held = event.model_copy(
+        update={
+            "sequence": 3,
+            "step": "StartCutover",
+            "status": "WAITING",
+            "message": "wave wave-3 paused by <@U07BOBOPS01>: the cutover launch starts when "
+            "the wave is resumed",
+            "data": {"held": True},
+        }
+    )
+
+    paused = advance(state, held).state
+
+    assert (paused.outcome, paused.stage, paused.category) == ("paused", "paused", "paused")
+    assert "paused" in root_message(paused).text
+    resumed = held.model_copy(
+        update={"sequence": 4, "status": "SUCCEEDED", "message": "cutover started", "data": {}}
+    )
+    assert advance(paused, resumed).state.outcome == "running"

@@ -43,6 +43,7 @@ REPORTED_AS = {
     "AwaitCutoverWindow": Step.START_CUTOVER,
     "RequestCutover": Step.START_CUTOVER,
     "AwaitParkDecision": Step.PARK,
+    "CheckFinalizeHold": Step.FINALIZE_CUTOVER,
 }
 # Reported before there is an execution (the ingress and start_migration).
 REPORTED_BEFORE_THE_MACHINE = {Step.INTAKE}
@@ -304,11 +305,26 @@ def test_a_verified_cutover_waits_its_hold_before_finalize_only_when_it_has_one(
     [hold] = held["Choices"]
     assert (hold["Variable"], hold["NumericGreaterThan"]) == ("$.cutoverCheck.holdSeconds", 0)
     assert held["Default"] == "FinalizeCutover"
-    wait = states[hold["Next"]]
+    # The hold is looked at (has it passed, did an operator ask to finalize now) and waited
+    # between looks; it ends only in FinalizeCutover (or a rollback)
+    check = states[hold["Next"]]
+    assert (check["Type"], check["Parameters"]["phase"], check["ResultPath"]) == (
+        "Task",
+        "hold",
+        "$.hold",
+    )
+    over = states[check["Next"]]
+    [ended] = over["Choices"]
+    assert (ended["Variable"], ended["BooleanEquals"], ended["Next"]) == (
+        "$.hold.done",
+        True,
+        "FinalizeCutover",
+    )
+    wait = states[over["Default"]]
     assert (wait["Type"], wait["SecondsPath"], wait["Next"]) == (
         "Wait",
-        "$.cutoverCheck.holdSeconds",
-        "FinalizeCutover",
+        "$.hold.waitSeconds",
+        "CheckFinalizeHold",
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -722,3 +722,62 @@ def test_a_dependency_wait_looks_again_within_five_minutes_whatever_poll_max_sec
 
     assert (result["started"], result["waitSeconds"]) == (False, 300)
     assert pipeline.reporter.steps == []  # said once already
+
+
+# --- a finalizeAfter hold, and an operator's "finalize now" ----------------------------------
+
+
+class _FinalizeRequests:
+    def __init__(self) -> None:
+        self.asked: tuple[str, datetime] | None = None
+
+    def finalize_request(self, migration_id: str) -> tuple[str, datetime] | None:
+        return self.asked
+
+
+def _held(hold_seconds: int) -> tuple[Pipeline, _FinalizeRequests, dict[str, Any]]:
+    """A pipeline whose steps see operators' finalize requests, and a state whose cutover
+    passed its checks and is held ``hold_seconds`` (finalizeAfter)."""
+    clock = FixedClock()
+    mgn, ec2, probe = FakeMgn(source_server(SERVER)), FakeEc2(), FakeProbe()
+    reporter, lanes, requests = FakeReporter(clock), FakeLanes(mgn, ec2), _FinalizeRequests()
+    steps = MigrationSteps(
+        lanes=lanes, prober=probe, reporter=reporter, clock=clock, finalize_requests=requests
+    )
+    pipeline = Pipeline(steps, mgn, ec2, probe, reporter, clock, lanes)
+    state = pipeline.state()
+    state["config"] = {**CONFIG, "pollMaxSeconds": 900}
+    state["cutoverCheck"] = {"done": True, "holdSeconds": hold_seconds, "instanceId": "i-1"}
+    return pipeline, requests, state
+
+
+def test_a_hold_is_looked_at_every_few_minutes_and_ends_when_its_time_has_passed() -> None:
+    pipeline, _, state = _held(3600)
+
+    # The first look: not over, wait at most five minutes (an operator may ask meanwhile)
+    first = pipeline.steps.finalize_hold(state)
+    assert (first["done"], first["waitSeconds"]) == (False, 300)
+    # An hour later it is over, counted from the first look (not from each poll)
+    pipeline.clock.advance(timedelta(minutes=59, seconds=50))
+    state["hold"] = first
+    assert pipeline.steps.finalize_hold(state)["waitSeconds"] == 11
+    pipeline.clock.advance(timedelta(seconds=11))
+    assert pipeline.steps.finalize_hold(state)["done"] is True
+    assert pipeline.reporter.steps == []
+
+
+def test_finalize_now_ends_the_hold_at_the_next_look_and_says_who_asked() -> None:
+    pipeline, requests, state = _held(86_400)
+    # A request left from an earlier hold of the migration (before this one began) is not it
+    requests.asked = ("U07BOBOPS01", pipeline.clock.now() - timedelta(days=3))
+    state["hold"] = pipeline.steps.finalize_hold(state)
+    assert state["hold"]["done"] is False
+
+    pipeline.clock.advance(timedelta(minutes=10))
+    requests.asked = ("U07BOBOPS01", pipeline.clock.now())
+    result = pipeline.steps.finalize_hold(state)
+
+    assert (result["done"], result["finalizeRequestedBy"]) == (True, "U07BOBOPS01")
+    [step] = pipeline.reporter.steps
+    assert (step.step, step.status) == ("FinalizeCutover", "IN_PROGRESS")
+    assert "asked by <@U07BOBOPS01>" in step.message

@@ -360,6 +360,43 @@ class MigrationStore:
         )
         return MigrationRecord.from_item(item) if item else None
 
+    # --- finalize now (a finalizeAfter hold cut short) ---------------------------------------
+
+    def request_finalize(self, migration_id: str, *, user: str, now: datetime) -> bool:
+        """Ask the migration's held cutover to finalize now: written only while it is held
+        (its step FinalizeCutover, WAITING); False if it is not (any more)."""
+        try:
+            self._table.update_item(
+                Key=migration_key(migration_id),
+                UpdateExpression="SET finalizeRequestedBy = :user, finalizeRequestedAt = :now",
+                ConditionExpression="#step = :finalize AND stepStatus = :waiting",
+                ExpressionAttributeNames={"#step": "step"},
+                ExpressionAttributeValues={
+                    ":user": user,
+                    ":now": now.isoformat(),
+                    ":finalize": "FinalizeCutover",
+                    ":waiting": "WAITING",
+                },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def finalize_request(self, migration_id: str) -> tuple[str, datetime] | None:
+        """Who asked the migration to finalize now, and when (None: nobody)."""
+        item = self._table.get_item(
+            Key=migration_key(migration_id),
+            ConsistentRead=True,
+            ProjectionExpression="finalizeRequestedBy, finalizeRequestedAt",
+        ).get("Item")
+        if not item or not item.get("finalizeRequestedBy"):
+            return None
+        return str(item["finalizeRequestedBy"]), datetime.fromisoformat(
+            str(item["finalizeRequestedAt"])
+        )
+
     def set_execution(
         self, migration_id: str, revision: str, execution_arn: str, now: datetime
     ) -> None:

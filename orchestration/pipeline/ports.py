@@ -47,6 +47,14 @@ class WaveMigrations(Protocol):
     def wave_migrations(self, wave: str) -> list[MigrationRecord]: ...
 
 
+class FinalizeRequests(Protocol):
+    """An operator's "finalize now" of a held cutover (MigrationStore)."""
+
+    def finalize_request(self, migration_id: str) -> tuple[str, datetime] | None:
+        """(who, when) asked the migration to finalize now; None if nobody did."""
+        ...
+
+
 class AuditedWaveMigrations(WaveMigrations, Protocol):
     """A wave's migrations and each one's audit trail (a wave's pause, resume or cancel)."""
 

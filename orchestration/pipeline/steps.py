@@ -48,6 +48,7 @@ from orchestration.pipeline.errors import (
 from orchestration.pipeline.lane_facts import LaneFacts
 from orchestration.pipeline.ports import (
     Ec2,
+    FinalizeRequests,
     HealthProbe,
     Lanes,
     LaneServices,
@@ -143,6 +144,7 @@ class MigrationSteps:
         clock: Clock,
         wave_controls: WaveControls | None = None,
         migrations: WaveMigrations | None = None,
+        finalize_requests: FinalizeRequests | None = None,
     ) -> None:
         # MGN and EC2 are per lane (the spec's target account and Region), asked per call.
         self._lanes = lanes
@@ -150,6 +152,9 @@ class MigrationSteps:
         # The wave's migrations, for a cutover that waits for other applications
         # (``dependsOn``); without them (unit tests of other steps) nothing waits.
         self._migrations = migrations
+        # An operator's "finalize now" during a finalizeAfter hold; without it (unit tests of
+        # other steps) a hold lasts its full time.
+        self._finalize_requests = finalize_requests
         self._prober = prober
         self._report = reporter
         self._clock = clock
@@ -440,6 +445,7 @@ class MigrationSteps:
                     f"wave {spec.wave} {held.state.lower()} by <@{held.by}>"
                     + (f" ({held.reason})" if held.reason else "")
                     + f": the {launch} launch starts when the wave is resumed",
+                    held=True,  # the thread shows the migration paused
                 )
             return {
                 **_poll(state, key, config, self._epoch()),
@@ -683,6 +689,41 @@ class MigrationSteps:
             finalizeAt=until.isoformat(),
         )
 
+    def finalize_hold(self, state: State) -> dict[str, Any]:
+        """The hold before FinalizeCutover (``finalizeAfter``, result at ``$.hold``): done
+        once the hold has passed or an operator asked to finalize now (``/wavepilot
+        finalize``, the thread's button) during it; else how long to wait before looking
+        again (at most ``HOLD_POLL_MAX_SECONDS``, so a request is acted on within minutes)."""
+        spec = MigrationSpec.model_validate(state["spec"])
+        # Never longer than the deployment's own polling (seconds in the embedded default).
+        poll_max = min(HOLD_POLL_MAX_SECONDS, PollConfig.from_state(state).max_seconds)
+        previous = state.get("hold") or {}
+        now = self._epoch()
+        held_since = float(previous.get("heldSince") or now)
+        until = held_since + float(state["cutoverCheck"]["holdSeconds"])
+        asked = (
+            self._finalize_requests.finalize_request(spec.migration_id)
+            if self._finalize_requests is not None
+            else None
+        )
+        if asked is not None and asked[1].timestamp() >= held_since - 1:
+            user, at = asked
+            self._report.step(
+                spec,
+                Step.FINALIZE_CUTOVER,
+                "IN_PROGRESS",
+                f"finalize now, asked by <@{user}> at {at:%Y-%m-%d %H:%M} UTC: the hold ends early",
+                finalizeRequestedBy=user,
+            )
+            return {"done": True, "heldSince": held_since, "finalizeRequestedBy": user}
+        if now >= until:
+            return {"done": True, "heldSince": held_since}
+        return {
+            "done": False,
+            "heldSince": held_since,
+            "waitSeconds": max(1, min(int(until - now) + 1, poll_max)),
+        }
+
     # --- FinalizeCutover -----------------------------------------------------------------
 
     def finalize(self, state: State, started_at: datetime | None) -> dict[str, Any]:
@@ -849,6 +890,9 @@ def _coordinated_launch(outcome: dict[str, Any], launch: Launch, server_id: str)
     return str(outcome["instanceId"])
 
 
+# The longest wait between two looks at a finalizeAfter hold: an operator's "finalize now"
+# is acted on within this (one GetItem per look, a day's hold of 300 s looks is 288 of them).
+HOLD_POLL_MAX_SECONDS = 300
 # The longest wait between two looks at the wave's migrations while a cutover waits for its
 # dependencies (each look is one Query of the wave, per waiting VM).
 DEPENDENCY_POLL_MAX_SECONDS = 300
