@@ -3,13 +3,17 @@ fail), which actions the prepare step puts or removes, and the verify step's gat
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from slack_sdk.models.blocks import Block
 
+from bot.threads import ThreadState, advance, approval_request_message
 from orchestration.adapters.mgn import JobServer
+from orchestration.events import ApprovalRequested, MigrationStatusUpdated
 from orchestration.pipeline.errors import HealthCheckFailedError
 from orchestration.pipeline.post_launch import (
     SSM_GRACE_SECONDS,
@@ -24,6 +28,7 @@ from orchestration.post_launch_actions import (
     SourceServerAction,
 )
 from tests.support.fakes import job, running_instance
+from tests.test_slack_messages import _event as _approval_event
 from tests.test_steps_unit import SERVER, Pipeline, pipeline  # noqa: F401
 
 JOIN = PostLaunchActionSpec(
@@ -241,3 +246,77 @@ def test_a_batched_launch_reads_the_actions_results_from_its_job(
     assert [(a["name"], a["status"]) for a in result["postLaunchActions"]] == [
         ("join-domain", "SUCCESS")
     ]
+
+
+# --- what Slack shows --------------------------------------------------------------------------
+
+
+def _actions_event(**changes: Any) -> ApprovalRequested:
+    return _approval_event(
+        post_launch_actions=[
+            {"name": "join-domain", "ssmDocument": "Contoso-Join", "status": "SUCCESS"},
+            {
+                "name": "smoke",
+                "ssmDocument": "Contoso-Smoke",
+                "status": "FAILED",
+                "mustSucceedForCutover": False,
+                "reason": "exit 2 <stderr>",
+            },
+        ],
+        **changes,
+    )
+
+
+def test_the_approval_message_lists_the_actions_results_within_block_kit() -> None:
+    message = approval_request_message(_actions_event())
+
+    assert "post-launch actions 1/2 succeeded" in message.text
+    text = "\n".join(b["text"]["text"] for b in message.blocks if "text" in b)
+    assert ":white_check_mark: `join-domain` (Contoso-Join) success" in text
+    assert ":warning: `smoke` (Contoso-Smoke, optional) failed: exit 2 &lt;stderr&gt;" in text
+    for block in message.blocks:
+        parsed = Block.parse(block)
+        assert parsed is not None
+        parsed.validate_json()
+    # AND a gate without actions shows no such section
+    plain = approval_request_message(_approval_event())
+    assert "Post-launch actions" not in json.dumps(plain.blocks)
+
+
+def _verified(sequence: int, data: dict[str, Any]) -> MigrationStatusUpdated:
+    return MigrationStatusUpdated(
+        migration_id="mig-1",
+        wave="wave-1",
+        app_name="app",
+        target_vm_name="vm-01",
+        correlation_id="c",
+        sequence=sequence,
+        timestamp=datetime(2026, 11, 26, tzinfo=UTC),
+        step="VerifyTestLaunch",
+        status="SUCCEEDED",
+        message="test instance i-1 running",
+        data=data,
+    )
+
+
+def test_a_verified_launch_with_actions_is_a_reply_in_the_thread_and_without_none() -> None:
+    start = ThreadState("mig-1", "wave-1", "app", "vm-01")
+    results = [
+        {
+            "name": "join-domain",
+            "ssmDocument": "Contoso-Join",
+            "status": "SUCCESS",
+            "mustSucceedForCutover": True,
+            "reason": "",
+        }
+    ]
+
+    with_actions = advance(start, _verified(1, {"postLaunchActions": results}))
+    without = advance(start, _verified(1, {}))
+
+    [reply] = with_actions.replies
+    assert reply.text == (
+        ":gear: *Post-launch actions* on the test instance succeeded\n"
+        ":white_check_mark: `join-domain` (Contoso-Join) success"
+    )
+    assert without.replies == ()
