@@ -320,3 +320,19 @@ def test_a_verified_launch_with_actions_is_a_reply_in_the_thread_and_without_non
         ":white_check_mark: `join-domain` (Contoso-Join) success"
     )
     assert without.replies == ()
+
+
+def test_the_launch_timeout_leaves_the_actions_their_time(pipeline: Pipeline) -> None:  # noqa: F811
+    # GIVEN actions that ran longer than the launch timeout, then a health check that fails once
+    _launched(pipeline, report(ran("join-domain", "SUCCESS")))
+    pipeline.probe.failing = {8080}
+    state = {**_with_actions(pipeline, JOIN), "test": {"jobId": "mgnjob-test"}}
+    first_look = pipeline.clock.now().timestamp()
+    pipeline.clock.advance(timedelta(seconds=601))  # past launchTimeoutSeconds (600)
+    late = {**state, "testCheck": {"startedAt": first_look, "waitSeconds": 5, "polls": 3}}
+
+    # WHEN the health checks are looked at
+    polled = pipeline.steps.verify_launch(late, "test")
+
+    # THEN they are polled again rather than failed at once
+    assert (polled["done"], polled["stage"]) == (False, "health checks")

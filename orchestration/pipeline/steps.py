@@ -56,7 +56,12 @@ from orchestration.pipeline.ports import (
     WaveControls,
     WaveMigrations,
 )
-from orchestration.pipeline.post_launch import PostLaunchVerdict, action_changes, judge
+from orchestration.pipeline.post_launch import (
+    PostLaunchVerdict,
+    action_changes,
+    judge,
+    wait_budget_seconds,
+)
 from orchestration.pipeline.resolution import SourceServerDirectory, resolve_source_server
 from orchestration.pipeline.spec import MigrationSpec
 
@@ -554,7 +559,11 @@ class MigrationSteps:
         step = Step.VERIFY_TEST_LAUNCH if launch == "test" else Step.VERIFY_CUTOVER
         lane = self._lanes.for_spec(spec)
         started = state["test" if launch == "test" else "cutover"]
-        timed_out = _elapsed(state, key, self._epoch()) > config.launch_timeout_seconds
+        # The launch timeout does not count the time the post-launch actions may take.
+        allowed = config.launch_timeout_seconds + (
+            wait_budget_seconds(spec.post_launch_actions) if spec.post_launch_actions else 0
+        )
+        timed_out = _elapsed(state, key, self._epoch()) > allowed
         entry: JobServer | None = None
         if "launchStatus" in started:
             # Batched: the coordinator's outcome for this server; MGN is asked again only
@@ -597,7 +606,7 @@ class MigrationSteps:
                 raise LaunchTimeoutError(
                     f"instance {instance_id} is "
                     f"{instance.state if instance else 'missing'} "
-                    f"after {config.launch_timeout_seconds} s"
+                    f"after {allowed} s"
                 )
             return _poll(
                 state,
