@@ -230,6 +230,20 @@ def test_actions_run_in_order_after_boot_and_report_on_the_job(
     ]
 
 
+def test_an_action_whose_timeout_is_shorter_than_its_run_times_out(
+    emulator: MgnEmulator, mgn: MgnClient
+) -> None:
+    server = seed_ready(emulator)
+    put(mgn, server, "slow", 1001, timeoutSeconds=30)  # each action runs 2 minutes
+    job_id = mgn.start_test(sourceServerIDs=[server.source_server_id])["job"]["jobID"]
+    emulator.clock.advance(LAUNCHED_AT + TIMING.ssm_agent_discovery + timedelta(seconds=29))
+    assert by_name(statuses(mgn, job_id, server)) == {"slow": ("IN_PROGRESS", "")}
+    emulator.clock.advance(timedelta(seconds=1))
+    assert by_name(statuses(mgn, job_id, server)) == {
+        "slow": ("FAILED", "Execution timed out after 30 seconds (SSM document Contoso-slow)")
+    }
+
+
 def test_a_failed_launch_runs_no_actions_and_a_server_without_actions_reports_none(
     emulator: MgnEmulator, mgn: MgnClient
 ) -> None:

@@ -10,7 +10,8 @@ scheduled, and the answer depends only on the simulated time of the request.
 Each action succeeds after `PostLaunchTiming.action`, unless a fault says otherwise
 (`FaultInjector.fail_post_launch_action`): FAILED after the same time with the fault's
 reason, or, timing out, IN_PROGRESS until its ``timeoutSeconds`` and then FAILED with SSM's
-timeout reason. The job does not wait for its actions (MGN's does not either): it completes
+timeout reason. An action whose ``timeoutSeconds`` is shorter than `PostLaunchTiming.action`
+times out likewise. The job does not wait for its actions (MGN's does not either): it completes
 when its launches end, and the actions' results keep changing on it afterwards.
 """
 
@@ -100,7 +101,8 @@ def plan_run(
     for action in active:
         fault = faults.get(action.action_name)
         timeout = timedelta(seconds=action.timeout_seconds or DEFAULT_TIMEOUT_SECONDS)
-        if fault is not None and fault.times_out:
+        # An action that needs longer than its timeout times out, as SSM would end it.
+        if (fault is not None and fault.times_out) or action_duration > timeout:
             outcome: Outcome = "TIMED_OUT"
             ends_at = at + timeout
             reason = TIMED_OUT_REASON.format(
@@ -108,7 +110,7 @@ def plan_run(
             )
         else:
             outcome = "FAILED" if fault is not None else "SUCCESS"
-            ends_at = at + min(action_duration, timeout)
+            ends_at = at + action_duration
             reason = fault.reason if fault is not None else ""
         planned.append(
             PlannedExecution(

@@ -97,8 +97,9 @@ class PostLaunchTiming:
     Attributes:
         ssm_agent_discovery: instance booted to its SSM agent seen by MGN (the first action
             starts then).
-        action: how long each action runs when it succeeds or fails (a timing-out action runs
-            until its ``timeoutSeconds``); capped at the action's timeout.
+        action: how long each action runs when it succeeds or fails; an action whose
+            ``timeoutSeconds`` is shorter (or a fault's timing-out action) runs until its
+            timeout and fails with SSM's timeout reason.
     """
 
     ssm_agent_discovery: timedelta = timedelta(minutes=1)
