@@ -374,11 +374,16 @@ def _status(state: ThreadState, event: MigrationStatusUpdated) -> Change:
 
 
 def _milestone(event: MigrationStatusUpdated) -> str | None:
-    """A step's report is a reply only when it failed, when an operator cut a finalizeAfter
-    hold short or retried a parked migration (who did): the rest is routine detail. (A held
+    """A step's report is a reply only when it failed, when a verified launch ran post-launch
+    actions (each one's result: what the approver and the team need to see), when an operator
+    cut a finalizeAfter hold short or retried a parked migration (who did): the rest is
+    routine detail. (A held
     cutover's reply, with its button, is ``finalize_hold_message``.)"""
     if event.status == "FAILED":
         return f":x: *{event.step} failed*: {event.message}"
+    actions = event.data.get("postLaunchActions")
+    if event.step in _VERIFY_STEPS and event.status == "SUCCEEDED" and actions:
+        return post_launch_reply(event.step, actions)
     if event.step == Step.FINALIZE_CUTOVER and event.status == "IN_PROGRESS":
         return f":fast_forward: {_upper_first(event.message)}"
     if event.step == Step.PARK and event.status == "SUCCEEDED":
@@ -506,6 +511,34 @@ def park_decided_message(decision: str, user: str, at: str) -> Message:
         "rollback": f":leftwards_arrow_with_hook: *Roll back* by {_who(user)} {slack_date(at)}",
     }[decision]
     return Message(line, ({"type": "section", "text": {"type": "mrkdwn", "text": line}},))
+
+
+_VERIFY_STEPS: dict[str, str] = {Step.VERIFY_TEST_LAUNCH: "test", Step.VERIFY_CUTOVER: "cutover"}
+_ACTION_ICONS = {"SUCCESS": ":white_check_mark:", "IN_PROGRESS": ":hourglass:"}
+
+
+def post_launch_reply(step: str, actions: list[dict[str, Any]]) -> str:
+    """The post-launch actions' results on a verified launch's instance, one line each; an
+    optional action that failed is a warning (the migration went on without it)."""
+    failed = [a for a in actions if a.get("status") not in {"SUCCESS", "IN_PROGRESS"}]
+    title = (
+        f":warning: *Post-launch actions* on the {_VERIFY_STEPS.get(step, 'launched')} "
+        f"instance: {len(failed)} optional action(s) did not succeed; the migration goes on"
+        if failed
+        else f":gear: *Post-launch actions* on the {_VERIFY_STEPS.get(step, 'launched')} "
+        "instance succeeded"
+    )
+    lines = [title]
+    for action in actions:
+        icon = _ACTION_ICONS.get(str(action.get("status")), ":warning:")
+        optional = "" if action.get("mustSucceedForCutover", True) else ", optional"
+        reason = f": {_escape(str(action['reason']))}" if action.get("reason") else ""
+        lines.append(
+            f"{icon} `{_escape(str(action.get('name', '')))}` "
+            f"({_escape(str(action.get('ssmDocument', '')))}{optional}) "
+            f"{str(action.get('status', '')).lower()}{reason}"
+        )
+    return _clip("\n".join(lines), 3_000)
 
 
 # --- rendering -----------------------------------------------------------------------------
@@ -669,6 +702,12 @@ def approval_request_message(event: ApprovalRequested) -> Message:
         f"*Expires*\n{slack_date(event.expires_at.isoformat())}",
     ]
     passed = sum(check.passed for check in event.health_checks)
+    succeeded = sum(action.status == "SUCCESS" for action in event.post_launch_actions)
+    actions_plain = (
+        f"post-launch actions {succeeded}/{len(event.post_launch_actions)} succeeded; "
+        if event.post_launch_actions
+        else ""
+    )
     tested_plain = (
         f"{instance.instance_id} ({instance.private_ip or 'no private IP'})"
         if instance
@@ -676,8 +715,8 @@ def approval_request_message(event: ApprovalRequested) -> Message:
     )
     text = (
         f"Approval needed: {event.summary} Test instance {tested_plain}, "
-        f"health checks {passed}/{len(event.health_checks)} passed; window "
-        f"{window_plain(event)}. Approvers: {approvers}"
+        f"health checks {passed}/{len(event.health_checks)} passed; {actions_plain}"
+        f"window {window_plain(event)}. Approvers: {approvers}"
     )
     blocks: list[dict[str, Any]] = [
         {
@@ -689,6 +728,25 @@ def approval_request_message(event: ApprovalRequested) -> Message:
         },
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
         {"type": "section", "text": {"type": "mrkdwn", "text": _health_lines(event)}},
+        *(
+            [
+                {
+                    "type": "section",
+                    "text": {
+                        "type": "mrkdwn",
+                        "text": post_launch_reply(
+                            Step.VERIFY_TEST_LAUNCH,
+                            [
+                                a.model_dump(mode="json", by_alias=True)
+                                for a in event.post_launch_actions
+                            ],
+                        ),
+                    },
+                }
+            ]
+            if event.post_launch_actions
+            else []
+        ),
         {
             "type": "actions",
             "block_id": "approval",

@@ -149,6 +149,16 @@ class HealthCheckResult(EventPart):
     detail: str = ""
 
 
+class PostLaunchActionResult(EventPart):
+    """One post-launch action (SSM document) MGN ran on the test instance, and its result."""
+
+    name: str
+    ssm_document: str = ""
+    status: Literal["SUCCESS", "FAILED", "IN_PROGRESS", "NOT_STARTED", "TIMED_OUT"]
+    must_succeed_for_cutover: bool = True
+    reason: str = ""
+
+
 # The gate: what an approver needs to decide the cutover. The fields after ``summary`` were
 # added within schema version 1, optional: a hand-written request has no target account or
 # window, and an event from before the addition has none of them. (No docstring: it would
@@ -165,6 +175,11 @@ class ApprovalRequested(EventDetail):
     window_end: AwareDatetime | None = None
     test_instance: LaunchedInstance | None = None
     health_checks: list[HealthCheckResult] = Field(default_factory=list)
+    post_launch_actions: list[PostLaunchActionResult] = Field(
+        default_factory=list,
+        description="Added within schema version 1: the post-launch actions' results on the "
+        "test instance (only optional ones can have failed: a required one rolls back).",
+    )
     approval_scope: Literal["vm", "application", "wave"] = Field(
         default="vm",
         description="Added within schema version 1: what one approval decision covers (the "

@@ -73,6 +73,7 @@ WAVE_1_CHANNEL = "C07WAVE0001"
 GITHUB_REPOSITORY = "contoso/waves"
 COMMIT = "c" * 40  # the commit tests.support.pipeline publishes the example requests from
 OPERATOR = "U07BOBOPS01"  # an operator of wave-1 (manifests/waves/wave-1.yaml)
+POST_LAUNCH_ACTION = {"name": "smoke", "ssmDocument": "Contoso-Smoke", "order": 1001}
 
 
 @dataclass(frozen=True)
@@ -465,8 +466,12 @@ def _answered(system: EmbeddedSystem, text: str) -> Callable[[], EphemeralMessag
 
 
 def _run_every_path() -> Run:
+    # The migrated VM runs a post-launch action; its server still holds one an earlier
+    # revision put, which the prepare step removes (Put/List/RemoveSourceServerAction).
     [with_callbacks] = [
-        r for r in example_requests("wave-2") if r.target_vm_name == "billing-app-prod-01"
+        r
+        for r in example_requests("wave-2", post_launch_actions=[POST_LAUNCH_ACTION])
+        if r.target_vm_name == "billing-app-prod-01"
     ]
     rejected, unanswered, failing, rolled_back = example_requests()[:4]
     requests = [with_callbacks, rejected, unanswered, failing, rolled_back]
@@ -501,6 +506,13 @@ def _run_every_path() -> Run:
             servers = system.seed([spec_of(r) for r in requests])
             system.mgn_of_server(servers[failing.migration_id]).faults.fail_next_launch(
                 servers[failing.migration_id], launch_type=LaunchType.TEST
+            )
+            system.mgn_of_server(servers[with_callbacks.migration_id]).add_source_server_action(
+                servers[with_callbacks.migration_id],
+                action_id="wavepilot-retired",
+                action_name="retired",
+                document_identifier="Contoso-Retired",
+                order=1002,
             )
             driver = MigrationDriver(system)
             driver.send([*requests, with_callbacks, "{this is not json"])

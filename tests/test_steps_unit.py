@@ -396,7 +396,8 @@ def test_a_batched_test_launch_is_prepared_without_looking_at_the_server(
     prepared = pipeline.steps.prepare_source(batched(pipeline.state()), "test")
 
     assert prepared["launchTemplateVersion"]
-    assert pipeline.mgn.calls == {}
+    # only the server's settings are written (its post-launch actions listed to sync them)
+    assert pipeline.mgn.calls == {"source_server_actions": 1}
 
 
 def test_a_rollback_waits_while_the_coordinator_retires_the_test_instance(

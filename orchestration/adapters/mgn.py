@@ -16,6 +16,13 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from botocore.exceptions import ClientError
 
+from orchestration.post_launch_actions import (
+    ActionExecution,
+    PostLaunchActionSpec,
+    PostLaunchStatus,
+    SourceServerAction,
+)
+
 if TYPE_CHECKING:
     from mypy_boto3_mgn.client import MgnClient
     from mypy_boto3_mgn.type_defs import (
@@ -200,6 +207,8 @@ class JobServer:
     source_server_id: str
     launch_status: str
     launched_instance_id: str | None
+    # The post-launch actions run on the launched instance so far (None: MGN reports none).
+    post_launch: PostLaunchStatus | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +233,7 @@ class Job:
                     source_server_id=server["sourceServerID"],
                     launch_status=server.get("launchStatus", "PENDING"),
                     launched_instance_id=server.get("launchedEc2InstanceID"),
+                    post_launch=_post_launch_status(server.get("postLaunchActionsStatus")),
                 )
                 for server in item.get("participatingServers", [])
             ),
@@ -231,6 +241,44 @@ class Job:
 
     def server(self, source_server_id: str) -> JobServer | None:
         return next((s for s in self.servers if s.source_server_id == source_server_id), None)
+
+
+def _post_launch_status(item: Any) -> PostLaunchStatus | None:
+    """A participating server's ``postLaunchActionsStatus``, or None if it has none."""
+    if not item:
+        return None
+    return PostLaunchStatus(
+        ssm_agent_discovered=bool(item.get("ssmAgentDiscoveryDatetime")),
+        executions=tuple(
+            ActionExecution(
+                action_name=str(entry.get("ssmDocument", {}).get("actionName", "")),
+                ssm_document=str(entry.get("ssmDocument", {}).get("ssmDocumentName", "")),
+                status=entry.get("executionStatus", "IN_PROGRESS"),
+                must_succeed_for_cutover=bool(
+                    entry.get("ssmDocument", {}).get("mustSucceedForCutover", False)
+                ),
+                failure_reason=str(entry.get("failureReason", "")),
+                execution_id=str(entry.get("executionID", "")),
+            )
+            for entry in item.get("postLaunchActionsLaunchStatusList", [])
+        ),
+    )
+
+
+def _server_action(item: Any) -> SourceServerAction:
+    return SourceServerAction(
+        action_id=item["actionID"],
+        action_name=item.get("actionName", ""),
+        document_identifier=item.get("documentIdentifier", ""),
+        order=int(item.get("order", 0)),
+        must_succeed_for_cutover=bool(item.get("mustSucceedForCutover", False)),
+        timeout_seconds=item.get("timeoutSeconds"),
+        parameters={
+            name: [str(p.get("parameterName", "")) for p in values]
+            for name, values in (item.get("parameters") or {}).items()
+        },
+        active=bool(item.get("active", True)),
+    )
 
 
 class MgnAdapter:
@@ -388,6 +436,40 @@ class MgnAdapter:
             for page in paginator.paginate(PaginationConfig={"PageSize": 1000})
             for item in page.get("items", [])
         }
+
+    @_translated
+    def source_server_actions(self, source_server_id: str) -> list[SourceServerAction]:
+        """The server's post-launch actions (Wavepilot's and any set by hand), across pages."""
+        paginator = self._client.get_paginator("list_source_server_actions")
+        return [
+            _server_action(item)
+            for page in paginator.paginate(sourceServerID=source_server_id)
+            for item in page.get("items", [])
+        ]
+
+    @_translated
+    def put_source_server_action(self, source_server_id: str, action: PostLaunchActionSpec) -> None:
+        """Create or replace one of Wavepilot's actions (its ID is ``wavepilot-<name>``)."""
+        self._client.put_source_server_action(
+            sourceServerID=source_server_id,
+            actionID=action.action_id,
+            actionName=action.name,
+            documentIdentifier=action.ssm_document,
+            order=action.order,
+            active=True,
+            mustSucceedForCutover=action.must_succeed_for_cutover,
+            timeoutSeconds=action.timeout_seconds,
+            parameters={
+                name: [{"parameterType": "STRING", "parameterName": value} for value in values]
+                for name, values in action.parameters.items()
+            },
+        )
+
+    @_translated
+    def remove_source_server_action(self, source_server_id: str, action_id: str) -> None:
+        self._client.remove_source_server_action(
+            sourceServerID=source_server_id, actionID=action_id
+        )
 
     @_translated
     def update_launch_configuration(

@@ -129,6 +129,8 @@ def _left_out(vm: LocatedVm) -> list[str]:
         left_out.append("healthChecks")
     if effective.callback_urls:
         left_out.append("callbackUrls")
+    if effective.post_launch_actions:
+        left_out.append("postLaunchActions")
     if effective.source.source_server_id:
         left_out.append("source.sourceServerId")
     return left_out

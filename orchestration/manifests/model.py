@@ -80,6 +80,91 @@ class HttpHealthCheck(StrictModel):
 
 HealthCheck = Annotated[TcpHealthCheck | HttpHealthCheck, Field(discriminator="type")]
 
+
+# A post-launch action's name becomes its MGN action ID (``wavepilot-<name>``, at most 64
+# characters): Wavepilot recognises, updates and removes its own actions by that prefix and
+# leaves actions set by hand in MGN's console alone.
+PostLaunchActionName = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z0-9]([a-z0-9-]{0,52}[a-z0-9])?$",
+        description="Lowercase letters, digits and hyphens, at most 54 characters; unique "
+        "among the VM's actions.",
+    ),
+]
+# MGN's SsmDocumentName: a document name or its full ARN.
+SsmDocumentName = Annotated[str, Field(pattern=r"^[A-Za-z0-9/:_.-]{3,172}$")]
+SsmDocumentParameterName = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,128}$")]
+# MGN passes a document parameter the values of these Parameter Store parameters (MGN's
+# SsmParameterStoreParameterName: no "/", so hierarchical names are not accepted).
+ParameterStoreName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,1011}$")]
+# MGN's OrderType: 1001 to 10000 for custom actions (its own built-in actions use 1 to 1000).
+MIN_POST_LAUNCH_ORDER = 1001
+MAX_POST_LAUNCH_ORDER = 10000
+# MGN's StrictlyPositiveInteger has no maximum; SSM Run Command's execution timeout is at most
+# 48 hours, so a longer one could never be honoured.
+MAX_POST_LAUNCH_TIMEOUT_SECONDS = 172_800
+MAX_POST_LAUNCH_ACTIONS = 10
+
+
+class PostLaunchAction(StrictModel):
+    """An SSM document MGN runs on the launched test and cutover instances (MGN's
+    PutSourceServerAction). Its result gates the approval (test) and the finalize (cutover)."""
+
+    name: PostLaunchActionName
+    ssm_document: SsmDocumentName = Field(
+        description="The SSM document's name or ARN (MGN's documentIdentifier)."
+    )
+    parameters: (
+        Annotated[
+            dict[
+                SsmDocumentParameterName,
+                Annotated[list[ParameterStoreName], Field(min_length=1, max_length=10)],
+            ],
+            Field(max_length=20),
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="Document parameter -> names of Parameter Store parameters whose values "
+        "MGN passes (MGN takes no literal values).",
+    )
+    order: Annotated[int, Field(ge=MIN_POST_LAUNCH_ORDER, le=MAX_POST_LAUNCH_ORDER)] = Field(
+        description="Run order among the instance's actions, 1001 to 10000 (MGN's range for "
+        "custom actions); unique among the VM's actions."
+    )
+    must_succeed_for_cutover: bool = Field(
+        default=True,
+        description="true (the default): a failure or timeout rolls the migration back; "
+        "false: a failure is a warning in the thread and the migration goes on.",
+    )
+    timeout_seconds: Annotated[int, Field(ge=1, le=MAX_POST_LAUNCH_TIMEOUT_SECONDS)] = Field(
+        default=3600, description="How long the document may run (at most 172800, 48 h)."
+    )
+
+
+def _distinct_actions(actions: list[PostLaunchAction]) -> list[PostLaunchAction]:
+    """Names identify actions in MGN and in the thread, orders say which runs first: two
+    actions sharing either would be ambiguous."""
+    for key, what in (("name", "name"), ("order", "order")):
+        seen: set[object] = set()
+        for index, action in enumerate(actions):
+            value = getattr(action, key)
+            if value in seen:
+                raise ValueError(
+                    f"postLaunchActions[{index}] repeats the {what} {value!r}: each action "
+                    f"needs its own {what}"
+                )
+            seen.add(value)
+    return actions
+
+
+PostLaunchActions = Annotated[
+    list[PostLaunchAction],
+    Field(max_length=MAX_POST_LAUNCH_ACTIONS),
+    AfterValidator(_distinct_actions),
+]
+
 OsFamily = Literal["windows", "linux"]
 BootMode = Literal["LEGACY_BIOS", "UEFI", "USE_SOURCE"]
 
@@ -118,6 +203,11 @@ class LaunchSettings(StrictModel):
     )
     callback_urls: Annotated[list[CallbackUrl], Field(max_length=5)] | None = Field(
         default=None, description="https endpoints that receive signed status events."
+    )
+    post_launch_actions: PostLaunchActions | None = Field(
+        default=None,
+        description="SSM documents MGN runs on the launched instances (a VM's list replaces "
+        "the inherited one).",
     )
 
 
@@ -388,6 +478,10 @@ class EffectiveVm(StrictModel):
     park_for_minutes: Annotated[int, Field(ge=0, le=MAX_PARK_FOR_MINUTES)] = Field(
         default=0, exclude_if=lambda minutes: minutes == 0
     )
+    # The SSM documents MGN runs after each launch. Left out when empty (the default), likewise.
+    post_launch_actions: PostLaunchActions = Field(
+        default_factory=list, exclude_if=lambda actions: not actions
+    )
 
 
 # Settings a VM must end up with once defaults are applied, in the order they are reported.
@@ -414,6 +508,7 @@ __all__ = [
     "HealthCheck",
     "HttpHealthCheck",
     "LaunchSettings",
+    "PostLaunchAction",
     "Source",
     "StrictModel",
     "Target",

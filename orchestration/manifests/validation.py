@@ -506,6 +506,7 @@ def _merge_settings(layers: Sequence[LaunchSettings | None]) -> dict[str, Any]:
     merged.setdefault("os_byol", False)
     merged.setdefault("health_checks", [])
     merged.setdefault("callback_urls", [])
+    merged.setdefault("post_launch_actions", [])
     return merged
 
 

@@ -23,6 +23,7 @@ from orchestration.events import (
     ApprovalRequested,
     HealthCheckResult,
     LaunchedInstance,
+    PostLaunchActionResult,
     Step,
 )
 from orchestration.pipeline.errors import APPROVAL_REJECTED
@@ -69,6 +70,7 @@ class VerifiedTestLaunch:
 
     instance: LaunchedInstance | None = None
     health_checks: tuple[HealthCheckResult, ...] = ()
+    post_launch_actions: tuple[PostLaunchActionResult, ...] = ()
 
     @classmethod
     def from_step(cls, result: Mapping[str, Any] | None) -> VerifiedTestLaunch:
@@ -81,6 +83,10 @@ class VerifiedTestLaunch:
                 private_ip=str(result.get("privateIp") or ""),
             ),
             tuple(HealthCheckResult.model_validate(c) for c in result.get("healthChecks", [])),
+            tuple(
+                PostLaunchActionResult.model_validate(a)
+                for a in result.get("postLaunchActions", [])
+            ),
         )
 
 
@@ -182,6 +188,7 @@ class ApprovalService:
             window_end=spec.window_end,
             test_instance=test_launch.instance,
             health_checks=list(test_launch.health_checks),
+            post_launch_actions=list(test_launch.post_launch_actions),
             approval_scope=approval.scope,
             approval_group=approval.group,
         )

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     )
     from orchestration.pipeline.reporter import MigrationIdentity
     from orchestration.pipeline.spec import MigrationSpec
+    from orchestration.post_launch_actions import PostLaunchActionSpec, SourceServerAction
 
 E = TypeVar("E", bound="EventDetail")
 
@@ -315,6 +316,14 @@ class Mgn(SourceServers, Protocol):
     def update_launch_configuration(
         self, source_server_id: str, *, boot_mode: str, os_byol: bool
     ) -> None: ...
+
+    def source_server_actions(self, source_server_id: str) -> list[SourceServerAction]: ...
+
+    def put_source_server_action(
+        self, source_server_id: str, action: PostLaunchActionSpec
+    ) -> None: ...
+
+    def remove_source_server_action(self, source_server_id: str, action_id: str) -> None: ...
 
     def change_life_cycle_state(self, source_server_id: str, state: str) -> SourceServer: ...
 

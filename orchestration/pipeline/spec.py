@@ -19,6 +19,7 @@ from pydantic import AwareDatetime, Field
 
 from orchestration.health_checks import HealthCheckSpec
 from orchestration.migration_request import MigrationRequest
+from orchestration.post_launch_actions import PostLaunchActionSpec
 from orchestration.wire import WireModel
 
 SOURCE_SERVER_ID = re.compile(r"s-[0-9a-zA-Z]{17}")
@@ -73,6 +74,9 @@ class MigrationSpec(PipelineModel):
     # The hold between a verified cutover and FinalizeCutover (the manifest's
     # ``finalizeAfter``): 0 finalizes at once, as a hand-written request always does.
     finalize_after_minutes: int = 0
+    # The SSM documents MGN runs on each launched instance (the manifest's
+    # ``postLaunchActions``); a hand-written request has none.
+    post_launch_actions: list[PostLaunchActionSpec] = Field(default_factory=list)
     # The applications of the same wave whose cutovers go before this one's (the manifest's
     # ``dependsOn``, direct dependencies only): none for a hand-written request.
     cutover_after: list[str] = Field(default_factory=list)
@@ -159,6 +163,17 @@ class MigrationSpec(PipelineModel):
                 "cutover_after": vm.cutover_after,
                 "on_failure": vm.on_failure,
                 "park_for_minutes": vm.park_for_minutes,
+                "post_launch_actions": [
+                    {
+                        "name": action.name,
+                        "ssm_document": action.ssm_document,
+                        "parameters": action.parameters or {},
+                        "order": action.order,
+                        "must_succeed_for_cutover": action.must_succeed_for_cutover,
+                        "timeout_seconds": action.timeout_seconds,
+                    }
+                    for action in vm.post_launch_actions
+                ],
             }
         )
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from orchestration.adapters.lanes import LaneError
 from orchestration.adapters.mgn import (
     Job,
+    JobServer,
     MgnConflictError,
     MgnNotInitializedError,
     SourceServer,
@@ -56,6 +57,12 @@ from orchestration.pipeline.ports import (
     StatusReports,
     WaveControls,
     WaveMigrations,
+)
+from orchestration.pipeline.post_launch import (
+    PostLaunchVerdict,
+    action_changes,
+    judge,
+    wait_budget_seconds,
 )
 from orchestration.pipeline.preflight import (
     PreflightFinding,
@@ -330,16 +337,18 @@ class MigrationSteps:
             iam_instance_profile=spec.iam_instance_profile,
             tags=tags,
         )
+        actions = ""
         if launch == "test":  # the same for the cutover: applied once
             lane.mgn.update_launch_configuration(
                 server_id, boot_mode=spec.boot_mode, os_byol=spec.os_byol
             )
+            actions = _set_post_launch_actions(lane.mgn, server_id, spec)
         self._report.step(
             spec,
             step,
             "SUCCEEDED",
             f"{launch} launch settings applied: {spec.instance_type} in {subnet} "
-            f"(launch template version {version})",
+            f"(launch template version {version}){actions}",
             launchTemplateVersion=version,
         )
         return {"launchTemplateVersion": version, "terminateJobId": terminate_job}
@@ -575,7 +584,8 @@ class MigrationSteps:
         return None
 
     def verify_launch(self, state: State, launch: Launch) -> dict[str, Any]:
-        """Job result, then EC2 status checks, then the VM's own health checks."""
+        """Job result, then EC2 status checks, then the post-launch actions MGN runs on the
+        instance (``postLaunchActions``), then the VM's own health checks."""
         spec = MigrationSpec.model_validate(state["spec"])
         config = PollConfig.from_state(state)
         server_id = state["source"]["sourceServerId"]
@@ -583,9 +593,15 @@ class MigrationSteps:
         step = Step.VERIFY_TEST_LAUNCH if launch == "test" else Step.VERIFY_CUTOVER
         lane = self._lanes.for_spec(spec)
         started = state["test" if launch == "test" else "cutover"]
-        timed_out = _elapsed(state, key, self._epoch()) > config.launch_timeout_seconds
+        # The launch timeout does not count the time the post-launch actions may take.
+        allowed = config.launch_timeout_seconds + (
+            wait_budget_seconds(spec.post_launch_actions) if spec.post_launch_actions else 0
+        )
+        timed_out = _elapsed(state, key, self._epoch()) > allowed
+        entry: JobServer | None = None
         if "launchStatus" in started:
-            # Batched: the coordinator's outcome for this server; MGN is not asked again.
+            # Batched: the coordinator's outcome for this server; MGN is asked again only
+            # for the post-launch actions' results, which come after the job's launches end.
             instance_id = _coordinated_launch(started, launch, server_id)
         else:
             job = lane.mgn.job(started["jobId"])
@@ -624,7 +640,7 @@ class MigrationSteps:
                 raise LaunchTimeoutError(
                     f"instance {instance_id} is "
                     f"{instance.state if instance else 'missing'} "
-                    f"after {config.launch_timeout_seconds} s"
+                    f"after {allowed} s"
                 )
             return _poll(
                 state,
@@ -634,6 +650,21 @@ class MigrationSteps:
                 stage="booting",
                 instanceId=instance_id,
             )
+        actions = self._post_launch_verdict(
+            state, key, spec, mgn=lane.mgn, server_id=server_id, started=started, entry=entry
+        )
+        if actions.waiting:
+            return _poll(
+                state,
+                key,
+                config,
+                self._epoch(),
+                stage="post-launch actions",
+                instanceId=instance.instance_id,
+                postLaunchSince=(state.get(key) or {}).get("postLaunchSince") or self._epoch(),
+                postLaunchActions=[r.as_data() for r in actions.results],
+            )
+        _unless_blocking(actions, launch, instance.instance_id)
         results = [
             self._prober.run(instance.private_ip or "", check) for check in spec.health_checks
         ]
@@ -653,12 +684,17 @@ class MigrationSteps:
                 instanceId=instance.instance_id,
             )
         summary = ", ".join(r.check for r in results) or "no health checks defined"
+        ran = f"; post-launch actions: {actions.summary()}" if actions.results else ""
+        data: dict[str, Any] = {"instanceId": instance.instance_id}
+        if actions.results:
+            data["postLaunchActions"] = [r.as_data() for r in actions.results]
         self._report.step(
             spec,
             step,
             "SUCCEEDED",
-            f"{launch} instance {instance.instance_id} running, status checks ok, {summary} passed",
-            instanceId=instance.instance_id,
+            f"{launch} instance {instance.instance_id} running, status checks ok, "
+            f"{summary} passed{ran}",
+            **data,
         )
         hold_seconds = spec.finalize_after_minutes * 60 if launch == "cutover" else 0
         if hold_seconds:
@@ -674,7 +710,33 @@ class MigrationSteps:
                 {"type": r.type, "target": r.target, "passed": r.passed, "detail": r.detail}
                 for r in results
             ],
+            "postLaunchActions": [r.as_data() for r in actions.results],
         }
+
+    def _post_launch_verdict(
+        self,
+        state: State,
+        key: str,
+        spec: MigrationSpec,
+        *,
+        mgn: Mgn,
+        server_id: str,
+        started: dict[str, Any],
+        entry: JobServer | None,
+    ) -> PostLaunchVerdict:
+        """The post-launch actions' verdict, from the launch job's participating server.
+
+        Per VM, the job was just read; batched, the coordinator's outcome carries no action
+        results (its job ended with the launches, before the actions), so the job is read
+        here, only for a VM whose manifest names actions."""
+        if entry is None and spec.post_launch_actions:
+            entry = mgn.job(str(started["jobId"])).server(server_id)
+        since = (state.get(key) or {}).get("postLaunchSince") or self._epoch()
+        return judge(
+            spec.post_launch_actions,
+            entry.post_launch if entry is not None else None,
+            waited_seconds=self._epoch() - float(since),
+        )
 
     def _report_finalize_hold(self, spec: MigrationSpec, hold_seconds: int) -> None:
         """The cutover passed its checks and waits before FinalizeCutover (the manifest's
@@ -864,6 +926,32 @@ class MigrationSteps:
         )
         self._report.emit(spec, MigrationFailed, step=failed_step, error=failed_step, cause=reason)
         return {"done": True, "terminated": terminated, "sourceServerState": server_state}
+
+
+def _unless_blocking(actions: PostLaunchVerdict, launch: Launch, instance_id: str) -> None:
+    """An action that must succeed for cutover and did not fails the verification (the
+    failure path rolls the migration back), its output in the error."""
+    if actions.blocking:
+        raise HealthCheckFailedError(
+            f"post-launch actions that must succeed for cutover did not on {launch} "
+            f"instance {instance_id}: "
+            + "; ".join(r.line() for r in actions.blocking)
+            + ". Fix the SSM document or the instance, then republish"
+        )
+
+
+def _set_post_launch_actions(mgn: Mgn, server_id: str, spec: MigrationSpec) -> str:
+    """Make the server's post-launch actions in MGN the manifest's (MGN runs them on every
+    instance launched after): one list, then only what differs; says what runs, if any."""
+    changes = action_changes(mgn.source_server_actions(server_id), spec.post_launch_actions)
+    for action in changes.put:
+        mgn.put_source_server_action(server_id, action)
+    for action_id in changes.remove:
+        mgn.remove_source_server_action(server_id, action_id)
+    if not spec.post_launch_actions:
+        return ""
+    names = ", ".join(a.name for a in sorted(spec.post_launch_actions, key=lambda a: a.order))
+    return f"; post-launch actions: {names}"
 
 
 def _coordinated_launch(outcome: dict[str, Any], launch: Launch, server_id: str) -> str:

@@ -38,6 +38,7 @@ from orchestration.launch_records import (
 from orchestration.migration_request import MigrationRequest
 from orchestration.pipeline.reporter import MigrationIdentity
 from orchestration.pipeline.spec import MigrationSpec
+from orchestration.post_launch_actions import PostLaunchActionSpec, SourceServerAction
 
 E = TypeVar("E", bound=EventDetail)
 
@@ -355,6 +356,8 @@ class FakeMgn:
         self.terminated: list[list[str]] = []
         self.lifecycle_changes: list[tuple[str, str]] = []
         self.is_initialized = True
+        # Post-launch actions by server, then action ID (as ListSourceServerActions lists them).
+        self.actions: dict[str, dict[str, SourceServerAction]] = {}
 
     def initialized(self) -> bool:
         return self.is_initialized
@@ -392,6 +395,26 @@ class FakeMgn:
         self, source_server_id: str, *, boot_mode: str, os_byol: bool
     ) -> None:
         return None
+
+    def source_server_actions(self, source_server_id: str) -> list[SourceServerAction]:
+        self.calls["source_server_actions"] += 1
+        return list(self.actions.get(source_server_id, {}).values())
+
+    def put_source_server_action(self, source_server_id: str, action: PostLaunchActionSpec) -> None:
+        self.calls["put_source_server_action"] += 1
+        self.actions.setdefault(source_server_id, {})[action.action_id] = SourceServerAction(
+            action_id=action.action_id,
+            action_name=action.name,
+            document_identifier=action.ssm_document,
+            order=action.order,
+            must_succeed_for_cutover=action.must_succeed_for_cutover,
+            timeout_seconds=action.timeout_seconds,
+            parameters=dict(action.parameters),
+        )
+
+    def remove_source_server_action(self, source_server_id: str, action_id: str) -> None:
+        self.calls["remove_source_server_action"] += 1
+        self.actions.get(source_server_id, {}).pop(action_id, None)
 
     def change_life_cycle_state(self, source_server_id: str, state: str) -> SourceServer:
         self.calls["change_life_cycle_state"] += 1

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from orchestration.gitops.requests import request_for
 from orchestration.manifests.validation import ManifestFile, validate_files
@@ -23,17 +25,26 @@ def example_requests(
     finalize_after: str | None = None,
     depends_on: dict[str, list[str]] | None = None,
     on_failure: str | None = None,
+    post_launch_actions: list[dict[str, Any]] | None = None,
 ) -> list[MigrationRequest]:
     """The example wave's requests; ``approval_scope`` sets the wave's ``approval.scope``
     (the examples leave it to the default, ``application``), ``finalize_after`` its
     ``finalizeAfter`` (0 by default), ``depends_on`` applications' ``dependsOn``,
-    ``on_failure`` its ``onFailure`` (rollback by default)."""
+    ``on_failure`` its ``onFailure`` (rollback by default),
+    ``post_launch_actions`` the wave defaults' ``postLaunchActions`` (manifest keys)."""
     path = REPO_ROOT / "manifests" / "waves" / f"{wave}.yaml"
     start = datetime.now(UTC) + opens_in
     times = iter([start.isoformat(), (start + lasts).isoformat()])
     text = WINDOW.sub(lambda m: f"{m.group(1)}: {next(times)}", path.read_text())
     if approval_scope is not None:
         text = text.replace("\ndefaults:", f"\napproval:\n  scope: {approval_scope}\ndefaults:", 1)
+    if post_launch_actions is not None:
+        # JSON is YAML: one flow-style line in the wave's defaults
+        text = text.replace(
+            "\ndefaults:\n",
+            f"\ndefaults:\n  postLaunchActions: {json.dumps(post_launch_actions)}\n",
+            1,
+        )
     if finalize_after is not None:
         text = text.replace("\ndefaults:", f"\nfinalizeAfter: {finalize_after}\ndefaults:", 1)
     if on_failure is not None:

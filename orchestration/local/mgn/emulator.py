@@ -112,7 +112,7 @@ class MgnEmulator:
         )
         self._metrics = MetricsRecorder()
         gate = RequestGate(TokenBucket(self._settings.request_rate), self._clock)
-        operations = MgnOperations(
+        self._operations = operations = MgnOperations(
             state=self._state,
             engine=self._engine,
             faults=self._fault_state,
@@ -315,6 +315,34 @@ class MgnEmulator:
             raise ValueError("cpu_cores and ram_gib must be at least 1")
         if agent_installed_at is not None and agent_installed_at > self._clock.now():
             raise ValueError("agent_installed_at cannot be in the (simulated) future")
+
+    def add_source_server_action(
+        self,
+        source_server_id: str,
+        *,
+        action_id: str,
+        action_name: str,
+        document_identifier: str,
+        order: int,
+        must_succeed_for_cutover: bool = False,
+    ) -> None:
+        """Seed a post-launch action on a server, as if someone had put it earlier (in MGN's
+        console, or an earlier revision of a manifest); PutSourceServerAction's rules apply.
+
+        Raises:
+            ResourceNotFoundError: no such server.
+        """
+        self._operations.invoke(
+            "PutSourceServerAction",
+            {
+                "sourceServerID": source_server_id,
+                "actionID": action_id,
+                "actionName": action_name,
+                "documentIdentifier": document_identifier,
+                "order": order,
+                "mustSucceedForCutover": must_succeed_for_cutover,
+            },
+        )
 
     # --- Observation --------------------------------------------------------------------------
 

@@ -6,6 +6,9 @@ emulator.faults.fail_next_launch(server_id)         next launch: FAILED + LAUNCH
 emulator.faults.throttle_next_requests(5)           the next 5 requests get ThrottlingException
 emulator.faults.throttle_for(timedelta(minutes=5))  every request for 5 simulated minutes
 emulator.faults.apply_quota_pressure(active_jobs=19) as if 19 jobs were already running
+emulator.faults.fail_post_launch_action(server_id, "join-domain", reason="...")
+                                                    that action FAILS on every launch
+                                                    (times_out=True: runs to its timeout)
 emulator.faults.clear()                             everything back to normal
 
 Besides these one-off faults, `EmulatorSettings.launch_failure_rate` fails a share of all
@@ -28,6 +31,7 @@ from orchestration.local.mgn.errors import (
     ConflictError,
 )
 from orchestration.local.mgn.model import MgnState, SourceServerRecord
+from orchestration.local.mgn.post_launch import ActionFault
 from orchestration.local.mgn.replication import ReplicationStall
 from orchestration.local.mgn.states import LaunchType, ReplicationError
 from orchestration.local.mgn.throttling import RequestGate
@@ -64,6 +68,8 @@ class FaultState:
 
     Attributes:
         launch_failures: one-off failures queued by `FaultInjector.fail_next_launch`.
+        post_launch_faults: post-launch actions set to fail
+            (`FaultInjector.fail_post_launch_action`).
         launch_failure_rate: `EmulatorSettings.launch_failure_rate` (not reset by `clear`).
         launch_failure_seed: the seed of its draws (`EmulatorSettings.seed`, or 0).
     """
@@ -73,6 +79,8 @@ class FaultState:
     phantom_servers_in_active_jobs: int = 0
     launch_failure_rate: float = 0.0
     launch_failure_seed: int = 0
+    # Source server ID -> post-launch action name -> how it fails on every launch.
+    post_launch_faults: dict[str, dict[str, ActionFault]] = field(default_factory=dict)
 
     def take_launch_failure(
         self, source_server_id: str, launch_type: LaunchType, *, attempt: int
@@ -159,6 +167,24 @@ class FaultInjector:
                 LaunchFailure(launch_type, raw_error)
             )
 
+    def fail_post_launch_action(
+        self,
+        source_server_id: str,
+        action_name: str,
+        *,
+        reason: str = "Command failed: the document exited with status 1",
+        times_out: bool = False,
+    ) -> None:
+        """Make the server's post-launch action named `action_name` fail on every instance
+        launched from now on: FAILED with `reason` after it ran, or (`times_out`) IN_PROGRESS
+        until its ``timeoutSeconds``, then FAILED with SSM's timeout reason. The action need
+        not exist yet (the pipeline puts it later)."""
+        with self._lock:
+            self._server(source_server_id)
+            self._faults.post_launch_faults.setdefault(source_server_id, {})[action_name] = (
+                ActionFault(times_out=times_out, reason=reason)
+            )
+
     def throttle_next_requests(self, count: int) -> None:
         """Answer the next `count` requests with ThrottlingException (429, Retry-After: 1)."""
         self._gate.force_next(count)
@@ -178,7 +204,8 @@ class FaultInjector:
             self._faults.phantom_servers_in_active_jobs = servers_in_active_jobs
 
     def clear(self) -> None:
-        """Remove every fault: stalls end now; launch failures and throttling are dropped."""
+        """Remove every fault: stalls end now; launch and post-launch action failures and
+        throttling are dropped (actions already running keep their planned outcome)."""
         self._gate.force_next(0)
         self._gate.force_until(None)
         with self._lock:
@@ -187,6 +214,7 @@ class FaultInjector:
             for server in self._state.servers.values():
                 end_stall(server, now)
             self._faults.launch_failures.clear()
+            self._faults.post_launch_faults.clear()
             self._faults.phantom_active_jobs = self._faults.phantom_servers_in_active_jobs = 0
 
     def _server(self, source_server_id: str) -> SourceServerRecord:

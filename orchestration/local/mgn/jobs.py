@@ -41,6 +41,7 @@ from orchestration.local.mgn.model import (
     ScheduledTransition,
     SourceServerRecord,
 )
+from orchestration.local.mgn.post_launch import plan_run
 from orchestration.local.mgn.replication import initial_sync_completed_at
 from orchestration.local.mgn.settings import EmulatorSettings
 from orchestration.local.mgn.states import (
@@ -234,7 +235,7 @@ class JobEngine:
         elif transition.name == _CONVERTED:
             self._launch(job, participant, launch_type, at)
         elif transition.name == _SERVER_FINISHED:
-            self._finish_launch(participant, launch_type)
+            self._finish_launch(job, participant, launch_type, at)
 
     def _start_termination(self, job: JobRecord, at: datetime) -> None:
         job.status = JobStatus.STARTED
@@ -311,9 +312,16 @@ class JobEngine:
         self._log(job, at, JobLogEvent.LAUNCH_START, participant.source_server_id)
         self._log(job, at, JobLogEvent.LAUNCH_FAILED, participant.source_server_id, error=raw_error)
 
-    def _finish_launch(self, participant: ParticipantRecord, launch_type: LaunchType) -> None:
-        """The server's launch is over: LAUNCHED and booted, or, if it failed, the server goes
-        back to where it was so the pipeline can retry (once the job has ended)."""
+    def _finish_launch(
+        self,
+        job: JobRecord,
+        participant: ParticipantRecord,
+        launch_type: LaunchType,
+        at: datetime,
+    ) -> None:
+        """The server's launch is over: LAUNCHED and booted (its post-launch actions start),
+        or, if it failed, the server goes back to where it was so the pipeline can retry
+        (once the job has ended)."""
         server = self._state.servers[participant.source_server_id]
         if participant.launch_status is LaunchStatus.FAILED:
             if server.lifecycle_state is STATE_DURING_LAUNCH[launch_type]:
@@ -322,6 +330,16 @@ class JobEngine:
         participant.launch_status = LaunchStatus.LAUNCHED
         if server.launched_instance is not None:
             server.launched_instance.first_boot = FirstBoot.SUCCEEDED
+        timing = self._settings.post_launch
+        participant.post_launch = plan_run(
+            job_id=job.job_id,
+            source_server_id=server.source_server_id,
+            actions=list(server.actions.values()),
+            faults=self._faults.post_launch_faults.get(server.source_server_id, {}),
+            booted_at=at,
+            ssm_agent_discovery=timing.ssm_agent_discovery,
+            action_duration=timing.action,
+        )
 
     def _finish_termination(self, job: JobRecord, at: datetime) -> None:
         doomed = {

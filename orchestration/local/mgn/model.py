@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from orchestration.local.mgn.errors import SOURCE_SERVER_RESOURCE, ResourceNotFoundError
+from orchestration.local.mgn.post_launch import PostLaunchRun, ServerActionRecord
 from orchestration.local.mgn.replication import ReplicationPlan, ReplicationStall
 from orchestration.local.mgn.settings import QuotaLimits
 from orchestration.local.mgn.slots import ReplicationSlots
@@ -108,6 +109,8 @@ class SourceServerRecord:
     # The replication settings' EBS key (`ebsEncryptionKeyArn`; None: EBS's default key),
     # copied from the replication template when the agent was installed, as MGN does.
     ebs_encryption_key_arn: str | None = None
+    # Post-launch actions (PutSourceServerAction) by action ID, in the order first put.
+    actions: dict[str, ServerActionRecord] = field(default_factory=dict)
 
     def count_launch_attempt(self, launch_type: LaunchType) -> int:
         """Count one more launch of `launch_type`; returns its number (1 for the first)."""
@@ -134,6 +137,8 @@ class ParticipantRecord:
     launch_status: LaunchStatus | None = LaunchStatus.PENDING
     launched_ec2_instance_id: str | None = None
     attempt: int = 1  # the server's launch of this kind this is (1 = its first)
+    # The post-launch actions run on the launched instance (None: none, or not launched yet).
+    post_launch: PostLaunchRun | None = None
 
 
 @dataclass(frozen=True, slots=True)

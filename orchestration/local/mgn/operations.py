@@ -40,6 +40,7 @@ from orchestration.local.mgn.model import (
     QuotaRejection,
     SourceServerRecord,
 )
+from orchestration.local.mgn.post_launch import ServerActionRecord, render_action
 from orchestration.local.mgn.rendering import (
     JsonObject,
     render_job,
@@ -125,6 +126,8 @@ class MgnOperations:
             "InitializeService": self._initialize_service,
             "ListSourceServerActions": self._list_source_server_actions,
             "MarkAsArchived": self._mark_as_archived,
+            "PutSourceServerAction": self._put_source_server_action,
+            "RemoveSourceServerAction": self._remove_source_server_action,
             "RetryDataReplication": self._retry_data_replication,
             "StartCutover": self._start_cutover,
             "StartTest": self._start_test,
@@ -263,9 +266,51 @@ class MgnOperations:
             end_stall(server, now)
         return render_source_server(server, now)
 
+    # --- Post-launch actions --------------------------------------------------------------
+
+    def _put_source_server_action(self, params: JsonObject, now: datetime) -> JsonObject:
+        """Create or replace (same actionID) one action; it runs on instances launched after."""
+        server = self._server(params["sourceServerID"])
+        action_id = params["actionID"]
+        previous = server.actions.get(action_id)
+        server.actions[action_id] = ServerActionRecord(
+            action_id=action_id,
+            action_name=params["actionName"],
+            document_identifier=params["documentIdentifier"],
+            order=params["order"],
+            # Replacing keeps the action's place among those of the same order.
+            sequence=previous.sequence if previous else self._state.take_sequence(),
+            document_version=params.get("documentVersion"),
+            active=params.get("active", True),
+            timeout_seconds=params.get("timeoutSeconds"),
+            must_succeed_for_cutover=params.get("mustSucceedForCutover", False),
+            parameters=dict(params.get("parameters") or {}),
+            external_parameters=params.get("externalParameters"),
+            description=params.get("description"),
+            category=params.get("category"),
+        )
+        return render_action(server.actions[action_id])
+
     def _list_source_server_actions(self, params: JsonObject, now: datetime) -> JsonObject:
-        self._server(params["sourceServerID"])
-        return {"items": []}
+        server = self._server(params["sourceServerID"])
+        filters: JsonObject = params.get("filters") or {}
+        wanted = set(filters.get("actionIDs") or ())
+        selected = [
+            action for action in server.actions.values() if not wanted or action.action_id in wanted
+        ]
+        page, token = self._page(
+            selected,
+            lambda action: action.sequence,
+            params,
+            {"sourceServerID": server.source_server_id, **filters},
+        )
+        return self._with_token({"items": [render_action(action) for action in page]}, token)
+
+    def _remove_source_server_action(self, params: JsonObject, now: datetime) -> JsonObject:
+        """Removing an action that is not there succeeds: a retried removal is safe."""
+        server = self._server(params["sourceServerID"])
+        server.actions.pop(params["actionID"], None)
+        return {}
 
     def _initialize_service(self, params: JsonObject, now: datetime) -> JsonObject:
         self._initialized = True
@@ -344,7 +389,7 @@ class MgnOperations:
             server.lifecycle_state = STATE_DURING_LAUNCH[launch_type]
             milestones = server.last_test if launch_type is LaunchType.TEST else server.last_cutover
             milestones.initiate(now, job.job_id)
-        return {"job": render_job(job)}
+        return {"job": render_job(job, now)}
 
     def _terminate_target_instances(self, params: JsonObject, now: datetime) -> JsonObject:
         servers = self._servers_for_job(params["sourceServerIDs"])
@@ -374,7 +419,7 @@ class MgnOperations:
             tags=dict(params.get("tags") or {}),
             now=now,
         )
-        return {"job": render_job(job)}
+        return {"job": render_job(job, now)}
 
     def _describe_jobs(self, params: JsonObject, now: datetime) -> JsonObject:
         filters: JsonObject = params.get("filters") or {}
@@ -405,7 +450,7 @@ class MgnOperations:
         page, token = self._page(
             newest_first, lambda job: job.sequence, params, filters, descending=True
         )
-        return self._with_token({"items": [render_job(job) for job in page]}, token)
+        return self._with_token({"items": [render_job(job, now) for job in page]}, token)
 
     def _describe_job_log_items(self, params: JsonObject, now: datetime) -> JsonObject:
         job_id = params["jobID"]

@@ -15,6 +15,7 @@ from orchestration.local.mgn.model import (
     LaunchMilestones,
     SourceServerRecord,
 )
+from orchestration.local.mgn.post_launch import render_status
 from orchestration.local.mgn.replication import (
     ReplicationView,
     disconnected_view,
@@ -214,7 +215,8 @@ def _launched_instance(server: SourceServerRecord) -> JsonObject | None:
     }
 
 
-def render_job(job: JobRecord) -> JsonObject:
+def render_job(job: JobRecord, now: datetime) -> JsonObject:
+    """A Job at `now` (its participating servers' post-launch actions move on the clock)."""
     return _without_none(
         {
             "jobID": job.job_id,
@@ -232,6 +234,9 @@ def render_job(job: JobRecord) -> JsonObject:
                         if participant.launch_status is not None
                         else None,
                         "launchedEc2InstanceID": participant.launched_ec2_instance_id,
+                        "postLaunchActionsStatus": render_status(participant.post_launch, now)
+                        if participant.post_launch is not None
+                        else None,
                     }
                 )
                 for participant in job.participants.values()

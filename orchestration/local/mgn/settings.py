@@ -91,6 +91,26 @@ class JobTiming:
 
 
 @dataclass(frozen=True, slots=True)
+class PostLaunchTiming:
+    """How long post-launch actions take on a launched instance (simulated time).
+
+    Attributes:
+        ssm_agent_discovery: instance booted to its SSM agent seen by MGN (the first action
+            starts then).
+        action: how long each action runs when it succeeds or fails; an action whose
+            ``timeoutSeconds`` is shorter (or a fault's timing-out action) runs until its
+            timeout and fails with SSM's timeout reason.
+    """
+
+    ssm_agent_discovery: timedelta = timedelta(minutes=1)
+    action: timedelta = timedelta(minutes=2)
+
+    def __post_init__(self) -> None:
+        if self.ssm_agent_discovery < timedelta() or self.action <= timedelta():
+            raise ValueError("ssm_agent_discovery cannot be negative and action must be positive")
+
+
+@dataclass(frozen=True, slots=True)
 class QuotaLimits:
     """MGN's per-account, per-Region quotas (AWS General Reference).
 
@@ -162,6 +182,7 @@ class EmulatorSettings:
             LAUNCH_FAILED, no instance), drawn from `seed` (0 when None), the server's ID, the
             launch kind and the server's attempt number of that kind: the same input fails the
             same launches on every run.
+        post_launch: how long post-launch actions take (see `post_launch`).
         quotas: MGN's quotas in this account and Region.
         request_rate: the token bucket over real requests.
     """
@@ -177,6 +198,7 @@ class EmulatorSettings:
     jobs: JobTiming = field(default_factory=JobTiming)
     launch_timings: Mapping[tuple[str, str], JobTiming] = field(default_factory=dict)
     launch_failure_rate: float = 0.0
+    post_launch: PostLaunchTiming = field(default_factory=PostLaunchTiming)
     quotas: QuotaLimits = field(default_factory=QuotaLimits)
     request_rate: RequestRateLimit = field(default_factory=RequestRateLimit)
 

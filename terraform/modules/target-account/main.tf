@@ -52,6 +52,7 @@ resource "aws_iam_role" "target" {
 data "aws_iam_policy_document" "target" {
   # MGN: Describe* are list operations without resource-level permissions; the rest are
   # granted on "*" (source servers come from agent installs, not from this configuration).
+  # The *SourceServerAction(s) calls keep each server's post-launch actions the manifest's.
   statement {
     sid = "Mgn"
     actions = [
@@ -60,6 +61,9 @@ data "aws_iam_policy_document" "target" {
       "mgn:DescribeSourceServers",
       "mgn:FinalizeCutover",
       "mgn:GetLaunchConfiguration",
+      "mgn:ListSourceServerActions",
+      "mgn:PutSourceServerAction",
+      "mgn:RemoveSourceServerAction",
       "mgn:StartCutover",
       "mgn:StartTest",
       "mgn:TerminateTargetInstances",
