@@ -119,6 +119,8 @@ class MgnEmulator:
             settings=self._settings,
             clock=self._clock,
             lock=self._lock,
+            ids=self._ids,
+            arns=self._arns,
         )
         self._endpoint = RestJsonEndpoint(
             operations=operations,
