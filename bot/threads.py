@@ -331,12 +331,19 @@ def _status(state: ThreadState, event: MigrationStatusUpdated) -> Change:
 
 
 def _milestone(event: MigrationStatusUpdated) -> str | None:
-    """A step's report is a reply only when it failed, or when a verified cutover is held
-    before FinalizeCutover (until when, and how to go back): the rest is routine detail."""
+    """A step's report is a reply only when it failed, when a verified cutover is held
+    before FinalizeCutover (until when, and how to go back), or when MGN's console had the
+    server (or its application) elsewhere than the manifests (drift, put back): the rest is
+    routine detail."""
     if event.status == "FAILED":
         return f":x: *{event.step} failed*: {event.message}"
     if event.step == Step.FINALIZE_CUTOVER and event.status == "WAITING":
         return f":hourglass_flowing_sand: Cutover verified, *finalize* {event.message}"
+    drift = event.data.get("mgnDrift")
+    if drift and event.status == "SUCCEEDED":  # prepare_source found MGN's grouping changed
+        return ":warning: *MGN's waves and applications differed from the manifests*: " + (
+            "; ".join(_escape(str(item)) for item in drift)
+        )
     return None
 
 

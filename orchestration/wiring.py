@@ -40,6 +40,7 @@ from orchestration.clock import SYSTEM_CLOCK, Clock
 from orchestration.pipeline.approvals import ApprovalService
 from orchestration.pipeline.batched_launches import BatchedLaunches
 from orchestration.pipeline.manual_rollback import RollbackService
+from orchestration.pipeline.mgn_grouping_sync import MgnGroupingSync
 from orchestration.pipeline.reporter import StatusReporter
 from orchestration.pipeline.steps import MigrationSteps
 from orchestration.pipeline.wave_control import WaveControlService
@@ -152,6 +153,7 @@ def steps() -> MigrationSteps:
         clock=clock(),
         wave_controls=wave_controls(),
         migrations=store(),
+        grouping=MgnGroupingSync(lanes(), clock()),
     )
 
 

@@ -22,10 +22,12 @@ def example_requests(
     approval_scope: str | None = None,
     finalize_after: str | None = None,
     depends_on: dict[str, list[str]] | None = None,
+    renamed_to: str | None = None,
 ) -> list[MigrationRequest]:
     """The example wave's requests; ``approval_scope`` sets the wave's ``approval.scope``
     (the examples leave it to the default, ``application``), ``finalize_after`` its
-    ``finalizeAfter`` (0 by default), ``depends_on`` applications' ``dependsOn``."""
+    ``finalizeAfter`` (0 by default), ``depends_on`` applications' ``dependsOn``,
+    ``renamed_to`` the wave's name (its VMs as if moved to another wave)."""
     path = REPO_ROOT / "manifests" / "waves" / f"{wave}.yaml"
     start = datetime.now(UTC) + opens_in
     times = iter([start.isoformat(), (start + lasts).isoformat()])
@@ -34,11 +36,15 @@ def example_requests(
         text = text.replace("\ndefaults:", f"\napproval:\n  scope: {approval_scope}\ndefaults:", 1)
     if finalize_after is not None:
         text = text.replace("\ndefaults:", f"\nfinalizeAfter: {finalize_after}\ndefaults:", 1)
+    if renamed_to is not None:
+        assert f"\nname: {wave}\n" in text, wave
+        text = text.replace(f"\nname: {wave}\n", f"\nname: {renamed_to}\n", 1)
     for app, names in (depends_on or {}).items():
         entry = f"\n  - name: {app}\n"
         assert entry in text, app
         text = text.replace(entry, f"{entry}    dependsOn: [{', '.join(names)}]\n", 1)
-    result = validate_files([ManifestFile(str(path), text)], now=datetime.now(UTC))
+    name = path if renamed_to is None else path.with_name(f"{renamed_to}.yaml")
+    result = validate_files([ManifestFile(str(name), text)], now=datetime.now(UTC))
     assert result.valid, result.findings
     return [
         request_for(vm, commit="c" * 40, author="Dana Migration <dana@contoso.com>")
