@@ -367,3 +367,24 @@ def test_a_thread_from_before_lanes_learns_its_lane_from_the_next_event() -> Non
 
     event = _status_event("444455556666", "eu-west-1")
     assert advance(old, event).state.lane == "444455556666 / eu-west-1"
+
+
+def test_mgn_drift_found_by_prepare_source_is_a_reply_and_routine_preparation_is_not() -> None:
+    start = _status_event()
+    state = advance(ThreadState.new(start), start).state
+    routine = start.model_copy(
+        update={"sequence": 3, "step": "PrepareSource", "status": "SUCCEEDED", "message": "ok"}
+    )
+    drifted = routine.model_copy(
+        update={
+            "sequence": 4,
+            "data": {"mgnDrift": ["MGN had the server in application <Payroll>; moved back"]},
+        }
+    )
+
+    assert advance(state, routine).replies == ()
+    [reply] = advance(state, drifted).replies
+    assert reply.text == (
+        ":warning: *MGN's waves and applications differed from the manifests*: "
+        "MGN had the server in application &lt;Payroll&gt;; moved back"
+    )
