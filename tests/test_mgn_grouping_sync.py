@@ -17,7 +17,7 @@ from botocore.config import Config
 
 from orchestration.adapters.mgn import MgnAdapter, MgnQuotaExceededError
 from orchestration.local.mgn import EmulatorSettings, MgnEmulator, QuotaLimits, SimulatedClock
-from orchestration.pipeline.mgn_grouping_sync import MgnGroupingSync
+from orchestration.pipeline.mgn_grouping_sync import PLACEMENT_MAX_AGE, MgnGroupingSync
 from orchestration.pipeline.spec import MigrationSpec
 from tests.support.fakes import FixedClock
 from tests.support.pipeline import example_requests, spec_of
@@ -121,8 +121,8 @@ def test_a_wave_costs_its_first_vm_the_setup_and_each_other_vm_one_call(
     assert (wave.name, wave.managed) == ("wave-1", True)
     assert (application.name, application.wave_id) == ("wave-1/intranet", wave.wave_id)
     assert sorted(mgn.servers_in_application(application.application_id)) == sorted(servers)
-    # AND after a minute the IDs are looked up again (someone may have changed MGN)
-    clock.advance(timedelta(minutes=2))
+    # AND after a while the IDs are looked up again (someone may have changed MGN)
+    clock.advance(PLACEMENT_MAX_AGE + timedelta(seconds=1))
     emulator.reset_metrics()
     sync.place(SPEC, servers[1], mgn.source_server(servers[1]))
     assert emulator.metrics().calls_by_operation.keys() == {
@@ -184,3 +184,25 @@ def test_a_full_account_is_mgns_quota_error() -> None:
 
         with pytest.raises(MgnQuotaExceededError, match="at most 1"):
             sync.place(SPEC, server_id, None)
+
+
+def test_the_cutover_asks_nothing_while_the_server_is_where_the_test_put_it(
+    emulator: MgnEmulator,
+) -> None:
+    mgn = _adapter(emulator)
+    [server_id] = _servers(emulator, 1)
+    at_test = MgnGroupingSync(OneLane(mgn), FixedClock()).place(SPEC, server_id, None)
+    cutover = MgnGroupingSync(OneLane(mgn), FixedClock())  # hours later: another container
+    emulator.reset_metrics()
+
+    still = cutover.place(SPEC, server_id, mgn.source_server(server_id), at_test)
+
+    assert still == at_test
+    assert dict(emulator.metrics().calls_by_operation) == {"DescribeSourceServers": 1}
+    # AND moved in the console since: put back, and said
+    theirs = emulator.add_application("Payroll")
+    emulator.move_source_server(server_id, theirs)
+    back = cutover.place(SPEC, server_id, mgn.source_server(server_id), at_test)
+    assert back.application_id == at_test.application_id
+    assert "application Payroll, an application Wavepilot does not manage" in back.drift[0]
+    assert mgn.source_server(server_id).application_id == at_test.application_id

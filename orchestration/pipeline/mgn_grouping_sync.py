@@ -8,11 +8,12 @@ application gone meanwhile) is answered by listing again and re-planning, at mos
 ``ATTEMPTS`` times; every planned call is harmless to repeat.
 
 MGN calls per VM: a wave's VMs share a wave and an application, so once one VM of a warm
-container has placed its server, the pair's IDs are kept for a minute on the clock (as
-``LaneFacts`` keeps lane facts) and the next VM of that application needs at most one call
-(``AssociateSourceServers``), none if MGN already has it there. Otherwise: ListWaves,
-ListApplications (paged: one call each up to 1,000), the planned calls, and for a move one
-DescribeSourceServers (who is left in the old application) plus the archive calls.
+container has placed its server, the pair's IDs are kept for ``PLACEMENT_MAX_AGE`` on the
+clock (as ``LaneFacts`` keeps lane facts) and the next VM of that application needs at most
+one call (``AssociateSourceServers``), none if MGN already has it there. The cutover's
+preparation makes none when the server is still where the test launch's put it. Otherwise:
+ListWaves, ListApplications (paged: one call each up to 1,000), the planned calls, and for a
+move one DescribeSourceServers (who is left in the old application) plus the archive calls.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from orchestration.adapters.mgn import (
     SourceServer,
 )
 from orchestration.clock import Clock
-from orchestration.pipeline.lane_facts import FACTS_MAX_AGE
 from orchestration.pipeline.mgn_grouping import (
     MANAGED_TAGS,
     ArchiveApplication,
@@ -51,6 +51,10 @@ from orchestration.pipeline.ports import GroupingLanes, MgnGroupings
 from orchestration.pipeline.spec import MigrationSpec
 
 ATTEMPTS = 3
+# How long a placed wave's and application's IDs are trusted without listing again. A stale
+# pair costs one refused call (the application archived meanwhile) and then a fresh look; an
+# application moved to another wave in the console is noticed this much later at most.
+PLACEMENT_MAX_AGE = timedelta(minutes=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,34 +75,65 @@ class PlacementOutcome:
 
 
 class MgnGroupingSync:
-    def __init__(self, lanes: GroupingLanes, clock: Clock, max_age: timedelta = FACTS_MAX_AGE):
+    def __init__(
+        self, lanes: GroupingLanes, clock: Clock, max_age: timedelta = PLACEMENT_MAX_AGE
+    ) -> None:
         self._lanes = lanes
         self._clock = clock
         self._max_age = max_age
         self._placed: dict[Hashable, tuple[datetime, str, str]] = {}
+        self._locks: dict[Hashable, threading.Lock] = {}
         self._guard = threading.Lock()
 
     def place(
-        self, spec: MigrationSpec, source_server_id: str, server: SourceServer | None
+        self,
+        spec: MigrationSpec,
+        source_server_id: str,
+        server: SourceServer | None,
+        placed_before: PlacementOutcome | None = None,
     ) -> PlacementOutcome:
         """Put the server in ``<wave>`` / ``<wave>/<app>``; ``server`` is its description if
-        the caller has a fresh one (None: it is looked up only if needed)."""
+        the caller has a fresh one (None: it is looked up only if needed); ``placed_before``
+        where this migration put it earlier (the test launch's preparation, for the cutover's):
+        if the fresh description shows it still there, no call is made."""
+        if (
+            placed_before is not None
+            and server is not None
+            and server.application_id == placed_before.application_id
+        ):
+            return PlacementOutcome(placed_before.wave_id, placed_before.application_id)
         mgn = self._lanes.for_spec(spec).mgn
         desired = Placement.of(spec.wave, spec.app_name)
         key = (spec.target_account_id, spec.target_region, desired)
         known = self._known(key)
+        if known is None:
+            # One thread of a container looks at a time; the others then find its answer.
+            with self._lock_for(key):
+                known = self._known(key)
+                if known is None:
+                    return self._place_fully(mgn, key, desired, source_server_id, server)
+        wave_id, application_id = known
         current_app = server.application_id if server is not None else None
-        if known is not None:
-            wave_id, application_id = known
-            if server is not None and current_app == application_id:
+        if server is not None and current_app == application_id:
+            return PlacementOutcome(wave_id, application_id)
+        if current_app is None:  # not in any application, or not looked at
+            try:  # associating again where it already is changes nothing
+                mgn.associate_source_servers(application_id, [source_server_id])
                 return PlacementOutcome(wave_id, application_id)
-            if current_app is None:  # not in any application, or not looked at
-                try:  # associating again where it already is changes nothing
-                    mgn.associate_source_servers(application_id, [source_server_id])
-                    return PlacementOutcome(wave_id, application_id)
-                except (MgnConflictError, GroupingNotFoundError):
-                    self._forget(key)  # moved, archived meanwhile: look properly
-                    server = None
+            except (MgnConflictError, GroupingNotFoundError):
+                self._forget(key)  # moved, archived meanwhile: look properly
+                server = None
+        return self._place_fully(mgn, key, desired, source_server_id, server)
+
+    def _place_fully(
+        self,
+        mgn: MgnGroupings,
+        key: Hashable,
+        desired: Placement,
+        source_server_id: str,
+        server: SourceServer | None,
+    ) -> PlacementOutcome:
+        """List, plan, run, clean up; again from a fresh look when MGN refuses a call."""
         for attempt in range(1, ATTEMPTS + 1):
             if server is None:
                 server = mgn.source_server(source_server_id)
@@ -121,6 +156,10 @@ class MgnGroupingSync:
             self._remember(key, wave_id, application_id)
             return PlacementOutcome(wave_id, application_id, plan.drift, tuple(archived))
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _lock_for(self, key: Hashable) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
 
     def _known(self, key: Hashable) -> tuple[str, str] | None:
         with self._guard:

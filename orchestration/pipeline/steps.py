@@ -47,7 +47,7 @@ from orchestration.pipeline.errors import (
     WaveCancelledError,
 )
 from orchestration.pipeline.lane_facts import LaneFacts
-from orchestration.pipeline.mgn_grouping_sync import MgnGroupingSync
+from orchestration.pipeline.mgn_grouping_sync import MgnGroupingSync, PlacementOutcome
 from orchestration.pipeline.ports import (
     Ec2,
     HealthProbe,
@@ -72,6 +72,9 @@ State = dict[str, Any]
 STUCK_REPLICATION = {"STALLED", "DISCONNECTED", "PAUSED", "STOPPED"}
 # Lifecycle states a server is launchable in once its replication is ready.
 LAUNCHABLE_LIFECYCLE = frozenset({"READY_FOR_TEST", "TESTING", "READY_FOR_CUTOVER"})
+# Where prepare_source put the server in MGN's grouping, kept in its result (``$.prepared``)
+# so the cutover's preparation can tell it is still there without asking MGN.
+_PLACEMENT_KEYS = ("mgnWaveId", "mgnApplicationId")
 # Lifecycle states from which a launch's instances can be terminated after a state change.
 REVERT_TO = {"TESTING": "READY_FOR_TEST", "CUTTING_OVER": "READY_FOR_CUTOVER"}
 
@@ -286,7 +289,9 @@ class MigrationSteps:
                 server = _stalled_or_fine(_ready_for_cutover(lane.mgn, server_id, state))
         else:
             terminate_job, server = self._prepare_per_vm(lane, server_id, state, launch)
-        grouping_note, grouping_data = self._place_in_mgn_grouping(spec, server_id, server)
+        grouping_note, grouping_data = self._place_in_mgn_grouping(
+            spec, server_id, server, state.get("prepared") if launch == "cutover" else None
+        )
         subnet, groups = (
             (spec.test_subnet_id, spec.test_security_group_ids)
             if launch == "test"
@@ -319,10 +324,18 @@ class MigrationSteps:
             launchTemplateVersion=version,
             **grouping_data,
         )
-        return {"launchTemplateVersion": version, "terminateJobId": terminate_job}
+        return {
+            "launchTemplateVersion": version,
+            "terminateJobId": terminate_job,
+            **{key: grouping_data[key] for key in _PLACEMENT_KEYS if key in grouping_data},
+        }
 
     def _place_in_mgn_grouping(
-        self, spec: MigrationSpec, server_id: str, server: SourceServer | None
+        self,
+        spec: MigrationSpec,
+        server_id: str,
+        server: SourceServer | None,
+        prepared_for_test: dict[str, Any] | None,
     ) -> tuple[str, dict[str, Any]]:
         """Put the server in MGN's wave and application as the manifests say; what MGN had
         instead (drift) becomes part of the step's message, for the thread. MGN's grouping is
@@ -330,8 +343,14 @@ class MigrationSteps:
         (throttling is retried as every MGN call's)."""
         if self._grouping is None:
             return "", {}
+        before = prepared_for_test or {}
+        placed_before = (
+            PlacementOutcome(before["mgnWaveId"], before["mgnApplicationId"])
+            if before.get("mgnWaveId") and before.get("mgnApplicationId")
+            else None
+        )
         try:
-            placed = self._grouping.place(spec, server_id, server)
+            placed = self._grouping.place(spec, server_id, server, placed_before)
         except MgnThrottledError:
             raise
         except MgnError as exc:
