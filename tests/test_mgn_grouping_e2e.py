@@ -22,6 +22,7 @@ from orchestration import wiring
 from orchestration.adapters.mgn import Grouping
 from orchestration.adapters.state_store import MigrationRecord
 from orchestration.local.driver import MigrationDriver, first_listed_approver
+from orchestration.local.mgn import EmulatorSettings, QuotaLimits
 from orchestration.local.runtime import LOCAL_REGION
 from orchestration.local.system import EmbeddedSystem, SystemOptions
 from orchestration.migration_request import MigrationRequest
@@ -151,3 +152,25 @@ def test_mgn_follows_the_manifests_when_a_vm_moves_between_waves(system: Embedde
     history = wiring.store().history(moved.migration_id)
     [prepared] = [e for e in history if (e["step"], e["status"]) == ("PrepareSource", "SUCCEEDED")]
     assert "archived in MGN, now empty: application wave-1/reporting" in prepared["message"]
+
+
+def test_mgn_refusing_its_grouping_is_reported_and_the_migration_goes_on() -> None:
+    # GIVEN a lane whose MGN has no room for another wave (200 active in a real account)
+    full = EmulatorSettings(quotas=QuotaLimits(active_waves=0))
+    with EmbeddedSystem(SystemOptions(timings=FAST, mgn_settings=full)) as system:
+        [request] = example_requests()[:1]
+        system.seed([spec_of(request)])
+
+        # WHEN it runs
+        driver = MigrationDriver(system)
+        driver.send([request])
+        outcome = driver.wait([request.migration_id])[request.migration_id]
+
+        # THEN it migrates, and its PrepareSource says MGN's grouping was not updated, and why
+        assert outcome.status == "SUCCEEDED", outcome.cause
+        history = wiring.store().history(request.migration_id)
+        [prepared] = [
+            e for e in history if (e["step"], e["status"]) == ("PrepareSource", "SUCCEEDED")
+        ]
+        assert "MGN's waves and applications not updated" in prepared["message"]
+        assert "ServiceQuotaExceededException" in prepared["message"]
