@@ -376,9 +376,10 @@ def _status(state: ThreadState, event: MigrationStatusUpdated) -> Change:
 def _milestone(event: MigrationStatusUpdated) -> str | None:
     """A step's report is a reply only when it failed, when a verified launch ran post-launch
     actions (each one's result: what the approver and the team need to see), when an operator
-    cut a finalizeAfter hold short or retried a parked migration (who did): the rest is
-    routine detail. (A held
-    cutover's reply, with its button, is ``finalize_hold_message``.)"""
+    cut a finalizeAfter hold short or retried a parked migration (who did), or when MGN's
+    console had the server (or its application) elsewhere than the manifests (drift, put
+    back): the rest is routine detail. (A held cutover's reply, with its button, is
+    ``finalize_hold_message``.)"""
     if event.status == "FAILED":
         return f":x: *{event.step} failed*: {event.message}"
     actions = event.data.get("postLaunchActions")
@@ -388,6 +389,11 @@ def _milestone(event: MigrationStatusUpdated) -> str | None:
         return f":fast_forward: {_upper_first(event.message)}"
     if event.step == Step.PARK and event.status == "SUCCEEDED":
         return f":repeat: {_upper_first(event.message)}"
+    drift = event.data.get("mgnDrift")
+    if drift and event.status == "SUCCEEDED":  # prepare_source found MGN's grouping changed
+        return ":warning: *MGN's waves and applications differed from the manifests*: " + (
+            "; ".join(_escape(str(item)) for item in drift)
+        )
     return None
 
 

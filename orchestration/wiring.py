@@ -54,6 +54,7 @@ from orchestration.pipeline.approvals import ApprovalService
 from orchestration.pipeline.batched_launches import BatchedLaunches
 from orchestration.pipeline.finalize_now import FinalizeNowService
 from orchestration.pipeline.manual_rollback import RollbackService
+from orchestration.pipeline.mgn_grouping_sync import MgnGroupingSync
 from orchestration.pipeline.parking import ParkService
 from orchestration.pipeline.reporter import StatusReporter
 from orchestration.pipeline.steps import MigrationSteps
@@ -180,6 +181,7 @@ def steps() -> MigrationSteps:
         wave_controls=wave_controls(),
         migrations=store(),
         finalize_requests=store(),
+        grouping=MgnGroupingSync(lanes(), clock()),
     )
 
 

@@ -53,6 +53,7 @@ from orchestration.local.driver import MigrationDriver, MigrationOutcome, first_
 from orchestration.local.mgn import LaunchType
 from orchestration.local.slack.model import EphemeralMessage
 from orchestration.local.system import EmbeddedSystem, LocalGitHub, SystemOptions
+from orchestration.migration_request import MigrationRequest
 from orchestration.naming import (
     BOT_FUNCTIONS,
     FUNCTIONS,
@@ -62,6 +63,7 @@ from orchestration.naming import (
     ResourceNames,
 )
 from orchestration.pipeline.finalize_now import FinalizeNowError
+from orchestration.pipeline.mgn_grouping import MANAGED_TAGS, mgn_application_name
 from orchestration.statemachine import LaunchSettings, Timings
 from tests.support.github_server import github_stand_in
 from tests.support.pipeline import example_requests, spec_of
@@ -465,6 +467,28 @@ def _answered(system: EmbeddedSystem, text: str) -> Callable[[], EphemeralMessag
     return lambda: _ephemeral(system, OPERATOR, text)
 
 
+def _grouped_elsewhere_in_mgn(
+    system: EmbeddedSystem, server_id: str, request: MigrationRequest
+) -> None:
+    """MGN's console already has the VM in a Wavepilot application of a retired wave, and
+    its own wave and application archived (the application parked in another wave): placing
+    it unarchives both, moves the application back, moves the server, and archives the
+    application and wave it left (every grouping call the target role is granted)."""
+    mgn = system.mgn_of_server(server_id)
+    managed = dict(MANAGED_TAGS)
+    retired_wave = mgn.add_wave("retired-wave", tags=managed)
+    mgn.move_source_server(
+        server_id, mgn.add_application("retired-wave/old-app", wave_id=retired_wave, tags=managed)
+    )
+    mgn.add_wave(request.wave, tags=managed, archived=True)
+    mgn.add_application(
+        mgn_application_name(request.wave, request.app_name),
+        wave_id=mgn.add_wave("parking", tags=managed),
+        tags=managed,
+        archived=True,
+    )
+
+
 def _run_every_path() -> Run:
     # The migrated VM runs a post-launch action; its server still holds one an earlier
     # revision put, which the prepare step removes (Put/List/RemoveSourceServerAction).
@@ -504,6 +528,7 @@ def _run_every_path() -> Run:
             patch.setenv("GITHUB_TOKEN_SECRET_ARN", github_arn)  # before GITHUB_TOKEN
             wiring.reset()
             servers = system.seed([spec_of(r) for r in requests])
+            _grouped_elsewhere_in_mgn(system, servers[with_callbacks.migration_id], with_callbacks)
             system.mgn_of_server(servers[failing.migration_id]).faults.fail_next_launch(
                 servers[failing.migration_id], launch_type=LaunchType.TEST
             )

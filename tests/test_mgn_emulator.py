@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -879,9 +880,9 @@ def test_unknown_operations_are_404_with_a_clear_message(
     assert headers["x-amzn-ErrorType"] == "UnknownOperationException"
     assert "POST /<OperationName>" in body["message"]
     with pytest.raises(ClientError) as not_emulated:
-        mgn.list_waves()
+        mgn.list_imports()
     assert not_emulated.value.response["Error"]["Code"] == "UnknownOperationException"
-    assert "ListWaves is not emulated" in not_emulated.value.response["Error"]["Message"]
+    assert "ListImports is not emulated" in not_emulated.value.response["Error"]["Message"]
 
 
 def test_an_uninitialized_account_must_call_initialize_service(
@@ -991,6 +992,230 @@ def test_the_simulated_clock_runs_at_its_speed_and_advances_by_hand() -> None:
     assert clock.advance(timedelta(hours=1)) == START + timedelta(hours=1, minutes=20)
     with pytest.raises(ValueError, match="backwards"):
         clock.advance(-1)
+
+
+# --- Waves and applications ------------------------------------------------------------------
+
+
+def error_code(error: pytest.ExceptionInfo[ClientError]) -> str:
+    return str(error.value.response["Error"]["Code"])
+
+
+def test_waves_are_created_listed_updated_and_named_once(mgn: MgnClient) -> None:
+    created = mgn.create_wave(name="wave-1", description="first", tags={"managed-by": "x"})
+
+    assert created["waveID"].startswith("wave-")
+    assert len(created["waveID"]) == 22
+    assert created["arn"].endswith(f":wave/{created['waveID']}")
+    assert created["waveAggregatedStatus"]["totalApplications"] == 0
+    with pytest.raises(ClientError) as taken:
+        mgn.create_wave(name="wave-1")
+    assert error_code(taken) == "ConflictException"
+    assert error_body(taken.value)["errors"][0]["code"] == "NAME_IN_USE"
+    assert error_body(taken.value)["resourceId"] == created["waveID"]
+    renamed = mgn.update_wave(waveID=created["waveID"], name="wave-one", description="1st")
+    assert (renamed["name"], renamed["description"]) == ("wave-one", "1st")
+    second = mgn.create_wave(name="wave-1")  # the old name is free again
+    listed = mgn.list_waves()["items"]
+    assert [(w["waveID"], w["name"]) for w in listed] == [
+        (created["waveID"], "wave-one"),
+        (second["waveID"], "wave-1"),
+    ]
+    assert listed[0]["tags"] == {"managed-by": "x"}
+    only = mgn.list_waves(filters={"waveIDs": [second["waveID"]]})["items"]
+    assert [w["waveID"] for w in only] == [second["waveID"]]
+
+
+def test_list_waves_and_applications_paginate_with_boto3s_paginators(mgn: MgnClient) -> None:
+    wave_ids = [mgn.create_wave(name=f"w{i}")["waveID"] for i in range(5)]
+    app_ids = [mgn.create_application(name=f"a{i}")["applicationID"] for i in range(5)]
+
+    waves = mgn.get_paginator("list_waves").paginate(PaginationConfig={"PageSize": 2})
+    apps = mgn.get_paginator("list_applications").paginate(PaginationConfig={"PageSize": 2})
+    assert [w["waveID"] for page in waves for w in page["items"]] == wave_ids
+    assert [a["applicationID"] for page in apps for a in page["items"]] == app_ids
+
+
+def test_applications_join_one_wave_and_servers_one_application(
+    emulator: MgnEmulator, mgn: MgnClient
+) -> None:
+    wave = mgn.create_wave(name="wave-1")["waveID"]
+    other_wave = mgn.create_wave(name="wave-2")["waveID"]
+    app = mgn.create_application(name="wave-1/intranet")["applicationID"]
+    other_app = mgn.create_application(name="wave-2/intranet")["applicationID"]
+    server = seed_ready(emulator).source_server_id
+
+    mgn.associate_applications(waveID=wave, applicationIDs=[app])
+    mgn.associate_applications(waveID=wave, applicationIDs=[app])  # again: nothing changes
+    mgn.associate_source_servers(applicationID=app, sourceServerIDs=[server])
+
+    assert describe(mgn, server)["applicationID"] == app
+    listed = mgn.list_applications(filters={"waveIDs": [wave]})["items"]
+    assert [(a["applicationID"], a["waveID"]) for a in listed] == [(app, wave)]
+    assert listed[0]["applicationAggregatedStatus"]["totalSourceServers"] == 1
+    assert (
+        mgn.list_waves(filters={"waveIDs": [wave]})["items"][0]["waveAggregatedStatus"][
+            "totalApplications"
+        ]
+        == 1
+    )
+    filtered = mgn.describe_source_servers(filters={"applicationIDs": [app]})["items"]
+    assert [s["sourceServerID"] for s in filtered] == [server]
+    with pytest.raises(ClientError) as in_other_wave:
+        mgn.associate_applications(waveID=other_wave, applicationIDs=[app])
+    assert error_code(in_other_wave) == "ConflictException"
+    assert error_body(in_other_wave.value)["errors"] == [
+        {
+            "message": error_body(in_other_wave.value)["errors"][0]["message"],
+            "code": "APPLICATION_IN_OTHER_WAVE",
+            "resourceId": app,
+            "resourceType": "APPLICATION",
+        }
+    ]
+    with pytest.raises(ClientError) as in_other_app:
+        mgn.associate_source_servers(applicationID=other_app, sourceServerIDs=[server])
+    assert error_body(in_other_app.value)["errors"][0]["code"] == (
+        "SOURCE_SERVER_IN_OTHER_APPLICATION"
+    )
+    assert describe(mgn, server)["applicationID"] == app  # a refused call changed nothing
+
+    mgn.disassociate_source_servers(applicationID=app, sourceServerIDs=[server])
+    mgn.associate_source_servers(applicationID=other_app, sourceServerIDs=[server])
+    assert describe(mgn, server)["applicationID"] == other_app
+    with pytest.raises(ClientError) as not_member:
+        mgn.disassociate_source_servers(applicationID=app, sourceServerIDs=[server])
+    assert error_body(not_member.value)["errors"][0]["code"] == "SOURCE_SERVER_NOT_IN_APPLICATION"
+    mgn.disassociate_applications(waveID=wave, applicationIDs=[app])
+    assert "waveID" not in mgn.list_applications(filters={"applicationIDs": [app]})["items"][0]
+
+
+def test_archiving_needs_an_empty_resource_and_archived_ones_take_no_associations(
+    emulator: MgnEmulator, mgn: MgnClient
+) -> None:
+    wave = mgn.create_wave(name="wave-1")["waveID"]
+    app = mgn.create_application(name="wave-1/intranet")["applicationID"]
+    server = seed_ready(emulator).source_server_id
+    mgn.associate_applications(waveID=wave, applicationIDs=[app])
+    mgn.associate_source_servers(applicationID=app, sourceServerIDs=[server])
+
+    for archive, not_empty in (
+        (lambda: mgn.archive_wave(waveID=wave), wave),
+        (lambda: mgn.archive_application(applicationID=app), app),
+    ):
+        with pytest.raises(ClientError) as refused:
+            archive()
+        assert error_code(refused) == "ConflictException"
+        assert (
+            error_body(refused.value)["errors"][0]["code"],
+            error_body(refused.value)["resourceId"],
+        ) == (
+            "RESOURCE_NOT_EMPTY",
+            not_empty,
+        )
+    mgn.disassociate_source_servers(applicationID=app, sourceServerIDs=[server])
+    assert mgn.archive_application(applicationID=app)["isArchived"] is True
+    assert mgn.archive_wave(waveID=wave)["isArchived"] is True  # its one app is archived
+    assert [w["waveID"] for w in mgn.list_waves(filters={"isArchived": False})["items"]] == []
+
+    with pytest.raises(ClientError) as archived_app:
+        mgn.associate_source_servers(applicationID=app, sourceServerIDs=[server])
+    with pytest.raises(ClientError) as archived_wave:
+        mgn.associate_applications(waveID=wave, applicationIDs=[app])
+    with pytest.raises(ClientError) as name_of_archived:
+        mgn.create_application(name="wave-1/intranet")
+    for refused in (archived_app, archived_wave, name_of_archived):
+        assert error_code(refused) == "ConflictException"
+    assert "unarchive it" in error_body(name_of_archived.value)["message"]
+    assert mgn.unarchive_wave(waveID=wave)["isArchived"] is False
+    assert mgn.unarchive_application(applicationID=app)["isArchived"] is False
+    mgn.associate_applications(waveID=wave, applicationIDs=[app])
+    mgn.associate_source_servers(applicationID=app, sourceServerIDs=[server])
+    assert describe(mgn, server)["applicationID"] == app
+
+
+def test_unknown_waves_applications_and_servers_are_resource_not_found(
+    emulator: MgnEmulator, mgn: MgnClient
+) -> None:
+    app = mgn.create_application(name="intranet")["applicationID"]
+    missing_wave, missing_app = "wave-00000000000000000", "app-00000000000000000"
+
+    cases: list[tuple[Callable[[], object], str, str]] = [
+        (lambda: mgn.update_wave(waveID=missing_wave, name="x"), missing_wave, "WAVE"),
+        (lambda: mgn.archive_application(applicationID=missing_app), missing_app, "APPLICATION"),
+        (
+            lambda: mgn.associate_source_servers(
+                applicationID=app, sourceServerIDs=["s-00000000000000000"]
+            ),
+            "s-00000000000000000",
+            "SOURCE_SERVER",
+        ),
+    ]
+    for call, resource_id, resource_type in cases:
+        with pytest.raises(ClientError) as missing:
+            call()
+        assert error_code(missing) == "ResourceNotFoundException"
+        body = error_body(missing.value)
+        assert (body["resourceId"], body["resourceType"]) == (resource_id, resource_type)
+
+
+def test_batch_calls_take_at_most_fifty_ids(emulator: MgnEmulator, mgn: MgnClient) -> None:
+    wave = mgn.create_wave(name="wave-1")["waveID"]
+    app = mgn.create_application(name="big")["applicationID"]
+    servers = [
+        emulator.add_source_server(hostname=f"vm{i:02d}").source_server_id for i in range(51)
+    ]
+
+    mgn.associate_source_servers(applicationID=app, sourceServerIDs=servers[:50])
+    too_long: list[Callable[[], object]] = [
+        lambda: mgn.associate_source_servers(applicationID=app, sourceServerIDs=servers),
+        lambda: mgn.disassociate_source_servers(applicationID=app, sourceServerIDs=servers),
+        lambda: mgn.associate_applications(waveID=wave, applicationIDs=[app] * 51),
+    ]
+    for call in too_long:
+        with pytest.raises(ClientError) as too_many:
+            call()
+        assert error_code(too_many) == "ValidationException"
+        assert "above the maximum 50" in error_body(too_many.value)["message"]
+    assert describe(mgn, servers[50]).get("applicationID") is None
+
+
+def test_wave_application_and_membership_quotas(ec2: EC2Client, clock: SimulatedClock) -> None:
+    quotas = QuotaLimits(active_waves=2, active_applications=1, servers_per_application=2)
+    with contextmanager(serve)(
+        MgnEmulator(
+            Boto3Ec2LaunchPort(ec2), clock=clock, settings=EmulatorSettings(seed=7, quotas=quotas)
+        )
+    ) as emulator:
+        mgn = client_for(emulator)
+        first = mgn.create_wave(name="w1")["waveID"]
+        mgn.create_wave(name="w2")
+        app = mgn.create_application(name="a1")["applicationID"]
+        servers = [seed_ready(emulator, f"vm{i}").source_server_id for i in range(3)]
+        mgn.associate_source_servers(applicationID=app, sourceServerIDs=servers[:2])
+
+        refusals = []
+        calls: list[Callable[[], object]] = [
+            lambda: mgn.create_wave(name="w3"),
+            lambda: mgn.create_application(name="a2"),
+            lambda: mgn.associate_source_servers(applicationID=app, sourceServerIDs=servers[2:]),
+        ]
+        for call in calls:
+            with pytest.raises(ClientError) as full:
+                call()
+            assert error_code(full) == "ServiceQuotaExceededException"
+            refusals.append(
+                (error_body(full.value)["quotaCode"], error_body(full.value)["quotaValue"])
+            )
+        assert refusals == [
+            ("ActiveWaves", 2),
+            ("ActiveApplications", 1),
+            ("SourceServersPerApplication", 2),
+        ]
+        mgn.archive_wave(waveID=first)
+        mgn.create_wave(name="w3")  # an archived wave frees its place
+        with pytest.raises(ClientError) as unarchive:
+            mgn.unarchive_wave(waveID=first)
+        assert error_code(unarchive) == "ServiceQuotaExceededException"
 
 
 @pytest.mark.parametrize(

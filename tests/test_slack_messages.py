@@ -470,3 +470,24 @@ def test_a_launch_held_by_a_wave_pause_shows_paused_until_it_goes_on() -> None:
         update={"sequence": 4, "status": "SUCCEEDED", "message": "cutover started", "data": {}}
     )
     assert advance(paused, resumed).state.outcome == "running"
+
+
+def test_mgn_drift_found_by_prepare_source_is_a_reply_and_routine_preparation_is_not() -> None:
+    start = _status_event()
+    state = advance(ThreadState.new(start), start).state
+    routine = start.model_copy(
+        update={"sequence": 3, "step": "PrepareSource", "status": "SUCCEEDED", "message": "ok"}
+    )
+    drifted = routine.model_copy(
+        update={
+            "sequence": 4,
+            "data": {"mgnDrift": ["MGN had the server in application <Payroll>; moved back"]},
+        }
+    )
+
+    assert advance(state, routine).replies == ()
+    [reply] = advance(state, drifted).replies
+    assert reply.text == (
+        ":warning: *MGN's waves and applications differed from the manifests*: "
+        "MGN had the server in application &lt;Payroll&gt;; moved back"
+    )

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import wraps
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from botocore.exceptions import ClientError
 
@@ -80,6 +80,10 @@ class MgnNotInitializedError(MgnError):
     """MGN has not been initialised in this account and Region."""
 
 
+class GroupingNotFoundError(MgnError):
+    """No such MGN wave or application (archived and gone, or never created)."""
+
+
 _ERRORS: dict[str, type[MgnError]] = {
     "ThrottlingException": MgnThrottledError,
     "ServiceQuotaExceededException": MgnQuotaExceededError,
@@ -88,6 +92,14 @@ _ERRORS: dict[str, type[MgnError]] = {
     "ValidationException": MgnRequestError,
     "UninitializedAccountException": MgnNotInitializedError,
 }
+
+
+_GROUPING_RESOURCES = frozenset({"WAVE", "APPLICATION"})
+
+# MGN's batch association calls take at most 50 IDs each.
+MAX_IDS_PER_ASSOCIATION = 50
+# The tag on the waves and applications Wavepilot creates (and so may archive).
+MANAGED_TAG = "wavepilot:managed"
 
 
 def _translated(func: Callable[P, R]) -> Callable[P, R]:
@@ -102,6 +114,9 @@ def _translated(func: Callable[P, R]) -> Callable[P, R]:
             message = exc.response.get("Error", {}).get("Message", str(exc))
             if code == "ConflictException":
                 raise MgnConflictError(f"{code}: {message}", _refused(exc.response)) from exc
+            resource_type = cast(Mapping[str, Any], exc.response).get("resourceType")
+            if code == "ResourceNotFoundException" and resource_type in _GROUPING_RESOURCES:
+                raise GroupingNotFoundError(f"{code}: {message}") from exc
             error_class = _ERRORS.get(code, MgnError)
             raise error_class(f"{code}: {message}") from exc
 
@@ -144,6 +159,8 @@ class SourceServer:
     private_ips: tuple[str, ...] = ()
     # When MGN expects the initial sync to end (``etaDateTime``), while it has not.
     replication_eta: str | None = None
+    # The MGN application the server is in (MGN's console grouping), if any.
+    application_id: str | None = None
 
     @classmethod
     def from_api(cls, item: Any) -> SourceServer:
@@ -183,6 +200,46 @@ class SourceServer:
                 )
             ),
             replication_eta=replication.get("etaDateTime"),
+            application_id=item.get("applicationID"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MgnWave:
+    wave_id: str
+    name: str
+    is_archived: bool = False
+    managed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MgnApplication:
+    application_id: str
+    name: str
+    wave_id: str | None = None
+    is_archived: bool = False
+    managed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Grouping:
+    """MGN's waves and applications in one account and Region, archived ones included."""
+
+    waves: tuple[MgnWave, ...] = ()
+    applications: tuple[MgnApplication, ...] = ()
+
+    def wave_named(self, name: str) -> MgnWave | None:
+        return next((wave for wave in self.waves if wave.name == name), None)
+
+    def wave(self, wave_id: str | None) -> MgnWave | None:
+        return next((wave for wave in self.waves if wave.wave_id == wave_id), None)
+
+    def application_named(self, name: str) -> MgnApplication | None:
+        return next((app for app in self.applications if app.name == name), None)
+
+    def application(self, application_id: str | None) -> MgnApplication | None:
+        return next(
+            (app for app in self.applications if app.application_id == application_id), None
         )
 
 
@@ -485,3 +542,101 @@ class MgnAdapter:
             bootMode=boot_mode,  # type: ignore[arg-type]
             licensing={"osByol": os_byol},
         )
+
+    # --- Waves and applications (MGN's console grouping) ----------------------------------
+
+    @_translated
+    def grouping(self) -> Grouping:
+        """Every wave and application of the account and Region, archived ones included
+        (names stay taken when archived): one ListWaves and one ListApplications, paged."""
+        waves = tuple(
+            MgnWave(
+                wave_id=item["waveID"],
+                name=item["name"],
+                is_archived=bool(item.get("isArchived")),
+                managed=MANAGED_TAG in (item.get("tags") or {}),
+            )
+            for page in self._client.get_paginator("list_waves").paginate(
+                PaginationConfig={"PageSize": 1000}
+            )
+            for item in page.get("items", [])
+        )
+        applications = tuple(
+            MgnApplication(
+                application_id=item["applicationID"],
+                name=item["name"],
+                wave_id=item.get("waveID"),
+                is_archived=bool(item.get("isArchived")),
+                managed=MANAGED_TAG in (item.get("tags") or {}),
+            )
+            for page in self._client.get_paginator("list_applications").paginate(
+                PaginationConfig={"PageSize": 1000}
+            )
+            for item in page.get("items", [])
+        )
+        return Grouping(waves=waves, applications=applications)
+
+    @_translated
+    def create_wave(self, name: str, *, description: str, tags: Mapping[str, str]) -> str:
+        return self._client.create_wave(name=name, description=description, tags=dict(tags))[
+            "waveID"
+        ]
+
+    @_translated
+    def unarchive_wave(self, wave_id: str) -> None:
+        self._client.unarchive_wave(waveID=wave_id)
+
+    @_translated
+    def archive_wave(self, wave_id: str) -> None:
+        self._client.archive_wave(waveID=wave_id)
+
+    @_translated
+    def create_application(self, name: str, *, description: str, tags: Mapping[str, str]) -> str:
+        return self._client.create_application(name=name, description=description, tags=dict(tags))[
+            "applicationID"
+        ]
+
+    @_translated
+    def unarchive_application(self, application_id: str) -> None:
+        self._client.unarchive_application(applicationID=application_id)
+
+    @_translated
+    def archive_application(self, application_id: str) -> None:
+        self._client.archive_application(applicationID=application_id)
+
+    @_translated
+    def associate_applications(self, wave_id: str, application_ids: Sequence[str]) -> None:
+        for chunk in _chunks(application_ids, MAX_IDS_PER_ASSOCIATION):
+            self._client.associate_applications(waveID=wave_id, applicationIDs=chunk)
+
+    @_translated
+    def disassociate_applications(self, wave_id: str, application_ids: Sequence[str]) -> None:
+        for chunk in _chunks(application_ids, MAX_IDS_PER_ASSOCIATION):
+            self._client.disassociate_applications(waveID=wave_id, applicationIDs=chunk)
+
+    @_translated
+    def associate_source_servers(self, application_id: str, server_ids: Sequence[str]) -> None:
+        for chunk in _chunks(server_ids, MAX_IDS_PER_ASSOCIATION):
+            self._client.associate_source_servers(
+                applicationID=application_id, sourceServerIDs=chunk
+            )
+
+    @_translated
+    def disassociate_source_servers(self, application_id: str, server_ids: Sequence[str]) -> None:
+        for chunk in _chunks(server_ids, MAX_IDS_PER_ASSOCIATION):
+            self._client.disassociate_source_servers(
+                applicationID=application_id, sourceServerIDs=chunk
+            )
+
+    @_translated
+    def servers_in_application(self, application_id: str) -> list[str]:
+        """The IDs of the source servers in the application (archived ones included)."""
+        return [
+            item["sourceServerID"] for item in self._pages({"applicationIDs": [application_id]})
+        ]
+
+
+def _chunks(ids: Sequence[str], size: int) -> list[list[str]]:
+    """``ids`` in lists of at most ``size`` (MGN's per-call limit), in order."""
+    unique = list(dict.fromkeys(ids))
+    return [unique[start : start + size] for start in range(0, len(unique), size)]

@@ -141,14 +141,37 @@ def _hook(
         context[_RECORDED_MARK] = True
     action = iam_action(model, event_name)
     role = _assumed_role(request_signer)
+    params = _kwargs.get("params")
     actions = (
-        transaction_actions(_kwargs.get("params"))
+        transaction_actions(params)
         if action == "dynamodb:TransactWriteItems"
-        else [action]
+        else [action, *tag_on_create_actions(action, params)]
     )
     for recorder in list(_active):
         for each in actions:
             recorder.record(function, each, role=role)
+
+
+# Creating with tags is authorized as the create action and the service's TagResource too
+# (Service Authorization Reference, "Dependent actions" of mgn:CreateWave / CreateApplication).
+TAGGED_ON_CREATE: dict[str, str] = {
+    "mgn:CreateWave": "mgn:TagResource",
+    "mgn:CreateApplication": "mgn:TagResource",
+}
+
+
+def tag_on_create_actions(action: str, params: Any) -> list[str]:
+    """The tagging action a create call with ``tags`` (in its serialized JSON body) needs as
+    well; none without tags."""
+    tagging = TAGGED_ON_CREATE.get(action)
+    body = params.get("body") if isinstance(params, dict) else None
+    if tagging is None:
+        return []
+    try:
+        tags = json.loads(body or b"{}").get("tags")
+    except ValueError:
+        return []
+    return [tagging] if tags else []
 
 
 # IAM has no action for a DynamoDB transaction: each of its items is authorized as the

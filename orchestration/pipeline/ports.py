@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from orchestration.adapters.ec2 import Instance, Subnet
-    from orchestration.adapters.mgn import Job, SourceServer
+    from orchestration.adapters.mgn import Grouping, Job, SourceServer
     from orchestration.adapters.parks import ParkRecord, ParkStatus
     from orchestration.adapters.state_store import ApprovalRecord, MigrationRecord
     from orchestration.adapters.stepfunctions import Execution
@@ -344,6 +344,43 @@ class Mgn(SourceServers, Protocol):
     def finalize_cutover(self, source_server_id: str) -> SourceServer: ...
 
 
+class MgnGroupings(Protocol):
+    """MGN's waves and applications (its console's grouping) and who is in them.
+
+    Errors: ``MgnConflictError`` (a name taken, an association MGN refuses, an archived or
+    non-empty resource), ``GroupingNotFoundError`` (no such wave or application)."""
+
+    def grouping(self) -> Grouping: ...
+
+    def source_server(self, source_server_id: str) -> SourceServer: ...
+
+    def create_wave(self, name: str, *, description: str, tags: Mapping[str, str]) -> str: ...
+
+    def unarchive_wave(self, wave_id: str) -> None: ...
+
+    def archive_wave(self, wave_id: str) -> None: ...
+
+    def create_application(
+        self, name: str, *, description: str, tags: Mapping[str, str]
+    ) -> str: ...
+
+    def unarchive_application(self, application_id: str) -> None: ...
+
+    def archive_application(self, application_id: str) -> None: ...
+
+    def associate_applications(self, wave_id: str, application_ids: Sequence[str]) -> None: ...
+
+    def disassociate_applications(self, wave_id: str, application_ids: Sequence[str]) -> None: ...
+
+    def associate_source_servers(self, application_id: str, server_ids: Sequence[str]) -> None: ...
+
+    def disassociate_source_servers(
+        self, application_id: str, server_ids: Sequence[str]
+    ) -> None: ...
+
+    def servers_in_application(self, application_id: str) -> list[str]: ...
+
+
 class LaunchMgn(Protocol):
     """What a lane's launch coordinator asks of MGN: batched starts, bulk observation.
 
@@ -404,6 +441,17 @@ class LaneServices(Protocol):
 
     @property
     def ec2(self) -> Ec2: ...
+
+
+class GroupingLane(Protocol):
+    @property
+    def mgn(self) -> MgnGroupings: ...
+
+
+class GroupingLanes(Protocol):
+    """The lanes as the MGN grouping sync sees them (``LaneSessions`` too)."""
+
+    def for_spec(self, spec: MigrationSpec) -> GroupingLane: ...
 
 
 class Lanes(Protocol):

@@ -19,7 +19,9 @@ from orchestration.adapters.mgn import (
     Job,
     JobServer,
     MgnConflictError,
+    MgnError,
     MgnNotInitializedError,
+    MgnThrottledError,
     SourceServer,
     SourceServerNotFoundError,
 )
@@ -47,6 +49,7 @@ from orchestration.pipeline.errors import (
     WaveCancelledError,
 )
 from orchestration.pipeline.lane_facts import LaneFacts
+from orchestration.pipeline.mgn_grouping_sync import MgnGroupingSync, PlacementOutcome
 from orchestration.pipeline.ports import (
     Ec2,
     FinalizeRequests,
@@ -83,6 +86,9 @@ State = dict[str, Any]
 STUCK_REPLICATION = {"STALLED", "DISCONNECTED", "PAUSED", "STOPPED"}
 # Lifecycle states a server is launchable in once its replication is ready.
 LAUNCHABLE_LIFECYCLE = frozenset({"READY_FOR_TEST", "TESTING", "READY_FOR_CUTOVER"})
+# Where prepare_source put the server in MGN's grouping, kept in its result (``$.prepared``)
+# so the cutover's preparation can tell it is still there without asking MGN.
+_PLACEMENT_KEYS = ("mgnWaveId", "mgnApplicationId")
 # Lifecycle states from which a launch's instances can be terminated after a state change.
 REVERT_TO = {"TESTING": "READY_FOR_TEST", "CUTTING_OVER": "READY_FOR_CUTOVER"}
 
@@ -152,6 +158,7 @@ class MigrationSteps:
         wave_controls: WaveControls | None = None,
         migrations: WaveMigrations | None = None,
         finalize_requests: FinalizeRequests | None = None,
+        grouping: MgnGroupingSync | None = None,
     ) -> None:
         # MGN and EC2 are per lane (the spec's target account and Region), asked per call.
         self._lanes = lanes
@@ -162,6 +169,9 @@ class MigrationSteps:
         # An operator's "finalize now" during a finalizeAfter hold; without it (unit tests of
         # other steps) a hold lasts its full time.
         self._finalize_requests = finalize_requests
+        # MGN's own waves and applications, kept as the manifests say (prepare_source); without
+        # it (unit tests of other steps) MGN's grouping is not touched.
+        self._grouping = grouping
         self._prober = prober
         self._report = reporter
         self._clock = clock
@@ -310,14 +320,18 @@ class MigrationSteps:
         step = Step.PREPARE_SOURCE if launch == "test" else Step.PREPARE_CUTOVER
         lane = self._lanes.for_spec(spec)
         terminate_job: str | None = None
+        server: SourceServer | None = None
         if state["config"].get("launchDesign") == "batched":
             # Batched, the lane's coordinator watches replication in bulk (a stalled one is
             # answered REPLICATION_STALLED) and retires the test instance before the cutover
             # starts (its request names it): the server is not looked at here.
             if launch == "cutover":
-                _stalled_or_fine(_ready_for_cutover(lane.mgn, server_id, state))
+                server = _stalled_or_fine(_ready_for_cutover(lane.mgn, server_id, state))
         else:
-            terminate_job = self._prepare_per_vm(lane, server_id, state, launch)
+            terminate_job, server = self._prepare_per_vm(lane, server_id, state, launch)
+        grouping_note, grouping_data = self._place_in_mgn_grouping(
+            spec, server_id, server, state.get("prepared") if launch == "cutover" else None
+        )
         subnet, groups = (
             (spec.test_subnet_id, spec.test_security_group_ids)
             if launch == "test"
@@ -348,29 +362,69 @@ class MigrationSteps:
             step,
             "SUCCEEDED",
             f"{launch} launch settings applied: {spec.instance_type} in {subnet} "
-            f"(launch template version {version}){actions}",
+            f"(launch template version {version}){actions}{grouping_note}",
             launchTemplateVersion=version,
+            **grouping_data,
         )
-        return {"launchTemplateVersion": version, "terminateJobId": terminate_job}
+        return {
+            "launchTemplateVersion": version,
+            "terminateJobId": terminate_job,
+            **{key: grouping_data[key] for key in _PLACEMENT_KEYS if key in grouping_data},
+        }
+
+    def _place_in_mgn_grouping(
+        self,
+        spec: MigrationSpec,
+        server_id: str,
+        server: SourceServer | None,
+        prepared_for_test: dict[str, Any] | None,
+    ) -> tuple[str, dict[str, Any]]:
+        """Put the server in MGN's wave and application as the manifests say; what MGN had
+        instead (drift) becomes part of the step's message, for the thread. MGN's grouping is
+        for people in its console: a refusal there is reported, and the migration goes on
+        (throttling is retried as every MGN call's)."""
+        if self._grouping is None:
+            return "", {}
+        before = prepared_for_test or {}
+        placed_before = (
+            PlacementOutcome(before["mgnWaveId"], before["mgnApplicationId"])
+            if before.get("mgnWaveId") and before.get("mgnApplicationId")
+            else None
+        )
+        try:
+            placed = self._grouping.place(spec, server_id, server, placed_before)
+        except MgnThrottledError:
+            raise
+        except MgnError as exc:
+            return f"; MGN's waves and applications not updated: {exc}", {}
+        summary = placed.summary()
+        data: dict[str, Any] = {
+            "mgnWaveId": placed.wave_id,
+            "mgnApplicationId": placed.application_id,
+        }
+        if placed.drift:
+            data["mgnDrift"] = list(placed.drift)
+        return (f"; {summary}" if summary else ""), data
 
     def _prepare_per_vm(
         self, lane: LaneServices, server_id: str, state: State, launch: Launch
-    ) -> str | None:
+    ) -> tuple[str | None, SourceServer]:
         """Per-VM: the server's replication must not be stuck; for the cutover, the server
-        is marked ready for it and its test instance terminated (the TERMINATE job's ID)."""
+        is marked ready for it and its test instance terminated (the TERMINATE job's ID).
+        Also returns the server as looked at (MGN's grouping needs its application)."""
         server = _stalled_or_fine(lane.mgn.source_server(server_id))
         if launch == "test" or not (
             server.lifecycle_state == "TESTING" or server.launched_instance_id
         ):
-            return None
+            return None, server
         active = _unless_launching(lane.mgn.active_job_for(server, _known_jobs(state)), server)
         if server.lifecycle_state == "TESTING":
             server = lane.mgn.change_life_cycle_state(server_id, "READY_FOR_CUTOVER")
         if not server.launched_instance_id:
-            return None
+            return None, server
         if active is not None:  # a TERMINATE job: a retry of this step started it
-            return active.job_id
-        return lane.mgn.terminate_target_instances([server_id]).job_id
+            return active.job_id, server
+        return lane.mgn.terminate_target_instances([server_id]).job_id, server
 
     # --- replication ---------------------------------------------------------------------
 

@@ -26,12 +26,14 @@ def example_requests(
     depends_on: dict[str, list[str]] | None = None,
     on_failure: str | None = None,
     post_launch_actions: list[dict[str, Any]] | None = None,
+    renamed_to: str | None = None,
 ) -> list[MigrationRequest]:
     """The example wave's requests; ``approval_scope`` sets the wave's ``approval.scope``
     (the examples leave it to the default, ``application``), ``finalize_after`` its
     ``finalizeAfter`` (0 by default), ``depends_on`` applications' ``dependsOn``,
     ``on_failure`` its ``onFailure`` (rollback by default),
-    ``post_launch_actions`` the wave defaults' ``postLaunchActions`` (manifest keys)."""
+    ``post_launch_actions`` the wave defaults' ``postLaunchActions`` (manifest keys),
+    ``renamed_to`` the wave's name (its VMs as if moved to another wave)."""
     path = REPO_ROOT / "manifests" / "waves" / f"{wave}.yaml"
     start = datetime.now(UTC) + opens_in
     times = iter([start.isoformat(), (start + lasts).isoformat()])
@@ -49,11 +51,15 @@ def example_requests(
         text = text.replace("\ndefaults:", f"\nfinalizeAfter: {finalize_after}\ndefaults:", 1)
     if on_failure is not None:
         text = text.replace("\ndefaults:", f"\nonFailure: {on_failure}\ndefaults:", 1)
+    if renamed_to is not None:
+        assert f"\nname: {wave}\n" in text, wave
+        text = text.replace(f"\nname: {wave}\n", f"\nname: {renamed_to}\n", 1)
     for app, names in (depends_on or {}).items():
         entry = f"\n  - name: {app}\n"
         assert entry in text, app
         text = text.replace(entry, f"{entry}    dependsOn: [{', '.join(names)}]\n", 1)
-    result = validate_files([ManifestFile(str(path), text)], now=datetime.now(UTC))
+    name = path if renamed_to is None else path.with_name(f"{renamed_to}.yaml")
+    result = validate_files([ManifestFile(str(name), text)], now=datetime.now(UTC))
     assert result.valid, result.findings
     return [
         request_for(vm, commit="c" * 40, author="Dana Migration <dana@contoso.com>")

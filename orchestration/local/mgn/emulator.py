@@ -119,6 +119,8 @@ class MgnEmulator:
             settings=self._settings,
             clock=self._clock,
             lock=self._lock,
+            ids=self._ids,
+            arns=self._arns,
         )
         self._endpoint = RestJsonEndpoint(
             operations=operations,
@@ -343,6 +345,58 @@ class MgnEmulator:
                 "mustSucceedForCutover": must_succeed_for_cutover,
             },
         )
+
+    # --- MGN's console: waves and applications made by people, not by Wavepilot ------------
+
+    def add_wave(
+        self, name: str, *, tags: Mapping[str, str] | None = None, archived: bool = False
+    ) -> str:
+        """A wave as someone made it in MGN's console (CreateWave, ArchiveWave); its ID."""
+        wave_id = str(
+            self._operations.invoke("CreateWave", {"name": name, "tags": dict(tags or {})})[
+                "waveID"
+            ]
+        )
+        if archived:
+            self._operations.invoke("ArchiveWave", {"waveID": wave_id})
+        return wave_id
+
+    def add_application(
+        self,
+        name: str,
+        *,
+        wave_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        archived: bool = False,
+    ) -> str:
+        """An application as made in the console, in `wave_id` if given; its ID."""
+        application_id = str(
+            self._operations.invoke("CreateApplication", {"name": name, "tags": dict(tags or {})})[
+                "applicationID"
+            ]
+        )
+        if wave_id is not None:
+            self._operations.invoke(
+                "AssociateApplications", {"waveID": wave_id, "applicationIDs": [application_id]}
+            )
+        if archived:
+            self._operations.invoke("ArchiveApplication", {"applicationID": application_id})
+        return application_id
+
+    def move_source_server(self, source_server_id: str, application_id: str | None) -> None:
+        """Move a server to another application (None: out of any) as a console user does:
+        drift the pipeline must notice."""
+        current = self.describe_source_server(source_server_id).get("applicationID")
+        if current is not None:
+            self._operations.invoke(
+                "DisassociateSourceServers",
+                {"applicationID": current, "sourceServerIDs": [source_server_id]},
+            )
+        if application_id is not None:
+            self._operations.invoke(
+                "AssociateSourceServers",
+                {"applicationID": application_id, "sourceServerIDs": [source_server_id]},
+            )
 
     # --- Observation --------------------------------------------------------------------------
 

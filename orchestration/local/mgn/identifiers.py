@@ -1,4 +1,5 @@
-"""IDs and ARNs in MGN's formats (`s-` + 17 hex, `mgnjob-` + 17 hex)."""
+"""IDs and ARNs in MGN's formats (`s-` + 17 hex, `mgnjob-` + 17 hex, `wave-` / `app-` + 17
+alphanumerics)."""
 
 from __future__ import annotations
 
@@ -13,15 +14,24 @@ class IdFactory:
 
     def __init__(self, seed: int | None) -> None:
         self._random = random.Random(seed)  # noqa: S311 - identifiers, not secrets
+        # Waves and applications draw from their own sequence, so a seeded run's server and
+        # job IDs do not depend on how many of them the pipeline created.
+        self._grouping_random = random.Random(None if seed is None else f"grouping-{seed}")  # noqa: S311
 
-    def _hex(self, length: int) -> str:
-        return "".join(self._random.choice("0123456789abcdef") for _ in range(length))
+    def _hex(self, length: int, source: random.Random | None = None) -> str:
+        return "".join((source or self._random).choice("0123456789abcdef") for _ in range(length))
 
     def source_server_id(self) -> str:
         return f"s-{self._hex(17)}"
 
     def job_id(self) -> str:
         return f"mgnjob-{self._hex(17)}"
+
+    def wave_id(self) -> str:
+        return f"wave-{self._hex(17, self._grouping_random)}"
+
+    def application_id(self) -> str:
+        return f"app-{self._hex(17, self._grouping_random)}"
 
 
 class ArnFactory:
@@ -35,3 +45,9 @@ class ArnFactory:
 
     def job(self, job_id: str) -> str:
         return f"{self._prefix}:job/{job_id}"
+
+    def wave(self, wave_id: str) -> str:
+        return f"{self._prefix}:wave/{wave_id}"
+
+    def application(self, application_id: str) -> str:
+        return f"{self._prefix}:application/{application_id}"

@@ -194,11 +194,44 @@ class JobRecord:
 
 
 @dataclass(slots=True)
+class WaveRecord:
+    """An MGN wave: a named group of applications (`CreateWave`)."""
+
+    wave_id: str
+    arn: str
+    sequence: int
+    name: str
+    description: str
+    tags: dict[str, str]
+    created_at: datetime
+    modified_at: datetime
+    is_archived: bool = False
+
+
+@dataclass(slots=True)
+class ApplicationRecord:
+    """An MGN application: a named group of source servers, in at most one wave."""
+
+    application_id: str
+    arn: str
+    sequence: int
+    name: str
+    description: str
+    tags: dict[str, str]
+    created_at: datetime
+    modified_at: datetime
+    wave_id: str | None = None
+    is_archived: bool = False
+
+
+@dataclass(slots=True)
 class MgnState:
     """All servers and jobs of one emulated account and Region."""
 
     servers: dict[str, SourceServerRecord] = field(default_factory=dict)
     jobs: dict[str, JobRecord] = field(default_factory=dict)
+    waves: dict[str, WaveRecord] = field(default_factory=dict)
+    applications: dict[str, ApplicationRecord] = field(default_factory=dict)
     active_job_ids: set[str] = field(default_factory=set)
     awaiting_first_sync: set[str] = field(default_factory=set)
     quota_rejections: list[QuotaRejection] = field(default_factory=list)

@@ -26,6 +26,8 @@ from orchestration.local.mgn.errors import (
     ValidationError,
 )
 from orchestration.local.mgn.faults import FaultState, end_stall
+from orchestration.local.mgn.grouping import GroupingOperations
+from orchestration.local.mgn.identifiers import ArnFactory, IdFactory
 from orchestration.local.mgn.jobs import JobEngine
 from orchestration.local.mgn.lifecycle import (
     ARCHIVABLE_IN,
@@ -103,6 +105,8 @@ class MgnOperations:
         settings: EmulatorSettings,
         clock: SimulatedClock,
         lock: threading.RLock,
+        ids: IdFactory,
+        arns: ArnFactory,
     ) -> None:
         self._state = state
         self._engine = engine
@@ -133,6 +137,9 @@ class MgnOperations:
             "StartTest": self._start_test,
             "TerminateTargetInstances": self._terminate_target_instances,
             "UpdateLaunchConfiguration": self._update_launch_configuration,
+            **GroupingOperations(
+                state=state, quotas=settings.quotas, ids=ids, arns=arns, page=self._paged_items
+            ).handlers,
         }
 
     @property
@@ -636,6 +643,13 @@ class MgnOperations:
         if len(items) <= size:
             return page, None
         return page, encode_page_token(PageCursor(after=key(page[-1]), filters_digest=digest))
+
+    def _paged_items(
+        self, items: list[Any], key: Callable[[Any], int], params: JsonObject, filters: Any
+    ) -> JsonObject:
+        """`{"items": [...], "nextToken": ...}`: one page of already rendered `items`."""
+        page, token = self._page(items, key, params, filters)
+        return self._with_token({"items": page}, token)
 
     @staticmethod
     def _with_token(body: JsonObject, token: str | None) -> JsonObject:

@@ -124,6 +124,9 @@ class QuotaLimits:
             (FinalizeCutover, DisconnectFromService, MarkAsArchived); a server added while
             every slot is taken waits, in the order added, INITIATING at the WAIT step with no
             progress, and starts replicating at the instant a slot frees (see `slots`).
+        active_waves: waves not archived (not adjustable).
+        active_applications: applications not archived (not adjustable).
+        servers_per_application: source servers in one application (not adjustable).
     """
 
     concurrent_jobs: int = 20
@@ -131,6 +134,9 @@ class QuotaLimits:
     servers_in_active_jobs: int = 200
     non_archived_servers: int = 4000
     replicating_servers: int = 150
+    active_waves: int = 200
+    active_applications: int = 200
+    servers_per_application: int = 200
 
     def __post_init__(self) -> None:
         if self.replicating_servers < 1:

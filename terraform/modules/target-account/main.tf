@@ -56,20 +56,52 @@ data "aws_iam_policy_document" "target" {
   statement {
     sid = "Mgn"
     actions = [
+      "mgn:ArchiveApplication",
+      "mgn:ArchiveWave",
+      "mgn:AssociateApplications",
+      "mgn:AssociateSourceServers",
       "mgn:ChangeServerLifeCycleState",
+      "mgn:CreateApplication",
+      "mgn:CreateWave",
       "mgn:DescribeJobs",
       "mgn:DescribeSourceServers",
+      "mgn:DisassociateApplications",
+      "mgn:DisassociateSourceServers",
       "mgn:FinalizeCutover",
       "mgn:GetLaunchConfiguration",
       "mgn:ListSourceServerActions",
       "mgn:PutSourceServerAction",
       "mgn:RemoveSourceServerAction",
+      "mgn:ListApplications",
+      "mgn:ListWaves",
       "mgn:StartCutover",
       "mgn:StartTest",
       "mgn:TerminateTargetInstances",
+      "mgn:UnarchiveApplication",
+      "mgn:UnarchiveWave",
       "mgn:UpdateLaunchConfiguration",
     ]
     resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestedRegion"
+      values   = var.regions
+    }
+  }
+
+  # Waves and applications are created tagged as Wavepilot's (and only those are archived):
+  # tagging on create needs mgn:TagResource, limited here to that one tag key.
+  statement {
+    sid       = "MgnTagOnCreate"
+    actions   = ["mgn:TagResource"]
+    resources = ["*"]
+
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "aws:TagKeys"
+      values   = ["wavepilot:managed"]
+    }
 
     condition {
       test     = "StringEquals"
