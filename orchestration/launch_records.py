@@ -27,14 +27,22 @@ waits, e.g. one retried after its Lambda failed: the recorded outcome goes to th
 and no second job is started)."""
 
 LaunchStatus = Literal[
-    "LAUNCHED", "FAILED", "TERMINATED", "REFUSED", "WINDOW_CLOSED", "REPLICATION_STALLED"
+    "LAUNCHED",
+    "FAILED",
+    "TERMINATED",
+    "REFUSED",
+    "WINDOW_CLOSED",
+    "REPLICATION_STALLED",
+    "DEPENDENCY_FAILED",
 ]
 """How a server's launch ended. The first three are MGN's ``participatingServers``
-``launchStatus``; the coordinator adds three of its own: ``REFUSED`` (MGN's
+``launchStatus``; the coordinator adds four of its own: ``REFUSED`` (MGN's
 ConflictException named the server when its job was started: its state forbids the launch),
-``WINDOW_CLOSED`` (a cutover whose window closed before it could start) and
+``WINDOW_CLOSED`` (a cutover whose window closed before it could start),
 ``REPLICATION_STALLED`` (a test launch whose server's replication stalled, disconnected or
-stopped while it waited to become launchable)."""
+stopped while it waited to become launchable) and ``DEPENDENCY_FAILED`` (a cutover never
+started because a VM of an application it goes after, ``dependsOn``, rolled back or
+failed)."""
 
 # The tag on every job the coordinator starts: how a restarted coordinator recognises the job
 # a crashed one started (MGN has no client token on StartTest / StartCutover).
@@ -69,6 +77,10 @@ class LaunchRequest:
     # What the requester needs said on its behalf when its job starts (the migration's spec,
     # as JSON: the coordinator reports StartTestLaunch / StartCutover for it); opaque here.
     payload: str = field(default="", compare=False, repr=False)
+    # The migration's application, and the applications of its wave whose VMs must all have
+    # cut over before this cutover starts (the manifest's ``dependsOn``): none for a test.
+    application: str = ""
+    cutover_after: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, LaunchKind]:

@@ -210,6 +210,7 @@ def launches() -> BatchedLaunches:
         reporter=reporter(),
         clock=clock(),
         wave_controls=wave_controls(),
+        migrations=store(),
     )
 
 

@@ -24,9 +24,10 @@ locals {
     # Batched launches: a request goes into the lane's ledger (a transaction) and claims the
     # lane's loop lease, starting the loop when none runs; the loop reads and writes the
     # ledger, starts MGN jobs in the lane (target role), reports and answers the executions,
-    # and after its runs hands the lane over to a fresh execution of itself (StartExecution).
+    # and after its runs hands the lane over to a fresh execution of itself (StartExecution);
+    # it reads a wave's migrations (gsi1) for cutovers that go after others (dependsOn).
     request_launch      = ["launch_requests", "wave_controls", "start_launch_coordinator", "kms_decrypt"]
-    coordinate_launches = ["assume_target_role", "launch_ledger", "wave_controls", "send_launch_outcomes", "start_launch_coordinator", "put_events", "kms_decrypt"]
+    coordinate_launches = ["assume_target_role", "launch_ledger", "wave_controls", "wave_migrations", "send_launch_outcomes", "start_launch_coordinator", "put_events", "kms_decrypt"]
     # Reads only: every lane's source servers' replication (through the target role), the
     # pending approvals (gsi1) and their migrations' cutover windows (GetItem). Its metrics go
     # to CloudWatch as EMF log lines.
@@ -50,8 +51,8 @@ locals {
       resources = [aws_sqs_queue.requests_dlq.arn]
     }
     # The state table. Only the bot (its status command, on the table and gsi1), the monitor
-    # (pending approvals) and a cutover with dependsOn (the wave's migrations) query, the
-    # last two on gsi1 only.
+    # (pending approvals), a cutover with dependsOn and the launch coordinator (the wave's
+    # migrations) query gsi1 (the coordinator also queries its lane's ledger).
     # state_read: the callback handler reads only for an event put before events carried their
     # routing (an EventBridge or Lambda retry across the deployment).
     state_read = {
@@ -69,8 +70,9 @@ locals {
       resources = [aws_dynamodb_table.state.arn]
     }
     wave_migrations = {
-      # A cutover whose application has dependsOn reads the wave's migrations (WAVE#<wave>,
-      # a partition of gsi1) to see whether the applications it goes after have cut over.
+      # A cutover whose application has dependsOn (per VM, or the batched design's launch
+      # coordinator) reads the wave's migrations (WAVE#<wave>, a partition of gsi1) to see
+      # whether the applications it goes after have cut over.
       actions   = ["dynamodb:Query"]
       resources = ["${aws_dynamodb_table.state.arn}/index/gsi1"]
     }

@@ -21,6 +21,7 @@ from moto import mock_aws
 
 from orchestration.adapters.launch_ledger import DynamoLaunchLedger
 from orchestration.adapters.mgn import Job, MgnAdapter
+from orchestration.adapters.state_store import MigrationRecord
 from orchestration.launch_records import INTENT_TAG, LaunchKind, LaunchOutcome, LaunchRequest
 from orchestration.local.mgn import (
     EmulatorSettings,
@@ -36,7 +37,7 @@ from orchestration.naming import ResourceNames
 from orchestration.pipeline.launch_batches import LaneQuotas
 from orchestration.pipeline.launch_coordinator import LaunchCoordinator
 from orchestration.pipeline.ports import LaunchLedger, LaunchMgn
-from tests.support.fakes import FakeLaunchLedger
+from tests.support.fakes import FakeLaunchLedger, migration_record
 
 if TYPE_CHECKING:
     from mypy_boto3_mgn.client import MgnClient
@@ -84,16 +85,21 @@ class Lane:
     server_ids: list[str]
 
     def coordinator(
-        self, mgn: LaunchMgn | None = None, *, held: set[str] | None = None
+        self,
+        mgn: LaunchMgn | None = None,
+        *,
+        held: set[str] | None = None,
+        records: Callable[[str], Sequence[MigrationRecord]] | None = None,
     ) -> LaunchCoordinator:
         """A coordinator as a fresh process would build it (a new one after a "crash");
-        ``held``: the waves an operator paused."""
+        ``held``: the waves an operator paused; ``records``: the waves' migrations."""
         return LaunchCoordinator(
             mgn=mgn or MgnAdapter(self.client),
             ledger=self.ledger,
             quotas=self.quotas,
             linger=LINGER,
             wave_held=lambda wave: wave in (held or set()),
+            wave_migrations=records,
         )
 
     @property
@@ -107,7 +113,9 @@ class Lane:
         *,
         window: tuple[datetime, datetime] | None = None,
         test_instances: Mapping[str, str] | None = None,
+        applications: Mapping[str, tuple[str, tuple[str, ...]]] | None = None,
     ) -> None:
+        """``applications``: server -> (its application, the applications it goes after)."""
         coordinator = self.coordinator()
         for index, server_id in enumerate(server_ids or self.server_ids):
             coordinator.request(
@@ -121,6 +129,8 @@ class Lane:
                     window_start=window[0] if window else None,
                     window_end=window[1] if window else None,
                     test_instance_id=(test_instances or {}).get(server_id),
+                    application=(applications or {}).get(server_id, ("", ()))[0],
+                    cutover_after=(applications or {}).get(server_id, ("", ()))[1],
                 ),
                 f"token-{kind}-{server_id}",
             )
@@ -638,6 +648,113 @@ def test_a_paused_waves_requests_stay_open_and_start_once_it_is_resumed(
     lane.coordinator().run_once(lane.now)
     (job,) = lane.jobs("START_TEST")
     assert len(job.participants) == 30
+
+
+# --- dependsOn: a wave's cutovers in order ------------------------------------------------
+
+
+def _ordered_lane(lanes: LaneFactory) -> tuple[Lane, list[str], list[str], dict[str, str]]:
+    """Four servers ready for cutover, their window open: db (two) and web (two, dependsOn
+    db); the records' status of each migration, as the test sets it."""
+    lane = lanes(4)
+    lane.make_ready_for_cutover()
+    db, web = lane.server_ids[:2], lane.server_ids[2:]
+    applications = {
+        **dict.fromkeys(db, ("db", ())),
+        **dict.fromkeys(web, ("web", ("db",))),
+    }
+    lane.request_all(
+        "cutover", window=(lane.now, lane.now + timedelta(hours=4)), applications=applications
+    )
+    return lane, db, web, {f"mig-{server}": "RUNNING" for server in lane.server_ids}
+
+
+class _WaveRecords:
+    """The wave's migration records as the test sets their statuses (migration -> status;
+    VERIFIED: its cutover verified, the record still RUNNING), counting the reads."""
+
+    def __init__(self, apps: dict[str, str], statuses: dict[str, str]) -> None:
+        self.apps = apps
+        self.statuses = statuses
+        self.reads: list[str] = []
+
+    def __call__(self, wave: str) -> list[MigrationRecord]:
+        self.reads.append(wave)
+        verified = {"step": "VerifyCutover", "status": "SUCCEEDED", "message": "", "at": ""}
+        records = []
+        for migration_id, status in self.statuses.items():
+            record = migration_record(
+                status="RUNNING" if status == "VERIFIED" else status,
+                migrationId=migration_id,
+                wave=wave,
+                appName=self.apps[migration_id],
+                targetVmName=migration_id.removeprefix("mig-"),
+                sourceVmId=f"/vm/{migration_id}",
+            )
+            records.append(replace(record, history=(verified,) if status == "VERIFIED" else ()))
+        return records
+
+
+def _records_of(apps: dict[str, str], statuses: dict[str, str]) -> _WaveRecords:
+    return _WaveRecords(apps, statuses)
+
+
+def test_dependents_cut_over_in_a_later_job_once_their_dependencies_cut_over(
+    lanes: LaneFactory,
+) -> None:
+    lane, db, web, statuses = _ordered_lane(lanes)
+    apps = {f"mig-{s}": "db" for s in db} | {f"mig-{s}": "web" for s in web}
+    records = _records_of(apps, statuses)
+    coordinator = lane.coordinator(records=records)
+
+    # WHEN the window is open THEN only db's servers start, in one job, web's wait
+    assert coordinator.run_once(lane.now) == []
+    (first,) = lane.jobs("START_CUTOVER")
+    assert servers_in(first) == set(db)
+    assert len(lane.ledger.snapshot().waiting) == 4
+    # AND while db's requests are open, web's wait without a read of the wave's records
+    assert records.reads == []
+
+    # WHEN db's job completed THEN db is answered LAUNCHED; web still waits (not verified)
+    lane.emulator.clock.advance(AFTER_LAUNCH)
+    outcomes = coordinator.run_once(lane.now)
+    assert {o.source_server_id: o.launch_status for o in outcomes} == dict.fromkeys(db, "LAUNCHED")
+    assert len(lane.jobs("START_CUTOVER")) == 1
+    assert coordinator.last_run is not None
+    assert not coordinator.last_run.idle
+
+    # WHEN db's cutovers are verified THEN web's servers start, in a job of their own
+    statuses.update({f"mig-{s}": "VERIFIED" for s in db})
+    assert coordinator.run_once(lane.now) == []
+    second = [job for job in lane.jobs("START_CUTOVER") if job.job_id != first.job_id]
+    assert [servers_in(job) for job in second] == [set(web)]
+
+
+def test_a_dependency_that_rolled_back_fails_its_dependents_and_starts_nothing_for_them(
+    lanes: LaneFactory,
+) -> None:
+    lane, db, web, statuses = _ordered_lane(lanes)
+    apps = {f"mig-{s}": "db" for s in db} | {f"mig-{s}": "web" for s in web}
+    coordinator = lane.coordinator(records=_records_of(apps, statuses))
+    coordinator.run_once(lane.now)
+    lane.emulator.clock.advance(AFTER_LAUNCH)
+    coordinator.run_once(lane.now)
+
+    # WHEN one db VM rolled back (its verification failed), the other verified
+    statuses.update({f"mig-{db[0]}": "VERIFIED", f"mig-{db[1]}": "ROLLED_BACK"})
+    outcomes = coordinator.run_once(lane.now)
+
+    # THEN web's requests are answered DEPENDENCY_FAILED with the reason, no job started
+    assert {o.source_server_id: o.launch_status for o in outcomes} == dict.fromkeys(
+        web, "DEPENDENCY_FAILED"
+    )
+    assert {o.detail for o in outcomes} == {
+        f"this cutover goes after db (dependsOn), but {db[1]} (db, ROLLED_BACK) did not cut "
+        "over: the migration is rolled back; migrate the dependency again, then this VM"
+    }
+    assert all(o.task_token == f"token-cutover-{o.source_server_id}" for o in outcomes)
+    assert len(lane.jobs("START_CUTOVER")) == 1
+    assert lane.ledger.snapshot().waiting == ()
 
 
 def test_a_second_coordinator_writing_meanwhile_stops_this_one(lanes: LaneFactory) -> None:

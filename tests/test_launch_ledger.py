@@ -207,6 +207,29 @@ def test_a_cutovers_test_instance_to_retire_and_its_retirement_are_kept(
     assert [w.request.migration_id for w in ledger.snapshot().waiting] == ["mig-2"]
 
 
+def test_a_requests_application_and_the_applications_it_goes_after_are_kept(
+    ledger: DynamoLaunchLedger,
+) -> None:
+    ordered = replace(REQUEST, application="web", cutover_after=("db", "cache"))
+    ledger.record_request(ordered, "token-1")
+    ledger.record_request(replace(REQUEST, migration_id="mig-2", application="db"), "token-2")
+
+    waiting = {w.request.migration_id: w.request for w in ledger.snapshot().waiting}
+
+    assert (waiting["mig-1"].application, waiting["mig-1"].cutover_after) == (
+        "web",
+        ("db", "cache"),
+    )
+    assert (waiting["mig-2"].application, waiting["mig-2"].cutover_after) == ("db", ())
+    # AND a dependency's failure is an answer the ledger keeps like any other
+    ledger.complete([replace(outcome("token-1"), launch_status="DEPENDENCY_FAILED")])
+    answered = ledger.answered("mig-1", "cutover")
+    assert answered is not None
+    assert answered["launchStatus"] == "DEPENDENCY_FAILED"
+    (sent,) = ledger.undelivered()
+    assert sent.launch_status == "DEPENDENCY_FAILED"
+
+
 def _many(n: int) -> list[LaunchRequest]:
     return [
         replace(

@@ -8,7 +8,8 @@ Items (``<lane>`` is ``account/region``):
   place a server in a job.
 - ``LAUNCHLANE#<lane>`` / ``REQUEST#<kind>#<migrationId>``: an open request and the task
   token waiting for it (``replicationReady`` once its server was seen launchable; a
-  cutover's ``testInstanceId`` to retire first, ``testInstanceRetired`` once it was);
+  cutover's ``testInstanceId`` to retire first, ``testInstanceRetired`` once it was; its
+  ``application`` and the applications its cutover goes after, ``cutoverAfter``);
   deleted when answered.
 - ``LAUNCHLANE#<lane>`` / ``INTENT#<intentId>``: a job decided (servers -> migrations, kind:
   ``test``, ``cutover`` or ``retire``, time), with its ``jobId`` once MGN started it; deleted
@@ -583,6 +584,10 @@ def _request_attributes(request: LaunchRequest) -> dict[str, Any]:
         attributes["testInstanceId"] = request.test_instance_id
     if request.payload:
         attributes["payload"] = request.payload
+    if request.application:
+        attributes["application"] = request.application
+    if request.cutover_after:
+        attributes["cutoverAfter"] = list(request.cutover_after)
     return attributes
 
 
@@ -598,6 +603,8 @@ def _request(item: dict[str, Any]) -> LaunchRequest:
         execution=str(item.get("execution", "")),
         test_instance_id=str(item["testInstanceId"]) if item.get("testInstanceId") else None,
         payload=str(item.get("payload", "")),
+        application=str(item.get("application", "")),
+        cutover_after=tuple(str(app) for app in item.get("cutoverAfter") or ()),
     )
 
 

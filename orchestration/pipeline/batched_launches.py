@@ -46,7 +46,13 @@ from orchestration.observability import logger
 from orchestration.pipeline.errors import WaveCancelledError
 from orchestration.pipeline.launch_batches import LaneQuotas
 from orchestration.pipeline.launch_coordinator import LaunchCoordinator
-from orchestration.pipeline.ports import LaneLaunchLedger, StatusReports, TaskTokens, WaveControls
+from orchestration.pipeline.ports import (
+    LaneLaunchLedger,
+    StatusReports,
+    TaskTokens,
+    WaveControls,
+    WaveMigrations,
+)
 from orchestration.pipeline.spec import MigrationSpec
 from orchestration.pipeline.steps import Launch, State
 
@@ -100,6 +106,8 @@ class BatchedLaunches:
     tasks: Step Functions (task tokens, starting the loop).
     coordinator_arn: the launch coordinator state machine.
     reporter, clock: as for the steps.
+    migrations: the wave's migrations, read by the coordinator for cutovers that go after
+        other applications (``dependsOn``).
     stale_after_seconds: when a loop that stopped beating is replaced.
     """
 
@@ -114,8 +122,10 @@ class BatchedLaunches:
         clock: Clock,
         stale_after_seconds: float = STALE_AFTER_SECONDS,
         wave_controls: WaveControls | None = None,
+        migrations: WaveMigrations | None = None,
     ) -> None:
         self._lanes = lanes
+        self._migrations = migrations
         self._wave_controls = wave_controls
         self._ledger_for = ledger_for
         self._tasks = tasks
@@ -155,6 +165,8 @@ class BatchedLaunches:
             execution=execution,
             test_instance_id=_test_instance_to_retire(state) if launch == "cutover" else None,
             payload=json.dumps(spec.model_dump(mode="json", by_alias=True)),
+            application=spec.app_name,
+            cutover_after=tuple(spec.cutover_after) if launch == "cutover" else (),
         )
         recorded = ledger.record_request(request, task_token)
         name = loop_name(lane, now.timestamp())
@@ -218,6 +230,7 @@ class BatchedLaunches:
             readiness_poll=timedelta(seconds=READINESS_POLL_LINGERS * loop.linger_seconds),
             on_replicated=self._report_replicated,
             wave_held=self._held_waves(),
+            wave_migrations=self._migrations.wave_migrations if self._migrations else None,
         )
         answered = coordinator.run_once(now, waited=timedelta(seconds=waited_seconds))
         sent, moved_on = self.deliver(ledger)

@@ -37,6 +37,7 @@ __all__ = [
     "LaunchRequest",
     "PlannedJob",
     "cutover_window_closed",
+    "cutover_window_open",
     "plan_launches",
 ]
 
@@ -96,7 +97,7 @@ def plan_launches(
         per_job=quotas.servers_per_job,
     )
     candidates = _one_request_per_server(pending, busy)
-    cutovers = [r for r in candidates if r.kind == "cutover" and _window_open(r, now)]
+    cutovers = [r for r in candidates if r.kind == "cutover" and cutover_window_open(r, now)]
     tests = [r for r in candidates if r.kind == "test"]
     planned: list[PlannedJob] = []
     for wave in _waves_in_order(cutovers):
@@ -166,7 +167,8 @@ def _one_request_per_server(
     return chosen
 
 
-def _window_open(request: LaunchRequest, now: datetime) -> bool:
+def cutover_window_open(request: LaunchRequest, now: datetime) -> bool:
+    """A cutover whose window is open now (a test launch has none: always open)."""
     opened = request.window_start is None or now >= request.window_start
     return opened and not cutover_window_closed(request, now)
 

@@ -15,7 +15,12 @@ b. **replication**: test requests wait for their server's replication here, not 
    new requests at once and for the others every ``readiness_poll``. A server seen
    launchable is marked so (never asked again); one whose replication stalled is answered
    ``REPLICATION_STALLED``.
-c. **plan** with :func:`plan_launches` (the quotas, windows, linger, FIFO) what is ready,
+c. **order**: a cutover whose application goes after others (``dependsOn``) is planned only
+   once every VM of those applications has cut over (:func:`order_cutovers`: the lane's open
+   requests say when a dependency is still on its way; else one read of the wave's
+   migrations per wave, not per server); one whose dependency rolled back or failed is
+   answered ``DEPENDENCY_FAILED`` and rolls back. Dependents so start in a later job.
+   **plan** with :func:`plan_launches` (the quotas, windows, linger, FIFO) what is ready,
    and the retirement of test instances: a cutover request names its server's test
    instance, still running, and the coordinator terminates those of many servers in one
    TERMINATE job (``TerminateTargetInstances``, up to 200 servers), started exactly once
@@ -31,7 +36,8 @@ d. **start** each planned job exactly once: an *intent* (its servers, kind and a
 
 MGN calls per poll do not grow with the servers that wait, beyond one call per 200 still
 replicating: one ``DescribeJobs`` (up to 1,000 jobs), one start (or terminate) per new job,
-one ``DescribeJobs`` by date only when recovering.
+one ``DescribeJobs`` by date only when recovering. DynamoDB reads per poll: the lane's
+ledger (one Query), and the migrations of each wave whose dependent cutovers could start.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from orchestration.adapters.mgn import (
     Job,
@@ -59,15 +66,20 @@ from orchestration.launch_records import (
     RequestRecorded,
     WaitingLaunch,
 )
+from orchestration.pipeline.cutover_order import order_cutovers
 from orchestration.pipeline.launch_batches import (
     ActiveJob,
     LaneQuotas,
     PlannedJob,
     cutover_window_closed,
+    cutover_window_open,
     plan_launches,
 )
 from orchestration.pipeline.ports import LaunchLedger, LaunchMgn
 from orchestration.pipeline.steps import STUCK_REPLICATION, replication_ready
+
+if TYPE_CHECKING:
+    from orchestration.adapters.state_store import MigrationRecord
 
 # A server's launch is over in one of these (MGN's participatingServers[].launchStatus).
 ENDED: Mapping[str, LaunchStatus] = {
@@ -134,6 +146,8 @@ class LaunchCoordinator:
             wiring reports WaitForReplication for each.
         wave_held: whether an operator paused (or cancelled) a wave: its requests are not
             planned (asked once per wave per run).
+        wave_migrations: the migrations of a wave, for cutovers that go after other
+            applications (``dependsOn``); without it (tests of other rules) none waits.
     """
 
     def __init__(
@@ -148,8 +162,10 @@ class LaunchCoordinator:
         readiness_poll: timedelta = timedelta(minutes=5),
         on_replicated: Callable[[Sequence[WaitingLaunch]], None] | None = None,
         wave_held: Callable[[str], bool] | None = None,
+        wave_migrations: Callable[[str], Sequence[MigrationRecord]] | None = None,
     ) -> None:
         self._mgn = mgn
+        self._wave_migrations = wave_migrations
         self._wave_held = wave_held or (lambda _wave: False)
         self._ledger = ledger
         self._quotas = quotas
@@ -236,6 +252,10 @@ class LaunchCoordinator:
         # already running are watched and answered as ever.
         pending = [r for r in pending if not self._wave_held(r.wave)]
         retire = [r for r in retire if not self._wave_held(r.wave)]
+        pending, refused = self._in_cutover_order(pending, open_requests, now)
+        outcomes.extend(refused)
+        answered |= {(outcome.migration_id, outcome.kind) for outcome in refused}
+        open_requests = [launch for launch in open_requests if launch.request.key not in answered]
         active = [ActiveJob(i.job_id, i.kind, i.server_ids) for i in intents.values()]
         planned = plan_launches(
             pending, active, self._quotas, now=now, linger=self._linger, retire=retire
@@ -259,6 +279,38 @@ class LaunchCoordinator:
             next_window=min(waits_for_window, default=None),
         )
         return outcomes
+
+    # --- (c) cutover order ------------------------------------------------------------------
+
+    def _in_cutover_order(
+        self,
+        pending: Sequence[LaunchRequest],
+        open_requests: Sequence[WaitingLaunch],
+        now: datetime,
+    ) -> tuple[list[LaunchRequest], list[LaunchOutcome]]:
+        """The pending requests that may be planned now (a cutover only once the
+        applications it goes after have cut over), and the answers to the cutovers whose
+        dependencies rolled back or failed."""
+        if self._wave_migrations is None:
+            return list(pending), []
+        order = order_cutovers(
+            [r for r in pending if r.kind == "cutover" and cutover_window_open(r, now)],
+            [launch.request for launch in open_requests],
+            self._wave_migrations,
+        )
+        refused = [
+            _outcome(
+                launch,
+                job_id=None,
+                status="DEPENDENCY_FAILED",
+                detail=order.failed[launch.request.key],
+            )
+            for launch in open_requests
+            if launch.request.key in order.failed
+        ]
+        self._ledger.complete(refused)
+        held = order.waiting.keys() | order.failed.keys()
+        return [r for r in pending if r.key not in held], refused
 
     # --- (b) replication, in bulk ---------------------------------------------------------
 

@@ -34,6 +34,7 @@ from orchestration.events import (
     RollbackStarted,
     Step,
 )
+from orchestration.pipeline.cutover_order import check_dependencies, dependency_failed
 from orchestration.pipeline.errors import (
     ROLLBACK_REQUESTED,
     CutoverWindowClosedError,
@@ -549,29 +550,12 @@ class MigrationSteps:
         for too: the cutover window bounds the wait (a closed window rolls back)."""
         if self._migrations is None:
             return None
-        wanted = set(spec.cutover_after)
-        records = [
-            record
-            for record in self._migrations.wave_migrations(spec.wave)
-            if record.app_name in wanted and record.migration_id != spec.migration_id
-        ]
-        failed = sorted(
-            (r for r in records if r.status in DEPENDENCY_FAILED), key=lambda r: r.target_vm_name
+        check = check_dependencies(
+            spec.migration_id, spec.cutover_after, self._migrations.wave_migrations(spec.wave)
         )
-        if failed:
-            names = ", ".join(f"{r.target_vm_name} ({r.app_name}, {r.status})" for r in failed)
-            raise DependencyFailedError(
-                f"this cutover goes after {', '.join(spec.cutover_after)} (dependsOn), but "
-                f"{names} did not cut over: the migration is rolled back; migrate "
-                "the dependency again, then this VM"
-            )
-        pending_vms = [r for r in records if not _cut_over(r)]
-        recorded = {r.app_name for r in records}
-        pending = [
-            app
-            for app in spec.cutover_after
-            if app not in recorded or any(r.app_name == app for r in pending_vms)
-        ]
+        if check.failed:
+            raise DependencyFailedError(dependency_failed(spec.cutover_after, check.failed))
+        pending, pending_vms = list(check.pending), list(check.pending_vms)
         if not pending:
             return None
         if not (state.get(key) or {}).get("dependsOn"):
@@ -1018,6 +1002,10 @@ def _coordinated_launch(outcome: dict[str, Any], launch: Launch, server_id: str)
             f"{detail or 'the cutover window closed'} before the cutover of {server_id} could "
             "start: the migration is rolled back; set a new window in the manifest and merge"
         )
+    if status == "DEPENDENCY_FAILED":
+        raise DependencyFailedError(
+            detail or f"an application the cutover of {server_id} goes after did not cut over"
+        )
     if status == "REPLICATION_STALLED":
         raise ReplicationStalledError(
             f"{detail or f'replication of {server_id} stalled'}; fix the agent or the "
@@ -1038,22 +1026,6 @@ HOLD_POLL_MAX_SECONDS = 300
 # The longest wait between two looks at the wave's migrations while a cutover waits for its
 # dependencies (each look is one Query of the wave, per waiting VM).
 DEPENDENCY_POLL_MAX_SECONDS = 300
-# A dependency's record in one of these states will never cut over (this execution's).
-DEPENDENCY_FAILED = frozenset({"ROLLED_BACK", "FAILED"})
-
-
-def _cut_over(record: MigrationRecord) -> bool:
-    """Whether a migration has cut over: COMPLETED (finalized), or its cutover verified in
-    its current run (a held finalize: ``finalizeAfter``). A history entry from before its
-    last ValidateInput or Rollback belongs to an earlier run and does not count."""
-    if record.status == "COMPLETED":
-        return True
-    for entry in reversed(record.history):
-        if entry["step"] == Step.VERIFY_CUTOVER and entry["status"] == "SUCCEEDED":
-            return True
-        if entry["step"] in {Step.VALIDATE_INPUT, Step.ROLLBACK}:
-            return False
-    return False
 
 
 def _not_yet(apps: list[str], pending: list[MigrationRecord]) -> str:
