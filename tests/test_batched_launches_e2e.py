@@ -258,3 +258,122 @@ def test_servers_wait_for_their_shared_job_before_their_next_step() -> None:
         vm.migration_id: "SUCCEEDED" for vm in observation.vms
     }
     assert observation.mgn_calls_by_operation.get("StartTest", 0) < 20
+
+
+# --- dependsOn: a wave's cutovers in order -----------------------------------------------------
+
+
+def _ordered_wave() -> tuple[list[MigrationRequest], list[MigrationRequest]]:
+    """A wave of four VMs in two applications: ``app-000-00`` (two VMs) and ``app-b`` (the
+    other two), which goes after it (``dependsOn``). Its window opens once all have passed
+    their tests: every cutover is requested together when it opens."""
+    window = (START + OPENS_IN, START + OPENS_IN + timedelta(hours=4))
+    text = wave_yaml(0, 4, window=(window[0].isoformat(), window[1].isoformat()))
+    head, _, vms = text.partition("      - source:\n")
+    first, second, *rest = vms.split("      - source:\n")
+    text = (
+        f"{head}      - source:\n{first}      - source:\n{second}"
+        "  - name: app-b\n    dependsOn: [app-000-00]\n"
+        "    defaults:\n      osFamily: linux\n    vms:\n"
+        + "".join(f"      - source:\n{vm}" for vm in rest)
+    )
+    result = validate_files([ManifestFile("wave-000.yaml", text)], now=START)
+    assert result.valid, result.findings
+    requests = [
+        request_for(vm, commit="c" * 40, author="Dana Migration <dana@contoso.com>")
+        for vm in result.vms
+    ]
+    first_app = [r for r in requests if r.app_name == "app-000-00"]
+    dependents = [r for r in requests if r.app_name == "app-b"]
+    assert (len(first_app), len(dependents)) == (2, 2)
+    return first_app, dependents
+
+
+def _step_at(outcome: Any, step: str, status: str) -> datetime:
+    return datetime.fromisoformat(
+        next(s["at"] for s in outcome.steps if (s["step"], s["status"]) == (step, status))
+    )
+
+
+def test_a_dependent_applications_cutover_job_starts_after_its_dependency_cut_over(
+    system: EmbeddedSystem,
+) -> None:
+    first_app, dependents = _ordered_wave()
+    requests = [*first_app, *dependents]
+    servers = system.seed([spec_of(r) for r in requests])
+    driver = MigrationDriver(system)
+
+    driver.send(requests)
+    outcomes = driver.wait(
+        {r.migration_id for r in requests},
+        timeout=timedelta(days=5).total_seconds(),
+        poll_seconds=600,
+    )
+
+    # THEN every VM migrated
+    for request in requests:
+        outcome = outcomes[request.migration_id]
+        assert (outcome.status, outcome.record_status) == ("SUCCEEDED", "COMPLETED"), (
+            request.migration_id,
+            outcome.cause,
+        )
+    # AND the cutovers went in two jobs: the dependency's servers first, app-b's after
+    mgn = system.mgn_of_server(servers[requests[0].migration_id])
+    cutovers = sorted(
+        (job for job in mgn.jobs() if job.initiated_by == "START_CUTOVER"),
+        key=lambda job: job.created_at,
+    )
+    composition = [{p.source_server_id for p in job.participants} for job in cutovers]
+    assert composition == [
+        {servers[r.migration_id] for r in first_app},
+        {servers[r.migration_id] for r in dependents},
+    ]
+    # AND app-b's job started only once every VM of app-000-00 had cut over (verified)
+    verified = max(
+        _step_at(outcomes[r.migration_id], "VerifyCutover", "SUCCEEDED") for r in first_app
+    )
+    assert cutovers[1].created_at >= verified
+    for request in dependents:
+        started = _step_at(outcomes[request.migration_id], "StartCutover", "SUCCEEDED")
+        assert started >= verified
+
+
+def test_a_dependency_that_fails_its_cutover_rolls_its_dependents_back_with_the_reason(
+    system: EmbeddedSystem,
+) -> None:
+    first_app, dependents = _ordered_wave()
+    requests = [*first_app, *dependents]
+    servers = system.seed([spec_of(r) for r in requests])
+    failing = first_app[1]
+    failing_server = servers[failing.migration_id]
+    mgn = system.mgn_of_server(failing_server)
+    mgn.faults.fail_next_launch(failing_server, launch_type=LaunchType.CUTOVER)
+    driver = MigrationDriver(system)
+
+    driver.send(requests)
+    outcomes = driver.wait(
+        {r.migration_id for r in requests},
+        timeout=timedelta(days=5).total_seconds(),
+        poll_seconds=600,
+    )
+
+    # THEN the dependency that failed rolled back, the other VM of its application migrated
+    assert outcomes[failing.migration_id].record_status == "ROLLED_BACK"
+    assert outcomes[first_app[0].migration_id].record_status == "COMPLETED"
+    # AND app-b's VMs rolled back without a cutover job, the dependency named as the reason
+    for request in dependents:
+        outcome = outcomes[request.migration_id]
+        assert (outcome.status, outcome.record_status) == ("FAILED", "ROLLED_BACK")
+        rollback = next(s for s in outcome.steps if s["step"] == "Rollback")
+        assert (
+            f"this cutover goes after app-000-00 (dependsOn), but {failing.target_vm_name} "
+            "(app-000-00, ROLLED_BACK) did not cut over" in rollback["message"]
+        ), rollback
+        assert "DependencyFailedError" in rollback["message"], rollback
+    cutover_servers = {
+        p.source_server_id
+        for job in mgn.jobs()
+        if job.initiated_by == "START_CUTOVER"
+        for p in job.participants
+    }
+    assert cutover_servers == {servers[r.migration_id] for r in first_app}
