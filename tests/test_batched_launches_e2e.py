@@ -29,6 +29,7 @@ from orchestration.rehearsal.run import rehearse, synthetic_input
 from orchestration.settings import settings
 from orchestration.statemachine import LaunchSettings, Timings
 from tests.support.pipeline import spec_of
+from tests.support.waves import with_dependent_application
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -268,14 +269,11 @@ def _ordered_wave() -> tuple[list[MigrationRequest], list[MigrationRequest]]:
     other two), which goes after it (``dependsOn``). Its window opens once all have passed
     their tests: every cutover is requested together when it opens."""
     window = (START + OPENS_IN, START + OPENS_IN + timedelta(hours=4))
-    text = wave_yaml(0, 4, window=(window[0].isoformat(), window[1].isoformat()))
-    head, _, vms = text.partition("      - source:\n")
-    first, second, *rest = vms.split("      - source:\n")
-    text = (
-        f"{head}      - source:\n{first}      - source:\n{second}"
-        "  - name: app-b\n    dependsOn: [app-000-00]\n"
-        "    defaults:\n      osFamily: linux\n    vms:\n"
-        + "".join(f"      - source:\n{vm}" for vm in rest)
+    text = with_dependent_application(
+        wave_yaml(0, 4, window=(window[0].isoformat(), window[1].isoformat())),
+        keep=2,
+        name="app-b",
+        depends_on="app-000-00",
     )
     result = validate_files([ManifestFile("wave-000.yaml", text)], now=START)
     assert result.valid, result.findings

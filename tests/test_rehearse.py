@@ -13,15 +13,20 @@ import re
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from orchestration.cli import main
-from orchestration.rehearsal.observation import RehearsalObservation
+from orchestration.local.synthetic import wave_yaml
+from orchestration.manifests.findings import Severity
+from orchestration.manifests.validation import ManifestFile
+from orchestration.rehearsal.observation import RehearsalObservation, VmObservation
 from orchestration.rehearsal.profile import RehearsalProfile
-from orchestration.rehearsal.run import rehearse, synthetic_input
+from orchestration.rehearsal.run import manifest_input, rehearse, synthetic_input
+from orchestration.statemachine import LaunchSettings
+from tests.support.waves import with_dependent_application
 
 # Each test runs the embedded system for simulated days: 30 to 100 s of wall time, more when
 # the other test worker shares the two cores.
@@ -125,3 +130,42 @@ def test_when_mgns_job_quota_binds_the_test_launches_take_ceil_n_over_j_rounds()
     expected = math.ceil(servers / quota) * 30 * 60
     print(f"launch phase {phase:.0f} s, expected {expected:.0f} s")
     assert abs(phase - expected) <= 0.10 * expected
+
+
+@pytest.mark.parametrize("design", ["per-vm", "batched"])
+def test_dependent_applications_cut_over_after_their_dependencies_in_the_rehearsal(
+    design: str,
+) -> None:
+    """A wave file whose second application goes after the first (``dependsOn``), rehearsed
+    with each launch design: every VM of the dependent application starts its cutover (and
+    its cutover job is created) only after every VM of the first has cut over (verified)."""
+    profile = _profile()
+    opens = START + timedelta(hours=profile.synthetic.window_opens_after_hours)
+    closes = opens + timedelta(hours=profile.synthetic.window_hours)
+    window = (opens.isoformat(), closes.isoformat())
+    text = with_dependent_application(
+        wave_yaml(0, 4, window=window), keep=2, name="app-b", depends_on="app-000-00"
+    )
+    rehearsal, findings = manifest_input([ManifestFile("wave-000.yaml", text)], start=START)
+    assert not [f for f in findings if f.severity is Severity.ERROR], findings
+
+    observation = rehearse(rehearsal, profile, launch=LaunchSettings.aws(design))
+
+    assert {vm.final_status for vm in observation.vms} == {"SUCCEEDED"}
+    by_app: dict[str, list[VmObservation]] = {}
+    for vm in observation.vms:
+        by_app.setdefault(vm.app_name, []).append(vm)
+    assert {app: len(vms) for app, vms in by_app.items()} == {"app-000-00": 2, "app-b": 2}
+
+    def first(vm: VmObservation, step: str, status: str) -> datetime:
+        return next(s.at for s in vm.steps if (s.step, s.status) == (step, status))
+
+    cut_over = max(first(vm, "VerifyCutover", "SUCCEEDED") for vm in by_app["app-000-00"])
+    for vm in by_app["app-b"]:
+        assert first(vm, "StartCutover", "SUCCEEDED") >= cut_over, vm.target_vm_name
+        (job,) = [job for job in vm.jobs if job.kind == "cutover"]
+        assert job.created_at >= cut_over, vm.target_vm_name
+    # AND the first application did not wait for the second: its cutovers began first
+    assert max(first(vm, "StartCutover", "SUCCEEDED") for vm in by_app["app-000-00"]) < min(
+        first(vm, "StartCutover", "SUCCEEDED") for vm in by_app["app-b"]
+    )

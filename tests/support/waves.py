@@ -61,3 +61,20 @@ applications:
     vms:
 """
     return head + "".join(vm.render() for vm in vms)
+
+
+def with_dependent_application(
+    text: str, *, keep: int, name: str, depends_on: str, os_family: str = "linux"
+) -> str:
+    """A one-application wave file (``orchestration.local.synthetic.wave_yaml``) split in two:
+    its first ``keep`` VMs stay, the others move to application ``name``, which goes after
+    ``depends_on`` (``dependsOn``)."""
+    marker = "      - source:\n"
+    head, *vms = text.split(marker)
+    return (
+        head
+        + "".join(marker + vm for vm in vms[:keep])
+        + f"  - name: {name}\n    dependsOn: [{depends_on}]\n"
+        + f"    defaults:\n      osFamily: {os_family}\n    vms:\n"
+        + "".join(marker + vm for vm in vms[keep:])
+    )
