@@ -95,12 +95,14 @@ class WaitingLaunch:
     ``replication_ready``: the coordinator saw the server launchable (a test request waits
     for its server's replication before it is planned; a cutover's server is ready).
     ``test_instance_retired``: a cutover request's test instance was retired (its TERMINATE
-    job completed): the cutover may be planned."""
+    job completed): the cutover may be planned. ``dependencies_reported``: the cutover was
+    reported waiting for the applications it goes after (``dependsOn``)."""
 
     request: LaunchRequest
     task_token: str
     replication_ready: bool = False
     test_instance_retired: bool = False
+    dependencies_reported: bool = False
 
     @property
     def to_retire(self) -> bool:

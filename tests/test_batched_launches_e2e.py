@@ -334,6 +334,17 @@ def test_a_dependent_applications_cutover_job_starts_after_its_dependency_cut_ov
     for request in dependents:
         started = _step_at(outcomes[request.migration_id], "StartCutover", "SUCCEEDED")
         assert started >= verified
+        # AND its thread said once what it waited for
+        waiting = [
+            s["message"]
+            for s in outcomes[request.migration_id].steps
+            if (s["step"], s["status"]) == ("StartCutover", "WAITING")
+            and "dependsOn" in s["message"]
+        ]
+        assert waiting == [
+            "the cutover waits for app-000-00 to cut over first (dependsOn): its MGN job "
+            "starts once every VM of it has"
+        ]
 
 
 def test_a_dependency_that_fails_its_cutover_rolls_its_dependents_back_with_the_reason(

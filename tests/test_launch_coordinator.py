@@ -90,9 +90,11 @@ class Lane:
         *,
         held: set[str] | None = None,
         records: Callable[[str], Sequence[MigrationRecord]] | None = None,
+        told: list[tuple[str, tuple[str, ...]]] | None = None,
     ) -> LaunchCoordinator:
         """A coordinator as a fresh process would build it (a new one after a "crash");
-        ``held``: the waves an operator paused; ``records``: the waves' migrations."""
+        ``held``: the waves an operator paused; ``records``: the waves' migrations; ``told``
+        collects the cutovers reported waiting for their dependencies (server, apps)."""
         return LaunchCoordinator(
             mgn=mgn or MgnAdapter(self.client),
             ledger=self.ledger,
@@ -100,6 +102,9 @@ class Lane:
             linger=LINGER,
             wave_held=lambda wave: wave in (held or set()),
             wave_migrations=records,
+            on_dependencies=lambda waiting: (told if told is not None else []).extend(
+                (launch.request.source_server_id, apps) for launch, apps in waiting
+            ),
         )
 
     @property
@@ -705,13 +710,16 @@ def test_dependents_cut_over_in_a_later_job_once_their_dependencies_cut_over(
     lane, db, web, statuses = _ordered_lane(lanes)
     apps = {f"mig-{s}": "db" for s in db} | {f"mig-{s}": "web" for s in web}
     records = _records_of(apps, statuses)
-    coordinator = lane.coordinator(records=records)
+    told: list[tuple[str, tuple[str, ...]]] = []
+    coordinator = lane.coordinator(records=records, told=told)
 
     # WHEN the window is open THEN only db's servers start, in one job, web's wait
     assert coordinator.run_once(lane.now) == []
     (first,) = lane.jobs("START_CUTOVER")
     assert servers_in(first) == set(db)
     assert len(lane.ledger.snapshot().waiting) == 4
+    # AND each web VM is said to wait for db, once (the ledger remembers it was said)
+    assert told == [(server, ("db",)) for server in web]
     # AND while db's requests are open, web's wait without a read of the wave's records
     assert records.reads == []
 
@@ -728,6 +736,7 @@ def test_dependents_cut_over_in_a_later_job_once_their_dependencies_cut_over(
     assert coordinator.run_once(lane.now) == []
     second = [job for job in lane.jobs("START_CUTOVER") if job.job_id != first.job_id]
     assert [servers_in(job) for job in second] == [set(web)]
+    assert len(told) == 2
 
 
 def test_a_dependency_that_rolled_back_fails_its_dependents_and_starts_nothing_for_them(

@@ -221,6 +221,15 @@ def test_a_requests_application_and_the_applications_it_goes_after_are_kept(
         ("db", "cache"),
     )
     assert (waiting["mig-2"].application, waiting["mig-2"].cutover_after) == ("db", ())
+    # AND that it was reported waiting for them is kept with it
+    (first,) = [w for w in ledger.snapshot().waiting if w.request.migration_id == "mig-1"]
+    assert not first.dependencies_reported
+    ledger.mark_dependencies_reported([first])
+    marked = {w.request.migration_id: w for w in ledger.snapshot().waiting}
+    assert (marked["mig-1"].dependencies_reported, marked["mig-2"].dependencies_reported) == (
+        True,
+        False,
+    )
     # AND a dependency's failure is an answer the ledger keeps like any other
     ledger.complete([replace(outcome("token-1"), launch_status="DEPENDENCY_FAILED")])
     answered = ledger.answered("mig-1", "cutover")

@@ -9,7 +9,8 @@ Items (``<lane>`` is ``account/region``):
 - ``LAUNCHLANE#<lane>`` / ``REQUEST#<kind>#<migrationId>``: an open request and the task
   token waiting for it (``replicationReady`` once its server was seen launchable; a
   cutover's ``testInstanceId`` to retire first, ``testInstanceRetired`` once it was; its
-  ``application`` and the applications its cutover goes after, ``cutoverAfter``);
+  ``application`` and the applications its cutover goes after, ``cutoverAfter``,
+  ``dependenciesReported`` once it was reported waiting for them);
   deleted when answered.
 - ``LAUNCHLANE#<lane>`` / ``INTENT#<intentId>``: a job decided (servers -> migrations, kind:
   ``test``, ``cutover`` or ``retire``, time), with its ``jobId`` once MGN started it; deleted
@@ -202,6 +203,7 @@ class DynamoLaunchLedger:
                             str(item["taskToken"]),
                             replication_ready=bool(item.get("replicationReady", False)),
                             test_instance_retired=bool(item.get("testInstanceRetired", False)),
+                            dependencies_reported=bool(item.get("dependenciesReported", False)),
                         )
                     )
                 elif sk.startswith(INTENT_PREFIX):
@@ -260,6 +262,9 @@ class DynamoLaunchLedger:
 
     def mark_test_instance_retired(self, launches: Sequence[WaitingLaunch]) -> None:
         self._mark_requests(launches, "testInstanceRetired")
+
+    def mark_dependencies_reported(self, launches: Sequence[WaitingLaunch]) -> None:
+        self._mark_requests(launches, "dependenciesReported")
 
     def _mark_requests(self, launches: Sequence[WaitingLaunch], attribute: str) -> None:
         """Set ``attribute`` on each request still open (one answered meanwhile is skipped)."""

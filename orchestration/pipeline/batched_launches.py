@@ -231,6 +231,7 @@ class BatchedLaunches:
             on_replicated=self._report_replicated,
             wave_held=self._held_waves(),
             wave_migrations=self._migrations.wave_migrations if self._migrations else None,
+            on_dependencies=self._report_dependencies,
         )
         answered = coordinator.run_once(now, waited=timedelta(seconds=waited_seconds))
         sent, moved_on = self.deliver(ledger)
@@ -333,6 +334,21 @@ class BatchedLaunches:
                 spec = MigrationSpec.model_validate_json(launch.request.payload)
                 self._report.step(
                     spec, Step.WAIT_FOR_REPLICATION, "SUCCEEDED", "replication ready (continuous)"
+                )
+
+    def _report_dependencies(
+        self, waiting: Sequence[tuple[WaitingLaunch, tuple[str, ...]]]
+    ) -> None:
+        for launch, apps in waiting:
+            if launch.request.payload:
+                spec = MigrationSpec.model_validate_json(launch.request.payload)
+                self._report.step(
+                    spec,
+                    Step.START_CUTOVER,
+                    "WAITING",
+                    f"the cutover waits for {', '.join(apps)} to cut over first (dependsOn): "
+                    "its MGN job starts once every VM of "
+                    f"{'them' if len(apps) > 1 else 'it'} has",
                 )
 
     def _report_started(

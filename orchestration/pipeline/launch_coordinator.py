@@ -148,6 +148,8 @@ class LaunchCoordinator:
             planned (asked once per wave per run).
         wave_migrations: the migrations of a wave, for cutovers that go after other
             applications (``dependsOn``); without it (tests of other rules) none waits.
+        on_dependencies: told once of each cutover that waits for the applications it goes
+            after (and which): the wiring reports StartCutover WAITING for it.
     """
 
     def __init__(
@@ -163,7 +165,10 @@ class LaunchCoordinator:
         on_replicated: Callable[[Sequence[WaitingLaunch]], None] | None = None,
         wave_held: Callable[[str], bool] | None = None,
         wave_migrations: Callable[[str], Sequence[MigrationRecord]] | None = None,
+        on_dependencies: Callable[[Sequence[tuple[WaitingLaunch, tuple[str, ...]]]], None]
+        | None = None,
     ) -> None:
+        self._on_dependencies = on_dependencies or (lambda _waiting: None)
         self._mgn = mgn
         self._wave_migrations = wave_migrations
         self._wave_held = wave_held or (lambda _wave: False)
@@ -309,6 +314,14 @@ class LaunchCoordinator:
             if launch.request.key in order.failed
         ]
         self._ledger.complete(refused)
+        newly_waiting = [
+            (launch, order.waiting[launch.request.key])
+            for launch in open_requests
+            if launch.request.key in order.waiting and not launch.dependencies_reported
+        ]
+        if newly_waiting:
+            self._on_dependencies(newly_waiting)
+            self._ledger.mark_dependencies_reported([launch for launch, _ in newly_waiting])
         held = order.waiting.keys() | order.failed.keys()
         return [r for r in pending if r.key not in held], refused
 

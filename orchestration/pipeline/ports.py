@@ -210,6 +210,11 @@ class LaunchLedger(Protocol):
         """These open cutover requests' test instances were retired: they may be planned."""
         ...
 
+    def mark_dependencies_reported(self, launches: Sequence[WaitingLaunch]) -> None:
+        """These open cutover requests were reported waiting for the applications they go
+        after (``dependsOn``): said once, not at every run."""
+        ...
+
     def remove_intent(self, intent_id: str) -> None:
         """The intent's job has ended, or was never started (its servers are pending again)."""
         ...

@@ -666,6 +666,12 @@ class FakeLaunchLedger:
             if key in self.waiting:
                 self.waiting[key] = replace(self.waiting[key], test_instance_retired=True)
 
+    def mark_dependencies_reported(self, launches: Sequence[WaitingLaunch]) -> None:
+        for launch in launches:
+            key = launch.request.key
+            if key in self.waiting:
+                self.waiting[key] = replace(self.waiting[key], dependencies_reported=True)
+
     def remove_intent(self, intent_id: str) -> None:
         self.intents.pop(intent_id, None)
 
