@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -237,6 +238,19 @@ def test_a_requests_application_and_the_applications_it_goes_after_are_kept(
     assert answered["launchStatus"] == "DEPENDENCY_FAILED"
     (sent,) = ledger.undelivered()
     assert sent.launch_status == "DEPENDENCY_FAILED"
+
+
+def test_a_request_recorded_before_its_application_was_kept_reads_it_from_its_payload(
+    ledger: DynamoLaunchLedger,
+) -> None:
+    # GIVEN a cutover request as an older version recorded it: the spec in its payload only
+    # (no application given, so none is written: the item has the older shape)
+    payload = json.dumps({"appName": "web", "cutoverAfter": ["db"]})
+    ledger.record_request(replace(REQUEST, payload=payload), "token-1")
+
+    (waiting,) = ledger.snapshot().waiting
+
+    assert (waiting.request.application, waiting.request.cutover_after) == ("web", ("db",))
 
 
 def _many(n: int) -> list[LaunchRequest]:

@@ -33,6 +33,7 @@ strongly consistent Query per poll, however long the lane has been in use.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -608,9 +609,30 @@ def _request(item: dict[str, Any]) -> LaunchRequest:
         execution=str(item.get("execution", "")),
         test_instance_id=str(item["testInstanceId"]) if item.get("testInstanceId") else None,
         payload=str(item.get("payload", "")),
-        application=str(item.get("application", "")),
-        cutover_after=tuple(str(app) for app in item.get("cutoverAfter") or ()),
+        **_ordering(item),
     )
+
+
+def _ordering(item: dict[str, Any]) -> dict[str, Any]:
+    """A request's application and the applications its cutover goes after; for a request
+    recorded before they were kept, from its payload (the spec: ``appName``,
+    ``cutoverAfter``), so an upgrade in the middle of a wave keeps its order."""
+    if "application" in item:
+        return {
+            "application": str(item["application"]),
+            "cutover_after": tuple(str(app) for app in item.get("cutoverAfter") or ()),
+        }
+    try:
+        spec = json.loads(str(item.get("payload") or "{}"))
+    except ValueError:
+        spec = {}
+    if not isinstance(spec, dict):
+        spec = {}
+    after = spec.get("cutoverAfter") if item.get("kind") == "cutover" else None
+    return {
+        "application": str(spec.get("appName") or ""),
+        "cutover_after": tuple(str(app) for app in after or ()),
+    }
 
 
 def _intent(item: dict[str, Any]) -> LaunchIntent:
