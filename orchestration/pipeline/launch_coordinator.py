@@ -168,9 +168,9 @@ class LaunchCoordinator:
         on_dependencies: Callable[[Sequence[tuple[WaitingLaunch, tuple[str, ...]]]], None]
         | None = None,
     ) -> None:
-        self._on_dependencies = on_dependencies or (lambda _waiting: None)
         self._mgn = mgn
         self._wave_migrations = wave_migrations
+        self._on_dependencies = on_dependencies or (lambda _waiting: None)
         self._wave_held = wave_held or (lambda _wave: False)
         self._ledger = ledger
         self._quotas = quotas
@@ -322,8 +322,8 @@ class LaunchCoordinator:
         if newly_waiting:
             self._on_dependencies(newly_waiting)
             self._ledger.mark_dependencies_reported([launch for launch, _ in newly_waiting])
-        held = order.waiting.keys() | order.failed.keys()
-        return [r for r in pending if r.key not in held], refused
+        not_now = order.waiting.keys() | order.failed.keys()
+        return [r for r in pending if r.key not in not_now], refused
 
     # --- (b) replication, in bulk ---------------------------------------------------------
 
