@@ -7,23 +7,29 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from orchestration import wiring
+from orchestration.gitops.requests import request_for
 from orchestration.local.driver import MigrationDriver
+from orchestration.local.synthetic import wave_yaml
 from orchestration.local.system import EmbeddedSystem, SystemOptions
+from orchestration.manifests.validation import ManifestFile, validate_files
+from orchestration.migration_request import MigrationRequest
 from orchestration.pipeline.wave_control import WaveControlError
 from orchestration.statemachine import Timings
 from tests.support.pipeline import example_requests, spec_of
 
 FAST = replace(Timings.local(), launch_timeout_seconds=3, approval_timeout_seconds=120)
 WAVE = "wave-3"  # 11 VMs in 3 applications
+PAUSED_WAVE, PAUSED_VMS = "wave-020", 20  # a synthetic wave of 20 VMs in two applications
 OPERATOR, NOT_AN_OPERATOR = "U07BOBOPS01", "U07MALLORY1"
 LAUNCHES = {"START_TEST", "START_CUTOVER"}
 RESUME_WAIT = "launch starts when the wave is resumed"
-# A wave of 11 VMs end to end, twice as long with the other test worker on the two cores.
+# A wave of 20 VMs end to end, twice as long with the other test worker on the two cores.
 pytestmark = pytest.mark.timeout(480)
 
 
@@ -58,10 +64,27 @@ def _launch_jobs(system: EmbeddedSystem, servers: dict[str, str]) -> dict[str, A
     return jobs
 
 
+def _synthetic_wave(name: str, vms: int) -> list[MigrationRequest]:
+    """A synthetic wave of ``vms`` VMs (one VM per approval), its window open now."""
+    start = datetime.now(UTC) - timedelta(hours=1)
+    window = (start.isoformat(), (start + timedelta(hours=3)).isoformat())
+    text = wave_yaml(int(name.removeprefix("wave-")), vms, window=window).replace(
+        "\ndefaults:", "\napproval:\n  scope: vm\ndefaults:", 1
+    )
+    result = validate_files([ManifestFile(f"{name}.yaml", text)], now=datetime.now(UTC))
+    assert result.valid, result.findings
+    return [
+        request_for(vm, commit="c" * 40, author="Dana Migration <dana@contoso.com>")
+        for vm in result.vms
+    ]
+
+
 def test_a_paused_wave_starts_no_launch_lets_running_jobs_finish_and_resumes(
     system: EmbeddedSystem, driver: MigrationDriver
 ) -> None:
-    requests = example_requests(WAVE, approval_scope="vm")
+    # GIVEN a wave of 20 VMs under way
+    requests = _synthetic_wave(PAUSED_WAVE, PAUSED_VMS)
+    assert len(requests) == PAUSED_VMS
     servers = system.seed([spec_of(r) for r in requests])
     controls = wiring.wave_control()
     driver.send(requests)
@@ -69,8 +92,8 @@ def test_a_paused_wave_starts_no_launch_lets_running_jobs_finish_and_resumes(
     # WHEN an operator pauses the wave as its first test launches start
     _wait_for("a first test launch", lambda: _launch_jobs(system, servers))
     with pytest.raises(WaveControlError, match="not an operator"):
-        controls.change(WAVE, "pause", user=NOT_AN_OPERATOR, reason="no")
-    controls.change(WAVE, "pause", user=OPERATOR, reason="DNS change freeze")
+        controls.change(PAUSED_WAVE, "pause", user=NOT_AN_OPERATOR, reason="no")
+    controls.change(PAUSED_WAVE, "pause", user=OPERATOR, reason="DNS change freeze")
     time.sleep(1.0)  # a launch that read the wave's state just before the pause
     at_pause = _launch_jobs(system, servers)
 
@@ -93,10 +116,10 @@ def test_a_paused_wave_starts_no_launch_lets_running_jobs_finish_and_resumes(
     assert len(at_pause) < len(requests)
     assert held
     with pytest.raises(WaveControlError, match="paused already"):
-        controls.change(WAVE, "pause", user=OPERATOR, reason="twice")
+        controls.change(PAUSED_WAVE, "pause", user=OPERATOR, reason="twice")
 
     # WHEN it is resumed, THEN every migration completes
-    controls.change(WAVE, "resume", user=OPERATOR)
+    controls.change(PAUSED_WAVE, "resume", user=OPERATOR)
     outcomes = driver.wait([r.migration_id for r in requests], timeout=240)
     assert {o.status for o in outcomes.values()} == {"SUCCEEDED"}, [
         (o.target_vm_name, o.cause) for o in outcomes.values() if o.status != "SUCCEEDED"
