@@ -96,13 +96,15 @@ class WaitingLaunch:
     for its server's replication before it is planned; a cutover's server is ready).
     ``test_instance_retired``: a cutover request's test instance was retired (its TERMINATE
     job completed): the cutover may be planned. ``dependencies_reported``: the cutover was
-    reported waiting for the applications it goes after (``dependsOn``)."""
+    reported waiting for the applications it goes after (``dependsOn``). ``held_reported``:
+    the operator's pause (its mark) the request was reported held by ("" if none)."""
 
     request: LaunchRequest
     task_token: str
     replication_ready: bool = False
     test_instance_retired: bool = False
     dependencies_reported: bool = False
+    held_reported: str = ""
 
     @property
     def to_retire(self) -> bool:

@@ -19,6 +19,7 @@ from orchestration.adapters.stepfunctions import (
     StepFunctionsRefusedError,
     TaskDoesNotExistError,
 )
+from orchestration.adapters.wave_control import WaveControl
 from orchestration.launch_records import LaunchOutcome, LaunchRequest
 from orchestration.local.provision import provision
 from orchestration.naming import ResourceNames
@@ -30,7 +31,7 @@ from orchestration.pipeline.batched_launches import (
     successor_name,
 )
 from orchestration.pipeline.spec import MigrationSpec
-from tests.support.fakes import FixedClock, migration_record
+from tests.support.fakes import FakeReporter, FixedClock, migration_record
 
 NOW = datetime(2026, 12, 12, 22, 0, tzinfo=UTC)
 REQUEST = LaunchRequest("mig-1", "s-0123456789abcdef0", "test", "wave-1", NOW)
@@ -435,3 +436,45 @@ def test_replication_is_looked_at_when_a_multiple_of_the_poll_passed_during_the_
 
     assert asked_after_a_short_wait == []
     assert mgn.asked == [old.source_server_id]
+
+
+def test_a_paused_waves_launches_are_reported_held_once_per_pause(
+    ledger: DynamoLaunchLedger,
+) -> None:
+    # GIVEN a cutover request of wave-3 (window open) and the wave paused by an operator
+    record = migration_record()
+    spec = MigrationSpec.from_request(record.request, record.revision, record.correlation_id)
+    request = LaunchRequest(
+        spec.migration_id,
+        "s-0123456789abcdef0",
+        "cutover",
+        spec.wave,
+        NOW,
+        NOW - timedelta(hours=1),
+        NOW + timedelta(hours=1),
+        payload=spec.model_dump_json(by_alias=True),
+    )
+    ledger.record_request(request, "token-1")
+    pause = WaveControl(spec.wave, "PAUSED", "U07BOBOPS01", NOW, "DNS freeze")
+    clock = FixedClock(NOW)
+    reporter = FakeReporter(clock)
+    service = BatchedLaunches(
+        lanes=NoMgn(),  # type: ignore[arg-type]
+        ledger_for=lambda _lane: ledger,
+        tasks=Tasks(),
+        coordinator_arn="arn:coordinator",
+        reporter=reporter,
+        clock=clock,
+        wave_controls=SimpleNamespace(get=lambda _wave: pause),
+    )
+
+    # WHEN the lane's loop runs twice
+    loop = ledger.claim_loop("launches-123456789012-eu-west-1-1-aaaaaaaa", NOW, 300)
+    assert loop is not None
+    service.coordinate(LANE, loop, CONFIG)
+    service.coordinate(LANE, loop, CONFIG, 1)
+
+    # THEN its thread is told once that the cutover waits for the resume (shown paused)
+    [held] = reporter.steps
+    assert (held.step, held.status, held.data) == ("StartCutover", "WAITING", {"held": True})
+    assert "paused by <@U07BOBOPS01>" in held.message

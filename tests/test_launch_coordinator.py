@@ -88,19 +88,25 @@ class Lane:
         self,
         mgn: LaunchMgn | None = None,
         *,
-        held: set[str] | None = None,
+        held: Mapping[str, str] | None = None,
         records: Callable[[str], Sequence[MigrationRecord]] | None = None,
         told: list[tuple[str, tuple[str, ...]]] | None = None,
+        told_held: list[tuple[str, str]] | None = None,
     ) -> LaunchCoordinator:
         """A coordinator as a fresh process would build it (a new one after a "crash");
-        ``held``: the waves an operator paused; ``records``: the waves' migrations; ``told``
-        collects the cutovers reported waiting for their dependencies (server, apps)."""
+        ``held``: the waves an operator paused (wave -> the pause's mark); ``records``: the
+        waves' migrations; ``told`` collects the cutovers reported waiting for their
+        dependencies (server, apps), ``told_held`` the requests reported held (server,
+        mark)."""
         return LaunchCoordinator(
             mgn=mgn or MgnAdapter(self.client),
             ledger=self.ledger,
             quotas=self.quotas,
             linger=LINGER,
-            wave_held=lambda wave: wave in (held or set()),
+            wave_held=lambda wave: (held or {}).get(wave, ""),
+            on_held=lambda launches, mark: (told_held if told_held is not None else []).extend(
+                (launch.request.source_server_id, mark) for launch in launches
+            ),
             wave_migrations=records,
             on_dependencies=lambda waiting: (told if told is not None else []).extend(
                 (launch.request.source_server_id, apps) for launch, apps in waiting
@@ -640,7 +646,8 @@ def test_a_paused_waves_requests_stay_open_and_start_once_it_is_resumed(
 ) -> None:
     lane = lanes(30)
     lane.request_all("test")
-    paused = lane.coordinator(held={"wave-1"})
+    told: list[tuple[str, str]] = []
+    paused = lane.coordinator(held={"wave-1": "PAUSED:U1:first"}, told_held=told)
 
     # WHILE the wave is paused: no job, every request still open, the loop not idle
     assert paused.run_once(lane.now) == []
@@ -648,6 +655,13 @@ def test_a_paused_waves_requests_stay_open_and_start_once_it_is_resumed(
     assert len(lane.ledger.snapshot().waiting) == 30
     assert paused.last_run is not None
     assert not paused.last_run.idle
+    # AND each held request is told once per pause (its thread shows it paused), even by a
+    # fresh coordinator; a later pause is told anew
+    assert sorted(told) == sorted((s, "PAUSED:U1:first") for s in lane.server_ids)
+    lane.coordinator(held={"wave-1": "PAUSED:U1:first"}, told_held=told).run_once(lane.now)
+    assert len(told) == 30
+    lane.coordinator(held={"wave-1": "PAUSED:U2:second"}, told_held=told).run_once(lane.now)
+    assert len(told) == 60
 
     # WHEN it is resumed THEN the next run starts them in one job
     lane.coordinator().run_once(lane.now)

@@ -205,6 +205,7 @@ class DynamoLaunchLedger:
                             replication_ready=bool(item.get("replicationReady", False)),
                             test_instance_retired=bool(item.get("testInstanceRetired", False)),
                             dependencies_reported=bool(item.get("dependenciesReported", False)),
+                            held_reported=str(item.get("heldReported", "")),
                         )
                     )
                 elif sk.startswith(INTENT_PREFIX):
@@ -267,8 +268,14 @@ class DynamoLaunchLedger:
     def mark_dependencies_reported(self, launches: Sequence[WaitingLaunch]) -> None:
         self._mark_requests(launches, "dependenciesReported")
 
-    def _mark_requests(self, launches: Sequence[WaitingLaunch], attribute: str) -> None:
-        """Set ``attribute`` on each request still open (one answered meanwhile is skipped)."""
+    def mark_held_reported(self, launches: Sequence[WaitingLaunch], hold: str) -> None:
+        self._mark_requests(launches, "heldReported", hold)
+
+    def _mark_requests(
+        self, launches: Sequence[WaitingLaunch], attribute: str, value: bool | str = True
+    ) -> None:
+        """Set ``attribute`` (to ``value``) on each request still open (one answered
+        meanwhile is skipped)."""
 
         def mark(launch: WaitingLaunch) -> TransactWriteItemTypeDef:
             return {
@@ -278,7 +285,7 @@ class DynamoLaunchLedger:
                     "UpdateExpression": "SET #flag = :yes",
                     "ConditionExpression": "attribute_exists(pk)",
                     "ExpressionAttributeNames": {"#flag": attribute},
-                    "ExpressionAttributeValues": {":yes": True},
+                    "ExpressionAttributeValues": {":yes": value},
                 }
             }
 
@@ -289,7 +296,7 @@ class DynamoLaunchLedger:
                     UpdateExpression="SET #flag = :yes",
                     ConditionExpression="attribute_exists(pk)",
                     ExpressionAttributeNames={"#flag": attribute},
-                    ExpressionAttributeValues={":yes": True},
+                    ExpressionAttributeValues={":yes": value},
                 )
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":

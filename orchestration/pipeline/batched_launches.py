@@ -230,6 +230,7 @@ class BatchedLaunches:
             readiness_poll=timedelta(seconds=READINESS_POLL_LINGERS * loop.linger_seconds),
             on_replicated=self._report_replicated,
             wave_held=self._held_waves(),
+            on_held=self._report_held,
             wave_migrations=self._migrations.wave_migrations if self._migrations else None,
             on_dependencies=self._report_dependencies,
         )
@@ -257,21 +258,43 @@ class BatchedLaunches:
         wait = loop.linger_seconds if quiet is None else max(quiet.total_seconds(), 1)
         return {**result, "done": False, "waitSeconds": max(int(wait), loop.linger_seconds)}
 
-    def _held_waves(self) -> Callable[[str], bool]:
-        """Whether a wave's launches are held (paused or cancelled), each wave read once a
-        run."""
+    def _held_waves(self) -> Callable[[str], str]:
+        """A wave's hold (paused or cancelled) as a mark, "" while it runs; each wave read
+        once a run. The mark names the pause (who, when): a later pause is told anew."""
         controls = self._wave_controls
-        seen: dict[str, bool] = {}
+        seen: dict[str, str] = {}
 
-        def held(wave: str) -> bool:
+        def held(wave: str) -> str:
             if controls is None:
-                return False
+                return ""
             if wave not in seen:
                 control = controls.get(wave)
-                seen[wave] = control is not None and control.holds_launches
+                seen[wave] = (
+                    f"{control.state}:{control.by}:{control.at.isoformat()}"
+                    if control is not None and control.holds_launches
+                    else ""
+                )
             return seen[wave]
 
         return held
+
+    def _report_held(self, launches: Sequence[WaitingLaunch], hold: str) -> None:
+        """Each held launch's thread shows its migration paused (as the per-VM design's
+        held StartTestLaunch / StartCutover reports it)."""
+        state, by, _ = hold.split(":", 2)
+        for launch in launches:
+            if not launch.request.payload:
+                continue
+            spec = MigrationSpec.model_validate_json(launch.request.payload)
+            kind = launch.request.kind
+            self._report.step(
+                spec,
+                Step.START_TEST_LAUNCH if kind == "test" else Step.START_CUTOVER,
+                "WAITING",
+                f"wave {spec.wave} {state.lower()} by <@{by}>: the {kind} launch starts when "
+                "the wave is resumed",
+                held=True,
+            )
 
     def _hand_over(
         self,

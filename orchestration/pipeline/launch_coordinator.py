@@ -144,8 +144,10 @@ class LaunchCoordinator:
         readiness_poll: how often servers still replicating are looked at again.
         on_replicated: told of the open requests whose servers became launchable: the
             wiring reports WaitForReplication for each.
-        wave_held: whether an operator paused (or cancelled) a wave: its requests are not
-            planned (asked once per wave per run).
+        wave_held: an operator's pause (or cancel) of a wave, as a mark ("" while the wave
+            runs): its requests are not planned (asked once per wave per run).
+        on_held: told once per pause of each open request it holds (and the pause's
+            mark): the wiring reports the launch WAITING, held, so its thread shows it.
         wave_migrations: the migrations of a wave, for cutovers that go after other
             applications (``dependsOn``); without it (tests of other rules) none waits.
         on_dependencies: told once of each cutover that waits for the applications it goes
@@ -163,7 +165,8 @@ class LaunchCoordinator:
         on_started: Callable[[LaunchIntent, str, Sequence[WaitingLaunch]], None] | None = None,
         readiness_poll: timedelta = timedelta(minutes=5),
         on_replicated: Callable[[Sequence[WaitingLaunch]], None] | None = None,
-        wave_held: Callable[[str], bool] | None = None,
+        wave_held: Callable[[str], str] | None = None,
+        on_held: Callable[[Sequence[WaitingLaunch], str], None] | None = None,
         wave_migrations: Callable[[str], Sequence[MigrationRecord]] | None = None,
         on_dependencies: Callable[[Sequence[tuple[WaitingLaunch, tuple[str, ...]]]], None]
         | None = None,
@@ -171,7 +174,8 @@ class LaunchCoordinator:
         self._mgn = mgn
         self._wave_migrations = wave_migrations
         self._on_dependencies = on_dependencies or (lambda _waiting: None)
-        self._wave_held = wave_held or (lambda _wave: False)
+        self._wave_held = wave_held or (lambda _wave: "")
+        self._on_held = on_held or (lambda _held, _mark: None)
         self._ledger = ledger
         self._quotas = quotas
         self._linger = linger
@@ -255,6 +259,7 @@ class LaunchCoordinator:
         ]
         # A paused (or cancelled) wave starts nothing new: its requests stay open, its jobs
         # already running are watched and answered as ever.
+        self._tell_held([*pending, *retire], unclaimed)
         pending = [r for r in pending if not self._wave_held(r.wave)]
         retire = [r for r in retire if not self._wave_held(r.wave)]
         pending, refused = self._in_cutover_order(pending, open_requests, now)
@@ -284,6 +289,21 @@ class LaunchCoordinator:
             next_window=min(waits_for_window, default=None),
         )
         return outcomes
+
+    def _tell_held(
+        self, wanted: Sequence[LaunchRequest], unclaimed: Sequence[WaitingLaunch]
+    ) -> None:
+        """Say once per pause of each request the pause holds (it would start now
+        otherwise), so that its thread shows the migration paused."""
+        keys = {request.key for request in wanted}
+        by_hold: dict[str, list[WaitingLaunch]] = {}
+        for launch in unclaimed:
+            hold = self._wave_held(launch.request.wave) if launch.request.key in keys else ""
+            if hold and launch.held_reported != hold:
+                by_hold.setdefault(hold, []).append(launch)
+        for hold, launches in by_hold.items():
+            self._on_held(launches, hold)
+            self._ledger.mark_held_reported(launches, hold)
 
     # --- (c) cutover order ------------------------------------------------------------------
 

@@ -210,6 +210,10 @@ class LaunchLedger(Protocol):
         """These open cutover requests' test instances were retired: they may be planned."""
         ...
 
+    def mark_held_reported(self, launches: Sequence[WaitingLaunch], hold: str) -> None:
+        """The requests were reported held by the wave's pause ``hold`` (its mark)."""
+        ...
+
     def mark_dependencies_reported(self, launches: Sequence[WaitingLaunch]) -> None:
         """These open cutover requests were reported waiting for the applications they go
         after (``dependsOn``): said once, not at every run."""

@@ -666,6 +666,12 @@ class FakeLaunchLedger:
             if key in self.waiting:
                 self.waiting[key] = replace(self.waiting[key], test_instance_retired=True)
 
+    def mark_held_reported(self, launches: Sequence[WaitingLaunch], hold: str) -> None:
+        for launch in launches:
+            key = launch.request.key
+            if key in self.waiting:
+                self.waiting[key] = replace(self.waiting[key], held_reported=hold)
+
     def mark_dependencies_reported(self, launches: Sequence[WaitingLaunch]) -> None:
         for launch in launches:
             key = launch.request.key
