@@ -11,6 +11,8 @@ from orchestration import cli
 from tests.conftest import REPO_ROOT
 
 
+# The whole 25-VM demo: about a minute alone, twice that beside three other test workers.
+@pytest.mark.timeout(300)
 def test_demo_migrates_the_examples_and_rolls_back_the_injected_failure(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

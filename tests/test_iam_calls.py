@@ -70,7 +70,10 @@ from tests.support.pipeline import example_requests, spec_of
 
 TERRAFORM = Path(__file__).resolve().parent.parent / "terraform"
 TARGET_MODULE = TERRAFORM / "modules" / "target-account"
-TIMINGS = replace(Timings.local(), launch_timeout_seconds=3, approval_timeout_seconds=6)
+# The unanswered approval expires within the test; long enough that a busy machine (four test
+# workers on two cores) still decides the others before theirs does, and boots its instances
+# within the launch timeout.
+TIMINGS = replace(Timings.local(), launch_timeout_seconds=30, approval_timeout_seconds=15)
 WAVE_1_CHANNEL = "C07WAVE0001"
 GITHUB_REPOSITORY = "contoso/waves"
 COMMIT = "c" * 40  # the commit tests.support.pipeline publishes the example requests from
