@@ -133,6 +133,7 @@ def _parser() -> argparse.ArgumentParser:
         "wavepilot plan --base origin/main",
         "wavepilot plan --base origin/main --head my-branch --format json",
         "wavepilot plan --comment      # in the pull_request workflow",
+        "wavepilot plan --base origin/main --mgn-drift   # with AWS: MGN's console drift too",
     )
     _add_range_arguments(
         plan,
@@ -146,6 +147,18 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="in a pull_request workflow: comment, set the wavepilot/plan status and write the "
         "job summary (range from $GITHUB_EVENT_PATH unless --base/--head are given)",
+    )
+    plan.add_argument(
+        "--mgn-drift",
+        action="store_true",
+        help="also read MGN in each wave's target account and Region (needs AWS credentials "
+        "that may assume the target role) and warn, at each published VM's line, where MGN's "
+        "console groups it otherwise than the manifests",
+    )
+    plan.add_argument(
+        "--local",
+        action="store_true",
+        help="with --mgn-drift: reach the running `make demo` (.wavepilot/local.json)",
     )
     plan.set_defaults(handler=_plan)
 
@@ -600,6 +613,10 @@ def _plan(args: argparse.Namespace) -> int:
     elif args.base is None:
         raise UsageError("--base is required (--comment reads it from the pull request event)")
     plan = _build_plan(args)
+    if args.mgn_drift:
+        plan.findings.extend(_mgn_drift(plan, local=args.local))
+    elif args.local:
+        raise UsageError("--local goes with --mgn-drift (the plan itself reads only git)")
     if args.format == "json":
         text = json.dumps(plan.as_json(), indent=2, sort_keys=False) + "\n"
     else:
@@ -616,6 +633,17 @@ def _plan(args: argparse.Namespace) -> int:
         if not report_plan(plan, context):
             return EXIT_INVALID
     return EXIT_OK if plan.valid else EXIT_INVALID
+
+
+def _mgn_drift(plan: Plan, *, local: bool) -> list[Finding]:
+    """Warnings where MGN groups the plan's VMs otherwise than the manifests."""
+    from orchestration import wiring
+    from orchestration.operator_cli import connect, operator_errors
+    from orchestration.pipeline.mgn_drift import drift_findings, grouping_drift
+
+    with operator_errors(local=local):
+        connect(local=local)
+        return drift_findings(grouping_drift(plan.requests, wiring.lanes()))
 
 
 def _publish(args: argparse.Namespace) -> int:

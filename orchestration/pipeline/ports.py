@@ -463,6 +463,25 @@ class GroupingLanes(Protocol):
     def for_spec(self, spec: MigrationSpec) -> GroupingLane: ...
 
 
+class GroupingReads(Protocol):
+    """What the plan reads of a lane's MGN to show drift: its grouping, its servers."""
+
+    def grouping(self) -> Grouping: ...
+
+    def source_servers(self) -> list[SourceServer]: ...
+
+
+class GroupingReadLane(Protocol):
+    @property
+    def mgn(self) -> GroupingReads: ...
+
+
+class GroupingReadLanes(Protocol):
+    """The lanes as the plan's drift check sees them (``LaneSessions`` too)."""
+
+    def for_spec(self, spec: MigrationSpec) -> GroupingReadLane: ...
+
+
 class Lanes(Protocol):
     """The lane of each migration (``orchestration.adapters.lanes.LaneSessions``).
 
