@@ -241,8 +241,10 @@ def test_the_wave_summary_counts_equal_the_executions_states_at_the_end(
         json.dumps(summary.blocks)
     )
     assert summary.text == "Wave wave-1: 3 migrations (2 migrated, 1 rolled back) (done)"
-    # Edited in place, not reposted: far fewer versions than the wave's events.
-    assert 1 <= len(summary.versions) <= 12
+    # Edited in place, not reposted: far fewer versions than the wave's events (how many
+    # depends on the pace of the run: at most one edit per category change once due).
+    steps = sum(len(o.steps) for o in outcomes.values())
+    assert 1 <= len(summary.versions) <= steps // 2, (len(summary.versions), steps)
 
 
 def test_the_wave_summary_shows_the_recorded_prediction_against_the_window(
