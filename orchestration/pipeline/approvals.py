@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
@@ -235,7 +235,7 @@ class ApprovalService:
                     f"approval {approval_id} expired at {approval.expires_at.isoformat()}"
                 )
             )
-        if not _is_approver(user, approval.approvers, is_member):
+        if not is_listed(user, approval.approvers, is_member):
             raise refuse(NotAnApproverError(f"<@{user}> is not an approver of {approval.wave}"))
         if is_requester(user):
             raise refuse(
@@ -377,10 +377,12 @@ class ApprovalService:
             )
 
 
-def _is_approver(user: str, approvers: tuple[str, ...], is_member: GroupMembership) -> bool:
-    if user in approvers:
+def is_listed(user: str, principals: Sequence[str], is_member: GroupMembership) -> bool:
+    """Whether ``user`` is one of ``principals``: listed, or a member of a listed user group
+    (``S...``). The rule of every list a wave names: approvers, operators."""
+    if user in principals:
         return True
-    return any(group.startswith("S") and is_member(user, group) for group in approvers)
+    return any(group.startswith("S") and is_member(user, group) for group in principals)
 
 
 def _joined(*parts: str) -> str:

@@ -17,7 +17,7 @@ from typing import Protocol
 from orchestration.adapters.state_store import MigrationRecord
 from orchestration.clock import Clock
 from orchestration.pipeline.approvals import GroupMembership, no_groups
-from orchestration.pipeline.manual_rollback import FINALIZED, operators_of
+from orchestration.pipeline.manual_rollback import FINALIZED, operator_refusal, operators_of
 from orchestration.pipeline.ports import MigrationRecords
 
 
@@ -81,13 +81,9 @@ class FinalizeNowService:
         if record is None:
             raise FinalizeNowError(f"no migration {migration_id}: check the ID")
         operators = operators_of(record, self._default_operators)
-        if user not in operators and not any(
-            group.startswith("S") and is_member(user, group) for group in operators
-        ):
-            raise FinalizeNowError(
-                f"<@{user}> is not an operator of {record.wave}; its operators are "
-                + (", ".join(operators) or "nobody")
-            )
+        refusal = operator_refusal(user, record.wave, operators, is_member)
+        if refusal is not None:
+            raise FinalizeNowError(refusal)
         if record.status == FINALIZED:
             raise FinalizeNowError(f"{record.target_vm_name} is finalized already")
         return record

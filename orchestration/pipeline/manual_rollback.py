@@ -11,6 +11,7 @@ because MGN cannot take back a finalized cutover. Every attempt is audited.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from orchestration.adapters.state_store import MigrationRecord
@@ -18,12 +19,23 @@ from orchestration.adapters.stepfunctions import ExecutionDoesNotExistError
 from orchestration.clock import Clock
 from orchestration.events import Step
 from orchestration.execution_names import rollback_execution_name
-from orchestration.pipeline.approvals import GroupMembership, no_groups
+from orchestration.pipeline.approvals import GroupMembership, is_listed, no_groups
 from orchestration.pipeline.errors import ROLLBACK_REQUESTED
 from orchestration.pipeline.ports import Executions, MigrationRecords
 
 FINALIZED = "COMPLETED"
 ROLLED_BACK = "ROLLED_BACK"
+
+
+def operator_refusal(
+    user: str, wave: str, operators: Sequence[str], is_member: GroupMembership
+) -> str | None:
+    """Why ``user`` may not act as an operator of ``wave`` (None: they may)."""
+    if is_listed(user, operators, is_member):
+        return None
+    return f"<@{user}> is not an operator of {wave}; its operators are " + (
+        ", ".join(operators) or "nobody"
+    )
 
 
 def operators_of(record: MigrationRecord, default_operators: list[str]) -> list[str]:
@@ -90,14 +102,9 @@ class RollbackService:
         record = self._store.get(migration_id)
         if record is None:
             raise RollbackRequestError(f"no migration {migration_id}: check the ID")
-        operators = self.operators(record)
-        if user not in operators and not any(
-            group.startswith("S") and is_member(user, group) for group in operators
-        ):
-            raise NotAnOperatorError(
-                f"<@{user}> is not an operator of {record.wave}; its operators are "
-                + (", ".join(operators) or "nobody")
-            )
+        refusal = operator_refusal(user, record.wave, self.operators(record), is_member)
+        if refusal is not None:
+            raise NotAnOperatorError(refusal)
         if record.status == FINALIZED:
             raise RollbackRequestError(
                 f"{record.target_vm_name} is finalized: the AWS instance is production and MGN "

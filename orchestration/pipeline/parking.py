@@ -22,7 +22,7 @@ from orchestration.adapters.stepfunctions import StepFunctionsRefusedError, Task
 from orchestration.clock import Clock
 from orchestration.events import MigrationParked, Step
 from orchestration.pipeline.approvals import GroupMembership, no_groups
-from orchestration.pipeline.manual_rollback import operators_of
+from orchestration.pipeline.manual_rollback import operator_refusal, operators_of
 from orchestration.pipeline.ports import ApprovalGate, MigrationRecords, ParkRecords, StatusReports
 from orchestration.pipeline.spec import MigrationSpec
 from orchestration.pipeline.steps import failure_reason
@@ -129,13 +129,9 @@ class ParkService:
         if record is None:
             raise ParkError(f"no migration {migration_id}: check the ID")
         operators = operators_of(record, self._default_operators)
-        if user not in operators and not any(
-            group.startswith("S") and is_member(user, group) for group in operators
-        ):
-            raise refuse(
-                f"<@{user}> is not an operator of {record.wave}; its operators are "
-                + (", ".join(operators) or "nobody")
-            )
+        refusal = operator_refusal(user, record.wave, operators, is_member)
+        if refusal is not None:
+            raise refuse(refusal)
         park = self._parks.park(migration_id)
         if park is None:
             raise refuse(f"{record.target_vm_name} is not parked")

@@ -30,6 +30,7 @@ from orchestration.pipeline.manual_rollback import (
     ROLLED_BACK,
     RollbackRequestError,
     RollbackService,
+    operator_refusal,
 )
 from orchestration.pipeline.ports import AuditedWaveMigrations
 
@@ -102,13 +103,9 @@ class WaveControlService:
         is_member: GroupMembership,
     ) -> None:
         operators = sorted({o for r in records for o in self._rollbacks.operators(r)})
-        if user not in operators and not any(
-            group.startswith("S") and is_member(user, group) for group in operators
-        ):
-            raise WaveControlError(
-                f"<@{user}> is not an operator of {wave}; its operators are "
-                + (", ".join(operators) or "nobody")
-            )
+        refusal = operator_refusal(user, wave, operators, is_member)
+        if refusal is not None:
+            raise WaveControlError(refusal)
         control = self._controls.get(wave)
         current = control.state if control is not None else "RUNNING"
         _, allowed = TRANSITIONS[action]
