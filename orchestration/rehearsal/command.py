@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -24,10 +25,13 @@ from orchestration.cli_errors import EXIT_FAILED, EXIT_OK, UsageError
 from orchestration.manifests import disk
 from orchestration.manifests.findings import Severity
 from orchestration.rehearsal import run
+from orchestration.rehearsal.faults import load_fault_profile
 from orchestration.rehearsal.profile import ProfileError, RehearsalProfile, load_profile
+from orchestration.rehearsal.reliability import ReliabilityReport, assess
 from orchestration.statemachine import LaunchSettings
 from orchestration.terminal import terminal
 
+_FAULT_CAMPAIGN_DAYS = 30.0  # beyond every configured wait (a week at most) and a window
 TERMINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 
 
@@ -41,6 +45,7 @@ class RehearseOptions:
     report: Path | None = None
     html: Path | None = None
     launch_design: str = "per-vm"  # LaunchSettings.design: "per-vm" or "batched"
+    faults: Path | None = None  # a fault campaign's profile (faults.py)
 
 
 def _read_input(options: RehearseOptions, profile: RehearsalProfile) -> run.RehearsalInput | None:
@@ -72,6 +77,7 @@ def run_rehearse(options: RehearseOptions) -> int:
     console = terminal()
     try:
         profile = load_profile(options.profile)
+        faults = load_fault_profile(options.faults) if options.faults else None
     except ProfileError as exc:
         for finding in exc.findings:
             print(finding)
@@ -108,11 +114,18 @@ def run_rehearse(options: RehearseOptions) -> int:
             profile,
             on_progress=show,
             launch=LaunchSettings.aws(options.launch_design),
+            faults=faults,
+            # With faults, a migration stuck for good must not hold the run for a year.
+            timeout_days=_FAULT_CAMPAIGN_DAYS if faults else run.DEFAULT_TIMEOUT_DAYS,
         )
     report = build_report(observation)
+    reliability = assess(observation) if faults else None
     if options.report:
         options.report.parent.mkdir(parents=True, exist_ok=True)
-        options.report.write_text(json.dumps(report.as_json(), indent=2) + "\n", encoding="utf-8")
+        document = report.as_json()
+        if reliability is not None:
+            document["reliability"] = reliability.as_json()
+        options.report.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     if options.html:
         options.html.parent.mkdir(parents=True, exist_ok=True)
         options.html.write_text(render_html(report), encoding="utf-8")
@@ -123,4 +136,37 @@ def run_rehearse(options: RehearseOptions) -> int:
         console.print(f"[bold red]{len(unfinished)} migrations did not reach a final state")
     if lost:
         console.print(f"[bold red]{len(lost)} final states never reached their Slack thread")
+    if reliability is not None:
+        print_reliability(reliability, console)
+        # Under faults, R1 is the verdict: migrations may fail (visibly), none may be lost.
+        return EXIT_OK if reliability.holds else EXIT_FAILED
     return EXIT_FAILED if unfinished or lost else EXIT_OK
+
+
+def print_reliability(reliability: ReliabilityReport, console: Any) -> None:
+    """R1's figures, each with its first cases (the JSON report has them all)."""
+    faults = ", ".join(f"{kind} {n}" for kind, n in reliability.faults_by_kind.items())
+    console.print(f"[bold]Fault campaign[/]: injected {faults or 'nothing'}")
+    figures = (
+        ("lost", reliability.lost),
+        ("launched twice", reliability.launched_twice),
+        ("stuck", reliability.stuck),
+        ("final state not in Slack", reliability.not_shown_in_slack),
+    )
+    for name, cases in figures:
+        console.print(f"  {name}: {len(cases)}", markup=False)
+        for case in cases[:5]:
+            console.print(f"    {case.migration_id}: {case.detail}", markup=False)
+    console.print(
+        f"  failures visible in their thread: {reliability.failures_visible}", markup=False
+    )
+    unexplained = reliability.unexplained_dead_letters
+    console.print(
+        f"  dead letters: {len(reliability.dead_letters)}, unexplained {len(unexplained)}",
+        markup=False,
+    )
+    for letter in reliability.dead_letters[:5]:
+        reason = letter.reason or "(no reason)"
+        console.print(f"    {letter.queue}: {reason} [{letter.body[:80]}]", markup=False)
+    verdict = "[bold green]R1 holds" if reliability.holds else "[bold red]R1 does not hold"
+    console.print(verdict)

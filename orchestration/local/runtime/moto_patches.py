@@ -99,6 +99,7 @@ from orchestration.local.runtime.moto_backends import (
     EventSourceMappingRef,
     detach_event_source_mapping_from_queue,
     function_configuration,
+    sqs_now_millis,
 )
 from orchestration.local.virtual_clock import (
     ClockEvent,
@@ -518,7 +519,7 @@ def _replace_queue_messages(original: Callable[..., Any]) -> Callable[..., Any]:
         if active_hooks() is None:
             result: list[Any] = original(self)
             return result
-        now = unix_time_millis()  # moto's Message.visible and .delayed read it per message
+        now = sqs_now_millis()  # moto's Message.visible and .delayed read it per message
         return [m for m in self._messages if now > m.visible_at and now >= m.delayed_until]
 
     return messages
@@ -863,9 +864,25 @@ class ModuleNamePatchPoint:
         setattr(self._module(), self.name, replacement)
 
 
+def _sqs_unix_time_millis() -> float:
+    return sqs_now_millis()
+
+
 _ASL = "moto.stepfunctions.parser.asl"
 
 VIRTUAL_CLOCK_PATCH_POINTS: tuple[ModuleNamePatchPoint, ...] = (
+    ModuleNamePatchPoint(
+        module="moto.sqs.models",
+        name="unix_time_millis",
+        expected=unix_time_millis,
+        uses=(
+            "self.visible_at = unix_time_millis() + visibility_timeout_msec",
+            "self.delayed_until = unix_time_millis() + delay_msec",
+        ),
+        why="SQS's visibility timeouts and delays: a failed batch comes back after the "
+        "queue's visibility timeout of simulated time",
+        replacement=lambda: _sqs_unix_time_millis,
+    ),
     ModuleNamePatchPoint(
         module=f"{_ASL}.component.state.wait.wait_function.wait_function",
         name="time",

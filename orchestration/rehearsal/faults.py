@@ -1,0 +1,263 @@
+"""The fault campaign (issue 18): what goes wrong during a rehearsal, on purpose, at set rates.
+
+A fault profile (YAML, validated like the rehearsal's profile: errors name ``file:line:col``)
+says how often each kind of fault strikes; ``FaultCampaign`` injects them into the running
+embedded system through the hooks its real parts already have (the MGN emulator's ``faults``,
+the Slack stand-in's injected 429s, the bot's wiring, the simulated approvers). One thread
+sleeps on the virtual clock until the next fault is due, as the simulated approvers do.
+
+Every fault injected is logged (``InjectedFault``) so the reliability report can say what the
+system went through; what it must still guarantee (R1) is in ``reliability.py``.
+
+Kinds not implemented are listed in docs/RELIABILITY.md with the reason.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
+
+from orchestration.local.system import EmbeddedSystem
+from orchestration.local.virtual_clock import ClockEvent, ClockThread, VirtualClock
+from orchestration.rehearsal.observation import InjectedFault
+from orchestration.rehearsal.profile import ProfileModel, load_profile_file
+
+__all__ = ["FaultCampaign", "FaultProfile", "InjectedFault", "load_fault_profile"]
+
+Minutes = Annotated[float, Field(ge=0, le=30 * 24 * 60)]
+PositiveMinutes = Annotated[float, Field(gt=0, le=30 * 24 * 60)]
+Count = Annotated[int, Field(ge=0, le=100_000)]
+Rate = Annotated[float, Field(ge=0, le=1)]
+
+
+class Bursts(ProfileModel):
+    """``count`` bursts, the first ``firstAfterMinutes`` after the requests are published,
+    then one every ``everyMinutes`` (simulated time)."""
+
+    count: Count = 0
+    first_after_minutes: Minutes = 30
+    every_minutes: PositiveMinutes = 60
+
+    def instants(self, start: datetime) -> list[datetime]:
+        first = start + timedelta(minutes=self.first_after_minutes)
+        return [first + timedelta(minutes=self.every_minutes * i) for i in range(self.count)]
+
+
+class MgnThrottling(Bursts):
+    requests_per_burst: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=20,
+        description="Requests (to every lane's MGN) answered ThrottlingException per burst.",
+    )
+
+
+class QuotaPressure(Bursts):
+    active_jobs: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=20,
+        description="Jobs another tenant runs in each lane during a burst: at the quota, "
+        "every StartTest/StartCutover is refused (ServiceQuotaExceededException).",
+    )
+    for_minutes: PositiveMinutes = 15
+
+
+class LaunchFailures(ProfileModel):
+    rate: Rate = Field(
+        default=0.0,
+        description="Share of server launches that fail inside their job (the emulator's "
+        "launch_failure_rate: FAILED + LAUNCH_FAILED, no instance).",
+    )
+
+
+class ReplicationStalls(ProfileModel):
+    servers: Count = Field(
+        default=0,
+        description="Servers whose replication stalls from the start and never converges, "
+        "RetryDataReplication or not (drawn with the campaign's seed).",
+    )
+
+
+class SlackStorms(Bursts):
+    calls_per_burst: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=20, description="Slack Web API calls answered 429 (Retry-After: 1) per burst."
+    )
+
+
+class SilentApprovers(ProfileModel):
+    approvals: Count = Field(
+        default=0,
+        description="Approvals nobody ever clicks (the first ones posted): they must expire "
+        "and the migration end visibly, not wait forever.",
+    )
+
+
+class FaultProfile(ProfileModel):
+    seed: int = Field(default=7, description="Draws which servers stall.")
+    mgn_throttling: MgnThrottling = Field(default_factory=MgnThrottling)
+    quota_pressure: QuotaPressure = Field(default_factory=QuotaPressure)
+    launch_failures: LaunchFailures = Field(default_factory=LaunchFailures)
+    replication_stalls: ReplicationStalls = Field(default_factory=ReplicationStalls)
+    slack_rate_limit_storms: SlackStorms = Field(default_factory=SlackStorms)
+    bot_restarts: Bursts = Field(
+        default_factory=Bursts,
+        description="The bot's process restarts: its in-process state (clients, caches, "
+        "the Bolt app) is forgotten, pending approvals included.",
+    )
+    silent_approvers: SilentApprovers = Field(default_factory=SilentApprovers)
+
+
+def load_fault_profile(path: Path) -> FaultProfile:
+    return load_profile_file(path, FaultProfile)
+
+
+@dataclass(order=True)
+class _Due:
+    at: datetime
+    sequence: int
+    kind: str = field(compare=False)
+    detail: str = field(compare=False)
+    action: Callable[[], None] = field(compare=False)
+
+
+class FaultCampaign:
+    """Injects a fault profile's faults into a running embedded system, on the virtual clock."""
+
+    def __init__(
+        self,
+        profile: FaultProfile,
+        system: EmbeddedSystem,
+        servers: Mapping[str, str],  # migration ID -> source server ID
+    ) -> None:
+        assert system.clock is not None
+        self._profile = profile
+        self._system = system
+        self._clock: VirtualClock = system.clock
+        self._servers = dict(servers)
+        self._lock = threading.Lock()
+        self._due: list[_Due] = []
+        self._sequence = 0
+        self._wake = ClockEvent()
+        self._stopping = False
+        self._thread: ClockThread | None = None
+        self.injected: list[InjectedFault] = []
+        self.stalled: dict[str, str] = {}  # migration ID -> its stalled server
+
+    # --- the schedule ----------------------------------------------------------------------
+
+    def start(self) -> FaultCampaign:
+        now = self._clock.now()
+        self._stall_replication()
+        profile = self._profile
+        for at in profile.mgn_throttling.instants(now):
+            count = profile.mgn_throttling.requests_per_burst
+            self._schedule(at, "mgnThrottling", f"next {count} requests per lane", self._throttle)
+        pressure = profile.quota_pressure
+        for at in pressure.instants(now):
+            self._schedule(
+                at,
+                "quotaPressure",
+                f"{pressure.active_jobs} phantom jobs per lane for {pressure.for_minutes:g} min",
+                self._press,
+            )
+            self._schedule(
+                at + timedelta(minutes=pressure.for_minutes),
+                "quotaPressure",
+                "phantom jobs gone",
+                self._release,
+            )
+        storms = profile.slack_rate_limit_storms
+        for at in storms.instants(now):
+            self._schedule(
+                at, "slackRateLimitStorms", f"next {storms.calls_per_burst} calls 429", self._storm
+            )
+        for at in profile.bot_restarts.instants(now):
+            self._schedule(at, "botRestarts", "bot in-process state reset", _restart_bot)
+        self._thread = ClockThread(target=self._run, name="fault-campaign", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def record(self, kind: str, detail: str) -> None:
+        """Log a fault injected elsewhere (a silent approver, a failed launch)."""
+        with self._lock:
+            self.injected.append(InjectedFault(kind, self._clock.now(), detail))
+
+    def _schedule(self, at: datetime, kind: str, detail: str, action: Callable[[], None]) -> None:
+        with self._lock:
+            self._sequence += 1
+            heapq.heappush(self._due, _Due(at, self._sequence, kind, detail, action))
+
+    def _run(self) -> None:
+        while not self._stopping:
+            with self._lock:
+                soonest = self._due[0] if self._due else None
+                if soonest is not None and soonest.at <= self._clock.now():
+                    heapq.heappop(self._due)
+                    self.injected.append(
+                        InjectedFault(soonest.kind, self._clock.now(), soonest.detail)
+                    )
+                else:
+                    self._wake.clear()
+                    soonest = None
+            if soonest is not None:
+                soonest.action()
+                continue
+            with self._lock:
+                following = self._due[0].at if self._due else None
+            timeout = None
+            if following is not None:
+                timeout = max(0.0, (following - self._clock.now()).total_seconds())
+            self._wake.wait(timeout=timeout)
+
+    # --- the faults --------------------------------------------------------------------------
+
+    def _throttle(self) -> None:
+        assert self._system.mgn_fleet is not None
+        for lane in self._system.mgn_fleet.lanes().values():
+            lane.faults.throttle_next_requests(self._profile.mgn_throttling.requests_per_burst)
+
+    def _press(self) -> None:
+        assert self._system.mgn_fleet is not None
+        for lane in self._system.mgn_fleet.lanes().values():
+            lane.faults.apply_quota_pressure(active_jobs=self._profile.quota_pressure.active_jobs)
+
+    def _release(self) -> None:
+        assert self._system.mgn_fleet is not None
+        for lane in self._system.mgn_fleet.lanes().values():
+            lane.faults.apply_quota_pressure(active_jobs=0)
+
+    def _storm(self) -> None:
+        assert self._system.slack is not None
+        self._system.slack.inject_rate_limits(self._profile.slack_rate_limit_storms.calls_per_burst)
+
+    def _stall_replication(self) -> None:
+        """Stall the drawn servers for good: no retry ends the stall (lag never converges)."""
+        count = min(self._profile.replication_stalls.servers, len(self._servers))
+        rng = random.Random(self._profile.seed)  # noqa: S311 - a reproducible simulation
+        for migration_id in sorted(rng.sample(sorted(self._servers), count)):
+            server = self._servers[migration_id]
+            self._system.mgn_of_server(server).faults.stall_replication(
+                server,
+                raw_error="Replication lag never converges (fault campaign)",
+                ends_on_retry=False,
+            )
+            self.stalled[migration_id] = server
+            self.record("replicationStalls", f"{migration_id} ({server}) stalled for good")
+
+
+def _restart_bot() -> None:
+    """What a new bot process starts with: nothing built (clients, caches, the app)."""
+    from bot import wiring
+
+    wiring.reset()
