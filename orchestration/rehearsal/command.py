@@ -7,7 +7,8 @@ the summary per wave and writes the JSON and HTML reports.
 Exit status: 0 when every migration reached a final state and every final state reached its
 Slack thread (the forecast may still say a wave overruns its window: that is a finding, not a
 failure of the command); 1 when manifests or the profile are invalid or the run left
-migrations unfinished or Slack updates lost; 2 for usage errors.
+migrations unfinished or Slack updates lost; 2 for usage errors. With ``--faults`` (a fault
+campaign, docs/RELIABILITY.md) the verdict is goal R1 instead: 0 when it holds, else 1.
 """
 
 from __future__ import annotations

@@ -23,10 +23,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from orchestration.local.runtime.fault_points import RuntimeFaults, use_runtime_faults
 from orchestration.local.system import EmbeddedSystem
 from orchestration.local.virtual_clock import ClockEvent, ClockThread, VirtualClock
+from orchestration.naming import BOT_FUNCTIONS, FUNCTIONS
 from orchestration.rehearsal.observation import InjectedFault
 from orchestration.rehearsal.profile import ProfileModel, load_profile_file
 
@@ -97,6 +99,39 @@ class SilentApprovers(ProfileModel):
     )
 
 
+class LambdaCrashes(ProfileModel):
+    functions: dict[str, Rate] = Field(
+        default_factory=dict,
+        description="Function (its handler name, e.g. slack_notifier, request_launch) -> "
+        "share of its invocations that crash after the handler returned (Runtime.ExitError).",
+    )
+
+    @field_validator("functions")
+    @classmethod
+    def _known_functions(cls, value: dict[str, float]) -> dict[str, float]:
+        known = (*FUNCTIONS, *BOT_FUNCTIONS)
+        for name in value:
+            if name not in known:
+                raise ValueError(f"unknown function {name!r}: one of {', '.join(known)}")
+        return value
+
+
+class DuplicateDeliveries(ProfileModel):
+    rate: Rate = Field(
+        default=0.0,
+        description="Share of SQS messages delivered twice to their function (request queue, "
+        "Slack status and priority queues): handled, not deleted, delivered again.",
+    )
+
+
+class DynamoDbThrottling(Bursts):
+    requests_per_burst: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=5,
+        description="Requests naming the state table answered "
+        "ProvisionedThroughputExceededException per burst.",
+    )
+
+
 class FaultProfile(ProfileModel):
     seed: int = Field(default=7, description="Draws which servers stall.")
     mgn_throttling: MgnThrottling = Field(default_factory=MgnThrottling)
@@ -110,6 +145,9 @@ class FaultProfile(ProfileModel):
         "the Bolt app) is forgotten, pending approvals included.",
     )
     silent_approvers: SilentApprovers = Field(default_factory=SilentApprovers)
+    lambda_crashes: LambdaCrashes = Field(default_factory=LambdaCrashes)
+    duplicate_deliveries: DuplicateDeliveries = Field(default_factory=DuplicateDeliveries)
+    dynamodb_throttling: DynamoDbThrottling = Field(default_factory=DynamoDbThrottling)
 
 
 def load_fault_profile(path: Path) -> FaultProfile:
@@ -147,6 +185,14 @@ class FaultCampaign:
         self._thread: ClockThread | None = None
         self.injected: list[InjectedFault] = []
         self.stalled: dict[str, str] = {}  # migration ID -> its stalled server
+        self._runtime = RuntimeFaults(
+            seed=profile.seed,
+            crash_after_handler={
+                system.names.function(name): share
+                for name, share in profile.lambda_crashes.functions.items()
+            },
+            duplicate_delivery_rate=profile.duplicate_deliveries.rate,
+        )
 
     # --- the schedule ----------------------------------------------------------------------
 
@@ -178,15 +224,37 @@ class FaultCampaign:
             )
         for at in profile.bot_restarts.instants(now):
             self._schedule(at, "botRestarts", "bot in-process state reset", _restart_bot)
+        throttling = profile.dynamodb_throttling
+        for at in throttling.instants(now):
+            self._schedule(
+                at,
+                "dynamodbThrottling",
+                f"next {throttling.requests_per_burst} state table requests",
+                self._throttle_table,
+            )
+        use_runtime_faults(self._runtime)
         self._thread = ClockThread(target=self._run, name="fault-campaign", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop injecting; log what the runtime's fault points did (counted as they struck)."""
         self._stopping = True
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        use_runtime_faults(None)
+        runtime = self._runtime
+        for function, n in sorted(runtime.crashed.items()):
+            self._record_times("lambdaCrashes", n, f"{function} crashed after its handler")
+        for queue, n in sorted(runtime.duplicated.items()):
+            self._record_times("duplicateDeliveries", n, f"{queue.rsplit(':', 1)[-1]} redelivered")
+        for table, n in sorted(runtime.throttled.items()):
+            self._record_times("dynamodbThrottledRequests", n, f"{table} request refused")
+
+    def _record_times(self, kind: str, times: int, detail: str) -> None:
+        for _ in range(times):
+            self.record(kind, detail)
 
     def record(self, kind: str, detail: str) -> None:
         """Log a fault injected elsewhere (a silent approver, a failed launch)."""
@@ -240,6 +308,12 @@ class FaultCampaign:
     def _storm(self) -> None:
         assert self._system.slack is not None
         self._system.slack.inject_rate_limits(self._profile.slack_rate_limit_storms.calls_per_burst)
+
+    def _throttle_table(self) -> None:
+        assert self._system.resources is not None
+        self._runtime.throttle_table(
+            self._system.resources.table_name, self._profile.dynamodb_throttling.requests_per_burst
+        )
 
     def _stall_replication(self) -> None:
         """Stall the drawn servers for good: no retry ends the stall (lag never converges)."""

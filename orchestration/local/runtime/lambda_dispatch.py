@@ -23,6 +23,7 @@ from typing import Any
 from orchestration.local.api_recorder import running_function
 from orchestration.local.runtime.config import environment_mismatches
 from orchestration.local.runtime.counters import CounterBook
+from orchestration.local.runtime.fault_points import active_runtime_faults
 from orchestration.local.runtime.lambda_context import LocalLambdaContext
 from orchestration.local.virtual_clock import active_virtual_clock
 
@@ -186,6 +187,14 @@ class LambdaDispatcher:
         started = time.monotonic()
         try:
             result = self._run_handler(function, payload, qualifier, request_id, started)
+            faults = active_runtime_faults()
+            if faults is not None and faults.crashes_after(function.function_name):
+                # The side effects happened; the report never leaves (fault_points.py).
+                raise LambdaRuntimeError(
+                    "Runtime.ExitError",
+                    "RequestId: " + request_id + " Error: Runtime exited with error: signal: "
+                    "killed (after the handler returned: fault campaign)",
+                )
             outcome = InvocationOutcome(payload=encode_result(result))
         except (Exception, SystemExit) as exc:
             self._report_failure(function, exc)

@@ -94,6 +94,7 @@ from moto.dynamodb.models.table import Table
 
 from orchestration.local.runtime.errors import MotoPatchPointMissingError, RuntimeAlreadyActiveError
 from orchestration.local.runtime.eventbridge_targets import EventTargetDelivery
+from orchestration.local.runtime.fault_points import active_runtime_faults
 from orchestration.local.runtime.lambda_dispatch import LambdaDispatcher
 from orchestration.local.runtime.moto_backends import (
     EventSourceMappingRef,
@@ -455,6 +456,11 @@ def _replace_dynamodb_call_action(original: Callable[..., Any]) -> Callable[...,
     def call_action(self: Any) -> Any:
         if active_hooks() is None:
             return original(self)
+        faults = active_runtime_faults()
+        if faults is not None:
+            refusal = faults.dynamodb_refusal(str(self.body or ""))
+            if refusal is not None:
+                return refusal
         with _dynamodb_lock:
             return original(self)
 
