@@ -9,13 +9,20 @@ judged from what they recorded (docs/RELIABILITY.md).
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from orchestration.cli import main
 from orchestration.rehearsal.faults import FaultProfile
+from orchestration.rehearsal.observation import (
+    DeadLetter,
+    JobRecord,
+    RehearsalObservation,
+    StepRecord,
+    VmObservation,
+)
 from orchestration.rehearsal.profile import RehearsalProfile
 from orchestration.rehearsal.reliability import assess
 from orchestration.rehearsal.run import rehearse, synthetic_input
@@ -125,3 +132,100 @@ def test_under_every_implemented_fault_nothing_is_lost_and_every_end_is_visible(
     assert reliability.unexplained_dead_letters == ()
     assert reliability.holds
     assert reliability.failures_visible >= 2  # the stalled server and the silent approval
+
+
+def test_rehearse_with_faults_puts_r1_in_the_json_report_and_exits_0_when_it_holds(
+    tmp_path: Path,
+) -> None:
+    profile = tmp_path / "faults.yaml"
+    profile.write_text(
+        "slackRateLimitStorms: {count: 2, firstAfterMinutes: 30, everyMinutes: 30, "
+        "callsPerBurst: 20}\nbotRestarts: {count: 1, firstAfterMinutes: 100}\n"
+    )
+    report = tmp_path / "faults.json"
+    code = main(
+        [
+            "rehearse",
+            "--vms",
+            "4",
+            "--start",
+            START.isoformat(),
+            "--faults",
+            str(profile),
+            "--report",
+            str(report),
+        ]
+    )
+    reliability = json.loads(report.read_text())["reliability"]
+    assert reliability["faultsInjected"] == {"botRestarts": 1, "slackRateLimitStorms": 2}
+    assert reliability["r1Holds"] is True
+    assert reliability["lost"] == {"count": 0, "cases": []}
+    assert code == 0
+
+
+def _vm(migration_id: str, **fields: object) -> VmObservation:
+    base: dict[str, object] = {
+        "migration_id": migration_id,
+        "wave": "wave-000",
+        "app_name": "app",
+        "target_vm_name": migration_id,
+        "account_id": "111122223333",
+        "region": "eu-west-1",
+        "os_family": "linux",
+        "disk_bytes": 1,
+        "source_server_id": f"s-{migration_id}",
+        "final_status": "SUCCEEDED",
+        "record_status": "COMPLETED",
+        "steps": (StepRecord("FinalizeCutover", "SUCCEEDED", START),),
+        "jobs": (),
+        "slack_final_shown": True,
+    }
+    return VmObservation(**{**base, **fields})  # type: ignore[arg-type]
+
+
+def _job(job_id: str, kind: str, minutes: int, status: str = "LAUNCHED") -> JobRecord:
+    created = START + timedelta(minutes=minutes)
+    return JobRecord(job_id, kind, created, created + timedelta(minutes=10), 1, status)  # type: ignore[arg-type]
+
+
+def test_r1_names_each_case_lost_launched_twice_stuck_not_shown_and_unexplained() -> None:
+    week = 7 * 24 * 3600.0
+    vms = (
+        _vm("fine", jobs=(_job("j1", "test", 0, "FAILED"), _job("j2", "test", 30))),
+        _vm("never-started", final_status="NOT_STARTED", record_status="UNKNOWN", steps=()),
+        _vm("orphaned", final_status="FAILED", record_status="RUNNING"),
+        _vm("twice", jobs=(_job("j3", "cutover", 0), _job("j4", "cutover", 60))),
+        _vm(
+            "quiet",
+            final_status="RUNNING",
+            record_status="RUNNING",
+            steps=(StepRecord("WaitForReplication", "WAITING", START),),
+        ),
+        _vm("unseen", record_status="ROLLED_BACK", final_status="FAILED", slack_final_shown=False),
+    )
+    observation = RehearsalObservation(
+        started_at=START,
+        ended_at=START,
+        wall_seconds=1.0,
+        design="per-vm",
+        waves=(),
+        vms=vms,
+        quotas={},
+        test_launch_seconds={},
+        cutover_launch_seconds={},
+        replication_initiation_seconds=0.0,
+        replication_bytes_per_second={},
+        dead_letters=(
+            DeadLetter("q", "m1", "not a status event", "slack_notifier", "{}"),
+            DeadLetter("q", "m2", "", "", "{}"),
+        ),
+        longest_wait_seconds=week,
+        watched_until=START + timedelta(seconds=week + 60),
+    )
+    reliability = assess(observation)
+    assert [c.migration_id for c in reliability.lost] == ["never-started", "orphaned"]
+    assert [c.migration_id for c in reliability.launched_twice] == ["twice"]
+    assert [c.migration_id for c in reliability.stuck] == ["quiet"]
+    assert [c.migration_id for c in reliability.not_shown_in_slack] == ["unseen"]
+    assert [d.message_id for d in reliability.unexplained_dead_letters] == ["m2"]
+    assert not reliability.holds

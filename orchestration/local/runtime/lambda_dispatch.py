@@ -86,6 +86,11 @@ class LambdaRuntimeError(Exception):
         self.error_type = error_type
 
 
+class InjectedCrashError(LambdaRuntimeError):
+    """The fault campaign's crash after the handler returned (fault_points.py): expected, so
+    logged as information, not as a runtime failure."""
+
+
 def resolve_handler(handler: str) -> Handler:
     """Import the module a ``Handler`` setting names and return its callable, as the runtime does.
 
@@ -190,7 +195,7 @@ class LambdaDispatcher:
             faults = active_runtime_faults()
             if faults is not None and faults.crashes_after(function.function_name):
                 # The side effects happened; the report never leaves (fault_points.py).
-                raise LambdaRuntimeError(
+                raise InjectedCrashError(
                     "Runtime.ExitError",
                     "RequestId: " + request_id + " Error: Runtime exited with error: signal: "
                     "killed (after the handler returned: fault campaign)",
@@ -270,7 +275,7 @@ class LambdaDispatcher:
 
     def _report_failure(self, function: FunctionConfiguration, exc: BaseException) -> None:
         self._counters.lambda_errors.add(function.function_name)
-        if isinstance(exc, LambdaRuntimeError):
+        if isinstance(exc, LambdaRuntimeError) and not isinstance(exc, InjectedCrashError):
             LOGGER.error("%s: [%s] %s", function.function_name, exc.error_type, exc)
         else:
             LOGGER.info("%s raised %s: %s", function.function_name, type(exc).__name__, exc)
