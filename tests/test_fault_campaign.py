@@ -54,6 +54,12 @@ SHORT_CAMPAIGN = {
         "everyMinutes": 30,
         "callsPerBurst": 40,
     },
+    "slackServerErrorStorms": {
+        "count": 3,
+        "firstAfterMinutes": 45,
+        "everyMinutes": 60,
+        "forSeconds": 120,
+    },
     "botRestarts": {"count": 3, "firstAfterMinutes": 200, "everyMinutes": 30},
     "silentApprovers": {"approvals": 1},
     "lambdaCrashes": {
@@ -103,6 +109,7 @@ def test_under_every_implemented_fault_nothing_is_lost_and_every_end_is_visible(
         "quotaPressure",
         "replicationStalls",
         "slackRateLimitStorms",
+        "slackServerErrorStorms",
         "botRestarts",
         "silentApprovers",
         "lambdaCrashes",

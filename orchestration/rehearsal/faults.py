@@ -91,6 +91,12 @@ class SlackStorms(Bursts):
     )
 
 
+class SlackServerErrors(Bursts):
+    for_seconds: Annotated[float, Field(gt=0, le=24 * 3600)] = Field(
+        default=60, description="How long each outage lasts: every Web API call gets HTTP 503."
+    )
+
+
 class SilentApprovers(ProfileModel):
     approvals: Count = Field(
         default=0,
@@ -139,6 +145,7 @@ class FaultProfile(ProfileModel):
     launch_failures: LaunchFailures = Field(default_factory=LaunchFailures)
     replication_stalls: ReplicationStalls = Field(default_factory=ReplicationStalls)
     slack_rate_limit_storms: SlackStorms = Field(default_factory=SlackStorms)
+    slack_server_error_storms: SlackServerErrors = Field(default_factory=SlackServerErrors)
     bot_restarts: Bursts = Field(
         default_factory=Bursts,
         description="The bot's process restarts: its in-process state (clients, caches, "
@@ -221,6 +228,14 @@ class FaultCampaign:
         for at in storms.instants(now):
             self._schedule(
                 at, "slackRateLimitStorms", f"next {storms.calls_per_burst} calls 429", self._storm
+            )
+        errors = profile.slack_server_error_storms
+        for at in errors.instants(now):
+            self._schedule(
+                at,
+                "slackServerErrorStorms",
+                f"503 for {errors.for_seconds:g} s",
+                self._outage,
             )
         for at in profile.bot_restarts.instants(now):
             self._schedule(at, "botRestarts", "bot in-process state reset", _restart_bot)
@@ -314,6 +329,10 @@ class FaultCampaign:
         self._runtime.throttle_table(
             self._system.resources.table_name, self._profile.dynamodb_throttling.requests_per_burst
         )
+
+    def _outage(self) -> None:
+        assert self._system.slack is not None
+        self._system.slack.inject_server_errors(self._profile.slack_server_error_storms.for_seconds)
 
     def _stall_replication(self) -> None:
         """Stall the drawn servers for good: no retry ends the stall (lag never converges)."""
