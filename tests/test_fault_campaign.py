@@ -165,6 +165,11 @@ def test_rehearse_with_faults_puts_r1_in_the_json_report_and_exits_0_when_it_hol
     )
     reliability = json.loads(report.read_text())["reliability"]
     assert reliability["faultsInjected"] == {"botRestarts": 1, "slackRateLimitStorms": 2}
+    assert [f["kind"] for f in reliability["faults"]] == [
+        "slackRateLimitStorms",
+        "slackRateLimitStorms",
+        "botRestarts",
+    ]
     assert reliability["r1Holds"] is True
     assert reliability["lost"] == {"count": 0, "cases": []}
     assert code == 0

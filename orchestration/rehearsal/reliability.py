@@ -30,6 +30,7 @@ from typing import Any
 
 from orchestration.rehearsal.observation import (
     DeadLetter,
+    InjectedFault,
     JobRecord,
     RehearsalObservation,
     VmObservation,
@@ -60,7 +61,10 @@ class ReliabilityReport:
     not_shown_in_slack: tuple[Case, ...]
     dead_letters: tuple[DeadLetter, ...]
     faults_by_kind: dict[str, int]
-    failures_visible: int  # migrations that failed or rolled back, their end in their thread
+    failures_visible: int
+    injected: tuple[
+        InjectedFault, ...
+    ] = ()  # migrations that failed or rolled back, their end in their thread
 
     @property
     def unexplained_dead_letters(self) -> tuple[DeadLetter, ...]:
@@ -81,6 +85,9 @@ class ReliabilityReport:
         return {
             "r1Holds": self.holds,
             "faultsInjected": self.faults_by_kind,
+            "faults": [
+                {"kind": f.kind, "at": f.at.isoformat(), "detail": f.detail} for f in self.injected
+            ],
             "lost": _cases(self.lost),
             "launchedTwice": _cases(self.launched_twice),
             "stuck": _cases(self.stuck),
@@ -134,6 +141,7 @@ def assess(observation: RehearsalObservation) -> ReliabilityReport:
         dead_letters=observation.dead_letters,
         faults_by_kind=dict(sorted(Counter(f.kind for f in observation.faults_injected).items())),
         failures_visible=visible,
+        injected=observation.faults_injected,
     )
 
 
