@@ -49,11 +49,15 @@ class RehearseOptions:
     faults: Path | None = None  # a fault campaign's profile (faults.py)
 
 
-def _read_input(options: RehearseOptions, profile: RehearsalProfile) -> run.RehearsalInput | None:
+def _read_input(
+    options: RehearseOptions, profile: RehearsalProfile, *, wants_callbacks: bool = False
+) -> run.RehearsalInput | None:
     """The VMs to rehearse; None (findings printed) when the manifests have errors."""
     if options.paths is None:
         assert options.vms is not None
-        return run.synthetic_input(options.vms, start=options.start, profile=profile)
+        return run.synthetic_input(
+            options.vms, start=options.start, profile=profile, callbacks=wants_callbacks
+        )
     try:
         paths = disk.discover(list(options.paths))
     except disk.PathNotFoundError as exc:
@@ -83,7 +87,9 @@ def run_rehearse(options: RehearseOptions) -> int:
         for finding in exc.findings:
             print(finding)
         return EXIT_FAILED
-    rehearsal = _read_input(options, profile)
+    rehearsal = _read_input(
+        options, profile, wants_callbacks=bool(faults and faults.callback_outages.count)
+    )
     if rehearsal is None:
         console.print("[bold red]not rehearsed:[/] fix the manifests first")
         return EXIT_FAILED
@@ -160,6 +166,10 @@ def print_reliability(reliability: ReliabilityReport, console: Any) -> None:
             console.print(f"    {case.migration_id}: {case.detail}", markup=False)
     console.print(
         f"  failures visible in their thread: {reliability.failures_visible}", markup=False
+    )
+    console.print(
+        f"  callbacks lost (logged CALLBACK_FAILED): {len(reliability.callbacks_lost)}",
+        markup=False,
     )
     unexplained = reliability.unexplained_dead_letters
     console.print(

@@ -25,6 +25,7 @@ from typing import Annotated
 
 from pydantic import Field, field_validator
 
+from orchestration.local.callback_receiver import ReceiverMode
 from orchestration.local.runtime.fault_points import RuntimeFaults, use_runtime_faults
 from orchestration.local.system import EmbeddedSystem
 from orchestration.local.virtual_clock import ClockEvent, ClockThread, VirtualClock
@@ -97,6 +98,14 @@ class SlackServerErrors(Bursts):
     )
 
 
+class CallbackOutages(Bursts):
+    for_minutes: PositiveMinutes = Field(
+        default=10,
+        description="How long each outage lasts: the callback endpoint answers 503 "
+        "(overloaded). A synthetic wave (--vms) then gives every VM a callback URL.",
+    )
+
+
 class SilentApprovers(ProfileModel):
     approvals: Count = Field(
         default=0,
@@ -152,6 +161,7 @@ class FaultProfile(ProfileModel):
         "the Bolt app) is forgotten, pending approvals included.",
     )
     silent_approvers: SilentApprovers = Field(default_factory=SilentApprovers)
+    callback_outages: CallbackOutages = Field(default_factory=CallbackOutages)
     lambda_crashes: LambdaCrashes = Field(default_factory=LambdaCrashes)
     duplicate_deliveries: DuplicateDeliveries = Field(default_factory=DuplicateDeliveries)
     dynamodb_throttling: DynamoDbThrottling = Field(default_factory=DynamoDbThrottling)
@@ -236,6 +246,20 @@ class FaultCampaign:
                 "slackServerErrorStorms",
                 f"503 for {errors.for_seconds:g} s",
                 self._outage,
+            )
+        outages = profile.callback_outages
+        for at in outages.instants(now):
+            self._schedule(
+                at,
+                "callbackOutages",
+                f"callback endpoints answer 503 for {outages.for_minutes:g} min",
+                self._callbacks_down,
+            )
+            self._schedule(
+                at + timedelta(minutes=outages.for_minutes),
+                "callbackOutages",
+                "callback endpoints back",
+                self._callbacks_up,
             )
         for at in profile.bot_restarts.instants(now):
             self._schedule(at, "botRestarts", "bot in-process state reset", _restart_bot)
@@ -329,6 +353,14 @@ class FaultCampaign:
         self._runtime.throttle_table(
             self._system.resources.table_name, self._profile.dynamodb_throttling.requests_per_burst
         )
+
+    def _callbacks_down(self) -> None:
+        assert self._system.callbacks is not None
+        self._system.callbacks.mode = ReceiverMode.UNAVAILABLE
+
+    def _callbacks_up(self) -> None:
+        assert self._system.callbacks is not None
+        self._system.callbacks.mode = ReceiverMode.UP
 
     def _outage(self) -> None:
         assert self._system.slack is not None

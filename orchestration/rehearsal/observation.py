@@ -89,6 +89,15 @@ class InjectedFault:
 
 
 @dataclass(frozen=True, slots=True)
+class LostCallback:
+    """A status event the callback endpoint saw attempts of (``attempts``) and never took."""
+
+    migration_id: str
+    sequence: int
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
 class DeadLetter:
     """A message left on a dead-letter queue at the end, and why (its ``failureReason``
     attribute: "" when whatever moved it there said nothing, as SQS's redrive does)."""
@@ -146,5 +155,6 @@ class RehearsalObservation:
     # The fault campaign (``rehearse --faults``): what it injected and what the DLQs held.
     faults_injected: tuple[InjectedFault, ...] = ()
     dead_letters: tuple[DeadLetter, ...] = ()
+    callbacks_lost: tuple[LostCallback, ...] = ()
     watched_until: datetime | None = None  # simulated: the runner's last look
     longest_wait_seconds: float = 0.0  # the longest configured wait (stuck = no step for longer)

@@ -16,8 +16,10 @@ the observation does not hold.
 - **not shown**: a final state its thread's root does not show (the rehearsal's own check);
 - **unexplained dead letters**: a message on a DLQ without a ``failureReason``.
 
-Callbacks lost after their retry budget are not judged here: the rehearsal's VMs configure no
-callback endpoints (docs/RELIABILITY.md).
+- **callbacks lost** (listed, not part of R1: callbacks are best effort, and the handler logs
+  CALLBACK_FAILED for each): status events the callback endpoint saw attempts of and never
+  accepted. An endpoint that refuses connections leaves no trace at the receiver: only its
+  answered attempts are counted.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from orchestration.rehearsal.observation import (
     DeadLetter,
     InjectedFault,
     JobRecord,
+    LostCallback,
     RehearsalObservation,
     VmObservation,
 )
@@ -61,10 +64,9 @@ class ReliabilityReport:
     not_shown_in_slack: tuple[Case, ...]
     dead_letters: tuple[DeadLetter, ...]
     faults_by_kind: dict[str, int]
-    failures_visible: int
-    injected: tuple[
-        InjectedFault, ...
-    ] = ()  # migrations that failed or rolled back, their end in their thread
+    failures_visible: int  # migrations that failed or rolled back, their end in their thread
+    injected: tuple[InjectedFault, ...] = ()
+    callbacks_lost: tuple[LostCallback, ...] = ()
 
     @property
     def unexplained_dead_letters(self) -> tuple[DeadLetter, ...]:
@@ -93,7 +95,15 @@ class ReliabilityReport:
             "stuck": _cases(self.stuck),
             "notShownInSlack": _cases(self.not_shown_in_slack),
             "failuresVisibleInThread": self.failures_visible,
-            "callbacksLost": None,  # not measured: no callback endpoints in a rehearsal
+            # Allowed (callbacks are best effort) but never silent: each is listed here and
+            # the callback handler logged CALLBACK_FAILED for it.
+            "callbacksLost": {
+                "count": len(self.callbacks_lost),
+                "cases": [
+                    {"migrationId": c.migration_id, "sequence": c.sequence, "attempts": c.attempts}
+                    for c in self.callbacks_lost
+                ],
+            },
             "deadLetters": {
                 "count": len(self.dead_letters),
                 "unexplained": len(self.unexplained_dead_letters),
@@ -142,6 +152,7 @@ def assess(observation: RehearsalObservation) -> ReliabilityReport:
         faults_by_kind=dict(sorted(Counter(f.kind for f in observation.faults_injected).items())),
         failures_visible=visible,
         injected=observation.faults_injected,
+        callbacks_lost=observation.callbacks_lost,
     )
 
 

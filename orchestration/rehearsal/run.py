@@ -48,6 +48,7 @@ from orchestration.rehearsal.observation import (
     InjectedFault,
     JobRecord,
     LaneQuotas,
+    LostCallback,
     RehearsalObservation,
     StepRecord,
     VmObservation,
@@ -104,12 +105,23 @@ def manifest_input(
     return RehearsalInput(tuple(vms), start), findings
 
 
-def synthetic_input(vm_count: int, *, start: datetime, profile: RehearsalProfile) -> RehearsalInput:
+SYNTHETIC_CALLBACK_URL = "https://cmdb.rehearsal.invalid/hooks/wavepilot"
+
+
+def synthetic_input(
+    vm_count: int, *, start: datetime, profile: RehearsalProfile, callbacks: bool = False
+) -> RehearsalInput:
     """A synthetic wave of ``vm_count`` VMs (``wave-000``, one lane), its window where the
-    profile's ``synthetic`` section puts it relative to ``start``."""
+    profile's ``synthetic`` section puts it relative to ``start``; with ``callbacks``, every
+    VM posts its status events to a callback endpoint (the embedded callback receiver)."""
     opens = start + timedelta(hours=profile.synthetic.window_opens_after_hours)
     closes = opens + timedelta(hours=profile.synthetic.window_hours)
-    text = wave_yaml(0, vm_count, window=(opens.isoformat(), closes.isoformat()))
+    text = wave_yaml(
+        0,
+        vm_count,
+        window=(opens.isoformat(), closes.isoformat()),
+        callback_url=SYNTHETIC_CALLBACK_URL if callbacks else None,
+    )
     rehearsal, findings = manifest_input([ManifestFile("wave-000.yaml", text)], start=start)
     errors = [f for f in findings if f.severity is Severity.ERROR]
     if errors:  # pragma: no cover - the generator writes valid waves
@@ -209,6 +221,7 @@ def rehearse(
             observation,
             faults_injected=tuple(sorted(injected, key=lambda f: f.at)),
             dead_letters=tuple(_dead_letters(system)),
+            callbacks_lost=tuple(_callbacks_lost(system)),
             longest_wait_seconds=float(_longest_wait(system)),
             watched_until=ended_at,
         )
@@ -223,6 +236,21 @@ def _longest_wait(system: EmbeddedSystem) -> int:
         timings.approval_timeout_seconds,
         system.options.launch_settings.cutover_timeout_seconds,
     )
+
+
+def _callbacks_lost(system: EmbeddedSystem) -> list[LostCallback]:
+    """Status events the callback endpoint was asked to take (it saw an attempt) but never
+    accepted: the callback handler's retry budget ran out (it logs CALLBACK_FAILED)."""
+    assert system.callbacks is not None
+    attempts: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for delivery in system.callbacks.received():
+        detail = delivery.event.get("detail") or {}
+        attempts[(str(detail.get("migrationId", "")), delivery.sequence)].append(delivery.answered)
+    return [
+        LostCallback(migration_id, sequence, len(answers))
+        for (migration_id, sequence), answers in sorted(attempts.items())
+        if 200 not in answers
+    ]
 
 
 def _dead_letters(system: EmbeddedSystem) -> list[DeadLetter]:
