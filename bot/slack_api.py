@@ -7,7 +7,8 @@ Slack's limits (reference/slack.md) shape this module:
 - ``chat.update`` is one Tier 3 budget (about 50 a minute) for every message the app edits
   in the workspace, so edits are paced workspace-wide (and the notifier coalesces them);
 - over a limit Slack answers 429 with ``Retry-After``: slack_sdk's
-  ``RateLimitErrorRetryHandler`` sleeps that long and retries (here a few times, not once).
+  ``RateLimitErrorRetryHandler`` sleeps that long and retries (here a few times, not once);
+- a 500/503 (an outage) is retried with exponential backoff on the same clock.
 
 Pacing is in-process: on AWS the notifier runs with reserved concurrency 1 and reads a FIFO
 queue one batch at a time, so one container makes every status call. A clock scale lets the
@@ -30,6 +31,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
 )
 from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.http_retry.request import HttpRequest
@@ -50,6 +52,13 @@ UPDATE_BURST = 10
 # invocation rather than by SQS's visibility timeout (minutes). A longer storm fails the
 # batch; SQS redelivers it after the visibility timeout: late, never lost.
 RATE_LIMIT_RETRIES = 30
+# Retries of a call Slack answered 500/503, after 1, 2, 4 ... 30 Slack seconds (about four
+# minutes in all): a short outage is waited out inside one invocation. Failing the batch
+# instead spends one of the status queue's five receives per visibility timeout, and a
+# half-hour of outages dead-lettered status events, approval requests among them (the fault
+# campaign found it, docs/RELIABILITY.md).
+SERVER_ERROR_RETRIES = 10
+SERVER_ERROR_MAX_WAIT_SECONDS = 30.0
 
 
 class PacingClock:
@@ -175,6 +184,27 @@ class PacedRateLimitRetryHandler(RateLimitErrorRetryHandler):
         state.increment_current_attempt()
 
 
+class PacedServerErrorRetryHandler(ServerErrorRetryHandler):
+    """slack_sdk's 500/503 handler, backing off exponentially on the Slack clock."""
+
+    def __init__(self, clock: PacingClock, max_retry_count: int) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self._clock = clock
+
+    def prepare_for_next_attempt(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        state.next_attempt_requested = True
+        wait = min(SERVER_ERROR_MAX_WAIT_SECONDS, 2.0**state.current_attempt)
+        self._clock.sleep(wait + random.random())  # noqa: S311 - jitter
+        state.increment_current_attempt()
+
+
 def web_client(
     token: str,
     base_url: str,
@@ -187,7 +217,10 @@ def web_client(
 
     ``rate_limit_retries=0`` leaves 429s to the caller (:class:`PacedSlack` retries them
     through its pacing, so a retry does not jump the queue of paced calls)."""
-    handlers: list[RetryHandler] = [ConnectionErrorRetryHandler(max_retry_count=2)]
+    handlers: list[RetryHandler] = [
+        ConnectionErrorRetryHandler(max_retry_count=2),
+        PacedServerErrorRetryHandler(clock, SERVER_ERROR_RETRIES),
+    ]
     if rate_limit_retries:
         handlers.append(PacedRateLimitRetryHandler(clock, usage, rate_limit_retries))
     return WebClient(token=token, base_url=base_url, retry_handlers=handlers, timeout=10)

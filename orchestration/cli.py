@@ -433,6 +433,7 @@ def _add_rehearse_command(commands: argparse._SubParsersAction[argparse.Argument
         "wavepilot rehearse                       # every wave of the repository",
         "wavepilot rehearse --wave wave-2 --html wave-2.html",
         "wavepilot rehearse --vms 200 --profile pilot.yaml --report rehearsal.json",
+        "wavepilot rehearse --vms 300 --faults benchmarks/profiles/faults.yaml",
     )
     rehearse.add_argument(
         "paths",
@@ -472,6 +473,13 @@ def _add_rehearse_command(commands: argparse._SubParsersAction[argparse.Argument
         default="per-vm",
         help="how MGN launches start: per-vm (each migration its own job, the default) or "
         "batched (each lane's launch coordinator packs them into jobs)",
+    )
+    rehearse.add_argument(
+        "--faults",
+        type=Path,
+        metavar="FILE",
+        help="a fault campaign's profile (YAML; see docs/RELIABILITY.md): inject its faults "
+        "and judge goal R1 (exit 1 if it does not hold)",
     )
     rehearse.set_defaults(handler=_rehearse)
 
@@ -799,6 +807,7 @@ def _rehearse(args: argparse.Namespace) -> int:
             html=args.html,
             start=args.start or _now(),
             launch_design=args.launch_design,
+            faults=args.faults,
         )
     )
 

@@ -19,8 +19,10 @@ def wave_yaml(
     *,
     resized: frozenset[int] = frozenset(),
     window: tuple[str, str] | None = None,
+    callback_url: str | None = None,
 ) -> str:
-    """One wave file; VMs whose index is in ``resized`` get a bigger instance type."""
+    """One wave file; VMs whose index is in ``resized`` get a bigger instance type; every VM
+    posts its status events to ``callback_url`` if given."""
     rng = random.Random(wave)  # noqa: S311 - reproducible synthetic data, not security
     lines = [
         "# yaml-language-server: $schema=../wave.schema.json",
@@ -37,6 +39,7 @@ def wave_yaml(
         "approvers: [S07MIGLEADS, U07CAROL001]",
         "operators: [U07BOBOPS01]",
         "defaults:",
+        *([f"  callbackUrls: [{callback_url}]"] if callback_url else []),
         "  subnetId: subnet-0e31f42a53b64c758",
         "  securityGroupIds: [sg-0e31f42a53b64c758]",
         "  testSubnetId: subnet-0e31f42a53b64c999",

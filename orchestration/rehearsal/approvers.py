@@ -63,6 +63,7 @@ class SimulatedApprovers:
         model: ApproverModel,
         *,
         seed: int,
+        never_answered: int = 0,
     ) -> None:
         self._slack = slack
         self._store = store
@@ -77,6 +78,11 @@ class SimulatedApprovers:
         self._stopping = False
         self._thread: ClockThread | None = None
         self.clicks: list[ApprovalClick] = []
+        # The fault campaign's approver who never answers: the first ``never_answered``
+        # approval messages posted (a migration's, or a group's) are never clicked: their
+        # approvals must expire, visibly.
+        self._never_answered = never_answered
+        self.unanswered: list[str] = []
 
     def start(self) -> SimulatedApprovers:
         self._slack.workspace.add_post_listener(self._on_post)
@@ -100,8 +106,11 @@ class SimulatedApprovers:
         key = f"group:{group}"
         with self._lock:
             if key in self._seen:
-                return  # a click is already due for it
+                return  # a click is already due for it (or nobody will ever click it)
             self._seen.add(key)
+            if len(self.unanswered) < self._never_answered:
+                self.unanswered.append(key)  # stays seen: never clicked
+                return
             posted = self._clock.now()
             self._sequence += 1
             heapq.heappush(
@@ -126,6 +135,9 @@ class SimulatedApprovers:
             if approval_id in self._seen:
                 return
             self._seen.add(approval_id)
+            if len(self.unanswered) < self._never_answered:
+                self.unanswered.append(approval_id)
+                return
             posted = self._clock.now()
             self._sequence += 1
             heapq.heappush(

@@ -7,7 +7,8 @@ the summary per wave and writes the JSON and HTML reports.
 Exit status: 0 when every migration reached a final state and every final state reached its
 Slack thread (the forecast may still say a wave overruns its window: that is a finding, not a
 failure of the command); 1 when manifests or the profile are invalid or the run left
-migrations unfinished or Slack updates lost; 2 for usage errors.
+migrations unfinished or Slack updates lost; 2 for usage errors. With ``--faults`` (a fault
+campaign, docs/RELIABILITY.md) the verdict is goal R1 instead: 0 when it holds, else 1.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -24,10 +26,13 @@ from orchestration.cli_errors import EXIT_FAILED, EXIT_OK, UsageError
 from orchestration.manifests import disk
 from orchestration.manifests.findings import Severity
 from orchestration.rehearsal import run
+from orchestration.rehearsal.faults import load_fault_profile
 from orchestration.rehearsal.profile import ProfileError, RehearsalProfile, load_profile
+from orchestration.rehearsal.reliability import ReliabilityReport, assess
 from orchestration.statemachine import LaunchSettings
 from orchestration.terminal import terminal
 
+_FAULT_CAMPAIGN_DAYS = 30.0  # beyond every configured wait (a week at most) and a window
 TERMINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 
 
@@ -41,13 +46,18 @@ class RehearseOptions:
     report: Path | None = None
     html: Path | None = None
     launch_design: str = "per-vm"  # LaunchSettings.design: "per-vm" or "batched"
+    faults: Path | None = None  # a fault campaign's profile (faults.py)
 
 
-def _read_input(options: RehearseOptions, profile: RehearsalProfile) -> run.RehearsalInput | None:
+def _read_input(
+    options: RehearseOptions, profile: RehearsalProfile, *, wants_callbacks: bool = False
+) -> run.RehearsalInput | None:
     """The VMs to rehearse; None (findings printed) when the manifests have errors."""
     if options.paths is None:
         assert options.vms is not None
-        return run.synthetic_input(options.vms, start=options.start, profile=profile)
+        return run.synthetic_input(
+            options.vms, start=options.start, profile=profile, callbacks=wants_callbacks
+        )
     try:
         paths = disk.discover(list(options.paths))
     except disk.PathNotFoundError as exc:
@@ -72,11 +82,14 @@ def run_rehearse(options: RehearseOptions) -> int:
     console = terminal()
     try:
         profile = load_profile(options.profile)
+        faults = load_fault_profile(options.faults) if options.faults else None
     except ProfileError as exc:
         for finding in exc.findings:
             print(finding)
         return EXIT_FAILED
-    rehearsal = _read_input(options, profile)
+    rehearsal = _read_input(
+        options, profile, wants_callbacks=bool(faults and faults.callback_outages.count)
+    )
     if rehearsal is None:
         console.print("[bold red]not rehearsed:[/] fix the manifests first")
         return EXIT_FAILED
@@ -108,11 +121,18 @@ def run_rehearse(options: RehearseOptions) -> int:
             profile,
             on_progress=show,
             launch=LaunchSettings.aws(options.launch_design),
+            faults=faults,
+            # With faults, a migration stuck for good must not hold the run for a year.
+            timeout_days=_FAULT_CAMPAIGN_DAYS if faults else run.DEFAULT_TIMEOUT_DAYS,
         )
     report = build_report(observation)
+    reliability = assess(observation) if faults else None
     if options.report:
         options.report.parent.mkdir(parents=True, exist_ok=True)
-        options.report.write_text(json.dumps(report.as_json(), indent=2) + "\n", encoding="utf-8")
+        document = report.as_json()
+        if reliability is not None:
+            document["reliability"] = reliability.as_json()
+        options.report.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     if options.html:
         options.html.parent.mkdir(parents=True, exist_ok=True)
         options.html.write_text(render_html(report), encoding="utf-8")
@@ -123,4 +143,41 @@ def run_rehearse(options: RehearseOptions) -> int:
         console.print(f"[bold red]{len(unfinished)} migrations did not reach a final state")
     if lost:
         console.print(f"[bold red]{len(lost)} final states never reached their Slack thread")
+    if reliability is not None:
+        print_reliability(reliability, console)
+        # Under faults, R1 is the verdict: migrations may fail (visibly), none may be lost.
+        return EXIT_OK if reliability.holds else EXIT_FAILED
     return EXIT_FAILED if unfinished or lost else EXIT_OK
+
+
+def print_reliability(reliability: ReliabilityReport, console: Any) -> None:
+    """R1's figures, each with its first cases (the JSON report has them all)."""
+    faults = ", ".join(f"{kind} {n}" for kind, n in reliability.faults_by_kind.items())
+    console.print(f"[bold]Fault campaign[/]: injected {faults or 'nothing'}")
+    figures = (
+        ("lost", reliability.lost),
+        ("launched twice", reliability.launched_twice),
+        ("stuck", reliability.stuck),
+        ("final state not in Slack", reliability.not_shown_in_slack),
+    )
+    for name, cases in figures:
+        console.print(f"  {name}: {len(cases)}", markup=False)
+        for case in cases[:5]:
+            console.print(f"    {case.migration_id}: {case.detail}", markup=False)
+    console.print(
+        f"  failures visible in their thread: {reliability.failures_visible}", markup=False
+    )
+    console.print(
+        f"  callbacks lost (logged CALLBACK_FAILED): {len(reliability.callbacks_lost)}",
+        markup=False,
+    )
+    unexplained = reliability.unexplained_dead_letters
+    console.print(
+        f"  dead letters: {len(reliability.dead_letters)}, unexplained {len(unexplained)}",
+        markup=False,
+    )
+    for letter in reliability.dead_letters[:5]:
+        reason = letter.reason or "(no reason)"
+        console.print(f"    {letter.queue}: {reason} [{letter.body[:80]}]", markup=False)
+    verdict = "[bold green]R1 holds" if reliability.holds else "[bold red]R1 does not hold"
+    console.print(verdict)

@@ -79,6 +79,37 @@ class VmObservation:
 
 
 @dataclass(frozen=True, slots=True)
+class InjectedFault:
+    """One fault the campaign injected: its kind (the fault profile's section), when, and
+    what it hit."""
+
+    kind: str
+    at: datetime
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class LostCallback:
+    """A status event the callback endpoint saw attempts of (``attempts``) and never took."""
+
+    migration_id: str
+    sequence: int
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message left on a dead-letter queue at the end, and why (its ``failureReason``
+    attribute: "" when whatever moved it there said nothing, as SQS's redrive does)."""
+
+    queue: str
+    message_id: str
+    reason: str
+    rejected_by: str
+    body: str  # the first 200 characters
+
+
+@dataclass(frozen=True, slots=True)
 class WaveObservation:
     name: str
     account_id: str
@@ -121,3 +152,9 @@ class RehearsalObservation:
     lambda_invocations: int = 0
     state_transitions: int = 0
     approvals_expired: int = 0
+    # The fault campaign (``rehearse --faults``): what it injected and what the DLQs held.
+    faults_injected: tuple[InjectedFault, ...] = ()
+    dead_letters: tuple[DeadLetter, ...] = ()
+    callbacks_lost: tuple[LostCallback, ...] = ()
+    watched_until: datetime | None = None  # simulated: the runner's last look
+    longest_wait_seconds: float = 0.0  # the longest configured wait (stuck = no step for longer)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, time, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -256,6 +256,9 @@ class RehearsalProfile(ProfileModel):
         )
 
 
+_Profile = TypeVar("_Profile", bound=ProfileModel)
+
+
 class ProfileError(Exception):
     """A profile that cannot be used: each finding names file:line:col."""
 
@@ -266,8 +269,14 @@ class ProfileError(Exception):
 
 def load_profile(path: Path | None) -> RehearsalProfile:
     """The defaults, or ``path``'s changes to them."""
+    return load_profile_file(path, RehearsalProfile)
+
+
+def load_profile_file(path: Path | None, model: type[_Profile]) -> _Profile:
+    """``model``'s defaults, or ``path``'s changes to them; errors name ``file:line:col``
+    (the rehearsal's profile and the fault campaign's share this)."""
     if path is None:
-        return RehearsalProfile()
+        return model()
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -277,11 +286,11 @@ def load_profile(path: Path | None) -> RehearsalProfile:
     except YamlSourceError as exc:
         raise ProfileError([exc.finding]) from exc
     if document.data is None:
-        return RehearsalProfile()
+        return model()
     if not isinstance(document.data, dict):
         raise ProfileError([Finding(str(path), 1, 1, "a profile is a mapping of sections")])
     try:
-        return RehearsalProfile.model_validate(document.data)
+        return model.model_validate(document.data)
     except ValidationError as exc:
         from orchestration.manifests.validation import findings_from_validation_error
 

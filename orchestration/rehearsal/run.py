@@ -42,9 +42,13 @@ from orchestration.manifests.findings import Finding, Severity
 from orchestration.manifests.validation import LocatedVm, ManifestFile, validate_files
 from orchestration.pipeline.spec import MigrationSpec
 from orchestration.rehearsal.approvers import SimulatedApprovers, approval_button_value
+from orchestration.rehearsal.faults import FaultCampaign, FaultProfile
 from orchestration.rehearsal.observation import (
+    DeadLetter,
+    InjectedFault,
     JobRecord,
     LaneQuotas,
+    LostCallback,
     RehearsalObservation,
     StepRecord,
     VmObservation,
@@ -55,6 +59,7 @@ from orchestration.statemachine import LaunchSettings, Timings
 
 __all__ = ["Progress", "RehearsalInput", "manifest_input", "rehearse", "synthetic_input"]
 
+DEFAULT_TIMEOUT_DAYS = 400.0  # beyond the executions' own timeout (a year)
 _GIB = 1024**3
 _WATCH_SECONDS = 300.0  # the runner looks at the executions every 5 simulated minutes,
 _WATCH_MAX = 4 * 3600.0  # up to every 4 hours while nothing ends
@@ -100,12 +105,23 @@ def manifest_input(
     return RehearsalInput(tuple(vms), start), findings
 
 
-def synthetic_input(vm_count: int, *, start: datetime, profile: RehearsalProfile) -> RehearsalInput:
+SYNTHETIC_CALLBACK_URL = "https://cmdb.rehearsal.invalid/hooks/wavepilot"
+
+
+def synthetic_input(
+    vm_count: int, *, start: datetime, profile: RehearsalProfile, callbacks: bool = False
+) -> RehearsalInput:
     """A synthetic wave of ``vm_count`` VMs (``wave-000``, one lane), its window where the
-    profile's ``synthetic`` section puts it relative to ``start``."""
+    profile's ``synthetic`` section puts it relative to ``start``; with ``callbacks``, every
+    VM posts its status events to a callback endpoint (the embedded callback receiver)."""
     opens = start + timedelta(hours=profile.synthetic.window_opens_after_hours)
     closes = opens + timedelta(hours=profile.synthetic.window_hours)
-    text = wave_yaml(0, vm_count, window=(opens.isoformat(), closes.isoformat()))
+    text = wave_yaml(
+        0,
+        vm_count,
+        window=(opens.isoformat(), closes.isoformat()),
+        callback_url=SYNTHETIC_CALLBACK_URL if callbacks else None,
+    )
     rehearsal, findings = manifest_input([ManifestFile("wave-000.yaml", text)], start=start)
     errors = [f for f in findings if f.severity is Severity.ERROR]
     if errors:  # pragma: no cover - the generator writes valid waves
@@ -118,13 +134,18 @@ def rehearse(
     profile: RehearsalProfile,
     *,
     on_progress: Callable[[Progress], None] | None = None,
-    timeout_days: float = 400.0,  # beyond the executions' own timeout (a year)
+    timeout_days: float = DEFAULT_TIMEOUT_DAYS,
     log_file: Path | None = None,
     launch: LaunchSettings | None = None,
+    faults: FaultProfile | None = None,
 ) -> RehearsalObservation:
     """Run every VM of ``rehearsal`` to a final state on the embedded system; observe it.
     ``launch``: the launch design and its settings (``LaunchSettings.aws()``, per-vm, by
-    default), so one input can be rehearsed with each design."""
+    default), so one input can be rehearsed with each design. ``faults``: the fault
+    campaign's profile (faults.py), injected while the rehearsal runs."""
+    if faults is not None and faults.launch_failures.rate > profile.launches.failure_rate:
+        launches = profile.launches.model_copy(update={"failure_rate": faults.launch_failures.rate})
+        profile = profile.model_copy(update={"launches": launches})
     requests = [request_for(vm, commit=_COMMIT, author=_AUTHOR) for vm in rehearsal.vms]
     specs = [MigrationSpec.from_request(r, r.revision or "", "rehearsal") for r in requests]
     disks = {vm.migration_id: _disks_gib(vm, profile) for vm in rehearsal.vms}
@@ -155,8 +176,14 @@ def rehearse(
         )
         table = MigrationStore(_table())
         approvers = SimulatedApprovers(
-            system.slack, table, system.clock, profile.approvers, seed=profile.seed
+            system.slack,
+            table,
+            system.clock,
+            profile.approvers,
+            seed=profile.seed,
+            never_answered=faults.silent_approvers.approvals if faults else 0,
         ).start()
+        campaign = FaultCampaign(faults, system, servers).start() if faults else None
         try:
             driver = MigrationDriver(system)
             published_at = system.clock.now()
@@ -165,8 +192,19 @@ def rehearse(
             _let_slack_settle(system, specs)
         finally:
             approvers.stop()
+            if campaign is not None:
+                campaign.stop()
         wall = time.monotonic() - began
-        return _observe(
+        injected: list[InjectedFault] = []
+        if campaign is not None:
+            injected = [
+                *campaign.injected,
+                *(
+                    InjectedFault("silentApprovers", published_at, f"approval {a} never clicked")
+                    for a in approvers.unanswered
+                ),
+            ]
+        observation = _observe(
             system,
             specs,
             servers,
@@ -177,6 +215,80 @@ def rehearse(
             wall_seconds=wall,
             approvals_expired=0,
         )
+        if campaign is None:
+            return observation
+        return replace(
+            observation,
+            faults_injected=tuple(sorted(injected, key=lambda f: f.at)),
+            dead_letters=tuple(_dead_letters(system)),
+            callbacks_lost=tuple(_callbacks_lost(system)),
+            longest_wait_seconds=float(_longest_wait(system)),
+            watched_until=ended_at,
+        )
+
+
+def _longest_wait(system: EmbeddedSystem) -> int:
+    """The longest a migration may legitimately sit without a step: its longest timeout."""
+    timings = system.options.timings
+    return max(
+        timings.replication_timeout_seconds,
+        timings.launch_timeout_seconds,
+        timings.approval_timeout_seconds,
+        system.options.launch_settings.cutover_timeout_seconds,
+    )
+
+
+def _callbacks_lost(system: EmbeddedSystem) -> list[LostCallback]:
+    """Status events the callback endpoint was asked to take (it saw an attempt) but never
+    accepted: the callback handler's retry budget ran out (it logs CALLBACK_FAILED)."""
+    assert system.callbacks is not None
+    attempts: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for delivery in system.callbacks.received():
+        detail = delivery.event.get("detail") or {}
+        attempts[(str(detail.get("migrationId", "")), delivery.sequence)].append(delivery.answered)
+    return [
+        LostCallback(migration_id, sequence, len(answers))
+        for (migration_id, sequence), answers in sorted(attempts.items())
+        if 200 not in answers
+    ]
+
+
+def _dead_letters(system: EmbeddedSystem) -> list[DeadLetter]:
+    """Every message on the dead-letter queues at the end, with the reason it carries."""
+    assert system.resources is not None
+    resources = system.resources
+    sqs = system.client("sqs")
+    found: list[DeadLetter] = []
+    for url in (
+        resources.dead_letter_queue_url,
+        resources.slack_status_dead_letter_queue_url,
+        resources.slack_priority_dead_letter_queue_url,
+        resources.github_progress_dead_letter_queue_url,
+    ):
+        seen: set[str] = set()
+        while True:
+            messages = sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=10,
+                MessageAttributeNames=["All"],
+                VisibilityTimeout=600,
+            ).get("Messages", [])
+            fresh = [m for m in messages if m["MessageId"] not in seen]
+            if not fresh:
+                break
+            for message in fresh:
+                seen.add(message["MessageId"])
+                attributes = message.get("MessageAttributes", {})
+                found.append(
+                    DeadLetter(
+                        queue=url.rsplit("/", 1)[-1],
+                        message_id=message["MessageId"],
+                        reason=attributes.get("failureReason", {}).get("StringValue", ""),
+                        rejected_by=attributes.get("rejectedBy", {}).get("StringValue", ""),
+                        body=message.get("Body", "")[:200],
+                    )
+                )
+    return found
 
 
 # --- setting the system up -----------------------------------------------------------------

@@ -23,6 +23,7 @@ from typing import Any
 from orchestration.local.api_recorder import running_function
 from orchestration.local.runtime.config import environment_mismatches
 from orchestration.local.runtime.counters import CounterBook
+from orchestration.local.runtime.fault_points import active_runtime_faults
 from orchestration.local.runtime.lambda_context import LocalLambdaContext
 from orchestration.local.virtual_clock import active_virtual_clock
 
@@ -83,6 +84,11 @@ class LambdaRuntimeError(Exception):
     def __init__(self, error_type: str, message: str) -> None:
         super().__init__(message)
         self.error_type = error_type
+
+
+class InjectedCrashError(LambdaRuntimeError):
+    """The fault campaign's crash after the handler returned (fault_points.py): expected, so
+    logged as information, not as a runtime failure."""
 
 
 def resolve_handler(handler: str) -> Handler:
@@ -186,6 +192,14 @@ class LambdaDispatcher:
         started = time.monotonic()
         try:
             result = self._run_handler(function, payload, qualifier, request_id, started)
+            faults = active_runtime_faults()
+            if faults is not None and faults.crashes_after(function.function_name):
+                # The side effects happened; the report never leaves (fault_points.py).
+                raise InjectedCrashError(
+                    "Runtime.ExitError",
+                    "RequestId: " + request_id + " Error: Runtime exited with error: signal: "
+                    "killed (after the handler returned: fault campaign)",
+                )
             outcome = InvocationOutcome(payload=encode_result(result))
         except (Exception, SystemExit) as exc:
             self._report_failure(function, exc)
@@ -261,7 +275,7 @@ class LambdaDispatcher:
 
     def _report_failure(self, function: FunctionConfiguration, exc: BaseException) -> None:
         self._counters.lambda_errors.add(function.function_name)
-        if isinstance(exc, LambdaRuntimeError):
+        if isinstance(exc, LambdaRuntimeError) and not isinstance(exc, InjectedCrashError):
             LOGGER.error("%s: [%s] %s", function.function_name, exc.error_type, exc)
         else:
             LOGGER.info("%s raised %s: %s", function.function_name, type(exc).__name__, exc)

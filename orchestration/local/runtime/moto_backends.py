@@ -159,6 +159,21 @@ def sqs_event_source_mappings() -> list[EventSourceMappingRef]:
     return refs
 
 
+def sqs_now_millis() -> float:
+    """SQS's now in epoch milliseconds: the virtual clock's while one runs, else real time.
+
+    Visibility timeouts and delays are SQS's own waits: on the simulated clock a failed
+    batch's messages must come back after the queue's visibility timeout of simulated time
+    (as on AWS), not of real time, or a FIFO group stays blocked for simulated days (the fault
+    campaign found this: a Slack 429 storm stopped every later thread update)."""
+    from orchestration.local.virtual_clock import active_virtual_clock
+
+    clock = active_virtual_clock()
+    if clock is None or clock.closed:
+        return unix_time_millis()
+    return clock.now().timestamp() * 1000.0
+
+
 def has_visible_message(queue_arn: str) -> bool:
     """True if a receive on the queue ``queue_arn`` would return a message now (False if it is
     gone): the virtual clock's busy probe for a queue a poller has not drained yet.
@@ -174,7 +189,7 @@ def has_visible_message(queue_arn: str) -> bool:
         return False
     if queue is None:
         return False
-    now = unix_time_millis()
+    now = sqs_now_millis()
     messages = list(queue._messages)  # a snapshot: senders and receivers change it meanwhile
     if not queue.fifo_queue:
         return any(now > m.visible_at and now >= m.delayed_until for m in messages)

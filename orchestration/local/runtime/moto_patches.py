@@ -94,11 +94,13 @@ from moto.dynamodb.models.table import Table
 
 from orchestration.local.runtime.errors import MotoPatchPointMissingError, RuntimeAlreadyActiveError
 from orchestration.local.runtime.eventbridge_targets import EventTargetDelivery
+from orchestration.local.runtime.fault_points import active_runtime_faults
 from orchestration.local.runtime.lambda_dispatch import LambdaDispatcher
 from orchestration.local.runtime.moto_backends import (
     EventSourceMappingRef,
     detach_event_source_mapping_from_queue,
     function_configuration,
+    sqs_now_millis,
 )
 from orchestration.local.virtual_clock import (
     ClockEvent,
@@ -454,6 +456,11 @@ def _replace_dynamodb_call_action(original: Callable[..., Any]) -> Callable[...,
     def call_action(self: Any) -> Any:
         if active_hooks() is None:
             return original(self)
+        faults = active_runtime_faults()
+        if faults is not None:
+            refusal = faults.dynamodb_refusal(str(self.body or ""))
+            if refusal is not None:
+                return refusal
         with _dynamodb_lock:
             return original(self)
 
@@ -518,7 +525,7 @@ def _replace_queue_messages(original: Callable[..., Any]) -> Callable[..., Any]:
         if active_hooks() is None:
             result: list[Any] = original(self)
             return result
-        now = unix_time_millis()  # moto's Message.visible and .delayed read it per message
+        now = sqs_now_millis()  # moto's Message.visible and .delayed read it per message
         return [m for m in self._messages if now > m.visible_at and now >= m.delayed_until]
 
     return messages
@@ -863,9 +870,25 @@ class ModuleNamePatchPoint:
         setattr(self._module(), self.name, replacement)
 
 
+def _sqs_unix_time_millis() -> float:
+    return sqs_now_millis()
+
+
 _ASL = "moto.stepfunctions.parser.asl"
 
 VIRTUAL_CLOCK_PATCH_POINTS: tuple[ModuleNamePatchPoint, ...] = (
+    ModuleNamePatchPoint(
+        module="moto.sqs.models",
+        name="unix_time_millis",
+        expected=unix_time_millis,
+        uses=(
+            "self.visible_at = unix_time_millis() + visibility_timeout_msec",
+            "self.delayed_until = unix_time_millis() + delay_msec",
+        ),
+        why="SQS's visibility timeouts and delays: a failed batch comes back after the "
+        "queue's visibility timeout of simulated time",
+        replacement=lambda: _sqs_unix_time_millis,
+    ),
     ModuleNamePatchPoint(
         module=f"{_ASL}.component.state.wait.wait_function.wait_function",
         name="time",

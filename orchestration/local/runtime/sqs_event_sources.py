@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from orchestration.local.runtime.counters import CounterBook
+from orchestration.local.runtime.fault_points import active_runtime_faults
 from orchestration.local.runtime.lambda_dispatch import InvocationOutcome, LambdaDispatcher
 from orchestration.local.runtime.moto_backends import (
     ArnParts,
@@ -375,6 +376,17 @@ class SqsEventSourcePoller:
             reports_item_failures=settings.reports_batch_item_failures,
         )
         succeeded = [m for m in batch if m["MessageId"] not in failed]
+        faults = active_runtime_faults()
+        if faults is not None:  # at-least-once: some handled messages come back (fault_points)
+            succeeded = [
+                m
+                for m in succeeded
+                if not faults.delivers_again(
+                    settings.queue_arn,
+                    m["MessageId"],
+                    int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+                )
+            ]
         for start in range(0, len(succeeded), SQS_RECEIVE_LIMIT):
             chunk = succeeded[start : start + SQS_RECEIVE_LIMIT]
             sqs.delete_message_batch(

@@ -117,6 +117,7 @@ class SlackStandIn:
         self._requests: list[RecordedRequest] = []
         self._dialogs: list[ConfirmDialog] = []
         self._requests_lock = threading.Lock()
+        self._outage_until = 0.0  # Slack time until which calls get 503 (inject_server_errors)
         self._app_url: str | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -217,14 +218,25 @@ class SlackStandIn:
             return 200, {}, {"ok": False, "error": "not_authed"}
         if token != self.workspace.bot_token:
             return 200, {}, {"ok": False, "error": "invalid_auth"}
+        refused = self._refusal(method, params)
+        if refused is not None:
+            return refused
+        if parse_error is not None:
+            return 200, {}, {"ok": False, "error": parse_error}
+        return 200, {}, self.workspace.call(method, params)
+
+    def _refusal(
+        self, method: str, params: JsonDict
+    ) -> tuple[int, dict[str, str], JsonDict] | None:
+        """An outage's 503 (inject_server_errors), else a 429 over a limit, else None."""
+        if self.clock.now() < self._outage_until:  # an outage: no side effect
+            return 503, {}, {"ok": False, "error": "service_unavailable"}
         retry_after = self._limiter.admit(
             method, channel=self.workspace.channel_key(params.get("channel"))
         )
         if retry_after is not None:
             return 429, {"Retry-After": str(retry_after)}, {"ok": False, "error": "ratelimited"}
-        if parse_error is not None:
-            return 200, {}, {"ok": False, "error": parse_error}
-        return 200, {}, self.workspace.call(method, params)
+        return None
 
     # -- rate limits -------------------------------------------------------------------------
 
@@ -233,6 +245,12 @@ class SlackStandIn:
     ) -> None:
         """The next `count` calls (of `method`, or of any method) get 429, before any bucket."""
         self._limiter.inject(count, method=method, retry_after=retry_after)
+
+    def inject_server_errors(self, seconds: float) -> None:
+        """A Slack outage: for `seconds` of Slack time every Web API call gets HTTP 503 and
+        changes nothing."""
+        with self._requests_lock:
+            self._outage_until = max(self._outage_until, self.clock.now() + seconds)
 
     def rate_limited(self) -> dict[str, int]:
         """429s returned so far, by method."""

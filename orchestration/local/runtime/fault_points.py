@@ -1,0 +1,115 @@
+"""Faults the local runtime injects on request (the fault campaign, ``rehearse --faults``).
+
+Three points, each where AWS itself would fail that way:
+
+- **a Lambda that crashes after its side effect**: the handler ran (its AWS calls were made)
+  and then the process died before it reported: the invocation fails with
+  ``Runtime.ExitError``, as Lambda reports a runtime that exited; the caller retries as it
+  would on AWS (an SQS batch comes back after its visibility timeout, Step Functions applies
+  the state's Retry/Catch);
+- **DynamoDB throttling**: the next requests naming a table get
+  ``ProvisionedThroughputExceededException`` (HTTP 400), which the SDK retries with backoff;
+- **duplicate SQS deliveries**: a share of messages an event source handled is not deleted,
+  so SQS delivers it again after its visibility timeout (SQS is at-least-once).
+
+One ``RuntimeFaults`` is active per process at most (``use_runtime_faults``); with none, every
+point behaves as before. Draws are seeded hashes, so a rerun injects the same faults.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = [
+    "RuntimeFaults",
+    "active_runtime_faults",
+    "use_runtime_faults",
+]
+
+_THROTTLED_TYPE = "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException"
+
+
+def _draw(*key: object) -> float:
+    digest = hashlib.sha256(":".join(str(k) for k in key).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+@dataclass
+class RuntimeFaults:
+    """What the runtime's fault points do while active; counts what they did."""
+
+    seed: int = 0
+    # Function name (as configured) -> share of its invocations that crash.
+    crash_after_handler: Mapping[str, float] = field(default_factory=dict)
+    duplicate_delivery_rate: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _throttle: dict[str, int] = field(default_factory=dict, repr=False)  # table -> requests left
+    _invocations: Counter[str] = field(default_factory=Counter, repr=False)
+    crashed: Counter[str] = field(default_factory=Counter)  # function -> invocations crashed
+    throttled: Counter[str] = field(default_factory=Counter)  # table -> requests refused
+    duplicated: Counter[str] = field(default_factory=Counter)  # queue ARN -> messages kept
+
+    def throttle_table(self, table_name: str, requests: int) -> None:
+        """Refuse the next ``requests`` requests naming ``table_name``."""
+        with self._lock:
+            self._throttle[table_name] = self._throttle.get(table_name, 0) + requests
+
+    # --- the points ------------------------------------------------------------------------
+
+    def crashes_after(self, function_name: str) -> bool:
+        """Whether this invocation of ``function_name`` crashes after its handler returned."""
+        share = next(
+            (s for part, s in self.crash_after_handler.items() if part in function_name), 0.0
+        )
+        if share <= 0:
+            return False
+        with self._lock:
+            self._invocations[function_name] += 1
+            nth = self._invocations[function_name]
+        if _draw(self.seed, "crash", function_name, nth) >= share:
+            return False
+        with self._lock:
+            self.crashed[function_name] += 1
+        return True
+
+    def dynamodb_refusal(self, body: str) -> tuple[int, dict[str, str], str] | None:
+        """The throttling answer for a DynamoDB request, if it names a throttled table."""
+        with self._lock:
+            table = next((t for t, n in self._throttle.items() if n > 0 and f'"{t}"' in body), None)
+            if table is None:
+                return None
+            self._throttle[table] -= 1
+            self.throttled[table] += 1
+        document = {
+            "__type": _THROTTLED_TYPE,
+            "message": "The level of configured provisioned throughput for the table was "
+            "exceeded. Consider increasing your provisioning level with the UpdateTable API.",
+        }
+        return 400, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps(document)
+
+    def delivers_again(self, queue_arn: str, message_id: str, receive_count: int) -> bool:
+        """Whether a message handled on its first receive is left for SQS to deliver again."""
+        if self.duplicate_delivery_rate <= 0 or receive_count > 1:
+            return False
+        if _draw(self.seed, "duplicate", message_id) >= self.duplicate_delivery_rate:
+            return False
+        with self._lock:
+            self.duplicated[queue_arn] += 1
+        return True
+
+
+_active: RuntimeFaults | None = None
+
+
+def use_runtime_faults(faults: RuntimeFaults | None) -> None:
+    global _active  # noqa: PLW0603 - one runtime per process, by design
+    _active = faults
+
+
+def active_runtime_faults() -> RuntimeFaults | None:
+    return _active
