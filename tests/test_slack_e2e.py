@@ -679,12 +679,11 @@ class _HeldError(Exception):
     """The migration reached its hold before FinalizeCutover."""
 
 
-def test_an_operators_rollback_during_the_finalize_hold_returns_to_the_source(
-    system: EmbeddedSystem, driver: MigrationDriver
-) -> None:
-    assert system.slack is not None
-    # GIVEN a wave that holds verified cutovers for a day before FinalizeCutover
-    [request] = _start(system, driver, finalize_after="24h")
+def _held_with_its_reply(
+    system: EmbeddedSystem, driver: MigrationDriver, request: MigrationRequest
+) -> Any:
+    """Wait until the migration's verified cutover is held before FinalizeCutover; the
+    hold's reply in its thread (until when, how to go back, Finalize now)."""
 
     def held(_statuses: dict[str, str], records: dict[str, Any]) -> None:
         record = records.get(request.migration_id)
@@ -695,7 +694,6 @@ def test_an_operators_rollback_during_the_finalize_hold_returns_to_the_source(
     with pytest.raises(_HeldError):
         driver.wait([request.migration_id], on_tick=held, timeout=300)
 
-    # The thread says until when, and how to go back
     def hold_reply() -> Any:
         assert system.slack is not None
         stored = _threads().get(request.migration_id)
@@ -704,7 +702,17 @@ def test_an_operators_rollback_during_the_finalize_hold_returns_to_the_source(
         thread = system.slack.thread(stored.channel, stored.ts)
         return next((r for r in thread.replies if "held until" in r.text), None)
 
-    hold = _wait_for("the hold in the thread", hold_reply)
+    return _wait_for("the hold in the thread", hold_reply)
+
+
+def test_an_operators_rollback_during_the_finalize_hold_returns_to_the_source(
+    system: EmbeddedSystem, driver: MigrationDriver
+) -> None:
+    assert system.slack is not None
+    # GIVEN a wave that holds verified cutovers for a day before FinalizeCutover
+    [request] = _start(system, driver, finalize_after="24h")
+    # The thread says until when, and how to go back
+    hold = _held_with_its_reply(system, driver, request)
     assert f"/wavepilot rollback {request.migration_id}" in hold.text
 
     # WHEN an operator rolls it back during the hold
@@ -866,25 +874,8 @@ def test_an_operator_finalizes_a_held_cutover_now_from_its_thread(
     assert system.slack is not None
     # GIVEN a wave that holds verified cutovers for a day, one VM held
     [request] = _start(system, driver, finalize_after="24h")
-
-    def held(_statuses: dict[str, str], records: dict[str, Any]) -> None:
-        record = records.get(request.migration_id)
-        history = record.history if record is not None else ()
-        if ("FinalizeCutover", "WAITING") in [(s.get("step"), s.get("status")) for s in history]:
-            raise _HeldError
-
-    with pytest.raises(_HeldError):
-        driver.wait([request.migration_id], on_tick=held, timeout=300)
-
-    def hold_reply() -> Any:
-        assert system.slack is not None
-        stored = _threads().get(request.migration_id)
-        if stored is None or not stored.ts:
-            return None
-        thread = system.slack.thread(stored.channel, stored.ts)
-        return next((r for r in thread.replies if "held until" in r.text), None)
-
-    hold = _wait_for("the hold in the thread", hold_reply)
+    # The thread says until when, and how to go back
+    hold = _held_with_its_reply(system, driver, request)
     stored = _threads().get(request.migration_id)
     assert stored is not None
     # A non-operator is refused (and audited), and nothing is finalized
