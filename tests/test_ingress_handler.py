@@ -159,6 +159,25 @@ def test_a_message_that_can_never_succeed_goes_to_the_dlq_at_once_with_its_reaso
     assert emulated_aws.captured() == []
 
 
+def test_a_cancel_request_starts_nothing_and_is_kept_with_its_reason(
+    emulated_aws: EmulatedAws,
+) -> None:
+    # `publish --cancel-removed` sends one for a VM removed from its manifest: it must never
+    # start (again) the migration it names
+    [request] = _published_requests(1)
+    body = json.loads(message_body(request))
+    body["action"] = "cancel"
+
+    _invoke(emulated_aws, json.dumps(body))
+
+    [dead] = emulated_aws.dead_letters()
+    reason = dead["MessageAttributes"]["failureReason"]["StringValue"]
+    assert f"cancel requests are not acted on: {request.migration_id}" in reason
+    assert f"/wavepilot rollback {request.migration_id}" in reason
+    assert _store().get(request.migration_id) is None
+    assert emulated_aws.captured() == []
+
+
 def test_a_request_altered_after_publishing_is_rejected(emulated_aws: EmulatedAws) -> None:
     [request] = _published_requests(1)
     body = json.loads(message_body(request))
