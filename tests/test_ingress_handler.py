@@ -159,23 +159,72 @@ def test_a_message_that_can_never_succeed_goes_to_the_dlq_at_once_with_its_reaso
     assert emulated_aws.captured() == []
 
 
-def test_a_cancel_request_starts_nothing_and_is_kept_with_its_reason(
+def test_a_cancel_that_names_no_commit_starts_nothing_and_is_kept_with_its_reason(
     emulated_aws: EmulatedAws,
 ) -> None:
-    # `publish --cancel-removed` sends one for a VM removed from its manifest: it must never
-    # start (again) the migration it names
+    # A cancel stops a migration on the authority of the merge that removed the VM: a
+    # hand-written one (no provenance) has none, and must never start the migration either
     [request] = _published_requests(1)
     body = json.loads(message_body(request))
     body["action"] = "cancel"
+    del body["provenance"]
 
     _invoke(emulated_aws, json.dumps(body))
 
     [dead] = emulated_aws.dead_letters()
     reason = dead["MessageAttributes"]["failureReason"]["StringValue"]
-    assert f"cancel requests are not acted on: {request.migration_id}" in reason
+    assert "a cancel request names the commit that removed the VM (provenance)" in reason
     assert f"/wavepilot rollback {request.migration_id}" in reason
     assert _store().get(request.migration_id) is None
     assert emulated_aws.captured() == []
+
+
+def test_a_cancel_of_an_unknown_migration_is_recorded_once_and_starts_nothing(
+    emulated_aws: EmulatedAws,
+) -> None:
+    [request] = _published_requests(1)
+    cancel = request.model_copy(update={"action": "cancel"})
+
+    first = _invoke(emulated_aws, message_body(cancel))
+    _invoke(emulated_aws, message_body(cancel))  # redelivered: acted on once
+
+    assert first["response"] == {"batchItemFailures": []}
+    assert emulated_aws.dead_letters() == []
+    assert emulated_aws.captured() == []
+    assert _store().get(request.migration_id) is None
+    [audit] = _store().migration_audit_trail(request.migration_id)
+    assert (audit["actor"], audit["action"], audit["outcome"]) == (
+        "Ann",
+        "cancel-removed",
+        "unknown",
+    )
+    assert f"removed from the manifests in {'a' * 12}" in audit["detail"]
+
+
+def test_a_cancel_is_not_taken_for_a_repeat_of_the_migrate_request_it_follows(
+    emulated_aws: EmulatedAws,
+) -> None:
+    # The cancel names the revision the VM had when removed: the migrate request's own
+    [request] = _published_requests(1)
+    _invoke(emulated_aws, message_body(request))
+    emulated_aws.captured()
+    record = _store().get(request.migration_id)
+    assert record is not None
+    # (the migration moved on to another revision meanwhile: the cancel stops nothing)
+    _store().record_request(request, "f" * 16, f"{request.migration_id}/{'f' * 16}", NOW)
+    assert request.provenance is not None
+
+    _invoke(emulated_aws, message_body(request.model_copy(update={"action": "cancel"})))
+
+    [event] = emulated_aws.captured()
+    assert event["detail-type"] == "MigrationStatusUpdated"
+    assert event["detail"]["data"] == {
+        "removedFromManifests": f"removed from the manifests in {'a' * 12} "
+        f"({request.provenance.manifest_path}) by Ann"
+    }
+    assert "it is not stopped" in event["detail"]["message"]
+    [audit] = _store().migration_audit_trail(request.migration_id)
+    assert audit["outcome"] == "other-revision"
 
 
 def test_a_request_altered_after_publishing_is_rejected(emulated_aws: EmulatedAws) -> None:
