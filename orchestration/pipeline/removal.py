@@ -150,7 +150,10 @@ def removal_reason(request: MigrationRequest) -> str:
     provenance = request.provenance
     if provenance is None:  # intake refuses such a cancel; said plainly all the same
         return "removed from the manifests (a cancel request that names no commit)"
-    by = f" by {provenance.author}" if provenance.author else ""
+    # The name without the address: "Ann <ann@contoso.com>" would be a link in Slack's text
+    # (the audit keeps the whole author, ``removal_actor``).
+    name = provenance.author.split(" <", 1)[0].strip()
+    by = f" by {name}" if name else ""
     return (
         f"removed from the manifests in {provenance.commit[:12]} ({provenance.manifest_path}){by}"
     )
