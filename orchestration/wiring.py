@@ -199,6 +199,7 @@ def removals() -> RemovalService:
     return RemovalService(
         store=store(),
         rollbacks=rollbacks(),
+        executions=stepfunctions(),
         reporter=reporter(),
         lanes=lanes(),
         grouping=grouping(),

@@ -7,7 +7,8 @@ stand-in. The wave holds verified cutovers (``finalizeAfter: 24h``). Once one VM
 its approval gate and another's cutover is held before finalizing, a merge removes both:
 the first is rolled back with the commit as its reason and leaves MGN's application (empty,
 archived); the second is left as it is and its thread says so. The same range published
-again acts on nothing twice.
+again acts on nothing twice. A removal of a revision that waits for an earlier one's
+execution rolls that execution back.
 """
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ from orchestration.local.driver import MigrationDriver
 from orchestration.local.runtime import LOCAL_REGION
 from orchestration.local.system import EmbeddedSystem, SystemOptions
 from orchestration.migration_request import MigrationRequest
+from orchestration.request_identity import vm_revision
 from orchestration.statemachine import Timings
 from tests.conftest import REPO_ROOT
 from tests.support.gitrepo import GitRepo
-from tests.support.pipeline import WINDOW, spec_of
+from tests.support.pipeline import WINDOW, example_requests, spec_of
 
 WAVE = "manifests/waves/wave-1.yaml"
 FAST = replace(Timings.local(), launch_timeout_seconds=5, approval_timeout_seconds=300)
@@ -94,6 +96,11 @@ def _record(migration_id: str) -> MigrationRecord:
     record = wiring.store().get(migration_id)
     assert record is not None
     return record
+
+
+def _execution_of(migration_id: str) -> str | None:
+    record = wiring.store().get(migration_id)
+    return record.execution_arn if record is not None else None
 
 
 def _held(migration_id: str) -> bool:
@@ -229,3 +236,49 @@ def test_a_removed_vm_rolls_back_before_its_cutover_and_is_left_after_it(
     assert len(wiring.store().migration_audit_trail(report.migration_id)) == len(trail)
     assert len(wiring.store().migration_audit_trail(web.migration_id)) == 1
     assert _held(web.migration_id)
+
+
+def test_a_removal_stops_the_earlier_revision_a_waiting_one_waits_for(
+    system: EmbeddedSystem,
+) -> None:
+    # GIVEN a VM whose execution runs (nobody approves it), and a new revision of it recorded
+    # meanwhile, waiting for that execution (it has no execution of its own)
+    [request] = [r for r in example_requests() if r.target_vm_name == "intranet-web-01"]
+    system.seed([spec_of(request)])
+    driver = MigrationDriver(system)
+    driver.send([request])
+    first = _wait_for("the first execution", lambda: _execution_of(request.migration_id))
+    assert request.effective_vm is not None
+    changed = request.effective_vm.model_copy(update={"instance_type": "m5.2xlarge"})
+    revised = request.model_copy(
+        update={
+            "effective_vm": changed,
+            "instance_type": "m5.2xlarge",
+            "revision": vm_revision(changed),
+        }
+    )
+    driver.send([revised])
+    _wait_for(
+        "the waiting revision", lambda: _record(request.migration_id).revision == revised.revision
+    )
+    assert _record(request.migration_id).execution_arn is None
+
+    # WHEN the VM is removed from the manifests (the cancel names the waiting revision)
+    driver.send([revised.model_copy(update={"action": "cancel"})])
+
+    # THEN the execution that runs is rolled back: the VM is not taken for never started
+    _wait_for(
+        "the rollback", lambda: _record(request.migration_id).status == "ROLLED_BACK", timeout=90
+    )
+    # (the rollback runs for the recorded revision; the waiting one's own never started)
+    first_name = first.rsplit(":", 1)[-1]
+    [rollback] = [e["name"] for e in driver.executions() if e["name"] != first_name]
+    assert rollback.startswith(f"{request.migration_id}-{revised.revision}-rollback-")
+    [rolled] = [e for e in _record(request.migration_id).history if e["step"] == "Rollback"]
+    assert "removed from the manifests in cccccccccccc" in rolled["message"]
+    [audit] = [
+        a
+        for a in wiring.store().migration_audit_trail(request.migration_id)
+        if a["action"] == "cancel-removed"
+    ]
+    assert audit["outcome"] == "rollback-started"

@@ -31,7 +31,7 @@ or that ends a cut-over VM's migration later.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -43,6 +43,7 @@ from orchestration.adapters.mgn import (
     SourceServerNotFoundError,
 )
 from orchestration.adapters.state_store import MigrationRecord, MigrationStore
+from orchestration.adapters.stepfunctions import ExecutionDoesNotExistError
 from orchestration.clock import Clock
 from orchestration.events import MigrationStatusUpdated, Step
 from orchestration.migration_request import MigrationRequest
@@ -53,7 +54,7 @@ from orchestration.pipeline.manual_rollback import (
     RollbackService,
 )
 from orchestration.pipeline.mgn_grouping_sync import MgnGroupingSync
-from orchestration.pipeline.ports import Lanes, StatusReports
+from orchestration.pipeline.ports import Executions, Lanes, StatusReports
 from orchestration.pipeline.resolution import resolve_source_server
 from orchestration.pipeline.spec import MigrationSpec
 
@@ -175,6 +176,7 @@ class RemovalService:
         *,
         store: MigrationStore,
         rollbacks: RollbackService,
+        executions: Executions,
         reporter: StatusReports,
         lanes: Lanes,
         grouping: MgnGroupingSync,
@@ -182,6 +184,7 @@ class RemovalService:
     ) -> None:
         self._store = store
         self._rollbacks = rollbacks
+        self._executions = executions
         self._reporter = reporter
         self._lanes = lanes
         self._grouping = grouping
@@ -191,7 +194,7 @@ class RemovalService:
         """Act on one cancel (once per migration and revision: the ingress's idempotency)."""
         reason = removal_reason(request)
         actor = removal_actor(request)
-        record = self._store.get(request.migration_id)
+        record = self._with_earlier_execution(self._store.get(request.migration_id))
         decision = decide_cancel(
             record.status if record else None,
             record.step if record else "",
@@ -236,6 +239,23 @@ class RemovalService:
             )
         self._audit(record.migration_id, actor, decision, f"{reason}: {done}{_clause(grouping)}")
         return {"outcome": decision.outcome.value}
+
+    def _with_earlier_execution(self, record: MigrationRecord | None) -> MigrationRecord | None:
+        """The record, as running the execution of an earlier revision if one still runs.
+
+        A revision recorded while the previous one's execution runs waits for it
+        (``start_migration``): the record names no execution of its own, but the migration
+        runs all the same, and the removal is of that VM. Its cancel acts on that execution
+        (rolled back, or left at its cutover) rather than taking the VM for never started."""
+        if record is None or record.execution_arn or not record.last_execution_arn:
+            return record
+        try:
+            earlier = self._executions.execution(record.last_execution_arn)
+        except ExecutionDoesNotExistError:
+            return record
+        if not earlier.running:
+            return record
+        return replace(record, execution_arn=earlier.execution_arn)
 
     def ungroup(self, spec: MigrationSpec) -> str:
         """Take the removed VM's server out of its MGN application (and archive what that
