@@ -302,4 +302,3 @@ def test_the_ingress_never_moves_a_migration_back_to_intake(emulated_aws: Emulat
     assert store.advance(
         other.migration_id, step="Intake", status="SUCCEEDED", now=NOW, only_while_at="Intake"
     )
-
