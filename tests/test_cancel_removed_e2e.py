@@ -59,14 +59,17 @@ def _wave_text() -> str:
 
 
 def _without(text: str) -> str:
-    """The wave after the pull request: the reporting application and intranet-web-01 gone."""
+    """The wave after the pull request: the reporting application, intranet-web-01 and
+    intranet-db-01 gone."""
     text = text[: text.index("\n  - name: reporting")] + "\n"
-    web = re.compile(
-        r"      - source:\n          azureResourceId: [^\n]*/intranet-web-01\n"
-        r"(?:(?!      - source:)[^\n]*\n)*"
-    )
-    assert web.search(text)
-    return web.sub("", text, count=1)
+    for name in ("intranet-web-01", "intranet-db-01"):
+        vm = re.compile(
+            rf"      - source:\n          azureResourceId: [^\n]*/{name}\n"
+            r"(?:(?!      - source:|  - name:)[^\n]*\n)*"
+        )
+        assert vm.search(text), name
+        text = vm.sub("", text, count=1)
+    return text
 
 
 def _publish(repo: GitRepo, base: str, head: str, system: EmbeddedSystem, *extra: str) -> int:
@@ -153,6 +156,7 @@ def test_a_removed_vm_rolls_back_before_its_cutover_and_is_left_after_it(
     base = git_repo.commit("wave-1")
     requests = _requests(git_repo, "empty", base)
     web, report = requests["intranet-web-01"], requests["rpt-ssrs-01"]
+    db = requests["intranet-db-01"]
     servers = system.seed([spec_of(r) for r in requests.values()])
     assert _publish(git_repo, "empty", base, system) == cli.EXIT_OK
     driver = MigrationDriver(system)
@@ -176,7 +180,8 @@ def test_a_removed_vm_rolls_back_before_its_cutover_and_is_left_after_it(
     _wait_for("the held cutover and the waiting approval", settled, timeout=180)
     assert _application_of(report, servers[report.migration_id]) == "wave-1/reporting"
 
-    # WHEN a merged pull request removes both, and publish --cancel-removed runs
+    # WHEN a merged pull request removes both (and intranet-db-01, rolled back already), and
+    # publish --cancel-removed runs
     git_repo.write(WAVE, _without(text))
     head = git_repo.commit("retire reporting; intranet-web-01 leaves the wave")
     assert _publish(git_repo, base, head, system, "--cancel-removed") == cli.EXIT_OK
@@ -226,6 +231,16 @@ def test_a_removed_vm_rolls_back_before_its_cutover_and_is_left_after_it(
     [left] = wiring.store().migration_audit_trail(web.migration_id)
     assert (left["action"], left["outcome"]) == ("cancel-removed", "left-cut-over")
 
+    # AND the migration rolled back already: nothing to stop, its server out of MGN's
+    # application at once (not archived: intranet-app-01's server is still in it)
+    ended = _wait_for("the ended VM's reply", _reply(system, db.migration_id, "Removed from"))
+    assert "it is rolled back already: nothing to stop; in MGN: out of application" in ended
+    assert _application_of(db, servers[db.migration_id]) is None
+    intranet = _grouping(db).application_named("wave-1/intranet")
+    assert intranet is not None
+    assert not intranet.is_archived
+    assert _record(db.migration_id).status == "ROLLED_BACK"
+
     # WHEN the same range is published again (a re-run job): each cancel is a repeat
     executions = len(driver.executions())
     assert _publish(git_repo, base, head, system, "--cancel-removed") == cli.EXIT_OK
@@ -235,6 +250,7 @@ def test_a_removed_vm_rolls_back_before_its_cutover_and_is_left_after_it(
     assert len(driver.executions()) == executions
     assert len(wiring.store().migration_audit_trail(report.migration_id)) == len(trail)
     assert len(wiring.store().migration_audit_trail(web.migration_id)) == 1
+    assert len(wiring.store().migration_audit_trail(db.migration_id)) == 1
     assert _held(web.migration_id)
 
 

@@ -126,7 +126,8 @@ def decide_cancel(  # noqa: PLR0911 - one answer per state
     if status == FINALIZED:
         return CancelDecision(CancelOutcome.FINALIZED, "it is finalized: nothing to stop")
     if status in {ROLLED_BACK, CANCELLED}:
-        return CancelDecision(CancelOutcome.ENDED, f"it is {status.lower()}: nothing to stop")
+        ended = "rolled back" if status == ROLLED_BACK else "cancelled"
+        return CancelDecision(CancelOutcome.ENDED, f"it is {ended} already: nothing to stop")
     if not has_execution:
         return CancelDecision(
             CancelOutcome.NOT_STARTED, "it never started: nothing to stop, and it never starts"
