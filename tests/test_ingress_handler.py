@@ -13,7 +13,7 @@ from orchestration.adapters import aws
 from orchestration.adapters.state_store import MigrationStore
 from orchestration.gitops.publish import message_body
 from orchestration.gitops.requests import request_for
-from orchestration.handlers import ingress_handler
+from orchestration.handlers import ingress_handler, start_migration
 from orchestration.manifests.validation import ManifestFile, validate_files
 from orchestration.migration_request import MigrationRequest
 from tests.conftest import NOW, REPO_ROOT
@@ -302,3 +302,33 @@ def test_the_ingress_never_moves_a_migration_back_to_intake(emulated_aws: Emulat
     assert store.advance(
         other.migration_id, step="Intake", status="SUCCEEDED", now=NOW, only_while_at="Intake"
     )
+
+
+def test_a_cancel_before_the_migration_started_ends_it(emulated_aws: EmulatedAws) -> None:
+    # GIVEN a migration recorded, its execution not started yet
+    [request] = _published_requests(1)
+    _invoke(emulated_aws, message_body(request))
+    [requested] = emulated_aws.captured()
+
+    # WHEN its VM's cancel arrives
+    result = _invoke(emulated_aws, message_body(request.model_copy(update={"action": "cancel"})))
+
+    # THEN it is ended (start_migration never starts a CANCELLED revision) and the thread told
+    # (moto has no MGN: what could not be done in MGN's console is said, not retried forever)
+    assert result["response"] == {"batchItemFailures": []}
+    record = _store().get(request.migration_id)
+    assert record is not None
+    assert (record.status, record.step) == ("CANCELLED", "Intake")
+    assert record.removed_from_manifests is not None
+    message = record.history[-1]["message"]
+    assert "it never started: nothing to stop, and it never starts" in message
+    assert "in MGN's console" in message
+    [event] = emulated_aws.captured()
+    assert (event["detail"]["step"], event["detail"]["status"]) == ("Intake", "SKIPPED")
+    assert event["detail"]["data"] == {"removedFromManifests": record.removed_from_manifests}
+    [audit] = _store().migration_audit_trail(request.migration_id)
+    assert audit["outcome"] == "not-started"
+    # AND the MigrationRequested event, delivered late, starts nothing
+    delivered = {"account": "123456789012", **requested}  # (moto's delivery leaves it out)
+    started = start_migration.handler(delivered, FakeLambdaContext(function_name="start_migration"))
+    assert started == {"started": False, "reason": "cancelled"}

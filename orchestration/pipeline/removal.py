@@ -40,6 +40,7 @@ from orchestration.adapters.lanes import LaneError
 from orchestration.adapters.mgn import (
     MgnError,
     MgnNotInitializedError,
+    MgnThrottledError,
     SourceServerNotFoundError,
 )
 from orchestration.adapters.state_store import MigrationRecord, MigrationStore
@@ -211,15 +212,21 @@ class RemovalService:
         if decision.outcome is CancelOutcome.ROLL_BACK:
             try:
                 self._rollbacks.request_for_removal(record, actor=actor, reason=reason)
-            except RollbackRequestError as exc:  # it moved on meanwhile (ended, say)
+            except RollbackRequestError as exc:  # it moved on meanwhile (ended, say): told
                 done = f"not rolled back: {exc}"
-            self._audit(record.migration_id, actor, decision, f"{reason}: {done}")
-            # The rollback's own events tell the thread (RollbackStarted with the reason).
-            return {"outcome": decision.outcome.value}
+            else:
+                self._audit(record.migration_id, actor, decision, f"{reason}: {done}")
+                # The rollback's own events tell the thread (RollbackStarted, the reason).
+                return {"outcome": decision.outcome.value}
         grouping = ""
         if decision.ungroups_now:
             spec = MigrationSpec.from_request(record.request, record.revision, "removal")
-            grouping = self.ungroup(spec)
+            try:
+                grouping = self.ungroup(spec)
+            except (MgnThrottledError, TransientError):
+                raise  # the record fails, SQS delivers it again: nothing was said yet
+            except MgnError as exc:  # refused (a role without the grouping actions, say)
+                grouping = _by_hand(spec, exc)
         if decision.outcome is CancelOutcome.NOT_STARTED:
             self._reporter.step(
                 MigrationSpec.from_request(record.request, record.revision, record.correlation_id),
@@ -281,10 +288,7 @@ class RemovalService:
         try:
             grouping = self.ungroup(spec)
         except (MgnError, LaneError, TransientError) as exc:
-            grouping = (
-                f"MGN's grouping could not be changed ({exc}): take the server out of "
-                f"application {spec.wave}/{spec.app_name} in MGN's console"
-            )
+            grouping = _by_hand(spec, exc)
         self._reporter.emit(
             spec,
             MigrationStatusUpdated,
@@ -306,6 +310,13 @@ class RemovalService:
 
     def _now(self) -> datetime:
         return self._clock.now()
+
+
+def _by_hand(spec: MigrationSpec, error: Exception) -> str:
+    return (
+        f"MGN's grouping could not be changed ({error}): take the server out of application "
+        f"{spec.wave}/{spec.app_name} in MGN's console"
+    )
 
 
 def _told(record: MigrationRecord, reason: str, done: str, grouping: str) -> str:
