@@ -124,6 +124,8 @@ PARK_ROLLBACK_ACTION = "park_rollback"
 # A held cutover's button (finalizeAfter); the value is the migration ID.
 FINALIZE_NOW_ACTION = "finalize_now"
 METADATA_EVENT_TYPE = "wavepilot_migration_status"
+# A status event's ``data`` key marking a removal's report (orchestration.pipeline.removal).
+REMOVED_FROM_MANIFESTS = "removedFromManifests"
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,6 +352,13 @@ def advance_late(state: ThreadState, event: EventDetail) -> Change:
 
 
 def _status(state: ThreadState, event: MigrationStatusUpdated) -> Change:
+    if event.data.get(REMOVED_FROM_MANIFESTS):
+        # The VM left the manifests (publish --cancel-removed): what that did or did not do
+        # (a cutover under way goes on) is a reply; where the migration stands is unchanged.
+        return Change(
+            replace(state, detail=event.message),
+            (Message(f":wastebasket: *Removed from the manifests*: {_escape(event.message)}"),),
+        )
     phase = STEP_PHASE.get(event.step, state.phase)
     outcome: Outcome = state.outcome
     if event.step == Step.ROLLBACK:

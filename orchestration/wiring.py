@@ -56,6 +56,7 @@ from orchestration.pipeline.finalize_now import FinalizeNowService
 from orchestration.pipeline.manual_rollback import RollbackService
 from orchestration.pipeline.mgn_grouping_sync import MgnGroupingSync
 from orchestration.pipeline.parking import ParkService
+from orchestration.pipeline.removal import RemovalService
 from orchestration.pipeline.reporter import StatusReporter
 from orchestration.pipeline.steps import MigrationSteps
 from orchestration.pipeline.wave_control import WaveControlService
@@ -73,6 +74,7 @@ __all__ = [
     "ingress_persistence",
     "lanes",
     "launches",
+    "removals",
     "reporter",
     "request_dead_letters",
     "reset",
@@ -181,7 +183,27 @@ def steps() -> MigrationSteps:
         wave_controls=wave_controls(),
         migrations=store(),
         finalize_requests=store(),
-        grouping=MgnGroupingSync(lanes(), clock()),
+        grouping=grouping(),
+    )
+
+
+@cache
+def grouping() -> MgnGroupingSync:
+    """MGN's waves and applications kept equal to the manifests (each lane's)."""
+    return MgnGroupingSync(lanes(), clock())
+
+
+@cache
+def removals() -> RemovalService:
+    """What a VM's removal from the manifests does (``publish --cancel-removed``)."""
+    return RemovalService(
+        store=store(),
+        rollbacks=rollbacks(),
+        executions=stepfunctions(),
+        reporter=reporter(),
+        lanes=lanes(),
+        grouping=grouping(),
+        clock=clock(),
     )
 
 
@@ -346,6 +368,8 @@ def reset() -> None:
         reporter,
         lanes,
         steps,
+        grouping,
+        removals,
         launches,
         stepfunctions,
         approvals,

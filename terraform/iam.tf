@@ -8,7 +8,10 @@ locals {
   # KMS, event source mappings, failed asynchronous invocations), each listed in that test with
   # its reason.
   lambda_capabilities = {
-    ingress_handler = ["consume_requests", "dead_letter_requests", "idempotent_state", "put_events", "kms_decrypt", "kms_generate_data_key"]
+    # A cancel (publish --cancel-removed) rolls a migration back as an operator's rollback
+    # does (stop its execution, start the rollback's) and takes the removed VM's server out of
+    # MGN's application in its lane (target role) when nothing runs.
+    ingress_handler = ["consume_requests", "dead_letter_requests", "idempotent_state", "put_events", "start_one_execution", "manage_executions", "assume_target_role", "kms_decrypt", "kms_generate_data_key"]
     start_migration = ["start_executions", "describe_executions", "state_read_update", "put_events", "kms_decrypt", "kms_generate_data_key"]
     # MGN, EC2 and IAM (instance profiles) are called in each migration's lane, through the
     # target role (terraform/modules/target-account holds those actions): the hub's roles
@@ -188,7 +191,8 @@ locals {
       resources = ["*"]
     }
     start_one_execution = {
-      # An operator's rollback starts the rollback execution.
+      # An operator's rollback (or a VM's removal from the manifests) starts the rollback
+      # execution.
       actions   = ["states:StartExecution"]
       resources = [local.state_machine_arn]
     }

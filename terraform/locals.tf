@@ -50,7 +50,8 @@ locals {
 
   # The functions that call MGN, EC2 and IAM in the lanes, through the target role: the roles
   # terraform/modules/target-account trusts (output lane_function_role_arns).
-  lane_functions = ["validate_input", "prepare_source", "trigger_migration", "verify_migration", "finalize_cutover", "rollback_handler", "monitor_migrations", "coordinate_launches"]
+  # The ingress: a VM removed from the manifests leaves MGN's application (publish --cancel-removed).
+  lane_functions = ["ingress_handler", "validate_input", "prepare_source", "trigger_migration", "verify_migration", "finalize_cutover", "rollback_handler", "monitor_migrations", "coordinate_launches"]
 
   # Every Lambda function (naming.FUNCTIONS): its name (ResourceNames.function), its handler
   # (naming.handler_path) and its timeout. The ingress timeout stays below the request queue's

@@ -6,6 +6,9 @@ from Secrets Manager, as on AWS), a rejection (the Reject button and its modal),
 nobody answers (it expires), a failed test launch (each rolled back), an operator's rollback
 from Slack (``/wavepilot rollback``, then the confirmation button), ``/wavepilot status`` for a
 migration and for a wave, a duplicate delivery and a malformed message (to the request DLQ),
+a VM removed from the manifests (``publish --cancel-removed``) at its approval gate (rolled
+back, its server out of MGN's application) and another after it finalized (out of MGN's
+application at once),
 a body on the Slack status queue that is no status event (to the status DLQ; the same on the
 GitHub progress queue), the
 scheduled monitor while an approval waits (invoked as its schedule would), and each wave's
@@ -175,6 +178,7 @@ ALLOWANCES: tuple[Allowance, ...] = (
         "asserts that some function did)",
         frozenset(
             {
+                "ingress_handler",
                 "validate_input",
                 "prepare_source",
                 "trigger_migration",
@@ -458,6 +462,33 @@ def _monitor_runs(system: EmbeddedSystem) -> None:
     assert figures["PendingApprovals"] >= 1, figures
 
 
+def _removed_at_the_gate(system: EmbeddedSystem, request: MigrationRequest) -> None:
+    """At the approval gate, the VM is removed from the manifests: ``publish
+    --cancel-removed``'s cancel rolls it back (stop, start the rollback), and the rollback's
+    end takes its server out of MGN's application (archived, left empty)."""
+    _wait_for(
+        "the removed VM's approval gate",
+        lambda: (
+            (record := wiring.store().get(request.migration_id)) is not None
+            and record.step == "AwaitApproval"
+        ),
+        timeout=60,
+    )
+    MigrationDriver(system).send([request.model_copy(update={"action": "cancel"})])
+
+
+def _removed_after_finalizing(system: EmbeddedSystem, request: MigrationRequest) -> None:
+    """A finalized VM removed from the manifests: nothing to stop; the ingress takes its
+    server out of MGN's application at once (and archives the application and wave left
+    empty)."""
+    MigrationDriver(system).send([request.model_copy(update={"action": "cancel"})])
+    [audit] = _wait_for(
+        "the finalized VM's cancel",
+        lambda: wiring.store().migration_audit_trail(request.migration_id),
+    )
+    assert (audit["action"], audit["outcome"]) == ("cancel-removed", "finalized"), audit
+
+
 def _status_commands(system: EmbeddedSystem, migration_id: str) -> None:
     """``/wavepilot status`` for a migration and for its wave (a query on the GSI)."""
     assert system.slack is not None
@@ -495,13 +526,11 @@ def _grouped_elsewhere_in_mgn(
 def _run_every_path() -> Run:
     # The migrated VM runs a post-launch action; its server still holds one an earlier
     # revision put, which the prepare step removes (Put/List/RemoveSourceServerAction).
-    [with_callbacks] = [
-        r
-        for r in example_requests("wave-2", post_launch_actions=[POST_LAUNCH_ACTION])
-        if r.target_vm_name == "billing-app-prod-01"
-    ]
+    wave_2 = example_requests("wave-2", post_launch_actions=[POST_LAUNCH_ACTION])
+    [with_callbacks] = [r for r in wave_2 if r.target_vm_name == "billing-app-prod-01"]
+    [removed] = [r for r in wave_2 if r.target_vm_name == "payments-api-prod-01"]
     rejected, unanswered, failing, rolled_back = example_requests()[:4]
-    requests = [with_callbacks, rejected, unanswered, failing, rolled_back]
+    requests = [with_callbacks, rejected, unanswered, failing, rolled_back, removed]
     recorder = ApiCallRecorder().start()
     try:
         with (
@@ -563,6 +592,10 @@ def _run_every_path() -> Run:
                 target=_operator_rolls_back, args=(system, rolled_back.migration_id), daemon=True
             )
             operator.start()
+            remover = threading.Thread(
+                target=_removed_at_the_gate, args=(system, removed), daemon=True
+            )
+            remover.start()
             outcomes = driver.wait(
                 [r.migration_id for r in requests],
                 approver=_approver_for(with_callbacks.migration_id, {rejected.migration_id}),
@@ -570,6 +603,9 @@ def _run_every_path() -> Run:
             )
             operator.join(timeout=30)
             assert not operator.is_alive()
+            remover.join(timeout=30)
+            assert not remover.is_alive()
+            _removed_after_finalizing(system, with_callbacks)
             trail = wiring.store().migration_audit_trail(rolled_back.migration_id)
             assert [(a["actor"], a["outcome"]) for a in trail] == [(OPERATOR, "started")]
             _status_commands(system, rolled_back.migration_id)
@@ -598,6 +634,7 @@ def _run_every_path() -> Run:
             unanswered.migration_id: ("FAILED", "ROLLED_BACK"),
             failing.migration_id: ("FAILED", "ROLLED_BACK"),
             rolled_back.migration_id: ("FAILED", "ROLLED_BACK"),
+            removed.migration_id: ("FAILED", "ROLLED_BACK"),
         },
     )
 

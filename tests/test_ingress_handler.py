@@ -13,7 +13,7 @@ from orchestration.adapters import aws
 from orchestration.adapters.state_store import MigrationStore
 from orchestration.gitops.publish import message_body
 from orchestration.gitops.requests import request_for
-from orchestration.handlers import ingress_handler
+from orchestration.handlers import ingress_handler, start_migration
 from orchestration.manifests.validation import ManifestFile, validate_files
 from orchestration.migration_request import MigrationRequest
 from tests.conftest import NOW, REPO_ROOT
@@ -159,23 +159,72 @@ def test_a_message_that_can_never_succeed_goes_to_the_dlq_at_once_with_its_reaso
     assert emulated_aws.captured() == []
 
 
-def test_a_cancel_request_starts_nothing_and_is_kept_with_its_reason(
+def test_a_cancel_that_names_no_commit_starts_nothing_and_is_kept_with_its_reason(
     emulated_aws: EmulatedAws,
 ) -> None:
-    # `publish --cancel-removed` sends one for a VM removed from its manifest: it must never
-    # start (again) the migration it names
+    # A cancel stops a migration on the authority of the merge that removed the VM: a
+    # hand-written one (no provenance) has none, and must never start the migration either
     [request] = _published_requests(1)
     body = json.loads(message_body(request))
     body["action"] = "cancel"
+    del body["provenance"]
 
     _invoke(emulated_aws, json.dumps(body))
 
     [dead] = emulated_aws.dead_letters()
     reason = dead["MessageAttributes"]["failureReason"]["StringValue"]
-    assert f"cancel requests are not acted on: {request.migration_id}" in reason
+    assert "a cancel request names the commit that removed the VM (provenance)" in reason
     assert f"/wavepilot rollback {request.migration_id}" in reason
     assert _store().get(request.migration_id) is None
     assert emulated_aws.captured() == []
+
+
+def test_a_cancel_of_an_unknown_migration_is_recorded_once_and_starts_nothing(
+    emulated_aws: EmulatedAws,
+) -> None:
+    [request] = _published_requests(1)
+    cancel = request.model_copy(update={"action": "cancel"})
+
+    first = _invoke(emulated_aws, message_body(cancel))
+    _invoke(emulated_aws, message_body(cancel))  # redelivered: acted on once
+
+    assert first["response"] == {"batchItemFailures": []}
+    assert emulated_aws.dead_letters() == []
+    assert emulated_aws.captured() == []
+    assert _store().get(request.migration_id) is None
+    [audit] = _store().migration_audit_trail(request.migration_id)
+    assert (audit["actor"], audit["action"], audit["outcome"]) == (
+        "Ann",
+        "cancel-removed",
+        "unknown",
+    )
+    assert f"removed from the manifests in {'a' * 12}" in audit["detail"]
+
+
+def test_a_cancel_is_not_taken_for_a_repeat_of_the_migrate_request_it_follows(
+    emulated_aws: EmulatedAws,
+) -> None:
+    # The cancel names the revision the VM had when removed: the migrate request's own
+    [request] = _published_requests(1)
+    _invoke(emulated_aws, message_body(request))
+    emulated_aws.captured()
+    record = _store().get(request.migration_id)
+    assert record is not None
+    # (the migration moved on to another revision meanwhile: the cancel stops nothing)
+    _store().record_request(request, "f" * 16, f"{request.migration_id}/{'f' * 16}", NOW)
+    assert request.provenance is not None
+
+    _invoke(emulated_aws, message_body(request.model_copy(update={"action": "cancel"})))
+
+    [event] = emulated_aws.captured()
+    assert event["detail-type"] == "MigrationStatusUpdated"
+    assert event["detail"]["data"] == {
+        "removedFromManifests": f"removed from the manifests in {'a' * 12} "
+        f"({request.provenance.manifest_path}) by Ann"
+    }
+    assert "it is not stopped" in event["detail"]["message"]
+    [audit] = _store().migration_audit_trail(request.migration_id)
+    assert audit["outcome"] == "other-revision"
 
 
 def test_a_request_altered_after_publishing_is_rejected(emulated_aws: EmulatedAws) -> None:
@@ -253,3 +302,33 @@ def test_the_ingress_never_moves_a_migration_back_to_intake(emulated_aws: Emulat
     assert store.advance(
         other.migration_id, step="Intake", status="SUCCEEDED", now=NOW, only_while_at="Intake"
     )
+
+
+def test_a_cancel_before_the_migration_started_ends_it(emulated_aws: EmulatedAws) -> None:
+    # GIVEN a migration recorded, its execution not started yet
+    [request] = _published_requests(1)
+    _invoke(emulated_aws, message_body(request))
+    [requested] = emulated_aws.captured()
+
+    # WHEN its VM's cancel arrives
+    result = _invoke(emulated_aws, message_body(request.model_copy(update={"action": "cancel"})))
+
+    # THEN it is ended (start_migration never starts a CANCELLED revision) and the thread told
+    # (moto has no MGN: what could not be done in MGN's console is said, not retried forever)
+    assert result["response"] == {"batchItemFailures": []}
+    record = _store().get(request.migration_id)
+    assert record is not None
+    assert (record.status, record.step) == ("CANCELLED", "Intake")
+    assert record.removed_from_manifests is not None
+    message = record.history[-1]["message"]
+    assert "it never started: nothing to stop, and it never starts" in message
+    assert "in MGN's console" in message
+    [event] = emulated_aws.captured()
+    assert (event["detail"]["step"], event["detail"]["status"]) == ("Intake", "SKIPPED")
+    assert event["detail"]["data"] == {"removedFromManifests": record.removed_from_manifests}
+    [audit] = _store().migration_audit_trail(request.migration_id)
+    assert audit["outcome"] == "not-started"
+    # AND the MigrationRequested event, delivered late, starts nothing
+    delivered = {"account": "123456789012", **requested}  # (moto's delivery leaves it out)
+    started = start_migration.handler(delivered, FakeLambdaContext(function_name="start_migration"))
+    assert started == {"started": False, "reason": "cancelled"}

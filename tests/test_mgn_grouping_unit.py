@@ -1,8 +1,9 @@
 """MGN's waves and applications against the manifests: the pure plan (desired vs MGN -> calls).
 
 ``plan_placement`` is what prepare_source runs per VM; ``plan_cleanup`` what it archives after
-a move. No MGN here: the end-to-end test (tests/test_mgn_grouping_e2e.py) runs the same plans
-against the emulator through boto3.
+a move; ``plan_removal`` what a VM removed from the manifests leaves (``publish
+--cancel-removed``). No MGN here: the end-to-end tests (tests/test_mgn_grouping_e2e.py,
+tests/test_cancel_removed_e2e.py) run the same plans against the emulator through boto3.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from orchestration.pipeline.mgn_grouping import (
     mgn_application_name,
     plan_cleanup,
     plan_placement,
+    plan_removal,
 )
 
 SERVER = "s-0123456789abcdef0"
@@ -180,3 +182,26 @@ def test_a_teams_own_wave_is_never_archived() -> None:
     assert plan_cleanup(app, [], Grouping((theirs,), (app,)), DESIRED_2) == (
         ArchiveApplication(app.application_id),
     )
+
+
+def test_a_removed_vms_server_leaves_its_application_only_if_it_is_still_there() -> None:
+    grouping = Grouping((WAVE_1, WAVE_2), (INTRANET_1, INTRANET_2))
+
+    assert plan_removal(DESIRED_1, grouping, SERVER, INTRANET_1.application_id) == (
+        DisassociateSourceServer(INTRANET_1.application_id, SERVER)
+    )
+    # The VM moved to wave-2, whose migration placed the server already: it stays there
+    assert plan_removal(DESIRED_1, grouping, SERVER, INTRANET_2.application_id) is None
+    # Never placed (or taken out in the console), or no such application in MGN
+    assert plan_removal(DESIRED_1, grouping, SERVER, None) is None
+    assert plan_removal(DESIRED_1, Grouping(), SERVER, INTRANET_1.application_id) is None
+
+
+def test_a_removal_archives_the_emptied_application_and_wave_with_no_new_place_to_keep() -> None:
+    grouping = Grouping((WAVE_1,), (INTRANET_1,))
+
+    assert plan_cleanup(INTRANET_1, [], grouping, None) == (
+        ArchiveApplication(INTRANET_1.application_id),
+        ArchiveWave(WAVE_1.wave_id),
+    )
+    assert plan_cleanup(INTRANET_1, [SERVER], grouping, None) == ()

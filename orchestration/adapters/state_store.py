@@ -106,6 +106,10 @@ class MigrationRecord:
     # items by older versions), and how many older ones a full list dropped.
     history: tuple[dict[str, str], ...] = ()
     history_trimmed: int = 0
+    # Why the VM's cancel (``publish --cancel-removed``) applies to this revision: "removed
+    # from the manifests in <commit> (<file>) by <author>"; None while it is in the manifests.
+    # The end of a rollback reads it to take the server out of MGN's application.
+    removed_from_manifests: str | None = None
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> MigrationRecord:
@@ -126,6 +130,9 @@ class MigrationRecord:
             ),
             history=tuple(_entry(entry) for entry in item.get(HISTORY) or ()),
             history_trimmed=int(item.get("historyTrimmed", 0)),
+            removed_from_manifests=(
+                str(item["removedFromManifests"]) if item.get("removedFromManifests") else None
+            ),
         )
 
     @property
@@ -319,7 +326,9 @@ class MigrationStore:
                 Key=migration_key(request.migration_id),
                 UpdateExpression=(
                     "SET #revision = :revision, #request = :request, correlationId = :correlation,"
-                    " #status = :status, #step = :step, updatedAt = :now REMOVE executionArn"
+                    " #status = :status, #step = :step, updatedAt = :now"
+                    # a new revision is in the manifests again: a removal's cancel is past
+                    " REMOVE executionArn, removedFromManifests"
                 ),
                 ConditionExpression="#revision <> :revision",
                 ExpressionAttributeNames={
@@ -396,6 +405,28 @@ class MigrationStore:
         return str(item["finalizeRequestedBy"]), datetime.fromisoformat(
             str(item["finalizeRequestedAt"])
         )
+
+    def mark_removed(self, migration_id: str, revision: str, reason: str, now: datetime) -> bool:
+        """Keep why the VM left the manifests on its record (``removed_from_manifests``), while
+        the record is still at ``revision``; False if there is no such record (or a newer
+        revision was recorded since: the VM is in the manifests again)."""
+        try:
+            self._table.update_item(
+                Key=migration_key(migration_id),
+                UpdateExpression="SET removedFromManifests = :reason, updatedAt = :now",
+                ConditionExpression="#revision = :revision",
+                ExpressionAttributeNames={"#revision": "revision"},
+                ExpressionAttributeValues={
+                    ":reason": reason,
+                    ":now": now.isoformat(),
+                    ":revision": revision,
+                },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def set_execution(
         self, migration_id: str, revision: str, execution_arn: str, now: datetime

@@ -13,6 +13,11 @@
   retried. Intake bounds the body so that no AWS call can fail because of its contents.
 - Idempotent on the business keys ``migrationId`` + ``revision`` (Powertools
   ``idempotent_function``), not on the SQS message ID: a republished request is dropped.
+- A cancel (``"action": "cancel"``, ``publish --cancel-removed``: the VM was removed from the
+  manifests) is acted on by ``pipeline.removal`` (a running migration before its cutover is
+  rolled back, a cut-over one is left and its thread told, MGN's grouping follows), once per
+  ``migrationId`` + ``revision`` too, under its own key: a cancel names the revision the VM
+  had when it was removed, the same one its migrate request had.
 """
 
 from __future__ import annotations
@@ -70,8 +75,29 @@ def _accept_once(**arguments: Any) -> dict[str, Any]:
     return result
 
 
+def cancel(identity: dict[str, str], request: MigrationRequest, revision: str) -> dict[str, Any]:
+    """Act on a cancel; called once per ``identity`` (see ``_cancel_once``)."""
+    result = wiring.removals().cancel(request, revision)
+    count("CancelsActedOn")
+    return {**identity, **result}
+
+
+def _cancel_once(**arguments: Any) -> dict[str, Any]:
+    """``cancel``, idempotent on ``identity`` under a key of its own (a cancel and the
+    migrate request it follows share their migration and revision)."""
+    once = idempotent_function(
+        data_keyword_argument="identity",
+        persistence_store=wiring.ingress_persistence(),
+        config=wiring.ingress_idempotency(),
+        key_prefix=CANCEL_IDEMPOTENCY_KEY_PREFIX,
+    )(cancel)
+    result: dict[str, Any] = once(**arguments)
+    return result
+
+
 # Part of every idempotency record's key: stable across refactors of this module.
 IDEMPOTENCY_KEY_PREFIX = "ingress_handler.accept"
+CANCEL_IDEMPOTENCY_KEY_PREFIX = "ingress_handler.cancel"
 
 
 @tracer.capture_method
@@ -94,16 +120,22 @@ def handle_record(record: SQSRecord) -> dict[str, Any]:
     correlation_id = f"{request.migration_id}/{revision}"
     logger.set_correlation_id(correlation_id)
     logger.append_keys(migration_id=request.migration_id, wave=request.wave)
+    identity = {"migrationId": request.migration_id, "revision": revision}
     try:
-        result = _accept_once(
-            identity={"migrationId": request.migration_id, "revision": revision},
-            request=request,
-            revision=revision,
-            correlation_id=correlation_id,
-        )
+        if request.action == "cancel":
+            result = _cancel_once(identity=identity, request=request, revision=revision)
+        else:
+            result = _accept_once(
+                identity=identity,
+                request=request,
+                revision=revision,
+                correlation_id=correlation_id,
+            )
     finally:
         logger.remove_keys(["migration_id", "wave"])
-    logger.info("request accepted", extra={"outcome": result.get("outcome")})
+    logger.info(
+        "request accepted", extra={"action": request.action, "outcome": result.get("outcome")}
+    )
     return result
 
 

@@ -2,6 +2,10 @@
 
 With ``"mode": "park"`` (the ``Park`` state, the manifest's ``onFailure: park``) the same
 clean-up keeps the migration, which then waits for an operator's Retry or Roll back.
+
+A migration whose VM was removed from the manifests (its record says so: a cancel from
+``publish --cancel-removed``, see ``pipeline.removal``) has its source server taken out of
+MGN's application once the rollback has ended.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from orchestration import wiring
 from orchestration.observability import step_handler
 from orchestration.pipeline.errors import APPROVAL_REJECTED, PARK_EXPIRED, ROLLBACK_REQUESTED
+from orchestration.pipeline.spec import MigrationSpec
 
 
 @step_handler
@@ -41,4 +46,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             state = {**state, "error": {**error, "Cause": why}}
     # After a park the record's step is Park: the step that failed is the park's.
     failed_step = (state.get("park") or {}).get("failedStep") or (record.step if record else None)
-    return wiring.steps().rollback(state, failed_step=failed_step, park=park)
+    result = wiring.steps().rollback(state, failed_step=failed_step, park=park)
+    if result.get("done") and not park and record and record.removed_from_manifests:
+        spec = MigrationSpec.model_validate(state["spec"])
+        wiring.removals().ungroup_after_rollback(spec, record)
+    return result

@@ -5,6 +5,7 @@ small function does: the name is ``<migrationId>-<revision>``, and Step Function
 second execution of that name, which makes a redelivered event harmless. A new revision of a
 migration whose previous execution is still running is not started alongside it (two MGN
 jobs on one server would collide): it is reported, and applies once that execution ends.
+A revision cancelled before it started (its VM removed from the manifests) never starts.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from orchestration.adapters.stepfunctions import (
 from orchestration.events import MigrationRequested, Step
 from orchestration.execution_names import execution_name, migration_prefix
 from orchestration.observability import count, logger, metrics, tracer
+from orchestration.pipeline.removal import CANCELLED
 from orchestration.pipeline.spec import MigrationSpec
 from orchestration.settings import settings
 
@@ -47,6 +49,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if record is not None and record.revision != spec.revision:
         logger.info("a newer revision was recorded since this event; skipping")
         return {"started": False, "reason": "superseded"}
+    if record is not None and record.status == CANCELLED:
+        logger.info("removed from the manifests before it started; not starting it")
+        return {"started": False, "reason": "cancelled"}
     running = _earlier_execution_running(record, spec)
     if running:
         wiring.reporter().step(

@@ -76,13 +76,14 @@ def _parse(body: str) -> tuple[MigrationRequest, str]:
     except ValidationError as exc:
         problems = "; ".join(_problem(error) for error in exc.errors(include_url=False))
         raise RequestRejectedError(f"not a valid migration request: {problems}") from None
-    if request.action == "cancel":
-        # Sent by `publish --cancel-removed` for a VM removed from its manifest. Nothing acts
-        # on it yet, and it must never start the migration it names: kept with the reason.
+    if request.action == "cancel" and request.provenance is None:
+        # `publish --cancel-removed` sends one per VM removed from a manifest, naming the
+        # merged commit that removed it: that merge is what authorizes stopping a migration.
         raise RequestRejectedError(
-            f"cancel requests are not acted on: {request.migration_id} "
-            f"({request.target_vm_name}) was neither started nor stopped; to stop a running "
-            f"migration, `/wavepilot rollback {request.migration_id} <reason>`"
+            f"a cancel request names the commit that removed the VM (provenance): "
+            f"{request.migration_id} ({request.target_vm_name}) was neither started nor "
+            f"stopped; to stop a running migration, `/wavepilot rollback "
+            f"{request.migration_id} <reason>`"
         )
     if request.revision is None:
         return request, body_revision(request)

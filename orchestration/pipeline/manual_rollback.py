@@ -105,20 +105,7 @@ class RollbackService:
         refusal = operator_refusal(user, record.wave, self.operators(record), is_member)
         if refusal is not None:
             raise NotAnOperatorError(refusal)
-        if record.status == FINALIZED:
-            raise RollbackRequestError(
-                f"{record.target_vm_name} is finalized: the AWS instance is production and MGN "
-                "cannot take a finalized cutover back. Roll back by hand (docs/RUNBOOK.md)."
-            )
-        if record.status == ROLLED_BACK:
-            raise RollbackRequestError(f"{record.target_vm_name} is already rolled back")
-        if record.step == Step.ROLLBACK:
-            raise RollbackRequestError(f"{record.target_vm_name} is already rolling back")
-        if not record.execution_arn:
-            raise RollbackRequestError(
-                f"{record.target_vm_name} has no execution yet: nothing to roll back"
-            )
-        return record
+        return _rollable(record)
 
     def request(
         self,
@@ -128,10 +115,47 @@ class RollbackService:
         reason: str,
         is_member: GroupMembership = no_groups,
     ) -> ManualRollbackStarted:
-        now = self._clock.now()
         if not reason.strip():
             raise RollbackRequestError("a rollback needs a reason (it goes in the thread)")
         record = self.check(migration_id, user=user, is_member=is_member)
+        return self._start(
+            record,
+            actor=user,
+            requested=f"requested by <@{user}>: {reason.strip()}",
+            reason=reason.strip(),
+        )
+
+    def request_for_removal(
+        self, record: MigrationRecord, *, actor: str, reason: str
+    ) -> ManualRollbackStarted:
+        """Roll back a migration whose VM was removed from the manifests (``pipeline.removal``).
+
+        No operator list is checked: the merge of the reviewed pull request that removed the
+        VM is the authorization, and ``actor`` (its author) is who is audited. Whether a
+        removal may roll the migration back at all (not once its cutover started) is the
+        caller's decision; the states no rollback can start from are refused (and audited) as
+        for an operator."""
+        try:
+            _rollable(record)
+        except RollbackRequestError as exc:
+            self._store.audit_migration(
+                record.migration_id,
+                actor=actor,
+                action="rollback",
+                outcome="refused",
+                detail=str(exc),
+                now=self._clock.now(),
+            )
+            raise
+        return self._start(record, actor=actor, requested=reason, reason=reason)
+
+    def _start(
+        self, record: MigrationRecord, *, actor: str, requested: str, reason: str
+    ) -> ManualRollbackStarted:
+        """Stop the migration's execution and start the one that rolls it back; ``requested``
+        is the reason the thread shows (``RollbackStarted``), ``reason`` the audit's."""
+        now = self._clock.now()
+        migration_id = record.migration_id
         assert record.execution_arn is not None
         execution = self._executions.execution(record.execution_arn)
         stopped = None
@@ -140,22 +164,40 @@ class RollbackService:
                 self._executions.stop(
                     record.execution_arn,
                     error=ROLLBACK_REQUESTED,
-                    cause=f"rollback requested by {user}: {reason}"[:32_000],
+                    cause=f"rollback requested by {actor}: {reason}"[:32_000],
                 )
                 stopped = record.execution_arn
             except ExecutionDoesNotExistError:  # it ended meanwhile: roll back what it left
                 pass
-        request = {"requestedBy": user, "reason": f"requested by <@{user}>: {reason.strip()}"}
+        request = {"requestedBy": actor, "reason": requested}
         payload = {**execution.input, "rollbackRequest": request}
         name = rollback_execution_name(migration_id, record.revision, now)
         arn = self._executions.start(self._state_machine_arn, name, payload)
         self._store.set_execution(migration_id, record.revision, arn, now)
         self._store.audit_migration(
             migration_id,
-            actor=user,
+            actor=actor,
             action="rollback",
             outcome="started",
-            detail=f"{reason.strip()} (stopped {stopped or 'nothing'}; started {arn})",
+            detail=f"{reason} (stopped {stopped or 'nothing'}; started {arn})",
             now=now,
         )
         return ManualRollbackStarted(migration_id, arn, stopped)
+
+
+def _rollable(record: MigrationRecord) -> MigrationRecord:
+    """The record, if a rollback can start from where it stands; else why not."""
+    if record.status == FINALIZED:
+        raise RollbackRequestError(
+            f"{record.target_vm_name} is finalized: the AWS instance is production and MGN "
+            "cannot take a finalized cutover back. Roll back by hand (docs/RUNBOOK.md)."
+        )
+    if record.status == ROLLED_BACK:
+        raise RollbackRequestError(f"{record.target_vm_name} is already rolled back")
+    if record.step == Step.ROLLBACK:
+        raise RollbackRequestError(f"{record.target_vm_name} is already rolling back")
+    if not record.execution_arn:
+        raise RollbackRequestError(
+            f"{record.target_vm_name} has no execution yet: nothing to roll back"
+        )
+    return record

@@ -11,7 +11,9 @@ archived, so a team's own grouping in the console is never touched.
 ``plan_placement`` compares where one source server should be with what MGN has and returns
 the calls that close the gap, in order, plus what moved (drift: the server, or its
 application, was somewhere else, e.g. moved in the console). ``plan_cleanup`` decides what a
-move left empty. Both are pure; ``MgnGroupingSync`` (in ``mgn_grouping_sync``) runs them.
+move left empty. ``plan_removal`` takes the server of a VM removed from the manifests out of
+its application (``publish --cancel-removed``), after which ``plan_cleanup`` archives what
+that left empty. Both are pure; ``MgnGroupingSync`` (in ``mgn_grouping_sync``) runs them.
 """
 
 from __future__ import annotations
@@ -178,12 +180,16 @@ def _server_moved(current: Grouping, left: MgnApplication, desired: Placement) -
 
 
 def plan_cleanup(
-    left: MgnApplication, servers_left: Sequence[str], current: Grouping, desired: Placement
+    left: MgnApplication,
+    servers_left: Sequence[str],
+    current: Grouping,
+    desired: Placement | None,
 ) -> tuple[GroupingCall, ...]:
-    """What to archive after a server left ``left`` for ``desired``: the application if
-    Wavepilot manages it and no server is left in it, then its wave if that wave is
-    Wavepilot's, is not the server's new wave, and has no other active application.
-    ``current`` is the grouping as listed before the move."""
+    """What to archive after a server left ``left`` for ``desired`` (None: the VM was removed
+    from the manifests, it goes nowhere): the application if Wavepilot manages it and no
+    server is left in it, then its wave if that wave is Wavepilot's, is not the server's new
+    wave, and has no other active application. ``current`` is the grouping as listed before
+    the move."""
     if left.is_archived or not left.managed or servers_left:
         return ()
     calls: list[GroupingCall] = [ArchiveApplication(left.application_id)]
@@ -199,8 +205,20 @@ def plan_cleanup(
         wave is not None
         and wave.managed
         and not wave.is_archived
-        and wave.name != desired.wave
+        and (desired is None or wave.name != desired.wave)
         and not others
     ):
         calls.append(ArchiveWave(wave.wave_id))
     return tuple(calls)
+
+
+def plan_removal(
+    removed: Placement, current: Grouping, source_server_id: str, server_application_id: str | None
+) -> DisassociateSourceServer | None:
+    """Take a server out of the application of a VM removed from the manifests, only if it is
+    still there: a VM that moved to another wave has the same server, which the new wave's
+    migration may have placed already (its application is not the removed one's)."""
+    application = current.application_named(removed.application)
+    if application is None or server_application_id != application.application_id:
+        return None
+    return DisassociateSourceServer(application.application_id, source_server_id)

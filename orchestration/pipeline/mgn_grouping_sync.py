@@ -14,6 +14,11 @@ one call (``AssociateSourceServers``), none if MGN already has it there. The cut
 preparation makes none when the server is still where the test launch's put it. Otherwise:
 ListWaves, ListApplications (paged: one call each up to 1,000), the planned calls, and for a
 move one DescribeSourceServers (who is left in the old application) plus the archive calls.
+
+``remove`` undoes a placement for a VM removed from the manifests (``pipeline.removal``):
+ListWaves, ListApplications, DisassociateSourceServers, DescribeSourceServers (who is left)
+and the archive calls; nothing but the listing when the server is not in the removed VM's
+application.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from orchestration.pipeline.mgn_grouping import (
     UnarchiveWave,
     plan_cleanup,
     plan_placement,
+    plan_removal,
 )
 from orchestration.pipeline.ports import GroupingLanes, MgnGroupings
 from orchestration.pipeline.spec import MigrationSpec
@@ -155,6 +161,37 @@ class MgnGroupingSync:
                 archived = _archive(mgn, cleanup, grouping)
             self._remember(key, wave_id, application_id)
             return PlacementOutcome(wave_id, application_id, plan.drift, tuple(archived))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def remove(self, spec: MigrationSpec, server: SourceServer) -> tuple[str, ...]:
+        """Take the server of a VM removed from the manifests out of ``<wave>/<app>``, then
+        archive the application and wave if that left them empty (``plan_cleanup``, with no
+        new place to keep). Says what was done: empty if the server was not there (never
+        placed, or already in another wave's application: the VM moved). A disassociation
+        MGN refuses (the application archived or gone meanwhile) is looked at once more."""
+        mgn = self._lanes.for_spec(spec).mgn
+        removed = Placement.of(spec.wave, spec.app_name)
+        self._forget((spec.target_account_id, spec.target_region, removed))
+        application_id = server.application_id
+        for attempt in range(1, ATTEMPTS + 1):
+            grouping = mgn.grouping()
+            call = plan_removal(removed, grouping, server.source_server_id, application_id)
+            if call is None:
+                return ()
+            try:
+                mgn.disassociate_source_servers(call.application_id, [call.source_server_id])
+            except (MgnConflictError, GroupingNotFoundError):
+                if attempt == ATTEMPTS:
+                    raise
+                application_id = mgn.source_server(server.source_server_id).application_id
+                continue
+            left = grouping.application(call.application_id)
+            assert left is not None  # plan_removal found it by name in this grouping
+            cleanup = plan_cleanup(
+                left, mgn.servers_in_application(left.application_id), grouping, None
+            )
+            archived = _archive(mgn, cleanup, grouping)
+            return (f"out of application {left.name}", *(f"archived {a}" for a in archived))
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _lock_for(self, key: Hashable) -> threading.Lock:
