@@ -416,6 +416,10 @@ class LaunchMgn(Protocol):
         instances in batches, tagged with its intent)."""
         ...
 
+    def associate_source_servers(self, application_id: str, server_ids: Sequence[str]) -> None:
+        """Put the servers in the MGN application (up to 50 per call)."""
+        ...
+
 
 class Ec2(Protocol):
     """Live checks of the target network, the launch template, the launched instance."""

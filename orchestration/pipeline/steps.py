@@ -89,7 +89,7 @@ STUCK_REPLICATION = {"STALLED", "DISCONNECTED", "PAUSED", "STOPPED"}
 LAUNCHABLE_LIFECYCLE = frozenset({"READY_FOR_TEST", "TESTING", "READY_FOR_CUTOVER"})
 # Where prepare_source put the server in MGN's grouping, kept in its result (``$.prepared``)
 # so the cutover's preparation can tell it is still there without asking MGN.
-_PLACEMENT_KEYS = ("mgnWaveId", "mgnApplicationId")
+_PLACEMENT_KEYS = ("mgnWaveId", "mgnApplicationId", "mgnAssociateLater")
 # Lifecycle states from which a launch's instances can be terminated after a state change.
 REVERT_TO = {"TESTING": "READY_FOR_TEST", "CUTTING_OVER": "READY_FOR_CUTOVER"}
 
@@ -331,7 +331,12 @@ class MigrationSteps:
         else:
             terminate_job, server = self._prepare_per_vm(lane, server_id, state, launch)
         grouping_note, grouping_data = self._place_in_mgn_grouping(
-            spec, server_id, server, state.get("prepared") if launch == "cutover" else None
+            spec,
+            server_id,
+            server,
+            state.get("prepared") if launch == "cutover" else None,
+            # Batched, the test launch's coordinator associates the servers in bulk.
+            defer=launch == "test" and state["config"].get("launchDesign") == "batched",
         )
         subnet, groups = (
             (spec.test_subnet_id, spec.test_security_group_ids)
@@ -379,6 +384,8 @@ class MigrationSteps:
         server_id: str,
         server: SourceServer | None,
         prepared_for_test: dict[str, Any] | None,
+        *,
+        defer: bool = False,
     ) -> tuple[str, dict[str, Any]]:
         """Put the server in MGN's wave and application as the manifests say; what MGN had
         instead (drift) becomes part of the step's message, for the thread. MGN's grouping is
@@ -393,7 +400,7 @@ class MigrationSteps:
             else None
         )
         try:
-            placed = self._grouping.place(spec, server_id, server, placed_before)
+            placed = self._grouping.place(spec, server_id, server, placed_before, defer=defer)
         except MgnThrottledError:
             raise
         except MgnError as exc:
@@ -405,6 +412,8 @@ class MigrationSteps:
         }
         if placed.drift:
             data["mgnDrift"] = list(placed.drift)
+        if placed.associate_later:
+            data["mgnAssociateLater"] = True
         return (f"; {summary}" if summary else ""), data
 
     def _prepare_per_vm(
