@@ -81,6 +81,9 @@ class LaunchRequest:
     # cut over before this cutover starts (the manifest's ``dependsOn``): none for a test.
     application: str = ""
     cutover_after: tuple[str, ...] = ()
+    # The MGN application the server is to join (its preparation left the association to
+    # the coordinator, which associates the servers it sees launchable in bulk): a test's.
+    mgn_application_id: str = ""
 
     @property
     def key(self) -> tuple[str, LaunchKind]:

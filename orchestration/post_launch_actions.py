@@ -19,6 +19,10 @@ from orchestration.wire import WireModel
 # Wavepilot's actions in MGN are ``wavepilot-<name>``: what it may update or remove; actions
 # with other IDs (set by hand in MGN's console) are left alone.
 ACTION_ID_PREFIX = "wavepilot-"
+# The tag Wavepilot puts on a source server before it gives it actions (and takes off once
+# none of its actions are left): a server without it holds none of Wavepilot's actions, so
+# a VM with no actions in its manifest needs no ListSourceServerActions.
+ACTIONS_TAG = "wavepilot:post-launch-actions"
 
 ExecutionStatus = Literal["IN_PROGRESS", "SUCCESS", "FAILED"]
 

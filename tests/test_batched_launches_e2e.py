@@ -24,6 +24,7 @@ from orchestration.local.synthetic import wave_yaml
 from orchestration.local.system import EmbeddedSystem, SystemOptions
 from orchestration.manifests.validation import ManifestFile, validate_files
 from orchestration.migration_request import MigrationRequest
+from orchestration.pipeline.mgn_grouping import mgn_application_name
 from orchestration.rehearsal.profile import RehearsalProfile
 from orchestration.rehearsal.run import rehearse, synthetic_input
 from orchestration.settings import settings
@@ -146,6 +147,21 @@ def test_a_wave_migrates_in_fewer_jobs_than_vms_and_a_failed_test_rolls_back_alo
     starts = calls.get("StartTest", 0) + calls.get("StartCutover", 0)
     assert starts <= 2 * len(jobs), calls
     assert starts < VMS, calls
+    # AND each server is in its application in MGN's console, associated in bulk by the
+    # coordinator (the first of each application by its own preparation)
+    lane_mgn = wiring.lanes().clients(_lane(system, failing_server)).mgn
+    grouping = lane_mgn.grouping()
+    placed = {
+        s.source_server_id: s.application_id
+        for s in lane_mgn.source_servers(list(servers.values()))
+    }
+    for request in requests:
+        application = grouping.application(placed[servers[request.migration_id]])
+        assert application is not None, request.migration_id
+        assert application.name == mgn_application_name(request.wave, request.app_name)
+    applications = {r.app_name for r in requests}
+    assert calls.get("AssociateSourceServers", 0) <= 2 * len(applications), calls
+    assert calls.get("AssociateSourceServers", 0) < VMS, calls
 
     # AND the lane's ledger holds nothing open, and its loop has ended
     table = aws.state_table(settings().table_name, settings().aws_region)

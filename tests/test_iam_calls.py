@@ -67,6 +67,7 @@ from orchestration.naming import (
 )
 from orchestration.pipeline.finalize_now import FinalizeNowError
 from orchestration.pipeline.mgn_grouping import MANAGED_TAGS, mgn_application_name
+from orchestration.post_launch_actions import ACTIONS_TAG
 from orchestration.statemachine import LaunchSettings, Timings
 from tests.support.github_server import github_stand_in
 from tests.support.pipeline import example_requests, spec_of
@@ -571,6 +572,17 @@ def _run_every_path() -> Run:
                 document_identifier="Contoso-Retired",
                 order=1002,
             )
+            # The rejected VM has no actions in its manifest, but an earlier revision gave
+            # its server one (and the tag that says so): removed, then untagged.
+            rejected_mgn = system.mgn_of_server(servers[rejected.migration_id])
+            rejected_mgn.add_source_server_action(
+                servers[rejected.migration_id],
+                action_id="wavepilot-retired",
+                action_name="retired",
+                document_identifier="Contoso-Retired",
+                order=1002,
+            )
+            rejected_mgn.tag_source_server(servers[rejected.migration_id], {ACTIONS_TAG: "managed"})
             driver = MigrationDriver(system)
             driver.send([*requests, with_callbacks, "{this is not json"])
             # Not a status event: the notifier sends it to the status DLQ with its reason.

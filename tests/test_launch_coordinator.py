@@ -125,8 +125,10 @@ class Lane:
         window: tuple[datetime, datetime] | None = None,
         test_instances: Mapping[str, str] | None = None,
         applications: Mapping[str, tuple[str, tuple[str, ...]]] | None = None,
+        join: Mapping[str, str] | None = None,
     ) -> None:
-        """``applications``: server -> (its application, the applications it goes after)."""
+        """``applications``: server -> (its application, the applications it goes after);
+        ``join``: server -> the MGN application its preparation left it to join."""
         coordinator = self.coordinator()
         for index, server_id in enumerate(server_ids or self.server_ids):
             coordinator.request(
@@ -142,6 +144,7 @@ class Lane:
                     test_instance_id=(test_instances or {}).get(server_id),
                     application=(applications or {}).get(server_id, ("", ()))[0],
                     cutover_after=(applications or {}).get(server_id, ("", ()))[1],
+                    mgn_application_id=(join or {}).get(server_id, ""),
                 ),
                 f"token-{kind}-{server_id}",
             )
@@ -928,6 +931,48 @@ def test_test_requests_wait_for_replication_watched_in_bulk(lanes: LaneFactory) 
     assert servers_in(job) < set(fresh[1:])
     assert sorted(replicated) == sorted(f"mig-{server}" for server in fresh[1:])
     assert all(launch.replication_ready for launch in lane.ledger.snapshot().waiting)
+
+
+def test_launchable_servers_join_their_mgn_applications_50_per_call(lanes: LaneFactory) -> None:
+    # GIVEN 120 test requests whose preparation left the association to the coordinator
+    # (110 to join one application, 10 another), one of the 110 moved in the console to a
+    # third application meanwhile
+    lane = lanes(120)
+    apps = {
+        name: lane.client.create_application(name=name)["applicationID"]
+        for name in ("wave-1/web", "wave-1/db", "console/elsewhere")
+    }
+    moved = lane.server_ids[3]
+    lane.client.associate_source_servers(
+        applicationID=apps["console/elsewhere"], sourceServerIDs=[moved]
+    )
+    join = {
+        server: apps["wave-1/db"] if index >= 110 else apps["wave-1/web"]
+        for index, server in enumerate(lane.server_ids)
+    }
+    lane.request_all("test", join=join)
+    lane.emulator.reset_metrics()
+
+    # WHEN the coordinator sees them launchable
+    lane.coordinator().run_once(lane.now)
+
+    # THEN they joined in bulk: 109 in three calls, 10 in one; the moved one was left where
+    # it is (its cutover's preparation moves it back and reports the drift); the test job
+    # started with all 120
+    assert lane.calls()["AssociateSourceServers"] == 4
+    servers = {
+        item["sourceServerID"]: item.get("applicationID")
+        for item in lane.client.describe_source_servers(filters={})["items"]
+    }
+    assert servers[moved] == apps["console/elsewhere"]
+    assert {s for s, app in servers.items() if app == apps["wave-1/web"]} == set(
+        lane.server_ids[:110]
+    ) - {moved}
+    assert {s for s, app in servers.items() if app == apps["wave-1/db"]} == set(
+        lane.server_ids[110:]
+    )
+    (job,) = lane.jobs("START_TEST")
+    assert servers_in(job) == set(lane.server_ids)
 
 
 # --- helpers ------------------------------------------------------------------------------

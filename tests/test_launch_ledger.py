@@ -213,9 +213,17 @@ def test_a_requests_application_and_the_applications_it_goes_after_are_kept(
 ) -> None:
     ordered = replace(REQUEST, application="web", cutover_after=("db", "cache"))
     ledger.record_request(ordered, "token-1")
-    ledger.record_request(replace(REQUEST, migration_id="mig-2", application="db"), "token-2")
+    ledger.record_request(
+        replace(REQUEST, migration_id="mig-2", application="db", mgn_application_id="app-1"),
+        "token-2",
+    )
 
     waiting = {w.request.migration_id: w.request for w in ledger.snapshot().waiting}
+    # (and the MGN application a test request's server is to join)
+    assert (waiting["mig-1"].mgn_application_id, waiting["mig-2"].mgn_application_id) == (
+        "",
+        "app-1",
+    )
 
     assert (waiting["mig-1"].application, waiting["mig-1"].cutover_after) == (
         "web",

@@ -1258,3 +1258,24 @@ def test_a_server_can_be_seeded_with_the_id_a_manifest_names(
         emulator.add_source_server(hostname="other", source_server_id="s-1a2b3c4d5e6f70801")
     with pytest.raises(ValueError, match="never report"):
         emulator.add_source_server(hostname="bad", source_server_id="s-short")
+
+
+def test_source_servers_are_tagged_untagged_and_described_with_their_tags(
+    emulator: MgnEmulator, mgn: MgnClient
+) -> None:
+    server = seed_ready(emulator)
+    arn = describe(mgn, server.source_server_id)["arn"]
+
+    mgn.tag_resource(resourceArn=arn, tags={"wavepilot:post-launch-actions": "set", "team": "a"})
+
+    assert describe(mgn, server.source_server_id)["tags"] == {
+        "wavepilot:post-launch-actions": "set",
+        "team": "a",
+    }
+    mgn.untag_resource(resourceArn=arn, tagKeys=["wavepilot:post-launch-actions", "absent"])
+    assert mgn.list_tags_for_resource(resourceArn=arn)["tags"] == {"team": "a"}
+    # AND an ARN MGN does not know is refused with MGN's error
+    with pytest.raises(ClientError) as refused:
+        mgn.list_tags_for_resource(resourceArn=arn.replace(server.source_server_id, "s-0"))
+    assert refused.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    check_every_response_matched_the_model(emulator.metrics())

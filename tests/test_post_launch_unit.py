@@ -174,6 +174,40 @@ def test_prepare_puts_the_manifests_actions_once(pipeline: Pipeline) -> None:  #
     assert prepared.message.endswith("; post-launch actions: join-domain, smoke")
 
 
+def test_the_server_is_tagged_before_its_first_action_and_untagged_after_its_last(
+    pipeline: Pipeline,  # noqa: F811
+) -> None:
+    order: list[str] = []
+
+    def noted(name: str, method: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            order.append(name)
+            return method(*args, **kwargs)
+
+        return call
+
+    for name in ("tag_resource", "put_source_server_action", "untag_resource"):
+        setattr(pipeline.mgn, name, noted(name, getattr(pipeline.mgn, name)))
+
+    # WHEN a VM with actions is prepared: the tag goes on first, then the actions
+    pipeline.steps.prepare_source(_with_actions(pipeline, JOIN), "test")
+    assert order == ["tag_resource", "put_source_server_action"]
+    assert pipeline.mgn.servers[SERVER].actions_tagged
+
+    # WHEN its manifest drops them: listed (the server is tagged), removed, then untagged
+    pipeline.mgn.calls.clear()
+    pipeline.steps.prepare_source(pipeline.state(), "test")
+    assert pipeline.mgn.actions[SERVER] == {}
+    assert order[-1] == "untag_resource"
+    assert not pipeline.mgn.servers[SERVER].actions_tagged
+    assert pipeline.mgn.calls["source_server_actions"] == 1
+
+    # AND after that a VM without actions costs no call about them at all
+    pipeline.mgn.calls.clear()
+    pipeline.steps.prepare_source(pipeline.state(), "test")
+    assert not {"source_server_actions", "tag_resource", "untag_resource"} & set(pipeline.mgn.calls)
+
+
 def test_verification_waits_for_running_actions(pipeline: Pipeline) -> None:  # noqa: F811
     _launched(pipeline, report(ran("join-domain", "IN_PROGRESS")))
     state = {**_with_actions(pipeline, JOIN), "test": {"jobId": "mgnjob-test"}}

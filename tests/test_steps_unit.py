@@ -393,10 +393,18 @@ def test_a_batched_test_launch_is_prepared_without_looking_at_the_server(
     pipeline: Pipeline,
 ) -> None:
     # the coordinator watches replication in bulk (REPLICATION_STALLED), not this step
-    prepared = pipeline.steps.prepare_source(batched(pipeline.state()), "test")
+    state = batched(pipeline.state())
+    state["source"]["actionsTagged"] = False  # validation saw no Wavepilot actions tag
+    prepared = pipeline.steps.prepare_source(state, "test")
 
     assert prepared["launchTemplateVersion"]
-    # only the server's settings are written (its post-launch actions listed to sync them)
+    # only the server's settings are written: no actions in the manifest, none on the server
+    assert pipeline.mgn.calls == {}
+
+    # AND an execution that began before validation said so looks at the actions
+    pipeline.mgn.calls.clear()
+    state["source"].pop("actionsTagged")
+    pipeline.steps.prepare_source(state, "test")
     assert pipeline.mgn.calls == {"source_server_actions": 1}
 
 

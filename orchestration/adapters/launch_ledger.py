@@ -601,6 +601,8 @@ def _request_attributes(request: LaunchRequest) -> dict[str, Any]:
         attributes["application"] = request.application
     if request.cutover_after:
         attributes["cutoverAfter"] = list(request.cutover_after)
+    if request.mgn_application_id:
+        attributes["mgnApplicationId"] = request.mgn_application_id
     return attributes
 
 
@@ -616,6 +618,7 @@ def _request(item: dict[str, Any]) -> LaunchRequest:
         execution=str(item.get("execution", "")),
         test_instance_id=str(item["testInstanceId"]) if item.get("testInstanceId") else None,
         payload=str(item.get("payload", "")),
+        mgn_application_id=str(item.get("mgnApplicationId", "")),
         **_ordering(item),
     )
 

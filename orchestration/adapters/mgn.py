@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 from botocore.exceptions import ClientError
 
 from orchestration.post_launch_actions import (
+    ACTIONS_TAG,
     ActionExecution,
     PostLaunchActionSpec,
     PostLaunchStatus,
@@ -161,6 +162,9 @@ class SourceServer:
     replication_eta: str | None = None
     # The MGN application the server is in (MGN's console grouping), if any.
     application_id: str | None = None
+    arn: str = ""
+    # Tagged ``ACTIONS_TAG``: it may hold Wavepilot's post-launch actions (else it holds none).
+    actions_tagged: bool = False
 
     @classmethod
     def from_api(cls, item: Any) -> SourceServer:
@@ -201,6 +205,8 @@ class SourceServer:
             ),
             replication_eta=replication.get("etaDateTime"),
             application_id=item.get("applicationID"),
+            arn=item.get("arn", ""),
+            actions_tagged=ACTIONS_TAG in (item.get("tags") or {}),
         )
 
 
@@ -521,6 +527,14 @@ class MgnAdapter:
                 for name, values in action.parameters.items()
             },
         )
+
+    @_translated
+    def tag_resource(self, arn: str, tags: dict[str, str]) -> None:
+        self._client.tag_resource(resourceArn=arn, tags=tags)
+
+    @_translated
+    def untag_resource(self, arn: str, keys: Sequence[str]) -> None:
+        self._client.untag_resource(resourceArn=arn, tagKeys=list(keys))
 
     @_translated
     def remove_source_server_action(self, source_server_id: str, action_id: str) -> None:

@@ -167,6 +167,7 @@ class BatchedLaunches:
             payload=json.dumps(spec.model_dump(mode="json", by_alias=True)),
             application=spec.app_name,
             cutover_after=tuple(spec.cutover_after) if launch == "cutover" else (),
+            mgn_application_id=_to_associate(state) if launch == "test" else "",
         )
         recorded = ledger.record_request(request, task_token)
         name = loop_name(lane, now.timestamp())
@@ -429,3 +430,12 @@ def successor_name(execution: str, runs: int) -> str:
 def loop_name(lane: Lane, epoch: float) -> str:
     """A unique execution name for a lane's loop (<= 80 characters, no ``/``)."""
     return f"launches-{lane.account_id}-{lane.region}-{int(epoch * 1000)}-{uuid.uuid4().hex[:8]}"
+
+
+def _to_associate(state: State) -> str:
+    """The MGN application the test launch's preparation left the server to join (the
+    coordinator associates it with the others it launches), else ""."""
+    prepared = state.get("prepared") or {}
+    if not prepared.get("mgnAssociateLater"):
+        return ""
+    return str(prepared.get("mgnApplicationId") or "")

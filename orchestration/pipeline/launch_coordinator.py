@@ -34,9 +34,13 @@ d. **start** each planned job exactly once: an *intent* (its servers, kind and a
    it, or, if MGN has no such job, starts it then. A start MGN refuses as a conflict (the
    servers are in a job already) is looked up the same way before anything else is decided.
 
+Servers seen launchable that their preparation left to join their MGN application
+(``LaunchRequest.mgn_application_id``) are associated then, up to 50 per call.
+
 MGN calls per poll do not grow with the servers that wait, beyond one call per 200 still
-replicating: one ``DescribeJobs`` (up to 1,000 jobs), one start (or terminate) per new job,
-one ``DescribeJobs`` by date only when recovering. DynamoDB reads per poll: the lane's
+replicating (and one per 50 that join an application): one ``DescribeJobs`` (up to 1,000
+jobs), one start (or terminate) per new job, one ``DescribeJobs`` by date only when
+recovering. DynamoDB reads per poll: the lane's
 ledger (one Query), and the migrations of each wave whose dependent cutovers could start.
 """
 
@@ -52,7 +56,10 @@ from orchestration.adapters.mgn import (
     Job,
     JobServer,
     MgnConflictError,
+    MgnError,
     MgnQuotaExceededError,
+    MgnThrottledError,
+    SourceServer,
 )
 from orchestration.launch_records import (
     INTENT_TAG,
@@ -66,6 +73,7 @@ from orchestration.launch_records import (
     RequestRecorded,
     WaitingLaunch,
 )
+from orchestration.observability import logger
 from orchestration.pipeline.cutover_order import order_cutovers
 from orchestration.pipeline.launch_batches import (
     ActiveJob,
@@ -390,10 +398,41 @@ class LaunchCoordinator:
                     )
                 )
         if ready:
+            self._associate(ready, servers)
             self._ledger.mark_replication_ready(ready)
             self._on_replicated(ready)
         self._ledger.complete(stalled)
         return {launch.request.key for launch in ready}, stalled
+
+    def _associate(
+        self, ready: Sequence[WaitingLaunch], servers: Mapping[str, SourceServer]
+    ) -> None:
+        """Put the launchable servers whose preparation left it to the coordinator in their
+        MGN applications, up to 50 per call, as they were just described: one not in any
+        application joins its own; one in another application (moved in MGN's console) is
+        left for its cutover's preparation, which moves it and says so in the thread.
+        MGN's grouping is for people in its console: a refusal is logged and the launch goes
+        on (the cutover's preparation places the server again)."""
+        joining: dict[str, list[str]] = {}
+        for launch in ready:
+            application_id = launch.request.mgn_application_id
+            server = servers.get(launch.request.source_server_id)
+            if application_id and server is not None and server.application_id is None:
+                joining.setdefault(application_id, []).append(server.source_server_id)
+        for application_id, server_ids in joining.items():
+            try:
+                self._mgn.associate_source_servers(application_id, server_ids)
+            except MgnThrottledError:
+                raise
+            except MgnError as exc:
+                logger.warning(
+                    "source servers not associated with their MGN application",
+                    extra={
+                        "application_id": application_id,
+                        "servers": server_ids,
+                        "error": str(exc),
+                    },
+                )
 
     def _poll_due(self, now: datetime) -> bool:
         """Whether a multiple of ``readiness_poll`` passed since the last run: stateless (the

@@ -10,7 +10,9 @@ application gone meanwhile) is answered by listing again and re-planning, at mos
 MGN calls per VM: a wave's VMs share a wave and an application, so once one VM of a warm
 container has placed its server, the pair's IDs are kept for ``PLACEMENT_MAX_AGE`` on the
 clock (as ``LaneFacts`` keeps lane facts) and the next VM of that application needs at most
-one call (``AssociateSourceServers``), none if MGN already has it there. The cutover's
+one call (``AssociateSourceServers``), none if MGN already has it there; in the batched
+design none: the lane's coordinator associates the servers it launches, up to 50 per call
+(``defer``). The cutover's
 preparation makes none when the server is still where the test launch's put it. Otherwise:
 ListWaves, ListApplications (paged: one call each up to 1,000), the planned calls, and for a
 move one DescribeSourceServers (who is left in the old application) plus the archive calls.
@@ -71,6 +73,9 @@ class PlacementOutcome:
     application_id: str
     drift: tuple[str, ...] = ()
     archived: tuple[str, ...] = ()
+    # The server is not in the application yet: the caller has it associated in bulk (the
+    # lane's launch coordinator, with the servers of other requests: ``place(defer=True)``).
+    associate_later: bool = False
 
     def summary(self) -> str:
         """One clause for the step's status message: empty when nothing moved."""
@@ -97,11 +102,18 @@ class MgnGroupingSync:
         source_server_id: str,
         server: SourceServer | None,
         placed_before: PlacementOutcome | None = None,
+        *,
+        defer: bool = False,
     ) -> PlacementOutcome:
         """Put the server in ``<wave>`` / ``<wave>/<app>``; ``server`` is its description if
         the caller has a fresh one (None: it is looked up only if needed); ``placed_before``
         where this migration put it earlier (the test launch's preparation, for the cutover's):
-        if the fresh description shows it still there, no call is made."""
+        if the fresh description shows it still there, no call is made.
+
+        ``defer``: when the wave and application are known and the server is not looked at,
+        it is not associated here but left to the caller (``associate_later``): the batched
+        design's coordinator associates the servers it launches together, up to 50 per call,
+        and the cutover's preparation finds one that was elsewhere (drift) and moves it."""
         if (
             placed_before is not None
             and server is not None
@@ -122,6 +134,8 @@ class MgnGroupingSync:
         current_app = server.application_id if server is not None else None
         if server is not None and current_app == application_id:
             return PlacementOutcome(wave_id, application_id)
+        if current_app is None and defer:
+            return PlacementOutcome(wave_id, application_id, associate_later=True)
         if current_app is None:  # not in any application, or not looked at
             try:  # associating again where it already is changes nothing
                 mgn.associate_source_servers(application_id, [source_server_id])

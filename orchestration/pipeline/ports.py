@@ -334,6 +334,10 @@ class Mgn(SourceServers, Protocol):
 
     def remove_source_server_action(self, source_server_id: str, action_id: str) -> None: ...
 
+    def tag_resource(self, arn: str, tags: dict[str, str]) -> None: ...
+
+    def untag_resource(self, arn: str, keys: Sequence[str]) -> None: ...
+
     def change_life_cycle_state(self, source_server_id: str, state: str) -> SourceServer: ...
 
     def active_job_for(
@@ -414,6 +418,10 @@ class LaunchMgn(Protocol):
     ) -> Job:
         """A TERMINATE job for the servers' launched instances (the coordinator retires test
         instances in batches, tagged with its intent)."""
+        ...
+
+    def associate_source_servers(self, application_id: str, server_ids: Sequence[str]) -> None:
+        """Put the servers in the MGN application (up to 50 per call)."""
         ...
 
 

@@ -75,6 +75,7 @@ from orchestration.pipeline.preflight import (
 )
 from orchestration.pipeline.resolution import SourceServerDirectory, resolve_source_server
 from orchestration.pipeline.spec import MigrationSpec
+from orchestration.post_launch_actions import ACTIONS_TAG
 
 if TYPE_CHECKING:
     from orchestration.adapters.state_store import MigrationRecord
@@ -89,7 +90,7 @@ STUCK_REPLICATION = {"STALLED", "DISCONNECTED", "PAUSED", "STOPPED"}
 LAUNCHABLE_LIFECYCLE = frozenset({"READY_FOR_TEST", "TESTING", "READY_FOR_CUTOVER"})
 # Where prepare_source put the server in MGN's grouping, kept in its result (``$.prepared``)
 # so the cutover's preparation can tell it is still there without asking MGN.
-_PLACEMENT_KEYS = ("mgnWaveId", "mgnApplicationId")
+_PLACEMENT_KEYS = ("mgnWaveId", "mgnApplicationId", "mgnAssociateLater")
 # Lifecycle states from which a launch's instances can be terminated after a state change.
 REVERT_TO = {"TESTING": "READY_FOR_TEST", "CUTTING_OVER": "READY_FOR_CUTOVER"}
 
@@ -246,7 +247,14 @@ class MigrationSteps:
             f"prerequisites met; MGN source server {server.source_server_id}{warnings}",
             sourceServerId=server.source_server_id,
         )
-        return {"sourceServerId": server.source_server_id, "launchTemplateId": launch_template_id}
+        return {
+            "sourceServerId": server.source_server_id,
+            "launchTemplateId": launch_template_id,
+            # For PrepareSource: whether the server may hold Wavepilot's post-launch actions
+            # (a VM with none in its manifest then needs no look at them) and its ARN.
+            "sourceServerArn": server.arn,
+            "actionsTagged": server.actions_tagged,
+        }
 
     def _preflight(self, spec: MigrationSpec, server: SourceServer) -> list[PreflightFinding]:
         """Preflight's checks that need nothing but the source server already read (no call
@@ -331,7 +339,12 @@ class MigrationSteps:
         else:
             terminate_job, server = self._prepare_per_vm(lane, server_id, state, launch)
         grouping_note, grouping_data = self._place_in_mgn_grouping(
-            spec, server_id, server, state.get("prepared") if launch == "cutover" else None
+            spec,
+            server_id,
+            server,
+            state.get("prepared") if launch == "cutover" else None,
+            # Batched, the test launch's coordinator associates the servers in bulk.
+            defer=launch == "test" and state["config"].get("launchDesign") == "batched",
         )
         subnet, groups = (
             (spec.test_subnet_id, spec.test_security_group_ids)
@@ -357,7 +370,9 @@ class MigrationSteps:
             lane.mgn.update_launch_configuration(
                 server_id, boot_mode=spec.boot_mode, os_byol=spec.os_byol
             )
-            actions = _set_post_launch_actions(lane.mgn, server_id, spec)
+            actions = _set_post_launch_actions(
+                lane.mgn, server_id, spec, _actions_mark(server, state["source"])
+            )
         self._report.step(
             spec,
             step,
@@ -379,6 +394,8 @@ class MigrationSteps:
         server_id: str,
         server: SourceServer | None,
         prepared_for_test: dict[str, Any] | None,
+        *,
+        defer: bool = False,
     ) -> tuple[str, dict[str, Any]]:
         """Put the server in MGN's wave and application as the manifests say; what MGN had
         instead (drift) becomes part of the step's message, for the thread. MGN's grouping is
@@ -393,7 +410,7 @@ class MigrationSteps:
             else None
         )
         try:
-            placed = self._grouping.place(spec, server_id, server, placed_before)
+            placed = self._grouping.place(spec, server_id, server, placed_before, defer=defer)
         except MgnThrottledError:
             raise
         except MgnError as exc:
@@ -405,6 +422,8 @@ class MigrationSteps:
         }
         if placed.drift:
             data["mgnDrift"] = list(placed.drift)
+        if placed.associate_later:
+            data["mgnAssociateLater"] = True
         return (f"; {summary}" if summary else ""), data
 
     def _prepare_per_vm(
@@ -978,15 +997,49 @@ def _unless_blocking(actions: PostLaunchVerdict, launch: Launch, instance_id: st
         )
 
 
-def _set_post_launch_actions(mgn: Mgn, server_id: str, spec: MigrationSpec) -> str:
+@dataclass(frozen=True, slots=True)
+class _ActionsMark:
+    """What is known of the server's ``ACTIONS_TAG``: ``tagged`` None when nothing is (an
+    execution that began before validation said), and its ARN ("" if not known)."""
+
+    tagged: bool | None
+    arn: str
+
+
+def _actions_mark(server: SourceServer | None, source: Mapping[str, Any]) -> _ActionsMark:
+    """The freshest word on the tag: the server as just described, else validation's."""
+    if server is not None and server.arn:
+        return _ActionsMark(server.actions_tagged, server.arn)
+    tagged = source.get("actionsTagged")
+    return _ActionsMark(
+        tagged if isinstance(tagged, bool) else None, str(source.get("sourceServerArn") or "")
+    )
+
+
+def _set_post_launch_actions(
+    mgn: Mgn, server_id: str, spec: MigrationSpec, mark: _ActionsMark
+) -> str:
     """Make the server's post-launch actions in MGN the manifest's (MGN runs them on every
-    instance launched after): one list, then only what differs; says what runs, if any."""
-    changes = action_changes(mgn.source_server_actions(server_id), spec.post_launch_actions)
+    instance launched after): one list, then only what differs; says what runs, if any.
+
+    A server without ``ACTIONS_TAG`` holds none of Wavepilot's actions: for a VM with none
+    in its manifest (most), no call at all. The tag goes on before the first action (a crash
+    in between leaves a tag and no action: the next look lists, and finds nothing), and
+    comes off once Wavepilot's last action is removed."""
+    wanted = spec.post_launch_actions
+    if not wanted and mark.tagged is False:
+        return ""
+    changes = action_changes(mgn.source_server_actions(server_id), wanted)
+    if wanted and not mark.tagged:
+        arn = mark.arn or mgn.source_server(server_id).arn
+        mgn.tag_resource(arn, {ACTIONS_TAG: "managed"})
     for action in changes.put:
         mgn.put_source_server_action(server_id, action)
     for action_id in changes.remove:
         mgn.remove_source_server_action(server_id, action_id)
-    if not spec.post_launch_actions:
+    if not wanted:
+        if mark.tagged and mark.arn:
+            mgn.untag_resource(mark.arn, [ACTIONS_TAG])
         return ""
     names = ", ".join(a.name for a in sorted(spec.post_launch_actions, key=lambda a: a.order))
     return f"; post-launch actions: {names}"

@@ -38,7 +38,11 @@ from orchestration.launch_records import (
 from orchestration.migration_request import MigrationRequest
 from orchestration.pipeline.reporter import MigrationIdentity
 from orchestration.pipeline.spec import MigrationSpec
-from orchestration.post_launch_actions import PostLaunchActionSpec, SourceServerAction
+from orchestration.post_launch_actions import (
+    ACTIONS_TAG,
+    PostLaunchActionSpec,
+    SourceServerAction,
+)
 
 E = TypeVar("E", bound=EventDetail)
 
@@ -321,6 +325,7 @@ def source_server(server_id: str = "s-0123456789abcdef0", **changes: Any) -> Sou
         replicated_bytes=100,
         total_bytes=100,
         replication_error=None,
+        arn=f"arn:aws:mgn:us-east-1:111122223333:source-server/{server_id}",
     )
     return replace(server, **changes)
 
@@ -415,6 +420,21 @@ class FakeMgn:
     def remove_source_server_action(self, source_server_id: str, action_id: str) -> None:
         self.calls["remove_source_server_action"] += 1
         self.actions.get(source_server_id, {}).pop(action_id, None)
+
+    def tag_resource(self, arn: str, tags: dict[str, str]) -> None:
+        """Only ``ACTIONS_TAG`` is modelled: the server whose ARN it is says it is tagged."""
+        self.calls["tag_resource"] += 1
+        self._retag(arn, ACTIONS_TAG in tags)
+
+    def untag_resource(self, arn: str, keys: Sequence[str]) -> None:
+        self.calls["untag_resource"] += 1
+        if ACTIONS_TAG in keys:
+            self._retag(arn, False)
+
+    def _retag(self, arn: str, tagged: bool) -> None:
+        for server_id, server in self.servers.items():
+            if server.arn == arn:
+                self.servers[server_id] = replace(server, actions_tagged=tagged)
 
     def change_life_cycle_state(self, source_server_id: str, state: str) -> SourceServer:
         self.calls["change_life_cycle_state"] += 1

@@ -346,6 +346,12 @@ class MgnEmulator:
             },
         )
 
+    def tag_source_server(self, source_server_id: str, tags: Mapping[str, str]) -> None:
+        """Tag a server as if TagResource had been called earlier (e.g. by an earlier
+        revision's preparation, with ``ACTIONS_TAG``)."""
+        with self._lock:
+            self._state.server(source_server_id).tags.update(tags)
+
     # --- MGN's console: waves and applications made by people, not by Wavepilot ------------
 
     def add_wave(

@@ -76,6 +76,8 @@ SERVERS_IN_ACTIVE_JOBS_QUOTA = "SourceServersInAllActiveJobs"
 NON_ARCHIVED_SERVERS_QUOTA = "NonArchivedSourceServers"
 
 # `ConflictException.errors[].code` values, one per reason a server is refused.
+# AWS's limit on tags per resource (MGN's TagResource is refused beyond it).
+MAX_TAGS = 50
 REFUSED_ARCHIVED = "SOURCE_SERVER_ARCHIVED"
 REFUSED_JOB_IN_PROGRESS = "JOB_IN_PROGRESS"
 REFUSED_LIFECYCLE_STATE = "INVALID_LIFECYCLE_STATE"
@@ -137,6 +139,9 @@ class MgnOperations:
             "StartTest": self._start_test,
             "TerminateTargetInstances": self._terminate_target_instances,
             "UpdateLaunchConfiguration": self._update_launch_configuration,
+            "TagResource": self._tag_resource,
+            "UntagResource": self._untag_resource,
+            "ListTagsForResource": self._list_tags_for_resource,
             **GroupingOperations(
                 state=state, quotas=settings.quotas, ids=ids, arns=arns, page=self._paged_items
             ).handlers,
@@ -608,6 +613,39 @@ class MgnOperations:
                 quota_value=quotas.servers_in_active_jobs,
                 resource_type=SOURCE_SERVER_RESOURCE,
             )
+
+    # --- Tags (source servers, jobs, waves, applications: by ARN) --------------------------
+
+    def _tagged(self, arn: str) -> dict[str, str]:
+        """The tags of the resource the ARN names (MGN's ResourceNotFoundException if none)."""
+        for resources in (
+            self._state.servers.values(),
+            self._state.jobs.values(),
+            self._state.waves.values(),
+            self._state.applications.values(),
+        ):
+            for resource in resources:
+                if resource.arn == arn:
+                    return resource.tags
+        raise ResourceNotFoundError(
+            f"Resource {arn} not found", resource_id=arn, resource_type="resource"
+        )
+
+    def _tag_resource(self, params: JsonObject, now: datetime) -> JsonObject:
+        tags = self._tagged(params["resourceArn"])
+        tags.update(params["tags"])
+        if len(tags) > MAX_TAGS:
+            raise ValidationError(f"A resource may have at most {MAX_TAGS} tags")
+        return {}
+
+    def _untag_resource(self, params: JsonObject, now: datetime) -> JsonObject:
+        tags = self._tagged(params["resourceArn"])
+        for key in params["tagKeys"]:
+            tags.pop(key, None)
+        return {}
+
+    def _list_tags_for_resource(self, params: JsonObject, now: datetime) -> JsonObject:
+        return {"tags": dict(self._tagged(params["resourceArn"]))}
 
     def _server(self, server_id: str) -> SourceServerRecord:
         return self._state.server(server_id)

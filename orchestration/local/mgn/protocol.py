@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
+from urllib.parse import parse_qs, unquote
 
 import botocore.session
 from botocore.model import OperationModel, ServiceModel
@@ -73,14 +74,44 @@ class RestJsonEndpoint:
         self._metrics = metrics
         self._model = service_model or mgn_service_model()
         self._routes: dict[tuple[str, str], OperationModel] = {}
+        # Operations with a URI label (the tagging ones: ``/tags/{resourceArn}``) by method:
+        # the path's prefix, and the label's name.
+        self._labelled: dict[str, list[tuple[str, str, OperationModel]]] = {}
         for name in self._model.operation_names:
             operation_model = self._model.operation_model(name)
-            route = (operation_model.http["method"], operation_model.http["requestUri"])
-            self._routes[route] = operation_model
+            uri = operation_model.http["requestUri"]
+            if "{" in uri:
+                prefix, label = uri.split("{", 1)
+                self._labelled.setdefault(operation_model.http["method"], []).append(
+                    (prefix, label.rstrip("}+"), operation_model)
+                )
+                continue
+            self._routes[(operation_model.http["method"], uri)] = operation_model
+
+    def _route(self, method: str, path: str) -> tuple[OperationModel | None, dict[str, Any]]:
+        """The operation a request names, and the parameters its URI carries (the label,
+        the query string's lists)."""
+        bare, _, query = path.partition("?")
+        found = self._routes.get((method, bare))
+        if found is not None:
+            return found, {}
+        for prefix, label, operation_model in self._labelled.get(method, ()):
+            value = bare[len(prefix) :]
+            if bare.startswith(prefix) and value and "/" not in value:
+                params: dict[str, Any] = {label: unquote(value)}
+                members = operation_model.input_shape.members if operation_model.input_shape else {}
+                for name, values in parse_qs(query).items():
+                    for member_name, member in members.items():
+                        if member.serialization.get("name") == name:
+                            params[member_name] = (
+                                values if member.type_name == "list" else values[0]
+                            )
+                return operation_model, params
+        return None, {}
 
     def handle(self, method: str, path: str, body: bytes) -> HttpReply:
         request_id = str(uuid.uuid4())
-        operation_model = self._routes.get((method, path.split("?", 1)[0]))
+        operation_model, uri_params = self._route(method, path)
         if operation_model is None or operation_model.name not in self._operations.supported:
             self._metrics.record_call(UNKNOWN_OPERATION)
             return self._error_reply(
@@ -90,7 +121,7 @@ class RestJsonEndpoint:
         self._metrics.record_call(name)
         try:
             self._gate.admit()
-            params = self._parse_body(body)
+            params = {**self._parse_body(body), **uri_params}
             self._check_request(operation_model, params)
             result = self._operations.invoke(name, params)
         except MgnError as error:

@@ -91,7 +91,9 @@ data "aws_iam_policy_document" "target" {
   }
 
   # Waves and applications are created tagged as Wavepilot's (and only those are archived):
-  # tagging on create needs mgn:TagResource, limited here to that one tag key.
+  # tagging on create needs mgn:TagResource. A source server is tagged before it is given
+  # Wavepilot's post-launch actions (a server without the tag holds none, so it needs no
+  # ListSourceServerActions). Limited here to those two tag keys.
   statement {
     sid       = "MgnTagOnCreate"
     actions   = ["mgn:TagResource"]
@@ -100,7 +102,26 @@ data "aws_iam_policy_document" "target" {
     condition {
       test     = "ForAllValues:StringEquals"
       variable = "aws:TagKeys"
-      values   = ["wavepilot:managed"]
+      values   = ["wavepilot:managed", "wavepilot:post-launch-actions"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestedRegion"
+      values   = var.regions
+    }
+  }
+
+  # ... and untagged once Wavepilot's last action is removed: only that key.
+  statement {
+    sid       = "MgnUntagActions"
+    actions   = ["mgn:UntagResource"]
+    resources = ["*"]
+
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "aws:TagKeys"
+      values   = ["wavepilot:post-launch-actions"]
     }
 
     condition {
