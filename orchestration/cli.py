@@ -152,8 +152,9 @@ def _parser() -> argparse.ArgumentParser:
         "--mgn-drift",
         action="store_true",
         help="also read MGN in each wave's target account and Region (needs AWS credentials "
-        "that may assume the target role) and warn, at each published VM's line, where MGN's "
-        "console groups it otherwise than the manifests",
+        "that may assume $TARGET_ROLE_NAME there: the target role, or the read-only grouping "
+        "reader) and warn, at each published VM's line, where MGN's console groups it "
+        "otherwise than the manifests; a lane that cannot be read is a warning, not a failure",
     )
     plan.add_argument(
         "--local",
