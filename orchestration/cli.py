@@ -152,8 +152,9 @@ def _parser() -> argparse.ArgumentParser:
         "--mgn-drift",
         action="store_true",
         help="also read MGN in each wave's target account and Region (needs AWS credentials "
-        "that may assume the target role) and warn, at each published VM's line, where MGN's "
-        "console groups it otherwise than the manifests",
+        "that may assume $TARGET_ROLE_NAME there: the target role, or the read-only grouping "
+        "reader) and warn, at each published VM's line, where MGN's console groups it "
+        "otherwise than the manifests; a lane that cannot be read is a warning, not a failure",
     )
     plan.add_argument(
         "--local",
@@ -644,14 +645,26 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _mgn_drift(plan: Plan, *, local: bool) -> list[Finding]:
-    """Warnings where MGN groups the plan's VMs otherwise than the manifests."""
+    """Warnings where MGN groups the plan's VMs otherwise than the manifests.
+
+    Never a failed plan: a lane that cannot be reached (no credentials, a role that is not
+    there or does not trust the caller, no endpoint) is a warning in the plan, so the pull
+    request still gets its comment and status. Only ``--local`` without a running demo is a
+    usage error: the operator asked for something that is not there."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     from orchestration import wiring
     from orchestration.operator_cli import connect, operator_errors
-    from orchestration.pipeline.mgn_drift import drift_findings, grouping_drift
+    from orchestration.pipeline.mgn_drift import (
+        UNREADABLE_LANE_ERRORS,
+        drift_findings,
+        grouping_drift,
+    )
 
     with operator_errors(local=local):
         connect(local=local)
-        return drift_findings(grouping_drift(plan.requests, wiring.lanes()))
+    unreadable = (*UNREADABLE_LANE_ERRORS, BotoCoreError, ClientError)
+    return drift_findings(grouping_drift(plan.requests, wiring.lanes(), unreadable=unreadable))
 
 
 def _publish(args: argparse.Namespace) -> int:

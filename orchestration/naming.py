@@ -50,6 +50,14 @@ class ResourceNames:
         return f"{self.prefix}-target"
 
     @property
+    def grouping_reader_role(self) -> str:
+        """The read-only role in a target account through which the pull request's plan reads
+        MGN's waves, applications and source servers (``wavepilot plan --mgn-drift``):
+        ``terraform/modules/target-account`` creates it when given the hub's manifest plan
+        role, the only principal it trusts."""
+        return f"{self.prefix}-grouping-reader"
+
+    @property
     def state_machine_role(self) -> str:
         return f"{self.prefix}-states"
 

@@ -1,14 +1,22 @@
 # GitHub Actions assume these roles with OIDC (no stored AWS keys). The workflows read their
 # ARNs from repository variables: WAVEPILOT_PUBLISH_ROLE_ARN (publish.yml),
-# TERRAFORM_PLAN_ROLE_ARN and TERRAFORM_APPLY_ROLE_ARN (deploy.yml); see docs/DEPLOY.md.
+# TERRAFORM_PLAN_ROLE_ARN and TERRAFORM_APPLY_ROLE_ARN (deploy.yml),
+# WAVEPILOT_MANIFEST_PLAN_ROLE_ARN (manifests.yml, with var.manifest_plan_mgn_drift); see
+# docs/DEPLOY.md.
 locals {
   github_enabled = var.github_repository != null
   github_subjects = {
-    publish = length(var.github_publish_subjects) > 0 ? var.github_publish_subjects : ["repo:${coalesce(var.github_repository, "none/none")}:environment:production"]
-    apply   = length(var.github_apply_subjects) > 0 ? var.github_apply_subjects : ["repo:${coalesce(var.github_repository, "none/none")}:environment:production"]
-    plan    = length(var.github_plan_subjects) > 0 ? var.github_plan_subjects : ["repo:${coalesce(var.github_repository, "none/none")}:pull_request"]
+    publish       = length(var.github_publish_subjects) > 0 ? var.github_publish_subjects : ["repo:${coalesce(var.github_repository, "none/none")}:environment:production"]
+    apply         = length(var.github_apply_subjects) > 0 ? var.github_apply_subjects : ["repo:${coalesce(var.github_repository, "none/none")}:environment:production"]
+    plan          = length(var.github_plan_subjects) > 0 ? var.github_plan_subjects : ["repo:${coalesce(var.github_repository, "none/none")}:pull_request"]
+    manifest_plan = length(var.github_manifest_plan_subjects) > 0 ? var.github_manifest_plan_subjects : ["repo:${coalesce(var.github_repository, "none/none")}:pull_request"]
   }
-  github_oidc_provider_arn = var.github_oidc_provider_arn != null ? var.github_oidc_provider_arn : try(aws_iam_openid_connect_provider.github[0].arn, null)
+  # The manifests workflow's pull request plan reads MGN's grouping in the lanes (off unless
+  # asked for): the accounts of the lanes, each with the read-only grouping reader role.
+  manifest_plan_enabled     = local.github_enabled && var.manifest_plan_mgn_drift
+  grouping_reader_role_name = coalesce(var.grouping_reader_role_name, local.names.grouping_reader_role)
+  lane_accounts             = distinct([for lane in local.target_lanes : split("/", lane)[0]])
+  github_oidc_provider_arn  = var.github_oidc_provider_arn != null ? var.github_oidc_provider_arn : try(aws_iam_openid_connect_provider.github[0].arn, null)
 }
 
 # An account has one provider per URL: create it, or use the one given.
@@ -173,4 +181,35 @@ resource "aws_iam_role_policy" "terraform_apply_iam" {
   name   = "project-iam"
   role   = aws_iam_role.terraform_apply[0].id
   policy = data.aws_iam_policy_document.terraform_apply_iam.json
+}
+
+# --- manifest plan: MGN drift in the pull request's plan (read-only) ---------------------------
+
+resource "aws_iam_role" "manifest_plan" {
+  count = local.manifest_plan_enabled ? 1 : 0
+
+  name                 = "${local.name_prefix}-manifest-plan"
+  description          = "GitHub Actions manifests.yml (pull requests): read MGN's grouping in the lanes through their grouping reader roles"
+  assume_role_policy   = data.aws_iam_policy_document.github_trust["manifest_plan"].json
+  max_session_duration = 3600
+}
+
+# Nothing of its own but assuming the lanes' grouping reader roles (each allows three MGN reads,
+# terraform/modules/target-account): the pull request's code runs with it, so it can change
+# nothing and read no secret. The accounts are those of var.target_lanes (the hub's own when
+# none is configured); a wave in another account gets a warning in the plan, not a failure.
+data "aws_iam_policy_document" "manifest_plan" {
+  statement {
+    sid       = "AssumeGroupingReaders"
+    actions   = ["sts:AssumeRole"]
+    resources = [for account in local.lane_accounts : "arn:${data.aws_partition.current.partition}:iam::${account}:role/${local.grouping_reader_role_name}"]
+  }
+}
+
+resource "aws_iam_role_policy" "manifest_plan" {
+  count = local.manifest_plan_enabled ? 1 : 0
+
+  name   = "assume-grouping-readers"
+  role   = aws_iam_role.manifest_plan[0].id
+  policy = data.aws_iam_policy_document.manifest_plan.json
 }

@@ -15,7 +15,10 @@ locals {
     launch_coordinator      = "${local.name_prefix}-launch-coordinator"
     launch_coordinator_role = "${local.name_prefix}-launch-coordinator"
     # The role in every target account (terraform/modules/target-account creates it).
-    target_role              = "${local.name_prefix}-target"
+    target_role = "${local.name_prefix}-target"
+    # The read-only role in a target account that the pull request's plan reads MGN's grouping
+    # through (the module creates it given output manifest_plan_role_arn; github_oidc.tf).
+    grouping_reader_role     = "${local.name_prefix}-grouping-reader"
     migration_requested_rule = "${local.name_prefix}-migration-requested"
     status_callbacks_rule    = "${local.name_prefix}-status-callbacks"
     # AWS-only resources (the embedded default has no use for them), named in naming.py too.

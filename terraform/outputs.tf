@@ -93,6 +93,16 @@ output "terraform_apply_role_arn" {
   value       = try(aws_iam_role.terraform_apply[0].arn, null)
 }
 
+output "manifest_plan_role_arn" {
+  description = "For the repository variable WAVEPILOT_MANIFEST_PLAN_ROLE_ARN (manifests.yml: MGN drift in the pull request's plan) and the target-account module's hub_manifest_plan_role_arn; null unless manifest_plan_mgn_drift."
+  value       = try(aws_iam_role.manifest_plan[0].arn, null)
+}
+
+output "grouping_reader_role_name" {
+  description = "For the repository variable WAVEPILOT_GROUPING_READER_ROLE_NAME (manifests.yml): the read-only role the target-account module creates given hub_manifest_plan_role_arn."
+  value       = local.grouping_reader_role_name
+}
+
 output "lane_function_role_arns" {
   description = "The Lambda roles that assume the target role in each lane: hub_function_role_arns of terraform/modules/target-account."
   value       = [for function in local.lane_functions : aws_iam_role.lambda[function].arn]

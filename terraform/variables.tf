@@ -342,6 +342,34 @@ variable "github_plan_subjects" {
   }
 }
 
+variable "github_manifest_plan_subjects" {
+  description = "OIDC subjects that may assume the manifest plan role (manifests.yml pull request job, var.manifest_plan_mgn_drift); empty means repo:<github_repository>:pull_request."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for subject in var.github_manifest_plan_subjects : startswith(subject, "repo:")])
+    error_message = "github_manifest_plan_subjects entries must start with \"repo:\"."
+  }
+}
+
+variable "manifest_plan_mgn_drift" {
+  description = "Create the manifest plan role (output manifest_plan_role_arn) so the manifests workflow's pull request plan shows MGN console drift, reading MGN in each target account through its grouping reader role (terraform/modules/target-account with hub_manifest_plan_role_arn). Needs github_repository."
+  type        = bool
+  default     = false
+}
+
+variable "grouping_reader_role_name" {
+  description = "Name of the read-only grouping reader role in every target account (the module's grouping_reader_role_name); null: <project_name>-<environment>-grouping-reader."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.grouping_reader_role_name == null || can(regex("^[\\w+=,.@-]{1,64}$", var.grouping_reader_role_name))
+    error_message = "grouping_reader_role_name: null or an IAM role name (1-64 of letters, digits and +=,.@_-)."
+  }
+}
+
 variable "private_deployment" {
   description = "Run every function in private subnets, reaching AWS APIs through VPC endpoints (Slack and callback URLs need a NAT in those subnets)."
   type        = bool

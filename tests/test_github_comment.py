@@ -10,10 +10,11 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import boto3
 import pytest
 import yaml
 
-from orchestration import cli
+from orchestration import cli, wiring
 from orchestration.gitops import github_comment
 from orchestration.gitops.git import EMPTY_TREE, GitRepository
 from orchestration.gitops.github_comment import (
@@ -348,6 +349,66 @@ def test_the_workflow_annotates_each_error_once(
         line for line in capsys.readouterr().out.splitlines() if line.startswith("::error ")
     ]
     assert len(annotations) == len(set(annotations)) == 2
+
+
+@pytest.fixture
+def no_aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No AWS credentials anywhere (environment, files, instance metadata): as the MGN drift
+    job runs when its role could not be assumed. Nothing is sent: signing fails first."""
+    for key in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+    ):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # not one that resolved others
+    wiring.reset()
+    yield
+    wiring.reset()
+
+
+@pytest.mark.usefixtures("pull_request", "no_aws")
+def test_the_drift_job_without_aws_credentials_still_posts_the_plan_with_a_warning(
+    git_repo: GitRepo,
+    github: GitHubState,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN the MGN drift job's wavepilot step of the real workflow, its role not assumed
+    workflow = yaml.safe_load(
+        (Path(__file__).parent.parent / ".github/workflows/manifests.yml").read_text("utf-8")
+    )
+    [step] = [
+        step
+        for step in workflow["jobs"]["plan-mgn-drift"]["steps"]
+        if str(step.get("run", "")).startswith(".venv/bin/wavepilot ")
+    ]
+    monkeypatch.setenv("TARGET_ROLE_NAME", "wavepilot-prod-grouping-reader")
+    head = _push(git_repo, github, wave_text("wave-1", [VmText("web-01"), VmText("web-02")]))
+
+    # WHEN the job runs it
+    status = cli.main(shlex.split(step["run"])[1:])
+
+    # THEN the plan is posted and passes; a warning at web-02's line says MGN was not read
+    assert status == cli.EXIT_OK
+    [body] = _ours(github)
+    assert f"**Verdict:** ✅ `{head[:7]}` is ready to merge as planned." in body
+    assert (
+        f"| `{WAVE}:24:1` | MGN drift not checked for 1 VM of this file (web-02): target "
+        "account 123456789012 (Region us-east-1) could not be read: Unable to locate credentials"
+    ) in body
+    assert github.statuses[-1]["state"] == "success"
+    out = capsys.readouterr().out
+    assert f"::warning file={WAVE},line=24,col=1,title=wavepilot validate::MGN drift" in out
+    assert "::error" not in out
 
 
 def test_pr_job_fails_when_github_keeps_refusing(

@@ -314,6 +314,12 @@ def granted_actions() -> dict[str, set[str]]:
 
 def target_role_actions() -> set[str]:
     """Every action of ``data.aws_iam_policy_document.target`` in the target-account module."""
+    return module_policy_actions("target")
+
+
+def module_policy_actions(policy: str) -> set[str]:
+    """Every action of ``data.aws_iam_policy_document.<policy>`` in the target-account module
+    (``grouping_reader``: the pull request plan's read-only role, tests/test_mgn_drift.py)."""
     actions: set[str] = set()
     for path in sorted(TARGET_MODULE.glob("*.tf")):
         with path.open(encoding="utf-8") as handle:
@@ -323,7 +329,7 @@ def target_role_actions() -> set[str]:
                 if _unquote(kind) != "aws_iam_policy_document":
                     continue
                 for name, document in named.items():
-                    if _unquote(name) == "target":
+                    if _unquote(name) == policy:
                         for statement in document.get("statement", []):
                             actions |= {_unquote(a) for a in statement["actions"]}
                         assert not document.get("dynamic"), "a statement this test cannot read"

@@ -1094,12 +1094,14 @@ def test_the_github_roles_are_the_ones_the_workflows_assume() -> None:
     text = (workflows / "publish.yml").read_text(encoding="utf-8") + (
         workflows / "deploy.yml"
     ).read_text(encoding="utf-8")
+    text += (workflows / "manifests.yml").read_text(encoding="utf-8")
     assumed = set(re.findall(r"role-to-assume: \$\{\{ vars\.(\w+) \}\}", text))
     outputs = _labelled("output")
     by_variable = {
         "WAVEPILOT_PUBLISH_ROLE_ARN": "github_publish_role_arn",
         "TERRAFORM_PLAN_ROLE_ARN": "terraform_plan_role_arn",
         "TERRAFORM_APPLY_ROLE_ARN": "terraform_apply_role_arn",
+        "WAVEPILOT_MANIFEST_PLAN_ROLE_ARN": "manifest_plan_role_arn",
     }
     assert assumed == set(by_variable)
     for variable, output in by_variable.items():
@@ -1118,6 +1120,49 @@ def test_the_publish_role_may_only_send_to_the_request_queue() -> None:
         "token.actions.githubusercontent.com:aud",
         "token.actions.githubusercontent.com:sub",
     }
+
+
+def test_the_manifest_plan_role_is_off_by_default_and_may_only_assume_the_lanes_readers() -> None:
+    # GIVEN the manifests workflow's pull request role (MGN drift in the plan)
+    role = _plain(_resources("aws_iam_role")["manifest_plan"])
+    variable = _labelled("variable")["manifest_plan_mgn_drift"]
+    # THEN it exists only when asked for, with GitHub configured
+    assert (variable["type"], variable["default"]) == ("bool", False)
+    assert role["count"] == "${local.manifest_plan_enabled ? 1 : 0}"
+    assert _locals()["manifest_plan_enabled"] == (
+        "${local.github_enabled && var.manifest_plan_mgn_drift}"
+    )
+    # AND only pull requests of the repository may assume it (the default subject)
+    assert role["assume_role_policy"] == (
+        '${data.aws_iam_policy_document.github_trust["manifest_plan"].json}'
+    )
+    assert _locals()["github_subjects"]["manifest_plan"] == (
+        "${length(var.github_manifest_plan_subjects) > 0 ? var.github_manifest_plan_subjects : "
+        '["repo:${coalesce(var.github_repository, "none/none")}:pull_request"]}'
+    )
+    trust = _plain(_policy_document("github_trust"))
+    assert trust["statement"][0]["actions"] == ["sts:AssumeRoleWithWebIdentity"]
+    # AND it holds one action: assuming the grouping reader role of each lane's account
+    [statement] = _plain(_policy_document("manifest_plan"))["statement"]
+    assert statement["actions"] == ["sts:AssumeRole"]
+    assert statement["resources"] == (
+        "${[for account in local.lane_accounts : "
+        '"arn:${data.aws_partition.current.partition}:iam::${account}:role/'
+        '${local.grouping_reader_role_name}"]}'
+    )
+    assert _locals()["lane_accounts"] == (
+        '${distinct([for lane in local.target_lanes : split("/", lane)[0]])}'
+    )
+    policies = _plain(_resources("aws_iam_role_policy"))
+    assert (
+        policies["manifest_plan"]["policy"] == "${data.aws_iam_policy_document.manifest_plan.json}"
+    )
+    attachments = _plain(_resources("aws_iam_role_policy_attachment"))
+    assert not [a for a in attachments.values() if "manifest_plan" in a["role"]]
+    # AND the reader's name is naming.py's unless configured (the module's default too)
+    assert _locals()["grouping_reader_role_name"] == (
+        "${coalesce(var.grouping_reader_role_name, local.names.grouping_reader_role)}"
+    )
 
 
 # --- outputs ---------------------------------------------------------------------------------
@@ -1222,6 +1267,78 @@ def test_the_role_trusts_only_the_hub_functions_roles_in_the_hub_account() -> No
     for name, statement_body in statements.items():
         for action in statement_body["actions"]:
             assert not action.startswith(("mgn:", "ec2:", "iam:")), (name, action)
+
+
+def _module_documents() -> dict[str, Any]:
+    return {
+        _unquote(name): _plain(body)
+        for block in _module()["data"]
+        for kind, named in block.items()
+        if _unquote(kind) == "aws_iam_policy_document"
+        for name, body in named.items()
+    }
+
+
+@pytest.mark.parametrize("environment", ["local", "prod"])
+def test_the_grouping_reader_is_named_as_naming_and_the_hub_name_it(environment: str) -> None:
+    [module_locals] = _module()["locals"]
+    values = {"var.project_name": "wavepilot", "var.environment": environment}
+    default = re.search(
+        r'"(\$\{var\.project_name\}[^"]*)"', module_locals["grouping_reader_role_name"]
+    )
+    assert default is not None
+    built = re.sub(r"\$\{(var\.\w+)\}", lambda m: values[m[1]], default[1])
+    assert built == ResourceNames(environment=environment).grouping_reader_role
+    assert module_locals["grouping_reader_role_name"].startswith(
+        "${coalesce(var.grouping_reader_role_name, "
+    )
+
+
+def test_the_grouping_reader_trusts_only_the_hub_plan_role_and_may_only_read_mgns_grouping() -> (
+    None
+):
+    documents = _module_documents()
+    # GIVEN the module's read-only role: created only given the hub's manifest plan role
+    [module_locals] = _module()["locals"]
+    assert module_locals["grouping_reader"] == "${var.hub_manifest_plan_role_arn != null}"
+    roles = {
+        _unquote(name): _plain(body)
+        for block in _module()["resource"]
+        for kind, named in block.items()
+        if _unquote(kind) == "aws_iam_role"
+        for name, body in named.items()
+    }
+    reader = roles["grouping_reader"]
+    assert reader["count"] == "${local.grouping_reader ? 1 : 0}"
+    assert reader["name"] == "${local.grouping_reader_role_name}"
+    assert reader["assume_role_policy"] == (
+        "${data.aws_iam_policy_document.grouping_reader_trust[0].json}"
+    )
+    # THEN it trusts that one role, in the hub account, and nothing else
+    [statement] = documents["grouping_reader_trust"]["statement"]
+    assert statement["actions"] == ["sts:AssumeRole"]
+    [principals] = statement["principals"]
+    assert (principals["type"], principals["identifiers"]) == (
+        "AWS",
+        ["${var.hub_manifest_plan_role_arn}"],
+    )
+    [condition] = statement["condition"]
+    assert (condition["variable"], condition["values"]) == (
+        "aws:PrincipalAccount",
+        ["${var.hub_account_id}"],
+    )
+    # AND it may make exactly plan --mgn-drift's three MGN reads (tests/test_mgn_drift.py
+    # records them), in the lanes' Regions only
+    [reads] = documents["grouping_reader"]["statement"]
+    assert reads["actions"] == [
+        "mgn:DescribeSourceServers",
+        "mgn:ListApplications",
+        "mgn:ListWaves",
+    ]
+    assert reads["resources"] == ["*"]
+    [region] = reads["condition"]
+    assert (region["variable"], region["values"]) == ("aws:RequestedRegion", "${var.regions}")
+    assert not documents["grouping_reader"].get("dynamic")
 
 
 @pytest.mark.skipif(shutil.which("terraform") is None, reason="no terraform on PATH")

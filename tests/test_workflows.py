@@ -23,8 +23,15 @@ RELEASES = {
     "hashicorp/setup-terraform": ("dfe3c3f87815947d99a8997f908cb6525fc44e9e", "v4.0.1"),
 }
 # Jobs allowed each elevated permission, as (workflow file, job id).
-MAY_WRITE_PULL_REQUESTS = {("manifests.yml", "plan")}
-MAY_MINT_ID_TOKENS = {("publish.yml", "publish"), ("deploy.yml", "plan"), ("deploy.yml", "apply")}
+MAY_WRITE_PULL_REQUESTS = {("manifests.yml", "plan"), ("manifests.yml", "plan-mgn-drift")}
+MAY_MINT_ID_TOKENS = {
+    ("publish.yml", "publish"),
+    ("deploy.yml", "plan"),
+    ("deploy.yml", "apply"),
+    # Only when WAVEPILOT_MANIFEST_PLAN_ROLE_ARN is set (the job's condition), for a role that
+    # may only assume the lanes' read-only grouping readers (terraform/github_oidc.tf).
+    ("manifests.yml", "plan-mgn-drift"),
+}
 
 
 def _load(path: Path) -> dict[Any, Any]:
@@ -111,6 +118,8 @@ def test_pull_request_job_validates_and_comments_the_plan_in_one_step() -> None:
     # PyYAML reads the `on` key as the boolean True.
     assert workflow[True]["pull_request"]["paths"] == ["manifests/**"]
     job = workflow["jobs"]["plan"]
+    # Today's job, exactly, unless the repository asks for MGN drift in the plan.
+    assert job["if"] == "${{ vars.WAVEPILOT_MANIFEST_PLAN_ROLE_ARN == '' }}"
     assert job["permissions"] == {
         "contents": "read",
         "pull-requests": "write",
@@ -122,6 +131,45 @@ def test_pull_request_job_validates_and_comments_the_plan_in_one_step() -> None:
     assert runs == ["make venv", ".venv/bin/wavepilot plan --comment"]
     [checkout] = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/checkout@")]
     assert checkout["with"]["fetch-depth"] == 0
+
+
+def test_with_the_manifest_plan_role_the_same_job_also_reads_mgn_drift_read_only() -> None:
+    workflow = _load(REPO_ROOT / ".github" / "workflows" / "manifests.yml")
+    plain, drift = workflow["jobs"]["plan"], workflow["jobs"]["plan-mgn-drift"]
+    # GIVEN the repository variable: exactly one of the two jobs runs
+    assert drift["if"] == "${{ vars.WAVEPILOT_MANIFEST_PLAN_ROLE_ARN != '' }}"
+    assert plain["if"].replace("==", "!=") == drift["if"]
+    # THEN the drift job may do what the plain one may, and mint an OIDC token: nothing else
+    assert drift["permissions"] == {**plain["permissions"], "id-token": "write"}
+    assert drift["timeout-minutes"] == plain["timeout-minutes"]
+    # AND it assumes the manifest plan role, briefly, before the plan and without failing the
+    # job when it cannot (the plan then warns that MGN was not read)
+    names = [s.get("uses", s.get("run")) for s in drift["steps"]]
+    [credentials] = [
+        s
+        for s in drift["steps"]
+        if str(s.get("uses", "")).startswith("aws-actions/configure-aws-credentials@")
+    ]
+    sha, _ = RELEASES["aws-actions/configure-aws-credentials"]
+    assert credentials["uses"] == f"aws-actions/configure-aws-credentials@{sha}"
+    assert credentials["continue-on-error"] is True
+    assert credentials["with"] == {
+        "role-to-assume": "${{ vars.WAVEPILOT_MANIFEST_PLAN_ROLE_ARN }}",
+        "aws-region": "${{ vars.AWS_REGION }}",
+        "role-duration-seconds": 900,
+    }
+    [plan] = [s for s in drift["steps"] if "wavepilot plan" in str(s.get("run", ""))]
+    assert names.index(credentials["uses"]) < names.index(plan["run"])
+    assert plan["run"] == ".venv/bin/wavepilot plan --comment --mgn-drift"
+    # AND in the lanes it assumes the read-only grouping reader, never the steps' target role
+    assert plan["env"]["TARGET_ROLE_NAME"].startswith(
+        "${{ vars.WAVEPILOT_GROUPING_READER_ROLE_NAME || "
+    )
+    assert "-target" not in plan["env"]["TARGET_ROLE_NAME"]
+    assert plan["env"]["GITHUB_TOKEN"] == "${{ github.token }}"
+    # AND otherwise the two jobs are the same: checkout, Python, install
+    same = [s for s in drift["steps"] if s is not credentials and s is not plan]
+    assert same == [s for s in plain["steps"] if "wavepilot plan" not in str(s.get("run", ""))]
 
 
 def test_ci_has_the_lambda_runtimes_python_for_the_package_import_check() -> None:

@@ -78,6 +78,7 @@ class LaneRoleUnavailableError(LaneError):
     def __init__(self, lane: Lane, role_arn: str, detail: str) -> None:
         self.lane = lane
         self.role_arn = role_arn
+        self.detail = detail
         super().__init__(
             f"target account {lane.account_id} (Region {lane.region}): cannot assume role "
             f"{role_arn} ({detail}). Apply terraform/modules/target-account in account "

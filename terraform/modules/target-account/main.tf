@@ -5,9 +5,18 @@
 # before it expires) and call MGN and EC2 in the lane's Region and IAM in the account. The
 # policy holds exactly the calls the steps make (tests/test_iam_calls.py records them end to
 # end and compares both ways). docs/DEPLOY.md, "Adding a target account".
+#
+# Given the hub's manifest plan role (var.hub_manifest_plan_role_arn), a second, read-only
+# role lets the pull request's plan read MGN's waves, applications and source servers here
+# (wavepilot plan --mgn-drift, .github/workflows/manifests.yml): three reads, nothing else.
 
 locals {
   role_name = "${var.project_name}-${var.environment}-target"
+
+  # orchestration/naming.py, ResourceNames.grouping_reader_role (the hub's output
+  # grouping_reader_role_name), unless named otherwise in both.
+  grouping_reader           = var.hub_manifest_plan_role_arn != null
+  grouping_reader_role_name = coalesce(var.grouping_reader_role_name, "${var.project_name}-${var.environment}-grouping-reader")
 }
 
 data "aws_partition" "current" {}
@@ -169,4 +178,76 @@ resource "aws_iam_role_policy" "target" {
   name   = "least-privilege"
   role   = aws_iam_role.target.id
   policy = data.aws_iam_policy_document.target.json
+}
+
+# --- the grouping reader: what the pull request's plan reads of MGN here ----------------------
+
+# Only the hub's manifest plan role (the manifests workflow's pull request job), only from the
+# hub account (and its organization, when given).
+data "aws_iam_policy_document" "grouping_reader_trust" {
+  count = local.grouping_reader ? 1 : 0
+
+  statement {
+    sid     = "HubManifestPlan"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "AWS"
+      identifiers = [var.hub_manifest_plan_role_arn]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:PrincipalAccount"
+      values   = [var.hub_account_id]
+    }
+
+    dynamic "condition" {
+      for_each = var.organization_id == null ? [] : [var.organization_id]
+      content {
+        test     = "StringEquals"
+        variable = "aws:PrincipalOrgID"
+        values   = [condition.value]
+      }
+    }
+  }
+}
+
+resource "aws_iam_role" "grouping_reader" {
+  count = local.grouping_reader ? 1 : 0
+
+  name                 = local.grouping_reader_role_name
+  description          = "Wavepilot: the hub ${var.hub_account_id}'s pull request plan reads MGN's waves, applications and source servers (read-only)"
+  assume_role_policy   = data.aws_iam_policy_document.grouping_reader_trust[0].json
+  max_session_duration = 3600
+  tags                 = var.tags
+}
+
+# Exactly the calls of orchestration/pipeline/mgn_drift.py (MgnAdapter.grouping and
+# source_servers; tests/test_mgn_drift.py records them): list operations without
+# resource-level permissions, so "*", in the lanes' Regions only.
+data "aws_iam_policy_document" "grouping_reader" {
+  statement {
+    sid = "MgnGroupingReads"
+    actions = [
+      "mgn:DescribeSourceServers",
+      "mgn:ListApplications",
+      "mgn:ListWaves",
+    ]
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestedRegion"
+      values   = var.regions
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "grouping_reader" {
+  count = local.grouping_reader ? 1 : 0
+
+  name   = "read-mgn-grouping"
+  role   = aws_iam_role.grouping_reader[0].id
+  policy = data.aws_iam_policy_document.grouping_reader.json
 }

@@ -39,6 +39,28 @@ variable "hub_function_role_arns" {
   }
 }
 
+variable "hub_manifest_plan_role_arn" {
+  description = "ARN of the hub's manifest plan role (hub output manifest_plan_role_arn): creates the read-only grouping reader role, trusted by that role only, so pull request plans show MGN console drift. Null: no such role."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.hub_manifest_plan_role_arn == null || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", var.hub_manifest_plan_role_arn))
+    error_message = "hub_manifest_plan_role_arn: null or an IAM role ARN."
+  }
+}
+
+variable "grouping_reader_role_name" {
+  description = "Name of the grouping reader role, as the hub's grouping_reader_role_name; null: <project_name>-<environment>-grouping-reader."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.grouping_reader_role_name == null || can(regex("^[\\w+=,.@-]{1,64}$", var.grouping_reader_role_name))
+    error_message = "grouping_reader_role_name: null or an IAM role name (1-64 of letters, digits and +=,.@_-)."
+  }
+}
+
 variable "organization_id" {
   description = "AWS Organizations ID (o-...) the hub must belong to (aws:PrincipalOrgID); null: no organization condition."
   type        = string
