@@ -63,7 +63,14 @@ SHORT_CAMPAIGN = {
     "botRestarts": {"count": 3, "firstAfterMinutes": 200, "everyMinutes": 30},
     "silentApprovers": {"approvals": 1},
     "lambdaCrashes": {
-        "functions": {"slack_notifier": 0.1, "ingress_handler": 0.3, "validate_input": 0.15}
+        "functions": {
+            "slack_notifier": 0.1,
+            "ingress_handler": 0.3,
+            # Step functions: retried by the ASL (Runtime.ExitError), never rolled back for it;
+            # trigger_migration crashes after MGN accepted its StartTest/StartCutover.
+            "validate_input": 0.1,
+            "trigger_migration": 0.1,
+        }
     },
     "duplicateDeliveries": {"rate": 0.2},
     "dynamodbThrottling": {
@@ -134,6 +141,18 @@ def test_under_every_implemented_fault_nothing_is_lost_and_every_end_is_visible(
         assert by_id[migration_id].slack_final_shown
     assert sum(vm.approval_status == "EXPIRED" for vm in observation.vms) >= 1
     assert any(vm.record_status == "COMPLETED" for vm in observation.vms)  # cutovers ran too
+    crashed = {
+        f.detail.split()[0] for f in observation.faults_injected if f.kind == "lambdaCrashes"
+    }
+    assert any(name.endswith("trigger-migration") for name in crashed), crashed
+    # A step's Lambda that crashed after its side effect was retried: no migration rolled
+    # back for it (and none launched twice, below: the retry adopted the job it started).
+    rolled_back_for_a_crash = [
+        vm.migration_id
+        for vm in observation.vms
+        if any("Runtime.ExitError" in step.message for step in vm.steps)
+    ]
+    assert rolled_back_for_a_crash == []
     # R1: 0 lost, 0 double launches, 0 stuck, every end in its thread, every dead letter why.
     assert reliability.lost == ()
     assert reliability.launched_twice == ()
