@@ -26,6 +26,7 @@ from orchestration.rehearsal.observation import (
 from orchestration.rehearsal.profile import RehearsalProfile
 from orchestration.rehearsal.reliability import assess
 from orchestration.rehearsal.run import rehearse, synthetic_input
+from orchestration.statemachine import LaunchSettings
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -161,6 +162,35 @@ def test_under_every_implemented_fault_nothing_is_lost_and_every_end_is_visible(
     assert reliability.unexplained_dead_letters == ()
     assert reliability.holds
     assert reliability.failures_visible >= 2  # the stalled server and the silent approval
+
+
+def test_a_coordinator_restart_between_mgn_accepting_a_job_and_its_ledger_loses_nothing() -> None:
+    # Batched launches: the coordinator dies right after MGN accepted its first two launches
+    # (armed at once, they strike at the first StartTest and the next launch after it), before
+    # its ledger recorded them. The next run must find each job by its intent tag and adopt it.
+    faults = FaultProfile.model_validate(
+        {"coordinatorRestarts": {"count": 2, "firstAfterMinutes": 1, "everyMinutes": 1}}
+    )
+    profile = RehearsalProfile()
+    observation = rehearse(
+        synthetic_input(6, start=START, profile=profile),
+        profile,
+        launch=LaunchSettings.aws("batched"),
+        faults=faults,
+        timeout_days=30,
+    )
+    reliability = assess(observation)
+    struck = [
+        f.detail.split()[0] for f in observation.faults_injected if f.kind == "coordinatorRestarted"
+    ]
+    assert len(struck) == 2, observation.faults_injected
+    for job_id in struck:  # the job the dead coordinator started is the one its VMs ran
+        members = [vm for vm in observation.vms if any(j.job_id == job_id for j in vm.jobs)]
+        assert members, f"no VM ran {job_id}: the job was not adopted"
+    # Nothing lost, nothing launched twice: every VM migrated (no other fault was injected).
+    assert [vm.record_status for vm in observation.vms] == ["COMPLETED"] * 6
+    assert reliability.launched_twice == ()
+    assert reliability.holds
 
 
 def test_rehearse_with_faults_puts_r1_in_the_json_report_and_exits_0_when_it_holds(

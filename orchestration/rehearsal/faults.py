@@ -165,6 +165,12 @@ class FaultProfile(ProfileModel):
     lambda_crashes: LambdaCrashes = Field(default_factory=LambdaCrashes)
     duplicate_deliveries: DuplicateDeliveries = Field(default_factory=DuplicateDeliveries)
     dynamodb_throttling: DynamoDbThrottling = Field(default_factory=DynamoDbThrottling)
+    coordinator_restarts: Bursts = Field(
+        default_factory=Bursts,
+        description="Batched launches: each burst arms one restart of the launch coordinator "
+        "at its worst point, after MGN accepted its next StartTest/StartCutover and before its "
+        "ledger recorded the job (the invocation fails; the next run must find the job).",
+    )
 
 
 def load_fault_profile(path: Path) -> FaultProfile:
@@ -271,6 +277,13 @@ class FaultCampaign:
                 f"next {throttling.requests_per_burst} state table requests",
                 self._throttle_table,
             )
+        for at in profile.coordinator_restarts.instants(now):
+            self._schedule(
+                at,
+                "coordinatorRestarts",
+                "armed: the coordinator dies after MGN accepts its next launch",
+                self._runtime.arm_coordinator_restart,
+            )
         use_runtime_faults(self._runtime)
         self._thread = ClockThread(target=self._run, name="fault-campaign", daemon=True)
         self._thread.start()
@@ -290,6 +303,11 @@ class FaultCampaign:
             self._record_times("duplicateDeliveries", n, f"{queue.rsplit(':', 1)[-1]} redelivered")
         for table, n in sorted(runtime.throttled.items()):
             self._record_times("dynamodbThrottledRequests", n, f"{table} request refused")
+        for operation, job_id in runtime.restarted_after:
+            self.record(
+                "coordinatorRestarted",
+                f"{job_id} ({operation}) accepted by MGN, not yet in the ledger: coordinator died",
+            )
 
     def _record_times(self, kind: str, times: int, detail: str) -> None:
         for _ in range(times):
