@@ -78,6 +78,15 @@ class LaunchFailures(ProfileModel):
     )
 
 
+class JobFailures(ProfileModel):
+    rate: Rate = Field(
+        default=0.0,
+        description="Share of launch jobs that fail as a whole (drawn with the campaign's "
+        "seed, in the order jobs reach conversion): every server of the job FAILED with "
+        "LAUNCH_FAILED, the job COMPLETED, as MGN reports it.",
+    )
+
+
 class ReplicationStalls(ProfileModel):
     servers: Count = Field(
         default=0,
@@ -152,6 +161,7 @@ class FaultProfile(ProfileModel):
     mgn_throttling: MgnThrottling = Field(default_factory=MgnThrottling)
     quota_pressure: QuotaPressure = Field(default_factory=QuotaPressure)
     launch_failures: LaunchFailures = Field(default_factory=LaunchFailures)
+    job_failures: JobFailures = Field(default_factory=JobFailures)
     replication_stalls: ReplicationStalls = Field(default_factory=ReplicationStalls)
     slack_rate_limit_storms: SlackStorms = Field(default_factory=SlackStorms)
     slack_server_error_storms: SlackServerErrors = Field(default_factory=SlackServerErrors)
@@ -223,6 +233,10 @@ class FaultCampaign:
         now = self._clock.now()
         self._stall_replication()
         profile = self._profile
+        if profile.job_failures.rate > 0:
+            assert self._system.mgn_fleet is not None
+            for lane in self._system.mgn_fleet.lanes().values():
+                lane.faults.fail_launch_jobs(profile.job_failures.rate, seed=profile.seed)
         for at in profile.mgn_throttling.instants(now):
             count = profile.mgn_throttling.requests_per_burst
             self._schedule(at, "mgnThrottling", f"next {count} requests per lane", self._throttle)
@@ -303,6 +317,10 @@ class FaultCampaign:
             self._record_times("duplicateDeliveries", n, f"{queue.rsplit(':', 1)[-1]} redelivered")
         for table, n in sorted(runtime.throttled.items()):
             self._record_times("dynamodbThrottledRequests", n, f"{table} request refused")
+        if self._profile.job_failures.rate > 0 and self._system.mgn_fleet is not None:
+            for lane in self._system.mgn_fleet.lanes().values():
+                for job_id in lane.faults.jobs_failed_whole():
+                    self.record("jobFailures", f"{job_id} failed as a whole")
         for operation, job_id in runtime.restarted_after:
             self.record(
                 "coordinatorRestarted",
