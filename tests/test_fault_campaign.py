@@ -81,6 +81,8 @@ SHORT_CAMPAIGN = {
         "everyMinutes": 60,
         "requestsPerBurst": 2,
     },
+    # Every VM gets a callback URL (synthetic_input(callbacks=True)); two outages.
+    "callbackOutages": {"count": 2, "firstAfterMinutes": 120, "everyMinutes": 60, "forMinutes": 10},
 }
 
 
@@ -108,7 +110,7 @@ def test_under_every_implemented_fault_nothing_is_lost_and_every_end_is_visible(
     faults = FaultProfile.model_validate(SHORT_CAMPAIGN)
     profile = RehearsalProfile()
     observation = rehearse(
-        synthetic_input(20, start=START, profile=profile),
+        synthetic_input(20, start=START, profile=profile, callbacks=True),
         profile,
         faults=faults,
         timeout_days=30,
@@ -129,6 +131,7 @@ def test_under_every_implemented_fault_nothing_is_lost_and_every_end_is_visible(
         "dynamodbThrottling",
         "dynamodbThrottledRequests",
         "jobFailures",
+        "callbackOutages",
     }
     assert observation.mgn_calls_by_operation  # MGN was called (and throttled, below)
     assert observation.slack_rate_limited >= 8 * 40
@@ -171,6 +174,11 @@ def test_under_every_implemented_fault_nothing_is_lost_and_every_end_is_visible(
     assert reliability.unexplained_dead_letters == ()
     assert reliability.holds
     assert reliability.failures_visible >= 2  # the stalled server and the silent approval
+    # Callbacks lost in the outages are listed (best effort: not part of R1), each with the
+    # attempts the endpoint saw.
+    assert reliability.callbacks_lost, "no callback was lost in the outages"
+    assert {c.migration_id for c in reliability.callbacks_lost} <= set(by_id)
+    assert all(c.attempts >= 1 for c in reliability.callbacks_lost)
 
 
 def test_batched_a_coordinator_restart_loses_nothing_and_a_failed_job_fails_only_its_vms() -> None:
@@ -319,26 +327,3 @@ def test_r1_names_each_case_lost_launched_twice_stuck_not_shown_and_unexplained(
     assert [c.migration_id for c in reliability.not_shown_in_slack] == ["unseen"]
     assert [d.message_id for d in reliability.unexplained_dead_letters] == ["m2"]
     assert not reliability.holds
-
-
-def test_callbacks_lost_in_an_outage_are_listed_and_r1_still_holds() -> None:
-    # Alone (with the short campaign above, one status event was dead-lettered: see
-    # docs/RELIABILITY.md, "Findings not fixed").
-    faults = FaultProfile.model_validate(
-        {"callbackOutages": {"count": 1, "firstAfterMinutes": 0, "forMinutes": 120}}
-    )
-    profile = RehearsalProfile()
-    observation = rehearse(
-        synthetic_input(4, start=START, profile=profile, callbacks=True),
-        profile,
-        faults=faults,
-        timeout_days=30,
-    )
-    reliability = assess(observation)
-    assert reliability.faults_by_kind == {"callbackOutages": 2}  # down, then back
-    assert reliability.callbacks_lost, "no callback was lost in a two-hour outage"
-    assert {c.migration_id for c in reliability.callbacks_lost} <= {
-        vm.migration_id for vm in observation.vms
-    }
-    assert all(c.attempts >= 1 for c in reliability.callbacks_lost)
-    assert reliability.holds
