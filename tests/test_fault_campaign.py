@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from orchestration.cli import main
+from orchestration.local.runtime.fault_points import RuntimeFaults
 from orchestration.rehearsal.faults import FaultProfile
 from orchestration.rehearsal.observation import (
     DeadLetter,
@@ -179,6 +180,39 @@ def test_under_every_implemented_fault_nothing_is_lost_and_every_end_is_visible(
     assert reliability.callbacks_lost, "no callback was lost in the outages"
     assert {c.migration_id for c in reliability.callbacks_lost} <= set(by_id)
     assert all(c.attempts >= 1 for c in reliability.callbacks_lost)
+
+
+def test_a_step_that_crashed_after_starting_its_mgn_job_adopts_the_job_on_retry() -> None:
+    # A seed whose draws crash trigger_migration's first invocation (StartTestLaunch, right
+    # after MGN accepted the StartTest), not its second (the ASL's retry), and never four in a
+    # row later (the cutover window's polls: four would exhaust the retries and roll back).
+    function = "wavepilot-local-trigger-migration"
+    share = 0.3
+
+    def acceptable(seed: int) -> bool:
+        probe = RuntimeFaults(seed=seed, crash_after_handler={function: share})
+        crashes = "".join("x" if probe.crashes_after(function) else "." for _ in range(500))
+        return crashes.startswith("x.") and "xxxx" not in crashes
+
+    seed = next(seed for seed in range(10_000) if acceptable(seed))
+    faults = FaultProfile.model_validate(
+        {"seed": seed, "lambdaCrashes": {"functions": {"trigger_migration": share}}}
+    )
+    profile = RehearsalProfile()
+    observation = rehearse(
+        synthetic_input(1, start=START, profile=profile),
+        profile,
+        faults=faults,
+        timeout_days=30,
+    )
+    crashed = [f for f in observation.faults_injected if f.kind == "lambdaCrashes"]
+    assert crashed, "trigger_migration never crashed"
+    [vm] = observation.vms
+    # It migrated: the crash was retried, not rolled back, and the retry found the job the
+    # crashed invocation started instead of starting a second one.
+    assert vm.record_status == "COMPLETED", [s.message for s in vm.steps][-3:]
+    assert sorted(j.kind for j in vm.jobs if j.kind != "terminate") == ["cutover", "test"]
+    assert assess(observation).holds
 
 
 def test_batched_a_coordinator_restart_loses_nothing_and_a_failed_job_fails_only_its_vms() -> None:
