@@ -16,6 +16,7 @@ import pytest
 
 from orchestration.cli import main
 from orchestration.local.runtime.fault_points import RuntimeFaults
+from orchestration.pipeline.callbacks import RetryPolicy
 from orchestration.rehearsal.faults import FaultProfile
 from orchestration.rehearsal.observation import (
     DeadLetter,
@@ -175,11 +176,8 @@ def test_under_every_implemented_fault_nothing_is_lost_and_every_end_is_visible(
     assert reliability.unexplained_dead_letters == ()
     assert reliability.holds
     assert reliability.failures_visible >= 2  # the stalled server and the silent approval
-    # Callbacks lost in the outages are listed (best effort: not part of R1), each with the
-    # attempts the endpoint saw.
-    assert reliability.callbacks_lost, "no callback was lost in the outages"
+    # Callbacks lost in the outages, if any, are listed (best effort: not part of R1).
     assert {c.migration_id for c in reliability.callbacks_lost} <= set(by_id)
-    assert all(c.attempts >= 1 for c in reliability.callbacks_lost)
 
 
 def test_a_step_that_crashed_after_starting_its_mgn_job_adopts_the_job_on_retry() -> None:
@@ -361,3 +359,30 @@ def test_r1_names_each_case_lost_launched_twice_stuck_not_shown_and_unexplained(
     assert [c.migration_id for c in reliability.not_shown_in_slack] == ["unseen"]
     assert [d.message_id for d in reliability.unexplained_dead_letters] == ["m2"]
     assert not reliability.holds
+
+
+def test_callbacks_lost_in_an_outage_are_listed_with_their_attempts_and_r1_still_holds() -> None:
+    # The endpoints answer 503 for the first half hour: the events of that time (requested,
+    # validated, prepared) use up the handler's retry budget; the later ones are delivered.
+    faults = FaultProfile.model_validate(
+        {"callbackOutages": {"count": 1, "firstAfterMinutes": 0, "forMinutes": 30}}
+    )
+    profile = RehearsalProfile()
+    observation = rehearse(
+        synthetic_input(4, start=START, profile=profile, callbacks=True),
+        profile,
+        faults=faults,
+        timeout_days=30,
+    )
+    reliability = assess(observation)
+    assert reliability.faults_by_kind == {"callbackOutages": 2}  # down, then back
+    assert reliability.callbacks_lost, "no callback was lost in a half-hour outage"
+    assert {c.migration_id for c in reliability.callbacks_lost} <= {
+        vm.migration_id for vm in observation.vms
+    }
+    # Each lost one was tried as often as the policy allows (the deadline did not cut it)
+    assert {c.attempts for c in reliability.callbacks_lost} == {RetryPolicy().max_attempts}
+    # and only the outage's: each VM's later events (it migrated: some twenty) were taken.
+    assert all(vm.record_status == "COMPLETED" for vm in observation.vms)
+    assert max(c.sequence for c in reliability.callbacks_lost) <= 10
+    assert reliability.holds
