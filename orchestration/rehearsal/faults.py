@@ -157,7 +157,11 @@ class DynamoDbThrottling(Bursts):
 
 
 class FaultProfile(ProfileModel):
-    seed: int = Field(default=7, description="Draws which servers stall.")
+    seed: int = Field(
+        default=7,
+        description="Draws which servers stall, which invocations crash, which messages are "
+        "delivered twice and which launch jobs fail.",
+    )
     mgn_throttling: MgnThrottling = Field(default_factory=MgnThrottling)
     quota_pressure: QuotaPressure = Field(default_factory=QuotaPressure)
     launch_failures: LaunchFailures = Field(default_factory=LaunchFailures)
