@@ -42,6 +42,7 @@ from orchestration.settings import settings
 
 __all__ = [
     "clock",
+    "max_receives",
     "notifier",
     "request_handler",
     "reset",
@@ -131,6 +132,11 @@ def status_dead_letters(source_queue_arn: str = "") -> DeadLetterQueue | None:
         else config.status_dead_letter_queue_url
     )
     return DeadLetterQueue(aws.sqs(), url) if url else None
+
+
+def max_receives() -> int:
+    """The status and priority queues' ``maxReceiveCount`` (0: not configured)."""
+    return _config().max_receives
 
 
 @cache

@@ -232,6 +232,10 @@ locals {
   }
 
   # The bot's functions read only their own settings (bot/config.py), not the pipeline's.
+  # The bot's queues' maxReceiveCount (terraform/sqs.tf): the notifier dead-letters a record
+  # that fails on its last receive itself, with why, before SQS's redrive moves it without.
+  slack_max_receives = 5
+
   bot_environment = {
     slack_app = {
       SLACK_BOT_TOKEN_SECRET_ARN   = aws_secretsmanager_secret.slack_bot_token.arn
@@ -250,6 +254,7 @@ locals {
       SLACK_STATUS_DLQ_URL         = aws_sqs_queue.slack_status_dlq.url
       SLACK_PRIORITY_DLQ_URL       = aws_sqs_queue.slack_priority_dlq.url
       SLACK_STATUS_QUEUE_URL       = aws_sqs_queue.slack_status.url
+      SLACK_MAX_RECEIVES           = local.slack_max_receives
       DYNAMODB_TABLE_NAME          = aws_dynamodb_table.state.name
       SLACK_DEFAULT_CHANNEL        = var.slack_default_channel
       DEFAULT_APPROVERS            = join(",", var.default_approvers)

@@ -89,7 +89,7 @@ resource "aws_sqs_queue" "slack_status" {
 
   redrive_policy = jsonencode({
     deadLetterTargetArn = aws_sqs_queue.slack_status_dlq.arn
-    maxReceiveCount     = 5
+    maxReceiveCount     = local.slack_max_receives
   })
 }
 
@@ -147,7 +147,7 @@ resource "aws_sqs_queue" "slack_priority" {
 
   redrive_policy = jsonencode({
     deadLetterTargetArn = aws_sqs_queue.slack_priority_dlq.arn
-    maxReceiveCount     = 5
+    maxReceiveCount     = local.slack_max_receives
   })
 }
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from orchestration.cli import main
+from orchestration.local.runtime.fault_points import RuntimeFaults
+from orchestration.pipeline.callbacks import RetryPolicy
 from orchestration.rehearsal.faults import FaultProfile
 from orchestration.rehearsal.observation import (
     DeadLetter,
@@ -26,6 +28,7 @@ from orchestration.rehearsal.observation import (
 from orchestration.rehearsal.profile import RehearsalProfile
 from orchestration.rehearsal.reliability import assess
 from orchestration.rehearsal.run import rehearse, synthetic_input
+from orchestration.statemachine import LaunchSettings
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -47,6 +50,7 @@ SHORT_CAMPAIGN = {
     },
     "quotaPressure": {"count": 10, "firstAfterMinutes": 200, "everyMinutes": 20, "forMinutes": 10},
     "launchFailures": {"rate": 0.15},
+    "jobFailures": {"rate": 0.1},  # seed 3: the 6th launch job (one VM's, per VM) fails
     "replicationStalls": {"servers": 1},
     "slackRateLimitStorms": {
         "count": 8,
@@ -63,7 +67,14 @@ SHORT_CAMPAIGN = {
     "botRestarts": {"count": 3, "firstAfterMinutes": 200, "everyMinutes": 30},
     "silentApprovers": {"approvals": 1},
     "lambdaCrashes": {
-        "functions": {"slack_notifier": 0.1, "ingress_handler": 0.3, "validate_input": 0.15}
+        "functions": {
+            "slack_notifier": 0.1,
+            "ingress_handler": 0.3,
+            # Step functions: retried by the ASL (Runtime.ExitError), never rolled back for it;
+            # trigger_migration crashes after MGN accepted its StartTest/StartCutover.
+            "validate_input": 0.1,
+            "trigger_migration": 0.1,
+        }
     },
     "duplicateDeliveries": {"rate": 0.2},
     "dynamodbThrottling": {
@@ -72,6 +83,8 @@ SHORT_CAMPAIGN = {
         "everyMinutes": 60,
         "requestsPerBurst": 2,
     },
+    # Every VM gets a callback URL (synthetic_input(callbacks=True)); two outages.
+    "callbackOutages": {"count": 2, "firstAfterMinutes": 120, "everyMinutes": 60, "forMinutes": 10},
 }
 
 
@@ -99,7 +112,7 @@ def test_under_every_implemented_fault_nothing_is_lost_and_every_end_is_visible(
     faults = FaultProfile.model_validate(SHORT_CAMPAIGN)
     profile = RehearsalProfile()
     observation = rehearse(
-        synthetic_input(20, start=START, profile=profile),
+        synthetic_input(20, start=START, profile=profile, callbacks=True),
         profile,
         faults=faults,
         timeout_days=30,
@@ -119,12 +132,21 @@ def test_under_every_implemented_fault_nothing_is_lost_and_every_end_is_visible(
         "duplicateDeliveries",
         "dynamodbThrottling",
         "dynamodbThrottledRequests",
+        "jobFailures",
+        "callbackOutages",
     }
     assert observation.mgn_calls_by_operation  # MGN was called (and throttled, below)
     assert observation.slack_rate_limited >= 8 * 40
     assert any(vm.quota_rejections for vm in observation.vms), "no StartTest was refused"
     failed_launches = [j for vm in observation.vms for j in vm.jobs if j.launch_status == "FAILED"]
     assert failed_launches, "no launch failed inside its job"
+    failed_jobs = [
+        f.detail.split()[0] for f in observation.faults_injected if f.kind == "jobFailures"
+    ]
+    for vm in observation.vms:  # a job that failed as a whole failed its VM, visibly
+        if any(j.job_id in failed_jobs for j in vm.jobs):
+            assert vm.record_status in {"ROLLED_BACK", "FAILED"}, vm.migration_id
+            assert vm.slack_final_shown, vm.migration_id
     by_id = {vm.migration_id: vm for vm in observation.vms}
     stalled = [
         f.detail.split()[0] for f in observation.faults_injected if f.kind == "replicationStalls"
@@ -134,6 +156,18 @@ def test_under_every_implemented_fault_nothing_is_lost_and_every_end_is_visible(
         assert by_id[migration_id].slack_final_shown
     assert sum(vm.approval_status == "EXPIRED" for vm in observation.vms) >= 1
     assert any(vm.record_status == "COMPLETED" for vm in observation.vms)  # cutovers ran too
+    crashed = {
+        f.detail.split()[0] for f in observation.faults_injected if f.kind == "lambdaCrashes"
+    }
+    assert any(name.endswith("trigger-migration") for name in crashed), crashed
+    # A step's Lambda that crashed after its side effect was retried: no migration rolled
+    # back for it (and none launched twice, below: the retry adopted the job it started).
+    rolled_back_for_a_crash = [
+        vm.migration_id
+        for vm in observation.vms
+        if any("Runtime.ExitError" in step.message for step in vm.steps)
+    ]
+    assert rolled_back_for_a_crash == []
     # R1: 0 lost, 0 double launches, 0 stuck, every end in its thread, every dead letter why.
     assert reliability.lost == ()
     assert reliability.launched_twice == ()
@@ -142,6 +176,87 @@ def test_under_every_implemented_fault_nothing_is_lost_and_every_end_is_visible(
     assert reliability.unexplained_dead_letters == ()
     assert reliability.holds
     assert reliability.failures_visible >= 2  # the stalled server and the silent approval
+    # Callbacks lost in the outages, if any, are listed (best effort: not part of R1).
+    assert {c.migration_id for c in reliability.callbacks_lost} <= set(by_id)
+
+
+def test_a_step_that_crashed_after_starting_its_mgn_job_adopts_the_job_on_retry() -> None:
+    # A seed whose draws crash trigger_migration's first invocation (StartTestLaunch, right
+    # after MGN accepted the StartTest), not its second (the ASL's retry), and never four in a
+    # row later (the cutover window's polls: four would exhaust the retries and roll back).
+    function = "wavepilot-local-trigger-migration"
+    share = 0.3
+
+    def acceptable(seed: int) -> bool:
+        probe = RuntimeFaults(seed=seed, crash_after_handler={function: share})
+        crashes = "".join("x" if probe.crashes_after(function) else "." for _ in range(500))
+        return crashes.startswith("x.") and "xxxx" not in crashes
+
+    seed = next(seed for seed in range(10_000) if acceptable(seed))
+    faults = FaultProfile.model_validate(
+        {"seed": seed, "lambdaCrashes": {"functions": {"trigger_migration": share}}}
+    )
+    profile = RehearsalProfile()
+    observation = rehearse(
+        synthetic_input(1, start=START, profile=profile),
+        profile,
+        faults=faults,
+        timeout_days=30,
+    )
+    crashed = [f for f in observation.faults_injected if f.kind == "lambdaCrashes"]
+    assert crashed, "trigger_migration never crashed"
+    [vm] = observation.vms
+    # It migrated: the crash was retried, not rolled back, and the retry found the job the
+    # crashed invocation started instead of starting a second one.
+    assert vm.record_status == "COMPLETED", [s.message for s in vm.steps][-3:]
+    assert sorted(j.kind for j in vm.jobs if j.kind != "terminate") == ["cutover", "test"]
+    assert assess(observation).holds
+
+
+def test_batched_a_coordinator_restart_loses_nothing_and_a_failed_job_fails_only_its_vms() -> None:
+    # Batched launches. The coordinator dies right after MGN accepted its first two launches
+    # (armed at once, they strike at the first launch and the next one), before its ledger
+    # recorded them: the next run must find each job by its intent tag and adopt it. And a
+    # share of launch jobs fail as a whole (seed 3 at 0.3: the 2nd, 3rd, 6th... job).
+    faults = FaultProfile.model_validate(
+        {
+            "seed": 3,
+            "coordinatorRestarts": {"count": 2, "firstAfterMinutes": 1, "everyMinutes": 1},
+            "jobFailures": {"rate": 0.3},
+        }
+    )
+    profile = RehearsalProfile()
+    observation = rehearse(
+        synthetic_input(6, start=START, profile=profile),
+        profile,
+        launch=LaunchSettings.aws("batched"),
+        faults=faults,
+        timeout_days=30,
+    )
+    reliability = assess(observation)
+    print(json.dumps(reliability.as_json(), indent=1, default=str))
+
+    def members(job_id: str) -> list[VmObservation]:
+        return [vm for vm in observation.vms if any(j.job_id == job_id for j in vm.jobs)]
+
+    def struck(kind: str) -> list[str]:
+        return [f.detail.split()[0] for f in observation.faults_injected if f.kind == kind]
+
+    restarted, failed = struck("coordinatorRestarted"), struck("jobFailures")
+    assert len(restarted) == 2, observation.faults_injected
+    for job_id in restarted:  # the job the dead coordinator started is the one its VMs ran
+        assert members(job_id), f"no VM ran {job_id}: the job was not adopted"
+    assert failed, "no launch job failed as a whole"
+    in_failed_jobs = {vm.migration_id for job_id in failed for vm in members(job_id)}
+    for vm in observation.vms:  # a failed job fails its VMs, visibly; the others migrate
+        if vm.migration_id in in_failed_jobs:
+            assert vm.record_status in {"ROLLED_BACK", "FAILED"}, vm.migration_id
+            assert all(j.launch_status == "FAILED" for j in vm.jobs if j.job_id in failed)
+            assert vm.slack_final_shown, vm.migration_id
+        else:
+            assert vm.record_status == "COMPLETED", vm.migration_id
+    assert reliability.launched_twice == ()
+    assert reliability.holds
 
 
 def test_rehearse_with_faults_puts_r1_in_the_json_report_and_exits_0_when_it_holds(
@@ -246,11 +361,11 @@ def test_r1_names_each_case_lost_launched_twice_stuck_not_shown_and_unexplained(
     assert not reliability.holds
 
 
-def test_callbacks_lost_in_an_outage_are_listed_and_r1_still_holds() -> None:
-    # Alone (with the short campaign above, one status event was dead-lettered: see
-    # docs/RELIABILITY.md, "Findings not fixed").
+def test_callbacks_lost_in_an_outage_are_listed_with_their_attempts_and_r1_still_holds() -> None:
+    # The endpoints answer 503 for the first half hour: the events of that time (requested,
+    # validated, prepared) use up the handler's retry budget; the later ones are delivered.
     faults = FaultProfile.model_validate(
-        {"callbackOutages": {"count": 1, "firstAfterMinutes": 0, "forMinutes": 120}}
+        {"callbackOutages": {"count": 1, "firstAfterMinutes": 0, "forMinutes": 30}}
     )
     profile = RehearsalProfile()
     observation = rehearse(
@@ -261,9 +376,13 @@ def test_callbacks_lost_in_an_outage_are_listed_and_r1_still_holds() -> None:
     )
     reliability = assess(observation)
     assert reliability.faults_by_kind == {"callbackOutages": 2}  # down, then back
-    assert reliability.callbacks_lost, "no callback was lost in a two-hour outage"
+    assert reliability.callbacks_lost, "no callback was lost in a half-hour outage"
     assert {c.migration_id for c in reliability.callbacks_lost} <= {
         vm.migration_id for vm in observation.vms
     }
-    assert all(c.attempts >= 1 for c in reliability.callbacks_lost)
+    # Each lost one was tried as often as the policy allows (the deadline did not cut it)
+    assert {c.attempts for c in reliability.callbacks_lost} == {RetryPolicy().max_attempts}
+    # and only the outage's: each VM's later events (it migrated: some twenty) were taken.
+    assert all(vm.record_status == "COMPLETED" for vm in observation.vms)
+    assert max(c.sequence for c in reliability.callbacks_lost) <= 10
     assert reliability.holds

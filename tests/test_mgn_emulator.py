@@ -563,6 +563,40 @@ def test_a_failed_launch_can_be_retried_and_a_retest_replaces_the_previous_insta
     assert "CLEANUP_END" in log_events(mgn, retest_id)
 
 
+def test_a_whole_job_failure_fails_every_server_of_the_job_as_mgn_reports_it(
+    emulator: MgnEmulator, mgn: MgnClient, ec2: EC2Client
+) -> None:
+    # GIVEN every launch job fails as a whole
+    servers = [seed_ready(emulator, f"vm{index}") for index in range(3)]
+    ids = [server.source_server_id for server in servers]
+    emulator.faults.fail_launch_jobs(1.0, seed=1)
+
+    # WHEN the three are launched in one job
+    job_id = mgn.start_test(sourceServerIDs=ids)["job"]["jobID"]
+    emulator.clock.advance(AFTER_LAUNCH)
+
+    # THEN the job ends (COMPLETED: MGN's jobs have no failed status) with every server
+    # FAILED, a LAUNCH_FAILED each, no instance, each back to READY_FOR_TEST
+    failed = job(mgn, job_id)
+    assert failed["status"] == "COMPLETED"
+    assert {p["launchStatus"] for p in failed["participatingServers"]} == {"FAILED"}
+    assert all("launchedEc2InstanceID" not in p for p in failed["participatingServers"])
+    log = mgn.describe_job_log_items(jobID=job_id)["items"]
+    assert sorted(
+        i["eventData"]["sourceServerID"] for i in log if i["event"] == "LAUNCH_FAILED"
+    ) == sorted(ids)
+    assert ec2.describe_instances()["Reservations"] == []
+    assert {describe(mgn, i)["lifeCycle"]["state"] for i in ids} == {"READY_FOR_TEST"}
+    assert emulator.faults.jobs_failed_whole() == [job_id]
+
+    # WHEN the failures stop (rate 0), the same servers launch
+    emulator.faults.fail_launch_jobs(0.0)
+    _, again = launch_test(mgn, emulator, servers[0])
+
+    # THEN it succeeds
+    assert again["participatingServers"][0]["launchStatus"] == "LAUNCHED"
+
+
 # --- Quotas ------------------------------------------------------------------------------------
 
 

@@ -37,6 +37,7 @@ from orchestration.events import PRIORITY_EVENT_TYPES
 from orchestration.local.driver import MigrationDriver
 from orchestration.local.estate import lane_of_spec
 from orchestration.local.mgn import LaunchType
+from orchestration.local.provision import REQUEST_MAX_RECEIVE_COUNT
 from orchestration.local.runtime import LOCAL_REGION
 from orchestration.local.slack import Edit, Thread
 from orchestration.local.system import EmbeddedSystem, SystemOptions
@@ -450,6 +451,66 @@ def test_a_body_that_is_no_event_goes_to_the_dead_letter_queue_of_the_queue_it_c
         assert message["Body"] == f"{{not an event from {source_url}"
         reason = message["MessageAttributes"]["failureReason"]["StringValue"]
         assert reason.startswith("not a status event")
+
+
+def test_an_event_failing_on_its_last_receive_is_dead_lettered_with_why_not_by_the_redrive(
+    system: EmbeddedSystem,
+) -> None:
+    from bot.handlers import slack_notifier
+    from tests.support.lambda_context import FakeLambdaContext
+
+    # GIVEN a Slack outage, and two status events of two migrations: one on its first
+    # receive, one on the status queue's last (maxReceiveCount)
+    resources = system.resources
+    assert resources is not None
+    assert system.slack is not None
+    system.slack.inject_server_errors(3600)  # Slack seconds: longer than the bot's retries
+
+    def status_event(migration_id: str) -> str:
+        return json.dumps(
+            {
+                "detail-type": "MigrationStatusUpdated",
+                "detail": {
+                    "migrationId": migration_id,
+                    "wave": "wave-1",
+                    "appName": "intranet",
+                    "targetVmName": f"{migration_id}-vm",
+                    "correlationId": "x",
+                    "sequence": 1,
+                    "timestamp": "2026-01-01T00:00:00+00:00",
+                    "step": "ValidateInput",
+                    "status": "STARTED",
+                    "message": "checking prerequisites",
+                },
+            }
+        )
+
+    first = _sqs_record("m-first", status_event("mig-first"))
+    last = _sqs_record("m-last", status_event("mig-last"))
+    last["attributes"]["ApproximateReceiveCount"] = str(REQUEST_MAX_RECEIVE_COUNT)
+    for record in (first, last):
+        record["eventSourceARN"] = resources.slack_status_queue_arn
+
+    # WHEN the notifier takes them
+    result = slack_notifier.handler({"Records": [first, last]}, FakeLambdaContext())
+
+    # THEN the first comes back (SQS delivers it again); the last goes to the status queue's
+    # DLQ now, with why it failed (SQS's redrive would have moved it with no reason)
+    assert result == {"batchItemFailures": [{"itemIdentifier": "m-first"}]}
+    [message] = system.client("sqs").receive_message(
+        QueueUrl=resources.slack_status_dead_letter_queue_url,
+        MessageAttributeNames=["All"],
+        MaxNumberOfMessages=10,
+    )["Messages"]
+    assert json.loads(message["Body"])["detail"]["migrationId"] == "mig-last"
+    attributes = message["MessageAttributes"]
+    assert attributes["sourceMessageId"]["StringValue"] == "m-last"
+    reason = attributes["failureReason"]["StringValue"]
+    assert reason.startswith(
+        f"not shown in Slack after {REQUEST_MAX_RECEIVE_COUNT} receives "
+        "(the queue's maxReceiveCount): "
+    ), reason
+    assert "SlackApiError" in reason  # the outage's answer, as the bot got it
 
 
 def test_a_rejection_in_the_modal_rolls_the_migration_back(

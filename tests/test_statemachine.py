@@ -186,7 +186,7 @@ def test_every_error_name_the_definition_matches_is_raised_by_our_code(
         for state in definition["States"].values()
         for rule in (*state.get("Retry", []), *state.get("Catch", []))
         for error in rule["ErrorEquals"]
-        if not error.startswith(("States.", "Lambda."))
+        if not error.startswith(("States.", "Lambda.", "Runtime."))
     }
 
     assert used
@@ -246,8 +246,35 @@ def test_a_failed_test_launch_parks_only_when_the_manifest_says_park(
     }
 
 
+# The gates: a retry would announce a second approval (or park) under a new task token, and
+# the first message's buttons would answer a token nobody waits for.
+NOT_RETRIED_ON_CRASH = {"AwaitApproval", "AwaitParkDecision"}
+
+
+def test_a_lambda_crash_after_its_side_effect_is_retried_briefly_where_the_step_is_idempotent(
+    definition: dict[str, Any],
+) -> None:
+    """A step's Lambda that dies after its work (Runtime.ExitError; Lambda.Unknown for what
+    Step Functions cannot name) is retried, not rolled back: each step finds what it did
+    (the MGN job it started is adopted while it runs: minutes, against a retry within
+    seconds). The gates are not retried (a second approval would be announced)."""
+    timings = Timings.aws()
+    for name, state in definition["States"].items():
+        if state["Type"] != "Task":
+            continue
+        crash_rules = [r for r in state["Retry"] if "Runtime.ExitError" in r["ErrorEquals"]]
+        if name in NOT_RETRIED_ON_CRASH:
+            assert crash_rules == [], name
+            continue
+        (rule,) = crash_rules
+        assert rule["ErrorEquals"] == ["Lambda.Unknown", "Runtime.ExitError"], name
+        assert rule["IntervalSeconds"] == timings.retry_interval_seconds, name
+        assert rule["MaxAttempts"] == 3, name  # bounded: a Lambda crashing every time fails
+        assert state["Retry"][-1] is rule, name  # after the rules for named errors
+
+
 def test_throttling_is_retried_with_jittered_backoff(definition: dict[str, Any]) -> None:
-    _, rule = definition["States"]["StartTestLaunch"]["Retry"]
+    _, rule, _ = definition["States"]["StartTestLaunch"]["Retry"]
     assert "MgnThrottledError" in rule["ErrorEquals"]
     assert rule["JitterStrategy"] == "FULL"
     assert rule["BackoffRate"] > 1

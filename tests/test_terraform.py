@@ -108,6 +108,7 @@ BOT_ENVIRONMENT = {
         "SLACK_STATUS_DLQ_URL",
         "SLACK_PRIORITY_DLQ_URL",
         "SLACK_STATUS_QUEUE_URL",
+        "SLACK_MAX_RECEIVES",
         "DYNAMODB_TABLE_NAME",
         "SLACK_DEFAULT_CHANNEL",
         "DEFAULT_APPROVERS",
@@ -821,7 +822,8 @@ def test_the_status_queue_is_an_encrypted_fifo_queue_with_a_fifo_dead_letter_que
             assert body["content_based_deduplication"] is True
             assert body["kms_master_key_id"] == "${aws_kms_key.this.arn}"
         assert f"aws_sqs_queue.{key}_dlq.arn" in queue["redrive_policy"]
-        assert "maxReceiveCount = 5" in queue["redrive_policy"]
+        # The notifier knows the last receive (it dead-letters a failure there, with why).
+        assert "maxReceiveCount = local.slack_max_receives" in queue["redrive_policy"]
         # Six times the notifier's timeout (AWS's advice for a Lambda event source).
         assert queue["visibility_timeout_seconds"] == (
             "${6 * local.lambda_functions.slack_notifier.timeout}"
@@ -831,6 +833,9 @@ def test_the_status_queue_is_an_encrypted_fifo_queue_with_a_fifo_dead_letter_que
         assert allow["queue_url"] == f"${{aws_sqs_queue.{key}_dlq.id}}"
         assert f"aws_sqs_queue.{key}.arn" in allow["redrive_allow_policy"]
     assert _locals()["lambda_functions"]["slack_notifier"]["timeout"] == 60
+    assert _locals()["slack_max_receives"] == REQUEST_MAX_RECEIVE_COUNT  # as locally
+    notifier_environment = _locals()["bot_environment"]["slack_notifier"]
+    assert notifier_environment["SLACK_MAX_RECEIVES"] == "${local.slack_max_receives}"
 
 
 def test_the_notifier_reads_both_queues_in_partial_batches_one_at_a_time_each() -> None:

@@ -7,7 +7,9 @@ reads both, each through its own event source mapping, in batches of up to ten, 
 side by side and each migration's events in order (see ``handler``). A body that is not a
 status event can never succeed: it goes at once, with its reason, to the dead-letter queue of
 the queue it came from (``SLACK_STATUS_DLQ_URL``, ``SLACK_PRIORITY_DLQ_URL``), so it cannot
-hold up the events behind it.
+hold up the events behind it. A record that fails on its last receive (``SLACK_MAX_RECEIVES``,
+the queues' ``maxReceiveCount``) goes there too, with why it failed: SQS's redrive would move
+it on its next receive with no reason at all.
 """
 
 from __future__ import annotations
@@ -92,21 +94,34 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     )
     outcomes: Counter[str] = Counter()
     failed: list[str] = []
+    reasons: dict[str, str] = {}  # message ID -> why it failed (its first failure here)
     shown: list[tuple[str, EventDetail]] = []
     for group_outcomes, group_failed, group_shown in results:
         outcomes.update(group_outcomes)
         failed.extend(group_failed)
+        reasons = {**group_failed, **reasons}
         shown.extend(group_shown)
     try:
         wiring.notifier().apply_to_groups([event for _, event in shown])
-    except Exception:
+    except Exception as exc:
         # The threads have these events (a redelivery repeats nothing there); their approval
         # groups' messages do not yet: SQS delivers them again.
         logger.exception("approval group messages not updated; SQS delivers the events again")
-        failed.extend(message_id for message_id, _ in shown)
-    failed += _pay_owed_roots(reminders, owed, events_waited=bool(groups), batch=groups)
+        for message_id, _ in shown:
+            failed.append(message_id)
+            reasons.setdefault(message_id, f"approval group messages not updated: {_why(exc)}")
+    owed_failed, owed_reason = _pay_owed_roots(
+        reminders, owed, events_waited=bool(groups), batch=groups
+    )
+    failed += owed_failed
+    for message_id in owed_failed:
+        reasons.setdefault(message_id, owed_reason)
+    records = {r.message_id: r for r in (*reminders, *(r for g in groups.values() for r in g))}
+    failed, given_up = _give_up_on_last_receives(list(dict.fromkeys(failed)), reasons, records)
+    outcomes["given up"] += given_up
     for outcome, n in outcomes.items():  # Metrics is not thread-safe: added here
-        count(OUTCOME_METRICS[outcome], n)
+        if n:
+            count(OUTCOME_METRICS[outcome], n)
     if failed:
         count("SlackEventsRetried", len(failed))
     return {
@@ -116,16 +131,59 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     }
 
 
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _give_up_on_last_receives(
+    failed: list[str], reasons: dict[str, str], records: dict[str, SQSRecord]
+) -> tuple[list[str], int]:
+    """The failed records still worth a retry, and how many were given up on: a record on its
+    queue's last receive goes to the queue's DLQ now, with why it failed, instead of coming
+    back once more only for SQS's redrive to move it there without a reason."""
+    limit = wiring.max_receives()
+    if not limit:
+        return failed, 0
+    retried: list[str] = []
+    given_up = 0
+    for message_id in failed:
+        record = records.get(message_id)
+        receives = int(record.attributes.approximate_receive_count or 0) if record else 0
+        dead_letters = wiring.status_dead_letters(record.event_source_arn) if record else None
+        if record is None or receives < limit or dead_letters is None:
+            retried.append(message_id)
+            continue
+        try:
+            dead_letters.send(
+                record.body,
+                reason=f"not shown in Slack after {receives} receives (the queue's "
+                f"maxReceiveCount): {reasons.get(message_id, 'failed')}",
+                source_message_id=message_id,
+                now=wiring.clock().now(),
+                rejected_by="slack_notifier",
+            )
+        except Exception:
+            logger.exception("could not dead-letter a status event; SQS's redrive will")
+            retried.append(message_id)
+            continue
+        logger.error(
+            "status event given up on after its last receive",
+            extra={"message_id": message_id, "reason": reasons.get(message_id, "")},
+        )
+        given_up += 1
+    return retried, given_up
+
+
 def _pay_owed_roots(
     reminders: list[SQSRecord],
     owed: Owed,
     *,
     events_waited: bool,
     batch: dict[str, list[SQSRecord]],
-) -> list[str]:
+) -> tuple[list[str], str]:
     """Pay owed roots after the batch's events: with Slack's free tokens only while events
     flow, waiting for Slack's budget for a few seconds when an owed-roots message came alone;
-    remind the queue of what is still owed. Returns the message IDs to retry."""
+    remind the queue of what is still owed. Returns the message IDs to retry, and why."""
     notifier = wiring.notifier()
     if reminders:
         notifier.adopt_owed(owed)
@@ -135,18 +193,18 @@ def _pay_owed_roots(
     )
     queue = wiring.owed_roots_queue()
     if not still_owed or notifier.owed_message_pending or queue is None:
-        return []
+        return [], ""
     try:
         queue.send(still_owed)
-    except Exception:
+    except Exception as exc:
         # Nothing reminds the queue: the batch comes back, and its redelivery tries again.
         logger.exception("owed-roots reminder not sent; the batch is delivered again")
         return [r.message_id for r in reminders] + [
             r.message_id for records in batch.values() for r in records
-        ]
+        ], f"owed-roots reminder not sent: {_why(exc)}"
     notifier.owed_message_pending = True
     count("SlackRootsOwed", len(still_owed.migration_ids))
-    return []
+    return [], ""
 
 
 OUTCOME_METRICS = {
@@ -155,6 +213,7 @@ OUTCOME_METRICS = {
     "duplicate": "SlackEventsDropped",
     "no channel": "SlackEventsWithoutChannel",
     "dead-lettered": "SlackEventsUnreadable",
+    "given up": "SlackEventsGivenUp",
 }
 # Migrations handled side by side in one batch (a batch holds at most ten records).
 MAX_PARALLEL_MIGRATIONS = 10
@@ -162,24 +221,29 @@ MAX_PARALLEL_MIGRATIONS = 10
 
 def _process_group(
     records: list[SQSRecord],
-) -> tuple[list[str], list[str], list[tuple[str, EventDetail]]]:
-    """One migration's records in order: (outcomes, IDs of the records to retry, the events
+) -> tuple[list[str], dict[str, str], list[tuple[str, EventDetail]]]:
+    """One migration's records in order: (outcomes, the records to retry with why, the events
     its thread took, by message ID)."""
     outcomes: list[str] = []
     shown: list[tuple[str, EventDetail]] = []
     for index, record in enumerate(records):
         try:
             outcome, detail = _process(record, edit_root=index == len(records) - 1)
-        except Exception:
+        except Exception as exc:
             logger.exception(
                 "status event not shown in Slack; SQS delivers it again",
                 extra={"message_id": record.message_id},
             )
-            return outcomes, [r.message_id for r in records[index:]], shown
+            why = _why(exc)
+            failed = {record.message_id: why} | {
+                r.message_id: f"an earlier event of its migration failed: {why}"
+                for r in records[index + 1 :]
+            }
+            return outcomes, failed, shown
         outcomes.append(outcome)
         if detail is not None:
             shown.append((record.message_id, detail))
-    return outcomes, [], shown
+    return outcomes, {}, shown
 
 
 def _process(record: SQSRecord, *, edit_root: bool) -> tuple[str, EventDetail | None]:

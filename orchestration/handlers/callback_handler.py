@@ -65,7 +65,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         detail.model_dump(mode="json", by_alias=True),
     )
     remaining_seconds = context.get_remaining_time_in_millis() / 1000
-    deadline = wiring.clock().monotonic() + remaining_seconds - DEADLINE_MARGIN_SECONDS
+    deadline = sender.deadline_in(remaining_seconds - DEADLINE_MARGIN_SECONDS)
     outcomes = sender.deliver_all(
         urls, CallbackEvent(envelope.id, envelope.detail_type, body), deadline=deadline
     )

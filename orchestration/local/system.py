@@ -54,7 +54,7 @@ from orchestration.local.mgn import (
     SimulatedClock,
 )
 from orchestration.local.mgn.ec2_port import MGN_SERVICE_ROLE_NAME
-from orchestration.local.provision import ProvisionedResources, provision
+from orchestration.local.provision import REQUEST_MAX_RECEIVE_COUNT, ProvisionedResources, provision
 from orchestration.local.runtime import LOCAL_ACCOUNT_ID, LOCAL_REGION, LocalAwsRuntime
 from orchestration.local.slack import BoltHttpServer, SlackClock, SlackStandIn
 from orchestration.local.virtual_clock import VirtualClock
@@ -324,6 +324,7 @@ class EmbeddedSystem:
                 "SLACK_STATUS_DLQ_URL": self.resources.slack_status_dead_letter_queue_url,
                 "SLACK_PRIORITY_DLQ_URL": self.resources.slack_priority_dead_letter_queue_url,
                 "SLACK_STATUS_QUEUE_URL": self.resources.slack_status_queue_url,
+                "SLACK_MAX_RECEIVES": str(REQUEST_MAX_RECEIVE_COUNT),
                 **self._github_environment(),
             }
         )
@@ -471,6 +472,7 @@ class EmbeddedSystem:
             "SLACK_STATUS_DLQ_URL",
             "SLACK_PRIORITY_DLQ_URL",
             "SLACK_STATUS_QUEUE_URL",
+            "SLACK_MAX_RECEIVES",
         )
         return {key: os.environ[key] for key in (*keys, *self._github_environment())}
 

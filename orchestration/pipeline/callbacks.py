@@ -277,6 +277,12 @@ class CallbackSender:
         self._monotonic = monotonic
         self._jitter = jitter
 
+    def deadline_in(self, seconds: float) -> float:
+        """The deadline ``seconds`` from now on the clock this sender measures time with
+        (``monotonic``): a deadline read from another clock (the pipeline's, simulated in a
+        rehearsal) would mean nothing to it."""
+        return self._monotonic() + seconds
+
     def deliver_all(
         self, urls: Sequence[str], event: CallbackEvent, *, deadline: float
     ) -> list[DeliveryOutcome]:

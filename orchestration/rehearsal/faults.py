@@ -78,6 +78,15 @@ class LaunchFailures(ProfileModel):
     )
 
 
+class JobFailures(ProfileModel):
+    rate: Rate = Field(
+        default=0.0,
+        description="Share of launch jobs that fail as a whole (drawn with the campaign's "
+        "seed, in the order jobs reach conversion): every server of the job FAILED with "
+        "LAUNCH_FAILED, the job COMPLETED, as MGN reports it.",
+    )
+
+
 class ReplicationStalls(ProfileModel):
     servers: Count = Field(
         default=0,
@@ -148,10 +157,15 @@ class DynamoDbThrottling(Bursts):
 
 
 class FaultProfile(ProfileModel):
-    seed: int = Field(default=7, description="Draws which servers stall.")
+    seed: int = Field(
+        default=7,
+        description="Draws which servers stall, which invocations crash, which messages are "
+        "delivered twice and which launch jobs fail.",
+    )
     mgn_throttling: MgnThrottling = Field(default_factory=MgnThrottling)
     quota_pressure: QuotaPressure = Field(default_factory=QuotaPressure)
     launch_failures: LaunchFailures = Field(default_factory=LaunchFailures)
+    job_failures: JobFailures = Field(default_factory=JobFailures)
     replication_stalls: ReplicationStalls = Field(default_factory=ReplicationStalls)
     slack_rate_limit_storms: SlackStorms = Field(default_factory=SlackStorms)
     slack_server_error_storms: SlackServerErrors = Field(default_factory=SlackServerErrors)
@@ -165,6 +179,12 @@ class FaultProfile(ProfileModel):
     lambda_crashes: LambdaCrashes = Field(default_factory=LambdaCrashes)
     duplicate_deliveries: DuplicateDeliveries = Field(default_factory=DuplicateDeliveries)
     dynamodb_throttling: DynamoDbThrottling = Field(default_factory=DynamoDbThrottling)
+    coordinator_restarts: Bursts = Field(
+        default_factory=Bursts,
+        description="Batched launches: each burst arms one restart of the launch coordinator "
+        "at its worst point, after MGN accepted its next StartTest/StartCutover and before its "
+        "ledger recorded the job (the invocation fails; the next run must find the job).",
+    )
 
 
 def load_fault_profile(path: Path) -> FaultProfile:
@@ -217,6 +237,10 @@ class FaultCampaign:
         now = self._clock.now()
         self._stall_replication()
         profile = self._profile
+        if profile.job_failures.rate > 0:
+            assert self._system.mgn_fleet is not None
+            for lane in self._system.mgn_fleet.lanes().values():
+                lane.faults.fail_launch_jobs(profile.job_failures.rate, seed=profile.seed)
         for at in profile.mgn_throttling.instants(now):
             count = profile.mgn_throttling.requests_per_burst
             self._schedule(at, "mgnThrottling", f"next {count} requests per lane", self._throttle)
@@ -271,6 +295,13 @@ class FaultCampaign:
                 f"next {throttling.requests_per_burst} state table requests",
                 self._throttle_table,
             )
+        for at in profile.coordinator_restarts.instants(now):
+            self._schedule(
+                at,
+                "coordinatorRestarts",
+                "armed: the coordinator dies after MGN accepts its next launch",
+                self._runtime.arm_coordinator_restart,
+            )
         use_runtime_faults(self._runtime)
         self._thread = ClockThread(target=self._run, name="fault-campaign", daemon=True)
         self._thread.start()
@@ -290,6 +321,15 @@ class FaultCampaign:
             self._record_times("duplicateDeliveries", n, f"{queue.rsplit(':', 1)[-1]} redelivered")
         for table, n in sorted(runtime.throttled.items()):
             self._record_times("dynamodbThrottledRequests", n, f"{table} request refused")
+        if self._profile.job_failures.rate > 0 and self._system.mgn_fleet is not None:
+            for lane in self._system.mgn_fleet.lanes().values():
+                for job_id in lane.faults.jobs_failed_whole():
+                    self.record("jobFailures", f"{job_id} failed as a whole")
+        for operation, job_id in runtime.restarted_after:
+            self.record(
+                "coordinatorRestarted",
+                f"{job_id} ({operation}) accepted by MGN, not yet in the ledger: coordinator died",
+            )
 
     def _record_times(self, kind: str, times: int, detail: str) -> None:
         for _ in range(times):

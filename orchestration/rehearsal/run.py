@@ -249,7 +249,7 @@ def _callbacks_lost(system: EmbeddedSystem) -> list[LostCallback]:
     return [
         LostCallback(migration_id, sequence, len(answers))
         for (migration_id, sequence), answers in sorted(attempts.items())
-        if 200 not in answers
+        if not any(200 <= answer <= 299 for answer in answers)  # the receiver answers 204
     ]
 
 

@@ -3,6 +3,7 @@
 emulator.faults.stall_replication(server_id)        STALLED + dataReplicationError, lag grows
 emulator.faults.clear_replication_stall(server_id)  BACKLOG drains, then CONTINUOUS
 emulator.faults.fail_next_launch(server_id)         next launch: FAILED + LAUNCH_FAILED, no instance
+emulator.faults.fail_launch_jobs(0.1, seed=7)       a share of launch jobs fail as a whole
 emulator.faults.throttle_next_requests(5)           the next 5 requests get ThrottlingException
 emulator.faults.throttle_for(timedelta(minutes=5))  every request for 5 simulated minutes
 emulator.faults.apply_quota_pressure(active_jobs=19) as if 19 jobs were already running
@@ -48,6 +49,19 @@ class LaunchFailure:
 RANDOM_LAUNCH_FAILURE_ERROR = (
     "Failed to launch target instance: conversion failed (emulated launch_failure_rate)"
 )
+WHOLE_JOB_FAILURE_ERROR = (
+    "Failed to launch target instances: the job's conversion failed (emulated whole-job failure)"
+)
+
+
+def job_fails_by_chance(*, rate: float, seed: int, ordinal: int) -> bool:
+    """Whether the `ordinal`-th launch job (counted as each reaches its first conversion)
+    fails as a whole: a draw from a hash of the seed and the ordinal, so a rerun fails the
+    same jobs of its sequence whatever their (random) IDs."""
+    if rate <= 0.0:
+        return False
+    key = f"{seed}:job:{ordinal}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2**64 < rate
 
 
 def launch_fails_by_chance(
@@ -79,14 +93,35 @@ class FaultState:
     phantom_servers_in_active_jobs: int = 0
     launch_failure_rate: float = 0.0
     launch_failure_seed: int = 0
+    # `FaultInjector.fail_launch_jobs`: the share of launch jobs that fail as a whole.
+    job_failure_rate: float = 0.0
+    job_failure_seed: int = 0
+    # Launch job ID -> whether it fails as a whole (drawn once, at its first conversion).
+    job_failure_verdicts: dict[str, bool] = field(default_factory=dict)
     # Source server ID -> post-launch action name -> how it fails on every launch.
     post_launch_faults: dict[str, dict[str, ActionFault]] = field(default_factory=dict)
 
+    def _job_fails(self, job_id: str) -> bool:
+        if self.job_failure_rate <= 0.0:
+            return False
+        verdict = self.job_failure_verdicts.get(job_id)
+        if verdict is None:
+            verdict = job_fails_by_chance(
+                rate=self.job_failure_rate,
+                seed=self.job_failure_seed,
+                ordinal=len(self.job_failure_verdicts) + 1,
+            )
+            self.job_failure_verdicts[job_id] = verdict
+        return verdict
+
     def take_launch_failure(
-        self, source_server_id: str, launch_type: LaunchType, *, attempt: int
+        self, source_server_id: str, launch_type: LaunchType, *, attempt: int, job_id: str = ""
     ) -> LaunchFailure | None:
-        """How this launch (the server's `attempt`-th of its kind) fails, if it does: a queued
-        one-off failure first, else a failure by chance under the failure rate."""
+        """How this launch (the server's `attempt`-th of its kind, in job `job_id`) fails, if
+        it does: its whole job's failure first, then a queued one-off failure, else a failure
+        by chance under the failure rate."""
+        if job_id and self._job_fails(job_id):
+            return LaunchFailure(launch_type, WHOLE_JOB_FAILURE_ERROR)
         pending = self.launch_failures.get(source_server_id, [])
         for index, failure in enumerate(pending):
             if failure.launch_type in (None, launch_type):
@@ -167,6 +202,22 @@ class FaultInjector:
                 LaunchFailure(launch_type, raw_error)
             )
 
+    def fail_launch_jobs(self, rate: float, *, seed: int = 0) -> None:
+        """Make a share (`rate`, drawn from `seed` and each job's place in the sequence) of
+        the launch jobs from now on fail as a whole, as MGN reports such a job: every participating
+        server FAILED with a LAUNCH_FAILED log entry and no instance, the job COMPLETED
+        (MGN's jobs end COMPLETED; their servers say how). 0 stops it."""
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError("the job failure rate must be between 0 and 1")
+        with self._lock:
+            self._faults.job_failure_rate = rate
+            self._faults.job_failure_seed = seed
+
+    def jobs_failed_whole(self) -> list[str]:
+        """The launch jobs `fail_launch_jobs` failed as a whole so far, in order."""
+        with self._lock:
+            return [job for job, fails in self._faults.job_failure_verdicts.items() if fails]
+
     def fail_post_launch_action(
         self,
         source_server_id: str,
@@ -214,6 +265,7 @@ class FaultInjector:
             for server in self._state.servers.values():
                 end_stall(server, now)
             self._faults.launch_failures.clear()
+            self._faults.job_failure_rate = 0.0
             self._faults.post_launch_faults.clear()
             self._faults.phantom_active_jobs = self._faults.phantom_servers_in_active_jobs = 0
 

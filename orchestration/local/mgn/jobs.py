@@ -281,7 +281,7 @@ class JobEngine:
         server_id = server.source_server_id
         self._log(job, at, JobLogEvent.CONVERSION_END, server_id)
         failure = self._faults.take_launch_failure(
-            server_id, launch_type, attempt=participant.attempt
+            server_id, launch_type, attempt=participant.attempt, job_id=job.job_id
         )
         if failure is not None:
             self._fail_launch(job, participant, at, failure.raw_error)

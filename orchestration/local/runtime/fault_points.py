@@ -10,7 +10,13 @@ Three points, each where AWS itself would fail that way:
 - **DynamoDB throttling**: the next requests naming a table get
   ``ProvisionedThroughputExceededException`` (HTTP 400), which the SDK retries with backoff;
 - **duplicate SQS deliveries**: a share of messages an event source handled is not deleted,
-  so SQS delivers it again after its visibility timeout (SQS is at-least-once).
+  so SQS delivers it again after its visibility timeout (SQS is at-least-once);
+- **a coordinator restart mid-batch** (batched launches): the launch coordinator's process
+  dies at the worst point, right after MGN accepted its ``StartTest``/``StartCutover`` and
+  before its ledger recorded the job: the MGN call returns into a ``SystemExit`` (the
+  invocation fails with ``Runtime.ExitError``; the loop's Retry runs it again, and that run
+  must find the job MGN runs by its intent tag). A hook on botocore's client (installed once,
+  a pass-through while no restart is armed) raises it in the calling thread.
 
 One ``RuntimeFaults`` is active per process at most (``use_runtime_faults``); with none, every
 point behaves as before. Draws are seeded hashes, so a rerun injects the same faults.
@@ -18,20 +24,36 @@ point behaves as before. Draws are seeded hashes, so a rerun injects the same fa
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.client import BaseClient
+
+from orchestration.local.api_recorder import current_function
 
 __all__ = [
+    "CoordinatorRestartError",
     "RuntimeFaults",
     "active_runtime_faults",
     "use_runtime_faults",
 ]
 
 _THROTTLED_TYPE = "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException"
+# The launch coordinator's function (its name, as configured, contains it) and the MGN
+# operations after which it restarts when a restart is armed.
+COORDINATOR_FUNCTION = "coordinate-launches"
+LAUNCH_OPERATIONS = frozenset({"StartTest", "StartCutover"})
+
+
+class CoordinatorRestartError(SystemExit):
+    """The coordinator's process died (a ``SystemExit``: no ``except Exception`` in the
+    handler's path can take it for an error to handle)."""
 
 
 def _draw(*key: object) -> float:
@@ -53,6 +75,14 @@ class RuntimeFaults:
     crashed: Counter[str] = field(default_factory=Counter)  # function -> invocations crashed
     throttled: Counter[str] = field(default_factory=Counter)  # table -> requests refused
     duplicated: Counter[str] = field(default_factory=Counter)  # queue ARN -> messages kept
+    _restarts_armed: int = field(default=0, repr=False)
+    # (operation, job ID) of each accepted launch the coordinator died after, in order.
+    restarted_after: list[tuple[str, str]] = field(default_factory=list)
+
+    def arm_coordinator_restart(self) -> None:
+        """The coordinator's next launch MGN accepts (any lane) is followed by its death."""
+        with self._lock:
+            self._restarts_armed += 1
 
     def throttle_table(self, table_name: str, requests: int) -> None:
         """Refuse the next ``requests`` requests naming ``table_name``."""
@@ -75,6 +105,21 @@ class RuntimeFaults:
             return False
         with self._lock:
             self.crashed[function_name] += 1
+        return True
+
+    def restarts_after(self, function_name: str | None, operation: str, job_id: str) -> bool:
+        """Whether the coordinator dies now, MGN having just accepted ``job_id``."""
+        if (
+            function_name is None
+            or COORDINATOR_FUNCTION not in function_name
+            or operation not in LAUNCH_OPERATIONS
+        ):
+            return False
+        with self._lock:
+            if self._restarts_armed <= 0:
+                return False
+            self._restarts_armed -= 1
+            self.restarted_after.append((operation, job_id))
         return True
 
     def dynamodb_refusal(self, body: str) -> tuple[int, dict[str, str], str] | None:
@@ -108,7 +153,39 @@ _active: RuntimeFaults | None = None
 
 def use_runtime_faults(faults: RuntimeFaults | None) -> None:
     global _active  # noqa: PLW0603 - one runtime per process, by design
+    if faults is not None:
+        _install_client_hook()
     _active = faults
+
+
+_hook_lock = threading.Lock()
+_hooked = False
+
+
+def _install_client_hook() -> None:
+    """Wrap botocore's API call once: every client, those already built included (the
+    handlers keep theirs), passes through it; with no restart armed it only returns."""
+    global _hooked  # noqa: PLW0603 - one hook per process
+    with _hook_lock:
+        if _hooked:
+            return
+        original: Any = getattr(BaseClient, "_make_api_call")  # noqa: B009 - not in the stubs
+
+        @functools.wraps(original)
+        def make_api_call(self: BaseClient, operation_name: str, api_params: Any) -> Any:
+            result = original(self, operation_name, api_params)
+            faults = _active
+            if faults is not None and operation_name in LAUNCH_OPERATIONS:
+                job_id = str((result.get("job") or {}).get("jobID", ""))
+                if faults.restarts_after(current_function(), operation_name, job_id):
+                    raise CoordinatorRestartError(
+                        f"the launch coordinator restarted after MGN accepted {operation_name} "
+                        f"(job {job_id}), before its ledger recorded the job (fault campaign)"
+                    )
+            return result
+
+        setattr(BaseClient, "_make_api_call", make_api_call)  # noqa: B010 - not in the stubs
+        _hooked = True
 
 
 def active_runtime_faults() -> RuntimeFaults | None:
