@@ -1,5 +1,8 @@
 """The loopback HTTP server in front of the MGN emulator (stdlib, a thread per connection).
 
+botocore clients in the same process reach the handler without the socket
+(`orchestration.local.runtime.in_process_transport`); other processes use the server.
+
 What answers a request is a `RequestHandler`: one lane's `RestJsonEndpoint` for a single
 `MgnEmulator`, or `MgnFleet`'s router, which picks the lane from the request's signature.
 """
@@ -8,11 +11,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
 from orchestration.local.mgn.protocol import HttpReply
+from orchestration.local.runtime.in_process_transport import (
+    Reply,
+    in_process_enabled,
+    register_answer,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +93,7 @@ class LoopbackServer:
         self._answer = answer
         self._server: _MgnHttpServer | None = None
         self._thread: threading.Thread | None = None
+        self._unregister: Callable[[], None] | None = None
 
     @property
     def url(self) -> str | None:
@@ -106,11 +115,22 @@ class LoopbackServer:
         self._thread.start()
         url = self.url
         assert url is not None
+        if in_process_enabled():  # in-process botocore clients skip the socket
+            self._unregister = register_answer(url, self._answer_in_process)
         return url
+
+    def _answer_in_process(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes
+    ) -> Reply:
+        reply = self._answer(method, path, {k.lower(): v for k, v in headers.items()}, body)
+        return Reply(reply.status, reply.headers, reply.body)
 
     def stop(self) -> None:
         if self._server is None:
             return
+        if self._unregister is not None:
+            self._unregister()
+            self._unregister = None
         self._server.shutdown()
         self._server.server_close()
         if self._thread is not None:

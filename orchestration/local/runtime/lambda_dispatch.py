@@ -159,6 +159,40 @@ def error_payload(exc: BaseException, request_id: str) -> bytes:
     return json.dumps(document).encode("utf-8")
 
 
+@dataclass(frozen=True, slots=True)
+class InvocationDuration:
+    """How long an invocation would have run on AWS, as far as the local runtime can tell.
+
+    Without a simulated clock: the real time it took. On the simulated clock, real time says
+    little (the rehearsal's hundreds of threads share two cores, and virtual time stands still
+    while any of them works): the invocation's simulated waits (Slack pacing, retries' sleeps)
+    plus the CPU time of the thread that ran it, an upper bound of its compute (in process,
+    the thread also runs the emulated services' side of its calls).
+    """
+
+    real_started: float
+    cpu_started: float
+    virtual_started: float | None
+
+    @classmethod
+    def start(cls) -> InvocationDuration:
+        clock = active_virtual_clock()
+        return cls(
+            time.monotonic(),
+            time.thread_time(),
+            clock.monotonic() if clock is not None else None,
+        )
+
+    def seconds(self) -> tuple[float, str]:
+        """The duration and how it was measured (for the overrun's log line)."""
+        clock = active_virtual_clock()
+        if clock is None or self.virtual_started is None:
+            return time.monotonic() - self.real_started, "real time"
+        waits = clock.monotonic() - self.virtual_started
+        cpu = time.thread_time() - self.cpu_started
+        return waits + cpu, f"simulated waits {waits:.1f} s + CPU {cpu:.1f} s"
+
+
 class LambdaDispatcher:
     """Invokes functions in-process, synchronously or on a bounded pool of worker threads.
 
@@ -190,6 +224,7 @@ class LambdaDispatcher:
         request_id = str(uuid.uuid4())
         self._counters.lambda_invocations.add(function.function_name)
         started = time.monotonic()
+        duration = InvocationDuration.start()
         try:
             result = self._run_handler(function, payload, qualifier, request_id, started)
             faults = active_runtime_faults()
@@ -206,15 +241,16 @@ class LambdaDispatcher:
             outcome = InvocationOutcome(
                 payload=error_payload(exc, request_id), function_error=UNHANDLED_FUNCTION_ERROR
             )
-        elapsed = time.monotonic() - started
+        elapsed, how = duration.seconds()
         if elapsed > function.timeout_seconds:
             # Threads cannot be pre-empted, so the result stands; the overrun is counted and
             # logged so a handler too slow for its configured Timeout is noticed locally.
             self._counters.lambda_timeouts_exceeded.add(function.function_name)
             LOGGER.warning(
-                "%s ran %.2f s, longer than its Timeout of %d s (AWS would have stopped it)",
+                "%s ran %.2f s (%s), longer than its Timeout of %d s (AWS would have stopped it)",
                 function.function_name,
                 elapsed,
+                how,
                 function.timeout_seconds,
             )
         return outcome

@@ -23,6 +23,7 @@ from orchestration.local.runtime.errors import (
     RuntimeNotStartedError,
 )
 from orchestration.local.runtime.eventbridge_targets import EventTargetDelivery
+from orchestration.local.runtime.in_process_transport import in_process_enabled, register_wsgi
 from orchestration.local.runtime.lambda_dispatch import (
     DEFAULT_ASYNC_INVOKE_WORKERS,
     LambdaDispatcher,
@@ -267,6 +268,9 @@ class LocalAwsRuntime:
         server = LoopbackMotoServer()
         server.start()
         stack.callback(server.stop)
+        if in_process_enabled() and server.application is not None:
+            # In-process clients skip the socket (in_process_transport); unregistered first.
+            stack.callback(register_wsgi(f"http://127.0.0.1:{server.port}", server.application))
         return server.port
 
     def _start_hooks(self, stack: ExitStack) -> None:

@@ -49,9 +49,11 @@ class LoopbackMotoServer(ThreadedMotoServer):
 
     def __init__(self) -> None:
         super().__init__(ip_address="127.0.0.1", port=0, verbose=False)
+        self.application: CachingDispatcherApplication | None = None  # set once serving
 
     def _server_entry(self) -> None:
         app = CachingDispatcherApplication(create_backend_app)
+        self.application = app
         self._server = make_server(
             self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
         )
