@@ -18,6 +18,9 @@ LOCAL_REGION = "us-east-1"
 LOCAL_ACCOUNT_ID = "123456789012"  # moto's default account
 # moto's documented placeholder credentials (never real ones) and the Region, for every
 # boto3 client in the process: the test's, the handlers' and the ASL interpreter's.
+# moto's 1,300 public AMIs, loaded from JSON for every Region's EC2 backend, are never used:
+# the MGN emulator registers the images it launches (see moto_backends.reset_moto_state).
+NO_STOCK_AMIS: Mapping[str, str] = {"MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}
 EMULATED_AWS_ENVIRONMENT: Mapping[str, str] = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",  # moto's placeholder, not a secret
@@ -26,6 +29,7 @@ EMULATED_AWS_ENVIRONMENT: Mapping[str, str] = {
     "AWS_DEFAULT_REGION": LOCAL_REGION,
     # No X-Ray daemon on loopback: Powertools' Tracer would only log connection errors.
     "POWERTOOLS_TRACE_DISABLED": "true",
+    **NO_STOCK_AMIS,
 }
 # Profiles and per-service endpoints would send some calls elsewhere than the emulator.
 ENVIRONMENT_KEYS_REMOVED = ("AWS_PROFILE",)

@@ -26,6 +26,7 @@ from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 from moto.stepfunctions.parser.utils import TMP_THREADS
 from moto.stepfunctions.responses import get_backend as stepfunctions_backend_for
 
+from orchestration.local.runtime.config import NO_STOCK_AMIS, environment_overlay
 from orchestration.local.runtime.lambda_dispatch import FunctionConfiguration
 
 LOGGER = logging.getLogger(__name__)
@@ -298,5 +299,11 @@ def stop_running_executions(timeout_seconds: float) -> int:
 
 
 def reset_moto_state() -> None:
-    """Forget every resource in every backend, as ``POST /moto-api/reset`` does."""
-    moto_api_backend.reset()
+    """Forget every resource in every backend, as ``POST /moto-api/reset`` does.
+
+    Without moto's stock AMIs (``NO_STOCK_AMIS``): a reset re-creates every Region's EC2
+    backend, and each loaded moto's list of 1,300 public AMIs from JSON (about 0.2 s per
+    Region, the largest cost of starting and stopping a runtime). Nothing here launches from a
+    public AMI: the MGN emulator registers the images it launches."""
+    with environment_overlay(NO_STOCK_AMIS):
+        moto_api_backend.reset()
