@@ -100,9 +100,9 @@ def _makespan(observation: RehearsalObservation) -> float:
 
 def test_the_prediction_does_not_depend_on_how_busy_the_machine_is() -> None:
     profile = _profile(synthetic={"windowOpensAfterHours": 2, "windowHours": 12})
-    quiet = _rehearse(10, profile)
+    quiet = _rehearse(6, profile)
     with _other_core_busy():
-        busy = _rehearse(10, profile)
+        busy = _rehearse(6, profile)
     assert {vm.final_status for vm in quiet.vms} == {"SUCCEEDED"}
     assert [vm.final_status for vm in busy.vms] == [vm.final_status for vm in quiet.vms]
     print(f"makespan quiet {_makespan(quiet):.0f} s, busy {_makespan(busy):.0f} s")

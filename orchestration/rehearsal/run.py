@@ -138,11 +138,15 @@ def rehearse(
     log_file: Path | None = None,
     launch: LaunchSettings | None = None,
     faults: FaultProfile | None = None,
+    timings: Timings | None = None,
 ) -> RehearsalObservation:
     """Run every VM of ``rehearsal`` to a final state on the embedded system; observe it.
     ``launch``: the launch design and its settings (``LaunchSettings.aws()``, per-vm, by
     default), so one input can be rehearsed with each design. ``faults``: the fault
-    campaign's profile (faults.py), injected while the rehearsal runs."""
+    campaign's profile (faults.py), injected while the rehearsal runs. ``timings``: the
+    pipeline's polls and time limits, production's (``Timings.aws()``) by default; tests
+    shorten the longest waits (a stalled replication's week) to keep their simulated time
+    short."""
     if faults is not None and faults.launch_failures.rate > profile.launches.failure_rate:
         launches = profile.launches.model_copy(update={"failure_rate": faults.launch_failures.rate})
         profile = profile.model_copy(update={"launches": launches})
@@ -152,7 +156,7 @@ def rehearse(
     log = log_file or Path(tempfile.gettempdir()) / "wavepilot-rehearsal.log"
     launch = _with_profile_quotas(launch or LaunchSettings.aws(), profile)
     options = SystemOptions(
-        timings=Timings.aws(),
+        timings=timings or Timings.aws(),
         launch_design=launch.design,
         launch=launch,
         clock="simulated",
