@@ -8,6 +8,7 @@ import http.client
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -36,8 +37,12 @@ def test_one_thread_serves_every_listener_as_its_checks_expect() -> None:
     threads_before = threading.active_count()
     acceptor = _Acceptor()
     try:
+
+        def is_healthy(name: str) -> Callable[[], bool]:
+            return lambda: healthy[name]
+
         ports = {
-            name: acceptor.listen(_handler({"/health": 200}, lambda n=name: healthy[n]), tls=False)
+            name: acceptor.listen(_handler({"/health": 200}, is_healthy(name)), tls=False)
             for name in ("a", "b")
         }
         secure = acceptor.listen(_handler({"/ready": 204}, lambda: True), tls=True)
