@@ -101,12 +101,14 @@ def test_a_bad_fault_profile_is_refused_with_file_and_line(
     assert f"{profile}:4:" in out  # a typo of botRestarts is not silently ignored
 
 
-def test_the_repository_fault_profile_is_valid() -> None:
+@pytest.mark.parametrize("name", ["faults.yaml", "faults-1000.yaml"])
+def test_the_repository_fault_profiles_are_valid(name: str) -> None:
     from orchestration.rehearsal.faults import load_fault_profile
 
-    faults = load_fault_profile(REPOSITORY / "benchmarks" / "profiles" / "faults.yaml")
+    faults = load_fault_profile(REPOSITORY / "benchmarks" / "profiles" / name)
     assert faults.mgn_throttling.count > 0
     assert faults.silent_approvers.approvals > 0
+    assert faults.coordinator_restarts.count > 0
 
 
 def test_under_every_implemented_fault_nothing_is_lost_and_every_end_is_visible() -> None:
