@@ -240,7 +240,7 @@ def test_one_rehearsal_input_runs_with_either_design_and_batched_starts_a_job_pe
     start = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
     observed = {
         design: rehearse(
-            synthetic_input(8, start=start, profile=profile),
+            synthetic_input(5, start=start, profile=profile),
             profile,
             launch=LaunchSettings.aws(design),
         )
@@ -255,7 +255,7 @@ def test_one_rehearsal_input_runs_with_either_design_and_batched_starts_a_job_pe
         )
         for design, observation in observed.items()
     }
-    assert starts == {"per-vm": (8, 8), "batched": (1, 1)}
+    assert starts == {"per-vm": (5, 5), "batched": (1, 1)}
 
 
 def test_servers_wait_for_their_shared_job_before_their_next_step() -> None:
