@@ -374,24 +374,18 @@ class MigrationStore:
     def request_finalize(self, migration_id: str, *, user: str, now: datetime) -> bool:
         """Ask the migration's held cutover to finalize now: written only while it is held
         (its step FinalizeCutover, WAITING); False if it is not (any more)."""
-        try:
-            self._table.update_item(
-                Key=migration_key(migration_id),
-                UpdateExpression="SET finalizeRequestedBy = :user, finalizeRequestedAt = :now",
-                ConditionExpression="#step = :finalize AND stepStatus = :waiting",
-                ExpressionAttributeNames={"#step": "step"},
-                ExpressionAttributeValues={
-                    ":user": user,
-                    ":now": now.isoformat(),
-                    ":finalize": "FinalizeCutover",
-                    ":waiting": "WAITING",
-                },
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self._updated_if(
+            migration_id,
+            UpdateExpression="SET finalizeRequestedBy = :user, finalizeRequestedAt = :now",
+            ConditionExpression="#step = :finalize AND stepStatus = :waiting",
+            ExpressionAttributeNames={"#step": "step"},
+            ExpressionAttributeValues={
+                ":user": user,
+                ":now": now.isoformat(),
+                ":finalize": "FinalizeCutover",
+                ":waiting": "WAITING",
+            },
+        )
 
     def finalize_request(self, migration_id: str) -> tuple[str, datetime] | None:
         """Who asked the migration to finalize now, and when (None: nobody)."""
@@ -410,18 +404,23 @@ class MigrationStore:
         """Keep why the VM left the manifests on its record (``removed_from_manifests``), while
         the record is still at ``revision``; False if there is no such record (or a newer
         revision was recorded since: the VM is in the manifests again)."""
+        return self._updated_if(
+            migration_id,
+            UpdateExpression="SET removedFromManifests = :reason, updatedAt = :now",
+            ConditionExpression="#revision = :revision",
+            ExpressionAttributeNames={"#revision": "revision"},
+            ExpressionAttributeValues={
+                ":reason": reason,
+                ":now": now.isoformat(),
+                ":revision": revision,
+            },
+        )
+
+    def _updated_if(self, migration_id: str, **update: Any) -> bool:
+        """One conditional ``update_item`` of the migration's record; False when its
+        ``ConditionExpression`` did not hold."""
         try:
-            self._table.update_item(
-                Key=migration_key(migration_id),
-                UpdateExpression="SET removedFromManifests = :reason, updatedAt = :now",
-                ConditionExpression="#revision = :revision",
-                ExpressionAttributeNames={"#revision": "revision"},
-                ExpressionAttributeValues={
-                    ":reason": reason,
-                    ":now": now.isoformat(),
-                    ":revision": revision,
-                },
-            )
+            self._table.update_item(Key=migration_key(migration_id), **update)
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
