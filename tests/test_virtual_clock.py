@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from orchestration.local.virtual_clock import ClockEvent, VirtualClock
+from orchestration.local.virtual_clock import ClockEvent, ClockThread, VirtualClock
 
 POLL = 30.0  # the simulated approver looks every 30 simulated seconds
 
@@ -74,6 +74,42 @@ def test_a_counted_thread_that_computes_holds_virtual_time() -> None:
         clock.sleep(1)  # deadline at 1 s: reached only after busy() ends
         thread.join()
     assert seen == [0.0]
+
+
+def test_a_thread_left_over_from_a_closed_clock_never_holds_the_next_clocks_time() -> None:
+    # A test's embedded system stops with a Step Functions thread still waiting on an event
+    # (no deadline); the event is set while the next test's clock runs. Woken on the clock it
+    # counted on, the thread must not be counted on the new one: a count nobody releases
+    # would stop the new clock for good (the clean-clone CI's 600-second timeouts).
+    first = VirtualClock().start()
+    event = ClockEvent()
+    leftover_ended = threading.Event()
+
+    def leftover() -> None:
+        event.wait()
+        leftover_ended.set()
+
+    ClockThread(target=leftover, daemon=True).start()
+    for _ in range(500):
+        if first.stats().waits:
+            break
+        threading.Event().wait(0.01)
+    first.close()
+    second = VirtualClock().start()
+    try:
+        event.set()
+        assert leftover_ended.wait(5)
+        slept = threading.Event()
+
+        def sleeper() -> None:
+            second.sleep(60)
+            slept.set()
+
+        threading.Thread(target=second.counted(sleeper), daemon=True).start()
+        assert slept.wait(5), "the new clock never advanced: the leftover's count leaked into it"
+        assert second.monotonic() == 60.0
+    finally:
+        second.close()
 
 
 # The clock's acceptance on the whole system (the same makespan with the other core busy;

@@ -52,11 +52,30 @@ _PROBE_PAUSE_MAX = 0.032
 
 _active_lock = threading.Lock()
 _active: VirtualClock | None = None
+# The clock a thread was counted on (a ClockThread, a counted task, a participant): a thread
+# left over from an embedded system that has stopped (a test's Step Functions execution still
+# waiting when its runtime closed) must never wait on, or be counted by, the next system's clock.
+_home = threading.local()
 
 
 def active_virtual_clock() -> VirtualClock | None:
-    """The virtual clock driving this process's embedded system, if any (one per process)."""
-    return _active
+    """The virtual clock driving this process's embedded system, if any (one per process);
+    None for a thread that belongs to an earlier clock (it runs on real time from then on)."""
+    clock = _active
+    home = getattr(_home, "clock", None)
+    if home is not None and home is not clock:
+        return None
+    return clock
+
+
+@contextmanager
+def _at_home(clock: VirtualClock) -> Iterator[None]:
+    previous = getattr(_home, "clock", None)
+    _home.clock = clock
+    try:
+        yield
+    finally:
+        _home.clock = previous
 
 
 @dataclass(frozen=True)
@@ -70,6 +89,7 @@ class ClockStats:
 class _Waiter:
     deadline: float | None
     counted: bool
+    clock: VirtualClock
     ready: threading.Event = field(default_factory=threading.Event)
     woken: bool = False
     signalled: bool = False
@@ -183,7 +203,8 @@ class VirtualClock:
         self._add(1)
         self._local.counted = True
         try:
-            yield
+            with _at_home(self):
+                yield
         finally:
             self._local.counted = False
             self._add(-1)
@@ -197,7 +218,8 @@ class VirtualClock:
             was = self.is_counted()
             self._local.counted = True
             try:
-                return function(*args, **kwargs)
+                with _at_home(self):
+                    return function(*args, **kwargs)
             finally:
                 self._local.counted = was
                 release()
@@ -293,17 +315,18 @@ class VirtualClock:
         interrupt: Callable[[], bool] | None = None,
     ) -> bool:
         """Wait until ``deadline`` (virtual) or ``event`` is set; True if the event woke us."""
-        waiter = _Waiter(deadline, self.is_counted())
+        waiter = _Waiter(deadline, self.is_counted(), self)
         with self._lock:
-            if event is not None and event._flag:
-                return True
             if self._closed or (deadline is not None and deadline <= self._now):
-                return False
+                return event is not None and event._flag
+            if event is not None:
+                with event._lock:  # lock order: a clock's, then an event's (set() takes one)
+                    if event._flag:
+                        return True
+                    event._waiters.append(waiter)
             self._waits += 1
             if deadline is not None:
                 heapq.heappush(self._heap, (deadline, next(self._sequence), waiter))
-            if event is not None:
-                event._waiters.append(waiter)
             if waiter.counted:
                 self._active -= 1
             self._generation += 1
@@ -369,6 +392,7 @@ class ClockEvent:
     def __init__(self) -> None:
         self._flag = False
         self._waiters: list[_Waiter] = []
+        self._lock = threading.Lock()
         self._real = threading.Event()
 
     def is_set(self) -> bool:
@@ -377,20 +401,14 @@ class ClockEvent:
     isSet = is_set  # noqa: N815 - threading.Event's alias
 
     def set(self) -> None:
-        clock = _active
-        if clock is None:
+        with self._lock:
             self._flag = True
             waiters, self._waiters = self._waiters, []
-            for waiter in waiters:
-                waiter.signalled = True
-                waiter.woken = True
-                waiter.ready.set()
-        else:
-            with clock._lock:
-                self._flag = True
-                waiters, self._waiters = self._waiters, []
-                for waiter in waiters:
-                    clock._wake(waiter, signalled=True)
+        for waiter in waiters:
+            # Woken on the clock it waits on (counted there again if it was counted): never on
+            # whichever clock is active now, which may be a later system's.
+            with waiter.clock._lock:
+                waiter.clock._wake(waiter, signalled=True)
         self._real.set()
 
     def clear(self) -> None:
@@ -398,13 +416,13 @@ class ClockEvent:
         self._real.clear()
 
     def wait(self, timeout: float | None = None) -> bool:
-        clock = _active
+        clock = active_virtual_clock()
         if clock is None or clock.closed:
             return self._real.wait(timeout)
         if self._flag:
             return True
         deadline = None if timeout is None else clock.monotonic() + max(0.0, timeout)
-        return clock._block(deadline, self)
+        return clock._block(deadline, self) or self._flag
 
 
 class ClockThread(threading.Thread):
@@ -418,7 +436,7 @@ class ClockThread(threading.Thread):
         self._clock: VirtualClock | None = None
 
     def start(self) -> None:
-        clock = _active
+        clock = active_virtual_clock()
         if clock is not None and not clock.closed:
             self._clock = clock
             self._clock_release = clock.hold()  # counted from the parent's instant
@@ -433,6 +451,7 @@ class ClockThread(threading.Thread):
         clock, release = self._clock, self._clock_release
         if clock is not None:
             clock._local.counted = True
+            _home.clock = clock
         try:
             super().run()
         finally:
@@ -442,8 +461,8 @@ class ClockThread(threading.Thread):
                 release()
 
     def join(self, timeout: float | None = None) -> None:
-        clock = _active
-        if clock is None or clock.closed or self._clock is None:
+        clock = active_virtual_clock()
+        if clock is None or clock.closed or self._clock is not clock:
             super().join(timeout)
             return
         self._clock_done.wait(timeout)
