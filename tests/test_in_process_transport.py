@@ -46,11 +46,6 @@ def socket_sends(monkeypatch: pytest.MonkeyPatch) -> SocketSends:
     return SocketSends(monkeypatch)
 
 
-@pytest.fixture(autouse=True)
-def in_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TRANSPORT_ENVIRONMENT_KEY, "in-process")
-
-
 @pytest.fixture
 def runtime() -> Iterator[LocalAwsRuntime]:
     with LocalAwsRuntime() as started:
@@ -107,8 +102,7 @@ def test_a_stopped_runtimes_url_is_refused_over_the_socket(socket_sends: SocketS
 
 
 def test_http_only_when_asked(monkeypatch: pytest.MonkeyPatch, socket_sends: SocketSends) -> None:
-    assert in_process_enabled({TRANSPORT_ENVIRONMENT_KEY: "in-process"})
-    assert not in_process_enabled({})
+    assert in_process_enabled({})
     assert not in_process_enabled({TRANSPORT_ENVIRONMENT_KEY: "http"})
     monkeypatch.setenv(TRANSPORT_ENVIRONMENT_KEY, "http")
     with LocalAwsRuntime() as started:

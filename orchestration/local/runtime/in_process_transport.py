@@ -17,8 +17,8 @@ What botocore serializes and parses, and what moto or the emulator does with the
 unchanged: only the socket is skipped. A URL no server registered goes over the network as
 before (and a server's URL is unregistered when it stops, so a stopped server refuses).
 
-Off by default for now: ``WAVEPILOT_LOCAL_TRANSPORT=in-process`` turns it on (a test of the
-fault campaign hung once in CI with it on; not yet explained).
+Setting ``WAVEPILOT_LOCAL_TRANSPORT=http`` keeps every request on the socket (to compare, or to
+watch the traffic).
 """
 
 from __future__ import annotations
@@ -66,10 +66,9 @@ _installed = False
 
 
 def in_process_enabled(environ: Mapping[str, str] | None = None) -> bool:
-    """True when ``WAVEPILOT_LOCAL_TRANSPORT=in-process`` asks for it (off by default until a
-    hang seen once in CI, docs/LOCAL_RUNTIME.md, is understood)."""
+    """False when ``WAVEPILOT_LOCAL_TRANSPORT=http`` asks for sockets only."""
     source = os.environ if environ is None else environ
-    return source.get(TRANSPORT_ENVIRONMENT_KEY, "").strip().lower() == "in-process"
+    return source.get(TRANSPORT_ENVIRONMENT_KEY, "").strip().lower() != "http"
 
 
 def install() -> None:
