@@ -15,11 +15,11 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, EndpointConnectionError
 from botocore.httpsession import URLLib3Session
 
-from orchestration.local.mgn.protocol import HttpReply
 from orchestration.local.mgn.server import LoopbackServer
 from orchestration.local.runtime import LocalAwsRuntime
 from orchestration.local.runtime.in_process_transport import (
     TRANSPORT_ENVIRONMENT_KEY,
+    Reply,
     in_process_enabled,
     unregister,
 )
@@ -115,10 +115,10 @@ def test_an_answer_server_gets_the_request_as_the_socket_would_carry_it(
 ) -> None:
     seen: list[tuple[str, str, Mapping[str, str], bytes]] = []
 
-    def answer(method: str, path: str, headers: Mapping[str, str], body: bytes) -> HttpReply:
+    def answer(method: str, path: str, headers: Mapping[str, str], body: bytes) -> Reply:
         seen.append((method, path, dict(headers), body))
         reply = b'{"tags": {"k": "v"}}'
-        return HttpReply(
+        return Reply(
             200, {"Content-Type": "application/json", "Content-Length": str(len(reply))}, reply
         )
 

@@ -40,7 +40,7 @@ from orchestration.local.mgn.model import (
     summarize_job,
 )
 from orchestration.local.mgn.operations import NON_ARCHIVED_SERVERS_QUOTA, MgnOperations
-from orchestration.local.mgn.protocol import HttpReply, RestJsonEndpoint, mgn_service_model
+from orchestration.local.mgn.protocol import RestJsonEndpoint, mgn_service_model
 from orchestration.local.mgn.rendering import render_source_server
 from orchestration.local.mgn.replication import ReplicationPlan, initial_sync_completed_at
 from orchestration.local.mgn.server import LoopbackServer
@@ -49,6 +49,7 @@ from orchestration.local.mgn.sizing import recommended_instance_type
 from orchestration.local.mgn.slots import ReplicationSlots
 from orchestration.local.mgn.states import LifeCycleState, OsFamily
 from orchestration.local.mgn.throttling import RequestGate, TokenBucket
+from orchestration.local.runtime.in_process_transport import Reply
 
 logger = logging.getLogger(__name__)
 
@@ -467,7 +468,7 @@ class MgnEmulator:
 
     # --- Serving ------------------------------------------------------------------------------
 
-    def answer(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> HttpReply:
+    def answer(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Reply:
         """Answer one HTTP request as this lane (what the loopback server or a fleet calls)."""
         return self._endpoint.handle(method, path, body)
 

@@ -42,8 +42,8 @@ from orchestration.local.mgn.emulator import (
 from orchestration.local.mgn.errors import SOURCE_SERVER_RESOURCE, ResourceNotFoundError
 from orchestration.local.mgn.metrics import EmulatorMetrics
 from orchestration.local.mgn.model import QuotaRejection, ReplicationTimeline, SourceServer
-from orchestration.local.mgn.protocol import HttpReply
 from orchestration.local.mgn.settings import EmulatorSettings
+from orchestration.local.runtime.in_process_transport import Reply
 
 # `Credential=AKID/20260105/eu-west-1/mgn/aws4_request`: key id, date, Region, service.
 _CREDENTIAL_SCOPE = re.compile(
@@ -280,7 +280,7 @@ class MgnFleet:
 
     # --- Requests and observation -------------------------------------------------------------
 
-    def answer(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> HttpReply:
+    def answer(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Reply:
         """Route one HTTP request to its lane and answer it there."""
         return self._lane_for_request(self.lane_of(headers)).answer(method, path, headers, body)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from dataclasses import dataclass
 from functools import cache
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -36,6 +35,7 @@ from orchestration.local.mgn.errors import (
 from orchestration.local.mgn.metrics import MetricsRecorder
 from orchestration.local.mgn.operations import MgnOperations
 from orchestration.local.mgn.throttling import RequestGate
+from orchestration.local.runtime.in_process_transport import Reply
 
 logger = logging.getLogger(__name__)
 
@@ -47,13 +47,6 @@ _UNKNOWN_OPERATION_STATUS = 404
 def mgn_service_model() -> ServiceModel:
     """botocore's MGN model: the source of truth for shapes, routes and status codes."""
     return botocore.session.get_session().get_service_model("mgn")
-
-
-@dataclass(frozen=True, slots=True)
-class HttpReply:
-    status: int
-    headers: dict[str, str]
-    body: bytes
 
 
 class RestJsonEndpoint:
@@ -109,7 +102,7 @@ class RestJsonEndpoint:
                 return operation_model, params
         return None, {}
 
-    def handle(self, method: str, path: str, body: bytes) -> HttpReply:
+    def handle(self, method: str, path: str, body: bytes) -> Reply:
         request_id = str(uuid.uuid4())
         operation_model, uri_params = self._route(method, path)
         if operation_model is None or operation_model.name not in self._operations.supported:
@@ -170,7 +163,7 @@ class RestJsonEndpoint:
 
     def _success_reply(
         self, operation_model: OperationModel, result: dict[str, Any], request_id: str
-    ) -> HttpReply:
+    ) -> Reply:
         if self._check_responses:
             shape = operation_model.output_shape
             problems = shape_problems(result, shape) if shape is not None else []
@@ -181,9 +174,9 @@ class RestJsonEndpoint:
                 return self._invalid_reply(operation_model.name, problems, request_id)
         status = int(operation_model.http.get("responseCode", 200))
         body = b"" if status == 204 else json.dumps(result).encode()
-        return HttpReply(status, self._headers(request_id, body), body)
+        return Reply(status, self._headers(request_id, body), body)
 
-    def _error_reply(self, error: MgnError, request_id: str) -> HttpReply:
+    def _error_reply(self, error: MgnError, request_id: str) -> Reply:
         self._metrics.record_error(error.code)
         status, body, extra_headers = self._wire_error(error)
         error_shape = self._error_shape(error)
@@ -194,7 +187,7 @@ class RestJsonEndpoint:
                 return self._invalid_reply(error.code, problems, request_id)
         encoded = json.dumps(body).encode()
         headers = {**self._headers(request_id, encoded), "x-amzn-ErrorType": error.code}
-        return HttpReply(status, {**headers, **extra_headers}, encoded)
+        return Reply(status, {**headers, **extra_headers}, encoded)
 
     def _wire_error(self, error: MgnError) -> tuple[int, dict[str, Any], dict[str, str]]:
         """Status, JSON body and extra headers for a domain error."""
@@ -246,7 +239,7 @@ class RestJsonEndpoint:
             return None
         return self._model.shape_for(error.code)
 
-    def _invalid_reply(self, what: str, problems: list[str], request_id: str) -> HttpReply:
+    def _invalid_reply(self, what: str, problems: list[str], request_id: str) -> Reply:
         """The emulator produced something the model rejects: answer 500 and say so loudly."""
         message = f"MGN emulator bug: its {what} reply does not match the model: {problems}"
         logger.error(message)
@@ -256,7 +249,7 @@ class RestJsonEndpoint:
             **self._headers(request_id, body),
             "x-amzn-ErrorType": InternalServerError.code,
         }
-        return HttpReply(500, headers, body)
+        return Reply(500, headers, body)
 
     @staticmethod
     def _headers(request_id: str, body: bytes) -> dict[str, str]:

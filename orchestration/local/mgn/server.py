@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
-from orchestration.local.mgn.protocol import HttpReply
 from orchestration.local.runtime.in_process_transport import (
     Reply,
     in_process_enabled,
@@ -34,7 +33,7 @@ class RequestHandler(Protocol):
 
     def __call__(
         self, method: str, path: str, headers: Mapping[str, str], body: bytes
-    ) -> HttpReply: ...
+    ) -> Reply: ...
 
 
 class _MgnRequestHandler(BaseHTTPRequestHandler):
@@ -122,8 +121,7 @@ class LoopbackServer:
     def _answer_in_process(
         self, method: str, path: str, headers: Mapping[str, str], body: bytes
     ) -> Reply:
-        reply = self._answer(method, path, {k.lower(): v for k, v in headers.items()}, body)
-        return Reply(reply.status, reply.headers, reply.body)
+        return self._answer(method, path, {k.lower(): v for k, v in headers.items()}, body)
 
     def stop(self) -> None:
         if self._server is None:
