@@ -394,3 +394,34 @@ def test_callbacks_lost_in_an_outage_are_listed_with_their_attempts_and_r1_still
     assert all(vm.record_status == "COMPLETED" for vm in observation.vms)
     assert max(c.sequence for c in reliability.callbacks_lost) <= 10
     assert reliability.holds
+
+
+def test_a_slow_callback_endpoint_times_out_each_attempt_and_is_listed_not_silent() -> None:
+    # The endpoint answers 204, but 6 s late (past the sender's 5-second attempt timeout) for
+    # the first simulated minute: the events of that minute use up their attempts and are
+    # listed as lost, though the receiver saw every attempt; the migration is not held up.
+    faults = FaultProfile.model_validate(
+        {
+            "callbackOutages": {
+                "count": 1,
+                "firstAfterMinutes": 0,
+                "forMinutes": 1,
+                "answer": "slow",
+            }
+        }
+    )
+    profile = RehearsalProfile()
+    observation = rehearse(
+        synthetic_input(1, start=START, profile=profile, callbacks=True),
+        profile,
+        faults=faults,
+        timeout_days=30,
+    )
+    reliability = assess(observation)
+    assert reliability.faults_by_kind == {"callbackOutages": 2}
+    assert [f.detail for f in observation.faults_injected][0].startswith("callback endpoints slow")
+    assert reliability.callbacks_lost, "no callback was lost to a slow endpoint"
+    assert {c.attempts for c in reliability.callbacks_lost} == {RetryPolicy().max_attempts}
+    [vm] = observation.vms
+    assert vm.record_status == "COMPLETED"
+    assert reliability.holds

@@ -4,8 +4,9 @@ The embedded runtime routes every callback host here, so the real transport runs
 (a self-signed certificate made per receiver, which only the route's SSL context trusts;
 certificate checks stay on), real HTTP, real signatures. The receiver verifies each delivery
 the way ``docs/CALLBACKS.md`` tells receivers to, records it, and answers 204 (or 401 when
-the signature does not verify). For tests it can play dead: refuse connections, or answer
-503 to everything.
+the signature does not verify). For tests it can play dead: refuse connections, answer 503 to
+everything, or answer slowly (after ``slow_answer_seconds`` of real time: past the sender's
+attempt timeout, the sender has given up by then).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class ReceiverMode(enum.Enum):
     UP = "up"
     REFUSING = "refusing"  # connections refused, as when the endpoint's host is down
     UNAVAILABLE = "unavailable"  # answers 503 with Retry-After: 1, as an overloaded service
+    SLOW = "slow"  # answers (204 or 401) after slow_answer_seconds, as a service in trouble
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,8 @@ class ReceivedCallback:
     signature_error: str | None  # None when the signature verified
     answered: int
     received_at: float
+    # Real seconds the receiver took to answer; the sender may have stopped waiting before.
+    answer_seconds: float = 0.0
 
     @property
     def verified(self) -> bool:
@@ -78,6 +82,7 @@ class CallbackReceiver:
         self._received: list[ReceivedCallback] = []
         self._lock = threading.Lock()
         self.mode = ReceiverMode.UP
+        self.slow_answer_seconds = 6.0  # past the sender's 5-second attempt timeout
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._client_context: ssl.SSLContext | None = None
@@ -133,6 +138,9 @@ class CallbackReceiver:
             def do_POST(self) -> None:
                 length = min(int(self.headers.get("Content-Length") or 0), MAX_BODY_BYTES)
                 body = self.rfile.read(length)
+                started = time.monotonic()
+                if receiver.mode is ReceiverMode.SLOW:
+                    time.sleep(receiver.slow_answer_seconds)  # real: the sender's timeout is
                 error: str | None
                 if receiver.mode is ReceiverMode.UNAVAILABLE:
                     status, error = 503, "unavailable"
@@ -150,6 +158,7 @@ class CallbackReceiver:
                         signature_error=error,
                         answered=status,
                         received_at=time.time(),
+                        answer_seconds=time.monotonic() - started,
                     )
                 )
                 self.send_response(status)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
@@ -110,8 +110,14 @@ class SlackServerErrors(Bursts):
 class CallbackOutages(Bursts):
     for_minutes: PositiveMinutes = Field(
         default=10,
-        description="How long each outage lasts: the callback endpoint answers 503 "
-        "(overloaded). A synthetic wave (--vms) then gives every VM a callback URL.",
+        description="How long each outage lasts. A synthetic wave (--vms) then gives every "
+        "VM a callback URL.",
+    )
+    answer: Literal["unavailable", "slow"] = Field(
+        default="unavailable",
+        description="unavailable: the callback endpoint answers 503 (overloaded); slow: it "
+        "answers after 6 s of real time, past the sender's 5-second attempt timeout (every "
+        "attempt times out; the receiver saw it, the sender counts it failed).",
     )
 
 
@@ -276,8 +282,9 @@ class FaultCampaign:
             self._schedule(
                 at,
                 "callbackOutages",
-                f"callback endpoints answer 503 for {outages.for_minutes:g} min",
-                self._callbacks_down,
+                f"callback endpoints {'answer 503' if outages.answer == 'unavailable' else 'slow'}"
+                f" for {outages.for_minutes:g} min",
+                self._callbacks_slow if outages.answer == "slow" else self._callbacks_down,
             )
             self._schedule(
                 at + timedelta(minutes=outages.for_minutes),
@@ -397,6 +404,10 @@ class FaultCampaign:
     def _callbacks_down(self) -> None:
         assert self._system.callbacks is not None
         self._system.callbacks.mode = ReceiverMode.UNAVAILABLE
+
+    def _callbacks_slow(self) -> None:
+        assert self._system.callbacks is not None
+        self._system.callbacks.mode = ReceiverMode.SLOW
 
     def _callbacks_up(self) -> None:
         assert self._system.callbacks is not None

@@ -40,6 +40,7 @@ from orchestration.local.synthetic import wave_yaml
 from orchestration.local.system import EmbeddedSystem, SystemOptions
 from orchestration.manifests.findings import Finding, Severity
 from orchestration.manifests.validation import LocatedVm, ManifestFile, validate_files
+from orchestration.pipeline.callbacks import RetryPolicy
 from orchestration.pipeline.spec import MigrationSpec
 from orchestration.rehearsal.approvers import SimulatedApprovers, approval_button_value
 from orchestration.rehearsal.faults import FaultCampaign, FaultProfile
@@ -244,16 +245,20 @@ def _longest_wait(system: EmbeddedSystem) -> int:
 
 def _callbacks_lost(system: EmbeddedSystem) -> list[LostCallback]:
     """Status events the callback endpoint was asked to take (it saw an attempt) but never
-    accepted: the callback handler's retry budget ran out (it logs CALLBACK_FAILED)."""
+    accepted in time: the callback handler's retry budget ran out (it logs CALLBACK_FAILED).
+    An attempt is accepted when its answer was 2xx and came within the sender's attempt
+    timeout (a slow endpoint's late 204 reached nobody)."""
     assert system.callbacks is not None
-    attempts: dict[tuple[str, int], list[int]] = defaultdict(list)
+    patience = RetryPolicy().attempt_timeout_seconds
+    attempts: dict[tuple[str, int], list[bool]] = defaultdict(list)
     for delivery in system.callbacks.received():
         detail = delivery.event.get("detail") or {}
-        attempts[(str(detail.get("migrationId", "")), delivery.sequence)].append(delivery.answered)
+        accepted = 200 <= delivery.answered <= 299 and delivery.answer_seconds < patience
+        attempts[(str(detail.get("migrationId", "")), delivery.sequence)].append(accepted)
     return [
-        LostCallback(migration_id, sequence, len(answers))
-        for (migration_id, sequence), answers in sorted(attempts.items())
-        if not any(200 <= answer <= 299 for answer in answers)  # the receiver answers 204
+        LostCallback(migration_id, sequence, len(accepted))
+        for (migration_id, sequence), accepted in sorted(attempts.items())
+        if not any(accepted)
     ]
 
 
