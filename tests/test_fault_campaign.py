@@ -77,7 +77,7 @@ SHORT_CAMPAIGN = {
             "trigger_migration": 0.1,
         }
     },
-    "duplicateDeliveries": {"rate": 0.2},
+    "duplicateDeliveries": {"rate": 0.2, "eventRate": 0.1},
     "dynamodbThrottling": {
         "count": 3,
         "firstAfterMinutes": 5,
@@ -86,6 +86,8 @@ SHORT_CAMPAIGN = {
     },
     # Every VM gets a callback URL (synthetic_input(callbacks=True)); two outages.
     "callbackOutages": {"count": 2, "firstAfterMinutes": 120, "everyMinutes": 60, "forMinutes": 10},
+    # and one slow minute (each attempt then costs the sender's 5-second timeout, real time)
+    "slowCallbacks": {"count": 1, "firstAfterMinutes": 240, "forMinutes": 1},
 }
 
 
@@ -142,6 +144,7 @@ def test_under_every_implemented_fault_nothing_is_lost_and_every_end_is_visible(
         "dynamodbThrottledRequests",
         "jobFailures",
         "callbackOutages",
+        "slowCallbacks",
     }
     assert observation.mgn_calls_by_operation  # MGN was called (and throttled, below)
     assert observation.slack_rate_limited >= 8 * 40
@@ -401,14 +404,7 @@ def test_a_slow_callback_endpoint_times_out_each_attempt_and_is_listed_not_silen
     # the first simulated minute: the events of that minute use up their attempts and are
     # listed as lost, though the receiver saw every attempt; the migration is not held up.
     faults = FaultProfile.model_validate(
-        {
-            "callbackOutages": {
-                "count": 1,
-                "firstAfterMinutes": 0,
-                "forMinutes": 1,
-                "answer": "slow",
-            }
-        }
+        {"slowCallbacks": {"count": 1, "firstAfterMinutes": 0, "forMinutes": 1}}
     )
     profile = RehearsalProfile()
     observation = rehearse(
@@ -418,10 +414,36 @@ def test_a_slow_callback_endpoint_times_out_each_attempt_and_is_listed_not_silen
         timeout_days=30,
     )
     reliability = assess(observation)
-    assert reliability.faults_by_kind == {"callbackOutages": 2}
-    assert [f.detail for f in observation.faults_injected][0].startswith("callback endpoints slow")
+    assert reliability.faults_by_kind == {"slowCallbacks": 2}  # slow, then at once again
     assert reliability.callbacks_lost, "no callback was lost to a slow endpoint"
     assert {c.attempts for c in reliability.callbacks_lost} == {RetryPolicy().max_attempts}
     [vm] = observation.vms
     assert vm.record_status == "COMPLETED"
     assert reliability.holds
+
+
+def test_every_eventbridge_event_delivered_twice_starts_no_migration_twice() -> None:
+    # EventBridge is at-least-once: every event reaches every target twice, so each request
+    # starts two Step Functions executions and each status event is queued twice. One
+    # migration per request runs; nothing launches twice, nothing is lost or stuck.
+    faults = FaultProfile.model_validate({"duplicateDeliveries": {"eventRate": 1.0}})
+    profile = RehearsalProfile()
+    observation = rehearse(
+        synthetic_input(2, start=START, profile=profile),
+        profile,
+        faults=faults,
+        timeout_days=30,
+    )
+    reliability = assess(observation)
+    duplicated = [f.detail for f in observation.faults_injected if f.kind == "duplicateDeliveries"]
+    # (the request's start, and the status queues: FIFO, deduplicated by SQS itself)
+    assert {d.rsplit(" ", 1)[-1] for d in duplicated} >= {
+        "wavepilot-local-start-migration",
+        "wavepilot-local-slack-status.fifo",
+    }, duplicated
+    assert all(vm.record_status == "COMPLETED" for vm in observation.vms), [
+        (vm.record_status, [s.message for s in vm.steps][-2:]) for vm in observation.vms
+    ]
+    for vm in observation.vms:
+        assert sorted(j.kind for j in vm.jobs if j.kind != "terminate") == ["cutover", "test"]
+    assert reliability.holds, reliability

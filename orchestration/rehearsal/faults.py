@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, field_validator
 
@@ -110,14 +110,18 @@ class SlackServerErrors(Bursts):
 class CallbackOutages(Bursts):
     for_minutes: PositiveMinutes = Field(
         default=10,
-        description="How long each outage lasts. A synthetic wave (--vms) then gives every "
-        "VM a callback URL.",
+        description="How long each outage lasts: the callback endpoint answers 503 "
+        "(overloaded). A synthetic wave (--vms) then gives every VM a callback URL.",
     )
-    answer: Literal["unavailable", "slow"] = Field(
-        default="unavailable",
-        description="unavailable: the callback endpoint answers 503 (overloaded); slow: it "
-        "answers after 6 s of real time, past the sender's 5-second attempt timeout (every "
-        "attempt times out; the receiver saw it, the sender counts it failed).",
+
+
+class SlowCallbacks(Bursts):
+    for_minutes: PositiveMinutes = Field(
+        default=10,
+        description="How long each slowdown lasts: the callback endpoint answers 204 after 6 s "
+        "of real time, past the sender's 5-second attempt timeout (every attempt times out; "
+        "the receiver saw it, the sender counts it failed). A synthetic wave (--vms) then "
+        "gives every VM a callback URL.",
     )
 
 
@@ -152,6 +156,11 @@ class DuplicateDeliveries(ProfileModel):
         description="Share of SQS messages delivered twice to their function (request queue, "
         "Slack status and priority queues): handled, not deleted, delivered again.",
     )
+    event_rate: Rate = Field(
+        default=0.0,
+        description="Share of EventBridge events delivered twice to a rule's target (a "
+        "request's Step Functions execution started twice, a status event queued twice).",
+    )
 
 
 class DynamoDbThrottling(Bursts):
@@ -182,6 +191,7 @@ class FaultProfile(ProfileModel):
     )
     silent_approvers: SilentApprovers = Field(default_factory=SilentApprovers)
     callback_outages: CallbackOutages = Field(default_factory=CallbackOutages)
+    slow_callbacks: SlowCallbacks = Field(default_factory=SlowCallbacks)
     lambda_crashes: LambdaCrashes = Field(default_factory=LambdaCrashes)
     duplicate_deliveries: DuplicateDeliveries = Field(default_factory=DuplicateDeliveries)
     dynamodb_throttling: DynamoDbThrottling = Field(default_factory=DynamoDbThrottling)
@@ -235,6 +245,7 @@ class FaultCampaign:
                 for name, share in profile.lambda_crashes.functions.items()
             },
             duplicate_delivery_rate=profile.duplicate_deliveries.rate,
+            duplicate_event_rate=profile.duplicate_deliveries.event_rate,
         )
 
     # --- the schedule ----------------------------------------------------------------------
@@ -282,14 +293,27 @@ class FaultCampaign:
             self._schedule(
                 at,
                 "callbackOutages",
-                f"callback endpoints {'answer 503' if outages.answer == 'unavailable' else 'slow'}"
-                f" for {outages.for_minutes:g} min",
-                self._callbacks_slow if outages.answer == "slow" else self._callbacks_down,
+                f"callback endpoints answer 503 for {outages.for_minutes:g} min",
+                self._callbacks_down,
             )
             self._schedule(
                 at + timedelta(minutes=outages.for_minutes),
                 "callbackOutages",
                 "callback endpoints back",
+                self._callbacks_up,
+            )
+        slow = profile.slow_callbacks
+        for at in slow.instants(now):
+            self._schedule(
+                at,
+                "slowCallbacks",
+                f"callback endpoints answer 6 s late for {slow.for_minutes:g} min",
+                self._callbacks_slow,
+            )
+            self._schedule(
+                at + timedelta(minutes=slow.for_minutes),
+                "slowCallbacks",
+                "callback endpoints answer at once again",
                 self._callbacks_up,
             )
         for at in profile.bot_restarts.instants(now):
@@ -326,6 +350,9 @@ class FaultCampaign:
             self._record_times("lambdaCrashes", n, f"{function} crashed after its handler")
         for queue, n in sorted(runtime.duplicated.items()):
             self._record_times("duplicateDeliveries", n, f"{queue.rsplit(':', 1)[-1]} redelivered")
+        for target, n in sorted(runtime.events_duplicated.items()):
+            name = target.rsplit(":", 1)[-1]
+            self._record_times("duplicateDeliveries", n, f"an event delivered twice to {name}")
         for table, n in sorted(runtime.throttled.items()):
             self._record_times("dynamodbThrottledRequests", n, f"{table} request refused")
         if self._profile.job_failures.rate > 0 and self._system.mgn_fleet is not None:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from orchestration.local.runtime.counters import CounterBook, RuleTarget
+from orchestration.local.runtime.fault_points import active_runtime_faults
 from orchestration.local.runtime.lambda_dispatch import LambdaDispatcher
 from orchestration.local.runtime.moto_backends import (
     ArnParts,
@@ -155,27 +156,46 @@ class EventTargetDelivery:
         On AWS ``PutEvents`` has succeeded once the event is accepted, whatever its targets do.
         """
         event = aws_event(moto_event)
+        faults = active_runtime_faults()
         for target in targets:
             key = RuleTarget(rule_arn, str(target.get("Id", "")))
+            # EventBridge is at-least-once: the fault campaign may deliver an event twice.
+            twice = faults is not None and faults.delivers_event_twice(
+                str(event.get("id")), str(target["Arn"])
+            )
             try:
-                service = ArnParts.parse(str(target["Arn"])).service
-                if service in {"lambda", "states"}:
-                    payload = (
-                        target_input(target, event, rule_arn=rule_arn, rule_name=rule_name)
-                        if transform_input
-                        else event
+                for _ in range(2 if twice else 1):
+                    self._deliver_once(
+                        target, event, rule_arn, rule_name, transform_input, deliver_natively
                     )
-                    if service == "lambda":
-                        self._invoke_function(str(target["Arn"]), payload)
-                    else:
-                        self._start_execution(str(target["Arn"]), payload)
-                else:
-                    deliver_natively(target)
             except Exception:
                 LOGGER.exception("could not deliver an event of %s to target %s", *key)
                 self._counters.event_delivery_failures.add(key)
             else:
                 self._counters.events_delivered.add(key)
+
+    def _deliver_once(  # noqa: PLR0917 - the rule's delivery, passed on whole
+        self,
+        target: Mapping[str, Any],
+        event: dict[str, Any],
+        rule_arn: str,
+        rule_name: str,
+        transform_input: bool,
+        deliver_natively: NativeDelivery,
+    ) -> None:
+        service = ArnParts.parse(str(target["Arn"])).service
+        if service not in {"lambda", "states"}:
+            deliver_natively(target)
+            return
+        payload = (
+            target_input(target, event, rule_arn=rule_arn, rule_name=rule_name)
+            if transform_input
+            else event
+        )
+        if service == "lambda":
+            self._invoke_function(str(target["Arn"]), payload)
+        else:
+            self._start_execution(str(target["Arn"]), payload)
 
     def _invoke_function(self, function_arn: str, payload: Any) -> None:
         function = find_function_by_arn(function_arn)

@@ -11,6 +11,9 @@ Three points, each where AWS itself would fail that way:
   ``ProvisionedThroughputExceededException`` (HTTP 400), which the SDK retries with backoff;
 - **duplicate SQS deliveries**: a share of messages an event source handled is not deleted,
   so SQS delivers it again after its visibility timeout (SQS is at-least-once);
+- **duplicate EventBridge deliveries**: a share of events a rule matched reach one of its
+  targets twice (EventBridge is at-least-once too): a request's execution started twice, a
+  status event queued twice;
 - **a coordinator restart mid-batch** (batched launches): the launch coordinator's process
   dies at the worst point, right after MGN accepted its ``StartTest``/``StartCutover`` and
   before its ledger recorded the job: the MGN call returns into a ``SystemExit`` (the
@@ -69,12 +72,14 @@ class RuntimeFaults:
     # Function name (as configured) -> share of its invocations that crash.
     crash_after_handler: Mapping[str, float] = field(default_factory=dict)
     duplicate_delivery_rate: float = 0.0
+    duplicate_event_rate: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _throttle: dict[str, int] = field(default_factory=dict, repr=False)  # table -> requests left
     _invocations: Counter[str] = field(default_factory=Counter, repr=False)
     crashed: Counter[str] = field(default_factory=Counter)  # function -> invocations crashed
     throttled: Counter[str] = field(default_factory=Counter)  # table -> requests refused
     duplicated: Counter[str] = field(default_factory=Counter)  # queue ARN -> messages kept
+    events_duplicated: Counter[str] = field(default_factory=Counter)  # target ARN -> events
     _restarts_armed: int = field(default=0, repr=False)
     # (operation, job ID) of each accepted launch the coordinator died after, in order.
     restarted_after: list[tuple[str, str]] = field(default_factory=list)
@@ -145,6 +150,16 @@ class RuntimeFaults:
             return False
         with self._lock:
             self.duplicated[queue_arn] += 1
+        return True
+
+    def delivers_event_twice(self, event_id: str, target_arn: str) -> bool:
+        """Whether a rule's target gets this event a second time."""
+        if self.duplicate_event_rate <= 0:
+            return False
+        if _draw(self.seed, "event", event_id, target_arn) >= self.duplicate_event_rate:
+            return False
+        with self._lock:
+            self.events_duplicated[target_arn] += 1
         return True
 
 
