@@ -262,19 +262,13 @@ class FaultCampaign:
             count = profile.mgn_throttling.requests_per_burst
             self._schedule(at, "mgnThrottling", f"next {count} requests per lane", self._throttle)
         pressure = profile.quota_pressure
-        for at in pressure.instants(now):
-            self._schedule(
-                at,
-                "quotaPressure",
-                f"{pressure.active_jobs} phantom jobs per lane for {pressure.for_minutes:g} min",
-                self._press,
-            )
-            self._schedule(
-                at + timedelta(minutes=pressure.for_minutes),
-                "quotaPressure",
-                "phantom jobs gone",
-                self._release,
-            )
+        self._schedule_windows(
+            "quotaPressure",
+            pressure.instants(now),
+            pressure.for_minutes,
+            (f"{pressure.active_jobs} phantom jobs per lane", self._press),
+            ("phantom jobs gone", self._release),
+        )
         storms = profile.slack_rate_limit_storms
         for at in storms.instants(now):
             self._schedule(
@@ -288,34 +282,20 @@ class FaultCampaign:
                 f"503 for {errors.for_seconds:g} s",
                 self._outage,
             )
-        outages = profile.callback_outages
-        for at in outages.instants(now):
-            self._schedule(
-                at,
-                "callbackOutages",
-                f"callback endpoints answer 503 for {outages.for_minutes:g} min",
-                self._callbacks_down,
-            )
-            self._schedule(
-                at + timedelta(minutes=outages.for_minutes),
-                "callbackOutages",
-                "callback endpoints back",
-                self._callbacks_up,
-            )
-        slow = profile.slow_callbacks
-        for at in slow.instants(now):
-            self._schedule(
-                at,
-                "slowCallbacks",
-                f"callback endpoints answer 6 s late for {slow.for_minutes:g} min",
-                self._callbacks_slow,
-            )
-            self._schedule(
-                at + timedelta(minutes=slow.for_minutes),
-                "slowCallbacks",
-                "callback endpoints answer at once again",
-                self._callbacks_up,
-            )
+        self._schedule_windows(
+            "callbackOutages",
+            profile.callback_outages.instants(now),
+            profile.callback_outages.for_minutes,
+            ("callback endpoints answer 503", self._callbacks_down),
+            ("callback endpoints back", self._callbacks_up),
+        )
+        self._schedule_windows(
+            "slowCallbacks",
+            profile.slow_callbacks.instants(now),
+            profile.slow_callbacks.for_minutes,
+            ("callback endpoints answer 6 s late", self._callbacks_slow),
+            ("callback endpoints answer at once again", self._callbacks_up),
+        )
         for at in profile.bot_restarts.instants(now):
             self._schedule(at, "botRestarts", "bot in-process state reset", _restart_bot)
         throttling = profile.dynamodb_throttling
@@ -378,6 +358,19 @@ class FaultCampaign:
         with self._lock:
             self._sequence += 1
             heapq.heappush(self._due, _Due(at, self._sequence, kind, detail, action))
+
+    def _schedule_windows(
+        self,
+        kind: str,
+        starts: list[datetime],
+        minutes: float,
+        begin: tuple[str, Callable[[], None]],
+        end: tuple[str, Callable[[], None]],
+    ) -> None:
+        """A fault that holds for ``minutes`` from each start: ``begin``, then ``end``."""
+        for at in starts:
+            self._schedule(at, kind, f"{begin[0]} for {minutes:g} min", begin[1])
+            self._schedule(at + timedelta(minutes=minutes), kind, end[0], end[1])
 
     def _run(self) -> None:
         while not self._stopping:
