@@ -4,8 +4,9 @@
 
 Rehearses a synthetic wave in this process (the default rehearsal profile, a fixed start)
 with a botocore hook on every client counting each call under the function whose handler
-made it ("-" for the embedded system's own parts: the bot's pacer threads, the rehearsal's
-driver, provisioning), then prints the calls per VM, most first. The figures issue 14's
+made it ("-" for the embedded system's own parts: the rehearsal's driver, provisioning; work a
+handler hands to a pool, such as the Slack notifier's per-migration workers, counts under the
+handler), then prints the calls per VM, most first. The figures issue 14's
 call budgets (P2: MGN, P6: all services) are taken apart with; docs/BENCHMARKS.md records
 them with this command. Counts include the calls AWS's services make for us in the embedded
 system (Step Functions invoking Lambda, event source mappings reading SQS), under "-".

@@ -7,6 +7,7 @@ simulated clock can drive a rehearsal (the embedded default swaps one in through
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -55,15 +56,22 @@ def parallel_map(
     max_workers: int,
     thread_name_prefix: str = "",
 ) -> list[Any]:
-    """``function`` over ``items`` on a thread pool, results in order. A clock that has
-    ``map_counted`` (the embedded default's simulated clock) keeps the waits of the pool's
-    threads on it: its time advances only when none of them can run."""
-    values = list(items)
+    """``function`` over ``items`` on a thread pool, results in order, each in a copy of the
+    caller's context (what runs there is still the caller's work: the local runtime's record
+    of which function made an AWS call reads it). A clock that has ``map_counted`` (the
+    embedded default's simulated clock) keeps the waits of the pool's threads on it: its time
+    advances only when none of them can run."""
+    values = [(contextvars.copy_context(), item) for item in items]
+
+    def in_callers_context(value: tuple[contextvars.Context, Any]) -> Any:
+        context, item = value
+        return context.run(function, item)
+
     with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=thread_name_prefix) as pool:
         mapper = getattr(clock, "map_counted", None)
         if mapper is not None:
-            return list(mapper(function, values, pool))
-        return list(pool.map(function, values))
+            return list(mapper(in_callers_context, values, pool))
+        return list(pool.map(in_callers_context, values))
 
 
 class ClockAwareExecutor(ThreadPoolExecutor):
@@ -82,4 +90,5 @@ class ClockAwareExecutor(ThreadPoolExecutor):
         is_counted = getattr(self._clock, "is_counted", None)
         if counted is not None and is_counted is not None and is_counted():
             fn = counted(fn)
-        return super().submit(fn, *args, **kwargs)
+        # In a copy of the submitter's context: the listener's work is still its request's.
+        return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
