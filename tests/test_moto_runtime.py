@@ -49,6 +49,7 @@ from orchestration.local.runtime.lambda_dispatch import LambdaRuntimeError
 from orchestration.local.runtime.moto_backends import account_id_for_access_key
 from orchestration.local.runtime.moto_patches import (
     JSONPATH_PATCH_POINTS,
+    LOADER_PATCH_POINTS,
     SHARED_CLIENT_PATCH_POINTS,
     VIRTUAL_CLOCK_PATCH_POINTS,
     ModuleNamePatchPoint,
@@ -1289,6 +1290,34 @@ def test_canary_moto_still_parses_jsonpaths_where_they_are_kept(
     install_moto_patches()
     point.verify()
     assert point.is_installed(), f"{point.symbol}: the patch did not install"
+
+
+@pytest.mark.parametrize("point", LOADER_PATCH_POINTS, ids=lambda point: point.symbol)
+def test_canary_botocore_sessions_still_create_their_loader_through_the_module_name(
+    point: ModuleNamePatchPoint,
+) -> None:
+    install_moto_patches()
+    point.verify()
+    assert point.is_installed(), f"{point.symbol}: the patch did not install"
+
+
+def test_every_boto3_session_shares_one_loader_and_its_clients_still_work() -> None:
+    install_moto_patches()
+    import boto3
+
+    first, second = boto3.session.Session(), boto3.session.Session()
+    loader = first._session.get_component("data_loader")
+    assert second._session.get_component("data_loader") is loader
+    # a model loaded once serves both sessions' clients, each with its own Region
+    east = first.client(
+        "sqs", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
+    )
+    west = second.client(
+        "sqs", region_name="eu-west-1", aws_access_key_id="a", aws_secret_access_key="b"
+    )
+    assert east.meta.region_name == "us-east-1"
+    assert west.meta.region_name == "eu-west-1"
+    assert east.meta.service_model is not None
 
 
 def test_a_jsonpath_is_parsed_once_and_finds_in_each_document_on_its_own() -> None:

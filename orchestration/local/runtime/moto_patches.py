@@ -76,6 +76,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.loaders import Loader
+from botocore.loaders import create_loader as botocore_create_loader
 from jsonpath_ng.ext.parser import parse as jsonpath_ng_ext_parse
 from jsonpath_ng.parser import parse as jsonpath_ng_parse
 from moto.core.utils import unix_time_millis
@@ -1167,6 +1169,35 @@ JSONPATH_PATCH_POINTS: tuple[ModuleNamePatchPoint, ...] = (
 )
 
 
+@functools.cache
+def _shared_loader(search_path_string: str | None) -> Loader:
+    return botocore_create_loader(search_path_string)
+
+
+def _shared_create_loader() -> Callable[..., Loader]:
+    def create_loader(search_path_string: str | None = None) -> Loader:
+        return _shared_loader(search_path_string)
+
+    return create_loader
+
+
+# Every boto3 Session builds its own botocore Loader, which parses endpoints.json and each
+# service model again (its cache is per instance): in the embedded system a session per lane
+# role, per estate account, per rehearsal's table. A Loader's data is read-only once loaded,
+# so the process keeps one per data path (a py-spy profile of a 20-VM rehearsal: a fifth of
+# its CPU in JSON decoding).
+LOADER_PATCH_POINTS: tuple[ModuleNamePatchPoint, ...] = (
+    ModuleNamePatchPoint(
+        module="botocore.session",
+        name="create_loader",
+        expected=botocore_create_loader,
+        uses=("create_loader(self.get_config_variable('data_path'))",),
+        why="one botocore Loader per data path for the process, not one per boto3 Session",
+        replacement=_shared_create_loader,
+    ),
+)
+
+
 def install_moto_patches() -> None:
     """Install every patch, once per process.
 
@@ -1180,6 +1211,7 @@ def install_moto_patches() -> None:
             *VIRTUAL_CLOCK_PATCH_POINTS,
             *SHARED_CLIENT_PATCH_POINTS,
             *JSONPATH_PATCH_POINTS,
+            *LOADER_PATCH_POINTS,
         )
         for module_point in module_points:
             if not module_point.is_installed():
