@@ -30,6 +30,7 @@ from orchestration.rehearsal.profile import RehearsalProfile
 from orchestration.rehearsal.reliability import assess
 from orchestration.rehearsal.run import rehearse, synthetic_input
 from orchestration.statemachine import LaunchSettings, Timings
+from tests.support.isolation import ran_in_a_fresh_process
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -191,7 +192,15 @@ def test_under_every_implemented_fault_nothing_is_lost_and_every_end_is_visible(
     assert {c.migration_id for c in reliability.callbacks_lost} <= set(by_id)
 
 
-def test_a_step_that_crashed_after_starting_its_mgn_job_adopts_the_job_on_retry() -> None:
+@pytest.mark.timeout(600)
+def test_a_step_that_crashed_after_starting_its_mgn_job_adopts_the_job_on_retry(
+    request: pytest.FixtureRequest,
+) -> None:
+    # In a process of its own: in three clean-clone CI runs, an earlier test of the same
+    # worker left something behind that broke this one (twice a clock stopped for good, fixed;
+    # once Slack unreachable from the notifier, not yet explained: docs/LOCAL_RUNTIME.md).
+    if ran_in_a_fresh_process(request):
+        return
     # A seed whose draws crash trigger_migration's first invocation (StartTestLaunch, right
     # after MGN accepted the StartTest), not its second (the ASL's retry), and never four in a
     # row later (the cutover window's polls: four would exhaust the retries and roll back).

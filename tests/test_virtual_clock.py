@@ -6,7 +6,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from orchestration.local.virtual_clock import ClockEvent, ClockThread, VirtualClock
+from orchestration.local.virtual_clock import (
+    ClockEvent,
+    ClockThread,
+    VirtualClock,
+    active_virtual_clock,
+    belong_to_active_clock,
+)
 
 POLL = 30.0  # the simulated approver looks every 30 simulated seconds
 
@@ -108,6 +114,32 @@ def test_a_thread_left_over_from_a_closed_clock_never_holds_the_next_clocks_time
         threading.Thread(target=second.counted(sleeper), daemon=True).start()
         assert slept.wait(5), "the new clock never advanced: the leftover's count leaked into it"
         assert second.monotonic() == 60.0
+    finally:
+        second.close()
+
+
+def test_a_thread_that_belongs_to_a_clock_sees_no_later_clock() -> None:
+    first = VirtualClock().start()
+    seen: list[object] = []
+    go = threading.Event()
+
+    def poller() -> None:  # a long-lived thread of the first system (an SQS poller)
+        belong_to_active_clock()
+        seen.append(active_virtual_clock())
+        go.wait(5)
+        seen.append(active_virtual_clock())
+
+    thread = threading.Thread(target=poller, daemon=True)
+    thread.start()
+    while not seen:
+        threading.Event().wait(0.01)
+    first.close()
+    second = VirtualClock().start()
+    try:
+        go.set()
+        thread.join(5)
+        assert seen == [first, None]  # real time from then on, never the second clock
+        assert active_virtual_clock() is second  # for every other thread, the second
     finally:
         second.close()
 

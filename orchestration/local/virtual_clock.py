@@ -40,6 +40,7 @@ __all__ = [
     "ClockThread",
     "VirtualClock",
     "active_virtual_clock",
+    "belong_to_active_clock",
 ]
 
 # A request carrying this header was sent by a counted thread lending its count (``lending``).
@@ -66,6 +67,15 @@ def active_virtual_clock() -> VirtualClock | None:
     if home is not None and home is not clock:
         return None
     return clock
+
+
+def belong_to_active_clock() -> None:
+    """Make the calling thread (a long-lived thread of the running system: an SQS poller)
+    belong to the clock active now: once that clock closes, the thread sees no clock (real
+    time) and never counts on, or waits on, a later system's clock."""
+    clock = active_virtual_clock()
+    if clock is not None:
+        _home.clock = clock
 
 
 @contextmanager

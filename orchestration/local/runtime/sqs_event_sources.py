@@ -31,7 +31,7 @@ from orchestration.local.runtime.moto_backends import (
     find_function_by_arn,
     has_visible_message,
 )
-from orchestration.local.virtual_clock import active_virtual_clock
+from orchestration.local.virtual_clock import active_virtual_clock, belong_to_active_clock
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
@@ -264,6 +264,7 @@ class SqsEventSourcePoller:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        belong_to_active_clock()  # a poller left running after its system stopped stays out
         sqs: SQSClient = boto3.client(
             "sqs", endpoint_url=self._endpoint_url, region_name=self.mapping.region
         )
