@@ -421,23 +421,31 @@ def _watch(  # noqa: PLR0917 - a private step of rehearse(), called once
 
 
 def _let_slack_settle(system: EmbeddedSystem, specs: Sequence[MigrationSpec]) -> None:
-    """The bot may still be posting when the last execution ends: give it simulated time."""
+    """The bot may still be posting when the last execution ends: give it simulated time.
+
+    Every execution has ended, so each record's outcome is final: it is read once; only what
+    the thread shows is looked at again each simulated minute (reading 1,000 records a minute
+    held a 1,000-VM campaign's settle for most of an hour of wall time)."""
     clock, slack = system.clock, system.slack
     assert clock is not None
     assert slack is not None
     threads = ThreadStore(_table())
     migrations = MigrationStore(_table())
-    waiting = [s.migration_id for s in specs]
+    expected = {s.migration_id: _final_outcome(migrations, s.migration_id) for s in specs}
+    waiting = [m for m, outcome in expected.items() if outcome is not None]
     deadline = clock.monotonic() + _SLACK_SETTLE_SECONDS
     while waiting and clock.monotonic() < deadline:
-        waiting = [m for m in waiting if not _final_shown(slack, threads, migrations, m)]
+        waiting = [m for m in waiting if not _final_shown(slack, threads, m, expected[m])]
         if waiting:
             clock.sleep(60.0)
 
 
-def _final_shown(slack: Any, threads: ThreadStore, migrations: MigrationStore, mid: str) -> bool:
+def _final_outcome(migrations: MigrationStore, mid: str) -> str | None:
     record = migrations.get(mid)
-    expected = FINAL_OUTCOMES.get(record.status) if record is not None else None
+    return FINAL_OUTCOMES.get(record.status) if record is not None else None
+
+
+def _final_shown(slack: Any, threads: ThreadStore, mid: str, expected: str | None) -> bool:
     stored = threads.get(mid)
     if expected is None or stored is None or not stored.ts:  # no ts: its root is owed
         return False
@@ -532,7 +540,12 @@ def _observe(
                 slack_calls=sum(slack.calls.get(root, {}).values()) if root else 0,
                 slack_calls_by_method=dict(slack.calls.get(root, {})) if root else {},
                 slack_delays_seconds=tuple(slack.delays.get(root, ())) if root else (),
-                slack_final_shown=_final_shown(system.slack, threads, store, mid),
+                slack_final_shown=_final_shown(
+                    system.slack,
+                    threads,
+                    mid,
+                    FINAL_OUTCOMES.get(record.status) if record is not None else None,
+                ),
                 approval_requested_at=approval.requested_at if approval else None,
                 approval_shown_at=(
                     slack.approvals_shown.get(approval.approval_id)
