@@ -202,15 +202,13 @@ def test_a_step_that_crashed_after_starting_its_mgn_job_adopts_the_job_on_retry(
     if ran_in_a_fresh_process(request):
         return
     # A seed whose draws crash trigger_migration's first invocation (StartTestLaunch, right
-    # after MGN accepted the StartTest), not its second (the ASL's retry), and never four in a
-    # row later (the cutover window's polls: four would exhaust the retries and roll back).
+    # after MGN accepted the StartTest); its retry, the same request, does not crash again.
     function = "wavepilot-local-trigger-migration"
     share = 0.3
 
     def acceptable(seed: int) -> bool:
         probe = RuntimeFaults(seed=seed, crash_after_handler={function: share})
-        crashes = "".join("x" if probe.crashes_after(function) else "." for _ in range(500))
-        return crashes.startswith("x.") and "xxxx" not in crashes
+        return probe.crashes_after(function, "StartTestLaunch")
 
     seed = next(seed for seed in range(10_000) if acceptable(seed))
     faults = FaultProfile.model_validate(
@@ -456,3 +454,18 @@ def test_every_eventbridge_event_delivered_twice_starts_no_migration_twice() -> 
     for vm in observation.vms:
         assert sorted(j.kind for j in vm.jobs if j.kind != "terminate") == ["cutover", "test"]
     assert reliability.holds, reliability
+
+
+def test_an_injected_crash_strikes_a_request_once_and_its_retry_runs_through() -> None:
+    function = "wavepilot-local-ingress-handler"
+    faults = RuntimeFaults(seed=1, crash_after_handler={"ingress-handler": 1.0})
+    batch = {"Records": [{"messageId": "m-1", "receiptHandle": "first"}]}
+    assert faults.crashes_after(function, json.dumps(batch))
+    # The same message comes back with another receipt handle: the same request, no crash.
+    batch["Records"][0]["receiptHandle"] = "second"
+    assert not faults.crashes_after(function, json.dumps(batch))
+    # A Step Functions retry sends the same input again: no second crash either.
+    assert faults.crashes_after(function, b'{"migrationId": "mig-1"}')
+    assert not faults.crashes_after(function, b'{"migrationId": "mig-1"}')
+    assert faults.crashes_after(function, b'{"migrationId": "mig-2"}')
+    assert faults.crashed[function] == 3

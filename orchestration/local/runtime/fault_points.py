@@ -54,6 +54,23 @@ COORDINATOR_FUNCTION = "coordinate-launches"
 LAUNCH_OPERATIONS = frozenset({"StartTest", "StartCutover"})
 
 
+def request_identity(request: bytes | str | None) -> str:
+    """What makes two invocations the same request: an SQS batch's message IDs (a message
+    comes back in another batch, with another receipt handle), else the payload itself."""
+    if request is None:
+        return ""
+    raw = request.encode() if isinstance(request, str) else request
+    try:
+        event = json.loads(raw)
+    except ValueError:
+        event = None
+    if isinstance(event, dict) and isinstance(event.get("Records"), list):
+        ids = sorted(str(r.get("messageId", "")) for r in event["Records"] if isinstance(r, dict))
+        if ids and all(ids):
+            return "sqs:" + ",".join(ids)
+    return hashlib.sha256(raw).hexdigest()
+
+
 class CoordinatorRestartError(SystemExit):
     """The coordinator's process died (a ``SystemExit``: no ``except Exception`` in the
     handler's path can take it for an error to handle)."""
@@ -76,6 +93,7 @@ class RuntimeFaults:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _throttle: dict[str, int] = field(default_factory=dict, repr=False)  # table -> requests left
     _invocations: Counter[str] = field(default_factory=Counter, repr=False)
+    _crashed_requests: set[tuple[str, str]] = field(default_factory=set, repr=False)
     crashed: Counter[str] = field(default_factory=Counter)  # function -> invocations crashed
     throttled: Counter[str] = field(default_factory=Counter)  # table -> requests refused
     duplicated: Counter[str] = field(default_factory=Counter)  # queue ARN -> messages kept
@@ -96,20 +114,31 @@ class RuntimeFaults:
 
     # --- the points ------------------------------------------------------------------------
 
-    def crashes_after(self, function_name: str) -> bool:
-        """Whether this invocation of ``function_name`` crashes after its handler returned."""
+    def crashes_after(self, function_name: str, request: bytes | str | None = None) -> bool:
+        """Whether this invocation of ``function_name`` crashes after its handler returned.
+
+        A crash is transient: the same request (``request_identity``: the same input from a
+        Step Functions retry, the same SQS messages in a later batch) crashes at most once, so
+        its retry runs through. Crashes that repeat until the retries are spent would roll
+        the migration back, visibly, as on AWS; the campaign asks whether one crash is
+        retried and adopted, and a chance run of four in a row made its answer a coin toss.
+        """
         share = next(
             (s for part, s in self.crash_after_handler.items() if part in function_name), 0.0
         )
         if share <= 0:
             return False
+        identity = request_identity(request)
         with self._lock:
+            if (function_name, identity) in self._crashed_requests:
+                return False
             self._invocations[function_name] += 1
             nth = self._invocations[function_name]
         if _draw(self.seed, "crash", function_name, nth) >= share:
             return False
         with self._lock:
             self.crashed[function_name] += 1
+            self._crashed_requests.add((function_name, identity))
         return True
 
     def restarts_after(self, function_name: str | None, operation: str, job_id: str) -> bool:

@@ -228,7 +228,7 @@ class LambdaDispatcher:
         try:
             result = self._run_handler(function, payload, qualifier, request_id, started)
             faults = active_runtime_faults()
-            if faults is not None and faults.crashes_after(function.function_name):
+            if faults is not None and faults.crashes_after(function.function_name, payload):
                 # The side effects happened; the report never leaves (fault_points.py).
                 raise InjectedCrashError(
                     "Runtime.ExitError",
