@@ -63,6 +63,9 @@ class VmObservation:
     slack_calls_by_method: Mapping[str, int] = field(default_factory=dict)
     slack_delays_seconds: tuple[float, ...] = ()  # each event -> the root edit that showed it
     slack_final_shown: bool = False  # the thread's root shows the migration's final state
+    # What the bot's thread item says at the end (why a final state is not shown: the event
+    # never folded, or folded with its root still owed): "" when there is no item.
+    slack_thread: str = ""
     # The RollbackStarted event's instant (the history records only Rollback's SUCCEEDED):
     # where the step the migration failed in ends. None: the report infers it (see report).
     rollback_started_at: datetime | None = None

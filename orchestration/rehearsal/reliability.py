@@ -139,7 +139,11 @@ def assess(observation: RehearsalObservation) -> ReliabilityReport:
             stuck.append(case)
         if vm.final_status in _ENDED and not vm.slack_final_shown:
             not_shown.append(
-                Case(vm.migration_id, f"ended {vm.record_status}; its thread does not show it")
+                Case(
+                    vm.migration_id,
+                    f"ended {vm.record_status}; its thread does not show it: "
+                    + (vm.slack_thread or "no thread item (no event of it folded)"),
+                )
             )
         elif vm.slack_final_shown and vm.record_status != "COMPLETED":
             visible += 1

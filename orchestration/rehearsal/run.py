@@ -453,6 +453,20 @@ def _final_shown(slack: Any, threads: ThreadStore, mid: str, expected: str | Non
     return bool(shown.get("event_payload", {}).get("outcome") == expected)
 
 
+def _thread_said(threads: ThreadStore, mid: str) -> str:
+    """The thread item, as a case's detail: what the notifier folded and what it owes."""
+    stored = threads.get(mid)
+    if stored is None:
+        return ""
+    state = stored.state
+    root = f"root shows {stored.shown_stage or '?'}" if stored.ts else "root never posted"
+    owes = "root owed" if stored.root_owed else "root up to date"
+    return (
+        f"thread folded event {state.sequence} ({state.outcome}); {root}; "
+        f"{owes}; {len(stored.owed_replies)} replies owed"
+    )
+
+
 # --- observing what happened ---------------------------------------------------------------
 
 
@@ -546,6 +560,7 @@ def _observe(
                     mid,
                     FINAL_OUTCOMES.get(record.status) if record is not None else None,
                 ),
+                slack_thread=_thread_said(threads, mid),
                 approval_requested_at=approval.requested_at if approval else None,
                 approval_shown_at=(
                     slack.approvals_shown.get(approval.approval_id)
