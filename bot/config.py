@@ -48,6 +48,8 @@ class BotSettings(BaseSettings):
     )
     # The notifier's own status queue: owed-roots reminders (bot/owed_roots.py).
     status_queue_url: str = Field(default="", validation_alias="SLACK_STATUS_QUEUE_URL")
+    # The priority queue: the notifier deletes what it handled from both (bot/acknowledgements.py).
+    priority_queue_url: str = Field(default="", validation_alias="SLACK_PRIORITY_QUEUE_URL")
     # The status and priority queues' maxReceiveCount: a record failing on its last receive
     # is dead-lettered by the notifier, with why (0: unknown, SQS's redrive moves it).
     max_receives: int = Field(default=0, ge=0, validation_alias="SLACK_MAX_RECEIVES")

@@ -20,6 +20,7 @@ from slack_bolt import App
 from slack_bolt.adapter.aws_lambda import SlackRequestHandler
 from slack_sdk import WebClient
 
+from bot.acknowledgements import HandledMessages
 from bot.app import build_app
 from bot.config import BotSettings, SlackSecrets, bot_settings
 from bot.directory import SlackDirectory
@@ -37,7 +38,7 @@ from orchestration.adapters.wave_control import WaveControlStore
 from orchestration.adapters.wave_predictions import WavePredictionStore
 from orchestration.clock import Clock
 from orchestration.events import EventDetail
-from orchestration.naming import SLACK_PRIORITY_QUEUE_SUFFIX
+from orchestration.naming import SLACK_PRIORITY_QUEUE_SUFFIX, SLACK_STATUS_QUEUE_SUFFIX
 from orchestration.settings import settings
 
 __all__ = [
@@ -140,6 +141,19 @@ def max_receives() -> int:
 
 
 @cache
+def handled_messages() -> HandledMessages:
+    """Deletes what the notifier handled from the status and priority queues."""
+    config = _config()
+    return HandledMessages(
+        aws.sqs(),
+        {
+            SLACK_STATUS_QUEUE_SUFFIX: config.status_queue_url,
+            SLACK_PRIORITY_QUEUE_SUFFIX: config.priority_queue_url,
+        },
+    )
+
+
+@cache
 def owed_roots_queue() -> OwedRootsQueue | None:
     """Where the notifier reminds itself of owed roots (None: not configured; owed roots are
     then paid by later events only)."""
@@ -198,6 +212,7 @@ def reset() -> None:
             _slack_clock,
             _notifier,
             status_dead_letters,
+            handled_messages,
             owed_roots_queue,
             _app_client,
             services,

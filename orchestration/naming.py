@@ -94,7 +94,7 @@ class ResourceNames:
     @property
     def slack_status_queue(self) -> str:
         """Status events on their way to the Slack bot, in order (FIFO)."""
-        return f"{self.prefix}-slack-status.fifo"
+        return f"{self.prefix}{SLACK_STATUS_QUEUE_SUFFIX}"
 
     @property
     def slack_status_dead_letter_queue(self) -> str:
@@ -191,6 +191,7 @@ SLACK_PRIORITY_MESSAGE_GROUP = "priority-events"
 GITHUB_PROGRESS_MESSAGE_GROUP = "github-progress"
 # How the notifier tells a record from the priority queue (its event source ARN ends so).
 SLACK_PRIORITY_QUEUE_SUFFIX = "-slack-priority.fifo"
+SLACK_STATUS_QUEUE_SUFFIX = "-slack-status.fifo"
 
 
 def handler_path(function: str) -> str:

@@ -254,6 +254,7 @@ locals {
       SLACK_STATUS_DLQ_URL         = aws_sqs_queue.slack_status_dlq.url
       SLACK_PRIORITY_DLQ_URL       = aws_sqs_queue.slack_priority_dlq.url
       SLACK_STATUS_QUEUE_URL       = aws_sqs_queue.slack_status.url
+      SLACK_PRIORITY_QUEUE_URL     = aws_sqs_queue.slack_priority.url
       SLACK_MAX_RECEIVES           = local.slack_max_receives
       DYNAMODB_TABLE_NAME          = aws_dynamodb_table.state.name
       SLACK_DEFAULT_CHANNEL        = var.slack_default_channel

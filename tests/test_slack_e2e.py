@@ -39,6 +39,7 @@ from orchestration.local.estate import lane_of_spec
 from orchestration.local.mgn import LaunchType
 from orchestration.local.provision import REQUEST_MAX_RECEIVE_COUNT
 from orchestration.local.runtime import LOCAL_REGION
+from orchestration.local.runtime.fault_points import RuntimeFaults, use_runtime_faults
 from orchestration.local.slack import Edit, Thread
 from orchestration.local.system import EmbeddedSystem, SystemOptions
 from orchestration.migration_request import MigrationRequest
@@ -511,6 +512,69 @@ def test_an_event_failing_on_its_last_receive_is_dead_lettered_with_why_not_by_t
         "(the queue's maxReceiveCount): "
     ), reason
     assert "SlackApiError" in reason  # the outage's answer, as the bot got it
+
+
+def test_a_notifier_that_dies_after_its_handler_holds_up_no_queue(system: EmbeddedSystem) -> None:
+    # GIVEN the notifier's runtime dies after each handler returned (before the event source
+    # mapping could delete the batch: it sees a failed invocation)
+    resources = system.resources
+    assert resources is not None
+    assert system.slack is not None
+    sqs = system.client("sqs")
+    faults = RuntimeFaults(crash_after_handler={"slack-notifier": 1.0})
+    use_runtime_faults(faults)
+    try:
+        # WHEN a migration's status event reaches the status queue
+        sqs.send_message(
+            QueueUrl=resources.slack_status_queue_url,
+            MessageBody=json.dumps(
+                {
+                    "detail-type": "MigrationStatusUpdated",
+                    "detail": {
+                        "migrationId": "mig-crashed-notifier",
+                        "wave": "wave-1",
+                        "appName": "intranet",
+                        "targetVmName": "intranet-web-09",
+                        "correlationId": "x",
+                        "sequence": 1,
+                        "timestamp": "2026-01-01T00:00:00+00:00",
+                        "step": "ValidateInput",
+                        "status": "STARTED",
+                        "message": "checking prerequisites",
+                    },
+                }
+            ),
+            MessageGroupId=SLACK_STATUS_MESSAGE_GROUP,
+            MessageDeduplicationId="crashed-notifier-1",
+        )
+        stored = _wait_for(
+            "the thread of the event", lambda: _threads().get("mig-crashed-notifier")
+        )
+        _wait_for("the notifier's crash", lambda: faults.crashed)
+
+        # THEN the handler deleted what it showed before the crash: nothing is in flight, so
+        # the queue's one FIFO group is not held for its visibility timeout (six minutes),
+        # and the event is not shown a second time
+        def in_flight() -> int:
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=resources.slack_status_queue_url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )["Attributes"]
+            return sum(int(value) for value in attributes.values())
+
+        _wait_for("an empty status queue", lambda: in_flight() == 0, timeout=10)
+    finally:
+        use_runtime_faults(None)
+    roots = [
+        request
+        for request in system.slack.requests()
+        if request.api_method == "chat.postMessage" and "mig-crashed-notifier" in request.body
+    ]
+    assert len(roots) == 1, roots
+    assert stored.ts
 
 
 def test_a_rejection_in_the_modal_rolls_the_migration_back(

@@ -9,7 +9,8 @@ status event can never succeed: it goes at once, with its reason, to the dead-le
 the queue it came from (``SLACK_STATUS_DLQ_URL``, ``SLACK_PRIORITY_DLQ_URL``), so it cannot
 hold up the events behind it. A record that fails on its last receive (``SLACK_MAX_RECEIVES``,
 the queues' ``maxReceiveCount``) goes there too, with why it failed: SQS's redrive would move
-it on its next receive with no reason at all.
+it on its next receive with no reason at all. What it is done with it deletes itself before it
+returns (bot/acknowledgements.py): a FIFO group waits for every message in flight.
 """
 
 from __future__ import annotations
@@ -119,6 +120,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     records = {r.message_id: r for r in (*reminders, *(r for g in groups.values() for r in g))}
     failed, given_up = _give_up_on_last_receives(list(dict.fromkeys(failed)), reasons, records)
     outcomes["given up"] += given_up
+    # Done with the rest: deleted now, so neither a lost delete nor a crash after this line
+    # holds the queue's one FIFO group for its visibility timeout (bot/acknowledgements.py).
+    retried = set(failed)
+    wiring.handled_messages().delete(r for r in records.values() if r.message_id not in retried)
     for outcome, n in outcomes.items():  # Metrics is not thread-safe: added here
         if n:
             count(OUTCOME_METRICS[outcome], n)

@@ -324,6 +324,7 @@ class EmbeddedSystem:
                 "SLACK_STATUS_DLQ_URL": self.resources.slack_status_dead_letter_queue_url,
                 "SLACK_PRIORITY_DLQ_URL": self.resources.slack_priority_dead_letter_queue_url,
                 "SLACK_STATUS_QUEUE_URL": self.resources.slack_status_queue_url,
+                "SLACK_PRIORITY_QUEUE_URL": self.resources.slack_priority_queue_url,
                 "SLACK_MAX_RECEIVES": str(REQUEST_MAX_RECEIVE_COUNT),
                 **self._github_environment(),
             }
@@ -472,6 +473,7 @@ class EmbeddedSystem:
             "SLACK_STATUS_DLQ_URL",
             "SLACK_PRIORITY_DLQ_URL",
             "SLACK_STATUS_QUEUE_URL",
+            "SLACK_PRIORITY_QUEUE_URL",
             "SLACK_MAX_RECEIVES",
         )
         return {key: os.environ[key] for key in (*keys, *self._github_environment())}
