@@ -33,7 +33,7 @@ from typing import Literal
 from slack_sdk.errors import SlackApiError
 
 from bot.group_approvals import GroupApprovalMessages, grouped
-from bot.owed_roots import Owed
+from bot.owed_roots import Owed, ReminderChain
 from bot.slack_api import PacedSlack
 from bot.summary_notifier import WaveSummaryNotifier
 from bot.thread_store import (
@@ -98,9 +98,8 @@ class StatusNotifier:
         # Migrations whose root owes a post or an edit, and since when (Slack seconds): paid
         # with the tokens Slack has free after each batch, and by ``pay_owed_roots``.
         self._owed: dict[str, float] = {}
-        # An owed-roots message is on the status queue (this container sent one, or is
-        # handling one): a batch does not send another.
-        self.owed_message_pending = False
+        # The owed-roots reminder this container put last (bot/owed_roots.py).
+        self.reminders = ReminderChain()
 
     def apply(self, event: EventDetail, *, edit_root: bool) -> Applied:
         """Fold one event into its thread; edit the root too when ``edit_root``."""

@@ -7,15 +7,23 @@ results end a wave), the notifier puts one message on its own status queue namin
 owed; handling it pays for a few Slack seconds and puts the next one while anything is still
 owed. Approval group messages whose edit waits are named too (paid before the roots: a
 person acts on them), and wave summaries whose coalesced edit is due after the last event of a
-burst. One message is in the queue at a time (one FIFO group, and a container
-sends one only if it has none pending), so the reminders form one chain that ends when nothing
-is owed.
+burst. The reminders form one chain that ends when nothing is owed (``ReminderChain``): the
+container puts the next one when the last it put comes back.
+
+What is owed is always named by a reminder on the queue, not only in the container's memory:
+when a batch owes something the pending reminder does not name, the container puts a new one
+naming everything owed, which becomes the chain's head (the one it supersedes is only read
+when it comes back). A restarted container (a deployment, Lambda recycling it) knows nothing,
+so its first batch that owes anything puts a reminder too, and the older ones on the queue
+bring back what the old container owed. Before, a root owed since the last reminder was put
+lived only in memory: a restart lost it, and a final state owed then was never shown.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -43,16 +51,68 @@ class Owed:
     def __bool__(self) -> bool:
         return bool(self.migration_ids or self.groups or self.waves)
 
+    def names(self) -> frozenset[str]:
+        """Everything owed, one name each (a root, a group's message, a wave's summary)."""
+        return frozenset(
+            (
+                *self.migration_ids,
+                *(f"group:{g}" for g in self.groups),
+                *(f"wave:{w}" for w in self.waves),
+            )
+        )
 
-def owed_roots_body(owed: Owed) -> str:
+    def in_one_message(self) -> Owed:
+        """What one reminder can name."""
+        return Owed(
+            self.migration_ids[:MAX_OWED_IN_MESSAGE],
+            self.groups[:MAX_OWED_IN_MESSAGE],
+            self.waves[:MAX_OWED_IN_MESSAGE],
+        )
+
+
+def owed_roots_body(owed: Owed, reminder_id: str = "") -> str:
+    named = owed.in_one_message()
     return json.dumps(
         {
             "kind": OWED_ROOTS_KIND,
-            "migrationIds": list(owed.migration_ids[:MAX_OWED_IN_MESSAGE]),
-            "groups": list(owed.groups[:MAX_OWED_IN_MESSAGE]),
-            "waves": list(owed.waves[:MAX_OWED_IN_MESSAGE]),
+            "reminderId": reminder_id,
+            "migrationIds": list(named.migration_ids),
+            "groups": list(named.groups),
+            "waves": list(named.waves),
         }
     )
+
+
+def reminder_id_in(body: str) -> str:
+    """The ID of the reminder in ``body`` ("" if it has none, or is none)."""
+    try:
+        message: Any = json.loads(body)
+    except ValueError:
+        return ""
+    return str(message.get("reminderId") or "") if isinstance(message, dict) else ""
+
+
+@dataclass
+class ReminderChain:
+    """The reminder this container put last and has not seen come back, and what it names."""
+
+    pending: str | None = None
+    named: frozenset[str] = frozenset()
+
+    def handled(self, reminder_ids: Iterable[str]) -> None:
+        """Reminders came back: if the chain's head is among them, it is no longer pending."""
+        if self.pending is not None and self.pending in set(reminder_ids):
+            self.pending, self.named = None, frozenset()
+
+    def needs_reminder(self, owed: Owed) -> bool:
+        """Whether to put a reminder now: something is owed and either no reminder of this
+        container is pending or the pending one does not name all of it."""
+        if not owed:
+            return False
+        return self.pending is None or not owed.in_one_message().names() <= self.named
+
+    def sent(self, reminder_id: str, owed: Owed) -> None:
+        self.pending, self.named = reminder_id, owed.in_one_message().names()
 
 
 def owed_roots_in(body: str) -> Owed | None:
@@ -81,10 +141,13 @@ class OwedRootsQueue:
         self._client = client
         self._queue_url = queue_url
 
-    def send(self, owed: Owed) -> None:
+    def send(self, owed: Owed) -> str:
+        """Put a reminder naming ``owed``; its ID."""
+        reminder_id = uuid.uuid4().hex
         self._client.send_message(
             QueueUrl=self._queue_url,
-            MessageBody=owed_roots_body(owed),
+            MessageBody=owed_roots_body(owed, reminder_id),
             MessageGroupId=OWED_ROOTS_GROUP,
-            MessageDeduplicationId=uuid.uuid4().hex,  # each reminder is a new one
+            MessageDeduplicationId=reminder_id,  # each reminder is a new one
         )
+        return reminder_id

@@ -22,7 +22,7 @@ from bot.group_approvals import (
     GroupStore,
 )
 from bot.notifier import MIN_ROOT_EDIT_SECONDS, StatusNotifier
-from bot.owed_roots import Owed, owed_roots_body, owed_roots_in
+from bot.owed_roots import Owed, ReminderChain, owed_roots_body, owed_roots_in, reminder_id_in
 from bot.slack_api import PacedSlack
 from bot.summary_notifier import WaveSummaryNotifier
 from bot.thread_store import (
@@ -697,6 +697,30 @@ def test_an_owed_roots_reminder_names_its_migrations_and_nothing_else_is_one() -
     assert owed_roots_in('{"detail-type": "MigrationFailed", "detail": {}}') is None
     assert owed_roots_in("not json") is None
     assert owed_roots_in('{"kind": "wavepilot.slack/roots-owed", "migrationIds": 7}') == Owed()
+
+
+def test_what_is_owed_is_always_named_by_a_reminder_on_the_queue_not_only_in_memory() -> None:
+    chain = ReminderChain()
+    first = Owed(("mig-a",))
+    assert chain.needs_reminder(first)
+    chain.sent("r-1", first)
+    assert not chain.needs_reminder(first)  # the pending reminder names it: one chain
+    # GIVEN a later batch owes another root while r-1 is still on the queue
+    more = Owed(("mig-a", "mig-b"), waves=("wave-1",))
+    # THEN a new reminder names it (a restart now would lose it with the container's memory)
+    assert chain.needs_reminder(more)
+    chain.sent("r-2", more)
+    # WHEN the superseded r-1 comes back: it is only read, the chain's head is r-2
+    chain.handled(["r-1"])
+    assert not chain.needs_reminder(more)
+    # WHEN r-2 comes back with something still owed: the chain goes on
+    chain.handled(["r-2"])
+    assert chain.needs_reminder(Owed(("mig-b",)))
+    # A restarted container knows of no reminder: its first batch that owes anything puts one
+    assert ReminderChain().needs_reminder(Owed(groups=("wave-1/billing",)))
+    assert not ReminderChain().needs_reminder(Owed())
+    assert reminder_id_in(owed_roots_body(more, "r-2")) == "r-2"
+    assert owed_roots_in(owed_roots_body(more, "r-2")) == more
 
 
 # --- owed approval group edits --------------------------------------------------------------

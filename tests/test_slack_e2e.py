@@ -40,6 +40,7 @@ from orchestration.local.mgn import LaunchType
 from orchestration.local.provision import REQUEST_MAX_RECEIVE_COUNT
 from orchestration.local.runtime import LOCAL_REGION
 from orchestration.local.runtime.fault_points import RuntimeFaults, use_runtime_faults
+from orchestration.local.runtime.sqs_event_sources import sqs_event_record
 from orchestration.local.slack import Edit, Thread
 from orchestration.local.system import EmbeddedSystem, SystemOptions
 from orchestration.migration_request import MigrationRequest
@@ -575,6 +576,84 @@ def test_a_notifier_that_dies_after_its_handler_holds_up_no_queue(system: Embedd
     ]
     assert len(roots) == 1, roots
     assert stored.ts
+
+
+def test_a_root_owed_when_the_bot_restarts_is_shown_all_the_same(system: EmbeddedSystem) -> None:
+    from bot import wiring as bot_wiring
+    from bot.handlers import slack_notifier
+    from tests.support.lambda_context import FakeLambdaContext
+
+    # GIVEN the notifier reads its status queue only when handed a batch here
+    resources = system.resources
+    assert resources is not None
+    assert system.slack is not None
+    lambda_client = system.client("lambda")
+    [status_mapping] = [
+        m["UUID"]
+        for m in lambda_client.list_event_source_mappings(
+            FunctionName=system.function_arns["slack_notifier"]
+        )["EventSourceMappings"]
+        if m["EventSourceArn"] == resources.slack_status_queue_arn
+    ]
+    lambda_client.update_event_source_mapping(UUID=status_mapping, Enabled=False)
+
+    def first_event(migration_id: str) -> dict[str, Any]:
+        record = _sqs_record(
+            f"m-{migration_id}",
+            json.dumps(
+                {
+                    "detail-type": "MigrationStatusUpdated",
+                    "detail": {
+                        "migrationId": migration_id,
+                        "wave": "wave-1",
+                        "appName": "intranet",
+                        "targetVmName": f"{migration_id}-vm",
+                        "correlationId": "x",
+                        "sequence": 1,
+                        "timestamp": "2026-01-01T00:00:00+00:00",
+                        "step": "ValidateInput",
+                        "status": "STARTED",
+                        "message": "checking prerequisites",
+                    },
+                }
+            ),
+        )
+        record["eventSourceARN"] = resources.slack_status_queue_arn
+        return record
+
+    # WHEN two migrations' first events come in two batches (the first batch puts a
+    # reminder naming its owed root; the second owes another while that one is on the queue)
+    for migration_id in ("mig-owed-first", "mig-owed-second"):
+        # (Slack refuses the root's post: 429; a new thread's root is owed, not waited for)
+        system.slack.inject_rate_limits(1, method="chat.postMessage")
+        result = slack_notifier.handler(
+            {"Records": [first_event(migration_id)]}, FakeLambdaContext()
+        )
+        assert result == {"batchItemFailures": []}
+        stored = _threads().get(migration_id)
+        assert stored is not None
+        assert not stored.ts, migration_id  # owed
+    # AND the bot restarts (a deployment, Lambda recycling the container): its memory is gone
+    bot_wiring.reset()
+    # AND its reminders come back from the status queue
+    sqs = system.client("sqs")
+    reminders = sqs.receive_message(
+        QueueUrl=resources.slack_status_queue_url,
+        MaxNumberOfMessages=10,
+        MessageSystemAttributeNames=["All"],
+    ).get("Messages", [])
+    assert reminders
+    records = [sqs_event_record(m, queue_arn=resources.slack_status_queue_arn) for m in reminders]
+    assert slack_notifier.handler({"Records": records}, FakeLambdaContext()) == {
+        "batchItemFailures": []
+    }
+
+    # THEN both roots are in Slack: what was owed was named on the queue, not only in memory
+    for migration_id in ("mig-owed-first", "mig-owed-second"):
+        stored = _threads().get(migration_id)
+        assert stored is not None
+        assert stored.ts, f"{migration_id}'s root was lost with the restart"
+    lambda_client.update_event_source_mapping(UUID=status_mapping, Enabled=True)
 
 
 def test_a_rejection_in_the_modal_rolls_the_migration_back(

@@ -25,7 +25,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from bot import wiring
-from bot.owed_roots import OWED_ROOTS_PAYMENT_SECONDS, Owed, owed_roots_in
+from bot.owed_roots import OWED_ROOTS_PAYMENT_SECONDS, Owed, owed_roots_in, reminder_id_in
 from orchestration.clock import parallel_map
 from orchestration.events import EVENT_TYPES, EventDetail, parse_detail
 from orchestration.observability import count, logger, metrics, tracer
@@ -192,22 +192,22 @@ def _pay_owed_roots(
     notifier = wiring.notifier()
     if reminders:
         notifier.adopt_owed(owed)
-        notifier.owed_message_pending = False  # this one is being handled
+        notifier.reminders.handled(reminder_id_in(r.body) for r in reminders)
     still_owed = notifier.pay_owed(
         wait=bool(reminders) and not events_waited, budget_seconds=OWED_ROOTS_PAYMENT_SECONDS
     )
     queue = wiring.owed_roots_queue()
-    if not still_owed or notifier.owed_message_pending or queue is None:
+    if queue is None or not notifier.reminders.needs_reminder(still_owed):
         return [], ""
     try:
-        queue.send(still_owed)
+        reminder_id = queue.send(still_owed)
     except Exception as exc:
         # Nothing reminds the queue: the batch comes back, and its redelivery tries again.
         logger.exception("owed-roots reminder not sent; the batch is delivered again")
         return [r.message_id for r in reminders] + [
             r.message_id for records in batch.values() for r in records
         ], f"owed-roots reminder not sent: {_why(exc)}"
-    notifier.owed_message_pending = True
+    notifier.reminders.sent(reminder_id, still_owed)
     count("SlackRootsOwed", len(still_owed.migration_ids))
     return [], ""
 
