@@ -3,7 +3,8 @@
 The notifier tells it about every event it handled (``note``). A change of a thread's
 category owes the summary an edit; the edit is made once the summary has not been edited for
 ``SUMMARY_MIN_EDIT_SECONDS`` (Slack seconds), and at once when the wave's last migration
-ends, so the counts it ends with are exact. What is owed and not yet due is paid by the
+ends, so the counts it ends with are exact (a migration that ends while others are known to
+run is not the last: the wave is not recounted for it). What is owed and not yet due is paid by the
 wave's next event, or once due by ``pay_owed`` (after each batch, and by the notifier's
 owed-roots reminder in a quiet spell: bot/owed_roots.py); an edit that fails stays owed and
 the event comes back (SQS), so the final counts are never lost. The counts are recounted from
@@ -63,6 +64,11 @@ class _Summary:
     prediction: WavePrediction | None = None
     prediction_read_at: float | None = None  # None: not read in this container yet
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # The wave's migrations not ended, as of the last recount and the notes since (None: not
+    # recounted in this container yet). A migration that ends while others are known to run
+    # cannot be the wave's last: no recount for it (a Query of every thread of the wave, and a
+    # wave's cutover ends hundreds of migrations).
+    unfinished: set[str] | None = None
 
 
 class WaveSummaryNotifier:
@@ -99,14 +105,21 @@ class WaveSummaryNotifier:
                 )
                 self._store.save(summary.message)
             changed = before != thread.state.category
+            ended_now = changed and thread.state.category in ENDED
+            if summary.unfinished is not None:
+                if thread.state.category in ENDED:
+                    summary.unfinished.discard(thread.migration_id)
+                else:
+                    summary.unfinished.add(thread.migration_id)
             summary.owed = summary.owed or changed
             if not summary.owed:
                 return
             now = self._slack.wall_seconds()
             interval_passed = now - summary.shown_at >= SUMMARY_MIN_EDIT_SECONDS
-            ended_now = changed and thread.state.category in ENDED
             if not (interval_passed or ended_now):
                 return
+            if not interval_passed and summary.unfinished:
+                return  # others still run: not the wave's last, wait like any change
             view = self._view(wave, summary)
             if not (interval_passed or view.ended):
                 return  # a migration ended, not the wave's last: wait like any change
@@ -226,14 +239,15 @@ class WaveSummaryNotifier:
         return list(threads.values())
 
     def _view(self, wave: str, summary: _Summary) -> WaveView:
-        stored = self._threads.wave_threads(wave)
+        threads = self._overlaid(wave, self._threads.wave_threads(wave))
+        summary.unfinished = {t.migration_id for t in threads if t.state.category not in ENDED}
         now = self._slack.wall_seconds()
         read_at = summary.prediction_read_at
         if read_at is None or now - read_at >= PREDICTION_MAX_AGE_SECONDS:
             summary.prediction, summary.prediction_read_at = self._predictions.get(wave), now
         return wave_view(
             wave,
-            self._overlaid(wave, stored),
+            threads,
             window=summary.window,
             prediction=summary.prediction,
             control=self._controls.get(wave) if self._controls is not None else None,

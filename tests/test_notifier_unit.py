@@ -886,3 +886,39 @@ def test_a_summary_change_after_the_last_event_of_a_burst_is_shown_once_due() ->
     # THEN once due, one edit shows it
     assert summaries.pay_owed(wait=False) == []
     assert slack.methods().count("update") == edits + 1
+
+
+class _CountedThreads(_NoThreads):
+    def __init__(self) -> None:
+        super().__init__()
+        self.recounts = 0
+
+    def wave_threads(self, wave: str) -> list[SlackThread]:
+        self.recounts += 1
+        return []
+
+
+def test_a_wave_whose_migrations_end_in_a_burst_is_recounted_once_not_once_per_migration() -> None:
+    # GIVEN a wave of 200 migrations running (the summary recounted once for them)
+    slack, threads = RecordingSlack(), _CountedThreads()
+    summaries = WaveSummaryNotifier(_SummaryAt(), threads, slack, _NoPredictions())
+
+    def note(n: int, event: EventDetail, before: str | None) -> None:
+        event = event.model_copy(update={"migration_id": f"mig-{n:03d}"})
+        state = advance(ThreadState.new(event), event).state
+        thread = SlackThread(f"mig-{n:03d}", CHANNEL, "1.1", state, 0)
+        summaries.note(event, thread, before=before)  # type: ignore[arg-type]
+
+    for n in range(200):
+        note(n, _status(5, "WaitForReplication"), None)
+    recounts = threads.recounts
+    assert recounts == 1
+    # WHEN a cutover job's 200 results come within seconds (each migration ends)
+    done = MigrationCompleted(**_identity(20), target_instance_id="i-0new", duration_seconds=600)
+    for n in range(200):
+        note(n, done, "cutting over")
+    # THEN the wave is recounted when its last migration ends, not for each (a Query of every
+    # thread of the wave each time: quadratic in the wave), and that edit shows the end
+    assert threads.recounts == recounts + 1
+    assert "200" in slack.calls[-1].text
+    assert summaries.owed() == []
