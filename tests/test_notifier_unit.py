@@ -922,3 +922,61 @@ def test_a_wave_whose_migrations_end_in_a_burst_is_recounted_once_not_once_per_m
     assert threads.recounts == recounts + 1
     assert "200" in slack.calls[-1].text
     assert summaries.owed() == []
+
+
+class _CountedWave(NoMigrations):
+    """The example wave's records (its applications are approval groups), reads counted."""
+
+    def __init__(self) -> None:
+        from tests.support.pipeline import example_requests
+
+        self.reads = 0
+        self.records = [
+            MigrationRecord(
+                r.migration_id,
+                r.wave,
+                r.app_name,
+                r.target_vm_name,
+                "r1",
+                "PENDING",
+                "",
+                "c",
+                None,
+                r,
+            )
+            for r in example_requests(approval_scope="application")
+        ]
+
+    def wave_migrations(self, wave: str) -> list[MigrationRecord]:
+        self.reads += 1
+        return self.records
+
+
+def test_every_group_of_a_wave_first_seen_together_is_sized_from_one_read_of_the_wave() -> None:
+    slack, store, wave = RecordingSlack(), InMemoryGroups(), _CountedWave()
+    groups = GroupApprovalMessages(store, wave, slack, lambda _event: CHANNEL)
+    apps = sorted({r.app_name for r in wave.records})
+    assert len(apps) >= 2
+
+    # WHEN the first member of each application's group is ready, within a minute
+    for n, app in enumerate(apps):
+        member = next(r for r in wave.records if r.app_name == app)
+        groups.apply(
+            [
+                _ready_for_group(n).model_copy(
+                    update={
+                        "migration_id": member.migration_id,
+                        "wave": member.wave,
+                        "app_name": app,
+                        "approval_group": f"{member.wave}/{app}",
+                    }
+                )
+            ]
+        )
+        slack.now += 5
+
+    # THEN the wave was read once for all of them, and each group knows its own size
+    assert wave.reads == 1
+    for app in apps:
+        size = sum(1 for r in wave.records if r.app_name == app)
+        assert store.items[f"wave-1/{app}"].size == size
