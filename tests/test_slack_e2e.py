@@ -468,27 +468,8 @@ def test_an_event_failing_on_its_last_receive_is_dead_lettered_with_why_not_by_t
     assert system.slack is not None
     system.slack.inject_server_errors(3600)  # Slack seconds: longer than the bot's retries
 
-    def status_event(migration_id: str) -> str:
-        return json.dumps(
-            {
-                "detail-type": "MigrationStatusUpdated",
-                "detail": {
-                    "migrationId": migration_id,
-                    "wave": "wave-1",
-                    "appName": "intranet",
-                    "targetVmName": f"{migration_id}-vm",
-                    "correlationId": "x",
-                    "sequence": 1,
-                    "timestamp": "2026-01-01T00:00:00+00:00",
-                    "step": "ValidateInput",
-                    "status": "STARTED",
-                    "message": "checking prerequisites",
-                },
-            }
-        )
-
-    first = _sqs_record("m-first", status_event("mig-first"))
-    last = _sqs_record("m-last", status_event("mig-last"))
+    first = _sqs_record("m-first", _first_status_event("mig-first"))
+    last = _sqs_record("m-last", _first_status_event("mig-last"))
     last["attributes"]["ApproximateReceiveCount"] = str(REQUEST_MAX_RECEIVE_COUNT)
     for record in (first, last):
         record["eventSourceARN"] = resources.slack_status_queue_arn
@@ -528,23 +509,7 @@ def test_a_notifier_that_dies_after_its_handler_holds_up_no_queue(system: Embedd
         # WHEN a migration's status event reaches the status queue
         sqs.send_message(
             QueueUrl=resources.slack_status_queue_url,
-            MessageBody=json.dumps(
-                {
-                    "detail-type": "MigrationStatusUpdated",
-                    "detail": {
-                        "migrationId": "mig-crashed-notifier",
-                        "wave": "wave-1",
-                        "appName": "intranet",
-                        "targetVmName": "intranet-web-09",
-                        "correlationId": "x",
-                        "sequence": 1,
-                        "timestamp": "2026-01-01T00:00:00+00:00",
-                        "step": "ValidateInput",
-                        "status": "STARTED",
-                        "message": "checking prerequisites",
-                    },
-                }
-            ),
+            MessageBody=_first_status_event("mig-crashed-notifier"),
             MessageGroupId=SLACK_STATUS_MESSAGE_GROUP,
             MessageDeduplicationId="crashed-notifier-1",
         )
@@ -598,26 +563,7 @@ def test_a_root_owed_when_the_bot_restarts_is_shown_all_the_same(system: Embedde
     lambda_client.update_event_source_mapping(UUID=status_mapping, Enabled=False)
 
     def first_event(migration_id: str) -> dict[str, Any]:
-        record = _sqs_record(
-            f"m-{migration_id}",
-            json.dumps(
-                {
-                    "detail-type": "MigrationStatusUpdated",
-                    "detail": {
-                        "migrationId": migration_id,
-                        "wave": "wave-1",
-                        "appName": "intranet",
-                        "targetVmName": f"{migration_id}-vm",
-                        "correlationId": "x",
-                        "sequence": 1,
-                        "timestamp": "2026-01-01T00:00:00+00:00",
-                        "step": "ValidateInput",
-                        "status": "STARTED",
-                        "message": "checking prerequisites",
-                    },
-                }
-            ),
-        )
+        record = _sqs_record(f"m-{migration_id}", _first_status_event(migration_id))
         record["eventSourceARN"] = resources.slack_status_queue_arn
         return record
 
@@ -1305,6 +1251,27 @@ def test_duplicate_and_out_of_order_events_are_dropped(
     after = system.slack.thread(thread.channel, thread.ts)
     assert len(after.replies) == replies_before
     assert "migrated" in after.root.text
+
+
+def _first_status_event(migration_id: str) -> str:
+    """An EventBridge-to-SQS body: the migration's first status event (its VM ``<id>-vm``)."""
+    return json.dumps(
+        {
+            "detail-type": "MigrationStatusUpdated",
+            "detail": {
+                "migrationId": migration_id,
+                "wave": "wave-1",
+                "appName": "intranet",
+                "targetVmName": f"{migration_id}-vm",
+                "correlationId": "x",
+                "sequence": 1,
+                "timestamp": "2026-01-01T00:00:00+00:00",
+                "step": "ValidateInput",
+                "status": "STARTED",
+                "message": "checking prerequisites",
+            },
+        }
+    )
 
 
 def _sqs_record(message_id: str, body: str) -> dict[str, Any]:
