@@ -12,9 +12,9 @@ threads' final states were not shown (docs/RELIABILITY.md).
 So the handler deletes the records it is done with (shown, dropped as duplicates,
 dead-lettered with their reason) with one ``DeleteMessageBatch`` per queue, and reports only
 the failed ones back. The event source mapping deletes them again after a successful
-invocation; SQS accepts that (a receipt handle whose message is gone is not an error the
-mapping acts on). A delete that fails is logged and left to the mapping: it costs the group's
-wait, never an event.
+invocation: whatever SQS answers that second delete, the messages are gone, and the mapping
+does not hand its answer to the function. A delete here that fails is logged and left to the
+mapping: it costs the group's wait, never an event.
 """
 
 from __future__ import annotations
