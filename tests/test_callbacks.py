@@ -573,6 +573,27 @@ def test_a_receiver_playing_dead_refuses_connections_or_answers_503(
     assert [d.answered for d in receiver.received()] == [503]
 
 
+def test_a_slow_answer_is_recorded_after_its_sender_gave_up_and_settle_waits_for_it(
+    receiver: CallbackReceiver,
+) -> None:
+    # GIVEN a receiver answering later than the sender waits
+    receiver.mode = ReceiverMode.SLOW
+    receiver.slow_answer_seconds = 0.5
+    event = _event(sequence=12)
+    headers = signed_headers(SECRET, event.event_id, event.body, int(datetime.now(UTC).timestamp()))
+
+    # WHEN the sender times out
+    with pytest.raises(CallbackTransportError) as raised:
+        HttpsCallbackTransport(receiver.route).send(CMDB, event.body, headers, 0.1)
+    assert raised.value.retryable
+
+    # THEN settle() returns once the late answer is given, and the attempt is on record
+    assert receiver.settle(timeout=5)
+    [delivery] = receiver.received()
+    assert (delivery.sequence, delivery.answered) == (12, 204)
+    assert delivery.answer_seconds >= 0.5
+
+
 def test_the_receiver_answers_401_to_a_forged_signature(receiver: CallbackReceiver) -> None:
     event = _event()
     headers = signed_headers("not-the-secret", event.event_id, event.body, int(START))

@@ -81,6 +81,8 @@ class CallbackReceiver:
         self._secret = signing_secret
         self._received: list[ReceivedCallback] = []
         self._lock = threading.Lock()
+        self._answered = threading.Condition(self._lock)
+        self._answering = 0  # POSTs read and not yet answered (a slow answer sleeps first)
         self.mode = ReceiverMode.UP
         self.slow_answer_seconds = 6.0  # past the sender's 5-second attempt timeout
         self._server: ThreadingHTTPServer | None = None
@@ -125,9 +127,26 @@ class CallbackReceiver:
         with self._lock:
             return list(self._received)
 
-    def _record(self, delivery: ReceivedCallback) -> None:
-        with self._lock:
-            self._received.append(delivery)
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait until every POST that arrived is answered and recorded (a slow answer is
+        recorded when it is given, up to ``slow_answer_seconds`` after its sender gave up);
+        False if some were still unanswered after ``timeout`` seconds (default: a slow
+        answer's delay and a second)."""
+        wait = self.slow_answer_seconds + 1.0 if timeout is None else timeout
+        with self._answered:
+            return self._answered.wait_for(lambda: self._answering == 0, wait)
+
+    def _arrived(self) -> None:
+        with self._answered:
+            self._answering += 1
+
+    def _record(self, delivery: ReceivedCallback | None) -> None:
+        """Record an answered POST (None: it failed before an answer) and let settle() on."""
+        with self._answered:
+            if delivery is not None:
+                self._received.append(delivery)
+            self._answering -= 1
+            self._answered.notify_all()
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         receiver = self
@@ -136,6 +155,21 @@ class CallbackReceiver:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
+                receiver._arrived()
+                delivery: ReceivedCallback | None = None
+                try:
+                    delivery = self._answer()
+                finally:
+                    receiver._record(delivery)
+                self.send_response(delivery.answered)
+                if delivery.answered == 503:
+                    self.send_header("Retry-After", "1")
+                self.send_header("Content-Length", "0")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+
+            def _answer(self) -> ReceivedCallback:
                 length = min(int(self.headers.get("Content-Length") or 0), MAX_BODY_BYTES)
                 body = self.rfile.read(length)
                 started = time.monotonic()
@@ -149,25 +183,16 @@ class CallbackReceiver:
                         body, self.headers.get(TIMESTAMP_HEADER), self.headers.get(SIGNATURE_HEADER)
                     )
                     status = 204 if error is None and self.headers.get(EVENT_ID_HEADER) else 401
-                receiver._record(
-                    ReceivedCallback(
-                        host=(self.headers.get("Host") or "").split(":")[0],
-                        path=self.path,
-                        headers=dict(self.headers.items()),
-                        body=body,
-                        signature_error=error,
-                        answered=status,
-                        received_at=time.time(),
-                        answer_seconds=time.monotonic() - started,
-                    )
+                return ReceivedCallback(
+                    host=(self.headers.get("Host") or "").split(":")[0],
+                    path=self.path,
+                    headers=dict(self.headers.items()),
+                    body=body,
+                    signature_error=error,
+                    answered=status,
+                    received_at=time.time(),
+                    answer_seconds=time.monotonic() - started,
                 )
-                self.send_response(status)
-                if status == 503:
-                    self.send_header("Retry-After", "1")
-                self.send_header("Content-Length", "0")
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.close_connection = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 return

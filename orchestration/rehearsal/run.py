@@ -249,6 +249,8 @@ def _callbacks_lost(system: EmbeddedSystem) -> list[LostCallback]:
     An attempt is accepted when its answer was 2xx and came within the sender's attempt
     timeout (a slow endpoint's late 204 reached nobody)."""
     assert system.callbacks is not None
+    # A slow answer is recorded when given, after its sender gave up: wait for the last ones.
+    system.callbacks.settle()
     patience = RetryPolicy().attempt_timeout_seconds
     attempts: dict[tuple[str, int], list[bool]] = defaultdict(list)
     for delivery in system.callbacks.received():
