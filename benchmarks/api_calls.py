@@ -1,8 +1,10 @@
 """Where a rehearsal's AWS calls go: per Lambda function and operation, per VM.
 
-`python -m benchmarks.api_calls --vms 40 --design batched [--services mgn,dynamodb]`
+`python -m benchmarks.api_calls --vms 40 --design batched [--services mgn,dynamodb]
+[--profile benchmarks/profiles/wave-1000.yaml]`
 
-Rehearses a synthetic wave in this process (the default rehearsal profile, a fixed start)
+Rehearses a synthetic wave in this process (the default rehearsal profile or ``--profile``,
+a fixed start)
 with a botocore hook on every client counting each call under the function whose handler
 made it ("-" for the embedded system's own parts: the rehearsal's driver, provisioning; work a
 handler hands to a pool, such as the Slack notifier's per-migration workers, counts under the
@@ -18,6 +20,7 @@ import argparse
 import threading
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -25,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestration.local.api_recorder import current_function
-from orchestration.rehearsal.profile import RehearsalProfile
+from orchestration.rehearsal.profile import load_profile
 from orchestration.rehearsal.run import rehearse, synthetic_input
 from orchestration.statemachine import LAUNCH_DESIGNS, LaunchSettings
 
@@ -55,13 +58,19 @@ def main() -> None:
     parser.add_argument("--design", choices=LAUNCH_DESIGNS, default="batched")
     parser.add_argument("--services", help="only these services (e.g. mgn,dynamodb)")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="the rehearsal's profile (YAML), e.g. benchmarks/profiles/wave-1000.yaml for the "
+        "1,000-VM measure; the defaults otherwise",
+    )
     args = parser.parse_args()
     services = frozenset(args.services.split(",")) if args.services else None
     counter = CallsByFunction(services)
     session = boto3._get_default_session()  # every client the system creates
     session.events.register("before-call", counter, unique_id=HOOK_ID)
     try:
-        profile = RehearsalProfile.model_validate({})
+        profile = load_profile(args.profile)
         rehearse(
             synthetic_input(args.vms, start=START, profile=profile),
             profile,
