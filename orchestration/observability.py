@@ -17,8 +17,6 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from orchestration.adapters.event_bus import events_deferred
-
 R = TypeVar("R")
 
 # A handler that only replays an idempotent result adds no metric; that is not a problem.
@@ -56,13 +54,16 @@ def step_handler(
     func: Callable[[dict[str, Any], LambdaContext], R],
 ) -> Callable[[dict[str, Any], LambdaContext], R]:
     """Powertools for a pipeline step: logs keyed by the migration's correlation ID, a trace,
-    and one invocation metric (so every flush has a metric); the step's status events are
-    put together when it returns or raises (``events_deferred``)."""
+    and one invocation metric (so every flush has a metric); the step's reports are written
+    (one record write per migration) and its status events put together when it returns or
+    raises (``reports_deferred``)."""
+    # Imported here: the reporter logs with this module's logger.
+    from orchestration.pipeline.reporter import reports_deferred
 
     @wraps(func)
     def counted(event: dict[str, Any], context: LambdaContext) -> R:
         count("StepInvocations")
-        with events_deferred():
+        with reports_deferred():
             return func(event, context)
 
     return logger.inject_lambda_context(

@@ -25,7 +25,7 @@ from orchestration.adapters.state_store import (
 from orchestration.events import MigrationRequested, Step
 from orchestration.migration_request import MigrationRequest
 from orchestration.operators.queries import migration_status, wave_status
-from orchestration.pipeline.reporter import StatusReporter
+from orchestration.pipeline.reporter import StatusReporter, reports_deferred
 from orchestration.settings import settings
 from tests.support.aws_fixtures import EmulatedAws, emulated_aws
 from tests.support.fakes import FixedClock
@@ -109,6 +109,86 @@ def test_a_step_report_is_one_write_and_one_event(
     assert [item["sk"] for item in items] == ["META"]
 
 
+def test_a_steps_reports_in_one_invocation_are_one_record_write_and_one_put(
+    store: MigrationStore,
+    reporter: StatusReporter,
+    clock: FixedClock,
+    calls: Counter[str],
+    emulated_aws: EmulatedAws,
+) -> None:
+    # GIVEN a step that reports STARTED, its outcome and an event, in one invocation
+    request = _recorded(store, clock)
+    spec = spec_of(request)
+    calls.clear()
+    with reports_deferred():
+        reporter.step(
+            spec, Step.VALIDATE_INPUT, "STARTED", "validating", migration_status="RUNNING"
+        )
+        clock.advance(timedelta(seconds=2))
+        reporter.step(spec, Step.VALIDATE_INPUT, "SUCCEEDED", "inputs valid")
+        reporter.emit(spec, MigrationRequested, revision=request.revision, request=request)
+        assert calls == Counter()  # nothing written yet
+
+    # THEN one write and one PutEvents: the three events numbered in the order reported
+    assert calls == Counter({"UpdateItem": 1, "PutEvents": 1})
+    puts = emulated_aws.captured()
+    assert [(p["detail"]["sequence"], p["detail-type"]) for p in puts] == [
+        (1, "MigrationStatusUpdated"),
+        (2, "MigrationStatusUpdated"),
+        (3, "MigrationRequested"),
+    ]
+    assert [p["detail"].get("status") for p in puts[:2]] == ["STARTED", "SUCCEEDED"]
+    record = store.get(request.migration_id)
+    assert record is not None
+    assert (record.step, record.status) == ("ValidateInput", "RUNNING")
+    assert (
+        _table(store).get_item(Key=migration_key(request.migration_id))["Item"]["stepStatus"]
+        == "SUCCEEDED"
+    )
+    assert [(s["status"], s["message"]) for s in record.history] == [
+        ("STARTED", "validating"),
+        ("SUCCEEDED", "inputs valid"),
+    ]
+    # and the next report goes on from the sequence the write allocated
+    later = reporter.step(spec, Step.PREPARE_SOURCE, "STARTED", "preparing")
+    assert later is not None
+    assert later.sequence == 4
+
+
+def test_a_step_that_raises_still_writes_what_it_reported_and_raises_its_own_error(
+    store: MigrationStore, reporter: StatusReporter, clock: FixedClock, emulated_aws: EmulatedAws
+) -> None:
+    request = _recorded(store, clock)
+    spec = spec_of(request)
+    with pytest.raises(LookupError, match="the step's own"), reports_deferred():
+        reporter.step(spec, Step.VALIDATE_INPUT, "STARTED", "validating")
+        raise LookupError("the step's own error")
+    assert [(s["step"], s["status"]) for s in store.history(request.migration_id)] == [
+        ("ValidateInput", "STARTED")
+    ]
+    assert [p["detail"]["sequence"] for p in emulated_aws.captured()] == [1]
+    # A write refused after the error (no such migration) is logged; the step's error wins.
+    ghost = spec.model_copy(update={"migration_id": "mig-not-recorded"})
+    with pytest.raises(LookupError, match="the step's own"), reports_deferred():
+        reporter.step(ghost, Step.VALIDATE_INPUT, "STARTED", "validating")
+        raise LookupError("the step's own error")
+
+
+def test_an_only_while_at_report_in_a_deferred_invocation_follows_what_was_kept_before_it(
+    store: MigrationStore, reporter: StatusReporter, clock: FixedClock, emulated_aws: EmulatedAws
+) -> None:
+    request = _recorded(store, clock)
+    spec = spec_of(request)
+    with reports_deferred():
+        reporter.step(spec, Step.INTAKE, "WAITING", "waiting")
+        reporter.step(spec, Step.INTAKE, "SUCCEEDED", "started", only_while_at=Step.INTAKE)
+    assert [(s["status"], s["message"]) for s in store.history(request.migration_id)] == [
+        ("WAITING", "waiting"),
+        ("SUCCEEDED", "started"),
+    ]
+    assert [p["detail"]["sequence"] for p in emulated_aws.captured()] == [1, 2]
+
+
 def test_the_history_is_in_sequence_order_and_only_while_at_writes_nothing(
     store: MigrationStore, reporter: StatusReporter, clock: FixedClock
 ) -> None:
@@ -126,6 +206,7 @@ def test_the_history_is_in_sequence_order_and_only_while_at_writes_nothing(
     third = reporter.step(spec, Step.VALIDATE_INPUT, "SUCCEEDED", "inputs valid")
 
     assert late is None
+    assert first is not None
     assert second is not None
     assert third is not None
     # Sequences are the migration's, shared by every event: 1, 2, 3 (the refused one took none).

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import heapq
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -464,20 +465,49 @@ class MigrationStore:
         With ``only_while_at``, only if the migration is still at that step: None (nothing
         written) if it has moved on, e.g. the ingress reporting the execution it started
         after that execution already reported its first step."""
-        names = {"#step": "step", "#stepStatus": "stepStatus"}
-        values: dict[str, Any] = {
-            ":one": 1,
-            ":step": step,
-            ":stepStatus": status,
-            ":now": now.isoformat(),
-        }
-        expression = "ADD seq :one SET #step = :step, #stepStatus = :stepStatus, updatedAt = :now"
+        entries = [history_entry(step, status, message, now)] if message is not None else []
+        return self.record_reports(
+            migration_id,
+            sequences=1,
+            at=(step, status),
+            history=entries,
+            now=now,
+            migration_status=migration_status,
+            only_while_at=only_while_at,
+        )
+
+    def record_reports(
+        self,
+        migration_id: str,
+        *,
+        sequences: int,
+        now: datetime,
+        at: tuple[str, str] | None = None,
+        history: Sequence[dict[str, str]] = (),
+        migration_status: str | None = None,
+        only_while_at: str | None = None,
+    ) -> int | None:
+        """What one invocation reported of a migration, in one write: ``sequences`` event
+        sequence numbers allocated (the last one is returned; the first is that minus
+        ``sequences`` plus one), the migration moved to ``at`` (step, step status) if given,
+        ``history`` appended (in the order of the sequences), its status set.
+
+        With ``only_while_at``, only if the migration is still at that step: None (nothing
+        written) if it has moved on."""
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {":n": sequences, ":now": now.isoformat()}
+        expression = "ADD seq :n SET updatedAt = :now"
         condition = "attribute_exists(pk)"
-        if message is not None:
+        if at is not None:
+            names |= {"#step": "step", "#stepStatus": "stepStatus"}
+            values |= {":step": at[0], ":stepStatus": at[1]}
+            expression += ", #step = :step, #stepStatus = :stepStatus"
+        if history:
             names["#history"] = HISTORY
-            values[":entry"] = [history_entry(step, status, message, now)]
+            values[":entry"] = list(history)
             values[":empty"] = []
-            values[":limit"] = HISTORY_LIMIT
+            # Room for every entry: at most HISTORY_LIMIT steps after the append.
+            values[":limit"] = HISTORY_LIMIT - len(history) + 1
             expression += ", #history = list_append(if_not_exists(#history, :empty), :entry)"
             condition += " AND (attribute_not_exists(#history) OR size(#history) < :limit)"
         if migration_status:
@@ -485,20 +515,23 @@ class MigrationStore:
             values[":status"] = migration_status
             expression += ", #status = :status"
         if only_while_at is not None:
+            names["#step"] = "step"
             condition += " AND #step = :at"
             values[":at"] = only_while_at
+        request: dict[str, Any] = {
+            "Key": migration_key(migration_id),
+            "UpdateExpression": expression,
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+            "ReturnValues": "UPDATED_NEW",
+            # Why the condition failed, without reading the record again.
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        if names:  # DynamoDB refuses names an expression does not use
+            request["ExpressionAttributeNames"] = names
         for _ in range(_TRIM_ATTEMPTS):
             try:
-                response = self._table.update_item(
-                    Key=migration_key(migration_id),
-                    UpdateExpression=expression,
-                    ConditionExpression=condition,
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues=values,
-                    ReturnValues="UPDATED_NEW",
-                    # Why the condition failed, without reading the record again.
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
+                response = self._table.update_item(**request)
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                     raise
@@ -508,7 +541,7 @@ class MigrationStore:
                 if only_while_at is not None and _text(item.get("step")) != only_while_at:
                     return None
                 held = item.get(HISTORY) or []
-                if message is None or len(held) < HISTORY_LIMIT:  # pragma: no cover - no race
+                if not history or len(held) < values[":limit"]:  # pragma: no cover - no race
                     raise
                 self._trim_history(migration_id, held)
                 continue

@@ -59,6 +59,7 @@ def accept(
         request=request,
     )
     count("RequestsAccepted")
+    assert event is not None  # put at once: the ingress does not defer its reports
     return {**identity, "outcome": outcome.value, "sequence": event.sequence}
 
 

@@ -283,7 +283,9 @@ class TaskTokens(Protocol):
 class StatusReports(Protocol):
     """Every step reports: status events, numbered per migration."""
 
-    def emit(self, migration: MigrationIdentity, event_type: type[E], **fields: Any) -> E: ...
+    def emit(
+        self, migration: MigrationIdentity, event_type: type[E], **fields: Any
+    ) -> E | None: ...
 
     def step(
         self,

@@ -1,16 +1,29 @@
-"""Every step reports: a status event on the bus and the step in the migration's history."""
+"""Every step reports: a status event on the bus and the step in the migration's history.
+
+Inside :func:`reports_deferred` (one step's Lambda invocation) what the step reports of its
+migration is kept and written when the invocation ends, in one record write per migration
+(the sequence numbers, the step it is at, the history entries, its status), then its events
+are put (``events_deferred``: ten to a ``PutEvents`` call). A step that reports STARTED and
+its outcome, or its outcome and an event (``MigrationCompleted``, ``ApprovalRequested``),
+writes the record once, not twice. The reports are written however the invocation ends (a
+step that raises still says what it reported first); a write refused then is logged and the
+step's own error is the one raised, as the state machine's Retry and Catch expect.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from orchestration.adapters.event_bus import EventBus
-from orchestration.adapters.state_store import MigrationStore
+from orchestration.adapters.event_bus import EventBus, events_deferred
+from orchestration.adapters.state_store import MigrationStore, history_entry
 from orchestration.clock import Clock
 from orchestration.events import EventDetail, EventRouting, MigrationStatusUpdated, Step, StepStatus
 from orchestration.migration_request import MigrationRequest
+from orchestration.observability import logger
 from orchestration.pipeline.spec import MigrationSpec
 
 E = TypeVar("E", bound=EventDetail)
@@ -91,14 +104,86 @@ def _named(migration: MigrationIdentity) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class _Report:
+    """One report kept for the end of the invocation: an event to number (and put), and for
+    a step, the step it moves the migration to and its history entry."""
+
+    event_type: type[EventDetail]
+    fields: dict[str, Any]
+    at: tuple[str, str] | None = None
+    entry: dict[str, str] | None = None
+    migration_status: str | None = None
+
+
+@dataclass(slots=True)
+class _Kept:
+    """The invocation's reports, per migration in the order made (with the reporter that
+    made them: it writes them)."""
+
+    reports: dict[str, tuple[StatusReporter, list[_Report]]] = field(default_factory=dict)
+
+    def add(self, reporter: StatusReporter, migration_id: str, report: _Report) -> None:
+        self.reports.setdefault(migration_id, (reporter, []))[1].append(report)
+
+    def take(self, migration_id: str) -> tuple[StatusReporter, list[_Report]] | None:
+        return self.reports.pop(migration_id, None)
+
+
+_kept: ContextVar[_Kept | None] = ContextVar("wavepilot_deferred_reports", default=None)
+
+
+@contextmanager
+def reports_deferred() -> Iterator[None]:
+    """Keep the reports made inside and write them when it ends: one record write per
+    migration, then its events (put in batches, ``events_deferred``)."""
+    if _kept.get() is not None:  # nested: the outer one writes them
+        yield
+        return
+    kept = _Kept()
+    token = _kept.set(kept)
+    with events_deferred():
+        try:
+            yield
+        except BaseException:
+            _kept.reset(token)
+            _write_all(kept, raising=False)  # the step's own error is the one raised
+            raise
+        _kept.reset(token)
+        _write_all(kept, raising=True)
+
+
+def _write_all(kept: _Kept, *, raising: bool) -> None:
+    for migration_id in list(kept.reports):
+        taken = kept.take(migration_id)
+        if taken is None:  # pragma: no cover - taken while listed
+            continue
+        reporter, reports = taken
+        try:
+            reporter._write(migration_id, reports)
+        except Exception:
+            if raising:
+                raise
+            logger.exception(
+                "the step's reports could not be written after its error",
+                extra={"migration_id": migration_id, "reports": len(reports)},
+            )
+
+
 class StatusReporter:
     def __init__(self, store: MigrationStore, bus: EventBus, clock: Clock) -> None:
         self._store = store
         self._bus = bus
         self._clock = clock
 
-    def emit(self, migration: MigrationIdentity, event_type: type[E], **fields: Any) -> E:
-        """Put one event, numbered with the migration's next sequence number."""
+    def emit(self, migration: MigrationIdentity, event_type: type[E], **fields: Any) -> E | None:
+        """Put one event, numbered with the migration's next sequence number (None: inside
+        ``reports_deferred``, numbered and put when the invocation ends)."""
+        kept = _kept.get()
+        if kept is not None:
+            report_fields = {**_named(migration), "timestamp": self._clock.now(), **fields}
+            kept.add(self, migration.migration_id, _Report(event_type, report_fields))
+            return None
         event = event_type.model_validate(
             {
                 **_named(migration),
@@ -123,8 +208,33 @@ class StatusReporter:
     ) -> MigrationStatusUpdated | None:
         """Move the migration to the step and keep it in its history (one write), then
         announce it; with ``only_while_at``, only if it is still at that step (None: it moved
-        on, nothing said)."""
+        on, nothing said). Inside ``reports_deferred``, kept (None) and written when the
+        invocation ends, with the migration's other reports (an ``only_while_at`` report is
+        written at once, after those kept before it)."""
         now = self._clock.now()
+        kept = _kept.get()
+        if kept is not None:
+            fields = {
+                **_named(spec),
+                "timestamp": now,
+                "step": step,
+                "status": status,
+                "message": message,
+                "data": data,
+            }
+            report = _Report(
+                MigrationStatusUpdated,
+                fields,
+                at=(step, status),
+                entry=history_entry(step, status, message, now),
+                migration_status=migration_status,
+            )
+            if only_while_at is None:
+                kept.add(self, spec.migration_id, report)
+                return None
+            earlier = kept.take(spec.migration_id)
+            if earlier is not None:
+                earlier[0]._write(spec.migration_id, earlier[1])
         sequence = self._store.advance(
             spec.migration_id,
             step=step,
@@ -149,3 +259,22 @@ class StatusReporter:
         )
         self._bus.put(event)
         return event
+
+    def _write(self, migration_id: str, reports: Sequence[_Report]) -> None:
+        """Write one migration's kept reports in one record write, then put their events."""
+        steps = [report for report in reports if report.at is not None]
+        statuses = [report.migration_status for report in reports if report.migration_status]
+        last = self._store.record_reports(
+            migration_id,
+            sequences=len(reports),
+            now=self._clock.now(),
+            at=steps[-1].at if steps else None,
+            history=[report.entry for report in steps if report.entry is not None],
+            migration_status=statuses[-1] if statuses else None,
+        )
+        assert last is not None  # only_while_at is never kept
+        first = last - len(reports) + 1
+        for offset, report in enumerate(reports):
+            self._bus.put(
+                report.event_type.model_validate({**report.fields, "sequence": first + offset})
+            )
