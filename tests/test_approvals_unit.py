@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import pytest
 from botocore.exceptions import ClientError
 
+from orchestration.adapters.state_store import ApprovalRecord, MigrationRecord
 from orchestration.adapters.stepfunctions import (
     InvalidTaskTokenError,
     StepFunctionsRefusedError,
@@ -311,3 +312,50 @@ def test_a_second_group_click_finds_nothing_waiting_and_decides_nothing() -> Non
 
     assert (again.ready, again.decided, again.refused) == (0, (), ())
     assert len(sfn.answers) == 2
+
+
+def test_a_group_decision_reads_no_approval_or_migration_again_and_names_each_vm() -> None:
+    # GIVEN a group of 3 whose approvals were just read as the group's pending ones
+    service, store, _sfn, _ids = _group_of(3)
+    [group] = {a.group for a in store.approvals.values()}
+    reads: list[str] = []
+    approval, get = store.approval, store.get
+
+    def read_approval(approval_id: str) -> ApprovalRecord | None:
+        reads.append(approval_id)
+        return approval(approval_id)
+
+    def read_migration(migration_id: str) -> MigrationRecord | None:
+        reads.append(migration_id)
+        return get(migration_id)
+
+    store.approval = read_approval  # type: ignore[method-assign]
+    store.get = read_migration  # type: ignore[method-assign]
+
+    # WHEN the group is approved
+    outcome = service.decide_group(group, "APPROVED", user=ALICE)
+
+    # THEN each VM is decided and announced from what the group's read and its approval say
+    assert len(outcome.decided) == 3
+    assert reads == []
+    decided = service._report.of_type(ApprovalDecided)  # type: ignore[attr-defined]
+    assert sorted((d.migration_id, d.correlation_id) for d in decided) == [
+        (f"mig-{index:05d}", "corr") for index in range(3)
+    ]
+
+
+def test_an_approval_stored_before_it_kept_its_routing_is_announced_from_the_record(
+    gate: Gate,
+) -> None:
+    # GIVEN an approval item written by an earlier version (no correlation ID, no routing)
+    stored = gate.store.approvals[gate.approval_id]
+    gate.store.approvals[gate.approval_id] = replace(
+        stored, correlation_id="", slack_channel=None, callback_urls=()
+    )
+
+    gate.decide("APPROVED", ALICE)
+
+    (decided,) = gate.reporter.of_type(ApprovalDecided)
+    record = gate.store.get("mig-12345")
+    assert record is not None
+    assert decided.correlation_id == record.correlation_id

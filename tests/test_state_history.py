@@ -26,6 +26,7 @@ from orchestration.events import MigrationRequested, Step
 from orchestration.migration_request import MigrationRequest
 from orchestration.operators.queries import migration_status, wave_status
 from orchestration.pipeline.reporter import StatusReporter, reports_deferred
+from orchestration.pipeline.spec import MigrationSpec
 from orchestration.settings import settings
 from tests.support.aws_fixtures import EmulatedAws, emulated_aws
 from tests.support.fakes import FixedClock
@@ -160,17 +161,21 @@ def test_a_step_that_raises_still_writes_what_it_reported_and_raises_its_own_err
 ) -> None:
     request = _recorded(store, clock)
     spec = spec_of(request)
-    with pytest.raises(LookupError, match="the step's own"), reports_deferred():
-        reporter.step(spec, Step.VALIDATE_INPUT, "STARTED", "validating")
-        raise LookupError("the step's own error")
+    with pytest.raises(LookupError, match="the step's own"):
+        _a_step_that_reports_then_fails(reporter, spec)
     assert [(s["step"], s["status"]) for s in store.history(request.migration_id)] == [
         ("ValidateInput", "STARTED")
     ]
     assert [p["detail"]["sequence"] for p in emulated_aws.captured()] == [1]
     # A write refused after the error (no such migration) is logged; the step's error wins.
     ghost = spec.model_copy(update={"migration_id": "mig-not-recorded"})
-    with pytest.raises(LookupError, match="the step's own"), reports_deferred():
-        reporter.step(ghost, Step.VALIDATE_INPUT, "STARTED", "validating")
+    with pytest.raises(LookupError, match="the step's own"):
+        _a_step_that_reports_then_fails(reporter, ghost)
+
+
+def _a_step_that_reports_then_fails(reporter: StatusReporter, spec: MigrationSpec) -> None:
+    with reports_deferred():
+        reporter.step(spec, Step.VALIDATE_INPUT, "STARTED", "validating")
         raise LookupError("the step's own error")
 
 

@@ -188,6 +188,11 @@ class ApprovalRecord:
     group: str = ""
     scope: str = "vm"
     app_name: str = ""
+    # How the migration's events are named and routed (``MigrationIdentity``), so a decision
+    # is announced without reading the migration's record; empty on approvals stored before.
+    correlation_id: str = ""
+    slack_channel: str | None = None
+    callback_urls: tuple[str, ...] = ()
 
     def to_item(self) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -215,6 +220,12 @@ class ApprovalRecord:
             item["approvalScope"] = self.scope
         if self.app_name:
             item["appName"] = self.app_name
+        if self.correlation_id:
+            item["correlationId"] = self.correlation_id
+        if self.slack_channel:
+            item["slackChannel"] = self.slack_channel
+        if self.callback_urls:
+            item["callbackUrls"] = list(self.callback_urls)
         return item
 
     @classmethod
@@ -239,6 +250,9 @@ class ApprovalRecord:
             group=str(item.get("approvalGroup", "")),
             scope=str(item.get("approvalScope", "vm")),
             app_name=str(item.get("appName", "")),
+            correlation_id=str(item.get("correlationId", "")),
+            slack_channel=str(item["slackChannel"]) if item.get("slackChannel") else None,
+            callback_urls=tuple(str(url) for url in item.get("callbackUrls", [])),
         )
 
 
@@ -640,14 +654,25 @@ class MigrationStore:
             item["gsi1pk"] = PENDING_APPROVALS
             item["gsi1sk"] = sort_key
             item["pendingSk"] = sort_key
-        self._table.put_item(
-            Item=item,
-            ConditionExpression="attribute_not_exists(pk)",
-        )
-        self._table.update_item(
-            Key=migration_key(approval.migration_id),
-            UpdateExpression="SET approvalId = :id",
-            ExpressionAttributeValues={":id": approval.approval_id},
+        # The approval and the migration's pointer to it, in one call.
+        self._table.meta.client.transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": self._table.name,
+                        "Item": item,
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": self._table.name,
+                        "Key": migration_key(approval.migration_id),
+                        "UpdateExpression": "SET approvalId = :id",
+                        "ExpressionAttributeValues": {":id": approval.approval_id},
+                    }
+                },
+            ]
         )
 
     def approval(self, approval_id: str) -> ApprovalRecord | None:

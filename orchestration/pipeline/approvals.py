@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
+from orchestration.adapters.event_bus import events_deferred
 from orchestration.adapters.state_store import ApprovalRecord
 from orchestration.adapters.stepfunctions import StepFunctionsRefusedError, TaskNotWaitingError
 from orchestration.clock import Clock
@@ -163,6 +164,9 @@ class ApprovalService:
             group=spec.approval_group,
             scope=spec.approval_scope if spec.approval_group else "vm",
             app_name=spec.app_name,
+            correlation_id=spec.correlation_id,
+            slack_channel=spec.slack_channel,
+            callback_urls=tuple(spec.callback_urls),
         )
         self._store.create_approval(approval, task_token)
         self._report.step(
@@ -204,15 +208,18 @@ class ApprovalService:
         is_member: GroupMembership = no_groups,
         is_requester: Callable[[str], bool] = lambda _user: False,
         group_decision: GroupDecision | None = None,
+        read: ApprovalRecord | None = None,
     ) -> DecisionOutcome:
         """Decide the approval, or raise an ApprovalError saying why not (and audit it).
 
         ``group_decision``: this is one VM of a group decision; its audit entries name it.
+        ``read``: the approval as its caller just read it (a group's pending ones), not read
+        again: the decision's conditional write still refuses one decided meanwhile.
         """
         now = self._clock.now()
         context = group_decision.describe() if group_decision is not None else ""
         action = "approve" if decision == "APPROVED" else "reject"
-        approval = self._store.approval(approval_id)
+        approval = read if read is not None else self._store.approval(approval_id)
         if approval is None:
             raise ApprovalNotFoundError(f"no approval {approval_id}")
 
@@ -273,10 +280,12 @@ class ApprovalService:
             detail=_joined(context, reason),
             now=now,
         )
-        record = self._store.get(approval.migration_id)
-        if record is not None:
+        # Named and routed as the approval says (an approval stored before it kept that:
+        # as the migration's record says).
+        identity = approval if approval.correlation_id else self._store.get(approval.migration_id)
+        if identity is not None:
             self._report.emit(
-                record,
+                identity,
                 ApprovalDecided,
                 approval_id=approval_id,
                 decision=decision,
@@ -319,21 +328,25 @@ class ApprovalService:
         )
         decided: list[DecisionOutcome] = []
         refused: list[tuple[ApprovalRecord, ApprovalError]] = []
-        for approval in chosen:
-            try:
-                decided.append(
-                    self.decide(
-                        approval.approval_id,
-                        decision,
-                        user=user,
-                        reason=reason,
-                        is_member=is_member,
-                        is_requester=functools.partial(is_requester, approval),
-                        group_decision=group_decision,
+        # The group's ApprovalDecided events are numbered as each VM is decided and put
+        # together at the end, ten to a PutEvents call.
+        with events_deferred():
+            for approval in chosen:
+                try:
+                    decided.append(
+                        self.decide(
+                            approval.approval_id,
+                            decision,
+                            user=user,
+                            reason=reason,
+                            is_member=is_member,
+                            is_requester=functools.partial(is_requester, approval),
+                            group_decision=group_decision,
+                            read=approval,
+                        )
                     )
-                )
-            except ApprovalError as exc:
-                refused.append((approval, exc))
+                except ApprovalError as exc:
+                    refused.append((approval, exc))
         missing = tuple(sorted(set(selected or ()) - {a.approval_id for a in ready}))
         return GroupOutcome(group_decision, len(ready), tuple(decided), tuple(refused), missing)
 
