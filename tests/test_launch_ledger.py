@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import boto3
 import pytest
@@ -135,6 +136,33 @@ def test_one_loop_holds_the_lease_and_gives_it_up_only_if_no_request_came(
     assert seen is not None
     assert ledger.release_loop("loop-1", seen) is True
     assert ledger.claim_loop("loop-4", NOW, stale_after=300) == "loop-4"
+
+
+def test_a_new_request_is_counted_as_it_is_recorded_and_its_claim_costs_one_write(
+    ledger: DynamoLaunchLedger,
+) -> None:
+    # GIVEN a loop that holds the lane and has seen its requests
+    assert ledger.claim_loop("loop-1", NOW, stale_after=300) == "loop-1"
+    seen = ledger.beat("loop-1", NOW, 300)
+    assert seen is not None
+    writes: list[str] = []
+    client = ledger._table.meta.client
+
+    def count(model: Any, **_: Any) -> None:
+        writes.append(model.name)
+
+    client.meta.events.register("before-call", count)
+    try:
+        # WHEN a new request is recorded and claims the loop, which runs
+        assert ledger.record_request(REQUEST, "token-1") == "new"
+        assert ledger.claim_loop("loop-2", NOW, stale_after=300, counted=True) is None
+    finally:
+        client.meta.events.unregister("before-call", count)
+
+    # THEN two calls, and the loop cannot give the lease up without seeing the request
+    assert writes == ["TransactWriteItems", "UpdateItem"]
+    assert ledger.release_loop("loop-1", seen) is False
+    assert ledger.beat("loop-1", NOW, 300) == seen + 1
 
 
 def test_a_loop_that_stopped_beating_is_replaced(ledger: DynamoLaunchLedger) -> None:

@@ -131,6 +131,15 @@ class DynamoLaunchLedger:
                             "ConditionExpression": "attribute_not_exists(pk)",
                         }
                     },
+                    {
+                        # Counted with it, so a loop ending meanwhile sees it came (claim_loop).
+                        "Update": {
+                            "TableName": self._table.name,
+                            "Key": {"pk": self._pk, "sk": LEASE},
+                            "UpdateExpression": "ADD requests :one",
+                            "ExpressionAttributeValues": {":one": 1},
+                        }
+                    },
                 ]
             )
         except ClientError as exc:
@@ -447,20 +456,24 @@ class DynamoLaunchLedger:
 
     # --- the lane's coordinator loop: one at a time ----------------------------------------
 
-    def claim_loop(self, execution: str, now: datetime, stale_after: float) -> str | None:
-        """Count a request, and name ``execution`` the lane's loop if none holds the lease
-        (or the holder's lease expired: it stopped beating): the name to start, or None if
-        a loop runs. The lease lasts ``stale_after`` seconds from now until the loop beats.
-        Called after the request was recorded."""
+    def claim_loop(
+        self, execution: str, now: datetime, stale_after: float, *, counted: bool = False
+    ) -> str | None:
+        """Count a request (unless ``counted``: a new request is counted by the write that
+        records it), and name ``execution`` the lane's loop if none holds the lease (or the
+        holder's lease expired: it stopped beating): the name to start, or None if a loop
+        runs. The lease lasts ``stale_after`` seconds from now until the loop beats. Called
+        after the request was recorded."""
+        count = "" if counted else "ADD requests :one "
         try:
             self._table.update_item(
                 Key={"pk": self._pk, "sk": LEASE},
                 UpdateExpression=(
-                    "ADD requests :one SET execution = :me, heartbeat = :now, expiresAt = :until"
+                    f"{count}SET execution = :me, heartbeat = :now, expiresAt = :until"
                 ),
                 ConditionExpression="attribute_not_exists(execution) OR expiresAt < :now",
                 ExpressionAttributeValues={
-                    ":one": 1,
+                    **({} if counted else {":one": 1}),
                     ":me": execution,
                     ":now": now.isoformat(),
                     ":until": (now + timedelta(seconds=stale_after)).isoformat(),
@@ -471,6 +484,8 @@ class DynamoLaunchLedger:
                 raise
         else:
             return execution
+        if counted:
+            return None
         # A loop holds it: count the request, so that loop does not give the lease up unseen.
         self._table.update_item(
             Key={"pk": self._pk, "sk": LEASE},

@@ -171,7 +171,7 @@ class BatchedLaunches:
         )
         recorded = ledger.record_request(request, task_token)
         name = loop_name(lane, now.timestamp())
-        claimed = ledger.claim_loop(name, now, self._stale_after)
+        claimed = ledger.claim_loop(name, now, self._stale_after, counted=recorded == "new")
         if claimed is not None:
             try:
                 self._tasks.start(self._coordinator_arn, claimed, {"lane": lane.label})

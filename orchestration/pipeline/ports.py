@@ -242,8 +242,11 @@ class LaunchLedger(Protocol):
 class LaneLaunchLedger(LaunchLedger, Protocol):
     """A lane's ledger with the lease of its coordinator loop (``DynamoLaunchLedger``)."""
 
-    def claim_loop(self, execution: str, now: datetime, stale_after: float) -> str | None:
-        """Count a request; ``execution`` if it is now the lane's loop (start it), else None."""
+    def claim_loop(
+        self, execution: str, now: datetime, stale_after: float, *, counted: bool = False
+    ) -> str | None:
+        """Count a request (unless ``counted`` when it was recorded); ``execution`` if it is
+        now the lane's loop (start it), else None."""
         ...
 
     def abandon_loop(self, execution: str) -> None:
