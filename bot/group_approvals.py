@@ -478,6 +478,10 @@ def _moment(value: object) -> datetime | None:
     return datetime.fromisoformat(str(value)) if value else None
 
 
+# Group states a container keeps (a wave of 1,000 VMs has a few hundred groups at most).
+MAX_KEPT_GROUPS = 2_000
+
+
 class GroupApprovalMessages:
     """Keep each approval group's Slack message up to date with its members' events."""
 
@@ -497,6 +501,9 @@ class GroupApprovalMessages:
         self._owed: dict[str, float] = {}
         # Wave -> (when read, Slack seconds; members per group): see _size.
         self._sizes: dict[str, tuple[float, Counter[str]]] = {}
+        # Each group as this container last saved it: folded on without a read (a save is
+        # conditional on its version, so one another notifier moved on is read again).
+        self._saved: dict[str, GroupState] = {}
 
     def group_of(self, event: EventDetail) -> str:
         """The event's approval group, "" if it has none (vm scope) or does not concern one."""
@@ -532,13 +539,14 @@ class GroupApprovalMessages:
                     moved += self._apply(group, members)
                     break
                 except GroupMessageConflictError:
+                    self._saved.pop(group, None)
                     logger.info("group state moved on; folding again", extra={"group": group})
             else:
                 raise GroupMessageConflictError(group)
         return moved
 
     def _apply(self, group: str, events: Sequence[EventDetail]) -> bool:
-        state = self._store.get(group)
+        state = self._saved.get(group) or self._store.get(group)
         if state is None:
             wave, _, app = group.partition("/")
             state = GroupState(group, wave, app, size=self._size(group, wave))
@@ -548,12 +556,12 @@ class GroupApprovalMessages:
         if folded == state:
             return False
         if not folded.ts and folded.ready:
-            claimed = self._store.save(
-                replace(folded, ts=POSTING, channel=self._channel_for(events[0]))
+            claimed = self._keep(
+                self._store.save(replace(folded, ts=POSTING, channel=self._channel_for(events[0])))
             )
             self._post(claimed)
             return True
-        saved = self._store.save(folded)
+        saved = self._keep(self._store.save(folded))
         if saved.ts and saved.ts != POSTING:
             self._show_or_owe(saved)
         return True
@@ -567,15 +575,22 @@ class GroupApprovalMessages:
             metadata=group_metadata(claimed),
         )
         shown = claimed.version
+        latest = claimed  # as saved here; read again only if another notifier saved since
         while True:
-            latest = self._store.get(claimed.group) or claimed
             try:
-                posted = self._store.save(replace(latest, ts=ts))
+                posted = self._keep(self._store.save(replace(latest, ts=ts)))
                 break
             except GroupMessageConflictError:
-                continue  # another member was folded in meanwhile: keep it, add the ts
+                # Another member was folded in meanwhile: keep it, add the ts.
+                latest = self._store.get(claimed.group) or claimed
         if posted.version != shown + 1:
             self._show_or_owe(posted)  # members folded while posting
+
+    def _keep(self, saved: GroupState) -> GroupState:
+        self._saved[saved.group] = saved
+        if len(self._saved) > MAX_KEPT_GROUPS:
+            self._saved.pop(next(iter(self._saved)))
+        return saved
 
     def _show_or_owe(self, state: GroupState) -> None:
         """Edit the message with a token Slack has free now, else owe the edit (paid by

@@ -980,3 +980,35 @@ def test_every_group_of_a_wave_first_seen_together_is_sized_from_one_read_of_the
     for app in apps:
         size = sum(1 for r in wave.records if r.app_name == app)
         assert store.items[f"wave-1/{app}"].size == size
+
+
+class _CountedGroups(InMemoryGroups):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def get(self, group: str) -> GroupState | None:
+        self.reads += 1
+        return super().get(group)
+
+
+def test_a_group_folded_batch_after_batch_is_read_once_and_again_after_another_saved_it() -> None:
+    slack, store = RecordingSlack(), _CountedGroups()
+    groups = GroupApprovalMessages(store, SizedMigrations(), slack, lambda _event: CHANNEL)
+
+    # WHEN four batches each bring a ready member of one group
+    for n in (1, 2, 3, 4):
+        groups.apply([_ready_for_group(n)])
+
+    # THEN it was read once (the first batch found nothing), then folded on what was saved
+    assert store.reads == 1
+    assert store.items["wave-3/billing-app"].count("ready") == 4
+
+    # WHEN another notifier saves the group meanwhile (a member decided there)
+    other = store.items["wave-3/billing-app"]
+    store.items[other.group] = replace(other, version=other.version + 1)
+    groups.apply([_ready_for_group(5)])
+
+    # THEN the save conflicts, the group is read again and the member folded on it
+    assert store.reads == 2
+    assert store.items["wave-3/billing-app"].count("ready") == 5
