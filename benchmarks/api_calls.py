@@ -11,7 +11,8 @@ handler hands to a pool, such as the Slack notifier's per-migration workers, cou
 handler), then prints the calls per VM, most first. The figures issue 14's
 call budgets (P2: MGN, P6: all services) are taken apart with; docs/BENCHMARKS.md records
 them with this command. Counts include the calls AWS's services make for us in the embedded
-system (Step Functions invoking Lambda, event source mappings reading SQS), under "-".
+system (Step Functions invoking Lambda, event source mappings reading SQS), under "-"; not
+the harness's own (the VM stand-ins' lookups of an address: no such call on AWS).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import boto3
 from rich.console import Console
 from rich.table import Table
 
+from orchestration.local.api_calls import in_harness
 from orchestration.local.api_recorder import current_function
 from orchestration.rehearsal.profile import load_profile
 from orchestration.rehearsal.run import rehearse, synthetic_input
@@ -45,6 +47,8 @@ class CallsByFunction:
         self._lock = threading.Lock()
 
     def __call__(self, event_name: str, **_kwargs: Any) -> None:
+        if in_harness():  # the VM stand-ins' lookups: no such call on AWS
+            return
         _, service, operation = event_name.split(".", 2)
         if self._services and service not in self._services:
             return

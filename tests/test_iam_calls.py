@@ -51,7 +51,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from bot.commands import ROLLBACK_CONFIRM_ACTION
 from orchestration import wiring
 from orchestration.adapters.state_store import MigrationRecord
-from orchestration.local.api_recorder import ApiCallRecorder, iam_action, running_function
+from orchestration.local.api_calls import ApiCallCounter
+from orchestration.local.api_recorder import (
+    ApiCallRecorder,
+    harness,
+    iam_action,
+    running_function,
+)
 from orchestration.local.driver import MigrationDriver, MigrationOutcome, first_listed_approver
 from orchestration.local.mgn import LaunchType
 from orchestration.local.slack.model import EphemeralMessage
@@ -383,6 +389,30 @@ def test_the_recorder_attributes_calls_to_the_running_function_only() -> None:
         "fn-a": {"sqs:GetQueueUrl": 1, "sqs:ListQueues": 1, "states:ListExecutions": 1},
         "fn-b": {"sqs:ListQueues": 1},
     }
+
+
+def test_the_harness_calls_are_nobodys_and_not_counted_as_aws_calls() -> None:
+    # The VM stand-ins look an address up from a health check's (a handler's) thread.
+    counter = ApiCallCounter().start()
+    try:
+        with ApiCallRecorder() as recorder:
+            sqs = boto3.client(  # boto3's default session: the one the counter hooks
+                "sqs",
+                region_name="us-east-1",
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+                endpoint_url="http://127.0.0.1:9",
+                config=Config(retries={"total_max_attempts": 1}, connect_timeout=0.2),
+            )
+            with running_function("fn-a"):
+                _call(sqs, "list_queues")
+                with harness():
+                    _call(sqs, "get_queue_url", QueueName="q")
+                _call(sqs, "list_queues")
+    finally:
+        counter.stop()
+    assert recorder.by_function() == {"fn-a": {"sqs:ListQueues": 2}}
+    assert counter.by_operation() == {"sqs.ListQueues": 2}
 
 
 def test_iam_prefixes_come_from_the_signing_name() -> None:

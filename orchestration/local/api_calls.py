@@ -1,14 +1,24 @@
-"""Count the AWS API calls every boto3 client in the process makes (per service, operation)."""
+"""Count the AWS API calls every boto3 client in the process makes (per service, operation),
+but the harness's own (``api_recorder.harness``: the VM stand-ins' lookups), which do not
+exist on AWS."""
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
+from contextvars import ContextVar
 from typing import Any
 
 import boto3
 
 EVENT = "before-call"
+# Set by ``api_recorder.harness``: the call being made is the harness's own.
+_IN_HARNESS: ContextVar[bool] = ContextVar("wavepilot_harness_call", default=False)
+
+
+def in_harness() -> bool:
+    """Whether the call being made is the harness's own (``api_recorder.harness``)."""
+    return _IN_HARNESS.get()
 
 
 class ApiCallCounter:
@@ -20,6 +30,8 @@ class ApiCallCounter:
         self._session: Any = None
 
     def _count(self, event_name: str, **_kwargs: Any) -> None:
+        if in_harness():
+            return
         _, service, operation = event_name.split(".", 2)
         with self._lock:
             self._calls[(service, operation)] += 1

@@ -38,7 +38,7 @@ from typing import Any
 import boto3
 from botocore import handlers
 
-from orchestration.local.api_calls import EVENT
+from orchestration.local.api_calls import _IN_HARNESS, EVENT
 
 _CURRENT_FUNCTION: ContextVar[str | None] = ContextVar("wavepilot_lambda_function", default=None)
 
@@ -81,14 +81,18 @@ def running_function(function_name: str) -> Iterator[None]:
 
 
 @contextmanager
-def unattributed() -> Iterator[None]:
-    """Calls in this context are nobody's: the harness acting inside a handler's thread (the
-    VM stand-ins looking up an address a health check asks for)."""
-    token = _CURRENT_FUNCTION.set(None)
+def harness() -> Iterator[None]:
+    """Calls in this context are the harness's, not Wavepilot's nor AWS's on its behalf (the
+    VM stand-ins looking up an address a health check asks for, from a handler's thread):
+    attributed to no function's role, and left out of the counts of AWS calls
+    (``in_harness``), as no such call exists on AWS."""
+    function = _CURRENT_FUNCTION.set(None)
+    inside = _IN_HARNESS.set(True)
     try:
         yield
     finally:
-        _CURRENT_FUNCTION.reset(token)
+        _IN_HARNESS.reset(inside)
+        _CURRENT_FUNCTION.reset(function)
 
 
 def iam_action(operation_model: Any, event_name: str = "") -> str:

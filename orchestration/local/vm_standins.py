@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
 from orchestration.health_checks import HealthCheckSpec
-from orchestration.local.api_recorder import unattributed
+from orchestration.local.api_recorder import harness
 from orchestration.local.tls import self_signed_loopback_tls
 
 if TYPE_CHECKING:
@@ -170,7 +170,7 @@ class VmStandIns:
     def _server_at(self, address: str) -> str | None:
         if not address:
             return None
-        with unattributed():  # the harness looking, not the function's role
+        with harness():  # the harness looking: not the function's call, not counted
             for ec2 in self._ec2():
                 reservations = ec2.describe_instances(
                     Filters=[
