@@ -18,6 +18,7 @@ from orchestration.adapters.state_store import (
     HISTORY_MESSAGE_BYTES,
     HISTORY_TRIM,
     MigrationStore,
+    RecordOutcome,
     clip_utf8,
     migration_key,
     migration_pk,
@@ -108,6 +109,30 @@ def test_a_step_report_is_one_write_and_one_event(
         ExpressionAttributeValues={":pk": migration_pk(request.migration_id)},
     )["Items"]
     assert [item["sk"] for item in items] == ["META"]
+
+
+def test_accepting_a_request_allocates_its_events_sequence_in_the_write_that_records_it(
+    store: MigrationStore, clock: FixedClock, calls: Counter[str]
+) -> None:
+    [request] = example_requests()[:1]
+
+    # A new migration: one write, sequence 1
+    assert store.accept_request(request, "r1", "corr-1", clock.now()) == (RecordOutcome.NEW, 1)
+    assert calls == Counter({"PutItem": 1})
+    # A repeat of the same revision changes nothing but is announced again (its own write)
+    calls.clear()
+    assert store.accept_request(request, "r1", "corr-1", clock.now()) == (RecordOutcome.SAME, 2)
+    assert calls == Counter({"PutItem": 1, "UpdateItem": 2})
+    # A new revision: its record and its sequence in one update
+    calls.clear()
+    assert store.accept_request(request, "r2", "corr-2", clock.now()) == (
+        RecordOutcome.REVISED,
+        3,
+    )
+    assert calls == Counter({"PutItem": 1, "UpdateItem": 1})
+    record = store.get(request.migration_id)
+    assert record is not None
+    assert (record.revision, record.correlation_id) == ("r2", "corr-2")
 
 
 def test_a_steps_reports_in_one_invocation_are_one_record_write_and_one_put(

@@ -310,6 +310,30 @@ class MigrationStore:
         self, request: MigrationRequest, revision: str, correlation_id: str, now: datetime
     ) -> RecordOutcome:
         """Record a request; a repeat of the recorded revision changes nothing."""
+        return self._record_request(request, revision, correlation_id, now, numbered=False)[0]
+
+    def accept_request(
+        self, request: MigrationRequest, revision: str, correlation_id: str, now: datetime
+    ) -> tuple[RecordOutcome, int]:
+        """Record a request as ``record_request`` does, and allocate the sequence number of
+        the event that announces it: in the same write for a new migration or revision, in
+        a write of its own for a repeat (announced again: a crash may have come between)."""
+        outcome, sequence = self._record_request(
+            request, revision, correlation_id, now, numbered=True
+        )
+        if sequence is None:
+            sequence = self.next_sequence(request.migration_id)
+        return outcome, sequence
+
+    def _record_request(
+        self,
+        request: MigrationRequest,
+        revision: str,
+        correlation_id: str,
+        now: datetime,
+        *,
+        numbered: bool,
+    ) -> tuple[RecordOutcome, int | None]:
         stamp = now.isoformat()
         item: dict[str, Any] = {
             **migration_key(request.migration_id),
@@ -322,7 +346,7 @@ class MigrationStore:
             "correlationId": correlation_id,
             "status": "REQUESTED",
             "step": Step.INTAKE,
-            "seq": 0,
+            "seq": 1 if numbered else 0,
             "lastExecutionArn": "",
             "createdAt": stamp,
             "updatedAt": stamp,
@@ -335,16 +359,28 @@ class MigrationStore:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
         else:
-            return RecordOutcome.NEW
+            return RecordOutcome.NEW, (1 if numbered else None)
+        values: dict[str, Any] = {
+            ":revision": revision,
+            ":request": item["request"],
+            ":correlation": correlation_id,
+            ":status": "REQUESTED",
+            ":step": Step.INTAKE,
+            ":now": stamp,
+        }
+        expression = (
+            "SET #revision = :revision, #request = :request, correlationId = :correlation,"
+            " #status = :status, #step = :step, updatedAt = :now"
+            # a new revision is in the manifests again: a removal's cancel is past
+            " REMOVE executionArn, removedFromManifests"
+        )
+        if numbered:
+            expression += " ADD seq :one"
+            values[":one"] = 1
         try:
-            self._table.update_item(
+            response = self._table.update_item(
                 Key=migration_key(request.migration_id),
-                UpdateExpression=(
-                    "SET #revision = :revision, #request = :request, correlationId = :correlation,"
-                    " #status = :status, #step = :step, updatedAt = :now"
-                    # a new revision is in the manifests again: a removal's cancel is past
-                    " REMOVE executionArn, removedFromManifests"
-                ),
+                UpdateExpression=expression,
                 ConditionExpression="#revision <> :revision",
                 ExpressionAttributeNames={
                     "#status": "status",
@@ -352,20 +388,16 @@ class MigrationStore:
                     "#revision": "revision",
                     "#step": "step",
                 },
-                ExpressionAttributeValues={
-                    ":revision": revision,
-                    ":request": item["request"],
-                    ":correlation": correlation_id,
-                    ":status": "REQUESTED",
-                    ":step": Step.INTAKE,
-                    ":now": stamp,
-                },
+                ExpressionAttributeValues=values,
+                ReturnValues="UPDATED_NEW" if numbered else "NONE",
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return RecordOutcome.SAME
+                return RecordOutcome.SAME, None
             raise
-        return RecordOutcome.REVISED
+        if not numbered:
+            return RecordOutcome.REVISED, None
+        return RecordOutcome.REVISED, int(response["Attributes"]["seq"])  # type: ignore[arg-type]
 
     def next_sequence(self, migration_id: str) -> int:
         """Allocate the migration's next event sequence number (atomic, starts at 1)."""

@@ -49,17 +49,20 @@ def accept(
     identity: dict[str, str], request: MigrationRequest, revision: str, correlation_id: str
 ) -> dict[str, Any]:
     """Record the request and announce it; called once per ``identity`` (see ``_accept_once``)."""
-    outcome = wiring.store().record_request(request, revision, correlation_id, wiring.clock().now())
-    # Published even when the revision was already recorded: a crash between the two
-    # writes must not lose the event, and the execution name makes a repeat harmless.
-    event = wiring.reporter().emit(
+    # The event's sequence is allocated in the write that records the request. Published
+    # even when the revision was already recorded: a crash between the write and the put
+    # must not lose the event, and the execution name makes a repeat harmless.
+    outcome, sequence = wiring.store().accept_request(
+        request, revision, correlation_id, wiring.clock().now()
+    )
+    event = wiring.reporter().put_numbered(
         Identity.of(request, correlation_id),
         MigrationRequested,
+        sequence,
         revision=revision,
         request=request,
     )
     count("RequestsAccepted")
-    assert event is not None  # put at once: the ingress does not defer its reports
     return {**identity, "outcome": outcome.value, "sequence": event.sequence}
 
 

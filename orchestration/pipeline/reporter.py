@@ -184,10 +184,19 @@ class StatusReporter:
             report_fields = {**_named(migration), "timestamp": self._clock.now(), **fields}
             kept.add(self, migration.migration_id, _Report(event_type, report_fields))
             return None
+        return self.put_numbered(
+            migration, event_type, self._store.next_sequence(migration.migration_id), **fields
+        )
+
+    def put_numbered(
+        self, migration: MigrationIdentity, event_type: type[E], sequence: int, **fields: Any
+    ) -> E:
+        """Put one event with the sequence number its writer allocated already (the ingress
+        allocates it in the write that records the request)."""
         event = event_type.model_validate(
             {
                 **_named(migration),
-                "sequence": self._store.next_sequence(migration.migration_id),
+                "sequence": sequence,
                 "timestamp": self._clock.now(),
                 **fields,
             }
