@@ -26,8 +26,11 @@ if it must.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from slack_sdk.errors import SlackApiError
@@ -69,10 +72,31 @@ MIN_ROOT_EDIT_SECONDS = 30.0
 @dataclass(frozen=True, slots=True)
 class _Known:
     """A thread as this container last folded it, and the sequence its item holds (the
-    item is not written for an event that changed nothing shown)."""
+    item is not written for an event that changed nothing shown); ``unsaved``: a write it
+    needs was not made yet (kept for the batch's end, or refused there)."""
 
     thread: SlackThread
     stored_sequence: int
+    unsaved: bool = False
+
+
+@dataclass(slots=True)
+class ThreadSaves:
+    """The thread writes of one batch (``StatusNotifier.saves_deferred``): per migration the
+    thread to write and the sequence its item holds. Shared by the batch's worker threads.
+    After the batch, ``unsaved`` names the migrations whose write was not made (their item
+    had moved on, or the write failed): their records are to be retried."""
+
+    threads: dict[str, tuple[SlackThread, int]] = field(default_factory=dict)
+    unsaved: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, thread: SlackThread, stored_sequence: int) -> None:
+        with self.lock:
+            self.threads[thread.migration_id] = (thread, stored_sequence)
+
+
+_saves: ContextVar[ThreadSaves | None] = ContextVar("wavepilot_thread_saves", default=None)
 
 
 class StatusNotifier:
@@ -95,11 +119,60 @@ class StatusNotifier:
         # The notifier runs one container at a time, so most reads are saved; every write is
         # conditional on the sequence the item held when this container read or wrote it.
         self._known: dict[str, _Known] = {}
+        # Threads folded and shown whose item a batch could not write: the next batch does.
+        self._unsaved: set[str] = set()
         # Migrations whose root owes a post or an edit, and since when (Slack seconds): paid
         # with the tokens Slack has free after each batch, and by ``pay_owed_roots``.
         self._owed: dict[str, float] = {}
         # The owed-roots reminder this container put last (bot/owed_roots.py).
         self.reminders = ReminderChain()
+
+    @contextmanager
+    def saves_deferred(self) -> Iterator[ThreadSaves]:
+        """Keep the thread writes made inside (one batch: its events, its owed payments, on
+        any thread the batch's work runs in) and make them when it ends, in as few calls as
+        DynamoDB allows: a batch of ten events is one write, not ten. Slack was called
+        before: a thread whose write is not made stays folded here, marked unsaved (written
+        with its migration's next event or redelivery); its migration is in ``unsaved``."""
+        saves = ThreadSaves()
+        token = _saves.set(saves)
+        try:
+            yield saves
+        finally:
+            _saves.reset(token)
+            saves.unsaved = self._save(saves)
+
+    def _save(self, saves: ThreadSaves) -> set[str]:
+        """Write the batch's threads, and those an earlier batch could not write (kept
+        unsaved here); the migrations whose write was not made."""
+        for migration_id in list(self._unsaved):
+            known = self._known.get(migration_id)
+            if known is None or not known.unsaved:
+                self._unsaved.discard(migration_id)
+            elif migration_id not in saves.threads:
+                saves.add(known.thread, known.stored_sequence)
+        pending = list(saves.threads.values())
+        if not pending:
+            return set()
+        try:
+            stale = self._threads.save_many(pending)
+        except Exception:
+            logger.exception(
+                "thread items not written; written with the next batch, their events come again",
+                extra={"threads": len(pending)},
+            )
+            self._unsaved.update(thread.migration_id for thread, _ in pending)
+            return {thread.migration_id for thread, _ in pending}
+        self._unsaved.difference_update(thread.migration_id for thread, _ in pending)
+        for thread, _ in pending:
+            if thread.migration_id in stale:
+                # Another writer moved the thread on: read it again with its next event.
+                self._known.pop(thread.migration_id, None)
+                continue
+            known = self._known.get(thread.migration_id)
+            if known is not None and known.thread == thread:
+                self._known[thread.migration_id] = _Known(thread, thread.state.sequence)
+        return stale
 
     def apply(self, event: EventDetail, *, edit_root: bool) -> Applied:
         """Fold one event into its thread; edit the root too when ``edit_root``."""
@@ -232,7 +305,8 @@ class StatusNotifier:
         what the summary counts moved); otherwise only this container keeps the fold."""
         before = known.thread
         durable = (
-            thread.ts != before.ts
+            known.unsaved
+            or thread.ts != before.ts
             or thread.state.category != before.state.category
             or thread.state.stage != before.state.stage
             or thread.shown_stage != before.shown_stage
@@ -241,10 +315,16 @@ class StatusNotifier:
             or thread.owed_replies != before.owed_replies
         )
         stored = known.stored_sequence
+        unsaved = False
         if durable:
-            self._threads.save(thread, previous_sequence=stored)
-            stored = thread.state.sequence
-        self._known[thread.migration_id] = _Known(thread, stored)
+            saves = _saves.get()
+            if saves is not None:  # written when the batch ends (saves_deferred)
+                saves.add(thread, stored)
+                unsaved = True
+            else:
+                self._threads.save(thread, previous_sequence=stored)
+                stored = thread.state.sequence
+        self._known[thread.migration_id] = _Known(thread, stored, unsaved)
         if len(self._known) > MAX_KNOWN_THREADS:
             self._known.pop(next(iter(self._known)))
 

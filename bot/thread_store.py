@@ -13,6 +13,7 @@ A wave's summary message is ``SLACKWAVE#<wave>`` / ``SUMMARY``: its channel and 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,8 @@ UNPOSTED = ""
 SUMMARY_SK = "SUMMARY"
 # Sequences whose replies a thread remembers; older ones are below ``reply_floor``.
 MAX_REPLIED = 16
+# TransactWriteItems takes at most 100 actions.
+MAX_ITEMS_PER_TRANSACTION = 100
 # A root's stage change within this many Slack seconds of its last edit waits (coalesced)
 # unless it is one of these; the final state is always shown at once.
 STAGES_SHOWN_AT_ONCE: frozenset[str] = frozenset(
@@ -157,6 +160,61 @@ class ThreadStore:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 raise StaleThreadError(thread.migration_id) from None
             raise
+
+    def save_many(self, threads: Sequence[tuple[SlackThread, int]]) -> set[str]:
+        """Write each thread if its stored item is still at the sequence paired with it, in
+        as few calls as DynamoDB allows (``TransactWriteItems``, up to 100 items): the
+        migrations whose item had moved on (stale, nothing written for them). One thread is
+        a ``PutItem``. Raises for any other failure (nothing of that call written)."""
+        stale: set[str] = set()
+        for start in range(0, len(threads), MAX_ITEMS_PER_TRANSACTION):
+            stale |= self._save_chunk(list(threads[start : start + MAX_ITEMS_PER_TRANSACTION]))
+        return stale
+
+    def _save_chunk(self, threads: list[tuple[SlackThread, int]]) -> set[str]:
+        if not threads:
+            return set()
+        if len(threads) == 1:
+            [(thread, previous)] = threads
+            try:
+                self.save(thread, previous_sequence=previous)
+            except StaleThreadError:
+                return {thread.migration_id}
+            return set()
+        try:
+            self._table.meta.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._table.name,
+                            "Item": {**self._key(thread.migration_id), **_attributes(thread)},
+                            "ConditionExpression": (
+                                "attribute_not_exists(pk) OR #state.#sequence = :previous"
+                            ),
+                            "ExpressionAttributeNames": {
+                                "#state": "state",
+                                "#sequence": "sequence",
+                            },
+                            "ExpressionAttributeValues": {":previous": previous},
+                        }
+                    }
+                    for thread, previous in threads
+                ]
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                raise
+            reasons = exc.response.get("CancellationReasons") or []
+            stale = {
+                thread.migration_id
+                for (thread, _), reason in zip(threads, reasons, strict=False)
+                if reason.get("Code") == "ConditionalCheckFailed"
+            }
+            if not stale:
+                raise  # cancelled for another reason (a conflict, throttling)
+            # Nothing was written: the others again, without the stale ones.
+            return stale | self._save_chunk([t for t in threads if t[0].migration_id not in stale])
+        return set()
 
 
 def _thread(item: dict[str, Any]) -> SlackThread:

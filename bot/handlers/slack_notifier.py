@@ -82,41 +82,49 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
         key = _migration_id(record.body) or f"unreadable:{record.message_id}"
         groups.setdefault(key, []).append(record)
     workers = max(1, min(MAX_PARALLEL_MIGRATIONS, len(groups)))
-    results = (
-        parallel_map(
-            wiring.clock(),
-            _process_group,
-            groups.values(),
-            max_workers=workers,
-            thread_name_prefix="slack-thread",
-        )
-        if groups
-        else []
-    )
     outcomes: Counter[str] = Counter()
     failed: list[str] = []
     reasons: dict[str, str] = {}  # message ID -> why it failed (its first failure here)
-    shown: list[tuple[str, EventDetail]] = []
-    for group_outcomes, group_failed, group_shown in results:
-        outcomes.update(group_outcomes)
-        failed.extend(group_failed)
-        reasons = {**group_failed, **reasons}
-        shown.extend(group_shown)
-    try:
-        wiring.notifier().apply_to_groups([event for _, event in shown])
-    except Exception as exc:
-        # The threads have these events (a redelivery repeats nothing there); their approval
-        # groups' messages do not yet: SQS delivers them again.
-        logger.exception("approval group messages not updated; SQS delivers the events again")
-        for message_id, _ in shown:
-            failed.append(message_id)
-            reasons.setdefault(message_id, f"approval group messages not updated: {_why(exc)}")
-    owed_failed, owed_reason = _pay_owed_roots(
-        reminders, owed, events_waited=bool(groups), batch=groups
-    )
+    # The batch's thread items are written together when it ends (one call for the batch).
+    with wiring.notifier().saves_deferred() as saves:
+        results = (
+            parallel_map(
+                wiring.clock(),
+                _process_group,
+                groups.values(),
+                max_workers=workers,
+                thread_name_prefix="slack-thread",
+            )
+            if groups
+            else []
+        )
+        shown: list[tuple[str, EventDetail]] = []
+        for group_outcomes, group_failed, group_shown in results:
+            outcomes.update(group_outcomes)
+            failed.extend(group_failed)
+            reasons = {**group_failed, **reasons}
+            shown.extend(group_shown)
+        try:
+            wiring.notifier().apply_to_groups([event for _, event in shown])
+        except Exception as exc:
+            # The threads have these events (a redelivery repeats nothing there); their
+            # approval groups' messages do not yet: SQS delivers them again.
+            logger.exception("approval group messages not updated; SQS delivers the events again")
+            for message_id, _ in shown:
+                failed.append(message_id)
+                reasons.setdefault(message_id, f"approval group messages not updated: {_why(exc)}")
+        owed_failed, owed_reason = _pay_owed_roots(
+            reminders, owed, events_waited=bool(groups), batch=groups
+        )
     failed += owed_failed
     for message_id in owed_failed:
         reasons.setdefault(message_id, owed_reason)
+    for migration_id in saves.unsaved:
+        # Shown in Slack, its thread item not written: its events come again, and the
+        # thread (kept here, marked unsaved) is written then without showing them twice.
+        for record in groups.get(migration_id, []):
+            failed.append(record.message_id)
+            reasons.setdefault(record.message_id, "its thread item was not written")
     records = {r.message_id: r for r in (*reminders, *(r for g in groups.values() for r in g))}
     failed, given_up = _give_up_on_last_receives(list(dict.fromkeys(failed)), reasons, records)
     outcomes["given up"] += given_up
