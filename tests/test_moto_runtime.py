@@ -50,6 +50,7 @@ from orchestration.local.runtime.moto_backends import account_id_for_access_key
 from orchestration.local.runtime.moto_patches import (
     JSONPATH_PATCH_POINTS,
     LOADER_PATCH_POINTS,
+    RESPONSE_PATCH_POINTS,
     SHARED_CLIENT_PATCH_POINTS,
     VIRTUAL_CLOCK_PATCH_POINTS,
     ModuleNamePatchPoint,
@@ -1299,6 +1300,23 @@ def test_canary_botocore_sessions_still_create_their_loader_through_the_module_n
     install_moto_patches()
     point.verify()
     assert point.is_installed(), f"{point.symbol}: the patch did not install"
+
+
+@pytest.mark.parametrize("point", RESPONSE_PATCH_POINTS, ids=lambda point: point.symbol)
+def test_canary_moto_still_finds_a_requests_action_among_its_classs_function_names(
+    point: ModuleNamePatchPoint,
+) -> None:
+    install_moto_patches()
+    point.verify()
+    assert point.is_installed(), f"{point.symbol}: the patch did not install"
+    from moto.core import responses
+    from moto.dynamodb.responses import DynamoHandler
+
+    # The same names as moto lists, each class listed once.
+    names = getattr(responses, "method_names_from_class")  # noqa: B009 - not re-exported
+    listed = names(DynamoHandler)
+    assert listed == frozenset(point.expected(DynamoHandler))
+    assert names(DynamoHandler) is listed
 
 
 def test_every_boto3_session_shares_one_loader_and_its_clients_still_work() -> None:

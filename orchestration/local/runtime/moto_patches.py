@@ -80,6 +80,7 @@ from botocore.loaders import Loader
 from botocore.loaders import create_loader as botocore_create_loader
 from jsonpath_ng.ext.parser import parse as jsonpath_ng_ext_parse
 from jsonpath_ng.parser import parse as jsonpath_ng_parse
+from moto.core.utils import method_names_from_class as moto_method_names_from_class
 from moto.core.utils import unix_time_millis
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
@@ -1198,6 +1199,36 @@ LOADER_PATCH_POINTS: tuple[ModuleNamePatchPoint, ...] = (
 )
 
 
+@functools.cache
+def _response_method_names(clazz: type) -> frozenset[str]:
+    return frozenset(moto_method_names_from_class(clazz))
+
+
+def _cached_method_names_from_class() -> Callable[[Any], frozenset[str]]:
+    def method_names_from_class(clazz: Any) -> frozenset[str]:
+        return _response_method_names(clazz)
+
+    return method_names_from_class
+
+
+# moto's responses look an action up among the names of their class's functions, listed with
+# inspect.getmembers for every request (a twentieth of a rehearsal's CPU). A class's functions
+# do not change once defined, so each class is listed once; callers only test membership.
+RESPONSE_PATCH_POINTS: tuple[ModuleNamePatchPoint, ...] = (
+    ModuleNamePatchPoint(
+        module="moto.core.responses",
+        name="method_names_from_class",
+        expected=moto_method_names_from_class,
+        uses=(
+            "method_names = method_names_from_class(self.__class__)",
+            "if action in method_names:",
+        ),
+        why="every request lists its response class's functions to find its action",
+        replacement=_cached_method_names_from_class,
+    ),
+)
+
+
 def install_moto_patches() -> None:
     """Install every patch, once per process.
 
@@ -1212,6 +1243,7 @@ def install_moto_patches() -> None:
             *SHARED_CLIENT_PATCH_POINTS,
             *JSONPATH_PATCH_POINTS,
             *LOADER_PATCH_POINTS,
+            *RESPONSE_PATCH_POINTS,
         )
         for module_point in module_points:
             if not module_point.is_installed():
