@@ -24,12 +24,14 @@ from orchestration.launch_records import LaunchOutcome, LaunchRequest
 from orchestration.local.provision import provision
 from orchestration.naming import ResourceNames
 from orchestration.pipeline.batched_launches import (
+    REQUEST_CONTROL_MAX_AGE_SECONDS,
     BatchedLaunches,
     LoopConfig,
     loop_name,
     outcome_output,
     successor_name,
 )
+from orchestration.pipeline.errors import WaveCancelledError
 from orchestration.pipeline.spec import MigrationSpec
 from tests.support.fakes import FakeReporter, FixedClock, migration_record
 
@@ -478,3 +480,38 @@ def test_a_paused_waves_launches_are_reported_held_once_per_pause(
     [held] = reporter.steps
     assert (held.step, held.status, held.data) == ("StartCutover", "WAITING", {"held": True})
     assert "paused by <@U07BOBOPS01>" in held.message
+
+
+def test_a_waves_requests_read_its_control_once_a_half_minute_and_a_cancel_is_refused_after(
+    ledger: DynamoLaunchLedger,
+) -> None:
+    # GIVEN a wave whose control is read through a counter
+    reads: list[str] = []
+    control: list[WaveControl | None] = [None]
+
+    def read(wave: str) -> WaveControl | None:
+        reads.append(wave)
+        return control[0]
+
+    clock = FixedClock(NOW)
+    service = BatchedLaunches(
+        lanes=OneLane(),  # type: ignore[arg-type]
+        ledger_for=lambda _lane: ledger,
+        tasks=Tasks(),
+        coordinator_arn="arn:coordinator",
+        reporter=None,  # type: ignore[arg-type]
+        clock=clock,
+        wave_controls=SimpleNamespace(get=read),
+    )
+
+    # WHEN three of its servers ask for their test launch together: one read
+    for n in (1, 2, 3):
+        service.request(_state(f"mig-{n}"), "test", f"token-{n}", f"exec-{n}")
+    assert len(reads) == 1
+
+    # WHEN the wave is cancelled: a request after the half minute is refused
+    control[0] = WaveControl(_state("mig-1")["spec"]["wave"], "CANCELLED", "U07BOBOPS01", NOW, "")
+    clock.advance(timedelta(seconds=REQUEST_CONTROL_MAX_AGE_SECONDS))
+    with pytest.raises(WaveCancelledError):
+        service.request(_state("mig-4"), "test", "token-4", "exec-4")
+    assert len(reads) == 2
