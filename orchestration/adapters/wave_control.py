@@ -9,9 +9,9 @@ pausing at once give one pause and one clear refusal.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from botocore.exceptions import ClientError
 
@@ -38,6 +38,35 @@ class WaveControl:
     @property
     def holds_launches(self) -> bool:
         return self.state in HELD_STATES
+
+
+class _ReadsControls(Protocol):
+    def get(self, wave: str) -> WaveControl | None: ...
+
+
+class _Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+@dataclass(slots=True)
+class RecentWaveControls:
+    """Each wave's control as read within ``max_age_seconds``: for an early refusal of a
+    cancelled wave only, where a wave's many migrations would each read it (a cancel rolls
+    the wave's migrations back itself). Whatever holds launches (a pause, the launch
+    coordinator's runs) reads the control afresh."""
+
+    controls: _ReadsControls
+    clock: _Clock
+    max_age_seconds: float = 30.0
+    _read: dict[str, tuple[float, WaveControl | None]] = field(default_factory=dict)
+
+    def get(self, wave: str) -> WaveControl | None:
+        now = self.clock.now().timestamp()
+        read = self._read.get(wave)
+        if read is None or now - read[0] >= self.max_age_seconds:
+            read = (now, self.controls.get(wave))
+            self._read[wave] = read
+        return read[1]
 
 
 class WaveControlConflictError(Exception):

@@ -39,7 +39,7 @@ from typing import Any
 
 from orchestration.adapters.lanes import Lane, LaneSessions
 from orchestration.adapters.stepfunctions import ExecutionAlreadyExistsError, TaskNotWaitingError
-from orchestration.adapters.wave_control import WaveControl
+from orchestration.adapters.wave_control import RecentWaveControls
 from orchestration.clock import Clock
 from orchestration.events import Step
 from orchestration.launch_records import LaunchIntent, LaunchOutcome, LaunchRequest, WaitingLaunch
@@ -100,7 +100,7 @@ class LoopConfig:
         )
 
 
-# How old a wave's control a launch request may go by (see BatchedLaunches._control_of).
+# How old a wave's control a launch request may go by (RecentWaveControls).
 REQUEST_CONTROL_MAX_AGE_SECONDS = 30.0
 
 
@@ -138,31 +138,22 @@ class BatchedLaunches:
         self._report = reporter
         self._clock = clock
         self._stale_after = stale_after_seconds
-        # Wave -> (when read, its control): see _control_of.
-        self._controls_read: dict[str, tuple[float, WaveControl | None]] = {}
+        # Read by a launch request for its early refusal of a cancelled wave: the wave's
+        # launches are requested together (200 servers ready in one job); the coordinator
+        # reads every wave's control afresh at each run before it starts anything.
+        self._recent_controls = (
+            RecentWaveControls(wave_controls, clock, REQUEST_CONTROL_MAX_AGE_SECONDS)
+            if wave_controls is not None
+            else None
+        )
 
     # --- request_launch --------------------------------------------------------------------
-
-    def _control_of(self, wave: str) -> WaveControl | None:
-        """The wave's control as read within ``REQUEST_CONTROL_MAX_AGE_SECONDS``: a wave's
-        launches are requested together (200 servers ready in one job), and each request
-        reading it costs a call. Only the request's early refusal of a cancelled wave reads
-        this; a cancel rolls the wave's migrations back itself, and the coordinator reads
-        every wave's control afresh at each run before it starts anything."""
-        if self._wave_controls is None:
-            return None
-        now = self._clock.now().timestamp()
-        read = self._controls_read.get(wave)
-        if read is None or now - read[0] >= REQUEST_CONTROL_MAX_AGE_SECONDS:
-            read = (now, self._wave_controls.get(wave))
-            self._controls_read[wave] = read
-        return read[1]
 
     def request(
         self, state: State, launch: Launch, task_token: str, execution: str = ""
     ) -> dict[str, Any]:
         spec = MigrationSpec.model_validate(state["spec"])
-        control = self._control_of(spec.wave)
+        control = self._recent_controls.get(spec.wave) if self._recent_controls else None
         if control is not None and control.state == "CANCELLED":
             raise WaveCancelledError(
                 f"wave {spec.wave} was cancelled by <@{control.by}>: nothing is launched; "

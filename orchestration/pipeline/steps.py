@@ -25,7 +25,7 @@ from orchestration.adapters.mgn import (
     SourceServer,
     SourceServerNotFoundError,
 )
-from orchestration.adapters.wave_control import WaveControl
+from orchestration.adapters.wave_control import RecentWaveControls, WaveControl
 from orchestration.clock import Clock
 from orchestration.events import (
     MigrationCompleted,
@@ -165,6 +165,9 @@ class MigrationSteps:
         # MGN and EC2 are per lane (the spec's target account and Region), asked per call.
         self._lanes = lanes
         self._wave_controls = wave_controls
+        self._recent_controls = (
+            RecentWaveControls(wave_controls, clock) if wave_controls is not None else None
+        )
         # The wave's migrations, for a cutover that waits for other applications
         # (``dependsOn``); without them (unit tests of other steps) nothing waits.
         self._migrations = migrations
@@ -592,9 +595,12 @@ class MigrationSteps:
         return {**waiting, "dependsOn": pending}
 
     def _unless_cancelled(self, wave: str) -> None:
-        held = self._held(wave)
-        if held is not None and held.state == "CANCELLED":
-            raise WaveCancelledError(_cancelled(held))
+        """Validation's early refusal of a cancelled wave, from its control as read in the
+        last half minute (a wave's migrations validate together; the cancel rolls back those
+        that started)."""
+        control = self._recent_controls.get(wave) if self._recent_controls else None
+        if control is not None and control.state == "CANCELLED":
+            raise WaveCancelledError(_cancelled(control))
 
     def _held(self, wave: str) -> WaveControl | None:
         """The wave's pause or cancel, if an operator holds its launches now."""
