@@ -283,9 +283,18 @@ def test_a_removal_stops_the_earlier_revision_a_waiting_one_waits_for(
     driver.send([revised.model_copy(update={"action": "cancel"})])
 
     # THEN the execution that runs is rolled back: the VM is not taken for never started
-    _wait_for(
-        "the rollback", lambda: _record(request.migration_id).status == "ROLLED_BACK", timeout=90
-    )
+    try:
+        _wait_for(
+            "the rollback",
+            lambda: _record(request.migration_id).status == "ROLLED_BACK",
+            timeout=90,
+        )
+    except AssertionError as exc:
+        record = _record(request.migration_id)
+        raise AssertionError(
+            f"{exc}: the record is {record.status} at {record.step}, its last steps "
+            f"{record.history[-4:]}; executions {driver.executions()}"
+        ) from None
     # (the rollback runs for the recorded revision; the waiting one's own never started)
     first_name = first.rsplit(":", 1)[-1]
     [rollback] = [e["name"] for e in driver.executions() if e["name"] != first_name]
