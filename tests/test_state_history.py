@@ -147,11 +147,11 @@ def test_a_steps_reports_in_one_invocation_are_one_record_write_and_one_put(
     spec = spec_of(request)
     calls.clear()
     with reports_deferred():
-        reporter.step(
-            spec, Step.VALIDATE_INPUT, "STARTED", "validating", migration_status="RUNNING"
-        )
+        reporter.step(spec, Step.VALIDATE_INPUT, "STARTED", "validating")
         clock.advance(timedelta(seconds=2))
-        reporter.step(spec, Step.VALIDATE_INPUT, "SUCCEEDED", "inputs valid")
+        reporter.step(
+            spec, Step.VALIDATE_INPUT, "SUCCEEDED", "inputs valid", migration_status="PARKED"
+        )
         reporter.emit(spec, MigrationRequested, revision=request.revision, request=request)
         assert calls == Counter()  # nothing written yet
 
@@ -166,7 +166,7 @@ def test_a_steps_reports_in_one_invocation_are_one_record_write_and_one_put(
     assert [p["detail"].get("status") for p in puts[:2]] == ["STARTED", "SUCCEEDED"]
     record = store.get(request.migration_id)
     assert record is not None
-    assert (record.step, record.status) == ("ValidateInput", "RUNNING")
+    assert (record.step, record.status) == ("ValidateInput", "PARKED")
     assert (
         _table(store).get_item(Key=migration_key(request.migration_id))["Item"]["stepStatus"]
         == "SUCCEEDED"
@@ -202,6 +202,39 @@ def _a_step_that_reports_then_fails(reporter: StatusReporter, spec: MigrationSpe
     with reports_deferred():
         reporter.step(spec, Step.VALIDATE_INPUT, "STARTED", "validating")
         raise LookupError("the step's own error")
+
+
+def test_a_step_that_marks_the_migration_running_does_not_undo_a_rollback_that_ended_meanwhile(
+    store: MigrationStore, reporter: StatusReporter, clock: FixedClock
+) -> None:
+    # GIVEN a step of an execution an operator stops while it runs (its Lambda goes on)
+    request = _recorded(store, clock)
+    spec = spec_of(request)
+    with reports_deferred():
+        reporter.step(
+            spec, Step.VALIDATE_INPUT, "STARTED", "validating", migration_status="RUNNING"
+        )
+        # WHEN the rollback's own execution ends before the stopped step does
+        clock.advance(timedelta(seconds=5))
+        store.advance(
+            request.migration_id,
+            step=Step.ROLLBACK,
+            status="SUCCEEDED",
+            now=clock.now(),
+            message="rolled back",
+            migration_status="ROLLED_BACK",
+        )
+        reporter.step(spec, Step.VALIDATE_INPUT, "SUCCEEDED", "inputs valid")
+
+    # THEN the migration stays rolled back (RUNNING was written when reported, before it)
+    record = store.get(request.migration_id)
+    assert record is not None
+    assert record.status == "ROLLED_BACK"
+    assert [(s["step"], s["status"]) for s in record.history] == [
+        ("ValidateInput", "STARTED"),
+        ("Rollback", "SUCCEEDED"),
+        ("ValidateInput", "SUCCEEDED"),
+    ]
 
 
 def test_an_only_while_at_report_in_a_deferred_invocation_follows_what_was_kept_before_it(

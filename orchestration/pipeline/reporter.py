@@ -130,6 +130,13 @@ class _Kept:
         return self.reports.pop(migration_id, None)
 
 
+# A report that marks the migration running is written when made, not when the invocation
+# ends: made as its step starts, it would otherwise land after anything another writer did
+# meanwhile (a rollback of the execution, stopped while this step ran, that ended first:
+# ROLLED_BACK overwritten by RUNNING). A status that ends the migration is reported as its
+# invocation ends, so writing it then moves it by nothing.
+STATUSES_WRITTEN_AT_ONCE = frozenset({"RUNNING"})
+
 _kept: ContextVar[_Kept | None] = ContextVar("wavepilot_deferred_reports", default=None)
 
 
@@ -218,8 +225,9 @@ class StatusReporter:
         """Move the migration to the step and keep it in its history (one write), then
         announce it; with ``only_while_at``, only if it is still at that step (None: it moved
         on, nothing said). Inside ``reports_deferred``, kept (None) and written when the
-        invocation ends, with the migration's other reports (an ``only_while_at`` report is
-        written at once, after those kept before it)."""
+        invocation ends, with the migration's other reports (an ``only_while_at`` report, or
+        one that marks the migration running, is written at once, after those kept before
+        it)."""
         now = self._clock.now()
         kept = _kept.get()
         if kept is not None:
@@ -238,7 +246,7 @@ class StatusReporter:
                 entry=history_entry(step, status, message, now),
                 migration_status=migration_status,
             )
-            if only_while_at is None:
+            if only_while_at is None and migration_status not in STATUSES_WRITTEN_AT_ONCE:
                 kept.add(self, spec.migration_id, report)
                 return None
             earlier = kept.take(spec.migration_id)
