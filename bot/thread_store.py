@@ -150,16 +150,21 @@ class ThreadStore:
     def save(self, thread: SlackThread, *, previous_sequence: int) -> None:
         """Write the thread if the stored one is still at ``previous_sequence``."""
         try:
-            self._table.put_item(
-                Item={**self._key(thread.migration_id), **_attributes(thread)},
-                ConditionExpression="attribute_not_exists(pk) OR #state.#sequence = :previous",
-                ExpressionAttributeNames={"#state": "state", "#sequence": "sequence"},
-                ExpressionAttributeValues={":previous": previous_sequence},
-            )
+            self._table.put_item(**self._conditional_put(thread, previous_sequence))
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 raise StaleThreadError(thread.migration_id) from None
             raise
+
+    def _conditional_put(self, thread: SlackThread, previous_sequence: int) -> dict[str, Any]:
+        """The thread's item, written only if the stored one is still at ``previous_sequence``
+        (or there is none): a ``PutItem``'s arguments, a transaction's ``Put``."""
+        return {
+            "Item": {**self._key(thread.migration_id), **_attributes(thread)},
+            "ConditionExpression": "attribute_not_exists(pk) OR #state.#sequence = :previous",
+            "ExpressionAttributeNames": {"#state": "state", "#sequence": "sequence"},
+            "ExpressionAttributeValues": {":previous": previous_sequence},
+        }
 
     def save_many(self, threads: Sequence[tuple[SlackThread, int]]) -> set[str]:
         """Write each thread if its stored item is still at the sequence paired with it, in
@@ -181,26 +186,12 @@ class ThreadStore:
             except StaleThreadError:
                 return {thread.migration_id}
             return set()
+        puts: list[Any] = [
+            {"Put": {"TableName": self._table.name, **self._conditional_put(thread, previous)}}
+            for thread, previous in threads
+        ]
         try:
-            self._table.meta.client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self._table.name,
-                            "Item": {**self._key(thread.migration_id), **_attributes(thread)},
-                            "ConditionExpression": (
-                                "attribute_not_exists(pk) OR #state.#sequence = :previous"
-                            ),
-                            "ExpressionAttributeNames": {
-                                "#state": "state",
-                                "#sequence": "sequence",
-                            },
-                            "ExpressionAttributeValues": {":previous": previous},
-                        }
-                    }
-                    for thread, previous in threads
-                ]
-            )
+            self._table.meta.client.transact_write_items(TransactItems=puts)
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "TransactionCanceledException":
                 raise

@@ -161,11 +161,8 @@ def reports_deferred() -> Iterator[None]:
 
 
 def _write_all(kept: _Kept, *, raising: bool) -> None:
-    for migration_id in list(kept.reports):
-        taken = kept.take(migration_id)
-        if taken is None:  # pragma: no cover - taken while listed
-            continue
-        reporter, reports = taken
+    taken, kept.reports = kept.reports, {}
+    for migration_id, (reporter, reports) in taken.items():
         try:
             reporter._write(migration_id, reports)
         except Exception:
