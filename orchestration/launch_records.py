@@ -156,6 +156,28 @@ class LedgerSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class Instance:
+    """An EC2 instance as the checks after a launch see it: its state, address, and the two
+    status checks (``unknown`` when EC2 reports none yet)."""
+
+    instance_id: str
+    state: str
+    private_ip: str | None
+    instance_type: str
+    system_status: str
+    instance_status: str
+
+    @property
+    def up(self) -> bool:
+        """Running, and neither status check impaired (checks still initializing are no
+        reason to wait: the VM's own health checks say whether it serves)."""
+        return self.state == "running" and "impaired" not in {
+            self.system_status,
+            self.instance_status,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class LaunchOutcome:
     """How one server's launch ended, for the execution waiting on ``task_token``."""
 
@@ -168,3 +190,6 @@ class LaunchOutcome:
     launched_ec2_instance_id: str | None = None
     detail: str = ""
     execution: str = ""  # the execution whose request this answers
+    # The launched instance as the coordinator saw it when the job completed (one bulk
+    # read for the job's servers); None when it could not look.
+    instance: Instance | None = None

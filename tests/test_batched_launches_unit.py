@@ -88,7 +88,11 @@ class NoMgn:
         self.mgn = StillReplicating()
 
     def clients(self, lane: Lane) -> SimpleNamespace:
-        return SimpleNamespace(mgn=self.mgn)
+        return SimpleNamespace(mgn=self.mgn, ec2=SimpleNamespace(instances=self.no_instances))
+
+    @staticmethod
+    def no_instances(ids: Sequence[str]) -> dict[str, Any]:
+        raise AssertionError(f"no launch completes in these runs: {list(ids)} read")
 
 
 @pytest.fixture

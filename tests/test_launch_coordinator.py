@@ -22,7 +22,13 @@ from moto import mock_aws
 from orchestration.adapters.launch_ledger import DynamoLaunchLedger
 from orchestration.adapters.mgn import Job, MgnAdapter
 from orchestration.adapters.state_store import MigrationRecord
-from orchestration.launch_records import INTENT_TAG, LaunchKind, LaunchOutcome, LaunchRequest
+from orchestration.launch_records import (
+    INTENT_TAG,
+    Instance,
+    LaunchKind,
+    LaunchOutcome,
+    LaunchRequest,
+)
 from orchestration.local.mgn import (
     EmulatorSettings,
     JobSummary,
@@ -92,12 +98,13 @@ class Lane:
         records: Callable[[str], Sequence[MigrationRecord]] | None = None,
         told: list[tuple[str, tuple[str, ...]]] | None = None,
         told_held: list[tuple[str, str]] | None = None,
+        instances: Callable[[list[str]], Mapping[str, Instance]] | None = None,
     ) -> LaunchCoordinator:
         """A coordinator as a fresh process would build it (a new one after a "crash");
         ``held``: the waves an operator paused (wave -> the pause's mark); ``records``: the
         waves' migrations; ``told`` collects the cutovers reported waiting for their
         dependencies (server, apps), ``told_held`` the requests reported held (server,
-        mark)."""
+        mark); ``instances``: the lane's EC2 reads of launched instances."""
         return LaunchCoordinator(
             mgn=mgn or MgnAdapter(self.client),
             ledger=self.ledger,
@@ -111,6 +118,7 @@ class Lane:
             on_dependencies=lambda waiting: (told if told is not None else []).extend(
                 (launch.request.source_server_id, apps) for launch, apps in waiting
             ),
+            instances=instances,
         )
 
     @property
@@ -342,6 +350,68 @@ def test_one_failing_server_in_a_job_of_200_fails_alone(lanes: LaneFactory) -> N
     assert failed.launched_ec2_instance_id is None
     assert job.job_id in failed.detail
     assert {o.job_id for o in outcomes} == {job.job_id}
+
+
+class Ec2Reads:
+    """The lane's EC2 reads of launched instances: each call's IDs; every instance running
+    (``failing``: the reads fail)."""
+
+    def __init__(self, *, failing: bool = False) -> None:
+        self.calls: list[list[str]] = []
+        self.failing = failing
+
+    def __call__(self, instance_ids: list[str]) -> dict[str, Instance]:
+        self.calls.append(list(instance_ids))
+        if self.failing:
+            raise ConnectionError("EC2 did not answer")
+        return {
+            instance_id: Instance(instance_id, "running", "10.0.7.7", "t3.large", "ok", "ok")
+            for instance_id in instance_ids
+        }
+
+
+def test_the_instances_a_job_launched_are_read_at_once_and_go_with_their_own_outcomes(
+    lanes: LaneFactory,
+) -> None:
+    lane = lanes(200)
+    failing = lane.server_ids[3]
+    lane.emulator.faults.fail_next_launch(failing)
+    lane.request_all("test")
+    reads = Ec2Reads()
+    coordinator = lane.coordinator(instances=reads)
+    coordinator.run_once(lane.now)
+    assert reads.calls == []  # nothing launched yet
+
+    lane.emulator.clock.advance(AFTER_LAUNCH)
+    outcomes = coordinator.run_once(lane.now)
+
+    launched = {o.launched_ec2_instance_id for o in outcomes if o.launch_status == "LAUNCHED"}
+    assert len(launched) == 199
+    assert [set(call) for call in reads.calls] == [launched]  # one read for the whole job
+    for outcome in outcomes:
+        if outcome.launch_status == "LAUNCHED":
+            assert outcome.instance is not None
+            assert outcome.instance.instance_id == outcome.launched_ec2_instance_id
+        else:
+            assert (outcome.source_server_id, outcome.instance) == (failing, None)
+    assert {o.instance for o in lane.ledger.undelivered()} == {o.instance for o in outcomes}
+
+
+def test_launches_are_answered_without_their_instances_when_ec2_cannot_be_read(
+    lanes: LaneFactory,
+) -> None:
+    lane = lanes(5)
+    lane.request_all("test")
+    reads = Ec2Reads(failing=True)
+    coordinator = lane.coordinator(instances=reads)
+    coordinator.run_once(lane.now)
+    lane.emulator.clock.advance(AFTER_LAUNCH)
+
+    outcomes = coordinator.run_once(lane.now)
+
+    assert len(reads.calls) == 1
+    assert by_status(outcomes) == {"LAUNCHED": 5}
+    assert {o.instance for o in outcomes} == {None}  # each verify step looks for itself
 
 
 def test_a_batch_is_answered_when_its_job_completes_not_when_each_server_launched(

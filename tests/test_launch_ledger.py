@@ -14,6 +14,7 @@ from moto import mock_aws
 
 from orchestration.adapters.launch_ledger import DynamoLaunchLedger
 from orchestration.launch_records import (
+    Instance,
     LaunchIntent,
     LaunchOutcome,
     LaunchRequest,
@@ -120,6 +121,22 @@ def test_an_answered_outcome_waits_in_the_outbox_until_delivered(
     ledger.delivered([outcome("token-1")])
     assert ledger.undelivered() == []
     assert ledger.snapshot().waiting == ()
+
+
+def test_an_outcome_keeps_the_instance_the_coordinator_saw_for_its_task_only(
+    ledger: DynamoLaunchLedger,
+) -> None:
+    seen = Instance("i-1", "running", "10.0.1.15", "t3.large", "ok", "initializing")
+    ledger.record_request(REQUEST, "token-1")
+    ledger.complete([replace(outcome("token-1"), instance=seen)])
+
+    (pending,) = ledger.undelivered()
+    assert pending.instance == seen
+    # a retried task of the same execution gets the outcome again, not that old sighting
+    ledger.delivered([pending])
+    assert ledger.record_request(REQUEST, "token-2") == "reanswered"
+    (again,) = ledger.undelivered()
+    assert (again.task_token, again.instance) == ("token-2", None)
 
 
 def test_one_loop_holds_the_lease_and_gives_it_up_only_if_no_request_came(

@@ -499,6 +499,70 @@ def test_a_batched_launch_is_verified_from_the_coordinators_outcome_without_aski
     assert result["instanceId"] == "i-0123456789abcdef0"
 
 
+def coordinator_saw(instance_id: str, state: str, system_status: str = "ok") -> dict[str, Any]:
+    """A batched launch's outcome with the instance as the coordinator read it in bulk."""
+    return {
+        "started": True,
+        "jobId": "mgnjob-batch",
+        "instanceId": instance_id,
+        "launchStatus": "LAUNCHED",
+        "detail": "",
+        "instance": {
+            "instanceId": instance_id,
+            "state": state,
+            "privateIp": "10.0.9.9",
+            "instanceType": "t3.large",
+            "systemStatus": system_status,
+            "instanceStatus": "initializing",
+        },
+    }
+
+
+def test_a_batched_launch_seen_up_by_the_coordinator_is_verified_without_asking_ec2(
+    pipeline: Pipeline,
+) -> None:
+    outcome = coordinator_saw("i-0000000000000000a", "running")
+
+    result = pipeline.steps.verify_launch({**pipeline.state(), "test": outcome}, "test")
+
+    assert result["done"] is True
+    assert result["instanceId"] == "i-0000000000000000a"
+    assert pipeline.ec2.looked_at == []
+    assert {address for address, _port in pipeline.probe.probed} == {"10.0.9.9"}
+
+
+@pytest.mark.parametrize(
+    ("state", "system_status"), [("pending", "initializing"), ("running", "impaired")]
+)
+def test_an_instance_the_coordinator_did_not_see_up_is_looked_at_again(
+    pipeline: Pipeline, state: str, system_status: str
+) -> None:
+    instance_id = "i-0000000000000000b"
+    pipeline.ec2.instances[instance_id] = running_instance(instance_id)
+    outcome = coordinator_saw(instance_id, state, system_status)
+
+    result = pipeline.steps.verify_launch({**pipeline.state(), "cutover": outcome}, "cutover")
+
+    assert result["done"] is True
+    assert pipeline.ec2.looked_at == [instance_id]
+
+
+def test_a_later_look_at_a_batched_launch_asks_ec2_not_the_coordinators_old_sighting(
+    pipeline: Pipeline,
+) -> None:
+    instance_id = "i-0000000000000000c"
+    outcome = coordinator_saw(instance_id, "running")
+    since = pipeline.clock.now().timestamp()
+    polled = {"done": False, "stage": "health checks", "startedAt": since}
+
+    waiting = pipeline.steps.verify_launch(
+        {**pipeline.state(), "test": outcome, "testCheck": polled}, "test"
+    )
+
+    assert waiting["done"] is False  # EC2 no longer knows it: booting, looked at again later
+    assert pipeline.ec2.looked_at == [instance_id]
+
+
 @pytest.mark.parametrize(
     ("status", "error"),
     [

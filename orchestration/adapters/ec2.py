@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from orchestration.launch_records import Instance
+
 if TYPE_CHECKING:
     from mypy_boto3_ec2.client import EC2Client
     from mypy_boto3_iam.client import IAMClient
@@ -44,21 +46,13 @@ class TemplateFacts:
 
 # EC2's filters take at most 200 values per filter.
 MAX_FILTER_VALUES = 200
+# DescribeInstanceStatus takes at most 100 instance IDs per call.
+MAX_STATUS_IDS = 100
 
 
 def _chunks(values: list[str], size: int = MAX_FILTER_VALUES) -> list[list[str]]:
     unique = sorted(set(values))
     return [unique[i : i + size] for i in range(0, len(unique), size)]
-
-
-@dataclass(frozen=True, slots=True)
-class Instance:
-    instance_id: str
-    state: str
-    private_ip: str | None
-    instance_type: str
-    system_status: str
-    instance_status: str
 
 
 def _missing(exc: ClientError) -> bool:
@@ -244,25 +238,41 @@ class Ec2Adapter:
         return int(version)
 
     def instance(self, instance_id: str) -> Instance | None:
-        try:
-            reservations = self._ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
-        except ClientError as exc:
-            if _missing(exc):
-                return None
-            raise
-        instances = [i for r in reservations for i in r.get("Instances", [])]
-        if not instances:
-            return None
-        found = instances[0]
-        statuses = self._ec2.describe_instance_status(
-            InstanceIds=[instance_id], IncludeAllInstances=True
-        ).get("InstanceStatuses", [])
-        status = statuses[0] if statuses else {}
-        return Instance(
-            instance_id=instance_id,
-            state=found.get("State", {}).get("Name", "unknown"),
-            private_ip=found.get("PrivateIpAddress"),
-            instance_type=found.get("InstanceType", ""),
-            system_status=status.get("SystemStatus", {}).get("Status", "unknown"),
-            instance_status=status.get("InstanceStatus", {}).get("Status", "unknown"),
-        )
+        return self.instances([instance_id]).get(instance_id)
+
+    def instances(self, instance_ids: list[str]) -> dict[str, Instance]:
+        """The instances EC2 knows of these IDs (one missing is left out), with their status
+        checks: one ``DescribeInstances`` per 200 IDs (a filter, which does not fail on an
+        unknown ID) and one ``DescribeInstanceStatus`` per 100 found."""
+        found: dict[str, Any] = {}
+        for chunk in _chunks(instance_ids):
+            try:
+                reservations = self._ec2.describe_instances(
+                    Filters=[{"Name": "instance-id", "Values": chunk}]
+                )["Reservations"]
+            except ClientError as exc:
+                if _missing(exc):
+                    continue
+                raise
+            found.update((i["InstanceId"], i) for r in reservations for i in r.get("Instances", []))
+        statuses: dict[str, Any] = {}
+        for chunk in _chunks(list(found), MAX_STATUS_IDS):
+            for status in self._ec2.describe_instance_status(
+                InstanceIds=chunk, IncludeAllInstances=True
+            ).get("InstanceStatuses", []):
+                statuses[status["InstanceId"]] = status
+        return {
+            instance_id: Instance(
+                instance_id=instance_id,
+                state=item.get("State", {}).get("Name", "unknown"),
+                private_ip=item.get("PrivateIpAddress"),
+                instance_type=item.get("InstanceType", ""),
+                system_status=statuses.get(instance_id, {})
+                .get("SystemStatus", {})
+                .get("Status", "unknown"),
+                instance_status=statuses.get(instance_id, {})
+                .get("InstanceStatus", {})
+                .get("Status", "unknown"),
+            )
+            for instance_id, item in found.items()
+        }

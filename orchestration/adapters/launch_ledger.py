@@ -43,6 +43,7 @@ from botocore.exceptions import ClientError
 
 from orchestration.adapters.state_store import META, migration_pk
 from orchestration.launch_records import (
+    Instance,
     JobKind,
     LaunchIntent,
     LaunchOutcome,
@@ -173,7 +174,8 @@ class DynamoLaunchLedger:
             raise LedgerConflictError(f"{answered_key}: answered, then gone")
         if item.get("taskToken") == task_token:
             return "answered"
-        outcome = replace(_outcome(dict(item)), task_token=task_token)
+        # The instance as seen back then is not news for the task that asks now: it looks.
+        outcome = replace(_outcome(dict(item)), task_token=task_token, instance=None)
         self._table.meta.client.transact_write_items(
             TransactItems=[
                 *self._answer_writes(outcome),
@@ -688,7 +690,33 @@ def _outcome_item(outcome: LaunchOutcome) -> dict[str, Any]:
         item["execution"] = outcome.execution
     if outcome.launched_ec2_instance_id:
         item["launchedEc2InstanceId"] = outcome.launched_ec2_instance_id
+    if outcome.instance is not None:
+        item["instance"] = _instance_attributes(outcome.instance)
     return item
+
+
+def _instance_attributes(instance: Instance) -> dict[str, str]:
+    return {
+        "instanceId": instance.instance_id,
+        "state": instance.state,
+        "privateIp": instance.private_ip or "",
+        "instanceType": instance.instance_type,
+        "systemStatus": instance.system_status,
+        "instanceStatus": instance.instance_status,
+    }
+
+
+def _instance(value: object) -> Instance | None:
+    if not isinstance(value, dict):
+        return None
+    return Instance(
+        instance_id=str(value["instanceId"]),
+        state=str(value["state"]),
+        private_ip=str(value["privateIp"]) or None,
+        instance_type=str(value["instanceType"]),
+        system_status=str(value["systemStatus"]),
+        instance_status=str(value["instanceStatus"]),
+    )
 
 
 def _outcome(item: dict[str, Any]) -> LaunchOutcome:
@@ -704,6 +732,7 @@ def _outcome(item: dict[str, Any]) -> LaunchOutcome:
         ),
         detail=str(item.get("detail", "")),
         execution=str(item.get("execution", "")),
+        instance=_instance(item.get("instance")),
     )
 
 

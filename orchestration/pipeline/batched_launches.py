@@ -42,7 +42,13 @@ from orchestration.adapters.stepfunctions import ExecutionAlreadyExistsError, Ta
 from orchestration.adapters.wave_control import RecentWaveControls
 from orchestration.clock import Clock
 from orchestration.events import Step
-from orchestration.launch_records import LaunchIntent, LaunchOutcome, LaunchRequest, WaitingLaunch
+from orchestration.launch_records import (
+    Instance,
+    LaunchIntent,
+    LaunchOutcome,
+    LaunchRequest,
+    WaitingLaunch,
+)
 from orchestration.observability import logger
 from orchestration.pipeline.errors import WaveCancelledError
 from orchestration.pipeline.launch_batches import LaneQuotas
@@ -235,8 +241,9 @@ class BatchedLaunches:
                 return {"runs": runs, **hand_over_now()}
             return {"runs": runs, "done": True, "reason": ANOTHER_LOOP}
         account_id, _, region = lane_label.partition("/")
+        clients = self._lanes.clients(Lane(account_id, region))
         coordinator = LaunchCoordinator(
-            mgn=self._lanes.clients(Lane(account_id, region)).mgn,
+            mgn=clients.mgn,
             ledger=ledger,
             quotas=loop.quotas,
             linger=timedelta(seconds=loop.linger_seconds),
@@ -247,6 +254,7 @@ class BatchedLaunches:
             on_held=self._report_held,
             wave_migrations=self._migrations.wave_migrations if self._migrations else None,
             on_dependencies=self._report_dependencies,
+            instances=clients.ec2.instances,
         )
         answered = coordinator.run_once(now, waited=timedelta(seconds=waited_seconds))
         sent, moved_on = self.deliver(ledger)
@@ -421,13 +429,28 @@ def _test_instance_to_retire(state: State) -> str | None:
 def outcome_output(outcome: LaunchOutcome) -> dict[str, Any]:
     """What RequestTestLaunch / RequestCutover put at ``$.test`` / ``$.cutover``: the
     verify step reads it instead of asking MGN for the job again."""
-    return {
+    output: dict[str, Any] = {
         "started": True,
         "done": True,
         "jobId": outcome.job_id,
         "instanceId": outcome.launched_ec2_instance_id,
         "launchStatus": outcome.launch_status,
         "detail": outcome.detail,
+    }
+    if outcome.instance is not None:
+        output["instance"] = instance_output(outcome.instance)
+    return output
+
+
+def instance_output(instance: Instance) -> dict[str, Any]:
+    """The launched instance as the coordinator saw it, in the execution's state."""
+    return {
+        "instanceId": instance.instance_id,
+        "state": instance.state,
+        "privateIp": instance.private_ip,
+        "instanceType": instance.instance_type,
+        "systemStatus": instance.system_status,
+        "instanceStatus": instance.instance_status,
     }
 
 

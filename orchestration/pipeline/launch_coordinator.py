@@ -9,7 +9,10 @@ a. **observe**: one ``DescribeJobs`` for every job the lane's ledger knows; when
    per-VM truth from a shared job, so a server that fails in a batch fails alone. Not
    before the job completes (MGN holds each server in its job until then: see
    ``_ended_launches``). A cutover whose window closed before it could start is answered
-   ``WINDOW_CLOSED``.
+   ``WINDOW_CLOSED``. The instances a completed job launched are looked at in bulk (one
+   ``DescribeInstances`` per 200, one ``DescribeInstanceStatus`` per 100) and each outcome
+   carries its own: the step that verifies the launch starts from it instead of asking EC2
+   for its instance alone.
 b. **replication**: test requests wait for their server's replication here, not in their
    executions: one ``DescribeSourceServers`` per 200 servers not yet seen launchable, for
    new requests at once and for the others every ``readiness_poll``. A server seen
@@ -63,6 +66,7 @@ from orchestration.adapters.mgn import (
 )
 from orchestration.launch_records import (
     INTENT_TAG,
+    Instance,
     JobKind,
     LaunchIntent,
     LaunchKind,
@@ -160,6 +164,9 @@ class LaunchCoordinator:
             applications (``dependsOn``); without it (tests of other rules) none waits.
         on_dependencies: told once of each cutover that waits for the applications it goes
             after (and which): the wiring reports StartCutover WAITING for it.
+        instances: the lane's EC2 instances of these IDs, read in bulk (``Ec2Adapter``):
+            the instances a completed job launched go with their outcomes; without it (tests
+            of other rules) outcomes carry none and the verify step looks itself.
     """
 
     def __init__(
@@ -178,8 +185,10 @@ class LaunchCoordinator:
         wave_migrations: Callable[[str], Sequence[MigrationRecord]] | None = None,
         on_dependencies: Callable[[Sequence[tuple[WaitingLaunch, tuple[str, ...]]]], None]
         | None = None,
+        instances: Callable[[list[str]], Mapping[str, Instance]] | None = None,
     ) -> None:
         self._mgn = mgn
+        self._instances = instances
         self._wave_migrations = wave_migrations
         self._on_dependencies = on_dependencies or (lambda _waiting: None)
         self._wave_held = wave_held or (lambda _wave: "")
@@ -461,7 +470,27 @@ class LaunchCoordinator:
             outcomes.extend(_ended_launches(intent, job, waiting))
             if job.status == "COMPLETED":
                 ended.append(intent.intent_id)
-        return outcomes, ended
+        return self._with_instances(outcomes), ended
+
+    def _with_instances(self, outcomes: list[LaunchOutcome]) -> list[LaunchOutcome]:
+        """The launched instances, read in bulk, each with its outcome. A read that fails
+        costs only the shortcut: the outcomes go without, and each verify step looks."""
+        launched = [o.launched_ec2_instance_id for o in outcomes if o.launched_ec2_instance_id]
+        if self._instances is None or not launched:
+            return outcomes
+        try:
+            seen = self._instances(launched)
+        except Exception:
+            logger.warning(
+                "the launched instances could not be read in bulk: each verify step reads its own",
+                extra={"instances": len(launched)},
+                exc_info=True,
+            )
+            return outcomes
+        return [
+            replace(outcome, instance=seen.get(outcome.launched_ec2_instance_id or ""))
+            for outcome in outcomes
+        ]
 
     @staticmethod
     def _closed_windows(

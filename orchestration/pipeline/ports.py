@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
-    from orchestration.adapters.ec2 import Instance, Subnet
+    from orchestration.adapters.ec2 import Subnet
     from orchestration.adapters.mgn import Grouping, Job, SourceServer
     from orchestration.adapters.parks import ParkRecord, ParkStatus
     from orchestration.adapters.state_store import ApprovalRecord, MigrationRecord
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from orchestration.events import EventDetail, MigrationStatusUpdated, Step, StepStatus
     from orchestration.health_checks import CheckResult, HealthCheckSpec
     from orchestration.launch_records import (
+        Instance,
         LaunchIntent,
         LaunchOutcome,
         LaunchRequest,

@@ -34,6 +34,7 @@ from orchestration.events import (
     RollbackStarted,
     Step,
 )
+from orchestration.launch_records import Instance
 from orchestration.pipeline.cutover_order import check_dependencies, dependency_failed
 from orchestration.pipeline.errors import (
     ROLLBACK_REQUESTED,
@@ -693,12 +694,12 @@ class MigrationSteps:
                     launchStatus=entry.launch_status,
                 )
             instance_id = entry.launched_instance_id
-        instance = lane.ec2.instance(instance_id)
-        if (
-            instance is None
-            or instance.state != "running"
-            or "impaired" in {instance.system_status, instance.instance_status}
-        ):
+        # Batched, the coordinator read the job's instances in bulk as it completed: the
+        # first look starts from what it saw, if that was the instance up; a later look (or
+        # an instance not yet up then) asks EC2.
+        seen = _seen_up(started, instance_id) if key not in state else None
+        instance = seen or lane.ec2.instance(instance_id)
+        if instance is None or not instance.up:
             if timed_out:
                 raise LaunchTimeoutError(
                     f"instance {instance_id} is "
@@ -1049,6 +1050,23 @@ def _set_post_launch_actions(
         return ""
     names = ", ".join(a.name for a in sorted(spec.post_launch_actions, key=lambda a: a.order))
     return f"; post-launch actions: {names}"
+
+
+def _seen_up(outcome: dict[str, Any], instance_id: str) -> Instance | None:
+    """The launched instance as the coordinator saw it, if it was up (running, no status
+    check impaired)."""
+    seen = outcome.get("instance")
+    if not isinstance(seen, dict) or seen.get("instanceId") != instance_id:
+        return None
+    instance = Instance(
+        instance_id=instance_id,
+        state=str(seen.get("state") or "unknown"),
+        private_ip=seen.get("privateIp") or None,
+        instance_type=str(seen.get("instanceType") or ""),
+        system_status=str(seen.get("systemStatus") or "unknown"),
+        instance_status=str(seen.get("instanceStatus") or "unknown"),
+    )
+    return instance if instance.up else None
 
 
 def _coordinated_launch(outcome: dict[str, Any], launch: Launch, server_id: str) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from orchestration.adapters.ec2 import Instance, Subnet
+from orchestration.adapters.ec2 import Subnet
 from orchestration.adapters.lanes import Lane, LaneRoleUnavailableError
 from orchestration.adapters.mgn import (
     Job,
@@ -27,6 +27,7 @@ from orchestration.adapters.stepfunctions import Execution, ExecutionAlreadyExis
 from orchestration.events import EventDetail, MigrationStatusUpdated, Step, StepStatus
 from orchestration.health_checks import CheckResult, HealthCheckSpec
 from orchestration.launch_records import (
+    Instance,
     LaunchIntent,
     LaunchOutcome,
     LaunchRequest,
@@ -508,6 +509,7 @@ class FakeEc2:
         self.subnets: dict[str, Subnet] = {}
         self.groups: dict[str, str] = {}
         self.instances: dict[str, Instance] = {}
+        self.looked_at: list[str] = []  # the instances asked for, in order
         self.template_versions = 0
 
     def subnet(self, subnet_id: str) -> Subnet | None:
@@ -536,6 +538,7 @@ class FakeEc2:
         return self.template_versions
 
     def instance(self, instance_id: str) -> Instance | None:
+        self.looked_at.append(instance_id)
         return self.instances.get(instance_id)
 
 
