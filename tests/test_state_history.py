@@ -181,6 +181,93 @@ def test_a_steps_reports_in_one_invocation_are_one_record_write_and_one_put(
     assert later.sequence == 4
 
 
+def _recorded_all(store: MigrationStore, clock: FixedClock) -> list[MigrationRequest]:
+    requests = example_requests()
+    for request in requests:
+        store.record_request(request, request.revision or "", "corr-1", clock.now())
+    return requests
+
+
+def test_many_migrations_reports_in_one_invocation_are_written_together(
+    store: MigrationStore,
+    reporter: StatusReporter,
+    clock: FixedClock,
+    calls: Counter[str],
+    emulated_aws: EmulatedAws,
+) -> None:
+    # GIVEN an invocation that reports of four migrations (the coordinator's batches), one
+    # of them already further along
+    requests = _recorded_all(store, clock)
+    ahead = requests[2].migration_id
+    reporter.step(spec_of(requests[2]), Step.VALIDATE_INPUT, "SUCCEEDED", "inputs valid")
+    emulated_aws.captured()
+    calls.clear()
+    with reports_deferred():
+        for request in requests:
+            spec = spec_of(request)
+            reporter.step(spec, Step.WAIT_FOR_REPLICATION, "SUCCEEDED", "replication ready")
+            reporter.step(spec, Step.START_TEST_LAUNCH, "SUCCEEDED", "test launch started")
+
+    # THEN their sequences are read in one call and their records written in one transaction
+    assert calls == Counter({"BatchGetItem": 1, "TransactWriteItems": 1, "PutEvents": 1})
+    puts = emulated_aws.captured()
+    by_migration: dict[str, list[int]] = {}
+    for put in puts:
+        by_migration.setdefault(put["detail"]["migrationId"], []).append(put["detail"]["sequence"])
+    for request in requests:
+        first = 2 if request.migration_id == ahead else 1
+        assert by_migration[request.migration_id] == [first, first + 1]
+        record = store.get(request.migration_id)
+        assert record is not None
+        assert record.step == "StartTestLaunch"
+        assert [s["message"] for s in record.history][-2:] == [
+            "replication ready",
+            "test launch started",
+        ]
+    # AND the next report goes on from there
+    later = reporter.step(spec_of(requests[0]), Step.VERIFY_TEST_LAUNCH, "STARTED", "verifying")
+    assert later is not None
+    assert later.sequence == 3
+
+
+def test_a_record_another_writer_moved_meanwhile_is_written_alone_and_numbered_after_it(
+    store: MigrationStore,
+    reporter: StatusReporter,
+    clock: FixedClock,
+    calls: Counter[str],
+    emulated_aws: EmulatedAws,
+) -> None:
+    # GIVEN four migrations' reports, and another writer that takes a sequence number of
+    # one of them between their read and their transaction
+    requests = _recorded_all(store, clock)
+    moved = requests[1]
+    client = store._table.meta.client
+
+    def another_writer(**_: Any) -> None:
+        client.meta.events.unregister("before-call.dynamodb.TransactWriteItems", another_writer)
+        store.next_sequence(moved.migration_id)
+
+    client.meta.events.register("before-call.dynamodb.TransactWriteItems", another_writer)
+    emulated_aws.captured()
+    calls.clear()
+    with reports_deferred():
+        for request in requests:
+            reporter.step(spec_of(request), Step.START_TEST_LAUNCH, "SUCCEEDED", "started")
+
+    # THEN the transaction wrote nothing and each record was written alone, after the other
+    # writer's number: no sequence number given twice, none of the reports lost
+    assert calls["TransactWriteItems"] == 1
+    assert calls["UpdateItem"] == 1 + len(requests)  # the other writer's, then each alone
+    sequences = {
+        put["detail"]["migrationId"]: put["detail"]["sequence"] for put in emulated_aws.captured()
+    }
+    assert sequences == {request.migration_id: 2 if request is moved else 1 for request in requests}
+    for request in requests:
+        record = store.get(request.migration_id)
+        assert record is not None
+        assert [s["message"] for s in record.history][-1:] == ["started"]
+
+
 def test_a_step_that_raises_still_writes_what_it_reported_and_raises_its_own_error(
     store: MigrationStore, reporter: StatusReporter, clock: FixedClock, emulated_aws: EmulatedAws
 ) -> None:

@@ -60,6 +60,7 @@ from orchestration.pipeline.ports import (
     WaveControls,
     WaveMigrations,
 )
+from orchestration.pipeline.reporter import reports_deferred
 from orchestration.pipeline.spec import MigrationSpec
 from orchestration.pipeline.steps import Launch, State
 
@@ -256,7 +257,10 @@ class BatchedLaunches:
             on_dependencies=self._report_dependencies,
             instances=clients.ec2.instances,
         )
-        answered = coordinator.run_once(now, waited=timedelta(seconds=waited_seconds))
+        # The run's reports (replicated, started, held, waiting for dependencies), of many
+        # migrations, are written together when it ends, before any outcome is sent.
+        with reports_deferred():
+            answered = coordinator.run_once(now, waited=timedelta(seconds=waited_seconds))
         sent, moved_on = self.deliver(ledger)
         left = coordinator.last_run
         assert left is not None  # run_once sets it

@@ -5,7 +5,11 @@ migration is kept and written when the invocation ends, in one record write per 
 (the sequence numbers, the step it is at, the history entries, its status), then its events
 are put (``events_deferred``: ten to a ``PutEvents`` call). A step that reports STARTED and
 its outcome, or its outcome and an event (``MigrationCompleted``, ``ApprovalRequested``),
-writes the record once, not twice. The reports are written however the invocation ends (a
+writes the record once, not twice. An invocation that reports of many migrations (the launch
+coordinator's, for a batch) writes their records together: their sequence numbers read in
+one call and the records written in one transaction per 100, each conditioned on the number
+read (one that another writer moved meanwhile is written alone, numbered after it). The
+reports are written however the invocation ends (a
 step that raises still says what it reported first); a write refused then is logged and the
 step's own error is the one raised, as the state machine's Retry and Catch expect.
 """
@@ -19,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from orchestration.adapters.event_bus import EventBus, events_deferred
-from orchestration.adapters.state_store import MigrationStore, history_entry
+from orchestration.adapters.state_store import MigrationStore, ReportWrite, history_entry
 from orchestration.clock import Clock
 from orchestration.events import EventDetail, EventRouting, MigrationStatusUpdated, Step, StepStatus
 from orchestration.migration_request import MigrationRequest
@@ -160,17 +164,29 @@ def reports_deferred() -> Iterator[None]:
         _write_all(kept, raising=True)
 
 
+# From this many migrations in one invocation (the launch coordinator's batches), their
+# reports are written together: two calls per 100 migrations, not one each.
+WRITTEN_TOGETHER_FROM = 3
+
+
 def _write_all(kept: _Kept, *, raising: bool) -> None:
     taken, kept.reports = kept.reports, {}
+    by_reporter: dict[int, tuple[StatusReporter, dict[str, list[_Report]]]] = {}
     for migration_id, (reporter, reports) in taken.items():
+        by_reporter.setdefault(id(reporter), (reporter, {}))[1][migration_id] = reports
+    for reporter, migrations in by_reporter.values():
         try:
-            reporter._write(migration_id, reports)
+            if len(migrations) >= WRITTEN_TOGETHER_FROM:
+                reporter._write_many(migrations)
+            else:
+                for migration_id, reports in migrations.items():
+                    reporter._write(migration_id, reports)
         except Exception:
             if raising:
                 raise
             logger.exception(
                 "the step's reports could not be written after its error",
-                extra={"migration_id": migration_id, "reports": len(reports)},
+                extra={"migrations": len(migrations)},
             )
 
 
@@ -276,19 +292,46 @@ class StatusReporter:
 
     def _write(self, migration_id: str, reports: Sequence[_Report]) -> None:
         """Write one migration's kept reports in one record write, then put their events."""
-        steps = [report for report in reports if report.at is not None]
-        statuses = [report.migration_status for report in reports if report.migration_status]
+        write = _record_write(migration_id, reports)
         last = self._store.record_reports(
             migration_id,
-            sequences=len(reports),
+            sequences=write.sequences,
             now=self._clock.now(),
-            at=steps[-1].at if steps else None,
-            history=[report.entry for report in steps if report.entry is not None],
-            migration_status=statuses[-1] if statuses else None,
+            at=write.at,
+            history=write.history,
+            migration_status=write.migration_status,
         )
         assert last is not None  # only_while_at is never kept
+        self._put(reports, last)
+
+    def _write_many(self, migrations: dict[str, list[_Report]]) -> None:
+        """Write many migrations' kept reports together (``record_reports_many``), then put
+        their events, each migration's in order."""
+        last = self._store.record_reports_many(
+            [_record_write(migration_id, reports) for migration_id, reports in migrations.items()],
+            self._clock.now(),
+        )
+        for migration_id, reports in migrations.items():
+            self._put(reports, last[migration_id])
+
+    def _put(self, reports: Sequence[_Report], last: int) -> None:
+        """Put a migration's reports as events, numbered up to ``last``."""
         first = last - len(reports) + 1
         for offset, report in enumerate(reports):
             self._bus.put(
                 report.event_type.model_validate({**report.fields, "sequence": first + offset})
             )
+
+
+def _record_write(migration_id: str, reports: Sequence[_Report]) -> ReportWrite:
+    """What a migration's kept reports write to its record: a sequence number each, the last
+    step reached, the steps' history entries, the last status set."""
+    steps = [report for report in reports if report.at is not None]
+    statuses = [report.migration_status for report in reports if report.migration_status]
+    return ReportWrite(
+        migration_id,
+        sequences=len(reports),
+        at=steps[-1].at if steps else None,
+        history=tuple(report.entry for report in steps if report.entry is not None),
+        migration_status=statuses[-1] if statuses else None,
+    )
