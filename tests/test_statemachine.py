@@ -36,11 +36,10 @@ ARNS = {
 ROOT = Path(__file__).resolve().parents[1]
 # The Task states whose Lambda reports under another step name than the state's own.
 # Batched launches: the lane's coordinator reports StartTestLaunch / StartCutover for each
-# server of the job it starts; the window's wait reports StartCutover WAITING.
+# server of the job it starts.
 REPORTED_AS = {
     "CheckReplication": Step.WAIT_FOR_REPLICATION,
     "RequestTestLaunch": Step.START_TEST_LAUNCH,
-    "AwaitCutoverWindow": Step.START_CUTOVER,
     "RequestCutover": Step.START_CUTOVER,
     "AwaitParkDecision": Step.PARK,
     "CheckFinalizeHold": Step.FINALIZE_CUTOVER,
@@ -79,7 +78,7 @@ def test_the_launch_design_is_chosen_where_the_launch_loops_begin(
     assert definition["States"]["Configure"]["Result"]["launchDesign"] == "per-vm"
     for choice, batched, per_vm in [
         ("TestLaunchDesign", "RequestTestLaunch", "CheckReplication"),
-        ("CutoverDesign", "AwaitCutoverWindow", "StartCutover"),
+        ("CutoverDesign", "CutoverWindowOpen", "StartCutover"),
     ]:
         [rule] = states[choice]["Choices"]
         assert rule == {
@@ -94,7 +93,17 @@ def test_the_launch_design_is_chosen_where_the_launch_loops_begin(
     assert states["PrepareCutover"]["Next"] == "CutoverDesign"
     # The cutover waits for its window before it is requested; both requests wait on a token
     # and flow into the verify steps, which read the coordinator's outcome.
-    assert states["CutoverWindowOpen"]["Choices"][0]["Next"] == "RequestCutover"
+    # PrepareCutover says whether the window is open: no invocation only to ask again.
+    assert states["CutoverWindowOpen"]["Choices"][0] == {
+        "Variable": "$.preparedCutover.window.open",
+        "BooleanEquals": True,
+        "Next": "RequestCutover",
+    }
+    assert states["WaitForCutoverWindow"] == {
+        "Type": "Wait",
+        "SecondsPath": "$.preparedCutover.window.waitSeconds",
+        "Next": "RequestCutover",
+    }
     for request, result, verify, timeout in [
         (
             "RequestTestLaunch",

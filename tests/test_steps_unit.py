@@ -581,6 +581,34 @@ def test_a_batched_launch_that_did_not_launch_fails_with_the_coordinators_reason
         pipeline.steps.verify_launch({**pipeline.state(), "cutover": outcome}, "cutover")
 
 
+def test_a_batched_cutovers_preparation_says_whether_its_window_is_open(
+    pipeline: Pipeline,
+) -> None:
+    now = pipeline.clock.now()
+    state = pipeline.state(window_start=now + timedelta(seconds=30), window_end=now + timedelta(1))
+    batched = {**state, "config": {**state["config"], "launchDesign": "batched"}}
+
+    prepared = pipeline.steps.prepare_source(batched, "cutover")
+
+    assert prepared["window"]["open"] is False
+    assert prepared["window"]["waitSeconds"] == 31
+    # prepared first, then waiting for the window: the thread shows the wait last
+    assert [(s.step, s.status) for s in pipeline.reporter.steps] == [
+        ("PrepareCutover", "SUCCEEDED"),
+        ("StartCutover", "WAITING"),
+    ]
+    opened = pipeline.state(window_start=now - timedelta(seconds=1), window_end=now + timedelta(1))
+    opened["config"] = {**opened["config"], "launchDesign": "batched"}
+    assert pipeline.steps.prepare_source(opened, "cutover")["window"] == {"open": True}
+    closed = pipeline.state(window_start=now - timedelta(hours=3), window_end=now)
+    with pytest.raises(CutoverWindowClosedError):
+        pipeline.steps.prepare_source(
+            {**closed, "config": {**closed["config"], "launchDesign": "batched"}}, "cutover"
+        )
+    # the per-VM design waits for the window where it starts the cutover, not here
+    assert "window" not in pipeline.steps.prepare_source(state, "cutover")
+
+
 def test_a_batched_cutover_waits_for_its_window_before_it_is_requested(
     pipeline: Pipeline,
 ) -> None:

@@ -386,11 +386,18 @@ class MigrationSteps:
             launchTemplateVersion=version,
             **grouping_data,
         )
-        return {
+        prepared: dict[str, Any] = {
             "launchTemplateVersion": version,
             "terminateJobId": terminate_job,
             **{key: grouping_data[key] for key in _PLACEMENT_KEYS if key in grouping_data},
         }
+        if launch == "cutover" and state["config"].get("launchDesign") == "batched":
+            # Batched, the cutover is requested from the coordinator once its window has
+            # opened: whether to wait (one Wait, however far) is said here, in the same
+            # invocation, and a window closed already rolls back.
+            waiting = self._window_wait(state, spec, PollConfig.from_state(state), "window")
+            prepared["window"] = {**waiting, "open": False} if waiting else {"open": True}
+        return prepared
 
     def _place_in_mgn_grouping(
         self,
@@ -612,7 +619,9 @@ class MigrationSteps:
 
     def await_window(self, state: State) -> dict[str, Any]:
         """Batched launches: the cutover is requested from the coordinator only once its
-        window has opened (one Wait until then, however far); a closed window rolls back."""
+        window has opened (one Wait until then, however far); a closed window rolls back.
+        PrepareCutover says so itself now; this step serves executions started on a
+        definition that still has the ``AwaitCutoverWindow`` state."""
         spec = MigrationSpec.model_validate(state["spec"])
         waiting = self._window_wait(state, spec, PollConfig.from_state(state), "window")
         return {**waiting, "open": False} if waiting is not None else {"open": True}
