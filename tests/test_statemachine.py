@@ -337,7 +337,16 @@ def test_a_verified_cutover_waits_its_hold_before_finalize_only_when_it_has_one(
     verified = states["CutoverVerified"]
     [done] = verified["Choices"]
     assert (done["Variable"], done["BooleanEquals"]) == ("$.cutoverCheck.done", True)
-    held = states[done["Next"]]
+    # finalized by VerifyCutover itself (no hold, nothing stopped it): the migration is done
+    finalized = states[done["Next"]]
+    [at_once] = finalized["Choices"]
+    assert (at_once["Variable"], at_once["BooleanEquals"], at_once["Next"]) == (
+        "$.cutoverCheck.finalized",
+        True,
+        "Migrated",
+    )
+    assert states["VerifyCutover"]["Parameters"]["startedAt.$"] == "$$.Execution.StartTime"
+    held = states[finalized["Default"]]
     [hold] = held["Choices"]
     assert (hold["Variable"], hold["NumericGreaterThan"]) == ("$.cutoverCheck.holdSeconds", 0)
     assert held["Default"] == "FinalizeCutover"

@@ -11,7 +11,12 @@ import pytest
 from orchestration.adapters.ec2 import Subnet
 from orchestration.adapters.mgn import MgnConflictError
 from orchestration.adapters.state_store import MigrationRecord
-from orchestration.events import MigrationFailed, RollbackCompleted, RollbackStarted
+from orchestration.events import (
+    MigrationCompleted,
+    MigrationFailed,
+    RollbackCompleted,
+    RollbackStarted,
+)
 from orchestration.pipeline.errors import (
     CutoverWindowClosedError,
     DependencyFailedError,
@@ -634,10 +639,12 @@ def test_a_verified_cutover_is_held_before_finalize_as_the_manifest_says(
     outcome |= {"launchStatus": "LAUNCHED", "detail": "", "started": True}
     held = pipeline.state(finalize_after_minutes=24 * 60)
 
-    result = pipeline.steps.verify_launch({**held, "cutover": outcome}, "cutover")
+    result = pipeline.steps.verify_launch(
+        {**held, "cutover": outcome}, "cutover", finalize=True, started_at=None
+    )
 
     # The state machine waits holdSeconds (HoldBeforeFinalize) before FinalizeCutover
-    assert (result["done"], result["holdSeconds"]) == (True, 24 * 3600)
+    assert (result["done"], result["holdSeconds"], result["finalized"]) == (True, 24 * 3600, False)
     assert [(s.step, s.status) for s in pipeline.reporter.steps] == [
         ("VerifyCutover", "SUCCEEDED"),
         ("FinalizeCutover", "WAITING"),
@@ -657,6 +664,48 @@ def test_without_a_hold_a_verified_cutover_goes_straight_to_finalize(pipeline: P
     result = pipeline.steps.verify_launch({**pipeline.state(), "cutover": outcome}, "cutover")
 
     assert (result["done"], result["holdSeconds"]) == (True, 0)
+    assert [(s.step, s.status) for s in pipeline.reporter.steps] == [("VerifyCutover", "SUCCEEDED")]
+
+
+def test_a_verified_cutover_without_a_hold_is_finalized_in_the_same_invocation(
+    pipeline: Pipeline,
+) -> None:
+    pipeline.ec2.instances["i-0123456789abcdef0"] = running_instance("i-0123456789abcdef0")
+    outcome: dict[str, Any] = {"jobId": "mgnjob-batch", "instanceId": "i-0123456789abcdef0"}
+    outcome |= {"launchStatus": "LAUNCHED", "detail": "", "started": True}
+    started_at = pipeline.clock.now() - timedelta(hours=3)
+
+    result = pipeline.steps.verify_launch(
+        {**pipeline.state(), "cutover": outcome}, "cutover", finalize=True, started_at=started_at
+    )
+
+    assert (result["done"], result["finalized"]) == (True, True)
+    assert pipeline.mgn.calls["finalize_cutover"] == 1
+    assert [(s.step, s.status) for s in pipeline.reporter.steps] == [
+        ("VerifyCutover", "SUCCEEDED"),
+        ("FinalizeCutover", "SUCCEEDED"),
+    ]
+    [completed] = [e for e in pipeline.reporter.events if isinstance(e, MigrationCompleted)]
+    assert completed.target_instance_id == "i-0123456789abcdef0"
+    assert completed.duration_seconds == 3 * 3600
+
+
+def test_a_cutover_that_cannot_be_finalized_at_once_is_left_to_its_own_step(
+    pipeline: Pipeline,
+) -> None:
+    # GIVEN a cutover job MGN still runs (it holds the server: FinalizeCutover is refused)
+    pipeline.mgn.add_job(job("mgnjob-cutover", initiated_by="START_CUTOVER"))
+    pipeline.ec2.instances["i-0123456789abcdef0"] = running_instance("i-0123456789abcdef0")
+    outcome: dict[str, Any] = {"jobId": "mgnjob-batch", "instanceId": "i-0123456789abcdef0"}
+    outcome |= {"launchStatus": "LAUNCHED", "detail": "", "started": True}
+
+    result = pipeline.steps.verify_launch(
+        {**pipeline.state(), "cutover": outcome}, "cutover", finalize=True
+    )
+
+    # THEN verified, not finalized: FinalizeCutover (with its retries) does it next
+    assert (result["done"], result["finalized"]) == (True, False)
+    assert pipeline.mgn.calls["finalize_cutover"] == 1
     assert [(s.step, s.status) for s in pipeline.reporter.steps] == [("VerifyCutover", "SUCCEEDED")]
 
 

@@ -35,6 +35,7 @@ from orchestration.events import (
     Step,
 )
 from orchestration.launch_records import Instance
+from orchestration.observability import logger
 from orchestration.pipeline.cutover_order import check_dependencies, dependency_failed
 from orchestration.pipeline.errors import (
     ROLLBACK_REQUESTED,
@@ -656,9 +657,19 @@ class MigrationSteps:
             }
         return None
 
-    def verify_launch(self, state: State, launch: Launch) -> dict[str, Any]:
+    def verify_launch(
+        self,
+        state: State,
+        launch: Launch,
+        *,
+        finalize: bool = False,
+        started_at: datetime | None = None,
+    ) -> dict[str, Any]:
         """Job result, then EC2 status checks, then the post-launch actions MGN runs on the
-        instance (``postLaunchActions``), then the VM's own health checks."""
+        instance (``postLaunchActions``), then the VM's own health checks. A verified cutover
+        says whether it was ``finalized`` too: asked to ``finalize`` (``started_at``: the
+        execution's start, for the migration's duration) and with no hold, it is finalized
+        at once if it can be."""
         spec = MigrationSpec.model_validate(state["spec"])
         config = PollConfig.from_state(state)
         server_id = state["source"]["sourceServerId"]
@@ -770,10 +781,8 @@ class MigrationSteps:
             **data,
         )
         hold_seconds = spec.finalize_after_minutes * 60 if launch == "cutover" else 0
-        if hold_seconds:
-            self._report_finalize_hold(spec, hold_seconds)
         # What the approver decides on: the approval gate reads it from the state.
-        return {
+        verified: dict[str, Any] = {
             "done": True,
             "holdSeconds": hold_seconds,
             "instanceId": instance.instance_id,
@@ -785,6 +794,34 @@ class MigrationSteps:
             ],
             "postLaunchActions": [r.as_data() for r in actions.results],
         }
+        if launch == "cutover":
+            verified["finalized"] = self._hold_or_finalize(
+                spec, {**state, key: verified}, finalize=finalize, started_at=started_at
+            )
+        return verified
+
+    def _hold_or_finalize(
+        self, spec: MigrationSpec, state: State, *, finalize: bool, started_at: datetime | None
+    ) -> bool:
+        """After a verified cutover: the hold the manifest asks for is reported; with none, the
+        cutover is finalized in the same invocation if asked (one Lambda run and one record
+        write fewer). Whatever stops that (the cutover job still running, MGN throttling)
+        leaves it to the FinalizeCutover state, with that state's retries. Finalized?"""
+        if spec.finalize_after_minutes:
+            self._report_finalize_hold(spec, spec.finalize_after_minutes * 60)
+            return False
+        if not finalize:
+            return False
+        try:
+            self.finalize(state, started_at)
+        except Exception:
+            logger.info(
+                "the cutover is finalized by its own step instead",
+                extra={"migration_id": state["spec"].get("migrationId")},
+                exc_info=True,
+            )
+            return False
+        return True
 
     def _post_launch_verdict(
         self,
