@@ -8,8 +8,9 @@ run is not the last: the wave is not recounted for it). What is owed and not yet
 wave's next event, or once due by ``pay_owed`` (after each batch, and by the notifier's
 owed-roots reminder in a quiet spell: bot/owed_roots.py); an edit that fails stays owed and
 the event comes back (SQS), so the final counts are never lost. The counts are recounted from
-the wave's thread items (one Query on ``gsi1``), overlaid with the threads this container
-wrote last (the index is eventually consistent). The wave's recorded prediction (``wavepilot
+the wave's thread items (one Query on ``gsi1``, at most once a ``WAVE_REREAD_SECONDS`` and
+when the wave looks ended), overlaid with the threads this container wrote since (the index
+is eventually consistent). The wave's recorded prediction (``wavepilot
 record-prediction``) is read when the summary is posted and at most once a
 ``PREDICTION_MAX_AGE_SECONDS`` after (one GetItem), so a prediction recorded while the wave
 runs shows at the next edit after that.
@@ -47,6 +48,11 @@ from orchestration.observability import logger
 from orchestration.pipeline.ports import WaveControls
 
 SUMMARY_MIN_EDIT_SECONDS = 30.0
+# How often an edit reads the wave's thread items again (Slack seconds). Between reads the
+# counts are the last read folded with the threads this container wrote since (the notifier
+# runs one at a time): an edit every 30 s of a long wave would otherwise read every thread
+# of the wave each time. A wave that looks ended is read again before it is shown ended.
+WAVE_REREAD_SECONDS = 300.0
 PREDICTION_MAX_AGE_SECONDS = 60.0
 # How often a thread waiting for a summary's lock looks again (Slack seconds).
 LOCK_WAIT_SECONDS = 0.05
@@ -69,6 +75,9 @@ class _Summary:
     # cannot be the wave's last: no recount for it (a Query of every thread of the wave, and a
     # wave's cutover ends hundreds of migrations).
     unfinished: set[str] | None = None
+    # The wave's thread items as last read (None: not read in this container yet), and when.
+    stored: list[SlackThread] | None = None
+    stored_at: float = 0.0
 
 
 class WaveSummaryNotifier:
@@ -239,9 +248,16 @@ class WaveSummaryNotifier:
         return list(threads.values())
 
     def _view(self, wave: str, summary: _Summary) -> WaveView:
-        threads = self._overlaid(wave, self._threads.wave_threads(wave))
-        summary.unfinished = {t.migration_id for t in threads if t.state.category not in ENDED}
         now = self._slack.wall_seconds()
+        read = summary.stored is None or now - summary.stored_at >= WAVE_REREAD_SECONDS
+        if read:
+            summary.stored, summary.stored_at = self._threads.wave_threads(wave), now
+        threads = self._overlaid(wave, summary.stored)
+        if not read and all(t.state.category in ENDED for t in threads):
+            # The wave looks ended: the counts it ends with are read, not folded.
+            summary.stored, summary.stored_at = self._threads.wave_threads(wave), now
+            threads = self._overlaid(wave, summary.stored)
+        summary.unfinished = {t.migration_id for t in threads if t.state.category not in ENDED}
         read_at = summary.prediction_read_at
         if read_at is None or now - read_at >= PREDICTION_MAX_AGE_SECONDS:
             summary.prediction, summary.prediction_read_at = self._predictions.get(wave), now

@@ -924,6 +924,38 @@ def test_a_wave_whose_migrations_end_in_a_burst_is_recounted_once_not_once_per_m
     assert summaries.owed() == []
 
 
+def test_a_long_waves_summary_is_folded_between_reads_and_read_again_when_it_ends() -> None:
+    # GIVEN a wave of 20 migrations waiting for replication (the summary read once for them)
+    slack, threads = RecordingSlack(), _CountedThreads()
+    summaries = WaveSummaryNotifier(_SummaryAt(), threads, slack, _NoPredictions())
+
+    def note(n: int, event: EventDetail, before: str | None) -> None:
+        event = event.model_copy(update={"migration_id": f"mig-{n:03d}"})
+        state = advance(ThreadState.new(event), event).state
+        thread = SlackThread(f"mig-{n:03d}", CHANNEL, "1.1", state, 0)
+        summaries.note(event, thread, before=before)  # type: ignore[arg-type]
+
+    for n in range(20):
+        note(n, _status(5, "WaitForReplication"), None)
+    assert threads.recounts == 1
+    edits = slack.methods().count("update")
+    # WHEN one migration after another cuts over, one every 31 s (an edit each, 589 s)
+    done = MigrationCompleted(**_identity(20), target_instance_id="i-0new", duration_seconds=600)
+    for n in range(19):
+        slack.now += 31
+        note(n, done, "waiting")
+    # THEN every edit showed the change, but the wave's threads were read again only every
+    # WAVE_REREAD_SECONDS (one read at 310 s), the rest folded from what was noted
+    assert slack.methods().count("update") == edits + 19
+    assert "19" in slack.calls[-1].text
+    assert threads.recounts == 2
+    # AND when the last one ends, the counts the wave ends with are read, not folded
+    slack.now += 1
+    note(19, done, "waiting")
+    assert threads.recounts == 3
+    assert "20" in slack.calls[-1].text
+
+
 class _CountedWave(NoMigrations):
     """The example wave's records (its applications are approval groups), reads counted."""
 
