@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from orchestration import wiring
@@ -332,3 +333,48 @@ def test_a_cancel_before_the_migration_started_ends_it(emulated_aws: EmulatedAws
     delivered = {"account": "123456789012", **requested}  # (moto's delivery leaves it out)
     started = start_migration.handler(delivered, FakeLambdaContext(function_name="start_migration"))
     assert started == {"started": False, "reason": "cancelled"}
+
+
+def test_a_start_whose_record_was_lost_in_a_crash_is_recorded_when_redelivered(
+    emulated_aws: EmulatedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a state machine whose executions wait (only their start matters here)
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    machine = sfn.create_state_machine(
+        name="wait",
+        definition=json.dumps(
+            {"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 3600, "End": True}}}
+        ),
+        roleArn="arn:aws:iam::123456789012:role/sfn",
+    )["stateMachineArn"]
+    monkeypatch.setenv("STATE_MACHINE_ARN", machine)
+    wiring.reset()
+    # AND an execution started by an invocation that died before it recorded it
+    [request] = _published_requests(1)
+    _invoke(emulated_aws, message_body(request))
+    [requested] = emulated_aws.captured()
+    delivered = {"account": "123456789012", **requested}  # (moto's delivery leaves it out)
+
+    def crash(*_args: Any, **_kwargs: Any) -> None:
+        raise ConnectionError("the runtime died here")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(MigrationStore, "set_execution", crash)
+        with pytest.raises(ConnectionError):
+            start_migration.handler(delivered, FakeLambdaContext(function_name="start_migration"))
+    record = _store().get(request.migration_id)
+    assert record is not None
+    assert not record.execution_arn
+
+    # WHEN the event is delivered again
+    again = start_migration.handler(delivered, FakeLambdaContext(function_name="start_migration"))
+
+    # THEN nothing starts twice (StartExecution of a running execution's name, with the same
+    # input, answers that execution) and the record names it, RUNNING: the migration's status
+    # is set where its execution starts (ValidateInput leaves it alone)
+    [execution] = sfn.list_executions(stateMachineArn=machine)["executions"]
+    assert again == {"started": True, "executionArn": execution["executionArn"]}
+    record = _store().get(request.migration_id)
+    assert record is not None
+    assert record.execution_arn == execution["executionArn"]
+    assert record.status == "RUNNING"

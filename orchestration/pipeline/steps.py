@@ -195,13 +195,10 @@ class MigrationSteps:
         """Live prerequisites, all checked and reported at once."""
         spec = MigrationSpec.model_validate(state["spec"])
         self._unless_cancelled(spec.wave)
-        self._report.step(
-            spec,
-            Step.VALIDATE_INPUT,
-            "STARTED",
-            "checking prerequisites",
-            migration_status="RUNNING",
-        )
+        # The migration is RUNNING already: start_migration says so as it starts the
+        # execution (and a redelivery, if the start was not recorded). Written with the
+        # step's outcome, this report marks no status: a late one cannot undo a rollback.
+        self._report.step(spec, Step.VALIDATE_INPUT, "STARTED", "checking prerequisites")
         lane = self._lane_checked(spec)
         mgn, ec2 = lane.mgn, lane.ec2
         # The source server first: its lookup also says whether MGN is initialized in the
