@@ -330,6 +330,27 @@ def test_the_approval_gate_times_out_into_a_rollback(definition: dict[str, Any])
     assert definition["States"][timeout["Next"]]["Next"] == "Rollback"
 
 
+def test_a_test_launch_prepared_by_validation_skips_its_own_preparation(
+    definition: dict[str, Any],
+) -> None:
+    states = definition["States"]
+    assert states["ValidateInput"]["ResultPath"] == "$.source"
+    assert states["ValidateInput"]["Next"] == "PreparedForTest"
+    choice = states["PreparedForTest"]
+    assert choice["Choices"] == [
+        {"Variable": "$.source.preparedForTest", "BooleanEquals": True, "Next": "KeepPrepared"}
+    ]
+    assert choice["Default"] == "PrepareSource"
+    # what validation prepared lands where PrepareSource's result would
+    kept = states["KeepPrepared"]
+    assert (kept["Type"], kept["InputPath"], kept["ResultPath"]) == (
+        "Pass",
+        "$.source.prepared",
+        states["PrepareSource"]["ResultPath"],
+    )
+    assert kept["Next"] == states["PrepareSource"]["Next"] == "TestLaunchDesign"
+
+
 def test_a_verified_cutover_waits_its_hold_before_finalize_only_when_it_has_one(
     definition: dict[str, Any],
 ) -> None:

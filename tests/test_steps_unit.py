@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from orchestration.adapters.ec2 import Subnet
-from orchestration.adapters.mgn import MgnConflictError
+from orchestration.adapters.mgn import MgnConflictError, MgnThrottledError
 from orchestration.adapters.state_store import MigrationRecord
 from orchestration.events import (
     MigrationCompleted,
@@ -237,6 +237,56 @@ def test_missing_prerequisites_are_reported_together(pipeline: Pipeline) -> None
         "security group sg-12345 is in vpc-bbbb but subnet subnet-12345 is in vpc-aaaa" in message
     )
     assert f"source server {SERVER} does not exist in MGN" in message
+
+
+def _network_in_place(pipeline: Pipeline, state: dict[str, Any]) -> None:
+    """The manifest's subnets and security groups, all in one VPC."""
+    spec = MigrationSpec.model_validate(state["spec"])
+    for subnet in {spec.subnet_id, spec.test_subnet_id}:
+        pipeline.ec2.subnets[subnet] = Subnet(subnet, "vpc-aaaa", "us-east-1a")
+    for group in {*spec.security_group_ids, *spec.test_security_group_ids}:
+        pipeline.ec2.groups[group] = "vpc-aaaa"
+
+
+def test_a_validated_migrations_test_launch_is_prepared_in_the_same_invocation(
+    pipeline: Pipeline,
+) -> None:
+    state = pipeline.state()
+    _network_in_place(pipeline, state)
+
+    source = pipeline.steps.validate_and_prepare(state)
+
+    assert source["sourceServerId"] == SERVER
+    assert source["preparedForTest"] is True
+    assert source["prepared"]["launchTemplateVersion"] == 1
+    assert [(s.step, s.status) for s in pipeline.reporter.steps] == [
+        ("ValidateInput", "STARTED"),
+        ("ValidateInput", "SUCCEEDED"),
+        ("PrepareSource", "SUCCEEDED"),
+    ]
+
+
+def test_a_preparation_stopped_in_validation_is_left_to_its_own_step(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = pipeline.state()
+    _network_in_place(pipeline, state)
+
+    def throttled(*_args: Any, **_kwargs: Any) -> None:
+        raise MgnThrottledError("ThrottlingException: rate exceeded")
+
+    monkeypatch.setattr(pipeline.mgn, "update_launch_configuration", throttled)
+
+    source = pipeline.steps.validate_and_prepare(state)
+
+    # THEN validated; PrepareSource (with its retries) prepares it next
+    assert source["sourceServerId"] == SERVER
+    assert source["preparedForTest"] is False
+    assert "prepared" not in source
+    assert [(s.step, s.status) for s in pipeline.reporter.steps] == [
+        ("ValidateInput", "STARTED"),
+        ("ValidateInput", "SUCCEEDED"),
+    ]
 
 
 def test_a_lane_whose_role_cannot_be_assumed_fails_first_and_touches_nothing(

@@ -12,4 +12,5 @@ from orchestration.observability import step_handler
 
 @step_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return wiring.steps().validate_input(event["state"])
+    # Validated, the test launch is prepared in the same invocation when it can be.
+    return wiring.steps().validate_and_prepare(event["state"])

@@ -191,6 +191,24 @@ class MigrationSteps:
 
     # --- ValidateInput -------------------------------------------------------------------
 
+    def validate_and_prepare(self, state: State) -> dict[str, Any]:
+        """ValidateInput, then the test launch's PrepareSource in the same invocation (one
+        Lambda run and one record write fewer): the source as validated, with what the
+        preparation returned (``prepared``) if it could be done here. Whatever stops the
+        preparation here leaves it to the PrepareSource state, with that state's retries;
+        a validation that fails fails the step as ever."""
+        source = self.validate_input(state)
+        try:
+            prepared = self.prepare_source({**state, "source": source}, "test")
+        except Exception:
+            logger.info(
+                "the test launch is prepared by its own step instead",
+                extra={"migration_id": state["spec"].get("migrationId")},
+                exc_info=True,
+            )
+            return {**source, "preparedForTest": False}
+        return {**source, "preparedForTest": True, "prepared": prepared}
+
     def validate_input(self, state: State) -> dict[str, Any]:
         """Live prerequisites, all checked and reported at once."""
         spec = MigrationSpec.model_validate(state["spec"])
