@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -153,6 +153,41 @@ def test_one_loop_holds_the_lease_and_gives_it_up_only_if_no_request_came(
     assert seen is not None
     assert ledger.release_loop("loop-1", seen) is True
     assert ledger.claim_loop("loop-4", NOW, stale_after=300) == "loop-4"
+
+
+def test_a_new_request_to_a_live_loop_is_recorded_and_counted_in_one_write(
+    ledger: DynamoLaunchLedger,
+) -> None:
+    # GIVEN no loop: nothing is written, the request goes the usual way (record and claim)
+    assert ledger.record_new_for_live_loop(REQUEST, "token-1", NOW) is False
+    assert ledger.snapshot().waiting == ()
+    # GIVEN a live loop that has seen the lane's requests
+    assert ledger.claim_loop("loop-1", NOW, stale_after=300) == "loop-1"
+    seen = ledger.beat("loop-1", NOW, 300)
+    assert seen is not None
+    writes: list[str] = []
+    client = ledger._table.meta.client
+
+    def count(model: Any, **_: Any) -> None:
+        writes.append(model.name)
+
+    client.meta.events.register("before-call", count)
+    try:
+        recorded = ledger.record_new_for_live_loop(REQUEST, "token-1", NOW + timedelta(minutes=4))
+    finally:
+        client.meta.events.unregister("before-call", count)
+
+    # THEN it is open, and counted: the loop cannot give the lane up without seeing it
+    assert recorded is True
+    assert writes == ["TransactWriteItems"]
+    (waiting,) = ledger.snapshot().waiting
+    assert (waiting.request, waiting.task_token) == (REQUEST, "token-1")
+    assert ledger.release_loop("loop-1", seen) is False
+    # AND a repeat, or a loop whose lease expired, writes nothing here
+    assert ledger.record_new_for_live_loop(REQUEST, "token-2", NOW) is False
+    other = replace(REQUEST, migration_id="mig-2", source_server_id="s-2")
+    assert ledger.record_new_for_live_loop(other, "token-3", NOW + timedelta(minutes=6)) is False
+    assert [w.request.migration_id for w in ledger.snapshot().waiting] == ["mig-1"]
 
 
 def test_a_new_request_is_counted_as_it_is_recorded_and_its_claim_costs_one_write(

@@ -100,48 +100,73 @@ class DynamoLaunchLedger:
         self._table = table
         self._pk = lane_pk(lane)
 
-    def record_request(self, request: LaunchRequest, task_token: str) -> RequestRecorded:
+    def record_new_for_live_loop(
+        self, request: LaunchRequest, task_token: str, now: datetime
+    ) -> bool:
+        """Record a new request in one write if a live loop holds the lane's lease (its
+        lease not expired at ``now``): it is counted, so that loop cannot give the lease up
+        without seeing it, and nobody needs to claim the lease. False: nothing was written
+        (a repeat, or no live loop: ``record_request`` and ``claim_loop`` then, as ever)."""
+        try:
+            self._table.meta.client.transact_write_items(
+                TransactItems=self._new_request_writes(request, task_token, live_at=now)
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                raise
+            return False
+        return True
+
+    def _new_request_writes(
+        self, request: LaunchRequest, task_token: str, *, live_at: datetime | None = None
+    ) -> list[Any]:
+        """A new request's writes: not answered for this task already, not open already, and
+        counted on the lease (with ``live_at``: only while a live loop holds it)."""
         item = {
             "pk": self._pk,
             "sk": _request_sk(request.kind, request.migration_id),
             **_request_attributes(request),
             "taskToken": task_token,
         }
-        answered_key = {
-            "pk": migration_pk(request.migration_id),
-            "sk": OUTCOME_PREFIX + request.kind,
+        count: dict[str, Any] = {
+            "TableName": self._table.name,
+            "Key": {"pk": self._pk, "sk": LEASE},
+            "UpdateExpression": "ADD requests :one",
+            "ExpressionAttributeValues": {":one": 1},
         }
+        if live_at is not None:
+            count["ConditionExpression"] = "attribute_exists(execution) AND expiresAt >= :now"
+            count["ExpressionAttributeValues"][":now"] = live_at.isoformat()
+        return [
+            {
+                "ConditionCheck": {
+                    "TableName": self._table.name,
+                    "Key": self._answered_key(request),
+                    "ConditionExpression": _NOT_ANSWERED_FOR,
+                    "ExpressionAttributeValues": {":t": task_token, ":e": request.execution},
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self._table.name,
+                    "Item": item,
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            # Counted with it, so a loop ending meanwhile sees it came (claim_loop).
+            {"Update": count},
+        ]
+
+    @staticmethod
+    def _answered_key(request: LaunchRequest) -> dict[str, str]:
+        return {"pk": migration_pk(request.migration_id), "sk": OUTCOME_PREFIX + request.kind}
+
+    def record_request(self, request: LaunchRequest, task_token: str) -> RequestRecorded:
+        item_sk = _request_sk(request.kind, request.migration_id)
+        answered_key = self._answered_key(request)
         try:
             self._table.meta.client.transact_write_items(
-                TransactItems=[
-                    {
-                        "ConditionCheck": {
-                            "TableName": self._table.name,
-                            "Key": answered_key,
-                            "ConditionExpression": _NOT_ANSWERED_FOR,
-                            "ExpressionAttributeValues": {
-                                ":t": task_token,
-                                ":e": request.execution,
-                            },
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self._table.name,
-                            "Item": item,
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                    {
-                        # Counted with it, so a loop ending meanwhile sees it came (claim_loop).
-                        "Update": {
-                            "TableName": self._table.name,
-                            "Key": {"pk": self._pk, "sk": LEASE},
-                            "UpdateExpression": "ADD requests :one",
-                            "ExpressionAttributeValues": {":one": 1},
-                        }
-                    },
-                ]
+                TransactItems=self._new_request_writes(request, task_token)
             )
         except ClientError as exc:
             already_answered, already_open = _cancelled(exc, 2)
@@ -154,7 +179,7 @@ class DynamoLaunchLedger:
         # Open already: the latest task token is the one waiting (a retried task has a new one).
         try:
             self._table.update_item(
-                Key={"pk": self._pk, "sk": item["sk"]},
+                Key={"pk": self._pk, "sk": item_sk},
                 UpdateExpression="SET taskToken = :t",
                 ConditionExpression="attribute_exists(pk)",
                 ExpressionAttributeValues={":t": task_token},

@@ -189,6 +189,9 @@ class BatchedLaunches:
             cutover_after=tuple(spec.cutover_after) if launch == "cutover" else (),
             mgn_application_id=_to_associate(state) if launch == "test" else "",
         )
+        if ledger.record_new_for_live_loop(request, task_token, now):
+            # Recorded and counted while a live loop holds the lane: it sees it (one write).
+            return {"requested": "new", "lane": lane.label, "startedLoop": None}
         recorded = ledger.record_request(request, task_token)
         name = loop_name(lane, now.timestamp())
         claimed = ledger.claim_loop(name, now, self._stale_after, counted=recorded == "new")

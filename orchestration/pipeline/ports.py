@@ -243,6 +243,13 @@ class LaunchLedger(Protocol):
 class LaneLaunchLedger(LaunchLedger, Protocol):
     """A lane's ledger with the lease of its coordinator loop (``DynamoLaunchLedger``)."""
 
+    def record_new_for_live_loop(
+        self, request: LaunchRequest, task_token: str, now: datetime
+    ) -> bool:
+        """Record a new request, counted, in one write if a live loop holds the lease;
+        False: nothing written (``record_request`` and ``claim_loop`` then)."""
+        ...
+
     def claim_loop(
         self, execution: str, now: datetime, stale_after: float, *, counted: bool = False
     ) -> str | None:
