@@ -145,7 +145,8 @@ def test_a_query_answers_as_moto_does_from_its_partition_only(
     ]
     assert nothing == []
 
-    # An index's Query and a Scan are moto's own (they read every item, as before).
+    # An index's Query (only the items of its hash key: tests/test_moto_patches_scale.py) and a
+    # Scan (moto's own, every item) answer as before.
     by_wave = dynamodb.query(
         TableName="state",
         IndexName="byWave",

@@ -55,10 +55,24 @@ moto symbol                                                        why it is pat
 ``moto.sqs.models.Queue.messages`` (a property)                    the visible messages: the
                                                                    clock read twice per message.
                                                                    Here: once per listing
-``moto.dynamodb.models.table.Table.query`` and ``.all_items``      a base-table Query sorts every
-                                                                   item of the table to keep its
-                                                                   partition's: O(table) per
-                                                                   Query. Here: that partition
+``moto.dynamodb.models.table.Table.query`` and ``.all_items``      a Query sorts every item of the
+                                                                   table to keep its partition's
+                                                                   (an index Query: those of its
+                                                                   hash key): O(table) per Query.
+                                                                   Here: those items
+``moto.dynamodb.models.table.copy`` (the module's name)            a Query deep-copies its results
+                                                                   under the DynamoDB lock. Here,
+                                                                   in a request served under it
+                                                                   (it only reads them): a list
+                                                                   copy
+``moto.ec2.models.instances.InstanceBackend.all_reservations``     every DescribeInstances and
+and the lookups by ID (``get_instance``,                           lookup by instance ID copies
+``get_multi_instances_by_id``,                                     every reservation. Here: those
+``get_reservations_by_instance_ids``)                              it keeps (IDs looked up, an
+                                                                   instance-id filter alone)
+``moto.ec2.models.core.TaggedEC2Resource.get_tags``                each instance described matches
+                                                                   a pattern against every EC2
+                                                                   tag. Here: its own tags
 =================================================================  =============================
 """
 
@@ -291,6 +305,12 @@ def _replace_assume_role(original: Callable[..., Any]) -> Callable[..., Any]:
 # DynamoDB requests serialize (all accounts and Regions: one moto process): moto's item
 # writes are not atomic under threads, DynamoDB's are.
 _dynamodb_lock = threading.RLock()
+# Set while a runtime serves a DynamoDB request under _dynamodb_lock: moto's handler runs whole
+# (the backend's answer, dynamo_to_dict's fresh containers, the serializer) before any other
+# request can write an item.
+_SERIALIZED_DYNAMODB_REQUEST: ContextVar[bool] = ContextVar(
+    "wavepilot_serialized_dynamodb_request", default=False
+)
 _TRANSACTION_OPERATIONS = frozenset({"ConditionCheck", "Put", "Delete", "Update"})
 MAX_TRANSACTION_ITEMS = 100
 
@@ -466,7 +486,11 @@ def _replace_dynamodb_call_action(original: Callable[..., Any]) -> Callable[...,
             if refusal is not None:
                 return refusal
         with _dynamodb_lock:
-            return original(self)
+            token = _SERIALIZED_DYNAMODB_REQUEST.set(True)
+            try:
+                return original(self)
+            finally:
+                _SERIALIZED_DYNAMODB_REQUEST.reset(token)
 
     return call_action
 
@@ -600,10 +624,25 @@ def _replace_queue_attributes(original: Callable[..., Any]) -> Callable[..., Any
     return attributes
 
 
-# (table, hash key) while moto's Table.query reads one partition of the base table.
-_QUERIED_PARTITION: ContextVar[tuple[Any, Any] | None] = ContextVar(
-    "wavepilot_queried_partition", default=None
-)
+@dataclass(frozen=True, slots=True)
+class _TableQuery:
+    """What moto's ``Table.query`` reads, while it runs in a runtime.
+
+    ``partition``: a base-table Query's hash key (``all_items()`` gives that partition).
+    ``index_keys``: an index Query's hash key conditions, as moto checks them (``all_items()``
+    gives the items that meet them), and ``index_key_names`` the index's key attributes.
+    ``shallow_results``: the request is serialized under ``_dynamodb_lock``, so the results
+    need not be deep-copied (see ``_query_results_copy``).
+    """
+
+    table: Any
+    partition: Any
+    index_keys: tuple[tuple[str, DynamoType], ...]
+    index_key_names: tuple[str, ...]
+    shallow_results: bool
+
+
+_TABLE_QUERY: ContextVar[_TableQuery | None] = ContextVar("wavepilot_table_query", default=None)
 
 
 def _replace_table_query(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -611,30 +650,249 @@ def _replace_table_query(original: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(original)
     def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
-        index_name = signature.bind(self, hash_key, *args, **kwargs).arguments.get("index_name")
-        if active_hooks() is None or index_name or hash_key is None or not self.range_key_attr:
+        if active_hooks() is None:
             return original(self, hash_key, *args, **kwargs)
-        token = _QUERIED_PARTITION.set((self, hash_key))
+        arguments = signature.bind(self, hash_key, *args, **kwargs).arguments
+        partition = None
+        index_keys: tuple[tuple[str, DynamoType], ...] = ()
+        index_key_names: tuple[str, ...] = ()
+        index_name = arguments.get("index_name")
+        if index_name:
+            index = {i.name: i for i in self.all_indexes()}.get(index_name)
+            if index is not None:  # else moto refuses the Query
+                # moto keeps an item if it has each condition's attribute, equal to its
+                # value (a dict: the last condition on a name wins, as in moto)
+                index_keys = tuple(dict(arguments.get("hash_key_conditions") or ()).items())
+                index_key_names = tuple(key["AttributeName"] for key in index.schema)
+        elif hash_key is not None and self.range_key_attr:
+            partition = hash_key
+        shallow_results = _SERIALIZED_DYNAMODB_REQUEST.get()
+        if partition is None and not index_keys and not shallow_results:
+            return original(self, hash_key, *args, **kwargs)
+        token = _TABLE_QUERY.set(
+            _TableQuery(self, partition, index_keys, index_key_names, shallow_results)
+        )
         try:
             return original(self, hash_key, *args, **kwargs)
         finally:
-            _QUERIED_PARTITION.reset(token)
+            _TABLE_QUERY.reset(token)
 
     return query
+
+
+def _has_key_values(item: Item, conditions: tuple[tuple[str, DynamoType], ...]) -> bool:
+    """moto's hash key check of an index Query (``item_value != expected_value``: the same
+    type and the same cast value); a string compares its value only, as its cast value is."""
+    attrs = item.attrs
+    for name, expected in conditions:
+        found = attrs.get(name)
+        if found is None:
+            return False
+        if expected.type == "S":
+            if found.type != "S" or found.value != expected.value:
+                return False
+        elif found != expected:
+            return False
+    return True
+
+
+def _one_type_each(items: list[Item], names: tuple[str, ...]) -> bool:
+    """Whether each of these attributes has one type among the items that have it."""
+    types: dict[str, str] = {}
+    for item in items:
+        attrs = item.attrs
+        for name in names:
+            found = attrs.get(name)
+            if found is not None and types.setdefault(name, found.type) != found.type:
+                return False
+    return True
+
+
+def _index_query_items(
+    table: Any, queried: _TableQuery, original: Callable[[Any], list[Any]]
+) -> list[Item]:
+    """The items an index Query can keep, without sorting the whole table.
+
+    moto then sorts them itself by the index's keys and the table's keys (``sorted_items``):
+    a total order when each index key attribute has one type (DynamoDB refuses an item whose
+    index key has another type than the table's definition; the table's keys are unique and
+    of one type each), so the order they come in does not change the answer: they come
+    unsorted. Otherwise (moto stores such an item), moto's own list, filtered: its sort then
+    sees them in the same order as without the patch.
+    """
+    conditions = queried.index_keys
+    kept: list[Item] = []
+    for stored in list(table.items.values()):
+        if table.range_key_attr:
+            kept.extend(item for item in stored.values() if _has_key_values(item, conditions))
+        elif _has_key_values(stored, conditions):
+            kept.append(stored)
+    if _one_type_each(kept, queried.index_key_names):
+        return kept
+    return [item for item in original(table) if _has_key_values(item, conditions)]
 
 
 def _replace_table_all_items(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def all_items(self: Any) -> list[Any]:
-        queried = _QUERIED_PARTITION.get()
-        if queried is None or queried[0] is not self:
-            result: list[Any] = original(self)
-            return result
-        # The query keeps the items of its hash key and sorts them by range key itself.
-        partition = self.items.get(queried[1])
-        return list(partition.values()) if partition else []
+        queried = _TABLE_QUERY.get()
+        if queried is not None and queried.table is self:
+            if queried.partition is not None:
+                # The query keeps the items of its hash key and sorts them by range key itself.
+                partition = self.items.get(queried.partition)
+                return list(partition.values()) if partition else []
+            if queried.index_keys:
+                return _index_query_items(self, queried, original)
+        result: list[Any] = original(self)
+        return result
 
     return all_items
+
+
+def _query_results_copy() -> Any:
+    """A stand-in for ``copy`` in moto's table module: ``Table.query``'s deep copy of its
+    results (``results = copy.deepcopy(results)``) is a list copy in a serialized request.
+
+    moto copies so that what it returns cannot change under it. After the copy, the Query
+    only reads the items (an ALL index projection returns the item, KEYS_ONLY/INCLUDE and a
+    ProjectionExpression build new items, a FilterExpression reads attributes), and the
+    handler turns them into fresh JSON containers (``dynamo_to_dict``) and serializes them,
+    all under ``_dynamodb_lock``: no write can reach the items meanwhile. Anything else is
+    ``copy`` itself."""
+
+    class _Copy:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(copy, name)
+
+        @staticmethod
+        def deepcopy(x: Any, memo: Any = None) -> Any:
+            queried = _TABLE_QUERY.get()
+            if (
+                queried is not None
+                and queried.shallow_results
+                and type(x) is list
+                and all(type(item) is Item for item in x)
+            ):
+                return list(x)
+            return copy.deepcopy(x, memo)
+
+    return _Copy()
+
+
+# (backend, instance IDs) while moto looks instances up by ID: all_reservations() copies only
+# the reservations that hold one of them.
+_WANTED_INSTANCES: ContextVar[tuple[Any, frozenset[str]] | None] = ContextVar(
+    "wavepilot_wanted_instances", default=None
+)
+
+
+def _instance_id_set(instance_ids: Any) -> frozenset[str] | None:
+    """The IDs as a set, when moto's lookups compare them as strings (a list of strings)."""
+    if isinstance(instance_ids, list) and all(isinstance(i, str) for i in instance_ids):
+        return frozenset(instance_ids)
+    return None
+
+
+def _only_instance_id_filter(filters: Any) -> frozenset[str] | None:
+    """``{"instance-id": [...]}``, moto's DescribeInstances filter by ID (an exact match,
+    ``instance.id in values``), as a set; None for any other filter."""
+    if isinstance(filters, dict) and len(filters) == 1 and "instance-id" in filters:
+        return _instance_id_set(filters["instance-id"])
+    return None
+
+
+def _replace_all_reservations(original: Callable[..., Any]) -> Callable[..., Any]:
+    from moto.ec2.utils import filter_reservations
+
+    @functools.wraps(original)
+    def all_reservations(self: Any, filters: Any = None) -> list[Any]:
+        wanted = None
+        if active_hooks() is not None:
+            looked_up = _WANTED_INSTANCES.get()
+            if filters is None and looked_up is not None and looked_up[0] is self:
+                wanted = looked_up[1]
+            else:
+                wanted = _only_instance_id_filter(filters)
+        if wanted is None:
+            result: list[Any] = original(self, filters)
+            return result
+        # moto's copies, of the reservations the lookup or the filter keeps (the others are
+        # copied and dropped); the caller rebinds a copy's instances, never the original's.
+        reservations = [
+            copy.copy(reservation)
+            for reservation in self.reservations.copy().values()
+            if any(instance.id in wanted for instance in reservation.instances)
+        ]
+        if filters is not None:
+            reservations = filter_reservations(reservations, filters)
+        return reservations
+
+    return all_reservations
+
+
+def _replace_instances_by_ids(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def by_ids(self: Any, instance_ids: list[str], filters: Any = None) -> Any:
+        wanted = _instance_id_set(instance_ids) if active_hooks() is not None else None
+        if wanted is None:
+            return original(self, instance_ids, filters)
+        token = _WANTED_INSTANCES.set((self, wanted))
+        try:
+            return original(self, instance_ids, filters)
+        finally:
+            _WANTED_INSTANCES.reset(token)
+
+    return by_ids
+
+
+def _replace_get_instance(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def get_instance(self: Any, instance_id: str) -> Any:
+        if active_hooks() is None or not isinstance(instance_id, str):
+            return original(self, instance_id)
+        token = _WANTED_INSTANCES.set((self, frozenset((instance_id,))))
+        try:
+            return original(self, instance_id)
+        finally:
+            _WANTED_INSTANCES.reset(token)
+
+    return get_instance
+
+
+# What fnmatch (moto's tag filter: simple_aws_filter_to_re) reads as other than itself.
+_TAG_FILTER_SPECIALS = frozenset("*?[\\")
+
+
+def _replace_get_tags(original: Callable[..., Any]) -> Callable[..., Any]:
+    from moto.ec2.models.tags import TagBackend
+    from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
+
+    @functools.wraps(original)
+    def get_tags(self: Any) -> list[dict[str, str]]:
+        resource_id = self.id
+        backend = getattr(self, "ec2_backend", None)
+        if (
+            active_hooks() is None
+            or not resource_id
+            or not isinstance(resource_id, str)
+            or not _TAG_FILTER_SPECIALS.isdisjoint(resource_id)
+            or not isinstance(backend, TagBackend)
+            or type(backend).describe_tags is not TagBackend.describe_tags
+        ):
+            result: list[dict[str, str]] = original(self)
+            return result
+        # describe_tags(filters={"resource-id": [id]}) matches an ID without wildcards
+        # exactly (fnmatch's anchored pattern): that resource's tags, in their order.
+        tags = backend.tags.get(resource_id)
+        if not tags:
+            return []
+        resource_type = EC2_PREFIX_TO_RESOURCE.get(get_prefix(resource_id), "")
+        return [
+            {"resource_id": resource_id, "key": key, "value": value, "resource_type": resource_type}
+            for key, value in list(tags.items())
+        ]
+
+    return get_tags
 
 
 # Definition -> moto's program and parse tree of it; a handful of state machines per process.
@@ -668,13 +926,16 @@ class MotoPatchPoint:
     """A moto method the runtime replaces, with the signature the replacement was written for.
 
     A read-only property is patched the same way: the replacement wraps its getter, and
-    ``parameters`` is the getter's (``("self",)``).
+    ``parameters`` is the getter's (``("self",)``). ``uses`` lists code the replacement relies
+    on moto's method still having (each checked in its source), so an upgrade that changes
+    what the replacement reproduces or skips fails the canary instead of answering otherwise.
     """
 
     symbol: str
     parameters: tuple[str, ...]
     why: str
     replacement: Callable[[Callable[..., Any]], Callable[..., Any]]
+    uses: tuple[str, ...] = ()
 
     @property
     def owner(self) -> type:
@@ -727,6 +988,14 @@ class MotoPatchPoint:
                 f"{self.symbol}: expected parameters {self.parameters}, moto has {found}; "
                 "re-check the patch against the new moto before updating this expectation"
             )
+        if self.uses:
+            source = inspect.getsource(self.original())
+            for use in self.uses:
+                if use not in source:
+                    raise MotoPatchPointMissingError(
+                        f"{self.symbol}: moto no longer has {use!r}; re-check the patch "
+                        "against the new moto before updating this expectation"
+                    )
 
     def install(self) -> None:
         if self.is_installed():
@@ -858,16 +1127,79 @@ MOTO_PATCH_POINTS: tuple[MotoPatchPoint, ...] = (
             "range_key_conditions",
             "filter_kwargs",
         ),
-        why="a Query of the base table reads all_items(): every item of the table, sorted, "
-        "then kept if of the queried hash key (O(table) per Query; a third of all CPU in a "
-        "1,000-VM rehearsal). The replacement has all_items() give that partition only.",
+        why="a Query reads all_items(): every item of the table, sorted, then kept if of the "
+        "queried hash key (O(table) per Query; a third of all CPU in a 1,000-VM rehearsal, "
+        "and a seventh more for the index Queries). The replacement has all_items() give "
+        "the base table's queried partition, or the items an index Query's hash key "
+        "conditions keep; in a request serialized under the DynamoDB lock, the results are "
+        "not deep-copied (see _query_results_copy).",
         replacement=_replace_table_query,
+        uses=(
+            "for item in self.all_items():",
+            "if not item_value or item_value != expected_value:",
+            "results = copy.deepcopy(results)",
+            "results = [index.project(r) for r in results]",
+            "results = [item for item in results if filter_expression.expr(item)]",
+            "results = [r.project(projection_expressions) for r in results]",
+        ),
     ),
     MotoPatchPoint(
         symbol="moto.dynamodb.models.table.Table.all_items",
         parameters=("self",),
-        why="see Table.query: inside a base-table Query, the queried partition's items.",
+        why="see Table.query: inside a base-table Query, the queried partition's items; "
+        "inside an index Query, the items of its hash key values (moto sorts them).",
         replacement=_replace_table_all_items,
+        uses=("key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key",),
+    ),
+    MotoPatchPoint(
+        symbol="moto.ec2.models.instances.InstanceBackend.all_reservations",
+        parameters=("self", "filters"),
+        why="moto copies every reservation for every DescribeInstances and every lookup by "
+        "instance ID (DescribeInstanceStatus, RunInstances' and volumes' get_instance): "
+        "O(instances) copies per call. The replacement copies only the reservations that "
+        "hold the IDs looked up (get_instance, get_multi_instances_by_id, "
+        "get_reservations_by_instance_ids) or named by an instance-id filter alone.",
+        replacement=_replace_all_reservations,
+        uses=(
+            "copy.copy(reservation) for reservation in self.reservations.copy().values()",
+            "if filters is not None:",
+            "reservations = filter_reservations(reservations, filters)",
+        ),
+    ),
+    MotoPatchPoint(
+        symbol="moto.ec2.models.instances.InstanceBackend.get_reservations_by_instance_ids",
+        parameters=("self", "instance_ids", "filters"),
+        why="see InstanceBackend.all_reservations: it keeps the reservations holding these "
+        "IDs and drops the others.",
+        replacement=_replace_instances_by_ids,
+        uses=("for reservation in self.all_reservations():", "if matching_reservation:"),
+    ),
+    MotoPatchPoint(
+        symbol="moto.ec2.models.instances.InstanceBackend.get_multi_instances_by_id",
+        parameters=("self", "instance_ids", "filters"),
+        why="see InstanceBackend.all_reservations: it looks these IDs up among all instances.",
+        replacement=_replace_instances_by_ids,
+        uses=(
+            "for reservation in self.all_reservations():",
+            "if instance_id not in all_instance_ids:",
+        ),
+    ),
+    MotoPatchPoint(
+        symbol="moto.ec2.models.instances.InstanceBackend.get_instance",
+        parameters=("self", "instance_id"),
+        why="see InstanceBackend.all_reservations: it looks the ID up among all instances.",
+        replacement=_replace_get_instance,
+        uses=("for instance in self.all_instances():", "if instance.id == instance_id:"),
+    ),
+    MotoPatchPoint(
+        symbol="moto.ec2.models.core.TaggedEC2Resource.get_tags",
+        parameters=("self",),
+        why="a resource's tags are a describe_tags filtered by its ID: a pattern matched "
+        "against every tag of every EC2 resource, for every instance an answer describes "
+        "(O(instances) per instance). The replacement reads the resource's own tags, the "
+        "same entries in the same order (an ID without wildcards matches only itself).",
+        replacement=_replace_get_tags,
+        uses=('self.ec2_backend.describe_tags(filters={"resource-id": [self.id]})',),
     ),
 )
 
@@ -1229,6 +1561,21 @@ RESPONSE_PATCH_POINTS: tuple[ModuleNamePatchPoint, ...] = (
 )
 
 
+# moto's Table.query deep-copies its results (every attribute of every item returned) under
+# the DynamoDB lock; a serialized request only reads them before answering (see
+# _query_results_copy), so there it is a list copy.
+QUERY_COPY_PATCH_POINTS: tuple[ModuleNamePatchPoint, ...] = (
+    ModuleNamePatchPoint(
+        module="moto.dynamodb.models.table",
+        name="copy",
+        expected=copy,
+        uses=("results = copy.deepcopy(results)",),
+        why="every Query deep-copies the items it returns",
+        replacement=_query_results_copy,
+    ),
+)
+
+
 def install_moto_patches() -> None:
     """Install every patch, once per process.
 
@@ -1244,6 +1591,7 @@ def install_moto_patches() -> None:
             *JSONPATH_PATCH_POINTS,
             *LOADER_PATCH_POINTS,
             *RESPONSE_PATCH_POINTS,
+            *QUERY_COPY_PATCH_POINTS,
         )
         for module_point in module_points:
             if not module_point.is_installed():

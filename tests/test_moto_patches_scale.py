@@ -1,0 +1,677 @@
+"""moto patches that keep a large wave's reads from scanning everything (``moto_patches``).
+
+An index Query reads only the items of its hash key values (not every item of the table,
+sorted), a Query's results are not deep-copied in a request served under the DynamoDB lock,
+an EC2 lookup by instance ID copies only the reservations it keeps, and a resource's tags are
+its own (not a pattern matched against every tag). Each answer must stay moto's: every test
+asks the same questions with the patches and with moto's own methods put back, and compares.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import inspect
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto.dynamodb.models import dynamodb_backends
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
+from moto.dynamodb.models.table import Table
+
+from orchestration.local.runtime import (
+    LOCAL_ACCOUNT_ID,
+    MOTO_PATCH_POINTS,
+    MotoPatchPointMissingError,
+    moto_patches,
+    start_local_aws,
+)
+from orchestration.local.runtime.moto_patches import (
+    QUERY_COPY_PATCH_POINTS,
+    ModuleNamePatchPoint,
+    MotoPatchPoint,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_ec2.client import EC2Client
+    from mypy_boto3_ec2.type_defs import FilterTypeDef
+
+REGION = "us-east-1"
+MIGRATIONS = 72
+WAVES = 4
+TABLE_QUERY = "moto.dynamodb.models.table.Table.query"
+TABLE_ALL_ITEMS = "moto.dynamodb.models.table.Table.all_items"
+EC2_LOOKUPS = (
+    "moto.ec2.models.instances.InstanceBackend.all_reservations",
+    "moto.ec2.models.instances.InstanceBackend.get_reservations_by_instance_ids",
+    "moto.ec2.models.instances.InstanceBackend.get_multi_instances_by_id",
+    "moto.ec2.models.instances.InstanceBackend.get_instance",
+    "moto.ec2.models.core.TaggedEC2Resource.get_tags",
+)
+
+
+def _point(symbol: str) -> MotoPatchPoint:
+    return next(point for point in MOTO_PATCH_POINTS if point.symbol == symbol)
+
+
+@contextmanager
+def _moto_as_is(
+    *symbols: str, module_points: tuple[ModuleNamePatchPoint, ...] = ()
+) -> Iterator[None]:
+    """moto's own methods (and module names) in place of these patches, for a while."""
+    with pytest.MonkeyPatch.context() as patch:
+        for symbol in symbols:
+            point = _point(symbol)
+            patch.setattr(point.owner, point.attribute, point.original())
+        for module_point in module_points:
+            patch.setattr(module_point._module(), module_point.name, module_point.expected)
+        yield
+
+
+def _answer(call: Callable[[], Any]) -> Any:
+    """A call's answer without its metadata, or the error it raised (code and message)."""
+    try:
+        answer = call()
+    except ClientError as error:
+        return ("error", error.response["Error"]["Code"], error.response["Error"]["Message"])
+    answer.pop("ResponseMetadata", None)
+    return answer
+
+
+# --------------------------------------------------------------------------- DynamoDB
+
+
+def _thread_item(v: int) -> dict[str, Any]:
+    """A wave's thread record: in one of WAVES index partitions, with repeated index sort
+    keys (moto then orders by the table's keys), some without a sort key (not indexed)."""
+    item: dict[str, Any] = {
+        "pk": {"S": f"MIG#{v:03d}"},
+        "sk": {"S": "SLACK"},
+        "gsi1pk": {"S": f"WAVE#{v % WAVES}#THREADS"},
+        "seq": {"N": str(v % 7)},
+        "state": {"M": {"category": {"S": "DONE" if v % 3 else "WAITING"}, "n": {"N": str(v)}}},
+        "tags": {"SS": [f"t{v % 5}", "all"]},
+        "history": {"L": [{"S": f"step-{k}"} for k in range(v % 4)]},
+    }
+    if v % 11:
+        item["gsi1sk"] = {"S": f"{(v * 7) % 40:03d}"}
+    return item
+
+
+@pytest.fixture
+def dynamodb() -> Iterator[DynamoDBClient]:
+    with start_local_aws(poll_event_sources=False) as runtime:
+        client: DynamoDBClient = boto3.client(
+            "dynamodb", endpoint_url=runtime.endpoint_url, region_name=REGION
+        )
+        client.create_table(
+            TableName="state",
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": name, "AttributeType": kind}  # type: ignore[typeddict-item]
+                for name, kind in (
+                    ("pk", "S"),
+                    ("sk", "S"),
+                    ("gsi1pk", "S"),
+                    ("gsi1sk", "S"),
+                    ("lane", "N"),
+                    ("status", "S"),
+                )
+            ],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "gsi1",
+                    "KeySchema": [
+                        {"AttributeName": "gsi1pk", "KeyType": "HASH"},
+                        {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                },
+                {
+                    "IndexName": "byLane",  # a number hash key, no sort key, keys only
+                    "KeySchema": [{"AttributeName": "lane", "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                },
+                {
+                    "IndexName": "byStatus",
+                    "KeySchema": [
+                        {"AttributeName": "status", "KeyType": "HASH"},
+                        {"AttributeName": "sk", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["seq"]},
+                },
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        for v in range(MIGRATIONS):
+            client.put_item(TableName="state", Item=_thread_item(v))
+            client.put_item(
+                TableName="state",
+                Item={
+                    "pk": {"S": f"MIG#{v:03d}"},
+                    "sk": {"S": "META"},
+                    # "1" and "1.0" are the same number: both in lane 1's partition
+                    "lane": {"N": f"{v % 3}.0" if v % 2 else str(v % 3)},
+                    "status": {"S": "PENDING" if v % 5 == 0 else "DECIDED"},
+                    "seq": {"N": str(v)},
+                },
+            )
+            for k in range(2):
+                client.put_item(
+                    TableName="state",
+                    Item={"pk": {"S": f"MIG#{v:03d}"}, "sk": {"S": f"REPORT#{k}"}, "x": {"S": "y"}},
+                )
+        yield client
+
+
+def _queries(dynamodb: DynamoDBClient) -> list[Any]:
+    """Index Queries of every kind the system makes, and a few it does not."""
+    answers: list[Any] = []
+
+    def ask(**request: Any) -> Any:
+        answer = _answer(lambda: dynamodb.query(TableName="state", **request))
+        answers.append((request, answer))
+        return answer
+
+    def pages(**request: Any) -> None:
+        start: dict[str, Any] | None = None
+        for _ in range(100):
+            answer = ask(**request, **({"ExclusiveStartKey": start} if start else {}))
+            start = answer.get("LastEvaluatedKey") if isinstance(answer, dict) else None
+            if not start:
+                return
+        raise AssertionError("pages do not end")
+
+    wave = {"KeyConditionExpression": "gsi1pk = :w", "IndexName": "gsi1"}
+    for w in range(WAVES + 1):  # and a partition with no items
+        values = {":w": {"S": f"WAVE#{w}#THREADS"}}
+        ask(**wave, ExpressionAttributeValues=values)
+        ask(**wave, ExpressionAttributeValues=values, ScanIndexForward=False)
+        for forward in (True, False):
+            pages(**wave, ExpressionAttributeValues=values, Limit=4, ScanIndexForward=forward)
+            pages(
+                **wave,
+                ExpressionAttributeValues={**values, ":c": {"S": "WAITING"}},
+                FilterExpression="#s.category = :c",
+                ExpressionAttributeNames={"#s": "state"},
+                Limit=3,
+                ScanIndexForward=forward,
+            )
+        ask(
+            IndexName="gsi1",
+            KeyConditionExpression="gsi1pk = :w AND gsi1sk BETWEEN :lo AND :hi",
+            ExpressionAttributeValues={
+                **values,
+                ":lo": {"S": "010"},
+                ":hi": {"S": "025"},
+                ":t": {"S": "t1"},
+                ":one": {"N": "1"},
+            },
+            FilterExpression="contains(tags, :t) OR size(history) > :one",
+            ProjectionExpression="pk, gsi1sk, history[0], #s.n",
+            ExpressionAttributeNames={"#s": "state"},
+        )
+        ask(
+            IndexName="gsi1",
+            KeyConditionExpression="gsi1pk = :w AND begins_with(gsi1sk, :p)",
+            ExpressionAttributeValues={**values, ":p": {"S": "00"}},
+            Select="COUNT",
+        )
+    for lane in ("0", "1", "1.0", "2", "7"):
+        ask(
+            IndexName="byLane",
+            KeyConditionExpression="lane = :l",
+            ExpressionAttributeValues={":l": {"N": lane}},
+        )
+        pages(
+            IndexName="byLane",
+            KeyConditionExpression="lane = :l",
+            ExpressionAttributeValues={":l": {"N": lane}},
+            Limit=5,
+            ScanIndexForward=False,
+        )
+    for status in ("PENDING", "DECIDED"):
+        pages(
+            IndexName="byStatus",
+            KeyConditionExpression="#st = :s",
+            ExpressionAttributeNames={"#st": "status"},
+            ExpressionAttributeValues={":s": {"S": status}},
+            Limit=6,
+        )
+    # the old KeyConditions interface, and refusals
+    ask(
+        IndexName="gsi1",
+        KeyConditions={
+            "gsi1pk": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "WAVE#1#THREADS"}]}
+        },
+    )
+    ask(
+        IndexName="nope",
+        KeyConditionExpression="gsi1pk = :w",
+        ExpressionAttributeValues={":w": {"S": "WAVE#1#THREADS"}},
+    )
+    ask(
+        IndexName="gsi1",
+        KeyConditionExpression="gsi1pk = :w",
+        ExpressionAttributeValues={":w": {"S": "WAVE#1#THREADS"}},
+        ConsistentRead=True,
+    )
+    # base-table Queries, for the deep copy's sake
+    for v in (0, 5, 71, 99):
+        pages(
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": f"MIG#{v:03d}"}},
+            Limit=2,
+        )
+    return answers
+
+
+def _counting_all_items(patch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the items moto's own all_items() lists (the whole table, sorted)."""
+    point = _point(TABLE_ALL_ITEMS)
+    moto_all_items = point.original()
+    listed = [0]
+
+    def counting(self: Table) -> list[Any]:
+        items: list[Any] = moto_all_items(self)
+        listed[0] += len(items)
+        return items
+
+    patch.setattr(point.owner, point.attribute, point.replacement(counting))
+    return listed
+
+
+def test_index_queries_answer_as_moto_does_without_listing_the_table(
+    dynamodb: DynamoDBClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listed = _counting_all_items(monkeypatch)
+
+    patched = _queries(dynamodb)
+    assert listed == [0]  # no Query listed the whole table
+
+    with _moto_as_is(TABLE_QUERY, TABLE_ALL_ITEMS, module_points=QUERY_COPY_PATCH_POINTS):
+        as_moto = _queries(dynamodb)
+
+    assert len(patched) == len(as_moto) > 100
+    for (request, answer), (_, expected) in zip(patched, as_moto, strict=True):
+        assert answer == expected, request
+    # the questions were not trivial: items, pages, filters, errors
+    answers = [answer for _, answer in patched]
+    assert sum(len(a.get("Items", [])) for a in answers if isinstance(a, dict)) > 500
+    assert sum(1 for a in answers if isinstance(a, dict) and "LastEvaluatedKey" in a) > 50
+    errors = sorted(a[1] for a in answers if isinstance(a, tuple))
+    assert errors == ["ResourceNotFoundException", "ValidationException"]  # index, read
+    lane_one = [a for r, a in patched if r.get("ExpressionAttributeValues") == {":l": {"N": "1"}}]
+    assert len(lane_one[0]["Items"]) == MIGRATIONS // 3  # "1" and "1.0" alike
+
+
+def test_an_index_query_keeps_moto_order_when_an_index_key_has_two_types(
+    dynamodb: DynamoDBClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN an index sort key stored with two types (DynamoDB refuses it; moto stores it)
+    # whose values compare neither less nor greater, so moto's sort keeps them in the order
+    # it gets them; written in the reverse of the table's key order
+    for v, value in ((202, {"N": "0"}), (201, {"BOOL": True}), (200, {"N": "1"})):
+        dynamodb.put_item(
+            TableName="state",
+            Item={
+                "pk": {"S": f"MIG#{v}"},
+                "sk": {"S": "X"},
+                "gsi1pk": {"S": "MIXED"},
+                "gsi1sk": value,
+            },
+        )
+    request: dict[str, Any] = {
+        "TableName": "state",
+        "IndexName": "gsi1",
+        "KeyConditionExpression": "gsi1pk = :w",
+        "ExpressionAttributeValues": {":w": {"S": "MIXED"}},
+    }
+    with _moto_as_is(TABLE_QUERY, TABLE_ALL_ITEMS, module_points=QUERY_COPY_PATCH_POINTS):
+        as_moto = [item["pk"]["S"] for item in dynamodb.query(**request)["Items"]]
+    listed = _counting_all_items(monkeypatch)
+
+    # WHEN the index is queried for that partition
+    mixed = [item["pk"]["S"] for item in dynamodb.query(**request)["Items"]]
+
+    # THEN moto's own list, filtered, and moto's answer
+    assert listed[0] > 0
+    assert mixed == as_moto
+    # (the items in the order they were written would have answered otherwise)
+    monkeypatch.setattr(moto_patches, "_one_type_each", lambda items, names: True)
+    unsorted = [item["pk"]["S"] for item in dynamodb.query(**request)["Items"]]
+    assert sorted(unsorted) == sorted(as_moto)
+    assert unsorted != as_moto
+    # and a partition whose index keys have one type each lists nothing more
+    listed[0] = 0
+    request["ExpressionAttributeValues"] = {":w": {"S": "WAVE#1#THREADS"}}
+    dynamodb.query(**request)
+    assert listed == [0]
+
+
+def test_an_index_querys_items_are_those_moto_keeps(dynamodb: DynamoDBClient) -> None:
+    # What all_items() gives an index Query: the items of moto's whole list that pass moto's
+    # own hash key check ("item_value != expected_value"), for a string and a number key.
+    table = dynamodb_backends[LOCAL_ACCOUNT_ID][REGION].get_table("state")
+    moto_all_items = _point(TABLE_ALL_ITEMS).original()
+    for name, value in (("gsi1pk", {"S": "WAVE#2#THREADS"}), ("lane", {"N": "1.00"})):
+        expected_value = DynamoType(value)
+        conditions = ((name, expected_value),)
+        queried = moto_patches._TableQuery(table, None, conditions, (name,), shallow_results=False)
+        kept = moto_patches._index_query_items(table, queried, moto_all_items)
+        everything = moto_all_items(table)
+        moto_keeps = [
+            item
+            for item in everything
+            if item.attrs.get(name) is not None and item.attrs[name] == expected_value
+        ]
+        assert 0 < len(kept) < len(everything)
+        assert sorted(map(id, kept)) == sorted(map(id, moto_keeps))
+
+
+def test_query_results_are_not_deep_copied_in_a_serialized_request(
+    dynamodb: DynamoDBClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import moto.dynamodb.models.table as moto_table
+
+    installed = moto_table.__dict__["copy"]  # the runtime's stand-in for the module
+    copies: list[tuple[bool, bool]] = []  # (a list of items, the same items came back)
+
+    class _Recording:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(installed, name)
+
+        @staticmethod
+        def deepcopy(x: Any, memo: Any = None) -> Any:
+            result = installed.deepcopy(x, memo)
+            if isinstance(x, list) and x and all(isinstance(i, Item) for i in x):
+                copies.append((True, all(a is b for a, b in zip(x, result, strict=True))))
+            return result
+
+    monkeypatch.setattr(moto_table, "copy", _Recording())
+    # a request: served under the DynamoDB lock, the items are moto's own, unchanged
+    answer = dynamodb.query(
+        TableName="state",
+        IndexName="gsi1",
+        KeyConditionExpression="gsi1pk = :w",
+        ExpressionAttributeValues={":w": {"S": "WAVE#3#THREADS"}},
+    )
+    base = dynamodb.query(
+        TableName="state",
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": "MIG#003"}},
+    )
+    assert copies == [(True, True), (True, True)]
+    assert len(answer["Items"]) > 10
+    assert len(base["Items"]) == 4
+    table = dynamodb_backends[LOCAL_ACCOUNT_ID][REGION].get_table("state")
+    stored = table.items[DynamoType({"S": "MIG#003"})][DynamoType({"S": "SLACK"})]
+    assert stored.attrs["history"] == DynamoType(
+        {"L": [{"S": "step-0"}, {"S": "step-1"}, {"S": "step-2"}]}
+    )
+
+    # the backend called outside a request (no lock held): moto's deep copies
+    copies.clear()
+    no_limit: Any = None
+    items, _, _ = table.query(
+        None,
+        None,
+        [],
+        no_limit,
+        no_limit,  # no ExclusiveStartKey
+        True,
+        None,
+        index_name="gsi1",
+        hash_key_conditions=[("gsi1pk", DynamoType({"S": "WAVE#3#THREADS"}))],
+    )
+    assert copies == [(True, False)]
+    assert items
+    assert all(item is not stored for item in items)
+
+
+def test_moto_still_only_reads_query_results_after_its_deep_copy() -> None:
+    # What moto does to the results between the copy and the return: an index projection,
+    # the filter, a projection expression (each reads an item or builds a new one).
+    source = inspect.getsource(_point(TABLE_QUERY).original())
+    tail = source[source.index("results = copy.deepcopy(results)") :]
+    assert [line.strip() for line in tail.splitlines() if line.strip()] == [
+        "results = copy.deepcopy(results)",
+        "if index_name:",
+        "index = self.get_index(index_name)",
+        "results = [index.project(r) for r in results]",
+        "if filter_expression is not None:",
+        "results = [item for item in results if filter_expression.expr(item)]",
+        "if projection_expressions:",
+        "results = [r.project(projection_expressions) for r in results]",
+        "return results, scanned_count, last_evaluated_key",
+    ]
+
+
+@pytest.mark.parametrize("point", QUERY_COPY_PATCH_POINTS, ids=lambda point: point.symbol)
+def test_canary_moto_still_deep_copies_query_results_through_its_copy_module(
+    point: ModuleNamePatchPoint,
+) -> None:
+    moto_patches.install_moto_patches()
+    point.verify()
+    assert point.is_installed(), f"{point.symbol}: the patch did not install"
+    stand_in = point._module().__dict__[point.name]
+    assert stand_in.copy is copy.copy  # everything but deepcopy is copy's own
+    assert stand_in.deepcopy([{"a": [1]}]) == [{"a": [1]}]
+    assert stand_in.deepcopy([{"a": [1]}])[0] is not None
+
+
+def test_canary_patch_points_check_the_code_they_rely_on() -> None:
+    point = _point(TABLE_QUERY)
+    point.verify()
+    changed = dataclasses.replace(point, uses=(*point.uses, "something moto never had"))
+    with pytest.raises(MotoPatchPointMissingError, match="something moto never had"):
+        changed.verify()
+
+
+# --------------------------------------------------------------------------- EC2
+
+
+@pytest.fixture
+def ec2() -> Iterator[EC2Client]:
+    with start_local_aws(poll_event_sources=False) as runtime:
+        client: EC2Client = boto3.client(
+            "ec2", endpoint_url=runtime.endpoint_url, region_name=REGION
+        )
+        yield client
+
+
+def _launch(ec2: EC2Client) -> list[str]:
+    """Reservations of one to three instances, tagged at launch or after, among other tagged
+    EC2 resources; one instance stopped."""
+    image = "ami-12345678"  # the runtime's moto loads no images; it does not check
+    launched: list[str] = []
+    for r in range(15):
+        count = 1 + r % 3
+        instances = ec2.run_instances(
+            ImageId=image,
+            MinCount=count,
+            MaxCount=count,
+            InstanceType="t3.large",
+            TagSpecifications=[
+                {"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": f"vm-{r}"}]}
+            ]
+            if r % 2
+            else [],
+        )["Instances"]
+        launched.extend(instance["InstanceId"] for instance in instances)
+    for n, instance_id in enumerate(launched[::3]):
+        ec2.create_tags(
+            Resources=[instance_id],
+            Tags=[{"Key": "wave", "Value": "w1"}, {"Key": "order", "Value": str(n)}],
+        )
+    volume = ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=8)["VolumeId"]
+    ec2.create_tags(Resources=[volume], Tags=[{"Key": "wave", "Value": "w1"}])
+    ec2.stop_instances(InstanceIds=[launched[4]])
+    return launched
+
+
+def _ec2_questions(ec2: EC2Client, launched: list[str]) -> list[Any]:
+    unknown = "i-0123456789abcdef0"
+    some = [launched[1], launched[4], launched[9], launched[-1]]
+    state: FilterTypeDef = {"Name": "instance-state-name", "Values": ["running"]}
+    questions: list[tuple[str, Callable[[], Any]]] = [
+        ("all", ec2.describe_instances),
+        ("by ids", lambda: ec2.describe_instances(InstanceIds=some)),
+        ("by ids reversed", lambda: ec2.describe_instances(InstanceIds=some[::-1])),
+        ("one id", lambda: ec2.describe_instances(InstanceIds=[launched[2]])),
+        ("ids + filter", lambda: ec2.describe_instances(InstanceIds=some, Filters=[state])),
+        ("unknown id", lambda: ec2.describe_instances(InstanceIds=[launched[0], unknown])),
+        (
+            "id filter",
+            lambda: ec2.describe_instances(Filters=[{"Name": "instance-id", "Values": some}]),
+        ),
+        (
+            "id filter, unknown",
+            lambda: ec2.describe_instances(
+                Filters=[{"Name": "instance-id", "Values": [unknown, launched[3]]}]
+            ),
+        ),
+        (
+            "id filter, only unknown",
+            lambda: ec2.describe_instances(Filters=[{"Name": "instance-id", "Values": [unknown]}]),
+        ),
+        (
+            "id and state filters",
+            lambda: ec2.describe_instances(
+                Filters=[{"Name": "instance-id", "Values": some}, state]
+            ),
+        ),
+        (
+            "tag filter",
+            lambda: ec2.describe_instances(Filters=[{"Name": "tag:wave", "Values": ["w1"]}]),
+        ),
+        (
+            "id filter, paged",
+            lambda: ec2.describe_instances(
+                Filters=[{"Name": "instance-id", "Values": launched}], MaxResults=5
+            ),
+        ),
+        (
+            "status",
+            lambda: ec2.describe_instance_status(InstanceIds=some, IncludeAllInstances=True),
+        ),
+        ("status running", lambda: ec2.describe_instance_status(InstanceIds=some)),
+        (
+            "status unknown",
+            lambda: ec2.describe_instance_status(InstanceIds=[unknown, launched[0]]),
+        ),
+        ("status all", lambda: ec2.describe_instance_status(IncludeAllInstances=True)),
+        (
+            "attribute",
+            lambda: ec2.describe_instance_attribute(
+                InstanceId=launched[5], Attribute="instanceType"
+            ),
+        ),
+        (
+            "attribute unknown",
+            lambda: ec2.describe_instance_attribute(InstanceId=unknown, Attribute="instanceType"),
+        ),
+        ("tags", ec2.describe_tags),
+        (
+            "tags of one",
+            lambda: ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [launched[3]]}]),
+        ),
+        ("volumes", ec2.describe_volumes),
+    ]
+    return [(name, _answer(call)) for name, call in questions]
+
+
+def test_ec2_lookups_by_id_answer_as_moto_does_copying_only_what_they_keep(
+    ec2: EC2Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.ec2.models.tags import TagBackend
+
+    launched = _launch(ec2)
+    point = _point(EC2_LOOKUPS[0])
+    moto_all_reservations = point.original()
+    copied: list[int] = []  # reservations moto's own all_reservations copied, per call
+
+    def counting(self: Any, filters: Any = None) -> list[Any]:
+        copied.append(len(self.reservations))
+        result: list[Any] = moto_all_reservations(self, filters)
+        return result
+
+    monkeypatch.setattr(point.owner, point.attribute, point.replacement(counting))
+    moto_describe_tags = TagBackend.describe_tags
+    tag_scans = [0]
+
+    def counting_describe_tags(self: Any, filters: Any = None) -> Any:
+        tag_scans[0] += 1
+        return moto_describe_tags(self, filters)
+
+    monkeypatch.setattr(TagBackend, "describe_tags", counting_describe_tags)
+
+    # The system's reads: by an instance-id filter, status by IDs; a lookup by one ID
+    found = ec2.describe_instances(Filters=[{"Name": "instance-id", "Values": launched[:7]}])
+    statuses = ec2.describe_instance_status(InstanceIds=launched[:7], IncludeAllInstances=True)
+    by_ids = ec2.describe_instances(InstanceIds=launched[5:9])
+    ec2.describe_instance_attribute(InstanceId=launched[5], Attribute="instanceType")
+    assert copied == []  # moto's copy of every reservation was not made
+    assert tag_scans == [0]  # nor a scan of every tag per instance described
+    assert sum(len(r["Instances"]) for r in found["Reservations"]) == 7
+    assert len(statuses["InstanceStatuses"]) == 7
+    assert [i["InstanceId"] for r in by_ids["Reservations"] for i in r["Instances"]] == launched[
+        5:9
+    ]
+    tagged = {i["InstanceId"]: i.get("Tags") for r in found["Reservations"] for i in r["Instances"]}
+    assert tagged[launched[3]] == [{"Key": "wave", "Value": "w1"}, {"Key": "order", "Value": "1"}]
+    assert tagged[launched[6]] == [
+        {"Key": "Name", "Value": "vm-3"},
+        {"Key": "wave", "Value": "w1"},
+        {"Key": "order", "Value": "2"},
+    ]
+
+    patched = _ec2_questions(ec2, launched)
+    with _moto_as_is(*EC2_LOOKUPS):
+        monkeypatch.setattr(TagBackend, "describe_tags", moto_describe_tags)
+        as_moto = _ec2_questions(ec2, launched)
+    for (name, answer), (_, expected) in zip(patched, as_moto, strict=True):
+        assert answer == expected, name
+    errors = {name: answer for name, answer in patched if isinstance(answer, tuple)}
+    assert set(errors) == {"unknown id", "status unknown", "attribute unknown"}
+    assert {code for _, code, _ in errors.values()} == {"InvalidInstanceID.NotFound"}
+    # the reservations a lookup returns are copies: moto's own keep all their instances
+    again = ec2.describe_instances(InstanceIds=[launched[-1]])
+    assert len(again["Reservations"][0]["Instances"]) == 1
+    assert sum(len(r["Instances"]) for r in ec2.describe_instances()["Reservations"]) == len(
+        launched
+    )
+
+
+def test_a_resources_tags_are_its_own_with_or_without_the_patch(
+    ec2: EC2Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.ec2.models import ec2_backends
+    from moto.ec2.models.tags import TagBackend
+
+    launched = _launch(ec2)
+    backend = ec2_backends[LOCAL_ACCOUNT_ID][REGION]
+    moto_get_tags = _point(EC2_LOOKUPS[-1]).original()
+    resources: list[Any] = [backend.get_instance(i) for i in launched]
+    resources += list(backend.volumes.values())
+    resources += list(backend.describe_security_groups())
+    expected = [moto_get_tags(resource) for resource in resources]
+    moto_describe_tags = TagBackend.describe_tags
+    tag_scans = [0]
+
+    def counting_describe_tags(self: Any, filters: Any = None) -> Any:
+        tag_scans[0] += 1
+        return moto_describe_tags(self, filters)
+
+    monkeypatch.setattr(TagBackend, "describe_tags", counting_describe_tags)
+    assert [resource.get_tags() for resource in resources] == expected
+    assert tag_scans == [0]
+    assert sum(1 for tags in expected if tags) > len(launched) // 2  # many tagged, not all
