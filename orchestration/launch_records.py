@@ -167,6 +167,29 @@ class Instance:
     system_status: str
     instance_status: str
 
+    def as_data(self) -> dict[str, str]:
+        """As the ledger keeps it and the execution's state carries it (camelCase)."""
+        return {
+            "instanceId": self.instance_id,
+            "state": self.state,
+            "privateIp": self.private_ip or "",
+            "instanceType": self.instance_type,
+            "systemStatus": self.system_status,
+            "instanceStatus": self.instance_status,
+        }
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, object]) -> Instance:
+        """The inverse of :meth:`as_data` (a status not said is ``unknown``)."""
+        return cls(
+            instance_id=str(data["instanceId"]),
+            state=str(data.get("state") or "unknown"),
+            private_ip=str(data.get("privateIp") or "") or None,
+            instance_type=str(data.get("instanceType") or ""),
+            system_status=str(data.get("systemStatus") or "unknown"),
+            instance_status=str(data.get("instanceStatus") or "unknown"),
+        )
+
     @property
     def up(self) -> bool:
         """Running, and neither status check impaired (checks still initializing are no

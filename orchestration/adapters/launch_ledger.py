@@ -716,32 +716,12 @@ def _outcome_item(outcome: LaunchOutcome) -> dict[str, Any]:
     if outcome.launched_ec2_instance_id:
         item["launchedEc2InstanceId"] = outcome.launched_ec2_instance_id
     if outcome.instance is not None:
-        item["instance"] = _instance_attributes(outcome.instance)
+        item["instance"] = outcome.instance.as_data()
     return item
 
 
-def _instance_attributes(instance: Instance) -> dict[str, str]:
-    return {
-        "instanceId": instance.instance_id,
-        "state": instance.state,
-        "privateIp": instance.private_ip or "",
-        "instanceType": instance.instance_type,
-        "systemStatus": instance.system_status,
-        "instanceStatus": instance.instance_status,
-    }
-
-
 def _instance(value: object) -> Instance | None:
-    if not isinstance(value, dict):
-        return None
-    return Instance(
-        instance_id=str(value["instanceId"]),
-        state=str(value["state"]),
-        private_ip=str(value["privateIp"]) or None,
-        instance_type=str(value["instanceType"]),
-        system_status=str(value["systemStatus"]),
-        instance_status=str(value["instanceStatus"]),
-    )
+    return Instance.from_data(value) if isinstance(value, dict) else None
 
 
 def _outcome(item: dict[str, Any]) -> LaunchOutcome:

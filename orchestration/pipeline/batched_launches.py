@@ -43,7 +43,6 @@ from orchestration.adapters.wave_control import RecentWaveControls
 from orchestration.clock import Clock
 from orchestration.events import Step
 from orchestration.launch_records import (
-    Instance,
     LaunchIntent,
     LaunchOutcome,
     LaunchRequest,
@@ -445,20 +444,8 @@ def outcome_output(outcome: LaunchOutcome) -> dict[str, Any]:
         "detail": outcome.detail,
     }
     if outcome.instance is not None:
-        output["instance"] = instance_output(outcome.instance)
+        output["instance"] = outcome.instance.as_data()
     return output
-
-
-def instance_output(instance: Instance) -> dict[str, Any]:
-    """The launched instance as the coordinator saw it, in the execution's state."""
-    return {
-        "instanceId": instance.instance_id,
-        "state": instance.state,
-        "privateIp": instance.private_ip,
-        "instanceType": instance.instance_type,
-        "systemStatus": instance.system_status,
-        "instanceStatus": instance.instance_status,
-    }
 
 
 def successor_name(execution: str, runs: int) -> str:

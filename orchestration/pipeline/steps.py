@@ -1119,14 +1119,7 @@ def _seen_up(outcome: dict[str, Any], instance_id: str) -> Instance | None:
     seen = outcome.get("instance")
     if not isinstance(seen, dict) or seen.get("instanceId") != instance_id:
         return None
-    instance = Instance(
-        instance_id=instance_id,
-        state=str(seen.get("state") or "unknown"),
-        private_ip=seen.get("privateIp") or None,
-        instance_type=str(seen.get("instanceType") or ""),
-        system_status=str(seen.get("systemStatus") or "unknown"),
-        instance_status=str(seen.get("instanceStatus") or "unknown"),
-    )
+    instance = Instance.from_data(seen)
     return instance if instance.up else None
 
 
