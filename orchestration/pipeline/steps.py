@@ -9,7 +9,7 @@ Lambda finds the MGN job it already started instead of starting a second one.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -198,14 +198,10 @@ class MigrationSteps:
         preparation here leaves it to the PrepareSource state, with that state's retries;
         a validation that fails fails the step as ever."""
         source = self.validate_input(state)
-        try:
-            prepared = self.prepare_source({**state, "source": source}, "test")
-        except Exception:
-            logger.info(
-                "the test launch is prepared by its own step instead",
-                extra={"migration_id": state["spec"].get("migrationId")},
-                exc_info=True,
-            )
+        prepared = _at_once(
+            "PrepareSource", state, lambda: self.prepare_source({**state, "source": source}, "test")
+        )
+        if prepared is None:
             return {**source, "preparedForTest": False}
         return {**source, "preparedForTest": True, "prepared": prepared}
 
@@ -827,16 +823,9 @@ class MigrationSteps:
             return False
         if not finalize:
             return False
-        try:
-            self.finalize(state, started_at)
-        except Exception:
-            logger.info(
-                "the cutover is finalized by its own step instead",
-                extra={"migration_id": state["spec"].get("migrationId")},
-                exc_info=True,
-            )
-            return False
-        return True
+        return (
+            _at_once("FinalizeCutover", state, lambda: self.finalize(state, started_at)) is not None
+        )
 
     def _post_launch_verdict(
         self,
@@ -1111,6 +1100,21 @@ def _set_post_launch_actions(
         return ""
     names = ", ".join(a.name for a in sorted(spec.post_launch_actions, key=lambda a: a.order))
     return f"; post-launch actions: {names}"
+
+
+def _at_once(step: str, state: State, run: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
+    """A step's next step run in the same invocation: its result, or None if anything stopped
+    it. The state machine then runs that step (``step``) in its own state, with its retries,
+    so the shortcut never turns a retryable error into a rollback."""
+    try:
+        return run()
+    except Exception:
+        logger.info(
+            f"{step} is left to its own state",
+            extra={"migration_id": state["spec"].get("migrationId")},
+            exc_info=True,
+        )
+        return None
 
 
 def _seen_up(outcome: dict[str, Any], instance_id: str) -> Instance | None:
