@@ -20,17 +20,19 @@ locals {
     prepare_source    = ["assume_target_role", "report_steps", "put_events", "kms_decrypt"]
     trigger_migration = ["assume_target_role", "report_steps", "wave_controls", "wave_migrations", "put_events", "kms_decrypt"]
     verify_migration  = ["assume_target_role", "report_steps", "finalize_requests", "put_events", "kms_decrypt"]
-    request_approval  = ["report_steps", "approval_gates", "put_events", "kms_decrypt"]
-    finalize_cutover  = ["assume_target_role", "report_steps", "put_events", "kms_decrypt"]
-    callback_handler  = ["state_read", "callback_secret", "kms_decrypt", "kms_generate_data_key"]
-    rollback_handler  = ["assume_target_role", "state_read_write", "put_events", "kms_decrypt"]
+    # Batched, the gate verifies the test launch first (target role, as verify_migration) and
+    # hands back one it could not verify (SendTaskSuccess).
+    request_approval = ["assume_target_role", "report_steps", "approval_gates", "answer_waiting_tasks", "put_events", "kms_decrypt"]
+    finalize_cutover = ["assume_target_role", "report_steps", "put_events", "kms_decrypt"]
+    callback_handler = ["state_read", "callback_secret", "kms_decrypt", "kms_generate_data_key"]
+    rollback_handler = ["assume_target_role", "state_read_write", "put_events", "kms_decrypt"]
     # Batched launches: a request goes into the lane's ledger (a transaction) and claims the
     # lane's loop lease, starting the loop when none runs; the loop reads and writes the
     # ledger, starts MGN jobs in the lane (target role), reports and answers the executions,
     # and after its runs hands the lane over to a fresh execution of itself (StartExecution);
     # it reads a wave's migrations (gsi1) for cutovers that go after others (dependsOn).
     request_launch      = ["launch_requests", "wave_controls", "start_launch_coordinator", "kms_decrypt"]
-    coordinate_launches = ["assume_target_role", "launch_ledger", "wave_controls", "wave_migrations", "send_launch_outcomes", "start_launch_coordinator", "put_events", "kms_decrypt"]
+    coordinate_launches = ["assume_target_role", "launch_ledger", "wave_controls", "wave_migrations", "answer_waiting_tasks", "start_launch_coordinator", "put_events", "kms_decrypt"]
     # Reads only: every lane's source servers' replication (through the target role), the
     # pending approvals (gsi1) and their migrations' cutover windows (GetItem). Its metrics go
     # to CloudWatch as EMF log lines.
@@ -152,8 +154,9 @@ locals {
       actions   = ["dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
       resources = [aws_dynamodb_table.state.arn]
     }
-    send_launch_outcomes = {
-      # SendTaskSuccess takes a task token and supports no resource-level permissions.
+    answer_waiting_tasks = {
+      # The coordinator's launch outcomes; the approval gate handing back a test launch it
+      # could not verify. SendTaskSuccess takes a task token: no resource-level permissions.
       actions   = ["states:SendTaskSuccess"]
       resources = ["*"]
     }

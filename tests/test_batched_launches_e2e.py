@@ -7,6 +7,7 @@ MGN jobs of many servers and answers each execution with its own server's outcom
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -29,7 +30,7 @@ from orchestration.rehearsal.profile import RehearsalProfile
 from orchestration.rehearsal.run import rehearse, synthetic_input
 from orchestration.settings import settings
 from orchestration.statemachine import LaunchSettings, Timings
-from tests.support.pipeline import spec_of
+from tests.support.pipeline import spec_of, states_entered
 from tests.support.waves import with_dependent_application
 
 pytestmark = pytest.mark.timeout(600)
@@ -44,12 +45,17 @@ START = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 OPENS_IN = timedelta(days=2)
 
 
-def _wave(vms: int, opens_in: timedelta, settings: str = "") -> list[MigrationRequest]:
+def _wave(
+    vms: int, opens_in: timedelta, settings: str = "", *, http_checks: bool = False
+) -> list[MigrationRequest]:
     """A synthetic wave of ``vms`` VMs in one lane, its cutover window opening later;
-    ``settings``: wave-level manifest lines (YAML) added before its defaults."""
+    ``settings``: wave-level manifest lines (YAML) added before its defaults; ``http_checks``:
+    each VM's health check an HTTP one (a stand-in marked unhealthy fails it)."""
     now = START
     window = ((now + opens_in).isoformat(), (now + opens_in + timedelta(hours=2)).isoformat())
     text = wave_yaml(0, vms, window=window).replace("\ndefaults:", f"\n{settings}defaults:", 1)
+    if http_checks:
+        text = re.sub(r"\{type: tcp, port: \d+\}", "{type: http, port: 8080, path: /healthz}", text)
     result = validate_files([ManifestFile("wave-000.yaml", text)], now=now)
     assert result.valid, result.findings
     return [
@@ -132,6 +138,12 @@ def test_a_wave_migrates_in_fewer_jobs_than_vms_and_a_failed_test_rolls_back_alo
                 ("FinalizeCutover", "SUCCEEDED"),
             ]:
                 assert expected in steps, (request.migration_id, steps)
+            # AND the gate verified the test launch in its own invocation (the coordinator
+            # saw the instance up): no VerifyTestLaunch state of its own
+            assert outcome.execution_arn is not None
+            entered = states_entered(outcome.execution_arn)
+            assert "VerifyTestAndAwaitApproval" in entered, entered
+            assert "VerifyTestLaunch" not in entered, entered
 
     # AND the launches went in batches: fewer jobs than VMs, the cutovers in one job
     jobs = _jobs(system, list(servers.values()))
@@ -147,6 +159,9 @@ def test_a_wave_migrates_in_fewer_jobs_than_vms_and_a_failed_test_rolls_back_alo
     starts = calls.get("StartTest", 0) + calls.get("StartCutover", 0)
     assert starts <= 2 * len(jobs), calls
     assert starts < VMS, calls
+    # AND the test instances, verified at the gate (no $.testCheck: the instance the test
+    # launched), were retired by the coordinator before the cutover, in one TERMINATE job
+    assert calls.get("TerminateTargetInstances", 0) == 1, calls
     # AND each server is in its application in MGN's console, associated in bulk by the
     # coordinator (the first of each application by its own preparation)
     lane_mgn = wiring.lanes().clients(_lane(system, failing_server)).mgn
@@ -168,6 +183,51 @@ def test_a_wave_migrates_in_fewer_jobs_than_vms_and_a_failed_test_rolls_back_alo
     ledger = DynamoLaunchLedger(table, "/".join(system.lane_of_server[failing_server]))
     snapshot = ledger.snapshot()
     assert (snapshot.waiting, snapshot.intents, ledger.undelivered()) == ((), (), [])
+
+
+def test_a_test_the_gate_cannot_verify_is_handed_back_and_verified_in_its_own_state(
+    system: EmbeddedSystem,
+) -> None:
+    # GIVEN two VMs of one batch, one of which never answers its health checks
+    requests = _wave(2, OPENS_IN, http_checks=True)
+    servers = system.seed([spec_of(r) for r in requests])
+    unhealthy, healthy = requests
+    assert system.standins is not None
+    system.standins.mark_unhealthy(servers[unhealthy.migration_id])
+    driver = MigrationDriver(system)
+
+    # WHEN they migrate
+    driver.send(requests)
+    outcomes = driver.wait(
+        [r.migration_id for r in requests],
+        timeout=timedelta(days=5).total_seconds(),
+        poll_seconds=600,
+    )
+
+    # THEN the healthy one was verified at the gate and migrated
+    assert outcomes[healthy.migration_id].record_status == "COMPLETED"
+    healthy_arn = outcomes[healthy.migration_id].execution_arn
+    assert healthy_arn is not None
+    assert "VerifyTestLaunch" not in states_entered(healthy_arn)
+    # AND the gate's first look at the unhealthy one (checks failing, not yet timed out) was
+    # handed back with its result, so VerifyTestLaunch's waits counted from it until the
+    # launch timeout failed it: rolled back, nobody asked to approve
+    outcome = outcomes[unhealthy.migration_id]
+    assert outcome.record_status == "ROLLED_BACK"
+    assert outcome.execution_arn is not None
+    entered = states_entered(outcome.execution_arn)
+    after_gate = entered[entered.index("VerifyTestAndAwaitApproval") :]
+    assert after_gate[:5] == [
+        "VerifyTestAndAwaitApproval",
+        "TestVerifiedAtGate",
+        "KeepTestCheck",
+        "TestLaunchVerified",
+        "WaitForTestLaunch",
+    ], entered
+    assert "VerifyTestLaunch" in after_gate, entered
+    assert "AwaitApproval" not in entered, entered
+    rollback = next(s for s in outcome.steps if s["step"] == "Rollback")
+    assert "health" in rollback["message"].lower(), rollback
 
 
 def test_parked_test_failures_in_a_batch_retry_or_roll_back_after_park_for(

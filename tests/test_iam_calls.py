@@ -194,6 +194,7 @@ ALLOWANCES: tuple[Allowance, ...] = (
                 "rollback_handler",
                 "monitor_migrations",
                 "coordinate_launches",
+                "request_approval",  # batched: the gate verifies the test launch first
             }
         ),
     ),

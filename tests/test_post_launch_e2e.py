@@ -17,7 +17,7 @@ from orchestration.local.driver import MigrationDriver
 from orchestration.local.slack import Thread
 from orchestration.local.system import EmbeddedSystem, SystemOptions
 from orchestration.statemachine import LaunchSettings, Timings
-from tests.support.pipeline import example_requests, spec_of
+from tests.support.pipeline import example_requests, spec_of, states_entered
 from tests.test_slack_e2e import FAST, _settled_thread, _threads, _wait_for
 
 ACTIONS = [
@@ -142,5 +142,19 @@ def test_the_batched_design_honours_a_required_actions_failure() -> None:
         # THEN the failing VM rolled back with the action's output, the other migrated
         assert outcomes[failing.migration_id].record_status == "ROLLED_BACK"
         assert outcomes[passing.migration_id].record_status == "COMPLETED"
+        # AND the gate's own look verified the passing VM's test; the failing VM's it handed
+        # back, and VerifyTestLaunch failed it there (its catch: the rollback), nothing asked
+        failing_arn = outcomes[failing.migration_id].execution_arn
+        passing_arn = outcomes[passing.migration_id].execution_arn
+        assert failing_arn is not None
+        assert passing_arn is not None
+        entered = states_entered(passing_arn)
+        assert "VerifyTestAndAwaitApproval" in entered, entered
+        assert "VerifyTestLaunch" not in entered, entered
+        entered = states_entered(failing_arn)
+        handed_back = entered.index("VerifyTestAndAwaitApproval")
+        assert entered[handed_back:].index("VerifyTestLaunch") > 0, entered
+        assert "AwaitApproval" not in entered, entered
+        assert "Rollback" in entered, entered
         rolled_back = _settled_thread(batched, failing.migration_id, "rolled back")
         assert any(f"failed: {DENIED}" in text for text in _texts(rolled_back))

@@ -41,6 +41,8 @@ REPORTED_AS = {
     "CheckReplication": Step.WAIT_FOR_REPLICATION,
     "RequestTestLaunch": Step.START_TEST_LAUNCH,
     "RequestCutover": Step.START_CUTOVER,
+    # Batched: the gate verifies the test launch first (both steps, one invocation).
+    "VerifyTestAndAwaitApproval": Step.AWAIT_APPROVAL,
     "AwaitParkDecision": Step.PARK,
     "CheckFinalizeHold": Step.FINALIZE_CUTOVER,
 }
@@ -108,7 +110,7 @@ def test_the_launch_design_is_chosen_where_the_launch_loops_begin(
         (
             "RequestTestLaunch",
             "$.test",
-            "VerifyTestLaunch",
+            "VerifyTestAndAwaitApproval",  # the gate verifies first; hands back what it cannot
             Timings.aws().test_request_timeout_seconds,
         ),
         ("RequestCutover", "$.cutover", "VerifyCutover", LaunchSettings().cutover_timeout_seconds),
@@ -122,6 +124,29 @@ def test_the_launch_design_is_chosen_where_the_launch_loops_begin(
             verify,
             timeout,
         )
+    # The gate that verifies first: the approval gate's function, told to verify, its
+    # answer at $.approval (a decision, or the test handed back to VerifyTestLaunch, with the
+    # first look's result kept at $.testCheck when there was one).
+    gate = states["VerifyTestAndAwaitApproval"]
+    assert gate["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+    assert gate["Parameters"]["FunctionName"] == ARNS["request_approval"]
+    assert gate["Parameters"]["Payload"]["verifyFirst"] == "test"
+    assert (gate["ResultPath"], gate["Next"]) == ("$.approval", "TestVerifiedAtGate")
+    assert gate["TimeoutSeconds"] == states["AwaitApproval"]["TimeoutSeconds"]
+    # A gate: retried as AwaitApproval is (not after a crash: that would announce a second
+    # approval), caught as it is.
+    assert gate["Retry"] == states["AwaitApproval"]["Retry"]
+    assert gate["Catch"] == states["AwaitApproval"]["Catch"]
+    assert [(c["Variable"], c["Next"]) for c in states["TestVerifiedAtGate"]["Choices"]] == [
+        ("$.approval.testCheck", "KeepTestCheck"),
+        ("$.approval.verified", "VerifyTestLaunch"),
+    ]
+    assert states["TestVerifiedAtGate"]["Default"] == "PrepareCutover"
+    assert (states["KeepTestCheck"]["InputPath"], states["KeepTestCheck"]["ResultPath"]) == (
+        "$.approval.testCheck",
+        "$.testCheck",
+    )
+    assert states["KeepTestCheck"]["Next"] == "TestLaunchVerified"
     rendered = render_definition(ARNS, Timings.aws(), LaunchSettings(design="batched"))
     assert rendered["States"]["Configure"]["Result"]["launchDesign"] == "batched"
 
@@ -257,7 +282,7 @@ def test_a_failed_test_launch_parks_only_when_the_manifest_says_park(
 
 # The gates: a retry would announce a second approval (or park) under a new task token, and
 # the first message's buttons would answer a token nobody waits for.
-NOT_RETRIED_ON_CRASH = {"AwaitApproval", "AwaitParkDecision"}
+NOT_RETRIED_ON_CRASH = {"AwaitApproval", "VerifyTestAndAwaitApproval", "AwaitParkDecision"}
 
 
 def test_a_lambda_crash_after_its_side_effect_is_retried_briefly_where_the_step_is_idempotent(

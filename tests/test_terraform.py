@@ -1047,6 +1047,7 @@ def test_the_approval_expiry_filter_matches_only_the_approval_gate() -> None:
         "AwaitParkDecision",  # a park nobody decided in time: counted too (monitoring.tf)
         "RequestCutover",
         "RequestTestLaunch",
+        "VerifyTestAndAwaitApproval",  # batched: the approval gate that verifies first
     ]
     gate = definition["States"]["AwaitApproval"]
     assert gate["Resource"].endswith(".waitForTaskToken")

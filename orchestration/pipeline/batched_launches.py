@@ -428,7 +428,9 @@ def _test_instance_to_retire(state: State) -> str | None:
     prepared before the coordinator retired test instances did)."""
     if (state.get("preparedCutover") or {}).get("terminateJobId"):
         return None
-    instance_id = (state.get("testCheck") or {}).get("instanceId")
+    # VerifyTestLaunch's result; verified at the approval gate (VerifyTestAndAwaitApproval)
+    # there is none in the state, and the instance verified is the one the test launched.
+    instance_id = (state.get("testCheck") or state.get("test") or {}).get("instanceId")
     return str(instance_id) if instance_id else None
 
 

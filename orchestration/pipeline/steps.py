@@ -668,6 +668,14 @@ class MigrationSteps:
             }
         return None
 
+    def verify_test_at_once(self, state: State) -> dict[str, Any] | None:
+        """VerifyTestLaunch run by the approval gate's own invocation (batched: the
+        coordinator's outcome usually shows the test instance up): its result, or None if
+        anything stopped it. A result not ``done`` (booting, post-launch actions, health
+        checks to look at again) or None leaves the verification to the VerifyTestLaunch
+        state, with its waits, retries and catch; only a verified test goes to the gate."""
+        return _at_once("VerifyTestLaunch", state, lambda: self.verify_launch(state, "test"))
+
     def verify_launch(
         self,
         state: State,

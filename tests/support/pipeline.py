@@ -70,3 +70,18 @@ def example_requests(
 def spec_of(request: MigrationRequest) -> MigrationSpec:
     assert request.revision is not None
     return MigrationSpec.from_request(request, request.revision, "test")
+
+
+def states_entered(execution_arn: str) -> list[str]:
+    """The names of the states an execution entered, in order (its history, every page)."""
+    from orchestration.adapters import aws
+
+    entered: list[str] = []
+    pages = aws.stepfunctions().get_paginator("get_execution_history")
+    for page in pages.paginate(executionArn=execution_arn):
+        entered.extend(
+            event["stateEnteredEventDetails"]["name"]
+            for event in page["events"]
+            if "stateEnteredEventDetails" in event
+        )
+    return entered
