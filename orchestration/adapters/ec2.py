@@ -48,6 +48,11 @@ class TemplateFacts:
 MAX_FILTER_VALUES = 200
 # DescribeInstanceStatus takes at most 100 instance IDs per call.
 MAX_STATUS_IDS = 100
+# DescribeInstances pages by reservation (with a filter; at most 1,000 a page): MGN launches
+# each server's instance alone, one reservation each, so a page of 1,000 holds the 200
+# instances of a filter. Asked for no page size, a reply may stop early (moto's at 100) with
+# a NextToken: the rest is read from the next pages, never dropped.
+INSTANCES_PAGE_SIZE = 1000
 
 
 def _chunks(values: list[str], size: int = MAX_FILTER_VALUES) -> list[list[str]]:
@@ -243,18 +248,25 @@ class Ec2Adapter:
     def instances(self, instance_ids: list[str]) -> dict[str, Instance]:
         """The instances EC2 knows of these IDs (one missing is left out), with their status
         checks: one ``DescribeInstances`` per 200 IDs (a filter, which does not fail on an
-        unknown ID) and one ``DescribeInstanceStatus`` per 100 found."""
+        unknown ID; every page of its answer read, in pages of ``INSTANCES_PAGE_SIZE``
+        reservations) and one ``DescribeInstanceStatus`` per 100 found."""
         found: dict[str, Any] = {}
+        paginator = self._ec2.get_paginator("describe_instances")
         for chunk in _chunks(instance_ids):
             try:
-                reservations = self._ec2.describe_instances(
-                    Filters=[{"Name": "instance-id", "Values": chunk}]
-                )["Reservations"]
+                for page in paginator.paginate(
+                    Filters=[{"Name": "instance-id", "Values": chunk}],
+                    PaginationConfig={"PageSize": INSTANCES_PAGE_SIZE},
+                ):
+                    found.update(
+                        (i["InstanceId"], i)
+                        for r in page.get("Reservations", [])
+                        for i in r.get("Instances", [])
+                    )
             except ClientError as exc:
                 if _missing(exc):
                     continue
                 raise
-            found.update((i["InstanceId"], i) for r in reservations for i in r.get("Instances", []))
         statuses: dict[str, Any] = {}
         for chunk in _chunks(list(found), MAX_STATUS_IDS):
             for status in self._ec2.describe_instance_status(
