@@ -41,7 +41,7 @@ locals {
     # GetItem) and what GitHub was last shown (its own items).
     report_github_progress = ["consume_github_progress", "dead_letter_github_progress", "github_token", "wave_migrations", "github_progress_state", "kms_decrypt", "kms_generate_data_key"]
     monitor_migrations     = ["assume_target_role", "pending_approvals", "state_read", "kms_decrypt"]
-    slack_app              = ["slack_secrets", "bot_state", "put_events", "decide_approvals", "start_one_execution", "manage_executions", "invoke_self", "remind_owed_roots", "kms_decrypt", "kms_generate_data_key"]
+    slack_app              = ["slack_secrets", "bot_state", "put_events", "decide_approvals", "decide_approval_groups", "start_one_execution", "manage_executions", "invoke_self", "remind_owed_roots", "kms_decrypt", "kms_generate_data_key"]
     slack_notifier         = ["slack_token", "thread_state", "wave_threads", "consume_status", "dead_letter_status", "remind_owed_roots", "kms_decrypt", "kms_generate_data_key"]
   }
 
@@ -186,6 +186,14 @@ locals {
     bot_state = {
       actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"]
       resources = [aws_dynamodb_table.state.arn, "${aws_dynamodb_table.state.arn}/index/gsi1"]
+    }
+    decide_approval_groups = {
+      # A group decision (Approve all ready) decides its VMs together: the approvals' tokens
+      # and their records' sequence numbers read in one call, decided in one transaction
+      # (authorized as its UpdateItems: bot_state), their audit entries written in batches
+      # (ApprovalService.decide_group).
+      actions   = ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"]
+      resources = [aws_dynamodb_table.state.arn]
     }
     decide_approvals = {
       # SendTask* take a task token and support no resource-level permissions. Only the Slack

@@ -745,6 +745,43 @@ def _run_batched_paths() -> Run:
     )
 
 
+def _run_group_decision() -> Run:
+    """A group decision from Slack: three VMs of one application ready, approved together
+    with the group message's Approve all ready (their decisions written together)."""
+    from bot.group_approvals import GROUP_APPROVE_READY_ACTION
+    from tests.test_group_approvals_e2e import APPROVER, FAST, _all_ready, _wave
+
+    requests = _wave("wave-9", 3)
+    recorder = ApiCallRecorder().start()
+    try:
+        with EmbeddedSystem(SystemOptions(timings=FAST)) as system:
+            assert system.slack is not None
+            system.seed([spec_of(r) for r in requests])
+            driver = MigrationDriver(system)
+            driver.send(requests)
+            state = _all_ready(system, "wave-9/billing", 3)
+            system.slack.click_button(
+                user=APPROVER,
+                channel=state.channel,
+                message_ts=state.ts,
+                action_id=GROUP_APPROVE_READY_ACTION,
+                value=state.group,
+            )
+            outcomes = driver.wait([r.migration_id for r in requests], approver=None, timeout=240)
+            names = {system.names.function(f): f for f in ALL_FUNCTIONS}
+        recorded = {names[name]: calls for name, calls in recorder.by_function().items()}
+        by_role = recorder.by_role()
+    finally:
+        recorder.stop()
+        wiring.reset()
+    return Run(
+        recorded,
+        by_role,
+        outcomes,
+        {r.migration_id: ("SUCCEEDED", "COMPLETED") for r in requests},
+    )
+
+
 def _merged(*runs: Run) -> Run:
     """Every run's calls together: a function's policy must cover all the paths it takes."""
     recorded: dict[str, dict[str, int]] = {}
@@ -773,7 +810,7 @@ def _diff(function: str, run: Run) -> tuple[set[str], set[str]]:
 
 def test_every_call_is_granted_and_every_grant_is_called() -> None:
     """One run, one test (so pytest-xdist runs it once): every function's diff at once."""
-    run = _merged(_run_every_path(), _run_batched_paths())
+    run = _merged(_run_every_path(), _run_batched_paths(), _run_group_decision())
     for migration_id, expected in run.expected.items():
         outcome = run.outcomes[migration_id]
         assert (outcome.status, outcome.record_status) == expected, outcome.cause

@@ -894,6 +894,9 @@ def test_the_bot_functions_get_exactly_the_contracts_permissions() -> None:
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
         "dynamodb:Query",
+        # a group decision: its VMs' tokens and sequences read, their audits written together
+        "dynamodb:BatchGetItem",
+        "dynamodb:BatchWriteItem",
         "events:PutEvents",
         "states:SendTaskSuccess",
         "states:SendTaskFailure",
@@ -906,6 +909,8 @@ def test_the_bot_functions_get_exactly_the_contracts_permissions() -> None:
         "kms:GenerateDataKey",
     }
     assert app["sqs:SendMessage"] == ["${aws_sqs_queue.slack_status.arn}"]
+    assert app["dynamodb:BatchGetItem"] == ["${aws_dynamodb_table.state.arn}"]
+    assert app["dynamodb:BatchWriteItem"] == ["${aws_dynamodb_table.state.arn}"]
     assert sorted(app["secretsmanager:GetSecretValue"]) == [
         "${aws_secretsmanager_secret.slack_bot_token.arn}",
         "${aws_secretsmanager_secret.slack_signing.arn}",

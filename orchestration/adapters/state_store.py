@@ -313,6 +313,32 @@ def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """Who did what to an approval, when (``MigrationStore.audit_many``)."""
+
+    approval_id: str
+    actor: str
+    action: str
+    outcome: str
+    detail: str
+    at: datetime
+
+
+def _audit_item(
+    pk: str, *, actor: str, action: str, outcome: str, detail: str, now: datetime
+) -> dict[str, Any]:
+    return {
+        "pk": pk,
+        "sk": f"AUDIT#{now.isoformat()}#{actor}#{action}",
+        "actor": actor,
+        "action": action,
+        "outcome": outcome,
+        "detail": detail[:2_000],
+        "at": now.isoformat(),
+    }
+
+
 def history_entry(step: str, status: str, message: str, at: datetime) -> dict[str, str]:
     """One step as the history keeps it: its message cut to ``HISTORY_MESSAGE_BYTES``."""
     return {
@@ -884,30 +910,131 @@ class MigrationStore:
         A conditional write: of two clicks at the same moment exactly one wins; the other
         gets ``None`` and reads who decided.
         """
+        update = self._decision_update(approval_id, decision, user, reason, now)
+        del update["TableName"]
         try:
-            response = self._table.update_item(
-                Key={"pk": approval_pk(approval_id), "sk": META},
-                # Decided: out of gsi1's pending approvals, in the same conditional write.
-                UpdateExpression=(
-                    "SET #status = :decision, decidedBy = :user, decidedAt = :now, reason = :reason"
-                    " REMOVE gsi1pk, gsi1sk"
-                ),
-                ConditionExpression="#status = :pending",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":decision": decision,
-                    ":user": user,
-                    ":now": now.isoformat(),
-                    ":reason": reason,
-                    ":pending": "PENDING",
-                },
-                ReturnValues="ALL_NEW",
-            )
+            response = self._table.update_item(**update, ReturnValues="ALL_NEW")
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return None
             raise
         return str(response["Attributes"]["taskToken"])
+
+    def decide_approvals(
+        self,
+        decisions: Sequence[tuple[str, str]],
+        *,
+        decision: str,
+        user: str,
+        reason: str,
+        now: datetime,
+    ) -> dict[str, tuple[str, int]]:
+        """Record one decision on many approvals (a group decision), each written with the
+        sequence number of its ``ApprovalDecided`` event, allocated on its migration's
+        record: per 50 (approval ID, migration ID) pairs, one ``BatchGetItem`` (the approvals'
+        task tokens, the records' sequence numbers) and one ``TransactWriteItems`` in which
+        each approval is decided only if still PENDING and each record moved only if its
+        number is the one read. Returns approval ID -> (task token, sequence) for the
+        approvals decided. A chunk DynamoDB cancels (one decided meanwhile by another click,
+        a record another writer moved) writes nothing: its approvals are left out, and the
+        caller decides them one at a time (``decide_approval``), as it would have."""
+        decided: dict[str, tuple[str, int]] = {}
+        for start in range(0, len(decisions), _TRANSACTION_ITEMS // 2):
+            chunk = list(decisions[start : start + _TRANSACTION_ITEMS // 2])
+            read = self._tokens_and_sequences(chunk)
+            known = [(a, m) for a, m in chunk if a in read["tokens"] and m in read["sequences"]]
+            if not known:
+                continue
+            writes: list[Any] = []
+            for approval_id, migration_id in known:
+                writes.append(
+                    {"Update": self._decision_update(approval_id, decision, user, reason, now)}
+                )
+                seen = read["sequences"][migration_id]
+                writes.append(
+                    {
+                        "Update": {
+                            "TableName": self._table.name,
+                            "Key": migration_key(migration_id),
+                            "UpdateExpression": "SET seq = :next",
+                            "ConditionExpression": (
+                                "seq = :seen" if seen is not None else "attribute_not_exists(seq)"
+                            ),
+                            "ExpressionAttributeValues": {
+                                ":next": (seen or 0) + 1,
+                                **({":seen": seen} if seen is not None else {}),
+                            },
+                        }
+                    }
+                )
+            try:
+                self._table.meta.client.transact_write_items(TransactItems=writes)
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                    raise
+                continue  # nothing written: the caller decides these one at a time
+            for approval_id, migration_id in known:
+                decided[approval_id] = (
+                    read["tokens"][approval_id],
+                    (read["sequences"][migration_id] or 0) + 1,
+                )
+        return decided
+
+    def _decision_update(
+        self, approval_id: str, decision: str, user: str, reason: str, now: datetime
+    ) -> dict[str, Any]:
+        """A decision's conditional update of a pending approval (a transaction's ``Update``)."""
+        return {
+            "TableName": self._table.name,
+            "Key": {"pk": approval_pk(approval_id), "sk": META},
+            # Decided: out of gsi1's pending approvals, in the same conditional write.
+            "UpdateExpression": (
+                "SET #status = :decision, decidedBy = :user, decidedAt = :now, reason = :reason"
+                " REMOVE gsi1pk, gsi1sk"
+            ),
+            "ConditionExpression": "#status = :pending",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {
+                ":decision": decision,
+                ":user": user,
+                ":now": now.isoformat(),
+                ":reason": reason,
+                ":pending": "PENDING",
+            },
+        }
+
+    def _tokens_and_sequences(self, pairs: Sequence[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+        """The pending approvals' task tokens and their migrations' sequence numbers (None:
+        a record with none yet), strongly consistent, in one ``BatchGetItem`` (and its
+        unprocessed keys); an approval not pending, or a migration without a record, is left
+        out."""
+        approvals = {approval_pk(a): a for a, _ in pairs}
+        migrations = {migration_pk(m): m for _, m in pairs}
+        keys: list[dict[str, str]] = [{"pk": pk, "sk": META} for pk in (*approvals, *migrations)]
+        tokens: dict[str, str] = {}
+        sequences: dict[str, int | None] = {}
+        while keys:
+            response = self._table.meta.client.batch_get_item(
+                RequestItems={
+                    self._table.name: {
+                        "Keys": keys,
+                        "ConsistentRead": True,
+                        "ProjectionExpression": "pk, seq, taskToken, #status",
+                        "ExpressionAttributeNames": {"#status": "status"},
+                    }
+                }
+            )
+            for item in response.get("Responses", {}).get(self._table.name, []):
+                pk = _text(item["pk"])
+                pending = _text(item.get("status")) == "PENDING"
+                if pk in approvals and pending and item.get("taskToken"):
+                    tokens[approvals[pk]] = _text(item["taskToken"])
+                elif pk in migrations:
+                    seq = item.get("seq")
+                    sequences[migrations[pk]] = int(cast(Any, seq)) if seq is not None else None
+            unprocessed = response.get("UnprocessedKeys", {}).get(self._table.name)
+            keys = list(unprocessed["Keys"]) if unprocessed else []  # type: ignore[arg-type]
+        return {"tokens": tokens, "sequences": sequences}
 
     def revert_decision(self, approval_id: str, *, user: str) -> None:
         """Undo a recorded decision whose delivery to Step Functions failed: pending again
@@ -967,19 +1094,29 @@ class MigrationStore:
     def audit_trail(self, approval_id: str) -> list[dict[str, Any]]:
         return self._audit_trail(approval_pk(approval_id))
 
+    def audit_many(self, entries: Sequence[AuditEntry]) -> None:
+        """Many approvals' audit entries (a group decision's), 25 to a ``BatchWriteItem``
+        (boto3's batch writer, which sends again what DynamoDB leaves unprocessed)."""
+        with self._table.batch_writer() as batch:
+            for entry in entries:
+                batch.put_item(
+                    Item=_audit_item(
+                        approval_pk(entry.approval_id),
+                        actor=entry.actor,
+                        action=entry.action,
+                        outcome=entry.outcome,
+                        detail=entry.detail,
+                        now=entry.at,
+                    )
+                )
+
     def _audit(
         self, pk: str, *, actor: str, action: str, outcome: str, detail: str, now: datetime
     ) -> None:
         self._table.put_item(
-            Item={
-                "pk": pk,
-                "sk": f"AUDIT#{now.isoformat()}#{actor}#{action}",
-                "actor": actor,
-                "action": action,
-                "outcome": outcome,
-                "detail": detail[:2_000],
-                "at": now.isoformat(),
-            }
+            Item=_audit_item(
+                pk, actor=actor, action=action, outcome=outcome, detail=detail, now=now
+            )
         )
 
     def _audit_trail(self, pk: str) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from orchestration.adapters.ec2 import Subnet
     from orchestration.adapters.mgn import Grouping, Job, SourceServer
     from orchestration.adapters.parks import ParkRecord, ParkStatus
-    from orchestration.adapters.state_store import ApprovalRecord, MigrationRecord
+    from orchestration.adapters.state_store import ApprovalRecord, AuditEntry, MigrationRecord
     from orchestration.adapters.stepfunctions import Execution
     from orchestration.adapters.wave_control import WaveControl
     from orchestration.events import EventDetail, MigrationStatusUpdated, Step, StepStatus
@@ -123,11 +123,27 @@ class ApprovalRecords(Protocol):
         """The task token if this call decided the approval; None if it was decided before."""
         ...
 
+    def decide_approvals(
+        self,
+        decisions: Sequence[tuple[str, str]],
+        *,
+        decision: str,
+        user: str,
+        reason: str,
+        now: datetime,
+    ) -> dict[str, tuple[str, int]]:
+        """Many (approval ID, migration ID) decided together, each with its
+        ``ApprovalDecided`` sequence allocated: approval ID -> (task token, sequence) for
+        those decided; the others (decided before, or their write cancelled) are left out."""
+        ...
+
     def revert_decision(self, approval_id: str, *, user: str) -> None: ...
 
     def audit(
         self, approval_id: str, *, actor: str, action: str, outcome: str, detail: str, now: datetime
     ) -> None: ...
+
+    def audit_many(self, entries: Sequence[AuditEntry]) -> None: ...
 
     def get(self, migration_id: str) -> MigrationRecord | None: ...
 
@@ -309,6 +325,10 @@ class StatusReports(Protocol):
         only_while_at: Step | None = None,
         **data: Any,
     ) -> MigrationStatusUpdated | None: ...
+
+    def put_numbered(
+        self, migration: MigrationIdentity, event_type: type[E], sequence: int, **fields: Any
+    ) -> E: ...
 
 
 # --- MGN, EC2 and health probes (orchestration.adapters.mgn, .ec2, .health) ---------------

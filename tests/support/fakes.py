@@ -23,6 +23,7 @@ from orchestration.adapters.mgn import (
     SourceServerNotFoundError,
 )
 from orchestration.adapters.state_store import ApprovalRecord, MigrationRecord
+from orchestration.adapters.state_store import AuditEntry as StoredAuditEntry
 from orchestration.adapters.stepfunctions import Execution, ExecutionAlreadyExistsError
 from orchestration.events import EventDetail, MigrationStatusUpdated, Step, StepStatus
 from orchestration.health_checks import CheckResult, HealthCheckSpec
@@ -149,6 +150,9 @@ class FakeStore:
     executions: dict[str, tuple[str, str]] = field(default_factory=dict)
     # (decision, user) that another click writes just before the next decision's write.
     decided_meanwhile: tuple[str, str] | None = None
+    # The last sequence number a group decision's write gave each migration's event.
+    sequences: dict[str, int] = field(default_factory=dict)
+    audit_batches: int = 0  # audit_many calls
 
     def get(self, migration_id: str) -> MigrationRecord | None:
         return self.migrations.get(migration_id)
@@ -207,6 +211,27 @@ class FakeStore:
         )
         return self.tokens[approval_id]
 
+    def decide_approvals(
+        self,
+        decisions: Sequence[tuple[str, str]],
+        *,
+        decision: str,
+        user: str,
+        reason: str,
+        now: datetime,
+    ) -> dict[str, tuple[str, int]]:
+        """Each pending one decided, its event numbered after the last number this store
+        gave the migration (``sequences``; the fake reporter numbers after it)."""
+        decided: dict[str, tuple[str, int]] = {}
+        for approval_id, migration_id in decisions:
+            token = self.decide_approval(
+                approval_id, decision=decision, user=user, reason=reason, now=now
+            )
+            if token is not None:
+                self.sequences[migration_id] = self.sequences.get(migration_id, 0) + 1
+                decided[approval_id] = (token, self.sequences[migration_id])
+        return decided
+
     def revert_decision(self, approval_id: str, *, user: str) -> None:
         approval = self.approvals[approval_id]
         assert approval.decided_by == user
@@ -230,6 +255,18 @@ class FakeStore:
         now: datetime,
     ) -> None:
         self.audits.append(AuditEntry(f"MIGRATION#{migration_id}", actor, action, outcome, detail))
+
+    def audit_many(self, entries: Sequence[StoredAuditEntry]) -> None:
+        self.audit_batches += 1
+        for entry in entries:
+            self.audit(
+                entry.approval_id,
+                actor=entry.actor,
+                action=entry.action,
+                outcome=entry.outcome,
+                detail=entry.detail,
+                now=entry.at,
+            )
 
 
 # --- status events ---------------------------------------------------------------------------
@@ -268,6 +305,30 @@ class FakeReporter:
                 "target_region": migration.target_region,
                 "correlation_id": migration.correlation_id,
                 "sequence": self._next(migration.migration_id),
+                "timestamp": self._clock.now(),
+                **fields,
+            }
+        )
+        self.events.append(event)
+        return event
+
+    def put_numbered(
+        self, migration: MigrationIdentity, event_type: type[E], sequence: int, **fields: Any
+    ) -> E:
+        """An event its writer numbered: later ones are numbered after it."""
+        self._sequence[migration.migration_id] = max(
+            self._sequence.get(migration.migration_id, 0), sequence
+        )
+        event = event_type.model_validate(
+            {
+                "migration_id": migration.migration_id,
+                "wave": migration.wave,
+                "app_name": migration.app_name,
+                "target_vm_name": migration.target_vm_name,
+                "target_account_id": migration.target_account_id,
+                "target_region": migration.target_region,
+                "correlation_id": migration.correlation_id,
+                "sequence": sequence,
                 "timestamp": self._clock.now(),
                 **fields,
             }
