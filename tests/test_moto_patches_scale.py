@@ -1,7 +1,9 @@
 """moto patches that keep a large wave's reads from scanning everything (``moto_patches``).
 
 An index Query reads only the items of its hash key values (not every item of the table,
-sorted), a Query's results are not deep-copied in a request served under the DynamoDB lock,
+sorted), a Query's results are not deep-copied in a request served under the DynamoDB lock
+(nor sized twice, nor walked with moto's generic ``dynamo_to_dict``, nor searched for an XML
+``<RequestId>``),
 an EC2 lookup by instance ID copies only the reservations it keeps, and a resource's tags are
 its own (not a pattern matched against every tag). Each answer must stay moto's: every test
 asks the same questions with the patches and with moto's own methods put back, and compares.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,6 +34,8 @@ from orchestration.local.runtime import (
     start_local_aws,
 )
 from orchestration.local.runtime.moto_patches import (
+    DYNAMODB_ANSWER_PATCH_POINTS,
+    ORIGINAL_ATTRIBUTE,
     QUERY_COPY_PATCH_POINTS,
     ModuleNamePatchPoint,
     MotoPatchPoint,
@@ -46,6 +51,9 @@ MIGRATIONS = 72
 WAVES = 4
 TABLE_QUERY = "moto.dynamodb.models.table.Table.query"
 TABLE_ALL_ITEMS = "moto.dynamodb.models.table.Table.all_items"
+ITEM_SIZE = "moto.dynamodb.models.dynamo_type.Item.size"
+ENRICH_RESPONSE = "moto.core.responses.BaseResponse._enrich_response"
+ACCOUNT_BACKEND = "moto.core.base_backend.BackendDict._create_account_specific_backend"
 EC2_LOOKUPS = (
     "moto.ec2.models.instances.InstanceBackend.all_reservations",
     "moto.ec2.models.instances.InstanceBackend.get_reservations_by_instance_ids",
@@ -67,7 +75,11 @@ def _moto_as_is(
     with pytest.MonkeyPatch.context() as patch:
         for symbol in symbols:
             point = _point(symbol)
-            patch.setattr(point.owner, point.attribute, point.original())
+            defined = point.owner.__dict__[point.attribute]
+            # moto's own definition: a function, or a property or static method as it was
+            patch.setattr(
+                point.owner, point.attribute, getattr(defined, ORIGINAL_ATTRIBUTE, defined)
+            )
         for module_point in module_points:
             patch.setattr(module_point._module(), module_point.name, module_point.expected)
         yield
@@ -474,6 +486,311 @@ def test_canary_patch_points_check_the_code_they_rely_on() -> None:
     changed = dataclasses.replace(point, uses=(*point.uses, "something moto never had"))
     with pytest.raises(MotoPatchPointMissingError, match="something moto never had"):
         changed.verify()
+
+
+# ------------------------------------------------------- DynamoDB answers (size, JSON, body)
+
+ANSWER_PATCHES = (ITEM_SIZE, ENRICH_RESPONSE, ACCOUNT_BACKEND)
+
+
+def _odd_item(v: int) -> dict[str, Any]:
+    """Every kind of attribute value, binaries nested in maps and lists included."""
+    return {
+        "pk": {"S": "ODD"},
+        "sk": {"S": f"{v:03d}"},
+        "b": {"B": bytes([v, 0, 255])},
+        "bs": {"BS": [b"x", bytes([v])]},
+        "ns": {"NS": ["1", "2.5"]},
+        "ss": {"SS": ["a", "b"]},
+        "flag": {"BOOL": bool(v % 2)},
+        "none": {"NULL": True},
+        "m": {"M": {"inner": {"B": b"\x00\x01"}, "l": {"L": [{"N": "1"}, {"B": b"z"}, {"M": {}}]}}},
+        "l": {"L": [{"S": "s"}, {"NULL": True}, {"L": []}]},
+    }
+
+
+def _big_item(v: int) -> dict[str, Any]:
+    """Items of uneven sizes (100 KB to 390 KB): a Query's 1 MB page ends among them."""
+    return {
+        "pk": {"S": "BIG"},
+        "sk": {"S": f"{v:03d}"},
+        "blob": {"S": "x" * (100_000 + (v * 37_000) % 290_000)},
+        "m": {"M": {"n": {"N": str(v)}, "s": {"SS": ["p" * (v % 50 + 1)]}}},
+    }
+
+
+def _answer_questions(dynamodb: DynamoDBClient) -> list[Any]:
+    """Queries of every kind (pages cut by Limit and by the 1 MB size), item reads and writes
+    returning values, refusals: the answers moto's dynamo_to_dict and Item.size shape."""
+    answers: list[Any] = []
+
+    def ask(name: str, call: Callable[[], Any]) -> Any:
+        answer = _answer(call)
+        answers.append((name, answer))
+        return answer
+
+    for asked, _ in _queries(dynamodb):
+        ask(f"query {asked}", functools.partial(dynamodb.query, TableName="state", **asked))
+    for forward in (True, False):
+        start: dict[str, Any] | None = None
+        for page in range(20):
+            request: dict[str, Any] = {
+                "KeyConditionExpression": "pk = :p",
+                "ExpressionAttributeValues": {":p": {"S": "BIG"}},
+                "ScanIndexForward": forward,
+                **({"ExclusiveStartKey": start} if start else {}),
+            }
+            answer = ask(
+                f"big page {page} {forward}",
+                functools.partial(dynamodb.query, TableName="state", **request),
+            )
+            start = answer.get("LastEvaluatedKey")
+            if not start:
+                break
+    ask(
+        "odd items",
+        lambda: dynamodb.query(
+            TableName="state",
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": "ODD"}},
+        ),
+    )
+    ask(
+        "odd filtered and projected",
+        lambda: dynamodb.query(
+            TableName="state",
+            KeyConditionExpression="pk = :p AND sk BETWEEN :a AND :z",
+            FilterExpression="attribute_exists(b) AND #f = :t",
+            ProjectionExpression="sk, b, m.l[1], bs",
+            ExpressionAttributeNames={"#f": "flag"},
+            ExpressionAttributeValues={
+                ":p": {"S": "ODD"},
+                ":a": {"S": "001"},
+                ":z": {"S": "005"},
+                ":t": {"BOOL": True},
+            },
+        ),
+    )
+    key = {"pk": {"S": "ODD"}, "sk": {"S": "003"}}
+    ask("get odd", lambda: dynamodb.get_item(TableName="state", Key=key))
+    ask(
+        "update odd",
+        lambda: dynamodb.update_item(
+            TableName="state",
+            Key=key,
+            UpdateExpression="SET m.inner = :b, #c = if_not_exists(#c, :zero) + :one",
+            ConditionExpression="attribute_exists(pk) AND #f = :t",
+            ExpressionAttributeNames={"#c": "count", "#f": "flag"},
+            ExpressionAttributeValues={
+                ":b": {"B": b"\x07"},
+                ":zero": {"N": "0"},
+                ":one": {"N": "1"},
+                ":t": {"BOOL": True},
+            },
+            ReturnValues="ALL_NEW",
+        ),
+    )
+    ask(
+        "failed condition",
+        lambda: dynamodb.update_item(
+            TableName="state",
+            Key=key,
+            UpdateExpression="SET x = :x",
+            ConditionExpression="attribute_not_exists(pk)",
+            ExpressionAttributeValues={":x": {"S": "y"}},
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        ),
+    )
+    ask("scan odd", lambda: dynamodb.scan(TableName="state", Limit=7))
+    ask(
+        "batch get",
+        lambda: dynamodb.batch_get_item(
+            RequestItems={"state": {"Keys": [key, {"pk": {"S": "BIG"}, "sk": {"S": "004"}}]}}
+        ),
+    )
+    return answers
+
+
+def test_dynamodb_answers_are_motos_with_the_answer_patches(
+    dynamodb: DynamoDBClient,
+) -> None:
+    for v in range(12):
+        dynamodb.put_item(TableName="state", Item=_big_item(v))
+        dynamodb.put_item(TableName="state", Item=_odd_item(v))
+
+    patched = _answer_questions(dynamodb)
+    with _moto_as_is(*ANSWER_PATCHES, module_points=DYNAMODB_ANSWER_PATCH_POINTS):
+        as_moto = _answer_questions(dynamodb)
+
+    assert len(patched) == len(as_moto) > 100
+    for (name, answer), (_, expected) in zip(patched, as_moto, strict=True):
+        assert answer == expected, name
+    # the questions were not trivial: size-cut pages, binaries in maps and lists, refusals
+    big_pages = [a for n, a in patched if n.startswith("big page") and "True" in n]
+    assert len(big_pages) >= 3
+    assert all(len(page["Items"]) < 10 for page in big_pages)  # the 1 MB cut, not a Limit
+    odd = dict(patched)["odd items"]["Items"]
+    assert odd[1]["m"]["M"]["l"]["L"][1] == {"B": b"z"}
+    assert odd[1]["bs"]["BS"] == [b"x", b"\x01"]
+    assert dict(patched)["failed condition"][1] == "ConditionalCheckFailedException"
+
+
+def test_a_querys_item_sizes_are_each_items_own(
+    dynamodb: DynamoDBClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The size reused within a Query is the item's own: a reuse that ignored which item it
+    # was computed for would cut the 1 MB pages elsewhere.
+    for v in range(12):
+        dynamodb.put_item(TableName="state", Item=_big_item(v))
+    request: dict[str, Any] = {
+        "TableName": "state",
+        "KeyConditionExpression": "pk = :p",
+        "ExpressionAttributeValues": {":p": {"S": "BIG"}},
+    }
+    with _moto_as_is(ITEM_SIZE):
+        expected = dynamodb.query(**request)
+    point = _point(ITEM_SIZE)
+    moto_size = point.original()
+    sized: list[int] = []
+
+    def counting(self: Item) -> int:
+        sized.append(id(self))
+        result: int = moto_size(self)
+        return result
+
+    monkeypatch.setattr(point.owner, point.attribute, point.replacement(counting))
+    answer = dynamodb.query(**request)
+    assert answer["Items"] == expected["Items"]
+    assert answer["LastEvaluatedKey"] == expected["LastEvaluatedKey"]
+    assert len(sized) == len(set(sized)) == len(answer["Items"]) + 1  # once each, and the cut
+    # a stale size is not reused: a grown item moves the cut
+    dynamodb.update_item(
+        TableName="state",
+        Key={"pk": {"S": "BIG"}, "sk": {"S": "000"}},
+        UpdateExpression="SET #blob = :b",
+        ExpressionAttributeNames={"#blob": "blob"},
+        ExpressionAttributeValues={":b": {"S": "y" * 300_000}},
+    )
+    grown = dynamodb.query(**request)
+    with _moto_as_is(ITEM_SIZE):
+        grown_as_moto = dynamodb.query(**request)
+    assert grown["Items"] == grown_as_moto["Items"]
+    assert grown["LastEvaluatedKey"] == grown_as_moto["LastEvaluatedKey"]
+    assert len(grown["Items"]) != len(answer["Items"])
+
+
+def test_fast_dynamo_to_dict_builds_motos_containers() -> None:
+    from moto.dynamodb.models.utilities import dynamo_to_dict
+
+    item = Item(DynamoType({"S": "ODD"}), DynamoType({"S": "001"}), _odd_item(1))
+    values: list[Any] = [
+        {"Items": [item.attrs], "Count": 1, "LastEvaluatedKey": {"pk": {"S": "ODD"}}},
+        item.attrs,
+        item,  # an object with to_json: moto's own function's
+        DynamoType({"B": "AAE="}),  # a binary as it came on the wire (base64)
+        [DynamoType({"N": "1"}), None, 2, 2.5, True, "s"],
+    ]
+    for value in values:
+        expected = dynamo_to_dict(value)
+        fast = moto_patches._fast_dynamo_to_dict(value)
+        assert fast == expected
+        assert type(fast) is type(expected)
+    # fresh containers: changing the answer changes nothing moto keeps
+    answer = moto_patches._fast_dynamo_to_dict(item.attrs)
+    answer["m"]["M"]["l"]["L"].clear()
+    answer["ss"]["SS"].append("c")
+    assert len(item.attrs["m"].value["l"].value) == 3
+    assert item.attrs["ss"].value == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"Items": [{"s": {"S": "a <RequestId> in a value"}}]}',
+        "<R><ResponseMetadata><RequestId>old</RequestId></ResponseMetadata></R>",
+        '{"Count": 0}',
+        "",
+        b"<RequestId>bytes</RequestId>",
+        None,
+    ],
+)
+def test_enrich_response_answers_as_moto_does(body: Any) -> None:
+    from moto.core.responses import BaseResponse
+    from moto.moto_api._internal import mock_random
+
+    moto_patches.install_moto_patches()
+    with _moto_as_is(ENRICH_RESPONSE):
+        mock_random.seed(7)
+        expected = BaseResponse._enrich_response(_status_201(), body)
+    with moto_patches_active():
+        mock_random.seed(7)
+        answer = BaseResponse._enrich_response(_status_201(), body)
+    assert answer == expected
+    headers, rewritten = answer
+    assert headers["status"] == "201"
+    if isinstance(body, str) and "<RequestId>old" in body:
+        assert f"<RequestId>{headers['x-amzn-requestid']}</RequestId>" in rewritten
+
+
+def _status_201() -> Any:
+    return {"status": 201}  # moto's handlers may give the status as a number
+
+
+@contextmanager
+def moto_patches_active() -> Iterator[None]:
+    """The hooks a running runtime activates (the patches act only while a runtime runs)."""
+    with start_local_aws(poll_event_sources=False):
+        yield
+
+
+def test_an_account_backend_is_created_and_registered_as_moto_does() -> None:
+    from moto.core.base_backend import BackendDict
+    from moto.sqs.models import sqs_backends
+
+    with moto_patches_active(), pytest.MonkeyPatch.context() as patch:
+        account = "000000000042"
+        assert account not in dict.keys(sqs_backends)
+        backend = sqs_backends[account]["us-east-1"]  # created on first use
+        assert sqs_backends[account]["us-east-1"] is backend  # and only then
+        assert any(registered is sqs_backends for registered in _registered(BackendDict))
+        # a dict no longer registered (moto's reset clears the list) registers again
+        patch.setattr(
+            BackendDict,
+            "_instances",
+            [r for r in _registered(BackendDict) if r is not sqs_backends],
+        )
+        assert sqs_backends[account]["us-east-1"] is backend
+        assert any(registered is sqs_backends for registered in _registered(BackendDict))
+
+
+def _registered(backend_dict_class: Any) -> list[Any]:
+    """moto's list of the BackendDicts in use (``BackendDict._instances``)."""
+    registered: list[Any] = backend_dict_class._instances
+    return registered
+
+
+@pytest.mark.parametrize(
+    "point",
+    [*DYNAMODB_ANSWER_PATCH_POINTS, *(_point(symbol) for symbol in ANSWER_PATCHES)],
+    ids=lambda point: point.symbol,
+)
+def test_canary_the_answer_patches_still_fit_moto(point: Any) -> None:
+    moto_patches.install_moto_patches()
+    point.verify()
+    assert point.is_installed(), f"{point.symbol}: the patch did not install"
+
+
+def test_the_regex_stand_in_compiles_as_re_does() -> None:
+    import re
+
+    moto_patches.install_moto_patches()
+    from moto.dynamodb import comparisons
+
+    stand_in = comparisons.__dict__["re"]
+    assert stand_in.compile(r"^ +") is re.compile(r"^ +")
+    assert stand_in.compile(r"^a", re.IGNORECASE).match("A")
+    assert stand_in.escape is re.escape
+    assert stand_in.compile(b"^x").match(b"x")  # anything else: re's own
 
 
 # --------------------------------------------------------------------------- EC2

@@ -73,6 +73,24 @@ and the lookups by ID (``get_instance``,                           lookup by ins
 ``moto.ec2.models.core.TaggedEC2Resource.get_tags``                each instance described matches
                                                                    a pattern against every EC2
                                                                    tag. Here: its own tags
+``moto.dynamodb.models.dynamo_type.Item.size``                     a Query sizes each item twice
+                                                                   (its 1 MB page). Here, under
+                                                                   the lock: once
+``moto.core.responses.BaseResponse._enrich_response``              every body searched with a
+                                                                   look-behind regex for an XML
+                                                                   ``<RequestId>``. Here: a body
+                                                                   without one is left as it is
+``moto.core.base_backend.BackendDict``                             every backend lookup locks and
+``._create_account_specific_backend``                              compares the dict with every
+                                                                   registered one. Here: nothing
+                                                                   when already there
+``moto.dynamodb.responses.dynamo_to_dict`` (the module's name)     a generic walk of every answer.
+                                                                   Here: the same containers with
+                                                                   fewer checks (binaries and the
+                                                                   rest: moto's)
+``moto.dynamodb.comparisons.re`` (the module's name)               the condition lexer compiles
+                                                                   six patterns per token. Here:
+                                                                   compiled once
 =================================================================  =============================
 """
 
@@ -83,6 +101,7 @@ import functools
 import importlib
 import inspect
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -94,6 +113,7 @@ from botocore.loaders import Loader
 from botocore.loaders import create_loader as botocore_create_loader
 from jsonpath_ng.ext.parser import parse as jsonpath_ng_ext_parse
 from jsonpath_ng.parser import parse as jsonpath_ng_parse
+from moto.core.base_backend import BackendDict
 from moto.core.utils import method_names_from_class as moto_method_names_from_class
 from moto.core.utils import unix_time_millis
 from moto.dynamodb.comparisons import get_filter_expression
@@ -106,8 +126,9 @@ from moto.dynamodb.exceptions import (
     TransactWriteSingleOpException,
 )
 from moto.dynamodb.models import DynamoDBBackend
-from moto.dynamodb.models.dynamo_type import DynamoType, Item
+from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.models.utilities import dynamo_to_dict as moto_dynamo_to_dict
 from moto.dynamodb.responses import DynamoResult
 
 from orchestration.local.runtime.errors import MotoPatchPointMissingError, RuntimeAlreadyActiveError
@@ -921,6 +942,71 @@ def _replace_asl_parse(original: Callable[..., Any]) -> Callable[..., Any]:
     return parse
 
 
+# The last Item.size() a Query served under the DynamoDB lock computed: (the Query, the item,
+# its size). moto's Table.query sizes each item twice in a row (the 1 MB page check, then the
+# running total); under the lock nothing writes the item in between.
+_LAST_ITEM_SIZE: ContextVar[tuple[_TableQuery, Any, int] | None] = ContextVar(
+    "wavepilot_last_item_size", default=None
+)
+
+
+def _replace_item_size(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def size(self: Any) -> int:
+        queried = _TABLE_QUERY.get()
+        if queried is None or not queried.shallow_results:
+            computed: int = original(self)
+            return computed
+        last = _LAST_ITEM_SIZE.get()
+        if last is not None and last[0] is queried and last[1] is self:
+            return last[2]
+        value: int = original(self)
+        _LAST_ITEM_SIZE.set((queried, self, value))
+        return value
+
+    return size
+
+
+_REQUEST_ID_TAG = "<RequestId>"
+
+
+def _replace_enrich_response(original: Callable[..., Any]) -> Callable[..., Any]:
+    """moto rewrites ``<RequestId>...</RequestId>`` in every answer's body with a regular
+    expression (a look-behind tried at every character: a large JSON answer, a DynamoDB Query's,
+    is scanned in full). A text without ``<RequestId>`` has nothing to rewrite: the headers are
+    moto's own (the original, given an empty body) and the body is returned as it is."""
+
+    @functools.wraps(original)
+    def enrich_response(headers: Any, body: Any) -> tuple[Any, Any]:
+        if active_hooks() is None or type(body) is not str or _REQUEST_ID_TAG in body:
+            result: tuple[Any, Any] = original(headers, body)
+            return result
+        enriched, _ = original(headers, "")
+        return enriched, body
+
+    return enrich_response
+
+
+def _replace_create_account_specific_backend(original: Callable[..., Any]) -> Callable[..., Any]:
+    """moto's ``BackendDict[account]`` takes the backends' lock, lists the dict's keys and
+    compares the dict with every registered one (``BackendDict.__eq__``) on every lookup, to
+    create an account's backend once. When the account is there and the dict is registered
+    (by identity) there is nothing to create or register."""
+
+    @functools.wraps(original)
+    def create_account_specific_backend(self: Any, account_id: Any) -> None:
+        if (
+            active_hooks() is not None
+            and type(account_id) is str
+            and dict.__contains__(self, account_id)
+            and any(registered is self for registered in BackendDict._instances)  # type: ignore[misc]
+        ):
+            return
+        original(self, account_id)
+
+    return create_account_specific_backend
+
+
 @dataclass(frozen=True, slots=True)
 class MotoPatchPoint:
     """A moto method the runtime replaces, with the signature the replacement was written for.
@@ -1200,6 +1286,40 @@ MOTO_PATCH_POINTS: tuple[MotoPatchPoint, ...] = (
         "same entries in the same order (an ID without wildcards matches only itself).",
         replacement=_replace_get_tags,
         uses=('self.ec2_backend.describe_tags(filters={"resource-id": [self.id]})',),
+    ),
+    MotoPatchPoint(
+        symbol="moto.dynamodb.models.dynamo_type.Item.size",
+        parameters=("self",),
+        why="a Query sizes every item it returns twice, value by value (its 1 MB page): a "
+        "twentieth of a rehearsal's CPU. In a Query served under the DynamoDB lock, the size "
+        "just computed for an item is reused for that item.",
+        replacement=_replace_item_size,
+        uses=("return sum(bytesize(key) + value.size() for key, value in self.attrs.items())",),
+    ),
+    MotoPatchPoint(
+        symbol="moto.core.responses.BaseResponse._enrich_response",
+        parameters=("headers", "body"),
+        why="every answer's body is searched with a look-behind regular expression for an "
+        "XML <RequestId> to rewrite; a text without one is returned as it is.",
+        replacement=_replace_enrich_response,
+        uses=(
+            "request_id = gen_amzn_requestid_long(headers)",
+            'body = re.sub(r"(?<=<RequestId>).*(?=<\\/RequestId>)", request_id, body)',
+            "except Exception:  # Will just ignore if it cant work",
+        ),
+    ),
+    MotoPatchPoint(
+        symbol="moto.core.base_backend.BackendDict._create_account_specific_backend",
+        parameters=("self", "account_id"),
+        why="every backend lookup (every request, every poller's look at its queue) takes a "
+        "lock, lists the accounts and compares the dict with every registered one; an "
+        "account already there in a registered dict has nothing to create.",
+        replacement=_replace_create_account_specific_backend,
+        uses=(
+            "if account_id not in list(self.keys()):",
+            "if self not in BackendDict._instances:",
+            "BackendDict._instances.append(self)",
+        ),
     ),
 )
 
@@ -1576,6 +1696,84 @@ QUERY_COPY_PATCH_POINTS: tuple[ModuleNamePatchPoint, ...] = (
 )
 
 
+def _fast_dynamo_to_dict(obj: Any) -> Any:
+    """moto's ``dynamo_to_dict`` (``moto.dynamodb.models.utilities``), the same containers
+    built with fewer checks for what a DynamoDB answer is made of: dicts (an item's attributes,
+    moto's ``LimitedSizeDict``), lists, strings,
+    booleans, numbers, None and ``DynamoType`` values other than binaries. Anything else (a
+    binary, a datetime, an object with ``to_json``, a subclass) is moto's own function's."""
+    kind = type(obj)
+    if kind is str or kind is bool or kind is int or kind is float or obj is None:
+        return obj
+    if kind is dict or kind is LimitedSizeDict:  # an item's attributes: a dict of moto's
+        return {key: _fast_dynamo_to_dict(value) for key, value in obj.items()}
+    if kind is list:
+        return [_fast_dynamo_to_dict(value) for value in obj]
+    if kind is DynamoType:
+        attribute_type = obj.type
+        if type(attribute_type) is str and attribute_type not in ("B", "BS"):
+            return {attribute_type: _fast_dynamo_to_dict(obj.value)}
+    return moto_dynamo_to_dict(obj)
+
+
+def _fast_dynamo_result_to_dict() -> Callable[[Any], Any]:
+    def dynamo_to_dict(obj: Any) -> Any:
+        if active_hooks() is None:
+            return moto_dynamo_to_dict(obj)
+        return _fast_dynamo_to_dict(obj)
+
+    return dynamo_to_dict
+
+
+def _cached_regex_module() -> Any:
+    """A stand-in for ``re`` in moto's condition-expression module: ``compile`` keeps the
+    patterns it compiled (the lexer compiles six for every token of every ConditionExpression,
+    FilterExpression and KeyConditions read; ``re`` answers each from its cache, the same
+    object, after a lookup that costs more than the match). Anything else is ``re`` itself."""
+
+    @functools.lru_cache(maxsize=256)
+    def _compiled(pattern: str, flags: int) -> re.Pattern[str]:
+        return re.compile(pattern, flags)
+
+    class _Regex:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(re, name)
+
+        @staticmethod
+        def compile(pattern: Any, flags: Any = 0) -> Any:
+            if type(pattern) is str and type(flags) is int:
+                return _compiled(pattern, flags)
+            return re.compile(pattern, flags)
+
+    return _Regex()
+
+
+# moto's DynamoDB answers: every result goes through dynamo_to_dict (a generic walk with five
+# type checks per value, a twentieth of a rehearsal's CPU for the ledger's Queries), and every
+# condition is lexed with patterns compiled per token.
+DYNAMODB_ANSWER_PATCH_POINTS: tuple[ModuleNamePatchPoint, ...] = (
+    ModuleNamePatchPoint(
+        module="moto.dynamodb.responses",
+        name="dynamo_to_dict",
+        expected=moto_dynamo_to_dict,
+        uses=("transformed_result = dynamo_to_dict(result)",),
+        why="DynamoResult turns every answer's DynamoType values into JSON containers",
+        replacement=_fast_dynamo_result_to_dict,
+    ),
+    ModuleNamePatchPoint(
+        module="moto.dynamodb.comparisons",
+        name="re",
+        expected=re,
+        uses=(
+            '(self.Nonterminal.WHITESPACE, re.compile(r"^ +")),',
+            'rf"^{attribute_regex}(\\.{attribute_regex}|\\[[0-9]\\])*"',
+        ),
+        why="ConditionExpressionParser._lex_one_node compiles its six patterns per token",
+        replacement=_cached_regex_module,
+    ),
+)
+
+
 def install_moto_patches() -> None:
     """Install every patch, once per process.
 
@@ -1592,6 +1790,7 @@ def install_moto_patches() -> None:
             *LOADER_PATCH_POINTS,
             *RESPONSE_PATCH_POINTS,
             *QUERY_COPY_PATCH_POINTS,
+            *DYNAMODB_ANSWER_PATCH_POINTS,
         )
         for module_point in module_points:
             if not module_point.is_installed():
