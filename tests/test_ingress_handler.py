@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -359,7 +360,8 @@ def test_a_start_whose_record_was_lost_in_a_crash_is_recorded_when_redelivered(
         raise ConnectionError("the runtime died here")
 
     with monkeypatch.context() as patched:
-        patched.setattr(MigrationStore, "set_execution", crash)
+        # (the write that reports the start names the execution: it never happens)
+        patched.setattr(MigrationStore, "advance", crash)
         with pytest.raises(ConnectionError):
             start_migration.handler(delivered, FakeLambdaContext(function_name="start_migration"))
     record = _store().get(request.migration_id)
@@ -378,3 +380,81 @@ def test_a_start_whose_record_was_lost_in_a_crash_is_recorded_when_redelivered(
     assert record is not None
     assert record.execution_arn == execution["executionArn"]
     assert record.status == "RUNNING"
+
+
+def _waiting_machine(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A state machine whose executions wait (only their start matters)."""
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    machine = sfn.create_state_machine(
+        name="wait",
+        definition=json.dumps(
+            {"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 3600, "End": True}}}
+        ),
+        roleArn="arn:aws:iam::123456789012:role/sfn",
+    )["stateMachineArn"]
+    monkeypatch.setenv("STATE_MACHINE_ARN", machine)
+    wiring.reset()
+    return str(machine)
+
+
+def test_a_start_is_reported_and_recorded_in_one_write(
+    emulated_aws: EmulatedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _waiting_machine(monkeypatch)
+    [request] = _published_requests(1)
+    _invoke(emulated_aws, message_body(request))
+    [requested] = emulated_aws.captured()
+    writes: Counter[str] = Counter()
+
+    def count(model: Any, **_: Any) -> None:
+        writes[model.name] += 1
+
+    client = _store()._table.meta.client
+    client.meta.events.register("before-call.dynamodb", count)
+    try:
+        started = start_migration.handler(
+            {"account": "123456789012", **requested},
+            FakeLambdaContext(function_name="start_migration"),
+        )
+    finally:
+        client.meta.events.unregister("before-call.dynamodb", count)
+
+    # THEN one read of the record and one write: the execution named, RUNNING, Intake reported
+    assert started["started"] is True
+    assert writes == {"GetItem": 1, "UpdateItem": 1}
+    record = _store().get(request.migration_id)
+    assert record is not None
+    assert (record.execution_arn, record.status) == (started["executionArn"], "RUNNING")
+    [reported] = [e for e in emulated_aws.captured() if e["detail"].get("step") == "Intake"]
+    assert reported["detail"]["status"] == "SUCCEEDED"
+    assert reported["detail"]["data"]["executionArn"] == started["executionArn"]
+
+
+def test_a_start_reported_after_the_executions_first_step_still_names_the_execution(
+    emulated_aws: EmulatedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _waiting_machine(monkeypatch)
+    [request] = _published_requests(1)
+    _invoke(emulated_aws, message_body(request))
+    [requested] = emulated_aws.captured()
+    # GIVEN the execution reported its first step before its start was recorded
+    _store().advance(
+        request.migration_id,
+        step="ValidateInput",
+        status="STARTED",
+        now=NOW,
+        message="checking prerequisites",
+    )
+
+    started = start_migration.handler(
+        {"account": "123456789012", **requested},
+        FakeLambdaContext(function_name="start_migration"),
+    )
+
+    # THEN the record names the execution, RUNNING, still at the execution's step, and no
+    # Intake report moved it back
+    record = _store().get(request.migration_id)
+    assert record is not None
+    assert (record.execution_arn, record.status) == (started["executionArn"], "RUNNING")
+    assert record.step == "ValidateInput"
+    assert [e for e in emulated_aws.captured() if e["detail"].get("step") == "Intake"] == []

@@ -570,6 +570,7 @@ class MigrationStore:
         message: str | None = None,
         migration_status: str | None = None,
         only_while_at: str | None = None,
+        started: tuple[str, str] | None = None,
     ) -> int | None:
         """Move the migration to ``step`` and allocate its next event sequence, in one write;
         with ``message``, the step goes into the migration's history in that same write (the
@@ -587,6 +588,7 @@ class MigrationStore:
             now=now,
             migration_status=migration_status,
             only_while_at=only_while_at,
+            started=started,
         )
 
     def record_reports(
@@ -599,6 +601,7 @@ class MigrationStore:
         history: Sequence[dict[str, str]] = (),
         migration_status: str | None = None,
         only_while_at: str | None = None,
+        started: tuple[str, str] | None = None,
     ) -> int | None:
         """What one invocation reported of a migration, in one write: ``sequences`` event
         sequence numbers allocated (the last one is returned; the first is that minus
@@ -606,10 +609,17 @@ class MigrationStore:
         ``history`` appended (in the order of the sequences), its status set.
 
         With ``only_while_at``, only if the migration is still at that step: None (nothing
-        written) if it has moved on."""
+        written) if it has moved on. With ``started`` (revision, execution ARN), the record
+        names the execution started for that revision in the same write (``set_execution``'s
+        fields and condition: a record at another revision fails the write, as there)."""
         report = ReportWrite(migration_id, sequences, at, tuple(history), migration_status)
         sets, condition, names, values = _report_parts(report, now)
         values[":n"] = sequences
+        if started is not None:
+            names["#revision"] = "revision"
+            values[":revision"], values[":arn"] = started
+            sets.append("executionArn = :arn, lastExecutionArn = :arn")
+            condition += " AND #revision = :revision"
         expression = "ADD seq :n SET " + ", ".join(sets)
         if only_while_at is not None:
             names["#step"] = "step"
@@ -635,6 +645,8 @@ class MigrationStore:
                 item = _old_item(exc)
                 if not item:
                     raise  # no such migration
+                if started is not None and _text(item.get("revision")) != started[0]:
+                    raise  # another revision recorded since: as set_execution refuses it
                 if only_while_at is not None and _text(item.get("step")) != only_while_at:
                     return None
                 held = item.get(HISTORY) or []

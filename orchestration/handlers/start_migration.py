@@ -72,17 +72,22 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     except ExecutionAlreadyExistsError:
         logger.info("execution already exists: a redelivered request", extra={"name": name})
         return {"started": False, "reason": "already started", "name": name}
-    store.set_execution(spec.migration_id, spec.revision, execution_arn, wiring.clock().now())
     count("ExecutionsStarted")
-    # The execution may already have reported its first step: never move it back to Intake.
-    wiring.reporter().step(
+    # The record names the execution, RUNNING, in the write that reports it started. The
+    # execution may already have reported its first step: never move it back to Intake (the
+    # report is then not made, and the record names the execution in a write of its own).
+    reported = wiring.reporter().step(
         spec,
         Step.INTAKE,
         "SUCCEEDED",
         f"execution {name} started",
+        migration_status="RUNNING",
         only_while_at=Step.INTAKE,
+        started=(spec.revision, execution_arn),
         executionArn=execution_arn,
     )
+    if reported is None:
+        store.set_execution(spec.migration_id, spec.revision, execution_arn, wiring.clock().now())
     return {"started": True, "executionArn": execution_arn}
 
 

@@ -323,6 +323,7 @@ class StatusReports(Protocol):
         *,
         migration_status: str | None = None,
         only_while_at: Step | None = None,
+        started: tuple[str, str] | None = None,
         **data: Any,
     ) -> MigrationStatusUpdated | None: ...
 

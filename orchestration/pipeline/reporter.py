@@ -233,14 +233,16 @@ class StatusReporter:
         *,
         migration_status: str | None = None,
         only_while_at: Step | None = None,
+        started: tuple[str, str] | None = None,
         **data: Any,
     ) -> MigrationStatusUpdated | None:
         """Move the migration to the step and keep it in its history (one write), then
         announce it; with ``only_while_at``, only if it is still at that step (None: it moved
-        on, nothing said). Inside ``reports_deferred``, kept (None) and written when the
-        invocation ends, with the migration's other reports (an ``only_while_at`` report, or
-        one that marks the migration running, is written at once, after those kept before
-        it)."""
+        on, nothing said); with ``started`` (revision, execution ARN), the record names that
+        execution in the same write (``MigrationStore.record_reports``). Inside
+        ``reports_deferred``, kept (None) and written when the invocation ends, with the
+        migration's other reports (an ``only_while_at`` or ``started`` report, or one that
+        marks the migration running, is written at once, after those kept before it)."""
         now = self._clock.now()
         kept = _kept.get()
         if kept is not None:
@@ -259,7 +261,11 @@ class StatusReporter:
                 entry=history_entry(step, status, message, now),
                 migration_status=migration_status,
             )
-            if only_while_at is None and migration_status not in STATUSES_WRITTEN_AT_ONCE:
+            if (
+                only_while_at is None
+                and started is None
+                and migration_status not in STATUSES_WRITTEN_AT_ONCE
+            ):
                 kept.add(self, spec.migration_id, report)
                 return None
             earlier = kept.take(spec.migration_id)
@@ -273,6 +279,7 @@ class StatusReporter:
             message=message,
             migration_status=migration_status,
             only_while_at=only_while_at,
+            started=started,
         )
         if sequence is None:
             return None
