@@ -340,16 +340,8 @@ def test_a_start_whose_record_was_lost_in_a_crash_is_recorded_when_redelivered(
     emulated_aws: EmulatedAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a state machine whose executions wait (only their start matters here)
+    machine = _waiting_machine(monkeypatch)
     sfn = boto3.client("stepfunctions", region_name="us-east-1")
-    machine = sfn.create_state_machine(
-        name="wait",
-        definition=json.dumps(
-            {"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 3600, "End": True}}}
-        ),
-        roleArn="arn:aws:iam::123456789012:role/sfn",
-    )["stateMachineArn"]
-    monkeypatch.setenv("STATE_MACHINE_ARN", machine)
-    wiring.reset()
     # AND an execution started by an invocation that died before it recorded it
     [request] = _published_requests(1)
     _invoke(emulated_aws, message_body(request))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 import heapq
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -311,6 +311,13 @@ def _old_item(exc: ClientError) -> dict[str, Any]:
 
 def _text(value: object) -> str:
     return "" if value is None else str(value)
+
+
+def _sequence(item: Mapping[str, Any]) -> int | None:
+    """A record's last sequence number (None: none allocated yet); the resource's client
+    speaks Python types (boto3's transformation)."""
+    seq = item.get("seq")
+    return int(cast(Any, seq)) if seq is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -708,25 +715,30 @@ class MigrationStore:
         """The records' sequence numbers (None: a record with none yet), strongly consistent;
         a migration without a record is left out."""
         named = {migration_pk(migration_id): migration_id for migration_id in migration_ids}
-        keys: list[dict[str, str]] = [migration_key(m) for m in migration_ids]
-        found: dict[str, int | None] = {}
+        return {
+            named[_text(item["pk"])]: _sequence(item)
+            for item in self._read_together([migration_key(m) for m in migration_ids], "pk, seq")
+        }
+
+    def _read_together(
+        self, keys: list[dict[str, str]], projection: str, names: Mapping[str, str] | None = None
+    ) -> Iterator[Mapping[str, Any]]:
+        """The items of ``keys`` that exist (``projection``), strongly consistent: one
+        ``BatchGetItem``, and another for what DynamoDB leaves unprocessed."""
         while keys:
+            wanted: dict[str, Any] = {
+                "Keys": keys,
+                "ConsistentRead": True,
+                "ProjectionExpression": projection,
+            }
+            if names:
+                wanted["ExpressionAttributeNames"] = dict(names)
             response = self._table.meta.client.batch_get_item(
-                RequestItems={
-                    self._table.name: {
-                        "Keys": keys,
-                        "ConsistentRead": True,
-                        "ProjectionExpression": "pk, seq",
-                    }
-                }
+                RequestItems={self._table.name: cast(Any, wanted)}
             )
-            for item in response.get("Responses", {}).get(self._table.name, []):
-                seq = item.get("seq")
-                # The resource's client speaks Python types (boto3's transformation).
-                found[named[_text(item["pk"])]] = int(cast(Any, seq)) if seq is not None else None
+            yield from response.get("Responses", {}).get(self._table.name, [])
             unprocessed = response.get("UnprocessedKeys", {}).get(self._table.name)
             keys = list(unprocessed["Keys"]) if unprocessed else []  # type: ignore[arg-type]
-        return found
 
     def _conditional_report(
         self, report: ReportWrite, read: dict[str, int | None], now: datetime
@@ -1025,27 +1037,14 @@ class MigrationStore:
         keys: list[dict[str, str]] = [{"pk": pk, "sk": META} for pk in (*approvals, *migrations)]
         tokens: dict[str, str] = {}
         sequences: dict[str, int | None] = {}
-        while keys:
-            response = self._table.meta.client.batch_get_item(
-                RequestItems={
-                    self._table.name: {
-                        "Keys": keys,
-                        "ConsistentRead": True,
-                        "ProjectionExpression": "pk, seq, taskToken, #status",
-                        "ExpressionAttributeNames": {"#status": "status"},
-                    }
-                }
-            )
-            for item in response.get("Responses", {}).get(self._table.name, []):
-                pk = _text(item["pk"])
-                pending = _text(item.get("status")) == "PENDING"
-                if pk in approvals and pending and item.get("taskToken"):
-                    tokens[approvals[pk]] = _text(item["taskToken"])
-                elif pk in migrations:
-                    seq = item.get("seq")
-                    sequences[migrations[pk]] = int(cast(Any, seq)) if seq is not None else None
-            unprocessed = response.get("UnprocessedKeys", {}).get(self._table.name)
-            keys = list(unprocessed["Keys"]) if unprocessed else []  # type: ignore[arg-type]
+        projection = "pk, seq, taskToken, #status"
+        for item in self._read_together(keys, projection, {"#status": "status"}):
+            pk = _text(item["pk"])
+            pending = _text(item.get("status")) == "PENDING"
+            if pk in approvals and pending and item.get("taskToken"):
+                tokens[approvals[pk]] = _text(item["taskToken"])
+            elif pk in migrations:
+                sequences[migrations[pk]] = _sequence(item)
         return {"tokens": tokens, "sequences": sequences}
 
     def revert_decision(self, approval_id: str, *, user: str) -> None:
