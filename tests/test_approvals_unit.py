@@ -37,6 +37,7 @@ from tests.support.fakes import (
     FakeStepFunctions,
     FakeStore,
     FixedClock,
+    TaskAnswer,
     migration_record,
 )
 
@@ -359,3 +360,35 @@ def test_an_approval_stored_before_it_kept_its_routing_is_announced_from_the_rec
     record = gate.store.get("mig-12345")
     assert record is not None
     assert decided.correlation_id == record.correlation_id
+
+
+def test_a_group_decided_together_whose_second_answer_is_refused_leaves_the_rest_pending() -> None:
+    # GIVEN four VMs of a group decided together, and Step Functions refusing the second answer
+    service, store, sfn, ids = _group_of(4)
+    [group] = {a.group for a in store.approvals.values()}
+    answer = sfn._answer
+    refusals: list[str] = []
+
+    def refuse_the_second(given: TaskAnswer) -> None:
+        if len(sfn.answers) == 1 and not refusals:
+            refusals.append(given.token)
+            raise StepFunctionsRefusedError(
+                {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}},
+                "SendTaskSuccess",
+            )
+        answer(given)
+
+    sfn._answer = refuse_the_second  # type: ignore[assignment]
+
+    # WHEN the group is approved, THEN the refusal reaches the caller
+    with pytest.raises(ClientError):
+        service.decide_group(group, "APPROVED", user=ALICE)
+
+    # AND only the VM whose execution was told stays decided: the refused one and the two
+    # not told yet are pending again, for a new click
+    assert [store.approvals[i].status for i in ids] == ["APPROVED", "PENDING", "PENDING", "PENDING"]
+    assert [a.token for a in sfn.answers] == ["token-0"]
+    assert [(a.actor, a.outcome) for a in store.audits] == [(ALICE, "failed"), (ALICE, "decided")]
+    again = service.decide_group(group, "APPROVED", user=ALICE)
+    assert len(again.decided) == 3
+    assert sorted(a.token for a in sfn.answers) == [f"token-{i}" for i in range(4)]

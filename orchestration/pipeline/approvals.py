@@ -438,35 +438,67 @@ class ApprovalService:
                 reason=reason,
                 now=taking.now,
             )
-        audits: list[AuditEntry] = []
         with events_deferred():
-            try:
-                for approval in checked:
-                    try:
-                        if approval.approval_id in together:
-                            token, sequence = together[approval.approval_id]
-                            outcome = self._deliver(
-                                approval, taking, token, sequence=sequence, audits=audits
-                            )
-                        else:
-                            outcome = self.decide(
-                                approval.approval_id,
-                                decision,
-                                user=user,
-                                reason=reason,
-                                is_member=is_member,
-                                is_requester=functools.partial(is_requester, approval),
-                                group_decision=group_decision,
-                                read=approval,
-                            )
-                        decided.append(outcome)
-                    except ApprovalError as exc:
-                        refused.append((approval, exc))
-            finally:
-                if audits:
-                    self._store.audit_many(audits)
+            told, refused_now = self._tell_each(
+                checked, together, taking, is_member=is_member, is_requester=is_requester
+            )
+        decided.extend(told)
+        refused.extend(refused_now)
         missing = tuple(sorted(set(selected or ()) - {a.approval_id for a in ready}))
         return GroupOutcome(group_decision, len(ready), tuple(decided), tuple(refused), missing)
+
+    def _tell_each(
+        self,
+        checked: Sequence[ApprovalRecord],
+        together: Mapping[str, tuple[str, int]],
+        taking: _Taking,
+        *,
+        is_member: GroupMembership,
+        is_requester: Callable[[ApprovalRecord, str], bool],
+    ) -> tuple[list[DecisionOutcome], list[tuple[ApprovalRecord, ApprovalError]]]:
+        """Tell each checked VM's execution its decision: those decided together (their
+        token and event's sequence in ``together``) as they are, the others decided alone.
+        If telling one fails (Step Functions refused, or did not answer), the VMs decided
+        together and not told yet are pending again, as they would be had each been decided
+        in turn, so that a new click can decide them; the error is raised."""
+        decided: list[DecisionOutcome] = []
+        refused: list[tuple[ApprovalRecord, ApprovalError]] = []
+        audits: list[AuditEntry] = []
+        untold = [a.approval_id for a in checked if a.approval_id in together]
+        try:
+            for approval in checked:
+                try:
+                    if approval.approval_id in together:
+                        token, sequence = together[approval.approval_id]
+                        outcome = self._deliver(
+                            approval, taking, token, sequence=sequence, audits=audits
+                        )
+                    else:
+                        outcome = self.decide(
+                            approval.approval_id,
+                            taking.decision,
+                            user=taking.user,
+                            reason=taking.reason,
+                            is_member=is_member,
+                            is_requester=functools.partial(is_requester, approval),
+                            group_decision=taking.group_decision,
+                            read=approval,
+                        )
+                    decided.append(outcome)
+                except ApprovalError as exc:
+                    refused.append((approval, exc))
+                except StepFunctionsRefusedError:
+                    untold = [i for i in untold if i != approval.approval_id]  # reverted
+                    raise
+                untold = [i for i in untold if i != approval.approval_id]
+        except Exception:
+            for approval_id in untold:
+                self._store.revert_decision(approval_id, user=taking.user)
+            raise
+        finally:
+            if audits:
+                self._store.audit_many(audits)
+        return decided, refused
 
     def expire(self, migration_id: str, reason: str = "") -> None:
         """Mark the migration's pending approval EXPIRED (its gate timed out, or an operator
