@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -170,3 +171,22 @@ def test_an_approval_the_read_found_decided_is_left_out_of_the_write(
             for a in approvals[1:]
         }
     )
+
+
+def test_two_pending_approvals_of_one_migration_are_not_in_one_transaction(
+    store: MigrationStore,
+) -> None:
+    """A gate asked again (its first approval left pending, its token dead) gives its
+    migration two pending approvals: DynamoDB refuses a transaction with two operations on
+    the record, so the second is left to be decided alone."""
+    _service, _gate, _group, approvals = _waiting_group(store, 3)
+    first = store.approval(approvals[0])
+    assert first is not None
+    again = replace(first, approval_id="apv-asked-again")
+    store.create_approval(again, "token-asked-again")
+    pairs = [(a, store.approval(a).migration_id) for a in [*approvals, again.approval_id]]  # type: ignore[union-attr]
+
+    decided = store.decide_approvals(pairs, decision="APPROVED", user=CAROL, reason="", now=START)
+
+    assert set(decided) == set(approvals)
+    assert store.approval(again.approval_id).status == "PENDING"  # type: ignore[union-attr]

@@ -959,14 +959,25 @@ class MigrationStore:
         task tokens, the records' sequence numbers) and one ``TransactWriteItems`` in which
         each approval is decided only if still PENDING and each record moved only if its
         number is the one read. Returns approval ID -> (task token, sequence) for the
-        approvals decided. A chunk DynamoDB cancels (one decided meanwhile by another click,
+        approvals decided (a migration's second pending approval is left out). A chunk
+        DynamoDB cancels (one decided meanwhile by another click,
         a record another writer moved) writes nothing: its approvals are left out, and the
         caller decides them one at a time (``decide_approval``), as it would have."""
         decided: dict[str, tuple[str, int]] = {}
         for start in range(0, len(decisions), _TRANSACTION_ITEMS // 2):
             chunk = list(decisions[start : start + _TRANSACTION_ITEMS // 2])
             read = self._tokens_and_sequences(chunk)
-            known = [(a, m) for a, m in chunk if a in read["tokens"] and m in read["sequences"]]
+            # One approval per migration in a transaction (DynamoDB refuses two operations on
+            # its record): another pending approval of the same migration (a gate asked
+            # again, its first approval left pending) is left to be decided alone.
+            known: list[tuple[str, str]] = []
+            for approval_id, migration_id in chunk:
+                if (
+                    approval_id in read["tokens"]
+                    and migration_id in read["sequences"]
+                    and all(migration_id != m for _, m in known)
+                ):
+                    known.append((approval_id, migration_id))
             if not known:
                 continue
             writes: list[Any] = []
