@@ -1208,7 +1208,10 @@ def test_no_task_token_reaches_slack_or_the_logs(
     assert any(approval_id in body for body in seen_by_slack)  # the scan sees the traffic
     assert not [body for body in seen_by_slack if token in body]
     text = logged.getvalue()
-    assert request.migration_id in text  # the handlers' logs were captured
+    # The handlers' logs were captured (a line every run logs; which others name the
+    # migration depends on timing: the embedded runtime's concurrent invocations share one
+    # Powertools logger, whose keys one invocation's start clears for the others).
+    assert '"message":"request accepted"' in text
     assert token not in text
 
 
