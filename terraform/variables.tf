@@ -216,7 +216,7 @@ variable "default_approvers" {
 }
 
 variable "idempotency_days" {
-  description = "How long a processed request is remembered, in days (IDEMPOTENCY_DAYS)."
+  description = "How long a processed cancel is remembered, in days (IDEMPOTENCY_DAYS); a migrate request's repeat is told by the migration's record."
   type        = number
   default     = 90
 

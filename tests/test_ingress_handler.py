@@ -75,16 +75,30 @@ def test_a_published_request_is_recorded_and_announced(emulated_aws: EmulatedAws
     assert detail["request"]["targetVmName"] == request.target_vm_name
 
 
-def test_the_same_migration_and_revision_is_dropped_whatever_the_message_id(
+def test_a_repeat_is_announced_again_until_its_migration_starts_then_dropped(
     emulated_aws: EmulatedAws,
 ) -> None:
     [request] = _published_requests(1)
-
     _invoke(emulated_aws, message_body(request))
-    second = _invoke(emulated_aws, message_body(request), message_body(request))
 
-    assert second["response"] == {"batchItemFailures": []}
-    assert len(emulated_aws.captured()) == 1
+    # WHEN the same migration and revision comes again (another message ID) before anything
+    # started it: its first announcement may have been lost, so it is announced again
+    first = emulated_aws.captured()
+    again = _invoke(emulated_aws, message_body(request))
+    assert again["response"] == {"batchItemFailures": []}
+    assert [e["detail"]["sequence"] for e in first + emulated_aws.captured()] == [1, 2]
+
+    # WHEN it comes twice more once its execution has reported its first step
+    store = _store()
+    assert store.advance(request.migration_id, step="ValidateInput", status="STARTED", now=NOW)
+    republished = _invoke(emulated_aws, message_body(request), message_body(request))
+
+    # THEN both are dropped: nothing announced, nothing retried, the record unchanged
+    assert republished["response"] == {"batchItemFailures": []}
+    assert emulated_aws.captured() == []
+    record = store.get(request.migration_id)
+    assert record is not None
+    assert (record.step, record.revision) == ("ValidateInput", request.revision)
 
 
 def test_a_new_revision_of_a_known_migration_is_recorded_and_announced(
@@ -119,12 +133,16 @@ def test_the_seed_quick_start_message_is_accepted_as_it_is(emulated_aws: Emulate
     body = SEED_REQUEST.read_text()
 
     result = _invoke(emulated_aws, body)
-    _invoke(emulated_aws, body)  # sent twice by hand: still one migration request
+    # Sent twice by hand before anything started it: one migration, one revision, announced
+    # again (Step Functions starts one execution of that name)
+    _invoke(emulated_aws, body)
 
     assert result["response"] == {"batchItemFailures": []}
-    [event] = emulated_aws.captured()
-    assert event["detail"]["migrationId"] == "mig-12345"
-    assert len(event["detail"]["revision"]) == 16
+    events = emulated_aws.captured()
+    assert [e["detail"]["sequence"] for e in events] == [1, 2]
+    assert {e["detail"]["migrationId"] for e in events} == {"mig-12345"}
+    assert len({e["detail"]["revision"] for e in events}) == 1
+    assert len(events[0]["detail"]["revision"]) == 16
     assert emulated_aws.dead_letters() == []
 
 
@@ -256,8 +274,8 @@ def test_a_transient_failure_fails_only_its_record_and_is_retried(
     assert failed == {broken["ids"][0], broken["ids"][2]}
     assert len(emulated_aws.dead_letters()) == 1
 
-    # The bus comes back; SQS redelivers the two: both go through (the failed attempt left
-    # no idempotency record behind that would swallow them).
+    # The bus comes back; SQS redelivers the two: both are announced (recorded, not started:
+    # a repeat is announced again).
     emulated_aws.events.create_event_bus(Name=emulated_aws.resources.event_bus_name)
     emulated_aws.events.put_rule(
         Name="capture-all",

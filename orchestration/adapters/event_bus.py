@@ -66,18 +66,37 @@ class EventBus:
     def put_many(self, events: Sequence[EventDetail]) -> None:
         """Put ``events`` in as few calls as PutEvents' limits allow; raise if any is refused
         (after putting the rest: one refused event does not hold back the others)."""
-        refused: list[str] = []
-        for chunk in _chunks([event.to_entry(self._bus_name) for event in events]):
-            response = self._client.put_events(Entries=chunk)  # type: ignore[arg-type]
-            if response.get("FailedEntryCount"):
-                answers: list[Any] = response.get("Entries", [])
-                refused.extend(
-                    f"{entry['DetailType']}: {answer.get('ErrorCode')} {answer.get('ErrorMessage')}"
-                    for entry, answer in zip(chunk, answers, strict=False)
-                    if answer.get("ErrorCode")
-                )
+        answers = [self._put_chunk(chunk) for chunk in _chunks(self._entries(events))]
+        refused = [why for chunk in answers for why in chunk if why]
         if refused:
             raise TransientError(f"EventBridge refused {len(refused)} event(s): {refused[0]}")
+
+    def put_each(self, events: Sequence[EventDetail]) -> list[str]:
+        """Put ``events`` as ``put_many`` does, never raising: per event, in order, why it was
+        not put ("" if it was). A call that fails refuses its chunk, not the rest."""
+        reasons: list[str] = []
+        for chunk in _chunks(self._entries(events)):
+            try:
+                reasons += self._put_chunk(chunk)
+            except Exception as exc:  # the events are the caller's to retry, with the reason
+                reasons += [f"PutEvents failed: {type(exc).__name__}: {exc}"] * len(chunk)
+        return reasons
+
+    def _entries(self, events: Sequence[EventDetail]) -> list[dict[str, Any]]:
+        return [event.to_entry(self._bus_name) for event in events]
+
+    def _put_chunk(self, chunk: list[dict[str, Any]]) -> list[str]:
+        """One PutEvents call: per entry, why EventBridge refused it ("" if it did not)."""
+        response = self._client.put_events(Entries=chunk)  # type: ignore[arg-type]
+        if not response.get("FailedEntryCount"):
+            return [""] * len(chunk)
+        answers: list[Any] = response.get("Entries", [])
+        return [
+            f"{entry['DetailType']}: {answer.get('ErrorCode')} {answer.get('ErrorMessage')}"
+            if answer.get("ErrorCode")
+            else ""
+            for entry, answer in zip(chunk, answers, strict=True)
+        ]
 
 
 def _entry_size(entry: dict[str, Any]) -> int:

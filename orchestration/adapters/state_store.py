@@ -388,16 +388,49 @@ class MigrationStore:
 
     def accept_request(
         self, request: MigrationRequest, revision: str, correlation_id: str, now: datetime
-    ) -> tuple[RecordOutcome, int]:
+    ) -> tuple[RecordOutcome, int | None]:
         """Record a request as ``record_request`` does, and allocate the sequence number of
-        the event that announces it: in the same write for a new migration or revision, in
-        a write of its own for a repeat (announced again: a crash may have come between)."""
+        the event that announces it, in the same write for a new migration or revision.
+
+        The record is the request's idempotency: a repeat of the recorded revision is
+        announced again only while nothing has started it (a crash, or a refused put, may
+        have lost its first announcement; the execution's name makes a second start
+        harmless), with a sequence allocated in a write of its own. Once it is started,
+        cancelled or revised, a repeat is dropped: None."""
         outcome, sequence = self._record_request(
             request, revision, correlation_id, now, numbered=True
         )
         if sequence is None:
-            sequence = self.next_sequence(request.migration_id)
+            sequence = self._sequence_while_unstarted(request.migration_id, revision)
         return outcome, sequence
+
+    def _sequence_while_unstarted(self, migration_id: str, revision: str) -> int | None:
+        """The next sequence, if the record is still ``revision`` waiting at Intake."""
+        try:
+            response = self._table.update_item(
+                Key=migration_key(migration_id),
+                UpdateExpression="ADD seq :one",
+                ConditionExpression=(
+                    "#revision = :revision AND #status = :requested AND #step = :intake"
+                ),
+                ExpressionAttributeNames={
+                    "#revision": "revision",
+                    "#status": "status",
+                    "#step": "step",
+                },
+                ExpressionAttributeValues={
+                    ":one": 1,
+                    ":revision": revision,
+                    ":requested": "REQUESTED",
+                    ":intake": Step.INTAKE,
+                },
+                ReturnValues="UPDATED_NEW",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return None
+            raise
+        return int(response["Attributes"]["seq"])  # type: ignore[arg-type]
 
     def _record_request(
         self,

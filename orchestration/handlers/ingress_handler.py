@@ -11,8 +11,14 @@
   body (``parse_request``) is pure, so any failure there is the body's and permanent; the
   AWS calls after it (DynamoDB, EventBridge, the DLQ itself) fail the record, which is
   retried. Intake bounds the body so that no AWS call can fail because of its contents.
-- Idempotent on the business keys ``migrationId`` + ``revision`` (Powertools
-  ``idempotent_function``), not on the SQS message ID: a republished request is dropped.
+- Idempotent on the business keys ``migrationId`` + ``revision``, not on the SQS message
+  ID: the migration's record is the idempotency (``MigrationStore.accept_request``). A new
+  migration or revision is recorded and its announcement numbered in one write; a repeat is
+  announced again only while nothing has started it (its first announcement may have been
+  lost), and dropped once it has started: a republished wave costs no second start.
+- The batch's announcements are put together once its records are handled (ten to a
+  ``PutEvents`` call); a record whose announcement EventBridge refused fails alone and comes
+  back: its repeat is announced then (it has not started).
 - A cancel (``"action": "cancel"``, ``publish --cancel-removed``: the VM was removed from the
   manifests) is acted on by ``pipeline.removal`` (a running migration before its cutover is
   rolled back, a cut-over one is left and its thread told, MGN's grouping follows), once per
@@ -22,6 +28,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import (
@@ -29,7 +36,10 @@ from aws_lambda_powertools.utilities.batch import (
     EventType,
     process_partial_response,
 )
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.batch.types import (
+    PartialItemFailureResponse,
+    PartialItemFailures,
+)
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import idempotent_function
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -45,38 +55,37 @@ from orchestration.pipeline.reporter import Identity
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
+# The batch's announcements, by SQS message ID: put together when its records are handled.
+_announcements: ContextVar[list[tuple[str, MigrationRequested]] | None] = ContextVar(
+    "wavepilot_ingress_announcements", default=None
+)
+
+
 def accept(
-    identity: dict[str, str], request: MigrationRequest, revision: str, correlation_id: str
+    message_id: str, request: MigrationRequest, revision: str, correlation_id: str
 ) -> dict[str, Any]:
-    """Record the request and announce it; called once per ``identity`` (see ``_accept_once``)."""
-    # The event's sequence is allocated in the write that records the request. Published
-    # even when the revision was already recorded: a crash between the write and the put
-    # must not lose the event, and the execution name makes a repeat harmless.
+    """Record the request and announce it (the record decides whether: a repeat of a
+    migration already started is not announced again)."""
+    identity = {"migrationId": request.migration_id, "revision": revision}
     outcome, sequence = wiring.store().accept_request(
         request, revision, correlation_id, wiring.clock().now()
     )
-    event = wiring.reporter().put_numbered(
+    if sequence is None:
+        count("RequestsRepeated")
+        return {**identity, "outcome": outcome.value, "announced": False}
+    event = wiring.reporter().numbered(
         Identity.of(request, correlation_id),
         MigrationRequested,
         sequence,
         revision=revision,
         request=request,
     )
+    kept = _announcements.get()
+    if kept is None:
+        raise RuntimeError("accept runs in the handler's batch (its announcements are kept)")
+    kept.append((message_id, event))
     count("RequestsAccepted")
-    return {**identity, "outcome": outcome.value, "sequence": event.sequence}
-
-
-def _accept_once(**arguments: Any) -> dict[str, Any]:
-    """``accept``, idempotent on ``identity`` (Powertools; the persistence layer is the
-    wiring's, built on first use)."""
-    once = idempotent_function(
-        data_keyword_argument="identity",
-        persistence_store=wiring.ingress_persistence(),
-        config=wiring.ingress_idempotency(),
-        key_prefix=IDEMPOTENCY_KEY_PREFIX,
-    )(accept)
-    result: dict[str, Any] = once(**arguments)
-    return result
+    return {**identity, "outcome": outcome.value, "sequence": sequence}
 
 
 def cancel(identity: dict[str, str], request: MigrationRequest, revision: str) -> dict[str, Any]:
@@ -100,7 +109,6 @@ def _cancel_once(**arguments: Any) -> dict[str, Any]:
 
 
 # Part of every idempotency record's key: stable across refactors of this module.
-IDEMPOTENCY_KEY_PREFIX = "ingress_handler.accept"
 CANCEL_IDEMPOTENCY_KEY_PREFIX = "ingress_handler.cancel"
 
 
@@ -129,12 +137,7 @@ def handle_record(record: SQSRecord) -> dict[str, Any]:
         if request.action == "cancel":
             result = _cancel_once(identity=identity, request=request, revision=revision)
         else:
-            result = _accept_once(
-                identity=identity,
-                request=request,
-                revision=revision,
-                correlation_id=correlation_id,
-            )
+            result = accept(record.message_id, request, revision, correlation_id)
     finally:
         logger.remove_keys(["migration_id", "wave"])
     logger.info(
@@ -150,6 +153,31 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     wiring.request_dead_letters()  # no DLQ configured: fail the invocation, not each record
     wiring.ingress_idempotency().register_lambda_context(context)
     count("RecordsReceived", len(event["Records"]))
-    return process_partial_response(
-        event=event, record_handler=handle_record, processor=processor, context=context
-    )
+    kept: list[tuple[str, MigrationRequested]] = []
+    token = _announcements.set(kept)
+    try:
+        response = process_partial_response(
+            event=event, record_handler=handle_record, processor=processor, context=context
+        )
+    finally:
+        _announcements.reset(token)
+    return {"batchItemFailures": [*response["batchItemFailures"], *_announce(kept)]}
+
+
+def _announce(kept: list[tuple[str, MigrationRequested]]) -> list[PartialItemFailures]:
+    """Put the batch's announcements together; the records whose announcement was not put
+    fail (SQS delivers them again, and their repeat is announced: nothing started them)."""
+    if not kept:
+        return []
+    reasons = wiring.reporter().put_each([event for _, event in kept])
+    failed: list[PartialItemFailures] = []
+    for (message_id, event), why in zip(kept, reasons, strict=True):
+        if why:
+            logger.warning(
+                "announcement not put; the request is delivered again",
+                extra={"message_id": message_id, "migration_id": event.migration_id, "why": why},
+            )
+            failed.append({"itemIdentifier": message_id})
+    if failed:
+        count("AnnouncementsRefused", len(failed))
+    return failed

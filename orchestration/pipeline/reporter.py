@@ -211,9 +211,17 @@ class StatusReporter:
     def put_numbered(
         self, migration: MigrationIdentity, event_type: type[E], sequence: int, **fields: Any
     ) -> E:
-        """Put one event with the sequence number its writer allocated already (the ingress
-        allocates it in the write that records the request)."""
-        event = event_type.model_validate(
+        """Put one event with the sequence number its writer allocated already."""
+        event = self.numbered(migration, event_type, sequence, **fields)
+        self._bus.put(event)
+        return event
+
+    def numbered(
+        self, migration: MigrationIdentity, event_type: type[E], sequence: int, **fields: Any
+    ) -> E:
+        """The event, with the sequence number its writer allocated already, not put (the
+        ingress puts a batch's announcements together: ``put_each``)."""
+        return event_type.model_validate(
             {
                 **_named(migration),
                 "sequence": sequence,
@@ -221,8 +229,10 @@ class StatusReporter:
                 **fields,
             }
         )
-        self._bus.put(event)
-        return event
+
+    def put_each(self, events: Sequence[EventDetail]) -> list[str]:
+        """Put events numbered already, together; per event why it was not put ("" if put)."""
+        return self._bus.put_each(events)
 
     def step(
         self,
