@@ -624,7 +624,9 @@ class GroupApprovalMessages:
         for group in self.owed():
             if wait and self._slack.wall_seconds() - started >= budget_seconds:
                 break
-            state = self._store.get(group)
+            # As this container saved it last (only notifiers write groups, one at a time;
+            # a group another container moved on is read again at its next save).
+            state = self._saved.get(group) or self._store.get(group)
             if state is None or not state.ts or state.ts == POSTING:
                 self._owed.pop(group, None)  # nothing to edit (the poster shows it)
                 continue

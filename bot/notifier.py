@@ -27,7 +27,7 @@ if it must.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
@@ -63,6 +63,8 @@ from orchestration.observability import logger
 # "late": older than the thread, its replies posted now; "duplicate": nothing left to do.
 Applied = Literal["applied", "late", "duplicate", "no channel"]
 MAX_KNOWN_THREADS = 5_000
+# The sequence of a migration's first event (MigrationRequested of its first revision).
+FIRST_SEQUENCE = 1
 # A root's change of stage that is not shown at once (rolling back) waits until the root has
 # not been edited for this long (Slack seconds): chat.update is one budget of about 50 a
 # minute for the whole workspace.
@@ -124,6 +126,10 @@ class StatusNotifier:
         # Migrations whose root owes a post or an edit, and since when (Slack seconds): paid
         # with the tokens Slack has free after each batch, and by ``pay_owed_roots``.
         self._owed: dict[str, float] = {}
+        self._owed_wave: dict[str, str] = {}  # and each one's wave (what a reminder names)
+        # Thread items the batch created together (``create_threads``), not yet applied.
+        self._created: dict[str, SlackThread] = {}
+        self._created_lock = threading.Lock()
         # The owed-roots reminder this container put last (bot/owed_roots.py).
         self.reminders = ReminderChain()
 
@@ -140,6 +146,8 @@ class StatusNotifier:
             yield saves
         finally:
             _saves.reset(token)
+            with self._created_lock:
+                self._created.clear()  # created for this batch's events only
             saves.unsaved = self._save(saves)
 
     def _save(self, saves: ThreadSaves) -> set[str]:
@@ -192,6 +200,13 @@ class StatusNotifier:
             self._groups.apply(events)
 
     def _apply(self, event: EventDetail, *, edit_root: bool) -> Applied:
+        if event.sequence == FIRST_SEQUENCE and event.migration_id not in self._known:
+            # A migration's first event (MigrationRequested): its thread has no item yet
+            # unless this is a redelivery, so none is read; the item's conditional create
+            # says which (a wave's first events are a read per VM otherwise).
+            started = self._start_unread(event)
+            if started is not None:
+                return started
         known = self._thread(event.migration_id)
         if known is None:
             return self._start(event)
@@ -229,20 +244,76 @@ class StatusNotifier:
         """The migration's first event (whichever queue brought it): post the root."""
         channel = self._channel_for(event)
         if not channel:
-            logger.warning(
-                "no Slack channel for the migration (set SLACK_DEFAULT_CHANNEL)",
-                extra={"migration_id": event.migration_id},
-            )
-            return "no channel"
+            return self._no_channel(event)
         change = advance(ThreadState.new(event), event)
         thread = self._start_thread(channel, change.state)
-        known = _Known(thread, thread.state.sequence)
+        return self._started(event, change, thread, _Known(thread, thread.state.sequence))
+
+    def create_threads(self, events: Sequence[EventDetail]) -> None:
+        """Create the items of the threads the batch's first events start, together (one
+        call for the batch, not one per VM; their roots are posted as each event is
+        applied, after its item exists). Those that exist already (a redelivery) are read
+        when their event is applied; a failure here leaves each to its own create."""
+        unposted: list[SlackThread] = []
+        for event in events:
+            if event.sequence != FIRST_SEQUENCE or event.migration_id in self._known:
+                continue
+            channel = self._channel_for(event)
+            if channel:
+                state = advance(ThreadState.new(event), event).state
+                unposted.append(SlackThread(event.migration_id, channel, UNPOSTED, state, 0))
+        if len(unposted) < 2:
+            return  # one is created as its event is applied: the same one call
+        try:
+            existed = self._threads.create_many(unposted)
+        except Exception:
+            logger.exception("thread items not created together; each is created alone")
+            return
+        with self._created_lock:
+            self._created.update(
+                (t.migration_id, t) for t in unposted if t.migration_id not in existed
+            )
+
+    def _start_unread(self, event: EventDetail) -> Applied | None:
+        """``_start`` for a thread not read first: its item is created before the root is
+        posted (no root is posted for a thread that has one already). None if the item
+        exists: the caller reads it and applies the event to it."""
+        with self._created_lock:
+            created = self._created.pop(event.migration_id, None)
+        if created is not None and created.state.sequence == event.sequence:
+            change = advance(ThreadState.new(event), event)
+            unposted = created
+        else:
+            channel = self._channel_for(event)
+            if not channel:
+                return self._no_channel(event)
+            change = advance(ThreadState.new(event), event)
+            unposted = SlackThread(event.migration_id, channel, UNPOSTED, change.state, 0)
+            try:
+                self._threads.create(unposted)
+            except ThreadExistsError:
+                return None
+        # The root's ts, if posted now, is written with the batch's thread items.
+        thread = self._show_root(unposted, wait=False) or unposted
+        return self._started(event, change, thread, _Known(unposted, unposted.state.sequence))
+
+    def _started(
+        self, event: EventDetail, change: Change, thread: SlackThread, known: _Known
+    ) -> Applied:
         shown = self._show(thread, change, event, edit_root=False)
         self._keep(shown, known)
         self._note_owed(shown)
         if self._summaries is not None:
             self._summaries.note(event, shown, before=None)
         return "applied"
+
+    @staticmethod
+    def _no_channel(event: EventDetail) -> Applied:
+        logger.warning(
+            "no Slack channel for the migration (set SLACK_DEFAULT_CHANNEL)",
+            extra={"migration_id": event.migration_id},
+        )
+        return "no channel"
 
     def _show(
         self, thread: SlackThread, change: Change, event: EventDetail, *, edit_root: bool
@@ -401,8 +472,14 @@ class StatusNotifier:
     def _note_owed(self, thread: SlackThread) -> None:
         if thread.owes:
             self._owed.setdefault(thread.migration_id, self._now())
+            self._owed_wave[thread.migration_id] = thread.state.wave
         else:
-            self._owed.pop(thread.migration_id, None)
+            self._settled(thread.migration_id)
+
+    def _settled(self, migration_id: str) -> None:
+        """Nothing is owed for the migration (any more), or nothing can be paid now."""
+        self._owed.pop(migration_id, None)
+        self._owed_wave.pop(migration_id, None)
 
     # --- owed roots ---------------------------------------------------------------------
 
@@ -410,11 +487,18 @@ class StatusNotifier:
         """The migrations whose root owes a post or an edit, the longest owed first."""
         return sorted(self._owed, key=self._owed.__getitem__)
 
-    def adopt_owed(self, owed: Owed) -> None:
-        """What another container (or an earlier batch) left owed: pay it here too."""
+    def adopt_owed(self, owed: Owed, *, read_waves: Iterable[str] = ()) -> None:
+        """What another container (or an earlier batch) left owed: pay it here too. The
+        threads of ``read_waves`` (named by a reminder another container put) are read, and
+        those whose item owes something are paid here."""
         now = self._now()
         for migration_id in owed.migration_ids:
             self._owed.setdefault(migration_id, now)
+        for wave in dict.fromkeys(read_waves):
+            for thread in self._threads.wave_threads(wave):
+                if thread.owes:
+                    self._owed.setdefault(thread.migration_id, now)
+                    self._owed_wave[thread.migration_id] = wave
         if self._groups is not None:
             self._groups.adopt_owed(owed.groups)
         if self._summaries is not None:
@@ -438,7 +522,14 @@ class StatusNotifier:
             if self._summaries is not None
             else []
         )
-        return Owed(tuple(roots), tuple(groups), tuple(waves))
+        # Threads are named by their wave (their items say what they owe); one whose wave
+        # this container does not know yet (adopted by name, not read) by its migration.
+        return Owed(
+            tuple(m for m in roots if m not in self._owed_wave),
+            tuple(groups),
+            tuple(waves),
+            tuple(dict.fromkeys(self._owed_wave[m] for m in roots if m in self._owed_wave)),
+        )
 
     def pay_owed_roots(self, *, wait: bool, budget_seconds: float = 0.0) -> list[str]:
         """Post or edit owed roots, the longest owed first: with the tokens Slack has free now
@@ -453,8 +544,9 @@ class StatusNotifier:
                 break
             known = self._thread(migration_id)
             if known is None or not known.thread.owes:
-                self._owed.pop(migration_id, None)
+                self._settled(migration_id)
                 continue
+            self._owed_wave[migration_id] = known.thread.state.wave
             try:
                 thread, due = self._pay_thread(known.thread, wait=wait, exhausted=exhausted)
             except SlackApiError as exc:
@@ -463,7 +555,7 @@ class StatusNotifier:
                 logger.error(
                     "owed root not shown", extra={"migration_id": migration_id, "error": str(exc)}
                 )
-                self._owed.pop(migration_id, None)
+                self._settled(migration_id)
                 continue
             if due is not None:
                 due_next = due if due_next is None else min(due_next, due)
@@ -476,7 +568,7 @@ class StatusNotifier:
                 self._known.pop(migration_id, None)
                 continue
             if not thread.owes:
-                self._owed.pop(migration_id, None)
+                self._settled(migration_id)
         if wait and due_next is not None:
             # Only roots coalescing an edit are left (rolling back): wait for the first of
             # them within the budget, so a reminder does not come straight back for nothing.

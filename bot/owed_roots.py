@@ -17,14 +17,22 @@ when it comes back). A restarted container (a deployment, Lambda recycling it) k
 so its first batch that owes anything puts a reminder too, and the older ones on the queue
 bring back what the old container owed. Before, a root owed since the last reminder was put
 lived only in memory: a restart lost it, and a final state owed then was never shown.
+
+Threads are named by their wave (``rootWaves``), not one by one: what a thread owes is on its
+item (a root not posted, a stage not shown, replies that could wait), so a container handed a
+reminder it did not put reads the named waves' threads and pays those that owe. A wave's
+burst of owed roots is then one name, not a new reminder for every batch that owes one more
+(about two reminders per VM in a 1,000-VM wave before, each a message to send and receive).
+Older reminders naming migrations (``migrationIds``) are still read.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -37,25 +45,31 @@ OWED_ROOTS_GROUP = "slack-roots-owed"
 OWED_ROOTS_PAYMENT_SECONDS = 10.0
 # Migrations a message names (a wave of a few thousand VMs; an SQS body is at most 256 KiB).
 MAX_OWED_IN_MESSAGE = 5_000
+# Reminder IDs a container remembers putting (a chain has one pending; superseded ones come
+# back later).
+REMINDERS_REMEMBERED = 1_000
 
 
 @dataclass(frozen=True, slots=True)
 class Owed:
-    """What Slack does not show yet: thread roots (by migration) and approval group messages
-    (by group), each the longest owed first."""
+    """What Slack does not show yet: threads (by wave; by migration where the wave is not
+    known yet) and approval group messages (by group), each the longest owed first."""
 
     migration_ids: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
     waves: tuple[str, ...] = ()  # wave summaries owing an edit
+    root_waves: tuple[str, ...] = ()  # waves with a thread that owes (its item says what)
 
     def __bool__(self) -> bool:
-        return bool(self.migration_ids or self.groups or self.waves)
+        return bool(self.migration_ids or self.groups or self.waves or self.root_waves)
 
     def names(self) -> frozenset[str]:
-        """Everything owed, one name each (a root, a group's message, a wave's summary)."""
+        """Everything owed, one name each (a wave's threads, a root, a group's message, a
+        wave's summary)."""
         return frozenset(
             (
                 *self.migration_ids,
+                *(f"roots:{w}" for w in self.root_waves),
                 *(f"group:{g}" for g in self.groups),
                 *(f"wave:{w}" for w in self.waves),
             )
@@ -67,6 +81,21 @@ class Owed:
             self.migration_ids[:MAX_OWED_IN_MESSAGE],
             self.groups[:MAX_OWED_IN_MESSAGE],
             self.waves[:MAX_OWED_IN_MESSAGE],
+            self.root_waves[:MAX_OWED_IN_MESSAGE],
+        )
+
+    def with_(self, other: Owed) -> Owed:
+        """Both, each name once."""
+        return Owed(
+            *(
+                tuple(dict.fromkeys((*mine, *theirs)))
+                for mine, theirs in (
+                    (self.migration_ids, other.migration_ids),
+                    (self.groups, other.groups),
+                    (self.waves, other.waves),
+                    (self.root_waves, other.root_waves),
+                )
+            )
         )
 
 
@@ -76,6 +105,7 @@ def owed_roots_body(owed: Owed, reminder_id: str = "") -> str:
         {
             "kind": OWED_ROOTS_KIND,
             "reminderId": reminder_id,
+            "rootWaves": list(named.root_waves),
             "migrationIds": list(named.migration_ids),
             "groups": list(named.groups),
             "waves": list(named.waves),
@@ -98,6 +128,12 @@ class ReminderChain:
 
     pending: str | None = None
     named: frozenset[str] = frozenset()
+    # The reminders this container put, the latest (a reminder it did not put comes from a
+    # container before it: what it names is read from the table).
+    put_here: deque[str] = field(default_factory=lambda: deque(maxlen=REMINDERS_REMEMBERED))
+
+    def ours(self, reminder_id: str) -> bool:
+        return bool(reminder_id) and reminder_id in self.put_here
 
     def handled(self, reminder_ids: Iterable[str]) -> None:
         """Reminders came back: if the chain's head is among them, it is no longer pending."""
@@ -113,6 +149,7 @@ class ReminderChain:
 
     def sent(self, reminder_id: str, owed: Owed) -> None:
         self.pending, self.named = reminder_id, owed.in_one_message().names()
+        self.put_here.append(reminder_id)
 
 
 def owed_roots_in(body: str) -> Owed | None:
@@ -127,6 +164,7 @@ def owed_roots_in(body: str) -> Owed | None:
         _names(message.get("migrationIds")),
         _names(message.get("groups")),
         _names(message.get("waves")),
+        _names(message.get("rootWaves")),
     )
 
 

@@ -101,6 +101,10 @@ class SlackThread:
         return replace(self, replied=replied, reply_floor=floor)
 
 
+# ``save_many``'s previous sequence for a thread to create: written only if it has no item.
+NO_ITEM = -1
+
+
 class ThreadExistsError(Exception):
     """Another writer created the migration's thread first."""
 
@@ -147,6 +151,12 @@ class ThreadStore:
                 raise ThreadExistsError(thread.migration_id) from None
             raise
 
+    def create_many(self, threads: Sequence[SlackThread]) -> set[str]:
+        """Create each thread's item if it has none, in as few calls as DynamoDB allows (one
+        ``TransactWriteItems`` per 100, a ``PutItem`` for one): the migrations whose item
+        existed already (nothing written for them). Raises for any other failure."""
+        return self.save_many([(thread, NO_ITEM) for thread in threads])
+
     def save(self, thread: SlackThread, *, previous_sequence: int) -> None:
         """Write the thread if the stored one is still at ``previous_sequence``."""
         try:
@@ -158,9 +168,13 @@ class ThreadStore:
 
     def _conditional_put(self, thread: SlackThread, previous_sequence: int) -> dict[str, Any]:
         """The thread's item, written only if the stored one is still at ``previous_sequence``
-        (or there is none): a ``PutItem``'s arguments, a transaction's ``Put``."""
+        (or there is none; ``NO_ITEM``: only if there is none): a ``PutItem``'s arguments, a
+        transaction's ``Put``."""
+        item = {"Item": {**self._key(thread.migration_id), **_attributes(thread)}}
+        if previous_sequence == NO_ITEM:
+            return {**item, "ConditionExpression": "attribute_not_exists(pk)"}
         return {
-            "Item": {**self._key(thread.migration_id), **_attributes(thread)},
+            **item,
             "ConditionExpression": "attribute_not_exists(pk) OR #state.#sequence = :previous",
             "ExpressionAttributeNames": {"#state": "state", "#sequence": "sequence"},
             "ExpressionAttributeValues": {":previous": previous_sequence},

@@ -9,6 +9,7 @@ override every method the notifier calls.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
@@ -58,8 +59,12 @@ class InMemoryThreads(ThreadStore):
     def __init__(self) -> None:
         self.items: dict[str, SlackThread] = {}
         self.writes = 0
+        self.reads = 0
+        self.wave_reads = 0
+        self.creates_together = 0
 
     def get(self, migration_id: str) -> SlackThread | None:
+        self.reads += 1
         return self.items.get(migration_id)
 
     def create(self, thread: SlackThread) -> None:
@@ -74,6 +79,16 @@ class InMemoryThreads(ThreadStore):
             raise StaleThreadError(thread.migration_id)
         self.items[thread.migration_id] = thread
         self.writes += 1
+
+    def create_many(self, threads: Sequence[SlackThread]) -> set[str]:
+        self.creates_together += 1
+        existed = {t.migration_id for t in threads if t.migration_id in self.items}
+        self.items.update((t.migration_id, t) for t in threads if t.migration_id not in existed)
+        return existed
+
+    def wave_threads(self, wave: str) -> list[SlackThread]:
+        self.wave_reads += 1
+        return [t for t in self.items.values() if t.state.wave == wave]
 
 
 class NoMigrations(MigrationStore):
@@ -264,7 +279,7 @@ def test_routine_steps_are_not_replies_but_a_failure_is(bot: Bot) -> None:
     assert bot.slack.methods() == ["post", "update", "post"]  # the root shows failed at once
 
 
-def test_a_happy_migration_costs_six_slack_calls_and_six_item_writes(bot: Bot) -> None:
+def test_a_happy_migration_costs_six_slack_calls_seven_item_writes_and_no_read(bot: Bot) -> None:
     # GIVEN every event a migration approved per VM puts on the bus, in order, each in its
     # own batch (the worst case for coalescing)
     events = _happy_path()
@@ -286,10 +301,30 @@ def test_a_happy_migration_costs_six_slack_calls_and_six_item_writes(bot: Bot) -
     assert bot.slack.calls[2].ts == bot.threads.items["mig-12345"].approval_ts
     assert "Finalized" in bot.slack.calls[-1].text
     # The item is written when what Slack shows, or what the summary counts, moved:
-    # created (queued), replicating, awaiting approval, the approval message posted,
-    # cutting over, migrated.
-    assert bot.threads.writes == 6
+    # created (queued; before its root is posted), the root's ts (with its batch's items, in
+    # a batch), replicating, awaiting approval, the approval message posted, cutting over,
+    # migrated; and never read (the first event's item is created without a read).
+    assert bot.threads.writes == 7
+    assert bot.threads.reads == 0
     assert len(events) == 18  # one write for every three events (was one for each)
+
+
+def test_a_first_event_delivered_again_to_a_new_container_posts_no_second_root(
+    bot: Bot,
+) -> None:
+    # GIVEN a migration's first event shown, and then its next, in Slack
+    assert bot.notifier.apply(_status(1, "ValidateInput", "STARTED"), edit_root=True) == "applied"
+    bot.notifier.apply(_status(2, "ValidateInput", "SUCCEEDED"), edit_root=True)
+    posts, root = bot.slack.methods().count("post"), bot.root_ts()
+    # WHEN a new container (a restart: nothing known) is handed the first event again
+    restarted = StatusNotifier(bot.threads, NoMigrations(), bot.slack, CHANNEL)
+    outcome = restarted.apply(_status(1, "ValidateInput", "STARTED"), edit_root=True)
+
+    # THEN its create finds the item: the thread is read and the event is an old one
+    assert outcome == "duplicate"
+    assert bot.slack.methods().count("post") == posts
+    assert bot.threads.reads == 1
+    assert bot.threads.items["mig-12345"].ts == root
 
 
 def test_a_reply_older_than_the_thread_is_posted_once_when_it_arrives(bot: Bot) -> None:
@@ -684,6 +719,65 @@ def test_an_owed_root_another_container_left_is_paid_here(bot: Bot) -> None:
     assert bot.root_ts() == bot.slack.calls[0].ts
 
 
+def test_a_batch_of_first_events_creates_its_threads_in_one_write_before_any_root(
+    bot: Bot,
+) -> None:
+    # GIVEN mig-b's thread exists already (its first event comes again to a new container)
+    bot.notifier.apply(_requested("mig-b"), edit_root=True)
+    posts = len(bot.slack.calls)
+    notifier = StatusNotifier(bot.threads, NoMigrations(), bot.slack, CHANNEL)
+    firsts = [_requested(m) for m in ("mig-a", "mig-b", "mig-c")]
+
+    # WHEN a batch brings three migrations' first events
+    notifier.create_threads(firsts)
+    # THEN their items are created in one write, before any root is posted
+    assert bot.threads.creates_together == 1
+    assert len(bot.slack.calls) == posts
+    assert {m: bot.threads.items[m].ts for m in ("mig-a", "mig-c")} == {"mig-a": "", "mig-c": ""}
+    writes, reads = bot.threads.writes, bot.threads.reads
+
+    # WHEN the events are applied: no create of their own, the existing thread read
+    outcomes = [notifier.apply(event, edit_root=True) for event in firsts]
+    assert outcomes == ["applied", "duplicate", "applied"]
+    assert bot.threads.writes == writes + 2  # mig-a's and mig-c's root ts, nothing else
+    assert bot.threads.reads == reads + 1  # mig-b's, which existed
+    assert len(bot.slack.calls) == posts + 2  # no second root for mig-b
+    assert bot.threads.items["mig-a"].ts
+    assert bot.threads.items["mig-c"].ts
+
+
+def test_a_wave_of_owed_roots_is_one_name_and_a_later_container_reads_what_they_owe(
+    bot: Bot,
+) -> None:
+    # GIVEN a burst of a wave's first events with Slack's budget spent: every root owed
+    bot.slack.free_tokens = 0
+    chain = bot.notifier.reminders
+    for n in range(5):
+        bot.notifier.apply(_requested(f"mig-{n}"), edit_root=True)
+        owed = bot.notifier.pay_owed(wait=False)
+        # THEN what is owed is named by the wave: one reminder for the burst, not one a root
+        assert owed.root_waves == ("wave-3",)
+        assert owed.migration_ids == ()
+        if chain.needs_reminder(owed):
+            chain.sent(f"r-{n}", owed)
+    assert list(chain.put_here) == ["r-0"]
+    assert chain.ours("r-0")
+    assert not chain.ours("r-from-before")
+    assert owed_roots_in(owed_roots_body(owed, "r-0")) == Owed(root_waves=("wave-3",))
+
+    # WHEN a container started after a restart gets that reminder: it did not put it, so it
+    # reads the wave's threads, and pays those whose item owes (all five roots)
+    fresh = StatusNotifier(bot.threads, NoMigrations(), bot.slack, CHANNEL)
+    assert not fresh.reminders.ours("r-0")
+    fresh.adopt_owed(Owed(root_waves=("wave-3",)), read_waves=["wave-3"])
+    assert bot.threads.wave_reads == 1
+    assert sorted(fresh.owed_roots()) == [f"mig-{n}" for n in range(5)]
+    bot.slack.free_tokens = float("inf")
+    assert fresh.pay_owed(wait=False) == Owed()
+    assert all(bot.threads.items[f"mig-{n}"].ts for n in range(5))
+    assert [c.method for c in bot.slack.calls] == ["post"] * 5
+
+
 def _first_cutover(events: list[EventDetail]) -> EventDetail:
     return next(
         e for e in events if isinstance(e, MigrationStatusUpdated) and e.step == "StartCutover"
@@ -729,8 +823,10 @@ def test_what_is_owed_is_always_named_by_a_reminder_on_the_queue_not_only_in_mem
 class InMemoryGroups(GroupStore):
     def __init__(self) -> None:
         self.items: dict[str, GroupState] = {}
+        self.reads = 0
 
     def get(self, group: str) -> GroupState | None:
+        self.reads += 1
         return self.items.get(group)
 
     def save(self, state: GroupState) -> GroupState:
@@ -779,12 +875,23 @@ def test_a_burst_of_ready_members_edits_their_group_message_once_when_a_token_is
     assert slack.methods() == ["post"]
     assert groups.owed() == ["wave-3/billing-app"]
 
-    # WHEN a token is free: one edit shows all four ready
+    # WHEN a token is free: one edit shows all four ready (as this container saved the
+    # group: not read again)
     slack.free_tokens = 1
+    reads = store.reads
     assert groups.pay_owed(wait=False) == []
     assert slack.methods() == ["post", "update"]
     assert ": 4 ready," in slack.calls[-1].text
     assert store.items["wave-3/billing-app"].count("ready") == 4
+    assert store.reads == reads
+
+    # AND a container that only adopted the edit (an owed-roots reminder) reads the group
+    slack.free_tokens = 1
+    adopted = GroupApprovalMessages(store, SizedMigrations(), slack, lambda _event: CHANNEL)
+    adopted.adopt_owed(["wave-3/billing-app"])
+    assert adopted.pay_owed(wait=False) == []
+    assert store.reads == reads + 1
+    assert ": 4 ready," in slack.calls[-1].text
 
 
 def test_a_reminder_with_only_a_coalescing_root_left_waits_for_it_rather_than_spin(
@@ -1014,18 +1121,8 @@ def test_every_group_of_a_wave_first_seen_together_is_sized_from_one_read_of_the
         assert store.items[f"wave-1/{app}"].size == size
 
 
-class _CountedGroups(InMemoryGroups):
-    def __init__(self) -> None:
-        super().__init__()
-        self.reads = 0
-
-    def get(self, group: str) -> GroupState | None:
-        self.reads += 1
-        return super().get(group)
-
-
 def test_a_group_folded_batch_after_batch_is_read_once_and_again_after_another_saved_it() -> None:
-    slack, store = RecordingSlack(), _CountedGroups()
+    slack, store = RecordingSlack(), InMemoryGroups()
     groups = GroupApprovalMessages(store, SizedMigrations(), slack, lambda _event: CHANNEL)
 
     # WHEN four batches each bring a ready member of one group

@@ -514,7 +514,10 @@ def test_a_notifier_that_dies_after_its_handler_holds_up_no_queue(system: Embedd
             MessageDeduplicationId="crashed-notifier-1",
         )
         stored = _wait_for(
-            "the thread of the event", lambda: _threads().get("mig-crashed-notifier")
+            "the thread of the event, its root posted",
+            lambda: (
+                (found := _threads().get("mig-crashed-notifier")) is not None and found.ts and found
+            ),
         )
         _wait_for("the notifier's crash", lambda: faults.crashed)
 

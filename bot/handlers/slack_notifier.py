@@ -73,11 +73,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
         named = owed_roots_in(record.body)
         if named is not None:
             reminders.append(record)
-            owed = Owed(
-                owed.migration_ids + named.migration_ids,
-                owed.groups + named.groups,
-                owed.waves + named.waves,
-            )
+            owed = owed.with_(named)
             continue
         key = _migration_id(record.body) or f"unreadable:{record.message_id}"
         groups.setdefault(key, []).append(record)
@@ -87,6 +83,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     reasons: dict[str, str] = {}  # message ID -> why it failed (its first failure here)
     # The batch's thread items are written together when it ends (one call for the batch).
     with wiring.notifier().saves_deferred() as saves:
+        _create_threads(groups)
         results = (
             parallel_map(
                 wiring.clock(),
@@ -144,6 +141,22 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     }
 
 
+def _create_threads(groups: dict[str, list[SQSRecord]]) -> None:
+    """The threads the batch's first events start, their items created together (a wave's
+    first events: one write for ten VMs). Only first deliveries: a record delivered again may
+    find an item, which its own create tells."""
+    firsts: list[EventDetail] = []
+    for records in groups.values():
+        record = records[0]
+        if int(record.attributes.approximate_receive_count or 1) > 1:
+            continue
+        try:
+            firsts.append(read_event(record.body))
+        except UnreadableEventError:
+            continue  # dead-lettered when its group is processed
+    wiring.notifier().create_threads(firsts)
+
+
 def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
@@ -199,7 +212,19 @@ def _pay_owed_roots(
     remind the queue of what is still owed. Returns the message IDs to retry, and why."""
     notifier = wiring.notifier()
     if reminders:
-        notifier.adopt_owed(owed)
+        # A reminder another container put (before a restart): its waves' threads are read.
+        earlier = [
+            wave
+            for r in reminders
+            if not notifier.reminders.ours(reminder_id_in(r.body))
+            for wave in (owed_roots_in(r.body) or Owed()).root_waves
+        ]
+        try:
+            notifier.adopt_owed(owed, read_waves=earlier)
+        except Exception as exc:
+            # The reminders come back (their waves read again then); the batch's events went.
+            logger.exception("owed threads not read; the reminders are delivered again")
+            return [r.message_id for r in reminders], f"owed threads not read: {_why(exc)}"
         notifier.reminders.handled(reminder_id_in(r.body) for r in reminders)
     still_owed = notifier.pay_owed(
         wait=bool(reminders) and not events_waited, budget_seconds=OWED_ROOTS_PAYMENT_SECONDS
@@ -216,7 +241,7 @@ def _pay_owed_roots(
             r.message_id for records in batch.values() for r in records
         ], f"owed-roots reminder not sent: {_why(exc)}"
     notifier.reminders.sent(reminder_id, still_owed)
-    count("SlackRootsOwed", len(still_owed.migration_ids))
+    count("SlackRootsOwed", len(notifier.owed_roots()))
     return [], ""
 
 
