@@ -1416,3 +1416,48 @@ def test_a_reserved_slot_goes_to_the_poller_that_waited_for_it_first() -> None:
     # AND a poller whose batch went away does not hold up the others' turn
     slots.withdraw(arn, status)
     assert slots.free(arn, 1, priority)
+
+
+class _QueueOf:
+    """An SQS client's ReceiveMessage over ``waiting`` messages, counting the receives."""
+
+    def __init__(self, waiting: int) -> None:
+        self.waiting = [{"MessageId": f"m-{n}", "Body": "{}"} for n in range(waiting)]
+        self.receives = 0
+
+    def receive_message(self, **arguments: Any) -> dict[str, Any]:
+        self.receives += 1
+        taken = self.waiting[: arguments["MaxNumberOfMessages"]]
+        del self.waiting[: len(taken)]
+        return {"Messages": taken} if taken else {}
+
+
+@pytest.mark.parametrize(
+    ("waiting", "batch_size", "window", "received", "receives"),
+    [
+        (3, 10, 0.0, 3, 1),  # not full, no window: what one receive returned (not topped up)
+        (25, 10, 0.0, 10, 1),
+        (0, 10, 0.0, 0, 1),
+        (25, 20, 0.05, 20, 2),  # a window: receives until the batch is full
+        (3, 20, 0.05, 3, 3),  # or the window ends (an empty receive, a wait, the last look)
+    ],
+)
+def test_a_poller_receives_a_batch_as_lambdas_pollers_do(
+    waiting: int, batch_size: int, window: float, received: int, receives: int
+) -> None:
+    from orchestration.local.runtime.moto_backends import EventSourceMappingRef
+    from orchestration.local.runtime.sqs_event_sources import MappingSettings, SqsEventSourcePoller
+
+    poller = SqsEventSourcePoller(
+        EventSourceMappingRef(LOCAL_ACCOUNT_ID, REGION, "uuid"),
+        endpoint_url="http://127.0.0.1:1",
+        dispatcher=Any,  # type: ignore[arg-type]  # not reached: receives only
+        counters=Any,  # type: ignore[arg-type]
+        idle_poll_seconds=0.1,
+    )
+    settings = MappingSettings("arn:queue", "arn:function", batch_size, window, True, True)
+    queue = _QueueOf(waiting)
+
+    batch = poller._receive_batch(queue, "https://queue", settings)  # type: ignore[arg-type]
+
+    assert (len(batch), queue.receives) == (received, receives)

@@ -343,20 +343,25 @@ class SqsEventSourcePoller:
     def _receive_batch(
         self, sqs: SQSClient, queue_url: str, settings: MappingSettings
     ) -> list[MessageTypeDef]:
+        """Up to ``BatchSize`` messages. Without a batching window, what one receive returned
+        (as Lambda's pollers: a receive that returned fewer than it asked for is not topped
+        up by another, which would cost a receive per batch that is not full, an empty one
+        most often); with one, receives until the batch is full or the window ends."""
         batch: list[MessageTypeDef] = []
         window_ends = time.monotonic() + settings.batching_window_seconds
         while len(batch) < settings.batch_size and not self._stopping.is_set():
+            asked = min(SQS_RECEIVE_LIMIT, settings.batch_size - len(batch))
             received = sqs.receive_message(
                 QueueUrl=queue_url,
-                MaxNumberOfMessages=min(SQS_RECEIVE_LIMIT, settings.batch_size - len(batch)),
+                MaxNumberOfMessages=asked,
                 WaitTimeSeconds=0,
                 MessageSystemAttributeNames=["All"],
                 MessageAttributeNames=["All"],
             ).get("Messages", [])
             batch.extend(received)
-            if received:
-                continue
             remaining = window_ends - time.monotonic()
+            if received and (len(received) == asked or remaining > 0):
+                continue
             if not batch or remaining <= 0:
                 break
             self._stopping.wait(min(self._idle_poll_seconds, remaining))
