@@ -295,6 +295,7 @@ resource "aws_cloudwatch_dashboard" "this" {
           metrics = [
             [local.metrics_namespace, "RecordsReceived", "service", var.project_name],
             [local.metrics_namespace, "RequestsAccepted", "service", var.project_name],
+            [local.metrics_namespace, "RequestsRepeated", "service", var.project_name],
             [local.metrics_namespace, "ExecutionsStarted", "service", var.project_name],
             ["AWS/States", "ExecutionsSucceeded", "StateMachineArn", aws_sfn_state_machine.this.arn],
           ]
