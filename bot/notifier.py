@@ -31,7 +31,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from slack_sdk.errors import SlackApiError
 
@@ -82,6 +82,13 @@ class _Known:
     unsaved: bool = False
 
 
+class _Owing(NamedTuple):
+    """Since when a thread owes something (Slack seconds), and its wave."""
+
+    since: float
+    wave: str
+
+
 @dataclass(slots=True)
 class ThreadSaves:
     """The thread writes of one batch (``StatusNotifier.saves_deferred``): per migration the
@@ -125,8 +132,8 @@ class StatusNotifier:
         self._unsaved: set[str] = set()
         # Migrations whose root owes a post or an edit, and since when (Slack seconds): paid
         # with the tokens Slack has free after each batch, and by ``pay_owed_roots``.
-        self._owed: dict[str, float] = {}
-        self._owed_wave: dict[str, str] = {}  # and each one's wave (what a reminder names)
+        # With each one's wave (what a reminder names; "" while not known: adopted by name).
+        self._owed: dict[str, _Owing] = {}
         # Thread items the batch created together (``create_threads``), not yet applied.
         self._created: dict[str, SlackThread] = {}
         self._created_lock = threading.Lock()
@@ -471,21 +478,20 @@ class StatusNotifier:
 
     def _note_owed(self, thread: SlackThread) -> None:
         if thread.owes:
-            self._owed.setdefault(thread.migration_id, self._now())
-            self._owed_wave[thread.migration_id] = thread.state.wave
+            self._owe(thread.migration_id, thread.state.wave, self._now())
         else:
-            self._settled(thread.migration_id)
+            self._owed.pop(thread.migration_id, None)
 
-    def _settled(self, migration_id: str) -> None:
-        """Nothing is owed for the migration (any more), or nothing can be paid now."""
-        self._owed.pop(migration_id, None)
-        self._owed_wave.pop(migration_id, None)
+    def _owe(self, migration_id: str, wave: str, since: float) -> None:
+        """The migration's thread owes something (since when, unless it owed already)."""
+        owing = self._owed.get(migration_id)
+        self._owed[migration_id] = _Owing(owing.since if owing else since, wave)
 
     # --- owed roots ---------------------------------------------------------------------
 
     def owed_roots(self) -> list[str]:
         """The migrations whose root owes a post or an edit, the longest owed first."""
-        return sorted(self._owed, key=self._owed.__getitem__)
+        return sorted(self._owed, key=lambda migration_id: self._owed[migration_id].since)
 
     def adopt_owed(self, owed: Owed, *, read_waves: Iterable[str] = ()) -> None:
         """What another container (or an earlier batch) left owed: pay it here too. The
@@ -493,12 +499,11 @@ class StatusNotifier:
         those whose item owes something are paid here."""
         now = self._now()
         for migration_id in owed.migration_ids:
-            self._owed.setdefault(migration_id, now)
+            self._owed.setdefault(migration_id, _Owing(now, ""))
         for wave in dict.fromkeys(read_waves):
             for thread in self._threads.wave_threads(wave):
                 if thread.owes:
-                    self._owed.setdefault(thread.migration_id, now)
-                    self._owed_wave[thread.migration_id] = wave
+                    self._owe(thread.migration_id, wave, now)
         if self._groups is not None:
             self._groups.adopt_owed(owed.groups)
         if self._summaries is not None:
@@ -525,10 +530,10 @@ class StatusNotifier:
         # Threads are named by their wave (their items say what they owe); one whose wave
         # this container does not know yet (adopted by name, not read) by its migration.
         return Owed(
-            tuple(m for m in roots if m not in self._owed_wave),
+            tuple(m for m in roots if not self._owed[m].wave),
             tuple(groups),
             tuple(waves),
-            tuple(dict.fromkeys(self._owed_wave[m] for m in roots if m in self._owed_wave)),
+            tuple(dict.fromkeys(self._owed[m].wave for m in roots if self._owed[m].wave)),
         )
 
     def pay_owed_roots(self, *, wait: bool, budget_seconds: float = 0.0) -> list[str]:
@@ -544,9 +549,9 @@ class StatusNotifier:
                 break
             known = self._thread(migration_id)
             if known is None or not known.thread.owes:
-                self._settled(migration_id)
+                self._owed.pop(migration_id, None)
                 continue
-            self._owed_wave[migration_id] = known.thread.state.wave
+            self._owe(migration_id, known.thread.state.wave, self._now())
             try:
                 thread, due = self._pay_thread(known.thread, wait=wait, exhausted=exhausted)
             except SlackApiError as exc:
@@ -555,7 +560,7 @@ class StatusNotifier:
                 logger.error(
                     "owed root not shown", extra={"migration_id": migration_id, "error": str(exc)}
                 )
-                self._settled(migration_id)
+                self._owed.pop(migration_id, None)
                 continue
             if due is not None:
                 due_next = due if due_next is None else min(due_next, due)
@@ -568,7 +573,7 @@ class StatusNotifier:
                 self._known.pop(migration_id, None)
                 continue
             if not thread.owes:
-                self._settled(migration_id)
+                self._owed.pop(migration_id, None)
         if wait and due_next is not None:
             # Only roots coalescing an edit are left (rolling back): wait for the first of
             # them within the budget, so a reminder does not come straight back for nothing.
