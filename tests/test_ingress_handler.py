@@ -407,13 +407,22 @@ def _waiting_machine(monkeypatch: pytest.MonkeyPatch) -> str:
     return str(machine)
 
 
-def test_a_start_is_reported_and_recorded_in_one_write(
+def _requested_on_a_waiting_machine(
     emulated_aws: EmulatedAws, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> tuple[MigrationRequest, dict[str, Any]]:
+    """A request accepted by the ingress, and its MigrationRequested event as EventBridge
+    delivered it, with start_migration starting executions of a machine that waits."""
     _waiting_machine(monkeypatch)
     [request] = _published_requests(1)
     _invoke(emulated_aws, message_body(request))
     [requested] = emulated_aws.captured()
+    return request, requested
+
+
+def test_a_start_is_reported_and_recorded_in_one_write(
+    emulated_aws: EmulatedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    request, requested = _requested_on_a_waiting_machine(emulated_aws, monkeypatch)
     writes: Counter[str] = Counter()
 
     def count(model: Any, **_: Any) -> None:
@@ -443,10 +452,7 @@ def test_a_start_is_reported_and_recorded_in_one_write(
 def test_a_start_reported_after_the_executions_first_step_still_names_the_execution(
     emulated_aws: EmulatedAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _waiting_machine(monkeypatch)
-    [request] = _published_requests(1)
-    _invoke(emulated_aws, message_body(request))
-    [requested] = emulated_aws.captured()
+    request, requested = _requested_on_a_waiting_machine(emulated_aws, monkeypatch)
     # GIVEN the execution reported its first step before its start was recorded
     _store().advance(
         request.migration_id,
