@@ -256,12 +256,17 @@ class MigrationDriver:
             or approval_id not in {m.approval_id for m in state.ready}
         ):
             return False  # the group message is not in Slack yet, or does not list it as ready
-        response = slack.click_button(
-            user=user,
-            channel=state.channel,
-            message_ts=state.ts,
-            action_id=GROUP_APPROVE_SELECTED_ACTION,
-        )
+        try:
+            response = slack.click_button(
+                user=user,
+                channel=state.channel,
+                message_ts=state.ts,
+                action_id=GROUP_APPROVE_SELECTED_ACTION,
+            )
+        except LookupError:
+            # The group's state is saved before its message is edited: the button shows once
+            # the edit is made (a person sees nothing to click before; tried again later).
+            return False
         views = [
             v for v in slack.opened_views(user) if v.callback_id == SELECT_MODAL and not v.closed
         ]
