@@ -1,13 +1,15 @@
-"""The notifier deletes what it handled itself, before it returns.
+"""The notifier deletes what it handled from its priority queue itself, before it returns.
 
-The status and priority queues are FIFO queues of one message group each (EventBridge puts a
-fixed group ID on a FIFO target), and a FIFO group gives nothing more while any of its
-messages is in flight. So a message the notifier has shown in Slack but that is not deleted
-holds every migration's events for the queue's visibility timeout (six minutes): the event
-source mapping's delete failing, or the function's runtime dying after the handler returned.
-The 1,000-VM fault campaign met that hundreds of times (5% of deliveries not deleted, 2% of the
-notifier's invocations crashing) and the status queue stood still for most of a day; the
-threads' final states were not shown (docs/RELIABILITY.md).
+The priority queue is a FIFO queue of one message group (EventBridge puts a fixed group ID on
+a FIFO target), and a FIFO group gives nothing more while any of its messages is in flight.
+So a message the notifier has shown in Slack but that is not deleted holds every migration's
+priority events for the queue's visibility timeout (six minutes): the event source mapping's
+delete failing, or the function's runtime dying after the handler returned. The 1,000-VM
+fault campaign met that hundreds of times (5% of deliveries not deleted, 2% of the notifier's
+invocations crashing) when the status queue was FIFO too, and it stood still for most of a
+day; the threads' final states were not shown (docs/RELIABILITY.md). The status queue is a
+standard queue now: nothing waits behind a message in flight, and its mapping's delete is
+enough (the records it is given are not deleted here).
 
 So the handler deletes the records it is done with (shown, dropped as duplicates,
 dead-lettered with their reason) with one ``DeleteMessageBatch`` per queue, and reports only

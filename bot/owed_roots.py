@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
 
 OWED_ROOTS_KIND = "wavepilot.slack/roots-owed"
-OWED_ROOTS_GROUP = "slack-roots-owed"
 # Slack seconds an owed-roots message alone pays for (about 8 posts and 8 edits): events
 # arriving meanwhile wait no longer than that.
 OWED_ROOTS_PAYMENT_SECONDS = 10.0
@@ -183,9 +182,6 @@ class OwedRootsQueue:
         """Put a reminder naming ``owed``; its ID."""
         reminder_id = uuid.uuid4().hex
         self._client.send_message(
-            QueueUrl=self._queue_url,
-            MessageBody=owed_roots_body(owed, reminder_id),
-            MessageGroupId=OWED_ROOTS_GROUP,
-            MessageDeduplicationId=reminder_id,  # each reminder is a new one
+            QueueUrl=self._queue_url, MessageBody=owed_roots_body(owed, reminder_id)
         )
         return reminder_id

@@ -38,7 +38,7 @@ from orchestration.adapters.wave_control import WaveControlStore
 from orchestration.adapters.wave_predictions import WavePredictionStore
 from orchestration.clock import Clock
 from orchestration.events import EventDetail
-from orchestration.naming import SLACK_PRIORITY_QUEUE_SUFFIX, SLACK_STATUS_QUEUE_SUFFIX
+from orchestration.naming import SLACK_PRIORITY_QUEUE_SUFFIX
 from orchestration.settings import settings
 
 __all__ = [
@@ -142,15 +142,10 @@ def max_receives() -> int:
 
 @cache
 def handled_messages() -> HandledMessages:
-    """Deletes what the notifier handled from the status and priority queues."""
-    config = _config()
-    return HandledMessages(
-        aws.sqs(),
-        {
-            SLACK_STATUS_QUEUE_SUFFIX: config.status_queue_url,
-            SLACK_PRIORITY_QUEUE_SUFFIX: config.priority_queue_url,
-        },
-    )
+    """Deletes what the notifier handled from the priority queue (a FIFO group waits for
+    every message in flight; the status queue is a standard queue, whose event source mapping
+    deletes a batch's successes: nothing waits behind one not deleted yet)."""
+    return HandledMessages(aws.sqs(), {SLACK_PRIORITY_QUEUE_SUFFIX: _config().priority_queue_url})
 
 
 @cache

@@ -93,12 +93,14 @@ class ResourceNames:
 
     @property
     def slack_status_queue(self) -> str:
-        """Status events on their way to the Slack bot, in order (FIFO)."""
+        """The routine status events on their way to the Slack bot: a standard queue read in
+        batches filled within a batching window (the bot orders each migration's events by
+        their ``sequence``)."""
         return f"{self.prefix}{SLACK_STATUS_QUEUE_SUFFIX}"
 
     @property
     def slack_status_dead_letter_queue(self) -> str:
-        return f"{self.prefix}-slack-status-dlq.fifo"
+        return f"{self.prefix}-slack-status-dlq"
 
     @property
     def status_to_slack_rule(self) -> str:
@@ -179,10 +181,16 @@ SCHEDULED_FUNCTIONS: tuple[str, ...] = ("monitor_migrations",)
 # modals) and the notifier that keeps each migration's thread from the status queue.
 BOT_FUNCTIONS: tuple[str, ...] = ("slack_app", "slack_notifier")
 
-# EventBridge sets one fixed MessageGroupId per SQS FIFO target (SqsParameters cannot take it
-# from the event), so the status queue is a single group: every event in order, one batch at
-# a time. The bot also drops anything older than what it has shown (per-migration sequence).
-SLACK_STATUS_MESSAGE_GROUP = "status-events"
+# The status queue is a standard queue: a FIFO target gets one fixed MessageGroupId from
+# EventBridge (SqsParameters cannot take it from the event), so a FIFO status queue was one
+# group, read one small batch at a time with no batching window (FIFO has none), and every
+# message the bot had handled but SQS had not yet deleted held all migrations' events. The bot
+# orders a migration's events by their ``sequence`` and drops what is older than its thread.
+# Its event source mapping fills batches of ten within a window of this many seconds (AWS;
+# terraform var.slack_status_batching_window_seconds): routine status is shown at most this
+# late, and read, deleted and handled ten events at a time.
+SLACK_STATUS_BATCHING_WINDOW_SECONDS = 10
+SLACK_STATUS_BATCH_SIZE = 10
 # The priority queue's one group: approvals and failures in order among themselves, one batch
 # at a time, whatever the status queue holds.
 SLACK_PRIORITY_MESSAGE_GROUP = "priority-events"
@@ -191,7 +199,7 @@ SLACK_PRIORITY_MESSAGE_GROUP = "priority-events"
 GITHUB_PROGRESS_MESSAGE_GROUP = "github-progress"
 # How the notifier tells a record from the priority queue (its event source ARN ends so).
 SLACK_PRIORITY_QUEUE_SUFFIX = "-slack-priority.fifo"
-SLACK_STATUS_QUEUE_SUFFIX = "-slack-status.fifo"
+SLACK_STATUS_QUEUE_SUFFIX = "-slack-status"
 
 
 def handler_path(function: str) -> str:

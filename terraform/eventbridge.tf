@@ -116,10 +116,6 @@ resource "aws_cloudwatch_event_target" "slack_status" {
   target_id      = "status-to-slack"
   arn            = aws_sqs_queue.slack_status.arn
 
-  sqs_target {
-    message_group_id = "status-events"
-  }
-
   retry_policy {
     maximum_event_age_in_seconds = 3600
     maximum_retry_attempts       = 10

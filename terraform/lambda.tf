@@ -66,13 +66,21 @@ resource "aws_lambda_event_source_mapping" "requests" {
   }
 }
 
-# The ordered status queue feeds the Slack notifier, one batch at a time (one message group);
-# a failed record and everything after it in the group is retried.
+# The status queue feeds the Slack notifier in batches of ten filled within a window (routine
+# status is shown up to the window late; what a person acts on takes the priority queue); a
+# failed record and its migration's later ones in the batch are retried. Two pollers at most
+# (the least Lambda allows) for a notifier reserved to one: a batch the other holds up is
+# retried by its poller within seconds, far inside the visibility timeout.
 resource "aws_lambda_event_source_mapping" "slack_status" {
-  event_source_arn        = aws_sqs_queue.slack_status.arn
-  function_name           = aws_lambda_function.this["slack_notifier"].arn
-  batch_size              = 10
-  function_response_types = ["ReportBatchItemFailures"]
+  event_source_arn                   = aws_sqs_queue.slack_status.arn
+  function_name                      = aws_lambda_function.this["slack_notifier"].arn
+  batch_size                         = 10
+  maximum_batching_window_in_seconds = var.slack_status_batching_window_seconds
+  function_response_types            = ["ReportBatchItemFailures"]
+
+  scaling_config {
+    maximum_concurrency = 2
+  }
 }
 
 # The priority queue feeds the same function beside it, one batch at a time too: an approval

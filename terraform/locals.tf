@@ -25,8 +25,8 @@ locals {
     event_target_dead_letter_queue = "${local.name_prefix}-events-dlq"
     callback_signing_secret        = "${local.name_prefix}-callback-signing"
     kms_alias                      = "alias/${local.name_prefix}"
-    slack_status_queue             = "${local.name_prefix}-slack-status.fifo"
-    slack_status_dead_letter_queue = "${local.name_prefix}-slack-status-dlq.fifo"
+    slack_status_queue             = "${local.name_prefix}-slack-status"
+    slack_status_dead_letter_queue = "${local.name_prefix}-slack-status-dlq"
     status_to_slack_rule           = "${local.name_prefix}-status-to-slack"
     # What a person must act on or know at once, on a queue of its own (orchestration/events.py).
     slack_priority_queue             = "${local.name_prefix}-slack-priority.fifo"

@@ -66,21 +66,21 @@ data "aws_iam_policy_document" "event_target_dlq" {
   }
 }
 
-# Status events on their way to the Slack bot, in order: FIFO, one message group (EventBridge
-# sets a fixed MessageGroupId), deduplicated by content (EventBridge sends no deduplication ID).
+# Routine status events on their way to the Slack bot: a standard queue, read in batches
+# filled within a batching window (lambda.tf). Not FIFO: EventBridge gives a FIFO target one
+# fixed message group, so a FIFO status queue was read one small batch at a time (FIFO has no
+# batching window) and a handled message not yet deleted held every migration's events. The
+# bot orders each migration's events by their sequence and drops what is older than its
+# thread (and duplicates: a standard queue delivers at least once).
 resource "aws_sqs_queue" "slack_status_dlq" {
   name                              = local.names.slack_status_dead_letter_queue
-  fifo_queue                        = true
-  content_based_deduplication       = true
   message_retention_seconds         = 1209600
   kms_master_key_id                 = aws_kms_key.this.arn
   kms_data_key_reuse_period_seconds = 300
 }
 
 resource "aws_sqs_queue" "slack_status" {
-  name                        = local.names.slack_status_queue
-  fifo_queue                  = true
-  content_based_deduplication = true
+  name = local.names.slack_status_queue
   # Six times the notifier's timeout, as AWS recommends for a Lambda event source.
   visibility_timeout_seconds        = 6 * local.lambda_functions.slack_notifier.timeout
   message_retention_seconds         = 345600

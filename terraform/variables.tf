@@ -276,6 +276,17 @@ variable "mgn_function_concurrency" {
   }
 }
 
+variable "slack_status_batching_window_seconds" {
+  description = "How long the Slack status queue's event source mapping waits to fill a batch of ten routine status events (seconds): routine status in Slack is up to this late; approvals, failures and rollbacks take the priority queue, not delayed."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.slack_status_batching_window_seconds >= 0 && var.slack_status_batching_window_seconds <= 300
+    error_message = "slack_status_batching_window_seconds must be between 0 and 300 (the SQS mapping's limits)."
+  }
+}
+
 variable "ingress_max_concurrency" {
   description = "Maximum concurrent ingress handler invocations the request queue's event source mapping starts."
   type        = number

@@ -68,7 +68,6 @@ from orchestration.naming import (
     FUNCTIONS,
     GITHUB_PROGRESS_MESSAGE_GROUP,
     SCHEDULED_FUNCTIONS,
-    SLACK_STATUS_MESSAGE_GROUP,
     ResourceNames,
 )
 from orchestration.pipeline.finalize_now import FinalizeNowError
@@ -627,8 +626,6 @@ def _run_every_path() -> Run:
             system.client("sqs").send_message(
                 QueueUrl=system.resources.slack_status_queue_url,
                 MessageBody="{this is not a status event",
-                MessageGroupId=SLACK_STATUS_MESSAGE_GROUP,
-                MessageDeduplicationId="iam-calls-unreadable",
             )
             # Nor on the GitHub progress queue: report_github_progress dead-letters it.
             system.client("sqs").send_message(

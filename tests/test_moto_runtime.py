@@ -1433,17 +1433,22 @@ class _QueueOf:
 
 
 @pytest.mark.parametrize(
-    ("waiting", "batch_size", "window", "received", "receives"),
+    ("waiting", "batch_size", "window", "arriving", "received", "receives"),
     [
-        (3, 10, 0.0, 3, 1),  # not full, no window: what one receive returned (not topped up)
-        (25, 10, 0.0, 10, 1),
-        (0, 10, 0.0, 0, 1),
-        (25, 20, 0.05, 20, 2),  # a window: receives until the batch is full
-        (3, 20, 0.05, 3, 3),  # or the window ends (an empty receive, a wait, the last look)
+        (3, 10, 0.0, 0, 3, 1),  # not full, no window: what one receive returned (not topped up)
+        (25, 10, 0.0, 0, 10, 1),
+        (0, 10, 0.0, 0, 0, 1),
+        (0, 10, 0.3, 0, 0, 1),  # nothing received: no window opens
+        (25, 20, 0.3, 0, 20, 2),  # a window: receives until the batch is full
+        (3, 20, 0.3, 0, 3, 1),  # or the window ends, nothing more having come: no receive
+        # more arrive within the window: the batch fills with one receive more (not one per
+        # look at the queue), or takes what came when the window ends
+        (3, 10, 0.3, 7, 10, 2),
+        (3, 20, 0.3, 4, 7, 2),
     ],
 )
-def test_a_poller_receives_a_batch_as_lambdas_pollers_do(
-    waiting: int, batch_size: int, window: float, received: int, receives: int
+def test_a_poller_receives_a_batch_as_lambdas_pollers_do(  # noqa: PLR0917 - one case per row
+    waiting: int, batch_size: int, window: float, arriving: int, received: int, receives: int
 ) -> None:
     from orchestration.local.runtime.moto_backends import EventSourceMappingRef
     from orchestration.local.runtime.sqs_event_sources import MappingSettings, SqsEventSourcePoller
@@ -1453,10 +1458,20 @@ def test_a_poller_receives_a_batch_as_lambdas_pollers_do(
         endpoint_url="http://127.0.0.1:1",
         dispatcher=Any,  # type: ignore[arg-type]  # not reached: receives only
         counters=Any,  # type: ignore[arg-type]
-        idle_poll_seconds=0.1,
+        idle_poll_seconds=0.02,
     )
     settings = MappingSettings("arn:queue", "arn:function", batch_size, window, True, True)
     queue = _QueueOf(waiting)
+    looks = 0
+
+    def visible(queue_arn: str, at_most: int) -> int:
+        nonlocal looks
+        looks += 1
+        if looks == 3:  # a while into the window
+            queue.waiting += [{"MessageId": f"late-{n}", "Body": "{}"} for n in range(arriving)]
+        return min(len(queue.waiting), at_most)
+
+    poller._visible_count = visible
 
     batch = poller._receive_batch(queue, "https://queue", settings)  # type: ignore[arg-type]
 

@@ -32,7 +32,8 @@ from orchestration.naming import (
     GITHUB_PROGRESS_MESSAGE_GROUP,
     SCHEDULED_FUNCTIONS,
     SLACK_PRIORITY_MESSAGE_GROUP,
-    SLACK_STATUS_MESSAGE_GROUP,
+    SLACK_STATUS_BATCH_SIZE,
+    SLACK_STATUS_BATCHING_WINDOW_SECONDS,
     ResourceNames,
     handler_path,
 )
@@ -704,7 +705,7 @@ def _policy_document(name: str) -> dict[str, Any]:
     raise AssertionError(f"no aws_iam_policy_document.{name}")
 
 
-def test_the_status_rule_sends_every_routine_event_to_the_fifo_queue_in_one_group() -> None:
+def test_the_status_rule_sends_every_routine_event_to_the_standard_status_queue() -> None:
     # GIVEN the status rule and its target
     rule = _resources("aws_cloudwatch_event_rule")["status_to_slack"]
     target = _resources("aws_cloudwatch_event_target")["slack_status"]
@@ -716,11 +717,10 @@ def test_the_status_rule_sends_every_routine_event_to_the_fifo_queue_in_one_grou
         rule["event_pattern"],
     ), rule["event_pattern"]
     assert {"MigrationRequested", *CALLBACK_DETAIL_TYPES} == set(EVENT_TYPES)
-    # AND the target is the FIFO status queue with naming's fixed group, retries and a DLQ
+    # AND the target is the status queue (standard: no message group), with retries and a DLQ
     assert target["arn"] == "${aws_sqs_queue.slack_status.arn}"
     assert target["rule"] == "${aws_cloudwatch_event_rule.status_to_slack.name}"
-    group = _unquote(target["sqs_target"][0]["message_group_id"])
-    assert group == SLACK_STATUS_MESSAGE_GROUP
+    assert "sqs_target" not in target
     assert target["retry_policy"][0]["maximum_retry_attempts"] > 0
     assert target["dead_letter_config"][0]["arn"] == "${aws_sqs_queue.event_target_dlq.arn}"
     # AND EventBridge may send to the queue only from this rule
@@ -810,18 +810,22 @@ def test_the_priority_rule_sends_what_a_person_must_act_on_to_its_own_fifo_queue
     assert "${aws_cloudwatch_event_rule.priority_to_slack.arn}" in dlq_sources
 
 
-def test_the_status_queue_is_an_encrypted_fifo_queue_with_a_fifo_dead_letter_queue() -> None:
+def test_the_bots_queues_are_encrypted_status_standard_priority_fifo_each_with_its_dlq() -> None:
     queues = _resources("aws_sqs_queue")
     redrive_allowed = _resources("aws_sqs_queue_redrive_allow_policy")
-    # Both of the bot's queues, the same way (the priority queue beside the status queue)
-    for key, name in (("slack_status", "slack_status"), ("slack_priority", "slack_priority")):
+    names = _locals()["names"]
+    # Both of the bot's queues, the same way but for FIFO (the priority queue beside the
+    # status queue: one group, in order; the status queue standard, read within a window)
+    for key, fifo in (("slack_status", False), ("slack_priority", True)):
         queue, dead_letters = queues[key], queues[f"{key}_dlq"]
-        assert queue["name"] == f"${{local.names.{name}_queue}}"
-        assert dead_letters["name"] == f"${{local.names.{name}_dead_letter_queue}}"
+        assert queue["name"] == f"${{local.names.{key}_queue}}"
+        assert dead_letters["name"] == f"${{local.names.{key}_dead_letter_queue}}"
         for body in (queue, dead_letters):
-            assert body["fifo_queue"] is True
-            assert body["content_based_deduplication"] is True
+            assert body.get("fifo_queue", False) is fifo
+            assert body.get("content_based_deduplication", False) is fifo
             assert body["kms_master_key_id"] == "${aws_kms_key.this.arn}"
+        for name in (f"{key}_queue", f"{key}_dead_letter_queue"):
+            assert _unquote(names[name]).endswith(".fifo") is fifo
         assert f"aws_sqs_queue.{key}_dlq.arn" in queue["redrive_policy"]
         # The notifier knows the last receive (it dead-letters a failure there, with why).
         assert "maxReceiveCount = local.slack_max_receives" in queue["redrive_policy"]
@@ -849,6 +853,17 @@ def test_the_notifier_reads_both_queues_in_partial_batches_one_at_a_time_each() 
         assert [_unquote(kind) for kind in mapping["function_response_types"]] == [
             "ReportBatchItemFailures"
         ]
+    # The status queue's batches are filled within a window (as locally on the simulated
+    # clock), by two pollers at most (the least Lambda allows); the priority queue's go at once
+    status = mappings["slack_status"]
+    assert status["batch_size"] == SLACK_STATUS_BATCH_SIZE
+    assert status["maximum_batching_window_in_seconds"] == (
+        "${var.slack_status_batching_window_seconds}"
+    )
+    window = _labelled("variable")["slack_status_batching_window_seconds"]
+    assert window["default"] == SLACK_STATUS_BATCHING_WINDOW_SECONDS
+    assert status["scaling_config"][0]["maximum_concurrency"] == 2
+    assert "maximum_batching_window_in_seconds" not in mappings["slack_priority"]
     function = _resources("aws_lambda_function")["this"]
     assert function["reserved_concurrent_executions"] == (
         "${local.lambda_reserved_concurrency[each.key]}"

@@ -1,16 +1,19 @@
-"""``slack_notifier``: the two FIFO queues to Slack -> each migration's Slack thread.
+"""``slack_notifier``: the two queues to Slack -> each migration's Slack thread.
 
 EventBridge puts the routine status events on the status queue (rule
-``<prefix>-status-to-slack``) and what a person must act on or know at once on the priority
-queue (rule ``<prefix>-priority-to-slack``, ``events.PRIORITY_EVENT_TYPES``); this function
-reads both, each through its own event source mapping, in batches of up to ten, migrations
-side by side and each migration's events in order (see ``handler``). A body that is not a
+``<prefix>-status-to-slack``; a standard queue, batches of ten filled within a batching
+window) and what a person must act on or know at once on the priority queue (rule
+``<prefix>-priority-to-slack``, ``events.PRIORITY_EVENT_TYPES``; FIFO, one group, at once);
+this function reads both, each through its own event source mapping, in batches of up to
+ten, migrations side by side and each migration's events in the order of their ``sequence``
+(see ``handler``; the notifier drops what is older than its thread shows). A body that is not a
 status event can never succeed: it goes at once, with its reason, to the dead-letter queue of
 the queue it came from (``SLACK_STATUS_DLQ_URL``, ``SLACK_PRIORITY_DLQ_URL``), so it cannot
 hold up the events behind it. A record that fails on its last receive (``SLACK_MAX_RECEIVES``,
 the queues' ``maxReceiveCount``) goes there too, with why it failed: SQS's redrive would move
-it on its next receive with no reason at all. What it is done with it deletes itself before it
-returns (bot/acknowledgements.py): a FIFO group waits for every message in flight.
+it on its next receive with no reason at all. What it is done with from the priority queue it
+deletes itself before it returns (bot/acknowledgements.py): a FIFO group waits for every
+message in flight; the status queue's event source mapping deletes its batch's successes.
 """
 
 from __future__ import annotations
@@ -59,13 +62,15 @@ def read_event(body: str) -> EventDetail:
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     """Each migration's events in order, migrations side by side.
 
-    Order matters within a migration, not across them, so the batch is split by migration and
-    the groups run in parallel (Powertools' FIFO processor would run the whole batch in one
-    line: one slow Slack call would hold up every migration). A group stops at its first
+    Order matters within a migration, not across them, so the batch is split by migration,
+    each migration's records in the order of their events' ``sequence`` (the status queue is
+    a standard queue: best-effort order), and the groups run in parallel (Powertools' FIFO
+    processor would run the whole batch in one line: one slow Slack call would hold up every
+    migration). A group stops at its first
     failure: that record and the migration's later ones are reported failed and come back.
     The last record of each group edits the root: successive edits of a root are coalesced.
     """
-    groups: dict[str, list[SQSRecord]] = {}
+    received: dict[str, list[tuple[int, SQSRecord]]] = {}
     reminders: list[SQSRecord] = []  # owed-roots messages (bot/owed_roots.py)
     owed = Owed()
     for raw in event.get("Records", []):
@@ -75,8 +80,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
             reminders.append(record)
             owed = owed.with_(named)
             continue
-        key = _migration_id(record.body) or f"unreadable:{record.message_id}"
-        groups.setdefault(key, []).append(record)
+        migration_id, sequence = _migration_and_sequence(record.body)
+        key = migration_id or f"unreadable:{record.message_id}"
+        received.setdefault(key, []).append((sequence, record))
+    groups = {
+        key: [record for _, record in sorted(records, key=lambda pair: pair[0])]
+        for key, records in received.items()
+    }
     workers = max(1, min(MAX_PARALLEL_MIGRATIONS, len(groups)))
     outcomes: Counter[str] = Counter()
     failed: list[str] = []
@@ -125,8 +135,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     records = {r.message_id: r for r in (*reminders, *(r for g in groups.values() for r in g))}
     failed, given_up = _give_up_on_last_receives(list(dict.fromkeys(failed)), reasons, records)
     outcomes["given up"] += given_up
-    # Done with the rest: deleted now, so neither a lost delete nor a crash after this line
-    # holds the queue's one FIFO group for its visibility timeout (bot/acknowledgements.py).
+    # Done with the rest: the priority queue's deleted now, so neither a lost delete nor a
+    # crash after this line holds its one FIFO group for its visibility timeout
+    # (bot/acknowledgements.py); the status queue's are left to its event source mapping.
     retried = set(failed)
     wiring.handled_messages().delete(r for r in records.values() if r.message_id not in retried)
     for outcome, n in outcomes.items():  # Metrics is not thread-safe: added here
@@ -305,9 +316,12 @@ def _process(record: SQSRecord, *, edit_root: bool) -> tuple[str, EventDetail | 
     return wiring.notifier().apply(detail, edit_root=edit_root), detail
 
 
-def _migration_id(body: str) -> str:
+def _migration_and_sequence(body: str) -> tuple[str, int]:
+    """The event's migration and sequence, as far as the body says them ("" and 0 if not: an
+    unreadable record is dead-lettered when its group is processed)."""
     try:
         detail = json.loads(body).get("detail") or {}
-        return str(detail.get("migrationId", ""))
+        sequence = detail.get("sequence", 0)
+        return str(detail.get("migrationId", "")), sequence if isinstance(sequence, int) else 0
     except (ValueError, AttributeError):
-        return ""
+        return "", 0

@@ -98,7 +98,7 @@ def provision(
         TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"},
     )
     bus_arn = events.create_event_bus(Name=names.event_bus)["EventBusArn"]
-    status_url, status_arn, status_dlq_url = _fifo_queue(
+    status_url, status_arn, status_dlq_url = _status_queue(
         sqs, names.slack_status_queue, names.slack_status_dead_letter_queue
     )
     priority_url, priority_arn, priority_dlq_url = _fifo_queue(
@@ -126,9 +126,26 @@ def provision(
     )
 
 
+def _status_queue(sqs: SQSClient, name: str, dead_letter_name: str) -> tuple[str, str, str]:
+    """The bot's status queue (standard: read in batches within a window) and its DLQ: (URL,
+    ARN, DLQ URL), as terraform/sqs.tf creates them."""
+    dlq_url, dlq_arn = _queue(sqs, dead_letter_name, {})
+    url, arn = _queue(
+        sqs,
+        name,
+        {
+            "VisibilityTimeout": str(STATUS_VISIBILITY_TIMEOUT),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(REQUEST_MAX_RECEIVE_COUNT)}
+            ),
+        },
+    )
+    return url, arn, dlq_url
+
+
 def _fifo_queue(sqs: SQSClient, name: str, dead_letter_name: str) -> tuple[str, str, str]:
-    """A FIFO queue EventBridge feeds (the bot's status and priority queues, the GitHub
-    progress queue) and its FIFO DLQ: (URL, ARN, DLQ URL), as terraform/sqs.tf creates them."""
+    """A FIFO queue EventBridge feeds (the bot's priority queue, the GitHub progress queue)
+    and its FIFO DLQ: (URL, ARN, DLQ URL), as terraform/sqs.tf creates them."""
     dlq_url, dlq_arn = _queue(
         sqs, dead_letter_name, {"FifoQueue": "true", "ContentBasedDeduplication": "true"}
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import secrets
 import zipfile
@@ -65,7 +66,8 @@ from orchestration.naming import (
     GITHUB_PROGRESS_MESSAGE_GROUP,
     SCHEDULED_FUNCTIONS,
     SLACK_PRIORITY_MESSAGE_GROUP,
-    SLACK_STATUS_MESSAGE_GROUP,
+    SLACK_STATUS_BATCH_SIZE,
+    SLACK_STATUS_BATCHING_WINDOW_SECONDS,
     ResourceNames,
     handler_path,
 )
@@ -81,6 +83,10 @@ from orchestration.statemachine import (
 # terraform/locals.tf lambda_reserved_concurrency.slack_notifier: one notifier at a time, so
 # its in-process pacing sees every Slack call and no two batches fold one thread at once.
 NOTIFIER_RESERVED_CONCURRENCY = 1
+# The status queue's batching window in real seconds on the scaled clock (the demo, most
+# tests): a routine event is shown within a second. On the simulated clock the window is
+# AWS's (naming.SLACK_STATUS_BATCHING_WINDOW_SECONDS), in simulated seconds.
+LOCAL_SLACK_STATUS_BATCHING_WINDOW_SECONDS = 1.0
 
 # Who approves hand-written requests (no manifest, no approvers) on the embedded default.
 LOCAL_APPROVER = "U0LOCALOPS01"
@@ -191,6 +197,9 @@ class SystemOptions:
     mgn_speed: float = 3600.0  # simulated seconds per real second
     mgn_settings: EmulatorSettings = field(default_factory=EmulatorSettings)
     slack_speed: float = LOCAL_SLACK_SPEED
+    # The Slack status queue's batching window (seconds of the system's clock); None: AWS's
+    # on the simulated clock, LOCAL_SLACK_STATUS_BATCHING_WINDOW_SECONDS on the scaled one.
+    slack_status_batching_window_seconds: float | None = None
     # "scaled": MGN and Slack on their own clocks at mgn_speed/slack_speed x wall time, the
     # rest in real time. "simulated": one VirtualClock drives every wait (Step Functions,
     # MGN, Slack, the bot, the driver) and the speed options are ignored (docs/LOCAL_RUNTIME.md).
@@ -209,6 +218,14 @@ class SystemOptions:
     @property
     def launch_settings(self) -> LaunchSettings:
         return self.launch or LaunchSettings.local(self.launch_design)
+
+    @property
+    def status_batching_window_seconds(self) -> float:
+        if self.slack_status_batching_window_seconds is not None:
+            return self.slack_status_batching_window_seconds
+        if self.clock == "simulated":
+            return float(SLACK_STATUS_BATCHING_WINDOW_SECONDS)
+        return LOCAL_SLACK_STATUS_BATCHING_WINDOW_SECONDS
 
 
 class EmbeddedSystem:
@@ -347,21 +364,25 @@ class EmbeddedSystem:
         # The notifier reads both of its queues, each with a poller of its own (and so a
         # busy probe of its own on the virtual clock), one batch at a time in all (reserved
         # concurrency 1, as on AWS): a batch of approvals never waits for the status queue's
-        # backlog, only at most for the one batch in hand.
+        # backlog, only at most for the one batch in hand. The status queue's batches are
+        # filled within a window (terraform/lambda.tf); the priority queue's go at once.
         self.client("lambda").put_function_concurrency(
             FunctionName=self.function_arns["slack_notifier"],
             ReservedConcurrentExecutions=NOTIFIER_RESERVED_CONCURRENCY,
         )
-        for queue_arn in (
-            self.resources.slack_status_queue_arn,
-            self.resources.slack_priority_queue_arn,
-        ):
-            self.client("lambda").create_event_source_mapping(
-                EventSourceArn=queue_arn,
-                FunctionName=self.function_arns["slack_notifier"],
-                BatchSize=10,
-                FunctionResponseTypes=["ReportBatchItemFailures"],
-            )
+        self.client("lambda").create_event_source_mapping(
+            EventSourceArn=self.resources.slack_status_queue_arn,
+            FunctionName=self.function_arns["slack_notifier"],
+            BatchSize=SLACK_STATUS_BATCH_SIZE,
+            MaximumBatchingWindowInSeconds=math.ceil(self.options.status_batching_window_seconds),
+            FunctionResponseTypes=["ReportBatchItemFailures"],
+        )
+        self.client("lambda").create_event_source_mapping(
+            EventSourceArn=self.resources.slack_priority_queue_arn,
+            FunctionName=self.function_arns["slack_notifier"],
+            BatchSize=10,
+            FunctionResponseTypes=["ReportBatchItemFailures"],
+        )
         if self.options.github is not None:
             self._wire_github_progress()
         assert self._runtime is not None
@@ -566,20 +587,20 @@ class EmbeddedSystem:
         # Two paths to Slack: the routine events, and what a person must act on or know at
         # once (events.PRIORITY_EVENT_TYPES); every event matches exactly one of the rules.
         routine, priority = slack_event_patterns(EVENT_SOURCE)
-        for rule, pattern, target_id, queue_arn, group in (
+        for rule, pattern, target in (
             (
                 self.names.status_to_slack_rule,
                 routine,
-                "slack-status",
-                self.resources.slack_status_queue_arn,
-                SLACK_STATUS_MESSAGE_GROUP,
+                {"Id": "slack-status", "Arn": self.resources.slack_status_queue_arn},
             ),
             (
                 self.names.priority_to_slack_rule,
                 priority,
-                "slack-priority",
-                self.resources.slack_priority_queue_arn,
-                SLACK_PRIORITY_MESSAGE_GROUP,
+                {
+                    "Id": "slack-priority",
+                    "Arn": self.resources.slack_priority_queue_arn,
+                    "SqsParameters": {"MessageGroupId": SLACK_PRIORITY_MESSAGE_GROUP},
+                },
             ),
         ):
             events.put_rule(
@@ -588,11 +609,7 @@ class EmbeddedSystem:
                 EventPattern=json.dumps(pattern),
             )
             events.put_targets(
-                Rule=rule,
-                EventBusName=self.resources.event_bus_name,
-                Targets=[
-                    {"Id": target_id, "Arn": queue_arn, "SqsParameters": {"MessageGroupId": group}}
-                ],
+                Rule=rule, EventBusName=self.resources.event_bus_name, Targets=[target]
             )
 
     def _wire_github_progress(self) -> None:

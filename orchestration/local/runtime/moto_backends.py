@@ -204,6 +204,30 @@ def has_visible_message(queue_arn: str) -> bool:
     return not ready <= held
 
 
+def visible_message_count(queue_arn: str, at_most: int) -> int:
+    """How many messages a receive on the standard queue ``queue_arn`` could return now,
+    counting up to ``at_most`` (0 if it is gone; for a FIFO queue 1 or 0, as
+    ``has_visible_message``): how a poller filling a batch within its batching window sees
+    more arrive without receiving (a receive is a call, and counts towards maxReceiveCount)."""
+    arn = ArnParts.parse(queue_arn)
+    try:
+        queue = sqs_backends[arn.account_id][arn.region].queues.get(arn.resource)
+    except KeyError:
+        return 0
+    if queue is None:
+        return 0
+    if queue.fifo_queue:
+        return int(has_visible_message(queue_arn))
+    now = sqs_now_millis()
+    visible = 0
+    for message in list(queue._messages):
+        if now > message.visible_at and now >= message.delayed_until:
+            visible += 1
+            if visible >= at_most:
+                break
+    return visible
+
+
 def detach_event_source_mapping_from_queue(moto_mapping: Any) -> bool:
     """Stop moto invoking the mapping's function synchronously inside ``SendMessage``.
 

@@ -30,6 +30,7 @@ from orchestration.local.runtime.moto_backends import (
     event_source_mapping_configuration,
     find_function_by_arn,
     has_visible_message,
+    visible_message_count,
 )
 from orchestration.local.virtual_clock import active_virtual_clock, belong_to_active_clock
 
@@ -43,6 +44,9 @@ LOGGER = logging.getLogger(__name__)
 
 SQS_RECEIVE_LIMIT = 10  # ReceiveMessage returns at most ten messages per call
 DEFAULT_IDLE_POLL_SECONDS = 0.1
+# On the virtual clock, how often a poller filling a batch within its window looks at its
+# queue (simulated seconds): a batch that fills goes within this of its last message.
+WINDOW_LOOK_SECONDS = 1.0
 FAILURE_BACKOFF_SECONDS = 1.0  # after a polling error (say, the function was deleted)
 REPORT_BATCH_ITEM_FAILURES = "ReportBatchItemFailures"
 
@@ -245,6 +249,7 @@ class SqsEventSourcePoller:
         self._in_batch = False
         self._slots = FUNCTION_SLOTS
         self._function_limit: int | None = None  # the function's reserved concurrency
+        self._visible_count: Callable[[str, int], int] = visible_message_count
 
     @property
     def is_alive(self) -> bool:
@@ -346,9 +351,12 @@ class SqsEventSourcePoller:
         """Up to ``BatchSize`` messages. Without a batching window, what one receive returned
         (as Lambda's pollers: a receive that returned fewer than it asked for is not topped
         up by another, which would cost a receive per batch that is not full, an empty one
-        most often); with one, receives until the batch is full or the window ends."""
+        most often). With one, the window opens with the first messages received: the poller
+        receives again once the queue shows enough to fill the batch, or when the window
+        ends (what arrived by then), so a trickle of events makes full batches; on the
+        virtual clock the window is simulated seconds, and it holds no time."""
         batch: list[MessageTypeDef] = []
-        window_ends = time.monotonic() + settings.batching_window_seconds
+        window_ends: float | None = None
         while len(batch) < settings.batch_size and not self._stopping.is_set():
             asked = min(SQS_RECEIVE_LIMIT, settings.batch_size - len(batch))
             received = sqs.receive_message(
@@ -359,13 +367,39 @@ class SqsEventSourcePoller:
                 MessageAttributeNames=["All"],
             ).get("Messages", [])
             batch.extend(received)
-            remaining = window_ends - time.monotonic()
-            if received and (len(received) == asked or remaining > 0):
-                continue
-            if not batch or remaining <= 0:
+            if len(received) == asked:
+                continue  # more may be waiting
+            if not batch or settings.batching_window_seconds <= 0:
                 break
-            self._stopping.wait(min(self._idle_poll_seconds, remaining))
+            if window_ends is None:
+                window_ends = self._monotonic() + settings.batching_window_seconds
+            elif self._monotonic() >= window_ends:
+                break  # the window's last receive
+            if not self._wait_within_window(
+                settings.queue_arn, settings.batch_size - len(batch), window_ends
+            ):
+                break
         return batch
+
+    @staticmethod
+    def _monotonic() -> float:
+        clock = active_virtual_clock()
+        return clock.monotonic() if clock is not None else time.monotonic()
+
+    def _wait_within_window(self, queue_arn: str, wanted: int, window_ends: float) -> bool:
+        """Wait until the queue shows ``wanted`` more messages or the window ends, looking
+        in-process (no receive); True if a receive now would add to the batch."""
+        clock = active_virtual_clock()
+        while not self._stopping.is_set():
+            visible = self._visible_count(queue_arn, wanted)
+            remaining = window_ends - self._monotonic()
+            if visible >= wanted or remaining <= 0:
+                return visible > 0
+            if clock is not None:
+                clock.sleep(min(WINDOW_LOOK_SECONDS, remaining))
+            else:
+                self._stopping.wait(min(self._idle_poll_seconds, remaining))
+        return False
 
     def _process_one_batch(self, sqs: SQSClient, settings: MappingSettings) -> bool:
         queue_url = self._queue_url(sqs, settings.queue_arn)
