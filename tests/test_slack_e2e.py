@@ -499,6 +499,45 @@ def test_an_event_failing_on_its_last_receive_is_dead_lettered_with_why_not_by_t
     assert "SlackApiError" in reason  # the outage's answer, as the bot got it
 
 
+def test_a_migrations_events_out_of_order_in_a_status_batch_are_shown_in_order(
+    system: EmbeddedSystem,
+) -> None:
+    from bot.handlers import slack_notifier
+    from tests.support.lambda_context import FakeLambdaContext
+
+    # GIVEN a batch from the status queue (a standard queue: best-effort order) holding a
+    # migration's first event, then its third, then its second, each third and second with a
+    # reply in the thread
+    resources = system.resources
+    assert resources is not None
+    assert system.slack is not None
+    bodies = [
+        _first_status_event("mig-unordered"),
+        _status_event("mig-unordered", 3, "FinalizeCutover", "IN_PROGRESS", "finalizing now"),
+        _status_event("mig-unordered", 2, "StartTestLaunch", "FAILED", "no capacity"),
+    ]
+    records = [_sqs_record(f"m-{n}", body) for n, body in enumerate(bodies)]
+    for record in records:
+        record["eventSourceARN"] = resources.slack_status_queue_arn
+
+    # WHEN the notifier takes it
+    result = slack_notifier.handler({"Records": records}, FakeLambdaContext())
+
+    # THEN every event is shown, the replies in the order of the events' sequence (not of the
+    # batch), and the root shows the newest
+    assert result == {"batchItemFailures": []}
+    stored = _threads().get("mig-unordered")
+    assert stored is not None
+    assert stored.state.sequence == 3
+    thread = system.slack.thread(stored.channel, stored.ts)
+    assert [
+        reply.text.split("*")[1] if "*" in reply.text else reply.text for reply in thread.replies
+    ] == [
+        "StartTestLaunch failed",
+        ":fast_forward: Finalizing now",
+    ]
+
+
 def test_a_notifier_that_dies_after_its_handler_holds_up_no_fifo_group(
     system: EmbeddedSystem,
 ) -> None:
@@ -1274,6 +1313,11 @@ def test_duplicate_and_out_of_order_events_are_dropped(
 
 def _first_status_event(migration_id: str) -> str:
     """An EventBridge-to-SQS body: the migration's first status event (its VM ``<id>-vm``)."""
+    return _status_event(migration_id, 1, "ValidateInput", "STARTED", "checking prerequisites")
+
+
+def _status_event(migration_id: str, sequence: int, step: str, status: str, message: str) -> str:
+    """An EventBridge-to-SQS body: a status event of the migration (its VM ``<id>-vm``)."""
     return json.dumps(
         {
             "detail-type": "MigrationStatusUpdated",
@@ -1283,11 +1327,11 @@ def _first_status_event(migration_id: str) -> str:
                 "appName": "intranet",
                 "targetVmName": f"{migration_id}-vm",
                 "correlationId": "x",
-                "sequence": 1,
-                "timestamp": "2026-01-01T00:00:00+00:00",
-                "step": "ValidateInput",
-                "status": "STARTED",
-                "message": "checking prerequisites",
+                "sequence": sequence,
+                "timestamp": f"2026-01-01T00:00:{sequence:02d}+00:00",
+                "step": step,
+                "status": status,
+                "message": message,
             },
         }
     )
