@@ -186,10 +186,13 @@ BOT_FUNCTIONS: tuple[str, ...] = ("slack_app", "slack_notifier")
 # group, read one small batch at a time with no batching window (FIFO has none), and every
 # message the bot had handled but SQS had not yet deleted held all migrations' events. The bot
 # orders a migration's events by their ``sequence`` and drops what is older than its thread.
-# Its event source mapping fills batches of ten within a window of this many seconds (AWS;
-# terraform var.slack_status_batching_window_seconds): routine status is shown at most this
-# late, and read, deleted and handled ten events at a time.
-SLACK_STATUS_BATCHING_WINDOW_SECONDS = 10
+# Its event source mapping reads batches of ten, filled within a window of this many seconds
+# (terraform var.slack_status_batching_window_seconds; the embedded mapping keeps the same).
+# None by default: a wave's events come in bursts (a job's results, a coordinator's answers)
+# that fill batches without one, and a window holds the notifier's owed-roots reminders on
+# this queue for its length too (200 VMs rehearsed: 10 s, roots shown 2x later for 0.4 fewer
+# calls per VM; 2 s, 1.3x later, no fewer calls: docs/BENCHMARKS.md).
+SLACK_STATUS_BATCHING_WINDOW_SECONDS = 0
 SLACK_STATUS_BATCH_SIZE = 10
 # The priority queue's one group: approvals and failures in order among themselves, one batch
 # at a time, whatever the status queue holds.

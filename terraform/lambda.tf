@@ -66,9 +66,10 @@ resource "aws_lambda_event_source_mapping" "requests" {
   }
 }
 
-# The status queue feeds the Slack notifier in batches of ten filled within a window (routine
-# status is shown up to the window late; what a person acts on takes the priority queue); a
-# failed record and its migration's later ones in the batch are retried. Two pollers at most
+# The status queue feeds the Slack notifier in batches of ten (filled within a window if one is
+# set: routine status is then shown up to the window late; what a person acts on takes the
+# priority queue); a failed record and its migration's later ones in the batch are retried,
+# the rest deleted by the mapping (a standard queue: none waits behind one). Two pollers at most
 # (the least Lambda allows) for a notifier reserved to one: a batch the other holds up is
 # retried by its poller within seconds, far inside the visibility timeout.
 resource "aws_lambda_event_source_mapping" "slack_status" {

@@ -277,9 +277,9 @@ variable "mgn_function_concurrency" {
 }
 
 variable "slack_status_batching_window_seconds" {
-  description = "How long the Slack status queue's event source mapping waits to fill a batch of ten routine status events (seconds): routine status in Slack is up to this late; approvals, failures and rollbacks take the priority queue, not delayed."
+  description = "How long the Slack status queue's event source mapping may wait to fill a batch of ten routine status events (seconds). Routine status and the notifier's owed-roots reminders are up to this late (approvals, failures and rollbacks take the priority queue); none by default: a wave's bursts fill batches without one (docs/BENCHMARKS.md)."
   type        = number
-  default     = 10
+  default     = 0
 
   validation {
     condition     = var.slack_status_batching_window_seconds >= 0 && var.slack_status_batching_window_seconds <= 300

@@ -462,3 +462,53 @@ def test_a_dependency_that_fails_its_cutover_rolls_its_dependents_back_with_the_
         for p in job.participants
     }
     assert cutover_servers == {servers[r.migration_id] for r in first_app}
+
+
+def test_a_status_queue_with_a_batching_window_shows_every_thread_on_the_simulated_clock() -> None:
+    from bot.thread_store import ThreadStore
+
+    # GIVEN the Slack status queue's mapping waits up to a minute (simulated) to fill its
+    # batches, as var.slack_status_batching_window_seconds can make it on AWS
+    options = SystemOptions(
+        timings=Timings.aws(),
+        clock="simulated",
+        clock_start=START,
+        launch_design="batched",
+        launch=LAUNCH,
+        slack_status_batching_window_seconds=60,
+    )
+    with EmbeddedSystem(options) as system:
+        assert system.resources is not None
+        requests = _wave(4, OPENS_IN)
+        system.seed([spec_of(r) for r in requests])
+        driver = MigrationDriver(system)
+
+        # WHEN the wave migrates
+        driver.send(requests)
+        outcomes = driver.wait(
+            {r.migration_id for r in requests},
+            timeout=timedelta(days=5).total_seconds(),
+            poll_seconds=600,
+        )
+        assert {o.record_status for o in outcomes.values()} == {"COMPLETED"}
+        # THEN every thread shows its migration's end (the windows took no wall time, and the
+        # batch the window filled waited for the notifier's slot without holding it)
+        table = aws.state_table(settings().table_name, settings().aws_region)
+        threads = ThreadStore(table)
+        clock = system.clock
+        assert clock is not None
+        for request in requests:
+            deadline = clock.monotonic() + 3600
+            while (thread := threads.get(request.migration_id)) is None or (
+                thread.state.outcome != "migrated" or thread.root_owed or thread.owed_replies
+            ):
+                assert clock.monotonic() < deadline, thread
+                clock.sleep(30)
+        # AND the window filled its batches (5.6 events a batch in this run, 2.8 without one)
+        [status_mapping] = [
+            m["UUID"]
+            for m in system.client("lambda").list_event_source_mappings()["EventSourceMappings"]
+            if m["EventSourceArn"] == system.resources.slack_status_queue_arn
+        ]
+        stats = system.counters().event_source_batches[status_mapping]
+        assert stats.messages_received >= 4 * stats.batches, stats  # about 3 per batch without

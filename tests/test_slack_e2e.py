@@ -538,6 +538,34 @@ def test_a_migrations_events_out_of_order_in_a_status_batch_are_shown_in_order(
     ]
 
 
+def test_a_status_batch_filling_within_its_window_holds_up_no_priority_event() -> None:
+    # GIVEN the status queue's mapping waits up to 4 s to fill a batch, and the notifier runs
+    # one batch at a time (reserved concurrency 1)
+    options = SystemOptions(timings=FAST, slack_status_batching_window_seconds=4)
+    with EmbeddedSystem(options) as system:
+        resources = system.resources
+        assert resources is not None
+        sqs = system.client("sqs")
+        # WHEN a routine event opens a status batch's window, and a priority event follows
+        sqs.send_message(
+            QueueUrl=resources.slack_status_queue_url,
+            MessageBody=_first_status_event("mig-routine"),
+        )
+        time.sleep(0.5)
+        sqs.send_message(
+            QueueUrl=resources.slack_priority_queue_url,
+            MessageBody=_first_status_event("mig-priority"),
+            MessageGroupId=SLACK_PRIORITY_MESSAGE_GROUP,
+            MessageDeduplicationId="window-priority",
+        )
+        # THEN the priority event is shown while the status batch still fills: Lambda's
+        # pollers batch before they invoke, so a window holds none of the function's slots
+        _wait_for("the priority event's thread", lambda: _threads().get("mig-priority"))
+        assert _threads().get("mig-routine") is None
+        # AND the routine event is shown when its window ends
+        _wait_for("the routine event's thread", lambda: _threads().get("mig-routine"))
+
+
 def test_a_notifier_that_dies_after_its_handler_holds_up_no_fifo_group(
     system: EmbeddedSystem,
 ) -> None:

@@ -83,10 +83,6 @@ from orchestration.statemachine import (
 # terraform/locals.tf lambda_reserved_concurrency.slack_notifier: one notifier at a time, so
 # its in-process pacing sees every Slack call and no two batches fold one thread at once.
 NOTIFIER_RESERVED_CONCURRENCY = 1
-# The status queue's batching window in real seconds on the scaled clock (the demo, most
-# tests): a routine event is shown within a second. On the simulated clock the window is
-# AWS's (naming.SLACK_STATUS_BATCHING_WINDOW_SECONDS), in simulated seconds.
-LOCAL_SLACK_STATUS_BATCHING_WINDOW_SECONDS = 1.0
 
 # Who approves hand-written requests (no manifest, no approvers) on the embedded default.
 LOCAL_APPROVER = "U0LOCALOPS01"
@@ -197,9 +193,9 @@ class SystemOptions:
     mgn_speed: float = 3600.0  # simulated seconds per real second
     mgn_settings: EmulatorSettings = field(default_factory=EmulatorSettings)
     slack_speed: float = LOCAL_SLACK_SPEED
-    # The Slack status queue's batching window (seconds of the system's clock); None: AWS's
-    # on the simulated clock, LOCAL_SLACK_STATUS_BATCHING_WINDOW_SECONDS on the scaled one.
-    slack_status_batching_window_seconds: float | None = None
+    # The Slack status queue's batching window (seconds of the system's clock: simulated
+    # seconds on the simulated one), terraform's default unless said.
+    slack_status_batching_window_seconds: float = SLACK_STATUS_BATCHING_WINDOW_SECONDS
     # "scaled": MGN and Slack on their own clocks at mgn_speed/slack_speed x wall time, the
     # rest in real time. "simulated": one VirtualClock drives every wait (Step Functions,
     # MGN, Slack, the bot, the driver) and the speed options are ignored (docs/LOCAL_RUNTIME.md).
@@ -218,14 +214,6 @@ class SystemOptions:
     @property
     def launch_settings(self) -> LaunchSettings:
         return self.launch or LaunchSettings.local(self.launch_design)
-
-    @property
-    def status_batching_window_seconds(self) -> float:
-        if self.slack_status_batching_window_seconds is not None:
-            return self.slack_status_batching_window_seconds
-        if self.clock == "simulated":
-            return float(SLACK_STATUS_BATCHING_WINDOW_SECONDS)
-        return LOCAL_SLACK_STATUS_BATCHING_WINDOW_SECONDS
 
 
 class EmbeddedSystem:
@@ -364,8 +352,9 @@ class EmbeddedSystem:
         # The notifier reads both of its queues, each with a poller of its own (and so a
         # busy probe of its own on the virtual clock), one batch at a time in all (reserved
         # concurrency 1, as on AWS): a batch of approvals never waits for the status queue's
-        # backlog, only at most for the one batch in hand. The status queue's batches are
-        # filled within a window (terraform/lambda.tf); the priority queue's go at once.
+        # backlog, only at most for the one batch in hand. The status queue's batches may be
+        # filled within a window (terraform/lambda.tf; none by default); the priority
+        # queue's go at once.
         self.client("lambda").put_function_concurrency(
             FunctionName=self.function_arns["slack_notifier"],
             ReservedConcurrentExecutions=NOTIFIER_RESERVED_CONCURRENCY,
@@ -374,7 +363,9 @@ class EmbeddedSystem:
             EventSourceArn=self.resources.slack_status_queue_arn,
             FunctionName=self.function_arns["slack_notifier"],
             BatchSize=SLACK_STATUS_BATCH_SIZE,
-            MaximumBatchingWindowInSeconds=math.ceil(self.options.status_batching_window_seconds),
+            MaximumBatchingWindowInSeconds=math.ceil(
+                self.options.slack_status_batching_window_seconds
+            ),
             FunctionResponseTypes=["ReportBatchItemFailures"],
         )
         self.client("lambda").create_event_source_mapping(

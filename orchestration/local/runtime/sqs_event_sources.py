@@ -293,6 +293,8 @@ class SqsEventSourcePoller:
     def _poll(self, sqs: SQSClient, settings: MappingSettings) -> bool:
         """One batch; on a virtual clock, counted from before the receive to the last delete
         and (until the first poll takes them) its queue's messages hold virtual time."""
+        if settings.batching_window_seconds > 0:
+            return self._poll_with_window(sqs, settings)
         clock = active_virtual_clock()
         if clock is None:
             limit = find_function_by_arn(settings.function_arn).reserved_concurrency
@@ -336,6 +338,45 @@ class SqsEventSourcePoller:
                     self._in_batch = False
         finally:
             self._slots.release(settings.function_arn)
+
+    def _poll_with_window(self, sqs: SQSClient, settings: MappingSettings) -> bool:
+        """One batch of a mapping with a batching window: filled first, then the function's
+        slot taken to invoke it, as Lambda's pollers batch before they invoke (a poller that
+        held the slot through its window would hold up the function's other queues for it:
+        the notifier's priority queue, and its owed-roots reminders, behind every window)."""
+        clock = active_virtual_clock()
+        function_arn = settings.function_arn
+        if clock is not None and self._probe is None:
+            queue_arn = settings.queue_arn
+            # Messages no batch has taken hold virtual time until this poller takes them,
+            # whatever the function's slots (its window opens before it asks for one).
+            self._probe = lambda: not self._in_batch and has_visible_message(queue_arn)
+            clock.add_busy_probe(self._probe)
+        if clock is not None and self._probe is not None and not self._probe():
+            self._stopping.wait(VIRTUAL_CLOCK_IDLE_POLL_SECONDS)
+            return False
+        queue_url = self._queue_url(sqs, settings.queue_arn)
+        self._in_batch = True
+        try:
+            if clock is None:
+                batch = self._receive_batch(sqs, queue_url, settings)
+            else:
+                with clock.participating():
+                    batch = self._receive_batch(sqs, queue_url, settings)
+            if not batch:
+                return False
+            # Uncounted while it waits: the batch holding the slot may wait on the clock.
+            limit = find_function_by_arn(function_arn).reserved_concurrency
+            self._slots.acquire(function_arn, limit, self)
+            try:
+                if clock is None:
+                    return self._process_one_batch(sqs, settings, batch)
+                with clock.participating():
+                    return self._process_one_batch(sqs, settings, batch)
+            finally:
+                self._slots.release(function_arn)
+        finally:
+            self._in_batch = False
 
     def _queue_url(self, sqs: SQSClient, queue_arn: str) -> str:
         if queue_arn not in self._queue_urls:
@@ -401,9 +442,16 @@ class SqsEventSourcePoller:
                 self._stopping.wait(min(self._idle_poll_seconds, remaining))
         return False
 
-    def _process_one_batch(self, sqs: SQSClient, settings: MappingSettings) -> bool:
+    def _process_one_batch(
+        self,
+        sqs: SQSClient,
+        settings: MappingSettings,
+        received: list[MessageTypeDef] | None = None,
+    ) -> bool:
+        """Invoke the function with a batch (``received``, else one received now) and delete
+        what succeeded; False if there was nothing to invoke it with."""
         queue_url = self._queue_url(sqs, settings.queue_arn)
-        batch = self._receive_batch(sqs, queue_url, settings)
+        batch = received if received is not None else self._receive_batch(sqs, queue_url, settings)
         if not batch:
             return False
         event = {"Records": [sqs_event_record(m, queue_arn=settings.queue_arn) for m in batch]}
