@@ -134,10 +134,34 @@ def main() -> None:
             results[design] = (json.loads(report.read_text()), wall)
     console = Console(width=120)
     console.print(table(args.vms, results))
+    for line in not_migrated(results):
+        console.print(line, markup=False, highlight=False)
     console.print(
         f"command: python -m benchmarks.rehearsal --vms {args.vms} --designs {','.join(designs)}"
         f" --profile {args.profile} (exit {', '.join(f'{d} {c}' for d, c in codes.items())})"
     )
+
+
+def not_migrated(results: dict[str, tuple[dict[str, Any], float]]) -> list[str]:
+    """A line for each VM that did not migrate, with its first failed step: the JSON reports
+    live in a temporary folder (without --keep), and an unexpected rollback in a profile
+    without failures must be explained from the run that met it."""
+    lines = []
+    for design, (report, _) in results.items():
+        for vm in report.get("vms", []):
+            if vm.get("outcome") == "migrated":
+                continue
+            failure = vm.get("failure") or {}
+            lines.append(
+                f"{design}: {vm.get('migrationId')} {vm.get('outcome')} "
+                f"(record {vm.get('recordStatus')}): "
+                + (
+                    f"{failure.get('step')} failed: {failure.get('message')}"
+                    if failure
+                    else "no failed step in its history"
+                )
+            )
+    return lines
 
 
 if __name__ == "__main__":
