@@ -53,6 +53,8 @@ GROUP_SK = "SLACK"
 # The ts of a group message being posted (claimed by the notifier posting it).
 POSTING = "posting"
 CONFLICT_ATTEMPTS = 20
+# Group states written in one TransactWriteItems (DynamoDB's limit).
+MAX_GROUPS_PER_TRANSACTION = 100
 # A wave's group sizes, read with one Query of the wave, serve every group of it first seen
 # within this many Slack seconds (a wave of 1,000 VMs in 100 applications: one Query, not 100).
 GROUP_SIZES_MAX_AGE_SECONDS = 60.0
@@ -441,7 +443,60 @@ class GroupStore:
 
     def save(self, state: GroupState) -> GroupState:
         """Write ``state`` if the stored item is still at ``state.version``."""
-        saved = replace(state, version=state.version + 1)
+        try:
+            self._table.put_item(**self._conditional_put(state))
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise GroupMessageConflictError(state.group) from None
+            raise
+        return replace(state, version=state.version + 1)
+
+    def save_many(self, states: Sequence[GroupState]) -> tuple[list[GroupState], set[str]]:
+        """Write each state if its stored item is still at its version, in as few calls as
+        DynamoDB allows (``TransactWriteItems``, up to 100 items; one state is a ``PutItem``):
+        the states as saved, and the groups whose item had moved on (nothing written for
+        them). Raises for any other failure (nothing of that call written)."""
+        saved: list[GroupState] = []
+        conflicts: set[str] = set()
+        for start in range(0, len(states), MAX_GROUPS_PER_TRANSACTION):
+            chunk_saved, chunk_conflicts = self._save_chunk(
+                list(states[start : start + MAX_GROUPS_PER_TRANSACTION])
+            )
+            saved += chunk_saved
+            conflicts |= chunk_conflicts
+        return saved, conflicts
+
+    def _save_chunk(self, states: list[GroupState]) -> tuple[list[GroupState], set[str]]:
+        if not states:
+            return [], set()
+        if len(states) == 1:
+            try:
+                return [self.save(states[0])], set()
+            except GroupMessageConflictError:
+                return [], {states[0].group}
+        puts: list[Any] = [
+            {"Put": {"TableName": self._table.name, **self._conditional_put(state)}}
+            for state in states
+        ]
+        try:
+            self._table.meta.client.transact_write_items(TransactItems=puts)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                raise
+            reasons = exc.response.get("CancellationReasons") or []
+            moved = {
+                state.group
+                for state, reason in zip(states, reasons, strict=False)
+                if reason.get("Code") == "ConditionalCheckFailed"
+            }
+            if not moved:
+                raise  # cancelled for another reason (a conflict, throttling)
+            # Nothing was written: the others again, without those that moved on.
+            saved, conflicts = self._save_chunk([s for s in states if s.group not in moved])
+            return saved, moved | conflicts
+        return [replace(state, version=state.version + 1) for state in states], set()
+
+    def _conditional_put(self, state: GroupState) -> dict[str, Any]:
         item: dict[str, Any] = {
             **self._key(state.group),
             "wave": state.wave,
@@ -455,19 +510,13 @@ class GroupStore:
             "windowStart": state.window_start.isoformat() if state.window_start else "",
             "windowEnd": state.window_end.isoformat() if state.window_end else "",
             "members": {m.migration_id: m.to_item() for m in state.members.values()},
-            "version": saved.version,
+            "version": state.version + 1,
         }
-        try:
-            self._table.put_item(
-                Item=item,
-                ConditionExpression="attribute_not_exists(pk) OR version = :previous",
-                ExpressionAttributeValues={":previous": state.version},
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise GroupMessageConflictError(state.group) from None
-            raise
-        return saved
+        return {
+            "Item": item,
+            "ConditionExpression": "attribute_not_exists(pk) OR version = :previous",
+            "ExpressionAttributeValues": {":previous": state.version},
+        }
 
 
 def _members_item(item: dict[str, Any]) -> dict[str, Any]:
@@ -516,12 +565,13 @@ class GroupApprovalMessages:
         return ""
 
     def apply(self, events: Sequence[EventDetail]) -> int:
-        """Fold a batch's events into their groups' messages: per group one read, one save
-        and one Slack call, however many of its members the batch moved (a group of 200
-        ready in the same minute is a handful of edits, not 200). Returns how many groups
-        moved.
+        """Fold a batch's events into their groups' messages: per group one read and one
+        Slack call, however many of its members the batch moved (a group of 200 ready in the
+        same minute is a handful of edits, not 200), and one write for all the groups the
+        batch moved (a batch of ten approvals in ten applications: one write, not ten).
+        Returns how many groups moved.
 
-        The state is saved first (conditionally), Slack is called after: of two notifiers
+        The states are saved first (conditionally), Slack is called after: of two notifiers
         folding the same group at once, the loser folds again on what the winner saved. The
         first ready member claims the post (``ts = "posting"``) in that save, so only one
         message is ever posted; members folded while it posts are shown by the poster's
@@ -532,20 +582,46 @@ class GroupApprovalMessages:
             if group:
                 by_group.setdefault(group, []).append(event)
         moved = 0
-        for group, members in by_group.items():
-            # A conflict means another notifier saved the group: fold again on what it saved.
-            for _attempt in range(CONFLICT_ATTEMPTS):
+        pending = by_group
+        # A conflict means another notifier saved the group: fold again on what it saved.
+        for _attempt in range(CONFLICT_ATTEMPTS):
+            folded = {
+                group: fold_and_claim
+                for group, members in pending.items()
+                if (fold_and_claim := self._fold(group, members)) is not None
+            }
+            claiming = {group for group, (_, claims) in folded.items() if claims}
+            # Saved first, together (one write for the batch's groups), Slack called after.
+            saved, conflicts = self._store.save_many([state for state, _ in folded.values()])
+            failed: Exception | None = None
+            for state in saved:
+                self._keep(state)
                 try:
-                    moved += self._apply(group, members)
-                    break
-                except GroupMessageConflictError:
-                    self._saved.pop(group, None)
-                    logger.info("group state moved on; folding again", extra={"group": group})
-            else:
-                raise GroupMessageConflictError(group)
-        return moved
+                    if state.group in claiming:
+                        self._post(state)
+                    elif state.ts and state.ts != POSTING:
+                        self._show_or_owe(state)
+                except Exception as exc:
+                    # The other groups are still shown; this one's edit is owed, and the
+                    # batch's events come again (the caller fails them).
+                    if state.ts and state.ts != POSTING:
+                        self._owed.setdefault(state.group, self._slack.wall_seconds())
+                    failed = failed or exc
+            if failed is not None:
+                raise failed
+            moved += len(saved)
+            for group in conflicts:
+                self._saved.pop(group, None)
+                logger.info("group state moved on; folding again", extra={"group": group})
+            pending = {group: by_group[group] for group in conflicts}
+            if not pending:
+                return moved
+        raise GroupMessageConflictError(next(iter(pending)))
 
-    def _apply(self, group: str, events: Sequence[EventDetail]) -> bool:
+    def _fold(self, group: str, events: Sequence[EventDetail]) -> tuple[GroupState, bool] | None:
+        """The group's state with the batch's events folded in, and whether this fold claims
+        its post (the first ready member: ``ts = "posting"``, only one message is ever
+        posted); None if they change nothing."""
         state = self._saved.get(group) or self._store.get(group)
         if state is None:
             wave, _, app = group.partition("/")
@@ -554,17 +630,10 @@ class GroupApprovalMessages:
         for event in events:
             folded = fold(folded, event)
         if folded == state:
-            return False
+            return None
         if not folded.ts and folded.ready:
-            claimed = self._keep(
-                self._store.save(replace(folded, ts=POSTING, channel=self._channel_for(events[0])))
-            )
-            self._post(claimed)
-            return True
-        saved = self._keep(self._store.save(folded))
-        if saved.ts and saved.ts != POSTING:
-            self._show_or_owe(saved)
-        return True
+            return replace(folded, ts=POSTING, channel=self._channel_for(events[0])), True
+        return folded, False
 
     def _post(self, claimed: GroupState) -> None:
         message = group_message(claimed)

@@ -821,21 +821,49 @@ def test_what_is_owed_is_always_named_by_a_reminder_on_the_queue_not_only_in_mem
 
 
 class InMemoryGroups(GroupStore):
+    """Group states in memory; ``writes`` counts write calls (a ``save_many`` is one, as
+    ``TransactWriteItems``: all or nothing)."""
+
     def __init__(self) -> None:
         self.items: dict[str, GroupState] = {}
         self.reads = 0
+        self.writes = 0
 
     def get(self, group: str) -> GroupState | None:
         self.reads += 1
         return self.items.get(group)
 
     def save(self, state: GroupState) -> GroupState:
+        self.writes += 1
+        return self._put(state)
+
+    def _put(self, state: GroupState) -> GroupState:
         stored = self.items.get(state.group)
         if stored is not None and stored.version != state.version:
             raise GroupMessageConflictError(state.group)
         saved = replace(state, version=state.version + 1)
         self.items[state.group] = saved
         return saved
+
+    def save_many(self, states: Sequence[GroupState]) -> tuple[list[GroupState], set[str]]:
+        if len(states) == 1:
+            try:
+                return [self.save(states[0])], set()
+            except GroupMessageConflictError:
+                return [], {states[0].group}
+        if not states:
+            return [], set()
+        self.writes += 1
+        moved = {
+            state.group
+            for state in states
+            if (stored := self.items.get(state.group)) is not None
+            and stored.version != state.version
+        }
+        if moved:  # nothing written: the others again
+            saved, conflicts = self.save_many([s for s in states if s.group not in moved])
+            return saved, moved | conflicts
+        return [self._put(state) for state in states], set()
 
 
 class SizedMigrations(NoMigrations):
@@ -1119,6 +1147,41 @@ def test_every_group_of_a_wave_first_seen_together_is_sized_from_one_read_of_the
     for app in apps:
         size = sum(1 for r in wave.records if r.app_name == app)
         assert store.items[f"wave-1/{app}"].size == size
+
+
+def test_a_batch_moving_several_groups_saves_them_in_one_write_and_refolds_one_moved_on() -> None:
+    slack, store = RecordingSlack(), InMemoryGroups()
+    groups = GroupApprovalMessages(store, SizedMigrations(), slack, lambda _event: CHANNEL)
+
+    def ready(n: int, app: str) -> EventDetail:
+        event = _ready_for_group(n)
+        return event.model_copy(update={"approval_group": f"wave-3/{app}"})
+
+    # WHEN a batch brings ready members of three applications' groups
+    groups.apply([ready(1, "billing-app"), ready(2, "crm-app"), ready(3, "hr-app")])
+
+    # THEN the three groups are written together, then each message is posted
+    assert store.writes == 1 + 3  # one write for the three; each post's ts saved after it
+    assert slack.methods() == ["post", "post", "post"]
+    assert {g: s.count("ready") for g, s in store.items.items()} == {
+        "wave-3/billing-app": 1,
+        "wave-3/crm-app": 1,
+        "wave-3/hr-app": 1,
+    }
+
+    # WHEN another notifier saved one of them meanwhile, and the next batch moves all three
+    other = store.items["wave-3/crm-app"]
+    store.items[other.group] = replace(other, version=other.version + 1)
+    writes, reads = store.writes, store.reads
+    groups.apply([ready(4, "billing-app"), ready(5, "crm-app"), ready(6, "hr-app")])
+
+    # THEN the two not moved are written together, the third read again, folded and saved
+    assert (store.writes - writes, store.reads - reads) == (3, 1)  # refused, two, the third
+    assert {g: s.count("ready") for g, s in store.items.items()} == {
+        "wave-3/billing-app": 2,
+        "wave-3/crm-app": 2,
+        "wave-3/hr-app": 2,
+    }
 
 
 def test_a_group_folded_batch_after_batch_is_read_once_and_again_after_another_saved_it() -> None:
