@@ -29,6 +29,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from botocore.exceptions import ClientError
 
 from bot.threads import Message, mention, target_plain, window_plain
+from orchestration.adapters.dynamo_transactions import (
+    MAX_ITEMS_PER_TRANSACTION,
+    put_all_but_refused,
+)
 from orchestration.adapters.state_store import MigrationRecord, MigrationStore
 from orchestration.events import (
     ApprovalDecided,
@@ -53,8 +57,6 @@ GROUP_SK = "SLACK"
 # The ts of a group message being posted (claimed by the notifier posting it).
 POSTING = "posting"
 CONFLICT_ATTEMPTS = 20
-# Group states written in one TransactWriteItems (DynamoDB's limit).
-MAX_GROUPS_PER_TRANSACTION = 100
 # A wave's group sizes, read with one Query of the wave, serve every group of it first seen
 # within this many Slack seconds (a wave of 1,000 VMs in 100 applications: one Query, not 100).
 GROUP_SIZES_MAX_AGE_SECONDS = 60.0
@@ -458,9 +460,9 @@ class GroupStore:
         them). Raises for any other failure (nothing of that call written)."""
         saved: list[GroupState] = []
         conflicts: set[str] = set()
-        for start in range(0, len(states), MAX_GROUPS_PER_TRANSACTION):
+        for start in range(0, len(states), MAX_ITEMS_PER_TRANSACTION):
             chunk_saved, chunk_conflicts = self._save_chunk(
-                list(states[start : start + MAX_GROUPS_PER_TRANSACTION])
+                list(states[start : start + MAX_ITEMS_PER_TRANSACTION])
             )
             saved += chunk_saved
             conflicts |= chunk_conflicts
@@ -474,27 +476,14 @@ class GroupStore:
                 return [self.save(states[0])], set()
             except GroupMessageConflictError:
                 return [], {states[0].group}
-        puts: list[Any] = [
-            {"Put": {"TableName": self._table.name, **self._conditional_put(state)}}
+        moved = put_all_but_refused(
+            self._table, [(state.group, self._conditional_put(state)) for state in states]
+        )
+        return [
+            replace(state, version=state.version + 1)
             for state in states
-        ]
-        try:
-            self._table.meta.client.transact_write_items(TransactItems=puts)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "TransactionCanceledException":
-                raise
-            reasons = exc.response.get("CancellationReasons") or []
-            moved = {
-                state.group
-                for state, reason in zip(states, reasons, strict=False)
-                if reason.get("Code") == "ConditionalCheckFailed"
-            }
-            if not moved:
-                raise  # cancelled for another reason (a conflict, throttling)
-            # Nothing was written: the others again, without those that moved on.
-            saved, conflicts = self._save_chunk([s for s in states if s.group not in moved])
-            return saved, moved | conflicts
-        return [replace(state, version=state.version + 1) for state in states], set()
+            if state.group not in moved
+        ], moved
 
     def _conditional_put(self, state: GroupState) -> dict[str, Any]:
         item: dict[str, Any] = {

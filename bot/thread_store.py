@@ -21,6 +21,10 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from bot.threads import ThreadState
+from orchestration.adapters.dynamo_transactions import (
+    MAX_ITEMS_PER_TRANSACTION,
+    put_all_but_refused,
+)
 from orchestration.adapters.state_store import migration_pk
 
 if TYPE_CHECKING:
@@ -32,8 +36,6 @@ UNPOSTED = ""
 SUMMARY_SK = "SUMMARY"
 # Sequences whose replies a thread remembers; older ones are below ``reply_floor``.
 MAX_REPLIED = 16
-# TransactWriteItems takes at most 100 actions.
-MAX_ITEMS_PER_TRANSACTION = 100
 # A root's stage change within this many Slack seconds of its last edit waits (coalesced)
 # unless it is one of these; the final state is always shown at once.
 STAGES_SHOWN_AT_ONCE: frozenset[str] = frozenset(
@@ -200,26 +202,13 @@ class ThreadStore:
             except StaleThreadError:
                 return {thread.migration_id}
             return set()
-        puts: list[Any] = [
-            {"Put": {"TableName": self._table.name, **self._conditional_put(thread, previous)}}
-            for thread, previous in threads
-        ]
-        try:
-            self._table.meta.client.transact_write_items(TransactItems=puts)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "TransactionCanceledException":
-                raise
-            reasons = exc.response.get("CancellationReasons") or []
-            stale = {
-                thread.migration_id
-                for (thread, _), reason in zip(threads, reasons, strict=False)
-                if reason.get("Code") == "ConditionalCheckFailed"
-            }
-            if not stale:
-                raise  # cancelled for another reason (a conflict, throttling)
-            # Nothing was written: the others again, without the stale ones.
-            return stale | self._save_chunk([t for t in threads if t[0].migration_id not in stale])
-        return set()
+        return put_all_but_refused(
+            self._table,
+            [
+                (thread.migration_id, self._conditional_put(thread, previous))
+                for thread, previous in threads
+            ],
+        )
 
 
 def _thread(item: dict[str, Any]) -> SlackThread:

@@ -77,6 +77,22 @@ def system() -> Iterator[EmbeddedSystem]:
         yield running
 
 
+def _seeded_and_migrated(
+    system: EmbeddedSystem, requests: list[MigrationRequest]
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """The requests' VMs seeded (their source servers, by migration), then sent and waited
+    for, up to five simulated days: their outcomes, by migration."""
+    servers = system.seed([spec_of(r) for r in requests])
+    driver = MigrationDriver(system)
+    driver.send(requests)
+    outcomes = driver.wait(
+        {r.migration_id for r in requests},
+        timeout=timedelta(days=5).total_seconds(),
+        poll_seconds=600,
+    )
+    return servers, outcomes
+
+
 def _jobs(system: EmbeddedSystem, server_ids: list[str]) -> dict[str, dict[str, Any]]:
     """Every launch job of the lane, by job ID: its type and servers."""
     client = wiring.lanes().clients(_lane(system, server_ids[0])).mgn
@@ -374,15 +390,7 @@ def test_a_dependent_applications_cutover_job_starts_after_its_dependency_cut_ov
 ) -> None:
     first_app, dependents = _ordered_wave()
     requests = [*first_app, *dependents]
-    servers = system.seed([spec_of(r) for r in requests])
-    driver = MigrationDriver(system)
-
-    driver.send(requests)
-    outcomes = driver.wait(
-        {r.migration_id for r in requests},
-        timeout=timedelta(days=5).total_seconds(),
-        poll_seconds=600,
-    )
+    servers, outcomes = _seeded_and_migrated(system, requests)
 
     # THEN every VM migrated
     for request in requests:
@@ -479,17 +487,9 @@ def test_a_status_queue_with_a_batching_window_shows_every_thread_on_the_simulat
     )
     with EmbeddedSystem(options) as system:
         assert system.resources is not None
+        # WHEN a wave migrates
         requests = _wave(4, OPENS_IN)
-        system.seed([spec_of(r) for r in requests])
-        driver = MigrationDriver(system)
-
-        # WHEN the wave migrates
-        driver.send(requests)
-        outcomes = driver.wait(
-            {r.migration_id for r in requests},
-            timeout=timedelta(days=5).total_seconds(),
-            poll_seconds=600,
-        )
+        _, outcomes = _seeded_and_migrated(system, requests)
         assert {o.record_status for o in outcomes.values()} == {"COMPLETED"}
         # THEN every thread shows its migration's end (the windows took no wall time, and the
         # batch the window filled waited for the notifier's slot without holding it)

@@ -141,3 +141,39 @@ def test_a_failed_write_is_made_by_the_next_batch_without_showing_anything_twice
     assert again.unsaved == set()
     assert len(slack.calls) == shown
     assert [threads.get(m).state.sequence for m in MIGRATIONS] == [2, 2, 2]  # type: ignore[union-attr]
+
+
+def test_groups_are_written_in_one_call_and_one_another_writer_moved_on_is_left_out(
+    emulated_aws: EmulatedAws,
+) -> None:
+    from bot.group_approvals import GroupState, GroupStore
+
+    store = GroupStore(aws.state_table(settings().table_name, settings().aws_region))
+    names = ("wave-1/billing", "wave-1/crm", "wave-1/hr")
+    [*first] = [GroupState(name, "wave-1", name.split("/")[1], size=3) for name in names]
+    counted: Counter[str] = Counter()
+
+    def count(model: Any, **_: Any) -> None:
+        counted[model.name] += 1
+
+    store._table.meta.client.meta.events.register("before-call", count)
+    # WHEN three new groups are saved together
+    saved, moved = store.save_many(first)
+    # THEN one call wrote them
+    assert (counted, moved) == (Counter({"TransactWriteItems": 1}), set())
+    assert [s.version for s in saved] == [1, 1, 1]
+
+    # WHEN another writer saves one of them, and the three are saved again from version 1
+    store.save(replace(saved[1], size=4))
+    counted.clear()
+    again, moved = store.save_many([replace(s, size=5) for s in saved])
+
+    # THEN the two not moved are written (the refused call, then theirs), the third is named
+    assert moved == {"wave-1/crm"}
+    assert counted == Counter({"TransactWriteItems": 2})
+    assert [s.group for s in again] == ["wave-1/billing", "wave-1/hr"]
+    assert [(g, store.get(g).size) for g in names] == [  # type: ignore[union-attr]
+        ("wave-1/billing", 5),
+        ("wave-1/crm", 4),
+        ("wave-1/hr", 5),
+    ]

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast, get_args
 
 from botocore.exceptions import ClientError
 
+from orchestration.adapters.dynamo_transactions import conditions_failed
 from orchestration.adapters.state_store import META, migration_pk
 from orchestration.launch_records import (
     Instance,
@@ -169,7 +170,7 @@ class DynamoLaunchLedger:
                 TransactItems=self._new_request_writes(request, task_token)
             )
         except ClientError as exc:
-            already_answered, already_open = _cancelled(exc, 2)
+            already_answered, already_open = conditions_failed(exc, 2)
             if already_answered:
                 return self._answer_again(answered_key, task_token)
             if not already_open:
@@ -281,7 +282,7 @@ class DynamoLaunchLedger:
                 ]
             )
         except ClientError as exc:
-            if any(_cancelled(exc, 2)):
+            if any(conditions_failed(exc, 2)):
                 raise LedgerConflictError(
                     f"{self._pk}: another coordinator wrote since version {seen_version}"
                 ) from exc
@@ -377,7 +378,7 @@ class DynamoLaunchLedger:
         try:
             self._table.meta.client.transact_write_items(TransactItems=items)
         except ClientError as exc:
-            if not any(_cancelled(exc, len(items))):
+            if not any(conditions_failed(exc, len(items))):
                 raise
             for unit in batch:
                 alone(unit)
@@ -425,7 +426,7 @@ class DynamoLaunchLedger:
                     ]
                 )
             except ClientError as exc:
-                if not any(_cancelled(exc, 3)):
+                if not any(conditions_failed(exc, 3)):
                     raise
             else:
                 return
@@ -609,16 +610,6 @@ def _request_sk(kind: str, migration_id: str) -> str:
 
 def _outbox_sk(kind: str, migration_id: str) -> str:
     return f"{OUTBOX_PREFIX}{kind}#{migration_id}"
-
-
-def _cancelled(exc: ClientError, actions: int) -> tuple[bool, ...]:
-    """Which actions of a cancelled transaction failed their condition; every one False if
-    the call failed for another reason (the caller re-raises)."""
-    if exc.response["Error"]["Code"] != "TransactionCanceledException":
-        return (False,) * actions
-    reasons = exc.response.get("CancellationReasons") or []
-    failed = tuple(reason.get("Code") == "ConditionalCheckFailed" for reason in reasons[:actions])
-    return failed + (False,) * (actions - len(failed))
 
 
 def _request_attributes(request: LaunchRequest) -> dict[str, Any]:
