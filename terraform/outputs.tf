@@ -59,7 +59,7 @@ output "slack_signing_secret_arn" {
 }
 
 output "slack_status_queue_url" {
-  description = "URL of the Slack bot's ordered status queue (FIFO)."
+  description = "URL of the Slack bot's status queue (standard: the bot orders each migration's events by sequence)."
   value       = aws_sqs_queue.slack_status.url
 }
 
