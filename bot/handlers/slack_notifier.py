@@ -1,12 +1,12 @@
 """``slack_notifier``: the two queues to Slack -> each migration's Slack thread.
 
 EventBridge puts the routine status events on the status queue (rule
-``<prefix>-status-to-slack``; a standard queue, batches of ten filled within a batching
-window) and what a person must act on or know at once on the priority queue (rule
-``<prefix>-priority-to-slack``, ``events.PRIORITY_EVENT_TYPES``; FIFO, one group, at once);
-this function reads both, each through its own event source mapping, in batches of up to
-ten, migrations side by side and each migration's events in the order of their ``sequence``
-(see ``handler``; the notifier drops what is older than its thread shows). A body that is not a
+``<prefix>-status-to-slack``; a standard queue, in batches of up to ten, filled within a
+batching window if terraform sets one) and what a person must act on or know at once on the
+priority queue (rule ``<prefix>-priority-to-slack``, ``events.PRIORITY_EVENT_TYPES``; FIFO, one
+group, at once); this function reads both, each through its own event source mapping,
+migrations side by side and each migration's events in the order of their ``sequence`` (see
+``handler``; the notifier drops what is older than its thread shows). A body that is not a
 status event can never succeed: it goes at once, with its reason, to the dead-letter queue of
 the queue it came from (``SLACK_STATUS_DLQ_URL``, ``SLACK_PRIORITY_DLQ_URL``), so it cannot
 hold up the events behind it. A record that fails on its last receive (``SLACK_MAX_RECEIVES``,
