@@ -83,14 +83,18 @@ def _seeded_and_migrated(
     """The requests' VMs seeded (their source servers, by migration), then sent and waited
     for, up to five simulated days: their outcomes, by migration."""
     servers = system.seed([spec_of(r) for r in requests])
+    return servers, _migrated(system, requests)
+
+
+def _migrated(system: EmbeddedSystem, requests: list[MigrationRequest]) -> dict[str, Any]:
+    """The requests sent, then waited for up to five simulated days: outcomes by migration."""
     driver = MigrationDriver(system)
     driver.send(requests)
-    outcomes = driver.wait(
+    return driver.wait(
         {r.migration_id for r in requests},
         timeout=timedelta(days=5).total_seconds(),
         poll_seconds=600,
     )
-    return servers, outcomes
 
 
 def _jobs(system: EmbeddedSystem, server_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -122,11 +126,8 @@ def test_a_wave_migrates_in_fewer_jobs_than_vms_and_a_failed_test_rolls_back_alo
     failing_server = servers[failing.migration_id]
     mgn = system.mgn_of_server(failing_server)
     mgn.faults.fail_next_launch(failing_server, launch_type=LaunchType.TEST)
-    driver = MigrationDriver(system)
-    wanted = {r.migration_id for r in requests}
 
-    driver.send(requests)
-    outcomes = driver.wait(wanted, timeout=timedelta(days=5).total_seconds(), poll_seconds=600)
+    outcomes = _migrated(system, requests)
 
     # THEN every VM but the failing one migrated; the failing one rolled back alone
     for request in requests:
@@ -210,15 +211,9 @@ def test_a_test_the_gate_cannot_verify_is_handed_back_and_verified_in_its_own_st
     unhealthy, healthy = requests
     assert system.standins is not None
     system.standins.mark_unhealthy(servers[unhealthy.migration_id])
-    driver = MigrationDriver(system)
 
     # WHEN they migrate
-    driver.send(requests)
-    outcomes = driver.wait(
-        [r.migration_id for r in requests],
-        timeout=timedelta(days=5).total_seconds(),
-        poll_seconds=600,
-    )
+    outcomes = _migrated(system, requests)
 
     # THEN the healthy one was verified at the gate and migrated
     assert outcomes[healthy.migration_id].record_status == "COMPLETED"
@@ -441,14 +436,8 @@ def test_a_dependency_that_fails_its_cutover_rolls_its_dependents_back_with_the_
     failing_server = servers[failing.migration_id]
     mgn = system.mgn_of_server(failing_server)
     mgn.faults.fail_next_launch(failing_server, launch_type=LaunchType.CUTOVER)
-    driver = MigrationDriver(system)
 
-    driver.send(requests)
-    outcomes = driver.wait(
-        {r.migration_id for r in requests},
-        timeout=timedelta(days=5).total_seconds(),
-        poll_seconds=600,
-    )
+    outcomes = _migrated(system, requests)
 
     # THEN the dependency that failed rolled back, the other VM of its application migrated
     assert outcomes[failing.migration_id].record_status == "ROLLED_BACK"
