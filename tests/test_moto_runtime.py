@@ -1197,6 +1197,54 @@ def test_moto_keeps_ec2_per_account_of_assumed_role_credentials_and_per_region(
     assert launched["OwnerId"] == "111122223333"
 
 
+def test_an_instance_tag_is_found_by_private_ip_as_describe_instances_filters_find_it(
+    aws: Aws,
+) -> None:
+    # GIVEN tagged instances in two accounts and Regions, one of them then terminated
+    in_lane = _ec2_as_role_in(aws, "111122223333", "eu-west-1")
+    hub: Any = boto3.client("ec2", endpoint_url=aws.runtime.endpoint_url, region_name=REGION)
+
+    def launched(ec2: Any, server: str) -> dict[str, Any]:
+        instance: dict[str, Any] = ec2.run_instances(
+            ImageId="ami-12345678",
+            MinCount=1,
+            MaxCount=1,
+            TagSpecifications=[
+                {"ResourceType": "instance", "Tags": [{"Key": "server", "Value": server}]}
+            ],
+        )["Instances"][0]
+        return instance
+
+    running = launched(in_lane, "s-lane")
+    at_hub = launched(hub, "s-hub")
+    untagged = hub.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1)["Instances"][0]
+    gone = launched(hub, "s-gone")
+    hub.terminate_instances(InstanceIds=[gone["InstanceId"]])
+
+    # WHEN each address is looked up in moto's state
+    def found(instance: dict[str, Any], key: str = "server") -> str | None:
+        return aws.runtime.instance_tag_at(instance["PrivateIpAddress"], key)
+
+    # THEN each answer is what DescribeInstances' private-ip and state filters would find
+    def described(ec2: Any, instance: dict[str, Any]) -> str | None:
+        filters = [
+            {"Name": "private-ip-address", "Values": [instance["PrivateIpAddress"]]},
+            {"Name": "instance-state-name", "Values": ["pending", "running"]},
+        ]
+        for reservation in ec2.describe_instances(Filters=filters)["Reservations"]:
+            for match in reservation["Instances"]:
+                tags = {t["Key"]: t["Value"] for t in match.get("Tags", [])}
+                return tags.get("server")
+        return None
+
+    assert found(running) == described(in_lane, running) == "s-lane"
+    assert found(at_hub) == described(hub, at_hub) == "s-hub"
+    assert found(untagged) is described(hub, untagged) is None
+    assert found(gone) is described(hub, gone) is None
+    assert found(at_hub, key="other") is None
+    assert aws.runtime.instance_tag_at("10.255.255.254", "server") is None
+
+
 def test_canary_moto_maps_an_assumed_role_key_to_the_roles_account(aws: Aws) -> None:
     """The MGN fleet tells accounts apart with the mapping moto uses for every request."""
     from moto.core.responses import BaseResponse

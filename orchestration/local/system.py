@@ -236,7 +236,7 @@ class EmbeddedSystem:
         self.estate: Estate | None = None  # the hub lane's, if a VM targets it
         self.estates: dict[LaneId, Estate] = {}  # every lane's
         self.lane_of_server: dict[str, LaneId] = {}  # source server ID -> its lane
-        self._lane_ec2: dict[LaneId, Any] = {}  # EC2 of each lane (the stand-ins look there)
+        self._lane_ec2: dict[LaneId, Any] = {}  # EC2 of each lane (the landing zone's view)
         self._lambda_role_arn = ""
         self.api_calls: ApiCallCounter | None = None
         self.slack: SlackStandIn | None = None  # the workspace: channels, threads, users
@@ -381,7 +381,7 @@ class EmbeddedSystem:
         self._runtime.initialize_handlers()
         self._lane_ec2[HUB_LANE] = ec2
         self.standins = VmStandIns(
-            lambda: list(self._lane_ec2.values()), self._checks_for_server, SOURCE_SERVER_ID_TAG
+            self._runtime.instance_tag_at, self._checks_for_server, SOURCE_SERVER_ID_TAG
         )
         wiring.use_health_address_resolver(self.standins.resolve)
         self._start_callback_receiver()

@@ -2,9 +2,9 @@
 
 An emulated instance has a private IP nobody listens on. When the pipeline's real health
 checks (TCP connect, HTTP(S) GET) ask for ``10.0.1.23:443``, the resolver finds the instance
-in emulated EC2 (in every lane: each target account and Region is asked, with the landing
-zone's administrator credentials, outside any function's IAM attribution), its MGN source
-server (the tag MGN puts on what it launches) and that VM's manifest health checks, and
+in emulated EC2 (every account and Region, read from moto's state in-process: the harness
+looking, no call a function makes or AWS would see), its MGN source server (the tag MGN puts
+on what it launches) and that VM's manifest health checks, and
 points the check at a loopback listener that behaves as the VM would: it accepts TCP, and
 answers each checked path with the status the manifest expects. A VM marked unhealthy
 answers 503 and so fails its checks, for fault-injection tests.
@@ -17,17 +17,13 @@ import selectors
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from functools import cache
 from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from orchestration.health_checks import HealthCheckSpec
-from orchestration.local.api_recorder import harness
 from orchestration.local.tls import self_signed_loopback_tls
-
-if TYPE_CHECKING:
-    from mypy_boto3_ec2.client import EC2Client
 
 # Nothing listens on the discard port on loopback: an unmapped address fails at once.
 UNREACHABLE = ("127.0.0.1", 9)
@@ -133,11 +129,11 @@ def _handler(statuses: dict[str, int], healthy: Callable[[], bool]) -> type[Base
 class VmStandIns:
     def __init__(
         self,
-        ec2: Callable[[], Iterable[EC2Client]],
+        instance_tag_at: Callable[[str, str], str | None],
         checks_for_server: Callable[[str], list[HealthCheckSpec]],
         server_tag: str,
     ) -> None:
-        self._ec2 = ec2
+        self._instance_tag_at = instance_tag_at
         self._checks_for_server = checks_for_server
         self._server_tag = server_tag
         self._ports: dict[tuple[str, int], int] = {}
@@ -168,22 +164,7 @@ class VmStandIns:
         return "127.0.0.1", listening
 
     def _server_at(self, address: str) -> str | None:
-        if not address:
-            return None
-        with harness():  # the harness looking: not the function's call, not counted
-            for ec2 in self._ec2():
-                reservations = ec2.describe_instances(
-                    Filters=[
-                        {"Name": "private-ip-address", "Values": [address]},
-                        {"Name": "instance-state-name", "Values": ["pending", "running"]},
-                    ]
-                )["Reservations"]
-                for reservation in reservations:
-                    for instance in reservation.get("Instances", []):
-                        for tag in instance.get("Tags", []):
-                            if tag["Key"] == self._server_tag:
-                                return str(tag["Value"])
-        return None
+        return self._instance_tag_at(address, self._server_tag) if address else None
 
     def stop(self) -> None:
         with self._lock:

@@ -32,6 +32,7 @@ from orchestration.local.runtime.lambda_dispatch import (
 from orchestration.local.runtime.moto_backends import (
     EventSourceMappingRef,
     all_functions,
+    instance_tag_at,
     reset_moto_state,
     sqs_event_source_mappings,
     state_transitions_by_state_machine,
@@ -214,6 +215,15 @@ class LocalAwsRuntime:
         if not self.is_running:
             raise RuntimeNotStartedError("the local runtime has not run yet: no counters")
         return self._counters.snapshot(state_transitions_by_state_machine())
+
+    # -------------------------------------------------------------------------- emulated EC2
+
+    def instance_tag_at(self, private_ip: str, tag_key: str) -> str | None:
+        """The tag ``tag_key`` of the pending or running instance at ``private_ip`` in any
+        account and Region, read from moto's state (no call): the VM stand-ins' lookup."""
+        if not self.is_running:
+            raise RuntimeNotStartedError("the local runtime is not running: call start() first")
+        return instance_tag_at(private_ip, tag_key)
 
     # ----------------------------------------------------------------------- configuration
 

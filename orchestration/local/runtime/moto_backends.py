@@ -19,6 +19,7 @@ from moto.awslambda.models import lambda_backends
 from moto.awslambda.utils import get_backend as lambda_backend_for
 from moto.awslambda_simple.models import lambda_simple_backends
 from moto.core.utils import unix_time_millis
+from moto.ec2.models import ec2_backends
 from moto.iam.models import get_account_id_from
 from moto.moto_api._internal.models import moto_api_backend
 from moto.sqs.models import sqs_backends
@@ -158,6 +159,26 @@ def sqs_event_source_mappings() -> list[EventSourceMappingRef]:
                         EventSourceMappingRef(backend.account_id, backend.region_name, mapping.uuid)
                     )
     return refs
+
+
+_LISTENING_STATES = frozenset({"pending", "running"})
+
+
+def instance_tag_at(private_ip: str, tag_key: str) -> str | None:
+    """The tag ``tag_key`` of the pending or running EC2 instance whose private IP is
+    ``private_ip``, in any account and Region (None: no such instance, or it has no such tag).
+
+    What ``DescribeInstances`` with ``private-ip-address`` and ``instance-state-name`` filters
+    answers, read in-process: the VM stand-ins look up every health-checked address, and moto
+    evaluates each filter on every instance and serializes the answer (15 ms a lookup, a
+    twelfth of a 200-VM rehearsal's CPU, for a call the harness makes and AWS never sees)."""
+    for backend in _each_backend(ec2_backends):
+        for reservation in list(backend.reservations.values()):
+            for instance in list(reservation.instances):
+                if instance.private_ip == private_ip and instance.state in _LISTENING_STATES:
+                    value = backend.tags.get(instance.id, {}).get(tag_key)
+                    return None if value is None else str(value)
+    return None
 
 
 def sqs_now_millis() -> float:
