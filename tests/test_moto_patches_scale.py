@@ -37,8 +37,10 @@ from orchestration.local.runtime.moto_patches import (
     DYNAMODB_ANSWER_PATCH_POINTS,
     ORIGINAL_ATTRIBUTE,
     QUERY_COPY_PATCH_POINTS,
+    STATE_DATA_COPY_PATCH_POINTS,
     ModuleNamePatchPoint,
     MotoPatchPoint,
+    json_tree_copy,
 )
 
 if TYPE_CHECKING:
@@ -478,6 +480,56 @@ def test_canary_moto_still_deep_copies_query_results_through_its_copy_module(
     assert stand_in.copy is copy.copy  # everything but deepcopy is copy's own
     assert stand_in.deepcopy([{"a": [1]}]) == [{"a": [1]}]
     assert stand_in.deepcopy([{"a": [1]}])[0] is not None
+
+
+@pytest.mark.parametrize("point", STATE_DATA_COPY_PATCH_POINTS, ids=lambda point: point.symbol)
+def test_canary_the_interpreter_still_copies_state_data_through_its_copy_module(
+    point: ModuleNamePatchPoint,
+) -> None:
+    moto_patches.install_moto_patches()
+    point.verify()
+    assert point.is_installed(), f"{point.symbol}: the patch did not install"
+    stand_in = point._module().__dict__[point.name]
+    assert stand_in.copy is copy.copy  # everything but deepcopy is copy's own
+    document = {"a": [1, {"b": None}]}
+    assert stand_in.deepcopy(document) == document  # no runtime: copy.deepcopy's own
+    assert stand_in.deepcopy(document)["a"] is not document["a"]
+
+
+class _Opaque:
+    def __init__(self, items: list[int]) -> None:
+        self.items = items
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Opaque) and other.items == self.items
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def test_a_json_tree_copy_equals_deepcopys_and_shares_nothing_mutable() -> None:
+    shared = {"k": [1]}
+    document: dict[Any, Any] = {
+        "text": "é",
+        "n": 3,
+        "x": 2.5,
+        "flag": False,
+        "none": None,
+        "nested": [{"deep": [[], {}, [shared, shared]]}],
+        "tuple": (1, [2]),
+        "object": _Opaque([4]),
+        7: "a non-string key",
+    }
+
+    copied = json_tree_copy(document)
+
+    assert copied == copy.deepcopy(document)
+    copied["nested"][0]["deep"][2][0]["k"].append(2)
+    copied["tuple"][1].append(3)
+    copied["object"].items.append(5)
+    assert shared == {"k": [1]}  # nothing of the original changed
+    assert document["tuple"] == (1, [2])
+    assert document["object"] == _Opaque([4])
+    assert copied["nested"][0]["deep"][2][1] == {"k": [1]}  # two references: two copies
 
 
 def test_canary_patch_points_check_the_code_they_rely_on() -> None:

@@ -91,6 +91,12 @@ and the lookups by ID (``get_instance``,                           lookup by ins
 ``moto.dynamodb.comparisons.re`` (the module's name)               the condition lexer compiles
                                                                    six patterns per token. Here:
                                                                    compiled once
+``copy`` in four modules of ``moto.stepfunctions.parser.asl``      every state's input, path
+(``eval.states``, ``string_expression``, ``result_path``,          value, result and task
+``state_task_service``)                                            parameters deep-copied with
+                                                                   ``copy.deepcopy``. Here: JSON
+                                                                   rebuilt directly
+                                                                   (``json_tree_copy``)
 =================================================================  =============================
 """
 
@@ -1696,6 +1702,44 @@ QUERY_COPY_PATCH_POINTS: tuple[ModuleNamePatchPoint, ...] = (
 )
 
 
+def json_tree_copy(value: Any) -> Any:
+    """``copy.deepcopy`` for JSON data: dicts with string keys, lists, strings, numbers,
+    booleans and None rebuilt directly; anything else (a tuple, a subclass, an object) goes
+    to ``copy.deepcopy``. The same values, without deepcopy's memo and dispatch per value.
+    (Two references to one object in the input become two copies, as a JSON round trip
+    makes them: state data is JSON.)"""
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    if kind is dict:
+        return {
+            key if type(key) is str else copy.deepcopy(key): json_tree_copy(item)
+            for key, item in value.items()
+        }
+    if kind is list:
+        return [json_tree_copy(item) for item in value]
+    return copy.deepcopy(value)
+
+
+def _state_data_copy() -> Any:
+    """A stand-in for ``copy`` in the Step Functions interpreter's modules that copy state
+    data (every state's input, each JSONPath it reads, its result, each task's parameters):
+    ``deepcopy`` is ``json_tree_copy`` while a runtime runs (a tenth of a rehearsal's CPU was
+    ``copy.deepcopy`` walking those JSON documents); anything else is ``copy`` itself."""
+
+    class _Copy:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(copy, name)
+
+        @staticmethod
+        def deepcopy(x: Any, memo: Any = None) -> Any:
+            if memo is not None or active_hooks() is None:
+                return copy.deepcopy(x, memo)
+            return json_tree_copy(x)
+
+    return _Copy()
+
+
 def _fast_dynamo_to_dict(obj: Any) -> Any:
     """moto's ``dynamo_to_dict`` (``moto.dynamodb.models.utilities``), the same containers
     built with fewer checks for what a DynamoDB answer is made of: dicts (an item's attributes,
@@ -1774,6 +1818,45 @@ DYNAMODB_ANSWER_PATCH_POINTS: tuple[ModuleNamePatchPoint, ...] = (
 )
 
 
+# The Step Functions interpreter deep-copies the state's JSON document at every step: each
+# state's input (States.reset), each value read through a path (States._extract, a Parameters
+# field's JSONPath), each ResultPath's result, each task's parameters.
+STATE_DATA_COPY_PATCH_POINTS: tuple[ModuleNamePatchPoint, ...] = (
+    ModuleNamePatchPoint(
+        module=f"{_ASL}.eval.states",
+        name="copy",
+        expected=copy,
+        uses=("return copy.deepcopy(result)", "clone_input_value = copy.deepcopy(input_value)"),
+        why="every state's input and every path's value read from it",
+        replacement=_state_data_copy,
+    ),
+    ModuleNamePatchPoint(
+        module=f"{_ASL}.component.common.string.string_expression",
+        name="copy",
+        expected=copy,
+        uses=("env.stack.append(copy.deepcopy(output_value))",),
+        why="every ``.$`` field's JSONPath value",
+        replacement=_state_data_copy,
+    ),
+    ModuleNamePatchPoint(
+        module=f"{_ASL}.component.common.path.result_path",
+        name="copy",
+        expected=copy,
+        uses=("copy.deepcopy(current_output)",),
+        why="every ResultPath's result",
+        replacement=_state_data_copy,
+    ),
+    ModuleNamePatchPoint(
+        module=f"{_ASL}.component.state.exec.state_task.service.state_task_service",
+        name="copy",
+        expected=copy,
+        uses=("normalised_parameters = copy.deepcopy(raw_parameters)",),
+        why="every service task's parameters",
+        replacement=_state_data_copy,
+    ),
+)
+
+
 def install_moto_patches() -> None:
     """Install every patch, once per process.
 
@@ -1791,6 +1874,7 @@ def install_moto_patches() -> None:
             *RESPONSE_PATCH_POINTS,
             *QUERY_COPY_PATCH_POINTS,
             *DYNAMODB_ANSWER_PATCH_POINTS,
+            *STATE_DATA_COPY_PATCH_POINTS,
         )
         for module_point in module_points:
             if not module_point.is_installed():
