@@ -38,8 +38,10 @@ from orchestration.local.runtime.moto_patches import (
     ORIGINAL_ATTRIBUTE,
     QUERY_COPY_PATCH_POINTS,
     STATE_DATA_COPY_PATCH_POINTS,
+    USER_AGENT_PATCH_POINTS,
     ModuleNamePatchPoint,
     MotoPatchPoint,
+    _attribute_size,
     json_tree_copy,
 )
 
@@ -530,6 +532,64 @@ def test_a_json_tree_copy_equals_deepcopys_and_shares_nothing_mutable() -> None:
     assert document["tuple"] == (1, [2])
     assert document["object"] == _Opaque([4])
     assert copied["nested"][0]["deep"][2][1] == {"k": [1]}  # two references: two copies
+
+
+_ATTRIBUTE_VALUES: tuple[dict[str, Any], ...] = (
+    {"S": "plain"},
+    {"S": "été ✓"},
+    {"N": "-12.50"},
+    {"B": b"\x00\x01binary"},
+    {"BOOL": True},
+    {"BOOL": False},
+    {"NULL": True},
+    {"SS": ["a", "bé"]},
+    {"NS": ["1", "22.5"]},
+    {"BS": [b"x", b"yz"]},
+    {"L": []},
+    {"M": {}},
+    {
+        "L": [
+            {
+                "M": {
+                    "step": {"S": "PrepareSource"},
+                    "at": {"N": "3"},
+                    "tags": {"SS": ["x"]},
+                    "more": {"L": [{"M": {"deep": {"L": [{"S": "é"}, {"NULL": True}]}}}]},
+                }
+            }
+            for _ in range(20)
+        ]
+    },
+    {"M": {"kéy": {"M": {"inner": {"BOOL": False}, "list": {"L": [{"N": "1"}, {"B": b"b"}]}}}}},
+)
+
+
+@pytest.mark.parametrize("value", _ATTRIBUTE_VALUES, ids=lambda value: next(iter(value)))
+def test_an_attributes_size_is_the_size_moto_computes(value: dict[str, Any]) -> None:
+    moto_size = _point("moto.dynamodb.models.dynamo_type.DynamoType.size").original()
+    attribute = DynamoType(value)
+
+    assert _attribute_size(attribute, moto_size) == moto_size(attribute)
+
+
+def test_an_items_history_is_sized_as_moto_sizes_it() -> None:
+    moto_size = _point("moto.dynamodb.models.dynamo_type.DynamoType.size").original()
+    history = DynamoType(_ATTRIBUTE_VALUES[-2])
+
+    assert _attribute_size(history, moto_size) == moto_size(history) > 20 * 30
+
+
+@pytest.mark.parametrize("point", USER_AGENT_PATCH_POINTS, ids=lambda point: point.symbol)
+def test_canary_botocore_still_sanitizes_user_agent_components_through_that_name(
+    point: ModuleNamePatchPoint,
+) -> None:
+    moto_patches.install_moto_patches()
+    point.verify()
+    assert point.is_installed(), f"{point.symbol}: the patch did not install"
+    sanitize = point._module().__dict__[point.name]
+    for raw in ("Boto3", "md/pyimpl#CPython", "app/wavepilot local é", "#"):
+        for allow_hash in (True, False):
+            assert sanitize(raw, allow_hash) == point.expected(raw, allow_hash)
 
 
 def test_canary_patch_points_check_the_code_they_rely_on() -> None:

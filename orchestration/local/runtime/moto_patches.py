@@ -91,6 +91,14 @@ and the lookups by ID (``get_instance``,                           lookup by ins
 ``moto.dynamodb.comparisons.re`` (the module's name)               the condition lexer compiles
                                                                    six patterns per token. Here:
                                                                    compiled once
+``moto.dynamodb.models.dynamo_type.DynamoType.size``               a map's size wraps each value
+                                                                   again (rebuilding nested lists
+                                                                   and maps), for every key set
+                                                                   on an item. Here: the same sum
+                                                                   from the values as they are
+``botocore.useragent.sanitize_user_agent_string_component``         each User-Agent component of
+                                                                   every request, char by char.
+                                                                   Here: once per string
 ``copy`` in four modules of ``moto.stepfunctions.parser.asl``      every state's input, path
 (``eval.states``, ``string_expression``, ``result_path``,          value, result and task
 ``state_task_service``)                                            parameters deep-copied with
@@ -117,6 +125,7 @@ from typing import Any
 
 from botocore.loaders import Loader
 from botocore.loaders import create_loader as botocore_create_loader
+from botocore.useragent import sanitize_user_agent_string_component
 from jsonpath_ng.ext.parser import parse as jsonpath_ng_ext_parse
 from jsonpath_ng.parser import parse as jsonpath_ng_parse
 from moto.core.base_backend import BackendDict
@@ -134,6 +143,7 @@ from moto.dynamodb.exceptions import (
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.models.utilities import bytesize
 from moto.dynamodb.models.utilities import dynamo_to_dict as moto_dynamo_to_dict
 from moto.dynamodb.responses import DynamoResult
 
@@ -973,6 +983,44 @@ def _replace_item_size(original: Callable[..., Any]) -> Callable[..., Any]:
     return size
 
 
+_SET_TYPES = frozenset({"SS", "NS", "BS"})
+
+
+def _attribute_size(value: DynamoType, moto_size: Callable[[DynamoType], int]) -> int:
+    """``DynamoType.size`` of moto (``moto_size``), the same sum, without a new
+    ``DynamoType`` for each map value: moto's map branch wraps every value again, and the wrap
+    rebuilds each nested list and map, at every level (a list of maps, as a migration's
+    history, costs its size many times over). Sets and anything unexpected: moto's own."""
+    kind, inner = value.type, value.value
+    if kind == "N":
+        return len(str(inner))
+    if kind == "L" and type(inner) is list:
+        return sum(
+            _attribute_size(v, moto_size) if type(v) is DynamoType else v.size() for v in inner
+        )
+    if kind == "M" and type(inner) is dict:
+        return sum(
+            bytesize(k) + _attribute_size(v if type(v) is DynamoType else DynamoType(v), moto_size)
+            for k, v in inner.items()
+        )
+    if kind in _SET_TYPES or kind in {"L", "M"}:
+        return moto_size(value)
+    if isinstance(inner, bool):
+        return 1
+    return bytesize(inner)
+
+
+def _replace_attribute_size(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def size(self: Any) -> int:
+        if active_hooks() is None:
+            computed: int = original(self)
+            return computed
+        return _attribute_size(self, original)
+
+    return size
+
+
 _REQUEST_ID_TAG = "<RequestId>"
 
 
@@ -1301,6 +1349,24 @@ MOTO_PATCH_POINTS: tuple[MotoPatchPoint, ...] = (
         "just computed for an item is reused for that item.",
         replacement=_replace_item_size,
         uses=("return sum(bytesize(key) + value.size() for key, value in self.attrs.items())",),
+    ),
+    MotoPatchPoint(
+        symbol="moto.dynamodb.models.dynamo_type.DynamoType.size",
+        parameters=("self",),
+        why="every attribute written is sized with the whole item (LimitedSizeDict checks 400 "
+        "KB at each key set), and the size of a map wraps each of its values in a new "
+        "DynamoType, which rebuilds every nested list and map: a twentieth of a rehearsal's "
+        "CPU. The replacement adds up the same sizes from the values as they are.",
+        replacement=_replace_attribute_size,
+        uses=(
+            "value_size = len(str(self.value))",
+            "value_size = sum([DynamoType({sub_type: v}).size() for v in self.value])",
+            "value_size = sum([v.size() for v in self.value])",
+            "[bytesize(k) + DynamoType(v).size() for k, v in self.value.items()]",
+            "elif isinstance(self.value, bool):",
+            "value_size = 1",
+            "value_size = bytesize(self.value)",
+        ),
     ),
     MotoPatchPoint(
         symbol="moto.core.responses.BaseResponse._enrich_response",
@@ -1857,6 +1923,35 @@ STATE_DATA_COPY_PATCH_POINTS: tuple[ModuleNamePatchPoint, ...] = (
 )
 
 
+def _cached_user_agent_sanitizer() -> Callable[[str, bool], str]:
+    @functools.lru_cache(maxsize=512)
+    def sanitize(raw_str: str, allow_hash: bool) -> str:
+        return sanitize_user_agent_string_component(raw_str, allow_hash)
+
+    def sanitize_user_agent_component(raw_str: str, allow_hash: bool) -> str:
+        return sanitize(raw_str, allow_hash)
+
+    return sanitize_user_agent_component
+
+
+# botocore builds every request's User-Agent header from its components, each sanitized one
+# character at a time (a thirtieth of a rehearsal's CPU); the components are the same few
+# strings in every request, so each is sanitized once.
+USER_AGENT_PATCH_POINTS: tuple[ModuleNamePatchPoint, ...] = (
+    ModuleNamePatchPoint(
+        module="botocore.useragent",
+        name="sanitize_user_agent_string_component",
+        expected=sanitize_user_agent_string_component,
+        uses=(
+            "clean_prefix = sanitize_user_agent_string_component(",
+            "clean_name = sanitize_user_agent_string_component(",
+        ),
+        why="every component of every request's User-Agent, character by character",
+        replacement=_cached_user_agent_sanitizer,
+    ),
+)
+
+
 def install_moto_patches() -> None:
     """Install every patch, once per process.
 
@@ -1875,6 +1970,7 @@ def install_moto_patches() -> None:
             *QUERY_COPY_PATCH_POINTS,
             *DYNAMODB_ANSWER_PATCH_POINTS,
             *STATE_DATA_COPY_PATCH_POINTS,
+            *USER_AGENT_PATCH_POINTS,
         )
         for module_point in module_points:
             if not module_point.is_installed():
