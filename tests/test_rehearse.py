@@ -7,6 +7,7 @@ the launch phase takes ceil(N/J) x D.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import re
@@ -24,7 +25,13 @@ from orchestration.manifests.findings import Severity
 from orchestration.manifests.validation import ManifestFile
 from orchestration.rehearsal.observation import RehearsalObservation, VmObservation
 from orchestration.rehearsal.profile import RehearsalProfile
-from orchestration.rehearsal.run import manifest_input, rehearse, synthetic_input
+from orchestration.rehearsal.run import (
+    _REHEARSAL_GC_THRESHOLDS,
+    _fewer_collections,
+    manifest_input,
+    rehearse,
+    synthetic_input,
+)
 from orchestration.statemachine import LaunchSettings
 from tests.support.waves import with_dependent_application
 
@@ -169,3 +176,21 @@ def test_dependent_applications_cut_over_after_their_dependencies_in_the_rehears
     assert max(first(vm, "StartCutover", "SUCCEEDED") for vm in by_app["app-000-00"]) < min(
         first(vm, "StartCutover", "SUCCEEDED") for vm in by_app["app-b"]
     )
+
+
+def test_a_rehearsal_collects_garbage_less_often_and_gives_the_thresholds_back() -> None:
+    before = gc.get_threshold()
+    assert before != _REHEARSAL_GC_THRESHOLDS
+
+    seen: list[tuple[int, ...]] = []
+
+    def a_rehearsal_that_fails() -> None:
+        with _fewer_collections():
+            seen.append(gc.get_threshold())
+            raise RuntimeError("a rehearsal that fails")
+
+    with pytest.raises(RuntimeError):
+        a_rehearsal_that_fails()
+
+    assert seen == [_REHEARSAL_GC_THRESHOLDS]
+    assert gc.get_threshold() == before

@@ -13,12 +13,14 @@ not depend on how fast this machine runs the code.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import tempfile
 import time
 import zlib
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
@@ -165,7 +167,7 @@ def rehearse(
         mgn_settings=_lane_settings(profile, None),
     )
     began = time.monotonic()
-    with pipeline_logs_to(log), EmbeddedSystem(options) as system:
+    with _fewer_collections(), pipeline_logs_to(log), EmbeddedSystem(options) as system:
         assert system.clock is not None
         assert system.mgn_fleet is not None
         assert system.slack is not None
@@ -230,6 +232,25 @@ def rehearse(
             longest_wait_seconds=float(_longest_wait(system)),
             watched_until=ended_at,
         )
+
+
+# The rehearsal holds every emulated service's state in this process (a 1,000-VM wave: over
+# a gigabyte of objects), and CPython's default thresholds (700, 10, 10) collect the young
+# generation every 700 allocations and walk the whole heap every hundredth time: 13% of a
+# 200-VM rehearsal's CPU went to the collector. Fewer, larger young collections leave the old
+# objects alone; cycles are still collected (a rehearsal's memory stays bounded).
+_REHEARSAL_GC_THRESHOLDS = (50_000, 20, 20)
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """The collector's thresholds set for a rehearsal, the process's own restored after."""
+    before = gc.get_threshold()
+    gc.set_threshold(*_REHEARSAL_GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def _longest_wait(system: EmbeddedSystem) -> int:
