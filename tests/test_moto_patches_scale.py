@@ -471,14 +471,19 @@ def test_moto_still_only_reads_query_results_after_its_deep_copy() -> None:
     ]
 
 
+def _installed_stand_in(point: ModuleNamePatchPoint) -> Any:
+    """What the module's name is bound to once the patches are installed (checked first)."""
+    moto_patches.install_moto_patches()
+    point.verify()
+    assert point.is_installed(), f"{point.symbol}: the patch did not install"
+    return point._module().__dict__[point.name]
+
+
 @pytest.mark.parametrize("point", QUERY_COPY_PATCH_POINTS, ids=lambda point: point.symbol)
 def test_canary_moto_still_deep_copies_query_results_through_its_copy_module(
     point: ModuleNamePatchPoint,
 ) -> None:
-    moto_patches.install_moto_patches()
-    point.verify()
-    assert point.is_installed(), f"{point.symbol}: the patch did not install"
-    stand_in = point._module().__dict__[point.name]
+    stand_in = _installed_stand_in(point)
     assert stand_in.copy is copy.copy  # everything but deepcopy is copy's own
     assert stand_in.deepcopy([{"a": [1]}]) == [{"a": [1]}]
     assert stand_in.deepcopy([{"a": [1]}])[0] is not None
@@ -488,10 +493,7 @@ def test_canary_moto_still_deep_copies_query_results_through_its_copy_module(
 def test_canary_the_interpreter_still_copies_state_data_through_its_copy_module(
     point: ModuleNamePatchPoint,
 ) -> None:
-    moto_patches.install_moto_patches()
-    point.verify()
-    assert point.is_installed(), f"{point.symbol}: the patch did not install"
-    stand_in = point._module().__dict__[point.name]
+    stand_in = _installed_stand_in(point)
     assert stand_in.copy is copy.copy  # everything but deepcopy is copy's own
     document = {"a": [1, {"b": None}]}
     assert stand_in.deepcopy(document) == document  # no runtime: copy.deepcopy's own
@@ -583,10 +585,7 @@ def test_an_items_history_is_sized_as_moto_sizes_it() -> None:
 def test_canary_botocore_still_sanitizes_user_agent_components_through_that_name(
     point: ModuleNamePatchPoint,
 ) -> None:
-    moto_patches.install_moto_patches()
-    point.verify()
-    assert point.is_installed(), f"{point.symbol}: the patch did not install"
-    sanitize = point._module().__dict__[point.name]
+    sanitize = _installed_stand_in(point)
     for raw in ("Boto3", "md/pyimpl#CPython", "app/wavepilot local é", "#"):
         for allow_hash in (True, False):
             assert sanitize(raw, allow_hash) == point.expected(raw, allow_hash)

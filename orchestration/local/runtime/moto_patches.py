@@ -1924,14 +1924,7 @@ STATE_DATA_COPY_PATCH_POINTS: tuple[ModuleNamePatchPoint, ...] = (
 
 
 def _cached_user_agent_sanitizer() -> Callable[[str, bool], str]:
-    @functools.lru_cache(maxsize=512)
-    def sanitize(raw_str: str, allow_hash: bool) -> str:
-        return sanitize_user_agent_string_component(raw_str, allow_hash)
-
-    def sanitize_user_agent_component(raw_str: str, allow_hash: bool) -> str:
-        return sanitize(raw_str, allow_hash)
-
-    return sanitize_user_agent_component
+    return functools.lru_cache(maxsize=512)(sanitize_user_agent_string_component)
 
 
 # botocore builds every request's User-Agent header from its components, each sanitized one
