@@ -266,6 +266,42 @@ def test_a_validated_migrations_test_launch_is_prepared_in_the_same_invocation(
     ]
 
 
+def test_the_launch_template_is_known_from_mgns_answer_to_the_launch_settings(
+    pipeline: Pipeline,
+) -> None:
+    # GIVEN a migration that has just started (nothing validated yet)
+    state = pipeline.state()
+    del state["source"]
+    _network_in_place(pipeline, state)
+
+    source = pipeline.steps.validate_and_prepare(state)
+
+    # THEN validation reads no launch configuration: the test launch's preparation has the
+    # template from MGN's answer to the launch settings it applies, and keeps it
+    assert "launchTemplateId" not in source
+    assert source["prepared"]["launchTemplateId"] == "lt-0123456789abcdef0"
+    assert pipeline.mgn.calls["update_launch_configuration"] == 1
+    # AND the cutover is prepared on that template, with no look at MGN's settings
+    pipeline.mgn.servers[SERVER] = source_server(SERVER, lifecycle_state="TESTING")
+    after_test = {**state, "source": source, "prepared": source["prepared"]}
+    pipeline.steps.prepare_source(batched(after_test), "cutover")
+    assert pipeline.ec2.templates_set == ["lt-0123456789abcdef0"] * 2
+    assert pipeline.mgn.calls["update_launch_configuration"] == 1
+
+
+def test_a_cutover_of_an_execution_validated_before_is_prepared_on_the_template_it_read(
+    pipeline: Pipeline,
+) -> None:
+    # GIVEN an execution whose validation kept the template (before the preparation did)
+    state = {**pipeline.state(), "prepared": {"launchTemplateVersion": 1}}
+    state["source"]["launchTemplateId"] = "lt-0fedcba9876543210"
+    pipeline.mgn.servers[SERVER] = source_server(SERVER, lifecycle_state="TESTING")
+
+    pipeline.steps.prepare_source(batched(state), "cutover")
+
+    assert pipeline.ec2.templates_set == ["lt-0fedcba9876543210"]
+
+
 def test_a_preparation_stopped_in_validation_is_left_to_its_own_step(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -454,13 +490,13 @@ def test_a_batched_test_launch_is_prepared_without_looking_at_the_server(
 
     assert prepared["launchTemplateVersion"]
     # only the server's settings are written: no actions in the manifest, none on the server
-    assert pipeline.mgn.calls == {}
+    assert pipeline.mgn.calls == {"update_launch_configuration": 1}
 
     # AND an execution that began before validation said so looks at the actions
     pipeline.mgn.calls.clear()
     state["source"].pop("actionsTagged")
     pipeline.steps.prepare_source(state, "test")
-    assert pipeline.mgn.calls == {"source_server_actions": 1}
+    assert pipeline.mgn.calls == {"update_launch_configuration": 1, "source_server_actions": 1}
 
 
 def test_a_rollback_waits_while_the_coordinator_retires_the_test_instance(

@@ -472,11 +472,6 @@ class MgnAdapter:
         return SourceServer.from_api(self._client.finalize_cutover(sourceServerID=source_server_id))
 
     @_translated
-    def launch_template_id(self, source_server_id: str) -> str:
-        response = self._client.get_launch_configuration(sourceServerID=source_server_id)
-        return response["ec2LaunchTemplateID"]
-
-    @_translated
     def launch_configuration(self, source_server_id: str) -> LaunchConfiguration:
         response = self._client.get_launch_configuration(sourceServerID=source_server_id)
         return LaunchConfiguration(
@@ -545,9 +540,11 @@ class MgnAdapter:
     @_translated
     def update_launch_configuration(
         self, source_server_id: str, *, boot_mode: str, os_byol: bool
-    ) -> None:
-        """MGN-side settings: no right-sizing (the launch template's type wins), copy tags."""
-        self._client.update_launch_configuration(
+    ) -> str:
+        """MGN-side settings: no right-sizing (the launch template's type wins), copy tags.
+        Returns the server's EC2 launch template ID, from MGN's answer (the launch
+        configuration as updated): no ``GetLaunchConfiguration`` for it."""
+        response = self._client.update_launch_configuration(
             sourceServerID=source_server_id,
             targetInstanceTypeRightSizingMethod="NONE",
             copyTags=True,
@@ -556,6 +553,7 @@ class MgnAdapter:
             bootMode=boot_mode,  # type: ignore[arg-type]
             licensing={"osByol": os_byol},
         )
+        return response["ec2LaunchTemplateID"]
 
     # --- Waves and applications (MGN's console grouping) ----------------------------------
 

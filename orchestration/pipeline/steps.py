@@ -254,7 +254,6 @@ class MigrationSteps:
         problems.extend(f.message for f in preflight if f.severity == "error")
         if problems or server is None:
             raise PrerequisiteError("; ".join(problems))
-        launch_template_id = mgn.launch_template_id(server.source_server_id)
         warnings = "".join(f"; warning: {f.message}" for f in preflight)
         self._report.step(
             spec,
@@ -265,7 +264,6 @@ class MigrationSteps:
         )
         return {
             "sourceServerId": server.source_server_id,
-            "launchTemplateId": launch_template_id,
             # For PrepareSource: whether the server may hold Wavepilot's post-launch actions
             # (a VM with none in its manifest then needs no look at them) and its ARN.
             "sourceServerArn": server.arn,
@@ -373,8 +371,16 @@ class MigrationSteps:
             "wavepilot:migration-id": spec.migration_id,
             "wavepilot:phase": launch,  # the tag's name predates Launch: instances carry it
         }
+        if launch == "test":  # the same for the cutover: applied once
+            # MGN answers with the launch configuration: its launch template is known from
+            # here on (the cutover's preparation reads it from the test's).
+            template_id = lane.mgn.update_launch_configuration(
+                server_id, boot_mode=spec.boot_mode, os_byol=spec.os_byol
+            )
+        else:
+            template_id = _launch_template_of(state)
         version = lane.ec2.set_launch_template(
-            state["source"]["launchTemplateId"],
+            template_id,
             instance_type=spec.instance_type,
             subnet_id=subnet,
             security_group_ids=groups,
@@ -382,10 +388,7 @@ class MigrationSteps:
             tags=tags,
         )
         actions = ""
-        if launch == "test":  # the same for the cutover: applied once
-            lane.mgn.update_launch_configuration(
-                server_id, boot_mode=spec.boot_mode, os_byol=spec.os_byol
-            )
+        if launch == "test":
             actions = _set_post_launch_actions(
                 lane.mgn, server_id, spec, _actions_mark(server, state["source"])
             )
@@ -399,6 +402,7 @@ class MigrationSteps:
             **grouping_data,
         )
         prepared: dict[str, Any] = {
+            "launchTemplateId": template_id,
             "launchTemplateVersion": version,
             "terminateJobId": terminate_job,
             **{key: grouping_data[key] for key in _PLACEMENT_KEYS if key in grouping_data},
@@ -1108,6 +1112,14 @@ def _set_post_launch_actions(
         return ""
     names = ", ".join(a.name for a in sorted(spec.post_launch_actions, key=lambda a: a.order))
     return f"; post-launch actions: {names}"
+
+
+def _launch_template_of(state: State) -> str:
+    """The server's launch template for the cutover: as the test launch's preparation had it
+    from MGN (``$.prepared``; the cutover is always prepared after it), or as validation
+    read it (executions started before the preparation kept it)."""
+    prepared = (state.get("prepared") or {}).get("launchTemplateId")
+    return str(prepared or state["source"]["launchTemplateId"])
 
 
 def _at_once(step: str, state: State, run: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:

@@ -455,13 +455,11 @@ class FakeMgn:
             raise SourceServerNotFoundError(f"source server {source_server_id} does not exist")
         return self.servers[source_server_id]
 
-    def launch_template_id(self, source_server_id: str) -> str:
-        return "lt-0123456789abcdef0"
-
     def update_launch_configuration(
         self, source_server_id: str, *, boot_mode: str, os_byol: bool
-    ) -> None:
-        return None
+    ) -> str:
+        self.calls["update_launch_configuration"] += 1
+        return "lt-" + source_server_id.removeprefix("s-")  # MGN answers with the configuration
 
     def source_server_actions(self, source_server_id: str) -> list[SourceServerAction]:
         self.calls["source_server_actions"] += 1
@@ -572,6 +570,7 @@ class FakeEc2:
         self.instances: dict[str, Instance] = {}
         self.looked_at: list[str] = []  # the instances asked for, in order
         self.template_versions = 0
+        self.templates_set: list[str] = []  # the launch templates given a version, in order
 
     def subnet(self, subnet_id: str) -> Subnet | None:
         return self.subnets.get(subnet_id)
@@ -596,6 +595,7 @@ class FakeEc2:
         tags: dict[str, str],
     ) -> int:
         self.template_versions += 1
+        self.templates_set.append(launch_template_id)
         return self.template_versions
 
     def instance(self, instance_id: str) -> Instance | None:

@@ -77,7 +77,6 @@ data "aws_iam_policy_document" "target" {
       "mgn:DisassociateApplications",
       "mgn:DisassociateSourceServers",
       "mgn:FinalizeCutover",
-      "mgn:GetLaunchConfiguration",
       "mgn:ListSourceServerActions",
       "mgn:PutSourceServerAction",
       "mgn:RemoveSourceServerAction",
