@@ -19,6 +19,7 @@ import pytest
 from botocore.config import Config
 from moto import mock_aws
 
+from orchestration.adapters import mgn as mgn_adapter
 from orchestration.adapters.launch_ledger import DynamoLaunchLedger
 from orchestration.adapters.mgn import Job, MgnAdapter
 from orchestration.adapters.state_store import MigrationRecord
@@ -976,9 +977,10 @@ def test_test_requests_wait_for_replication_watched_in_bulk(lanes: LaneFactory) 
     # WHEN the coordinator runs while the servers still replicate
     outcomes = coordinator.run_once(lane.now)
 
-    # THEN the new requests' servers are looked at in bulk (250 IDs: two calls), and the one
-    # whose replication stalled is answered so, alone; nothing is launched
-    assert lane.calls() == {"DescribeSourceServers": 2}
+    # THEN the new requests' servers are looked at in bulk (250 of the lane's 550 servers:
+    # its one page, where two 200-ID filters would have been two calls), and the one whose
+    # replication stalled is answered so, alone; nothing is launched
+    assert lane.calls() == {"DescribeSourceServers": 1}
     assert [(o.source_server_id, o.launch_status) for o in outcomes] == [
         (stalling, "REPLICATION_STALLED")
     ]
@@ -995,7 +997,7 @@ def test_test_requests_wait_for_replication_watched_in_bulk(lanes: LaneFactory) 
     # AND the run that crosses a poll boundary sees them launchable and starts them together
     boundary = between.replace(minute=11)  # the last run at :09: it crosses :10
     coordinator.run_once(boundary)
-    assert lane.calls().get("DescribeSourceServers") == 2
+    assert lane.calls().get("DescribeSourceServers") == 1
     (job,) = lane.jobs("START_TEST")  # 200 servers: MGN's servers across active jobs
     assert len(servers_in(job)) == 200
     assert servers_in(job) < set(fresh[1:])
@@ -1094,3 +1096,60 @@ class StaleJobSearch(MgnAdapter):
             self._stale = False
             return []
         return super().jobs_since(from_date)
+
+
+# --- reading many servers (the adapter the coordinator watches replication with) ------------
+
+
+@pytest.fixture
+def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages of 100 servers and filters of 20 IDs: MGN's 1,000 and 200, ten times smaller."""
+    monkeypatch.setattr(mgn_adapter, "SOURCE_SERVERS_PER_PAGE", 100)
+    monkeypatch.setattr(mgn_adapter, "MAX_IDS_PER_FILTER", 20)
+
+
+@pytest.mark.usefixtures("small_pages")
+def test_many_servers_are_read_from_the_lanes_pages_until_all_are_found(
+    lanes: LaneFactory,
+) -> None:
+    # GIVEN a lane of 450 servers
+    lane = lanes(450)
+    adapter = MgnAdapter(lane.client)
+
+    # WHEN 250 servers of its first 300 are asked for (thirteen filters' worth)
+    wanted = lane.server_ids[50:300]
+    lane.emulator.reset_metrics()
+    found = adapter.source_servers(wanted)
+
+    # THEN the lane's pages are read until every one is found: three pages, no filter
+    assert sorted(server.source_server_id for server in found) == sorted(wanted)
+    assert lane.calls() == {"DescribeSourceServers": 3}
+
+    # AND one that does not exist costs no call of its own once every page was read
+    lane.emulator.reset_metrics()
+    found = adapter.source_servers([*lane.server_ids[:250], "s-00000000000000000"])
+    assert sorted(server.source_server_id for server in found) == sorted(lane.server_ids[:250])
+    assert lane.calls() == {"DescribeSourceServers": 5}
+
+
+@pytest.mark.usefixtures("small_pages")
+def test_servers_few_of_a_large_lane_are_read_with_filters_once_the_pages_did_not_pay(
+    lanes: LaneFactory,
+) -> None:
+    # GIVEN a lane of 450 servers, and 21 wanted among its last ones
+    lane = lanes(450)
+    adapter = MgnAdapter(lane.client)
+    wanted = lane.server_ids[-21:]
+
+    # WHEN they are read: two pages (what their two filters would cost) find none of them
+    lane.emulator.reset_metrics()
+    found = adapter.source_servers(wanted)
+
+    # THEN the rest are read with filters, every one found, each once
+    assert sorted(server.source_server_id for server in found) == sorted(wanted)
+    assert lane.calls() == {"DescribeSourceServers": 2 + 2}
+
+    # AND from then on this lane's servers are read with filters straight away
+    lane.emulator.reset_metrics()
+    assert len(adapter.source_servers(wanted)) == 21
+    assert lane.calls() == {"DescribeSourceServers": 2}

@@ -36,6 +36,8 @@ R = TypeVar("R")
 
 # describe_source_servers accepts up to 200 IDs in its filter, describe_jobs up to 1,000.
 MAX_IDS_PER_FILTER = 200
+# describe_source_servers' largest page (maxResults).
+SOURCE_SERVERS_PER_PAGE = 1000
 MAX_JOB_IDS_PER_FILTER = 1000
 
 
@@ -347,6 +349,10 @@ def _server_action(item: Any) -> SourceServerAction:
 class MgnAdapter:
     def __init__(self, client: MgnClient) -> None:
         self._client = client
+        # Whether reading the lane's servers page by page found the wanted ones within the
+        # pages 200-ID filters would have cost (``_listed``); once it did not (a lane far
+        # larger than what is wanted of it), the filters are used.
+        self._listing_pays = True
 
     def initialized(self) -> bool:
         """Whether MGN was initialized in this account and Region (one small read: MGN
@@ -366,27 +372,59 @@ class MgnAdapter:
     def source_servers(
         self, ids: Sequence[str] | None = None, *, include_archived: bool = False
     ) -> list[SourceServer]:
-        """Every matching source server, across pages (and 200-ID filter chunks)."""
+        """Every matching source server, across pages; the ``ids`` asked for in 200-ID
+        filter chunks, or, when they need more than one, by reading the lane's servers page by
+        page (1,000 a page) until all are found (``_listed``)."""
         if ids is not None and not ids:
             return []
-        chunks: list[Sequence[str] | None] = (
-            [ids[i : i + MAX_IDS_PER_FILTER] for i in range(0, len(ids), MAX_IDS_PER_FILTER)]
-            if ids is not None
-            else [None]
+        filters: DescribeSourceServersRequestFiltersTypeDef = (
+            {} if include_archived else {"isArchived": False}
         )
+        if ids is None:
+            return [SourceServer.from_api(item) for item in self._pages(filters)]
+        wanted = list(dict.fromkeys(ids))
         servers: list[SourceServer] = []
-        for chunk in chunks:
-            filters: DescribeSourceServersRequestFiltersTypeDef = (
-                {} if include_archived else {"isArchived": False}
-            )
-            if chunk is not None:
-                filters["sourceServerIDs"] = list(chunk)
-            servers.extend(SourceServer.from_api(item) for item in self._pages(filters))
+        if len(wanted) > MAX_IDS_PER_FILTER and self._listing_pays:
+            servers, wanted = self._listed(filters, wanted)
+        for start in range(0, len(wanted), MAX_IDS_PER_FILTER):
+            chunk: DescribeSourceServersRequestFiltersTypeDef = {
+                **filters,
+                "sourceServerIDs": wanted[start : start + MAX_IDS_PER_FILTER],
+            }
+            servers.extend(SourceServer.from_api(item) for item in self._pages(chunk))
         return servers
+
+    def _listed(
+        self, filters: DescribeSourceServersRequestFiltersTypeDef, wanted: list[str]
+    ) -> tuple[list[SourceServer], list[str]]:
+        """The wanted servers read from the lane's pages, at most as many pages as their
+        200-ID filters would cost (a coordinator watching a wave's replication wants most of
+        its lane: 1,000 servers in one call, not five), and those still to read with filters
+        (none if every page was read: the others do not exist)."""
+        left = set(wanted)
+        found: list[SourceServer] = []
+        budget = -(-len(wanted) // MAX_IDS_PER_FILTER)
+        paginator = self._client.get_paginator("describe_source_servers")
+        pages = paginator.paginate(
+            filters=filters, PaginationConfig={"PageSize": SOURCE_SERVERS_PER_PAGE}
+        )
+        for read, page in enumerate(pages, start=1):
+            for item in page.get("items", []):
+                if item["sourceServerID"] in left:
+                    left.discard(item["sourceServerID"])
+                    found.append(SourceServer.from_api(item))
+            if not left:
+                return found, []
+            if read >= budget and page.get("nextToken"):
+                self._listing_pays = False
+                return found, [server_id for server_id in wanted if server_id in left]
+        return found, []
 
     def _pages(self, filters: DescribeSourceServersRequestFiltersTypeDef) -> Iterator[Any]:
         paginator = self._client.get_paginator("describe_source_servers")
-        for page in paginator.paginate(filters=filters, PaginationConfig={"PageSize": 1000}):
+        for page in paginator.paginate(
+            filters=filters, PaginationConfig={"PageSize": SOURCE_SERVERS_PER_PAGE}
+        ):
             yield from page.get("items", [])
 
     def source_server(self, source_server_id: str) -> SourceServer:
