@@ -3,6 +3,7 @@ a lane's loop hands over to a fresh execution of itself, never leaving the lane 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -27,11 +28,13 @@ from orchestration.pipeline.batched_launches import (
     REQUEST_CONTROL_MAX_AGE_SECONDS,
     BatchedLaunches,
     LoopConfig,
+    identity_of,
     loop_name,
     outcome_output,
     successor_name,
 )
 from orchestration.pipeline.errors import WaveCancelledError
+from orchestration.pipeline.reporter import Identity
 from orchestration.pipeline.spec import MigrationSpec
 from tests.support.fakes import FakeReporter, FixedClock, migration_record
 
@@ -370,6 +373,53 @@ def test_a_cutover_request_names_the_test_instance_its_coordinator_retires(
         for launch in ledger.snapshot().waiting
     }
     assert to_retire == {"mig-1": "i-0123456789abcdef0", "mig-2": None, "mig-3": None}
+
+
+def test_a_request_keeps_only_what_its_migrations_reports_need(
+    ledger: DynamoLaunchLedger,
+) -> None:
+    service = BatchedLaunches(
+        lanes=OneLane(),  # type: ignore[arg-type]
+        ledger_for=lambda _lane: ledger,
+        tasks=Tasks(),
+        coordinator_arn="arn:coordinator",
+        reporter=None,  # type: ignore[arg-type]
+        clock=FixedClock(NOW),
+    )
+    state = _state("mig-1")
+    state["spec"] |= {"slackChannel": "C07WAVE0001", "callbackUrls": ["https://cmdb.test/w"]}
+    spec = MigrationSpec.model_validate(state["spec"])
+
+    service.request(state, "test", "token-1", "exec-1")
+
+    # THEN the lane's open request keeps the migration's identity and routing, not its spec
+    # (every run of the loop reads every open request)
+    [waiting] = ledger.snapshot().waiting
+    assert set(json.loads(waiting.request.payload)) == {
+        "migrationId",
+        "wave",
+        "appName",
+        "targetVmName",
+        "correlationId",
+        "slackChannel",
+        "callbackUrls",
+        "targetAccountId",
+        "targetRegion",
+    }
+    named = identity_of(waiting.request.payload)
+    assert named == Identity(
+        spec.migration_id,
+        spec.wave,
+        spec.app_name,
+        spec.target_vm_name,
+        spec.correlation_id,
+        "C07WAVE0001",
+        ("https://cmdb.test/w",),
+        spec.target_account_id,
+        spec.target_region,
+    )
+    # AND a request recorded with the whole spec (before) names the migration the same way
+    assert identity_of(spec.model_dump_json(by_alias=True)) == named
 
 
 # --- how long a loop waits between runs ------------------------------------------------------

@@ -316,7 +316,7 @@ class StatusReports(Protocol):
 
     def step(
         self,
-        spec: MigrationSpec,
+        migration: MigrationIdentity,
         step: Step,
         status: StepStatus,
         message: str,

@@ -28,7 +28,6 @@ from orchestration.clock import Clock
 from orchestration.events import EventDetail, EventRouting, MigrationStatusUpdated, Step, StepStatus
 from orchestration.migration_request import MigrationRequest
 from orchestration.observability import logger
-from orchestration.pipeline.spec import MigrationSpec
 
 E = TypeVar("E", bound=EventDetail)
 
@@ -236,7 +235,7 @@ class StatusReporter:
 
     def step(
         self,
-        spec: MigrationSpec,
+        migration: MigrationIdentity,
         step: Step,
         status: StepStatus,
         message: str,
@@ -257,7 +256,7 @@ class StatusReporter:
         kept = _kept.get()
         if kept is not None:
             fields = {
-                **_named(spec),
+                **_named(migration),
                 "timestamp": now,
                 "step": step,
                 "status": status,
@@ -276,13 +275,13 @@ class StatusReporter:
                 and started is None
                 and migration_status not in STATUSES_WRITTEN_AT_ONCE
             ):
-                kept.add(self, spec.migration_id, report)
+                kept.add(self, migration.migration_id, report)
                 return None
-            earlier = kept.take(spec.migration_id)
+            earlier = kept.take(migration.migration_id)
             if earlier is not None:
-                earlier[0]._write(spec.migration_id, earlier[1])
+                earlier[0]._write(migration.migration_id, earlier[1])
         sequence = self._store.advance(
-            spec.migration_id,
+            migration.migration_id,
             step=step,
             status=status,
             now=now,
@@ -295,7 +294,7 @@ class StatusReporter:
             return None
         event = MigrationStatusUpdated.model_validate(
             {
-                **_named(spec),
+                **_named(migration),
                 "sequence": sequence,
                 "timestamp": now,
                 "step": step,

@@ -338,7 +338,7 @@ class FakeReporter:
 
     def step(
         self,
-        spec: MigrationSpec,
+        migration: MigrationIdentity,
         step: Step,
         status: StepStatus,
         message: str,
@@ -348,14 +348,14 @@ class FakeReporter:
     ) -> MigrationStatusUpdated:
         self.steps.append(ReportedStep(step, status, message, migration_status, data))
         event = MigrationStatusUpdated(
-            migration_id=spec.migration_id,
-            wave=spec.wave,
-            app_name=spec.app_name,
-            target_vm_name=spec.target_vm_name,
-            target_account_id=spec.target_account_id,
-            target_region=spec.target_region,
-            correlation_id=spec.correlation_id,
-            sequence=self._next(spec.migration_id),
+            migration_id=migration.migration_id,
+            wave=migration.wave,
+            app_name=migration.app_name,
+            target_vm_name=migration.target_vm_name,
+            target_account_id=migration.target_account_id,
+            target_region=migration.target_region,
+            correlation_id=migration.correlation_id,
+            sequence=self._next(migration.migration_id),
             timestamp=self._clock.now(),
             step=step,
             status=status,
