@@ -115,6 +115,28 @@ def test_a_group_of_sixty_is_decided_in_two_writes_each_vm_once_its_event_number
     assert outcome.decision.decision_id in trail[0]["detail"]
 
 
+def test_a_click_that_decides_two_vms_writes_them_together(
+    store: MigrationStore, emulated_aws: EmulatedAws, calls: Counter[str]
+) -> None:
+    # GIVEN two VMs ready (a wave's approvers click as VMs become ready: often two at a time)
+    service, gate, group, approvals = _waiting_group(store, 2)
+    calls.clear()
+
+    outcome = service.decide_group(group, "APPROVED", user=CAROL)
+
+    # THEN both are decided in one read, one transaction and one batch of audit entries,
+    # where each alone was its decision, its event's number and its audit entry
+    assert (len(outcome.decided), outcome.refused) == (2, ())
+    assert len({answer.token for answer in gate.answers}) == 2
+    assert all(store.approval(a).status == "APPROVED" for a in approvals)  # type: ignore[union-attr]
+    assert (calls["BatchGetItem"], calls["TransactWriteItems"], calls["BatchWriteItem"]) == (
+        1,
+        1,
+        1,
+    ), calls
+    assert calls["UpdateItem"] + calls["PutItem"] == 0, calls
+
+
 def test_a_vm_decided_meanwhile_makes_its_chunk_decide_one_at_a_time(
     store: MigrationStore, emulated_aws: EmulatedAws
 ) -> None:
