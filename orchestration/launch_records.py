@@ -153,6 +153,9 @@ class LedgerSnapshot:
     waiting: tuple[WaitingLaunch, ...]
     intents: tuple[LaunchIntent, ...]
     version: int
+    # Answered requests whose outcome had not reached its execution (the outbox), seen in
+    # the same read: with none, and none answered since, there is nothing to deliver.
+    undelivered: int = 0
 
 
 @dataclass(frozen=True, slots=True)

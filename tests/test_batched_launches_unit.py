@@ -151,6 +151,35 @@ def test_an_outcome_not_sent_before_a_crash_is_sent_by_the_next_run(
     assert service.deliver(ledger) == (0, 0)  # sent once
 
 
+def test_a_run_that_answers_nothing_reads_the_outbox_only_when_its_read_saw_one(
+    launches: tuple[BatchedLaunches, Any, Tasks],
+) -> None:
+    service, ledger, tasks = launches
+    waiting = LaunchRequest("mig-2", "s-0fedcba9876543210", "test", "wave-1", NOW)
+    loop = _loop_with(ledger, waiting)  # its server still replicates: nothing is answered
+    queries: list[str] = []
+
+    def count(params: dict[str, Any], **_: Any) -> None:
+        queries.append(params["KeyConditionExpression"])
+
+    events = ledger._table.meta.client.meta.events
+    events.register("provide-client-params.dynamodb.Query", count)
+    try:
+        # WHEN the loop runs with nothing in the outbox: its one read of the lane, no more
+        service.coordinate(LANE, loop, CONFIG)
+        assert len(queries) == 1, queries
+
+        # AND with an outcome a crashed run left undelivered: the read sees it, it is sent
+        outcome = _answered(ledger)
+        queries.clear()
+        service.coordinate(LANE, loop, CONFIG, 1)
+    finally:
+        events.unregister("provide-client-params.dynamodb.Query", count)
+    assert len(queries) == 2, queries
+    assert tasks.sent == [("token-1", outcome_output(outcome))]
+    assert ledger.undelivered() == []
+
+
 def test_an_execution_that_moved_on_is_recorded_and_its_outcome_dropped(
     launches: tuple[BatchedLaunches, Any, Tasks],
 ) -> None:

@@ -222,7 +222,7 @@ class DynamoLaunchLedger:
     def snapshot(self) -> LedgerSnapshot:
         waiting: list[WaitingLaunch] = []
         intents: list[LaunchIntent] = []
-        version = 0
+        version = undelivered = 0
         query: dict[str, Any] = {
             "KeyConditionExpression": "pk = :pk",
             "ExpressionAttributeValues": {":pk": self._pk},
@@ -247,8 +247,10 @@ class DynamoLaunchLedger:
                     )
                 elif sk.startswith(INTENT_PREFIX):
                     intents.append(_intent(item))
+                elif sk.startswith(OUTBOX_PREFIX):
+                    undelivered += 1
             if "LastEvaluatedKey" not in response:
-                return LedgerSnapshot(tuple(waiting), tuple(intents), version)
+                return LedgerSnapshot(tuple(waiting), tuple(intents), version, undelivered)
             query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def add_intent(self, intent: LaunchIntent, *, seen_version: int) -> None:

@@ -263,9 +263,11 @@ class BatchedLaunches:
         # migrations, are written together when it ends, before any outcome is sent.
         with reports_deferred():
             answered = coordinator.run_once(now, waited=timedelta(seconds=waited_seconds))
-        sent, moved_on = self.deliver(ledger)
         left = coordinator.last_run
         assert left is not None  # run_once sets it
+        # The outbox is read only if the run answered something or its read saw outcomes not
+        # delivered: most runs of a waiting lane answer nothing (one Query each, otherwise).
+        sent, moved_on = self.deliver(ledger) if answered or left.undelivered else (0, 0)
         idle = left.idle and not ledger.undelivered()
         result: dict[str, Any] = {
             "answered": len(answered),

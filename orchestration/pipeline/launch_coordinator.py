@@ -126,6 +126,9 @@ class RunSummary:
     # window, new requests) and ``next_window`` is the earliest window still to open.
     busy: bool = True
     next_window: datetime | None = None
+    # Outcomes the run's read of the ledger found not yet delivered (a run before it, or a
+    # repeated request, answered them): what delivering has to look for besides this run's.
+    undelivered: int = 0
 
     @property
     def idle(self) -> bool:
@@ -304,6 +307,7 @@ class LaunchCoordinator:
             jobs=len(intents) + len(planned),
             busy=bool(intents or planned or retire or len(waits_for_window) < len(pending)),
             next_window=min(waits_for_window, default=None),
+            undelivered=snapshot.undelivered,
         )
         return outcomes
 

@@ -720,7 +720,10 @@ class FakeLaunchLedger:
 
     def snapshot(self) -> LedgerSnapshot:
         return LedgerSnapshot(
-            tuple(self.waiting.values()), tuple(self.intents.values()), self.version
+            tuple(self.waiting.values()),
+            tuple(self.intents.values()),
+            self.version,
+            len(self.outbox),
         )
 
     def add_intent(self, intent: LaunchIntent, *, seen_version: int) -> None:
