@@ -38,6 +38,7 @@ from orchestration.local.runtime.moto_patches import (
     ORIGINAL_ATTRIBUTE,
     QUERY_COPY_PATCH_POINTS,
     STATE_DATA_COPY_PATCH_POINTS,
+    UPDATE_COPY_PATCH_POINTS,
     USER_AGENT_PATCH_POINTS,
     ModuleNamePatchPoint,
     MotoPatchPoint,
@@ -56,6 +57,7 @@ WAVES = 4
 TABLE_QUERY = "moto.dynamodb.models.table.Table.query"
 TABLE_ALL_ITEMS = "moto.dynamodb.models.table.Table.all_items"
 ITEM_SIZE = "moto.dynamodb.models.dynamo_type.Item.size"
+UPDATE_ITEM = "moto.dynamodb.models.DynamoDBBackend.update_item"
 ENRICH_RESPONSE = "moto.core.responses.BaseResponse._enrich_response"
 ACCOUNT_BACKEND = "moto.core.base_backend.BackendDict._create_account_specific_backend"
 EC2_LOOKUPS = (
@@ -487,6 +489,104 @@ def test_canary_moto_still_deep_copies_query_results_through_its_copy_module(
     assert stand_in.copy is copy.copy  # everything but deepcopy is copy's own
     assert stand_in.deepcopy([{"a": [1]}]) == [{"a": [1]}]
     assert stand_in.deepcopy([{"a": [1]}])[0] is not None
+
+
+@pytest.mark.parametrize("point", UPDATE_COPY_PATCH_POINTS, ids=lambda point: point.symbol)
+def test_canary_moto_still_copies_an_updated_item_through_its_copy_module(
+    point: ModuleNamePatchPoint,
+) -> None:
+    stand_in = _installed_stand_in(point)
+    assert stand_in.copy is copy.copy  # everything but deepcopy is copy's own
+    item = Item(DynamoType({"S": "a"}), None, {"l": {"L": [{"S": "x"}]}})
+    copied = stand_in.deepcopy(item)  # no update served: copy.deepcopy's own
+    assert copied is not item
+    assert copied.attrs["l"] == item.attrs["l"]
+
+
+def _history_updates(dynamodb: DynamoDBClient, key: dict[str, Any]) -> list[Any]:
+    """A record's updates as the reporter makes them (history appended, a sequence number
+    allocated, the new values returned), a refused condition, an update of a new item."""
+    answers = []
+    for n in range(4):
+
+        def update(n: int = n) -> Any:
+            return dynamodb.update_item(
+                TableName="state",
+                Key=key,
+                UpdateExpression="ADD seq :one SET #h = list_append(if_not_exists(#h, :e), :n)",
+                ConditionExpression="attribute_not_exists(#h) OR size(#h) < :limit",
+                ExpressionAttributeNames={"#h": "history"},
+                ExpressionAttributeValues={
+                    ":one": {"N": "1"},
+                    ":e": {"L": []},
+                    ":n": {"L": [{"M": {"step": {"S": f"s{n}"}}}]},
+                    ":limit": {"N": "3"},
+                },
+                ReturnValues="UPDATED_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+
+        answers.append(_answer(update))
+    answers.append(_answer(lambda: dynamodb.get_item(TableName="state", Key=key)))
+    return answers
+
+
+def test_an_updated_item_is_not_copied_for_a_table_without_a_stream_and_answers_as_motos(
+    dynamodb: DynamoDBClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import moto.dynamodb.models as moto_models
+
+    installed = moto_models.__dict__["copy"]  # the runtime's stand-in for the module
+    copied: list[bool] = []  # per item deep-copied by update_item: whether a copy came back
+
+    class _Recording:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(installed, name)
+
+        @staticmethod
+        def deepcopy(x: Any, memo: Any = None) -> Any:
+            result = installed.deepcopy(x, memo)
+            if isinstance(x, Item):
+                copied.append(result is not x)
+            return result
+
+    monkeypatch.setattr(moto_models, "copy", _Recording())
+    key = {"pk": {"S": "R"}, "sk": {"S": "1"}}
+    patched = _history_updates(dynamodb, key)
+    # the state table has no stream: the item was not copied by the three updates that found
+    # it (the first created it; the last was refused, after the copy moto takes first)
+    assert copied == [False, False, False]
+    dynamodb.delete_item(TableName="state", Key=key)
+    with _moto_as_is(UPDATE_ITEM, module_points=UPDATE_COPY_PATCH_POINTS):
+        as_moto = _history_updates(dynamodb, key)
+    assert patched == as_moto
+    assert patched[3][1] == "ConditionalCheckFailedException"  # the history was full
+
+
+def test_an_updated_item_of_a_table_with_a_stream_gives_the_stream_its_old_image(
+    dynamodb: DynamoDBClient,
+) -> None:
+    dynamodb.create_table(
+        TableName="streamed",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    key = {"pk": {"S": "a"}}
+    dynamodb.put_item(TableName="streamed", Item={**key, "v": {"L": [{"S": "old"}]}})
+    dynamodb.update_item(
+        TableName="streamed",
+        Key=key,
+        UpdateExpression="SET v = list_append(v, :n)",
+        ExpressionAttributeValues={":n": {"L": [{"S": "new"}]}},
+    )
+
+    table = dynamodb_backends[LOCAL_ACCOUNT_ID][REGION].get_table("streamed")
+    assert table.stream_shard is not None
+    update = table.stream_shard.items[-1].to_json()["dynamodb"]
+    assert update["OldImage"]["v"] == {"L": [{"S": "old"}]}
+    assert update["NewImage"]["v"] == {"L": [{"S": "old"}, {"S": "new"}]}
 
 
 @pytest.mark.parametrize("point", STATE_DATA_COPY_PATCH_POINTS, ids=lambda point: point.symbol)

@@ -99,6 +99,11 @@ and the lookups by ID (``get_instance``,                           lookup by ins
 ``botocore.useragent.sanitize_user_agent_string_component``         each User-Agent component of
                                                                    every request, char by char.
                                                                    Here: once per string
+``moto.dynamodb.models.DynamoDBBackend.update_item`` and the       every UpdateItem deep-copies
+module's ``copy``                                                  the item first, for the
+                                                                   table's stream only. Here,
+                                                                   for a table without one: no
+                                                                   copy
 ``copy`` in four modules of ``moto.stepfunctions.parser.asl``      every state's input, path
 (``eval.states``, ``string_expression``, ``result_path``,          value, result and task
 ``state_task_service``)                                            parameters deep-copied with
@@ -816,6 +821,49 @@ def _query_results_copy() -> Any:
     return _Copy()
 
 
+# Whether the UpdateItem moto serves now is of a table without a stream: the item's copy it
+# takes first (the stream's old image) is then never read (``_update_item_copy``).
+_UPDATING_WITHOUT_STREAM: ContextVar[bool] = ContextVar(
+    "wavepilot_updating_without_stream", default=False
+)
+
+
+def _replace_update_item(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def update_item(self: Any, table_name: str, *args: Any, **kwargs: Any) -> Any:
+        if active_hooks() is None:
+            return original(self, table_name, *args, **kwargs)
+        # moto's first step too: an unknown table is refused here as there
+        without_stream = self.get_table(table_name).stream_shard is None
+        token = _UPDATING_WITHOUT_STREAM.set(without_stream)
+        try:
+            return original(self, table_name, *args, **kwargs)
+        finally:
+            _UPDATING_WITHOUT_STREAM.reset(token)
+
+    return update_item
+
+
+def _update_item_copy() -> Any:
+    """A stand-in for ``copy`` in moto's DynamoDB backend module: ``update_item`` deep-copies
+    the item before updating it (``orig_item = copy.deepcopy(item)``) only to hand the table's
+    stream the item's old image; for a table without a stream (checked by the replaced
+    ``update_item``) nothing reads that copy, and the item is returned as it is. Anything
+    else (a table with a stream, a transaction's copies, no runtime) is ``copy`` itself."""
+
+    class _Copy:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(copy, name)
+
+        @staticmethod
+        def deepcopy(x: Any, memo: Any = None) -> Any:
+            if memo is None and _UPDATING_WITHOUT_STREAM.get() and (x is None or type(x) is Item):
+                return x
+            return copy.deepcopy(x, memo)
+
+    return _Copy()
+
+
 # (backend, instance IDs) while moto looks instances up by ID: all_reservations() copies only
 # the reservations that hold one of them.
 _WANTED_INSTANCES: ContextVar[tuple[Any, frozenset[str]] | None] = ContextVar(
@@ -1369,6 +1417,32 @@ MOTO_PATCH_POINTS: tuple[MotoPatchPoint, ...] = (
         ),
     ),
     MotoPatchPoint(
+        symbol="moto.dynamodb.models.DynamoDBBackend.update_item",
+        parameters=(
+            "self",
+            "table_name",
+            "key",
+            "update_expression",
+            "expression_attribute_names",
+            "expression_attribute_values",
+            "attribute_updates",
+            "expected",
+            "condition_expression",
+            "return_values_on_condition_check_failure",
+        ),
+        why="every UpdateItem deep-copies the whole item first, for the table's stream only "
+        "(a migration record's history: the largest cost of moto's update after its "
+        "validation). The replacement says whether the table has a stream, for the backend "
+        "module's copy (_update_item_copy).",
+        replacement=_replace_update_item,
+        uses=(
+            "table = self.get_table(table_name)",
+            "orig_item = copy.deepcopy(item)",
+            "if table.stream_shard is not None:",
+            "table.stream_shard.add(orig_item, item)",
+        ),
+    ),
+    MotoPatchPoint(
         symbol="moto.core.responses.BaseResponse._enrich_response",
         parameters=("headers", "body"),
         why="every answer's body is searched with a look-behind regular expression for an "
@@ -1861,6 +1935,21 @@ def _cached_regex_module() -> Any:
 # moto's DynamoDB answers: every result goes through dynamo_to_dict (a generic walk with five
 # type checks per value, a twentieth of a rehearsal's CPU for the ledger's Queries), and every
 # condition is lexed with patterns compiled per token.
+# moto's DynamoDB backend module deep-copies an item before updating it, for streams only
+# (see _update_item_copy); the module's other copy (a transaction's tables) is replaced with
+# ``transact_write_items`` while a runtime runs.
+UPDATE_COPY_PATCH_POINTS: tuple[ModuleNamePatchPoint, ...] = (
+    ModuleNamePatchPoint(
+        module="moto.dynamodb.models",
+        name="copy",
+        expected=copy,
+        uses=("orig_item = copy.deepcopy(item)",),
+        why="every UpdateItem deep-copies the item it updates, for a stream",
+        replacement=_update_item_copy,
+    ),
+)
+
+
 DYNAMODB_ANSWER_PATCH_POINTS: tuple[ModuleNamePatchPoint, ...] = (
     ModuleNamePatchPoint(
         module="moto.dynamodb.responses",
@@ -1961,6 +2050,7 @@ def install_moto_patches() -> None:
             *LOADER_PATCH_POINTS,
             *RESPONSE_PATCH_POINTS,
             *QUERY_COPY_PATCH_POINTS,
+            *UPDATE_COPY_PATCH_POINTS,
             *DYNAMODB_ANSWER_PATCH_POINTS,
             *STATE_DATA_COPY_PATCH_POINTS,
             *USER_AGENT_PATCH_POINTS,
