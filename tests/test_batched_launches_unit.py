@@ -379,10 +379,9 @@ def _state(migration_id: str, **results: Any) -> dict[str, Any]:
     }
 
 
-def test_a_cutover_request_names_the_test_instance_its_coordinator_retires(
-    ledger: DynamoLaunchLedger,
-) -> None:
-    service = BatchedLaunches(
+def _requesting(ledger: DynamoLaunchLedger) -> BatchedLaunches:
+    """The service as request_launch uses it: the lane's ledger, nothing reported."""
+    return BatchedLaunches(
         lanes=OneLane(),  # type: ignore[arg-type]
         ledger_for=lambda _lane: ledger,
         tasks=Tasks(),
@@ -390,6 +389,12 @@ def test_a_cutover_request_names_the_test_instance_its_coordinator_retires(
         reporter=None,  # type: ignore[arg-type]
         clock=FixedClock(NOW),
     )
+
+
+def test_a_cutover_request_names_the_test_instance_its_coordinator_retires(
+    ledger: DynamoLaunchLedger,
+) -> None:
+    service = _requesting(ledger)
     verified = {"testCheck": {"done": True, "instanceId": "i-0123456789abcdef0"}}
     service.request(_state("mig-1", **verified), "cutover", "token-1", "exec-1")
     # prepared by a PrepareCutover that terminated the test instance itself: nothing to retire
@@ -407,14 +412,7 @@ def test_a_cutover_request_names_the_test_instance_its_coordinator_retires(
 def test_a_request_keeps_only_what_its_migrations_reports_need(
     ledger: DynamoLaunchLedger,
 ) -> None:
-    service = BatchedLaunches(
-        lanes=OneLane(),  # type: ignore[arg-type]
-        ledger_for=lambda _lane: ledger,
-        tasks=Tasks(),
-        coordinator_arn="arn:coordinator",
-        reporter=None,  # type: ignore[arg-type]
-        clock=FixedClock(NOW),
-    )
+    service = _requesting(ledger)
     state = _state("mig-1")
     state["spec"] |= {"slackChannel": "C07WAVE0001", "callbackUrls": ["https://cmdb.test/w"]}
     spec = MigrationSpec.model_validate(state["spec"])

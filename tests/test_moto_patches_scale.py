@@ -395,13 +395,9 @@ def test_an_index_querys_items_are_those_moto_keeps(dynamodb: DynamoDBClient) ->
         assert sorted(map(id, kept)) == sorted(map(id, moto_keeps))
 
 
-def test_query_results_are_not_deep_copied_in_a_serialized_request(
-    dynamodb: DynamoDBClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import moto.dynamodb.models.table as moto_table
-
-    installed = moto_table.__dict__["copy"]  # the runtime's stand-in for the module
-    copies: list[tuple[bool, bool]] = []  # (a list of items, the same items came back)
+def _recording_deepcopy(installed: Any, seen: Callable[[Any, Any], None]) -> Any:
+    """A stand-in for a moto module's ``copy`` that answers as ``installed`` (the runtime's)
+    and tells ``seen`` of each deep copy: what was copied, and what came back."""
 
     class _Recording:
         def __getattr__(self, name: str) -> Any:
@@ -410,11 +406,25 @@ def test_query_results_are_not_deep_copied_in_a_serialized_request(
         @staticmethod
         def deepcopy(x: Any, memo: Any = None) -> Any:
             result = installed.deepcopy(x, memo)
-            if isinstance(x, list) and x and all(isinstance(i, Item) for i in x):
-                copies.append((True, all(a is b for a, b in zip(x, result, strict=True))))
+            seen(x, result)
             return result
 
-    monkeypatch.setattr(moto_table, "copy", _Recording())
+    return _Recording()
+
+
+def test_query_results_are_not_deep_copied_in_a_serialized_request(
+    dynamodb: DynamoDBClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import moto.dynamodb.models.table as moto_table
+
+    installed = moto_table.__dict__["copy"]  # the runtime's stand-in for the module
+    copies: list[tuple[bool, bool]] = []  # (a list of items, the same items came back)
+
+    def seen(x: Any, result: Any) -> None:
+        if isinstance(x, list) and x and all(isinstance(i, Item) for i in x):
+            copies.append((True, all(a is b for a, b in zip(x, result, strict=True))))
+
+    monkeypatch.setattr(moto_table, "copy", _recording_deepcopy(installed, seen))
     # a request: served under the DynamoDB lock, the items are moto's own, unchanged
     answer = dynamodb.query(
         TableName="state",
@@ -539,18 +549,11 @@ def test_an_updated_item_is_not_copied_for_a_table_without_a_stream_and_answers_
     installed = moto_models.__dict__["copy"]  # the runtime's stand-in for the module
     copied: list[bool] = []  # per item deep-copied by update_item: whether a copy came back
 
-    class _Recording:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(installed, name)
+    def seen(x: Any, result: Any) -> None:
+        if isinstance(x, Item):
+            copied.append(result is not x)
 
-        @staticmethod
-        def deepcopy(x: Any, memo: Any = None) -> Any:
-            result = installed.deepcopy(x, memo)
-            if isinstance(x, Item):
-                copied.append(result is not x)
-            return result
-
-    monkeypatch.setattr(moto_models, "copy", _Recording())
+    monkeypatch.setattr(moto_models, "copy", _recording_deepcopy(installed, seen))
     key = {"pk": {"S": "R"}, "sk": {"S": "1"}}
     patched = _history_updates(dynamodb, key)
     # the state table has no stream: the item was not copied by the three updates that found

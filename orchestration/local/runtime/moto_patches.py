@@ -1932,9 +1932,6 @@ def _cached_regex_module() -> Any:
     return _Regex()
 
 
-# moto's DynamoDB answers: every result goes through dynamo_to_dict (a generic walk with five
-# type checks per value, a twentieth of a rehearsal's CPU for the ledger's Queries), and every
-# condition is lexed with patterns compiled per token.
 # moto's DynamoDB backend module deep-copies an item before updating it, for streams only
 # (see _update_item_copy); the module's other copy (a transaction's tables) is replaced with
 # ``transact_write_items`` while a runtime runs.
@@ -1950,6 +1947,9 @@ UPDATE_COPY_PATCH_POINTS: tuple[ModuleNamePatchPoint, ...] = (
 )
 
 
+# moto's DynamoDB answers: every result goes through dynamo_to_dict (a generic walk with five
+# type checks per value, a twentieth of a rehearsal's CPU for the ledger's Queries), and every
+# condition is lexed with patterns compiled per token.
 DYNAMODB_ANSWER_PATCH_POINTS: tuple[ModuleNamePatchPoint, ...] = (
     ModuleNamePatchPoint(
         module="moto.dynamodb.responses",
