@@ -315,14 +315,14 @@ class BatchedLaunches:
         for launch in launches:
             if not launch.request.payload:
                 continue
-            spec = identity_of(launch.request.payload)
+            migration = identity_of(launch.request.payload)
             kind = launch.request.kind
             self._report.step(
-                spec,
+                migration,
                 Step.START_TEST_LAUNCH if kind == "test" else Step.START_CUTOVER,
                 "WAITING",
-                f"wave {spec.wave} {state.lower()} by <@{by}>: the {kind} launch starts when "
-                "the wave is resumed",
+                f"wave {migration.wave} {state.lower()} by <@{by}>: the {kind} launch starts "
+                "when the wave is resumed",
                 held=True,
             )
 
@@ -384,9 +384,12 @@ class BatchedLaunches:
     def _report_replicated(self, launches: Sequence[WaitingLaunch]) -> None:
         for launch in launches:
             if launch.request.payload:
-                spec = identity_of(launch.request.payload)
+                migration = identity_of(launch.request.payload)
                 self._report.step(
-                    spec, Step.WAIT_FOR_REPLICATION, "SUCCEEDED", "replication ready (continuous)"
+                    migration,
+                    Step.WAIT_FOR_REPLICATION,
+                    "SUCCEEDED",
+                    "replication ready (continuous)",
                 )
 
     def _report_dependencies(
@@ -394,9 +397,9 @@ class BatchedLaunches:
     ) -> None:
         for launch, apps in waiting:
             if launch.request.payload:
-                spec = identity_of(launch.request.payload)
+                migration = identity_of(launch.request.payload)
                 self._report.step(
-                    spec,
+                    migration,
                     Step.START_CUTOVER,
                     "WAITING",
                     f"the cutover waits for {', '.join(apps)} to cut over first (dependsOn): "
@@ -412,9 +415,9 @@ class BatchedLaunches:
         for launch in members:
             if not launch.request.payload:
                 continue
-            spec = identity_of(launch.request.payload)
+            migration = identity_of(launch.request.payload)
             self._report.step(
-                spec,
+                migration,
                 step,
                 "SUCCEEDED",
                 f"{intent.kind} launch started (MGN job {job_id}, "
