@@ -450,8 +450,18 @@ def _apply_transaction(
     backend: DynamoDBBackend, writes: list[_TransactionWrite], item_count: int
 ) -> None:
     """Phase 2: moto's own writes (conditions already held); on failure, restore the items
-    written and raise as moto does (a validation error as is, anything else as a reason)."""
-    before = [(write, copy.deepcopy(_stored_item(write))) for write in writes]
+    written and raise as moto does (a validation error as is, anything else as a reason).
+    What is restored is the item as it was: a copy of one an Update changes in place; the
+    item itself for a Put (moto stores a new item) or a Delete (moto only removes it)."""
+    before = [
+        (
+            write,
+            copy.deepcopy(_stored_item(write))
+            if write.operation == "Update"
+            else _stored_item(write),
+        )
+        for write in writes
+    ]
     reasons: list[_Reason] = [_PASSED] * item_count
     try:
         for write in writes:
